@@ -1,0 +1,160 @@
+{{/*
+Names, labels and small shared pieces. A workload below is an entry of .Values.workloads, passed
+around as (dict "root" $ "key" $key "w" $workload).
+*/}}
+
+{{- define "mastertrade.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mastertrade.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mastertrade.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object of the release. */}}
+{{- define "mastertrade.labels" -}}
+helm.sh/chart: {{ include "mastertrade.chart" . }}
+app.kubernetes.io/name: {{ include "mastertrade.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mastertrade
+{{- end }}
+
+{{/* Object name of a workload: <fullname>-<workload name>. */}}
+{{- define "mastertrade.workloadName" -}}
+{{- printf "%s-%s" (include "mastertrade.fullname" .root) .w.name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mastertrade.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mastertrade.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .w.name }}
+{{- end }}
+
+{{- define "mastertrade.workloadLabels" -}}
+{{ include "mastertrade.labels" .root }}
+app.kubernetes.io/component: {{ .w.name }}
+mastertrade.io/tier: {{ .w.component }}
+{{- end }}
+
+{{/*
+Pod label saying "this pod talks to workload <name>": each workload's NetworkPolicy admits the
+pods that carry its label, so the allowed graph is the catalog's dependsOn.
+*/}}
+{{- define "mastertrade.usesLabel" -}}
+mastertrade.io/uses-{{ . }}
+{{- end }}
+
+{{/* image reference from (dict "root" $ "image" $image) */}}
+{{- define "mastertrade.image" -}}
+{{- $registry := default .image.registry .root.Values.global.imageRegistry }}
+{{- $tag := default .root.Chart.AppVersion .image.tag }}
+{{- $ref := .image.repository }}
+{{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end }}
+{{- if .image.digest }}
+{{- printf "%s@%s" $ref .image.digest }}
+{{- else }}
+{{- printf "%s:%s" $ref $tag }}
+{{- end }}
+{{- end }}
+
+{{/* The image a workload runs: its own, or MasterTrade's. */}}
+{{- define "mastertrade.workloadImage" -}}
+{{- include "mastertrade.image" (dict "root" .root "image" (.w.image | default .root.Values.image)) }}
+{{- end }}
+
+{{- define "mastertrade.credentialsSecretName" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-credentials" (include "mastertrade.fullname" .)) }}
+{{- end }}
+
+{{- define "mastertrade.serviceAccountName" -}}
+{{- include "mastertrade.fullname" . }}
+{{- end }}
+
+{{/* In-cluster host name of the workload with key .target */}}
+{{- define "mastertrade.hostOf" -}}
+{{- include "mastertrade.workloadName" (dict "root" .root "w" (index .root.Values.workloads .target)) }}
+{{- end }}
+
+{{- define "mastertrade.podSecurityContext" -}}
+{{- $sc := .w.securityContext | default .root.Values.image.securityContext }}
+runAsNonRoot: true
+runAsUser: {{ $sc.runAsUser }}
+runAsGroup: {{ $sc.runAsGroup }}
+fsGroup: {{ $sc.fsGroup }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "mastertrade.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{- define "mastertrade.imagePullSecrets" -}}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A value as an environment string. Helm reads YAML numbers as floats, which print 1000000 as
+1e+06; whole numbers are printed as integers instead.
+*/}}
+{{- define "mastertrade.envString" -}}
+{{- if and (kindIs "float64" .) (eq . (. | int64 | float64)) }}{{ . | int64 }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
+{{/* The non-secret environment of a workload, rendered into its ConfigMap: a YAML map. */}}
+{{- define "mastertrade.envData" -}}
+{{- $root := .root }}
+{{- $data := dict }}
+{{- range $group := .w.settings }}
+{{- range $name, $value := index $root.Values.settings $group }}
+{{- $_ := set $data $name (include "mastertrade.envString" $value) }}
+{{- end }}
+{{- end }}
+{{- range $name, $field := .w.authEnv }}
+{{- $_ := set $data $name (index $root.Values.auth $field | toString) }}
+{{- end }}
+{{- range $name, $target := .w.serviceUrls }}
+{{- $tw := index $root.Values.workloads $target }}
+{{- $_ := set $data $name (printf "http://%s:%d" (include "mastertrade.hostOf" (dict "root" $root "target" $target)) (int (first $tw.ports).port)) }}
+{{- end }}
+{{- range $name, $value := .w.env }}
+{{- $_ := set $data $name (include "mastertrade.envString" $value) }}
+{{- end }}
+{{- toYaml $data }}
+{{- end }}
+
+{{/* The config files of a workload (files/<key>/<file>, rendered with tpl): a YAML map. */}}
+{{- define "mastertrade.filesData" -}}
+{{- $root := .root }}
+{{- $key := .key }}
+{{- $data := dict }}
+{{- range .w.configFiles }}
+{{- $_ := set $data .file (tpl ($root.Files.Get (printf "files/%s/%s" $key .file)) $root) }}
+{{- end }}
+{{- toYaml $data }}
+{{- end }}

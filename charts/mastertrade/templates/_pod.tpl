@@ -1,0 +1,184 @@
+{{/*
+The pod template of a workload: image, ports, environment, probes, volumes and security, from
+its catalog entry. Called with (dict "root" $ "key" $key "w" $workload).
+*/}}
+
+{{/* One probe handler: the seed's exec check, or an HTTP GET on the first port. */}}
+{{- define "mastertrade.probeHandler" -}}
+{{- if .check.exec }}
+exec:
+  command: {{- toYaml .check.exec | nindent 4 }}
+{{- else }}
+httpGet:
+  path: {{ .path | default .check.httpGet.path }}
+  port: {{ (first .ports).name }}
+{{- end }}
+{{- end }}
+
+{{- define "mastertrade.probes" -}}
+{{- $check := .w.healthCheck }}
+{{- $handler := include "mastertrade.probeHandler" (dict "check" $check "ports" .w.ports) }}
+{{- if gt (int $check.startPeriod) 0 }}
+startupProbe:
+  {{- $handler | nindent 2 }}
+  periodSeconds: 10
+  timeoutSeconds: {{ $check.timeout }}
+  failureThreshold: {{ div (add $check.startPeriod 9) 10 }}
+{{- end }}
+readinessProbe:
+  {{- $handler | nindent 2 }}
+  periodSeconds: {{ $check.interval }}
+  timeoutSeconds: {{ $check.timeout }}
+  failureThreshold: {{ $check.retries }}
+livenessProbe:
+  {{- include "mastertrade.probeHandler" (dict "check" $check "ports" .w.ports "path" $check.livenessPath) | nindent 2 }}
+  periodSeconds: {{ $check.interval }}
+  timeoutSeconds: {{ $check.timeout }}
+  failureThreshold: {{ $check.retries }}
+{{- end }}
+
+{{/*
+Environment that is not in the ConfigMap: credentials from Secrets, and the seed's connection
+URLs, assembled from Service names and the password (Kubernetes expands $(VAR) from earlier
+entries, so no password is ever written into a ConfigMap).
+*/}}
+{{- define "mastertrade.secretEnv" -}}
+{{- $root := .root }}
+{{- $secret := include "mastertrade.credentialsSecretName" $root }}
+{{- $auth := $root.Values.auth }}
+{{- range $name, $key := .w.secretEnv }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: {{ $key }}}
+{{- end }}
+{{- if has "database" .w.connections }}
+- name: POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: postgres-password}
+- name: DATABASE_URL
+  value: {{ printf "postgresql://%s:$(POSTGRES_PASSWORD)@%s:5432/%s" $auth.postgresUser (include "mastertrade.hostOf" (dict "root" $root "target" "postgres")) $auth.database | quote }}
+{{- end }}
+{{- if has "rabbitmq" .w.connections }}
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: rabbitmq-password}
+- name: RABBITMQ_URL
+  value: {{ printf "amqp://%s:$(RABBITMQ_PASSWORD)@%s:5672/%s" $auth.rabbitmqUser (include "mastertrade.hostOf" (dict "root" $root "target" "rabbitmq")) (trimPrefix "/" $auth.rabbitmqVhost) | quote }}
+{{- end }}
+{{- if has "redis" .w.connections }}
+- name: REDIS_URL
+  value: {{ printf "redis://%s:6379/0" (include "mastertrade.hostOf" (dict "root" $root "target" "redis")) | quote }}
+{{- end }}
+{{- with $root.Values.apiKeys.existingSecret }}
+{{- $apiSecret := . }}
+{{- range $.w.apiKeys }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef: {name: {{ $apiSecret }}, key: {{ . }}, optional: true}
+{{- end }}
+{{- end }}
+{{- with .w.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Checksum of what the pod reads from ConfigMaps: a change rolls only this workload. */}}
+{{- define "mastertrade.configHash" -}}
+{{- list (include "mastertrade.envData" .) (include "mastertrade.filesData" .) | toJson | sha256sum }}
+{{- end }}
+
+{{- define "mastertrade.podTemplate" -}}
+{{- $root := .root }}
+{{- $w := .w }}
+{{- $name := include "mastertrade.workloadName" . }}
+{{- $env := include "mastertrade.envData" . | fromYaml }}
+{{- $secretEnv := include "mastertrade.secretEnv" . }}
+metadata:
+  labels:
+    {{- include "mastertrade.workloadLabels" . | nindent 4 }}
+    {{- range $w.dependsOn }}
+    {{ include "mastertrade.usesLabel" (index $root.Values.workloads .).name }}: "true"
+    {{- end }}
+  annotations:
+    checksum/config: {{ include "mastertrade.configHash" . }}
+    {{- with $w.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "mastertrade.serviceAccountName" $root }}
+  automountServiceAccountToken: false
+  # Service links would inject variables such as RABBITMQ_PORT that the images misread
+  enableServiceLinks: false
+  {{- include "mastertrade.imagePullSecrets" $root | nindent 2 }}
+  securityContext:
+    {{- include "mastertrade.podSecurityContext" . | nindent 4 }}
+  containers:
+    - name: {{ $w.name }}
+      image: {{ include "mastertrade.workloadImage" . }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      {{- with $w.command }}
+      command: {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- if $w.args }}
+      args: {{- toYaml $w.args | nindent 8 }}
+      {{- else if not $w.image }}
+      args: [serve, {{ $w.name }}]
+      {{- end }}
+      ports:
+        {{- range $w.ports }}
+        - name: {{ .name }}
+          containerPort: {{ .containerPort | default .port }}
+          protocol: TCP
+        {{- end }}
+      {{- if $env }}
+      envFrom:
+        - configMapRef:
+            name: {{ $name }}-env
+      {{- end }}
+      {{- if trim $secretEnv }}
+      env: {{- $secretEnv | nindent 8 }}
+      {{- end }}
+      resources: {{- toYaml $w.resources | nindent 8 }}
+      {{- include "mastertrade.probes" . | nindent 6 }}
+      securityContext:
+        {{- include "mastertrade.containerSecurityContext" . | nindent 8 }}
+      volumeMounts:
+        {{- if and $w.persistence $w.persistence.enabled }}
+        - name: data
+          mountPath: {{ $w.persistence.mountPath }}
+        {{- end }}
+        {{- range $w.configFiles }}
+        - name: files
+          mountPath: {{ .mountPath }}
+          subPath: {{ .file }}
+          readOnly: true
+        {{- end }}
+        {{- range $i, $path := $w.writablePaths }}
+        - name: scratch-{{ $i }}
+          mountPath: {{ $path }}
+        {{- end }}
+  volumes:
+    {{- if and $w.persistence $w.persistence.enabled (eq $w.kind "Deployment") }}
+    - name: data
+      persistentVolumeClaim:
+        claimName: {{ $name }}-data
+    {{- end }}
+    {{- if $w.configFiles }}
+    - name: files
+      configMap:
+        name: {{ $name }}-files
+    {{- end }}
+    {{- range $i, $path := $w.writablePaths }}
+    - name: scratch-{{ $i }}
+      emptyDir: {}
+    {{- end }}
+  {{- with $w.nodeSelector }}
+  nodeSelector: {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $w.tolerations }}
+  tolerations: {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $w.affinity }}
+  affinity: {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}

@@ -1,0 +1,51 @@
+"""Writes every generated artifact of the project from its one source.
+
+`python -m mastertrade_operator.generate` (or `make generate`) rewrites them; the unit tests
+regenerate them in memory and fail when a committed file is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mastertrade.core.topology import definitions_document
+from mastertrade_operator.model import CHART_DIR, load_default_values
+from mastertrade_operator.model.schema import build_values_schema
+
+
+def render_values_schema() -> str:
+    catalog = load_default_values()
+    return json.dumps(build_values_schema(list(catalog.workloads)), indent=2) + "\n"
+
+
+def render_rabbitmq_definitions() -> str:
+    return json.dumps(definitions_document(), indent=2) + "\n"
+
+
+GENERATED: dict[Path, Callable[[], str]] = {
+    CHART_DIR / "values.schema.json": render_values_schema,
+    CHART_DIR / "files/rabbitmq/definitions.json": render_rabbitmq_definitions,
+}
+
+
+def stale_files() -> list[Path]:
+    """Generated files whose committed content differs from what the sources give now."""
+    return [
+        path
+        for path, render in GENERATED.items()
+        if not path.exists() or path.read_text() != render()
+    ]
+
+
+def main() -> int:
+    for path, render in GENERATED.items():
+        path.write_text(render())
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""The typed shape of MasterTrade's deployment values.
+
+One model serves the Helm chart (it generates `values.schema.json`) and the operator (a
+`MasterTradeDeployment` spec has the same shape, so a values file is a spec). The data itself,
+the workload catalog and every default, lives in `charts/mastertrade/values.yaml`; this module
+only says what a valid value looks like.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
+MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+URL_SAFE_PASSWORD_PATTERN = r"^[A-Za-z0-9]*$"
+
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+Seconds = Annotated[int, Field(ge=1, le=3600)]
+
+
+class Strict(BaseModel):
+    """A part of the values where an unknown key is a mistake, not an extension."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Component(StrEnum):
+    INFRASTRUCTURE = "infrastructure"
+    CORE = "core"
+    MONITORING = "monitoring"
+
+
+class WorkloadKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+
+
+class Connection(StrEnum):
+    """Infrastructure a MasterTrade service connects to, each given to it as a seed URL."""
+
+    DATABASE = "database"
+    RABBITMQ = "rabbitmq"
+    REDIS = "redis"
+
+
+class Image(Strict):
+    registry: str = Field(default="", description="Registry host; empty means Docker Hub")
+    repository: str = Field(min_length=1, description="Repository, e.g. postgres")
+    tag: str = Field(default="", description="Tag; the chart's appVersion when empty")
+    digest: str = Field(
+        default="", pattern=r"^(sha256:[a-f0-9]{64})?$", description="Pin by digest instead"
+    )
+
+
+class PodSecurity(Strict):
+    runAsUser: int = Field(ge=1, description="Non-root user the image runs as")
+    runAsGroup: int = Field(ge=0)
+    fsGroup: int = Field(ge=0, description="Group that owns mounted volumes")
+
+
+class MastertradeImage(Image):
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    securityContext: PodSecurity
+
+
+class Port(Strict):
+    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=15)
+    port: int = Field(ge=1, le=65535, description="Service port (the seed's host port)")
+    containerPort: int | None = Field(
+        default=None, ge=1, le=65535, description="Container port when it differs from port"
+    )
+
+
+class Quantities(Strict):
+    cpu: str = Field(pattern=CPU_PATTERN, description="CPU cores, e.g. 2 or 500m")
+    memory: str = Field(pattern=MEMORY_PATTERN, description="Memory, e.g. 4Gi (binary units)")
+
+
+class Resources(Strict):
+    limits: Quantities
+    requests: Quantities
+
+
+class HttpCheck(Strict):
+    path: str = Field(pattern=r"^/", description="Path on the workload's first port")
+
+
+class HealthCheck(Strict):
+    """The seed's Compose health check, in seconds; rendered as Kubernetes probes."""
+
+    exec_: list[str] | None = Field(default=None, alias="exec", min_length=1)
+    httpGet: HttpCheck | None = None
+    livenessPath: str | None = Field(
+        default=None, pattern=r"^/", description="Dependency-free endpoint for the liveness probe"
+    )
+    interval: Seconds = Field(description="Compose interval: probe periodSeconds")
+    timeout: Seconds = Field(description="Compose timeout: probe timeoutSeconds")
+    retries: int = Field(ge=1, le=100, description="Compose retries: probe failureThreshold")
+    startPeriod: int = Field(ge=0, le=3600, description="Compose start_period: startup probe")
+
+    @model_validator(mode="after")
+    def _one_kind_of_check(self) -> HealthCheck:
+        if (self.exec_ is None) == (self.httpGet is None):
+            raise ValueError("a healthCheck needs exactly one of `exec` or `httpGet`")
+        return self
+
+
+class Persistence(Strict):
+    enabled: bool = True
+    size: str = Field(pattern=MEMORY_PATTERN, description="Volume size, e.g. 50Gi")
+    mountPath: str = Field(pattern=r"^/")
+    storageClass: str = Field(default="", description="Empty uses global.storageClass")
+
+
+class ConfigFile(Strict):
+    file: str = Field(description="File under the chart's files/<workload>/ folder")
+    mountPath: str = Field(pattern=r"^/", description="Where the seed bind-mounts it")
+
+
+class Workload(Strict):
+    """One entry of the workload catalog: one container of the seed."""
+
+    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=40, description="Kubernetes name")
+    component: Component
+    kind: WorkloadKind
+    enabled: bool = True
+    replicas: int = Field(default=1, ge=0, le=100)
+    image: Image | None = Field(default=None, description="Empty runs MasterTrade's own image")
+    command: list[str] | None = None
+    args: list[str] | None = None
+    ports: list[Port] = Field(min_length=1)
+    resources: Resources
+    healthCheck: HealthCheck
+    persistence: Persistence | None = None
+    env: dict[EnvName, str | int | float | bool] = Field(default_factory=dict)
+    authEnv: dict[EnvName, str] = Field(
+        default_factory=dict, description="Variable name to a non-secret field of `auth`"
+    )
+    secretEnv: dict[EnvName, str] = Field(
+        default_factory=dict, description="Variable name to a key of the credentials Secret"
+    )
+    connections: list[Connection] = Field(default_factory=list)
+    settings: list[str] = Field(default_factory=list, description="Groups of `settings` read")
+    apiKeys: list[EnvName] = Field(default_factory=list, description="Keys of apiKeys' Secret")
+    serviceUrls: dict[EnvName, str] = Field(
+        default_factory=dict, description="Variable name to the workload whose URL it holds"
+    )
+    configFiles: list[ConfigFile] = Field(default_factory=list)
+    remoteCheck: list[str] | None = Field(
+        default=None,
+        description="`helm test` command for exec checks, run in the workload's image with "
+        "SERVICE_HOST and SERVICE_PORT set",
+    )
+    securityContext: PodSecurity | None = Field(
+        default=None, description="Empty takes image.securityContext"
+    )
+    writablePaths: list[str] = Field(
+        default_factory=lambda: ["/tmp"], description="emptyDirs beside a read-only root"
+    )
+    metrics: bool = Field(default=False, description="Prometheus scrapes /metrics")
+    exposed: bool = Field(default=False, description="An entry point reachable from anywhere")
+    dependsOn: list[str] = Field(default_factory=list, description="The seed's depends_on")
+    nodeSelector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    podAnnotations: dict[str, str] = Field(default_factory=dict)
+    extraEnv: list[dict[str, Any]] = Field(default_factory=list, description="Extra env entries")
+
+
+class StrategySettings(Strict):
+    MAX_ACTIVE_STRATEGIES: int = Field(ge=1, le=1000)
+    DAILY_GENERATION_COUNT: int = Field(ge=0, le=100_000)
+    GENERATION_TIME: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM")
+
+
+class TradingSettings(Strict):
+    TRADING_ENVIRONMENT: Literal["paper", "live"]
+    PAPER_TRADING_INITIAL_BALANCE: float = Field(gt=0)
+
+
+class RiskSettings(Strict):
+    MAX_POSITION_SIZE_PCT: float = Field(gt=0, le=1, description="Fraction, 0.2 is 20%")
+    MAX_PORTFOLIO_DRAWDOWN_PCT: float = Field(gt=0, le=1, description="Fraction, 0.15 is 15%")
+    CIRCUIT_BREAKER_ENABLED: bool
+
+
+class EmailSettings(Strict):
+    EMAIL_HOST: str = Field(min_length=1)
+    EMAIL_PORT: int = Field(ge=1, le=65535)
+
+
+class LoggingSettings(Strict):
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    LOG_FORMAT: Literal["json", "console"]
+
+
+class Settings(Strict):
+    strategy: StrategySettings
+    trading: TradingSettings
+    risk: RiskSettings
+    email: EmailSettings
+    logging: LoggingSettings
+
+
+class Global(Strict):
+    imageRegistry: str = ""
+    imagePullSecrets: list[str] = Field(default_factory=list)
+    storageClass: str = ""
+
+
+class Auth(Strict):
+    existingSecret: str = ""
+    postgresPassword: str = Field(default="", pattern=URL_SAFE_PASSWORD_PATTERN)
+    rabbitmqPassword: str = Field(default="", pattern=URL_SAFE_PASSWORD_PATTERN)
+    grafanaAdminPassword: str = ""
+    database: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    postgresUser: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    rabbitmqUser: str = Field(min_length=1)
+    rabbitmqVhost: str = Field(min_length=1)
+    grafanaAdminUser: str = Field(min_length=1)
+
+
+class ApiKeys(Strict):
+    existingSecret: str = ""
+
+
+class PersistencePolicy(Strict):
+    keepOnUninstall: bool = True
+
+
+class PrometheusSettings(Strict):
+    scrapeInterval: str = Field(pattern=r"^[0-9]+(ms|s|m|h)$")
+
+
+class Migrations(Strict):
+    enabled: bool = True
+    backoffLimit: int = Field(ge=0, le=100)
+    resources: Resources
+
+
+class NetworkPolicySettings(Strict):
+    enabled: bool = True
+
+
+class TestImage(Strict):
+    image: Image
+
+
+class Values(Strict):
+    """Everything `helm install -f values.yaml` (or a MasterTradeDeployment spec) may say."""
+
+    nameOverride: str = ""
+    fullnameOverride: str = ""
+    global_: Global = Field(alias="global")
+    image: MastertradeImage
+    auth: Auth
+    apiKeys: ApiKeys
+    settings: Settings
+    persistence: PersistencePolicy
+    prometheus: PrometheusSettings
+    migrations: Migrations
+    networkPolicy: NetworkPolicySettings
+    tests: TestImage
+    workloads: dict[str, Workload]
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Values:
+        known = set(self.workloads)
+        groups = set(Settings.model_fields)
+        for key, workload in self.workloads.items():
+            for target in [*workload.dependsOn, *workload.serviceUrls.values()]:
+                if target not in known:
+                    raise ValueError(f"workloads.{key} refers to unknown workload {target!r}")
+            for group in workload.settings:
+                if group not in groups:
+                    raise ValueError(f"workloads.{key}.settings: unknown group {group!r}")
+        return self

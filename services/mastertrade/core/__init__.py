@@ -1,0 +1,1 @@
+"""What every MasterTrade service shares: settings, logging, metrics, health, connections."""
