@@ -90,6 +90,7 @@ entries, so no password is ever written into a ConfigMap).
 {{- define "mastertrade.podTemplate" -}}
 {{- $root := .root }}
 {{- $w := .w }}
+{{- $writable := $w.writablePaths | default $root.Values.image.writablePaths }}
 {{- $name := include "mastertrade.workloadName" . }}
 {{- $env := include "mastertrade.envData" . | fromYaml }}
 {{- $secretEnv := include "mastertrade.secretEnv" . }}
@@ -153,7 +154,7 @@ spec:
           subPath: {{ .file }}
           readOnly: true
         {{- end }}
-        {{- range $i, $path := $w.writablePaths }}
+        {{- range $i, $path := $writable }}
         - name: scratch-{{ $i }}
           mountPath: {{ $path }}
         {{- end }}
@@ -168,7 +169,7 @@ spec:
       configMap:
         name: {{ $name }}-files
     {{- end }}
-    {{- range $i, $path := $w.writablePaths }}
+    {{- range $i, $path := $writable }}
     - name: scratch-{{ $i }}
       emptyDir: {}
     {{- end }}

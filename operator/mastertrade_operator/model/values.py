@@ -64,8 +64,9 @@ class PodSecurity(Strict):
 
 
 class MastertradeImage(Image):
-    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"]
     securityContext: PodSecurity
+    writablePaths: list[str] = Field(description="emptyDirs beside the read-only root")
 
 
 class Port(Strict):
@@ -111,7 +112,7 @@ class HealthCheck(Strict):
 
 
 class Persistence(Strict):
-    enabled: bool = True
+    enabled: bool
     size: str = Field(pattern=MEMORY_PATTERN, description="Volume size, e.g. 50Gi")
     mountPath: str = Field(pattern=r"^/")
     storageClass: str = Field(default="", description="Empty uses global.storageClass")
@@ -123,13 +124,17 @@ class ConfigFile(Strict):
 
 
 class Workload(Strict):
-    """One entry of the workload catalog: one container of the seed."""
+    """One entry of the workload catalog: one container of the seed.
+
+    Optional fields default to empty, because the chart sees only values.yaml: a default that
+    is not empty must be written there, not here.
+    """
 
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=40, description="Kubernetes name")
     component: Component
     kind: WorkloadKind
-    enabled: bool = True
-    replicas: int = Field(default=1, ge=0, le=100)
+    enabled: bool
+    replicas: int = Field(ge=0, le=100)
     image: Image | None = Field(default=None, description="Empty runs MasterTrade's own image")
     command: list[str] | None = None
     args: list[str] | None = None
@@ -159,8 +164,8 @@ class Workload(Strict):
     securityContext: PodSecurity | None = Field(
         default=None, description="Empty takes image.securityContext"
     )
-    writablePaths: list[str] = Field(
-        default_factory=lambda: ["/tmp"], description="emptyDirs beside a read-only root"
+    writablePaths: list[str] | None = Field(
+        default=None, description="emptyDirs beside a read-only root; empty takes image's"
     )
     metrics: bool = Field(default=False, description="Prometheus scrapes /metrics")
     exposed: bool = Field(default=False, description="An entry point reachable from anywhere")
@@ -230,7 +235,7 @@ class ApiKeys(Strict):
 
 
 class PersistencePolicy(Strict):
-    keepOnUninstall: bool = True
+    keepOnUninstall: bool
 
 
 class PrometheusSettings(Strict):
@@ -238,13 +243,13 @@ class PrometheusSettings(Strict):
 
 
 class Migrations(Strict):
-    enabled: bool = True
+    enabled: bool
     backoffLimit: int = Field(ge=0, le=100)
     resources: Resources
 
 
 class NetworkPolicySettings(Strict):
-    enabled: bool = True
+    enabled: bool
 
 
 class TestImage(Strict):

@@ -1,0 +1,24 @@
+{{/*
+Rules a JSON schema cannot say well, checked before anything renders. Each message names the
+value to change.
+*/}}
+{{- define "mastertrade.validate" -}}
+{{- $trading := .Values.settings.trading }}
+{{- if eq $trading.TRADING_ENVIRONMENT "live" }}
+{{- if not .Values.apiKeys.existingSecret }}
+{{- fail "settings.trading.TRADING_ENVIRONMENT=live places real orders and needs Binance API keys: create a Secret from your .env file and set apiKeys.existingSecret to its name (or keep TRADING_ENVIRONMENT=paper)" }}
+{{- end }}
+{{- if not .Values.settings.risk.CIRCUIT_BREAKER_ENABLED }}
+{{- fail "settings.trading.TRADING_ENVIRONMENT=live needs settings.risk.CIRCUIT_BREAKER_ENABLED=true: live trading without the circuit breaker is refused" }}
+{{- end }}
+{{- end }}
+{{- range $key, $w := .Values.workloads }}
+{{- if $w.enabled }}
+{{- range $w.dependsOn }}
+{{- if not (index $.Values.workloads .).enabled }}
+{{- fail (printf "workloads.%s depends on workloads.%s, which is disabled: enable workloads.%s or disable workloads.%s" $key . . $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

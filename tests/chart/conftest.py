@@ -1,0 +1,28 @@
+"""Fixtures of the chart tests: renders of the chart with the real helm binary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helm import CHART, Manifest, render
+
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+VALUES_PROFILES = [*CI_VALUES, CHART / "values-kind.yaml"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/chart/" in str(item.fspath):
+            item.add_marker(pytest.mark.chart)
+
+
+@pytest.fixture(scope="session")
+def default_render() -> list[Manifest]:
+    return render()
+
+
+@pytest.fixture(scope="session", params=VALUES_PROFILES, ids=lambda p: Path(p).name)
+def profile_render(request: pytest.FixtureRequest) -> list[Manifest]:
+    return render([request.param])

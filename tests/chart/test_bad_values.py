@@ -1,0 +1,78 @@
+"""Bad values are refused at `helm install` time with a message that says what to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helm import render_failure
+
+CASES = [
+    pytest.param(
+        ["workloads.strategyService.replicas=-1"],
+        ["/workloads/strategyService/replicas", "minimum"],
+        id="negative-replicas",
+    ),
+    pytest.param(
+        ["workloads.strategyservice.replicas=5"],
+        ["strategyservice", "strategyService"],
+        id="misspelt-workload",
+    ),
+    pytest.param(
+        ["workloads.redis.replica=3"],
+        ["/workloads/redis", "replica"],
+        id="misspelt-field",
+    ),
+    pytest.param(
+        ["workloads.postgres.resources.limits.memory=4GB"],
+        ["/workloads/postgres/resources/limits/memory"],
+        id="memory-unit",
+    ),
+    pytest.param(
+        ["settings.trading.TRADING_ENVIRONMENT=production"],
+        ["/settings/trading/TRADING_ENVIRONMENT", "paper", "live"],
+        id="trading-environment",
+    ),
+    pytest.param(
+        ["settings.risk.MAX_POSITION_SIZE_PCT=20"],
+        ["/settings/risk/MAX_POSITION_SIZE_PCT", "maximum"],
+        id="percent-not-fraction",
+    ),
+    pytest.param(
+        ["settings.strategy.GENERATION_TIME=3am"],
+        ["/settings/strategy/GENERATION_TIME"],
+        id="generation-time",
+    ),
+    pytest.param(
+        ["auth.postgresPassword=p@ss/word"],
+        ["/auth/postgresPassword"],
+        id="password-not-url-safe",
+    ),
+    pytest.param(
+        ["settings.trading.TRADING_ENVIRONMENT=live"],
+        ["TRADING_ENVIRONMENT=live", "apiKeys.existingSecret"],
+        id="live-without-api-keys",
+    ),
+    pytest.param(
+        ["settings.trading.TRADING_ENVIRONMENT=live", "apiKeys.existingSecret=keys",
+         "settings.risk.CIRCUIT_BREAKER_ENABLED=false"],
+        ["CIRCUIT_BREAKER_ENABLED=true"],
+        id="live-without-circuit-breaker",
+    ),
+    pytest.param(
+        ["workloads.postgres.enabled=false"],
+        ["depends on workloads.postgres, which is disabled"],
+        id="dependency-disabled",
+    ),
+    pytest.param(
+        ["workloads.apiGateway.dependsOn={postgres,nowhere}"],
+        ["/workloads/apiGateway/dependsOn/1", "must be one of", "marketDataService"],
+        id="unknown-dependency",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sets", "expected"), CASES)
+def test_bad_values_are_refused_with_a_clear_message(sets: list[str], expected: list[str]) -> None:
+    message = render_failure(sets=sets)
+    for fragment in expected:
+        assert fragment in message, message

@@ -1,0 +1,54 @@
+"""The chart lints and renders with every values profile, into objects valid for Kubernetes 1.35."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from tests.chart.conftest import VALUES_PROFILES
+from tests.helm import CHART, Manifest, run_helm
+
+KUBERNETES_VERSION = "1.35.0"
+
+
+@pytest.mark.parametrize("values_file", VALUES_PROFILES, ids=lambda p: Path(p).name)
+def test_helm_lint_strict(values_file: Path) -> None:
+    result = run_helm("lint", "--strict", str(CHART), "--values", str(values_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_every_object_is_valid_kubernetes(profile_render: list[Manifest]) -> None:
+    problems = []
+    for manifest in profile_render:
+        try:
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{manifest['kind']}/{manifest['metadata']['name']}: {error.message}")
+    assert problems == []
+
+
+def test_every_object_is_namespaced_and_labelled(profile_render: list[Manifest]) -> None:
+    for manifest in profile_render:
+        metadata = manifest["metadata"]
+        assert metadata["namespace"] == "trading", metadata["name"]
+        labels = metadata["labels"]
+        assert labels["app.kubernetes.io/instance"] == "mastertrade"
+        assert labels["app.kubernetes.io/name"] == "mastertrade"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def test_names_are_unique(profile_render: list[Manifest]) -> None:
+    keys = [(m["kind"], m["metadata"]["name"]) for m in profile_render]
+    assert len(keys) == len(set(keys))
+
+
+def test_rendering_is_deterministic_apart_from_generated_passwords() -> None:
+    args = ["template", "mastertrade", str(CHART), "--namespace", "trading",
+            "--set", "auth.postgresPassword=a", "--set", "auth.rabbitmqPassword=b",
+            "--set", "auth.grafanaAdminPassword=c"]
+    first, second = run_helm(*args), run_helm(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout

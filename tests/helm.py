@@ -1,0 +1,93 @@
+"""Runs the real helm binary on the chart and returns what it rendered, as Python objects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "mastertrade"
+TOOLS_BIN = REPO / ".tools" / "bin"
+
+Manifest = dict[str, Any]
+
+
+def helm_binary() -> str:
+    """The project's helm (make tools), else one on PATH; a clear error when there is none."""
+    local = TOOLS_BIN / "helm"
+    if local.exists():
+        return str(local)
+    found = shutil.which("helm")
+    if found is None:
+        raise RuntimeError("helm not found: run `make tools` to install it into .tools/bin")
+    return found
+
+
+@dataclass
+class HelmResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_helm(*args: str, cwd: Path = REPO) -> HelmResult:
+    env = {**os.environ, "HELM_CACHE_HOME": "/tmp/mastertrade-helm/cache",
+           "HELM_CONFIG_HOME": "/tmp/mastertrade-helm/config",
+           "HELM_DATA_HOME": "/tmp/mastertrade-helm/data"}
+    done = subprocess.run(
+        [helm_binary(), *args], capture_output=True, text=True, cwd=cwd, env=env, check=False
+    )
+    return HelmResult(done.returncode, done.stdout, done.stderr)
+
+
+def template_args(values_files: list[Path], sets: list[str], release: str, namespace: str) -> list[str]:
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    for values_file in values_files:
+        args += ["--values", str(values_file)]
+    for assignment in sets:
+        args += ["--set", assignment]
+    return args
+
+
+def render(
+    values_files: list[Path] | None = None,
+    sets: list[str] | None = None,
+    *,
+    release: str = "mastertrade",
+    namespace: str = "trading",
+    hooks: bool = True,
+) -> list[Manifest]:
+    """`helm template` with the given values; raises with helm's message when it fails."""
+    args = template_args(values_files or [], sets or [], release, namespace)
+    if not hooks:
+        args.append("--no-hooks")
+    result = run_helm(*args)
+    if result.returncode != 0:
+        raise RenderError(result.stderr)
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def render_failure(values_files: list[Path] | None = None, sets: list[str] | None = None) -> str:
+    """helm's error message for values that must be rejected; fails if helm accepted them."""
+    result = run_helm(*template_args(values_files or [], sets or [], "mastertrade", "trading"))
+    if result.returncode == 0:
+        raise AssertionError("helm accepted values that should have been rejected")
+    return result.stderr
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def by_kind_and_name(manifests: list[Manifest]) -> dict[tuple[str, str], Manifest]:
+    return {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+
+
+def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m["kind"] == kind]
