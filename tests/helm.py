@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,15 +60,19 @@ def render(
     values_files: list[Path] | None = None,
     sets: list[str] | None = None,
     *,
+    values: dict[str, Any] | None = None,
     release: str = "mastertrade",
     namespace: str = "trading",
     hooks: bool = True,
 ) -> list[Manifest]:
-    """`helm template` with the given values; raises with helm's message when it fails."""
-    args = template_args(values_files or [], sets or [], release, namespace)
-    if not hooks:
-        args.append("--no-hooks")
-    result = run_helm(*args)
+    """`helm template` with values files, `--set`s and a values dict (typed, unlike --set)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as extra:
+        yaml.safe_dump(values or {}, extra)
+        extra.flush()
+        args = template_args([*(values_files or []), Path(extra.name)], sets or [], release, namespace)
+        if not hooks:
+            args.append("--no-hooks")
+        result = run_helm(*args)
     if result.returncode != 0:
         raise RenderError(result.stderr)
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

@@ -62,7 +62,7 @@ def build_values_schema(workload_keys: list[str]) -> JsonSchema:
     schema = inline_refs(Values.model_json_schema(by_alias=True, mode="validation"))
     schema = constrain_to_catalog(drop_titles(schema), workload_keys)
     return {
-        "$schema": "https://json-schema.org/draft-07/schema#",
+        "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "MasterTrade chart values",
         **{key: value for key, value in schema.items() if key != "title"},
     }

@@ -1,0 +1,55 @@
+# MasterTrade developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools/bin
+CHECKOV_VENV := .tools/checkov
+CHART := charts/mastertrade
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+.PHONY: setup
+setup: $(BIN)/python tools ## Create .venv with the project and its dev tools, and install helm/kubectl
+	$(BIN)/pip install --quiet -e '.[dev,operator]'
+
+.PHONY: tools
+tools: ## Install the real helm and kubectl binaries into .tools/bin
+	@bash scripts/install-k8s-tools.sh $(TOOLS)
+
+.PHONY: checkov
+checkov: ## Install checkov into its own environment (.tools/checkov), for the security scan
+	@test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && \
+		$(CHECKOV_VENV)/bin/pip install --quiet checkov; }
+
+.PHONY: generate
+generate: ## Rewrite every generated file (values.schema.json, definitions.json)
+	$(BIN)/python -m mastertrade_operator.generate
+
+.PHONY: lint
+lint: ## ruff, mypy and helm lint --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(TOOLS)/helm lint --strict $(CHART)
+
+.PHONY: test
+test: setup checkov ## Set everything up, then run every tier of tests
+	bash scripts/ensure-infra.sh
+	$(BIN)/python -m pytest
+
+.PHONY: render
+render: ## Print the chart rendered with the defaults (pass VALUES=file for a profile)
+	@$(TOOLS)/helm template mastertrade $(CHART) $(if $(VALUES),--values $(VALUES))
+
+.PHONY: bench
+bench: setup ## Run the benchmarks in bench/ and print their figures
+	$(BIN)/python bench/chart_render.py
