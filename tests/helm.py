@@ -38,16 +38,21 @@ class HelmResult:
 
 
 def run_helm(*args: str, cwd: Path = REPO) -> HelmResult:
-    env = {**os.environ, "HELM_CACHE_HOME": "/tmp/mastertrade-helm/cache",
-           "HELM_CONFIG_HOME": "/tmp/mastertrade-helm/config",
-           "HELM_DATA_HOME": "/tmp/mastertrade-helm/data"}
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": "/tmp/mastertrade-helm/cache",
+        "HELM_CONFIG_HOME": "/tmp/mastertrade-helm/config",
+        "HELM_DATA_HOME": "/tmp/mastertrade-helm/data",
+    }
     done = subprocess.run(
         [helm_binary(), *args], capture_output=True, text=True, cwd=cwd, env=env, check=False
     )
     return HelmResult(done.returncode, done.stdout, done.stderr)
 
 
-def template_args(values_files: list[Path], sets: list[str], release: str, namespace: str) -> list[str]:
+def template_args(
+    values_files: list[Path], sets: list[str], release: str, namespace: str
+) -> list[str]:
     args = ["template", release, str(CHART), "--namespace", namespace]
     for values_file in values_files:
         args += ["--values", str(values_file)]
@@ -69,7 +74,9 @@ def render(
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as extra:
         yaml.safe_dump(values or {}, extra)
         extra.flush()
-        args = template_args([*(values_files or []), Path(extra.name)], sets or [], release, namespace)
+        args = template_args(
+            [*(values_files or []), Path(extra.name)], sets or [], release, namespace
+        )
         if not hooks:
             args.append("--no-hooks")
         result = run_helm(*args)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mastertrade.core.topology import definitions_document
+from mastertrade_operator.chartdocs import render_chart_readme
 from mastertrade_operator.model import CHART_DIR, load_default_values
 from mastertrade_operator.model.schema import build_values_schema
 
@@ -28,6 +29,7 @@ def render_rabbitmq_definitions() -> str:
 GENERATED: dict[Path, Callable[[], str]] = {
     CHART_DIR / "values.schema.json": render_values_schema,
     CHART_DIR / "files/rabbitmq/definitions.json": render_rabbitmq_definitions,
+    CHART_DIR / "README.md": render_chart_readme,
 }
 
 

@@ -53,8 +53,11 @@ CASES = [
         id="live-without-api-keys",
     ),
     pytest.param(
-        ["settings.trading.TRADING_ENVIRONMENT=live", "apiKeys.existingSecret=keys",
-         "settings.risk.CIRCUIT_BREAKER_ENABLED=false"],
+        [
+            "settings.trading.TRADING_ENVIRONMENT=live",
+            "apiKeys.existingSecret=keys",
+            "settings.risk.CIRCUIT_BREAKER_ENABLED=false",
+        ],
         ["CIRCUIT_BREAKER_ENABLED=true"],
         id="live-without-circuit-breaker",
     ),

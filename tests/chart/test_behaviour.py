@@ -35,7 +35,11 @@ def config_hashes(manifests: list[Manifest]) -> dict[str, str]:
 
 def test_credentials_are_generated_into_a_secret_and_kept(default_render: list[Manifest]) -> None:
     secret = by_kind_and_name(default_render)[("Secret", PREFIX + "credentials")]
-    assert set(secret["data"]) == {"postgres-password", "rabbitmq-password", "grafana-admin-password"}
+    assert set(secret["data"]) == {
+        "postgres-password",
+        "rabbitmq-password",
+        "grafana-admin-password",
+    }
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     other = by_kind_and_name(render())[("Secret", PREFIX + "credentials")]
     assert other["data"]["postgres-password"] != secret["data"]["postgres-password"], (
@@ -88,7 +92,9 @@ def test_volumes_can_be_deleted_with_the_release() -> None:
     for claim in of_kind(manifests, "PersistentVolumeClaim"):
         assert "annotations" not in claim["metadata"]
     for statefulset in of_kind(manifests, "StatefulSet"):
-        assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+        assert (
+            statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+        )
     assert "annotations" not in of_kind(manifests, "Secret")[0]["metadata"]
 
 
@@ -128,8 +134,11 @@ def test_network_policies_follow_the_dependency_graph(default_render: list[Manif
     for key, workload in CATALOG.items():
         policy = by_kind_and_name(default_render)[("NetworkPolicy", PREFIX + workload.name)]
         label = f"mastertrade.io/uses-{workload.name}"
-        sources = [rule["from"][0]["podSelector"]["matchLabels"] for rule in
-                   policy["spec"]["ingress"] if "from" in rule]
+        sources = [
+            rule["from"][0]["podSelector"]["matchLabels"]
+            for rule in policy["spec"]["ingress"]
+            if "from" in rule
+        ]
         assert {label: "true"} in sources
         admitted = {name for name, labels in pod_labels.items() if labels.get(label) == "true"}
         dependents = {PREFIX + w.name for w in CATALOG.values() if key in w.dependsOn}
@@ -159,21 +168,32 @@ def test_seed_dependencies_are_allowed(default_render: list[Manifest]) -> None:
 
 def test_prometheus_may_scrape_every_metrics_port(default_render: list[Manifest]) -> None:
     objects = by_kind_and_name(default_render)
-    config = yaml.safe_load(objects[("ConfigMap", PREFIX + "prometheus-files")]["data"]["prometheus.yml"])
-    jobs = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]}
-    expected = {w.name: f"{PREFIX}{w.name}:{w.ports[0].port}" for w in CATALOG.values() if w.metrics}
+    config = yaml.safe_load(
+        objects[("ConfigMap", PREFIX + "prometheus-files")]["data"]["prometheus.yml"]
+    )
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]
+    }
+    expected = {
+        w.name: f"{PREFIX}{w.name}:{w.ports[0].port}" for w in CATALOG.values() if w.metrics
+    }
     assert jobs == expected
     prometheus_selector = {"app.kubernetes.io/component": "prometheus"}
     for key, workload in CATALOG.items():
         if not workload.metrics or key == "prometheus":
             continue
         policy = objects[("NetworkPolicy", PREFIX + workload.name)]
-        selectors = [rule["from"][0]["podSelector"]["matchLabels"] for rule in
-                     policy["spec"]["ingress"] if "from" in rule]
+        selectors = [
+            rule["from"][0]["podSelector"]["matchLabels"]
+            for rule in policy["spec"]["ingress"]
+            if "from" in rule
+        ]
         assert any(prometheus_selector.items() <= s.items() for s in selectors), key
 
 
-def test_schema_migration_runs_as_a_hook_with_database_access(default_render: list[Manifest]) -> None:
+def test_schema_migration_runs_as_a_hook_with_database_access(
+    default_render: list[Manifest],
+) -> None:
     (job,) = of_kind(default_render, "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
     container = job["spec"]["template"]["spec"]["containers"][0]
@@ -182,13 +202,18 @@ def test_schema_migration_runs_as_a_hook_with_database_access(default_render: li
 
 
 def test_helm_test_checks_every_workload(default_render: list[Manifest]) -> None:
-    tests = [m for m in of_kind(default_render, "Pod")
-             if m["metadata"]["annotations"]["helm.sh/hook"] == "test"]
+    tests = [
+        m
+        for m in of_kind(default_render, "Pod")
+        if m["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    ]
     assert {m["metadata"]["name"] for m in tests} == {
         f"{PREFIX}{w.name}-test-health" for w in CATALOG.values()
     }
     gateway = next(m for m in tests if "api-gateway" in m["metadata"]["name"])
-    assert gateway["spec"]["containers"][0]["args"][-1] == "http://mastertrade-api-gateway:8080/health"
+    assert (
+        gateway["spec"]["containers"][0]["args"][-1] == "http://mastertrade-api-gateway:8080/health"
+    )
 
 
 def test_registry_mirror_pull_secrets_and_storage_class() -> None:
@@ -205,8 +230,11 @@ def test_registry_mirror_pull_secrets_and_storage_class() -> None:
         m["metadata"]["name"]: m["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"]
         for m in of_kind(manifests, "StatefulSet")
     }
-    assert classes == {PREFIX + "postgres": "db-ssd", PREFIX + "rabbitmq": "fast-ssd",
-                       PREFIX + "redis": "fast-ssd"}
+    assert classes == {
+        PREFIX + "postgres": "db-ssd",
+        PREFIX + "rabbitmq": "fast-ssd",
+        PREFIX + "redis": "fast-ssd",
+    }
 
 
 def test_disabled_workloads_render_nothing() -> None:
@@ -222,7 +250,9 @@ def test_scheduling_overrides_reach_the_pod() -> None:
     assert pod["spec"]["nodeSelector"] == {"mastertrade.io/pool": "trading"}
     assert pod["spec"]["tolerations"][0]["value"] == "trading"
     assert pod["metadata"]["annotations"]["example.com/team"] == "execution"
-    assert {"name": "HTTP_PROXY", "value": "http://proxy.internal:3128"} in pod["spec"]["containers"][0]["env"]
+    assert {"name": "HTTP_PROXY", "value": "http://proxy.internal:3128"} in pod["spec"][
+        "containers"
+    ][0]["env"]
 
 
 @pytest.mark.parametrize("budget", [{"cpu": 4.0, "memory_gib": 8.0}])

@@ -13,8 +13,14 @@ from tests.chart.test_behaviour import pods_of
 from tests.helm import Manifest
 
 ALLOWED_VOLUME_TYPES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-    "projected", "secret",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 }
 
 
@@ -22,7 +28,8 @@ def restricted_violations(name: str, pod: dict[str, Any]) -> list[str]:
     spec = pod["spec"]
     pod_context = spec.get("securityContext", {})
     problems = [
-        f"{name}: host namespace {key}" for key in ("hostNetwork", "hostPID", "hostIPC")
+        f"{name}: host namespace {key}"
+        for key in ("hostNetwork", "hostPID", "hostIPC")
         if spec.get(key)
     ]
     problems += [
@@ -51,7 +58,9 @@ def restricted_violations(name: str, pod: dict[str, Any]) -> list[str]:
 
 
 def test_pods_meet_the_restricted_profile(profile_render: list[Manifest]) -> None:
-    problems = [p for name, pod in pods_of(profile_render) for p in restricted_violations(name, pod)]
+    problems = [
+        p for name, pod in pods_of(profile_render) for p in restricted_violations(name, pod)
+    ]
     assert problems == []
 
 

@@ -46,9 +46,19 @@ def test_names_are_unique(profile_render: list[Manifest]) -> None:
 
 
 def test_rendering_is_deterministic_apart_from_generated_passwords() -> None:
-    args = ["template", "mastertrade", str(CHART), "--namespace", "trading",
-            "--set", "auth.postgresPassword=a", "--set", "auth.rabbitmqPassword=b",
-            "--set", "auth.grafanaAdminPassword=c"]
+    args = [
+        "template",
+        "mastertrade",
+        str(CHART),
+        "--namespace",
+        "trading",
+        "--set",
+        "auth.postgresPassword=a",
+        "--set",
+        "auth.rabbitmqPassword=b",
+        "--set",
+        "auth.grafanaAdminPassword=c",
+    ]
     first, second = run_helm(*args), run_helm(*args)
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout

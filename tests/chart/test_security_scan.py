@@ -27,11 +27,25 @@ pytestmark = pytest.mark.scan
 
 def run_checkov(manifest_file: Path) -> dict[str, Any]:
     if not CHECKOV.exists():
-        raise RuntimeError("checkov not found: run `make checkov` to install it into .tools/checkov")
+        raise RuntimeError(
+            "checkov not found: run `make checkov` to install it into .tools/checkov"
+        )
     done = subprocess.run(
-        [str(CHECKOV), "--file", str(manifest_file), "--framework", "kubernetes",
-         "--skip-download", "--compact", "--quiet", "--output", "json"],
-        capture_output=True, text=True, check=False,
+        [
+            str(CHECKOV),
+            "--file",
+            str(manifest_file),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--compact",
+            "--quiet",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     report: dict[str, Any] = json.loads(done.stdout)
     return report

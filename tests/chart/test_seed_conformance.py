@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.helm import Manifest, by_kind_and_name
 
@@ -50,89 +51,154 @@ SERVICE_CHECK = 30, 10, 3
 
 SEED: list[SeedWorkload] = [
     SeedWorkload(
-        "postgres", "StatefulSet", "postgres:15-alpine", {"5432": 5432},
+        "postgres",
+        "StatefulSet",
+        "postgres:15-alpine",
+        {"5432": 5432},
         SeedCheck(10, 5, 5, exec_contains="pg_isready"),
-        limits=("2", "4Gi"), requests=("1", "2Gi"),
+        limits=("2", "4Gi"),
+        requests=("1", "2Gi"),
         volume=("/var/lib/postgresql/data", "50Gi"),
-        env={"POSTGRES_DB": "mastertrade", "POSTGRES_USER": "mastertrade",
-             "PGDATA": "/var/lib/postgresql/data/pgdata"},
+        env={
+            "POSTGRES_DB": "mastertrade",
+            "POSTGRES_USER": "mastertrade",
+            "PGDATA": "/var/lib/postgresql/data/pgdata",
+        },
         secret_env=("POSTGRES_PASSWORD",),
     ),
     SeedWorkload(
-        "rabbitmq", "StatefulSet", "rabbitmq:3.12-management", {"5672": 5672, "15672": 15672},
+        "rabbitmq",
+        "StatefulSet",
+        "rabbitmq:3.12-management",
+        {"5672": 5672, "15672": 15672},
         SeedCheck(30, 10, 5, exec_contains="rabbitmq-diagnostics"),
-        limits=("1", "2Gi"), requests=("500m", "1Gi"),
+        limits=("1", "2Gi"),
+        requests=("500m", "1Gi"),
         volume=("/var/lib/rabbitmq", "10Gi"),
         env={"RABBITMQ_DEFAULT_USER": "mastertrade", "RABBITMQ_DEFAULT_VHOST": "/"},
         secret_env=("RABBITMQ_DEFAULT_PASS",),
         config_paths=("/etc/rabbitmq/rabbitmq.config", "/etc/rabbitmq/definitions.json"),
     ),
     SeedWorkload(
-        "redis", "StatefulSet", "redis:7-alpine", {"6379": 6379},
+        "redis",
+        "StatefulSet",
+        "redis:7-alpine",
+        {"6379": 6379},
         SeedCheck(10, 3, 5, exec_contains="redis-cli"),
-        limits=("1", "2Gi"), requests=("500m", "1Gi"),
+        limits=("1", "2Gi"),
+        requests=("500m", "1Gi"),
         volume=("/data", "2Gi"),
-        args_contain=("--appendonly", "yes", "--maxmemory", "2gb",
-                      "--maxmemory-policy", "allkeys-lru"),
+        args_contain=(
+            "--appendonly",
+            "yes",
+            "--maxmemory",
+            "2gb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ),
     ),
     SeedWorkload(
-        "market-data-service", "Deployment", None, {"8000": 8000},
+        "market-data-service",
+        "Deployment",
+        None,
+        {"8000": 8000},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
-        limits=("2", "4Gi"), requests=("1", "2Gi"),
+        limits=("2", "4Gi"),
+        requests=("1", "2Gi"),
         connections=("DATABASE_URL", "RABBITMQ_URL", "REDIS_URL"),
     ),
     SeedWorkload(
-        "strategy-service", "Deployment", None, {"8006": 8006},
+        "strategy-service",
+        "Deployment",
+        None,
+        {"8006": 8006},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
-        limits=("4", "8Gi"), requests=("2", "4Gi"),
-        env={"MAX_ACTIVE_STRATEGIES": "10", "DAILY_GENERATION_COUNT": "500",
-             "GENERATION_TIME": "03:00"},
+        limits=("4", "8Gi"),
+        requests=("2", "4Gi"),
+        env={
+            "MAX_ACTIVE_STRATEGIES": "10",
+            "DAILY_GENERATION_COUNT": "500",
+            "GENERATION_TIME": "03:00",
+        },
         connections=("DATABASE_URL", "RABBITMQ_URL", "REDIS_URL"),
     ),
     SeedWorkload(
-        "order-executor", "Deployment", None, {"8081": 8081},
+        "order-executor",
+        "Deployment",
+        None,
+        {"8081": 8081},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
-        limits=("1", "2Gi"), requests=("500m", "1Gi"),
+        limits=("1", "2Gi"),
+        requests=("500m", "1Gi"),
         env={"TRADING_ENVIRONMENT": "paper", "PAPER_TRADING_INITIAL_BALANCE": "10000"},
         connections=("DATABASE_URL", "RABBITMQ_URL"),
     ),
     SeedWorkload(
-        "risk-manager", "Deployment", None, {"8080": 8080},
+        "risk-manager",
+        "Deployment",
+        None,
+        {"8080": 8080},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
-        limits=("1", "2Gi"), requests=("500m", "1Gi"),
-        env={"MAX_POSITION_SIZE_PCT": "0.2", "MAX_PORTFOLIO_DRAWDOWN_PCT": "0.15",
-             "CIRCUIT_BREAKER_ENABLED": "true"},
+        limits=("1", "2Gi"),
+        requests=("500m", "1Gi"),
+        env={
+            "MAX_POSITION_SIZE_PCT": "0.2",
+            "MAX_PORTFOLIO_DRAWDOWN_PCT": "0.15",
+            "CIRCUIT_BREAKER_ENABLED": "true",
+        },
         connections=("DATABASE_URL", "RABBITMQ_URL"),
     ),
     SeedWorkload(
-        "alert-system", "Deployment", None, {"8007": 8007},
+        "alert-system",
+        "Deployment",
+        None,
+        {"8007": 8007},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
-        limits=("500m", "1Gi"), requests=("250m", "512Mi"),
+        limits=("500m", "1Gi"),
+        requests=("250m", "512Mi"),
         env={"EMAIL_HOST": "smtp.gmail.com", "EMAIL_PORT": "587"},
         connections=("DATABASE_URL", "RABBITMQ_URL"),
     ),
     SeedWorkload(
-        "api-gateway", "Deployment", None, {"8080": 8080},
+        "api-gateway",
+        "Deployment",
+        None,
+        {"8080": 8080},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
     ),
     SeedWorkload(
-        "data-access-api", "Deployment", None, {"8005": 8005},
+        "data-access-api",
+        "Deployment",
+        None,
+        {"8005": 8005},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
     ),
     SeedWorkload(
-        "arbitrage-service", "Deployment", None, {"8002": 8002},
+        "arbitrage-service",
+        "Deployment",
+        None,
+        {"8002": 8002},
         SeedCheck(*SERVICE_CHECK, http_path="/health"),
     ),
     SeedWorkload(
-        "prometheus", "Deployment", "prom/prometheus", {"9090": 9090},
+        "prometheus",
+        "Deployment",
+        "prom/prometheus",
+        {"9090": 9090},
         SeedCheck(30, 10, 3, http_path="/-/healthy"),
         volume=("/prometheus", "5Gi"),
         config_paths=("/etc/prometheus/prometheus.yml",),
-        args_contain=("--config.file=/etc/prometheus/prometheus.yml",
-                      "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=30d"),
+        args_contain=(
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--storage.tsdb.retention.time=30d",
+        ),
     ),
     SeedWorkload(
-        "grafana", "Deployment", "grafana/grafana", {"3001": 3000},
+        "grafana",
+        "Deployment",
+        "grafana/grafana",
+        {"3001": 3000},
         SeedCheck(30, 10, 3, http_path="/api/health"),
         volume=("/var/lib/grafana", "100Mi"),
         env={"GF_SECURITY_ADMIN_USER": "admin", "GF_INSTALL_PLUGINS": "grafana-piechart-panel"},
@@ -140,10 +206,15 @@ SEED: list[SeedWorkload] = [
         config_paths=("/etc/grafana/provisioning/datasources/datasources.yaml",),
     ),
     SeedWorkload(
-        "monitoring-ui", "Deployment", None, {"3000": 3000},
+        "monitoring-ui",
+        "Deployment",
+        None,
+        {"3000": 3000},
         SeedCheck(30, 10, 3, http_path="/api/health"),
-        env={"API_GATEWAY_URL": "http://mastertrade-api-gateway:8080",
-             "DATA_ACCESS_API_URL": "http://mastertrade-data-access-api:8005"},
+        env={
+            "API_GATEWAY_URL": "http://mastertrade-api-gateway:8080",
+            "DATA_ACCESS_API_URL": "http://mastertrade-data-access-api:8005",
+        },
     ),
 ]
 
@@ -155,7 +226,9 @@ def workload(objects: dict[tuple[str, str], Manifest], seed: SeedWorkload) -> Ma
 
 
 def container(objects: dict[tuple[str, str], Manifest], seed: SeedWorkload) -> dict[str, Any]:
-    containers = workload(objects, seed)["spec"]["template"]["spec"]["containers"]
+    containers: list[dict[str, Any]] = workload(objects, seed)["spec"]["template"]["spec"][
+        "containers"
+    ]
     assert len(containers) == 1
     return containers[0]
 
@@ -216,7 +289,9 @@ class TestSeedWorkload:
     ) -> None:
         spec = container(objects, seed)
         readiness, liveness, startup = (
-            spec["readinessProbe"], spec["livenessProbe"], spec["startupProbe"]
+            spec["readinessProbe"],
+            spec["livenessProbe"],
+            spec["startupProbe"],
         )
         for probe in (readiness, liveness):
             assert probe["periodSeconds"] == seed.check.interval
@@ -244,7 +319,8 @@ class TestSeedWorkload:
         else:
             claim_name = next(
                 v["persistentVolumeClaim"]["claimName"]
-                for v in spec["template"]["spec"]["volumes"] if v["name"] == "data"
+                for v in spec["template"]["spec"]["volumes"]
+                if v["name"] == "data"
             )
             claim = objects[("PersistentVolumeClaim", claim_name)]
         assert claim["spec"]["resources"]["requests"]["storage"] == size
@@ -279,13 +355,13 @@ def test_seed_urls_point_at_the_services(objects: dict[tuple[str, str], Manifest
     assert env["DATABASE_URL"] == (
         "postgresql://mastertrade:$(POSTGRES_PASSWORD)@mastertrade-postgres:5432/mastertrade"
     )
-    assert env["RABBITMQ_URL"] == "amqp://mastertrade:$(RABBITMQ_PASSWORD)@mastertrade-rabbitmq:5672/"
+    assert (
+        env["RABBITMQ_URL"] == "amqp://mastertrade:$(RABBITMQ_PASSWORD)@mastertrade-rabbitmq:5672/"
+    )
     assert env["REDIS_URL"] == "redis://mastertrade-redis:6379/0"
 
 
 def test_prometheus_scrapes_every_fifteen_seconds(objects: dict[tuple[str, str], Manifest]) -> None:
-    import yaml
-
     config = yaml.safe_load(
         objects[("ConfigMap", "mastertrade-prometheus-files")]["data"]["prometheus.yml"]
     )

@@ -103,7 +103,8 @@ def raw_text() -> str:
 
 @cache
 def dashboard() -> dict[str, Any]:
-    return json.loads(raw_text())
+    loaded: dict[str, Any] = json.loads(raw_text())
+    return loaded
 
 
 def all_panels() -> list[dict[str, Any]]:

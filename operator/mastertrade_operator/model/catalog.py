@@ -15,7 +15,9 @@ import yaml
 from mastertrade_operator.model.values import Values
 
 CHART_DIR = Path(
-    os.environ.get("MASTERTRADE_CHART_DIR", Path(__file__).resolve().parents[3] / "charts/mastertrade")
+    os.environ.get(
+        "MASTERTRADE_CHART_DIR", Path(__file__).resolve().parents[3] / "charts/mastertrade"
+    )
 )
 
 
