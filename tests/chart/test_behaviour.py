@@ -276,3 +276,11 @@ def parse_cpu(quantity: str) -> float:
 def parse_memory_gib(quantity: str) -> float:
     units = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1.0}
     return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_kind_profile_pulls_only_the_mastertrade_image_from_the_node() -> None:
+    manifests = render([CHART / "values-kind.yaml"], hooks=False)
+    for name, pod in pods_of(manifests):
+        (container,) = pod["spec"]["containers"]
+        local = container["image"] == "mastertrade:dev"
+        assert container["imagePullPolicy"] == ("Never" if local else "IfNotPresent"), name

@@ -41,7 +41,10 @@ def test_rabbitmq_config_parses_as_erlang_terms(
     )
     done = subprocess.run(
         [required_tool("erl"), "-noshell", "-eval", check],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -56,14 +59,15 @@ def test_rabbitmq_definitions_declare_the_topology(default_render: list[Manifest
         assert binding["destination"] in queues
 
 
-def test_prometheus_config_passes_promtool(
-    default_render: list[Manifest], tmp_path: Path
-) -> None:
+def test_prometheus_config_passes_promtool(default_render: list[Manifest], tmp_path: Path) -> None:
     config = tmp_path / "prometheus.yml"
     config.write_text(files_of(default_render, "prometheus")["prometheus.yml"])
     done = subprocess.run(
         [required_tool("promtool"), "check", "config", str(config)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout + done.stderr

@@ -116,7 +116,7 @@ spec:
   containers:
     - name: {{ $w.name }}
       image: {{ include "mastertrade.workloadImage" . }}
-      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      imagePullPolicy: {{ ($w.image | default $root.Values.image).pullPolicy | default "IfNotPresent" }}
       {{- with $w.command }}
       command: {{- toYaml . | nindent 8 }}
       {{- end }}

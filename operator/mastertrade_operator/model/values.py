@@ -55,6 +55,9 @@ class Image(Strict):
     digest: str = Field(
         default="", pattern=r"^(sha256:[a-f0-9]{64})?$", description="Pin by digest instead"
     )
+    pullPolicy: Literal["Always", "IfNotPresent", "Never", ""] = Field(
+        default="", description="Empty means IfNotPresent"
+    )
 
 
 class PodSecurity(Strict):
@@ -64,7 +67,6 @@ class PodSecurity(Strict):
 
 
 class MastertradeImage(Image):
-    pullPolicy: Literal["Always", "IfNotPresent", "Never"]
     securityContext: PodSecurity
     writablePaths: list[str] = Field(description="emptyDirs beside the read-only root")
 
