@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helm import CHART, Manifest, render
+from tests.helm import CHART, Manifest, render, run_helm, template_args
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 VALUES_PROFILES = [*CI_VALUES, CHART / "values-kind.yaml"]
@@ -26,3 +26,10 @@ def default_render() -> list[Manifest]:
 @pytest.fixture(scope="session", params=VALUES_PROFILES, ids=lambda p: Path(p).name)
 def profile_render(request: pytest.FixtureRequest) -> list[Manifest]:
     return render([request.param])
+
+
+@pytest.fixture(scope="session", params=VALUES_PROFILES, ids=lambda p: Path(p).name)
+def profile_text(request: pytest.FixtureRequest) -> str:
+    result = run_helm(*template_args([request.param], [], "mastertrade", "trading"))
+    assert result.returncode == 0, result.stderr
+    return result.stdout

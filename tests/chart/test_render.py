@@ -62,3 +62,9 @@ def test_rendering_is_deterministic_apart_from_generated_passwords() -> None:
     first, second = run_helm(*args), run_helm(*args)
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
+
+
+def test_output_has_no_blank_lines(profile_text: str) -> None:
+    """Whitespace left by template directives shows in `helm template` and in diffs."""
+    blank = [n for n, line in enumerate(profile_text.splitlines(), 1) if not line.strip()]
+    assert blank == []

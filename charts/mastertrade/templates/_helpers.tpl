@@ -91,7 +91,7 @@ mastertrade.io/uses-{{ . }}
 {{- end }}
 
 {{- define "mastertrade.podSecurityContext" -}}
-{{- $sc := .w.securityContext | default .root.Values.image.securityContext }}
+{{- $sc := .w.securityContext | default .root.Values.image.securityContext -}}
 runAsNonRoot: true
 runAsUser: {{ $sc.runAsUser }}
 runAsGroup: {{ $sc.runAsGroup }}
@@ -110,7 +110,7 @@ capabilities:
 {{- end }}
 
 {{- define "mastertrade.imagePullSecrets" -}}
-{{- with .Values.global.imagePullSecrets }}
+{{- with .Values.global.imagePullSecrets -}}
 imagePullSecrets:
 {{- range . }}
   - name: {{ . }}

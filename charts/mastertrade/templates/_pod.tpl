@@ -5,10 +5,10 @@ its catalog entry. Called with (dict "root" $ "key" $key "w" $workload).
 
 {{/* One probe handler: the seed's exec check, or an HTTP GET on the first port. */}}
 {{- define "mastertrade.probeHandler" -}}
-{{- if .check.exec }}
+{{- if .check.exec -}}
 exec:
   command: {{- toYaml .check.exec | nindent 4 }}
-{{- else }}
+{{- else -}}
 httpGet:
   path: {{ .path | default .check.httpGet.path }}
   port: {{ (first .ports).name }}
@@ -18,7 +18,7 @@ httpGet:
 {{- define "mastertrade.probes" -}}
 {{- $check := .w.healthCheck }}
 {{- $handler := include "mastertrade.probeHandler" (dict "check" $check "ports" .w.ports) }}
-{{- if gt (int $check.startPeriod) 0 }}
+{{- if gt (int $check.startPeriod) 0 -}}
 startupProbe:
   {{- $handler | nindent 2 }}
   periodSeconds: 10
@@ -45,7 +45,7 @@ entries, so no password is ever written into a ConfigMap).
 {{- define "mastertrade.secretEnv" -}}
 {{- $root := .root }}
 {{- $secret := include "mastertrade.credentialsSecretName" $root }}
-{{- $auth := $root.Values.auth }}
+{{- $auth := $root.Values.auth -}}
 {{- range $name, $key := .w.secretEnv }}
 - name: {{ $name }}
   valueFrom:
@@ -93,7 +93,7 @@ entries, so no password is ever written into a ConfigMap).
 {{- $writable := $w.writablePaths | default $root.Values.image.writablePaths }}
 {{- $name := include "mastertrade.workloadName" . }}
 {{- $env := include "mastertrade.envData" . | fromYaml }}
-{{- $secretEnv := include "mastertrade.secretEnv" . }}
+{{- $secretEnv := include "mastertrade.secretEnv" . -}}
 metadata:
   labels:
     {{- include "mastertrade.workloadLabels" . | nindent 4 }}
@@ -110,7 +110,7 @@ spec:
   automountServiceAccountToken: false
   # Service links would inject variables such as RABBITMQ_PORT that the images misread
   enableServiceLinks: false
-  {{- include "mastertrade.imagePullSecrets" $root | nindent 2 }}
+  {{- with include "mastertrade.imagePullSecrets" $root }}{{ . | nindent 2 }}{{ end }}
   securityContext:
     {{- include "mastertrade.podSecurityContext" . | nindent 4 }}
   containers:
@@ -137,7 +137,7 @@ spec:
             name: {{ $name }}-env
       {{- end }}
       {{- if trim $secretEnv }}
-      env: {{- $secretEnv | nindent 8 }}
+      env: {{- $secretEnv | trim | nindent 8 }}
       {{- end }}
       resources: {{- toYaml $w.resources | nindent 8 }}
       {{- include "mastertrade.probes" . | nindent 6 }}
