@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -72,7 +73,8 @@ def render(
 ) -> list[Manifest]:
     """`helm template` with values files, `--set`s and a values dict (typed, unlike --set)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as extra:
-        yaml.safe_dump(values or {}, extra)
+        # JSON is YAML that helm cannot read differently (PyYAML leaves `y` or `1e3` unquoted)
+        json.dump(values or {}, extra)
         extra.flush()
         args = template_args(
             [*(values_files or []), Path(extra.name)], sets or [], release, namespace

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mastertrade.core.topology import definitions_document
 from mastertrade_operator.chartdocs import render_chart_readme
+from mastertrade_operator.crd import CRD_PATH, render_crd_yaml
 from mastertrade_operator.model import CHART_DIR, load_default_values
 from mastertrade_operator.model.schema import build_values_schema
 
@@ -30,6 +31,7 @@ GENERATED: dict[Path, Callable[[], str]] = {
     CHART_DIR / "values.schema.json": render_values_schema,
     CHART_DIR / "files/rabbitmq/definitions.json": render_rabbitmq_definitions,
     CHART_DIR / "README.md": render_chart_readme,
+    CRD_PATH: render_crd_yaml,
 }
 
 

@@ -91,6 +91,9 @@ entries, so no password is ever written into a ConfigMap).
 {{- $root := .root }}
 {{- $w := .w }}
 {{- $writable := $w.writablePaths | default $root.Values.image.writablePaths }}
+{{- $persistent := and $w.persistence $w.persistence.enabled }}
+{{- $hasMounts := or $persistent $w.configFiles $writable }}
+{{- $hasVolumes := or (and $persistent (eq $w.kind "Deployment")) $w.configFiles $writable }}
 {{- $name := include "mastertrade.workloadName" . }}
 {{- $env := include "mastertrade.envData" . | fromYaml }}
 {{- $secretEnv := include "mastertrade.secretEnv" . -}}
@@ -143,6 +146,7 @@ spec:
       {{- include "mastertrade.probes" . | nindent 6 }}
       securityContext:
         {{- include "mastertrade.containerSecurityContext" . | nindent 8 }}
+      {{- if $hasMounts }}
       volumeMounts:
         {{- if and $w.persistence $w.persistence.enabled }}
         - name: data
@@ -158,6 +162,8 @@ spec:
         - name: scratch-{{ $i }}
           mountPath: {{ $path }}
         {{- end }}
+      {{- end }}
+  {{- if $hasVolumes }}
   volumes:
     {{- if and $w.persistence $w.persistence.enabled (eq $w.kind "Deployment") }}
     - name: data
@@ -173,6 +179,7 @@ spec:
     - name: scratch-{{ $i }}
       emptyDir: {}
     {{- end }}
+  {{- end }}
   {{- with $w.nodeSelector }}
   nodeSelector: {{- toYaml . | nindent 4 }}
   {{- end }}

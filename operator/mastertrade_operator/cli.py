@@ -1,0 +1,97 @@
+"""The `mastertrade-operator` console script.
+
+- `render -f CR.yaml` prints the objects the operator would apply for a MasterTradeDeployment, as
+  a YAML stream like `helm template` (for GitOps previews and `kubectl diff`). The credentials
+  Secret gets newly generated passwords on every render.
+- `crd` prints the CustomResourceDefinition.
+- `run` will run the operator (not implemented yet).
+
+Exit codes: 0 done, 2 bad input (the message names the field to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from mastertrade_operator.crd import render_crd_yaml
+from mastertrade_operator.model.resource import ResourceError, parse_resource
+from mastertrade_operator.render import Manifest, render_all
+
+USAGE_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mastertrade-operator",
+        description="Reconciles MasterTradeDeployment resources into MasterTrade's workloads.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    render = commands.add_parser("render", help="print the objects a resource renders to")
+    render.add_argument(
+        "-f", "--filename", required=True, help="MasterTradeDeployment YAML file, or - for stdin"
+    )
+    commands.add_parser("crd", help="print the MasterTradeDeployment CRD")
+    commands.add_parser("run", help="run the operator (not implemented yet)")
+    return parser
+
+
+def read_document(filename: str, stdin: TextIO) -> Any:
+    """The one YAML document of a file (or stdin), or a ResourceError saying why not."""
+    try:
+        text = stdin.read() if filename == "-" else Path(filename).read_text()
+        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except OSError as error:
+        raise ResourceError(f"{filename}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ResourceError(f"{filename}: not valid YAML: {error}") from None
+    if len(documents) != 1:
+        raise ResourceError(
+            f"{filename}: expected one MasterTradeDeployment, found {len(documents)}"
+        )
+    return documents[0]
+
+
+def format_stream(objects: list[Manifest]) -> str:
+    """A YAML stream, each document opened by `---` as `helm template` prints them."""
+    return "".join(
+        "---\n" + yaml.safe_dump(manifest, sort_keys=False, width=100) for manifest in objects
+    )
+
+
+def command_render(filename: str, stdin: TextIO, stdout: TextIO) -> int:
+    resource = parse_resource(read_document(filename, stdin))
+    objects = render_all(resource.values, resource.name, resource.namespace)
+    stdout.write(format_stream(objects))
+    return 0
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+    stderr: TextIO = sys.stderr,
+) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        if arguments.command == "render":
+            return command_render(arguments.filename, stdin, stdout)
+        if arguments.command == "crd":
+            stdout.write(render_crd_yaml())
+            return 0
+    except ResourceError as error:
+        stderr.write(f"mastertrade-operator: invalid MasterTradeDeployment:\n{error}\n")
+        return USAGE_ERROR
+    stderr.write(
+        "mastertrade-operator: `run` is not implemented yet; use `render` to preview objects\n"
+    )
+    return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

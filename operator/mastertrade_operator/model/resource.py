@@ -1,0 +1,120 @@
+"""The MasterTradeDeployment custom resource: its names, and reading one into typed values.
+
+A resource's `spec` has the shape of the chart's values: it is merged over values.yaml and
+validated by the typed model, then checked against the rules the chart's `_validate.tpl`
+enforces. `metadata.name` is the release name and `metadata.namespace` the namespace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from mastertrade_operator.model.catalog import load_values
+from mastertrade_operator.model.values import Values
+
+GROUP = "mastertrade.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "MasterTradeDeployment"
+PLURAL = "mastertradedeployments"
+SINGULAR = "mastertradedeployment"
+SHORT_NAMES = ["mtd"]
+
+RELEASE_NAME_MAX = 53
+"""Helm's limit on release names, so that object names built from it stay valid."""
+RELEASE_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ResourceError(ValueError):
+    """A resource that cannot be rendered; the message names each field to fix."""
+
+
+@dataclass(frozen=True)
+class MasterTradeDeployment:
+    """A resource read at the edge: release name, namespace and the merged, typed values."""
+
+    name: str
+    namespace: str
+    values: Values
+
+
+def check_rules(values: Values) -> list[str]:
+    """What `_validate.tpl` refuses, with the same messages."""
+    problems: list[str] = []
+    if values.settings.trading.TRADING_ENVIRONMENT == "live":
+        if not values.apiKeys.existingSecret:
+            problems.append(
+                "settings.trading.TRADING_ENVIRONMENT=live places real orders and needs Binance "
+                "API keys: create a Secret from your .env file and set apiKeys.existingSecret to "
+                "its name (or keep TRADING_ENVIRONMENT=paper)"
+            )
+        if not values.settings.risk.CIRCUIT_BREAKER_ENABLED:
+            problems.append(
+                "settings.trading.TRADING_ENVIRONMENT=live needs "
+                "settings.risk.CIRCUIT_BREAKER_ENABLED=true: live trading without the circuit "
+                "breaker is refused"
+            )
+    for key in sorted(values.workloads):
+        workload = values.workloads[key]
+        for target in workload.dependsOn if workload.enabled else []:
+            if not values.workloads[target].enabled:
+                problems.append(
+                    f"workloads.{key} depends on workloads.{target}, which is disabled: "
+                    f"enable workloads.{target} or disable workloads.{key}"
+                )
+    return problems
+
+
+def _field(document: dict[str, Any], path: str, expected: type) -> Any:
+    node: Any = document
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is not None and not isinstance(node, expected):
+        raise ResourceError(f"{path}: expected {expected.__name__}, got {type(node).__name__}")
+    return node
+
+
+def _check_header(document: dict[str, Any]) -> tuple[str, str]:
+    api_version = _field(document, "apiVersion", str)
+    kind = _field(document, "kind", str)
+    if api_version != API_VERSION or kind != KIND:
+        raise ResourceError(
+            f"apiVersion/kind: expected {API_VERSION} {KIND}, got {api_version} {kind}"
+        )
+    name = _field(document, "metadata.name", str)
+    if not name:
+        raise ResourceError("metadata.name: required (it is the release name)")
+    if len(name) > RELEASE_NAME_MAX or not RELEASE_NAME_PATTERN.match(name):
+        raise ResourceError(
+            f"metadata.name: {name!r} must be a DNS label of at most {RELEASE_NAME_MAX} "
+            "characters (lower-case letters, digits and '-')"
+        )
+    namespace = _field(document, "metadata.namespace", str) or "default"
+    return name, namespace
+
+
+def _validation_messages(error: ValidationError) -> list[str]:
+    return [
+        ".".join(["spec", *(str(part) for part in item["loc"])]) + f": {item['msg']}"
+        for item in error.errors()
+    ]
+
+
+def parse_resource(document: Any) -> MasterTradeDeployment:
+    """Read a resource (as parsed YAML or JSON) into typed values, or say what is wrong."""
+    if not isinstance(document, dict):
+        raise ResourceError("expected a MasterTradeDeployment object (a YAML mapping)")
+    name, namespace = _check_header(document)
+    spec = _field(document, "spec", dict) or {}
+    try:
+        values = load_values(spec)
+    except ValidationError as error:
+        raise ResourceError("\n".join(_validation_messages(error))) from None
+    problems = check_rules(values)
+    if problems:
+        raise ResourceError("\n".join(f"spec: {problem}" for problem in problems))
+    return MasterTradeDeployment(name=name, namespace=namespace, values=values)

@@ -1,0 +1,36 @@
+"""A Service per workload (cluster DNS replaces the Compose network); StatefulSets also get
+their governing headless Service."""
+
+from __future__ import annotations
+
+from mastertrade_operator.model.values import Workload, WorkloadKind
+from mastertrade_operator.render.context import Manifest, Release
+
+
+def build_service(release: Release, workload: Workload, *, headless: bool = False) -> Manifest:
+    """The workload's ClusterIP Service, or its headless twin."""
+    name = release.workload_name(workload) + ("-headless" if headless else "")
+    spec: Manifest = {"type": "ClusterIP"}
+    if headless:
+        spec.update({"clusterIP": "None", "publishNotReadyAddresses": True})
+    spec["selector"] = release.selector_labels(workload.name)
+    spec["ports"] = [
+        {"name": port.name, "port": port.port, "targetPort": port.name, "protocol": "TCP"}
+        for port in workload.ports
+    ]
+    labels = release.workload_labels(workload.name, workload.component)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": release.metadata(name, labels),
+        "spec": spec,
+    }
+
+
+def build_services(release: Release) -> list[Manifest]:
+    services: list[Manifest] = []
+    for _, workload in release.enabled_workloads():
+        services.append(build_service(release, workload))
+        if workload.kind == WorkloadKind.STATEFUL_SET:
+            services.append(build_service(release, workload, headless=True))
+    return services
