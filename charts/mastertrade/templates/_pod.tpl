@@ -111,6 +111,9 @@ metadata:
 spec:
   serviceAccountName: {{ include "mastertrade.serviceAccountName" $root }}
   automountServiceAccountToken: false
+  {{- if not $w.image }}
+  terminationGracePeriodSeconds: {{ $root.Values.image.terminationGracePeriodSeconds }}
+  {{- end }}
   # Service links would inject variables such as RABBITMQ_PORT that the images misread
   enableServiceLinks: false
   {{- with include "mastertrade.imagePullSecrets" $root }}{{ . | nindent 2 }}{{ end }}
@@ -126,7 +129,7 @@ spec:
       {{- if $w.args }}
       args: {{- toYaml $w.args | nindent 8 }}
       {{- else if not $w.image }}
-      args: [serve, {{ $w.name }}]
+      args: [serve, {{ $w.name }}, --port, {{ (first $w.ports).containerPort | default (first $w.ports).port | quote }}]
       {{- end }}
       ports:
         {{- range $w.ports }}

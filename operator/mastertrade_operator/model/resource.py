@@ -3,6 +3,8 @@
 A resource's `spec` has the shape of the chart's values: it is merged over values.yaml and
 validated by the typed model, then checked against the rules the chart's `_validate.tpl`
 enforces. `metadata.name` is the release name and `metadata.namespace` the namespace.
+Two fields of `spec` are the operator's own switches and not chart values: `paused` and
+`deletePvcsOnDelete` (see `OPERATOR_FIELDS`); they are read here and kept out of the values.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ RELEASE_NAME_MAX = 53
 RELEASE_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+OPERATOR_FIELDS = ("paused", "deletePvcsOnDelete")
+"""Keys of `spec` that steer the operator; the rest of `spec` is chart values."""
+
+
 class ResourceError(ValueError):
     """A resource that cannot be rendered; the message names each field to fix."""
 
@@ -40,6 +46,10 @@ class MasterTradeDeployment:
     name: str
     namespace: str
     values: Values
+    paused: bool = False
+    """`spec.paused`: make no change to the installation."""
+    delete_pvcs_on_delete: bool = False
+    """`spec.deletePvcsOnDelete`: delete the data volumes with the resource."""
 
 
 def check_rules(values: Values) -> list[str]:
@@ -110,11 +120,18 @@ def parse_resource(document: Any) -> MasterTradeDeployment:
         raise ResourceError("expected a MasterTradeDeployment object (a YAML mapping)")
     name, namespace = _check_header(document)
     spec = _field(document, "spec", dict) or {}
+    switches = {key: bool(_field(document, f"spec.{key}", bool)) for key in OPERATOR_FIELDS}
     try:
-        values = load_values(spec)
+        values = load_values({k: v for k, v in spec.items() if k not in OPERATOR_FIELDS})
     except ValidationError as error:
         raise ResourceError("\n".join(_validation_messages(error))) from None
     problems = check_rules(values)
     if problems:
         raise ResourceError("\n".join(f"spec: {problem}" for problem in problems))
-    return MasterTradeDeployment(name=name, namespace=namespace, values=values)
+    return MasterTradeDeployment(
+        name=name,
+        namespace=namespace,
+        values=values,
+        paused=switches["paused"],
+        delete_pvcs_on_delete=switches["deletePvcsOnDelete"],
+    )

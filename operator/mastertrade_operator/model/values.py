@@ -69,6 +69,7 @@ class PodSecurity(Strict):
 class MastertradeImage(Image):
     securityContext: PodSecurity
     writablePaths: list[str] = Field(description="emptyDirs beside the read-only root")
+    terminationGracePeriodSeconds: int = Field(ge=1, le=3600)
 
 
 class Port(Strict):

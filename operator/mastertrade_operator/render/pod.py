@@ -121,7 +121,13 @@ def build_container(release: Release, workload: Workload) -> Manifest:
     if workload.args:
         container["args"] = list(workload.args)
     elif workload.image is None:
-        container["args"] = ["serve", workload.name]
+        first = workload.ports[0]
+        container["args"] = [
+            "serve",
+            workload.name,
+            "--port",
+            str(first.containerPort or first.port),
+        ]
     container["ports"] = [
         {"name": port.name, "containerPort": port.containerPort or port.port, "protocol": "TCP"}
         for port in workload.ports
@@ -154,6 +160,7 @@ def build_pod_template(release: Release, key: str, workload: Workload) -> Manife
     spec: Manifest = {
         "serviceAccountName": release.service_account_name,
         "automountServiceAccountToken": False,
+        **_grace_period(release, workload),
         # Service links would inject variables such as RABBITMQ_PORT that the images misread
         "enableServiceLinks": False,
         **build_image_pull_secrets(release),
@@ -170,3 +177,10 @@ def build_pod_template(release: Release, key: str, workload: Workload) -> Manife
     spec.update({field: value for field, value in scheduling.items() if value})
     metadata = {"labels": build_pod_labels(release, workload), "annotations": annotations}
     return {"metadata": metadata, "spec": spec}
+
+
+def _grace_period(release: Release, workload: Workload) -> Manifest:
+    """MasterTrade's services drain requests and messages on SIGTERM; others keep the default."""
+    if workload.image is not None:
+        return {}
+    return {"terminationGracePeriodSeconds": release.values.image.terminationGracePeriodSeconds}

@@ -1,0 +1,110 @@
+"""The FastAPI app every service is built on: lifespan, health, liveness, metrics, errors.
+
+`build_service_app(spec, settings, routers)` wires a `Runtime` (connections) into the app's
+lifespan and adds the shared endpoints: the seed's health JSON at `spec.health_path`
+(`/health`, or `/api/health` for the monitoring UI), `/livez` (answers while the event loop
+runs; Kubernetes' liveness probe, so a database outage never restarts a pod) and `/metrics`.
+A request that needs a dependency that is down gets a 503, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import asyncpg
+import redis.exceptions
+from aio_pika.exceptions import AMQPError
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from mastertrade.core.connections import DependencyUnavailableError
+from mastertrade.core.consumer import Handler
+from mastertrade.core.deps import RuntimeDep
+from mastertrade.core.metrics import MetricsMiddleware, metrics_endpoint
+from mastertrade.core.runtime import Runtime
+from mastertrade.core.service import ServiceSpec
+from mastertrade.core.settings import ServiceSettings
+
+logger = logging.getLogger("mastertrade.app")
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    DependencyUnavailableError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    AMQPError,
+    TimeoutError,
+)
+
+
+def build_platform_router(health_path: str) -> APIRouter:
+    """Health, liveness and metrics routes."""
+    router = APIRouter(tags=["platform"])
+
+    @router.get(health_path, summary="The seed's health JSON; 503 when a dependency is down")
+    async def health(runtime: RuntimeDep) -> JSONResponse:
+        status, body = await runtime.health()
+        return JSONResponse(body, status_code=status)
+
+    @router.get("/livez", summary="Liveness: 200 while the event loop runs")
+    async def livez() -> dict[str, str]:
+        return {"status": "alive"}
+
+    router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return router
+
+
+async def _unavailable(request: Request, error: Exception) -> Response:
+    logger.warning("dependency unavailable for %s: %s", request.url.path, error)
+    return JSONResponse(
+        {"detail": "a dependency of this service is unavailable, retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _not_migrated(request: Request, error: Exception) -> Response:
+    logger.error("the database schema is not migrated (%s): run `mastertrade migrate`", error)
+    return JSONResponse(
+        {"detail": "the database schema is not migrated yet; run `mastertrade migrate`"},
+        status_code=503,
+        headers={"Retry-After": "30"},
+    )
+
+
+def build_service_app(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter] = (),
+    handlers: Mapping[str, Handler] | None = None,
+) -> FastAPI:
+    """A service's app: its routes plus the platform's, connections and consumers in the
+    lifespan. `handlers` maps queue names of the topology to message handlers."""
+    live = Runtime(spec, settings, handlers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info("starting %s", spec.name)
+        await live.start()
+        try:
+            yield
+        finally:
+            logger.info("stopping %s", spec.name)
+            await live.stop()
+
+    app = FastAPI(title=spec.title or spec.name, version=live.version, lifespan=lifespan)
+    app.state.runtime = live
+    app.state.metrics = live.metrics
+    app.state.settings = settings
+    app.include_router(build_platform_router(spec.health_path))
+    for router in routers:
+        app.include_router(router)
+    for error_type in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, _unavailable)
+    app.add_exception_handler(asyncpg.UndefinedTableError, _not_migrated)
+    app.add_middleware(MetricsMiddleware, metrics=live.metrics)
+    return app

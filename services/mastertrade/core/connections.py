@@ -1,0 +1,173 @@
+"""Connectors to PostgreSQL, RabbitMQ and Redis: open, ping and close, nothing else.
+
+Each connector owns one long-lived client that survives its server going away: an asyncpg pool
+(broken connections are replaced on the next acquire), an aio-pika robust connection with a
+publisher-confirm channel (it reconnects and re-declares its topology by itself), and a redis
+client (its pool reconnects on the next command). Opening may fail while a server is not up
+yet; `DependencySupervisor` retries it with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import aio_pika
+import asyncpg
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+
+from mastertrade.core.dependency import Dependency
+
+
+class DependencyUnavailableError(Exception):
+    """A dependency a request needs is not reachable right now (answered as 503)."""
+
+    def __init__(self, dependency: Dependency) -> None:
+        super().__init__(f"{dependency} is not available")
+        self.dependency = dependency
+
+
+class Connector(Protocol):
+    """What a supervisor needs from a connection to one dependency."""
+
+    dependency: Dependency
+
+    async def open(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class PostgresConnector:
+    """An asyncpg pool on DATABASE_URL."""
+
+    dependency = Dependency.DATABASE
+
+    def __init__(self, url: str, timeout: float, max_size: int = 10) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise DependencyUnavailableError(self.dependency)
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self.max_size, timeout=self.timeout
+        )
+
+    async def ping(self) -> None:
+        async with self.pool.acquire(timeout=self.timeout) as connection:
+            await connection.fetchval("SELECT 1", timeout=self.timeout)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout=self.timeout)
+        except TimeoutError:
+            pool.terminate()
+
+
+TopologyDeclarer = Callable[[AbstractRobustChannel], Awaitable[None]]
+
+
+async def _declare_nothing(channel: AbstractRobustChannel) -> None:
+    del channel
+
+
+class RabbitConnector:
+    """An aio-pika robust connection and one channel with publisher confirms."""
+
+    dependency = Dependency.RABBITMQ
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        reconnect_interval: float,
+        declare: TopologyDeclarer = _declare_nothing,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.reconnect_interval = reconnect_interval
+        self.declare = declare
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+
+    @property
+    def channel(self) -> AbstractRobustChannel:
+        if self._channel is None or self._channel.is_closed:
+            raise DependencyUnavailableError(self.dependency)
+        return self._channel
+
+    async def open(self) -> None:
+        connection = await aio_pika.connect_robust(
+            self.url, timeout=self.timeout, reconnect_interval=self.reconnect_interval
+        )
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await self.declare(channel)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection, self._channel = connection, channel
+
+    async def ping(self) -> None:
+        connection = self._connection
+        if connection is None or not connection.connected.is_set():
+            raise DependencyUnavailableError(self.dependency)
+        if self.channel.is_closed:
+            raise DependencyUnavailableError(self.dependency)
+
+    async def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            await asyncio.wait_for(connection.close(), timeout=self.timeout)
+
+
+class RedisConnector:
+    """A redis.asyncio client on REDIS_URL."""
+
+    dependency = Dependency.REDIS
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._client: aioredis.Redis | None = None
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise DependencyUnavailableError(self.dependency)
+        return self._client
+
+    async def open(self) -> None:
+        client = aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            health_check_interval=30,
+        )
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        self._client = client
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

@@ -1,0 +1,91 @@
+"""Consuming a queue of the topology with at-least-once, never-falsely-acknowledged delivery.
+
+A message is acknowledged only after its handler returned; a handler that raises gets the
+message rejected without requeue, so the broker dead-letters it (every queue of the topology
+has the dead-letter exchange) for a person to look at. On shutdown the consumer first stops
+taking messages, then waits for the handlers in flight; anything still unacknowledged when the
+channel closes is redelivered by the broker to another instance: handed back, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from mastertrade.core.topology import Queue
+
+logger = logging.getLogger("mastertrade.consumer")
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Consumer:
+    """One queue, one handler, a bounded number of messages in flight."""
+
+    def __init__(self, queue: Queue, handler: Handler, prefetch: int = 10) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.prefetch = prefetch
+        self.handled = 0
+        self.rejected = 0
+        self._amqp_queue: AbstractQueue | None = None
+        self._tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self, channel: AbstractChannel) -> None:
+        """Begin consuming on `channel` (a robust channel restores this after a reconnect)."""
+        await channel.set_qos(prefetch_count=self.prefetch)
+        self._amqp_queue = await channel.declare_queue(
+            self.queue.name, durable=True, arguments=self.queue.declared_arguments()
+        )
+        self._tag = await self._amqp_queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._handle(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            payload = json.loads(message.body)
+            if not isinstance(payload, dict):
+                raise TypeError("message body is not a JSON object")
+            await self.handler(payload)
+        except Exception:
+            logger.exception(
+                "handling a message from %s failed; dead-lettering it", self.queue.name
+            )
+            self.rejected += 1
+            await message.reject(requeue=False)
+            return
+        await message.ack()
+        self.handled += 1
+
+    async def stop(self, timeout: float) -> None:
+        """Stop taking messages, then give the handlers in flight `timeout` seconds to finish."""
+        if self._amqp_queue is not None and self._tag is not None:
+            try:
+                await asyncio.wait_for(self._amqp_queue.cancel(self._tag), timeout)
+            except Exception as error:
+                logger.warning("cancelling the consumer of %s failed: %s", self.queue.name, error)
+            self._tag = None
+        pending = set(self._in_flight)
+        if pending:
+            logger.info("waiting for %d message(s) in flight on %s", len(pending), self.queue.name)
+            _, still = await asyncio.wait(pending, timeout=timeout)
+            if still:
+                logger.warning(
+                    "%d message(s) on %s not finished; the broker will redeliver them",
+                    len(still),
+                    self.queue.name,
+                )

@@ -1,0 +1,152 @@
+"""The live connections of one running service, built from its spec and settings.
+
+`Runtime` creates one connector and supervisor per dependency the service needs, starts them
+in the app's lifespan (without waiting for servers that are not up), answers health checks and
+closes everything on shutdown. Routes reach the clients through `mastertrade.core.deps`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustChannel
+
+from mastertrade import __version__
+from mastertrade.core.bus import declare_topology
+from mastertrade.core.connections import (
+    Connector,
+    PostgresConnector,
+    RabbitConnector,
+    RedisConnector,
+)
+from mastertrade.core.consumer import Consumer, Handler
+from mastertrade.core.dependency import Dependency
+from mastertrade.core.health import derive_health
+from mastertrade.core.metrics import ServiceMetrics
+from mastertrade.core.service import ServiceSpec
+from mastertrade.core.settings import ServiceSettings
+from mastertrade.core.supervisor import DependencySupervisor
+
+
+def _url(settings: ServiceSettings, dependency: Dependency) -> str:
+    url = settings.url_for(dependency)
+    if url is None:
+        raise ValueError(f"{dependency} is required but its URL is not set")
+    return url
+
+
+DRAIN_SECONDS = 15.0
+
+
+def build_consumers(spec: ServiceSpec, handlers: Mapping[str, Handler]) -> list[Consumer]:
+    """A consumer per handled queue; only queues the spec says the service consumes."""
+    queues = {queue.name: queue for queue in spec.consumed_queues()}
+    unknown = sorted(set(handlers) - set(spec.consumes))
+    if unknown:
+        raise ValueError(f"{spec.name} does not consume {', '.join(unknown)}")
+    return [Consumer(queues[name], handler) for name, handler in handlers.items()]
+
+
+def build_connector(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    dependency: Dependency,
+    consumers: Sequence[Consumer] = (),
+) -> Connector:
+    """The connector of one dependency, configured from the settings."""
+    url = _url(settings, dependency)
+    timeout = settings.dependency_timeout
+    if dependency is Dependency.DATABASE:
+        return PostgresConnector(url, timeout)
+    if dependency is Dependency.REDIS:
+        return RedisConnector(url, timeout)
+
+    async def declare(channel: AbstractRobustChannel) -> None:
+        await declare_topology(channel, spec.declared_exchanges(), spec.consumed_queues())
+        for consumer in consumers:
+            await consumer.start(channel)
+
+    interval = min(settings.reconnect_max_backoff, 5.0)
+    return RabbitConnector(url, timeout, reconnect_interval=interval, declare=declare)
+
+
+class Runtime:
+    """Connections, metrics and uptime of a service instance."""
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        settings: ServiceSettings,
+        handlers: Mapping[str, Handler] | None = None,
+        version: str = __version__,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.version = version
+        self.metrics = ServiceMetrics(spec.name, version)
+        self.started = time.monotonic()
+        self.consumers = build_consumers(spec, handlers or {})
+        self.supervisors: dict[Dependency, DependencySupervisor] = {
+            dependency: DependencySupervisor(
+                build_connector(spec, settings, dependency, self.consumers),
+                self.metrics,
+                timeout=settings.dependency_timeout,
+                max_backoff=settings.reconnect_max_backoff,
+            )
+            for dependency in spec.dependencies
+        }
+
+    async def start(self) -> None:
+        """Start supervising; wait at most one timeout for the first connection attempts."""
+        self.started = time.monotonic()
+        for supervisor in self.supervisors.values():
+            supervisor.start()
+        waits = [
+            asyncio.create_task(supervisor.first_attempt.wait())
+            for supervisor in self.supervisors.values()
+        ]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=self.settings.dependency_timeout * 2)
+            for task in pending:
+                task.cancel()
+
+    async def stop(self) -> None:
+        """Drain the consumers (messages in flight finish), then close every connection."""
+        await asyncio.gather(*(consumer.stop(DRAIN_SECONDS) for consumer in self.consumers))
+        await asyncio.gather(*(supervisor.stop() for supervisor in self.supervisors.values()))
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        names = [str(dependency) for dependency in self.supervisors]
+        results = await asyncio.gather(*(s.check() for s in self.supervisors.values()))
+        checks: Mapping[str, bool] = dict(zip(names, results, strict=True))
+        uptime = time.monotonic() - self.started
+        return derive_health(self.spec.name, self.version, uptime, checks)
+
+    def _connector(self, dependency: Dependency) -> Connector:
+        supervisor = self.supervisors.get(dependency)
+        if supervisor is None:
+            raise LookupError(f"{self.spec.name} does not use {dependency}")
+        return supervisor.connector
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        connector = self._connector(Dependency.DATABASE)
+        assert isinstance(connector, PostgresConnector)
+        return connector.pool
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        connector = self._connector(Dependency.REDIS)
+        assert isinstance(connector, RedisConnector)
+        return connector.client
+
+    @property
+    def channel(self) -> AbstractRobustChannel:
+        connector = self._connector(Dependency.RABBITMQ)
+        assert isinstance(connector, RabbitConnector)
+        return connector.channel

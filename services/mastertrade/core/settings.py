@@ -1,0 +1,184 @@
+"""Settings every MasterTrade service reads, under the seed's environment variable names.
+
+`ServiceSettings` holds what all services share (connection URLs, logging); each service
+subclasses it with its own figures. `load_settings` turns the environment into a typed object
+once, at start-up, and turns any validation failure into a `SettingsError` whose message names
+each offending variable and what it expects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mastertrade.core.dependency import Dependency
+
+SettingsT = TypeVar("SettingsT", bound="ServiceSettings")
+
+URL_SCHEMES: Mapping[Dependency, tuple[str, ...]] = {
+    Dependency.DATABASE: ("postgresql", "postgres"),
+    Dependency.RABBITMQ: ("amqp", "amqps"),
+    Dependency.REDIS: ("redis", "rediss", "unix"),
+}
+
+URL_VARIABLES: Mapping[Dependency, str] = {
+    Dependency.DATABASE: "DATABASE_URL",
+    Dependency.RABBITMQ: "RABBITMQ_URL",
+    Dependency.REDIS: "REDIS_URL",
+}
+
+
+def redact(text: str) -> str:
+    """Hide the password of any URL in `text` (user:password@ -> user:***@)."""
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+
+
+class SettingsError(Exception):
+    """The environment does not describe a valid configuration; the message says why."""
+
+
+def _check_url(value: str | None, dependency: Dependency) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    schemes = URL_SCHEMES[dependency]
+    if parts.scheme not in schemes or not (parts.hostname or parts.path):
+        expected = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ValueError(f"expected a URL starting with {expected} and naming a host")
+    return value
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads. Names are the seed's; they are matched case-insensitively."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        description="a PostgreSQL URL, e.g. postgresql://user:password@postgres:5432/mastertrade",
+    )
+    rabbitmq_url: str | None = Field(
+        default=None, description="an AMQP URL, e.g. amqp://user:password@rabbitmq:5672/"
+    )
+    redis_url: str | None = Field(
+        default=None, description="a Redis URL, e.g. redis://redis:6379/0"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="json (clusters) or console (a terminal)"
+    )
+    reconnect_max_backoff: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="the longest pause between reconnection attempts, in seconds (0 < s <= 300)",
+    )
+    dependency_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="how long a health check waits for a dependency, in seconds (0 < s <= 60)",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return _check_url(value, Dependency.DATABASE)
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _rabbitmq_url(cls, value: str | None) -> str | None:
+        return _check_url(value, Dependency.RABBITMQ)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return _check_url(value, Dependency.REDIS)
+
+    def url_for(self, dependency: Dependency) -> str | None:
+        """The configured URL of a dependency, or None when it is not set."""
+        urls = {
+            Dependency.DATABASE: self.database_url,
+            Dependency.RABBITMQ: self.rabbitmq_url,
+            Dependency.REDIS: self.redis_url,
+        }
+        return urls[dependency]
+
+
+def _describe(cls: type[ServiceSettings], field_name: str) -> str:
+    info = cls.model_fields.get(field_name)
+    return info.description if info is not None and info.description else ""
+
+
+def _shown(cls: type[ServiceSettings], field_name: str, value: object) -> str:
+    info = cls.model_fields.get(field_name)
+    annotation = info.annotation if info is not None else None
+    if annotation is SecretStr or SecretStr in get_args(annotation):
+        return "a hidden value"
+    return repr(redact(str(value))) if isinstance(value, str) else repr(value)
+
+
+def build_error_message(service: str, cls: type[ServiceSettings], error: ValidationError) -> str:
+    """One line per invalid variable: its name, the value given, what was wrong and expected."""
+    lines = [f"invalid settings for {service}:"]
+    for item in error.errors():
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"]:
+            lines.append(f"  {reason}")
+            continue
+        field_name = str(item["loc"][0])
+        shown = _shown(cls, field_name, item.get("input"))
+        given = "missing" if item["type"] == "missing" else f"got {shown}"
+        expected = _describe(cls, field_name)
+        line = f"  {field_name.upper()}: {given}: {reason}"
+        lines.append(f"{line} (expected {expected})" if expected else line)
+    return "\n".join(lines)
+
+
+def _missing_urls(settings: ServiceSettings, required: Iterable[Dependency]) -> list[str]:
+    lines = []
+    for dependency in required:
+        if settings.url_for(dependency) is None:
+            variable = URL_VARIABLES[dependency]
+            expected = _describe(type(settings), variable.lower())
+            lines.append(f"  {variable}: missing: required by this service (expected {expected})")
+    return lines
+
+
+def load_settings(
+    cls: type[SettingsT],
+    service: str,
+    required: Iterable[Dependency] = (),
+    environ: Mapping[str, str] | None = None,
+) -> SettingsT:
+    """Read and validate `cls` from the environment (or `environ`), or raise SettingsError."""
+    try:
+        if environ is None:
+            settings = cls()
+        else:
+            lowered = {key.lower(): value for key, value in environ.items()}
+            known = {key: value for key, value in lowered.items() if key in cls.model_fields}
+            settings = cls.model_validate(known)
+    except ValidationError as error:
+        raise SettingsError(build_error_message(service, cls, error)) from None
+    missing = _missing_urls(settings, required)
+    if missing:
+        raise SettingsError("\n".join([f"invalid settings for {service}:", *missing]))
+    return settings

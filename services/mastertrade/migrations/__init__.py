@@ -1,0 +1,1 @@
+"""Versioned SQL migrations of MasterTrade's database, applied by `mastertrade migrate`."""

@@ -1,0 +1,1 @@
+"""Tests of the MasterTrade services: platform, services, CLI, migrations, images."""

@@ -1,0 +1,32 @@
+"""Helpers of the services tests: running an app in-process, waiting for an answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan entered, and a client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, path: str, status: int, timeout: float = 15.0
+) -> httpx.Response:
+    """Poll `path` until it answers `status`; fail with the last answer after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(path)
+        if response.status_code == status or asyncio.get_running_loop().time() > deadline:
+            assert response.status_code == status, response.text
+            return response
+        await asyncio.sleep(0.2)

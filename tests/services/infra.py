@@ -1,0 +1,171 @@
+"""Private PostgreSQL, RabbitMQ and Redis servers that a test may stop and start again.
+
+They run on free ports in temporary folders and never touch the machine's shared instances.
+PostgreSQL runs as the `postgres` user (it refuses root) through `runuser`, as DESIGN §7 says.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def postgres_bin() -> Path:
+    """The server binaries' folder: Debian keeps initdb and pg_ctl off PATH, per version."""
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    if installed:
+        return installed[-1].parent
+    found = shutil.which("initdb")
+    if found is None:
+        raise RuntimeError("PostgreSQL server binaries not found: install Debian's postgresql")
+    return Path(found).parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    """Until something accepts connections on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+class PrivateRedis:
+    """redis-server on its own port, without persistence."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own (initdb in a temporary folder), trust auth."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.folder = Path(tempfile.mkdtemp(prefix="mastertrade-pg-", dir="/tmp"))
+        self.data = self.folder / "data"
+        shutil.chown(self.folder, "postgres", "postgres")
+        self.folder.chmod(0o700)
+        self._as_postgres(
+            str(postgres_bin() / "initdb"), "-D", str(self.data), "-U", "postgres",
+            "--auth=trust", "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
+
+    def _as_postgres(self, *command: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *command],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres(
+            str(postgres_bin() / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.folder / "log"), "-w", "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._as_postgres(
+            str(postgres_bin() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"
+        )
+
+    def remove(self) -> None:
+        subprocess.run(
+            [
+                "runuser", "-u", "postgres", "--", str(postgres_bin() / "pg_ctl"),
+                "-D", str(self.data), "-m", "immediate", "-w", "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of its own (name, ports, data folder), without plugins, run as rabbitmq."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.folder = Path(tempfile.mkdtemp(prefix="mastertrade-rmq-", dir="/tmp"))
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        for path in (self.folder, self.folder / "enabled_plugins"):
+            shutil.chown(path, "rabbitmq", "rabbitmq")
+        self.env = {
+            "HOME": "/var/lib/rabbitmq",
+            "RABBITMQ_NODENAME": f"mastertrade_test_{self.port}@localhost",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.folder / "advanced.config"),
+            "RABBITMQ_PID_FILE": str(self.folder / "pid"),
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assignments = [f"{key}={value}" for key, value in self.env.items()]
+        self._process = subprocess.Popen(
+            ["runuser", "-u", "rabbitmq", "--", "env", *assignments,
+             "/usr/lib/rabbitmq/bin/rabbitmq-server"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(self.port, timeout=60)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        pid_file = self.folder / "pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        else:
+            self._process.terminate()
+        self._process.wait(timeout=60)
+        self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,130 @@
+"""Every service starts on the real infrastructure and answers health, liveness and metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from mastertrade.catalog import SERVICES, find_service, load_service_module
+from mastertrade.core.service import ServiceSpec
+from mastertrade.core.settings import load_settings
+from tests.services.helpers import running
+
+pytestmark = pytest.mark.infra
+
+METRIC_NAMES = (
+    "mastertrade_http_requests_total",
+    "mastertrade_http_request_duration_seconds",
+    "mastertrade_dependency_up",
+    "mastertrade_service_info",
+)
+
+# One real endpoint of each service, beside the platform's.
+ENDPOINTS = {
+    "market_data_service": "/api/v1/candles/BTCUSDT?interval=1h&limit=5",
+    "strategy_service": "/api/v1/strategies",
+    "order_executor": "/api/v1/orders",
+    "risk_manager": "/api/v1/limits",
+    "alert_system": "/api/v1/alerts",
+    "api_gateway": "/api/v1/services",
+    "data_access_api": "/api/v1/candles/ethusdt",
+    "arbitrage_service": "/api/v1/opportunities",
+    "monitoring_ui": "/",
+}
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=lambda spec: spec.name)
+async def test_service_starts_and_answers(spec: ServiceSpec, service_env: dict[str, str]) -> None:
+    module = load_service_module(spec)
+    settings = load_settings(module.Settings, spec.name, spec.dependencies, service_env)
+    async with running(module.create_app(settings)) as client:
+        health = await client.get(spec.health_path)
+        assert health.status_code == 200, health.text
+        body = health.json()
+        assert list(body) == ["status", "service", "version", "uptime", "checks"]
+        assert body["status"] == "healthy"
+        assert body["service"] == spec.name
+        assert isinstance(body["uptime"], int)
+        assert body["checks"] == {str(dependency): "ok" for dependency in spec.dependencies}
+
+        assert (await client.get("/livez")).status_code == 200
+        endpoint = await client.get(ENDPOINTS[spec.name])
+        assert endpoint.status_code == 200, endpoint.text
+
+        metrics = (await client.get("/metrics")).text
+        for name in METRIC_NAMES:
+            assert name in metrics
+        route = spec.health_path
+        assert (
+            f'mastertrade_http_request_duration_seconds_count{{method="GET",route="{route}",'
+            f'service="{spec.name}"}} 1.0'
+        ) in metrics
+        assert (
+            f'mastertrade_http_requests_total{{method="GET",route="{route}",'
+            f'service="{spec.name}",status="200"}} 1.0'
+        ) in metrics
+        assert f'mastertrade_service_info{{service="{spec.name}",version="0.1.0"}} 1.0' in metrics
+        for dependency in spec.dependencies:
+            assert (
+                f'mastertrade_dependency_up{{dependency="{dependency}",service="{spec.name}"}} 1.0'
+            ) in metrics
+
+
+async def test_unknown_routes_are_counted_under_one_label(service_env: dict[str, str]) -> None:
+    spec = SERVICES[0]
+    module = load_service_module(spec)
+    settings = load_settings(module.Settings, spec.name, spec.dependencies, service_env)
+    async with running(module.create_app(settings)) as client:
+        for path in ("/nope/1", "/nope/2"):
+            assert (await client.get(path)).status_code == 404
+        metrics = (await client.get("/metrics")).text
+    assert 'route="unmatched",service="market_data_service",status="404"} 2.0' in metrics
+
+
+async def test_data_api_reads_candles_through_the_cache(
+    service_env: dict[str, str], database_url: str
+) -> None:
+    spec = find_service("data_access_api")
+    module = load_service_module(spec)
+    settings = load_settings(module.Settings, spec.name, spec.dependencies, service_env)
+    app = module.create_app(settings)
+    async with running(app) as client:
+        await app.state.runtime.pool.execute(
+            "INSERT INTO candles VALUES ('SOLUSDT', '1m', '2025-01-01T00:00:00Z', "
+            "1, 2, 0.5, 1.5, 10) ON CONFLICT DO NOTHING"
+        )
+        first = await client.get("/api/v1/candles/sol-usdt", params={"limit": 7})
+        second = await client.get("/api/v1/candles/sol-usdt", params={"limit": 7})
+        bad = await client.get("/api/v1/candles/not a symbol!")
+    assert first.headers["X-Cache"] == "miss"
+    assert second.headers["X-Cache"] == "hit"
+    assert first.json() == second.json()
+    assert first.json()[0]["close"] == "1.5"
+    assert bad.status_code == 422
+
+
+async def test_risk_manager_checks_a_position(service_env: dict[str, str]) -> None:
+    spec = find_service("risk-manager")
+    module = load_service_module(spec)
+    env = {**service_env, "MAX_POSITION_SIZE_PCT": "0.10"}
+    settings = load_settings(module.Settings, spec.name, spec.dependencies, env)
+    async with running(module.create_app(settings)) as client:
+        answer = await client.post(
+            "/api/v1/check",
+            json={"position_value": 1500, "portfolio_value": 10000, "portfolio_peak": 10000},
+        )
+    assert answer.status_code == 200
+    assert answer.json()["approved"] is False
+
+
+async def test_before_migrations_endpoints_answer_503_and_say_why(
+    service_env: dict[str, str], empty_database_url: str
+) -> None:
+    spec = find_service("order_executor")
+    module = load_service_module(spec)
+    env = {**service_env, "DATABASE_URL": empty_database_url}
+    settings = load_settings(module.Settings, spec.name, spec.dependencies, env)
+    async with running(module.create_app(settings)) as client:
+        assert (await client.get("/health")).status_code == 200
+        orders = await client.get("/api/v1/orders")
+    assert orders.status_code == 503
+    assert "mastertrade migrate" in orders.json()["detail"]
