@@ -46,6 +46,11 @@ test: setup checkov ## Set everything up, then run every tier of tests
 	bash scripts/ensure-infra.sh
 	$(BIN)/python -m pytest
 
+.PHONY: up
+up: setup ## Set up, then run the whole stack as local processes (Ctrl-C stops it)
+	bash scripts/ensure-infra.sh
+	$(BIN)/mastertrade up
+
 .PHONY: render
 render: ## Print the chart rendered with the defaults (pass VALUES=file for a profile)
 	@$(TOOLS)/helm template mastertrade $(CHART) $(if $(VALUES),--values $(VALUES))
@@ -53,3 +58,4 @@ render: ## Print the chart rendered with the defaults (pass VALUES=file for a pr
 .PHONY: bench
 bench: setup ## Run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/chart_render.py
+	$(BIN)/python bench/operator_render.py
