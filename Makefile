@@ -17,8 +17,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+.PHONY: system-packages
+system-packages: ## Install missing Debian packages (npm, PostgreSQL, RabbitMQ, Redis, promtool)
+	@bash scripts/install-system-packages.sh
+
 .PHONY: setup
-setup: $(BIN)/python tools ## Create .venv with the project and its dev tools, and install helm/kubectl
+setup: system-packages $(BIN)/python tools ## Everything set up: Debian packages, .venv, helm/kubectl
 	$(BIN)/pip install --quiet -e '.[dev,operator]'
 
 .PHONY: tools
