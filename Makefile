@@ -63,3 +63,13 @@ render: ## Print the chart rendered with the defaults (pass VALUES=file for a pr
 bench: setup ## Run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/chart_render.py
 	$(BIN)/python bench/operator_render.py
+	bash scripts/ensure-infra.sh
+	$(BIN)/python bench/services.py
+
+.PHONY: kind-up
+kind-up: ## MasterTrade on a local kind cluster: create, build, load, install, wait, print URLs (MODE=operator|chart)
+	MODE="$(or $(MODE),auto)" bash scripts/kind-up.sh
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster that kind-up created
+	bash scripts/kind-down.sh

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from mastertrade.core.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The Runtime of the app answering the request."""
+async def get_runtime(request: Request) -> Runtime:
+    """The Runtime of the app answering the request (async: no worker-thread hop per request)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -41,6 +41,9 @@ def _url(settings: ServiceSettings, dependency: Dependency) -> str:
 
 
 DRAIN_SECONDS = 15.0
+# How long one round of dependency checks answers /health: a probe or a load balancer polling
+# /health then costs the databases one check a second, however often it asks
+HEALTH_CHECK_MAX_AGE = 1.0
 
 
 def build_consumers(spec: ServiceSpec, handlers: Mapping[str, Handler]) -> list[Consumer]:
@@ -100,6 +103,9 @@ class Runtime:
             )
             for dependency in spec.dependencies
         }
+        self._checks: Mapping[str, bool] | None = None
+        self._checked_at = 0.0
+        self._pending_checks: asyncio.Future[Mapping[str, bool]] | None = None
 
     async def start(self) -> None:
         """Start supervising; wait at most one timeout for the first connection attempts."""
@@ -121,11 +127,24 @@ class Runtime:
         await asyncio.gather(*(supervisor.stop() for supervisor in self.supervisors.values()))
 
     async def health(self) -> tuple[int, dict[str, Any]]:
-        names = [str(dependency) for dependency in self.supervisors]
-        results = await asyncio.gather(*(s.check() for s in self.supervisors.values()))
-        checks: Mapping[str, bool] = dict(zip(names, results, strict=True))
+        """The seed's health answer, from checks at most HEALTH_CHECK_MAX_AGE old."""
+        checks = self._checks
+        if checks is None or time.monotonic() - self._checked_at >= HEALTH_CHECK_MAX_AGE:
+            if self._pending_checks is None:  # concurrent requests share one round of checks
+                self._pending_checks = asyncio.ensure_future(self._run_checks())
+            checks = await asyncio.shield(self._pending_checks)
         uptime = time.monotonic() - self.started
         return derive_health(self.spec.name, self.version, uptime, checks)
+
+    async def _run_checks(self) -> Mapping[str, bool]:
+        try:
+            names = [str(dependency) for dependency in self.supervisors]
+            results = await asyncio.gather(*(s.check() for s in self.supervisors.values()))
+            self._checks = dict(zip(names, results, strict=True))
+            self._checked_at = time.monotonic()
+            return self._checks
+        finally:
+            self._pending_checks = None
 
     def _connector(self, dependency: Dependency) -> Connector:
         supervisor = self.supervisors.get(dependency)
