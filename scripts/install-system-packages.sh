@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages MasterTrade's set-up and tests need, when they are missing:
 # npm (helm/kubectl come from an npm package), PostgreSQL, RabbitMQ, Redis (the services' real
-# infrastructure) and prometheus (promtool checks the rendered Prometheus config).
+# infrastructure), prometheus (promtool checks the rendered Prometheus config) and shellcheck.
 set -euo pipefail
 
 missing=()
@@ -10,6 +10,7 @@ command -v psql >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then

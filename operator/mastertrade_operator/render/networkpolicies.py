@@ -27,6 +27,10 @@ def _ingress_rules(release: Release, key: str, workload: Workload) -> list[Manif
     rules: list[Manifest] = []
     if workload.exposed:
         rules.append({"ports": first_port})
+    if workload.service is not None and workload.service.nodePorts:
+        # NodePorts: traffic arrives from the node (kube-proxy rewrites the source)
+        node_ports = sorted(workload.service.nodePorts)
+        rules.append({"ports": [{"port": name, "protocol": "TCP"} for name in node_ports]})
     rules.append(
         {
             "from": [{"podSelector": {"matchLabels": {uses_label(workload.name): "true"}}}],

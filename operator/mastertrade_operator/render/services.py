@@ -8,14 +8,18 @@ from mastertrade_operator.render.context import Manifest, Release
 
 
 def build_service(release: Release, workload: Workload, *, headless: bool = False) -> Manifest:
-    """The workload's ClusterIP Service, or its headless twin."""
+    """The workload's Service (ClusterIP unless its `service` says NodePort), or its headless
+    twin."""
     name = release.workload_name(workload) + ("-headless" if headless else "")
-    spec: Manifest = {"type": "ClusterIP"}
+    exposure = None if headless else workload.service
+    spec: Manifest = {"type": exposure.type if exposure else "ClusterIP"}
     if headless:
         spec.update({"clusterIP": "None", "publishNotReadyAddresses": True})
     spec["selector"] = release.selector_labels(workload.name)
+    node_ports = exposure.nodePorts if exposure else {}
     spec["ports"] = [
         {"name": port.name, "port": port.port, "targetPort": port.name, "protocol": "TCP"}
+        | ({"nodePort": node_ports[port.name]} if port.name in node_ports else {})
         for port in workload.ports
     ]
     labels = release.workload_labels(workload.name, workload.component)
