@@ -20,6 +20,9 @@ def pods_of(manifests: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
     for manifest in manifests:
         if manifest["kind"] in {"Deployment", "StatefulSet", "Job"}:
             found.append((manifest["metadata"]["name"], manifest["spec"]["template"]))
+        elif manifest["kind"] == "CronJob":
+            template = manifest["spec"]["jobTemplate"]["spec"]["template"]
+            found.append((manifest["metadata"]["name"], template))
         elif manifest["kind"] == "Pod":
             found.append((manifest["metadata"]["name"], manifest))
     return found
@@ -143,7 +146,7 @@ def test_network_policies_follow_the_dependency_graph(default_render: list[Manif
         admitted = {name for name, labels in pod_labels.items() if labels.get(label) == "true"}
         dependents = {PREFIX + w.name for w in CATALOG.values() if key in w.dependsOn}
         if key in {"postgres", "rabbitmq"}:
-            dependents.add(PREFIX + "migrate")
+            dependents |= {PREFIX + "migrate", PREFIX + "backup"}
         assert admitted == dependents, key
         open_rules = [rule for rule in policy["spec"]["ingress"] if "from" not in rule]
         assert bool(open_rules) == workload.exposed, key

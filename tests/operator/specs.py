@@ -87,12 +87,29 @@ NO_MONITORING: Spec = {
 
 FULLNAME: Spec = {"fullnameOverride": "trading-desk-", "global": {"storageClass": "standard"}}
 
+NO_BACKUP: Spec = {"backup": {"enabled": False}}
+
+RESTORE: Spec = {
+    "auth": {"existingSecret": "desk-credentials", "postgresUser": "trader", "database": "desk"},
+    "global": {"imageRegistry": "mirror.example.org", "imagePullSecrets": ["mirror"]},
+    "backup": {
+        "schedule": "30 1 * * 1-5",
+        "timeZone": "Europe/London",
+        "retentionDays": 30,
+        "persistence": {"size": "100Gi", "storageClass": "fast-ssd"},
+        "restoreFrom": "mastertrade_20260101T020000Z.dump",
+    },
+    "workloads": {"postgres": {"image": {"tag": "15.8-alpine", "pullPolicy": "Always"}}},
+}
+
 EXTRA_SPECS: dict[str, tuple[str, Spec]] = {
     "live-trading": ("prod", LIVE),
     "numbers-and-env": ("mastertrade", NUMBERS_AND_ENV),
     "names-and-images": ("desk", NAMES_AND_IMAGES),
     "no-monitoring": ("mastertrade-staging", NO_MONITORING),
     "fullname-override": ("x", FULLNAME),
+    "no-backup": ("mastertrade", NO_BACKUP),
+    "restore": ("desk", RESTORE),
     "long-release-name": ("a-release-name-that-is-long-for-kubernetes-objects-01", {}),
 }
 

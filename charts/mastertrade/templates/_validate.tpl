@@ -12,6 +12,9 @@ value to change.
 {{- fail "settings.trading.TRADING_ENVIRONMENT=live needs settings.risk.CIRCUIT_BREAKER_ENABLED=true: live trading without the circuit breaker is refused" }}
 {{- end }}
 {{- end }}
+{{- if and .Values.backup.restoreFrom (not .Values.backup.enabled) }}
+{{- fail "backup.restoreFrom needs backup.enabled=true: the dumps are in the backups volume that the backup section creates" }}
+{{- end }}
 {{- range $key, $w := .Values.workloads }}
 {{- if $w.enabled }}
 {{- range $w.dependsOn }}

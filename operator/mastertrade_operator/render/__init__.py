@@ -3,8 +3,9 @@
 `render_all(values, release, namespace)` returns what `helm template <release> charts/mastertrade
 -n <namespace>` renders with the same values, object for object, except what names the tool:
 no `helm.sh/chart` label, `app.kubernetes.io/managed-by: mastertrade-operator`, no Helm hook or
-resource-policy annotations, and no `helm test` pods. Each `build_*` function is pure and takes
-the typed values; nothing here reads files or talks to Kubernetes.
+resource-policy annotations (the schema and restore Jobs are rendered as plain Jobs), and no
+`helm test` pods. Each `build_*` function is pure and takes the typed values; nothing here reads
+files or talks to Kubernetes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 
 from mastertrade_operator.model.chart import Chart, load_chart
 from mastertrade_operator.model.values import Values
+from mastertrade_operator.render.backup import build_backup_objects
 from mastertrade_operator.render.configmaps import build_all_config_maps
 from mastertrade_operator.render.context import MANAGED_BY, Manifest, Release
 from mastertrade_operator.render.migration import build_migration_job
@@ -36,6 +38,7 @@ KIND_ORDER = [
     "Deployment",
     "StatefulSet",
     "Job",
+    "CronJob",
 ]
 
 __all__ = ["KIND_ORDER", "MANAGED_BY", "Manifest", "Release", "build_release", "render_all"]
@@ -72,5 +75,6 @@ def render_all(
         *build_services(context),
         *build_workloads(context),
         *build_migration_job(context),
+        *build_backup_objects(context),
     ]
     return sorted(objects, key=lambda manifest: KIND_ORDER.index(manifest["kind"]))

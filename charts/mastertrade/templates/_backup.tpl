@@ -1,0 +1,84 @@
+{{/*
+Shared pieces of the backup CronJob and the restore Job (backup.yaml, restore-job.yaml): both run
+the scripts of files/backup/ in PostgreSQL's image, as its user, with the backups volume.
+*/}}
+
+{{/* The CronJob's name: at most 52 characters, as Kubernetes requires of a CronJob */}}
+{{- define "mastertrade.backupCronJobName" -}}
+{{- printf "%s-backup" (include "mastertrade.fullname" . | trunc 45 | trimSuffix "-") }}
+{{- end }}
+
+{{/* libpq's environment for the release's database, and where the backups are */}}
+{{- define "mastertrade.backupEnv" -}}
+{{- $postgres := .Values.workloads.postgres }}
+- name: BACKUP_DIR
+  value: /backups
+- name: PGHOST
+  value: {{ include "mastertrade.hostOf" (dict "root" . "target" "postgres") }}
+- name: PGPORT
+  value: {{ (first $postgres.ports).port | quote }}
+- name: PGUSER
+  value: {{ .Values.auth.postgresUser | quote }}
+- name: PGDATABASE
+  value: {{ .Values.auth.database | quote }}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "mastertrade.credentialsSecretName" . }}, key: postgres-password}
+{{- end }}
+
+{{/* The backup's environment: the database's, retention and RabbitMQ's management API */}}
+{{- define "mastertrade.backupJobEnv" -}}
+{{- $rabbitmq := .Values.workloads.rabbitmq }}
+{{- include "mastertrade.backupEnv" . }}
+- name: RETENTION_DAYS
+  value: {{ .Values.backup.retentionDays | toString | quote }}
+{{- if $rabbitmq.enabled }}
+{{- $management := 0 }}
+{{- range $rabbitmq.ports }}{{ if eq .name "management" }}{{ $management = .port }}{{ end }}{{ end }}
+- name: RABBITMQ_MANAGEMENT_URL
+  value: {{ printf "http://%s:%d" (include "mastertrade.hostOf" (dict "root" . "target" "rabbitmq")) (int $management) | quote }}
+- name: RABBITMQ_USER
+  value: {{ .Values.auth.rabbitmqUser | quote }}
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "mastertrade.credentialsSecretName" . }}, key: rabbitmq-password}
+{{- end }}
+{{- end }}
+
+{{/* The pod spec both run; called with (dict "root" $ "name" $container "args" $args "env" $env) */}}
+{{- define "mastertrade.backupPodSpec" -}}
+{{- $root := .root }}
+{{- $postgres := $root.Values.workloads.postgres -}}
+serviceAccountName: {{ include "mastertrade.serviceAccountName" $root }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+{{- with include "mastertrade.imagePullSecrets" $root }}{{ . | nindent 0 }}{{ end }}
+securityContext:
+  {{- include "mastertrade.podSecurityContext" (dict "root" $root "w" $postgres) | nindent 2 }}
+containers:
+  - name: {{ .name }}
+    image: {{ include "mastertrade.image" (dict "root" $root "image" $postgres.image) }}
+    imagePullPolicy: {{ $postgres.image.pullPolicy | default "IfNotPresent" }}
+    command: {{- toYaml .args | nindent 6 }}
+    env: {{- .env | trim | nindent 6 }}
+    resources: {{- toYaml $root.Values.backup.resources | nindent 6 }}
+    securityContext:
+      {{- include "mastertrade.containerSecurityContext" $root | nindent 6 }}
+    volumeMounts:
+      - name: scripts
+        mountPath: /scripts
+        readOnly: true
+      - name: backups
+        mountPath: /backups
+      - name: tmp
+        mountPath: /tmp
+volumes:
+  - name: scripts
+    configMap:
+      name: {{ include "mastertrade.fullname" $root }}-backup-scripts
+  - name: backups
+    persistentVolumeClaim:
+      claimName: {{ include "mastertrade.fullname" $root }}-backups
+  - name: tmp
+    emptyDir: {}
+{{- end }}
