@@ -4,7 +4,7 @@
   a YAML stream like `helm template` (for GitOps previews and `kubectl diff`). The credentials
   Secret gets newly generated passwords on every render.
 - `crd` prints the CustomResourceDefinition.
-- `run` will run the operator (not implemented yet).
+- `run --namespace NS ... | --all-namespaces` runs the operator (see `runner.py`).
 
 Exit codes: 0 done, 2 bad input (the message names the field to fix).
 """
@@ -21,7 +21,9 @@ import yaml
 
 from mastertrade_operator.crd import render_crd_yaml
 from mastertrade_operator.model.resource import ResourceError, parse_resource
+from mastertrade_operator.reconcile.runtime import Timing
 from mastertrade_operator.render import Manifest, render_all
+from mastertrade_operator.runner import PEERING_NAME, Options, parse_priority, run
 
 USAGE_ERROR = 2
 
@@ -37,8 +39,54 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--filename", required=True, help="MasterTradeDeployment YAML file, or - for stdin"
     )
     commands.add_parser("crd", help="print the MasterTradeDeployment CRD")
-    commands.add_parser("run", help="run the operator (not implemented yet)")
+    add_run_parser(commands)
     return parser
+
+
+def add_run_parser(commands: Any) -> None:
+    run = commands.add_parser("run", help="run the operator")
+    scope = run.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch this namespace (repeatable; globs as kopf takes them)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch the whole cluster"
+    )
+    run.add_argument("--standalone", action="store_true", help="no peering with other replicas")
+    run.add_argument("--peering-name", default=PEERING_NAME, help="kopf peering object's name")
+    run.add_argument(
+        "--priority",
+        type=parse_priority,
+        default=0,
+        help="peering priority of this replica: the highest works, the others wait; `auto` "
+        "draws a random one, so that identical replicas elect one (active/standby)",
+    )
+    run.add_argument("--liveness", default=Options.liveness, help="liveness endpoint URL")
+    run.add_argument(
+        "--metrics-port", type=int, default=Options.metrics_port, help="/metrics port, 0: none"
+    )
+    run.add_argument("--resync", type=float, default=Timing.resync, help="resync seconds")
+    run.add_argument(
+        "--phase-retry", type=float, default=Timing.phase_retry, help="seconds between checks"
+    )
+
+
+def build_run_options(arguments: argparse.Namespace) -> Options:
+    return Options(
+        namespaces=arguments.namespaces or (),
+        clusterwide=arguments.all_namespaces,
+        standalone=arguments.standalone,
+        peering_name=arguments.peering_name,
+        priority=arguments.priority,
+        liveness=arguments.liveness,
+        metrics_port=arguments.metrics_port,
+        timing=Timing(phase_retry=arguments.phase_retry, resync=arguments.resync),
+    )
 
 
 def read_document(filename: str, stdin: TextIO) -> Any:
@@ -87,10 +135,8 @@ def main(
     except ResourceError as error:
         stderr.write(f"mastertrade-operator: invalid MasterTradeDeployment:\n{error}\n")
         return USAGE_ERROR
-    stderr.write(
-        "mastertrade-operator: `run` is not implemented yet; use `render` to preview objects\n"
-    )
-    return USAGE_ERROR
+    run(build_run_options(arguments))
+    return 0
 
 
 if __name__ == "__main__":

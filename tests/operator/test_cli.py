@@ -1,4 +1,4 @@
-"""The `mastertrade-operator` console script: render, crd, and run (not there yet)."""
+"""The `mastertrade-operator` console script: render, crd, and run's command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mastertrade_operator.cli import main
+from mastertrade_operator.cli import build_parser, build_run_options, main
 from mastertrade_operator.crd import CRD_PATH
 from tests.helm import REPO
 
@@ -79,7 +79,25 @@ def test_crd_prints_the_generated_crd() -> None:
     assert (code, out) == (0, CRD_PATH.read_text())
 
 
-def test_run_is_not_implemented_yet() -> None:
-    code, out, err = run("run")
-    assert (code, out) == (2, "")
-    assert "not implemented yet" in err
+def test_run_needs_a_scope(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run("run")
+    assert exit_info.value.code == 2
+    assert "--namespace" in capsys.readouterr().err
+
+
+def test_run_options_are_read_from_the_command_line() -> None:
+    arguments = build_parser().parse_args(
+        ["run", "-n", "a", "-n", "b", "--standalone", "--resync", "30", "--metrics-port", "0"]
+    )
+    options = build_run_options(arguments)
+    assert (options.namespaces, options.clusterwide, options.standalone) == (
+        ["a", "b"],
+        False,
+        True,
+    )
+    assert (options.timing.resync, options.metrics_port) == (30.0, 0)
+    auto = build_run_options(build_parser().parse_args(["run", "-A", "--priority=auto"]))
+    assert 1 <= auto.priority <= 1_000_000
+    clusterwide = build_run_options(build_parser().parse_args(["run", "--all-namespaces"]))
+    assert (clusterwide.clusterwide, clusterwide.peering_name) == (True, "mastertrade-operator")

@@ -103,8 +103,28 @@ STATUS_SCHEMA: JsonSchema = {
             "description": "Ready workloads of enabled, e.g. 14/14",
         },
         "tradingEnvironment": {"type": "string", "description": "paper or live, as deployed"},
+        "completedJobs": {
+            "type": "object",
+            "description": "Hash of each Job (schema migration, restore) last seen succeeded, "
+            "by name: once it is gone (its TTL, or deleted) it is not run again until it changes",
+            "additionalProperties": {"type": "string"},
+        },
     },
 }
+
+OPERATOR_FIELDS: JsonSchema = {
+    "paused": {
+        "type": "boolean",
+        "description": "Operator switch, not a chart value: true stops every change to the "
+        "installation (no applies, no drift correction) until set back to false",
+    },
+    "deletePvcsOnDelete": {
+        "type": "boolean",
+        "description": "Operator switch, not a chart value: true deletes the installation's "
+        "PersistentVolumeClaims (the data) with the resource; by default they are kept",
+    },
+}
+"""Fields of `spec` that steer the operator and are not part of the chart's values."""
 
 PRINTER_COLUMNS: list[JsonSchema] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -122,6 +142,7 @@ def build_spec_schema(workload_keys: list[str]) -> JsonSchema:
         "A MasterTrade installation: the chart's values, merged over values.yaml's defaults "
         "(every field is optional)"
     )
+    spec["properties"].update(OPERATOR_FIELDS)
     spec["x-kubernetes-validations"] = SPEC_RULES
     return spec
 

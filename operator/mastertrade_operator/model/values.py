@@ -121,6 +121,15 @@ class Persistence(Strict):
     storageClass: str = Field(default="", description="Empty uses global.storageClass")
 
 
+class ServiceExposure(Strict):
+    """How the workload's Service is reached: in the cluster only, or on every node's port."""
+
+    type: Literal["ClusterIP", "NodePort"]
+    nodePorts: dict[str, Annotated[int, Field(ge=30000, le=32767)]] = Field(
+        default_factory=dict, description="Port name to node port (NodePort only)"
+    )
+
+
 class ConfigFile(Strict):
     file: str = Field(description="File under the chart's files/<workload>/ folder")
     mountPath: str = Field(pattern=r"^/", description="Where the seed bind-mounts it")
@@ -158,6 +167,7 @@ class Workload(Strict):
     serviceUrls: dict[EnvName, str] = Field(
         default_factory=dict, description="Variable name to the workload whose URL it holds"
     )
+    service: ServiceExposure | None = Field(default=None, description="Empty is ClusterIP")
     configFiles: list[ConfigFile] = Field(default_factory=list)
     remoteCheck: list[str] | None = Field(
         default=None,
@@ -178,6 +188,17 @@ class Workload(Strict):
     affinity: dict[str, Any] = Field(default_factory=dict)
     podAnnotations: dict[str, str] = Field(default_factory=dict)
     extraEnv: list[dict[str, Any]] = Field(default_factory=list, description="Extra env entries")
+
+    @model_validator(mode="after")
+    def _node_ports_name_ports(self) -> Workload:
+        if self.service is None or not self.service.nodePorts:
+            return self
+        if self.service.type != "NodePort":
+            raise ValueError("service.nodePorts needs service.type NodePort")
+        unknown = sorted(set(self.service.nodePorts) - {port.name for port in self.ports})
+        if unknown:
+            raise ValueError(f"service.nodePorts names no port of the workload: {unknown}")
+        return self
 
 
 class StrategySettings(Strict):
@@ -251,6 +272,39 @@ class Migrations(Strict):
     resources: Resources
 
 
+class BackupVolume(Strict):
+    size: str = Field(pattern=MEMORY_PATTERN, description="Volume size, e.g. 20Gi")
+    storageClass: str = Field(default="", description="Empty uses global.storageClass")
+
+
+class Backup(Strict):
+    """The backup CronJob (pg_dump and RabbitMQ definitions) and the restore hook Job."""
+
+    enabled: bool
+    schedule: str = Field(
+        pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$",
+        description="Cron schedule, e.g. 0 2 * * *",
+    )
+    timeZone: str = Field(min_length=1, description="IANA time zone of the schedule")
+    retentionDays: int = Field(ge=1, le=3650, description="Days a backup is kept")
+    persistence: BackupVolume
+    resources: Resources
+    restoreFrom: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*\.dump)?$",
+        description="Dump file in the backups volume to restore; empty restores nothing",
+    )
+
+    @model_validator(mode="after")
+    def _restore_needs_the_volume(self) -> Backup:
+        if self.restoreFrom and not self.enabled:
+            raise ValueError(
+                "backup.restoreFrom needs backup.enabled=true: the dumps are in the backups "
+                "volume that the backup section creates"
+            )
+        return self
+
+
 class NetworkPolicySettings(Strict):
     enabled: bool
 
@@ -272,6 +326,7 @@ class Values(Strict):
     persistence: PersistencePolicy
     prometheus: PrometheusSettings
     migrations: Migrations
+    backup: Backup
     networkPolicy: NetworkPolicySettings
     tests: TestImage
     workloads: dict[str, Workload]

@@ -1,0 +1,184 @@
+"""One reconcile of a MasterTradeDeployment: read it, render it, apply what differs phase by
+phase, prune what is no longer wanted, and say where the rollout stands.
+
+The decisions are pure (`render/`, `render/desired.py`, `render/phases.py`, `status/`); this
+module only sequences them with the reads and writes of `kube.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mastertrade_operator.kube import OWNED, Kube, KubeError
+from mastertrade_operator.model.resource import (
+    MasterTradeDeployment,
+    ResourceError,
+    parse_resource,
+)
+from mastertrade_operator.render import MANAGED_BY, build_release, render_all
+from mastertrade_operator.render.desired import build_desired, derive_apply_reason
+from mastertrade_operator.render.phases import PhasePlan, build_phases
+from mastertrade_operator.status.derive import DEGRADED, PAUSED, Observation
+from mastertrade_operator.status.rollout import (
+    Key,
+    derive_rollout,
+    object_key,
+    phase_ready,
+    remember_finished_jobs,
+)
+
+Manifest = dict[str, Any]
+KEPT_KINDS = ("PersistentVolumeClaim", "Secret")
+"""Kinds never pruned: data (PVCs) and credentials (the Secret: switching to
+`auth.existingSecret` and back must not lose the passwords the data was created with)."""
+
+
+@dataclass
+class Outcome:
+    """What a reconcile did and found."""
+
+    observation: Observation
+    applied: list[tuple[str, str, str]] = field(default_factory=list)
+    """(kind, name, why) of every object applied."""
+    pruned: list[tuple[str, str]] = field(default_factory=list)
+    managed: int = 0
+
+    @property
+    def waiting(self) -> bool:
+        return self.observation.phase not in ("Ready", PAUSED, DEGRADED)
+
+
+def generation_of(body: Mapping[str, Any]) -> int:
+    return int(body.get("metadata", {}).get("generation") or 0)
+
+
+def selector(name: str) -> str:
+    return f"app.kubernetes.io/instance={name},app.kubernetes.io/managed-by={MANAGED_BY}"
+
+
+def controlled_by(live: Manifest, uid: str) -> bool:
+    references = live.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in references)
+
+
+async def fetch_credentials(kube: Kube, resource: MasterTradeDeployment) -> dict[str, str]:
+    """The data of the credentials Secret in the cluster, so its passwords are kept."""
+    release = build_release(resource.values, resource.name, resource.namespace)
+    if resource.values.auth.existingSecret:
+        return {}
+    found = await kube.fetch(OWNED["Secret"], resource.namespace, release.credentials_secret_name)
+    data: dict[str, str] = (found or {}).get("data") or {}
+    return {key: value for key, value in data.items() if _is_base64(value)}
+
+
+def _is_base64(value: str) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
+    return True
+
+
+async def fetch_children(
+    kube: Kube, namespace: str, name: str, uid: str, desired: list[Manifest]
+) -> dict[Key, Manifest]:
+    """Live objects this resource controls, or that carry the name of one it wants."""
+    wanted = {object_key(manifest) for manifest in desired}
+    listed = await asyncio.gather(
+        *(kube.list(resource, namespace, selector(name)) for resource in OWNED.values())
+    )
+    live: dict[Key, Manifest] = {}
+    for kind, items in zip(OWNED, listed, strict=True):
+        for item in items:
+            key = (kind, item["metadata"]["name"])
+            if key in wanted or controlled_by(item, uid):
+                live[key] = item
+    return live
+
+
+async def apply_one(kube: Kube, manifest: Manifest, reason: str) -> Manifest:
+    """Apply; a Job whose template changed (immutable) is replaced instead."""
+    try:
+        return await kube.apply(manifest)
+    except KubeError as error:
+        if manifest["kind"] != "Job" or error.status != 422 or reason == "missing":
+            raise
+    meta = manifest["metadata"]
+    await kube.delete(OWNED["Job"], meta["namespace"], meta["name"])
+    return await kube.apply(manifest)
+
+
+async def apply_phase(
+    kube: Kube, plan: PhasePlan, live: dict[Key, Manifest], outcome: Outcome
+) -> None:
+    """Apply the phase's objects that are missing, changed or drifted; update `live`."""
+    for manifest in plan.objects:
+        key = object_key(manifest)
+        reason = derive_apply_reason(manifest, live.get(key))
+        if reason is not None:
+            live[key] = await apply_one(kube, manifest, reason)
+            outcome.applied.append((*key, reason))
+
+
+async def prune(
+    kube: Kube, namespace: str, uid: str, desired: list[Manifest], live: dict[Key, Manifest]
+) -> list[tuple[str, str]]:
+    """Delete what this resource controls and no longer renders (never PVCs)."""
+    wanted = {object_key(manifest) for manifest in desired}
+    pruned = []
+    for (kind, name), item in sorted(live.items()):
+        if (kind, name) in wanted or kind in KEPT_KINDS or not controlled_by(item, uid):
+            continue
+        await kube.delete(OWNED[kind], namespace, name)
+        pruned.append((kind, name))
+    return pruned
+
+
+async def converge(
+    kube: Kube, body: Mapping[str, Any], completed_jobs: Mapping[str, str] | None = None
+) -> Outcome:
+    """Make the cluster match `body` as far as the phases allow; raises KubeError.
+
+    `completed_jobs` is the status' record of the Jobs last seen succeeded (name to hash)."""
+    generation = generation_of(body)
+    try:
+        resource = parse_resource(dict(body))
+    except ResourceError as error:
+        message = f"the spec cannot be applied, nothing was changed: {error}"
+        return Outcome(Observation(generation, DEGRADED, "InvalidSpec", message, degraded=True))
+    if resource.paused:
+        message = "spec.paused is true: the operator makes no changes until it is false"
+        return Outcome(Observation(generation, PAUSED, "Paused", message))
+    existing = await fetch_credentials(kube, resource)
+    rendered = render_all(
+        resource.values, resource.name, resource.namespace, existing_credentials=existing
+    )
+    owner = dict(body)
+    desired = [build_desired(manifest, owner) for manifest in rendered]
+    uid = str(body["metadata"]["uid"])
+    live = await fetch_children(kube, resource.namespace, resource.name, uid, desired)
+    live.update(remember_finished_jobs(desired, live, completed_jobs or {}))
+    outcome = Outcome(Observation(generation, "Pending", "", ""), managed=len(desired))
+    waiting = None
+    for plan in build_phases(desired):
+        await apply_phase(kube, plan, live, outcome)
+        if not phase_ready(plan, live):
+            waiting = plan
+            break
+    if waiting is None:
+        outcome.pruned = await prune(kube, resource.namespace, uid, desired, live)
+    keys = {w.name: key for key, w in resource.values.workloads.items() if w.enabled}
+    trading = resource.values.settings.trading.TRADING_ENVIRONMENT
+    outcome.observation = derive_rollout(
+        generation=generation,
+        trading_environment=trading,
+        desired=desired,
+        live=live,
+        keys=keys,
+        waiting=waiting,
+    )
+    return outcome

@@ -1,0 +1,133 @@
+"""kopf handlers of MasterTradeDeployments and of their children. They decide and call: each
+runs a reconcile under the resource's lock (`reconcile`), then turns the outcome into kopf's
+terms (a temporary error while a phase waits, so kopf retries without blocking).
+
+- create / update / resume: reconcile; retry while a phase waits or the API refuses.
+- resync timer: the safety net against silent watches.
+- child events (any owned kind labelled managed-by=mastertrade-operator): a deleted, edited or
+  newly ready child wakes its owner's reconcile; bursts of events collapse into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+
+from mastertrade_operator.kube import MASTERTRADE, KubeError
+from mastertrade_operator.reconcile.converge import Outcome, converge
+from mastertrade_operator.reconcile.report import publish
+from mastertrade_operator.reconcile.runtime import Runtime
+from mastertrade_operator.status.derive import DEGRADED, Observation
+
+Body = Mapping[str, Any]
+logger = logging.getLogger(__name__)
+
+
+def runtime_of(memo: Any) -> Runtime:
+    runtime: Runtime = memo.runtime
+    return runtime
+
+
+def failure(body: Body, error: Exception) -> Outcome:
+    generation = int(body.get("metadata", {}).get("generation") or 0)
+    message = f"the API server refused a change, will retry: {error}"
+    return Outcome(Observation(generation, DEGRADED, "ApplyFailed", message, degraded=True))
+
+
+async def reconcile(runtime: Runtime, body: kopf.Body, trigger: str) -> Outcome:
+    """Converge and publish (status, Events), measured; API errors become Degraded."""
+    started = time.monotonic()
+    uid = str(body["metadata"]["uid"])
+    previous = runtime.statuses.get(uid) or dict(body.get("status") or {})
+    try:
+        outcome = await converge(runtime.kube, body, previous.get("completedJobs"))
+        result = "waiting" if outcome.waiting else outcome.observation.phase.lower()
+    except (KubeError, aiohttp.ClientError, TimeoutError) as error:
+        outcome, result = failure(body, error), "error"
+        runtime.metrics.errors.labels(reason=type(error).__name__).inc()
+    try:
+        runtime.statuses[uid] = await publish(runtime.kube, body, outcome, previous)
+    except (KubeError, aiohttp.ClientError, TimeoutError) as error:  # e.g. deleted meanwhile
+        logger.warning("status not written, the next reconcile writes it: %s", error)
+        runtime.metrics.errors.labels(reason=type(error).__name__).inc()
+    meta = body["metadata"]
+    if outcome.managed:
+        gauge = runtime.metrics.managed_objects.labels(meta["namespace"], meta["name"])
+        gauge.set(outcome.managed)
+    for kind, _, reason in outcome.applied:
+        runtime.metrics.applies.labels(kind=kind, reason=reason).inc()
+    runtime.metrics.reconciles.labels(trigger=trigger, result=result).inc()
+    runtime.metrics.durations.observe(time.monotonic() - started)
+    return outcome
+
+
+async def reconcile_exclusive(
+    runtime: Runtime, body: kopf.Body, trigger: str, *, coalesce: bool = False
+) -> Outcome | None:
+    """`reconcile` under the resource's lock (None when coalesced into a queued run)."""
+    outcomes: list[Outcome] = []
+
+    async def work() -> None:
+        outcomes.append(await reconcile(runtime, body, trigger))
+
+    async with runtime.kube.opened():
+        await runtime.exclusive(str(body["metadata"]["uid"]), work, coalesce=coalesce)
+    return outcomes[0] if outcomes else None
+
+
+async def on_change_mastertrade(body: kopf.Body, memo: Any, reason: str, **_: Any) -> None:
+    """Created, changed, or found at start: reconcile; retry while not done."""
+    runtime = runtime_of(memo)
+    outcome = await reconcile_exclusive(runtime, body, trigger=str(reason))
+    if outcome is None:
+        return
+    observation = outcome.observation
+    if observation.reason == "ApplyFailed":
+        raise kopf.TemporaryError(observation.message, delay=runtime.timing.phase_retry)
+    if outcome.waiting:
+        raise kopf.TemporaryError(observation.message, delay=runtime.timing.phase_retry)
+
+
+async def on_resync_mastertrade(body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The periodic safety net: the same reconcile, never retried (the next tick is)."""
+    await reconcile_exclusive(runtime_of(memo), body, trigger="resync", coalesce=True)
+
+
+def index_mastertrade(
+    body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> dict[tuple[str | None, str], kopf.Body]:
+    """Index of MasterTradeDeployments by (namespace, name), so child events find their owner."""
+    return {(namespace, name): body}
+
+
+def controller_owner(body: Body) -> str | None:
+    """Name of the MasterTradeDeployment that controls a child, if any."""
+    for reference in body.get("metadata", {}).get("ownerReferences") or []:
+        if reference.get("kind") == MASTERTRADE.kind and reference.get("controller"):
+            name: str = reference["name"]
+            return name
+    return None
+
+
+async def on_event_child(
+    body: kopf.Body,
+    namespace: str | None,
+    memo: Any,
+    mastertrade_index: kopf.Index[tuple[str, str], kopf.Body] | None = None,
+    **_: Any,
+) -> None:
+    """A child was added, changed or deleted: reconcile its owner (coalesced)."""
+    owner = controller_owner(body)
+    if owner is None or namespace is None or mastertrade_index is None:
+        return
+    if (namespace, owner) not in mastertrade_index:
+        return
+    owners = list(mastertrade_index[namespace, owner])
+    if not owners or owners[-1].get("metadata", {}).get("deletionTimestamp"):
+        return
+    await reconcile_exclusive(runtime_of(memo), owners[-1], trigger="child", coalesce=True)

@@ -1,0 +1,133 @@
+"""What the operator applies and when: owner and hash stamped on each object, drift found
+field by field (server defaults tolerated, quantities compared by value), and the phases."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from mastertrade_operator.model import load_values
+from mastertrade_operator.render import render_all
+from mastertrade_operator.render.desired import (
+    HASH_ANNOTATION,
+    build_desired,
+    derive_apply_reason,
+    find_drift,
+)
+from mastertrade_operator.render.phases import Phase, build_phases
+
+OWNER: dict[str, Any] = {
+    "apiVersion": "mastertrade.io/v1alpha1",
+    "kind": "MasterTradeDeployment",
+    "metadata": {"name": "mt", "namespace": "trading", "uid": "u-1"},
+}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    return render_all(load_values(), "mt", "trading", existing_credentials={"x": "eA=="})
+
+
+def by_name(objects: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(suffix))
+
+
+def live_copy(desired: dict[str, Any]) -> dict[str, Any]:
+    """The object as an API server returns it: with defaults and server fields added."""
+    live = copy.deepcopy(desired)
+    live["metadata"].update(uid="c-1", resourceVersion="7", generation=1)
+    if live["kind"] == "Deployment":
+        live["spec"]["progressDeadlineSeconds"] = 600
+        container = live["spec"]["template"]["spec"]["containers"][0]
+        container["terminationMessagePath"] = "/dev/termination-log"
+        live["status"] = {"readyReplicas": 1}
+    return live
+
+
+def test_desired_objects_are_owned_and_hashed(rendered: list[dict[str, Any]]) -> None:
+    for manifest in rendered:
+        desired = build_desired(manifest, OWNER)
+        (owner,) = desired["metadata"]["ownerReferences"]
+        assert owner["uid"] == "u-1" and owner["controller"] and owner["blockOwnerDeletion"]
+        assert len(desired["metadata"]["annotations"][HASH_ANNOTATION]) == 32
+        assert "ownerReferences" not in manifest["metadata"]  # the render is left untouched
+
+
+def test_the_hash_follows_the_content(rendered: list[dict[str, Any]]) -> None:
+    deployment = by_name(rendered, "Deployment", "-strategy-service")
+    changed = copy.deepcopy(deployment)
+    changed["spec"]["replicas"] = 5
+    first, again = build_desired(deployment, OWNER), build_desired(copy.deepcopy(deployment), OWNER)
+    assert first == again
+    assert (
+        build_desired(changed, OWNER)["metadata"]["annotations"][HASH_ANNOTATION]
+        != first["metadata"]["annotations"][HASH_ANNOTATION]
+    )
+
+
+def test_apply_reasons(rendered: list[dict[str, Any]]) -> None:
+    desired = build_desired(by_name(rendered, "Deployment", "-api-gateway"), OWNER)
+    live = live_copy(desired)
+    assert derive_apply_reason(desired, None) == "missing"
+    assert derive_apply_reason(desired, live) is None  # defaults and status do not count
+    edited = copy.deepcopy(live)
+    edited["spec"]["replicas"] = 7
+    assert derive_apply_reason(desired, edited) == "drifted"
+    relabelled = copy.deepcopy(live)
+    relabelled["metadata"]["labels"]["app.kubernetes.io/instance"] = "other"
+    assert derive_apply_reason(desired, relabelled) == "drifted"
+    orphaned = copy.deepcopy(live)
+    orphaned["metadata"]["ownerReferences"] = []
+    assert derive_apply_reason(desired, orphaned) == "drifted"
+    stale = copy.deepcopy(live)
+    stale["metadata"]["annotations"][HASH_ANNOTATION] = "0" * 32
+    assert derive_apply_reason(desired, stale) == "changed"
+
+
+@pytest.mark.parametrize(
+    ("desired", "live", "drift"),
+    [
+        ({"cpu": "0.5"}, {"cpu": "500m"}, []),
+        ({"memory": "1Gi"}, {"memory": "1024Mi"}, []),
+        ({"cpu": "1"}, {"cpu": "1000m"}, []),
+        ({"cpu": "1"}, {"cpu": "2"}, [".cpu"]),
+        ({"a": [1, 2]}, {"a": [1]}, [".a"]),
+        ({"a": [{"x": 1}]}, {"a": [{"x": 1, "y": 2}]}, []),
+        ({"a": {"b": "c"}}, {"a": "c"}, [".a"]),
+        ({"a": "text"}, {}, [".a"]),
+        ({"a": "1Gi"}, {"a": "1Gix"}, [".a"]),
+        ({"data": {}}, {}, []),
+        ({"data": {"k": "v"}}, {}, [".data"]),
+    ],
+)
+def test_find_drift(desired: Any, live: Any, drift: list[str]) -> None:
+    assert find_drift(desired, live) == drift
+
+
+def test_phases_follow_the_seed_start_order(rendered: list[dict[str, Any]]) -> None:
+    plans = build_phases(rendered)
+    assert [plan.phase for plan in plans] == list(Phase)
+    gates = {plan.phase: sorted(g["metadata"]["name"] for g in plan.gates) for plan in plans}
+    assert gates[Phase.INFRASTRUCTURE] == [
+        "mt-mastertrade-postgres",
+        "mt-mastertrade-rabbitmq",
+        "mt-mastertrade-redis",
+    ]
+    assert gates[Phase.MIGRATING] == ["mt-mastertrade-migrate"]
+    assert gates[Phase.MONITORING] == [
+        "mt-mastertrade-grafana",
+        "mt-mastertrade-monitoring-ui",
+        "mt-mastertrade-prometheus",
+    ]
+    assert len(gates[Phase.SERVICES]) == 8
+    first = {o["kind"] for o in plans[0].objects}
+    assert {"Secret", "ConfigMap", "Service", "PersistentVolumeClaim", "StatefulSet"} <= first
+    assert sum(len(plan.objects) for plan in plans) == len(rendered)
+
+
+def test_without_migrations_there_is_no_migrating_phase() -> None:
+    values = load_values({"migrations": {"enabled": False}})
+    plans = build_phases(render_all(values, "mt", "trading"))
+    assert Phase.MIGRATING not in [plan.phase for plan in plans]
