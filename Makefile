@@ -63,6 +63,7 @@ render: ## Print the chart rendered with the defaults (pass VALUES=file for a pr
 bench: setup ## Run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/chart_render.py
 	$(BIN)/python bench/operator_render.py
+	$(BIN)/python bench/operator_reconcile.py
 	bash scripts/ensure-infra.sh
 	$(BIN)/python bench/services.py
 

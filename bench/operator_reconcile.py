@@ -100,13 +100,13 @@ async def measure_operator() -> dict[str, Any]:
         try:
             done = asyncio.Event()
             player = asyncio.create_task(play_controllers(api, done))
-            before, started = len(api), time.monotonic()
+            before, started = len(api.log()), time.monotonic()
             await create_mtd(api, "mt", {})
             await until(lambda: status_of(api, "mt").get("phase") == "Ready")
             elapsed = time.monotonic() - started
             done.set()
             await player
-            made = list(api)[before:]
+            made = api.log()[before:]
             ours = [r for r in made if r.headers.get("User-Agent") == USER_AGENT]
             by_kopf = [r for r in made if r.headers.get("User-Agent", "").startswith("kopf/")]
             await until(lambda: handled(api, "mt"))  # kopf's last retry of the change handler
@@ -163,11 +163,11 @@ async def measure_reference() -> dict[str, Any]:
         registry = build_reference_registry(kube)
         stop = await asyncio.to_thread(start_kopf, {"registry": registry, "settings": settings})
         try:
-            before, started = len(api), time.monotonic()
+            before, started = len(api.log()), time.monotonic()
             await create_mtd(api, "ref", {})
             await until(lambda: status_of(api, "ref").get("phase") == "Ready")
             elapsed = time.monotonic() - started
-            requests = len(api) - before
+            requests = len(api.log()) - before
         finally:
             await asyncio.to_thread(stop)
     return {"ready_s": elapsed, "requests": requests}

@@ -38,6 +38,7 @@ SYSTEM_FIELDS = (
 )
 
 Manifest = dict[str, Any]
+RECENT_REQUESTS = 100
 
 
 def now() -> str:
@@ -55,11 +56,26 @@ class ApiServer(kmock.KubernetesEmulator):
     """The emulator with the behaviour above."""
 
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _archive: list[kmock.Request] = attrs.field(factory=list, init=False)
 
     def _version(self) -> str:
         return str(next(self._versions))
 
+    def log(self, method: str | None = None) -> list[kmock.Request]:
+        """Requests served so far (of one HTTP method), in order: a plain list, without kmock's
+        filtering machinery, which is too slow to poll while the operator runs."""
+        requests = [*self._archive, *self._requests]
+        return requests if method is None else [r for r in requests if r.method == method]
+
+    def _archive_requests(self) -> None:
+        """Move all but the latest requests out of kmock's log: kmock routes each request by
+        scanning its whole log (quadratic over a test); `log()` still has them all."""
+        if len(self._requests) > RECENT_REQUESTS:
+            self._archive.extend(self._requests[:-RECENT_REQUESTS])
+            del self._requests[:-RECENT_REQUESTS]
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        self._archive_requests()
         if request.resource is None:
             return await super()._handle(request)
         if request.action == kmock.action.UPDATE and APPLY in request.headers.get(

@@ -17,7 +17,7 @@ from tests.operator.apiserver import ApiServer
 
 Manifest = dict[str, Any]
 NAMESPACE = "default"
-WRITES = ("post", "patch", "put", "delete")
+WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 
 def rendered_names(name: str, kind: str, spec: Manifest | None = None) -> set[str]:
@@ -102,7 +102,7 @@ def child(api: ApiServer, kind: str, name: str) -> Manifest | None:
 
 def writes(api: ApiServer) -> list[kmock.Request]:
     """Every write request the server has seen so far."""
-    return [item for method in WRITES for item in api[method]]
+    return [item for item in api.log() if item.method in WRITES]
 
 
 async def mark_ready(api: ApiServer, kinds: tuple[str, ...] = ("StatefulSet", "Deployment")) -> int:

@@ -29,7 +29,7 @@ def kubectl() -> str:
     local = TOOLS_BIN / "kubectl"
     found = str(local) if local.exists() else shutil.which("kubectl")
     if found is None:
-        pytest.skip("kubectl not found: run `make tools`")
+        raise RuntimeError("kubectl not found: run `make tools` to install it into .tools/bin")
     return found
 
 

@@ -114,12 +114,14 @@ async def test_create_applies_infrastructure_first_owned_by_the_resource(
             "blockOwnerDeletion": True,
         }, (kind, name)
         assert obj["metadata"]["annotations"][HASH_ANNOTATION]
-    applies = [r for r in api["patch"] if r.params.get("fieldManager") == "mastertrade-operator"]
+    applies = [
+        r for r in api.log("PATCH") if r.params.get("fieldManager") == "mastertrade-operator"
+    ]
     assert applies and all(r.params.get("force") == "true" for r in applies)
 
 
 async def test_phases_advance_in_order_to_ready(api: ApiServer, operator: Assembly) -> None:
-    started, before = time.monotonic(), len(api)
+    started, before = time.monotonic(), len(api.log())
     await create_mtd(api, NAME, {})
     await eventually(lambda: names(api, "StatefulSet"), what="infrastructure")
     await mark_ready(api, ("StatefulSet",))
@@ -132,7 +134,7 @@ async def test_phases_advance_in_order_to_ready(api: ApiServer, operator: Assemb
     await mark_ready(api, ("Deployment",))
     await eventually(lambda: phase(api) == "Monitoring", what="phase Monitoring")
     status = await roll_out(api, NAME)
-    elapsed, made = time.monotonic() - started, list(api)[before:]
+    elapsed, made = time.monotonic() - started, api.log()[before:]
     ours = [r for r in made if r.headers.get("User-Agent") == USER_AGENT]
     kopfs = [r for r in made if r.headers.get("User-Agent", "").startswith("kopf/")]
     print(
@@ -155,19 +157,20 @@ async def test_phases_advance_in_order_to_ready(api: ApiServer, operator: Assemb
 
 
 def children_events(api: ApiServer) -> list[dict[str, str]]:
-    return [r.data for r in api["post"] if str(r.url.path).endswith("/events")]
+    return [r.data for r in api.log("POST") if str(r.url.path).endswith("/events")]
 
 
 async def test_steady_state_writes_nothing(api: ApiServer, operator: Assembly) -> None:
     await create_mtd(api, NAME, {})
     await roll_out(api, NAME)
     await settle(api)
-    before_writes, before_reads = len(writes(api)), len(api["get"])
+    before_writes, before_reads = len(writes(api)), len(api.log("GET"))
     await asyncio.sleep(3.0)  # three resync periods: the safety net runs, and must not write
     made = writes(api)[before_writes:]
-    print(f"\nsteady state: {len(made)} writes, {len(api['get']) - before_reads} reads in 3s")
+    reads = len(api.log("GET")) - before_reads
+    print(f"\nsteady state: {len(made)} writes, {reads} reads in 3s")
     assert made == []
-    assert len(api["get"]) - before_reads >= 10, "the resync did not run"
+    assert reads >= 10, "the resync did not run"
     metrics = generate_latest(operator.runtime.metrics.registry).decode()
     assert 'mastertrade_operator_reconciles_total{result="ready",trigger="resync"}' in metrics
     managed = 'mastertrade_operator_managed_objects{name="mt",namespace="default"} '
@@ -197,10 +200,10 @@ async def test_resources_side_by_side_do_not_interfere(api: ApiServer, operator:
     await settle(api, ("alpha", "beta"))
     assert child(api, "PodDisruptionBudget", "alpha-mastertrade-strategy-service") is None
     assert child(api, "PodDisruptionBudget", "beta-mastertrade-strategy-service") is not None
-    start = len(api)
+    start = len(api.log())
     await request(api, "DELETE", path_of("ConfigMap", "alpha-mastertrade-grafana-files"))
     await eventually(partial(child, api, "ConfigMap", "alpha-mastertrade-grafana-files"))
-    touched = {r.url.path.rsplit("/", 1)[-1] for r in list(api)[start:] if r.method != "GET"}
+    touched = {r.url.path.rsplit("/", 1)[-1] for r in api.log()[start:] if r.method != "GET"}
     assert not {name for name in touched if name.startswith("beta")}, touched
     assert status_of(api, "beta")["readyWorkloads"] == "14/14"
 
@@ -246,24 +249,40 @@ async def test_an_edited_child_is_reverted(api: ApiServer, operator: Assembly) -
     await roll_out(api, NAME)
     deployment = f"{PREFIX}-api-gateway"
     await request(api, "PATCH", path_of("Deployment", deployment), {"spec": {"replicas": 7}})
-    secret = f"{PREFIX}-credentials"
-    password = (child(api, "Secret", secret) or {})["data"]["postgres-password"]
-    await request(api, "PATCH", path_of("Secret", secret), {"data": {"postgres-password": "eA=="}})
+    config = f"{PREFIX}-risk-manager-env"
+    level = (child(api, "ConfigMap", config) or {})["data"]["LOG_LEVEL"]
+    await request(api, "PATCH", path_of("ConfigMap", config), {"data": {"LOG_LEVEL": "TRACE"}})
     await eventually(
         lambda: (child(api, "Deployment", deployment) or {})["spec"]["replicas"] == 1,
         what="replicas reverted",
     )
     await eventually(
-        lambda: (child(api, "Secret", secret) or {})["data"]["postgres-password"] == password,
-        what="the same password back",
+        lambda: (child(api, "ConfigMap", config) or {})["data"]["LOG_LEVEL"] == level,
+        what="the setting reverted",
     )
+
+
+async def test_credentials_are_never_rotated_by_accident(
+    api: ApiServer, operator: Assembly
+) -> None:
+    await create_mtd(api, NAME, {})
+    await roll_out(api, NAME)
+    secret = f"{PREFIX}-credentials"
+    data = (child(api, "Secret", secret) or {})["data"]
+    await request(api, "DELETE", path_of("Secret", secret))
+    await eventually(partial(child, api, "Secret", secret), what="the Secret back")
+    assert (child(api, "Secret", secret) or {})["data"] == data  # the same passwords
+    # A password set in the Secret by hand is the user's rotation: read back and kept
+    await request(api, "PATCH", path_of("Secret", secret), {"data": {"postgres-password": "eA=="}})
+    await resyncs(operator)
+    assert (child(api, "Secret", secret) or {})["data"] == {**data, "postgres-password": "eA=="}
 
 
 async def test_a_spec_change_applies_only_what_changed(api: ApiServer, operator: Assembly) -> None:
     await create_mtd(api, NAME, {})
     await roll_out(api, NAME)
     await settle(api)
-    start = len(api)
+    start = len(api.log())
     patch = {"spec": {"workloads": {"strategyService": {"replicas": 3}}}}
     await request(api, "PATCH", path_of("MasterTradeDeployment", NAME), patch)
     target = f"{PREFIX}-strategy-service"
@@ -272,7 +291,7 @@ async def test_a_spec_change_applies_only_what_changed(api: ApiServer, operator:
     await settle(api)
     applied = {
         r.url.path.rsplit("/", 2)[-2:][0] + "/" + r.url.path.rsplit("/", 1)[-1]
-        for r in list(api)[start:]
+        for r in api.log()[start:]
         if r.params.get("fieldManager") == "mastertrade-operator"
     }
     assert applied == {f"deployments/{target}", f"poddisruptionbudgets/{target}"}
@@ -330,6 +349,6 @@ async def test_an_invalid_spec_is_degraded_and_nothing_is_applied(
     assert "spec.workloads.redis.env.my-var" in degraded["message"]
     assert condition(api, "Ready")["status"] == "False"
     assert children(api) == {}
-    assert not [r for r in api["patch"] if r.params.get("fieldManager")]
+    assert not [r for r in api.log("PATCH") if r.params.get("fieldManager")]
     warnings = [e for e in children_events(api) if e["type"] == "Warning"]
     assert warnings and warnings[0]["reason"] == "InvalidSpec"

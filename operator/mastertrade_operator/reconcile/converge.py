@@ -46,6 +46,8 @@ class Outcome:
     """(kind, name, why) of every object applied."""
     pruned: list[tuple[str, str]] = field(default_factory=list)
     managed: int = 0
+    credentials: dict[str, str] = field(default_factory=dict)
+    """The credentials Secret's data as applied (to restore it if it is deleted)."""
 
     @property
     def waiting(self) -> bool:
@@ -65,13 +67,35 @@ def controlled_by(live: Manifest, uid: str) -> bool:
     return any(ref.get("uid") == uid and ref.get("controller") for ref in references)
 
 
-async def fetch_credentials(kube: Kube, resource: MasterTradeDeployment) -> dict[str, str]:
-    """The data of the credentials Secret in the cluster, so its passwords are kept."""
-    release = build_release(resource.values, resource.name, resource.namespace)
+async def fetch_children(kube: Kube, namespace: str, name: str) -> dict[Key, Manifest]:
+    """Live objects labelled as this installation's, by (kind, name): one consistent read."""
+    listed = await asyncio.gather(
+        *(kube.list(resource, namespace, selector(name)) for resource in OWNED.values())
+    )
+    return {
+        (kind, item["metadata"]["name"]): item
+        for kind, items in zip(OWNED, listed, strict=True)
+        for item in items
+    }
+
+
+async def find_credentials(
+    kube: Kube,
+    resource: MasterTradeDeployment,
+    listed: Mapping[Key, Manifest],
+    known: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """The credentials Secret's data, so its passwords are kept: from the children just listed
+    (the same read the drift check uses), else by name (a Secret not labelled ours, e.g. left by
+    the chart), else the data last applied (a Secret deleted since)."""
     if resource.values.auth.existingSecret:
         return {}
-    found = await kube.fetch(OWNED["Secret"], resource.namespace, release.credentials_secret_name)
-    data: dict[str, str] = (found or {}).get("data") or {}
+    release = build_release(resource.values, resource.name, resource.namespace)
+    name = release.credentials_secret_name
+    found = listed.get(("Secret", name)) or await kube.fetch(
+        OWNED["Secret"], resource.namespace, name
+    )
+    data: dict[str, str] = (found or {}).get("data") or dict(known or {})
     return {key: value for key, value in data.items() if _is_base64(value)}
 
 
@@ -83,21 +107,12 @@ def _is_base64(value: str) -> bool:
     return True
 
 
-async def fetch_children(
-    kube: Kube, namespace: str, name: str, uid: str, desired: list[Manifest]
+def select_live(
+    listed: Mapping[Key, Manifest], uid: str, desired: list[Manifest]
 ) -> dict[Key, Manifest]:
-    """Live objects this resource controls, or that carry the name of one it wants."""
+    """The listed objects this resource controls, or that carry the name of one it wants."""
     wanted = {object_key(manifest) for manifest in desired}
-    listed = await asyncio.gather(
-        *(kube.list(resource, namespace, selector(name)) for resource in OWNED.values())
-    )
-    live: dict[Key, Manifest] = {}
-    for kind, items in zip(OWNED, listed, strict=True):
-        for item in items:
-            key = (kind, item["metadata"]["name"])
-            if key in wanted or controlled_by(item, uid):
-                live[key] = item
-    return live
+    return {key: item for key, item in listed.items() if key in wanted or controlled_by(item, uid)}
 
 
 async def apply_one(kube: Kube, manifest: Manifest, reason: str) -> Manifest:
@@ -124,6 +139,17 @@ async def apply_phase(
             outcome.applied.append((*key, reason))
 
 
+async def apply_phases(
+    kube: Kube, desired: list[Manifest], live: dict[Key, Manifest], outcome: Outcome
+) -> PhasePlan | None:
+    """Apply phase after phase while each is ready; the phase that waits, if one does."""
+    for plan in build_phases(desired):
+        await apply_phase(kube, plan, live, outcome)
+        if not phase_ready(plan, live):
+            return plan
+    return None
+
+
 async def prune(
     kube: Kube, namespace: str, uid: str, desired: list[Manifest], live: dict[Key, Manifest]
 ) -> list[tuple[str, str]]:
@@ -138,12 +164,8 @@ async def prune(
     return pruned
 
 
-async def converge(
-    kube: Kube, body: Mapping[str, Any], completed_jobs: Mapping[str, str] | None = None
-) -> Outcome:
-    """Make the cluster match `body` as far as the phases allow; raises KubeError.
-
-    `completed_jobs` is the status' record of the Jobs last seen succeeded (name to hash)."""
+def read_spec(body: Mapping[str, Any]) -> MasterTradeDeployment | Outcome:
+    """The typed resource, or the outcome of not touching anything (invalid spec, paused)."""
     generation = generation_of(body)
     try:
         resource = parse_resource(dict(body))
@@ -153,22 +175,39 @@ async def converge(
     if resource.paused:
         message = "spec.paused is true: the operator makes no changes until it is false"
         return Outcome(Observation(generation, PAUSED, "Paused", message))
-    existing = await fetch_credentials(kube, resource)
+    return resource
+
+
+async def converge(
+    kube: Kube,
+    body: Mapping[str, Any],
+    completed_jobs: Mapping[str, str] | None = None,
+    known_credentials: Mapping[str, str] | None = None,
+) -> Outcome:
+    """Make the cluster match `body` as far as the phases allow; raises KubeError.
+
+    `completed_jobs` is the status' record of the Jobs last seen succeeded (name to hash);
+    `known_credentials` the credentials last applied, for a Secret deleted since: its passwords
+    come back rather than new ones the data was not created with."""
+    generation = generation_of(body)
+    resource = read_spec(body)
+    if isinstance(resource, Outcome):
+        return resource
+    listed = await fetch_children(kube, resource.namespace, resource.name)
+    existing = await find_credentials(kube, resource, listed, known_credentials)
     rendered = render_all(
         resource.values, resource.name, resource.namespace, existing_credentials=existing
     )
-    owner = dict(body)
-    desired = [build_desired(manifest, owner) for manifest in rendered]
+    desired = [build_desired(manifest, dict(body)) for manifest in rendered]
     uid = str(body["metadata"]["uid"])
-    live = await fetch_children(kube, resource.namespace, resource.name, uid, desired)
+    live = select_live(listed, uid, desired)
     live.update(remember_finished_jobs(desired, live, completed_jobs or {}))
-    outcome = Outcome(Observation(generation, "Pending", "", ""), managed=len(desired))
-    waiting = None
-    for plan in build_phases(desired):
-        await apply_phase(kube, plan, live, outcome)
-        if not phase_ready(plan, live):
-            waiting = plan
-            break
+    outcome = Outcome(
+        Observation(generation, "Pending", "", ""),
+        managed=len(desired),
+        credentials=next((o["data"] for o in rendered if o["kind"] == "Secret"), {}),
+    )
+    waiting = await apply_phases(kube, desired, live, outcome)
     if waiting is None:
         outcome.pruned = await prune(kube, resource.namespace, uid, desired, live)
     keys = {w.name: key for key, w in resource.values.workloads.items() if w.enabled}

@@ -45,7 +45,10 @@ async def reconcile(runtime: Runtime, body: kopf.Body, trigger: str) -> Outcome:
     uid = str(body["metadata"]["uid"])
     previous = runtime.statuses.get(uid) or dict(body.get("status") or {})
     try:
-        outcome = await converge(runtime.kube, body, previous.get("completedJobs"))
+        known = runtime.credentials.get(uid)
+        outcome = await converge(runtime.kube, body, previous.get("completedJobs"), known)
+        if outcome.credentials:
+            runtime.credentials[uid] = outcome.credentials
         result = "waiting" if outcome.waiting else outcome.observation.phase.lower()
     except (KubeError, aiohttp.ClientError, TimeoutError) as error:
         outcome, result = failure(body, error), "error"

@@ -28,6 +28,8 @@ class Runtime:
     metrics: Metrics = field(default_factory=build_metrics)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The status last written, by resource uid (newer than a body kopf may still hold)."""
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The credentials Secret's data last applied, by resource uid."""
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _queued: set[str] = field(default_factory=set)
 
@@ -50,3 +52,4 @@ class Runtime:
         self._locks.pop(key, None)
         self._queued.discard(key)
         self.statuses.pop(key, None)
+        self.credentials.pop(key, None)
