@@ -15,6 +15,11 @@ import yaml
 
 from mastertrade.core.topology import definitions_document
 from mastertrade_operator.chartdocs import render_chart_readme
+from mastertrade_operator.chartoperator import (
+    OPERATOR_TEMPLATES,
+    render_crd_template,
+    render_role_template,
+)
 from mastertrade_operator.crd import CRD_PATH, render_crd_yaml
 from mastertrade_operator.model import CHART_DIR, load_default_values
 from mastertrade_operator.model.schema import build_values_schema
@@ -55,6 +60,8 @@ GENERATED: dict[Path, Callable[[], str]] = {
     CHART_DIR / "README.md": render_chart_readme,
     CRD_PATH: render_crd_yaml,
     KIND_SAMPLE: render_kind_sample,
+    OPERATOR_TEMPLATES / "crd.yaml": render_crd_template,
+    OPERATOR_TEMPLATES / "role.yaml": render_role_template,
 }
 
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from tests.chart.conftest import VALUES_PROFILES
-from tests.helm import CHART, Manifest, run_helm
+from tests.helm import CHART, REPO, Manifest, run_helm
+from tests.operator.crdcheck import cel_failures, schema_errors, version_schema
 
 KUBERNETES_VERSION = "1.35.0"
 
@@ -20,20 +22,32 @@ def test_helm_lint_strict(values_file: Path) -> None:
     assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
 
 
+CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+CRD = yaml.safe_load((REPO / "manifests" / "crd" / "mastertradedeployments.yaml").read_text())
+
+
+def validation_problem(manifest: Manifest) -> str | None:
+    """Kubernetes' own schema, or for a MasterTradeDeployment the CRD's."""
+    try:
+        if manifest["kind"] == "MasterTradeDeployment":
+            errors = schema_errors(CRD, manifest) + cel_failures(version_schema(CRD), manifest)
+            return "; ".join(errors) or None
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return f"{manifest['kind']}/{manifest['metadata']['name']}: {error.message}"
+    return None
+
+
 def test_every_object_is_valid_kubernetes(profile_render: list[Manifest]) -> None:
-    problems = []
-    for manifest in profile_render:
-        try:
-            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            problems.append(f"{manifest['kind']}/{manifest['metadata']['name']}: {error.message}")
-    assert problems == []
+    problems = [validation_problem(manifest) for manifest in profile_render]
+    assert [problem for problem in problems if problem] == []
 
 
 def test_every_object_is_namespaced_and_labelled(profile_render: list[Manifest]) -> None:
     for manifest in profile_render:
         metadata = manifest["metadata"]
-        assert metadata["namespace"] == "trading", metadata["name"]
+        if manifest["kind"] not in CLUSTER_SCOPED:
+            assert metadata["namespace"] == "trading", metadata["name"]
         labels = metadata["labels"]
         assert labels["app.kubernetes.io/instance"] == "mastertrade"
         assert labels["app.kubernetes.io/name"] == "mastertrade"

@@ -73,7 +73,7 @@ def test_no_finding_outside_the_skip_list(values_file: Path, tmp_path: Path) -> 
     report = run_checkov(manifest_file)
     summary = report["summary"]
     assert summary["parsing_errors"] == 0
-    assert summary["resource_count"] > 50, "checkov scanned too little to be meaningful"
+    assert summary["resource_count"] >= 20, "checkov scanned too little to be meaningful"
     unaccepted = [
         f"{finding['check_id']} {finding['resource']}: {finding['check_name']}"
         for finding in report["results"]["failed_checks"]

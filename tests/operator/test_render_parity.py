@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from mastertrade_operator.model import load_values
+from mastertrade_operator.model.resource import parse_resource
 from mastertrade_operator.render import render_all
 from tests.helm import CHART, REPO, render
 from tests.operator.parity import differences
@@ -29,11 +30,15 @@ SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
 def assert_parity(
     spec: dict[str, Any], release: str, namespace: str, values_file: Path | None = None
 ) -> None:
-    """helm reads the values file itself when there is one, else `spec` written out as YAML."""
+    """helm reads the values file itself when there is one, else `spec` written out as YAML.
+
+    The chart renders the workloads itself (operator mode off): that is what the operator must
+    produce from the same values."""
+    workloads_mode = ["operator.enabled=false"]
     if values_file is None:
-        helm = render(values=spec, release=release, namespace=namespace)
+        helm = render(values=spec, sets=workloads_mode, release=release, namespace=namespace)
     else:
-        helm = render([values_file], release=release, namespace=namespace)
+        helm = render([values_file], workloads_mode, release=release, namespace=namespace)
     python = render_all(load_values(spec), release, namespace)
     report = differences(helm, python)
     assert report == "", f"operator render differs from helm template:\n{report}"
@@ -63,3 +68,17 @@ def test_random_specs_render_as_helm_does(seed: int) -> None:
 
 def test_samples_exist() -> None:
     assert len(SAMPLES) >= 3
+
+
+def test_operator_mode_installs_what_the_chart_would() -> None:
+    """The one switch: the chart's MasterTradeDeployment, rendered by the operator, is exactly
+    what the chart renders with operator mode off."""
+    values_file = CHART / "ci" / "operator-values.yaml"
+    chart_objects = render([values_file], release="desk", namespace="trading")
+    (resource,) = [m for m in chart_objects if m["kind"] == "MasterTradeDeployment"]
+    parsed = parse_resource(resource)
+    python = render_all(parsed.values, parsed.name, parsed.namespace)
+    helm = render([values_file], ["operator.enabled=false"], release="desk", namespace="trading")
+    report = differences(helm, python)
+    assert report == "", f"operator mode differs from the chart's own render:\n{report}"
+    assert not [m for m in chart_objects if m["kind"] in {"StatefulSet", "ConfigMap", "Job"}]

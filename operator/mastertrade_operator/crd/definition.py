@@ -142,6 +142,7 @@ def build_spec_schema(workload_keys: list[str]) -> JsonSchema:
         "A MasterTrade installation: the chart's values, merged over values.yaml's defaults "
         "(every field is optional)"
     )
+    del spec["properties"]["operator"]  # how the chart installs the operator, not a spec field
     spec["properties"].update(OPERATOR_FIELDS)
     spec["x-kubernetes-validations"] = SPEC_RULES
     return spec

@@ -33,16 +33,17 @@ def inline_refs(schema: JsonSchema) -> JsonSchema:
     return resolved
 
 
-def drop_titles(node: Any) -> Any:
-    """Remove pydantic's auto-generated titles, which only repeat the property names."""
+def tidy(node: Any) -> Any:
+    """Drop pydantic's auto-generated titles (they repeat property names) and fold docstring
+    line breaks in descriptions into single spaces."""
     if isinstance(node, dict):
         return {
-            key: drop_titles(value)
+            key: " ".join(value.split()) if key == "description" else tidy(value)
             for key, value in node.items()
             if not (key == "title" and isinstance(value, str))
         }
     if isinstance(node, list):
-        return [drop_titles(item) for item in node]
+        return [tidy(item) for item in node]
     return node
 
 
@@ -60,7 +61,7 @@ def constrain_to_catalog(schema: JsonSchema, workload_keys: list[str]) -> JsonSc
 def build_values_schema(workload_keys: list[str]) -> JsonSchema:
     """The chart's values.schema.json."""
     schema = inline_refs(Values.model_json_schema(by_alias=True, mode="validation"))
-    schema = constrain_to_catalog(drop_titles(schema), workload_keys)
+    schema = constrain_to_catalog(tidy(schema), workload_keys)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "MasterTrade chart values",

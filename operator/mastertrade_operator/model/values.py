@@ -309,6 +309,15 @@ class NetworkPolicySettings(Strict):
     enabled: bool
 
 
+class OperatorInstall(Strict):
+    """The chart's operator mode; not part of a MasterTradeDeployment's spec."""
+
+    enabled: bool
+    installCRD: bool
+    image: Image
+    resources: Resources
+
+
 class TestImage(Strict):
     image: Image
 
@@ -328,6 +337,9 @@ class Values(Strict):
     migrations: Migrations
     backup: Backup
     networkPolicy: NetworkPolicySettings
+    operator: OperatorInstall | None = Field(
+        default=None, description="The chart's operator mode (the CRD's spec has no such field)"
+    )
     tests: TestImage
     workloads: dict[str, Workload]
 
