@@ -93,12 +93,12 @@ def test_samples_are_accepted(crd: dict[str, Any], path: Path) -> None:
     parse_resource(document)  # and the operator reads it
 
 
-@pytest.mark.parametrize("path", PROFILES, ids=lambda path: path.name)
 def as_spec(values: dict[str, Any]) -> dict[str, Any]:
     """A values file is a spec, less `operator` (how the chart installs the operator)."""
     return {key: value for key, value in values.items() if key != "operator"}
 
 
+@pytest.mark.parametrize("path", PROFILES, ids=lambda path: path.name)
 def test_values_files_are_specs(crd: dict[str, Any], path: Path) -> None:
     assert problems(crd, resource(as_spec(yaml.safe_load(path.read_text()) or {}))) == []
 
