@@ -18,12 +18,7 @@ source "$REPO/scripts/kind-lib.sh"
 
 MODE=${MODE:-auto}
 TIMEOUT=${TIMEOUT:-10m}
-case $MODE in
-  auto) if [[ -f $REPO/manifests/kustomization.yaml ]]; then MODE=operator; else MODE=chart; fi ;;
-  helm) MODE=chart ;;
-  chart | operator) ;;
-  *) say "MODE must be operator, chart (or helm) or auto, not '$MODE'"; exit 2 ;;
-esac
+MODE=$(resolve_mode "$MODE") || exit 2
 check_prerequisites kind-e2e docker kind helm kubectl || exit 1
 HELM=$(tool helm)
 KUBECTL=$(tool kubectl)

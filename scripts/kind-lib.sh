@@ -79,3 +79,14 @@ check_prerequisites() {
 say() {
   printf '%s: %s\n' "${0##*/}" "$*" >&2
 }
+
+# The install path from MODE (operator, chart or its alias helm, auto): prints it, or says what
+# is wrong and returns 2. auto is operator when the operator's manifests exist, else chart.
+resolve_mode() {
+  case $1 in
+    auto) if [[ -f $REPO/manifests/kustomization.yaml ]]; then echo operator; else echo chart; fi ;;
+    helm | chart) echo chart ;;
+    operator) echo operator ;;
+    *) say "MODE must be operator, chart (or helm) or auto, not '$1'; nothing was done."; return 2 ;;
+  esac
+}

@@ -22,15 +22,7 @@ source "$REPO/scripts/kind-lib.sh"
 MODE=${MODE:-auto}
 TIMEOUT=${TIMEOUT:-15m}
 
-case $MODE in
-  auto)
-    if [[ -f $REPO/manifests/kustomization.yaml ]]; then MODE=operator; else MODE=chart; fi ;;
-  helm) MODE=chart ;;
-  chart | operator) ;;
-  *)
-    say "MODE must be operator, chart (or helm) or auto, not '$MODE'; nothing was done."
-    exit 2 ;;
-esac
+MODE=$(resolve_mode "$MODE") || exit 2
 if [[ $MODE == operator && ! -f $REPO/manifests/kustomization.yaml ]]; then
   say "MODE=operator needs manifests/kustomization.yaml (the operator's manifests), which this" \
     "checkout does not have yet; use MODE=chart. Nothing was done."
