@@ -5,8 +5,11 @@
   Secret gets newly generated passwords on every render.
 - `crd` prints the CustomResourceDefinition.
 - `run --namespace NS ... | --all-namespaces` runs the operator (see `runner.py`).
+- `status NAME [-n NS]` summarises an installation (see `summary.py`), with the operator's
+  credentials: in a pod its service account, elsewhere the kubeconfig.
 
-Exit codes: 0 done, 2 bad input (the message names the field to fix).
+Exit codes: 0 done, 2 bad input (the message names the field to fix) or, for `status`, no such
+resource; `status` exits 1 when the installation is not Ready.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import kopf
 import yaml
 
 from mastertrade_operator.crd import render_crd_yaml
+from mastertrade_operator.kube import Login
 from mastertrade_operator.model.resource import ResourceError, parse_resource
 from mastertrade_operator.reconcile.runtime import Timing
 from mastertrade_operator.render import Manifest, render_all
-from mastertrade_operator.runner import PEERING_NAME, Options, parse_priority, run
+from mastertrade_operator.runner import PEERING_NAME, Options, default_login, parse_priority, run
+from mastertrade_operator.summary import run_status
 
 USAGE_ERROR = 2
 
@@ -40,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("crd", help="print the MasterTradeDeployment CRD")
     add_run_parser(commands)
+    status = commands.add_parser("status", help="summarise an installation; exit 1 if not Ready")
+    status.add_argument("name", help="the MasterTradeDeployment's name")
+    status.add_argument("-n", "--namespace", help="its namespace (default: the kubeconfig's)")
     return parser
 
 
@@ -124,8 +133,12 @@ def main(
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
     stderr: TextIO = sys.stderr,
+    login: Login | None = None,
 ) -> int:
     arguments = build_parser().parse_args(argv)
+    if arguments.command == "status":
+        login = login or default_login(kopf.OperatorSettings())
+        return run_status(arguments.name, arguments.namespace, login, stdout, stderr)
     try:
         if arguments.command == "render":
             return command_render(arguments.filename, stdin, stdout)

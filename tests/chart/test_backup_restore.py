@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.helm import CHART
+from tests.infra import PrivateRabbit
 
 pytestmark = pytest.mark.infra
 
@@ -289,9 +288,15 @@ def test_an_unreachable_management_api_fails_the_run_but_keeps_the_dump(
 
 # A private broker with the management plugin (its own ports, data directory and plugins file;
 # the machine's broker is never touched), for the definitions export over the real API.
-PRIVATE_AMQP, PRIVATE_MANAGEMENT, PRIVATE_DIST = 35682, 35683, 35684
-PRIVATE_NODE = "mastertrade-backup-check@localhost"
 PRIVATE_USER, PRIVATE_PASSWORD = "backupcheck", "Backup0Check"
+
+
+def management_config(amqp_port: int, management_port: int) -> str:
+    listener = f'{{listener, [{{port, {management_port}}}, {{ip, "127.0.0.1"}}]}}'
+    return (
+        f"[{{rabbit, [{{tcp_listeners, [{amqp_port}]}}, {{loopback_users, []}}]}},\n"
+        f" {{rabbitmq_management, [{listener}]}}].\n"
+    )
 
 
 def wait_for_management(url: str, deadline: float) -> None:
@@ -310,42 +315,18 @@ def wait_for_management(url: str, deadline: float) -> None:
 
 @pytest.fixture(scope="module")
 def management_url() -> Iterator[str]:
-    server = shutil.which("rabbitmq-server")
-    if server is None:
-        raise RuntimeError("rabbitmq-server not found: .ci/run installs it (Debian package)")
-    node_dir = Path(tempfile.mkdtemp(prefix="mastertrade-backup-rabbitmq-"))
-    if os.geteuid() == 0:  # Debian's rabbitmq-server drops to the rabbitmq user
-        shutil.chown(node_dir, "rabbitmq")
-    config = node_dir / "rabbitmq.config"
-    listener = f'{{listener, [{{port, {PRIVATE_MANAGEMENT}}}, {{ip, "127.0.0.1"}}]}}'
-    config.write_text(
-        f"[{{rabbit, [{{tcp_listeners, [{PRIVATE_AMQP}]}}, {{loopback_users, []}}]}},\n"
-        f" {{rabbitmq_management, [{listener}]}}].\n"
+    rabbit = PrivateRabbit(
+        config_for=management_config,
+        plugins=["rabbitmq_management"],
+        env={"RABBITMQ_DEFAULT_USER": PRIVATE_USER, "RABBITMQ_DEFAULT_PASS": PRIVATE_PASSWORD},
     )
-    (node_dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
-    env = {
-        **os.environ,
-        "RABBITMQ_CONFIG_FILE": str(config),
-        "RABBITMQ_DEFAULT_USER": PRIVATE_USER,
-        "RABBITMQ_DEFAULT_PASS": PRIVATE_PASSWORD,
-        "RABBITMQ_NODENAME": PRIVATE_NODE,
-        "RABBITMQ_MNESIA_BASE": str(node_dir / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(node_dir / "log"),
-        "RABBITMQ_DIST_PORT": str(PRIVATE_DIST),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(node_dir / "enabled_plugins"),
-        "RABBITMQ_PID_FILE": str(node_dir / "rabbitmq.pid"),
-    }
-    subprocess.run([server, "-detached"], env=env, check=True, timeout=30)
-    url = f"http://127.0.0.1:{PRIVATE_MANAGEMENT}"
     try:
+        rabbit.start()
+        url = f"http://127.0.0.1:{rabbit.management_port}"
         wait_for_management(url, time.monotonic() + 90)
         yield url
     finally:
-        subprocess.run(
-            ["rabbitmqctl", "-n", PRIVATE_NODE, "stop"],
-            env=env, capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
-        shutil.rmtree(node_dir, ignore_errors=True)
+        rabbit.remove()
 
 
 def test_rabbitmq_definitions_are_exported_from_the_management_api(

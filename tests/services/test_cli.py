@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services.infra import free_port
+from tests.infra import free_port
 
 pytestmark = pytest.mark.infra
 

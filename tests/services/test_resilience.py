@@ -16,8 +16,8 @@ from mastertrade.catalog import find_service, load_service_module
 from mastertrade.core.bus import publish_json
 from mastertrade.core.settings import load_settings
 from mastertrade.core.topology import ORDERS
+from tests.infra import PrivatePostgres, PrivateRabbit, PrivateRedis
 from tests.services.helpers import running, wait_for_status
-from tests.services.infra import PrivatePostgres, PrivateRabbit, PrivateRedis
 
 pytestmark = pytest.mark.infra
 

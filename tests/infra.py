@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -122,28 +123,49 @@ class PrivatePostgres:
 
 
 class PrivateRabbit:
-    """A RabbitMQ node of its own (name, ports, data folder), without plugins, run as rabbitmq."""
+    """A RabbitMQ node of its own (name, ports, data folder), run as the rabbitmq user.
 
-    def __init__(self) -> None:
+    `config_for(amqp_port, management_port)` gives the text of a classic rabbitmq.config (the
+    chart's, say, with its ports moved here); `plugins` are enabled offline; `env` adds settings
+    such as RABBITMQ_DEFAULT_USER.
+    """
+
+    def __init__(
+        self,
+        config_for: Callable[[int, int], str] | None = None,
+        plugins: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
+        self.management_port = free_port()
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self.folder = Path(tempfile.mkdtemp(prefix="mastertrade-rmq-", dir="/tmp"))
-        (self.folder / "enabled_plugins").write_text("[].\n")
-        for path in (self.folder, self.folder / "enabled_plugins"):
+        (self.folder / "enabled_plugins").write_text(f"[{', '.join(plugins)}].\n")
+        config = self.folder / "rabbitmq.config"
+        if config_for is not None:
+            config.write_text(config_for(self.port, self.management_port))
+        for path in self.folder.iterdir():
             shutil.chown(path, "rabbitmq", "rabbitmq")
+        shutil.chown(self.folder, "rabbitmq", "rabbitmq")
+        self.nodename = f"mastertrade_test_{self.port}@localhost"
         self.env = {
             "HOME": "/var/lib/rabbitmq",
-            "RABBITMQ_NODENAME": f"mastertrade_test_{self.port}@localhost",
+            "RABBITMQ_NODENAME": self.nodename,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(free_port()),
             "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.folder / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq"),
+            "RABBITMQ_CONFIG_FILE": str(config if config_for else self.folder / "rabbitmq"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.folder / "advanced.config"),
             "RABBITMQ_PID_FILE": str(self.folder / "pid"),
+            **(env or {}),
         }
         self._process: subprocess.Popen[bytes] | None = None
+
+    def log(self) -> str:
+        """The node's log so far."""
+        return (self.folder / "log" / f"{self.nodename}.log").read_text()
 
     def start(self) -> None:
         assignments = [f"{key}={value}" for key, value in self.env.items()]
