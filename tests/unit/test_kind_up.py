@@ -308,8 +308,6 @@ def test_the_delete_step_passes_when_the_pvcs_stay(machine: Machine) -> None:
 def test_the_operator_path_applies_crds_then_the_operator_then_waits_for_the_resource(
     machine: Machine,
 ) -> None:
-    if not (REPO / "manifests" / "kustomization.yaml").is_file():
-        pytest.skip("manifests/kustomization.yaml (the operator's manifests) is not there yet")
     for name in ("docker", "kind", "helm", "kubectl"):
         machine.stub(name)
 
