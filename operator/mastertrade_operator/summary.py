@@ -183,10 +183,11 @@ def build_summary(
     meta, status = resource["metadata"], resource.get("status") or {}
     conditions = describe_conditions(resource)
     spec = resource.get("spec") or {}
-    paused = " (spec.paused: the operator changes nothing)" if spec.get("paused") else ""
+    paused = ["  paused:       yes (spec.paused: the operator changes nothing)"]
     lines = [
         f"MasterTradeDeployment {meta.get('namespace', '')}/{meta['name']}",
-        f"  phase:        {describe_phase(resource)}{paused}",
+        f"  phase:        {describe_phase(resource)}",
+        *(paused if spec.get("paused") else []),
         f"  trading:      {status.get('tradingEnvironment') or '-'}",
         f"  workloads:    {status.get('readyWorkloads') or '-'} ready (as last reported)",
         f"  conditions:   {conditions[0]}",
@@ -211,7 +212,7 @@ def run_status(
     """Print the summary of `name` (in `namespace`, else the kubeconfig's); the exit code."""
     try:
         namespace, found = asyncio.run(_read(login, namespace, name))
-    except (kopf.LoginError, KubeError, aiohttp.ClientError, TimeoutError) as error:
+    except (kopf.LoginError, KubeError, aiohttp.ClientError, OSError, TimeoutError) as error:
         stderr.write(f"mastertrade-operator: cannot read from the cluster: {error}\n")
         return NOT_FOUND
     if found is None:

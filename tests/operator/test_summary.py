@@ -180,3 +180,22 @@ async def test_status_command_against_the_emulated_cluster(
     print(out)  # the real output, shown with `pytest -s`
     assert code == 1  # the new spec is not observed yet, or the phase is Paused
     assert "last backup:  2026-11-25 02:00 UTC (" in out
+
+
+def refuse_login() -> kopf.ConnectionInfo:
+    raise kopf.LoginError("no service account and no kubeconfig to log in with")
+
+
+def unreachable() -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(server="http://127.0.0.1:9", default_namespace="trading")
+
+
+@pytest.mark.parametrize(
+    ("login", "message"),
+    [(refuse_login, "no kubeconfig"), (unreachable, "Cannot connect to host 127.0.0.1:9")],
+)
+def test_status_without_a_cluster_is_a_clear_error(login: Any, message: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["status", "mt"], stdout=out, stderr=err, login=login) == 2
+    assert out.getvalue() == ""
+    assert "cannot read from the cluster" in err.getvalue() and message in err.getvalue()
