@@ -108,7 +108,7 @@ def test_find_drift(desired: Any, live: Any, drift: list[str]) -> None:
 
 def test_phases_follow_the_seed_start_order(rendered: list[dict[str, Any]]) -> None:
     plans = build_phases(rendered)
-    assert [plan.phase for plan in plans] == list(Phase)
+    assert [plan.phase for plan in plans] == [p for p in Phase if p != Phase.RESTORING]
     gates = {plan.phase: sorted(g["metadata"]["name"] for g in plan.gates) for plan in plans}
     assert gates[Phase.INFRASTRUCTURE] == [
         "mt-mastertrade-postgres",
@@ -125,6 +125,15 @@ def test_phases_follow_the_seed_start_order(rendered: list[dict[str, Any]]) -> N
     first = {o["kind"] for o in plans[0].objects}
     assert {"Secret", "ConfigMap", "Service", "PersistentVolumeClaim", "StatefulSet"} <= first
     assert sum(len(plan.objects) for plan in plans) == len(rendered)
+
+
+def test_a_restore_runs_after_the_schema_job_and_before_the_services() -> None:
+    values = load_values({"backup": {"restoreFrom": "mastertrade_20261125T020000Z.dump"}})
+    plans = build_phases(render_all(values, "mt", "trading"))
+    assert [plan.phase for plan in plans] == list(Phase)
+    gates = {plan.phase: [g["metadata"]["name"] for g in plan.gates] for plan in plans}
+    assert gates[Phase.MIGRATING] == ["mt-mastertrade-migrate"]
+    assert gates[Phase.RESTORING] == ["mt-mastertrade-restore"]
 
 
 def test_without_migrations_there_is_no_migrating_phase() -> None:

@@ -17,7 +17,7 @@ from mastertrade_operator.status import (
     derive_workload_state,
 )
 from mastertrade_operator.status.readiness import JobState
-from mastertrade_operator.status.rollout import derive_rollout, object_key
+from mastertrade_operator.status.rollout import derive_rollout, object_key, observe_failed_job
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 
@@ -127,3 +127,12 @@ def test_a_failed_migration_is_degraded() -> None:
     )
     assert "mt-mastertrade-migrate" in observation.message
     assert observation.workloads is not None and len(observation.workloads) == 14
+
+
+def test_a_failed_restore_is_reported_as_such() -> None:
+    def observe(phase: str, reason: str, message: str, *, degraded: bool = False) -> Observation:
+        return Observation(1, phase, reason, message, degraded=degraded)
+
+    failed = observe_failed_job(Phase.RESTORING, "mt-mastertrade-restore", observe)
+    assert (failed.phase, failed.reason, failed.degraded) == ("Restoring", "RestoreFailed", True)
+    assert failed.message.startswith("restore Job mt-mastertrade-restore failed")

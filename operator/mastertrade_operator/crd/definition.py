@@ -83,8 +83,8 @@ STATUS_SCHEMA: JsonSchema = {
     "properties": {
         "phase": {
             "type": "string",
-            "description": "Where the rollout is: Pending, Infrastructure, Migrating, Services, "
-            "Monitoring, Ready, Degraded, Paused or Deleting",
+            "description": "Where the rollout is: Pending, Infrastructure, Migrating, Restoring, "
+            "Services, Monitoring, Ready, Degraded, Paused or Deleting",
         },
         "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
         "conditions": {

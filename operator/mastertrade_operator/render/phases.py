@@ -1,9 +1,10 @@
 """The order the operator applies an installation in, as the seed starts it.
 
 Infrastructure (PostgreSQL, RabbitMQ, Redis, and every object the workloads read: Secret,
-ConfigMaps, Services, PVCs, policies) → the Jobs (`mastertrade migrate`, and a restore when one
-is asked for) → the core services (and the backup CronJob, once there is a schema to dump) →
-monitoring. Each phase is applied only once the one before is ready.
+ConfigMaps, Services, PVCs, policies) → the schema Job (`mastertrade migrate`) → a restore, when
+one is asked for (after the schema, as the chart's hook weights order them; never beside it) →
+the core services (and the backup CronJob, once there is a schema to dump) → monitoring. Each
+phase is applied only once the one before is ready.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mastertrade_operator.model.values import Component
+from mastertrade_operator.render.backup import RESTORE
 from mastertrade_operator.render.context import Manifest
 
 TIER_LABEL = "mastertrade.io/tier"
@@ -24,6 +26,7 @@ class Phase(StrEnum):
 
     INFRASTRUCTURE = "Infrastructure"
     MIGRATING = "Migrating"
+    RESTORING = "Restoring"
     SERVICES = "Services"
     MONITORING = "Monitoring"
 
@@ -50,7 +53,8 @@ class PhasePlan:
 def derive_phase(manifest: Manifest) -> Phase:
     """The phase an object belongs to."""
     if manifest["kind"] == "Job":
-        return Phase.MIGRATING
+        restore = manifest["metadata"]["labels"].get(COMPONENT_LABEL) == RESTORE
+        return Phase.RESTORING if restore else Phase.MIGRATING
     if manifest["kind"] == "CronJob":
         return Phase.SERVICES
     if manifest["kind"] in WORKLOAD_KINDS:

@@ -32,8 +32,8 @@ class WorkloadState:
 class Observation:
     """What one reconcile found: the phase it stands in and why.
 
-    `phase` is a rollout phase (Infrastructure, Migrating, Services, Monitoring) while waiting,
-    or Ready, Paused or Degraded. `workloads` is None when the children were not looked at
+    `phase` is a rollout phase (Infrastructure, Migrating, Restoring, Services, Monitoring) while
+    waiting, or Ready, Paused or Degraded. `workloads` is None when the children were not looked at
     (paused, invalid spec): the previous figures are kept then.
     """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mastertrade_operator.render.desired import HASH_ANNOTATION
@@ -109,11 +109,23 @@ def derive_rollout(
         if derive_job_state(live.get(object_key(job))) is JobState.FAILED
     ]
     if failed:
-        message = f"schema Job {failed[0]} failed: see its pods' logs, then delete the Job to retry"
-        return observe(str(Phase.MIGRATING), "MigrationFailed", message, degraded=True)
+        return observe_failed_job(waiting.phase, failed[0], observe)
     pending = [gate["metadata"]["name"] for gate in waiting.gates if not gate_ready(gate, live)]
     message = (
         f"waiting for {', '.join(pending)} ({waiting.phase}); {ready}/{len(workloads)} "
         "workloads ready"
     )
     return observe(str(waiting.phase), f"Waiting{waiting.phase}", message)
+
+
+FAILED_JOB_REASONS = {
+    Phase.MIGRATING: ("schema", "MigrationFailed"),
+    Phase.RESTORING: ("restore", "RestoreFailed"),
+}
+
+
+def observe_failed_job(phase: Phase, job: str, observe: Callable[..., Observation]) -> Observation:
+    """Degraded on a failed schema or restore Job, with what to do about it."""
+    what, reason = FAILED_JOB_REASONS[phase]
+    message = f"{what} Job {job} failed: see its pods' logs, then delete the Job to retry"
+    return observe(str(phase), reason, message, degraded=True)
