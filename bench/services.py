@@ -30,7 +30,6 @@ import http.client
 import json
 import math
 import os
-import secrets
 import signal
 import socket
 import statistics
@@ -47,9 +46,11 @@ from typing import IO, Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.infra import create_database, create_vhost, delete_vhost, drop_database
+
 HOST = "127.0.0.1"
-PG_ADMIN_URL = os.environ.get("MASTERTRADE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-RABBIT_BASE = os.environ.get("MASTERTRADE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 REDIS_URL = os.environ.get("MASTERTRADE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
 
 CONNECTIONS = 32
@@ -318,35 +319,17 @@ def bare_command(port: int) -> list[str]:
 # --- infrastructure ---------------------------------------------------------------------------
 
 
-async def _admin(sql: str) -> None:
-    import asyncpg  # noqa: PLC0415 (only the orchestrating process talks to PostgreSQL)
-
-    connection = await asyncpg.connect(f"{PG_ADMIN_URL}/postgres", timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
 @contextlib.contextmanager
 def infrastructure() -> Iterator[dict[str, str]]:
     """A migrated database and a vhost of the run's own; the environment of the services."""
-    name = f"mastertrade_bench_{secrets.token_hex(5)}"
-    database_url = f"{PG_ADMIN_URL}/{name}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    vhost = ""
+    database_url = create_database("mastertrade_bench")
+    rabbitmq_url = ""
     try:
-        _rabbitmqctl("add_vhost", name)
-        vhost = name
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        rabbitmq_url = create_vhost("mastertrade_bench")
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "RABBITMQ_URL": f"{RABBIT_BASE}/{vhost}",
+            "RABBITMQ_URL": rabbitmq_url,
             "REDIS_URL": REDIS_URL,
             "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "console",
@@ -361,13 +344,13 @@ def infrastructure() -> Iterator[dict[str, str]]:
         )
         if migrate.returncode != 0:
             raise BenchError(f"mastertrade migrate failed:\n{migrate.stdout}{migrate.stderr}")
-        say(f"database {name} and vhost {vhost} created and migrated")
+        say("a database and a vhost of the run's own created and migrated")
         yield env
     finally:
-        if vhost:
-            _rabbitmqctl("delete_vhost", vhost)
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        say(f"database and vhost {name} removed")
+        if rabbitmq_url:
+            delete_vhost(rabbitmq_url)
+        drop_database(database_url)
+        say("the run's database and vhost removed")
 
 
 # --- the measurements -------------------------------------------------------------------------

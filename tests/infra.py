@@ -6,6 +6,7 @@ PostgreSQL runs as the `postgres` user (it refuses root) through `runuser`, as D
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -191,3 +193,47 @@ class PrivateRabbit:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# --- scratch databases and vhosts on the machine's shared servers ------------------------------
+
+PG_ADMIN_URL = os.environ.get("MASTERTRADE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+RABBIT_BASE = os.environ.get("MASTERTRADE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg  # noqa: PLC0415 - only callers that touch PostgreSQL pay for the import
+
+    connection = await asyncpg.connect(f"{PG_ADMIN_URL}/postgres", timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def create_database(prefix: str) -> str:
+    """A new, empty database on the shared server; returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    return f"{PG_ADMIN_URL}/{name}"
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+def create_vhost(prefix: str) -> str:
+    """A new vhost on the shared broker, open to guest; returns its AMQP URL."""
+    vhost = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    return f"{RABBIT_BASE}/{vhost}"
+
+
+def delete_vhost(url: str) -> None:
+    rabbitmqctl("delete_vhost", url.rsplit("/", 1)[1])

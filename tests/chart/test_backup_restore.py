@@ -17,7 +17,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.helm import CHART
-from tests.infra import PrivateRabbit
+from tests.infra import PrivateRabbit, create_database, drop_database
 
 pytestmark = pytest.mark.infra
 
@@ -120,25 +119,16 @@ def run_script(script: str, env: dict[str, str], *args: str) -> subprocess.Compl
     )  # fmt: skip
 
 
-def admin(sql: str) -> None:
-    subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", sql],
-        env={**clean_environ(), **PG},
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def database() -> Iterator[Database]:
     """A scratch database with a few tables and rows, dropped afterwards."""
-    name = f"mastertrade_backup_{uuid.uuid4().hex[:10]}"
-    admin(f'CREATE DATABASE "{name}"')
+    url = create_database("mastertrade_backup")
     try:
-        db = Database(name)
+        db = Database(url.rsplit("/", 1)[1])
         db.psql(SCHEMA)
         yield db
     finally:
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 def shared_management_answers() -> bool:

@@ -10,42 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
 from mastertrade.migrations.runner import migrate_database
+from tests.infra import create_database, create_vhost, delete_vhost, drop_database
 
-PG_ADMIN_URL = os.environ.get("MASTERTRADE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-RABBIT_BASE = os.environ.get("MASTERTRADE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 REDIS_TEST_URL = os.environ.get("MASTERTRADE_TEST_REDIS", "redis://127.0.0.1:6379/9")
-
-
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(f"{PG_ADMIN_URL}/postgres", timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-def create_database(prefix: str) -> str:
-    """A new, empty database; returns its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    return f"{PG_ADMIN_URL}/{name}"
-
-
-def drop_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -68,11 +40,9 @@ def empty_database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> Iterator[str]:
     """A vhost of its own on the shared broker for the whole session."""
-    vhost = f"mastertrade_test_{uuid.uuid4().hex[:10]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{RABBIT_BASE}/{vhost}"
-    _rabbitmqctl("delete_vhost", vhost)
+    url = create_vhost("mastertrade_test")
+    yield url
+    delete_vhost(url)
 
 
 @pytest.fixture(scope="session")
