@@ -39,16 +39,17 @@ generate: ## Rewrite every generated file (values.schema.json, definitions.json)
 	$(BIN)/python -m mastertrade_operator.generate
 
 .PHONY: lint
-lint: ## ruff, mypy and helm lint --strict
+lint: ## ruff, mypy, import contracts (lint-imports) and helm lint --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(TOOLS)/helm lint --strict $(CHART)
 
 .PHONY: test
 test: setup checkov ## Set everything up, then run every tier of tests
 	bash scripts/ensure-infra.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m ""
 
 .PHONY: up
 up: setup ## Set up, then run the whole stack as local processes (Ctrl-C stops it)

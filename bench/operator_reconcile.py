@@ -29,6 +29,7 @@ import kopf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.helm import helm_binary  # noqa: E402
 from tests.operator.apiserver import ApiServer  # noqa: E402
 from tests.operator.cluster import (  # noqa: E402
     create_mtd,
@@ -43,6 +44,7 @@ from tests.operator.conftest import declare_resources  # noqa: E402
 from mastertrade_operator.kube import MASTERTRADE, USER_AGENT, Kube  # noqa: E402
 from mastertrade_operator.reconcile import Timing  # noqa: E402
 from mastertrade_operator.render.desired import build_owner_reference  # noqa: E402
+from mastertrade_operator.render.helm import find_helm  # noqa: E402
 from mastertrade_operator.runner import build_operator  # noqa: E402
 
 STEADY_WINDOW = 5.0
@@ -91,7 +93,9 @@ async def measure_operator() -> dict[str, Any]:
     async with ApiServer() as api, kmock.Server(api):
         declare_resources(api)
         server = str(api.url).rstrip("/")
-        assembly = build_operator(TIMING, login=lambda: kopf.ConnectionInfo(server=server))
+        assembly = build_operator(
+            TIMING, find_helm(helm_binary()), login=lambda: kopf.ConnectionInfo(server=server)
+        )
         assembly.settings.scanning.disabled = True
         stop = await asyncio.to_thread(
             start_kopf,

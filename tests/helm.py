@@ -13,6 +13,10 @@ from typing import Any
 
 import yaml
 
+from mastertrade_operator.render import Renderer, new_credentials
+from mastertrade_operator.render.helm import find_helm
+from mastertrade_operator.resource import parse_resource
+
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "mastertrade"
 TOOLS_BIN = REPO / ".tools" / "bin"
@@ -105,3 +109,19 @@ def by_kind_and_name(manifests: list[Manifest]) -> dict[tuple[str, str], Manifes
 
 def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m["kind"] == kind]
+
+
+def operator_render(
+    spec: dict[str, Any] | None = None, release: str = "mt", namespace: str = "trading"
+) -> list[Manifest]:
+    """What the operator applies for a resource with this spec (the bundled chart by helm, new
+    passwords), through the operator's own renderer."""
+    resource = parse_resource(
+        {
+            "apiVersion": "mastertrade.io/v1alpha1",
+            "kind": "MasterTradeDeployment",
+            "metadata": {"name": release, "namespace": namespace},
+            "spec": spec or {},
+        }
+    )
+    return Renderer(find_helm(helm_binary())).render_now(resource, new_credentials())

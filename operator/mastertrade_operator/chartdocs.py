@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from mastertrade_operator.model import CHART_DIR, Values, load_default_values
+from mastertrade_model import Values, load_default_values
+from mastertrade_model.catalog import SOURCE_CHART
 
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][A-Za-z0-9_]*):")
 
@@ -74,7 +75,7 @@ def catalog_table(values: Values) -> list[str]:
     return rows
 
 
-def render_chart_readme(chart_dir: Path = CHART_DIR) -> str:
+def render_chart_readme(chart_dir: Path = SOURCE_CHART) -> str:
     template = (chart_dir / "README.md.gotmpl").read_text()
     values_yaml = (chart_dir / "values.yaml").read_text()
     return template.replace(

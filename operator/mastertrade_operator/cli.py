@@ -1,8 +1,9 @@
 """The `mastertrade-operator` console script.
 
 - `render -f CR.yaml` prints the objects the operator would apply for a MasterTradeDeployment, as
-  a YAML stream like `helm template` (for GitOps previews and `kubectl diff`). The credentials
-  Secret gets newly generated passwords on every render.
+  a YAML stream like `helm template` (for GitOps previews and `kubectl diff`), through the
+  operator's own render: the bundled chart by helm. The credentials Secret gets newly generated
+  passwords on every render.
 - `crd` prints the CustomResourceDefinition.
 - `run --namespace NS ... | --all-namespaces` runs the operator (see `runner.py`).
 - `status NAME [-n NS]` summarises an installation (see `summary.py`), with the operator's
@@ -25,9 +26,10 @@ import yaml
 
 from mastertrade_operator.crd import render_crd_yaml
 from mastertrade_operator.kube import Login
-from mastertrade_operator.model.resource import ResourceError, parse_resource
 from mastertrade_operator.reconcile.runtime import Timing
-from mastertrade_operator.render import Manifest, render_all
+from mastertrade_operator.render import Manifest, Renderer, RenderError, new_credentials
+from mastertrade_operator.render.helm import HelmNotUsableError, find_helm
+from mastertrade_operator.resource import ResourceError, parse_resource
 from mastertrade_operator.runner import PEERING_NAME, Options, default_login, parse_priority, run
 from mastertrade_operator.summary import run_status
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "-f", "--filename", required=True, help="MasterTradeDeployment YAML file, or - for stdin"
     )
+    add_helm_argument(render)
     commands.add_parser("crd", help="print the MasterTradeDeployment CRD")
     add_run_parser(commands)
     status = commands.add_parser("status", help="summarise an installation; exit 1 if not Ready")
@@ -52,8 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_helm_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--helm",
+        help="helm binary that renders the chart (default: $MASTERTRADE_HELM, else helm on PATH)",
+    )
+
+
 def add_run_parser(commands: Any) -> None:
     run = commands.add_parser("run", help="run the operator")
+    add_helm_argument(run)
     scope = run.add_mutually_exclusive_group(required=True)
     scope.add_argument(
         "-n",
@@ -94,6 +105,7 @@ def build_run_options(arguments: argparse.Namespace) -> Options:
         priority=arguments.priority,
         liveness=arguments.liveness,
         metrics_port=arguments.metrics_port,
+        helm=arguments.helm,
         timing=Timing(phase_retry=arguments.phase_retry, resync=arguments.resync),
     )
 
@@ -121,9 +133,13 @@ def format_stream(objects: list[Manifest]) -> str:
     )
 
 
-def command_render(filename: str, stdin: TextIO, stdout: TextIO) -> int:
+def command_render(filename: str, helm: str | None, stdin: TextIO, stdout: TextIO) -> int:
+    """What the operator would apply, through the operator's own render (new passwords)."""
     resource = parse_resource(read_document(filename, stdin))
-    objects = render_all(resource.values, resource.name, resource.namespace)
+    try:
+        objects = Renderer(find_helm(helm)).render_now(resource, new_credentials())
+    except RenderError as error:
+        raise ResourceError(str(error)) from None
     stdout.write(format_stream(objects))
     return 0
 
@@ -140,14 +156,21 @@ def main(
         login = login or default_login(kopf.OperatorSettings())
         return run_status(arguments.name, arguments.namespace, login, stdout, stderr)
     try:
-        if arguments.command == "render":
-            return command_render(arguments.filename, stdin, stdout)
-        if arguments.command == "crd":
-            stdout.write(render_crd_yaml())
-            return 0
+        return run_command(arguments, stdin, stdout)
     except ResourceError as error:
         stderr.write(f"mastertrade-operator: invalid MasterTradeDeployment:\n{error}\n")
-        return USAGE_ERROR
+    except HelmNotUsableError as error:
+        stderr.write(f"mastertrade-operator: cannot render: {error}\n")
+    return USAGE_ERROR
+
+
+def run_command(arguments: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    """`render`, `crd` or `run` (which returns when the operator stops)."""
+    if arguments.command == "render":
+        return command_render(arguments.filename, arguments.helm, stdin, stdout)
+    if arguments.command == "crd":
+        stdout.write(render_crd_yaml())
+        return 0
     run(build_run_options(arguments))
     return 0
 

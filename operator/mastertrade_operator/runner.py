@@ -17,6 +17,8 @@ from prometheus_client import start_http_server
 
 from mastertrade_operator.kube import Kube, Login
 from mastertrade_operator.reconcile import Runtime, Timing, build_registry, configure
+from mastertrade_operator.render import Renderer
+from mastertrade_operator.render.helm import Helm, find_helm
 
 PEERING_NAME = "mastertrade-operator"
 AUTO_PRIORITY_RANGE = 1_000_000
@@ -41,6 +43,8 @@ class Options:
     priority: int = 0
     liveness: str = "http://0.0.0.0:8080/healthz"
     metrics_port: int = 9090
+    helm: str | None = None
+    """The helm binary (a path or a command name); None is `helm` on PATH."""
     timing: Timing = field(default_factory=Timing)
 
 
@@ -69,16 +73,20 @@ def default_login(settings: kopf.OperatorSettings) -> Login:
     return login
 
 
-def build_operator(timing: Timing, login: Login | None = None) -> Assembly:
+def build_operator(timing: Timing, helm: Helm, login: Login | None = None) -> Assembly:
     settings = configure(kopf.OperatorSettings())
-    runtime = Runtime(kube=Kube(login or default_login(settings)), timing=timing)
+    runtime = Runtime(
+        kube=Kube(login or default_login(settings)), renderer=Renderer(helm), timing=timing
+    )
     return Assembly(registry=build_registry(timing), settings=settings, runtime=runtime)
 
 
 def run(options: Options) -> None:
-    """Run until stopped (SIGTERM/SIGINT)."""
+    """Run until stopped (SIGTERM/SIGINT); a helm that cannot render stops it at once."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    assembly = build_operator(options.timing)
+    helm = find_helm(options.helm)
+    logging.getLogger(__name__).info("rendering with %s (helm %s)", helm.binary, helm.version)
+    assembly = build_operator(options.timing, helm)
     if options.metrics_port:
         start_http_server(options.metrics_port, registry=assembly.runtime.metrics.registry)
     kopf.run(

@@ -13,9 +13,9 @@ from typing import Protocol, cast
 
 from fastapi import FastAPI
 
-from mastertrade.core import topology
 from mastertrade.core.service import ServiceSpec
 from mastertrade.core.settings import ServiceSettings
+from mastertrade_model import topology
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(

@@ -19,12 +19,12 @@ from prometheus_client import disable_created_metrics
 
 from mastertrade.catalog import SERVICES, UnknownServiceError, find_service, load_service_module
 from mastertrade.core.bus import TopologyError, apply_topology
-from mastertrade.core.dependency import Dependency
 from mastertrade.core.logs import configure_logging
 from mastertrade.core.server import serve
 from mastertrade.core.settings import ServiceSettings, SettingsError, load_settings
 from mastertrade.local_stack import StackUrls, run_up
 from mastertrade.migrations.runner import MigrationError, migrate_database
+from mastertrade_model.values import Dependency
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -43,7 +43,9 @@ def run_serve(name: str, host: str, port: int | None) -> int:
         return EXIT_USAGE
     module = load_service_module(spec)
     try:
-        settings = load_settings(module.Settings, spec.name, spec.dependencies)
+        settings = load_settings(
+            module.Settings, spec.name, spec.dependencies, upstreams=spec.upstream_variables
+        )
     except SettingsError as error:
         print(f"mastertrade: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -71,10 +71,10 @@ def build_env(urls: StackUrls, ports: dict[str, int], host: str) -> dict[str, st
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "console")
     env.update(DATABASE_URL=urls.database, RABBITMQ_URL=urls.rabbitmq, REDIS_URL=urls.redis)
-    for name, port in ports.items():
-        env[f"{name.upper()}_URL"] = f"http://{host}:{port}"
-    env["API_GATEWAY_URL"] = f"http://{host}:{ports['api_gateway']}"
-    env["DATA_ACCESS_API_URL"] = f"http://{host}:{ports['data_access_api']}"
+    for spec in SERVICES:
+        for variable, upstream in spec.upstream_variables.items():
+            if upstream in ports:
+                env[variable] = f"http://{host}:{ports[upstream]}"
     return env
 
 

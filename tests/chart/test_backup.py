@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mastertrade_operator.model import load_default_values
+from mastertrade_model import load_default_values
 from tests.chart.test_render import KUBERNETES_VERSION
 from tests.helm import CHART, Manifest, RenderError, by_kind_and_name, of_kind, render
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mastertrade_operator.model import load_default_values
+from mastertrade_model import load_default_values
 from tests.helm import CHART, Manifest, by_kind_and_name, of_kind, render
 
 CATALOG = load_default_values().workloads

@@ -11,8 +11,7 @@ from typing import Any
 import kmock
 
 from mastertrade_operator.kube import MASTERTRADE, OWNED, Resource
-from mastertrade_operator.model import load_values
-from mastertrade_operator.render import render_all
+from tests.helm import operator_render
 from tests.operator.apiserver import ApiServer
 
 Manifest = dict[str, Any]
@@ -22,15 +21,15 @@ WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 def rendered_names(name: str, kind: str, spec: Manifest | None = None) -> set[str]:
     """Names of the objects of `kind` the chart's render of `spec` has (the expectation)."""
-    objects = render_all(load_values(spec), name, NAMESPACE)
+    objects = operator_render(spec, name, NAMESPACE)
     return {obj["metadata"]["name"] for obj in objects if obj["kind"] == kind}
 
 
 def rendered_count(name: str, spec: Manifest | None = None) -> int:
-    return len(render_all(load_values(spec), name, NAMESPACE))
+    return len(operator_render(spec, name, NAMESPACE))
 
 
-async def eventually(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+async def eventually(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
     """Poll `condition` until it returns something true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -123,7 +122,7 @@ async def mark_ready(api: ApiServer, kinds: tuple[str, ...] = ("StatefulSet", "D
     return changed
 
 
-async def roll_out(api: ApiServer, name: str, timeout: float = 30.0) -> Manifest:
+async def roll_out(api: ApiServer, name: str, timeout: float = 60.0) -> Manifest:
     """Play the controllers until the resource reports Ready; its status."""
     deadline = time.monotonic() + timeout
     while status_of(api, name).get("phase") != "Ready":

@@ -21,7 +21,9 @@ import pytest
 
 from mastertrade_operator.kube import MASTERTRADE, OWNED
 from mastertrade_operator.reconcile import Timing
+from mastertrade_operator.render.helm import find_helm
 from mastertrade_operator.runner import Assembly, build_operator
+from tests.helm import helm_binary
 from tests.operator.apiserver import ApiServer
 
 NAMESPACE = "default"
@@ -73,7 +75,9 @@ def liveness() -> str:
 async def operator(api: ApiServer, liveness: str) -> AsyncIterator[Assembly]:
     """The operator, started and ready; stopped (and checked to stop) afterwards."""
     server = str(api.url).rstrip("/")
-    assembly = build_operator(TIMING, login=lambda: kopf.ConnectionInfo(server=server))
+    assembly = build_operator(
+        TIMING, find_helm(helm_binary()), login=lambda: kopf.ConnectionInfo(server=server)
+    )
     settings = assembly.settings
     settings.scanning.disabled = True  # namespaces are exact names: no namespace/CRD watching
     settings.watching.server_timeout = 5

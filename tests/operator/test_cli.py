@@ -66,7 +66,7 @@ def test_render_applies_the_charts_rules() -> None:
     resource["spec"]["workloads"]["postgres"] = {"enabled": False}
     code, _, err = run("render", "-f", "-", stdin=yaml.safe_dump(resource))
     assert code == 2
-    assert "workloads.marketDataService depends on workloads.postgres, which is disabled" in err
+    assert "depends on workloads.postgres, which is disabled" in err
 
 
 def test_missing_file_is_a_clear_error() -> None:

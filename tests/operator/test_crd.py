@@ -11,9 +11,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from mastertrade_model import load_default_values
 from mastertrade_operator.crd import CRD_PATH, build_crd
-from mastertrade_operator.model import load_default_values
-from mastertrade_operator.model.resource import API_VERSION, KIND, ResourceError, parse_resource
+from mastertrade_operator.resource import API_VERSION, KIND, ResourceError, parse_resource
 from tests.helm import CHART, REPO
 from tests.operator.crdcheck import (
     cel_failures,

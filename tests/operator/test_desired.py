@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from mastertrade_operator.model import load_values
-from mastertrade_operator.render import render_all
 from mastertrade_operator.render.desired import (
     HASH_ANNOTATION,
     build_desired,
@@ -17,6 +15,7 @@ from mastertrade_operator.render.desired import (
     find_drift,
 )
 from mastertrade_operator.render.phases import Phase, build_phases
+from tests.helm import operator_render
 
 OWNER: dict[str, Any] = {
     "apiVersion": "mastertrade.io/v1alpha1",
@@ -27,7 +26,7 @@ OWNER: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    return render_all(load_values(), "mt", "trading", existing_credentials={"x": "eA=="})
+    return operator_render()
 
 
 def by_name(objects: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, Any]:
@@ -128,8 +127,9 @@ def test_phases_follow_the_seed_start_order(rendered: list[dict[str, Any]]) -> N
 
 
 def test_a_restore_runs_after_the_schema_job_and_before_the_services() -> None:
-    values = load_values({"backup": {"restoreFrom": "mastertrade_20261125T020000Z.dump"}})
-    plans = build_phases(render_all(values, "mt", "trading"))
+    plans = build_phases(
+        operator_render({"backup": {"restoreFrom": "mastertrade_20261125T020000Z.dump"}})
+    )
     assert [plan.phase for plan in plans] == list(Phase)
     gates = {plan.phase: [g["metadata"]["name"] for g in plan.gates] for plan in plans}
     assert gates[Phase.MIGRATING] == ["mt-mastertrade-migrate"]
@@ -137,6 +137,5 @@ def test_a_restore_runs_after_the_schema_job_and_before_the_services() -> None:
 
 
 def test_without_migrations_there_is_no_migrating_phase() -> None:
-    values = load_values({"migrations": {"enabled": False}})
-    plans = build_phases(render_all(values, "mt", "trading"))
+    plans = build_phases(operator_render({"migrations": {"enabled": False}}))
     assert Phase.MIGRATING not in [plan.phase for plan in plans]

@@ -287,6 +287,8 @@ async def test_a_spec_change_applies_only_what_changed(api: ApiServer, operator:
     await request(api, "PATCH", path_of("MasterTradeDeployment", NAME), patch)
     target = f"{PREFIX}-strategy-service"
     await eventually(lambda: (child(api, "Deployment", target) or {})["spec"]["replicas"] == 3)
+    # the status still says Ready for generation 1 until the new render is applied
+    await eventually(lambda: status_of(api, NAME).get("observedGeneration") == 2)
     await roll_out(api, NAME)
     await settle(api)
     applied = {

@@ -1,112 +1,140 @@
-"""Unit tests of the pure builders (no helm): Go's text formatting, credentials, names, and
-the validity of what they build against the Kubernetes 1.35 schemas."""
+"""The operator's render: the bundled chart through the real helm binary, plus the steps only an
+operator adds. What must hold: it is the chart's own output (hooks and test pods aside), the
+objects are valid Kubernetes objects the operator can find again, passwords are kept once made,
+and a bad spec or a missing helm is a clear error."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import dataclasses
-from collections import Counter
+import io
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from mastertrade_operator.model import load_values
-from mastertrade_operator.model.chart import load_chart
-from mastertrade_operator.model.resource import parse_resource
-from mastertrade_operator.render import KIND_ORDER, build_release, render_all
-from mastertrade_operator.render.files import TemplateFileError, build_config_file
-from mastertrade_operator.render.gotext import env_string, go_float, to_json, to_yaml
-from tests.helm import REPO
+from mastertrade_operator.cli import main
+from mastertrade_operator.render import Renderer, new_credentials
+from mastertrade_operator.render.helm import HelmNotUsableError, RenderError, find_helm
+from mastertrade_operator.render.objects import MANAGED_BY, MANAGED_BY_LABEL, credentials_secret
+from mastertrade_operator.resource import parse_resource
+from tests.helm import REPO, by_kind_and_name, helm_binary, render
+
+pytestmark = pytest.mark.chart
 
 SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
+DEFAULT_SAMPLE = REPO / "manifests" / "samples" / "paper-default.yaml"
 
 
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (0.2, "0.2"),
-        (0.00001, "1e-05"),
-        (0.0001, "0.0001"),
-        (12345.678, "12345.678"),
-        (1234567.5, "1.2345675e+06"),
-        (-0.5, "-0.5"),
-        (1.5e23, "1.5e+23"),
-    ],
-)
-def test_floats_print_as_go_prints_them(value: float, text: str) -> None:
-    assert go_float(value) == text
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(10000.0, "10000"), (1e6, "1000000"), (True, "true"), (False, "false"), (587, "587")],
-)
-def test_env_strings_as_the_chart_prints_them(value: float | bool | int, text: str) -> None:
-    assert env_string(value) == text
-
-
-def test_to_yaml_quotes_as_go_yaml_does() -> None:
-    data = {"A": "587", "B": "yes", "C": "x: y", "D": "one\ntwo\n", "E": "plain", "n": "1e3"}
-    assert to_yaml(data) == (
-        'A: "587"\nB: "yes"\nC: \'x: y\'\nD: |\n  one\n  two\nE: plain\n"n": "1e3"'
+def resource_of(spec: dict[str, Any], name: str = "mt", namespace: str = "ns") -> Any:
+    return parse_resource(
+        {
+            "apiVersion": "mastertrade.io/v1alpha1",
+            "kind": "MasterTradeDeployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
     )
-    assert to_yaml({}) == "{}"
 
 
-def test_to_json_escapes_html_as_go_does() -> None:
-    assert to_json(["a<b>&c"]) == '["a\\u003cb\\u003e\\u0026c"]'
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(find_helm(helm_binary()))
 
 
-def test_render_is_deterministic_apart_from_new_passwords() -> None:
-    values = load_values()
-    first, second = render_all(values, "mt", "ns"), render_all(values, "mt", "ns")
-    assert [o for o in first if o["kind"] != "Secret"] == [
-        o for o in second if o["kind"] != "Secret"
-    ]
+def test_make_render_and_the_operator_render_give_the_same_objects() -> None:
+    """`make render` (helm template) and `mastertrade-operator render` are one render: the same
+    objects, once hooks, test pods, helm's annotations and the managed-by label are set aside."""
+    document = yaml.safe_load(DEFAULT_SAMPLE.read_text())
+    out = io.StringIO()
+    assert main(["render", "-f", str(DEFAULT_SAMPLE), "--helm", helm_binary()], stdout=out) == 0
+    operator = by_kind_and_name([o for o in yaml.safe_load_all(out.getvalue()) if o])
+    chart = by_kind_and_name(
+        render(release=document["metadata"]["name"], namespace=document["metadata"]["namespace"])
+    )
+    chart = {k: o for k, o in chart.items() if "test" not in _hook(o)}
+    assert set(operator) == set(chart)
+    for key, manifest in chart.items():
+        if key[0] == "Secret":  # new passwords on every render
+            assert set(operator[key]["data"]) == set(manifest["data"])
+            continue
+        assert _comparable(operator[key]) == _comparable(manifest), key
 
 
-def test_objects_are_unique_and_in_helms_install_order() -> None:
-    objects = render_all(load_values(), "mt", "ns")
-    keys = Counter((o["kind"], o["metadata"]["name"]) for o in objects)
-    assert max(keys.values()) == 1
-    order = [KIND_ORDER.index(o["kind"]) for o in objects]
-    assert order == sorted(order)
+def _hook(manifest: dict[str, Any]) -> str:
+    return str((manifest["metadata"].get("annotations") or {}).get("helm.sh/hook", ""))
 
 
-def test_existing_passwords_are_kept_and_given_ones_used() -> None:
-    existing = {"postgres-password": "b2xk", "rabbitmq-password": "cmFiYml0"}
-    values = load_values({"auth": {"rabbitmqPassword": "given1"}})
-    objects = render_all(values, "mt", "ns", existing_credentials=existing)
-    (secret,) = [o for o in objects if o["kind"] == "Secret"]
-    data = secret["data"]
-    assert data["postgres-password"] == "b2xk"
-    assert base64.b64decode(data["rabbitmq-password"]) == b"given1"
-    generated = base64.b64decode(data["grafana-admin-password"]).decode()
-    assert len(generated) == 32 and generated.isalnum()
+def _comparable(manifest: dict[str, Any]) -> str:
+    """The object as YAML text without what names the tool that manages it."""
+    meta = dict(manifest["metadata"])
+    annotations = {
+        key: value
+        for key, value in (meta.pop("annotations", None) or {}).items()
+        if not key.startswith("helm.sh/")
+    }
+    text = yaml.safe_dump({**manifest, "metadata": {**meta, "annotations": annotations}})
+    for word in ("Helm", MANAGED_BY):
+        text = text.replace(f"{MANAGED_BY_LABEL}: {word}", "")
+    return text
 
 
-def test_no_secret_when_the_user_brings_one() -> None:
-    values = load_values({"auth": {"existingSecret": "mine"}})
-    assert not [o for o in render_all(values, "mt", "ns") if o["kind"] == "Secret"]
+def test_objects_carry_the_operator_label_and_no_helm_lifecycle(renderer: Renderer) -> None:
+    objects = asyncio.run(renderer.render(resource_of({}), new_credentials()))
+    for manifest in objects:
+        meta = manifest["metadata"]
+        assert meta["labels"][MANAGED_BY_LABEL] == MANAGED_BY
+        assert meta["namespace"] == "ns"
+        assert not any(key.startswith("helm.sh/hook") for key in meta.get("annotations") or {})
+    assert not [o for o in objects if o["kind"] == "Pod"], "helm test pods are left out"
+    assert {o["metadata"]["name"] for o in objects if o["kind"] == "Job"} == {
+        "mt-mastertrade-migrate"
+    }
 
 
-def test_operator_objects_do_not_name_helm() -> None:
-    text = repr(render_all(load_values(), "mt", "ns"))
-    assert "helm.sh/" not in text and "Helm" not in text
+def test_passwords_given_to_the_render_are_the_secrets_and_stay_put(renderer: Renderer) -> None:
+    credentials = new_credentials()
+    objects = asyncio.run(renderer.render(resource_of({}), credentials))
+    secret = credentials_secret(objects)
+    assert secret is not None and secret["data"] == credentials
+    renders = renderer.renders
+    again = asyncio.run(renderer.render(resource_of({}), credentials))
+    assert again == objects and renderer.renders == renders, "a repeated render is cached"
 
 
-def test_a_new_template_expression_in_a_static_file_is_refused() -> None:
-    chart = load_chart()
-    files = {**chart.files, "rabbitmq/rabbitmq.config": "{{ .Values.x }}"}
-    release = build_release(load_values(), "mt", "ns", dataclasses.replace(chart, files=files))
-    with pytest.raises(TemplateFileError, match="add its renderer"):
-        build_config_file(release, "rabbitmq", "rabbitmq.config")
+def test_a_password_written_in_the_spec_wins(renderer: Renderer) -> None:
+    spec = {"auth": {"postgresPassword": "chosen1"}}
+    secret = credentials_secret(asyncio.run(renderer.render(resource_of(spec), new_credentials())))
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["postgres-password"]).decode() == "chosen1"
+
+
+def test_no_credentials_secret_when_the_user_brings_one(renderer: Renderer) -> None:
+    spec = {"auth": {"existingSecret": "mine"}}
+    objects = asyncio.run(renderer.render(resource_of(spec), new_credentials()))
+    assert credentials_secret(objects) is None
+
+
+def test_a_rule_of_the_chart_is_a_render_error_naming_the_value(renderer: Renderer) -> None:
+    spec = {"settings": {"trading": {"TRADING_ENVIRONMENT": "live"}}}
+    with pytest.raises(RenderError, match=r"apiKeys\.existingSecret"):
+        asyncio.run(renderer.render(resource_of(spec), new_credentials()))
+
+
+def test_helm_missing_or_not_helm_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(HelmNotUsableError, match="helm not found"):
+        find_helm(str(tmp_path / "nothing"))
+    fake = tmp_path / "helm"
+    fake.write_text("#!/bin/sh\necho v2.17.0\n")
+    fake.chmod(0o755)
+    with pytest.raises(HelmNotUsableError, match=r"needs helm 3\.14 or newer"):
+        find_helm(str(fake))
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda path: path.name)
-def test_rendered_objects_are_valid_kubernetes_objects(path: Path) -> None:
+def test_rendered_objects_are_valid_kubernetes_objects(renderer: Renderer, path: Path) -> None:
     resource = parse_resource(yaml.safe_load(path.read_text()))
-    for manifest in render_all(resource.values, resource.name, resource.namespace):
+    for manifest in asyncio.run(renderer.render(resource, new_credentials())):
         kubernetes_validate.validate(manifest, "1.35.0", strict=True)

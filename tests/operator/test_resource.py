@@ -1,4 +1,5 @@
-"""Reading a MasterTradeDeployment into typed values, and the chart's rules on them."""
+"""Reading a MasterTradeDeployment into typed values (the chart's own rules are tested with the
+chart, tests/chart/test_bad_values.py, and the operator's render, tests/operator/test_render.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from mastertrade_operator.model import load_values
-from mastertrade_operator.model.resource import (
+from mastertrade_model import load_values
+from mastertrade_operator.resource import (
     API_VERSION,
     KIND,
     ResourceError,
-    check_rules,
     parse_resource,
 )
 
@@ -58,24 +58,3 @@ def test_namespace_defaults_like_kubectl() -> None:
 def test_malformed_resources_name_the_field(patch: dict[str, Any], message: str) -> None:
     with pytest.raises(ResourceError, match=message.replace("(", r"\(")):
         parse_resource({**document(), **patch})
-
-
-def test_live_trading_needs_keys_and_the_circuit_breaker() -> None:
-    live = {"settings": {"trading": {"TRADING_ENVIRONMENT": "live"}}}
-    assert len(check_rules(load_values(live))) == 1
-    unsafe = {
-        "settings": {
-            "trading": {"TRADING_ENVIRONMENT": "live"},
-            "risk": {"CIRCUIT_BREAKER_ENABLED": False},
-        }
-    }
-    assert len(check_rules(load_values(unsafe))) == 2
-    assert check_rules(load_values({**live, "apiKeys": {"existingSecret": "keys"}})) == []
-
-
-def test_a_disabled_dependency_is_refused() -> None:
-    values = load_values({"workloads": {"prometheus": {"enabled": False}}})
-    assert check_rules(values) == [
-        "workloads.grafana depends on workloads.prometheus, which is disabled: "
-        "enable workloads.prometheus or disable workloads.grafana"
-    ]

@@ -14,7 +14,9 @@ import pytest
 import mastertrade_operator
 from mastertrade_operator import runner
 from mastertrade_operator.reconcile import FINALIZER, Timing
+from mastertrade_operator.render.helm import find_helm
 from mastertrade_operator.runner import Options, build_operator
+from tests.helm import helm_binary
 
 PACKAGE = Path(mastertrade_operator.__file__).parent
 
@@ -41,13 +43,13 @@ def test_run_starts_kopf_with_liveness_peering_and_metrics(
 def test_standalone_runs_without_peering(monkeypatch: pytest.MonkeyPatch) -> None:
     started: dict[str, Any] = {}
     monkeypatch.setattr(kopf, "run", lambda **kwargs: started.update(kwargs))
-    runner.run(Options(namespaces=["trading"], standalone=True, metrics_port=0))
+    runner.run(Options(namespaces=["trading"], standalone=True, metrics_port=0, helm=helm_binary()))
     assert started["standalone"] is True and started["peering_name"] is None
     assert started["namespaces"] == ["trading"]
 
 
 def test_kopf_keeps_its_state_out_of_the_status() -> None:
-    settings = build_operator(Timing()).settings
+    settings = build_operator(Timing(), find_helm(helm_binary())).settings
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
 

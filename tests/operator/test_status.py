@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mastertrade_operator.model import load_values
-from mastertrade_operator.render import render_all
+from mastertrade_model import load_values
 from mastertrade_operator.render.phases import Phase, build_phases
 from mastertrade_operator.status import (
     Observation,
@@ -18,6 +17,7 @@ from mastertrade_operator.status import (
 )
 from mastertrade_operator.status.readiness import JobState
 from mastertrade_operator.status.rollout import derive_rollout, object_key, observe_failed_job
+from tests.helm import operator_render
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 
@@ -103,15 +103,14 @@ def test_job_states() -> None:
 
 
 def test_a_failed_migration_is_degraded() -> None:
-    values = load_values()
-    desired = render_all(values, "mt", "trading")
+    desired = operator_render()
     plans = build_phases(desired)
     migrating = next(plan for plan in plans if plan.phase is Phase.MIGRATING)
     (job,) = migrating.gates
     live = {
         object_key(job): {**job, "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
     }
-    keys = {w.name: key for key, w in values.workloads.items()}
+    keys = {w.name: key for key, w in load_values().workloads.items()}
     observation = derive_rollout(
         generation=1,
         trading_environment="paper",

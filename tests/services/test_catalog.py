@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mastertrade.catalog import SERVICES, UnknownServiceError, find_service, load_service_module
-from mastertrade.core.dependency import Dependency
 from mastertrade.core.service import ServiceSpec
-from mastertrade_operator.model import load_default_values
+from mastertrade.core.settings import SettingsError, load_settings
+from mastertrade_model import load_default_values
+from mastertrade_model.values import Dependency
 
 DB, MQ, CACHE = Dependency.DATABASE, Dependency.RABBITMQ, Dependency.REDIS
 
@@ -77,14 +78,35 @@ def test_consumed_queues_and_exchanges_come_from_the_topology() -> None:
     assert find_service("data_access_api").declared_exchanges() == ()
 
 
-def test_every_url_the_chart_passes_is_a_setting_of_the_service() -> None:
-    by_name = {w.name: w for w in load_default_values().workloads.values()}
+def test_every_url_the_chart_passes_reaches_the_services_upstreams() -> None:
+    """Each variable of a workload's `serviceUrls` is read at start into `upstreams`, under the
+    name of the service it points at; a wrong URL is refused naming the variable."""
+    catalog = load_default_values()
+    by_name = {w.name: w for w in catalog.workloads.values()}
     checked = 0
     for spec in SERVICES:
-        fields = load_service_module(spec).Settings.model_fields
-        for variable in by_name[spec.kube_name].serviceUrls:
-            assert variable.lower() in fields, f"{spec.name} does not read {variable}"
-            checked += 1
+        urls = by_name[spec.kube_name].serviceUrls
+        environ = {variable: f"http://{variable.lower()}:1" for variable in urls}
+        settings = load_settings(
+            load_service_module(spec).Settings,
+            spec.name,
+            environ=environ,
+            upstreams=spec.upstream_variables,
+        )
+        expected = {
+            catalog.workloads[key].name.replace("-", "_"): f"http://{variable.lower()}:1"
+            for variable, key in urls.items()
+        }
+        assert settings.upstreams == expected, spec.name
+        checked += len(urls)
+        for variable in urls:
+            with pytest.raises(SettingsError, match=variable):
+                load_settings(
+                    load_service_module(spec).Settings,
+                    spec.name,
+                    environ={variable: "ftp://nowhere"},
+                    upstreams=spec.upstream_variables,
+                )
     assert checked >= 8
 
 

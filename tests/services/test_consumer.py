@@ -16,7 +16,7 @@ from mastertrade.core.app import build_service_app
 from mastertrade.core.bus import publish_json
 from mastertrade.core.consumer import Handler
 from mastertrade.core.settings import load_settings
-from mastertrade.core.topology import DEAD_LETTER_QUEUE, MARKET_DATA
+from mastertrade_model.topology import DEAD_LETTER_QUEUE, MARKET_DATA
 from tests.services.helpers import running, wait_for_status
 
 pytestmark = pytest.mark.infra

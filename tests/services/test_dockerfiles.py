@@ -7,6 +7,7 @@ to a callable; the image runs as uid/gid 10001 and has no HEALTHCHECK.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+
+from tests.helm import helm_binary
 
 ROOT = Path(__file__).parents[2]
 DOCKERFILES = {
@@ -78,28 +81,33 @@ def test_entry_point_is_a_console_script_that_resolves(image: str) -> None:
 def test_image_is_slim_multi_stage_non_root_without_healthcheck(image: str) -> None:
     steps = instructions(DOCKERFILES[image])
     bases = [rest for keyword, rest in steps if keyword == "FROM"]
-    assert len(bases) == 2
-    assert all(base.startswith("python:3.11-slim") for base in bases)
+    python = [base for base in bases if base.startswith("python:3.11-slim")]
+    assert len(python) == 2 and bases[-1].startswith("python:3.11-slim")
     assert [rest for keyword, rest in steps if keyword == "USER"] == ["10001:10001"]
     assert "HEALTHCHECK" not in {keyword for keyword, _ in steps}
     assert any("--uid 10001 --gid 10001" in rest for keyword, rest in steps if keyword == "RUN")
 
 
-def test_operator_image_ships_the_chart_where_it_looks_for_it() -> None:
+def test_operator_image_carries_a_checked_helm_on_its_path() -> None:
     steps = instructions(DOCKERFILES["operator"])
-    chart_copy = next(rest for keyword, rest in steps if keyword == "COPY" and "charts/" in rest)
-    destination = chart_copy.split()[-1]
-    env = " ".join(rest for keyword, rest in steps if keyword == "ENV")
-    assert f"MASTERTRADE_CHART_DIR={destination}" in env
+    runs = " ".join(rest for keyword, rest in steps if keyword == "RUN")
+    assert "sha256sum -c" in runs, "the helm binary is checked against a pinned checksum"
+    (helm_copy,) = [rest for keyword, rest in steps if keyword == "COPY" and "helm" in rest]
+    assert helm_copy.split()[-1] == "/usr/local/bin/helm"  # on PATH, where find_helm looks
+    pinned = next(r for k, r in steps if k == "ARG" and r.startswith("HELM_SHA256="))
+    # the same release `make tools` installs and the tests render with
+    digest = hashlib.sha256(Path(helm_binary()).read_bytes()).hexdigest()
+    assert pinned == f"HELM_SHA256={digest}"
 
 
 def build_stage_copies(path: Path) -> list[tuple[list[str], str]]:
-    """(sources, destination) of each COPY in the first (build) stage."""
+    """(sources, destination) of each COPY in the stage named `build`."""
     copies: list[tuple[list[str], str]] = []
-    stages = 0
+    in_build = False
     for keyword, rest in instructions(path):
-        stages += keyword == "FROM"
-        if stages == 1 and keyword == "COPY" and not rest.startswith("--from"):
+        if keyword == "FROM":
+            in_build = rest.endswith(" AS build")
+        if in_build and keyword == "COPY" and not rest.startswith("--from"):
             *sources, destination = rest.split()
             copies.append((sources, destination))
     return copies
@@ -136,4 +144,6 @@ def test_the_build_stage_has_all_it_needs_to_build_the_wheel(image: str, tmp_pat
         scripts = archive.read(entry_points).decode()
     assert "mastertrade/migrations/sql/0001_base_schema.sql" in names
     assert "mastertrade/cli.py" in names
+    assert "mastertrade_model/chart/values.yaml" in names, "the chart ships in the wheel"
+    assert "mastertrade_model/chart/templates/_pod.tpl" in names
     assert f"{ENTRY_POINTS[image]} = " in scripts

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service, load_service_module
 from mastertrade.core.bus import publish_json
 from mastertrade.core.settings import load_settings
-from mastertrade.core.topology import ORDERS
+from mastertrade_model.topology import ORDERS
 from tests.infra import PrivatePostgres, PrivateRabbit, PrivateRedis
 from tests.services.helpers import running, wait_for_status
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 
 from mastertrade.alerts.settings import AlertSettings
-from mastertrade.core.dependency import Dependency
 from mastertrade.core.settings import ServiceSettings, SettingsError, load_settings
 from mastertrade.execution.settings import ExecutionSettings
 from mastertrade.risk.settings import RiskSettings
 from mastertrade.strategy.settings import StrategySettings
+from mastertrade_model.values import Dependency
 
 URLS = {
     "DATABASE_URL": "postgresql://mastertrade:mastertrade123@postgres:5432/mastertrade",
@@ -28,7 +28,7 @@ def test_the_seeds_strategy_values_parse() -> None:
     settings = load_settings(StrategySettings, "strategy_service", ALL, env)
     assert settings.max_active_strategies == 10
     assert settings.daily_generation_count == 500
-    assert settings.generation_time == time(3, 0)
+    assert settings.generation_at() == time(3, 0)
 
 
 def test_the_seeds_trading_risk_and_email_values_parse() -> None:
@@ -44,7 +44,7 @@ def test_the_seeds_trading_risk_and_email_values_parse() -> None:
         environ={"MAX_POSITION_SIZE_PCT": "0.20", "MAX_PORTFOLIO_DRAWDOWN_PCT": "0.15",
                  "CIRCUIT_BREAKER_ENABLED": "true"},
     )  # fmt: skip
-    assert (risk.max_position_size_pct, risk.circuit_breaker_enabled) == (0.2, True)
+    assert (risk.max_position_size_pct, risk.circuit_breaker_enabled) == (Decimal("0.20"), True)
     email = load_settings(AlertSettings, "alert_system", environ={"EMAIL_PORT": "587"})
     assert (email.email_host, email.email_port) == ("smtp.gmail.com", 587)
 
@@ -52,7 +52,7 @@ def test_the_seeds_trading_risk_and_email_values_parse() -> None:
 def test_settings_are_read_from_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in URLS.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
     settings = load_settings(ServiceSettings, "x", ALL)
     assert settings.redis_url == URLS["REDIS_URL"]
     assert settings.log_level == "DEBUG"
@@ -75,11 +75,11 @@ def test_a_missing_url_names_the_variable_and_an_example() -> None:
     [
         ("DATABASE_URL", "mysql://db/x", "postgresql://"),
         ("REDIS_URL", "localhost:6379", "redis://"),
-        ("MAX_ACTIVE_STRATEGIES", "ten", "whole number"),
-        ("MAX_ACTIVE_STRATEGIES", "0", "1 to 10000"),
+        ("MAX_ACTIVE_STRATEGIES", "ten", "valid integer"),
+        ("MAX_ACTIVE_STRATEGIES", "0", "1 to 1000"),
         ("GENERATION_TIME", "3am", "HH:MM"),
         ("GENERATION_TIME", "25:00", "HH:MM"),
-        ("LOG_FORMAT", "xml", "json (clusters) or console"),
+        ("LOG_FORMAT", "xml", "`json` for clusters"),
     ],
 )
 def test_a_malformed_value_names_the_variable_value_and_expectation(
@@ -97,10 +97,10 @@ def test_a_malformed_value_names_the_variable_value_and_expectation(
     ("cls", "env", "fragment"),
     [
         (RiskSettings, {"MAX_POSITION_SIZE_PCT": "20"}, "MAX_POSITION_SIZE_PCT: got '20'"),
-        (RiskSettings, {"CIRCUIT_BREAKER_ENABLED": "maybe"}, "true or false"),
+        (RiskSettings, {"CIRCUIT_BREAKER_ENABLED": "maybe"}, "valid boolean"),
         (AlertSettings, {"EMAIL_PORT": "70000"}, "EMAIL_PORT: got '70000'"),
-        (ExecutionSettings, {"TRADING_ENVIRONMENT": "demo"}, "paper or live"),
-        (ExecutionSettings, {"PAPER_TRADING_INITIAL_BALANCE": "-5"}, "positive amount"),
+        (ExecutionSettings, {"TRADING_ENVIRONMENT": "demo"}, "'paper' or 'live'"),
+        (ExecutionSettings, {"PAPER_TRADING_INITIAL_BALANCE": "-5"}, "greater than 0"),
         (ExecutionSettings, {"TRADING_ENVIRONMENT": "live"}, "needs BINANCE_API_KEY"),
     ],
 )
@@ -112,8 +112,15 @@ def test_service_specific_settings_are_validated(
     assert fragment in str(caught.value)
 
 
+def test_values_are_spelled_as_the_chart_spells_them() -> None:
+    """One definition, one spelling: what `helm install` refuses, `mastertrade serve` refuses."""
+    for environ in ({"LOG_LEVEL": "debug"}, {"TRADING_ENVIRONMENT": "LIVE"}):
+        with pytest.raises(SettingsError, match=next(iter(environ))):
+            load_settings(ExecutionSettings, "order_executor", environ=environ)
+
+
 def test_live_trading_with_keys_is_accepted() -> None:
-    env = {"TRADING_ENVIRONMENT": "LIVE", "BINANCE_API_KEY": "key-4711", "BINANCE_API_SECRET": "s"}
+    env = {"TRADING_ENVIRONMENT": "live", "BINANCE_API_KEY": "key-4711", "BINANCE_API_SECRET": "s"}
     settings = load_settings(ExecutionSettings, "order_executor", environ=env)
     assert settings.trading_environment == "live"
     assert "key-4711" not in repr(settings)

@@ -120,15 +120,6 @@ def test_kind_up_entry_points_match_kind_config_and_the_catalog() -> None:
         assert port in ports[name], f"{name} has no port {port} in the catalog"
 
 
-def test_kind_config_comment_documents_each_mapping() -> None:
-    text = (REPO / "kind-config.yaml").read_text()
-    for name, port, host, node in kind_up_entry_points():
-        line = f"host 127.0.0.1:{host}"
-        assert re.search(
-            rf"{re.escape(line)}\s+-> nodePort {node} -> {RELEASE_PREFIX}{name}:{port}\b", text
-        ), f"kind-config.yaml does not document {host} -> {node} -> {name}:{port}"
-
-
 # skaffold
 
 

@@ -7,9 +7,9 @@ import json
 import jsonschema
 import yaml
 
+from mastertrade_model.catalog import SOURCE_CHART
 from mastertrade_operator.chartdocs import documented_keys
 from mastertrade_operator.generate import GENERATED, stale_files
-from mastertrade_operator.model import CHART_DIR
 
 
 def test_generated_files_are_up_to_date() -> None:
@@ -25,15 +25,15 @@ def test_every_generated_json_file_is_valid() -> None:
 
 
 def test_values_schema_accepts_the_defaults_and_names_every_workload() -> None:
-    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
-    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    schema = json.loads((SOURCE_CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((SOURCE_CHART / "values.yaml").read_text())
     jsonschema.validate(values, schema)
     assert schema["properties"]["workloads"]["propertyNames"]["enum"] == list(values["workloads"])
     assert "$defs" not in json.dumps(schema) and "$ref" not in json.dumps(schema)
 
 
 def test_every_value_outside_the_catalog_is_documented() -> None:
-    values_yaml = (CHART_DIR / "values.yaml").read_text()
+    values_yaml = (SOURCE_CHART / "values.yaml").read_text()
     documented = documented_keys(values_yaml)
 
     def leaves(node: object, prefix: str) -> list[str]:

@@ -296,28 +296,6 @@ def test_quantiles_aggregate_buckets_by_le(expr: str) -> None:
     assert "rate(" in expr
 
 
-def test_dashboard_covers_the_required_views() -> None:
-    panels = data_panels()
-    types = {p["type"] for p in panels}
-    assert {"stat", "timeseries"} <= types
-    assert types & {"table", "state-timeline"}
-    queries = " ".join(exprs())
-    for needed in (
-        'status=~"5..',
-        "histogram_quantile(0.5,",
-        "histogram_quantile(0.99,",
-        "mastertrade_dependency_up",
-        "by (job)",
-    ):
-        assert needed in queries, needed
-    up_stats = [
-        p
-        for p in panels
-        if p["type"] == "stat" and any(analyse(t["expr"])[0] == {"up"} for t in p["targets"])
-    ]
-    assert up_stats, "no stat panel of `up`"
-
-
 def test_series_names_come_from_labels_not_legend_templates() -> None:
     for panel in data_panels():
         for target in panel["targets"]:

@@ -179,34 +179,6 @@ def commands(doc: Path) -> list[list[str]]:
     return kubectl_commands(doc.read_text())
 
 
-def test_the_doc_covers_the_seed_troubleshooting_topics() -> None:
-    text = DOC.read_text()
-    for heading in (
-        "A container won't start",
-        "Database connection errors",
-        "RabbitMQ connection errors",
-        "High memory usage",
-        "Disk space",
-        "Logging",
-        "Performance monitoring",
-    ):
-        assert re.search(rf"^##.*{re.escape(heading)}", text, re.MULTILINE), heading
-    assert "helm test mastertrade -n trading" in text
-
-
-def test_the_operations_doc_covers_update_scaling_restart_and_status() -> None:
-    text = OPERATIONS_DOC.read_text()
-    for heading in ("Update without downtime", "Scaling", "Full restart", "Pausing", "status"):
-        assert re.search(rf"^##.*{re.escape(heading)}", text, re.MULTILINE), heading
-    for command in (
-        "mastertrade-operator status mastertrade -n trading",
-        "--set workloads.strategyService.replicas=5",
-        """-p '{"spec":{"workloads":{"strategyService":{"replicas":5}}}}'""",
-        "kubectl rollout restart deploy,statefulset -n trading -l app.kubernetes.io/instance=",
-    ):
-        assert command in text, command
-
-
 def test_every_object_a_kubectl_command_names_is_rendered_by_the_chart(
     chart_objects: list[Manifest], commands: list[list[str]], doc: Path
 ) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mastertrade_operator.model import load_default_values, load_values
-from mastertrade_operator.model.catalog import merge_values
+from mastertrade_model import load_default_values, load_values
+from mastertrade_model.catalog import merge_values
 
 
 def test_the_shipped_catalog_is_valid_and_has_the_seeds_fourteen_workloads() -> None:

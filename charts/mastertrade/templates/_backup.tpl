@@ -10,11 +10,12 @@ the scripts of files/backup/ in PostgreSQL's image, as its user, with the backup
 
 {{/* libpq's environment for the release's database, and where the backups are */}}
 {{- define "mastertrade.backupEnv" -}}
-{{- $postgres := .Values.workloads.postgres }}
+{{- $postgresKey := include "mastertrade.providerKey" (dict "root" . "role" "database") }}
+{{- $postgres := index .Values.workloads $postgresKey }}
 - name: BACKUP_DIR
   value: /backups
 - name: PGHOST
-  value: {{ include "mastertrade.hostOf" (dict "root" . "target" "postgres") }}
+  value: {{ include "mastertrade.hostOf" (dict "root" . "target" $postgresKey) }}
 - name: PGPORT
   value: {{ (first $postgres.ports).port | quote }}
 - name: PGUSER
@@ -28,7 +29,8 @@ the scripts of files/backup/ in PostgreSQL's image, as its user, with the backup
 
 {{/* The backup's environment: the database's, retention and RabbitMQ's management API */}}
 {{- define "mastertrade.backupJobEnv" -}}
-{{- $rabbitmq := .Values.workloads.rabbitmq }}
+{{- $rabbitmqKey := include "mastertrade.providerKey" (dict "root" . "role" "rabbitmq") }}
+{{- $rabbitmq := index .Values.workloads $rabbitmqKey }}
 {{- include "mastertrade.backupEnv" . }}
 - name: RETENTION_DAYS
   value: {{ .Values.backup.retentionDays | toString | quote }}
@@ -36,7 +38,7 @@ the scripts of files/backup/ in PostgreSQL's image, as its user, with the backup
 {{- $management := 0 }}
 {{- range $rabbitmq.ports }}{{ if eq .name "management" }}{{ $management = .port }}{{ end }}{{ end }}
 - name: RABBITMQ_MANAGEMENT_URL
-  value: {{ printf "http://%s:%d" (include "mastertrade.hostOf" (dict "root" . "target" "rabbitmq")) (int $management) | quote }}
+  value: {{ printf "http://%s:%d" (include "mastertrade.hostOf" (dict "root" . "target" $rabbitmqKey)) (int $management) | quote }}
 - name: RABBITMQ_USER
   value: {{ .Values.auth.rabbitmqUser | quote }}
 - name: RABBITMQ_PASSWORD
@@ -48,7 +50,7 @@ the scripts of files/backup/ in PostgreSQL's image, as its user, with the backup
 {{/* The pod spec both run; called with (dict "root" $ "name" $container "args" $args "env" $env) */}}
 {{- define "mastertrade.backupPodSpec" -}}
 {{- $root := .root }}
-{{- $postgres := $root.Values.workloads.postgres -}}
+{{- $postgres := index $root.Values.workloads (include "mastertrade.providerKey" (dict "root" $root "role" "database")) -}}
 serviceAccountName: {{ include "mastertrade.serviceAccountName" $root }}
 automountServiceAccountToken: false
 enableServiceLinks: false

@@ -85,6 +85,20 @@ mastertrade.io/uses-{{ . }}
 {{- include "mastertrade.fullname" . }}
 {{- end }}
 
+{{/*
+Key of the workload that provides .role to the others (database, rabbitmq, redis or metrics:
+its `provides`). Connection URLs, backups, policies and Prometheus follow it, whatever its key.
+*/}}
+{{- define "mastertrade.providerKey" -}}
+{{- range $key, $w := .root.Values.workloads }}{{ if eq (toString $w.provides) $.role }}{{ $key }}{{ end }}{{ end }}
+{{- end }}
+
+{{/* In-cluster "host:port" of the workload providing .role (its first port) */}}
+{{- define "mastertrade.providerAddress" -}}
+{{- $key := include "mastertrade.providerKey" . }}
+{{- printf "%s:%d" (include "mastertrade.hostOf" (dict "root" .root "target" $key)) (int (first (index .root.Values.workloads $key).ports).port) }}
+{{- end }}
+
 {{/* In-cluster host name of the workload with key .target */}}
 {{- define "mastertrade.hostOf" -}}
 {{- include "mastertrade.workloadName" (dict "root" .root "w" (index .root.Values.workloads .target)) }}

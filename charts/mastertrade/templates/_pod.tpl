@@ -56,18 +56,18 @@ entries, so no password is ever written into a ConfigMap).
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: postgres-password}
 - name: DATABASE_URL
-  value: {{ printf "postgresql://%s:$(POSTGRES_PASSWORD)@%s:5432/%s" $auth.postgresUser (include "mastertrade.hostOf" (dict "root" $root "target" "postgres")) $auth.database | quote }}
+  value: {{ printf "postgresql://%s:$(POSTGRES_PASSWORD)@%s/%s" $auth.postgresUser (include "mastertrade.providerAddress" (dict "root" $root "role" "database")) $auth.database | quote }}
 {{- end }}
 {{- if has "rabbitmq" .w.connections }}
 - name: RABBITMQ_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: rabbitmq-password}
 - name: RABBITMQ_URL
-  value: {{ printf "amqp://%s:$(RABBITMQ_PASSWORD)@%s:5672/%s" $auth.rabbitmqUser (include "mastertrade.hostOf" (dict "root" $root "target" "rabbitmq")) (trimPrefix "/" $auth.rabbitmqVhost) | quote }}
+  value: {{ printf "amqp://%s:$(RABBITMQ_PASSWORD)@%s/%s" $auth.rabbitmqUser (include "mastertrade.providerAddress" (dict "root" $root "role" "rabbitmq")) (trimPrefix "/" $auth.rabbitmqVhost) | quote }}
 {{- end }}
 {{- if has "redis" .w.connections }}
 - name: REDIS_URL
-  value: {{ printf "redis://%s:6379/0" (include "mastertrade.hostOf" (dict "root" $root "target" "redis")) | quote }}
+  value: {{ printf "redis://%s/0" (include "mastertrade.providerAddress" (dict "root" $root "role" "redis")) | quote }}
 {{- end }}
 {{- with $root.Values.apiKeys.existingSecret }}
 {{- $apiSecret := . }}

@@ -15,6 +15,13 @@ value to change.
 {{- if and .Values.backup.restoreFrom (not .Values.backup.enabled) }}
 {{- fail "backup.restoreFrom needs backup.enabled=true: the dumps are in the backups volume that the backup section creates" }}
 {{- end }}
+{{- range $role := list "database" "rabbitmq" "redis" "metrics" }}
+{{- $providers := list }}
+{{- range $key, $w := $.Values.workloads }}{{ if eq (toString $w.provides) $role }}{{ $providers = append $providers $key }}{{ end }}{{ end }}
+{{- if ne (len $providers) 1 }}
+{{- fail (printf "exactly one workload must have provides: %s, found %d (%s): set it on the one the others should use" $role (len $providers) (join ", " $providers)) }}
+{{- end }}
+{{- end }}
 {{- range $key, $w := .Values.workloads }}
 {{- if $w.enabled }}
 {{- range $w.dependsOn }}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mastertrade_model.schema import build_values_schema
 from mastertrade_operator.crd.structural import JsonSchema, build_structural_schema
-from mastertrade_operator.model.resource import (
+from mastertrade_operator.resource import (
     GROUP,
     KIND,
     PLURAL,
@@ -19,7 +20,6 @@ from mastertrade_operator.model.resource import (
     SINGULAR,
     VERSION,
 )
-from mastertrade_operator.model.schema import build_values_schema
 
 _LIVE = (
     "has(self.settings) && has(self.settings.trading)"

@@ -14,14 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mastertrade_operator.kube import OWNED, Kube, KubeError
-from mastertrade_operator.model.resource import (
+from mastertrade_operator.render import (
+    MANAGED_BY,
+    PASSWORD_KEYS,
+    Renderer,
+    RenderError,
+    credentials_secret,
+    new_credentials,
+)
+from mastertrade_operator.render.desired import build_desired, derive_apply_reason
+from mastertrade_operator.render.phases import PhasePlan, build_phases
+from mastertrade_operator.resource import (
     MasterTradeDeployment,
     ResourceError,
     parse_resource,
 )
-from mastertrade_operator.render import MANAGED_BY, build_release, render_all
-from mastertrade_operator.render.desired import build_desired, derive_apply_reason
-from mastertrade_operator.render.phases import PhasePlan, build_phases
 from mastertrade_operator.status.derive import DEGRADED, PAUSED, Observation
 from mastertrade_operator.status.rollout import (
     Key,
@@ -81,22 +88,25 @@ async def fetch_children(kube: Kube, namespace: str, name: str) -> dict[Key, Man
 
 async def find_credentials(
     kube: Kube,
+    renderer: Renderer,
     resource: MasterTradeDeployment,
     listed: Mapping[Key, Manifest],
     known: Mapping[str, str] | None,
 ) -> dict[str, str]:
     """The credentials Secret's data, so its passwords are kept: from the children just listed
     (the same read the drift check uses), else by name (a Secret not labelled ours, e.g. left by
-    the chart), else the data last applied (a Secret deleted since)."""
-    if resource.values.auth.existingSecret:
+    the chart), else the data last applied (a Secret deleted since), else new passwords."""
+    proposed = dict(known or {}) or new_credentials()
+    secret = credentials_secret(await renderer.render(resource, proposed))
+    if secret is None:
         return {}
-    release = build_release(resource.values, resource.name, resource.namespace)
-    name = release.credentials_secret_name
+    name = secret["metadata"]["name"]
     found = listed.get(("Secret", name)) or await kube.fetch(
         OWNED["Secret"], resource.namespace, name
     )
-    data: dict[str, str] = (found or {}).get("data") or dict(known or {})
-    return {key: value for key, value in data.items() if _is_base64(value)}
+    data: dict[str, str] = (found or {}).get("data") or {}
+    kept = {key: value for key, value in data.items() if key in PASSWORD_KEYS and _is_base64(value)}
+    return {**proposed, **kept}
 
 
 def _is_base64(value: str) -> bool:
@@ -164,14 +174,18 @@ async def prune(
     return pruned
 
 
+def invalid_spec(generation: int, problem: str) -> Outcome:
+    message = f"the spec cannot be applied, nothing was changed: {problem}"
+    return Outcome(Observation(generation, DEGRADED, "InvalidSpec", message, degraded=True))
+
+
 def read_spec(body: Mapping[str, Any]) -> MasterTradeDeployment | Outcome:
     """The typed resource, or the outcome of not touching anything (invalid spec, paused)."""
     generation = generation_of(body)
     try:
         resource = parse_resource(dict(body))
     except ResourceError as error:
-        message = f"the spec cannot be applied, nothing was changed: {error}"
-        return Outcome(Observation(generation, DEGRADED, "InvalidSpec", message, degraded=True))
+        return invalid_spec(generation, str(error))
     if resource.paused:
         message = "spec.paused is true: the operator makes no changes until it is false"
         return Outcome(Observation(generation, PAUSED, "Paused", message))
@@ -180,6 +194,7 @@ def read_spec(body: Mapping[str, Any]) -> MasterTradeDeployment | Outcome:
 
 async def converge(
     kube: Kube,
+    renderer: Renderer,
     body: Mapping[str, Any],
     completed_jobs: Mapping[str, str] | None = None,
     known_credentials: Mapping[str, str] | None = None,
@@ -194,10 +209,11 @@ async def converge(
     if isinstance(resource, Outcome):
         return resource
     listed = await fetch_children(kube, resource.namespace, resource.name)
-    existing = await find_credentials(kube, resource, listed, known_credentials)
-    rendered = render_all(
-        resource.values, resource.name, resource.namespace, existing_credentials=existing
-    )
+    try:
+        credentials = await find_credentials(kube, renderer, resource, listed, known_credentials)
+        rendered = await renderer.render(resource, credentials)
+    except RenderError as error:
+        return invalid_spec(generation, str(error))
     desired = [build_desired(manifest, dict(body)) for manifest in rendered]
     uid = str(body["metadata"]["uid"])
     live = select_live(listed, uid, desired)
@@ -205,13 +221,13 @@ async def converge(
     outcome = Outcome(
         Observation(generation, "Pending", "", ""),
         managed=len(desired),
-        credentials=next((o["data"] for o in rendered if o["kind"] == "Secret"), {}),
+        credentials=(credentials_secret(rendered) or {}).get("data", {}),
     )
     waiting = await apply_phases(kube, desired, live, outcome)
     if waiting is None:
         outcome.pruned = await prune(kube, resource.namespace, uid, desired, live)
     keys = {w.name: key for key, w in resource.values.workloads.items() if w.enabled}
-    trading = resource.values.settings.trading.TRADING_ENVIRONMENT
+    trading = resource.values.settings.trading.trading_environment
     outcome.observation = derive_rollout(
         generation=generation,
         trading_environment=trading,

@@ -46,7 +46,9 @@ async def reconcile(runtime: Runtime, body: kopf.Body, trigger: str) -> Outcome:
     previous = runtime.statuses.get(uid) or dict(body.get("status") or {})
     try:
         known = runtime.credentials.get(uid)
-        outcome = await converge(runtime.kube, body, previous.get("completedJobs"), known)
+        outcome = await converge(
+            runtime.kube, runtime.renderer, body, previous.get("completedJobs"), known
+        )
         if outcome.credentials:
             runtime.credentials[uid] = outcome.credentials
         result = "waiting" if outcome.waiting else outcome.observation.phase.lower()

@@ -1,6 +1,6 @@
-"""What every handler shares: the API client, metrics, timing settings and one lock per
-MasterTradeDeployment, so that reconciles of one resource never overlap and a burst of child
-events collapses into one reconcile."""
+"""What every handler shares: the API client, the chart renderer, metrics, timing settings and
+one lock per MasterTradeDeployment, so that reconciles of one resource never overlap and a burst
+of child events collapses into one reconcile."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from mastertrade_operator.kube import Kube
 from mastertrade_operator.metrics import Metrics, build_metrics
+from mastertrade_operator.render import Renderer
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Timing:
 @dataclass
 class Runtime:
     kube: Kube
+    renderer: Renderer
     timing: Timing = field(default_factory=Timing)
     metrics: Metrics = field(default_factory=build_metrics)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -1,80 +1,138 @@
-"""Pure builders of the Kubernetes objects of one MasterTrade installation.
+"""The objects of one MasterTrade installation, rendered by the chart the operator ships with.
 
-`render_all(values, release, namespace)` returns what `helm template <release> charts/mastertrade
--n <namespace>` renders with the same values, object for object, except what names the tool:
-no `helm.sh/chart` label, `app.kubernetes.io/managed-by: mastertrade-operator`, no Helm hook or
-resource-policy annotations (the schema and restore Jobs are rendered as plain Jobs), and no
-`helm test` pods. Each `build_*` function is pure and takes the typed values; nothing here reads
-files or talks to Kubernetes.
+`Renderer.render(resource, credentials)` runs `helm template` of the bundled chart with the
+resource's spec as values (the pattern of the Operator SDK's Helm-based operators, Argo CD and
+Flux), then applies the steps only an operator needs (`objects.py`). Passwords are passed in as
+values, because `lookup` is empty in template mode: they are generated once by the operator and
+kept. A render is cached by everything it depends on (values, release, namespace, chart version),
+so a resync does not run helm.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import secrets
+import string
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from mastertrade_operator.model.chart import Chart, load_chart
-from mastertrade_operator.model.values import Values
-from mastertrade_operator.render.backup import build_backup_objects
-from mastertrade_operator.render.configmaps import build_all_config_maps
-from mastertrade_operator.render.context import MANAGED_BY, Manifest, Release
-from mastertrade_operator.render.migration import build_migration_job
-from mastertrade_operator.render.networkpolicies import build_network_policies
-from mastertrade_operator.render.pdbs import build_pdbs
-from mastertrade_operator.render.pvcs import build_pvcs
-from mastertrade_operator.render.secrets import build_credentials_secret
-from mastertrade_operator.render.serviceaccount import build_service_account
-from mastertrade_operator.render.services import build_services
-from mastertrade_operator.render.workloads import build_workloads
+import yaml
 
-# Helm's install order of the kinds rendered here (a stable sort keeps each kind's own order)
-KIND_ORDER = [
-    "NetworkPolicy",
-    "PodDisruptionBudget",
-    "ServiceAccount",
-    "Secret",
-    "ConfigMap",
-    "PersistentVolumeClaim",
-    "Service",
-    "Deployment",
-    "StatefulSet",
-    "Job",
-    "CronJob",
+from mastertrade_model.catalog import chart_dir
+from mastertrade_operator.render.helm import Helm, RenderError
+from mastertrade_operator.render.objects import (
+    MANAGED_BY,
+    PASSWORD_KEYS,
+    Manifest,
+    as_operator_objects,
+    credentials_secret,
+)
+from mastertrade_operator.resource import MasterTradeDeployment
+
+__all__ = [
+    "MANAGED_BY",
+    "PASSWORD_KEYS",
+    "Manifest",
+    "RenderError",
+    "Renderer",
+    "credentials_secret",
+    "new_credentials",
 ]
 
-__all__ = ["KIND_ORDER", "MANAGED_BY", "Manifest", "Release", "build_release", "render_all"]
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+PASSWORD_LENGTH = 32
+CACHE_SIZE = 64
 
 
-def build_release(
-    values: Values, release: str, namespace: str, chart: Chart | None = None
-) -> Release:
-    """The rendering context; `chart` defaults to the chart beside the operator (read once)."""
-    return Release(values=values, name=release, namespace=namespace, chart=chart or load_chart())
+def new_password() -> str:
+    """Letters and digits only: the passwords are put in connection URLs."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
 
 
-def render_all(
-    values: Values,
-    release: str,
-    namespace: str,
-    *,
-    chart: Chart | None = None,
-    existing_credentials: Mapping[str, str] | None = None,
-) -> list[Manifest]:
-    """Every object of the installation, in Helm's install order.
+def new_credentials() -> dict[str, str]:
+    """A full set of new passwords, as the credentials Secret's base64 data."""
+    return {key: _b64(new_password()) for key in PASSWORD_KEYS}
 
-    `existing_credentials` is the data of the credentials Secret already in the cluster: its
-    passwords are kept; any password neither given nor existing is generated.
-    """
-    context = build_release(values, release, namespace, chart)
-    objects = [
-        *build_network_policies(context),
-        *build_pdbs(context),
-        build_service_account(context),
-        *build_credentials_secret(context, existing_credentials),
-        *build_all_config_maps(context),
-        *build_pvcs(context),
-        *build_services(context),
-        *build_workloads(context),
-        *build_migration_job(context),
-        *build_backup_objects(context),
-    ]
-    return sorted(objects, key=lambda manifest: KIND_ORDER.index(manifest["kind"]))
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _decoded(value: str) -> str:
+    return base64.b64decode(value, validate=True).decode()
+
+
+def build_helm_values(
+    resource: MasterTradeDeployment, credentials: Mapping[str, str]
+) -> dict[str, Any]:
+    """The spec's values, with each password the spec does not give taken from `credentials`
+    (base64, as in the Secret's data)."""
+    values: dict[str, Any] = json.loads(json.dumps(resource.spec_values))
+    if resource.values.auth.existingSecret:
+        return values
+    auth = values.setdefault("auth", {})
+    for key, field_name in PASSWORD_KEYS.items():
+        if not getattr(resource.values.auth, field_name) and key in credentials:
+            auth[field_name] = _decoded(credentials[key])
+    return values
+
+
+def parse_stream(stream: str) -> list[Any]:
+    """The documents of helm's output (libyaml's parser: several times faster than PyYAML's)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return list(yaml.load_all(stream, Loader=loader))
+
+
+@dataclass
+class Renderer:
+    """Renders installations with one helm binary and one chart, remembering recent renders."""
+
+    helm: Helm
+    chart: Path = field(default_factory=chart_dir)
+    _cache: OrderedDict[str, list[Manifest]] = field(default_factory=OrderedDict)
+    renders: int = 0
+    """How many times helm ran (a cached render does not count)."""
+
+    @property
+    def chart_version(self) -> str:
+        meta = yaml.safe_load((self.chart / "Chart.yaml").read_text())
+        return str(meta["version"])
+
+    def _key(self, resource: MasterTradeDeployment, values: dict[str, Any]) -> str:
+        text = json.dumps(
+            [resource.name, resource.namespace, str(self.chart), self.helm.version, values],
+            sort_keys=True,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    async def render(
+        self, resource: MasterTradeDeployment, credentials: Mapping[str, str]
+    ) -> list[Manifest]:
+        """The objects the operator applies for `resource` (raises RenderError)."""
+        values = build_helm_values(resource, credentials)
+        key = self._key(resource, values)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        stream = await self.helm.template_async(
+            resource.name, resource.namespace, self.chart, values
+        )
+        self.renders += 1
+        objects = as_operator_objects(parse_stream(stream), resource.namespace)
+        self._cache[key] = objects
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return objects
+
+    def render_now(
+        self, resource: MasterTradeDeployment, credentials: Mapping[str, str]
+    ) -> list[Manifest]:
+        """The same render without an event loop (for `mastertrade-operator render`)."""
+        values = build_helm_values(resource, credentials)
+        stream = self.helm.template(resource.name, resource.namespace, self.chart, values)
+        return as_operator_objects(parse_stream(stream), resource.namespace)

@@ -17,7 +17,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from mastertrade_operator.render.context import Manifest
+from mastertrade_operator.render.objects import Manifest
 
 HASH_ANNOTATION = "mastertrade.io/applied-hash"
 

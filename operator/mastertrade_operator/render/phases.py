@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mastertrade_operator.model.values import Component
-from mastertrade_operator.render.backup import RESTORE
-from mastertrade_operator.render.context import Manifest
+from mastertrade_model.values import Component
+from mastertrade_operator.render.objects import Manifest
 
 TIER_LABEL = "mastertrade.io/tier"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+RESTORE = "restore"
+"""The component label of the chart's restore Job (`restore-job.yaml`)."""
 
 
 class Phase(StrEnum):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from mastertrade.core.settings import ServiceSettings
+from mastertrade_model.settings import EmailSettings
 
 
-class AlertSettings(ServiceSettings):
-    """The seed's SMTP server and channel credentials (each channel optional)."""
+class AlertSettings(ServiceSettings, EmailSettings):
+    """The seed's SMTP server (EMAIL_HOST, EMAIL_PORT: the model's `EmailSettings`) and channel
+    credentials (each channel optional)."""
 
-    email_host: str = Field(default="smtp.gmail.com", min_length=1, description="a host name")
-    email_port: int = Field(default=587, ge=1, le=65535, description="a TCP port, 1 to 65535")
     email_user: str | None = None
     email_password: SecretStr | None = None
     telegram_bot_token: SecretStr | None = None

@@ -17,7 +17,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from aio_pika.exceptions import AMQPError
 
-from mastertrade.core.topology import EXCHANGES, QUEUES, Exchange, Queue
+from mastertrade_model.topology import EXCHANGES, QUEUES, Exchange, Queue
 
 
 class TopologyError(Exception):

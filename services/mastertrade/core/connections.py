@@ -18,7 +18,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
-from mastertrade.core.dependency import Dependency
+from mastertrade_model.values import Dependency
 
 
 class DependencyUnavailableError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from mastertrade.core.topology import Queue
+from mastertrade_model.topology import Queue
 
 logger = logging.getLogger("mastertrade.consumer")
 

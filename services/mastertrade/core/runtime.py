@@ -25,12 +25,12 @@ from mastertrade.core.connections import (
     RedisConnector,
 )
 from mastertrade.core.consumer import Consumer, Handler
-from mastertrade.core.dependency import Dependency
 from mastertrade.core.health import derive_health
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.core.service import ServiceSpec
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.core.supervisor import DependencySupervisor
+from mastertrade_model.values import Dependency
 
 
 def _url(settings: ServiceSettings, dependency: Dependency) -> str:

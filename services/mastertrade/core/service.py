@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from mastertrade.core.dependency import Dependency
-from mastertrade.core.topology import (
+from mastertrade_model import Workload, load_default_values
+from mastertrade_model.topology import (
     DEAD_LETTER_QUEUE,
     DEAD_LETTERS,
     EXCHANGES,
@@ -19,7 +19,7 @@ from mastertrade.core.topology import (
     Exchange,
     Queue,
 )
-from mastertrade_operator.model import Workload, load_default_values
+from mastertrade_model.values import Dependency
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,16 @@ class ServiceSpec:
         if check is None:
             raise LookupError(f"workload {self.kube_name} has no HTTP health check")
         return check.path
+
+    @property
+    def upstream_variables(self) -> dict[str, str]:
+        """Variable -> the seed name of the service whose URL it holds (`API_GATEWAY_URL` ->
+        `api_gateway`), from the catalog entry's `serviceUrls`: the services this one calls."""
+        workloads = load_default_values().workloads
+        return {
+            variable: workloads[key].name.replace("-", "_")
+            for variable, key in _workload(self.kube_name).serviceUrls.items()
+        }
 
     def consumed_queues(self) -> tuple[Queue, ...]:
         """The topology's queues this service reads, plus the dead-letter queue they feed."""

@@ -8,15 +8,18 @@ each offending variable and what it expects.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar, get_args
+from typing import TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mastertrade.core.dependency import Dependency
+from mastertrade_model.settings import LoggingSettings
+from mastertrade_model.values import Dependency
 
 SettingsT = TypeVar("SettingsT", bound="ServiceSettings")
 
@@ -53,10 +56,17 @@ def _check_url(value: str | None, dependency: Dependency) -> str | None:
     return value
 
 
-class ServiceSettings(BaseSettings):
-    """What every service reads. Names are the seed's; they are matched case-insensitively."""
+class ServiceSettings(BaseSettings, LoggingSettings):
+    """What every service reads. Names are the seed's; they are matched case-insensitively.
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    The settings the chart also sets (LOG_LEVEL, LOG_FORMAT here; each service's own groups in
+    its subclass) are inherited from the model's groups (`mastertrade_model.settings`), where
+    their type, default, bounds and description are defined once.
+    """
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
+    )
 
     database_url: str | None = Field(
         default=None,
@@ -67,12 +77,6 @@ class ServiceSettings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None, description="a Redis URL, e.g. redis://redis:6379/0"
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        default="INFO", description="one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
-    )
-    log_format: Literal["json", "console"] = Field(
-        default="json", description="json (clusters) or console (a terminal)"
     )
     reconnect_max_backoff: float = Field(
         default=10.0,
@@ -86,16 +90,6 @@ class ServiceSettings(BaseSettings):
         le=60,
         description="how long a health check waits for a dependency, in seconds (0 < s <= 60)",
     )
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower_format(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -112,6 +106,12 @@ class ServiceSettings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         return _check_url(value, Dependency.REDIS)
 
+    upstreams: dict[str, str] = Field(
+        default_factory=dict,
+        description="the URL of each MasterTrade service this one calls, by its seed name; "
+        "read from the variables the workload catalog's `serviceUrls` names",
+    )
+
     def url_for(self, dependency: Dependency) -> str | None:
         """The configured URL of a dependency, or None when it is not set."""
         urls = {
@@ -122,13 +122,27 @@ class ServiceSettings(BaseSettings):
         return urls[dependency]
 
 
+def field_names(cls: type[ServiceSettings]) -> dict[str, str]:
+    """Lower-cased field name or seed name (alias) -> the field's name."""
+    names: dict[str, str] = {}
+    for name, info in cls.model_fields.items():
+        names[name.lower()] = name
+        if info.alias:
+            names[info.alias.lower()] = name
+    return names
+
+
+def _info(cls: type[ServiceSettings], field_name: str) -> FieldInfo | None:
+    return cls.model_fields.get(field_names(cls).get(field_name.lower(), field_name))
+
+
 def _describe(cls: type[ServiceSettings], field_name: str) -> str:
-    info = cls.model_fields.get(field_name)
+    info = _info(cls, field_name)
     return info.description if info is not None and info.description else ""
 
 
 def _shown(cls: type[ServiceSettings], field_name: str, value: object) -> str:
-    info = cls.model_fields.get(field_name)
+    info = _info(cls, field_name)
     annotation = info.annotation if info is not None else None
     if annotation is SecretStr or SecretStr in get_args(annotation):
         return "a hidden value"
@@ -162,23 +176,47 @@ def _missing_urls(settings: ServiceSettings, required: Iterable[Dependency]) -> 
     return lines
 
 
+def read_upstreams(
+    service: str, variables: Mapping[str, str], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """Service name -> URL for each upstream variable that is set; SettingsError naming each
+    variable that is not an http(s) URL."""
+    found = {variables[name]: environ[name] for name in variables if environ.get(name)}
+    wrong = [
+        f"  {name}: got {environ[name]!r}: not an http:// or https:// URL "
+        f"(expected the URL of {variables[name]}, e.g. http://host:port)"
+        for name in variables
+        if environ.get(name) and urlsplit(environ[name]).scheme not in ("http", "https")
+    ]
+    if wrong:
+        raise SettingsError("\n".join([f"invalid settings for {service}:", *wrong]))
+    return found
+
+
 def load_settings(
     cls: type[SettingsT],
     service: str,
     required: Iterable[Dependency] = (),
     environ: Mapping[str, str] | None = None,
+    upstreams: Mapping[str, str] | None = None,
 ) -> SettingsT:
-    """Read and validate `cls` from the environment (or `environ`), or raise SettingsError."""
+    """Read and validate `cls` from the environment (or `environ`), or raise SettingsError.
+
+    `upstreams` maps variables to the services whose URLs they hold (`ServiceSpec.
+    upstream_variables`); the URLs found are the settings' `upstreams`."""
     try:
         if environ is None:
             settings = cls()
         else:
-            lowered = {key.lower(): value for key, value in environ.items()}
-            known = {key: value for key, value in lowered.items() if key in cls.model_fields}
+            names = field_names(cls)
+            known = {
+                names[key.lower()]: value for key, value in environ.items() if key.lower() in names
+            }
             settings = cls.model_validate(known)
     except ValidationError as error:
         raise SettingsError(build_error_message(service, cls, error)) from None
     missing = _missing_urls(settings, required)
     if missing:
         raise SettingsError("\n".join([f"invalid settings for {service}:", *missing]))
-    return settings
+    found = read_upstreams(service, upstreams or {}, os.environ if environ is None else environ)
+    return settings.model_copy(update={"upstreams": found}) if found else settings

@@ -16,4 +16,4 @@ router = APIRouter(prefix="/api/v1", tags=["gateway"])
 async def services(request: Request) -> dict[str, dict[str, Any]]:
     """Health of every service behind the gateway."""
     settings: GatewaySettings = request.app.state.settings
-    return await fetch_all_health(settings.upstreams(), timeout=settings.dependency_timeout)
+    return await fetch_all_health(settings.upstreams, timeout=settings.dependency_timeout)

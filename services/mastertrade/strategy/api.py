@@ -23,7 +23,7 @@ async def schedule(request: Request) -> dict[str, Any]:
     """When the next daily generation runs, and how many strategies it makes and keeps."""
     settings: StrategySettings = request.app.state.settings
     return {
-        "next_generation_at": next_generation_at(datetime.now(UTC), settings.generation_time),
+        "next_generation_at": next_generation_at(datetime.now(UTC), settings.generation_at()),
         "daily_generation_count": settings.daily_generation_count,
         "max_active_strategies": settings.max_active_strategies,
     }

@@ -37,10 +37,6 @@ async def dashboard() -> str:
 
 @router.get("/api/status")
 async def status(request: Request) -> dict[str, dict[str, Any]]:
-    """Health of the API gateway and the data access API."""
+    """Health of the services the UI reads through (the API gateway, the data access API)."""
     settings: UiSettings = request.app.state.settings
-    urls = {
-        "api_gateway": settings.api_gateway_url,
-        "data_access_api": settings.data_access_api_url,
-    }
-    return await fetch_all_health(urls, timeout=settings.dependency_timeout)
+    return await fetch_all_health(settings.upstreams, timeout=settings.dependency_timeout)

@@ -1,8 +1,9 @@
 """The MasterTradeDeployment custom resource: its names, and reading one into typed values.
 
 A resource's `spec` has the shape of the chart's values: it is merged over values.yaml and
-validated by the typed model, then checked against the rules the chart's `_validate.tpl`
-enforces. `metadata.name` is the release name and `metadata.namespace` the namespace.
+validated by the typed model here, at the edge; the rules a schema cannot say (`_validate.tpl`)
+are the chart's, checked when it renders. `metadata.name` is the release name and
+`metadata.namespace` the namespace.
 Two fields of `spec` are the operator's own switches and not chart values: `paused` and
 `deletePvcsOnDelete` (see `OPERATOR_FIELDS`); they are read here and kept out of the values.
 """
@@ -10,13 +11,13 @@ Two fields of `spec` are the operator's own switches and not chart values: `paus
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from mastertrade_operator.model.catalog import load_values
-from mastertrade_operator.model.values import Values
+from mastertrade_model.catalog import load_values
+from mastertrade_model.values import Values
 
 GROUP = "mastertrade.io"
 VERSION = "v1alpha1"
@@ -46,37 +47,12 @@ class MasterTradeDeployment:
     name: str
     namespace: str
     values: Values
+    spec_values: dict[str, Any] = field(default_factory=dict)
+    """The spec as written, less the operator's switches: the values helm renders with."""
     paused: bool = False
     """`spec.paused`: make no change to the installation."""
     delete_pvcs_on_delete: bool = False
     """`spec.deletePvcsOnDelete`: delete the data volumes with the resource."""
-
-
-def check_rules(values: Values) -> list[str]:
-    """What `_validate.tpl` refuses, with the same messages."""
-    problems: list[str] = []
-    if values.settings.trading.TRADING_ENVIRONMENT == "live":
-        if not values.apiKeys.existingSecret:
-            problems.append(
-                "settings.trading.TRADING_ENVIRONMENT=live places real orders and needs Binance "
-                "API keys: create a Secret from your .env file and set apiKeys.existingSecret to "
-                "its name (or keep TRADING_ENVIRONMENT=paper)"
-            )
-        if not values.settings.risk.CIRCUIT_BREAKER_ENABLED:
-            problems.append(
-                "settings.trading.TRADING_ENVIRONMENT=live needs "
-                "settings.risk.CIRCUIT_BREAKER_ENABLED=true: live trading without the circuit "
-                "breaker is refused"
-            )
-    for key in sorted(values.workloads):
-        workload = values.workloads[key]
-        for target in workload.dependsOn if workload.enabled else []:
-            if not values.workloads[target].enabled:
-                problems.append(
-                    f"workloads.{key} depends on workloads.{target}, which is disabled: "
-                    f"enable workloads.{target} or disable workloads.{key}"
-                )
-    return problems
 
 
 def _field(document: dict[str, Any], path: str, expected: type) -> Any:
@@ -121,17 +97,16 @@ def parse_resource(document: Any) -> MasterTradeDeployment:
     name, namespace = _check_header(document)
     spec = _field(document, "spec", dict) or {}
     switches = {key: bool(_field(document, f"spec.{key}", bool)) for key in OPERATOR_FIELDS}
+    spec_values = {key: value for key, value in spec.items() if key not in OPERATOR_FIELDS}
     try:
-        values = load_values({k: v for k, v in spec.items() if k not in OPERATOR_FIELDS})
+        values = load_values(spec_values)
     except ValidationError as error:
         raise ResourceError("\n".join(_validation_messages(error))) from None
-    problems = check_rules(values)
-    if problems:
-        raise ResourceError("\n".join(f"spec: {problem}" for problem in problems))
     return MasterTradeDeployment(
         name=name,
         namespace=namespace,
         values=values,
+        spec_values=spec_values,
         paused=switches["paused"],
         delete_pvcs_on_delete=switches["deletePvcsOnDelete"],
     )

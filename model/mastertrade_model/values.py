@@ -1,9 +1,10 @@
 """The typed shape of MasterTrade's deployment values.
 
-One model serves the Helm chart (it generates `values.schema.json`) and the operator (a
-`MasterTradeDeployment` spec has the same shape, so a values file is a spec). The data itself,
-the workload catalog and every default, lives in `charts/mastertrade/values.yaml`; this module
-only says what a valid value looks like.
+One model serves the Helm chart (it generates `values.schema.json`), the operator (a
+`MasterTradeDeployment` spec has the same shape, so a values file is a spec) and the services
+(their ports, dependencies and health paths). The data itself, the workload catalog and its
+defaults, lives in `charts/mastertrade/values.yaml`; this module says what a valid value looks
+like. The services' settings are defined in `settings.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mastertrade_model.settings import Settings
 
 CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
 MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
@@ -40,12 +43,24 @@ class WorkloadKind(StrEnum):
     STATEFUL_SET = "StatefulSet"
 
 
-class Connection(StrEnum):
-    """Infrastructure a MasterTrade service connects to, each given to it as a seed URL."""
+class Dependency(StrEnum):
+    """Infrastructure a MasterTrade service connects to, each given to it as a seed URL.
+
+    The name is also the service's key under `checks` in its /health JSON and its metric label.
+    """
 
     DATABASE = "database"
     RABBITMQ = "rabbitmq"
     REDIS = "redis"
+
+
+class Role(StrEnum):
+    """What one workload provides to the others; they find it by this, whatever its key."""
+
+    DATABASE = "database"
+    RABBITMQ = "rabbitmq"
+    REDIS = "redis"
+    METRICS = "metrics"
 
 
 class Image(Strict):
@@ -145,6 +160,11 @@ class Workload(Strict):
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=40, description="Kubernetes name")
     component: Component
     kind: WorkloadKind
+    provides: Role | None = Field(
+        default=None,
+        description="The infrastructure this workload is to the others (connection URLs, "
+        "backups, network policies and scrapes follow it)",
+    )
     enabled: bool
     replicas: int = Field(ge=0, le=100)
     image: Image | None = Field(default=None, description="Empty runs MasterTrade's own image")
@@ -161,7 +181,7 @@ class Workload(Strict):
     secretEnv: dict[EnvName, str] = Field(
         default_factory=dict, description="Variable name to a key of the credentials Secret"
     )
-    connections: list[Connection] = Field(default_factory=list)
+    connections: list[Dependency] = Field(default_factory=list)
     settings: list[str] = Field(default_factory=list, description="Groups of `settings` read")
     apiKeys: list[EnvName] = Field(default_factory=list, description="Keys of apiKeys' Secret")
     serviceUrls: dict[EnvName, str] = Field(
@@ -199,41 +219,6 @@ class Workload(Strict):
         if unknown:
             raise ValueError(f"service.nodePorts names no port of the workload: {unknown}")
         return self
-
-
-class StrategySettings(Strict):
-    MAX_ACTIVE_STRATEGIES: int = Field(ge=1, le=1000)
-    DAILY_GENERATION_COUNT: int = Field(ge=0, le=100_000)
-    GENERATION_TIME: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM")
-
-
-class TradingSettings(Strict):
-    TRADING_ENVIRONMENT: Literal["paper", "live"]
-    PAPER_TRADING_INITIAL_BALANCE: float = Field(gt=0)
-
-
-class RiskSettings(Strict):
-    MAX_POSITION_SIZE_PCT: float = Field(gt=0, le=1, description="Fraction, 0.2 is 20%")
-    MAX_PORTFOLIO_DRAWDOWN_PCT: float = Field(gt=0, le=1, description="Fraction, 0.15 is 15%")
-    CIRCUIT_BREAKER_ENABLED: bool
-
-
-class EmailSettings(Strict):
-    EMAIL_HOST: str = Field(min_length=1)
-    EMAIL_PORT: int = Field(ge=1, le=65535)
-
-
-class LoggingSettings(Strict):
-    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-    LOG_FORMAT: Literal["json", "console"]
-
-
-class Settings(Strict):
-    strategy: StrategySettings
-    trading: TradingSettings
-    risk: RiskSettings
-    email: EmailSettings
-    logging: LoggingSettings
 
 
 class Global(Strict):
@@ -342,6 +327,21 @@ class Values(Strict):
     )
     tests: TestImage
     workloads: dict[str, Workload]
+
+    def provider_key(self, role: Role) -> str:
+        """Key of the workload that provides `role`."""
+        return next(key for key, w in self.workloads.items() if w.provides == role)
+
+    @model_validator(mode="after")
+    def _one_provider_per_role(self) -> Values:
+        for role in Role:
+            found = [key for key, w in self.workloads.items() if w.provides == role]
+            if len(found) != 1:
+                raise ValueError(
+                    f"exactly one workload must have provides: {role}, found {len(found)} "
+                    f"({', '.join(found)}): set it on the one the others should use"
+                )
+        return self
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Values:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mastertrade_operator.model.values import Settings, Values
+from mastertrade_model.settings import Settings
+from mastertrade_model.values import Values
 
 JsonSchema = dict[str, Any]
 
@@ -34,13 +35,14 @@ def inline_refs(schema: JsonSchema) -> JsonSchema:
 
 
 def tidy(node: Any) -> Any:
-    """Drop pydantic's auto-generated titles (they repeat property names) and fold docstring
-    line breaks in descriptions into single spaces."""
+    """Drop pydantic's auto-generated titles (they repeat property names) and the settings'
+    defaults (values.yaml holds them; a CRD default would write them into every resource), and
+    fold docstring line breaks in descriptions into single spaces."""
     if isinstance(node, dict):
         return {
             key: " ".join(value.split()) if key == "description" else tidy(value)
             for key, value in node.items()
-            if not (key == "title" and isinstance(value, str))
+            if not (key == "title" and isinstance(value, str)) and key != "default"
         }
     if isinstance(node, list):
         return [tidy(item) for item in node]
