@@ -180,14 +180,13 @@ TABLE_DTYPE = np.dtype(
 
 
 def block_table(block: Block, columns: Sequence[int]) -> npt.NDArray[np.void]:
-    """The block's candles of the symbols in `columns`, minute-major, as TABLE_DTYPE rows."""
+    """The block's candles of the symbols in `columns` as TABLE_DTYPE rows, symbol by symbol
+    (the order of the candles' primary key, which keeps its index inserts local)."""
     wanted = np.asarray(columns, dtype=np.int64)
     minutes = block.minutes
     table = np.empty(minutes * len(wanted), dtype=TABLE_DTYPE)
-    table["symbol"] = np.tile(wanted, minutes)
-    table["minute"] = np.repeat(
-        np.arange(minutes, dtype=np.int64) + block.first_minute, len(wanted)
-    )
+    table["symbol"] = np.repeat(wanted, minutes)
+    table["minute"] = np.tile(np.arange(minutes, dtype=np.int64) + block.first_minute, len(wanted))
     for name in ("open", "high", "low", "close", "volume", "taker_volume", "trade_count", "vwap"):
-        table[name] = getattr(block, name)[:, wanted].reshape(-1)
+        table[name] = getattr(block, name)[:, wanted].T.reshape(-1)
     return table
