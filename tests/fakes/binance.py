@@ -72,13 +72,17 @@ class FakeBinance:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        await self.start_on(0)
+
+    async def start_on(self, port: int) -> None:
+        """Serve on `port` (0: a free one)."""
         app = web.Application()
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/stream", self._stream)
         app.router.add_get("/ws/{stream}", self._stream)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -97,6 +101,10 @@ class FakeBinance:
         window = int(time.time() // 60)
         self._weights[window] = self._weights.get(window, 0) + KLINES_WEIGHT
         return self._weights[window] + self.weight_offset
+
+    def ban(self, seconds: float) -> None:
+        """Answer 418 to every klines request for `seconds`."""
+        self._paused_until = time.monotonic() + seconds
 
     async def _klines(self, request: web.Request) -> web.Response:
         now = time.monotonic()
@@ -171,15 +179,24 @@ class FakeBinance:
             for frame in frames:
                 if isinstance(frame, bytes):
                     await socket.send_bytes(frame)
-                elif stream is not None:
-                    await socket.send_str(json.dumps({"stream": stream, "data": json.loads(frame)}))
                 else:
-                    await socket.send_str(frame)
+                    await socket.send_str(wrap(frame, stream))
 
     async def drop_connections(self) -> None:
         """Close every open connection, as a network failure or a server restart would."""
         for socket in list(self._sockets):
             await socket.close()
+
+
+def wrap(frame: str, stream: str | None) -> str:
+    """A payload as a combined-stream message; anything that is not a JSON object as is."""
+    try:
+        payload = json.loads(frame)
+    except ValueError:
+        return frame
+    if stream is None or not isinstance(payload, dict):
+        return frame
+    return json.dumps({"stream": stream, "data": payload})
 
 
 def trade_frame(symbol: str, trade_id: int, price: str, quantity: str, at_ms: int) -> str:

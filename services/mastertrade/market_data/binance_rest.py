@@ -118,13 +118,14 @@ class BinanceRest:
     async def kline_pages(
         self, symbol: str, interval: str, start_ms: int, end_ms: int
     ) -> AsyncIterator[list[Kline]]:
-        """Closed klines from start_ms to end_ms, a page at a time."""
+        """Klines opened from start_ms on and closed before end_ms (and before now), a page at
+        a time."""
         step = INTERVAL_MS[interval]
         cursor = start_ms
         while cursor <= end_ms:
             page = await self.klines(symbol, interval, cursor, end_ms)
-            now_ms = int(self.clock() * 1000)
-            closed = [k for k in page if to_millis(k.close_time) < now_ms]
+            before = min(end_ms, int(self.clock() * 1000))
+            closed = [k for k in page if to_millis(k.close_time) < before]
             if closed:
                 yield closed
             if len(page) < PAGE_LIMIT:

@@ -16,6 +16,7 @@ class MarketMetrics:
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.service = service
+        self.registry = registry
         self.events = Counter(
             "mastertrade_market_data_events_total",
             "Market events accepted, by source and kind (candle, trade, ticker)",
