@@ -90,6 +90,7 @@ async def publish_events(exchange: AbstractExchange, events: Sequence[MarketEven
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
                 routing_key=routing_key(event),
+                mandatory=False,  # a kind nobody is bound to (trades, often) is no error
             )
             for event in events
         )
