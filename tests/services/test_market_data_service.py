@@ -19,8 +19,10 @@ from mastertrade.core.bus import declare_topology
 from mastertrade.core.settings import load_settings
 from mastertrade.core.topology import MARKET_DATA
 from mastertrade.market_data.app import create_app
-from mastertrade.market_data.domain.events import to_millis
+from mastertrade.market_data.domain.events import to_message, to_millis
+from mastertrade.market_data.domain.market import SimulatedMarket
 from mastertrade.market_data.history import simulated_history
+from mastertrade.market_data.ingest import CandleIngest
 from mastertrade.market_data.settings import MarketDataSettings
 from mastertrade.migrations.runner import migrate_database
 from tests.fakes.binance import FakeBinance, trade_frame
@@ -184,3 +186,33 @@ async def test_binance_mode_backfills_streams_and_survives_malformed_frames(
             assert (await client.get("/health")).status_code == 200
     finally:
         await fake.stop()
+
+
+async def test_candles_from_the_broker_are_stored_once_and_malformed_ones_dead_lettered(
+    market_db: str, rabbitmq_url: str
+) -> None:
+    market = SimulatedMarket(3, 29_000_000)
+    klines = list(market.generate(40).klines())  # 200 candles
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(exclusive=True)
+        bodies = [json.dumps(to_message(k)).encode() for k in klines]
+        bodies.insert(17, b'{"type": "candle", "symbol": "BTCUSDT", "close": "NaN"}')
+        bodies.append(json.dumps(to_message(klines[0])).encode())  # a redelivered duplicate
+        for body in bodies:
+            await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
+        async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as pool:
+            ingest = CandleIngest(queue, pool, batch=64, flush=0.05)
+            await ingest.start()
+            deadline = time.monotonic() + 20
+            while ingest.stored + ingest.malformed < len(bodies):
+                assert time.monotonic() < deadline, (ingest.stored, ingest.malformed)
+                await asyncio.sleep(0.05)
+            await ingest.stop()
+            assert (ingest.stored, ingest.malformed) == (201, 1)
+            assert await pool.fetchval("SELECT count(*) FROM candles") == 200
+            declared = await channel.declare_queue(queue.name, passive=True)
+            assert declared.declaration_result.message_count == 0  # all acknowledged
+    finally:
+        await connection.close()

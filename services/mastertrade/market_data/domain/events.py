@@ -185,3 +185,41 @@ def to_message(event: MarketEvent) -> dict[str, Any]:
         "ask_quantity": str(event.ask_quantity),
         "at": event.at.isoformat(),
     }
+
+
+def _time(value: object, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise MalformedEventError(f"{name}: expected an ISO 8601 time, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedEventError(f"{name}: not an ISO 8601 time: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise MalformedEventError(f"{name}: the time must carry its UTC offset")
+    return moment
+
+
+def kline_from_message(body: dict[str, Any]) -> Kline:
+    """A candle message of the bus (what `to_message` publishes) back into a Kline."""
+    try:
+        count = body["trade_count"]
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise MalformedEventError("trade_count: expected an integer")
+        return Kline(
+            symbol=str(body["symbol"]),
+            interval=str(body["interval"]),
+            open_time=_time(body["open_time"], "open_time"),
+            close_time=_time(body["close_time"], "close_time"),
+            open=exact(body["open"], "open", positive=True),
+            high=exact(body["high"], "high", positive=True),
+            low=exact(body["low"], "low", positive=True),
+            close=exact(body["close"], "close", positive=True),
+            volume=exact(body["volume"], "volume"),
+            quote_volume=exact(body["quote_volume"], "quote_volume"),
+            trade_count=count,
+            taker_buy_volume=exact(body["taker_buy_volume"], "taker_buy_volume"),
+            taker_buy_quote_volume=exact(body["taker_buy_quote_volume"], "taker_buy_quote_volume"),
+            closed=body.get("closed", True) is True,
+        )
+    except KeyError as missing:
+        raise MalformedEventError(f"candle message without {missing}") from None
