@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 from mastertrade.market_data.domain.binance import (
     event_from_frame,
@@ -32,6 +34,8 @@ from mastertrade.market_data.domain.simulator import (
     block_table,
     instrument_columns,
 )
+from mastertrade.market_data.metrics import MarketMetrics
+from mastertrade.market_data.sink import MarketSink
 from tests.fakes.binance import book_frame, kline_frame, trade_frame
 
 START = 29_000_000  # an epoch minute in 2025
@@ -197,3 +201,62 @@ def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
     delays = [backoff_delay(attempt, 0.5, 8.0, rng) for attempt in range(1, 40)]
     assert all(0 <= delay <= 8.0 for delay in delays)
     assert len(set(delays)) == len(delays)
+
+
+class FlakyWriter:
+    """Fails its first `failures` writes (a database away), then keeps what it is given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.batches: list[list[object]] = []
+
+    async def write(self, events: object) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("database away")
+        assert isinstance(events, list)
+        self.batches.append(list(events))
+
+
+def some_trades(count: int) -> list[Trade]:
+    return [
+        Trade("BTCUSDT", i, Decimal("1.5"), Decimal("2"), False, NOW) for i in range(1, count + 1)
+    ]
+
+
+async def test_the_sink_keeps_a_failed_batch_and_writes_it_once_when_the_writer_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("mastertrade.market_data.sink.RETRY_PAUSE", 0.01)
+    registry = CollectorRegistry()
+    writer = FlakyWriter(failures=2)
+    sink = MarketSink(writer, MarketMetrics(registry, "t"), batch_size=10, flush_interval=0.01)
+    sink.start()
+    for trade in some_trades(25):
+        sink.submit(trade, "test")
+    for _ in range(300):
+        if sink.written == 25:
+            break
+        await asyncio.sleep(0.01)
+    await sink.stop()
+    written = [event for batch in writer.batches for event in batch]
+    assert written == some_trades(25)  # all of them, once, in order
+    assert (
+        registry.get_sample_value("mastertrade_market_data_write_errors_total", {"service": "t"})
+        == 2
+    )
+
+
+async def test_the_sink_buffer_is_bounded_while_the_writer_is_down() -> None:
+    registry = CollectorRegistry()
+    sink = MarketSink(FlakyWriter(failures=1), MarketMetrics(registry, "t"), batch_size=100,
+                      flush_interval=60, max_buffer=30)  # fmt: skip
+    for trade in some_trades(50):
+        sink.submit(trade, "test")
+    with pytest.raises(ConnectionError):
+        await sink.flush()
+    assert sink.pending == 30
+    labels = {"service": "t", "source": "sink", "reason": "buffer_overflow"}
+    assert registry.get_sample_value("mastertrade_market_data_rejected_total", labels) == 20
+    await sink.flush()
+    assert sink.written == 30

@@ -80,8 +80,10 @@ class MarketSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(Exception):
+        try:
             await self.flush()
+        except Exception as error:
+            logger.error("%d market events not written at shutdown: %s", self.pending, error)
 
     async def _run(self) -> None:
         while True:
@@ -112,7 +114,9 @@ class MarketSink:
         overflow = len(self._buffer) - self.max_buffer
         if overflow > 0:
             del self._buffer[:overflow]
-            self.metrics.reject("sink", "buffer_overflow")
+            self.metrics.rejected.labels(self.metrics.service, "sink", "buffer_overflow").inc(
+                overflow
+            )
             logger.error("market data buffer full: dropped the %d oldest events", overflow)
 
     @property
