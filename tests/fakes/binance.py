@@ -16,6 +16,7 @@ each connection after `max_connection_seconds`, a compressed stand-in for Binanc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -176,11 +177,12 @@ class FakeBinance:
         """Send frames to every open connection (wrapped as combined-stream messages when a
         stream name is given and the frame is a JSON object)."""
         for socket in list(self._sockets):
-            for frame in frames:
-                if isinstance(frame, bytes):
-                    await socket.send_bytes(frame)
-                else:
-                    await socket.send_str(wrap(frame, stream))
+            with contextlib.suppress(ConnectionResetError):  # closing as we send: it is gone
+                for frame in frames:
+                    if isinstance(frame, bytes):
+                        await socket.send_bytes(frame)
+                    else:
+                        await socket.send_str(wrap(frame, stream))
 
     async def drop_connections(self) -> None:
         """Close every open connection, as a network failure or a server restart would."""

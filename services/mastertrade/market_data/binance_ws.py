@@ -33,6 +33,7 @@ SOURCE = "binance"
 HEARTBEAT_SECONDS = 20.0
 BACKOFF_BASE = 0.5
 MAX_FRAME_BYTES = 1 << 20
+SERVER_SHUTDOWN = "serverShutdown"  # the event Binance sends before restarting a server
 
 
 @dataclass
@@ -139,6 +140,10 @@ class BinanceStream:
         async for message in socket:
             if message.type is aiohttp.WSMsgType.TEXT:
                 self.frames += 1
+                if SERVER_SHUTDOWN in message.data:
+                    # Binance announces a server restart: reconnect now (and backfill the gap)
+                    logger.info("Binance announced a server shutdown; reconnecting")
+                    return
                 self.handle_frame(message.data)
             elif message.type is aiohttp.WSMsgType.BINARY:
                 self.sink.reject(SOURCE, "malformed", "binary frame on a text stream")
