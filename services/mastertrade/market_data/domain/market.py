@@ -16,15 +16,13 @@ import numpy as np
 
 from mastertrade.market_data.domain.events import BookTicker, MarketEvent, Trade
 from mastertrade.market_data.domain.simulator import (
-    _A,
-    _I,
-    _S,
     ASSETS,
     DRAWS_PER_MINUTE,
     INSTRUMENTS,
     MINUTES_PER_YEAR,
     REGIME_SWITCH_Z,
     REGIME_VOLATILITY,
+    SUBSTEPS,
     Block,
     Floats,
     Ints,
@@ -32,6 +30,7 @@ from mastertrade.market_data.domain.simulator import (
     units,
 )
 
+_A, _I, _S = len(ASSETS), len(INSTRUMENTS), SUBSTEPS
 ASSET_INDEX = {asset.name: index for index, asset in enumerate(ASSETS)}
 BETAS = np.array([asset.beta for asset in ASSETS])
 MINUTE_SIGMA = np.array([asset.annual_volatility for asset in ASSETS]) / np.sqrt(MINUTES_PER_YEAR)
