@@ -9,6 +9,7 @@ import io
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from mastertrade.market_data.bulk import write_simulated
 from mastertrade.market_data.domain.events import BookTicker, Trade
 from mastertrade.market_data.domain.market import SimulatedMarket
 from mastertrade.market_data.domain.simulator import block_table, instrument_columns
+from mastertrade.market_data.history import simulated_history
 from mastertrade.market_data.store import insert_book_tickers, insert_trades, upsert_klines
 from mastertrade.migrations.runner import migrate_database
 from tests.fakes.binance import kline_row
@@ -189,3 +191,17 @@ def test_generate_and_import_commands(
     assert "import done: 60 rows new or changed" in out
     code, _, err = run_cli(capsys, monkeypatch, market_db, "import", str(tmp_path / "no.zip"))
     assert code == 2 and "no such file" in err
+
+
+async def test_a_gap_longer_than_the_backfill_window_is_filled_for_the_window_only(
+    pool: asyncpg.Pool,
+) -> None:
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    _, first = await simulated_history(pool, symbols=["BTCUSDT"], seed=1, days=1,
+                                       now=now - timedelta(days=10))  # fmt: skip
+    _, gap = await simulated_history(pool, symbols=["BTCUSDT"], seed=1, days=2, now=now)
+    assert (first, gap) == (1440, 2880)
+    resumed = await pool.fetchval(
+        "SELECT min(open_time) FROM candles WHERE open_time > $1", now - timedelta(days=9)
+    )
+    assert resumed == now - timedelta(days=2)

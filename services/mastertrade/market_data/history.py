@@ -2,8 +2,9 @@
 
 Each starts where the stored candles of its symbols end (or `days` back on an empty database)
 and writes up to now, so a restart after a gap fills exactly the gap and never duplicates rows
-(and the writes are upserts anyway). The simulated market continues from the last stored closes,
-so its history and its live feed join without a jump.
+(and the writes are upserts anyway). A gap longer than `days` is filled for its last `days`
+only, so a service that was off for a year does not start by writing a year. The simulated
+market continues from the last stored closes, so its history and live feed join without a jump.
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ async def simulated_history(
     columns = instrument_columns(symbols)
     end = epoch_minute(now)
     resume = await _resume_point(pool, symbols)
+    earliest = end - days * MINUTES_PER_DAY
     if resume is None:
-        market = SimulatedMarket(seed, end - days * MINUTES_PER_DAY)
+        market = SimulatedMarket(seed, earliest)
     else:
-        market = SimulatedMarket(seed, resume, await _start_prices(pool, symbols))
+        prices = await _start_prices(pool, symbols)
+        market = SimulatedMarket(seed, max(resume, earliest), prices)
     first, written = market.next_minute, 0
     while market.next_minute < end:
         block = market.generate(min(CHUNK_MINUTES, end - market.next_minute))
@@ -93,7 +96,8 @@ async def binance_history(
     written = 0
     for symbol in symbols:
         last = await last_open_time(pool, symbol, "1m")
-        start = last + timedelta(minutes=1) if last else now - timedelta(days=days)
+        earliest = now - timedelta(days=days)
+        start = max(last + timedelta(minutes=1), earliest) if last else earliest
         async for page in rest.kline_pages(symbol, "1m", to_millis(start), to_millis(now)):
             written += await upsert_klines(pool, page)
             if guard is not None:
