@@ -333,6 +333,9 @@ def infrastructure() -> Iterator[dict[str, str]]:
             "REDIS_URL": REDIS_URL,
             "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "console",
+            # market_data_service's first-start history (90 days by default) is a one-off
+            # bulk write (bench/market_data_ingest.py measures it), not idle work
+            "MARKET_DATA_BACKFILL_DAYS": "1",
         }
         migrate = subprocess.run(
             [str(MASTERTRADE), "migrate", "--timeout", "30"],

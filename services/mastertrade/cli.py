@@ -3,6 +3,7 @@
     mastertrade serve market-data-service [--port 8000] [--host 0.0.0.0]
     mastertrade migrate [--timeout 120]
     mastertrade up [--database-url ...] [--rabbitmq-url ...] [--redis-url ...]
+    mastertrade market-data generate [--years 2] | import BTCUSDT-1m-2024-01.zip ...
 
 Exit codes: 0 after a clean run or a graceful stop, 1 when the work failed, 2 when the command
 line or the settings are wrong (the message names the variable and what it expects).
@@ -15,14 +16,21 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+import asyncpg
 from prometheus_client import disable_created_metrics
 
 from mastertrade.catalog import SERVICES, UnknownServiceError, find_service, load_service_module
 from mastertrade.core.bus import TopologyError, apply_topology
 from mastertrade.core.logs import configure_logging
 from mastertrade.core.server import serve
-from mastertrade.core.settings import ServiceSettings, SettingsError, load_settings
+from mastertrade.core.settings import ServiceSettings, SettingsError, load_settings, redact
 from mastertrade.local_stack import StackUrls, run_up
+from mastertrade.market_data.commands import (
+    BulkFileError,
+    CommandError,
+    add_market_data_commands,
+    run_market_data,
+)
 from mastertrade.migrations.runner import MigrationError, migrate_database
 from mastertrade_model.values import Dependency
 
@@ -78,6 +86,25 @@ def run_migrate(timeout: float) -> int:
     return EXIT_OK
 
 
+def run_market_data_command(args: argparse.Namespace) -> int:
+    """`mastertrade market-data generate|import` against DATABASE_URL."""
+    try:
+        settings = load_settings(ServiceSettings, "market-data", (Dependency.DATABASE,))
+    except SettingsError as error:
+        print(f"mastertrade: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    assert settings.database_url is not None
+    try:
+        run_market_data(settings.database_url, args, report)
+    except (CommandError, BulkFileError) as error:
+        print(f"mastertrade: market-data: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, asyncpg.PostgresError) as error:
+        print(f"mastertrade: market-data failed: {redact(str(error))}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mastertrade", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd.add_argument("--redis-url", default=None)
     up_cmd.add_argument("--host", default="127.0.0.1")
     up_cmd.add_argument("--port-offset", type=int, default=0, help="added to every service's port")
+    market_cmd = commands.add_parser(
+        "market-data", help="write simulated history or import Binance bulk files"
+    )
+    add_market_data_commands(market_cmd)
     return parser
 
 
@@ -106,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_serve(args.service, args.host, args.port)
     if args.command == "migrate":
         return run_migrate(args.timeout)
+    if args.command == "market-data":
+        return run_market_data_command(args)
     urls = StackUrls.build(args.database_url, args.rabbitmq_url, args.redis_url)
     return run_up(urls, args.host, args.port_offset)
 

@@ -55,4 +55,7 @@ def service_env(database_url: str, rabbitmq_url: str) -> dict[str, str]:
         "LOG_FORMAT": "console",
         "RECONNECT_MAX_BACKOFF": "0.5",
         "DEPENDENCY_TIMEOUT": "1",
+        # market_data_service backfills this much history into an empty database (90 days by
+        # default, which would keep two shared cores busy behind every test that starts it)
+        "MARKET_DATA_BACKFILL_DAYS": "1",
     }

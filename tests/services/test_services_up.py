@@ -88,12 +88,13 @@ async def test_data_api_reads_candles_through_the_cache(
     settings = load_settings(module.Settings, spec.name, spec.dependencies, service_env)
     app = module.create_app(settings)
     async with running(app) as client:
+        # ADAUSDT: a symbol the simulated market (run by other tests here) never writes
         await app.state.runtime.pool.execute(
-            "INSERT INTO candles VALUES ('SOLUSDT', '1m', '2025-01-01T00:00:00Z', "
+            "INSERT INTO candles VALUES ('ADAUSDT', '1m', '2025-01-01T00:00:00Z', "
             "1, 2, 0.5, 1.5, 10) ON CONFLICT DO NOTHING"
         )
-        first = await client.get("/api/v1/candles/sol-usdt", params={"limit": 7})
-        second = await client.get("/api/v1/candles/sol-usdt", params={"limit": 7})
+        first = await client.get("/api/v1/candles/ada-usdt", params={"limit": 7})
+        second = await client.get("/api/v1/candles/ada-usdt", params={"limit": 7})
         bad = await client.get("/api/v1/candles/not a symbol!")
     assert first.headers["X-Cache"] == "miss"
     assert second.headers["X-Cache"] == "hit"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -103,6 +103,8 @@ class Runtime:
             )
             for dependency in spec.dependencies
         }
+        # Extra sections of the health JSON (name -> what to show), e.g. market_data's sources
+        self.health_details: dict[str, Callable[[], Any]] = {}
         self._checks: Mapping[str, bool] | None = None
         self._checked_at = 0.0
         self._pending_checks: asyncio.Future[Mapping[str, bool]] | None = None
@@ -134,7 +136,10 @@ class Runtime:
                 self._pending_checks = asyncio.ensure_future(self._run_checks())
             checks = await asyncio.shield(self._pending_checks)
         uptime = time.monotonic() - self.started
-        return derive_health(self.spec.name, self.version, uptime, checks)
+        status, body = derive_health(self.spec.name, self.version, uptime, checks)
+        for name, detail in self.health_details.items():
+            body[name] = detail()
+        return status, body
 
     async def _run_checks(self) -> Mapping[str, bool]:
         try:

@@ -1,0 +1,161 @@
+"""Binance's WebSocket market streams: one combined stream, kept alive, rotated, reconnected.
+
+Connects to `<base>/stream?streams=btcusdt@trade/btcusdt@kline_1m/...` (aiohttp: it answers the
+server's pings with pongs and pings the server itself, so a dead connection is noticed). Every
+text frame goes through `event_from_frame` into the sink; a malformed one is counted and
+dropped. When the connection drops, it reconnects with full-jitter exponential backoff and then
+calls `on_gap` (a REST backfill of what was missed). Binance cuts every connection at 24 h, so
+after ROTATE_SECONDS a new connection is opened *before* the old one is closed (the guard drops
+the overlap's duplicates): no gap, no backfill needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+
+from mastertrade.market_data.domain.binance import event_from_frame
+from mastertrade.market_data.domain.events import MalformedEventError
+from mastertrade.market_data.domain.ratelimit import backoff_delay
+from mastertrade.market_data.metrics import MarketMetrics
+from mastertrade.market_data.sink import MarketSink
+
+logger = logging.getLogger("mastertrade.market_data.binance_ws")
+
+SOURCE = "binance"
+HEARTBEAT_SECONDS = 20.0
+BACKOFF_BASE = 0.5
+MAX_FRAME_BYTES = 1 << 20
+SERVER_SHUTDOWN = "serverShutdown"  # the event Binance sends before restarting a server
+
+
+@dataclass
+class Connection:
+    """One open WebSocket and the task reading it."""
+
+    socket: aiohttp.ClientWebSocketResponse
+    opened_at: float
+    reader: asyncio.Task[None] = field(init=False)
+
+    async def close(self) -> None:
+        await self.socket.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self.reader, timeout=5)
+
+
+class BinanceStream:
+    """The live stream of a set of Binance streams into a sink."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        streams: Sequence[str],
+        *,
+        sink: MarketSink,
+        metrics: MarketMetrics,
+        rotate_seconds: float,
+        max_backoff: float,
+        on_gap: Callable[[], Awaitable[None]],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = f"{ws_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
+        self.sink = sink
+        self.metrics = metrics
+        self.rotate_seconds = rotate_seconds
+        self.max_backoff = max_backoff
+        self.on_gap = on_gap
+        self.rng = rng or random.Random()
+        self.connections = 0
+        self.frames = 0
+        self._gap_task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Stream until cancelled."""
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as session:
+            current = await self._open(session)
+            try:
+                while True:
+                    left = current.opened_at + self.rotate_seconds - loop.time()
+                    done, _ = await asyncio.wait({current.reader}, timeout=max(left, 0.0))
+                    if current.reader in done:
+                        self.metrics.set_connected(SOURCE, False)
+                        self.metrics.reconnect(SOURCE, "disconnect")
+                        logger.warning("Binance stream disconnected; reconnecting")
+                        await current.close()
+                        current = await self._open(session)
+                        continue
+                    self.metrics.reconnect(SOURCE, "rotation")
+                    logger.info("rotating the Binance stream before the 24 h cut")
+                    fresh = await self._open(session, gap=False)
+                    await current.close()
+                    current = fresh
+            finally:
+                self.metrics.set_connected(SOURCE, False)
+                await current.close()
+                if self._gap_task is not None:
+                    self._gap_task.cancel()
+
+    async def _open(self, session: aiohttp.ClientSession, gap: bool = True) -> Connection:
+        attempt = 0
+        while True:
+            try:
+                socket = await session.ws_connect(
+                    self.url, heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_FRAME_BYTES
+                )
+                break
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                attempt += 1
+                delay = backoff_delay(attempt, BACKOFF_BASE, self.max_backoff, self.rng)
+                self.metrics.reconnect(SOURCE, "error")
+                logger.warning("Binance stream connect failed (%s); retry in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+        self.connections += 1
+        self.metrics.set_connected(SOURCE, True)
+        connection = Connection(socket, asyncio.get_running_loop().time())
+        connection.reader = asyncio.create_task(self._read(socket), name="binance-ws-reader")
+        if gap:
+            self._start_gap_backfill()
+        return connection
+
+    def _start_gap_backfill(self) -> None:
+        if self._gap_task is not None and not self._gap_task.done():
+            return  # the running one reads up to the present anyway
+        self._gap_task = asyncio.create_task(self._backfill_gap(), name="binance-gap")
+
+    async def _backfill_gap(self) -> None:
+        try:
+            await self.on_gap()
+        except Exception as error:
+            logger.error("REST gap backfill failed: %s", error)
+
+    async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in socket:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.frames += 1
+                if SERVER_SHUTDOWN in message.data:
+                    # Binance announces a server restart: reconnect now (and backfill the gap)
+                    logger.info("Binance announced a server shutdown; reconnecting")
+                    return
+                self.handle_frame(message.data)
+            elif message.type is aiohttp.WSMsgType.BINARY:
+                self.sink.reject(SOURCE, "malformed", "binary frame on a text stream")
+            elif message.type is aiohttp.WSMsgType.ERROR:
+                logger.warning("Binance stream error: %s", socket.exception())
+                return
+
+    def handle_frame(self, text: str) -> None:
+        """Parse one frame into the sink; a malformed frame is counted, never raised."""
+        try:
+            event = event_from_frame(text, datetime.now(UTC))
+        except MalformedEventError as error:
+            self.sink.reject(SOURCE, "malformed", str(error))
+            return
+        self.sink.submit(event, SOURCE)

@@ -1,0 +1,158 @@
+"""The market data service's background work, started in its lifespan.
+
+Waits for PostgreSQL and the schema, backfills history (simulated, or Binance over REST), then
+runs the live source (the simulated feed, or Binance's WebSocket streams with a REST gap
+backfill after every reconnect). Any failure is logged and retried after a pause: the service
+never dies of bad data or a dependency outage. `status()` is what /health shows of it, and the
+`mastertrade_market_data_collector_enabled` gauge says which collectors are on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from mastertrade.core.runtime import Runtime
+from mastertrade.market_data.binance_rest import BinanceRest
+from mastertrade.market_data.binance_ws import BinanceStream
+from mastertrade.market_data.domain.binance import stream_names
+from mastertrade.market_data.history import binance_history, simulated_history
+from mastertrade.market_data.metrics import MarketMetrics
+from mastertrade.market_data.settings import STREAM_KINDS, MarketDataSettings
+from mastertrade.market_data.simulated_feed import run_simulated_feed
+from mastertrade.market_data.sink import MarketSink
+from mastertrade.market_data.writer import Connections, EventWriter
+
+logger = logging.getLogger("mastertrade.market_data")
+RETRY_SECONDS = 5.0
+KEYED_COLLECTORS = ("moralis", "glassnode", "twitter", "reddit", "lunarcrush")
+
+
+class MarketDataCollectors:
+    """History first, then the live source; restarted after any failure."""
+
+    def __init__(self, settings: MarketDataSettings, runtime: Runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.source = settings.source()
+        self.metrics = MarketMetrics(runtime.metrics.registry, runtime.spec.name)
+        connections = Connections(
+            pool=lambda: runtime.pool, redis=lambda: runtime.redis, channel=lambda: runtime.channel
+        )
+        self.sink = MarketSink(
+            EventWriter(connections, self.metrics),
+            self.metrics,
+            settings.market_data_batch_size,
+            settings.market_data_flush_interval,
+        )
+        self.phase = "starting"
+        self.history_rows = 0
+        self.last_error = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        for name in ("simulated", "binance"):
+            self.metrics.set_collector(name, self.source == name)
+        for name in KEYED_COLLECTORS:
+            # the sentiment and on-chain collectors are not built yet: off, whatever the keys
+            self.metrics.set_collector(name, False)
+        self.sink.start()
+        self._task = asyncio.create_task(self._run(), name="market-data-collectors")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.sink.stop()
+
+    def status(self) -> dict[str, Any]:
+        """The `market_data` section of /health."""
+        keys = self.settings.configured_sources()
+        collectors = {
+            name: ("on" if self.source == name else "off") for name in ("simulated", "binance")
+        }
+        for name in KEYED_COLLECTORS:
+            collectors[name] = "off (not implemented yet)" if keys[name] else "off (no key)"
+        return {
+            "source": self.source,
+            "phase": self.phase,
+            "symbols": list(self.settings.market_data_symbols),
+            "collectors": collectors,
+            "history_rows_written": self.history_rows,
+            "events_written": self.sink.written,
+            "last_error": self.last_error,
+        }
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.phase = "retrying"
+                self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
+                logger.warning("market data collection failed, retrying in %.0fs: %s",
+                               RETRY_SECONDS, self.last_error)  # fmt: skip
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _work(self) -> None:
+        self.phase = "backfilling"
+        symbols = self.settings.market_data_symbols
+        if self.source == "simulated":
+            market, written = await simulated_history(
+                self.runtime.pool,
+                symbols=symbols,
+                seed=self.settings.market_data_seed,
+                days=self.settings.market_data_backfill_days,
+                now=datetime.now(UTC),
+            )
+            self._history_done(written)
+            await run_simulated_feed(market, self.sink, symbols, self.settings.market_data_speed)
+            return
+        await self._binance(symbols)
+
+    def _history_done(self, written: int) -> None:
+        self.history_rows += written
+        self.metrics.backfill(self.source, written)
+        self.phase = "live"
+        self.last_error = ""
+        logger.info("market data history written (%d rows); going live", written)
+
+    async def _binance_backfill(self, rest: BinanceRest, symbols: tuple[str, ...]) -> int:
+        return await binance_history(
+            rest,
+            self.runtime.pool,
+            symbols=symbols,
+            days=self.settings.market_data_backfill_days,
+            now=datetime.now(UTC),
+            guard=self.sink.guard,
+        )
+
+    async def _binance(self, symbols: tuple[str, ...]) -> None:
+        settings = self.settings
+        rest = BinanceRest(
+            settings.binance_rest_url, settings.binance_max_weight_per_minute, metrics=self.metrics
+        )
+
+        async def gap() -> None:
+            self.metrics.backfill(self.source, await self._binance_backfill(rest, symbols))
+
+        try:
+            self._history_done(await self._binance_backfill(rest, symbols))
+            stream = BinanceStream(
+                settings.binance_ws_url,
+                stream_names(symbols, STREAM_KINDS),
+                sink=self.sink,
+                metrics=self.metrics,
+                rotate_seconds=settings.binance_ws_rotate_seconds,
+                max_backoff=settings.binance_ws_max_backoff,
+                on_gap=gap,
+            )
+            await stream.run()
+        finally:
+            await rest.close()

@@ -1,0 +1,225 @@
+"""Market events as they leave the domain: klines, trades and book tickers, in exact decimals.
+
+Every number is a finite, bounded `Decimal` (checked by `exact`); times are UTC datetimes.
+`routing_key` and `to_message` give the bus shape: routing keys per kind and symbol
+(`candle.1m.BTCUSDT`, `trade.BTCUSDT`, `ticker.BTCUSDT`) and JSON bodies with decimals as strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# Far above any real price or quantity, far below what NUMERIC or a float could not hold
+MAX_AMOUNT = Decimal("1e15")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class MalformedEventError(ValueError):
+    """A market message that cannot be a valid event; the message says which field and why."""
+
+
+def exact(value: object, name: str, *, positive: bool = False) -> Decimal:
+    """`value` (a string or int, as exchanges send them) as a finite Decimal within bounds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise MalformedEventError(f"{name}: expected a decimal string, got {type(value).__name__}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise MalformedEventError(f"{name}: not a decimal number: {str(value)[:40]!r}") from None
+    if not number.is_finite():
+        raise MalformedEventError(f"{name}: must be finite, got {number}")
+    if number < 0 or (positive and number == 0):
+        expected = "> 0" if positive else ">= 0"
+        raise MalformedEventError(f"{name}: must be {expected}, got {number}")
+    if number > MAX_AMOUNT:
+        raise MalformedEventError(f"{name}: {number} is above the bound {MAX_AMOUNT}")
+    return number
+
+
+def from_millis(value: object, name: str) -> datetime:
+    """Binance's epoch milliseconds as a UTC datetime (bounded to years 2000..2200)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedEventError(f"{name}: expected integer epoch milliseconds, got {value!r}")
+    if not 946_684_800_000 <= value <= 7_258_118_400_000:
+        raise MalformedEventError(f"{name}: {value} ms is not a time between 2000 and 2200")
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def to_millis(moment: datetime) -> int:
+    """A UTC datetime as epoch milliseconds (exact for whole milliseconds)."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Kline:
+    """One candle with Binance's fields; `closed` is False while the interval is still open."""
+
+    symbol: str
+    interval: str
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trade_count: int
+    taker_buy_volume: Decimal
+    taker_buy_quote_volume: Decimal
+    closed: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.low <= min(self.open, self.close) <= max(self.open, self.close) <= self.high:
+            raise MalformedEventError(
+                f"{self.symbol} kline at {self.open_time}: open/close outside [low, high]"
+            )
+        if self.taker_buy_volume > self.volume or self.trade_count < 0:
+            raise MalformedEventError(
+                f"{self.symbol} kline at {self.open_time}: taker volume above volume "
+                "or a negative trade count"
+            )
+        if self.close_time < self.open_time:
+            raise MalformedEventError(f"{self.symbol} kline: close_time before open_time")
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One public trade; `buyer_is_maker` means the taker sold."""
+
+    symbol: str
+    trade_id: int
+    price: Decimal
+    quantity: Decimal
+    buyer_is_maker: bool
+    traded_at: datetime
+
+    @property
+    def side(self) -> str:
+        """The taker's side, as the `trades` table stores it."""
+        return "sell" if self.buyer_is_maker else "buy"
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker:
+    """Best bid and ask with their quantities; `update_id` grows with every book change."""
+
+    symbol: str
+    update_id: int
+    bid_price: Decimal
+    bid_quantity: Decimal
+    ask_price: Decimal
+    ask_quantity: Decimal
+    at: datetime
+
+    def __post_init__(self) -> None:
+        if self.bid_price > self.ask_price:
+            raise MalformedEventError(
+                f"{self.symbol} book ticker {self.update_id}: bid {self.bid_price} "
+                f"above ask {self.ask_price}"
+            )
+
+
+MarketEvent = Kline | Trade | BookTicker
+
+
+def kind_of(event: MarketEvent) -> str:
+    """`candle`, `trade` or `ticker`: the first word of the routing key."""
+    if isinstance(event, Kline):
+        return "candle"
+    return "trade" if isinstance(event, Trade) else "ticker"
+
+
+def routing_key(event: MarketEvent) -> str:
+    """`candle.<interval>.<symbol>`, `trade.<symbol>` or `ticker.<symbol>`."""
+    if isinstance(event, Kline):
+        return f"candle.{event.interval}.{event.symbol}"
+    return f"{kind_of(event)}.{event.symbol}"
+
+
+def _kline_message(kline: Kline) -> dict[str, Any]:
+    return {
+        "type": "candle",
+        "symbol": kline.symbol,
+        "interval": kline.interval,
+        "open_time": kline.open_time.isoformat(),
+        "close_time": kline.close_time.isoformat(),
+        "open": str(kline.open),
+        "high": str(kline.high),
+        "low": str(kline.low),
+        "close": str(kline.close),
+        "volume": str(kline.volume),
+        "quote_volume": str(kline.quote_volume),
+        "trade_count": kline.trade_count,
+        "taker_buy_volume": str(kline.taker_buy_volume),
+        "taker_buy_quote_volume": str(kline.taker_buy_quote_volume),
+        "closed": kline.closed,
+    }
+
+
+def to_message(event: MarketEvent) -> dict[str, Any]:
+    """The JSON body published for an event (decimals as strings, times as ISO 8601 UTC)."""
+    if isinstance(event, Kline):
+        return _kline_message(event)
+    if isinstance(event, Trade):
+        return {
+            "type": "trade",
+            "symbol": event.symbol,
+            "trade_id": event.trade_id,
+            "price": str(event.price),
+            "quantity": str(event.quantity),
+            "side": event.side,
+            "traded_at": event.traded_at.isoformat(),
+        }
+    return {
+        "type": "ticker",
+        "symbol": event.symbol,
+        "update_id": event.update_id,
+        "bid_price": str(event.bid_price),
+        "bid_quantity": str(event.bid_quantity),
+        "ask_price": str(event.ask_price),
+        "ask_quantity": str(event.ask_quantity),
+        "at": event.at.isoformat(),
+    }
+
+
+def _time(value: object, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise MalformedEventError(f"{name}: expected an ISO 8601 time, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedEventError(f"{name}: not an ISO 8601 time: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise MalformedEventError(f"{name}: the time must carry its UTC offset")
+    return moment
+
+
+def kline_from_message(body: dict[str, Any]) -> Kline:
+    """A candle message of the bus (what `to_message` publishes) back into a Kline."""
+    try:
+        count = body["trade_count"]
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise MalformedEventError("trade_count: expected an integer")
+        return Kline(
+            symbol=str(body["symbol"]),
+            interval=str(body["interval"]),
+            open_time=_time(body["open_time"], "open_time"),
+            close_time=_time(body["close_time"], "close_time"),
+            open=exact(body["open"], "open", positive=True),
+            high=exact(body["high"], "high", positive=True),
+            low=exact(body["low"], "low", positive=True),
+            close=exact(body["close"], "close", positive=True),
+            volume=exact(body["volume"], "volume"),
+            quote_volume=exact(body["quote_volume"], "quote_volume"),
+            trade_count=count,
+            taker_buy_volume=exact(body["taker_buy_volume"], "taker_buy_volume"),
+            taker_buy_quote_volume=exact(body["taker_buy_quote_volume"], "taker_buy_quote_volume"),
+            closed=body.get("closed", True) is True,
+        )
+    except KeyError as missing:
+        raise MalformedEventError(f"candle message without {missing}") from None

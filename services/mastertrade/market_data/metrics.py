@@ -1,0 +1,94 @@
+"""Prometheus metrics of market_data_service, in the service's own registry.
+
+Next to the platform's metrics (`mastertrade.core.metrics`): events taken per source and kind,
+events rejected by reason (malformed, duplicate, out_of_order), rows written per table, write
+errors, which collectors are on, whether each live source is connected, reconnects, candles
+backfilled, and Binance's used request weight.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class MarketMetrics:
+    """The market-data metric families, labelled with the service name."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.registry = registry
+        self.events = Counter(
+            "mastertrade_market_data_events_total",
+            "Market events accepted, by source and kind (candle, trade, ticker)",
+            ["service", "source", "kind"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "mastertrade_market_data_rejected_total",
+            "Market messages dropped, by source and reason (malformed, duplicate, out_of_order)",
+            ["service", "source", "reason"],
+            registry=registry,
+        )
+        self.written = Counter(
+            "mastertrade_market_data_rows_written_total",
+            "Rows inserted or changed in PostgreSQL, by table",
+            ["service", "table"],
+            registry=registry,
+        )
+        self.write_errors = Counter(
+            "mastertrade_market_data_write_errors_total",
+            "Batches that could not be written (kept and retried)",
+            ["service"],
+            registry=registry,
+        )
+        self.collector = Gauge(
+            "mastertrade_market_data_collector_enabled",
+            "1 when a collector or source is on, 0 when it is off (no key, or not chosen)",
+            ["service", "collector"],
+            registry=registry,
+        )
+        self.connected = Gauge(
+            "mastertrade_market_data_source_connected",
+            "1 while a live source is connected and delivering",
+            ["service", "source"],
+            registry=registry,
+        )
+        self.reconnects = Counter(
+            "mastertrade_market_data_reconnects_total",
+            "Live-stream reconnections, by reason (disconnect, rotation, error)",
+            ["service", "source", "reason"],
+            registry=registry,
+        )
+        self.backfilled = Counter(
+            "mastertrade_market_data_backfilled_candles_total",
+            "Candles written by backfills, by source",
+            ["service", "source"],
+            registry=registry,
+        )
+        self.used_weight = Gauge(
+            "mastertrade_binance_used_weight_1m",
+            "Binance's X-MBX-USED-WEIGHT-1M from the last REST answer",
+            ["service"],
+            registry=registry,
+        )
+
+    def accept(self, source: str, kind: str) -> None:
+        self.events.labels(self.service, source, kind).inc()
+
+    def reject(self, source: str, reason: str) -> None:
+        self.rejected.labels(self.service, source, reason).inc()
+
+    def wrote(self, table: str, rows: int) -> None:
+        self.written.labels(self.service, table).inc(rows)
+
+    def set_collector(self, collector: str, enabled: bool) -> None:
+        self.collector.labels(self.service, collector).set(1 if enabled else 0)
+
+    def set_connected(self, source: str, connected: bool) -> None:
+        self.connected.labels(self.service, source).set(1 if connected else 0)
+
+    def reconnect(self, source: str, reason: str) -> None:
+        self.reconnects.labels(self.service, source, reason).inc()
+
+    def backfill(self, source: str, candles: int) -> None:
+        self.backfilled.labels(self.service, source).inc(candles)

@@ -1,0 +1,124 @@
+"""The one entry of live market events: judged, buffered, written in batches, never crashing.
+
+Sources call `submit` (synchronous and cheap) with parsed events, or `reject` when a message was
+malformed. The guard drops duplicates and out-of-order events (counted by reason); accepted ones
+wait in a buffer that a background task writes every FLUSH_INTERVAL or as soon as BATCH_SIZE are
+waiting. A batch that fails to write (a dependency down) is kept and retried; if the buffer
+outgrows MAX_BUFFER the oldest events are dropped and counted, so memory stays bounded while the
+database is away, and the gap is filled by the next backfill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from mastertrade.market_data.domain.events import MarketEvent, kind_of
+from mastertrade.market_data.domain.sequencing import SequenceGuard, Verdict
+from mastertrade.market_data.metrics import MarketMetrics
+
+logger = logging.getLogger("mastertrade.market_data.sink")
+RETRY_PAUSE = 1.0
+
+
+class Writer(Protocol):
+    async def write(self, events: Sequence[MarketEvent]) -> None: ...
+
+
+class MarketSink:
+    """Guard, buffer and batch writer of live events."""
+
+    def __init__(
+        self,
+        writer: Writer,
+        metrics: MarketMetrics,
+        batch_size: int,
+        flush_interval: float,
+        max_buffer: int = 200_000,
+    ) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_buffer = max_buffer
+        self.guard = SequenceGuard()
+        self.written = 0
+        self._buffer: list[MarketEvent] = []
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, event: MarketEvent, source: str) -> bool:
+        """Judge and buffer one event; False when it was dropped."""
+        verdict = self.guard.check(event)
+        if verdict is Verdict.NOT_CLOSED:
+            return False
+        if verdict is not Verdict.ACCEPTED:
+            self.metrics.reject(source, str(verdict))
+            logger.debug("dropped a %s %s from %s", verdict, kind_of(event), source)
+            return False
+        self.metrics.accept(source, kind_of(event))
+        self._buffer.append(event)
+        if len(self._buffer) >= self.batch_size:
+            self._full.set()
+        return True
+
+    def reject(self, source: str, reason: str, detail: str) -> None:
+        """Count and log a message that could not be parsed (its text is cut short)."""
+        self.metrics.reject(source, reason)
+        logger.warning("dropped a %s message from %s: %s", reason, source, detail[:200])
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="market-data-sink")
+
+    async def stop(self) -> None:
+        """Write what is buffered (one attempt), then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except Exception as error:
+            logger.error("%d market events not written at shutdown: %s", self.pending, error)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
+            self._full.clear()
+            try:
+                await self.flush()
+            except Exception as error:
+                self.metrics.write_errors.labels(self.metrics.service).inc()
+                logger.warning("writing market data failed, will retry: %s", error)
+                await asyncio.sleep(RETRY_PAUSE)
+
+    async def flush(self) -> None:
+        """Write everything buffered, a batch at a time; a failed batch goes back in front."""
+        while self._buffer:
+            batch = self._buffer[: self.batch_size]
+            del self._buffer[: len(batch)]
+            try:
+                await self.writer.write(batch)
+            except BaseException:
+                self._restore(batch)
+                raise
+            self.written += len(batch)
+
+    def _restore(self, batch: list[MarketEvent]) -> None:
+        self._buffer[:0] = batch
+        overflow = len(self._buffer) - self.max_buffer
+        if overflow > 0:
+            del self._buffer[:overflow]
+            self.metrics.rejected.labels(self.metrics.service, "sink", "buffer_overflow").inc(
+                overflow
+            )
+            logger.error("market data buffer full: dropped the %d oldest events", overflow)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)

@@ -1,0 +1,116 @@
+"""Where accepted market events go: PostgreSQL first, then Redis, then the market data exchange.
+
+Candles, trades and book tickers are upserted in one batch each (`store`); then Redis gets the
+latest price (`market:price:<SYMBOL>`, from the newest trade or closed candle) and the top of
+book (`market:book:<SYMBOL>`, a hash of bid/ask prices and quantities, update id and time);
+then every event is published on `mastertrade.market_data` with its routing key, each publish
+confirmed by the broker. Storing comes first so that a consumer reacting to a candle finds it in
+the database. A failure raises: the caller keeps the batch and tries again (writes are
+idempotent; the bus is at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aio_pika
+import asyncpg
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractChannel, AbstractExchange
+
+from mastertrade.core.topology import MARKET_DATA
+from mastertrade.market_data.domain.events import (
+    BookTicker,
+    Kline,
+    MarketEvent,
+    Trade,
+    routing_key,
+    to_message,
+)
+from mastertrade.market_data.metrics import MarketMetrics
+from mastertrade.market_data.store import insert_book_tickers, insert_trades, upsert_klines
+
+PRICE_KEY = "market:price:{symbol}"
+BOOK_KEY = "market:book:{symbol}"
+
+
+@dataclass(frozen=True)
+class Connections:
+    """Getters of the live clients (they raise while a dependency is down)."""
+
+    pool: Callable[[], asyncpg.Pool]
+    redis: Callable[[], aioredis.Redis]
+    channel: Callable[[], AbstractChannel]
+
+
+def split(events: Sequence[MarketEvent]) -> tuple[list[Kline], list[Trade], list[BookTicker]]:
+    """Events by kind, in arrival order."""
+    klines = [e for e in events if isinstance(e, Kline)]
+    trades = [e for e in events if isinstance(e, Trade)]
+    books = [e for e in events if isinstance(e, BookTicker)]
+    return klines, trades, books
+
+
+async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent]) -> None:
+    """Latest price and top of book of each symbol in Redis (the newest event wins)."""
+    prices: dict[str, str] = {}
+    books: dict[str, BookTicker] = {}
+    for event in events:
+        if isinstance(event, Trade):
+            prices[event.symbol] = str(event.price)
+        elif isinstance(event, Kline):
+            prices[event.symbol] = str(event.close)
+        else:
+            books[event.symbol] = event
+    if not prices and not books:
+        return
+    async with client.pipeline(transaction=False) as pipe:
+        for symbol, price in prices.items():
+            pipe.set(PRICE_KEY.format(symbol=symbol), price)
+        for symbol, book in books.items():
+            message = to_message(book)
+            pipe.hset(
+                BOOK_KEY.format(symbol=symbol),
+                mapping={key: str(value) for key, value in message.items() if key != "type"},
+            )
+        await pipe.execute()
+
+
+async def publish_events(exchange: AbstractExchange, events: Sequence[MarketEvent]) -> None:
+    """Publish every event (persistent JSON), waiting for all the broker's confirms."""
+    await asyncio.gather(
+        *(
+            exchange.publish(
+                aio_pika.Message(
+                    json.dumps(to_message(event)).encode(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=routing_key(event),
+                mandatory=False,  # a kind nobody is bound to (trades, often) is no error
+            )
+            for event in events
+        )
+    )
+
+
+class EventWriter:
+    """Stores, caches and publishes batches of accepted events."""
+
+    def __init__(self, connections: Connections, metrics: MarketMetrics) -> None:
+        self.connections = connections
+        self.metrics = metrics
+
+    async def write(self, events: Sequence[MarketEvent]) -> None:
+        klines, trades, books = split(events)
+        pool = self.connections.pool()
+        self.metrics.wrote("candles", await upsert_klines(pool, klines))
+        self.metrics.wrote("trades", await insert_trades(pool, trades))
+        self.metrics.wrote("book_tickers", await insert_book_tickers(pool, books))
+        await cache_latest(self.connections.redis(), events)
+        channel = self.connections.channel()
+        exchange = await channel.get_exchange(MARKET_DATA.name, ensure=False)
+        await publish_events(exchange, events)

@@ -1,0 +1,218 @@
+"""market_data_service as it runs: the app's lifespan with real PostgreSQL, RabbitMQ and Redis,
+the simulated market by default (history first, then live) and Binance (the local fake)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+
+from mastertrade.core.bus import declare_topology
+from mastertrade.core.settings import load_settings
+from mastertrade.core.topology import MARKET_DATA
+from mastertrade.market_data.app import create_app
+from mastertrade.market_data.domain.events import to_message, to_millis
+from mastertrade.market_data.domain.market import SimulatedMarket
+from mastertrade.market_data.history import simulated_history
+from mastertrade.market_data.ingest import CandleIngest
+from mastertrade.market_data.settings import MarketDataSettings
+from mastertrade.migrations.runner import migrate_database
+from tests.fakes.binance import FakeBinance, trade_frame
+from tests.infra import create_database, drop_database
+from tests.services.helpers import running
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture
+def market_db() -> Iterator[str]:
+    url = create_database("mastertrade_md_service")
+    asyncio.run(migrate_database(url, 10.0, lambda line: None))
+    yield url
+    drop_database(url)
+
+
+def settings_for(
+    service_env: dict[str, str], database_url: str, **extra: str
+) -> MarketDataSettings:
+    # a loaded shared machine can take more than the session's 1 s to answer a health ping
+    env = {**service_env, "DATABASE_URL": database_url, "DEPENDENCY_TIMEOUT": "5", **extra}
+    return load_settings(MarketDataSettings, "market_data_service", environ=env)
+
+
+async def wait_for(
+    client: httpx.AsyncClient, check: str, timeout: float = 60.0
+) -> dict[str, object]:
+    """Poll /health until its market_data section's phase is `check`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = (await client.get("/health")).json()
+        if body.get("market_data", {}).get("phase") == check:
+            return dict(body)
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.2)
+
+
+async def candle_queue(
+    rabbitmq_url: str,
+) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractQueue]:
+    connection = await aio_pika.connect(rabbitmq_url)
+    channel = await connection.channel()
+    await declare_topology(channel, [MARKET_DATA], [])
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(MARKET_DATA.name, routing_key="candle.#")
+    return connection, queue
+
+
+async def first_message(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
+    deadline = time.monotonic() + 15
+    while (message := await queue.get(fail=False)) is None:
+        assert time.monotonic() < deadline, "no candle published"
+        await asyncio.sleep(0.1)
+    return message
+
+
+async def test_an_empty_database_gets_history_then_the_live_simulated_market(
+    market_db: str, service_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    settings = settings_for(service_env, market_db, MARKET_DATA_BACKFILL_DAYS="1",
+                            MARKET_DATA_SPEED="1200")  # fmt: skip
+    connection, queue = await candle_queue(rabbitmq_url)
+    try:
+        app = create_app(settings)
+        async with running(app) as client:
+            health = await wait_for(client, "live")
+            assert health["status"] == "healthy"
+            section = health["market_data"]
+            assert isinstance(section, dict) and section["source"] == "simulated"
+            assert section["collectors"]["simulated"] == "on"
+            assert section["collectors"]["twitter"] == "off (no key)"
+            assert section["history_rows_written"] == 1440 * 5
+            message = await first_message(queue)
+            body = json.loads(message.body)
+            assert message.routing_key == f"candle.1m.{body['symbol']}"
+            assert isinstance(body["close"], str) and Decimal(body["close"]) > 0
+            metrics = (await client.get("/metrics")).text
+            assert 'mastertrade_market_data_collector_enabled{collector="simulated"' in metrics
+            assert "mastertrade_market_data_events_total{" in metrics
+            candles = (await client.get("/api/v1/candles/ETHBTC?limit=2")).json()
+            assert len(candles) == 2
+    finally:
+        await connection.close()
+    async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as pool:
+        per_symbol = await pool.fetch(
+            "SELECT symbol, count(*) AS n, count(DISTINCT open_time) AS d FROM candles "
+            "GROUP BY symbol"
+        )
+        assert len(per_symbol) == 5
+        assert all(row["n"] == row["d"] > 1440 for row in per_symbol)
+        assert await pool.fetchval("SELECT count(*) FROM trades") > 0
+
+
+async def test_a_restart_after_a_gap_fills_exactly_the_gap_and_joins_the_prices(
+    market_db: str, service_env: dict[str, str]
+) -> None:
+    now = datetime.now(UTC)
+    async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as pool:
+        # the service ran until three hours ago, then was away
+        await simulated_history(pool, symbols=["BTCUSDT", "ETHUSDT"], seed=1, days=1,
+                                now=now - timedelta(hours=3))  # fmt: skip
+        before = await pool.fetchrow(
+            "SELECT max(open_time) AS last, count(*) AS n FROM candles WHERE symbol = 'BTCUSDT'"
+        )
+        assert before is not None
+        settings = settings_for(service_env, market_db, MARKET_DATA_SYMBOLS="BTCUSDT,ETHUSDT",
+                                MARKET_DATA_SPEED="1")  # fmt: skip
+        async with running(create_app(settings)) as client:
+            health = await wait_for(client, "live")
+        rows = await pool.fetch(
+            "SELECT open_time, open, close FROM candles WHERE symbol = 'BTCUSDT' "
+            "AND open_time >= $1 ORDER BY open_time",
+            before["last"],
+        )
+    section = health["market_data"]
+    assert isinstance(section, dict)
+    gap = section["history_rows_written"]
+    assert 2 * 179 <= gap <= 2 * 181  # three hours of two symbols, give or take the minute
+    times = [row["open_time"] for row in rows]
+    assert times == [before["last"] + timedelta(minutes=i) for i in range(len(times))]
+    assert all(rows[i + 1]["open"] == rows[i]["close"] for i in range(len(rows) - 1))
+
+
+async def test_binance_mode_backfills_streams_and_survives_malformed_frames(
+    market_db: str, service_env: dict[str, str]
+) -> None:
+    now_ms = to_millis(datetime.now(UTC)) // 60_000 * 60_000
+    fake = FakeBinance(history_start_ms=now_ms - 1500 * 60_000, history_end_ms=now_ms)
+    await fake.start()
+    try:
+        settings = settings_for(
+            service_env, market_db, MARKET_DATA_SOURCE="binance", MARKET_DATA_SYMBOLS="BTCUSDT",
+            MARKET_DATA_BACKFILL_DAYS="1", BINANCE_REST_URL=fake.rest_url,
+            BINANCE_WS_URL=fake.ws_url, MARKET_DATA_FLUSH_INTERVAL="0.05",
+        )  # fmt: skip
+        async with running(create_app(settings)) as client:
+            health = await wait_for(client, "live")
+            section = health["market_data"]
+            assert isinstance(section, dict) and section["collectors"]["binance"] == "on"
+            assert section["history_rows_written"] in {1439, 1440}  # a day back, to the minute
+            deadline = time.monotonic() + 15
+            while fake.open_connections == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert fake.requests[0]["symbol"] == "BTCUSDT"
+            await fake.push("{garbage", b"\x00", trade_frame("BTCUSDT", 1, "Infinity", "1", now_ms))
+            await fake.push(trade_frame("BTCUSDT", 2, "42000.5", "0.01", now_ms),
+                            stream="btcusdt@trade")  # fmt: skip
+            deadline = time.monotonic() + 15
+            while True:
+                metrics = (await client.get("/metrics")).text
+                if 'table="trades"} 1.0' in metrics:
+                    break
+                assert time.monotonic() < deadline, metrics
+                await asyncio.sleep(0.1)
+            assert ('mastertrade_market_data_rejected_total{reason="malformed",'
+                    'service="market_data_service",source="binance"} 3.0') in metrics  # fmt: skip
+            connected = 'source_connected{service="market_data_service",source="binance"} 1.0'
+            assert f"mastertrade_market_data_{connected}" in metrics
+            assert (await client.get("/health")).status_code == 200
+    finally:
+        await fake.stop()
+
+
+async def test_candles_from_the_broker_are_stored_once_and_malformed_ones_dead_lettered(
+    market_db: str, rabbitmq_url: str
+) -> None:
+    market = SimulatedMarket(3, 29_000_000)
+    klines = list(market.generate(40).klines())  # 200 candles
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(exclusive=True)
+        bodies = [json.dumps(to_message(k)).encode() for k in klines]
+        bodies.insert(17, b'{"type": "candle", "symbol": "BTCUSDT", "close": "NaN"}')
+        bodies.append(json.dumps(to_message(klines[0])).encode())  # a redelivered duplicate
+        for body in bodies:
+            await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
+        async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as pool:
+            ingest = CandleIngest(queue, pool, batch=64, flush=0.05)
+            await ingest.start()
+            deadline = time.monotonic() + 20
+            while ingest.stored + ingest.malformed < len(bodies):
+                assert time.monotonic() < deadline, (ingest.stored, ingest.malformed)
+                await asyncio.sleep(0.05)
+            await ingest.stop()
+            assert (ingest.stored, ingest.malformed) == (201, 1)
+            assert await pool.fetchval("SELECT count(*) FROM candles") == 200
+            declared = await channel.declare_queue(queue.name, passive=True)
+            assert declared.declaration_result.message_count == 0  # all acknowledged
+    finally:
+        await connection.close()

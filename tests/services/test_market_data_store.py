@@ -1,0 +1,207 @@
+"""Market data storage against a real PostgreSQL: idempotent COPY upserts, bulk history,
+Binance bulk-file import, and the generate/import commands."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from mastertrade.cli import main
+from mastertrade.market_data.binance_files import BulkFileError, import_kline_files
+from mastertrade.market_data.bulk import write_simulated
+from mastertrade.market_data.domain.events import BookTicker, Trade
+from mastertrade.market_data.domain.market import SimulatedMarket
+from mastertrade.market_data.domain.simulator import block_table, instrument_columns
+from mastertrade.market_data.history import simulated_history
+from mastertrade.market_data.store import insert_book_tickers, insert_trades, upsert_klines
+from mastertrade.migrations.runner import migrate_database
+from tests.fakes.binance import kline_row
+from tests.infra import create_database, drop_database
+
+pytestmark = pytest.mark.infra
+START = 29_000_000
+
+
+@pytest.fixture
+def market_db() -> Iterator[str]:
+    """A freshly migrated database of its own."""
+    url = create_database("mastertrade_md_store")
+    asyncio.run(migrate_database(url, 10.0, lambda line: None))
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+async def pool(market_db: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as created:
+        yield created
+
+
+async def test_copy_upserts_are_idempotent_and_keep_the_newest_candle(pool: asyncpg.Pool) -> None:
+    market = SimulatedMarket(1, START)
+    block = market.generate(50)
+    klines = list(block.klines())
+    assert await upsert_klines(pool, klines) == 250
+    assert await upsert_klines(pool, klines) == 0  # the same batch again changes nothing
+    corrected = replace(klines[0], close=klines[0].high, volume=klines[0].volume + 1)
+    assert await upsert_klines(pool, [corrected, *klines[1:3]]) == 1
+    row = await pool.fetchrow(
+        "SELECT close, volume, count(*) OVER () AS n FROM candles WHERE symbol = $1 "
+        "AND open_time = $2",
+        corrected.symbol,
+        corrected.open_time,
+    )
+    assert row is not None and (row["close"], row["volume"]) == (corrected.close, corrected.volume)
+    assert await pool.fetchval("SELECT count(*) FROM candles") == 250
+
+    events = market.live_events(market.generate(1), 0)
+    trades = [event for _, event in events if isinstance(event, Trade)]
+    books = [event for _, event in events if isinstance(event, BookTicker)]
+    assert await insert_trades(pool, trades) == len(trades) == 30
+    assert await insert_trades(pool, trades + trades) == 0
+    assert await insert_book_tickers(pool, books) == 30
+    assert await insert_book_tickers(pool, books) == 0
+    stored = await pool.fetchrow("SELECT price, quantity, side FROM trades ORDER BY id LIMIT 1")
+    assert stored is not None and stored["price"] == trades[0].price
+
+
+async def test_bulk_history_equals_the_exact_decimals_and_is_idempotent(
+    pool: asyncpg.Pool,
+) -> None:
+    block = SimulatedMarket(4, START).generate(2000)
+    table = block_table(block, instrument_columns(["BTCUSDT", "ETHBTC", "SOLUSDT"]))
+    async with pool.acquire() as connection:
+        assert await write_simulated(connection, table) == 6000
+        assert await write_simulated(connection, table) == 0
+    # the same candles through the Decimal path change nothing: the values are identical
+    wanted = instrument_columns(["BTCUSDT", "ETHBTC", "SOLUSDT"])
+    assert await upsert_klines(pool, list(block.klines(wanted))) == 0
+    row = await pool.fetchrow(
+        "SELECT open, quote_volume, close_time - open_time AS span FROM candles "
+        "WHERE symbol = 'ETHBTC' ORDER BY open_time LIMIT 1"
+    )
+    first = block.kline(0, wanted[1])
+    assert row is not None
+    assert str(row["open"]) == str(first.open)  # same scale: 0.05000, not 0.05
+    assert row["quote_volume"] == first.quote_volume
+    assert row["span"].total_seconds() == pytest.approx(59.999)
+
+
+def write_bulk_zip(folder: Path, name: str, rows: list[list[object]], header: bool = False) -> Path:
+    """A file laid out as data.binance.vision's: NAME.zip holding NAME.csv, no header."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    if header:
+        writer.writerow(["open_time", "open", "high", "low", "close", "volume", "close_time",
+                         "quote_volume", "count", "taker_buy_volume",
+                         "taker_buy_quote_volume", "ignore"])  # fmt: skip
+    writer.writerows(rows)
+    path = folder / f"{name}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{name}.csv", text.getvalue())
+    return path
+
+
+def month_rows(
+    symbol: str, first_ms: int, count: int, micros: bool = False, step: int = 60_000
+) -> list[list[object]]:
+    rows = [kline_row(symbol, first_ms + i * step, step) for i in range(count)]
+    if micros:  # spot files from 2025 on count microseconds
+        rows = [[r[0] * 1000, *r[1:6], r[6] * 1000 + 999, *r[7:]] for r in rows]
+    return rows
+
+
+async def test_binance_bulk_files_import_exactly_once(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    january = write_bulk_zip(
+        tmp_path, "BTCUSDT-1h-2024-01", month_rows("BTCUSDT", 1704067200000, 744, step=3_600_000)
+    )
+    daily = write_bulk_zip(
+        tmp_path,
+        "ETHUSDT-1m-2025-01-01",
+        month_rows("ETHUSDT", 1735689600000, 1440, micros=True),
+        header=True,
+    )
+    lines: list[str] = []
+    assert await import_kline_files(pool, [january, daily], lines.append) == 744 + 1440
+    assert await import_kline_files(pool, [january], lines.append) == 0
+    assert "744 klines read, 0 rows new or changed" in lines[-1]
+    assert await pool.fetchval("SELECT count(*) FROM candles WHERE interval = '1h'") == 744
+    first = await pool.fetchrow(
+        "SELECT open_time, open, trade_count FROM candles WHERE symbol = 'ETHUSDT' "
+        "ORDER BY open_time LIMIT 1"
+    )
+    assert first is not None
+    assert first["open_time"].isoformat() == "2025-01-01T00:00:00+00:00"
+    assert first["open"] == Decimal(kline_row("ETHUSDT", 1735689600000)[1])
+
+
+async def test_a_bad_bulk_line_is_named_and_nothing_is_written(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    rows = month_rows("BTCUSDT", 1704067200000, 100)
+    rows[57][4] = "NaN"
+    path = write_bulk_zip(tmp_path, "BTCUSDT-1m-2024-01", rows)
+    with pytest.raises(
+        BulkFileError, match=r"BTCUSDT-1m-2024-01.zip line 58: close: must be finite"
+    ):
+        await import_kline_files(pool, [path], lambda line: None)
+    assert await pool.fetchval("SELECT count(*) FROM candles") == 0
+    with pytest.raises(BulkFileError, match="expected a Binance kline file name"):
+        await import_kline_files(pool, [tmp_path / "prices.zip"], lambda line: None)
+
+
+def run_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str, *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("DATABASE_URL", url)
+    code = main(["market-data", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_generate_and_import_commands(
+    market_db: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    generate = ("generate", "--days", "3", "--end", "2025-06-01", "--symbols", "BTCUSDT,ETHBTC")
+    code, out, err = run_cli(capsys, monkeypatch, market_db, *generate, "--seed", "5")
+    assert code == 0, err
+    assert "8640 candles written" in out
+    code, out, _ = run_cli(capsys, monkeypatch, market_db, *generate)
+    assert "0 candles written" in out  # it continues the stored history: nothing is left
+    code, _, err = run_cli(capsys, monkeypatch, market_db, "generate", "--symbols", "DOGEUSDT")
+    assert code == 2 and "has no DOGEUSDT" in err
+    path = write_bulk_zip(
+        tmp_path, "SOLUSDT-1m-2024-02-03", month_rows("SOLUSDT", 1706918400000, 60)
+    )
+    code, out, err = run_cli(capsys, monkeypatch, market_db, "import", str(path))
+    assert code == 0, err
+    assert "import done: 60 rows new or changed" in out
+    code, _, err = run_cli(capsys, monkeypatch, market_db, "import", str(tmp_path / "no.zip"))
+    assert code == 2 and "no such file" in err
+
+
+async def test_a_gap_longer_than_the_backfill_window_is_filled_for_the_window_only(
+    pool: asyncpg.Pool,
+) -> None:
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    _, first = await simulated_history(pool, symbols=["BTCUSDT"], seed=1, days=1,
+                                       now=now - timedelta(days=10))  # fmt: skip
+    _, gap = await simulated_history(pool, symbols=["BTCUSDT"], seed=1, days=2, now=now)
+    assert (first, gap) == (1440, 2880)
+    resumed = await pool.fetchval(
+        "SELECT min(open_time) FROM candles WHERE open_time > $1", now - timedelta(days=9)
+    )
+    assert resumed == now - timedelta(days=2)
