@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from mastertrade.core.bus import declare_topology
-from mastertrade.core.topology import MARKET_DATA
 from mastertrade.market_data.binance_rest import BinanceError, BinanceRest
 from mastertrade.market_data.binance_ws import BinanceStream
 from mastertrade.market_data.domain.events import to_millis
@@ -26,6 +25,7 @@ from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.sink import MarketSink
 from mastertrade.market_data.writer import Connections, EventWriter
 from mastertrade.migrations.runner import migrate_database
+from mastertrade_model.topology import MARKET_DATA
 from tests.fakes.binance import FakeBinance, book_frame, kline_frame, trade_frame
 from tests.infra import create_database, drop_database
 from tests.services.conftest import REDIS_TEST_URL

@@ -17,7 +17,6 @@ import pytest
 
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.settings import load_settings
-from mastertrade.core.topology import MARKET_DATA
 from mastertrade.market_data.app import create_app
 from mastertrade.market_data.domain.events import to_message, to_millis
 from mastertrade.market_data.domain.market import SimulatedMarket
@@ -25,6 +24,7 @@ from mastertrade.market_data.history import simulated_history
 from mastertrade.market_data.ingest import CandleIngest
 from mastertrade.market_data.settings import MarketDataSettings
 from mastertrade.migrations.runner import migrate_database
+from mastertrade_model.topology import MARKET_DATA
 from tests.fakes.binance import FakeBinance, trade_frame
 from tests.infra import create_database, drop_database
 from tests.services.helpers import running

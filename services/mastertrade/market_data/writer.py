@@ -21,7 +21,6 @@ import asyncpg
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
-from mastertrade.core.topology import MARKET_DATA
 from mastertrade.market_data.domain.events import (
     BookTicker,
     Kline,
@@ -32,6 +31,7 @@ from mastertrade.market_data.domain.events import (
 )
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.store import insert_book_tickers, insert_trades, upsert_klines
+from mastertrade_model.topology import MARKET_DATA
 
 PRICE_KEY = "market:price:{symbol}"
 BOOK_KEY = "market:book:{symbol}"
