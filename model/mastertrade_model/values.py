@@ -239,6 +239,43 @@ class Auth(Strict):
     grafanaAdminUser: str = Field(min_length=1)
 
 
+HOST_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)?$"
+
+
+class ManagedService(Strict):
+    """A PostgreSQL, RabbitMQ or Redis outside the release, replacing the in-cluster one."""
+
+    host: str = Field(default="", pattern=HOST_PATTERN, description="Empty runs it in-cluster")
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+
+
+class ManagedRabbitmq(ManagedService):
+    managementUrl: str = Field(
+        default="", pattern=r"^(https?://\S+)?$", description="For the backup's export"
+    )
+
+
+class ManagedRedis(ManagedService):
+    passwordKey: str = Field(
+        default="", pattern=r"^[-._a-zA-Z0-9]*$", description="Key of auth.existingSecret"
+    )
+
+
+class External(Strict):
+    """Managed infrastructure: a host here replaces the workload that provides it."""
+
+    database: ManagedService
+    rabbitmq: ManagedRabbitmq
+    redis: ManagedRedis
+
+    def replaces(self, role: Role | None) -> bool:
+        """Whether a managed service stands in for the workload providing `role`."""
+        managed = {Role.DATABASE: self.database, Role.RABBITMQ: self.rabbitmq,
+                   Role.REDIS: self.redis}  # fmt: skip
+        return role in managed and bool(managed[role].host)
+
+
 class ApiKeys(Strict):
     existingSecret: str = ""
 
@@ -315,6 +352,7 @@ class Values(Strict):
     global_: Global = Field(alias="global")
     image: MastertradeImage
     auth: Auth
+    external: External
     apiKeys: ApiKeys
     settings: Settings
     persistence: PersistencePolicy
@@ -327,6 +365,11 @@ class Values(Strict):
     )
     tests: TestImage
     workloads: dict[str, Workload]
+
+    def runs(self, key: str) -> bool:
+        """Whether the workload runs in the cluster: enabled and not replaced by a managed one."""
+        workload = self.workloads[key]
+        return workload.enabled and not self.external.replaces(workload.provides)
 
     def provider_key(self, role: Role) -> str:
         """Key of the workload that provides `role`."""

@@ -10,14 +10,17 @@ the scripts of files/backup/ in PostgreSQL's image, as its user, with the backup
 
 {{/* libpq's environment for the release's database, and where the backups are */}}
 {{- define "mastertrade.backupEnv" -}}
-{{- $postgresKey := include "mastertrade.providerKey" (dict "root" . "role" "database") }}
-{{- $postgres := index .Values.workloads $postgresKey }}
+{{- $address := include "mastertrade.providerAddress" (dict "root" . "role" "database") }}
 - name: BACKUP_DIR
   value: /backups
 - name: PGHOST
-  value: {{ include "mastertrade.hostOf" (dict "root" . "target" $postgresKey) }}
+  value: {{ regexReplaceAll ":[0-9]+$" $address "" }}
 - name: PGPORT
-  value: {{ (first $postgres.ports).port | quote }}
+  value: {{ regexFind "[0-9]+$" $address | quote }}
+{{- if include "mastertrade.externalTLS" (dict "root" . "role" "database") }}
+- name: PGSSLMODE
+  value: require
+{{- end }}
 - name: PGUSER
   value: {{ .Values.auth.postgresUser | quote }}
 - name: PGDATABASE
@@ -34,11 +37,16 @@ the scripts of files/backup/ in PostgreSQL's image, as its user, with the backup
 {{- include "mastertrade.backupEnv" . }}
 - name: RETENTION_DAYS
   value: {{ .Values.backup.retentionDays | toString | quote }}
-{{- if $rabbitmq.enabled }}
+{{- $managed := include "mastertrade.externalOf" (dict "root" . "role" "rabbitmq") | fromJson }}
+{{- $managementUrl := $managed.managementUrl | default "" }}
+{{- if include "mastertrade.runs" (dict "root" . "w" $rabbitmq) }}
 {{- $management := 0 }}
 {{- range $rabbitmq.ports }}{{ if eq .name "management" }}{{ $management = .port }}{{ end }}{{ end }}
+{{- $managementUrl = printf "http://%s:%d" (include "mastertrade.hostOf" (dict "root" . "target" $rabbitmqKey)) (int $management) }}
+{{- end }}
+{{- if $managementUrl }}
 - name: RABBITMQ_MANAGEMENT_URL
-  value: {{ printf "http://%s:%d" (include "mastertrade.hostOf" (dict "root" . "target" $rabbitmqKey)) (int $management) | quote }}
+  value: {{ $managementUrl | quote }}
 - name: RABBITMQ_USER
   value: {{ .Values.auth.rabbitmqUser | quote }}
 - name: RABBITMQ_PASSWORD

@@ -93,10 +93,37 @@ its `provides`). Connection URLs, backups, policies and Prometheus follow it, wh
 {{- range $key, $w := .root.Values.workloads }}{{ if eq (toString $w.provides) $.role }}{{ $key }}{{ end }}{{ end }}
 {{- end }}
 
-{{/* In-cluster "host:port" of the workload providing .role (its first port) */}}
+{{/* The managed service that replaces the workload providing .role, or an empty map */}}
+{{- define "mastertrade.externalOf" -}}
+{{- $external := index (.root.Values.external | default dict) (toString .role) | default dict }}
+{{- if $external.host }}{{ toJson $external }}{{ else }}{}{{ end }}
+{{- end }}
+
+{{/* "true" when a managed service stands in for .role and is reached over TLS */}}
+{{- define "mastertrade.externalTLS" -}}
+{{- $external := include "mastertrade.externalOf" . | fromJson }}
+{{- if and $external.host $external.tls }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the workload .w runs in the cluster: enabled, and not replaced by a managed service */}}
+{{- define "mastertrade.runs" -}}
+{{- if and .w.enabled (not (include "mastertrade.externalOf" (dict "root" .root "role" .w.provides) | fromJson).host) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when what the workload .w provides is there: it runs, or a managed service stands in */}}
+{{- define "mastertrade.available" -}}
+{{- if or (include "mastertrade.runs" .) (include "mastertrade.externalOf" (dict "root" .root "role" .w.provides) | fromJson).host }}true{{ end }}
+{{- end }}
+
+{{/* "host:port" of what provides .role: the managed service, else the workload's first port */}}
 {{- define "mastertrade.providerAddress" -}}
+{{- $external := include "mastertrade.externalOf" . | fromJson }}
+{{- if $external.host }}
+{{- printf "%s:%d" $external.host (int $external.port) }}
+{{- else }}
 {{- $key := include "mastertrade.providerKey" . }}
 {{- printf "%s:%d" (include "mastertrade.hostOf" (dict "root" .root "target" $key)) (int (first (index .root.Values.workloads $key).ports).port) }}
+{{- end }}
 {{- end }}
 
 {{/* In-cluster host name of the workload with key .target */}}

@@ -56,18 +56,27 @@ entries, so no password is ever written into a ConfigMap).
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: postgres-password}
 - name: DATABASE_URL
-  value: {{ printf "postgresql://%s:$(POSTGRES_PASSWORD)@%s/%s" $auth.postgresUser (include "mastertrade.providerAddress" (dict "root" $root "role" "database")) $auth.database | quote }}
+  value: {{ printf "postgresql://%s:$(POSTGRES_PASSWORD)@%s/%s%s" $auth.postgresUser (include "mastertrade.providerAddress" (dict "root" $root "role" "database")) $auth.database (ternary "?sslmode=require" "" (eq (include "mastertrade.externalTLS" (dict "root" $root "role" "database")) "true")) | quote }}
 {{- end }}
 {{- if has "rabbitmq" .w.connections }}
 - name: RABBITMQ_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: rabbitmq-password}
 - name: RABBITMQ_URL
-  value: {{ printf "amqp://%s:$(RABBITMQ_PASSWORD)@%s/%s" $auth.rabbitmqUser (include "mastertrade.providerAddress" (dict "root" $root "role" "rabbitmq")) (trimPrefix "/" $auth.rabbitmqVhost) | quote }}
+  value: {{ printf "%s://%s:$(RABBITMQ_PASSWORD)@%s/%s" (ternary "amqps" "amqp" (eq (include "mastertrade.externalTLS" (dict "root" $root "role" "rabbitmq")) "true")) $auth.rabbitmqUser (include "mastertrade.providerAddress" (dict "root" $root "role" "rabbitmq")) (trimPrefix "/" $auth.rabbitmqVhost) | quote }}
 {{- end }}
 {{- if has "redis" .w.connections }}
+{{- $redis := include "mastertrade.externalOf" (dict "root" $root "role" "redis") | fromJson }}
+{{- $scheme := ternary "rediss" "redis" (eq (include "mastertrade.externalTLS" (dict "root" $root "role" "redis")) "true") }}
+{{- $redisAuth := "" }}
+{{- if and $redis.host $redis.passwordKey }}
+{{- $redisAuth = ":$(REDIS_PASSWORD)@" }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: {{ $redis.passwordKey }}}
+{{- end }}
 - name: REDIS_URL
-  value: {{ printf "redis://%s/0" (include "mastertrade.providerAddress" (dict "root" $root "role" "redis")) | quote }}
+  value: {{ printf "%s://%s%s/0" $scheme $redisAuth (include "mastertrade.providerAddress" (dict "root" $root "role" "redis")) | quote }}
 {{- end }}
 {{- with $root.Values.apiKeys.existingSecret }}
 {{- $apiSecret := . }}

@@ -22,11 +22,21 @@ value to change.
 {{- fail (printf "exactly one workload must have provides: %s, found %d (%s): set it on the one the others should use" $role (len $providers) (join ", " $providers)) }}
 {{- end }}
 {{- end }}
+{{- range $role := list "database" "rabbitmq" "redis" }}
+{{- if (include "mastertrade.externalOf" (dict "root" $ "role" $role) | fromJson).host }}
+{{- $given := dict "database" $.Values.auth.postgresPassword "rabbitmq" $.Values.auth.rabbitmqPassword "redis" (not $.Values.external.redis.passwordKey) }}
+{{- if not (or $.Values.auth.existingSecret (index $given $role)) }}
+{{- fail (printf "external.%s.host is set: its password cannot be generated; name a Secret holding it in auth.existingSecret%s" $role (ternary "" (printf " (or give it in auth.%sPassword)" (ternary "postgres" "rabbitmq" (eq $role "database"))) (eq $role "redis"))) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $key, $w := .Values.workloads }}
 {{- if $w.enabled }}
 {{- range $w.dependsOn }}
-{{- if not (index $.Values.workloads .).enabled }}
-{{- fail (printf "workloads.%s depends on workloads.%s, which is disabled: enable workloads.%s or disable workloads.%s" $key . . $key) }}
+{{- if not (include "mastertrade.available" (dict "root" $ "w" (index $.Values.workloads .))) }}
+{{- $role := (index $.Values.workloads .).provides }}
+{{- $managed := ternary (printf ", or point external.%s.host at a managed server" $role) "" (has (toString $role) (list "database" "rabbitmq" "redis")) }}
+{{- fail (printf "workloads.%s depends on workloads.%s, which is disabled: enable workloads.%s or disable workloads.%s%s" $key . . $key $managed) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -226,7 +226,8 @@ async def converge(
     waiting = await apply_phases(kube, desired, live, outcome)
     if waiting is None:
         outcome.pruned = await prune(kube, resource.namespace, uid, desired, live)
-    keys = {w.name: key for key, w in resource.values.workloads.items() if w.enabled}
+    values = resource.values
+    keys = {w.name: key for key, w in values.workloads.items() if values.runs(key)}
     trading = resource.values.settings.trading.trading_environment
     outcome.observation = derive_rollout(
         generation=generation,
