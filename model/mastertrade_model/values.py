@@ -335,7 +335,7 @@ class OperatorInstall(Strict):
     """The chart's operator mode; not part of a MasterTradeDeployment's spec."""
 
     enabled: bool
-    installCRD: bool
+    upgradeCRD: bool = Field(description="Apply the chart's CRD on helm upgrade (a hook Job)")
     image: Image
     resources: Resources
 
@@ -364,6 +364,10 @@ class Values(Strict):
         default=None, description="The chart's operator mode (the CRD's spec has no such field)"
     )
     tests: TestImage
+    crds: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values Helm gives the CRD subchart (it reads none); not a spec field",
+    )
     workloads: dict[str, Workload]
 
     def runs(self, key: str) -> bool:

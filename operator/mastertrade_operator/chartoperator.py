@@ -1,8 +1,8 @@
 """The chart's operator mode, generated from the operator's own definitions.
 
-In operator mode the chart installs the CRD (from templates/, so `helm upgrade` upgrades it, which
-Helm never does for crds/) and a Role with exactly the rules of the namespaced installation in
-manifests/namespaced/rbac.yaml. Both templates are written from those sources by
+In operator mode the chart installs the CRD from its `crds` subchart (Helm installs crds/ before
+the templates; an upgrade hook applies a newer schema) and a Role with exactly the rules of the
+namespaced installation in manifests/namespaced/rbac.yaml. Both are written from those sources by
 `make generate`; the hand-written templates beside them add the Deployment and the resource.
 """
 
@@ -14,7 +14,7 @@ import yaml
 
 from mastertrade_model import load_default_values
 from mastertrade_model.catalog import SOURCE_CHART
-from mastertrade_operator.crd import CRD_PATH, build_crd
+from mastertrade_operator.crd import CRD_PATH, render_crd_yaml
 
 NAMESPACED_RBAC = CRD_PATH.parents[1] / "namespaced" / "rbac.yaml"
 OPERATOR_TEMPLATES = SOURCE_CHART / "templates" / "operator"
@@ -24,21 +24,14 @@ GENERATED_HEADER = """\
 """
 
 
-def render_crd_template() -> str:
-    crd = build_crd(list(load_default_values().workloads))
-    # Kept on uninstall: deleting a CRD deletes every MasterTradeDeployment, and their data
-    crd["metadata"]["annotations"] = {"helm.sh/resource-policy": "keep"}
-    body = yaml.safe_dump(crd, sort_keys=False, width=100).replace(
-        "  labels:\n    app.kubernetes.io/part-of: mastertrade\n",
-        '  labels:\n    {{- include "mastertrade.labels" . | nindent 4 }}\n',
-        1,
-    )
-    return (
-        GENERATED_HEADER % "the typed values model (mastertrade_operator.crd)"
-        + "{{- if and .Values.operator.enabled .Values.operator.installCRD }}\n"
-        + body
-        + "{{- end }}\n"
-    )
+CRD_SUBCHART_FILE = SOURCE_CHART / "charts" / "crds" / "crds" / "mastertradedeployments.yaml"
+
+
+def render_crd_subchart_file() -> str:
+    """The CRD as the chart's `crds` subchart installs it: Helm installs files in crds/ before
+    building the templates (so the chart's own MasterTradeDeployment maps), and never deletes
+    them (uninstalling never deletes every installation)."""
+    return render_crd_yaml()
 
 
 def namespaced_role_rules(rbac_file: Path = NAMESPACED_RBAC) -> list[dict[str, object]]:

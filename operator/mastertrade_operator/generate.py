@@ -20,8 +20,9 @@ from mastertrade_model.settings import SETTING_GROUPS, plain_default
 from mastertrade_model.topology import definitions_document
 from mastertrade_operator.chartdocs import render_chart_readme
 from mastertrade_operator.chartoperator import (
+    CRD_SUBCHART_FILE,
     OPERATOR_TEMPLATES,
-    render_crd_template,
+    render_crd_subchart_file,
     render_role_template,
 )
 from mastertrade_operator.crd import CRD_PATH, render_crd_yaml
@@ -126,7 +127,7 @@ GENERATED: dict[Path, Callable[[], str]] = {
     SOURCE_CHART / "README.md": render_chart_readme,
     CRD_PATH: render_crd_yaml,
     KIND_SAMPLE: render_kind_sample,
-    OPERATOR_TEMPLATES / "crd.yaml": render_crd_template,
+    CRD_SUBCHART_FILE: render_crd_subchart_file,
     OPERATOR_TEMPLATES / "role.yaml": render_role_template,
 }
 

@@ -143,6 +143,7 @@ def build_spec_schema(workload_keys: list[str]) -> JsonSchema:
         "(every field is optional)"
     )
     del spec["properties"]["operator"]  # how the chart installs the operator, not a spec field
+    del spec["properties"]["crds"]  # the chart's CRD subchart, which has no values
     spec["properties"].update(OPERATOR_FIELDS)
     spec["x-kubernetes-validations"] = SPEC_RULES
     return spec
