@@ -229,9 +229,6 @@ class Global(Strict):
 
 class Auth(Strict):
     existingSecret: str = ""
-    postgresPassword: str = Field(default="", pattern=URL_SAFE_PASSWORD_PATTERN)
-    rabbitmqPassword: str = Field(default="", pattern=URL_SAFE_PASSWORD_PATTERN)
-    grafanaAdminPassword: str = ""
     database: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     postgresUser: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     rabbitmqUser: str = Field(min_length=1)

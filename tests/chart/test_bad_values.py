@@ -43,9 +43,9 @@ CASES = [
         id="generation-time",
     ),
     pytest.param(
-        ["auth.postgresPassword=p@ss/word"],
-        ["/auth/postgresPassword"],
-        id="password-not-url-safe",
+        ["auth.postgresPassword=chosen"],
+        ["additional properties 'postgresPassword' not allowed", "/auth"],
+        id="password-in-values",
     ),
     pytest.param(
         ["settings.trading.TRADING_ENVIRONMENT=live"],

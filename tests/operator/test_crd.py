@@ -178,9 +178,9 @@ BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
         {"workloads": {"redis": {"dependsOn": ["nothing"]}}},
         "spec.workloads.redis.dependsOn.0: 'nothing' is not one of",
     ),
-    "password-not-url-safe": (
-        {"auth": {"postgresPassword": "p@ss"}},
-        "spec.auth.postgresPassword: 'p@ss' does not match",
+    "password-in-spec": (
+        {"auth": {"postgresPassword": "chosen"}},
+        "postgresPassword",
     ),
 }
 

@@ -24,9 +24,8 @@ value to change.
 {{- end }}
 {{- range $role := list "database" "rabbitmq" "redis" }}
 {{- if (include "mastertrade.externalOf" (dict "root" $ "role" $role) | fromJson).host }}
-{{- $given := dict "database" $.Values.auth.postgresPassword "rabbitmq" $.Values.auth.rabbitmqPassword "redis" (not $.Values.external.redis.passwordKey) }}
-{{- if not (or $.Values.auth.existingSecret (index $given $role)) }}
-{{- fail (printf "external.%s.host is set: its password cannot be generated; name a Secret holding it in auth.existingSecret%s" $role (ternary "" (printf " (or give it in auth.%sPassword)" (ternary "postgres" "rabbitmq" (eq $role "database"))) (eq $role "redis"))) }}
+{{- if not (or $.Values.auth.existingSecret (and (eq $role "redis") (not $.Values.external.redis.passwordKey))) }}
+{{- fail (printf "external.%s.host is set: its password cannot be generated; name a Secret holding it in auth.existingSecret" $role) }}
 {{- end }}
 {{- end }}
 {{- end }}

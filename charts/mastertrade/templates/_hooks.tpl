@@ -1,5 +1,5 @@
 {{/*
-Pieces of the operator mode's lifecycle hooks (hooks.yaml): each hook Job runs the operator's
+Pieces of the hook Jobs (operator/hooks.yaml, secrets.yaml): each runs the operator's
 image with a ServiceAccount of its own, allowed exactly what the hook does.
 */}}
 
