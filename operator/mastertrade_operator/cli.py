@@ -20,15 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import kopf
 import yaml
 
 from mastertrade_operator.crd import render_crd_yaml
-from mastertrade_operator.kube import Login
+from mastertrade_operator.kube import Login, default_login
 from mastertrade_operator.model.resource import ResourceError, parse_resource
 from mastertrade_operator.reconcile.runtime import Timing
 from mastertrade_operator.render import Manifest, render_all
-from mastertrade_operator.runner import PEERING_NAME, Options, default_login, parse_priority, run
+from mastertrade_operator.runner import PEERING_NAME, Options, parse_priority, run
 from mastertrade_operator.summary import run_status
 
 USAGE_ERROR = 2
@@ -137,7 +136,7 @@ def main(
 ) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.command == "status":
-        login = login or default_login(kopf.OperatorSettings())
+        login = login or default_login()
         return run_status(arguments.name, arguments.namespace, login, stdout, stderr)
     try:
         if arguments.command == "render":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import kopf
 from prometheus_client import start_http_server
 
-from mastertrade_operator.kube import Kube, Login
+from mastertrade_operator.kube import Kube, Login, default_login
 from mastertrade_operator.reconcile import Runtime, Timing, build_registry, configure
 
 PEERING_NAME = "mastertrade-operator"
@@ -55,30 +55,18 @@ class Assembly:
         return kopf.Memo(runtime=self.runtime)
 
 
-def default_login(settings: kopf.OperatorSettings) -> Login:
-    """In a pod its service account, elsewhere the kubeconfig (as kopf itself would)."""
-
-    def login() -> kopf.ConnectionInfo:
-        found = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-            settings=settings
-        )
-        if found is None:
-            raise kopf.LoginError("no service account and no kubeconfig to log in with")
-        return found
-
-    return login
-
-
-def build_operator(timing: Timing, login: Login | None = None) -> Assembly:
-    settings = configure(kopf.OperatorSettings())
-    runtime = Runtime(kube=Kube(login or default_login(settings)), timing=timing)
+def build_operator(
+    timing: Timing, login: Login | None = None, namespaces: Sequence[str] = ()
+) -> Assembly:
+    settings = configure(kopf.OperatorSettings(), namespaces)
+    runtime = Runtime(kube=Kube(login or default_login()), timing=timing)
     return Assembly(registry=build_registry(timing), settings=settings, runtime=runtime)
 
 
 def run(options: Options) -> None:
     """Run until stopped (SIGTERM/SIGINT)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    assembly = build_operator(options.timing)
+    assembly = build_operator(options.timing, namespaces=options.namespaces)
     if options.metrics_port:
         start_http_server(options.metrics_port, registry=assembly.runtime.metrics.registry)
     kopf.run(

@@ -19,7 +19,7 @@ import kmock
 import kopf
 import pytest
 
-from mastertrade_operator.kube import MASTERTRADE, OWNED
+from mastertrade_operator.kube import MASTERTRADE, OWNED, plain_login
 from mastertrade_operator.reconcile import Timing
 from mastertrade_operator.runner import Assembly, build_operator
 from tests.operator.apiserver import ApiServer
@@ -73,7 +73,7 @@ def liveness() -> str:
 async def operator(api: ApiServer, liveness: str) -> AsyncIterator[Assembly]:
     """The operator, started and ready; stopped (and checked to stop) afterwards."""
     server = str(api.url).rstrip("/")
-    assembly = build_operator(TIMING, login=lambda: kopf.ConnectionInfo(server=server))
+    assembly = build_operator(TIMING, login=plain_login(server))
     settings = assembly.settings
     settings.scanning.disabled = True  # namespaces are exact names: no namespace/CRD watching
     settings.watching.server_timeout = 5
