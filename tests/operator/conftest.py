@@ -41,6 +41,9 @@ def declare_resources(api: ApiServer) -> None:
         api.resources[f"{resource.api_version}/{resource.plural}"] = kmock.ResourceInfo(
             kind=resource.kind, namespaced=True, verbs=ALL_VERBS, subresources=status
         )
+    api.resources["autoscaling/v2/horizontalpodautoscalers"] = kmock.ResourceInfo(
+        kind="HorizontalPodAutoscaler", namespaced=True, verbs={"list", "watch", "get"}
+    )
     api.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True, verbs={"create"})
     api.resources["v1/namespaces"] = kmock.ResourceInfo(
         kind="Namespace", namespaced=False, verbs={"list", "watch", "get"}

@@ -18,6 +18,7 @@ from mastertrade_operator.reconcile.handlers import (
     index_mastertrade,
     on_change_mastertrade,
     on_event_child,
+    on_progress_mastertrade,
     on_resync_mastertrade,
     runtime_of,
 )
@@ -67,6 +68,9 @@ def build_registry(timing: Timing) -> kopf.OperatorRegistry:
         on(*mtd, registry=registry, id="reconcile", backoff=timing.phase_retry)(
             on_change_mastertrade
         )
+    kopf.daemon(*mtd, registry=registry, id="progress", cancellation_timeout=1.0)(
+        on_progress_mastertrade
+    )
     kopf.timer(
         *mtd, registry=registry, id="resync", interval=timing.resync, initial_delay=timing.resync
     )(on_resync_mastertrade)
