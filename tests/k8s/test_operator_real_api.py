@@ -217,3 +217,77 @@ def test_an_invalid_resource_is_refused_with_the_crds_message(plane: ControlPlan
         plane.kubectl("apply", "-f", "-", stdin=json.dumps(bad))
     assert "TRADING_ENVIRONMENT" in str(refused.value)
     assert "Unsupported value" in str(refused.value) or "should be" in str(refused.value)
+
+
+def uid_of(plane: ControlPlane, kind: str, name: str) -> str:
+    return str(plane.get(kind, name, *NS)["metadata"]["uid"])
+
+
+def test_an_immutable_field_change_recreates_the_statefulset_keeping_pods_and_claims(
+    plane: ControlPlane, installed: float
+) -> None:
+    redis = "mastertrade-redis"
+    before = {
+        kind: uid_of(plane, kind, name)
+        for kind, name in [
+            ("statefulset", redis),
+            ("pod", f"{redis}-0"),
+            ("pvc", f"data-{redis}-0"),
+        ]
+    }
+    size = '{"spec":{"workloads":{"redis":{"persistence":{"size":"3Gi"}}}}}'
+    plane.kubectl("patch", "mtd", NAME, *NS, "--type=merge", "-p", size)
+    wait_for(lambda: uid_of(plane, "statefulset", redis) != before["statefulset"], 60, "new STS")
+    wait_for(lambda: is_ready(plane), 60, "Ready after the re-creation")
+    claims = plane.get("statefulset", redis, *NS)["spec"]["volumeClaimTemplates"]
+    assert claims[0]["spec"]["resources"]["requests"]["storage"] == "3Gi"
+    assert uid_of(plane, "pod", f"{redis}-0") == before["pod"]  # orphaned, then adopted
+    assert uid_of(plane, "pvc", f"data-{redis}-0") == before["pvc"]
+    mark = plane.audit_mark()
+    time.sleep(10)  # never retried forever
+    assert [w for w in summary(plane.writes_since(mark)) if w[1] == "statefulsets"] == []
+
+
+def test_a_refused_change_is_degraded_by_name_and_blocks_nothing_else(
+    plane: ControlPlane, installed: float
+) -> None:
+    # A bound claim cannot shrink: the API server refuses; the other change still goes through
+    change = {
+        "grafana": {"persistence": {"size": "50Mi"}},
+        "strategyService": {"replicas": 2},
+    }
+    patch = json.dumps({"spec": {"workloads": change}})
+    plane.kubectl("patch", "mtd", NAME, *NS, "--type=merge", "-p", patch)
+    wait_for(lambda: resource(plane)["status"]["phase"] == "Degraded", 60, "Degraded")
+    ready = {c["type"]: c for c in resource(plane)["status"]["conditions"]}["Ready"]
+    assert ready["reason"] == "ApplyRefused"
+    assert "PersistentVolumeClaim/mastertrade-grafana-data" in ready["message"]
+    assert "storage" in ready["message"]
+    strategy = plane.get("deployment", "mastertrade-strategy-service", *NS)
+    assert strategy["spec"]["replicas"] == 2
+    mark = plane.audit_mark()
+    time.sleep(8)  # the refusal is not retried until the spec changes
+    assert [w for w in summary(plane.writes_since(mark)) if w[1] == "persistentvolumeclaims"] == []
+    back = {"grafana": {"persistence": {"size": "100Mi"}}, "strategyService": {"replicas": 1}}
+    patch = json.dumps({"spec": {"workloads": back}})
+    plane.kubectl("patch", "mtd", NAME, *NS, "--type=merge", "-p", patch)
+    wait_for(lambda: is_ready(plane), 60, "Ready after the change is undone")
+
+
+def passwords(plane: ControlPlane) -> dict[str, str]:
+    data: dict[str, str] = plane.get("secret", "mastertrade-credentials", *NS)["data"]
+    return data
+
+
+def test_deleting_keeps_claims_and_credentials_and_recreating_reuses_them(
+    plane: ControlPlane, installed: float
+) -> None:
+    kept = passwords(plane)
+    claims = set(plane.kubectl("get", "pvc", *NS, "-o", "name").split())
+    plane.kubectl("delete", "mtd", NAME, *NS, "--timeout=60s")
+    wait_for(lambda: not plane.kubectl("get", "deploy,sts", *NS, "-o", "name").strip(), 60)
+    assert set(plane.kubectl("get", "pvc", *NS, "-o", "name").split()) == claims
+    assert passwords(plane) == kept
+    plane.kubectl("apply", "-f", str(SAMPLE))
+    wait_for(lambda: is_ready(plane), 180, "Ready again")
+    assert passwords(plane) == kept  # the data kept in the PVCs still opens with them
