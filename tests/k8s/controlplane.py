@@ -16,8 +16,11 @@ relative to the kubeconfig's folder, or with an exec credential plugin.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,16 +136,106 @@ class ControlPlane:
         ]
 
 
-def start_envtest(folder: Path, assets: Path) -> None:
-    """kube-apiserver + etcd from envtest's binaries, with the kit's certificates and audit."""
-    raise RuntimeError(
-        f"KUBEBUILDER_ASSETS={assets}: starting envtest binaries is not implemented yet; "
-        "unset it to use ../shared/k8s"
+def openssl(*args: str | Path, cwd: Path) -> None:
+    run(["openssl", *args], cwd=cwd)
+
+
+def make_pki(pki: Path) -> None:
+    """A CA, the apiserver's serving certificate, an admin client (system:masters), SA keys."""
+    pki.mkdir(parents=True, exist_ok=True)
+    (pki / "san.cnf").write_text(
+        "[req]\ndistinguished_name=dn\n[dn]\n[ext]\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
     )
+    (pki / "client.cnf").write_text("[ext]\nextendedKeyUsage=clientAuth\n")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "2", "-subj", "/CN=envtest-ca", cwd=pki)  # fmt: skip
+    for name, subject, config in (
+        ("apiserver", "/CN=kube-apiserver", "san.cnf"),
+        ("admin", "/O=system:masters/CN=admin", "client.cnf"),
+    ):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                f"{name}.csr", "-subj", subject, "-config", "san.cnf", cwd=pki)  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", config,
+                "-extensions", "ext", cwd=pki)  # fmt: skip
+    openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
 
-def stop_envtest(folder: Path) -> None:  # pragma: no cover - see start_envtest
-    del folder
+def spawn(folder: Path, name: str, command: list[str | Path]) -> None:
+    (folder / "logs").mkdir(exist_ok=True)
+    (folder / "run").mkdir(exist_ok=True)
+    with (folder / "logs" / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen([str(c) for c in command], stdout=log, stderr=log)
+    (folder / "run" / f"{name}.pid").write_text(str(process.pid))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_envtest(folder: Path, assets: Path) -> None:
+    """etcd + kube-apiserver from envtest's binaries, with certificates and the audit log as the
+    kit makes them. No controllers run: no garbage collection, no workload status."""
+    pki, etcd_port, peer, api = folder / "pki", free_port(), free_port(), free_port()
+    make_pki(pki)
+    spawn(folder, "etcd", [assets / "etcd", "--data-dir", folder / "etcd",
+          "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+          "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+          "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+          "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+          "--initial-cluster", f"default=http://127.0.0.1:{peer}"])  # fmt: skip
+    (folder / "audit-policy.yaml").write_text(AUDIT_POLICY)
+    spawn(folder, "apiserver", [assets / "kube-apiserver", "--bind-address=127.0.0.1",
+          f"--secure-port={api}", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+          "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
+          f"--client-ca-file={pki}/ca.crt", f"--tls-cert-file={pki}/apiserver.crt",
+          f"--tls-private-key-file={pki}/apiserver.key",
+          f"--service-account-key-file={pki}/sa.pub",
+          f"--service-account-signing-key-file={pki}/sa.key",
+          "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+          f"--audit-policy-file={folder}/audit-policy.yaml",
+          f"--audit-log-path={folder}/logs/audit.log", f"--cert-dir={folder}/run"])  # fmt: skip
+    kubectl: list[str | Path] = ["--kubeconfig", folder / "kubeconfig"]
+    run([KUBECTL, *kubectl, "config", "set-cluster", "test", f"--server=https://127.0.0.1:{api}",
+         f"--certificate-authority={pki}/ca.crt", "--embed-certs"])  # fmt: skip
+    run([KUBECTL, *kubectl, "config", "set-credentials", "admin", "--embed-certs",
+         f"--client-certificate={pki}/admin.crt", f"--client-key={pki}/admin.key"])  # fmt: skip
+    run([KUBECTL, *kubectl, "config", "set-context", "test", "--cluster=test", "--user=admin"])
+    run([KUBECTL, *kubectl, "config", "use-context", "test"])
+    wait_for(lambda: _ready(folder), 120, "kube-apiserver /readyz", every=0.5)
+
+
+def _ready(folder: Path) -> bool:
+    try:
+        return (
+            run([KUBECTL, "--kubeconfig", folder / "kubeconfig", "get", "--raw", "/readyz"]) == "ok"
+        )
+    except RuntimeError:
+        return False
+
+
+def stop_envtest(folder: Path) -> None:
+    for name in ("apiserver", "etcd"):
+        pid_file = folder / "run" / f"{name}.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            pid_file.unlink()
+
+
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: None
+"""
 
 
 def wait_for(check: Any, timeout: float = 60.0, what: str = "", every: float = 0.25) -> Any:
