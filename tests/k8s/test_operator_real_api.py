@@ -223,6 +223,13 @@ def uid_of(plane: ControlPlane, kind: str, name: str) -> str:
     return str(plane.get(kind, name, *NS)["metadata"]["uid"])
 
 
+def recreated(plane: ControlPlane, name: str, old_uid: str) -> bool:
+    try:
+        return uid_of(plane, "statefulset", name) != old_uid
+    except RuntimeError:  # between the deletion and the creation
+        return False
+
+
 def test_an_immutable_field_change_recreates_the_statefulset_keeping_pods_and_claims(
     plane: ControlPlane, installed: float
 ) -> None:
@@ -237,7 +244,7 @@ def test_an_immutable_field_change_recreates_the_statefulset_keeping_pods_and_cl
     }
     size = '{"spec":{"workloads":{"redis":{"persistence":{"size":"3Gi"}}}}}'
     plane.kubectl("patch", "mtd", NAME, *NS, "--type=merge", "-p", size)
-    wait_for(lambda: uid_of(plane, "statefulset", redis) != before["statefulset"], 60, "new STS")
+    wait_for(lambda: recreated(plane, redis, before["statefulset"]), 60, "a new StatefulSet")
     wait_for(lambda: is_ready(plane), 60, "Ready after the re-creation")
     claims = plane.get("statefulset", redis, *NS)["spec"]["volumeClaimTemplates"]
     assert claims[0]["spec"]["resources"]["requests"]["storage"] == "3Gi"
@@ -272,6 +279,37 @@ def test_a_refused_change_is_degraded_by_name_and_blocks_nothing_else(
     patch = json.dumps({"spec": {"workloads": back}})
     plane.kubectl("patch", "mtd", NAME, *NS, "--type=merge", "-p", patch)
     wait_for(lambda: is_ready(plane), 60, "Ready after the change is undone")
+
+
+def refused_writes(plane: ControlPlane, mark: int) -> int:
+    return sum(
+        1 for w in plane.writes_since(mark) if w.get("responseStatus", {}).get("code") == 403
+    )
+
+
+def test_reconciles_back_off_while_the_api_refuses(plane: ControlPlane, installed: float) -> None:
+    """Child events keep coming while every apply fails (the Role lost `patch` on Deployments):
+    reconciles back off exponentially instead of failing on every event; then it recovers."""
+    role = plane.get("role", "mastertrade-operator", *NS)
+    narrowed = json.loads(json.dumps(role))
+    for rule in narrowed["rules"]:
+        if rule["apiGroups"] == ["apps"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != "patch"]
+    for key in ("resourceVersion", "managedFields", "uid", "creationTimestamp"):
+        narrowed["metadata"].pop(key, None)
+    plane.kubectl("replace", "-f", "-", stdin=json.dumps(narrowed))
+    mark = plane.audit_mark()
+    plane.kubectl("delete", "deployment", "mastertrade-grafana", *NS)
+    for second in range(12):  # a child event every second
+        plane.kubectl("annotate", "deployment", GATEWAY, *NS, f"poke={second}", "--overwrite")
+        time.sleep(1)
+    attempts = refused_writes(plane, mark)
+    # phase_retry 1 s: retries after 1, 2, 4, 8 s; without backoff, one per event (13+)
+    assert 1 <= attempts <= 6, attempts
+    role["metadata"].pop("resourceVersion", None)
+    role["metadata"].pop("managedFields", None)
+    plane.kubectl("apply", "-f", "-", stdin=json.dumps(role))
+    wait_for(lambda: is_ready(plane), 60, "Ready once the API accepts again")
 
 
 def passwords(plane: ControlPlane) -> dict[str, str]:
