@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 .PHONY: system-packages
-system-packages: ## Install missing Debian packages (npm, PostgreSQL, RabbitMQ, Redis, promtool, shellcheck)
+system-packages: ## Install missing Debian packages (npm, PostgreSQL, RabbitMQ, Redis, promtool, shellcheck, etcd, jq)
 	@bash scripts/install-system-packages.sh
 
 .PHONY: setup

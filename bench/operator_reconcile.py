@@ -41,7 +41,7 @@ from tests.operator.cluster import (  # noqa: E402
 )
 from tests.operator.conftest import declare_resources  # noqa: E402
 
-from mastertrade_operator.kube import MASTERTRADE, USER_AGENT, Kube  # noqa: E402
+from mastertrade_operator.kube import MASTERTRADE, USER_AGENT, Kube, plain_login  # noqa: E402
 from mastertrade_operator.reconcile import Timing  # noqa: E402
 from mastertrade_operator.render.desired import build_owner_reference  # noqa: E402
 from mastertrade_operator.render.helm import find_helm  # noqa: E402
@@ -93,9 +93,7 @@ async def measure_operator() -> dict[str, Any]:
     async with ApiServer() as api, kmock.Server(api):
         declare_resources(api)
         server = str(api.url).rstrip("/")
-        assembly = build_operator(
-            TIMING, find_helm(helm_binary()), login=lambda: kopf.ConnectionInfo(server=server)
-        )
+        assembly = build_operator(TIMING, find_helm(helm_binary()), login=plain_login(server))
         assembly.settings.scanning.disabled = True
         stop = await asyncio.to_thread(
             start_kopf,
@@ -149,7 +147,7 @@ def build_reference_registry(kube: Kube) -> kopf.OperatorRegistry:
             await kube.apply({**deployment, "metadata": {**meta, "name": f"{name}-api"}})
         patch.status["phase"] = "Ready"
 
-    kopf.on.login(registry=registry)(lambda **_: kube.connect())
+    kopf.on.login(registry=registry)(lambda **_: kube.connection_info())
     mtd = (MASTERTRADE.group, MASTERTRADE.version, MASTERTRADE.plural)
     kopf.on.create(*mtd, registry=registry)(on_create)
     return registry
@@ -160,7 +158,7 @@ async def measure_reference() -> dict[str, Any]:
     async with ApiServer() as api, kmock.Server(api):
         declare_resources(api)
         server = str(api.url).rstrip("/")
-        kube = Kube(lambda: kopf.ConnectionInfo(server=server))
+        kube = Kube(plain_login(server))
         settings = kopf.OperatorSettings()
         settings.scanning.disabled = True
         settings.posting.enabled = False

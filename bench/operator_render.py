@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.helm import CHART, helm_binary  # noqa: E402
 
-from mastertrade_operator.render import Renderer, new_credentials  # noqa: E402
+from mastertrade_operator.render import Renderer  # noqa: E402
 from mastertrade_operator.render.helm import Helm, find_helm  # noqa: E402
 from mastertrade_operator.resource import parse_resource  # noqa: E402
 
@@ -52,7 +52,7 @@ def measure(helm: Helm, sample: Path) -> str:
     """One table row: the sample's renders and the reference."""
     document = yaml.safe_load(sample.read_text())
     resource = parse_resource(document)
-    credentials = new_credentials()
+    credentials = f"{resource.name}-credentials"
     objects = Renderer(helm).render_now(resource, credentials)
     cold = median_ms(lambda: run([OPERATOR, "render", "-f", str(sample), "--helm", helm.binary]))
     warm = median_ms(lambda: Renderer(helm).render_now(resource, credentials))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages MasterTrade's set-up and tests need, when they are missing:
 # npm (helm/kubectl come from an npm package), PostgreSQL, RabbitMQ, Redis (the services' real
-# infrastructure), prometheus (promtool checks the rendered Prometheus config) and shellcheck.
+# infrastructure), prometheus (promtool checks the rendered Prometheus config), shellcheck, and
+# etcd + jq (the real Kubernetes control plane of the k8s test tier, ../shared/k8s, needs them).
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v jq >/dev/null || missing+=(jq)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from mastertrade_operator.render import Renderer, new_credentials
+from mastertrade_operator.reconcile.credentials import credentials_secret_name
+from mastertrade_operator.render import Renderer
 from mastertrade_operator.render.helm import find_helm
 from mastertrade_operator.resource import parse_resource
 
@@ -114,8 +115,8 @@ def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
 def operator_render(
     spec: dict[str, Any] | None = None, release: str = "mt", namespace: str = "trading"
 ) -> list[Manifest]:
-    """What the operator applies for a resource with this spec (the bundled chart by helm, new
-    passwords), through the operator's own renderer."""
+    """What the operator applies for a resource with this spec (the bundled chart by helm),
+    through the operator's own renderer."""
     resource = parse_resource(
         {
             "apiVersion": "mastertrade.io/v1alpha1",
@@ -124,4 +125,6 @@ def operator_render(
             "spec": spec or {},
         }
     )
-    return Renderer(find_helm(helm_binary())).render_now(resource, new_credentials())
+    return Renderer(find_helm(helm_binary())).render_now(
+        resource, credentials_secret_name(resource)
+    )

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from mastertrade_model import load_default_values
 from mastertrade_model.catalog import SOURCE_CHART
 from mastertrade_operator.crd import CRD_PATH, render_crd_yaml
 

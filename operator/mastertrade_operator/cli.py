@@ -2,9 +2,14 @@
 
 - `render -f CR.yaml` prints the objects the operator would apply for a MasterTradeDeployment, as
   a YAML stream like `helm template` (for GitOps previews and `kubectl diff`), through the
-  operator's own render: the bundled chart by helm. The credentials Secret gets newly generated
-  passwords on every render.
-- `crd` prints the CustomResourceDefinition.
+  operator's own render: the bundled chart by helm. No password is rendered: the operator makes
+  the credentials Secret itself, once.
+- `crd` prints the CustomResourceDefinition; `crd --apply` server-side applies it (the chart's
+  pre-upgrade hook).
+- `uninstall NAME -n NS` deletes a resource and waits until its finalizer has run (the chart's
+  pre-delete hook, while the operator still runs).
+- `credentials NAME -n NS` creates the credentials Secret when it is missing and adds missing
+  keys, never changing one (the chart's hook, in chart mode).
 - `run --namespace NS ... | --all-namespaces` runs the operator (see `runner.py`).
 - `status NAME [-n NS]` summarises an installation (see `summary.py`), with the operator's
   credentials: in a pod its service account, elsewhere the kubeconfig.
@@ -21,16 +26,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import kopf
 import yaml
 
 from mastertrade_operator.crd import render_crd_yaml
-from mastertrade_operator.kube import Login
+from mastertrade_operator.kube import Login, default_login
+from mastertrade_operator.lifecycle import apply_crd, ensure_secret, finish_resource
+from mastertrade_operator.reconcile.credentials import credentials_secret_name
 from mastertrade_operator.reconcile.runtime import Timing
-from mastertrade_operator.render import Manifest, Renderer, RenderError, new_credentials
+from mastertrade_operator.render import Manifest, Renderer, RenderError
 from mastertrade_operator.render.helm import HelmNotUsableError, find_helm
 from mastertrade_operator.resource import ResourceError, parse_resource
-from mastertrade_operator.runner import PEERING_NAME, Options, default_login, parse_priority, run
+from mastertrade_operator.runner import PEERING_NAME, Options, parse_priority, run
 from mastertrade_operator.summary import run_status
 
 USAGE_ERROR = 2
@@ -47,12 +53,32 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--filename", required=True, help="MasterTradeDeployment YAML file, or - for stdin"
     )
     add_helm_argument(render)
-    commands.add_parser("crd", help="print the MasterTradeDeployment CRD")
+    crd = commands.add_parser("crd", help="print the MasterTradeDeployment CRD")
+    crd.add_argument(
+        "--apply", action="store_true", help="server-side apply it instead (the upgrade hook)"
+    )
+    add_hook_parsers(commands)
     add_run_parser(commands)
     status = commands.add_parser("status", help="summarise an installation; exit 1 if not Ready")
     status.add_argument("name", help="the MasterTradeDeployment's name")
     status.add_argument("-n", "--namespace", help="its namespace (default: the kubeconfig's)")
     return parser
+
+
+def add_hook_parsers(commands: Any) -> None:
+    """What the chart's hook Jobs run, with their ServiceAccount (or the kubeconfig)."""
+    uninstall = commands.add_parser(
+        "uninstall", help="delete a resource and wait until the operator has finished it"
+    )
+    uninstall.add_argument("name", help="the MasterTradeDeployment's name")
+    uninstall.add_argument("-n", "--namespace", required=True, help="its namespace")
+    uninstall.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+    credentials = commands.add_parser(
+        "credentials", help="create the credentials Secret when missing (never replace one)"
+    )
+    credentials.add_argument("name", help="the Secret's name")
+    credentials.add_argument("-n", "--namespace", required=True, help="its namespace")
+    credentials.add_argument("--instance", default="", help="app.kubernetes.io/instance label")
 
 
 def add_helm_argument(parser: argparse.ArgumentParser) -> None:
@@ -134,10 +160,12 @@ def format_stream(objects: list[Manifest]) -> str:
 
 
 def command_render(filename: str, helm: str | None, stdin: TextIO, stdout: TextIO) -> int:
-    """What the operator would apply, through the operator's own render (new passwords)."""
+    """What the operator would apply, through the operator's own render (the credentials
+    Secret, which the operator makes itself, is named but not printed)."""
     resource = parse_resource(read_document(filename, stdin))
     try:
-        objects = Renderer(find_helm(helm)).render_now(resource, new_credentials())
+        secret = credentials_secret_name(resource)
+        objects = Renderer(find_helm(helm)).render_now(resource, secret)
     except RenderError as error:
         raise ResourceError(str(error)) from None
     stdout.write(format_stream(objects))
@@ -153,7 +181,7 @@ def main(
 ) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.command == "status":
-        login = login or default_login(kopf.OperatorSettings())
+        login = login or default_login()
         return run_status(arguments.name, arguments.namespace, login, stdout, stderr)
     try:
         return run_command(arguments, stdin, stdout)
@@ -169,8 +197,18 @@ def run_command(arguments: argparse.Namespace, stdin: TextIO, stdout: TextIO) ->
     if arguments.command == "render":
         return command_render(arguments.filename, arguments.helm, stdin, stdout)
     if arguments.command == "crd":
+        if arguments.apply:
+            return apply_crd(default_login(), stdout)
         stdout.write(render_crd_yaml())
         return 0
+    if arguments.command == "uninstall":
+        done = finish_resource(
+            default_login(), arguments.namespace, arguments.name, arguments.timeout, stdout
+        )
+        return 0 if done else 1
+    if arguments.command == "credentials":
+        instance = arguments.instance or arguments.name
+        return ensure_secret(default_login(), arguments.namespace, arguments.name, instance, stdout)
     run(build_run_options(arguments))
     return 0
 

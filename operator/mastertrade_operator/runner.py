@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import kopf
 from prometheus_client import start_http_server
 
-from mastertrade_operator.kube import Kube, Login
+from mastertrade_operator.kube import Kube, Login, default_login
 from mastertrade_operator.reconcile import Runtime, Timing, build_registry, configure
 from mastertrade_operator.render import Renderer
 from mastertrade_operator.render.helm import Helm, find_helm
@@ -36,6 +36,9 @@ def parse_priority(text: str) -> int:
 class Options:
     """What `run` is told on its command line."""
 
+    helm: str | None = None
+    """The helm binary (a path or a command name); None: $MASTERTRADE_HELM, else PATH."""
+
     namespaces: Sequence[str] = ()
     clusterwide: bool = False
     standalone: bool = False
@@ -43,8 +46,6 @@ class Options:
     priority: int = 0
     liveness: str = "http://0.0.0.0:8080/healthz"
     metrics_port: int = 9090
-    helm: str | None = None
-    """The helm binary (a path or a command name); None is `helm` on PATH."""
     timing: Timing = field(default_factory=Timing)
 
 
@@ -59,25 +60,12 @@ class Assembly:
         return kopf.Memo(runtime=self.runtime)
 
 
-def default_login(settings: kopf.OperatorSettings) -> Login:
-    """In a pod its service account, elsewhere the kubeconfig (as kopf itself would)."""
-
-    def login() -> kopf.ConnectionInfo:
-        found = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-            settings=settings
-        )
-        if found is None:
-            raise kopf.LoginError("no service account and no kubeconfig to log in with")
-        return found
-
-    return login
-
-
-def build_operator(timing: Timing, helm: Helm, login: Login | None = None) -> Assembly:
-    settings = configure(kopf.OperatorSettings())
-    runtime = Runtime(
-        kube=Kube(login or default_login(settings)), renderer=Renderer(helm), timing=timing
-    )
+def build_operator(
+    timing: Timing, helm: Helm, login: Login | None = None, namespaces: Sequence[str] = ()
+) -> Assembly:
+    settings = configure(kopf.OperatorSettings(), namespaces)
+    kube = Kube(login or default_login())
+    runtime = Runtime(kube=kube, renderer=Renderer(helm), timing=timing)
     return Assembly(registry=build_registry(timing), settings=settings, runtime=runtime)
 
 
@@ -86,7 +74,7 @@ def run(options: Options) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     helm = find_helm(options.helm)
     logging.getLogger(__name__).info("rendering with %s (helm %s)", helm.binary, helm.version)
-    assembly = build_operator(options.timing, helm)
+    assembly = build_operator(options.timing, helm, namespaces=options.namespaces)
     if options.metrics_port:
         start_http_server(options.metrics_port, registry=assembly.runtime.metrics.registry)
     kopf.run(

@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import aiohttp
 import kopf
 
-from mastertrade_operator.kube import MASTERTRADE, OWNED, Kube, KubeError, Login
+from mastertrade_operator.kube import CONNECTION_ERRORS, MASTERTRADE, OWNED, Kube, Login
 
 Manifest = dict[str, Any]
 
@@ -202,7 +201,7 @@ def build_summary(
 
 async def _read(login: Login, namespace: str | None, name: str) -> tuple[str, Installation | None]:
     kube = Kube(login)
-    namespace = namespace or kube.connect().default_namespace or "default"
+    namespace = namespace or (await kube.connect()).namespace or "default"
     return namespace, await read_installation(kube, namespace, name)
 
 
@@ -212,7 +211,7 @@ def run_status(
     """Print the summary of `name` (in `namespace`, else the kubeconfig's); the exit code."""
     try:
         namespace, found = asyncio.run(_read(login, namespace, name))
-    except (kopf.LoginError, KubeError, aiohttp.ClientError, OSError, TimeoutError) as error:
+    except (kopf.LoginError, *CONNECTION_ERRORS) as error:
         stderr.write(f"mastertrade-operator: cannot read from the cluster: {error}\n")
         return NOT_FOUND
     if found is None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from mastertrade_model import load_default_values
 from tests.chart.test_render import KUBERNETES_VERSION

@@ -9,7 +9,8 @@ kmock stores objects as JSON and merges patches into them. A real API server als
 - implements server-side apply (PATCH application/apply-patch+yaml): creates a missing object;
   otherwise the applied fields replace the manager's (modelled here as: everything but
   metadata and status is the applied object's, labels and annotations merge, status stays);
-  requires a fieldManager;
+  requires a fieldManager; with `dryRun=All` it answers what the object would become and
+  stores nothing;
 - garbage-collects objects whose owner (by uid in ownerReferences) is gone.
 
 Those are added here, in the test harness, so the operator is written for the real thing.
@@ -138,6 +139,10 @@ class ApiServer(kmock.KubernetesEmulator):
             exists = key in self.objects and not self.objects[key].deleted
             current = copy.deepcopy(self.objects[key].raw) if exists else None
             merged = self._merge_applied(copy.deepcopy(request.data), current)
+            if request.params.get("dryRun") == "All":  # what it would become; nothing stored
+                if current is not None:
+                    merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                return aiohttp.web.json_response(merged)
             merged["metadata"]["resourceVersion"] = self._version()
             if key in self.objects:
                 self.objects[key].create(merged)

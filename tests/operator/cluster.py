@@ -100,8 +100,10 @@ def child(api: ApiServer, kind: str, name: str) -> Manifest | None:
 
 
 def writes(api: ApiServer) -> list[kmock.Request]:
-    """Every write request the server has seen so far."""
-    return [item for item in api.log() if item.method in WRITES]
+    """Every write request the server has seen so far (dry runs write nothing)."""
+    return [
+        item for item in api.log() if item.method in WRITES and item.params.get("dryRun") != "All"
+    ]
 
 
 async def mark_ready(api: ApiServer, kinds: tuple[str, ...] = ("StatefulSet", "Deployment")) -> int:

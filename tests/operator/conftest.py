@@ -19,7 +19,7 @@ import kmock
 import kopf
 import pytest
 
-from mastertrade_operator.kube import MASTERTRADE, OWNED
+from mastertrade_operator.kube import MASTERTRADE, OWNED, plain_login
 from mastertrade_operator.reconcile import Timing
 from mastertrade_operator.render.helm import find_helm
 from mastertrade_operator.runner import Assembly, build_operator
@@ -43,6 +43,9 @@ def declare_resources(api: ApiServer) -> None:
         api.resources[f"{resource.api_version}/{resource.plural}"] = kmock.ResourceInfo(
             kind=resource.kind, namespaced=True, verbs=ALL_VERBS, subresources=status
         )
+    api.resources["autoscaling/v2/horizontalpodautoscalers"] = kmock.ResourceInfo(
+        kind="HorizontalPodAutoscaler", namespaced=True, verbs={"list", "watch", "get"}
+    )
     api.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True, verbs={"create"})
     api.resources["v1/namespaces"] = kmock.ResourceInfo(
         kind="Namespace", namespaced=False, verbs={"list", "watch", "get"}
@@ -75,9 +78,7 @@ def liveness() -> str:
 async def operator(api: ApiServer, liveness: str) -> AsyncIterator[Assembly]:
     """The operator, started and ready; stopped (and checked to stop) afterwards."""
     server = str(api.url).rstrip("/")
-    assembly = build_operator(
-        TIMING, find_helm(helm_binary()), login=lambda: kopf.ConnectionInfo(server=server)
-    )
+    assembly = build_operator(TIMING, find_helm(helm_binary()), login=plain_login(server))
     settings = assembly.settings
     settings.scanning.disabled = True  # namespaces are exact names: no namespace/CRD watching
     settings.watching.server_timeout = 5

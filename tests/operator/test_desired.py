@@ -13,6 +13,8 @@ from mastertrade_operator.render.desired import (
     build_desired,
     derive_apply_reason,
     find_drift,
+    release_replicas,
+    same_after_apply,
 )
 from mastertrade_operator.render.phases import Phase, build_phases
 from tests.helm import operator_render
@@ -48,6 +50,10 @@ def live_copy(desired: dict[str, Any]) -> dict[str, Any]:
 def test_desired_objects_are_owned_and_hashed(rendered: list[dict[str, Any]]) -> None:
     for manifest in rendered:
         desired = build_desired(manifest, OWNER)
+        assert len(desired["metadata"]["annotations"][HASH_ANNOTATION]) == 32
+        if manifest["kind"] == "Secret":  # the credentials outlive the resource, as the PVCs
+            assert "ownerReferences" not in desired["metadata"]
+            continue
         (owner,) = desired["metadata"]["ownerReferences"]
         assert owner["uid"] == "u-1" and owner["controller"] and owner["blockOwnerDeletion"]
         assert len(desired["metadata"]["annotations"][HASH_ANNOTATION]) == 32
@@ -80,6 +86,11 @@ def test_apply_reasons(rendered: list[dict[str, Any]]) -> None:
     orphaned = copy.deepcopy(live)
     orphaned["metadata"]["ownerReferences"] = []
     assert derive_apply_reason(desired, orphaned) == "drifted"
+    listed = {k: v for k, v in live.items() if k not in ("apiVersion", "kind")}
+    assert derive_apply_reason(desired, listed) is None  # a real LIST's items have no kind
+    annotated = copy.deepcopy(live)
+    annotated["metadata"]["annotations"]["team.example/owner"] = "ops"
+    assert derive_apply_reason(desired, annotated) is None
     stale = copy.deepcopy(live)
     stale["metadata"]["annotations"][HASH_ANNOTATION] = "0" * 32
     assert derive_apply_reason(desired, stale) == "changed"
@@ -99,6 +110,19 @@ def test_apply_reasons(rendered: list[dict[str, Any]]) -> None:
         ({"a": "1Gi"}, {"a": "1Gix"}, [".a"]),
         ({"data": {}}, {}, []),
         ({"data": {"k": "v"}}, {}, [".data"]),
+        # another manager's env var or port beside ours is no drift; ours missing or changed is
+        (
+            {"env": [{"name": "A", "value": "1"}]},
+            {"env": [{"name": "B"}, {"name": "A", "value": "1"}]},
+            [],
+        ),
+        (
+            {"env": [{"name": "A", "value": "1"}]},
+            {"env": [{"name": "A", "value": "2"}]},
+            [".env[name=A].value"],
+        ),
+        ({"env": [{"name": "A"}]}, {"env": [{"name": "B"}]}, [".env[name=A]"]),
+        ({"args": ["a", "b"]}, {"args": ["a", "b", "c"]}, [".args"]),
     ],
 )
 def test_find_drift(desired: Any, live: Any, drift: list[str]) -> None:
@@ -122,7 +146,7 @@ def test_phases_follow_the_seed_start_order(rendered: list[dict[str, Any]]) -> N
     ]
     assert len(gates[Phase.SERVICES]) == 8
     first = {o["kind"] for o in plans[0].objects}
-    assert {"Secret", "ConfigMap", "Service", "PersistentVolumeClaim", "StatefulSet"} <= first
+    assert {"ConfigMap", "Service", "PersistentVolumeClaim", "StatefulSet"} <= first
     assert sum(len(plan.objects) for plan in plans) == len(rendered)
 
 
@@ -139,3 +163,22 @@ def test_a_restore_runs_after_the_schema_job_and_before_the_services() -> None:
 def test_without_migrations_there_is_no_migrating_phase() -> None:
     plans = build_phases(operator_render({"migrations": {"enabled": False}}))
     assert Phase.MIGRATING not in [plan.phase for plan in plans]
+
+
+def test_same_after_apply_ignores_what_the_server_bumps() -> None:
+    live: dict[str, Any] = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "resourceVersion": "7"},
+        "data": {},
+    }
+    dry = copy.deepcopy(live)
+    dry["metadata"].update(resourceVersion="8", managedFields=[{"manager": "x"}], generation=2)
+    assert same_after_apply(dry, live)
+    dry["data"] = {"k": "v"}
+    assert not same_after_apply(dry, live)
+
+
+def test_release_replicas_leaves_the_render_alone(rendered: list[dict[str, Any]]) -> None:
+    deployment = by_name(rendered, "Deployment", "-api-gateway")
+    assert "replicas" not in release_replicas(deployment)["spec"]
+    assert "replicas" in deployment["spec"]

@@ -6,8 +6,8 @@ and a bad spec or a missing helm is a clear error."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from mastertrade_operator.cli import main
-from mastertrade_operator.render import Renderer, new_credentials
+from mastertrade_operator.render import Renderer
 from mastertrade_operator.render.helm import HelmNotUsableError, RenderError, find_helm
-from mastertrade_operator.render.objects import MANAGED_BY, MANAGED_BY_LABEL, credentials_secret
+from mastertrade_operator.render.objects import MANAGED_BY, MANAGED_BY_LABEL
 from mastertrade_operator.resource import parse_resource
 from tests.helm import REPO, by_kind_and_name, helm_binary, render
 
@@ -51,15 +51,13 @@ def test_make_render_and_the_operator_render_give_the_same_objects() -> None:
     out = io.StringIO()
     assert main(["render", "-f", str(DEFAULT_SAMPLE), "--helm", helm_binary()], stdout=out) == 0
     operator = by_kind_and_name([o for o in yaml.safe_load_all(out.getvalue()) if o])
-    chart = by_kind_and_name(
-        render(release=document["metadata"]["name"], namespace=document["metadata"]["namespace"])
-    )
+    name, namespace = document["metadata"]["name"], document["metadata"]["namespace"]
+    # the operator names its own credentials Secret to the chart, as a user may
+    values = {"auth": {"existingSecret": f"{name}-credentials"}}
+    chart = by_kind_and_name(render(values=values, release=name, namespace=namespace))
     chart = {k: o for k, o in chart.items() if "test" not in _hook(o)}
     assert set(operator) == set(chart)
     for key, manifest in chart.items():
-        if key[0] == "Secret":  # new passwords on every render
-            assert set(operator[key]["data"]) == set(manifest["data"])
-            continue
         assert _comparable(operator[key]) == _comparable(manifest), key
 
 
@@ -82,7 +80,7 @@ def _comparable(manifest: dict[str, Any]) -> str:
 
 
 def test_objects_carry_the_operator_label_and_no_helm_lifecycle(renderer: Renderer) -> None:
-    objects = asyncio.run(renderer.render(resource_of({}), new_credentials()))
+    objects = asyncio.run(renderer.render(resource_of({}), "mt-credentials"))
     for manifest in objects:
         meta = manifest["metadata"]
         assert meta["labels"][MANAGED_BY_LABEL] == MANAGED_BY
@@ -94,33 +92,31 @@ def test_objects_carry_the_operator_label_and_no_helm_lifecycle(renderer: Render
     }
 
 
-def test_passwords_given_to_the_render_are_the_secrets_and_stay_put(renderer: Renderer) -> None:
-    credentials = new_credentials()
-    objects = asyncio.run(renderer.render(resource_of({}), credentials))
-    secret = credentials_secret(objects)
-    assert secret is not None and secret["data"] == credentials
+def secret_references(objects: list[dict[str, Any]]) -> set[str]:
+    """The Secrets every env entry of every pod template reads."""
+    text = yaml.safe_dump(objects)
+    return set(re.findall(r"secretKeyRef:\s*\n?\s*key: [\w-]+\s*\n\s*name: ([\w-]+)", text))
+
+
+def test_no_password_is_rendered_and_pods_read_the_operators_secret(renderer: Renderer) -> None:
+    objects = asyncio.run(renderer.render(resource_of({}), "mt-credentials"))
+    assert [o for o in objects if o["kind"] == "Secret"] == []
+    assert secret_references(objects) == {"mt-credentials"}
     renders = renderer.renders
-    again = asyncio.run(renderer.render(resource_of({}), credentials))
+    again = asyncio.run(renderer.render(resource_of({}), "mt-credentials"))
     assert again == objects and renderer.renders == renders, "a repeated render is cached"
 
 
-def test_a_password_written_in_the_spec_wins(renderer: Renderer) -> None:
-    spec = {"auth": {"postgresPassword": "chosen1"}}
-    secret = credentials_secret(asyncio.run(renderer.render(resource_of(spec), new_credentials())))
-    assert secret is not None
-    assert base64.b64decode(secret["data"]["postgres-password"]).decode() == "chosen1"
-
-
-def test_no_credentials_secret_when_the_user_brings_one(renderer: Renderer) -> None:
+def test_a_secret_named_in_the_spec_is_the_one_pods_read(renderer: Renderer) -> None:
     spec = {"auth": {"existingSecret": "mine"}}
-    objects = asyncio.run(renderer.render(resource_of(spec), new_credentials()))
-    assert credentials_secret(objects) is None
+    objects = asyncio.run(renderer.render(resource_of(spec), "mt-credentials"))
+    assert secret_references(objects) == {"mine"}
 
 
 def test_a_rule_of_the_chart_is_a_render_error_naming_the_value(renderer: Renderer) -> None:
     spec = {"settings": {"trading": {"TRADING_ENVIRONMENT": "live"}}}
     with pytest.raises(RenderError, match=r"apiKeys\.existingSecret"):
-        asyncio.run(renderer.render(resource_of(spec), new_credentials()))
+        asyncio.run(renderer.render(resource_of(spec), "mt-credentials"))
 
 
 def test_helm_missing_or_not_helm_is_refused_at_start(tmp_path: Path) -> None:
@@ -136,5 +132,5 @@ def test_helm_missing_or_not_helm_is_refused_at_start(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda path: path.name)
 def test_rendered_objects_are_valid_kubernetes_objects(renderer: Renderer, path: Path) -> None:
     resource = parse_resource(yaml.safe_load(path.read_text()))
-    for manifest in asyncio.run(renderer.render(resource, new_credentials())):
+    for manifest in asyncio.run(renderer.render(resource, f"{resource.name}-credentials")):
         kubernetes_validate.validate(manifest, "1.35.0", strict=True)

@@ -12,6 +12,7 @@ import kopf
 import pytest
 
 from mastertrade_operator.cli import main
+from mastertrade_operator.kube import Connection, plain_login
 from mastertrade_operator.runner import Assembly
 from mastertrade_operator.summary import build_summary, format_age, is_ready
 from tests.operator.apiserver import ApiServer
@@ -150,9 +151,7 @@ async def status_command(api: ApiServer, *argv: str) -> tuple[int, str, str]:
     server = str(api.url).rstrip("/")
     out, err = io.StringIO(), io.StringIO()
 
-    def login() -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=server, default_namespace=NAMESPACE)
-
+    login = plain_login(server, NAMESPACE)
     code = await asyncio.to_thread(main, ["status", *argv], stdout=out, stderr=err, login=login)
     return code, out.getvalue(), err.getvalue()
 
@@ -182,12 +181,11 @@ async def test_status_command_against_the_emulated_cluster(
     assert "last backup:  2026-11-25 02:00 UTC (" in out
 
 
-def refuse_login() -> kopf.ConnectionInfo:
+async def refuse_login() -> Connection:
     raise kopf.LoginError("no service account and no kubeconfig to log in with")
 
 
-def unreachable() -> kopf.ConnectionInfo:
-    return kopf.ConnectionInfo(server="http://127.0.0.1:9", default_namespace="trading")
+unreachable = plain_login("http://127.0.0.1:9", "trading")
 
 
 @pytest.mark.parametrize(

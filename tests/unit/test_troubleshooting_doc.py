@@ -163,9 +163,20 @@ def selector_matches(selector: str, objects: list[Manifest]) -> bool:
 
 @pytest.fixture(scope="module")
 def chart_objects() -> list[Manifest]:
-    """The defaults, plus the scaled scenario: the doc scales a service, then shows its PDB."""
+    """The defaults, plus the scaled scenario: the doc scales a service, then shows its PDB;
+    and the Secret the credentials hook Job makes (`mastertrade-operator credentials NAME`)."""
     scaled = REPO / "charts" / "mastertrade" / "ci" / "scaled-values.yaml"
-    return render(namespace=NAMESPACE) + render([scaled], namespace=NAMESPACE)
+    objects = render(namespace=NAMESPACE) + render([scaled], namespace=NAMESPACE)
+    return objects + made_by_hooks(objects)
+
+
+def made_by_hooks(objects: list[Manifest]) -> list[Manifest]:
+    made = []
+    for job in (o for o in objects if o["kind"] == "Job"):
+        args = job["spec"]["template"]["spec"]["containers"][0].get("args") or []
+        if args[:1] == ["credentials"]:
+            made.append({"kind": "Secret", "metadata": {"name": args[1], "labels": {}}})
+    return made
 
 
 @pytest.fixture(scope="module", params=sorted(DOCS), ids=lambda path: path.name)

@@ -7,6 +7,7 @@ mastertrade.io finalizer) so that kopf never writes into the resource's status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
@@ -17,6 +18,7 @@ from mastertrade_operator.reconcile.handlers import (
     index_mastertrade,
     on_change_mastertrade,
     on_event_child,
+    on_progress_mastertrade,
     on_resync_mastertrade,
     runtime_of,
 )
@@ -29,12 +31,22 @@ PREFIX = "mastertrade.io"
 __all__ = ["FINALIZER", "Runtime", "Timing", "build_registry", "configure"]
 
 
-def on_login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
-    """kopf and the operator's own client log in once, the same way."""
-    return runtime_of(memo).kube.connect()
+async def on_login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """kopf and the operator's own client log in once, the same way (kopf calls it again on
+    a 401 or when the login expires)."""
+    return await runtime_of(memo).kube.connection_info()
 
 
-def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
+def is_exact(namespace: str) -> bool:
+    """A namespace name, not one of kopf's glob or negation patterns."""
+    return not any(char in namespace for char in "*?[]!,")
+
+
+def configure(
+    settings: kopf.OperatorSettings, namespaces: Sequence[str] = ()
+) -> kopf.OperatorSettings:
+    """kopf's settings; watching named namespaces only, kopf scans no namespaces (a
+    namespaced Role may not list them) and no CRDs (the one it serves exists at start)."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -42,6 +54,7 @@ def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     )
     settings.posting.loggers = False  # only the Events the operator posts on purpose
     settings.watching.server_timeout = 300
+    settings.scanning.disabled = bool(namespaces) and all(map(is_exact, namespaces))
     return settings
 
 
@@ -55,6 +68,9 @@ def build_registry(timing: Timing) -> kopf.OperatorRegistry:
         on(*mtd, registry=registry, id="reconcile", backoff=timing.phase_retry)(
             on_change_mastertrade
         )
+    kopf.daemon(*mtd, registry=registry, id="progress", cancellation_timeout=1.0)(
+        on_progress_mastertrade
+    )
     kopf.timer(
         *mtd, registry=registry, id="resync", interval=timing.resync, initial_delay=timing.resync
     )(on_resync_mastertrade)

@@ -13,10 +13,9 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import kopf
 
-from mastertrade_operator.kube import OWNED, Kube, KubeError
+from mastertrade_operator.kube import CONNECTION_ERRORS, OWNED, Kube
 from mastertrade_operator.reconcile.handlers import runtime_of
 
 Body = Mapping[str, Any]
@@ -60,7 +59,7 @@ async def on_delete_mastertrade(body: kopf.Body, memo: Any, logger: Any, **_: An
     try:
         async with runtime.kube.opened():
             names = await release_claims(runtime.kube, body, delete=delete)
-    except (KubeError, aiohttp.ClientError) as error:
+    except CONNECTION_ERRORS as error:
         logger.warning("could not release the PVCs, deleting anyway: %s", error)
         kopf.warn(body, reason="PvcsNotReleased", message=f"PVCs left as they were: {error}")
         names = []

@@ -1,25 +1,28 @@
 """kopf handlers of MasterTradeDeployments and of their children. They decide and call: each
-runs a reconcile under the resource's lock (`reconcile`), then turns the outcome into kopf's
-terms (a temporary error while a phase waits, so kopf retries without blocking).
+runs a reconcile under the resource's lock (`reconcile`). A phase that waits is ordinary
+progress, not a handler failure: no handler raises for it (kopf would log it at ERROR).
 
-- create / update / resume: reconcile; retry while a phase waits or the API refuses.
+- create / update / resume: reconcile once.
+- progress daemon: every `phase_retry` seconds, reconcile a resource whose last reconcile
+  waited or failed; after failures only once the backoff is over.
 - resync timer: the safety net against silent watches.
 - child events (any owned kind labelled managed-by=mastertrade-operator): a deleted, edited or
-  newly ready child wakes its owner's reconcile; bursts of events collapse into one.
+  newly ready child wakes its owner's reconcile; bursts of events collapse into one; none
+  while the backoff after an API failure lasts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import kopf
 
-from mastertrade_operator.kube import MASTERTRADE, KubeError
-from mastertrade_operator.reconcile.converge import Outcome, converge
+from mastertrade_operator.kube import CONNECTION_ERRORS, MASTERTRADE
+from mastertrade_operator.reconcile.converge import Outcome, Reconciled, converge
 from mastertrade_operator.reconcile.report import publish
 from mastertrade_operator.reconcile.runtime import Runtime
 from mastertrade_operator.status.derive import DEGRADED, Observation
@@ -45,19 +48,22 @@ async def reconcile(runtime: Runtime, body: kopf.Body, trigger: str) -> Outcome:
     uid = str(body["metadata"]["uid"])
     previous = runtime.statuses.get(uid) or dict(body.get("status") or {})
     try:
-        known = runtime.credentials.get(uid)
-        outcome = await converge(
-            runtime.kube, runtime.renderer, body, previous.get("completedJobs"), known
+        remembered = Reconciled(
+            completed_jobs=previous.get("completedJobs") or {},
+            credentials=runtime.credentials.get(uid) or {},
+            memory=runtime.memory(uid),
         )
+        outcome = await converge(runtime.kube, runtime.renderer, body, remembered)
         if outcome.credentials:
             runtime.credentials[uid] = outcome.credentials
         result = "waiting" if outcome.waiting else outcome.observation.phase.lower()
-    except (KubeError, aiohttp.ClientError, TimeoutError) as error:
+    except CONNECTION_ERRORS as error:
         outcome, result = failure(body, error), "error"
         runtime.metrics.errors.labels(reason=type(error).__name__).inc()
+    runtime.settle(uid, waiting=outcome.waiting, failed=result == "error")
     try:
         runtime.statuses[uid] = await publish(runtime.kube, body, outcome, previous)
-    except (KubeError, aiohttp.ClientError, TimeoutError) as error:  # e.g. deleted meanwhile
+    except CONNECTION_ERRORS as error:  # e.g. deleted meanwhile, or the API server down
         logger.warning("status not written, the next reconcile writes it: %s", error)
         runtime.metrics.errors.labels(reason=type(error).__name__).inc()
     meta = body["metadata"]
@@ -86,16 +92,25 @@ async def reconcile_exclusive(
 
 
 async def on_change_mastertrade(body: kopf.Body, memo: Any, reason: str, **_: Any) -> None:
-    """Created, changed, or found at start: reconcile; retry while not done."""
+    """Created, changed, or found at start: reconcile once. A phase that waits is not an error
+    (kopf would log a retry at ERROR): child events and the progress loop carry it on."""
+    await reconcile_exclusive(runtime_of(memo), body, trigger=str(reason))
+
+
+async def on_progress_mastertrade(
+    body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    """While the resource lives: every `phase_retry` seconds, reconcile it again if its last
+    reconcile waited or failed (and its backoff is over); done once kopf says stop."""
     runtime = runtime_of(memo)
-    outcome = await reconcile_exclusive(runtime, body, trigger=str(reason))
-    if outcome is None:
-        return
-    observation = outcome.observation
-    if observation.reason == "ApplyFailed":
-        raise kopf.TemporaryError(observation.message, delay=runtime.timing.phase_retry)
-    if outcome.waiting:
-        raise kopf.TemporaryError(observation.message, delay=runtime.timing.phase_retry)
+    uid = str(body["metadata"]["uid"])
+    while not stopped:
+        await asyncio.sleep(runtime.timing.phase_retry)
+        if stopped or body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        if uid not in runtime.unsettled or runtime.backing_off(uid):
+            continue
+        await reconcile_exclusive(runtime, body, trigger="progress", coalesce=True)
 
 
 async def on_resync_mastertrade(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -135,4 +150,7 @@ async def on_event_child(
     owners = list(mastertrade_index[namespace, owner])
     if not owners or owners[-1].get("metadata", {}).get("deletionTimestamp"):
         return
-    await reconcile_exclusive(runtime_of(memo), owners[-1], trigger="child", coalesce=True)
+    runtime = runtime_of(memo)
+    if runtime.backing_off(str(owners[-1]["metadata"]["uid"])):
+        return  # the API server failed lately: the progress loop retries after the backoff
+    await reconcile_exclusive(runtime, owners[-1], trigger="child", coalesce=True)

@@ -1,17 +1,24 @@
 """What every handler shares: the API client, the chart renderer, metrics, timing settings and
 one lock per MasterTradeDeployment, so that reconciles of one resource never overlap and a burst
-of child events collapses into one reconcile."""
+of child events collapses into one reconcile; which resources still wait (a phase, or the API server
+after a failure) and, after failures, how long child events are ignored (an exponential
+backoff, so an API server that is down is not hammered)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mastertrade_operator.kube import Kube
 from mastertrade_operator.metrics import Metrics, build_metrics
+from mastertrade_operator.reconcile.applying import Memory
 from mastertrade_operator.render import Renderer
+
+MAX_BACKOFF = 60.0
+"""Seconds at most between attempts while the API server keeps failing."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,38 @@ class Runtime:
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The status last written, by resource uid (newer than a body kopf may still hold)."""
     credentials: dict[str, dict[str, str]] = field(default_factory=dict)
-    """The credentials Secret's data last applied, by resource uid."""
+    """The credentials Secret's data last seen, by resource uid."""
+    memories: dict[str, Memory] = field(default_factory=dict)
+    """What earlier reconciles found (confirmed drifts, refusals), by resource uid."""
+    unsettled: set[str] = field(default_factory=set)
+    """Resources whose last reconcile waited on a phase or failed: the progress loop
+    reconciles them again every `phase_retry` seconds."""
+    _failures: dict[str, int] = field(default_factory=dict)
+    _not_before: dict[str, float] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _queued: set[str] = field(default_factory=set)
+
+    def memory(self, key: str) -> Memory:
+        return self.memories.setdefault(key, Memory())
+
+    def settle(self, key: str, *, waiting: bool, failed: bool) -> None:
+        """Record how a reconcile ended: failures back off exponentially."""
+        if failed:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = min(self.timing.phase_retry * 2 ** (failures - 1), MAX_BACKOFF)
+            self._not_before[key] = time.monotonic() + delay
+        else:
+            self._failures.pop(key, None)
+            self._not_before.pop(key, None)
+        if waiting or failed:
+            self.unsettled.add(key)
+        else:
+            self.unsettled.discard(key)
+
+    def backing_off(self, key: str) -> bool:
+        """True while the last failure's backoff lasts."""
+        return time.monotonic() < self._not_before.get(key, 0.0)
 
     async def exclusive(
         self, key: str, work: Callable[[], Awaitable[None]], *, coalesce: bool = False
@@ -55,3 +91,7 @@ class Runtime:
         self._queued.discard(key)
         self.statuses.pop(key, None)
         self.credentials.pop(key, None)
+        self.memories.pop(key, None)
+        self.unsettled.discard(key)
+        self._failures.pop(key, None)
+        self._not_before.pop(key, None)

@@ -1,22 +1,18 @@
 """The objects of one MasterTrade installation, rendered by the chart the operator ships with.
 
-`Renderer.render(resource, credentials)` runs `helm template` of the bundled chart with the
-resource's spec as values (the pattern of the Operator SDK's Helm-based operators, Argo CD and
-Flux), then applies the steps only an operator needs (`objects.py`). Passwords are passed in as
-values, because `lookup` is empty in template mode: they are generated once by the operator and
-kept. A render is cached by everything it depends on (values, release, namespace, chart version),
-so a resync does not run helm.
+`Renderer.render(resource, credentials_secret)` runs `helm template` of the bundled chart with
+the resource's spec as values (the pattern of the Operator SDK's Helm-based operators, Argo CD and
+Flux), then applies the steps only an operator needs (`objects.py`). The chart never renders a
+password: the operator makes the credentials Secret itself, once, and names it to the chart as
+`auth.existingSecret`. A render is cached by everything it depends on (values, release,
+namespace, chart and helm versions), so a resync does not run helm.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import secrets
-import string
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,60 +21,21 @@ import yaml
 
 from mastertrade_model.catalog import chart_dir
 from mastertrade_operator.render.helm import Helm, RenderError
-from mastertrade_operator.render.objects import (
-    MANAGED_BY,
-    PASSWORD_KEYS,
-    Manifest,
-    as_operator_objects,
-    credentials_secret,
-)
+from mastertrade_operator.render.objects import MANAGED_BY, Manifest, as_operator_objects
 from mastertrade_operator.resource import MasterTradeDeployment
 
-__all__ = [
-    "MANAGED_BY",
-    "PASSWORD_KEYS",
-    "Manifest",
-    "RenderError",
-    "Renderer",
-    "credentials_secret",
-    "new_credentials",
-]
+__all__ = ["MANAGED_BY", "Manifest", "RenderError", "Renderer", "build_helm_values"]
 
-PASSWORD_ALPHABET = string.ascii_letters + string.digits
-PASSWORD_LENGTH = 32
 CACHE_SIZE = 64
 
 
-def new_password() -> str:
-    """Letters and digits only: the passwords are put in connection URLs."""
-    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
-
-
-def new_credentials() -> dict[str, str]:
-    """A full set of new passwords, as the credentials Secret's base64 data."""
-    return {key: _b64(new_password()) for key in PASSWORD_KEYS}
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def _decoded(value: str) -> str:
-    return base64.b64decode(value, validate=True).decode()
-
-
 def build_helm_values(
-    resource: MasterTradeDeployment, credentials: Mapping[str, str]
+    resource: MasterTradeDeployment, credentials_secret: str | None
 ) -> dict[str, Any]:
-    """The spec's values, with each password the spec does not give taken from `credentials`
-    (base64, as in the Secret's data)."""
+    """The spec's values, naming the operator's credentials Secret when the spec names none."""
     values: dict[str, Any] = json.loads(json.dumps(resource.spec_values))
-    if resource.values.auth.existingSecret:
-        return values
-    auth = values.setdefault("auth", {})
-    for key, field_name in PASSWORD_KEYS.items():
-        if not getattr(resource.values.auth, field_name) and key in credentials:
-            auth[field_name] = _decoded(credentials[key])
+    if credentials_secret and not resource.values.auth.existingSecret:
+        values.setdefault("auth", {})["existingSecret"] = credentials_secret
     return values
 
 
@@ -111,10 +68,10 @@ class Renderer:
         return hashlib.sha256(text.encode()).hexdigest()
 
     async def render(
-        self, resource: MasterTradeDeployment, credentials: Mapping[str, str]
+        self, resource: MasterTradeDeployment, credentials_secret: str | None = None
     ) -> list[Manifest]:
         """The objects the operator applies for `resource` (raises RenderError)."""
-        values = build_helm_values(resource, credentials)
+        values = build_helm_values(resource, credentials_secret)
         key = self._key(resource, values)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -130,9 +87,9 @@ class Renderer:
         return objects
 
     def render_now(
-        self, resource: MasterTradeDeployment, credentials: Mapping[str, str]
+        self, resource: MasterTradeDeployment, credentials_secret: str | None = None
     ) -> list[Manifest]:
         """The same render without an event loop (for `mastertrade-operator render`)."""
-        values = build_helm_values(resource, credentials)
+        values = build_helm_values(resource, credentials_secret)
         stream = self.helm.template(resource.name, resource.namespace, self.chart, values)
         return as_operator_objects(parse_stream(stream), resource.namespace)

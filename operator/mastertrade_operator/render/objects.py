@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 Manifest = dict[str, Any]
@@ -23,12 +23,6 @@ HELM_ANNOTATIONS = (
     "helm.sh/hook-delete-policy",
     "helm.sh/resource-policy",
 )
-PASSWORD_KEYS: Mapping[str, str] = {
-    "postgres-password": "postgresPassword",
-    "rabbitmq-password": "rabbitmqPassword",
-    "grafana-admin-password": "grafanaAdminPassword",
-}
-"""Key of the credentials Secret -> the `auth` value that sets it."""
 
 
 def _relabel(node: Any) -> None:
@@ -68,12 +62,3 @@ def as_operator_objects(documents: Iterable[Any], namespace: str) -> list[Manife
         for document in documents
         if isinstance(document, dict) and document.get("kind")
     ]
-
-
-def credentials_secret(objects: Iterable[Manifest]) -> Manifest | None:
-    """The credentials Secret among the rendered objects (none with `auth.existingSecret`)."""
-    for manifest in objects:
-        data = manifest.get("data") or {}
-        if manifest["kind"] == "Secret" and set(PASSWORD_KEYS) <= set(data):
-            return manifest
-    return None

@@ -1,0 +1,66 @@
+"""Pure parts of applying: which refusals re-create an object, how a StatefulSet is deleted
+for it, what a refusal leaves in the status, and the backoff after failed reconciles."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mastertrade_operator.kube import Kube, KubeError, plain_login
+from mastertrade_operator.reconcile.applying import (
+    Memory,
+    find_refusals,
+    is_immutable_refusal,
+    propagation_for,
+)
+from mastertrade_operator.reconcile.runtime import Runtime, Timing
+from mastertrade_operator.render import Renderer
+from mastertrade_operator.render.desired import HASH_ANNOTATION
+from mastertrade_operator.render.helm import find_helm
+from tests.helm import helm_binary
+
+STS: dict[str, Any] = {
+    "kind": "StatefulSet",
+    "metadata": {"name": "db", "annotations": {HASH_ANNOTATION: "h2"}},
+    "spec": {"selector": {"matchLabels": {"app": "db"}}},
+}
+
+
+def test_only_immutable_field_refusals_recreate() -> None:
+    forbidden = "spec: Forbidden: updates to statefulset spec for fields other than 'replicas'"
+    assert is_immutable_refusal(STS, KubeError(422, "Invalid", forbidden))
+    assert not is_immutable_refusal(STS, KubeError(422, "Invalid", "spec.x: Required value"))
+    assert not is_immutable_refusal(STS, KubeError(403, "Forbidden", "field is immutable"))
+    claim = {**STS, "kind": "PersistentVolumeClaim"}  # never deleted to be re-created
+    assert not is_immutable_refusal(claim, KubeError(422, "Invalid", "field is immutable"))
+
+
+def test_pods_are_orphaned_only_when_the_new_statefulset_adopts_them() -> None:
+    assert propagation_for(STS, STS) == "Orphan"
+    moved = {**STS, "spec": {"selector": {"matchLabels": {"app": "other"}}}}
+    assert propagation_for(STS, moved) == "Background"
+    assert propagation_for({**STS, "kind": "Deployment"}, STS) == "Background"
+
+
+def test_a_refusal_counts_until_the_desired_object_changes() -> None:
+    memory = Memory(refused={("StatefulSet", "db"): ("h2", "volumeClaimTemplates: Forbidden")})
+    assert find_refusals([STS], memory) == ["StatefulSet/db: volumeClaimTemplates: Forbidden"]
+    changed = {**STS, "metadata": {"name": "db", "annotations": {HASH_ANNOTATION: "h3"}}}
+    assert find_refusals([changed], memory) == []
+
+
+def test_failed_reconciles_back_off_exponentially_and_success_resets() -> None:
+    runtime = Runtime(
+        kube=Kube(plain_login("http://127.0.0.1:9")),
+        renderer=Renderer(find_helm(helm_binary())),
+        timing=Timing(phase_retry=10),
+    )
+    runtime.settle("u", waiting=False, failed=True)
+    assert runtime.backing_off("u") and "u" in runtime.unsettled
+    runtime.settle("u", waiting=False, failed=True)
+    runtime.settle("u", waiting=False, failed=True)
+    assert runtime._not_before["u"] - time.monotonic() > 30  # 10, 20, then 40 s
+    runtime.settle("u", waiting=False, failed=False)
+    assert not runtime.backing_off("u") and "u" not in runtime.unsettled
+    runtime.settle("u", waiting=True, failed=False)
+    assert not runtime.backing_off("u") and "u" in runtime.unsettled
