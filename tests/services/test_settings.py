@@ -44,7 +44,7 @@ def test_the_seeds_trading_risk_and_email_values_parse() -> None:
         environ={"MAX_POSITION_SIZE_PCT": "0.20", "MAX_PORTFOLIO_DRAWDOWN_PCT": "0.15",
                  "CIRCUIT_BREAKER_ENABLED": "true"},
     )  # fmt: skip
-    assert (risk.max_position_size_pct, risk.circuit_breaker_enabled) == (0.2, True)
+    assert (risk.max_position_size_pct, risk.circuit_breaker_enabled) == (Decimal("0.20"), True)
     email = load_settings(AlertSettings, "alert_system", environ={"EMAIL_PORT": "587"})
     assert (email.email_host, email.email_port) == ("smtp.gmail.com", 587)
 

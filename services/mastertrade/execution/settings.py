@@ -1,4 +1,5 @@
-"""Settings of order_executor: TRADING_ENVIRONMENT, PAPER_TRADING_INITIAL_BALANCE, Binance keys."""
+"""Settings of order_executor: TRADING_ENVIRONMENT, PAPER_TRADING_INITIAL_BALANCE, paper costs,
+Binance keys and endpoint."""
 
 from __future__ import annotations
 
@@ -17,22 +18,56 @@ class ExecutionSettings(ServiceSettings):
         default="paper", description="paper or live"
     )
     paper_trading_initial_balance: Decimal = Field(
-        default=Decimal(10000),
-        gt=0,
-        max_digits=20,
-        description="a positive amount of USDT, e.g. 10000",
+        default=Decimal(10000), gt=0, max_digits=20,
+        description="a positive amount of the quote asset, e.g. 10000",
+    )  # fmt: skip
+    paper_fee_rate: Decimal = Field(
+        default=Decimal("0.001"), ge=0, lt=Decimal("0.1"),
+        description="the paper fee as a fraction of the notional, 0 <= x < 0.1, e.g. 0.001",
+    )  # fmt: skip
+    paper_slippage_pct: Decimal = Field(
+        default=Decimal("0.0005"), ge=0, lt=Decimal("0.1"),
+        description="paper slippage as a fraction of the price, 0 <= x < 0.1, e.g. 0.0005",
+    )  # fmt: skip
+    quote_asset: str = Field(
+        default="USDT", pattern=r"^[A-Z0-9]{2,10}$", description="the account's cash asset"
     )
+    price_max_age_seconds: float = Field(
+        default=60.0, ge=0, le=86400,
+        description="refuse to fill against a quote older than this many seconds (0: any age)",
+    )  # fmt: skip
+    order_poll_seconds: float = Field(
+        default=0.5, gt=0, le=60,
+        description="how often resting limit orders and equity are re-checked, in seconds",
+    )  # fmt: skip
     binance_api_key: SecretStr | None = Field(
         default=None, description="a Binance API key (required when TRADING_ENVIRONMENT=live)"
     )
     binance_api_secret: SecretStr | None = Field(
         default=None, description="a Binance secret (required when TRADING_ENVIRONMENT=live)"
     )
+    binance_base_url: str = Field(
+        default="https://api.binance.com", pattern=r"^https?://",
+        description="Binance's REST base URL, e.g. https://api.binance.com",
+    )  # fmt: skip
+    binance_recv_window: int = Field(
+        default=5000, ge=1, le=60000, description="recvWindow of signed requests, ms (<= 60000)"
+    )
+    binance_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="timeout of one Binance request, in seconds"
+    )
 
     @field_validator("trading_environment", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("paper_fee_rate", "paper_slippage_pct", "paper_trading_initial_balance")
+    @classmethod
+    def _finite(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return value
 
     @model_validator(mode="after")
     def _live_needs_keys(self) -> ExecutionSettings:
