@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -27,6 +28,10 @@ WHERE client_order_id = $1 ORDER BY id
 """
 
 
+def _json(text: str | None, empty: Any) -> Any:
+    return empty if text is None else json.loads(text)
+
+
 def _environment(request: Request) -> str:
     settings: ExecutionSettings = request.app.state.settings
     return settings.trading_environment
@@ -41,9 +46,9 @@ async def account(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     return {
         "environment": settings.trading_environment,
         "paper_initial_balance": settings.paper_trading_initial_balance,
-        "balances": row["balances"] or [],
-        "positions": row["positions"] or [],
-        "equity": row["equity"],
+        "balances": _json(row["balances"], []),
+        "positions": _json(row["positions"], []),
+        "equity": _json(row["equity"], None),
     }
 
 
