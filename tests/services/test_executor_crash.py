@@ -116,7 +116,8 @@ async def kill_repeatedly(env: dict[str, str], sent: list[str], rng: random.Rand
 
 
 async def test_sigkill_twenty_times_loses_and_doubles_nothing(trading_env: dict[str, str]) -> None:
-    symbol, rng, sent, stop = new_symbol(), random.Random(1234), [], asyncio.Event()
+    symbol, rng, stop = new_symbol(), random.Random(1234), asyncio.Event()
+    sent: list[str] = []
     await set_quote(symbol, "99.5", "100")
     env = {**trading_env, "PRICE_MAX_AGE_SECONDS": "0"}
     async with recording(trading_env["RABBITMQ_URL"]) as (_, channel):
