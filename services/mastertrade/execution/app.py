@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -19,13 +20,17 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
-from mastertrade.core.messages import ApprovedOrder
+from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import publish_outbox
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
+from mastertrade.execution.adapters.binance import BinanceClient
 from mastertrade.execution.adapters.books import open_account
+from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.orders import fetch_in_flight, record_order
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
+from mastertrade.execution.adapters.quotes import Quotes
+from mastertrade.execution.adapters.user_stream import run_user_stream
 from mastertrade.execution.api import router
 from mastertrade.execution.settings import ExecutionSettings
 
@@ -40,6 +45,14 @@ def _redis(settings: ExecutionSettings) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, socket_timeout=settings.dependency_timeout)
 
 
+class Venue(Protocol):
+    in_flight: tuple[str, ...]
+
+    async def execute(self, client_order_id: str) -> OrderEvent | None: ...
+
+    async def revalue(self) -> Decimal: ...
+
+
 class Executor:
     """The handler of approved orders and the reconcile loop, around one venue."""
 
@@ -47,12 +60,26 @@ class Executor:
         self.settings = settings
         self.runtime: Runtime | None = None
         self.client = _redis(settings)
+        self.binance: BinanceClient | None = None
+        self.venue = self._venue(settings)
+
+    def _venue(self, settings: ExecutionSettings) -> Venue:
+        pool = lambda: self.live.pool  # noqa: E731 - the pool exists only once started
+        if settings.trading_environment == "live":
+            assert settings.binance_api_key and settings.binance_api_secret
+            self.binance = BinanceClient(
+                settings.binance_base_url, settings.binance_api_key.get_secret_value(),
+                settings.binance_api_secret.get_secret_value(), settings.binance_recv_window,
+                settings.binance_timeout_seconds,
+            )  # fmt: skip
+            quotes = Quotes(lambda: self.client, settings.price_max_age_seconds)
+            return LiveVenue(pool, self.binance, settings.quote_asset, quotes.marks)
         config = PaperConfig(
             quote_asset=settings.quote_asset, fee_rate=settings.paper_fee_rate,
             slippage=settings.paper_slippage_pct, max_price_age=settings.price_max_age_seconds,
             environment=settings.trading_environment,
         )  # fmt: skip
-        self.venue = PaperVenue(lambda: self.live.pool, lambda: self.client, config)
+        return PaperVenue(pool, lambda: self.client, config)
 
     @property
     def live(self) -> Runtime:
@@ -81,9 +108,10 @@ class Executor:
 
     async def open(self) -> None:
         settings = self.settings
-        await open_account(self.live.pool, settings.trading_environment, settings.quote_asset,
-                           settings.paper_trading_initial_balance)  # fmt: skip
-        found = await self.reconcile(["new"])
+        if settings.trading_environment == "paper":
+            await open_account(self.live.pool, "paper", settings.quote_asset,
+                               settings.paper_trading_initial_balance)  # fmt: skip
+        found = await self.reconcile(list(self.venue.in_flight))
         logger.info("account open; reconciled %d order(s) left in flight", found)
 
     async def run(self) -> None:
@@ -95,7 +123,7 @@ class Executor:
                     if not opened:
                         await self.open()
                         opened = True
-                    await self.reconcile(["new", "submitted"])
+                    await self.reconcile(list(self.venue.in_flight))
                     await self.venue.revalue()
                     await self.flush()
                 except Exception as error:  # a dependency or the schema is missing: next round
@@ -103,6 +131,8 @@ class Executor:
                 await asyncio.sleep(self.settings.order_poll_seconds)
         finally:
             await self.client.aclose()
+            if self.binance is not None:
+                await self.binance.close()
 
 
 def create_app(settings: ExecutionSettings) -> FastAPI:
@@ -114,7 +144,12 @@ def create_app(settings: ExecutionSettings) -> FastAPI:
     app.state.executor = executor
 
     async def start() -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(executor.run())]
+        tasks = [asyncio.create_task(executor.run())]
+        if executor.binance is not None:
+            stream = run_user_stream(executor.binance, settings.binance_ws_url,
+                                     lambda: executor.live.pool, settings.quote_asset)  # fmt: skip
+            tasks.append(asyncio.create_task(stream))
+        return tasks
 
     add_background(app, start)
     return app

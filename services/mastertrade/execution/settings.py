@@ -50,6 +50,10 @@ class ExecutionSettings(ServiceSettings):
         default="https://api.binance.com", pattern=r"^https?://",
         description="Binance's REST base URL, e.g. https://api.binance.com",
     )  # fmt: skip
+    binance_ws_url: str = Field(
+        default="wss://stream.binance.com:9443", pattern=r"^wss?://",
+        description="Binance's WebSocket base for the user-data stream",
+    )  # fmt: skip
     binance_recv_window: int = Field(
         default=5000, ge=1, le=60000, description="recvWindow of signed requests, ms (<= 60000)"
     )

@@ -8,7 +8,6 @@ the fill, the balance, the position, the equity and the `order.filled` event tog
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,9 +17,9 @@ import redis.asyncio as aioredis
 
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent
-from mastertrade.core.prices import PriceUnavailableError, fetch_book
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event, reject_order
+from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.domain.ledger import LedgerError, apply_fill
 from mastertrade.execution.domain.paper import Quote, build_fill, crosses, reserve_for_buy
 
@@ -47,34 +46,22 @@ class PaperConfig:
 class PaperVenue:
     """Paper execution on the shared database and the market data's Redis quotes."""
 
+    in_flight: tuple[str, ...] = ("new", "submitted")
+
     def __init__(
         self,
         pool: Callable[[], asyncpg.Pool],
         redis: Callable[[], aioredis.Redis],
         config: PaperConfig,
     ) -> None:
-        self.pool, self.redis, self.config = pool, redis, config
+        self.pool, self.config = pool, config
+        self.quotes = Quotes(redis, config.max_price_age)
 
     async def quote(self, symbol: str) -> Quote | str:
-        """The current quote, or the reason there is none usable."""
-        try:
-            book = await fetch_book(self.redis(), symbol)
-        except PriceUnavailableError as error:
-            return str(error)
-        age = time.time() - book.ts_ms / 1000
-        if self.config.max_price_age > 0 and age > self.config.max_price_age:
-            return f"the {symbol} quote is {age:.0f}s old (PRICE_MAX_AGE_SECONDS is " \
-                f"{self.config.max_price_age:.0f})"  # fmt: skip
-        return Quote(book.bid, book.ask)
+        return await self.quotes.quote(symbol)
 
     async def marks(self, symbols: Iterable[str]) -> dict[str, Decimal]:
-        """Mid prices of the symbols that have a usable quote."""
-        found: dict[str, Decimal] = {}
-        for symbol in set(symbols):
-            quote = await self.quote(symbol)
-            if isinstance(quote, Quote):
-                found[symbol] = (quote.bid + quote.ask) / 2
-        return found
+        return await self.quotes.marks(symbols)
 
     async def execute(self, client_order_id: str) -> OrderEvent | None:
         """Fill, open or reject the order; None when there was nothing to do."""

@@ -55,3 +55,14 @@ def derive_equity(
         Decimal(0),
     )
     return value, cash + value
+
+
+def shift_position(position: Position, side: str, quantity: Decimal, price: Decimal) -> Position:
+    """A position after a fill reported by an exchange (its word is final: a sell beyond what
+    the books hold, say after a manual trade, leaves the position at 0 instead of failing)."""
+    if side == "buy":
+        total = position.quantity + quantity
+        cost = position.quantity * position.average_price + quantity * price
+        return Position(total, cost / total)
+    left = max(Decimal(0), position.quantity - quantity)
+    return Position(left, position.average_price if left > 0 else Decimal(0))
