@@ -73,7 +73,7 @@ class Executor:
                 settings.binance_timeout_seconds,
             )  # fmt: skip
             quotes = Quotes(lambda: self.client, settings.price_max_age_seconds)
-            return LiveVenue(pool, self.binance, settings.quote_asset, quotes.marks)
+            return LiveVenue(pool, self.binance, settings.quote_asset, quotes)
         config = PaperConfig(
             quote_asset=settings.quote_asset, fee_rate=settings.paper_fee_rate,
             slippage=settings.paper_slippage_pct, max_price_age=settings.price_max_age_seconds,
@@ -130,9 +130,12 @@ class Executor:
                     logger.warning("reconcile round failed: %s", error)
                 await asyncio.sleep(self.settings.order_poll_seconds)
         finally:
-            await self.client.aclose()
-            if self.binance is not None:
-                await self.binance.close()
+            logger.info("reconcile loop stopped")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        if self.binance is not None:
+            await self.binance.close()
 
 
 def create_app(settings: ExecutionSettings) -> FastAPI:
@@ -151,5 +154,5 @@ def create_app(settings: ExecutionSettings) -> FastAPI:
             tasks.append(asyncio.create_task(stream))
         return tasks
 
-    add_background(app, start)
+    add_background(app, start, executor.close)
     return app

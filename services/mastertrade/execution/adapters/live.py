@@ -13,7 +13,7 @@ would refuse that request, so it can no longer land beside the second.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -28,6 +28,7 @@ from mastertrade.execution.adapters.binance import (
 )
 from mastertrade.execution.adapters.live_books import book_report, store_account
 from mastertrade.execution.adapters.orders import TERMINAL, reject_order
+from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.domain.binance_status import parse_fill, parse_order
 from mastertrade.execution.domain.filters import (
     FilterError,
@@ -44,9 +45,6 @@ WHERE client_order_id = $1
 """
 
 
-Marks = Callable[[Iterable[str]], Awaitable[dict[str, Decimal]]]
-
-
 class LiveVenue:
     """Orders on Binance; the account's balances and equity from Binance too."""
 
@@ -57,16 +55,16 @@ class LiveVenue:
         pool: Callable[[], asyncpg.Pool],
         client: BinanceClient,
         quote_asset: str,
-        marks: Marks,
+        quotes: Quotes,
     ) -> None:
-        self.pool, self.client, self.quote_asset, self.marks = pool, client, quote_asset, marks
+        self.pool, self.client, self.quote_asset, self.quotes = pool, client, quote_asset, quotes
         self._filters: dict[str, SymbolFilters] = {}
 
     async def revalue(self) -> Decimal:
         """Binance's balances into the books, then the equity at Redis marks."""
         account = await self.client.request("GET", "/api/v3/account")
         held = await self.pool().fetch("SELECT symbol FROM positions WHERE environment = 'live'")
-        marks = await self.marks([row["symbol"] for row in held])
+        marks = await self.quotes.marks([row["symbol"] for row in held])
         return await store_account(self.pool(), account["balances"], self.quote_asset, marks)
 
     async def filters(self, symbol: str) -> SymbolFilters:
@@ -86,6 +84,12 @@ class LiveVenue:
             return await self._send(client_order_id, await self.filters(order["symbol"]))
         return await self._resolve(order)
 
+    async def _reference(self, symbol: str, side: str) -> Decimal | None:
+        quote = await self.quotes.quote(symbol)
+        if isinstance(quote, str):
+            return None
+        return quote.ask if side == "buy" else quote.bid
+
     async def _mark_submitted(
         self, client_order_id: str, filters: SymbolFilters
     ) -> asyncpg.Record | None:
@@ -95,7 +99,7 @@ class LiveVenue:
             )
             if order is None or order["status"] != "new":
                 return None  # another replica got there first
-            reference = order["price"] or Decimal(0)
+            reference = order["price"] or await self._reference(order["symbol"], order["side"])
             try:
                 quantity, price = apply_filters(
                     filters, order["side"], order["quantity"], order["price"], reference

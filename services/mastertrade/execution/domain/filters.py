@@ -71,9 +71,12 @@ def apply_filters(
     side: str,
     quantity: Decimal,
     price: Decimal | None,
-    reference_price: Decimal,
+    reference_price: Decimal | None,
 ) -> tuple[Decimal, Decimal | None]:
-    """(quantity, price) rounded to the symbol's steps, or FilterError naming the filter."""
+    """(quantity, price) rounded to the symbol's steps, or FilterError naming the filter.
+
+    A market order's notional is checked at `reference_price` (the top of book); without one
+    it is left to Binance, which answers -1013 when it fails."""
     qty = _round(quantity, filters.step_size, up=False)
     _bounds("LOT_SIZE quantity", qty, filters.min_qty, filters.max_qty)
     if qty <= 0:
@@ -81,8 +84,9 @@ def apply_filters(
     rounded = None if price is None else _round(price, filters.tick_size, up=side == "sell")
     if rounded is not None:
         _bounds("PRICE_FILTER price", rounded, filters.min_price, filters.max_price)
-    notional = qty * (rounded if rounded is not None else reference_price)
-    _bounds("NOTIONAL", notional, filters.min_notional, filters.max_notional)
+    at = rounded if rounded is not None else reference_price
+    if at is not None:
+        _bounds("NOTIONAL", qty * at, filters.min_notional, filters.max_notional)
     return qty, rounded
 
 
