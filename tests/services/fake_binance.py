@@ -21,11 +21,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from tests.infra import free_port
+from tests.services.trading import serve_app
 
 KEY, SECRET = "test-api-key", "test-api-secret"
 FILTERS = [
@@ -293,21 +292,5 @@ def build_app(fake: FakeBinance) -> FastAPI:
 @asynccontextmanager
 async def serving(fake: FakeBinance) -> AsyncIterator[str]:
     """The fake on a free loopback port; yields its base URL (http://...)."""
-    port = free_port()
-    config = uvicorn.Config(
-        build_app(fake),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ws="websockets-sansio",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_app(build_app(fake)) as url:
+        yield url

@@ -14,6 +14,7 @@ from typing import Any
 
 import aio_pika
 import redis.asyncio as aioredis
+import uvicorn
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from fastapi import FastAPI
 
@@ -22,6 +23,7 @@ from mastertrade.core.bus import declare_topology
 from mastertrade.core.prices import TopOfBook, write_book
 from mastertrade.core.settings import load_settings
 from mastertrade.core.topology import ALERTS, EXCHANGES, ORDERS, QUEUES
+from tests.infra import free_port
 from tests.services.conftest import REDIS_TEST_URL
 
 
@@ -85,3 +87,27 @@ async def recording(url: str) -> AsyncIterator[tuple[Recorder, AbstractChannel]]
         recorder = Recorder()
         await queue.consume(recorder.on_message)
         yield recorder, channel
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port in this loop; yields its URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
