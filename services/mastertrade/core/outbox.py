@@ -46,10 +46,15 @@ async def publish_outbox(pool: asyncpg.Pool, channel: AbstractChannel, batch: in
     while True:
         async with pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(CLAIM, batch)
-            for row in rows:
-                await publish_json(
-                    channel, row["exchange"], row["routing_key"], json.loads(row["payload"])
+            # confirms awaited together: one broker round trip for the batch, not one per event
+            await asyncio.gather(
+                *(
+                    publish_json(
+                        channel, row["exchange"], row["routing_key"], json.loads(row["payload"])
+                    )
+                    for row in rows
                 )
+            )
             if rows:
                 await connection.execute(MARK, [row["id"] for row in rows])
         sent += len(rows)

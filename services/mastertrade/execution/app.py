@@ -36,6 +36,7 @@ from mastertrade.execution.settings import ExecutionSettings
 
 Settings = ExecutionSettings
 QUEUE = "order_executor.approved_orders"
+STALE_NEW_SECONDS = 5.0
 logger = logging.getLogger("mastertrade.execution")
 
 
@@ -99,9 +100,11 @@ class Executor:
         except Exception as error:  # the loop publishes it later
             logger.warning("publishing order events failed, will retry: %s", error)
 
-    async def reconcile(self, statuses: list[str]) -> int:
-        """Execute every order of the environment in one of `statuses`; returns how many."""
-        ids = await fetch_in_flight(self.live.pool, self.settings.trading_environment, statuses)
+    async def reconcile(self, statuses: list[str], min_age: float = 0.0) -> int:
+        """Execute every order of the environment in one of `statuses` (a `new` one only once
+        `min_age` seconds old); returns how many."""
+        env = self.settings.trading_environment
+        ids = await fetch_in_flight(self.live.pool, env, statuses, min_age)
         for client_order_id in ids:
             await self.venue.execute(client_order_id)
         return len(ids)
@@ -123,7 +126,7 @@ class Executor:
                     if not opened:
                         await self.open()
                         opened = True
-                    await self.reconcile(list(self.venue.in_flight))
+                    await self.reconcile(list(self.venue.in_flight), STALE_NEW_SECONDS)
                     await self.venue.revalue()
                     await self.flush()
                 except Exception as error:  # a dependency or the schema is missing: next round

@@ -25,8 +25,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (client_order_id) DO NOTHING
 """
 LOCK = "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE"
+# `new` orders younger than $3 seconds are being handled by a consumer right now: the loop
+# leaves them alone (it would only queue behind the same row locks)
 IN_FLIGHT = """
 SELECT client_order_id FROM orders WHERE environment = $1 AND status = ANY($2::text[])
+  AND (status <> 'new' OR updated_at < now() - make_interval(secs => $3))
 ORDER BY created_at
 """
 REJECT = """
@@ -53,8 +56,10 @@ async def lock_order(connection: Connection, client_order_id: str) -> asyncpg.Re
     return await connection.fetchrow(LOCK, client_order_id)
 
 
-async def fetch_in_flight(pool: asyncpg.Pool, environment: str, statuses: list[str]) -> list[str]:
-    rows = await pool.fetch(IN_FLIGHT, environment, statuses)
+async def fetch_in_flight(
+    pool: asyncpg.Pool, environment: str, statuses: list[str], min_age: float = 0.0
+) -> list[str]:
+    rows = await pool.fetch(IN_FLIGHT, environment, statuses, min_age)
     return [row["client_order_id"] for row in rows]
 
 

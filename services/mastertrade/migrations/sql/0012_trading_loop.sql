@@ -22,9 +22,12 @@ CREATE TABLE risk_decisions (
     price              NUMERIC     NOT NULL CHECK (price > 0),
     reasons            JSONB       NOT NULL DEFAULT '[]'::jsonb,
     client_order_id    TEXT        UNIQUE,
+    -- an approved buy whose order is not known to be finished: counted as exposure
+    pending            BOOLEAN     NOT NULL DEFAULT false,
     decided_at         TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX risk_decisions_recent ON risk_decisions (environment, decided_at DESC);
+CREATE INDEX risk_decisions_pending ON risk_decisions (environment, symbol) WHERE pending;
 
 CREATE TABLE account_equity (
     environment     TEXT        PRIMARY KEY CHECK (environment IN ('paper', 'live')),

@@ -30,13 +30,17 @@ SELECT equity_peak, breaker_open, kill_switch FROM risk_state WHERE environment 
 """
 EXISTING = "SELECT outcome, approved_quantity, reasons::text AS reasons, client_order_id " \
     "FROM risk_decisions WHERE signal_id = $1"  # fmt: skip
+# Approved buys stop counting as pending exposure once their order is finished (its fill, if
+# any, is in `positions` from then on); only the few still pending are ever scanned.
+SETTLE = """
+UPDATE risk_decisions d SET pending = false FROM orders o
+WHERE d.pending AND d.environment = $1 AND o.client_order_id = d.client_order_id
+  AND o.status IN ('filled', 'rejected', 'cancelled')
+"""
 CONTEXT = """
 WITH pending AS (
-    SELECT d.symbol, d.approved_quantity * d.price AS value FROM risk_decisions d
-    LEFT JOIN orders o ON o.client_order_id = d.client_order_id
-    WHERE d.environment = $1 AND d.side = 'buy' AND d.outcome <> 'rejected'
-      AND d.decided_at > now() - interval '1 day'
-      AND (o.status IS NULL OR o.status IN ('new', 'submitted'))
+    SELECT symbol, approved_quantity * price AS value FROM risk_decisions
+    WHERE environment = $1 AND pending
 )
 SELECT
     (SELECT equity FROM account_equity WHERE environment = $1) AS equity,
@@ -49,8 +53,8 @@ SELECT
 """
 INSERT_DECISION = """
 INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, requested_quantity,
-    approved_quantity, price, reasons, client_order_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+    approved_quantity, price, reasons, client_order_id, pending)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $4 = 'buy' AND $5 <> 'rejected')
 """
 UPDATE_PEAK = "UPDATE risk_state SET equity_peak = $2, updated_at = now() WHERE environment = $1"
 TRIP = """
@@ -156,6 +160,7 @@ async def decide_signal(
         replayed = await _replay(connection, signal.signal_id)
         if replayed is not None:
             return replayed
+        await connection.execute(SETTLE, environment)
         row = one(await connection.fetchrow(CONTEXT, environment, signal.symbol), "context")
         request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
         decision = decide_rules(request, build_context(state, row, signal.price), limits)
