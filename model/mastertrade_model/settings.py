@@ -91,6 +91,17 @@ class RiskSettings(SettingsGroup):
     circuit_breaker_enabled: bool = setting(
         True, "CIRCUIT_BREAKER_ENABLED", "Halt trading when the drawdown limit is hit"
     )
+    max_open_positions: int = setting(
+        10, "MAX_OPEN_POSITIONS", "Symbols held or being bought at once (1 to 1000)", ge=1, le=1000
+    )
+    max_symbol_exposure_pct: Fraction = setting(
+        Decimal("0.4"),
+        "MAX_SYMBOL_EXPOSURE_PCT",
+        "Largest share of equity held in one symbol, as a fraction (0 < x <= 1)",
+    )
+    max_orders_per_minute: int = setting(
+        60, "MAX_ORDERS_PER_MINUTE", "Orders approved per minute (1 to 100000)", ge=1, le=100_000
+    )
 
 
 class EmailSettings(SettingsGroup):

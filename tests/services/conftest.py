@@ -12,9 +12,12 @@ import asyncio
 import os
 from collections.abc import Iterator
 
+import aio_pika
 import pytest
 
+from mastertrade.core.bus import declare_topology
 from mastertrade.migrations.runner import migrate_database
+from mastertrade_model.topology import EXCHANGES, QUEUES
 from tests.infra import create_database, create_vhost, delete_vhost, drop_database
 
 REDIS_TEST_URL = os.environ.get("MASTERTRADE_TEST_REDIS", "redis://127.0.0.1:6379/9")
@@ -59,3 +62,23 @@ def service_env(database_url: str, rabbitmq_url: str) -> dict[str, str]:
         # default, which would keep two shared cores busy behind every test that starts it)
         "MARKET_DATA_BACKFILL_DAYS": "1",
     }
+
+
+async def _purge_service_queues(url: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await declare_topology(channel, EXCHANGES, QUEUES)
+        for queue in QUEUES:
+            await (await channel.declare_queue(queue.name, passive=True)).purge()
+
+
+@pytest.fixture
+def trading_env(service_env: dict[str, str], rabbitmq_url: str) -> Iterator[dict[str, str]]:
+    """Settings for the trading loop: a migrated database of this test alone (risk state, the
+    equity peak and the breaker, is per database) and the session's vhost, its queues purged."""
+    database = create_database("mastertrade_trading")
+    asyncio.run(migrate_database(database, 10.0, lambda line: None))
+    asyncio.run(_purge_service_queues(rabbitmq_url))
+    yield {**service_env, "DATABASE_URL": database, "ORDER_POLL_SECONDS": "0.2"}
+    drop_database(database)

@@ -1,17 +1,161 @@
-"""create_app for order_executor."""
+"""create_app for order_executor: approved orders in, fills booked, order events out.
+
+Each approved order is recorded (committed) before it is executed, executed idempotently, and
+its message acknowledged only after both committed. At start-up, and then every
+ORDER_POLL_SECONDS, orders still in flight are reconciled (a `new` order left by a crash is
+executed; a resting paper limit order is matched), the equity is revalued and the outbox
+flushed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from decimal import Decimal
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
+from mastertrade.core.background import add_background
+from mastertrade.core.messages import ApprovedOrder, OrderEvent
+from mastertrade.core.outbox import publish_outbox
+from mastertrade.core.retry import retry_transient
+from mastertrade.core.runtime import Runtime
+from mastertrade.execution.adapters.binance import BinanceClient
+from mastertrade.execution.adapters.books import open_account
+from mastertrade.execution.adapters.live import LiveVenue
+from mastertrade.execution.adapters.orders import fetch_in_flight, record_order
+from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
+from mastertrade.execution.adapters.quotes import Quotes
+from mastertrade.execution.adapters.user_stream import run_user_stream
 from mastertrade.execution.api import router
 from mastertrade.execution.settings import ExecutionSettings
 
 Settings = ExecutionSettings
+QUEUE = "order_executor.approved_orders"
+STALE_NEW_SECONDS = 5.0
+logger = logging.getLogger("mastertrade.execution")
+
+
+def _redis(settings: ExecutionSettings) -> aioredis.Redis:
+    url = settings.redis_url or "redis://redis-not-configured.invalid:6379/0"
+    # A missing REDIS_URL shows up as "no quote" rejections naming the Redis key, not a crash
+    return aioredis.Redis.from_url(url, socket_timeout=settings.dependency_timeout)
+
+
+class Venue(Protocol):
+    in_flight: tuple[str, ...]
+
+    async def execute(self, client_order_id: str) -> OrderEvent | None: ...
+
+    async def revalue(self) -> Decimal: ...
+
+
+class Executor:
+    """The handler of approved orders and the reconcile loop, around one venue."""
+
+    def __init__(self, settings: ExecutionSettings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self.client = _redis(settings)
+        self.binance: BinanceClient | None = None
+        self.venue = self._venue(settings)
+
+    def _venue(self, settings: ExecutionSettings) -> Venue:
+        pool = lambda: self.live.pool  # noqa: E731 - the pool exists only once started
+        if settings.trading_environment == "live":
+            assert settings.binance_api_key and settings.binance_api_secret
+            self.binance = BinanceClient(
+                settings.binance_base_url, settings.binance_api_key.get_secret_value(),
+                settings.binance_api_secret.get_secret_value(), settings.binance_recv_window,
+                settings.binance_timeout_seconds,
+            )  # fmt: skip
+            quotes = Quotes(lambda: self.client, settings.price_max_age_seconds)
+            return LiveVenue(pool, self.binance, settings.quote_asset, quotes)
+        config = PaperConfig(
+            quote_asset=settings.quote_asset, fee_rate=settings.paper_fee_rate,
+            slippage=settings.paper_slippage_pct, max_price_age=settings.price_max_age_seconds,
+            environment=settings.trading_environment,
+        )  # fmt: skip
+        return PaperVenue(pool, lambda: self.client, config)
+
+    @property
+    def live(self) -> Runtime:
+        assert self.runtime is not None
+        return self.runtime
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        order = ApprovedOrder.model_validate(payload)
+        env = self.settings.trading_environment
+        await retry_transient(lambda: record_order(self.live.pool, order, env), "recording")
+        await retry_transient(lambda: self.venue.execute(order.client_order_id), "executing")
+        await self.flush()
+
+    async def flush(self) -> None:
+        try:
+            await publish_outbox(self.live.pool, self.live.channel)
+        except Exception as error:  # the loop publishes it later
+            logger.warning("publishing order events failed, will retry: %s", error)
+
+    async def reconcile(self, statuses: list[str], min_age: float = 0.0) -> int:
+        """Execute every order of the environment in one of `statuses` (a `new` one only once
+        `min_age` seconds old); returns how many."""
+        env = self.settings.trading_environment
+        ids = await fetch_in_flight(self.live.pool, env, statuses, min_age)
+        for client_order_id in ids:
+            await self.venue.execute(client_order_id)
+        return len(ids)
+
+    async def open(self) -> None:
+        settings = self.settings
+        if settings.trading_environment == "paper":
+            await open_account(self.live.pool, "paper", settings.quote_asset,
+                               settings.paper_trading_initial_balance)  # fmt: skip
+        found = await self.reconcile(list(self.venue.in_flight))
+        logger.info("account open; reconciled %d order(s) left in flight", found)
+
+    async def run(self) -> None:
+        """Open the account, reconcile crashed orders, then poll until cancelled."""
+        opened = False
+        try:
+            while True:
+                try:
+                    if not opened:
+                        await self.open()
+                        opened = True
+                    await self.reconcile(list(self.venue.in_flight), STALE_NEW_SECONDS)
+                    await self.venue.revalue()
+                    await self.flush()
+                except Exception as error:  # a dependency or the schema is missing: next round
+                    logger.warning("reconcile round failed: %s", error)
+                await asyncio.sleep(self.settings.order_poll_seconds)
+        finally:
+            logger.info("reconcile loop stopped")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        if self.binance is not None:
+            await self.binance.close()
 
 
 def create_app(settings: ExecutionSettings) -> FastAPI:
     """The app, its connections opened in the lifespan."""
-    return build_service_app(find_service("order_executor"), settings, [router])
+    executor = Executor(settings)
+    spec = find_service("order_executor")
+    app = build_service_app(spec, settings, [router], {QUEUE: executor})
+    executor.runtime = app.state.runtime
+    app.state.executor = executor
+
+    async def start() -> list[asyncio.Task[None]]:
+        tasks = [asyncio.create_task(executor.run())]
+        if executor.binance is not None:
+            stream = run_user_stream(executor.binance, settings.binance_ws_url,
+                                     lambda: executor.live.pool, settings.quote_asset)  # fmt: skip
+            tasks.append(asyncio.create_task(stream))
+        return tasks
+
+    add_background(app, start, executor.close)
+    return app

@@ -1,9 +1,11 @@
-"""Settings of order_executor: TRADING_ENVIRONMENT and PAPER_TRADING_INITIAL_BALANCE (defined in
-the model's `TradingSettings`), and the Binance keys."""
+"""Settings of order_executor: TRADING_ENVIRONMENT and PAPER_TRADING_INITIAL_BALANCE (the model's
+`TradingSettings`), paper costs, Binance keys and endpoint."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from decimal import Decimal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mastertrade.core.settings import ServiceSettings
 from mastertrade_model.settings import TradingSettings
@@ -12,12 +14,52 @@ from mastertrade_model.settings import TradingSettings
 class ExecutionSettings(ServiceSettings, TradingSettings):
     """Paper trading unless TRADING_ENVIRONMENT=live, which needs the Binance key and secret."""
 
+    paper_fee_rate: Decimal = Field(
+        default=Decimal("0.001"), ge=0, lt=Decimal("0.1"),
+        description="the paper fee as a fraction of the notional, 0 <= x < 0.1, e.g. 0.001",
+    )  # fmt: skip
+    paper_slippage_pct: Decimal = Field(
+        default=Decimal("0.0005"), ge=0, lt=Decimal("0.1"),
+        description="paper slippage as a fraction of the price, 0 <= x < 0.1, e.g. 0.0005",
+    )  # fmt: skip
+    quote_asset: str = Field(
+        default="USDT", pattern=r"^[A-Z0-9]{2,10}$", description="the account's cash asset"
+    )
+    price_max_age_seconds: float = Field(
+        default=60.0, ge=0, le=86400,
+        description="refuse to fill against a quote older than this many seconds (0: any age)",
+    )  # fmt: skip
+    order_poll_seconds: float = Field(
+        default=0.5, gt=0, le=60,
+        description="how often resting limit orders and equity are re-checked, in seconds",
+    )  # fmt: skip
     binance_api_key: SecretStr | None = Field(
         default=None, description="a Binance API key (required when TRADING_ENVIRONMENT=live)"
     )
     binance_api_secret: SecretStr | None = Field(
         default=None, description="a Binance secret (required when TRADING_ENVIRONMENT=live)"
     )
+    binance_base_url: str = Field(
+        default="https://api.binance.com", pattern=r"^https?://",
+        description="Binance's REST base URL, e.g. https://api.binance.com",
+    )  # fmt: skip
+    binance_ws_url: str = Field(
+        default="wss://stream.binance.com:9443", pattern=r"^wss?://",
+        description="Binance's WebSocket base for the user-data stream",
+    )  # fmt: skip
+    binance_recv_window: int = Field(
+        default=5000, ge=1, le=60000, description="recvWindow of signed requests, ms (<= 60000)"
+    )
+    binance_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="timeout of one Binance request, in seconds"
+    )
+
+    @field_validator("paper_fee_rate", "paper_slippage_pct")
+    @classmethod
+    def _finite(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return value
 
     @model_validator(mode="after")
     def _live_needs_keys(self) -> ExecutionSettings:

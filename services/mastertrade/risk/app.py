@@ -1,17 +1,63 @@
-"""create_app for risk_manager."""
+"""create_app for risk_manager: signals in, decisions stored, approved orders out."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
 
 from fastapi import FastAPI
 
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
-from mastertrade.risk.api import router
+from mastertrade.core.background import add_background
+from mastertrade.core.messages import Signal
+from mastertrade.core.outbox import publish_outbox, run_outbox_loop
+from mastertrade.core.runtime import Runtime
+from mastertrade.risk.adapters.store import decide_signal
+from mastertrade.risk.api import admin_router, router
 from mastertrade.risk.settings import RiskSettings
 
 Settings = RiskSettings
+logger = logging.getLogger("mastertrade.risk")
+QUEUE = "risk_manager.order_requests"
+OUTBOX_INTERVAL = 1.0
+
+
+class SignalHandler:
+    """Decides each signal; invalid ones raise, so the consumer dead-letters them."""
+
+    def __init__(self, settings: RiskSettings) -> None:
+        self.settings = settings
+        self.limits = settings.limits()
+        self.runtime: Runtime | None = None
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        assert self.runtime is not None
+        signal = Signal.model_validate(payload)
+        await decide_signal(
+            self.runtime.pool, signal, self.limits, self.settings.trading_environment
+        )
+        try:  # published now for latency; when this fails the outbox loop publishes later
+            await publish_outbox(self.runtime.pool, self.runtime.channel)
+        except Exception as error:
+            logger.warning("publishing decisions failed, the outbox loop retries: %s", error)
 
 
 def create_app(settings: RiskSettings) -> FastAPI:
     """The app, its connections opened in the lifespan."""
-    return build_service_app(find_service("risk_manager"), settings, [router])
+    handler = SignalHandler(settings)
+    app = build_service_app(
+        find_service("risk_manager"), settings, [router, admin_router], {QUEUE: handler}
+    )
+    runtime: Runtime = app.state.runtime
+    handler.runtime = runtime
+    stop = asyncio.Event()
+
+    async def start() -> list[asyncio.Task[None]]:
+        stop.clear()
+        loop = run_outbox_loop(lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL, stop)
+        return [asyncio.create_task(loop)]
+
+    add_background(app, start)
+    return app

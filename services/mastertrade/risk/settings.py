@@ -1,19 +1,42 @@
-"""Settings of risk_manager: MAX_POSITION_SIZE_PCT, MAX_PORTFOLIO_DRAWDOWN_PCT and
-CIRCUIT_BREAKER_ENABLED (defined in the model's `RiskSettings`)."""
+"""Settings of risk_manager: its limits and TRADING_ENVIRONMENT (defined once in the model's
+`RiskSettings` and `TradingSettings`), and the admin key."""
 
 from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator
 
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.risk.domain import RiskLimits
 from mastertrade_model.settings import RiskSettings as RiskGroup
+from mastertrade_model.settings import TradingSettings
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class RiskSettings(ServiceSettings, RiskGroup):
+class RiskSettings(ServiceSettings, RiskGroup, TradingSettings):
     """The seed's limits: 20 % per position, 15 % drawdown, circuit breaker on."""
+
+    risk_admin_api_key_sha256: SecretStr | None = Field(
+        default=None,
+        description="the SHA-256 (64 lower-case hex digits) of the admin bearer token, "
+        "e.g. from `printf %s TOKEN | sha256sum`",
+    )
+
+    @field_validator("risk_admin_api_key_sha256")
+    @classmethod
+    def _hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not SHA256_HEX.match(value.get_secret_value().strip().lower()):
+            raise ValueError("must be 64 hex digits (a SHA-256), not the token itself")
+        return value
 
     def limits(self) -> RiskLimits:
         return RiskLimits(
-            max_position_size_pct=float(self.max_position_size_pct),
-            max_portfolio_drawdown_pct=float(self.max_portfolio_drawdown_pct),
+            max_position_size_pct=self.max_position_size_pct,
+            max_portfolio_drawdown_pct=self.max_portfolio_drawdown_pct,
             circuit_breaker_enabled=self.circuit_breaker_enabled,
+            max_open_positions=self.max_open_positions,
+            max_symbol_exposure_pct=self.max_symbol_exposure_pct,
+            max_orders_per_minute=self.max_orders_per_minute,
         )

@@ -1,26 +1,22 @@
-"""Pure risk rules: position size and drawdown limits."""
+"""The stateless "would this position be allowed?" check behind POST /api/v1/check."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class RiskLimits(BaseModel):
-    """The limits an order is checked against."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_position_size_pct: float
-    max_portfolio_drawdown_pct: float
-    circuit_breaker_enabled: bool
+from mastertrade.core.messages import Amount
+from mastertrade.risk.domain.limits import RiskLimits
+from mastertrade.risk.domain.rules import drawdown
 
 
 class PositionCheck(BaseModel):
     """A proposed position: its value, the portfolio's value now and at its peak."""
 
-    position_value: float = Field(ge=0)
-    portfolio_value: float = Field(gt=0)
-    portfolio_peak: float = Field(gt=0)
+    model_config = ConfigDict(extra="forbid")
+
+    position_value: Amount = Field(ge=0)
+    portfolio_value: Amount = Field(gt=0)
+    portfolio_peak: Amount = Field(gt=0)
 
 
 class Decision(BaseModel):
@@ -28,11 +24,6 @@ class Decision(BaseModel):
 
     approved: bool
     reasons: list[str]
-
-
-def drawdown(value: float, peak: float) -> float:
-    """Fall from the peak as a fraction of it (0 when at or above the peak)."""
-    return max(0.0, (peak - value) / peak)
 
 
 def evaluate_position(check: PositionCheck, limits: RiskLimits) -> Decision:
@@ -43,7 +34,8 @@ def evaluate_position(check: PositionCheck, limits: RiskLimits) -> Decision:
         reasons.append(
             f"position is {size:.2%} of the portfolio, above {limits.max_position_size_pct:.2%}"
         )
-    fall = drawdown(check.portfolio_value, check.portfolio_peak)
+    peak = max(check.portfolio_peak, check.portfolio_value)
+    fall = drawdown(check.portfolio_value, peak)
     if limits.circuit_breaker_enabled and fall >= limits.max_portfolio_drawdown_pct:
         reasons.append(
             f"drawdown {fall:.2%} reached {limits.max_portfolio_drawdown_pct:.2%}: "

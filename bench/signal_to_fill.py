@@ -1,0 +1,290 @@
+"""Benchmark: signal-to-fill latency through the real broker and database, beside a raw aio-pika
+round trip on the same broker in the same run.
+
+The path measured: a Signal published on `mastertrade.signals` -> risk_manager (decision under
+a row lock in PostgreSQL, outbox, `order.approved`) -> order_executor (order recorded, paper
+fill booked in PostgreSQL against a Redis quote, outbox, `order.filled`) -> this process. Both
+services run as real processes (`mastertrade serve`). Latency is from the publish call to the
+arrival of the fill event, matched through the `risk.decision` event (signal id -> client order
+id). The reference publishes a persistent message to a queue of its own and consumes it, at
+the same rate, on the same broker and with the same publisher confirms.
+
+Rates: RATE signals/s for DURATION s (default 200/s for 10 s); with --ramp the rate doubles
+until the p99 passes 50 ms (the sustained rate is the last one under it). Target (the issue):
+p99 under 10 ms at 200 signals/s.
+
+    .venv/bin/python bench/signal_to_fill.py [--rate 200] [--duration 10] [--ramp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import aio_pika
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.infra import create_database, create_vhost, delete_vhost, drop_database, free_port
+
+from mastertrade.core.bus import declare_topology, publish_json
+from mastertrade.core.prices import TopOfBook, write_book
+from mastertrade_model.topology import EXCHANGES, ORDERS, QUEUES, SIGNALS
+
+MASTERTRADE = Path(sys.executable).parent / "mastertrade"
+REDIS_URL = os.environ.get("MASTERTRADE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
+SYMBOL = "BENCHUSDT"
+P99_CEILING_MS = 50.0
+
+
+def say(line: str) -> None:
+    print(f"bench: {line}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+@contextlib.contextmanager
+def infrastructure() -> Iterator[dict[str, str]]:
+    """A database and a vhost of the run's own, migrated; the services' environment."""
+    database, vhost = create_database("mastertrade_bench"), create_vhost("mastertrade_bench")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "RABBITMQ_URL": vhost,
+        "REDIS_URL": REDIS_URL,
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "console",
+        "MAX_ORDERS_PER_MINUTE": "100000",
+        "PAPER_TRADING_INITIAL_BALANCE": "100000000",
+        "MAX_SYMBOL_EXPOSURE_PCT": "1",
+        "MAX_POSITION_SIZE_PCT": "1",
+    }
+    try:
+        subprocess.run([str(MASTERTRADE), "migrate"], env=env, check=True, capture_output=True)
+        yield env
+    finally:
+        delete_vhost(vhost)
+        drop_database(database)
+
+
+@contextlib.contextmanager
+def services(env: dict[str, str]) -> Iterator[None]:
+    children = [
+        subprocess.Popen(
+            [str(MASTERTRADE), "serve", name, "--host", "127.0.0.1", "--port", str(free_port())],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for name in ("risk_manager", "order_executor")
+    ]
+    try:
+        yield None
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait(timeout=30)
+
+
+class Tracker:
+    """Publish times by signal id, the order id each got, and the fill latencies."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.order_of: dict[str, str] = {}
+        self.filled_at: dict[str, float] = {}
+        self.decided_at: dict[str, float] = {}
+        self.last_run = ""
+
+    async def on_event(self, message: AbstractIncomingMessage) -> None:
+        now = time.perf_counter()
+        await message.ack()
+        body = json.loads(message.body)
+        if message.routing_key == "risk.decision" and body.get("client_order_id"):
+            self.order_of[body["client_order_id"]] = body["signal_id"]
+            self.decided_at[body["signal_id"]] = now
+        elif message.routing_key == "order.filled":
+            self.filled_at[body["client_order_id"]] = now
+
+    def latencies_ms(self, prefix: str) -> list[float]:
+        """Publish-to-fill of the filled orders whose signal id starts with `prefix`."""
+        return [
+            (at - self.sent[self.order_of[cid]]) * 1000
+            for cid, at in self.filled_at.items()
+            if self.order_of.get(cid, "").startswith(prefix)
+        ]
+
+
+def decision_latencies_ms(tracker: Tracker, prefix: str) -> list[float]:
+    """Publish-to-decision (the risk manager's part) of the signals starting with `prefix`."""
+    return [
+        (at - tracker.sent[sid]) * 1000
+        for sid, at in tracker.decided_at.items()
+        if sid.startswith(prefix)
+    ]
+
+
+async def paced(rate: float, duration: float) -> AsyncIterator[int]:
+    """Indices at `rate` per second for `duration` seconds, on a fixed schedule."""
+    start, count = time.perf_counter(), int(rate * duration)
+    for index in range(count):
+        delay = start + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield index
+
+
+async def run_pipeline(
+    channel: AbstractChannel, tracker: Tracker, rate: float, duration: float
+) -> list[float]:
+    """Signals at `rate`; the latencies of those filled within 10 s after the last."""
+    run = uuid.uuid4().hex[:8]
+    async for index in paced(rate, duration):
+        signal_id = f"b{run}{index}"
+        body = {
+            "signal_id": signal_id,
+            "symbol": SYMBOL,
+            "side": "buy",
+            "quantity": "0.001",
+            "price": "100",
+        }
+        tracker.sent[signal_id] = time.perf_counter()
+        await publish_json(channel, SIGNALS.name, f"signal.{SYMBOL}", body)
+    expected = int(rate * duration)
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline:
+        mine = [c for c, s in tracker.order_of.items() if s.startswith(f"b{run}")]
+        if len(mine) >= expected and all(c in tracker.filled_at for c in mine):
+            break
+        await asyncio.sleep(0.05)
+    tracker.last_run = f"b{run}"
+    return tracker.latencies_ms(f"b{run}")
+
+
+async def run_reference(channel: AbstractChannel, rate: float, duration: float) -> list[float]:
+    """A persistent, confirmed publish to a queue and its consumption, at the same rate."""
+    queue = await channel.declare_queue(exclusive=True)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        latencies.append((time.perf_counter() - sent[message.body.decode()]) * 1000)
+        await message.ack()
+
+    await queue.consume(on_message)
+    exchange = channel.default_exchange
+    async for index in paced(rate, duration):
+        sent[str(index)] = time.perf_counter()
+        await exchange.publish(
+            aio_pika.Message(str(index).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            queue.name,
+        )
+    deadline = time.perf_counter() + 5
+    while len(latencies) < len(sent) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.02)
+    return latencies
+
+
+def row(name: str, rate: float, values: list[float], expected: int) -> str:
+    return (
+        f"{name:<32} {rate:>7.0f} {len(values):>5}/{expected:<5} {percentile(values, 0.5):>8.2f}"
+        f" {percentile(values, 0.99):>8.2f} {max(values, default=float('nan')):>8.2f}"
+    )
+
+
+async def ready(channel: AbstractChannel, tracker: Tracker) -> None:
+    """Until one signal goes all the way through (both services up, account open)."""
+    for attempt in range(600):
+        signal_id = f"warm{attempt}"
+        tracker.sent[signal_id] = time.perf_counter()
+        await publish_json(
+            channel,
+            SIGNALS.name,
+            f"signal.{SYMBOL}",
+            {
+                "signal_id": signal_id,
+                "symbol": SYMBOL,
+                "side": "buy",
+                "quantity": "0.001",
+                "price": "100",
+            },
+        )
+        await asyncio.sleep(0.5)
+        if tracker.filled_at:
+            return
+    raise RuntimeError("no fill after 5 minutes: are both services starting?")
+
+
+async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await write_book(
+        client,
+        TopOfBook(SYMBOL, Decimal("99.99"), Decimal("100.01"), int(time.time() * 1000) + 3_600_000),
+    )
+    await client.aclose()
+    connection = await aio_pika.connect(env["RABBITMQ_URL"])
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_topology(channel, EXCHANGES, QUEUES)
+        events = await channel.declare_queue(exclusive=True)
+        await events.bind(ORDERS.name, "order.filled")
+        await events.bind(ORDERS.name, "risk.decision")
+        tracker = Tracker()
+        await events.consume(tracker.on_event)
+        with services(env):
+            await ready(channel, tracker)
+            say("both services up; measuring")
+            await report(channel, tracker, args)
+
+
+async def report(channel: AbstractChannel, tracker: Tracker, args: argparse.Namespace) -> None:
+    print(f"{'path':<32} {'rate/s':>7} {'done':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    rate, sustained = args.rate, 0.0
+    while True:
+        expected = int(rate * args.duration)
+        reference = await run_reference(channel, rate, args.duration)
+        print(row("raw aio-pika round trip", rate, reference, expected), flush=True)
+        latencies = await run_pipeline(channel, tracker, rate, args.duration)
+        decided = decision_latencies_ms(tracker, tracker.last_run)
+        print(row("  of which signal -> decision", rate, decided, expected), flush=True)
+        print(row("signal -> risk -> executor -> fill", rate, latencies, expected), flush=True)
+        ok = len(latencies) == expected and percentile(latencies, 0.99) <= P99_CEILING_MS
+        sustained = rate if ok else sustained
+        if not args.ramp or not ok:
+            break
+        rate *= 2
+    if args.ramp:
+        print(f"sustained: {sustained:.0f} signals/s with p99 <= {P99_CEILING_MS:.0f} ms")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--ramp", action="store_true", help="double the rate until p99 > 50 ms")
+    args = parser.parse_args(argv)
+    with infrastructure() as env:
+        asyncio.run(bench(args, env))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

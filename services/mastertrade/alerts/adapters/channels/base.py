@@ -1,0 +1,52 @@
+"""What every channel is: a name and `send(alert)`, raising ChannelError when it failed.
+
+`retryable` says whether trying again may help (a timeout, a 5xx, a 429) and `retry_after`
+carries the wait the service asked for (Telegram's `parameters.retry_after`, Discord's
+`retry_after`, a `Retry-After` header). HTTP answers are sorted here once for every channel.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+from mastertrade.core.messages import AlertEvent
+
+
+class ChannelError(Exception):
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable, self.retry_after = retryable, retry_after
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, alert: AlertEvent) -> None: ...
+
+
+def _header_delay(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def check_answer(name: str, response: httpx.Response, retry_after: float | None = None) -> None:
+    """Raise ChannelError unless 2xx; 429 and 5xx are retryable, other 4xx are not."""
+    if response.is_success:
+        return
+    status = response.status_code
+    delay = retry_after if retry_after is not None else _header_delay(response)
+    text = response.text[:300]
+    raise ChannelError(f"{name}: HTTP {status}: {text}", status == 429 or status >= 500, delay)
+
+
+async def post(name: str, client: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Response:
+    """POST, turning transport failures (timeouts, refused connections) into retryable errors."""
+    try:
+        return await client.post(url, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as error:
+        raise ChannelError(f"{name}: {error!r}", retryable=True) from error

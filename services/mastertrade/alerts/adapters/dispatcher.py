@@ -1,0 +1,86 @@
+"""Delivering an alert on every channel, each on its own: retries with backoff, rate limits.
+
+Each (alert, channel) delivery runs as its own task, so a slow or failing channel never holds
+up another, nor the consumer (which returns once the alert is stored). A retryable failure
+(timeout, 5xx, 429) is retried after the server's retry_after or an exponential delay, up to
+ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import asyncpg
+
+from mastertrade.alerts.adapters.channels.base import Channel, ChannelError
+from mastertrade.alerts.adapters.store import mark_delivery
+from mastertrade.alerts.domain.delivery import RateLimiter, retry_delay
+from mastertrade.core.messages import AlertEvent
+
+logger = logging.getLogger("mastertrade.alerts")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        channels: Mapping[str, Channel],
+        pool: Callable[[], asyncpg.Pool],
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+    ) -> None:
+        self.channels, self.pool, self.limiter, self.policy = channels, pool, limiter, policy
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def dispatch(self, alert_id: int, alert: AlertEvent, channels: list[str]) -> None:
+        """Start one delivery task per channel and return at once."""
+        for name in channels:
+            task = asyncio.create_task(self.deliver(alert_id, name, alert))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def deliver(self, alert_id: int, name: str, alert: AlertEvent) -> None:
+        channel = self.channels.get(name)
+        if channel is None:
+            await self._mark(alert_id, name, ("failed", 0, f"{name} is not configured"))
+            return
+        if not self.limiter.allow(name, time.monotonic()):
+            reason = f"over {self.limiter.per_minute} per minute"
+            await self._mark(alert_id, name, ("rate_limited", 0, reason))
+            return
+        await self._mark(alert_id, name, await self._attempts(channel, alert))
+
+    async def _attempts(self, channel: Channel, alert: AlertEvent) -> tuple[str, int, str | None]:
+        policy = self.policy
+        for attempt in range(1, policy.max_attempts + 1):
+            try:
+                await channel.send(alert)
+                return "sent", attempt, None
+            except ChannelError as error:
+                logger.warning("%s attempt %d failed: %s", channel.name, attempt, error)
+                if not error.retryable or attempt == policy.max_attempts:
+                    return "failed", attempt, str(error)[:500]
+                delay = retry_delay(attempt, policy.base_delay, policy.max_delay, error.retry_after)
+                await asyncio.sleep(delay)
+        return "failed", policy.max_attempts, "no attempt left"
+
+    async def _mark(self, alert_id: int, name: str, outcome: tuple[str, int, str | None]) -> None:
+        try:
+            await mark_delivery(self.pool(), alert_id, name, outcome)
+        except Exception as error:  # history is best effort; the delivery itself happened
+            logger.error("recording the %s delivery of alert %d failed: %s", name, alert_id, error)
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)

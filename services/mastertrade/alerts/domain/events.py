@@ -1,0 +1,102 @@
+"""Turning what arrives into alerts: trading events, AlertEvents, Alertmanager notifications.
+
+The alert system's queue carries AlertEvents (`mastertrade.alerts`) and order events
+(`order.filled`, `order.rejected`); the consumer sees only the body, so the shape tells which.
+Alertmanager posts its webhook JSON (version 4): one alert per entry, firing or resolved, its
+fingerprint and status making the dedup key so a re-sent notification is not a new alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mastertrade.core.messages import AlertEvent, OrderEvent
+
+SEVERITIES = {"critical": "critical", "error": "critical", "warning": "warning", "page": "critical"}
+
+
+def build_from_order(order: OrderEvent) -> AlertEvent:
+    if order.status == "filled":
+        title = (
+            f"Filled: {order.side} {order.filled_quantity} {order.symbol} at "
+            f"{order.average_price} ({order.environment})"
+        )
+        return AlertEvent(
+            kind="order_filled",
+            severity="info",
+            title=title,
+            message=f"order {order.client_order_id}, fee {order.fee}",
+            dedup_key=f"filled:{order.client_order_id}",
+            source="order_executor",
+        )
+    title = f"Order {order.status}: {order.side} {order.quantity} {order.symbol}"
+    return AlertEvent(
+        kind=f"order_{order.status}",
+        severity="warning",
+        title=title[:200],
+        message=f"order {order.client_order_id}: {order.reason or 'no reason given'}",
+        dedup_key=f"{order.status}:{order.client_order_id}",
+        source="order_executor",
+    )
+
+
+def build_from_message(payload: Mapping[str, Any]) -> AlertEvent:
+    """An AlertEvent or an order event, validated (ValueError when it is neither)."""
+    if "kind" in payload:
+        return AlertEvent.model_validate(payload)
+    if "client_order_id" in payload and "status" in payload:
+        return build_from_order(OrderEvent.model_validate(payload))
+    raise ValueError("neither an AlertEvent (with 'kind') nor an order event (with 'status')")
+
+
+class AlertmanagerAlert(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: str
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    startsAt: str = ""  # noqa: N815 - Alertmanager's field name
+    fingerprint: str = ""
+
+
+class AlertmanagerWebhook(BaseModel):
+    """Alertmanager's webhook body (version 4)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str = "4"
+    status: str
+    receiver: str = ""
+    alerts: list[AlertmanagerAlert]
+
+
+def build_from_alertmanager(webhook: AlertmanagerWebhook) -> list[AlertEvent]:
+    found = []
+    for alert in webhook.alerts:
+        name = alert.labels.get("alertname", "prometheus alert")
+        resolved = alert.status == "resolved"
+        severity = (
+            "info" if resolved else SEVERITIES.get(alert.labels.get("severity", ""), "warning")
+        )
+        summary = alert.annotations.get("summary") or alert.annotations.get("description", "")
+        key = alert.fingerprint or f"{name}:{sorted(alert.labels.items())}"
+        found.append(
+            AlertEvent(
+                kind="prometheus",
+                severity=severity,
+                source="alertmanager",
+                title=f"[{alert.status.upper()}] {name}"[:200],
+                message=summary[:4000],
+                dedup_key=f"am:{key}:{alert.status}:{alert.startsAt}"[:200],
+            )
+        )
+    return found
+
+
+def render_text(alert: AlertEvent) -> str:
+    """The one-message text every chat channel sends."""
+    head = f"[{alert.severity.upper()}] {alert.title}"
+    return f"{head}\n{alert.message}" if alert.message else head

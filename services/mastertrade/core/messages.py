@@ -1,0 +1,149 @@
+"""The messages MasterTrade's trading loop passes on RabbitMQ, as pydantic models.
+
+Every service that publishes or consumes a trading message builds it from here, so one
+definition says what a signal, an approved order, an order event and an alert event carry.
+Amounts are `Decimal` and travel as JSON strings ("0.015", never 0.015): a float would round
+them. Every amount must be finite and within `AMOUNT_LIMIT`; NaN and Infinity are refused with
+a message that names the field. Routing keys:
+
+| exchange                | routing key                  | model           |
+|-------------------------|------------------------------|-----------------|
+| mastertrade.signals     | `signal.<SYMBOL>`            | `Signal`        |
+| mastertrade.orders      | `order.approved`             | `ApprovedOrder` |
+| mastertrade.orders      | `order.filled`, `order.rejected`, `order.submitted` | `OrderEvent` |
+| mastertrade.orders      | `risk.decision`              | `RiskDecisionEvent` |
+| mastertrade.alerts      | `alert.<kind>`               | `AlertEvent`    |
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+AMOUNT_LIMIT = Decimal("1e15")
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+def check_amount(raw: Any) -> Any:
+    """Finite and within +-AMOUNT_LIMIT, or a ValueError saying what to send instead; runs
+    before the bounds (gt/ge) so NaN and Infinity get this message, not a comparison's."""
+    try:
+        value = Decimal(str(raw)) if isinstance(raw, float | int | str) else raw
+    except InvalidOperation:
+        return raw  # not a number at all: pydantic's own error says so
+    if not isinstance(value, Decimal):
+        return raw
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite number: send a decimal string such as '1.5'")
+    if abs(value) >= AMOUNT_LIMIT:
+        raise ValueError(f"{value} is out of bounds: amounts must be below {AMOUNT_LIMIT:e}")
+    return value
+
+
+def check_symbol(value: str) -> str:
+    """An exchange symbol such as BTCUSDT (upper case letters and digits)."""
+    symbol = value.strip().upper()
+    if not SYMBOL_PATTERN.match(symbol):
+        raise ValueError(f"{value!r} is not a symbol: use letters and digits, e.g. BTCUSDT")
+    return symbol
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(check_amount),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+]
+PositiveAmount = Annotated[Amount, Field(gt=0)]
+Symbol = Annotated[str, AfterValidator(check_symbol)]
+Side = Literal["buy", "sell"]
+OrderType = Literal["market", "limit"]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of the messages: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-ready dict to publish (Decimals as strings)."""
+        return self.model_dump(mode="json")
+
+
+class Signal(Message):
+    """A strategy's wish to trade `quantity` of `symbol` at about `price` (the price it saw;
+    the limit price for a limit order). Published on `mastertrade.signals` as `signal.<SYMBOL>`."""
+
+    signal_id: Identifier
+    strategy_id: str | None = None
+    symbol: Symbol
+    side: Side
+    order_type: OrderType = "market"
+    quantity: PositiveAmount
+    price: PositiveAmount
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class ApprovedOrder(Message):
+    """An order the risk manager let through (possibly resized); `order.approved`."""
+
+    client_order_id: Identifier
+    signal_id: Identifier
+    symbol: Symbol
+    side: Side
+    order_type: OrderType
+    quantity: PositiveAmount
+    limit_price: PositiveAmount | None = None
+    reduce_only: bool = False
+    approved_at: datetime = Field(default_factory=utc_now)
+
+
+class RiskDecisionEvent(Message):
+    """What the risk manager decided about a signal, and why; `risk.decision`."""
+
+    signal_id: Identifier
+    outcome: Literal["approved", "resized", "rejected"]
+    symbol: Symbol
+    side: Side
+    requested_quantity: PositiveAmount
+    approved_quantity: Amount
+    reasons: list[str]
+    client_order_id: Identifier | None = None
+
+
+class OrderEvent(Message):
+    """What became of an order at the executor; `order.<status>`."""
+
+    client_order_id: Identifier
+    symbol: Symbol
+    side: Side
+    status: Literal["submitted", "filled", "rejected", "cancelled"]
+    environment: Literal["paper", "live"]
+    quantity: PositiveAmount
+    filled_quantity: Amount = Decimal(0)
+    average_price: Amount | None = None
+    fee: Amount = Decimal(0)
+    reason: str | None = None
+    occurred_at: datetime = Field(default_factory=utc_now)
+
+
+class AlertEvent(Message):
+    """Something people should hear about; `alert.<kind>` on `mastertrade.alerts`.
+
+    `dedup_key` makes repeats within the alert system's dedup window one alert."""
+
+    kind: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
+    severity: Literal["info", "warning", "critical"] = "info"
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    message: Annotated[str, Field(max_length=4000)] = ""
+    dedup_key: Annotated[str, Field(max_length=200)] | None = None
+    source: str | None = None
+    occurred_at: datetime = Field(default_factory=utc_now)

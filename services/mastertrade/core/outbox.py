@@ -1,0 +1,80 @@
+"""The transactional outbox: events stored with the state they describe, published after commit.
+
+A service writes its state change and the events announcing it in one transaction
+(`add_to_outbox`), then publishes them (`publish_outbox`). A crash between the commit and the
+publish only delays the event: the next flush (a background loop, or start-up) sends it. Delivery
+is at least once, so consumers dedupe (by client order id, signal id or an alert's dedup key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from aio_pika.abc import AbstractChannel
+
+from mastertrade.core.bus import publish_json
+from mastertrade.core.db import Connection
+
+logger = logging.getLogger("mastertrade.outbox")
+
+INSERT = "INSERT INTO outbox (exchange, routing_key, payload) VALUES ($1, $2, $3::jsonb)"
+CLAIM = """
+SELECT id, exchange, routing_key, payload::text AS payload FROM outbox
+WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+
+
+async def add_to_outbox(
+    connection: Connection, exchange: str, routing_key: str, payload: dict[str, Any]
+) -> None:
+    """Queue an event inside the caller's transaction."""
+    await connection.execute(INSERT, exchange, routing_key, json.dumps(payload))
+
+
+async def publish_outbox(pool: asyncpg.Pool, channel: AbstractChannel, batch: int = 100) -> int:
+    """Publish unpublished events (confirmed by the broker) and mark them; returns how many.
+
+    Rows are claimed with SKIP LOCKED, so replicas flushing at once never send a row twice in
+    the same round; a crash after the publish and before the mark re-sends it (at least once)."""
+    sent = 0
+    while True:
+        async with pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(CLAIM, batch)
+            # confirms awaited together: one broker round trip for the batch, not one per event
+            await asyncio.gather(
+                *(
+                    publish_json(
+                        channel, row["exchange"], row["routing_key"], json.loads(row["payload"])
+                    )
+                    for row in rows
+                )
+            )
+            if rows:
+                await connection.execute(MARK, [row["id"] for row in rows])
+        sent += len(rows)
+        if len(rows) < batch:
+            return sent
+
+
+async def run_outbox_loop(
+    pool_of: Callable[[], asyncpg.Pool],
+    channel_of: Callable[[], AbstractChannel],
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    """Flush every `interval` seconds until `stop` is set; failures are logged and retried."""
+    while not stop.is_set():
+        try:
+            await publish_outbox(pool_of(), channel_of())
+        except Exception as error:  # the broker or database is down: the next round retries
+            logger.warning("outbox flush failed, retrying in %.1fs: %s", interval, error)
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            continue

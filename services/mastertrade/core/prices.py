@@ -1,0 +1,92 @@
+"""The current top of book of a symbol in Redis: the one definition of its key and format.
+
+Market data writes, the order executor reads. Key `mastertrade:book:<SYMBOL>` (e.g.
+`mastertrade:book:BTCUSDT`), a Redis hash with decimal strings:
+
+    bid  best bid price        ask  best ask price
+    ts   time of the quote, Unix epoch milliseconds (integer string)
+
+`write_book` sets all three in one HSET; `parse_book` validates what was read (finite, positive,
+bid <= ask) so a corrupt or missing quote is refused, never filled against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import redis.asyncio as aioredis
+
+BOOK_KEY_PREFIX = "mastertrade:book:"
+
+
+class PriceUnavailableError(Exception):
+    """No usable top of book for a symbol; the message says why."""
+
+
+@dataclass(frozen=True)
+class TopOfBook:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    ts_ms: int
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+def book_key(symbol: str) -> str:
+    """The Redis key of a symbol's top of book."""
+    return f"{BOOK_KEY_PREFIX}{symbol.upper()}"
+
+
+def _decimal(fields: Mapping[str, str], name: str, symbol: str) -> Decimal:
+    try:
+        value = Decimal(fields[name])
+    except (KeyError, InvalidOperation):
+        raise PriceUnavailableError(f"{book_key(symbol)} has no valid {name!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise PriceUnavailableError(f"{book_key(symbol)} has a bad {name!r}: {value}")
+    return value
+
+
+def parse_book(symbol: str, fields: Mapping[str, str]) -> TopOfBook:
+    """The quote from a hash's fields, or PriceUnavailableError."""
+    if not fields:
+        raise PriceUnavailableError(f"no quote for {symbol} in Redis ({book_key(symbol)})")
+    bid, ask = _decimal(fields, "bid", symbol), _decimal(fields, "ask", symbol)
+    if bid > ask:
+        raise PriceUnavailableError(f"{book_key(symbol)} is crossed: bid {bid} > ask {ask}")
+    try:
+        ts_ms = int(fields.get("ts", "0"))
+    except ValueError:
+        raise PriceUnavailableError(f"{book_key(symbol)} has a bad 'ts'") from None
+    return TopOfBook(symbol.upper(), bid, ask, ts_ms)
+
+
+def _text(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode() if isinstance(v, bytes) else str(v)
+        )
+        for k, v in raw.items()
+    }
+
+
+async def fetch_book(client: aioredis.Redis, symbol: str) -> TopOfBook:
+    """Read and validate a symbol's top of book."""
+    raw = await client.hgetall(book_key(symbol))
+    return parse_book(symbol, _text(raw))
+
+
+async def write_book(client: aioredis.Redis, book: TopOfBook) -> None:
+    """Store a top of book (market data's side; tests and the bench use it too)."""
+    mapping: dict[str | bytes, str | bytes] = {
+        "bid": format(book.bid, "f"),
+        "ask": format(book.ask, "f"),
+        "ts": str(book.ts_ms),
+    }
+    await client.hset(book_key(book.symbol), mapping=mapping)  # type: ignore[arg-type]

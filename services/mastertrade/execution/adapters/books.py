@@ -1,0 +1,100 @@
+"""The account's books in PostgreSQL: quote-asset balance, positions, fills, equity.
+
+Rows are locked in one order everywhere (order, then balance, then position) so concurrent
+transactions never deadlock. The pure ledger decides; this module reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+import asyncpg
+
+from mastertrade.core.db import Connection, one
+from mastertrade.execution.domain.ledger import Position, derive_equity
+from mastertrade.execution.domain.paper import PaperFill
+
+OPEN_ACCOUNT = """
+INSERT INTO balances (environment, asset, free) VALUES ($1, $2, $3)
+ON CONFLICT (environment, asset) DO NOTHING
+"""
+LOCK_BALANCE = "SELECT free, locked FROM balances WHERE environment = $1 AND asset = $2 FOR UPDATE"
+SET_BALANCE = """
+UPDATE balances SET free = $3, locked = $4, updated_at = now() WHERE environment = $1 AND asset = $2
+"""
+LOCK_POSITION = """
+SELECT quantity, average_price FROM positions WHERE environment = $1 AND symbol = $2 FOR UPDATE
+"""
+SET_POSITION = """
+INSERT INTO positions (environment, symbol, quantity, average_price) VALUES ($1, $2, $3, $4)
+ON CONFLICT (environment, symbol) DO UPDATE
+SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price, updated_at = now()
+"""
+ADD_FILL = """
+INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+POSITIONS = "SELECT symbol, quantity, average_price FROM positions WHERE environment = $1"
+CASH = "SELECT COALESCE(sum(free + locked), 0) FROM balances WHERE environment = $1 AND asset = $2"
+SET_EQUITY = """
+INSERT INTO account_equity (environment, cash, positions_value, equity) VALUES ($1, $2, $3, $4)
+ON CONFLICT (environment) DO UPDATE SET cash = EXCLUDED.cash,
+    positions_value = EXCLUDED.positions_value, equity = EXCLUDED.equity, updated_at = now()
+"""
+
+
+async def open_account(pool: asyncpg.Pool, environment: str, asset: str, amount: Decimal) -> None:
+    """Give a new paper account its starting balance (never touches an existing one)."""
+    await pool.execute(OPEN_ACCOUNT, environment, asset, amount)
+
+
+async def lock_balance(
+    connection: Connection, environment: str, asset: str
+) -> tuple[Decimal, Decimal]:
+    row = one(await connection.fetchrow(LOCK_BALANCE, environment, asset), f"{asset} balance")
+    return row["free"], row["locked"]
+
+
+async def set_balance(
+    connection: Connection, environment: str, asset: str, free: Decimal, locked: Decimal
+) -> None:
+    await connection.execute(SET_BALANCE, environment, asset, free, locked)
+
+
+async def lock_position(connection: Connection, environment: str, symbol: str) -> Position:
+    row = await connection.fetchrow(LOCK_POSITION, environment, symbol)
+    return Position() if row is None else Position(row["quantity"], row["average_price"])
+
+
+async def set_position(
+    connection: Connection, environment: str, symbol: str, position: Position
+) -> None:
+    await connection.execute(
+        SET_POSITION, environment, symbol, position.quantity, position.average_price
+    )
+
+
+async def add_fill(
+    connection: Connection, client_order_id: str, fill_id: str, fill: PaperFill, fee_asset: str
+) -> None:
+    """Book one fill; the (order, fill id) key refuses the same fill twice."""
+    await connection.execute(
+        ADD_FILL, client_order_id, fill_id, fill.price, fill.quantity, fill.fee, fee_asset
+    )
+
+
+async def fetch_positions(connection: Connection, environment: str) -> dict[str, Position]:
+    rows = await connection.fetch(POSITIONS, environment)
+    return {r["symbol"]: Position(r["quantity"], r["average_price"]) for r in rows}
+
+
+async def store_equity(
+    connection: Connection, environment: str, asset: str, marks: Mapping[str, Decimal]
+) -> Decimal:
+    """Value the account at `marks` and store it for the risk manager; returns equity."""
+    cash = await connection.fetchval(CASH, environment, asset)
+    positions = await fetch_positions(connection, environment)
+    value, equity = derive_equity(cash, positions, marks)
+    await connection.execute(SET_EQUITY, environment, cash, value, equity)
+    return equity

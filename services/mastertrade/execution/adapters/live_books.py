@@ -1,0 +1,91 @@
+"""Booking what Binance reports about an order: fills (once each, by trade id), the order's
+status, the position, and the event; plus the account's balances and equity from Binance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from mastertrade.core.db import Connection
+from mastertrade.core.messages import OrderEvent
+from mastertrade.execution.adapters import books
+from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
+from mastertrade.execution.domain.binance_status import OrderState, Trade
+from mastertrade.execution.domain.ledger import shift_position
+
+ADD_TRADE = """
+INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_order_id, fill_id) DO NOTHING
+"""
+UPDATE = """
+UPDATE orders SET status = $2, exchange_order_id = COALESCE($3, exchange_order_id),
+    filled_quantity = $4, average_price = COALESCE($5, average_price),
+    fee = fee + $6, updated_at = now() WHERE client_order_id = $1
+"""
+SET_ASSET = """
+INSERT INTO balances (environment, asset, free, locked) VALUES ('live', $1, $2, $3)
+ON CONFLICT (environment, asset) DO UPDATE SET free = EXCLUDED.free, locked = EXCLUDED.locked,
+    updated_at = now()
+"""
+
+
+async def _book_trades(
+    connection: Connection, order: asyncpg.Record, trades: Iterable[Trade], quote_asset: str
+) -> Decimal:
+    """Insert new trades, move the position; returns the quote-asset fees newly booked."""
+    fees = Decimal(0)
+    for trade in trades:
+        status = await connection.execute(
+            ADD_TRADE, order["client_order_id"], trade.trade_id, trade.price, trade.quantity,
+            trade.fee, trade.fee_asset,
+        )  # fmt: skip
+        if not status.endswith(" 1"):
+            continue  # already booked: from the REST answer, the stream or a query
+        position = await books.lock_position(connection, "live", order["symbol"])
+        moved = shift_position(position, order["side"], trade.quantity, trade.price)
+        await books.set_position(connection, "live", order["symbol"], moved)
+        fees += trade.fee if trade.fee_asset == quote_asset else Decimal(0)
+    return fees
+
+
+async def book_report(
+    pool: asyncpg.Pool,
+    client_order_id: str,
+    state: OrderState,
+    trades: Iterable[Trade],
+    quote_asset: str,
+) -> OrderEvent | None:
+    """Apply Binance's word on an order; the event when its status changed."""
+    async with pool.acquire() as connection, connection.transaction():
+        order = await connection.fetchrow(
+            "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE", client_order_id
+        )
+        if order is None or order["status"] in TERMINAL:
+            return None
+        fees = await _book_trades(connection, order, trades, quote_asset)
+        await connection.execute(
+            UPDATE, client_order_id, state.status, state.exchange_order_id or None,
+            state.filled_quantity, state.average_price, fees,
+        )  # fmt: skip
+        if state.status in (order["status"], "partially_filled"):
+            return None
+        event = build_event(order, state.status, filled_quantity=state.filled_quantity,
+                            average_price=state.average_price, fee=order["fee"] + fees)  # fmt: skip
+        await announce(connection, event)
+        return event
+
+
+async def store_account(
+    pool: asyncpg.Pool, balances: Iterable[Mapping[str, Any]], quote_asset: str,
+    marks: Mapping[str, Decimal],
+) -> Decimal:  # fmt: skip
+    """Binance's balances into `balances`, then the equity for the risk manager."""
+    async with pool.acquire() as connection, connection.transaction():
+        for item in balances:
+            free, locked = Decimal(str(item["free"])), Decimal(str(item["locked"]))
+            if free or locked or item["asset"] == quote_asset:
+                await connection.execute(SET_ASSET, item["asset"], free, locked)
+        return await books.store_equity(connection, "live", quote_asset, marks)

@@ -1,0 +1,1 @@
+"""Pure execution logic: paper fills, the cash-and-positions ledger, exchange filters."""

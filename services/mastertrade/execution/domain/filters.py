@@ -1,0 +1,98 @@
+"""Binance's symbol filters applied before an order is sent: tick size, step size, notional.
+
+The quantity is rounded down to LOT_SIZE's stepSize (never more than approved), a limit price
+to PRICE_FILTER's tickSize (down for a buy, up for a sell: never a worse price than asked);
+then minQty/maxQty, minPrice/maxPrice and MIN_NOTIONAL/NOTIONAL are checked. An order that
+fails is refused here with the filter's name, as Binance would with code -1013.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from typing import Any
+
+
+class FilterError(ValueError):
+    """The order breaks a symbol filter; the message names it."""
+
+
+@dataclass(frozen=True)
+class SymbolFilters:
+    symbol: str
+    tick_size: Decimal = Decimal(0)
+    min_price: Decimal = Decimal(0)
+    max_price: Decimal = Decimal(0)
+    step_size: Decimal = Decimal(0)
+    min_qty: Decimal = Decimal(0)
+    max_qty: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+    max_notional: Decimal = Decimal(0)
+
+
+def parse_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
+    """SymbolFilters from one entry of /api/v3/exchangeInfo's `symbols`."""
+    found: dict[str, Decimal] = {}
+    for item in symbol_info.get("filters", []):
+        kind = item.get("filterType")
+        if kind == "PRICE_FILTER":
+            found["tick_size"] = Decimal(item["tickSize"])
+            found["min_price"] = Decimal(item["minPrice"])
+            found["max_price"] = Decimal(item["maxPrice"])
+        elif kind == "LOT_SIZE":
+            found["step_size"] = Decimal(item["stepSize"])
+            found["min_qty"] = Decimal(item["minQty"])
+            found["max_qty"] = Decimal(item["maxQty"])
+        elif kind == "MIN_NOTIONAL":
+            found["min_notional"] = Decimal(item["minNotional"])
+        elif kind == "NOTIONAL":
+            found["min_notional"] = Decimal(item.get("minNotional", "0"))
+            found["max_notional"] = Decimal(item.get("maxNotional", "0"))
+    return SymbolFilters(symbol=str(symbol_info["symbol"]), **found)
+
+
+def _round(value: Decimal, step: Decimal, up: bool) -> Decimal:
+    if step <= 0:
+        return value
+    units = (value / step).to_integral_value(rounding=ROUND_UP if up else ROUND_DOWN)
+    return (units * step).normalize()
+
+
+def _bounds(name: str, value: Decimal, low: Decimal, high: Decimal) -> None:
+    if low > 0 and value < low:
+        raise FilterError(f"{name}: {value} is below the minimum {low}")
+    if high > 0 and value > high:
+        raise FilterError(f"{name}: {value} is above the maximum {high}")
+
+
+def apply_filters(
+    filters: SymbolFilters,
+    side: str,
+    quantity: Decimal,
+    price: Decimal | None,
+    reference_price: Decimal | None,
+) -> tuple[Decimal, Decimal | None]:
+    """(quantity, price) rounded to the symbol's steps, or FilterError naming the filter.
+
+    A market order's notional is checked at `reference_price` (the top of book); without one
+    it is left to Binance, which answers -1013 when it fails."""
+    qty = _round(quantity, filters.step_size, up=False)
+    _bounds("LOT_SIZE quantity", qty, filters.min_qty, filters.max_qty)
+    if qty <= 0:
+        raise FilterError(f"LOT_SIZE: {quantity} rounds to 0 with stepSize {filters.step_size}")
+    rounded = None if price is None else _round(price, filters.tick_size, up=side == "sell")
+    if rounded is not None:
+        _bounds("PRICE_FILTER price", rounded, filters.min_price, filters.max_price)
+    at = rounded if rounded is not None else reference_price
+    if at is not None:
+        _bounds("NOTIONAL", qty * at, filters.min_notional, filters.max_notional)
+    return qty, rounded
+
+
+def find_symbol(exchange_info: Mapping[str, Any], symbol: str) -> Mapping[str, Any]:
+    symbols: Sequence[Mapping[str, Any]] = exchange_info.get("symbols", [])
+    for entry in symbols:
+        if entry.get("symbol") == symbol:
+            return entry
+    raise FilterError(f"{symbol} is not traded on this exchange (not in exchangeInfo)")

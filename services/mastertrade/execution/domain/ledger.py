@@ -1,0 +1,68 @@
+"""The paper account's books: cash in the quote asset and long positions, applied fill by fill.
+
+`apply_fill` refuses (raises) rather than let cash or a position go negative, so the books of
+a rejected order are untouched. Equity is cash plus every position at its mark: the invariant
+the tests check after every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from mastertrade.execution.domain.paper import PaperFill
+
+
+class LedgerError(ValueError):
+    """The fill cannot be booked; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Position:
+    quantity: Decimal = Decimal(0)
+    average_price: Decimal = Decimal(0)
+
+
+def apply_fill(
+    cash: Decimal, position: Position, fill: PaperFill, symbol: str, quote_asset: str
+) -> tuple[Decimal, Position]:
+    """(cash, position) after the fill, or LedgerError when it would go negative."""
+    new_cash = cash + fill.cash_delta
+    if new_cash < 0:
+        raise LedgerError(
+            f"insufficient {quote_asset} balance: the order needs {-fill.cash_delta}, "
+            f"{cash} is available"
+        )
+    if fill.side == "buy":
+        quantity = position.quantity + fill.quantity
+        cost = position.quantity * position.average_price + fill.notional
+        return new_cash, Position(quantity, cost / quantity)
+    if fill.quantity > position.quantity:
+        raise LedgerError(
+            f"insufficient {symbol} position: selling {fill.quantity}, holding {position.quantity}"
+        )
+    left = position.quantity - fill.quantity
+    return new_cash, Position(left, position.average_price if left > 0 else Decimal(0))
+
+
+def derive_equity(
+    cash: Decimal, positions: Mapping[str, Position], marks: Mapping[str, Decimal]
+) -> tuple[Decimal, Decimal]:
+    """(positions value, equity): each position at its mark, its average price when unmarked."""
+    value = sum(
+        (p.quantity * marks.get(symbol, p.average_price) for symbol, p in positions.items()),
+        Decimal(0),
+    )
+    return value, cash + value
+
+
+def shift_position(position: Position, side: str, quantity: Decimal, price: Decimal) -> Position:
+    """A position after a fill reported by an exchange (its word is final: a sell beyond what
+    the books hold, say after a manual trade, leaves the position at 0 instead of failing)."""
+    if side == "buy":
+        total = position.quantity + quantity
+        cost = position.quantity * position.average_price + quantity * price
+        return Position(total, cost / total)
+    left = max(Decimal(0), position.quantity - quantity)
+    return Position(left, position.average_price if left > 0 else Decimal(0))

@@ -1,0 +1,1 @@
+"""The risk manager's I/O: its state and decisions in PostgreSQL."""

@@ -1,0 +1,164 @@
+"""The risk decision for one order request: approve, resize or reject, with every reason.
+
+Spot trading, long only: a buy adds exposure, a sell reduces a position and can never exceed
+it. Drawdown is measured from the equity peak (never from the start). Rules, in order:
+
+1. kill switch on: reject everything;
+2. order rate limit reached: reject;
+3. drawdown from the peak at or beyond the limit (breaker enabled): the breaker trips;
+4. a sell: approved up to the position held (resized down), even with the breaker open;
+5. a buy: rejected while the breaker is open, when equity is unknown or not positive, when it
+   would open a position beyond the maximum count; otherwise resized down to the smaller of the
+   per-order size limit and the room left under the per-symbol exposure limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+
+from mastertrade.risk.domain.limits import RiskLimits
+
+
+class Outcome(StrEnum):
+    APPROVED = "approved"
+    RESIZED = "resized"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What a signal asks for: `quantity` of `symbol` at about `price`."""
+
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class RiskContext:
+    """The portfolio as the rules see it at decision time.
+
+    `equity` is None when the executor has not reported one yet. `symbol_exposure` is the value
+    held in the symbol plus approved buys not yet filled; `position_quantity` what can be sold."""
+
+    equity: Decimal | None
+    equity_peak: Decimal | None
+    position_quantity: Decimal = Decimal(0)
+    symbol_exposure: Decimal = Decimal(0)
+    open_positions: int = 0
+    orders_last_minute: int = 0
+    breaker_open: bool = False
+    kill_switch: bool = False
+
+
+@dataclass(frozen=True)
+class RiskDecision:
+    """The outcome, the quantity let through, every reason, and what the breaker state becomes."""
+
+    outcome: Outcome
+    quantity: Decimal
+    reasons: tuple[str, ...] = ()
+    trips_breaker: bool = False
+    new_peak: Decimal | None = None
+    drawdown: Decimal = Decimal(0)
+
+
+def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
+    """Fall from the peak as a fraction of it (0 at or above the peak)."""
+    if peak <= 0:
+        return Decimal(0)
+    return max(Decimal(0), (peak - equity) / peak)
+
+
+def _floor(quantity: Decimal, step: Decimal) -> Decimal:
+    return (quantity / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def _reject(reason: str) -> RiskDecision:
+    return RiskDecision(Outcome.REJECTED, Decimal(0), (reason,))
+
+
+def _sized(request: OrderRequest, allowed: Decimal, why: str) -> RiskDecision:
+    if allowed >= request.quantity:
+        return RiskDecision(Outcome.APPROVED, request.quantity)
+    if allowed <= 0:
+        return _reject(f"{why}: nothing left to trade")
+    return RiskDecision(Outcome.RESIZED, allowed, (why,))
+
+
+def _decide_sell(request: OrderRequest, context: RiskContext) -> RiskDecision:
+    held = context.position_quantity
+    if held <= 0:
+        return _reject(f"no {request.symbol} position to sell (spot trading is long only)")
+    return _sized(request, held, f"sell resized to the {held} {request.symbol} held")
+
+
+def _buy_room(
+    request: OrderRequest, equity: Decimal, context: RiskContext, limits: RiskLimits
+) -> tuple[Decimal, str]:
+    per_order = equity * limits.max_position_size_pct
+    per_symbol = equity * limits.max_symbol_exposure_pct - context.symbol_exposure
+    if per_symbol < per_order:
+        why = (
+            f"{request.symbol} exposure {context.symbol_exposure} leaves {max(per_symbol, 0)} "
+            f"under {limits.max_symbol_exposure_pct:.2%} of equity"
+        )
+        return per_symbol, why
+    return per_order, f"order value capped at {limits.max_position_size_pct:.2%} of equity"
+
+
+def _decide_buy(
+    request: OrderRequest, context: RiskContext, limits: RiskLimits, breaker: bool
+) -> RiskDecision:
+    if breaker:
+        return _reject("circuit breaker open: only orders that reduce a position")
+    equity = context.equity
+    if equity is None or equity <= 0:
+        return _reject("equity unknown or not positive: no new exposure")
+    opens_new = context.symbol_exposure <= 0 and context.position_quantity <= 0
+    if opens_new and context.open_positions >= limits.max_open_positions:
+        return _reject(
+            f"{context.open_positions} positions open, the maximum is {limits.max_open_positions}"
+        )
+    room, why = _buy_room(request, equity, context, limits)
+    allowed = _floor(room / request.price, limits.quantity_step) if room > 0 else Decimal(0)
+    return _sized(request, allowed, why)
+
+
+def _breaker(
+    context: RiskContext, limits: RiskLimits
+) -> tuple[bool, bool, Decimal, Decimal | None]:
+    """(breaker open now, trips now, drawdown, new peak or None when unchanged)."""
+    if context.equity is None:
+        return context.breaker_open, False, Decimal(0), None
+    peak = max(context.equity_peak or context.equity, context.equity)
+    fall = drawdown(context.equity, peak)
+    beyond = limits.circuit_breaker_enabled and fall >= limits.max_portfolio_drawdown_pct
+    trips = beyond and not context.breaker_open
+    new_peak = peak if peak != context.equity_peak else None
+    return context.breaker_open or beyond, trips, fall, new_peak
+
+
+def _rule(
+    request: OrderRequest, context: RiskContext, limits: RiskLimits, breaker: bool
+) -> RiskDecision:
+    if context.kill_switch:
+        return _reject("kill switch on: no orders at all")
+    if context.orders_last_minute >= limits.max_orders_per_minute:
+        return _reject(
+            f"order rate limit: {context.orders_last_minute} orders in the last minute, "
+            f"the maximum is {limits.max_orders_per_minute}"
+        )
+    if request.side == "sell":
+        return _decide_sell(request, context)
+    return _decide_buy(request, context, limits, breaker)
+
+
+def decide(request: OrderRequest, context: RiskContext, limits: RiskLimits) -> RiskDecision:
+    """The decision for one request; see the module's docstring for the rules."""
+    breaker, trips, fall, new_peak = _breaker(context, limits)
+    decision = _rule(request, context, limits, breaker)
+    return replace(decision, trips_breaker=trips, new_peak=new_peak, drawdown=fall)

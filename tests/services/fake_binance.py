@@ -1,0 +1,296 @@
+"""A local server speaking Binance spot's REST and user-data stream, for the live tests.
+
+It checks what the real one checks: the X-MBX-APIKEY header (-2015), the HMAC-SHA256
+signature of the query string (-1022), the timestamp against recvWindow (-1021), symbol filters
+(-1013), the balance (-2010), duplicate open client order ids (-2010), unknown orders (-2013).
+It answers in Binance's shapes (FULL order answers with fills, executionReport events) and can
+misbehave on purpose: time out or fail with a 5xx before or after taking an order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+
+from tests.services.trading import serve_app
+
+KEY, SECRET = "test-api-key", "test-api-secret"
+FILTERS = [
+    {
+        "filterType": "PRICE_FILTER",
+        "minPrice": "0.01",
+        "maxPrice": "1000000.00",
+        "tickSize": "0.01",
+    },
+    {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000.00000", "stepSize": "0.00001"},
+    {
+        "filterType": "NOTIONAL",
+        "minNotional": "5.00",
+        "applyMinToMarket": True,
+        "maxNotional": "9000000.00",
+        "applyMaxToMarket": False,
+        "avgPriceMins": 5,
+    },
+]
+
+
+class BinanceError(Exception):
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+@dataclass
+class FakeBinance:
+    """The exchange's state and the misbehaviour asked for."""
+
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal(10000)})
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    clock_skew_ms: int = 0
+    misbehave: list[str] = field(default_factory=list)  # "timeout-after", "502-before", ...
+    requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
+    streams: dict[str, list[WebSocket]] = field(default_factory=dict)
+    push_reports: bool = True
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_skew_ms
+
+    def check_signed(self, request: Request) -> dict[str, str]:
+        if request.headers.get("X-MBX-APIKEY") != KEY:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        query = request.url.query
+        payload, _, signature = query.rpartition("&signature=")
+        expected = hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        params = dict(parse_qsl(payload))
+        stamp, window = int(params["timestamp"]), int(params.get("recvWindow", "5000"))
+        if not (stamp < self.now_ms() + 1000 and self.now_ms() - stamp <= window):
+            raise BinanceError(
+                400, -1021, "Timestamp for this request is outside of the recvWindow."
+            )
+        return params
+
+    def check_filters(self, qty: Decimal, price: Decimal) -> None:
+        step, tick = Decimal("0.00001"), Decimal("0.01")
+        if qty < Decimal("0.00001") or qty % step != 0:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        if price % tick != 0:
+            raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        if qty * price < 5:
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+
+    def place(self, params: dict[str, str]) -> dict[str, Any]:
+        symbol, side, kind = params["symbol"], params["side"], params["type"]
+        cid, qty = params["newClientOrderId"], Decimal(params["quantity"])
+        old = self.orders.get(cid)
+        if old is not None and old["status"] == "NEW":
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        market = self.prices[symbol]
+        price = Decimal(params["price"]) if kind == "LIMIT" else market
+        self.check_filters(qty, price)
+        if side == "BUY" and qty * price * Decimal("1.001") > self.balances.get("USDT", Decimal(0)):
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        order = {
+            "symbol": symbol,
+            "orderId": next(self.ids),
+            "clientOrderId": cid,
+            "price": str(price if kind == "LIMIT" else 0),
+            "origQty": str(qty),
+            "executedQty": "0",
+            "cummulativeQuoteQty": "0",
+            "status": "NEW",
+            "type": kind,
+            "side": side,
+            "transactTime": self.now_ms(),
+            "fills": [],
+        }
+        self.orders[cid] = order
+        crosses = (
+            kind == "MARKET"
+            or (side == "BUY" and price >= market)
+            or (side == "SELL" and price <= market)
+        )
+        if crosses:
+            self.fill(order, qty, market if kind == "MARKET" else price)
+        return order
+
+    def fill(self, order: dict[str, Any], qty: Decimal, price: Decimal) -> None:
+        fee = (qty * price * Decimal("0.001")).quantize(Decimal("0.00000001"))
+        trade = {
+            "symbol": order["symbol"],
+            "id": next(self.ids),
+            "orderId": order["orderId"],
+            "price": str(price),
+            "qty": str(qty),
+            "commission": str(fee),
+            "commissionAsset": "USDT",
+            "isBuyer": order["side"] == "BUY",
+        }
+        self.trades.append(trade)
+        cost = qty * price + fee if order["side"] == "BUY" else -(qty * price - fee)
+        self.balances["USDT"] = self.balances.get("USDT", Decimal(0)) - cost
+        order |= {
+            "status": "FILLED",
+            "executedQty": str(qty),
+            "cummulativeQuoteQty": str(qty * price),
+        }
+        order["fills"] = [
+            {
+                "price": str(price),
+                "qty": str(qty),
+                "commission": str(fee),
+                "commissionAsset": "USDT",
+                "tradeId": trade["id"],
+            }
+        ]
+        self.report(order, trade)
+
+    def report(self, order: dict[str, Any], trade: dict[str, Any]) -> None:
+        if not self.push_reports:
+            return
+        event = {
+            "e": "executionReport",
+            "E": self.now_ms(),
+            "s": order["symbol"],
+            "c": order["clientOrderId"],
+            "S": order["side"],
+            "o": order["type"],
+            "q": order["origQty"],
+            "p": order["price"],
+            "x": "TRADE",
+            "X": order["status"],
+            "i": order["orderId"],
+            "l": trade["qty"],
+            "z": order["executedQty"],
+            "L": trade["price"],
+            "n": trade["commission"],
+            "N": "USDT",
+            "t": trade["id"],
+            "Z": order["cummulativeQuoteQty"],
+            "C": "",
+        }
+        for sockets in self.streams.values():
+            for socket in sockets:
+                asyncio.get_running_loop().create_task(socket.send_json(event))
+
+
+def _error(error: BinanceError) -> JSONResponse:
+    return JSONResponse({"code": error.code, "msg": error.msg}, status_code=error.status)
+
+
+def build_app(fake: FakeBinance) -> FastAPI:
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Any) -> Any:
+        try:
+            response = await call_next(request)
+        except BinanceError as error:
+            response = _error(error)
+        fake.requests.append((request.method, request.url.path, response.status_code))
+        return response
+
+    @app.get("/api/v3/time")
+    async def server_time() -> dict[str, int]:
+        return {"serverTime": fake.now_ms()}
+
+    @app.get("/api/v3/exchangeInfo")
+    async def exchange_info(symbol: str) -> dict[str, Any]:
+        if symbol not in fake.prices:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return {
+            "timezone": "UTC",
+            "serverTime": fake.now_ms(),
+            "symbols": [
+                {
+                    "symbol": symbol,
+                    "status": "TRADING",
+                    "baseAsset": symbol[:-4],
+                    "quoteAsset": "USDT",
+                    "filters": FILTERS,
+                }
+            ],
+        }
+
+    @app.post("/api/v3/order")
+    async def new_order(request: Request) -> Any:
+        params = fake.check_signed(request)
+        trick = fake.misbehave.pop(0) if fake.misbehave else ""
+        if trick == "502-before":
+            return JSONResponse({}, status_code=502)
+        order = fake.place(params)
+        if trick == "timeout-after":
+            await asyncio.sleep(3)
+        if trick == "503-after":
+            return JSONResponse({"code": -1001, "msg": "Internal error"}, status_code=503)
+        return order
+
+    @app.get("/api/v3/order")
+    async def query_order(request: Request) -> Any:
+        params = fake.check_signed(request)
+        order = fake.orders.get(params["origClientOrderId"])
+        if order is None:
+            raise BinanceError(400, -2013, "Order does not exist.")
+        return {key: value for key, value in order.items() if key != "fills"}
+
+    @app.get("/api/v3/myTrades")
+    async def my_trades(request: Request) -> Any:
+        params = fake.check_signed(request)
+        return [t for t in fake.trades if t["orderId"] == int(params["orderId"])]
+
+    @app.get("/api/v3/account")
+    async def account(request: Request) -> Any:
+        fake.check_signed(request)
+        return {
+            "balances": [
+                {"asset": asset, "free": str(amount), "locked": "0"}
+                for asset, amount in fake.balances.items()
+            ]
+        }
+
+    @app.post("/api/v3/userDataStream")
+    async def listen_key(request: Request) -> Any:
+        if request.headers.get("X-MBX-APIKEY") != KEY:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        key = f"lk{next(fake.ids)}"
+        fake.streams[key] = []
+        return {"listenKey": key}
+
+    @app.put("/api/v3/userDataStream")
+    async def keep_alive() -> dict[str, Any]:
+        return {}
+
+    @app.websocket("/ws/{key}")
+    async def stream(socket: WebSocket, key: str) -> None:
+        await socket.accept()
+        fake.streams.setdefault(key, []).append(socket)
+        try:
+            while True:
+                await socket.receive_text()
+        except WebSocketDisconnect:
+            fake.streams[key].remove(socket)
+
+    return app
+
+
+@asynccontextmanager
+async def serving(fake: FakeBinance) -> AsyncIterator[str]:
+    """The fake on a free loopback port; yields its base URL (http://...)."""
+    async with serve_app(build_app(fake)) as url:
+        yield url

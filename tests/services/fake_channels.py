@@ -1,0 +1,189 @@
+"""Local servers answering like the alert channels' real APIs, for the alert tests.
+
+One HTTP app serves Telegram's Bot API (`/bot<token>/sendMessage`), a Discord webhook, a Slack
+webhook, Twilio's Messages resource and a plain webhook receiver, each with its real success
+and error answers; `fail` queues the next answers of a channel (e.g. Telegram's 429 with
+`parameters.retry_after`). An aiosmtpd server with STARTTLS (a self-signed certificate made by
+openssl for the test) and AUTH stands in for SMTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from tests.infra import free_port
+
+TOKEN, CHAT, SID, AUTH = "123:telegram-token", "-1001", "AC0123", "twilio-token"
+
+
+@dataclass
+class FakeChannels:
+    received: dict[str, list[Any]] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+
+    def fail(self, channel: str, *answers: str) -> None:
+        self.failures.setdefault(channel, []).extend(answers)
+
+    def next_failure(self, channel: str) -> str | None:
+        queued = self.failures.get(channel, [])
+        return queued.pop(0) if queued else None
+
+    def got(self, channel: str, item: Any) -> None:
+        self.received.setdefault(channel, []).append(item)
+
+
+def _telegram(fake: FakeChannels, token: str, body: dict[str, Any]) -> Response:
+    if token != TOKEN:
+        return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
+    if fake.next_failure("telegram") == "429":
+        return JSONResponse(
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            },
+            status_code=429,
+        )
+    if body.get("chat_id") != CHAT or not body.get("text"):
+        return JSONResponse(
+            {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, 400
+        )
+    fake.got("telegram", body)
+    return JSONResponse({"ok": True, "result": {"message_id": 1, "text": body["text"]}})
+
+
+def build_app(fake: FakeChannels) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/bot{token}/sendMessage")
+    async def telegram(token: str, request: Request) -> Response:
+        return _telegram(fake, token, await request.json())
+
+    @app.post("/discord/webhook")
+    async def discord(request: Request) -> Response:
+        if fake.next_failure("discord") == "429":
+            return JSONResponse(
+                {"message": "You are being rate limited.", "retry_after": 0.5, "global": False},
+                status_code=429,
+            )
+        fake.got("discord", await request.json())
+        return Response(status_code=204)
+
+    @app.post("/slack/webhook")
+    async def slack(request: Request) -> Response:
+        failure = fake.next_failure("slack")
+        if failure == "500":
+            return PlainTextResponse("internal_error", status_code=500)
+        body = await request.json()
+        if "text" not in body:
+            return PlainTextResponse("invalid_payload", status_code=400)
+        fake.got("slack", body)
+        return PlainTextResponse("ok")
+
+    @app.post("/2010-04-01/Accounts/{sid}/Messages.json")
+    async def twilio(sid: str, request: Request) -> Response:
+        expected = "Basic " + base64.b64encode(f"{SID}:{AUTH}".encode()).decode()
+        if sid != SID or request.headers.get("authorization") != expected:
+            return JSONResponse({"code": 20003, "message": "Authenticate", "status": 401}, 401)
+        form = dict(parse_qsl((await request.body()).decode()))
+        if not str(form.get("To", "")).startswith("+"):
+            return JSONResponse(
+                {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}, 400
+            )
+        fake.got("sms", form)
+        return JSONResponse({"sid": "SM1", "status": "queued", "body": form["Body"]}, 201)
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        fake.got("webhook", (dict(request.headers), await request.body()))
+        return Response(status_code=200)
+
+    return app
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping what it accepted, with one user allowed to AUTH."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        del server, session
+        content = envelope.content or b""
+        raw = content.encode() if isinstance(content, str) else bytes(content)
+        self.messages.append((list(envelope.rcpt_tos), raw))
+        return "250 OK"
+
+
+def _authenticate(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+) -> AuthResult:
+    del server, session, envelope, mechanism
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"bot@x.io", b"pw")
+    return AuthResult(success=ok)
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1/localhost (openssl), and its key."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+@contextmanager
+def smtp_server(folder: Path) -> Iterator[tuple[Mailbox, int, Path]]:
+    """STARTTLS required before AUTH, AUTH required before mail; yields (mailbox, port, CA)."""
+    cert, key = make_certificate(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=_authenticate,
+        auth_required=True,
+    )
+    controller.start()
+    try:
+        yield mailbox, port, cert
+    finally:
+        controller.stop()

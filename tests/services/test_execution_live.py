@@ -1,0 +1,182 @@
+"""order_executor in live mode against a local server speaking Binance's protocol: signed
+orders, filters, error codes, unknown outcomes resolved by query, fills booked once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from mastertrade.core.bus import publish_json
+from mastertrade.execution.adapters.binance import BinanceClient, BinanceRejectedError
+from mastertrade_model.topology import ORDERS
+from tests.services.fake_binance import KEY, SECRET, FakeBinance, serving
+from tests.services.helpers import running, wait_for_status
+from tests.services.trading import build_app, new_symbol, recording, set_quote
+
+pytestmark = pytest.mark.infra
+
+
+def live_env(env: dict[str, str], url: str) -> dict[str, str]:
+    return {**env, "TRADING_ENVIRONMENT": "live", "BINANCE_API_KEY": KEY,
+            "BINANCE_API_SECRET": SECRET, "BINANCE_BASE_URL": url,
+            "BINANCE_WS_URL": url.replace("http", "ws"), "BINANCE_RECV_WINDOW": "1000",
+            "BINANCE_TIMEOUT_SECONDS": "1"}  # fmt: skip
+
+
+def approved(symbol: str, side: str, quantity: str, **extra: Any) -> dict[str, Any]:
+    return {"client_order_id": f"mt-{uuid.uuid4().hex[:20]}", "signal_id": uuid.uuid4().hex,
+            "symbol": symbol, "side": side, "order_type": "market", "quantity": quantity,
+            **extra}  # fmt: skip
+
+
+async def fills_of(url: str, client_order_id: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(
+            "SELECT fill_id, price, quantity, fee FROM fills WHERE client_order_id = $1",
+            client_order_id,
+        )
+    finally:
+        await connection.close()
+
+
+async def order_row(url: str, client_order_id: str) -> asyncpg.Record:
+    connection = await asyncpg.connect(url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT * FROM orders WHERE client_order_id = $1", client_order_id
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return row
+
+
+async def streaming(fake: FakeBinance, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(fake.streams.values()):
+        assert time.monotonic() < deadline, "the executor never opened the user-data stream"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_market_order_is_signed_filtered_filled_and_booked_once(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    order = approved(symbol, "buy", "0.123456789")
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            await streaming(fake)
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+            filled = (await recorder.wait_for("order.filled"))[0]
+            await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
+            fills = await fills_of(env["DATABASE_URL"], order["client_order_id"])
+            row = await order_row(env["DATABASE_URL"], order["client_order_id"])
+    placed = [o for o in fake.orders.values() if o["clientOrderId"] == order["client_order_id"]]
+    assert len(placed) == 1 and placed[0]["origQty"] == "0.12345"  # stepSize 0.00001, down
+    assert filled["filled_quantity"] == "0.12345" and Decimal(filled["average_price"]) == 30000
+    assert len(fills) == 1 and fills[0]["fee"] == Decimal("3.70350000")
+    assert row["status"] == "filled" and row["exchange_order_id"] == str(placed[0]["orderId"])
+    assert ("POST", "/api/v3/order", 200) in fake.requests
+
+
+async def test_binance_error_codes_reject_with_the_code_and_filters_stop_bad_orders_early(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    too_big, too_small = approved(symbol, "buy", "1"), approved(symbol, "buy", "0.0001")
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            for order in (too_big, too_small):
+                await publish_json(channel, ORDERS.name, "order.approved", order)
+            rejected = await recorder.wait_for("order.rejected", 2)
+    reasons = {event["client_order_id"]: event["reason"] for event in rejected}
+    assert reasons[too_big["client_order_id"]].startswith("Binance -2010: Account has insufficient")
+    assert reasons[too_small["client_order_id"]] == (
+        "exchange filter: NOTIONAL: 3.0001 is below the minimum 5.00"  # at the ask
+    )
+    assert [o["clientOrderId"] for o in fake.orders.values()] == []  # neither was placed
+
+
+@pytest.mark.parametrize("trick", ["timeout-after", "503-after", "502-before"])
+async def test_an_unknown_outcome_is_queried_never_assumed(
+    trading_env: dict[str, str], trick: str
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "101")
+    # no stream reports: the order's fate must come from querying it
+    fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=[trick], push_reports=False)
+    order = approved(symbol, "buy", "1")
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+            await recorder.wait_for("order.filled", timeout=30)
+            fills = await fills_of(env["DATABASE_URL"], order["client_order_id"])
+    posts = [r for r in fake.requests if r[:2] == ("POST", "/api/v3/order")]
+    queries = [r for r in fake.requests if r[:2] == ("GET", "/api/v3/order")]
+    assert len(fake.orders) == 1 and len(fills) == 1  # placed once, booked once
+    assert queries, "the outcome was assumed instead of queried"
+    # an order Binance never took (502 before) is sent again, once its recvWindow has passed
+    assert len(posts) == (2 if trick == "502-before" else 1)
+    if trick == "502-before":
+        assert (queries[0][2]) == 400  # -2013: it does not exist
+
+
+async def test_a_clock_behind_binance_is_resynced_after_minus_1021() -> None:
+    fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)}, clock_skew_ms=5000)
+    async with serving(fake) as url:
+        client = BinanceClient(url, KEY, SECRET, recv_window=1000)
+        try:
+            answer = await client.new_order("mt-skew", "BTCUSDT", "buy", Decimal("0.001"))
+            with pytest.raises(BinanceRejectedError) as bad_filter:
+                await client.new_order("mt-lot", "BTCUSDT", "buy", Decimal("0.000001"))
+            with pytest.raises(BinanceRejectedError) as missing:
+                await client.query_order("BTCUSDT", "mt-never")
+        finally:
+            await client.close()
+    assert answer["status"] == "FILLED"
+    assert [r[2] for r in fake.requests[:3]] == [400, 200, 200]  # -1021, /time, the order
+    assert 4000 < client.offset_ms < 6000
+    assert (bad_filter.value.code, bad_filter.value.message) == (-1013, "Filter failure: LOT_SIZE")
+    assert missing.value.code == -2013
+
+
+async def test_a_bad_signature_or_key_is_refused_by_the_server() -> None:
+    fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)})
+    async with serving(fake) as url:
+        wrong_secret = BinanceClient(url, KEY, "not-the-secret")
+        wrong_key = BinanceClient(url, "not-the-key", SECRET)
+        try:
+            with pytest.raises(BinanceRejectedError, match="-1022"):
+                await wrong_secret.new_order("mt-a", "BTCUSDT", "buy", Decimal("0.001"))
+            with pytest.raises(BinanceRejectedError, match="-2015"):
+                await wrong_key.new_order("mt-b", "BTCUSDT", "buy", Decimal("0.001"))
+        finally:
+            await wrong_secret.close()
+            await wrong_key.close()
+    assert fake.orders == {}

@@ -1,0 +1,129 @@
+"""order_executor in paper mode on real PostgreSQL, RabbitMQ and Redis: fills at the top of
+book, exactly once, books that balance at every step, limit orders resting until crossed."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from mastertrade.core.bus import publish_json
+from mastertrade_model.topology import ORDERS
+from tests.services.helpers import running, wait_for_status
+from tests.services.trading import build_app, new_symbol, recording, set_quote
+
+pytestmark = pytest.mark.infra
+
+
+def approved(symbol: str, side: str, quantity: str, **extra: Any) -> dict[str, Any]:
+    return {"client_order_id": f"mt-{uuid.uuid4().hex[:20]}", "signal_id": uuid.uuid4().hex,
+            "symbol": symbol, "side": side, "order_type": "market", "quantity": quantity,
+            **extra}  # fmt: skip
+
+
+async def books_balance(url: str) -> tuple[Decimal, Decimal]:
+    """(cash, equity) after checking equity == cash + positions at the stored marks' sum."""
+    connection = await asyncpg.connect(url)
+    try:
+        row = await connection.fetchrow("SELECT * FROM account_equity WHERE environment='paper'")
+        cash = await connection.fetchval(
+            "SELECT free + locked FROM balances WHERE environment='paper' AND asset='USDT'"
+        )
+    finally:
+        await connection.close()
+    assert row is not None and cash >= 0
+    assert row["cash"] == cash
+    assert row["equity"] == row["cash"] + row["positions_value"]
+    return cash, row["equity"]
+
+
+async def opened(client: httpx.AsyncClient) -> None:
+    await wait_for_status(client, "/health", 200)
+    for _ in range(100):
+        if (await client.get("/api/v1/account")).json()["balances"]:
+            return
+        await __import__("asyncio").sleep(0.1)
+    raise AssertionError("the paper account was never opened")
+
+
+async def test_market_orders_fill_once_and_the_books_balance(trading_env: dict[str, str]) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    buy = approved(symbol, "buy", "10")
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("order_executor", trading_env)) as client,
+    ):
+        await opened(client)
+        for _ in range(3):  # a redelivered message must never fill twice
+            await publish_json(channel, ORDERS.name, "order.approved", buy)
+        filled = (await recorder.wait_for("order.filled"))[0]
+        cash, equity = await books_balance(trading_env["DATABASE_URL"])
+        sell = approved(symbol, "sell", "4")
+        await publish_json(channel, ORDERS.name, "order.approved", sell)
+        sold = (await recorder.wait_for("order.filled", 2))[1]
+        cash_after, _ = await books_balance(trading_env["DATABASE_URL"])
+        fills = (await client.get(f"/api/v1/orders/{buy['client_order_id']}/fills")).json()
+        account = (await client.get("/api/v1/account")).json()
+    assert len(fills) == 1 and len(recorder.of("order.filled")) == 2
+    assert filled["average_price"] == "100.05000000"  # ask 100 + 0.05 % slippage
+    assert Decimal(filled["fee"]) == Decimal("1.0005")
+    assert cash == Decimal(10000) - Decimal("1000.5") - Decimal("1.0005")
+    assert equity == cash + 10 * Decimal("99.5")  # positions at mid
+    assert sold["average_price"] == "98.95050000"
+    assert cash_after == cash + Decimal("395.802") - Decimal("0.395802")
+    assert account["positions"] == [
+        {"symbol": symbol, "quantity": "6", "average_price": "100.05000000"}
+    ]
+
+
+async def test_orders_that_would_overdraw_or_oversell_are_rejected(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "999", "1000")
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("order_executor", trading_env)) as client,
+    ):
+        await opened(client)
+        await publish_json(channel, ORDERS.name, "order.approved", approved(symbol, "buy", "10"))
+        await publish_json(channel, ORDERS.name, "order.approved", approved(symbol, "sell", "1"))
+        missing = approved(new_symbol(), "buy", "1")
+        await publish_json(channel, ORDERS.name, "order.approved", missing)
+        rejected = await recorder.wait_for("order.rejected", 3)
+        cash, _ = await books_balance(trading_env["DATABASE_URL"])
+    reasons = " | ".join(event["reason"] for event in rejected)
+    assert "insufficient USDT balance: the order needs 10015.005" in reasons
+    assert f"insufficient {symbol} position: selling 1, holding 0" in reasons
+    assert "no quote for" in reasons
+    assert cash == Decimal(10000)
+
+
+async def test_a_limit_order_rests_with_its_cash_held_and_fills_when_crossed(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "100", "101")
+    order = approved(symbol, "buy", "2", order_type="limit", limit_price="95")
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("order_executor", trading_env)) as client,
+    ):
+        await opened(client)
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.submitted")
+        balances = (await client.get("/api/v1/account")).json()["balances"]
+        await set_quote(symbol, "93", "94")  # the poll loop sees the cross
+        filled = (await recorder.wait_for("order.filled"))[0]
+        cash, equity = await books_balance(trading_env["DATABASE_URL"])
+    assert [(b["asset"], Decimal(b["free"]), Decimal(b["locked"])) for b in balances] == [
+        ("USDT", Decimal("9809.81"), Decimal("190.19"))  # 2 x 95 + 0.1 % fee held back
+    ]
+    assert filled["average_price"] == "94.04700000"  # ask 94 + slippage, under the limit
+    assert cash == Decimal(10000) - Decimal("188.094") - Decimal("0.188094")
+    assert equity == cash + 2 * Decimal("93.5")

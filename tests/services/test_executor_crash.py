@@ -1,0 +1,148 @@
+"""kill -9 of the order executor at random moments, 20 times: no order lost, none doubled.
+
+The executor runs as a real process (`mastertrade serve order_executor`) on the real broker,
+database and Redis; approved orders keep arriving (about 20 a second) while it is SIGKILLed at
+random moments once it serves, restarted, 20 times, and finally left to finish. Then every order
+must exist once, every filled order must have exactly one fill, and the cash must be exactly the
+start minus what the fills cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from mastertrade.core.bus import publish_json
+from mastertrade_model.topology import DEAD_LETTER_QUEUE, ORDERS
+from tests.infra import free_port
+from tests.services.trading import new_symbol, recording, set_quote
+
+pytestmark = pytest.mark.infra
+
+MAX_ORDERS = 2000
+KILLS = 20
+START = Decimal(1000000)
+MASTERTRADE = str(Path(sys.executable).parent / "mastertrade")
+
+
+def start_executor(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    environ = {**os.environ, **env, "PAPER_TRADING_INITIAL_BALANCE": str(START),
+               "LOG_LEVEL": "WARNING"}  # fmt: skip
+    port = free_port()
+    process = subprocess.Popen(
+        [MASTERTRADE, "serve", "order_executor", "--port", str(port), "--host", "127.0.0.1"],
+        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return process, port
+
+
+async def until_serving(port: int, timeout: float = 60.0) -> None:
+    """Until the process answers HTTP (its consumer starts in the same lifespan)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/livez")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the executor did not start"
+            await asyncio.sleep(0.05)
+
+
+async def count_terminal(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval(
+            "SELECT count(*) FROM orders WHERE status IN ('filled', 'rejected')"))  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def audit(url: str) -> dict[str, object]:
+    connection = await asyncpg.connect(url)
+    try:
+        orders = await connection.fetch("SELECT client_order_id, status FROM orders")
+        fills = await connection.fetch(
+            "SELECT client_order_id, count(*) AS n, sum(price * quantity + fee) AS cost, "
+            "sum(quantity) AS quantity FROM fills GROUP BY client_order_id"
+        )
+        cash = await connection.fetchval(
+            "SELECT free + locked FROM balances WHERE environment = 'paper' AND asset = 'USDT'"
+        )
+        held = await connection.fetchval("SELECT COALESCE(sum(quantity), 0) FROM positions")
+    finally:
+        await connection.close()
+    return {"orders": orders, "fills": fills, "cash": cash, "held": held}
+
+
+async def feed(channel: AbstractChannel, symbol: str, sent: list[str], stop: asyncio.Event) -> None:
+    """Approved orders at about 20 a second, while the executor lives and dies."""
+    while not stop.is_set() and len(sent) < MAX_ORDERS:
+        client_order_id = f"mt-crash-{uuid.uuid4().hex[:16]}"
+        order = {"client_order_id": client_order_id, "signal_id": client_order_id,
+                 "symbol": symbol, "side": "buy", "order_type": "market",
+                 "quantity": "0.5"}  # fmt: skip
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        sent.append(client_order_id)
+        await asyncio.sleep(0.05)
+
+
+async def kill_repeatedly(env: dict[str, str], sent: list[str], rng: random.Random) -> int:
+    """SIGKILL a fresh executor KILLS times; returns how many kills hit it mid-work."""
+    mid_work, done = 0, 0
+    for _ in range(KILLS):
+        process, port = start_executor(env)
+        await until_serving(port)
+        await asyncio.sleep(rng.uniform(0.05, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        now = await count_terminal(env["DATABASE_URL"])
+        mid_work += now > done and len(sent) > now
+        done = now
+    return mid_work
+
+
+async def test_sigkill_twenty_times_loses_and_doubles_nothing(trading_env: dict[str, str]) -> None:
+    symbol, rng, stop = new_symbol(), random.Random(1234), asyncio.Event()
+    sent: list[str] = []
+    await set_quote(symbol, "99.5", "100")
+    env = {**trading_env, "PRICE_MAX_AGE_SECONDS": "0"}
+    async with recording(trading_env["RABBITMQ_URL"]) as (_, channel):
+        feeder = asyncio.create_task(feed(channel, symbol, sent, stop))
+        mid_work = await kill_repeatedly(env, sent, rng)
+        stop.set()
+        await feeder
+        process, _ = start_executor(env)
+        try:
+            deadline = time.monotonic() + 120
+            while await count_terminal(env["DATABASE_URL"]) < len(sent):
+                assert time.monotonic() < deadline, "the executor did not finish the orders"
+                await asyncio.sleep(0.5)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+        dead_letters = dead.declaration_result.message_count
+    books = await audit(env["DATABASE_URL"])
+    orders, fills = books["orders"], books["fills"]
+    assert isinstance(orders, list) and isinstance(fills, list)
+    assert mid_work >= KILLS // 2, f"only {mid_work} kills landed while it worked"
+    assert sorted(row["client_order_id"] for row in orders) == sorted(sent)  # 0 lost
+    assert {row["status"] for row in orders} == {"filled"}
+    assert len(fills) == len(sent) and {row["n"] for row in fills} == {1}  # 0 doubled
+    assert books["cash"] == START - sum(row["cost"] for row in fills)
+    assert books["held"] == Decimal("0.5") * len(sent)
+    assert dead_letters == 0

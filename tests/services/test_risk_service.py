@@ -1,0 +1,134 @@
+"""risk_manager on real PostgreSQL and RabbitMQ: signals decided once, the breaker trips from
+the equity peak and only an authenticated admin call resets it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from mastertrade.core.bus import publish_json
+from mastertrade_model.topology import SIGNALS
+from tests.services.helpers import running, wait_for_status
+from tests.services.trading import build_app, recording
+
+pytestmark = pytest.mark.infra
+
+TOKEN = "s3cret-admin-token"
+ADMIN = {"RISK_ADMIN_API_KEY_SHA256": hashlib.sha256(TOKEN.encode()).hexdigest()}
+
+
+def signal(
+    signal_id: str, side: str = "buy", quantity: str = "1", price: str = "30000"
+) -> dict[str, str]:
+    return {"signal_id": signal_id, "symbol": "BTCUSDT", "side": side, "quantity": quantity,
+            "price": price}  # fmt: skip
+
+
+async def set_equity(url: str, equity: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO account_equity (environment, cash, positions_value, equity) "
+            "VALUES ('paper', $1, 0, $1) ON CONFLICT (environment) DO UPDATE "
+            "SET cash = $1, equity = $1", Decimal(equity),
+        )  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def test_a_signal_is_resized_to_the_position_limit_and_decided_once(
+    trading_env: dict[str, str],
+) -> None:
+    await set_equity(trading_env["DATABASE_URL"], "10000")
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("risk_manager", trading_env)) as client,
+    ):
+        await wait_for_status(client, "/health", 200)
+        for _ in range(2):  # the second is a redelivery of the same signal
+            await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("sig-1"))
+        approved = await recorder.wait_for("order.approved")
+        await recorder.wait_for("risk.decision")
+        await asyncio.sleep(1.5)  # time for a wrongly doubled order to show up
+        decisions = (await client.get("/api/v1/decisions")).json()
+    assert len(recorder.of("order.approved")) == 1
+    assert approved[0]["quantity"] == "0.06666666"  # 20 % of 10000 at 30000, floored
+    assert approved[0]["client_order_id"].startswith("mt-")
+    assert [d["outcome"] for d in decisions] == ["resized"]
+    assert "20.00% of equity" in decisions[0]["reasons"][0]
+
+
+async def test_the_breaker_trips_from_the_peak_and_only_the_admin_resets_it(
+    trading_env: dict[str, str],
+) -> None:
+    url = trading_env["DATABASE_URL"]
+    env = {**trading_env, **ADMIN}
+    async with (
+        recording(env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("risk_manager", env)) as client,
+    ):
+        await wait_for_status(client, "/health", 200)
+        for step, equity in enumerate(["10000", "12000", "10100"]):  # peak 12000, then -15.8 %
+            await set_equity(url, equity)
+            await publish_json(channel, SIGNALS.name, "signal.BTCUSDT",
+                               signal(f"s{step}", quantity="0.01"))  # fmt: skip
+            await recorder.wait_for("risk.decision", step + 1)
+        tripped = await recorder.wait_for("alert.circuit_breaker")
+        state = (await client.get("/api/v1/state")).json()
+        assert state["breaker_open"] is True and Decimal(state["equity_peak"]) == 12000
+        await set_equity(url, "11000")  # recovering does not close the breaker
+        await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("s3", quantity="0.01"))
+        decisions = await recorder.wait_for("risk.decision", 4)
+        reset = "/api/v1/admin/circuit-breaker/reset"
+        assert (await client.post(reset)).status_code == 401
+        wrong = await client.post(reset, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403
+        done = await client.post(reset, headers={"Authorization": f"Bearer {TOKEN}"})
+        await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("s4", quantity="0.01"))
+        after = await recorder.wait_for("risk.decision", 5)
+    assert [d["outcome"] for d in decisions] == ["approved", "approved", "rejected", "rejected"]
+    assert "circuit breaker" in decisions[3]["reasons"][0]
+    assert tripped[0]["severity"] == "critical"
+    assert done.status_code == 200, done.text
+    assert done.json()["breaker_open"] is False and Decimal(done.json()["equity_peak"]) == 11000
+    assert after[-1]["outcome"] == "approved"
+
+
+async def test_admin_calls_are_off_without_a_configured_key(trading_env: dict[str, str]) -> None:
+    async with running(build_app("risk_manager", trading_env)) as client:
+        answer = await client.post(
+            "/api/v1/admin/kill-switch", json={"enabled": True},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )  # fmt: skip
+    assert answer.status_code == 503
+    assert "RISK_ADMIN_API_KEY_SHA256" in answer.json()["detail"]
+
+
+async def test_the_kill_switch_rejects_everything(trading_env: dict[str, str]) -> None:
+    await set_equity(trading_env["DATABASE_URL"], "10000")
+    env = {**trading_env, **ADMIN}
+    async with (
+        recording(env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("risk_manager", env)) as client,
+    ):
+        await wait_for_status(client, "/health", 200)
+        on = await client.post("/api/v1/admin/kill-switch", json={"enabled": True},
+                               headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+        await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("k1", quantity="0.01"))
+        decision = (await recorder.wait_for("risk.decision"))[0]
+        await recorder.wait_for("alert.kill_switch")
+    assert on.json()["kill_switch"] is True
+    assert decision["outcome"] == "rejected" and "kill switch" in decision["reasons"][0]
+
+
+@pytest.mark.parametrize("bad", ["Infinity", "NaN", "-1"])
+async def test_the_check_refuses_non_finite_values(service_env: dict[str, str], bad: str) -> None:
+    async with running(build_app("risk_manager", service_env)) as client:
+        body = {"position_value": bad, "portfolio_value": "10000", "portfolio_peak": "10000"}
+        answer = await client.post("/api/v1/check", json=body)
+    assert answer.status_code == 422
+    assert "position_value" in answer.text

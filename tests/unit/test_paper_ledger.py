@@ -1,0 +1,116 @@
+"""Property tests of paper fills and the ledger: cash never negative, the books always balance,
+and Binance's filters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mastertrade.execution.domain.filters import (
+    FilterError,
+    apply_filters,
+    parse_filters,
+)
+from mastertrade.execution.domain.ledger import LedgerError, Position, apply_fill, derive_equity
+from mastertrade.execution.domain.paper import Quote, build_fill, crosses
+
+FEE, SLIP = Decimal("0.001"), Decimal("0.0005")
+prices = st.decimals(min_value="1", max_value="100000", places=2)
+steps = st.lists(
+    st.tuples(st.sampled_from(["buy", "sell"]),
+              st.decimals(min_value="0.001", max_value="5", places=3), prices),
+    max_size=40,
+)  # fmt: skip
+
+
+@given(steps=steps, start=st.decimals(min_value="100", max_value="100000", places=2))
+@settings(max_examples=200)
+def test_cash_never_goes_negative_and_equity_is_cash_plus_positions(
+    steps: list[tuple[str, Decimal, Decimal]], start: Decimal
+) -> None:
+    cash, position, fees, flows = start, Position(), Decimal(0), Decimal(0)
+    for side, quantity, mid in steps:
+        quote = Quote(mid - Decimal("0.01"), mid + Decimal("0.01"))
+        fill = build_fill(side, quantity, quote, (FEE, SLIP))
+        try:
+            cash, position = apply_fill(cash, position, fill, "BTCUSDT", "USDT")
+        except LedgerError:
+            continue  # refused: the books must be untouched, checked by the next assertions
+        fees += fill.fee
+        flows += fill.cash_delta
+        assert cash >= 0 and position.quantity >= 0
+        assert cash == start + flows
+        _, equity = derive_equity(cash, {"BTCUSDT": position}, {"BTCUSDT": mid})
+        assert equity == cash + position.quantity * mid
+
+
+def test_a_buy_beyond_the_cash_is_refused_and_says_how_much() -> None:
+    fill = build_fill("buy", Decimal(1), Quote(Decimal(100), Decimal(100)), (FEE, Decimal(0)))
+    with pytest.raises(LedgerError, match=r"needs 100\.1.*50 is available"):
+        apply_fill(Decimal(50), Position(), fill, "BTCUSDT", "USDT")
+
+
+def test_a_sell_beyond_the_position_is_refused() -> None:
+    fill = build_fill("sell", Decimal(2), Quote(Decimal(100), Decimal(101)), (FEE, SLIP))
+    with pytest.raises(LedgerError, match="selling 2, holding 1"):
+        apply_fill(Decimal(0), Position(Decimal(1), Decimal(90)), fill, "BTCUSDT", "USDT")
+
+
+def test_fills_pay_the_spread_slippage_and_fee() -> None:
+    quote = Quote(Decimal(100), Decimal(101))
+    buy = build_fill("buy", Decimal(2), quote, (FEE, SLIP))
+    assert buy.price == Decimal("101.0505")
+    assert buy.fee == Decimal("0.20210100")
+    assert buy.cash_delta == -(Decimal("202.101") + Decimal("0.202101"))
+    sell = build_fill("sell", Decimal(2), quote, (FEE, SLIP))
+    assert sell.price == Decimal("99.95")
+
+
+def test_limit_orders_cross_and_never_fill_worse_than_their_price() -> None:
+    quote = Quote(Decimal(100), Decimal(101))
+    assert not crosses("buy", Decimal("100.5"), quote)
+    assert crosses("buy", Decimal(101), quote)
+    assert crosses("sell", Decimal(100), quote) and not crosses("sell", Decimal("100.5"), quote)
+    assert build_fill("buy", Decimal(1), quote, (FEE, SLIP), Decimal(101)).price == Decimal(101)
+
+
+EXCHANGE_SYMBOL = {
+    "symbol": "BTCUSDT",
+    "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00",
+         "tickSize": "0.01"},
+        {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"},
+        {"filterType": "NOTIONAL", "minNotional": "5.00", "applyMinToMarket": True,
+         "maxNotional": "9000000.00", "applyMaxToMarket": False, "avgPriceMins": 5},
+    ],
+}  # fmt: skip
+
+
+def test_filters_round_to_the_steps_in_the_safe_direction() -> None:
+    filters = parse_filters(EXCHANGE_SYMBOL)
+    assert (filters.tick_size, filters.step_size) == (Decimal("0.01"), Decimal("0.00001"))
+    assert (filters.min_notional, filters.max_notional) == (Decimal(5), Decimal(9000000))
+    assert (filters.min_qty, filters.max_price) == (Decimal("0.00001"), Decimal(1000000))
+    buy = apply_filters(filters, "buy", Decimal("0.123456789"), Decimal("30000.129"), Decimal(1))
+    assert buy == (Decimal("0.12345"), Decimal("30000.12"))
+    sell = apply_filters(filters, "sell", Decimal("0.1"), Decimal("30000.121"), Decimal(1))
+    assert sell == (Decimal("0.1"), Decimal("30000.13"))
+
+
+@pytest.mark.parametrize(
+    ("quantity", "price", "message"),
+    [
+        (Decimal("0.000001"), None, "LOT_SIZE"),
+        (Decimal("0.0001"), None, "NOTIONAL"),
+        (Decimal(10000), None, "LOT_SIZE quantity"),
+        (Decimal("0.001"), Decimal("0.001"), "PRICE_FILTER"),
+    ],
+)
+def test_orders_breaking_a_filter_are_refused_naming_it(
+    quantity: Decimal, price: Decimal | None, message: str
+) -> None:
+    with pytest.raises(FilterError, match=message):
+        apply_filters(parse_filters(EXCHANGE_SYMBOL), "buy", quantity, price, Decimal(30000))

@@ -1,0 +1,157 @@
+"""Property tests of the pure risk rules: sizes, drawdown from the peak, breaker, limits."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from mastertrade.core.messages import Signal
+from mastertrade.risk.domain import (
+    OrderRequest,
+    Outcome,
+    PositionCheck,
+    RiskContext,
+    RiskLimits,
+    decide,
+    drawdown,
+    evaluate_position,
+)
+
+LIMITS = RiskLimits()
+money = st.decimals(min_value="0.01", max_value="1000000", places=2)
+qty = st.decimals(min_value="0.0001", max_value="1000", places=4)
+
+
+@given(equity=money, peak=money, exposure=money, held=qty, order=st.tuples(qty, money))
+@settings(max_examples=300)
+def test_a_buy_never_exceeds_the_size_or_exposure_limits(
+    equity: Decimal, peak: Decimal, exposure: Decimal, held: Decimal,
+    order: tuple[Decimal, Decimal],
+) -> None:  # fmt: skip
+    request_qty, price = order
+    context = RiskContext(equity=equity, equity_peak=peak, position_quantity=held,
+                          symbol_exposure=exposure)  # fmt: skip
+    decision = decide(OrderRequest("BTCUSDT", "buy", request_qty, price), context, LIMITS)
+    assert Decimal(0) <= decision.quantity <= request_qty
+    if decision.outcome is Outcome.REJECTED:
+        assert decision.quantity == 0 and decision.reasons
+        return
+    value = decision.quantity * price
+    assert value <= equity * LIMITS.max_position_size_pct
+    assert exposure + value <= equity * LIMITS.max_symbol_exposure_pct
+    assert (decision.outcome is Outcome.RESIZED) == (decision.quantity < request_qty)
+
+
+@given(held=qty, request_qty=qty, breaker=st.booleans(), equity=money)
+def test_a_sell_only_reduces_and_passes_an_open_breaker(
+    held: Decimal, request_qty: Decimal, breaker: bool, equity: Decimal
+) -> None:
+    context = RiskContext(equity=equity, equity_peak=equity * 2, position_quantity=held,
+                          breaker_open=breaker)  # fmt: skip
+    decision = decide(OrderRequest("ETHUSDT", "sell", request_qty, Decimal(10)), context, LIMITS)
+    assert decision.outcome is not Outcome.REJECTED
+    assert decision.quantity == min(held, request_qty)
+
+
+@given(equity=money, peak=money)
+def test_the_breaker_trips_exactly_at_the_drawdown_from_the_peak(
+    equity: Decimal, peak: Decimal
+) -> None:
+    context = RiskContext(equity=equity, equity_peak=peak)
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
+    true_peak = max(peak, equity)
+    fall = (true_peak - equity) / true_peak
+    assert decision.drawdown == fall
+    assert decision.trips_breaker == (fall >= LIMITS.max_portfolio_drawdown_pct)
+    if decision.trips_breaker:
+        assert decision.outcome is Outcome.REJECTED
+        assert "circuit breaker" in decision.reasons[0]
+    assert decision.new_peak == (equity if equity > peak else None)
+
+
+def test_drawdown_is_from_the_peak_not_the_start() -> None:
+    # started at 10000, rose to 20000, now 17000: 15 % below the peak, 70 % above the start
+    assert drawdown(Decimal(17000), Decimal(20000)) == Decimal("0.15")
+    context = RiskContext(equity=Decimal(17000), equity_peak=Decimal(20000))
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
+    assert decision.trips_breaker and decision.outcome is Outcome.REJECTED
+
+
+def test_an_open_breaker_rejects_buys_even_after_recovery() -> None:
+    context = RiskContext(equity=Decimal(10000), equity_peak=Decimal(10000), breaker_open=True)
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
+    assert decision.outcome is Outcome.REJECTED and not decision.trips_breaker
+
+
+@pytest.mark.parametrize(
+    ("context", "reason"),
+    [
+        (RiskContext(equity=Decimal(1000), equity_peak=None, kill_switch=True), "kill switch"),
+        (RiskContext(equity=Decimal(1000), equity_peak=None, orders_last_minute=60), "rate limit"),
+        (RiskContext(equity=Decimal(1000), equity_peak=None, open_positions=10), "positions open"),
+        (RiskContext(equity=None, equity_peak=None), "equity unknown"),
+    ],
+)
+def test_each_limit_rejects_with_its_reason(context: RiskContext, reason: str) -> None:
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
+    assert decision.outcome is Outcome.REJECTED
+    assert reason in decision.reasons[0]
+
+
+def test_a_kill_switch_stops_sells_too() -> None:
+    context = RiskContext(equity=Decimal(1000), equity_peak=None, position_quantity=Decimal(1),
+                          kill_switch=True)  # fmt: skip
+    decision = decide(OrderRequest("BTCUSDT", "sell", Decimal(1), Decimal(1)), context, LIMITS)
+    assert decision.outcome is Outcome.REJECTED
+
+
+def test_a_resize_is_floored_to_the_quantity_step() -> None:
+    context = RiskContext(equity=Decimal(10000), equity_peak=Decimal(10000))
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(30000)), context, LIMITS)
+    assert decision.outcome is Outcome.RESIZED
+    assert decision.quantity == Decimal("0.06666666")
+
+
+@pytest.mark.parametrize("bad", ["Infinity", "-Infinity", "NaN", "1e30", "sNaN"])
+def test_the_check_refuses_non_finite_or_huge_values(bad: str) -> None:
+    with pytest.raises(ValidationError, match=r"finite|bounds"):
+        PositionCheck.model_validate(
+            {"position_value": bad, "portfolio_value": "10000", "portfolio_peak": "10000"}
+        )
+
+
+def test_infinity_is_no_longer_approved_and_a_peak_below_value_is_the_value() -> None:
+    check = PositionCheck.model_validate(
+        {"position_value": "100", "portfolio_value": "10000", "portfolio_peak": "9000"}
+    )
+    assert evaluate_position(check, LIMITS).approved
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("quantity", "Infinity", "finite"),
+        ("price", "NaN", "finite"),
+        ("quantity", "-1", "greater than 0"),
+        ("symbol", "BTC/USDT", "symbol"),
+    ],
+)
+def test_signals_refuse_bad_fields_with_a_clear_message(
+    field: str, value: str, message: str
+) -> None:
+    payload = {"signal_id": "s1", "symbol": "BTCUSDT", "side": "buy", "quantity": "1",
+               "price": "100", field: value}  # fmt: skip
+    with pytest.raises(ValidationError, match=message):
+        Signal.model_validate(payload)
+
+
+def test_amounts_travel_as_decimal_strings() -> None:
+    signal = Signal(signal_id="s1", symbol="btcusdt", side="buy", quantity=Decimal("0.1"),
+                    price=Decimal("30000.5"))  # fmt: skip
+    body = signal.to_json()
+    assert (body["symbol"], body["quantity"], body["price"]) == ("BTCUSDT", "0.1", "30000.5")
+    assert Signal.model_validate(body) == signal
