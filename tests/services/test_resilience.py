@@ -16,6 +16,7 @@ from mastertrade.catalog import find_service, load_service_module
 from mastertrade.core.bus import publish_json
 from mastertrade.core.settings import load_settings
 from mastertrade.core.topology import ORDERS
+from mastertrade.migrations.runner import migrate_database
 from tests.infra import PrivatePostgres, PrivateRabbit, PrivateRedis
 from tests.services.helpers import running, wait_for_status
 
@@ -80,6 +81,9 @@ async def test_postgres_late_then_gone_then_back(
         assert late.json()["checks"] == {"database": "error", "redis": "ok"}
 
         private_postgres.start()
+        unmigrated = await wait_for_status(client, "/health", 503)
+        assert unmigrated.json()["checks"] == {"database": "error", "redis": "ok"}
+        await migrate_database(private_postgres.url, 10, lambda line: None)
         await wait_for_status(client, "/health", 200)
 
         private_postgres.stop()
