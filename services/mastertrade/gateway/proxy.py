@@ -8,8 +8,9 @@ exchange a 502, one too slow a 504; each answer names the service and says what 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
+import anyio
 import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -88,8 +89,19 @@ async def forward(
     except httpx.HTTPError as error:
         return problem(502, f"{service} broke the exchange ({type(error).__name__})")
     return StreamingResponse(
-        upstream.aiter_raw(),
+        relay(upstream),
         status_code=upstream.status_code,
         headers=answer_headers(upstream.headers.multi_items()),
         background=BackgroundTask(upstream.aclose),
     )
+
+
+async def relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream's body as it comes; its connection goes back to the pool even when the
+    caller goes away mid-answer (the task is cancelled: the close is shielded from that)."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()

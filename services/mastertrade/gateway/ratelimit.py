@@ -1,7 +1,7 @@
 """Per-key rate limits in Redis: a fixed window per caller, shared by every gateway replica.
 
-One round trip per request (INCR and EXPIRE pipelined in a transaction): the first request of
-a window creates its counter, which Redis drops when the window ends.
+One round trip per request (a server-side script: INCR, and EXPIRE on the window's first
+request): the first request of a window creates its counter, which Redis drops after it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 PREFIX = "mastertrade:gateway:rate"
+COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
 
 
 @dataclass(frozen=True)
@@ -31,14 +36,12 @@ class RateLimiter:
         self.client = client
         self.window = window
         self.prefix = prefix
+        self._count = client.register_script(COUNT_SCRIPT)
 
     async def hit(self, caller: str, limit: int) -> Decision:
         now = time.time()
         window_index = int(now // self.window)
         key = f"{self.prefix}:{caller}:{window_index}"
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.window + 1)
-            count, _ = await pipe.execute()
+        count = int(await self._count(keys=[key], args=[self.window + 1]))
         retry_after = max(1, int((window_index + 1) * self.window - now + 0.999))
         return Decision(count <= limit, limit, max(0, limit - count), retry_after)
