@@ -48,6 +48,10 @@ DEAD_LETTERS = Exchange(DEAD_LETTER_EXCHANGE)
 
 EXCHANGES: tuple[Exchange, ...] = (MARKET_DATA, SIGNALS, ORDERS, ALERTS, DEAD_LETTERS)
 
+# arbitrage_service publishes each opportunity found on SIGNALS as `arbitrage.<kind>`
+# (arbitrage.triangular, arbitrage.cross_venue); no queue binds it yet, signal.# does not match.
+ARBITRAGE_ROUTING_PREFIX = "arbitrage"
+
 QUEUES: tuple[Queue, ...] = (
     Queue("strategy_service.candles", (Binding(MARKET_DATA.name, "candle.#"),)),
     Queue("arbitrage_service.tickers", (Binding(MARKET_DATA.name, "ticker.#"),)),

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service, load_service_module
 from mastertrade.core.bus import publish_json
 from mastertrade.core.settings import load_settings
+from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.infra import PrivatePostgres, PrivateRabbit, PrivateRedis
 from tests.services.helpers import running, wait_for_status
@@ -80,6 +81,9 @@ async def test_postgres_late_then_gone_then_back(
         assert late.json()["checks"] == {"database": "error", "redis": "ok"}
 
         private_postgres.start()
+        unmigrated = await wait_for_status(client, "/health", 503)
+        assert unmigrated.json()["checks"] == {"database": "error", "redis": "ok"}
+        await migrate_database(private_postgres.url, 10, lambda line: None)
         await wait_for_status(client, "/health", 200)
 
         private_postgres.stop()

@@ -7,7 +7,8 @@ import pytest
 from mastertrade.catalog import SERVICES, find_service, load_service_module
 from mastertrade.core.service import ServiceSpec
 from mastertrade.core.settings import load_settings
-from tests.services.helpers import running
+from mastertrade.migrations.runner import migrate_database
+from tests.services.helpers import running, wait_for_status
 
 pytestmark = pytest.mark.infra
 
@@ -99,7 +100,7 @@ async def test_data_api_reads_candles_through_the_cache(
     assert first.headers["X-Cache"] == "miss"
     assert second.headers["X-Cache"] == "hit"
     assert first.json() == second.json()
-    assert first.json()[0]["close"] == "1.5"
+    assert first.json()["data"][0]["close"] == "1.5"
     assert bad.status_code == 422
 
 
@@ -125,7 +126,11 @@ async def test_before_migrations_endpoints_answer_503_and_say_why(
     env = {**service_env, "DATABASE_URL": empty_database_url}
     settings = load_settings(module.Settings, spec.name, spec.dependencies, env)
     async with running(module.create_app(settings)) as client:
-        assert (await client.get("/health")).status_code == 200
+        health = await client.get("/health")
         orders = await client.get("/api/v1/orders")
+        assert health.status_code == 503, "not ready while the schema is missing"
+        assert health.json()["checks"]["database"] == "error"
+        await migrate_database(empty_database_url, 10, lambda line: None)
+        await wait_for_status(client, "/health", 200)
     assert orders.status_code == 503
     assert "mastertrade migrate" in orders.json()["detail"]

@@ -4,7 +4,9 @@
 lifespan and adds the shared endpoints: the seed's health JSON at `spec.health_path`
 (`/health`, or `/api/health` for the monitoring UI), `/livez` (answers while the event loop
 runs; Kubernetes' liveness probe, so a database outage never restarts a pod) and `/metrics`.
-A request that needs a dependency that is down gets a 503, never a 500.
+A request that needs a dependency that is down gets a 503, never a 500; a 422 names the invalid
+parameters without echoing long inputs; every request has an X-Request-ID (core/requestid.py);
+/docs works offline (core/docs.py).
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import asyncpg
 import redis.exceptions
 from aio_pika.exceptions import AMQPError
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from mastertrade.core.connections import DependencyUnavailableError
 from mastertrade.core.consumer import Handler
 from mastertrade.core.deps import RuntimeDep
+from mastertrade.core.docs import add_offline_docs
+from mastertrade.core.errors import validation_error
 from mastertrade.core.metrics import MetricsMiddleware, metrics_endpoint
+from mastertrade.core.requestid import RequestIdMiddleware
 from mastertrade.core.runtime import Runtime
 from mastertrade.core.service import ServiceSpec
 from mastertrade.core.settings import ServiceSettings
@@ -96,7 +102,14 @@ def build_service_app(
             logger.info("stopping %s", spec.name)
             await live.stop()
 
-    app = FastAPI(title=spec.title or spec.name, version=live.version, lifespan=lifespan)
+    app = FastAPI(
+        title=spec.title or spec.name,
+        version=live.version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    add_offline_docs(app)
     app.state.runtime = live
     app.state.metrics = live.metrics
     app.state.settings = settings
@@ -106,5 +119,7 @@ def build_service_app(
     for error_type in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_type, _unavailable)
     app.add_exception_handler(asyncpg.UndefinedTableError, _not_migrated)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(MetricsMiddleware, metrics=live.metrics)
+    app.add_middleware(RequestIdMiddleware)
     return app

@@ -41,15 +41,29 @@ class Connector(Protocol):
     async def close(self) -> None: ...
 
 
+class SchemaNotMigratedError(Exception):
+    """The database answers but lacks the schema this code needs (`mastertrade migrate`)."""
+
+
+# The version of the newest migration applied, or NULL when no migration ever ran
+SCHEMA_VERSION_QUERY = """
+SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL
+            ELSE (SELECT max(version) FROM schema_migrations) END
+"""
+
+
 class PostgresConnector:
-    """An asyncpg pool on DATABASE_URL."""
+    """An asyncpg pool on DATABASE_URL; it is up when the schema is at `schema_version`."""
 
     dependency = Dependency.DATABASE
 
-    def __init__(self, url: str, timeout: float, max_size: int = 10) -> None:
+    def __init__(
+        self, url: str, timeout: float, max_size: int = 10, schema_version: int = 0
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.max_size = max_size
+        self.schema_version = schema_version
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -65,7 +79,12 @@ class PostgresConnector:
 
     async def ping(self) -> None:
         async with self.pool.acquire(timeout=self.timeout) as connection:
-            await connection.fetchval("SELECT 1", timeout=self.timeout)
+            applied = await connection.fetchval(SCHEMA_VERSION_QUERY, timeout=self.timeout)
+        if self.schema_version and (applied is None or applied < self.schema_version):
+            raise SchemaNotMigratedError(
+                f"the schema is at version {applied or 0}, this code needs "
+                f"{self.schema_version}: run `mastertrade migrate`"
+            )
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

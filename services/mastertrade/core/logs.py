@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line in clusters, aligned plain text on a terminal.
 
 `configure_logging` sets up the root logger once per process (uvicorn's loggers propagate to
-it); extra fields passed with `logger.info("...", extra={"fields": {...}})` land as top-level
+it); a record logged while a request is answered carries its `request_id`; extra fields
+passed with `logger.info("...", extra={"fields": {...}})` land as top-level
 JSON keys, or as key=value pairs on the console.
 """
 
@@ -12,6 +13,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from mastertrade.core.requestid import RequestIdFilter
 
 LogFormat = Literal["json", "console"]
 
@@ -71,6 +74,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json"
     """Send every log record of the process to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,7 @@ from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.core.service import ServiceSpec
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.core.supervisor import DependencySupervisor
+from mastertrade.migrations.runner import load_migrations
 from mastertrade_model.values import Dependency
 
 
@@ -38,6 +40,12 @@ def _url(settings: ServiceSettings, dependency: Dependency) -> str:
     if url is None:
         raise ValueError(f"{dependency} is required but its URL is not set")
     return url
+
+
+@cache
+def required_schema_version() -> int:
+    """The newest migration this code ships: /health is not ready below it."""
+    return max((migration.version for migration in load_migrations()), default=0)
 
 
 DRAIN_SECONDS = 15.0
@@ -65,7 +73,7 @@ def build_connector(
     url = _url(settings, dependency)
     timeout = settings.dependency_timeout
     if dependency is Dependency.DATABASE:
-        return PostgresConnector(url, timeout)
+        return PostgresConnector(url, timeout, schema_version=required_schema_version())
     if dependency is Dependency.REDIS:
         return RedisConnector(url, timeout)
 

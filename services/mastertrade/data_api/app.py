@@ -6,12 +6,12 @@ from fastapi import FastAPI
 
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
-from mastertrade.core.settings import ServiceSettings
 from mastertrade.data_api.api import router
+from mastertrade.data_api.settings import DataApiSettings
 
-Settings = ServiceSettings
+Settings = DataApiSettings
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
+def create_app(settings: DataApiSettings) -> FastAPI:
     """The app, its connections opened in the lifespan."""
     return build_service_app(find_service("data_access_api"), settings, [router])

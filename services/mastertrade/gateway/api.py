@@ -1,19 +1,77 @@
-"""HTTP routes of api_gateway."""
+"""HTTP routes of api_gateway: its own (services, aggregated health, keys) and the proxy."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
-from mastertrade.core.upstream import fetch_all_health
-from mastertrade.gateway.settings import GatewaySettings
+from mastertrade.core.upstream import fetch_health
+from mastertrade.gateway.access import AccessDeniedError, authorize
+from mastertrade.gateway.proxy import problem
+from mastertrade.gateway.routing import Gateway
+from mastertrade.gateway.settings import routable_services
 
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
+proxy_router = APIRouter(tags=["proxy"])
+PROXY_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def _all_health(gateway: Gateway) -> dict[str, dict[str, Any]]:
+    if gateway.client is None:
+        return {}
+    specs = [spec for spec in routable_services() if spec.name in gateway.upstreams]
+    timeout = gateway.settings.dependency_timeout
+    answers = await asyncio.gather(*(
+        asyncio.wait_for(fetch_health(gateway.client, gateway.upstreams[s.name], s.health_path),
+                         timeout)
+        for s in specs
+    ), return_exceptions=True)  # fmt: skip
+    return {
+        spec.name: answer
+        if isinstance(answer, dict)
+        else {"status": "unreachable", "url": gateway.upstreams[spec.name], "error": "timeout"}
+        for spec, answer in zip(specs, answers, strict=True)
+    }
 
 
 @router.get("/services")
 async def services(request: Request) -> dict[str, dict[str, Any]]:
     """Health of every service behind the gateway."""
-    settings: GatewaySettings = request.app.state.settings
-    return await fetch_all_health(settings.upstreams, timeout=settings.dependency_timeout)
+    return await _all_health(gateway_of(request))
+
+
+@router.get("/health", summary="Aggregated health: 200 when every configured service is healthy")
+async def aggregated_health(request: Request) -> JSONResponse:
+    gateway = gateway_of(request)
+    found = await _all_health(gateway)
+    healthy = all(info.get("status") == "healthy" for info in found.values())
+    missing = sorted(s.name for s in routable_services() if s.name not in gateway.upstreams)
+    body = {"status": "healthy" if healthy else "degraded", "services": found,
+            "not_configured": missing}  # fmt: skip
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/keys", summary="The API keys the gateway knows (names and scopes); needs admin")
+async def keys(request: Request) -> Response:
+    gateway = gateway_of(request)
+    try:
+        authorize(gateway.keys, request.headers, "admin")
+    except AccessDeniedError as denied:
+        return problem(denied.status, denied.detail)
+    return JSONResponse([{"name": key.name, "scope": key.scope} for key in gateway.keys.listed()])
+
+
+@proxy_router.api_route(
+    "/api/{service}/{path:path}", methods=PROXY_METHODS, summary="Forward to a service"
+)
+async def proxy(request: Request, service: str, path: str) -> Response:
+    del path  # forwarded from request.path_params as it came
+    return await gateway_of(request).handle(request, service)

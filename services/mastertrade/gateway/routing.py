@@ -1,0 +1,87 @@
+"""The gateway's handling of one proxied request: service, key, scope, rate, body, forward."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import Request
+from fastapi.responses import Response
+
+from mastertrade.core.runtime import Runtime
+from mastertrade.gateway.access import AccessDeniedError, authorize, required_scope
+from mastertrade.gateway.keys import ApiKey, KeyStore
+from mastertrade.gateway.proxy import BodyTooLargeError, forward, problem, read_body
+from mastertrade.gateway.ratelimit import Decision, RateLimiter
+from mastertrade.gateway.settings import GatewaySettings, routable_services
+
+
+class Gateway:
+    """Routing state of one gateway instance; the pooled client is set in the lifespan."""
+
+    def __init__(self, settings: GatewaySettings, runtime: Runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.keys = KeyStore(settings.api_keys())
+        self.upstreams = {name: url.rstrip("/") for name, url in settings.upstreams.items()}
+        self.services = {spec.kube_name: spec for spec in routable_services()}
+        self.client: httpx.AsyncClient | None = None
+
+    def new_client(self) -> httpx.AsyncClient:
+        settings = self.settings
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.gateway_upstream_timeout,
+                connect=settings.dependency_timeout,
+                pool=settings.dependency_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.gateway_max_connections,
+                max_keepalive_connections=settings.gateway_max_connections,
+            ),
+            follow_redirects=False,
+        )
+
+    async def _rate(self, request: Request, key: ApiKey | None) -> Decision:
+        limiter = RateLimiter(self.runtime.redis, self.settings.gateway_rate_window)
+        if key is not None:
+            return await limiter.hit(f"key:{key.name}", self.settings.gateway_rate_limit)
+        address = request.client.host if request.client else "unknown"
+        return await limiter.hit(f"ip:{address}", self.settings.gateway_anonymous_rate_limit)
+
+    async def handle(self, request: Request, service: str) -> Response:
+        """Answer `/api/<service>/<path>`."""
+        spec = self.services.get(service.lower().replace("_", "-"))
+        if spec is None:
+            known = ", ".join(sorted(self.services))
+            return problem(404, f"no service named {service[:64]!r}; routable: {known}")
+        required = required_scope(request.method, self.settings.gateway_require_key_for_reads)
+        try:
+            key = authorize(self.keys, request.headers, required)
+        except AccessDeniedError as denied:
+            answer = problem(denied.status, denied.detail)
+            if denied.status == 401:
+                answer.headers["WWW-Authenticate"] = "Bearer"
+            return answer
+        decision = await self._rate(request, key)
+        if not decision.allowed:
+            answer = problem(429, "rate limit reached; retry later", decision.retry_after)
+            return _with_rate(answer, decision)
+        base_url = self.upstreams.get(spec.name)
+        if base_url is None or self.client is None:
+            variable = f"{spec.name.upper()}_URL"
+            return problem(
+                503, f"{spec.kube_name} is not configured on the gateway: set {variable}"
+            )
+        try:
+            body = await read_body(request, self.settings.gateway_max_body_bytes)
+        except BodyTooLargeError:
+            limit = self.settings.gateway_max_body_bytes
+            return problem(413, f"the request body is larger than {limit} bytes")
+        return _with_rate(
+            await forward(self.client, spec.kube_name, base_url, request, body), decision
+        )
+
+
+def _with_rate(answer: Response, decision: Decision) -> Response:
+    answer.headers["X-RateLimit-Limit"] = str(decision.limit)
+    answer.headers["X-RateLimit-Remaining"] = str(decision.remaining)
+    return answer

@@ -1,0 +1,206 @@
+"""api_gateway on real Redis in front of real HTTP servers: routes by catalog name, keys and
+scopes, per-key rate limits, body limits, request ids, and 502/503/504 when a service is down."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from mastertrade.catalog import find_service, load_service_module
+from mastertrade.core.settings import load_settings
+from mastertrade.gateway.keys import digest_of
+from tests.infra import free_port
+
+pytestmark = pytest.mark.infra
+
+READ, TRADE, ADMIN = (f"{word}-{uuid.uuid4().hex}" for word in ("read", "trade", "admin"))
+
+
+def echo_app() -> FastAPI:
+    """A stand-in service: tells what it received; /slow answers after 2 s."""
+    app = FastAPI()
+
+    @app.api_route("/echo", methods=["GET", "POST", "DELETE"])
+    async def echo(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        return {"method": request.method, "headers": dict(request.headers), "size": len(body),
+                "query": request.url.query}  # fmt: skip
+
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(2)
+        return {"status": "late"}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "healthy"}
+
+    return app
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def service_app(name: str, env: dict[str, str]) -> FastAPI:
+    spec = find_service(name)
+    module = load_service_module(spec)
+    return module.create_app(load_settings(module.Settings, spec.name, spec.dependencies, env))
+
+
+@asynccontextmanager
+async def gateway(env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway in-process, seen from a client address of its own (limits are per caller)."""
+    app = service_app("api-gateway", env)
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@pytest.fixture
+async def upstreams(service_env: dict[str, str]) -> AsyncIterator[dict[str, str]]:
+    """data_access_api for real, a stand-in echo service, one down, one missing."""
+    async with serving(service_app("data-access-api", service_env)) as data_api, serving(
+        echo_app()
+    ) as echo:  # fmt: skip
+        yield {
+            **service_env,
+            "DATA_ACCESS_API_URL": data_api,
+            "STRATEGY_SERVICE_URL": echo,
+            "ORDER_EXECUTOR_URL": echo,
+            "RISK_MANAGER_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: down
+            "GATEWAY_API_KEYS": f"reader:read:{READ},trader:trade:sha256:{digest_of(TRADE)}",
+            "GATEWAY_UPSTREAM_TIMEOUT": "0.5",
+            "GATEWAY_ANONYMOUS_RATE_LIMIT": "1000",
+        }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_routes_by_catalog_name_and_carries_the_request_id(
+    upstreams: dict[str, str],
+) -> None:
+    async with gateway(upstreams) as client:
+        candles = await client.get(
+            "/api/data-access-api/api/v1/candles/BTCUSDT", params={"limit": 2},
+            headers={"X-Request-ID": "trace-42"},
+        )  # fmt: skip
+        assert candles.status_code == 200, candles.text
+        assert set(candles.json()) == {"data", "count", "next_cursor"}
+        assert candles.headers["x-request-id"] == "trace-42"
+        echo = await client.get("/api/strategy_service/echo?a=1&a=2", headers={"X-API-Key": READ})
+        seen = echo.json()
+        assert seen["query"] == "a=1&a=2"
+        assert seen["headers"]["x-request-id"] == echo.headers["x-request-id"]
+        assert len(seen["headers"]["x-request-id"]) == 32  # made by the gateway
+        assert "x-api-key" not in seen["headers"] and "authorization" not in seen["headers"]
+        assert seen["headers"]["x-forwarded-for"].startswith("10.")
+
+
+async def test_keys_and_scopes_guard_every_change_of_state(upstreams: dict[str, str]) -> None:
+    async with gateway(upstreams) as client:
+        post = "/api/strategy-service/echo"
+        assert (await client.get("/api/strategy-service/echo")).status_code == 200
+        anonymous = await client.post(post, json={"a": 1})
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert (await client.post(post, headers=bearer("x" * 40))).status_code == 401
+        reader = await client.post(post, headers=bearer(READ))
+        assert reader.status_code == 403
+        assert "scope read; this needs trade" in reader.json()["detail"]
+        trader = await client.post(post, headers=bearer(TRADE), content=b"x" * 100)
+        assert trader.status_code == 200
+        assert trader.json()["method"] == "POST" and trader.json()["size"] == 100
+        assert (await client.delete(post, headers={"X-API-Key": TRADE})).status_code == 200
+        assert (await client.get("/api/v1/keys", headers=bearer(TRADE))).status_code == 403
+    keys = f"{upstreams['GATEWAY_API_KEYS']},boss:admin:{ADMIN}"
+    strict = {**upstreams, "GATEWAY_REQUIRE_KEY_FOR_READS": "true", "GATEWAY_API_KEYS": keys}
+    async with gateway(strict) as client:
+        assert (await client.get("/api/strategy-service/echo")).status_code == 401
+        assert (await client.get("/api/strategy-service/echo", headers=bearer(READ))).is_success
+        listed = await client.get("/api/v1/keys", headers=bearer(ADMIN))
+        assert listed.json() == [{"name": "boss", "scope": "admin"},
+                                 {"name": "reader", "scope": "read"},
+                                 {"name": "trader", "scope": "trade"}]  # fmt: skip
+
+
+async def test_rate_limits_are_per_key(upstreams: dict[str, str]) -> None:
+    # counters are per key name and shared by every gateway on the Redis: names of this test
+    first, other = (f"{word}-{uuid.uuid4().hex}" for word in ("first", "other"))
+    env = {**upstreams, "GATEWAY_RATE_LIMIT": "3", "GATEWAY_ANONYMOUS_RATE_LIMIT": "2",
+           "GATEWAY_API_KEYS": f"{first}:read:{first},{other}:read:{other}"}  # fmt: skip
+    async with gateway(env) as client:
+        path = "/api/strategy-service/echo"
+        answers = [await client.get(path, headers=bearer(first)) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+        assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
+        assert (await client.get(path, headers=bearer(other))).status_code == 200
+        anonymous = [(await client.get(path)).status_code for _ in range(3)]
+        assert anonymous == [200, 200, 429]
+
+
+async def test_body_size_is_limited(upstreams: dict[str, str]) -> None:
+    async with gateway({**upstreams, "GATEWAY_MAX_BODY_BYTES": "1000"}) as client:
+        path = "/api/strategy-service/echo"
+        assert (await client.post(path, headers=bearer(TRADE), content=b"x" * 1000)).is_success
+        big = await client.post(path, headers=bearer(TRADE), content=b"x" * 1001)
+        assert big.status_code == 413
+        assert "larger than 1000 bytes" in big.json()["detail"]
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            for _ in range(5):
+                yield b"y" * 400
+
+        streamed = await client.post(path, headers=bearer(TRADE), content=chunks())
+        assert streamed.status_code == 413
+
+
+async def test_a_service_down_slow_or_missing_gets_a_clear_answer(
+    upstreams: dict[str, str],
+) -> None:
+    async with gateway(upstreams) as client:
+        down = await client.get("/api/risk-manager/api/v1/limits")
+        assert down.status_code == 502
+        assert "risk-manager refused the connection or is down" in down.json()["detail"]
+        slow = await client.get("/api/order-executor/slow")
+        assert slow.status_code == 504
+        assert "order-executor did not answer in time" in slow.json()["detail"]
+        missing = await client.get("/api/market-data-service/api/v1/candles/BTCUSDT")
+        assert missing.status_code == 503
+        assert "set MARKET_DATA_SERVICE_URL" in missing.json()["detail"]
+        unknown = await client.get("/api/trading-bot/x")
+        assert unknown.status_code == 404
+        assert "data-access-api" in unknown.json()["detail"]
+        health = await client.get("/api/v1/health")
+        assert health.status_code == 503
+        body = health.json()
+        assert body["status"] == "degraded"
+        assert body["services"]["data_access_api"]["status"] == "healthy"
+        assert body["services"]["risk_manager"]["status"] == "unreachable"
+        assert "market_data_service" in body["not_configured"]
+        assert (await client.get("/health")).status_code == 200  # the gateway itself is fine
+        assert (await client.get("/api/strategy-service/echo")).status_code == 200
