@@ -14,6 +14,7 @@ pytestmark = pytest.mark.infra
 BASE_TABLES = {
     "candles", "trades", "strategies", "backtests", "signals", "orders", "fills",
     "positions", "balances", "risk_events", "alerts", "schema_migrations",
+    "book_tickers",  # 0010_market_data
     "risk_state", "risk_decisions", "account_equity", "outbox", "alert_deliveries",
 }  # fmt: skip
 

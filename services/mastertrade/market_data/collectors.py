@@ -13,18 +13,17 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mastertrade.core.runtime import Runtime
-from mastertrade.market_data.binance_rest import BinanceRest
-from mastertrade.market_data.binance_ws import BinanceStream
 from mastertrade.market_data.domain.binance import stream_names
-from mastertrade.market_data.history import binance_history, simulated_history
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.settings import STREAM_KINDS, MarketDataSettings
-from mastertrade.market_data.simulated_feed import run_simulated_feed
 from mastertrade.market_data.sink import MarketSink
 from mastertrade.market_data.writer import Connections, EventWriter
+
+if TYPE_CHECKING:
+    from mastertrade.market_data.binance_rest import BinanceRest
 
 logger = logging.getLogger("mastertrade.market_data")
 RETRY_SECONDS = 5.0
@@ -101,6 +100,11 @@ class MarketDataCollectors:
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _work(self) -> None:
+        # numpy (the simulated market) and aiohttp (Binance) load here, after the server
+        # answers, so that the service starts as fast as the others on a busy machine
+        from mastertrade.market_data.history import simulated_history  # noqa: PLC0415
+        from mastertrade.market_data.simulated_feed import run_simulated_feed  # noqa: PLC0415
+
         self.phase = "backfilling"
         symbols = self.settings.market_data_symbols
         if self.source == "simulated":
@@ -124,6 +128,8 @@ class MarketDataCollectors:
         logger.info("market data history written (%d rows); going live", written)
 
     async def _binance_backfill(self, rest: BinanceRest, symbols: tuple[str, ...]) -> int:
+        from mastertrade.market_data.history import binance_history  # noqa: PLC0415
+
         return await binance_history(
             rest,
             self.runtime.pool,
@@ -134,6 +140,9 @@ class MarketDataCollectors:
         )
 
     async def _binance(self, symbols: tuple[str, ...]) -> None:
+        from mastertrade.market_data.binance_rest import BinanceRest  # noqa: PLC0415
+        from mastertrade.market_data.binance_ws import BinanceStream  # noqa: PLC0415
+
         settings = self.settings
         rest = BinanceRest(
             settings.binance_rest_url, settings.binance_max_weight_per_minute, metrics=self.metrics

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from mastertrade.market_data.binance_rest import BinanceRest
 from mastertrade.market_data.bulk import write_simulated
 from mastertrade.market_data.domain.events import to_millis
 from mastertrade.market_data.domain.market import SimulatedMarket
@@ -27,6 +27,9 @@ from mastertrade.market_data.domain.simulator import (
     instrument_columns,
 )
 from mastertrade.market_data.store import last_close, last_open_time, upsert_klines
+
+if TYPE_CHECKING:
+    from mastertrade.market_data.binance_rest import BinanceRest
 
 logger = logging.getLogger("mastertrade.market_data.history")
 
