@@ -67,6 +67,7 @@ bench: setup ## Run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/operator_reconcile.py
 	bash scripts/ensure-infra.sh
 	$(BIN)/python bench/services.py
+	$(BIN)/python bench/backtest.py
 
 .PHONY: kind-up
 kind-up: ## MasterTrade on a local kind cluster: create, build, load, install, wait, print URLs (MODE=operator|chart)

@@ -1,0 +1,1 @@
+"""Strategy families, the backtest engine and walk-forward ranking, against a plain reference."""

@@ -1,5 +1,8 @@
 """The backtest kernel: every strategy in parallel (`prange`), each one a loop over the bars.
 
+Bars go in blocks of BLOCK: first the rules' wishes after each close of the block (one tight
+loop per family, `signals.leg_block`), then the order and accounting loop over the same bars.
+
 Timing convention (no look-ahead): the rules see bar t's close; the position they ask for is
 filled at bar t + 1's OPEN; equity is marked at every close. A wish on the last bar is never
 filled. Orders: a buy spends `fraction` of the cash (equal to equity, since a strategy is flat
@@ -19,7 +22,7 @@ import numpy.typing as npt
 from numba import prange
 
 from mastertrade.strategy.domain._jit import njit
-from mastertrade.strategy.domain.signals import WANT, leg_step
+from mastertrade.strategy.domain.signals import leg_block
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -28,38 +31,22 @@ IntArray = npt.NDArray[np.int64]
 START, END, SUM_R, SUM_R2, SUM_DOWN2, BARS, ENTRIES, CLOSED, WINS, EXPOSED, MAX_DD = range(11)
 STAT_COLUMNS = 11
 STATE_SLOTS = 8
+BLOCK = 2048  # bars whose wishes are computed ahead of the order loop (16 KiB of float64)
 
 
 @njit()
-def _accumulate(row: FloatArray, equity: float, previous: float, holding: bool) -> None:
-    """Add one bar's close-to-close return to a statistics row."""
-    r = equity / previous - 1.0
-    row[END] = equity
-    row[SUM_R] += r
-    row[SUM_R2] += r * r
-    if r < 0.0:
-        row[SUM_DOWN2] += r * r
-    row[BARS] += 1.0
-    if holding:
-        row[EXPOSED] += 1.0
+def _total_row(stats: FloatArray, max_dd: float) -> None:
+    """The whole run's row: segment sums added up, first START, last END, the run's drawdown."""
+    total = stats.shape[0] - 1
+    for column in (SUM_R, SUM_R2, SUM_DOWN2, BARS, ENTRIES, CLOSED, WINS, EXPOSED):
+        stats[total, column] = stats[:total, column].sum()
+    stats[total, START] = stats[0, START]
+    stats[total, END] = stats[total - 1, END]
+    stats[total, MAX_DD] = max_dd
 
 
 @njit()
-def _open_segment(row: FloatArray, equity: float) -> None:
-    row[START] = equity
-    row[END] = equity
-
-
-@njit()
-def _wants(kinds: IntArray, state: FloatArray) -> bool:
-    for leg in range(kinds.shape[0]):  # noqa: SIM110 - a plain loop is what numba compiles best
-        if kinds[leg] >= 0 and state[leg, WANT] == 0.0:
-            return False
-    return True
-
-
-@njit()
-def _simulate(  # noqa: PLR0917 - numba kernels take their arrays positionally
+def _simulate(  # noqa: PLR0912, PLR0915, PLR0917 - one hot loop kept whole, in locals
     open_: FloatArray,
     close: FloatArray,
     shared: tuple[float, FloatArray, FloatArray, FloatArray, FloatArray],
@@ -70,56 +57,71 @@ def _simulate(  # noqa: PLR0917 - numba kernels take their arrays positionally
     stats: FloatArray,
     curve: FloatArray,
     stride: int,
-) -> float:
-    """Run one strategy over every bar; fill its `stats` rows and `curve`; return max drawdown."""
-    base, prefix, prefix_sq, high, low = shared
-    fee, slip, fraction, cash = costs[0], costs[1], costs[2], costs[3]
-    total = stats.shape[0] - 1
+) -> None:
+    """Run one strategy over every bar, filling its `stats` rows and `curve`.
+
+    The hot loop keeps its sums in local scalars, written out once per segment, and divides
+    only when it must (a flat bar's return is exactly 0; a drawdown is computed when it is a
+    new maximum): on 2 cores the bar loop, not memory, is the cost.
+    """
     state = np.zeros((kinds.shape[0], STATE_SLOTS))
-    units, spent, equity = 0.0, 0.0, cash
-    holding = target = False
-    peak, max_dd, seg_peak, segment, point = cash, 0.0, cash, 0, 0
-    _open_segment(stats[0], cash)
-    _open_segment(stats[total], cash)
-    for t in range(close.shape[0]):
-        if t == edges[segment + 1]:
-            segment += 1
-            _open_segment(stats[segment], equity)
-            seg_peak = equity
-        if target != holding:
-            if target:
-                spent = fraction * cash
-                units = spent / (open_[t] * (1.0 + slip) * (1.0 + fee))
-                cash -= spent
-                stats[segment, ENTRIES] += 1.0
-                stats[total, ENTRIES] += 1.0
-            else:
-                proceeds = units * open_[t] * (1.0 - slip) * (1.0 - fee)
-                cash += proceeds
-                units = 0.0
-                won = 1.0 if proceeds > spent else 0.0
-                for row in (segment, total):
-                    stats[row, CLOSED] += 1.0
-                    stats[row, WINS] += won
-            holding = target
-        previous = equity
-        equity = cash + units * close[t]
-        _accumulate(stats[segment], equity, previous, holding)
-        _accumulate(stats[total], equity, previous, holding)
-        peak = max(peak, equity)
-        max_dd = max(max_dd, 1.0 - equity / peak)
-        seg_peak = max(seg_peak, equity)
-        stats[segment, MAX_DD] = max(stats[segment, MAX_DD], 1.0 - equity / seg_peak)
-        if (t + 1) % stride == 0 or t == close.shape[0] - 1:
-            curve[point] = equity
-            point += 1
-        for leg in range(kinds.shape[0]):
-            if kinds[leg] >= 0:
-                leg_step(kinds[leg], params[leg], state[leg], t, close, base, prefix, prefix_sq,
-                         high, low)  # fmt: skip
-        target = _wants(kinds, state)
-    stats[total, MAX_DD] = max_dd
-    return max_dd
+    want = np.zeros(BLOCK)
+    fee, slip, fraction = costs[0], costs[1], costs[2]
+    cash = equity = peak = costs[3]
+    units = spent = 0.0
+    max_dd, holding, target, point, countdown = 0.0, False, False, 0, stride
+    for segment in range(edges.shape[0] - 1):
+        stats[segment, START] = seg_peak = equity
+        seg_dd = sum_r = sum_r2 = sum_down2 = 0.0
+        exposed = 0
+        for first in range(edges[segment], edges[segment + 1], BLOCK):
+            last = min(first + BLOCK, edges[segment + 1])
+            # the rules' wishes after each close of the block: they never depend on fills
+            for leg in range(kinds.shape[0]):
+                if kinds[leg] >= 0:
+                    leg_block(kinds[leg], params, state, leg, (first, last), close, shared, want)
+            for t in range(first, last):
+                if target and not holding:
+                    spent = fraction * cash
+                    units = spent / (open_[t] * (1.0 + slip) * (1.0 + fee))
+                    cash -= spent
+                    stats[segment, ENTRIES] += 1.0
+                elif holding and not target:
+                    proceeds = units * open_[t] * (1.0 - slip) * (1.0 - fee)
+                    cash += proceeds
+                    units = 0.0
+                    stats[segment, CLOSED] += 1.0
+                    stats[segment, WINS] += 1.0 if proceeds > spent else 0.0
+                holding = target
+                previous = equity
+                equity = cash + units * close[t]
+                if equity != previous:
+                    r = equity / previous - 1.0
+                    sum_r += r
+                    sum_r2 += r * r
+                    if r < 0.0:
+                        sum_down2 += r * r
+                exposed += holding
+                if equity >= peak:
+                    peak = equity
+                elif peak - equity > max_dd * peak:
+                    max_dd = 1.0 - equity / peak
+                if equity >= seg_peak:
+                    seg_peak = equity
+                elif seg_peak - equity > seg_dd * seg_peak:
+                    seg_dd = 1.0 - equity / seg_peak
+                countdown -= 1
+                if countdown == 0 or t == close.shape[0] - 1:
+                    curve[point] = equity
+                    point += 1
+                    countdown = stride
+                target = want[t - first] != 0.0
+        stats[segment, END] = equity
+        stats[segment, SUM_R], stats[segment, SUM_R2] = sum_r, sum_r2
+        stats[segment, SUM_DOWN2], stats[segment, MAX_DD] = sum_down2, seg_dd
+        stats[segment, BARS] = edges[segment + 1] - edges[segment]
+        stats[segment, EXPOSED] = exposed
+    _total_row(stats, max_dd)
 
 
 @njit(parallel=True)
@@ -140,6 +142,10 @@ def run_kernel(  # noqa: PLR0917 - numba kernels take their arrays positionally
     stats = np.zeros((n_strategies, n_segments + 1, STAT_COLUMNS))
     curves = np.zeros((n_strategies, n_points))
     for s in prange(n_strategies):
-        _simulate(open_, close, shared, kinds[s], params[s], costs, edges, stats[s], curves[s],
-                  stride)  # fmt: skip
+        local_stats = np.zeros((n_segments + 1, STAT_COLUMNS))
+        local_curve = np.zeros(n_points)
+        _simulate(open_, close, shared, kinds[s], params[s], costs, edges, local_stats,
+                  local_curve, stride)  # fmt: skip
+        stats[s] = local_stats
+        curves[s] = local_curve
     return stats, curves

@@ -1,7 +1,7 @@
-"""One bar of one family's rule, on that bar's close: the kernel calls `leg_step` bar by bar.
+"""One bar of one family's rule, on that bar's close: the kernel calls `leg_block` block by block.
 
-A leg keeps its own small state row (`state[0]` is 1.0 while the leg wants to be long; the rest
-is the family's running values such as EMAs or the previous crossover gap). `leg_step` at bar t
+A leg keeps its own small state row (`state[leg, 0]` is 1.0 while the leg wants to be long; the rest
+is the family's running values such as EMAs or the previous crossover gap). The step at bar t
 reads only closes up to t and prefix sums up to t + 1 (which cover closes up to t), never a
 later bar: the look-ahead test perturbs later bars to prove it. Warm-up: a rule gives no signal
 until every value it compares is defined on this bar AND, for crossovers, on the previous one.
@@ -22,22 +22,22 @@ WANT = 0
 
 
 @njit()
-def _cross(state: FloatArray, slot: int, gap: float, armed: bool) -> None:
+def _cross(state: FloatArray, leg: int, slot: int, gap: float, armed: bool) -> None:
     """Flip the leg's wish on a sign change of `gap` (once the previous gap is defined)."""
     if armed:
-        if gap > 0.0 and state[slot] <= 0.0:
-            state[WANT] = 1.0
-        elif gap < 0.0 and state[slot] >= 0.0:
-            state[WANT] = 0.0
-    state[slot] = gap
+        if gap > 0.0 and state[leg, slot] <= 0.0:
+            state[leg, WANT] = 1.0
+        elif gap < 0.0 and state[leg, slot] >= 0.0:
+            state[leg, WANT] = 0.0
+    state[leg, slot] = gap
 
 
 @njit()
-def _enter_exit(state: FloatArray, enter: bool, leave: bool) -> None:
+def _enter_exit(state: FloatArray, leg: int, enter: bool, leave: bool) -> None:
     if enter:
-        state[WANT] = 1.0
+        state[leg, WANT] = 1.0
     elif leave:
-        state[WANT] = 0.0
+        state[leg, WANT] = 0.0
 
 
 @njit()
@@ -46,11 +46,42 @@ def _window_sum(prefix: FloatArray, t: int, period: int) -> float:
 
 
 @njit()
-def _sma_cross(p: FloatArray, state: FloatArray, t: int, prefix: FloatArray) -> None:
-    fast, slow = int(p[0]), int(p[1])
+def _sma_cross(p: FloatArray, state: FloatArray, leg: int, t: int, prefix: FloatArray) -> None:
+    fast, slow = int(p[leg, 0]), int(p[leg, 1])
     if t >= slow - 1:
-        gap = _window_sum(prefix, t, fast) / fast - _window_sum(prefix, t, slow) / slow
-        _cross(state, 1, gap, t >= slow)
+        # fast mean - slow mean, times fast * slow (> 0): the same sign, no division
+        gap = _window_sum(prefix, t, fast) * slow - _window_sum(prefix, t, slow) * fast
+        _cross(state, leg, 1, gap, t >= slow)
+
+
+@njit()
+def _sma_cross_block(  # noqa: PLR0917 - numba kernels take their arrays positionally
+    p: FloatArray,
+    state: FloatArray,
+    leg: int,
+    bars: tuple[int, int],
+    prefix: FloatArray,
+    want: FloatArray,
+) -> None:
+    """`_sma_cross` over a block with its state in locals: the benchmarked family's hot loop."""
+    fast, slow = int(p[leg, 0]), int(p[leg, 1])
+    wish, previous, first = state[leg, WANT], state[leg, 1], leg == 0
+    for t in range(bars[0], bars[1]):
+        if t >= slow - 1:
+            gap = (prefix[t + 1] - prefix[t + 1 - fast]) * slow - (
+                prefix[t + 1] - prefix[t + 1 - slow]
+            ) * fast
+            if t >= slow:
+                if gap > 0.0 and previous <= 0.0:
+                    wish = 1.0
+                elif gap < 0.0 and previous >= 0.0:
+                    wish = 0.0
+            previous = gap
+        if first:
+            want[t - bars[0]] = wish
+        elif wish == 0.0:
+            want[t - bars[0]] = 0.0
+    state[leg, WANT], state[leg, 1] = wish, previous
 
 
 @njit()
@@ -61,62 +92,70 @@ def _ema(previous: float, x: float, span: float, t: int) -> float:
 
 
 @njit()
-def _ema_cross(p: FloatArray, state: FloatArray, t: int, x: float) -> None:
-    state[2] = _ema(state[2], x, p[0], t)
-    state[3] = _ema(state[3], x, p[1], t)
-    slow = int(p[1])
+def _ema_cross(p: FloatArray, state: FloatArray, leg: int, t: int, x: float) -> None:
+    state[leg, 2] = _ema(state[leg, 2], x, p[leg, 0], t)
+    state[leg, 3] = _ema(state[leg, 3], x, p[leg, 1], t)
+    slow = int(p[leg, 1])
     if t >= slow - 1:
-        _cross(state, 1, state[2] - state[3], t >= slow)
+        _cross(state, leg, 1, state[leg, 2] - state[leg, 3], t >= slow)
 
 
 @njit()
-def _rsi(p: FloatArray, state: FloatArray, t: int, close: FloatArray) -> None:
+def _rsi(p: FloatArray, state: FloatArray, leg: int, t: int, close: FloatArray) -> None:
     """Wilder's RSI: simple means of the first `period` changes, then Wilder's smoothing."""
-    period = int(p[0])
+    period = int(p[leg, 0])
     if t == 0:
         return
     change = close[t] - close[t - 1]
     gain = change if change > 0.0 else 0.0
     loss = -change if change < 0.0 else 0.0
     if t <= period:
-        state[1] += gain / period
-        state[2] += loss / period
+        state[leg, 1] += gain / period
+        state[leg, 2] += loss / period
     else:
-        state[1] = (state[1] * (period - 1) + gain) / period
-        state[2] = (state[2] * (period - 1) + loss) / period
+        state[leg, 1] = (state[leg, 1] * (period - 1) + gain) / period
+        state[leg, 2] = (state[leg, 2] * (period - 1) + loss) / period
     if t >= period:
-        rsi = 100.0 if state[2] == 0.0 else 100.0 - 100.0 / (1.0 + state[1] / state[2])
-        _enter_exit(state, rsi < p[1], rsi > p[2])
+        rsi = (
+            100.0 if state[leg, 2] == 0.0 else 100.0 - 100.0 / (1.0 + state[leg, 1] / state[leg, 2])
+        )
+        _enter_exit(state, leg, rsi < p[leg, 1], rsi > p[leg, 2])
 
 
 @njit()
 def _bollinger(  # noqa: PLR0917 - numba kernels take their arrays positionally
-    p: FloatArray, state: FloatArray, t: int, x: float, prefix: FloatArray, prefix_sq: FloatArray
+    p: FloatArray,
+    state: FloatArray,
+    leg: int,
+    t: int,
+    x: float,
+    prefix: FloatArray,
+    prefix_sq: FloatArray,
 ) -> None:
-    period = int(p[0])
+    period = int(p[leg, 0])
     if t >= period - 1:
         mean = _window_sum(prefix, t, period) / period
         variance = max(_window_sum(prefix_sq, t, period) / period - mean * mean, 0.0)
-        _enter_exit(state, x > mean + p[1] * math.sqrt(variance), x < mean)
+        _enter_exit(state, leg, x > mean + p[leg, 1] * math.sqrt(variance), x < mean)
 
 
 @njit()
-def _macd(p: FloatArray, state: FloatArray, t: int, x: float) -> None:
-    state[2] = _ema(state[2], x, p[0], t)
-    state[3] = _ema(state[3], x, p[1], t)
-    line = state[2] - state[3]
-    state[4] = _ema(state[4], line, p[2], t)
-    ready = int(p[1]) + int(p[2]) - 2
+def _macd(p: FloatArray, state: FloatArray, leg: int, t: int, x: float) -> None:
+    state[leg, 2] = _ema(state[leg, 2], x, p[leg, 0], t)
+    state[leg, 3] = _ema(state[leg, 3], x, p[leg, 1], t)
+    line = state[leg, 2] - state[leg, 3]
+    state[leg, 4] = _ema(state[leg, 4], line, p[leg, 2], t)
+    ready = int(p[leg, 1]) + int(p[leg, 2]) - 2
     if t >= ready:
-        _cross(state, 1, line - state[4], t > ready)
+        _cross(state, leg, 1, line - state[leg, 4], t > ready)
 
 
 @njit()
-def _momentum(p: FloatArray, state: FloatArray, t: int, close: FloatArray) -> None:
-    lookback = int(p[0])
+def _momentum(p: FloatArray, state: FloatArray, leg: int, t: int, close: FloatArray) -> None:
+    lookback = int(p[leg, 0])
     if t >= lookback:
         change = close[t] / close[t - lookback] - 1.0
-        _enter_exit(state, change > p[1], change < -p[1])
+        _enter_exit(state, leg, change > p[leg, 1], change < -p[leg, 1])
 
 
 @njit()
@@ -135,40 +174,69 @@ def _range_extreme(table: FloatArray, first: int, last: int, highest: bool) -> f
 
 @njit()
 def _donchian(  # noqa: PLR0917 - numba kernels take their arrays positionally
-    p: FloatArray, state: FloatArray, t: int, close: FloatArray, high: FloatArray, low: FloatArray
-) -> None:
-    entry, leave = int(p[0]), int(p[1])
-    if t >= max(entry, leave):
-        upper = _range_extreme(high, t - entry, t - 1, True)
-        lower = _range_extreme(low, t - leave, t - 1, False)
-        _enter_exit(state, close[t] > upper, close[t] < lower)
-
-
-@njit()
-def leg_step(  # noqa: PLR0911, PLR0917 - one arm per family; numba takes arrays positionally
-    kind: int,
     p: FloatArray,
     state: FloatArray,
+    leg: int,
     t: int,
     close: FloatArray,
-    base: float,
-    prefix: FloatArray,
-    prefix_sq: FloatArray,
     high: FloatArray,
     low: FloatArray,
 ) -> None:
-    """Advance one leg (family code `kind`, numbers `p`) over bar t's close."""
-    x = close[t] - base
+    entry, leave = int(p[leg, 0]), int(p[leg, 1])
+    if t >= max(entry, leave):
+        upper = _range_extreme(high, t - entry, t - 1, True)
+        lower = _range_extreme(low, t - leave, t - 1, False)
+        _enter_exit(state, leg, close[t] > upper, close[t] < lower)
+
+
+@njit()
+def _store(want: FloatArray, i: int, state: FloatArray, leg: int, first: bool) -> None:
+    """The leg's wish into the block's buffer; later legs AND into what earlier ones wrote."""
+    if first:
+        want[i] = state[leg, WANT]
+    elif state[leg, WANT] == 0.0:
+        want[i] = 0.0
+
+
+@njit()
+def leg_block(  # noqa: PLR0912, PLR0917 - one tight loop per family; numba takes arrays positionally
+    kind: int,
+    p: FloatArray,
+    state: FloatArray,
+    leg: int,
+    bars: tuple[int, int],
+    close: FloatArray,
+    shared: tuple[float, FloatArray, FloatArray, FloatArray, FloatArray],
+    want: FloatArray,
+) -> None:
+    """Advance one leg (family code `kind`, numbers `p`) over the closes of bars[0]..bars[1]-1,
+    writing its wish after each bar into `want` (from index 0). One loop per family, so the
+    family is chosen once per block and each loop stays small enough to run at memory speed."""
+    base, prefix, prefix_sq, high, low = shared
+    first, start = leg == 0, bars[0]
     if kind == 0:
-        return _sma_cross(p, state, t, prefix)
-    if kind == 1:
-        return _ema_cross(p, state, t, x)
-    if kind == 2:
-        return _rsi(p, state, t, close)
-    if kind == 3:
-        return _bollinger(p, state, t, x, prefix, prefix_sq)
-    if kind == 4:
-        return _macd(p, state, t, x)
-    if kind == 5:
-        return _momentum(p, state, t, close)
-    return _donchian(p, state, t, close, high, low)
+        _sma_cross_block(p, state, leg, bars, prefix, want)
+    elif kind == 1:
+        for t in range(bars[0], bars[1]):
+            _ema_cross(p, state, leg, t, close[t] - base)
+            _store(want, t - start, state, leg, first)
+    elif kind == 2:
+        for t in range(bars[0], bars[1]):
+            _rsi(p, state, leg, t, close)
+            _store(want, t - start, state, leg, first)
+    elif kind == 3:
+        for t in range(bars[0], bars[1]):
+            _bollinger(p, state, leg, t, close[t] - base, prefix, prefix_sq)
+            _store(want, t - start, state, leg, first)
+    elif kind == 4:
+        for t in range(bars[0], bars[1]):
+            _macd(p, state, leg, t, close[t] - base)
+            _store(want, t - start, state, leg, first)
+    elif kind == 5:
+        for t in range(bars[0], bars[1]):
+            _momentum(p, state, leg, t, close)
+            _store(want, t - start, state, leg, first)
+    else:
+        for t in range(bars[0], bars[1]):
+            _donchian(p, state, leg, t, close, high, low)
+            _store(want, t - start, state, leg, first)
