@@ -67,7 +67,12 @@ bench: setup ## Run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/operator_reconcile.py
 	bash scripts/ensure-infra.sh
 	$(BIN)/python bench/services.py
+	$(BIN)/python bench/market_data_ingest.py
+	$(BIN)/python bench/data_api.py
+	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/signal_to_fill.py
 	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/operator_real_api.py
 
 .PHONY: kind-up
 kind-up: ## MasterTrade on a local kind cluster: create, build, load, install, wait, print URLs (MODE=operator|chart)
