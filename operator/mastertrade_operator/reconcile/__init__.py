@@ -55,6 +55,8 @@ def configure(
     settings.posting.loggers = False  # only the Events the operator posts on purpose
     settings.watching.server_timeout = 300
     settings.scanning.disabled = bool(namespaces) and all(map(is_exact, namespaces))
+    # a deleted resource keeps its finalizer until its timer's reconcile is over: check often
+    settings.background.cancellation_polling = 1.0
     return settings
 
 
@@ -68,9 +70,13 @@ def build_registry(timing: Timing) -> kopf.OperatorRegistry:
         on(*mtd, registry=registry, id="reconcile", backoff=timing.phase_retry)(
             on_change_mastertrade
         )
-    kopf.daemon(*mtd, registry=registry, id="progress", cancellation_timeout=1.0)(
-        on_progress_mastertrade
-    )
+    kopf.daemon(
+        *mtd,
+        registry=registry,
+        id="progress",
+        cancellation_timeout=1.0,
+        cancellation_polling=0.5,  # a deleted resource waits for it: check often
+    )(on_progress_mastertrade)
     kopf.timer(
         *mtd, registry=registry, id="resync", interval=timing.resync, initial_delay=timing.resync
     )(on_resync_mastertrade)

@@ -13,7 +13,6 @@ progress, not a handler failure: no handler raises for it (kopf would log it at 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -105,7 +104,7 @@ async def on_progress_mastertrade(
     runtime = runtime_of(memo)
     uid = str(body["metadata"]["uid"])
     while not stopped:
-        await asyncio.sleep(runtime.timing.phase_retry)
+        await stopped.wait(runtime.timing.phase_retry)  # returns at once when kopf stops it
         if stopped or body.get("metadata", {}).get("deletionTimestamp"):
             return
         if uid not in runtime.unsettled or runtime.backing_off(uid):
