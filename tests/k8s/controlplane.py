@@ -228,22 +228,6 @@ def stop_envtest(folder: Path) -> None:
             pid_file.unlink()
 
 
-HPA_READER = """apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: mastertrade-operator-hpa-reader, namespace: mastertrade}
-rules:
-  - apiGroups: [autoscaling]
-    resources: [horizontalpodautoscalers]
-    verbs: [list]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: mastertrade-operator-hpa-reader, namespace: mastertrade}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: mastertrade-operator-hpa-reader}
-subjects:
-  - {kind: ServiceAccount, name: mastertrade-operator, namespace: mastertrade-system}
-"""
-
 AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
@@ -296,9 +280,6 @@ def install_operator_rbac(plane: ControlPlane) -> None:
     )
     plane.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
     plane.kubectl("apply", "--server-side", "-f", str(REPO / "manifests/namespaced/rbac.yaml"))
-    # HPA support needs `list` on HPAs, which the chart's Role (kept equal to manifests/ by
-    # tests/chart) does not grant yet: granted here, beside the shipped RBAC
-    plane.kubectl("apply", "--server-side", "-f", "-", stdin=HPA_READER)
 
 
 def build_identity(plane: ControlPlane, folder: Path) -> Identity:

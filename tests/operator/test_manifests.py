@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mastertrade_operator.cli import build_parser, build_run_options
-from mastertrade_operator.kube import MASTERTRADE, OWNED
+from mastertrade_operator.kube import AUTOSCALERS, MASTERTRADE, OWNED
 from tests.helm import REPO, TOOLS_BIN
 
 pytestmark = pytest.mark.operator
@@ -88,6 +88,7 @@ def test_rbac_grants_what_the_operator_uses_and_no_more(objects: list[dict[str, 
     assert rights[MASTERTRADE.group, MASTERTRADE.plural] == {"get", "list", "watch", "patch"}
     assert rights[MASTERTRADE.group, f"{MASTERTRADE.plural}/status"] == {"get", "patch"}
     assert rights["", "events"] == {"create", "patch"}
+    assert rights[AUTOSCALERS.group, AUTOSCALERS.plural] == {"list"}  # replicas an HPA owns
     assert not {key for key in rights if key[1] in ("pods", "nodes", "roles", "clusterroles")}
     assert "update" not in rights["", "secrets"]
 
