@@ -36,18 +36,26 @@ def config_hashes(manifests: list[Manifest]) -> dict[str, str]:
     }
 
 
-def test_credentials_are_generated_into_a_secret_and_kept(default_render: list[Manifest]) -> None:
-    secret = by_kind_and_name(default_render)[("Secret", PREFIX + "credentials")]
-    assert set(secret["data"]) == {
-        "postgres-password",
-        "rabbitmq-password",
-        "grafana-admin-password",
-    }
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    other = by_kind_and_name(render())[("Secret", PREFIX + "credentials")]
-    assert other["data"]["postgres-password"] != secret["data"]["postgres-password"], (
-        "with nothing to look up, each render generates a fresh password"
-    )
+def test_credentials_are_made_once_in_the_cluster_by_a_narrow_hook(
+    default_render: list[Manifest],
+) -> None:
+    """No password is rendered (a `helm template` re-render must not change one): a hook Job,
+    before install and upgrade, makes the Secret the pods read, with an account allowed to
+    create Secrets and read or patch only that one."""
+    objects = by_kind_and_name(default_render)
+    assert of_kind(default_render, "Secret") == []
+    job = objects[("Job", PREFIX + "credentials")]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["credentials", PREFIX + "credentials"]
+    rules = objects[("Role", PREFIX + "credentials")]["rules"]
+    named = [rule for rule in rules if rule.get("resourceNames")]
+    assert named == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [PREFIX + "credentials"],
+         "verbs": ["get", "patch"]}
+    ]  # fmt: skip
+    unnamed = [rule for rule in rules if not rule.get("resourceNames")]
+    assert [rule["verbs"] for rule in unnamed] == [["create"]]
 
 
 def test_no_credential_is_written_into_a_configmap(profile_render: list[Manifest]) -> None:
@@ -98,7 +106,6 @@ def test_volumes_can_be_deleted_with_the_release() -> None:
         assert (
             statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
         )
-    assert "annotations" not in of_kind(manifests, "Secret")[0]["metadata"]
 
 
 def test_scaling_sets_replicas_and_adds_disruption_budgets() -> None:
@@ -197,7 +204,9 @@ def test_prometheus_may_scrape_every_metrics_port(default_render: list[Manifest]
 def test_schema_migration_runs_as_a_hook_with_database_access(
     default_render: list[Manifest],
 ) -> None:
-    (job,) = of_kind(default_render, "Job")
+    (job,) = [
+        j for j in of_kind(default_render, "Job") if j["metadata"]["name"].endswith("migrate")
+    ]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["migrate"]

@@ -53,6 +53,7 @@ def test_hooks_upgrade_the_crd_and_finish_the_resource_before_the_operator_goes(
         o
         for o in objects.values()
         if o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator-hook"
+        and "helm.sh/hook" in o["metadata"].get("annotations", {})
     ]
     weights = {o["kind"]: int(o["metadata"]["annotations"]["helm.sh/hook-weight"]) for o in hooks}
     assert weights["ServiceAccount"] < weights["Job"] and weights["Role"] < weights["Job"]
