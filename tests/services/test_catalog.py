@@ -18,7 +18,9 @@ DB, MQ, CACHE = Dependency.DATABASE, Dependency.RABBITMQ, Dependency.REDIS
 SEED = {
     "market_data_service": (8000, {DB, MQ, CACHE}),
     "strategy_service": (8006, {DB, MQ, CACHE}),
-    "order_executor": (8081, {DB, MQ}),
+    # The seed gives it DB and MQ; paper orders fill at the top of book the market data
+    # service keeps in Redis, so the catalog adds it (charts/mastertrade/values.yaml says why)
+    "order_executor": (8081, {DB, MQ, CACHE}),
     "risk_manager": (8080, {DB, MQ}),
     "alert_system": (8007, {DB, MQ}),
     "api_gateway": (8080, {DB, MQ, CACHE}),
