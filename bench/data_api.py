@@ -46,7 +46,8 @@ async def fill(url: str) -> float:
     connection = await asyncpg.connect(url)
     try:
         started = time.perf_counter()
-        await connection.copy_records_to_table("candles", records=records)
+        columns = ["symbol", "interval", "open_time", "open", "high", "low", "close", "volume"]
+        await connection.copy_records_to_table("candles", records=records, columns=columns)
         elapsed = time.perf_counter() - started
         await connection.execute("ANALYZE candles")
     finally:

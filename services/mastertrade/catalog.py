@@ -9,12 +9,13 @@ REDIS_URL a service reads is what it needs, what its /health checks and what mak
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Protocol, cast
 
 from fastapi import FastAPI
 
 from mastertrade.core.service import ServiceSpec
-from mastertrade.core.settings import ServiceSettings
+from mastertrade.core.settings import ServiceSettings, load_settings
 from mastertrade_model import topology
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -97,6 +98,17 @@ class ServiceModule(Protocol):
     Settings: type[ServiceSettings]
 
     def create_app(self, settings: ServiceSettings) -> FastAPI: ...
+
+
+def load_service_settings(
+    spec: ServiceSpec, environ: Mapping[str, str] | None = None
+) -> ServiceSettings:
+    """The service's settings from the environment (or `environ`), with the URLs of the services
+    it calls (its catalog entry's `serviceUrls`); SettingsError says what is wrong."""
+    module = load_service_module(spec)
+    return load_settings(
+        module.Settings, spec.name, spec.dependencies, environ, upstreams=spec.upstream_variables
+    )
 
 
 def load_service_module(spec: ServiceSpec) -> ServiceModule:

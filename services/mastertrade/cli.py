@@ -19,7 +19,13 @@ from collections.abc import Sequence
 import asyncpg
 from prometheus_client import disable_created_metrics
 
-from mastertrade.catalog import SERVICES, UnknownServiceError, find_service, load_service_module
+from mastertrade.catalog import (
+    SERVICES,
+    UnknownServiceError,
+    find_service,
+    load_service_module,
+    load_service_settings,
+)
 from mastertrade.core.bus import TopologyError, apply_topology
 from mastertrade.core.logs import configure_logging
 from mastertrade.core.server import serve
@@ -51,9 +57,7 @@ def run_serve(name: str, host: str, port: int | None) -> int:
         return EXIT_USAGE
     module = load_service_module(spec)
     try:
-        settings = load_settings(
-            module.Settings, spec.name, spec.dependencies, upstreams=spec.upstream_variables
-        )
+        settings = load_service_settings(spec)
     except SettingsError as error:
         print(f"mastertrade: {error}", file=sys.stderr)
         return EXIT_USAGE

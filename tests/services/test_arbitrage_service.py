@@ -16,8 +16,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from mastertrade.catalog import find_service, load_service_module
-from mastertrade.core.settings import load_settings
+from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from mastertrade_model.topology import MARKET_DATA, SIGNALS
 from tests.infra import free_port
 from tests.services.helpers import running
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.infra
 def arbitrage_app(env: dict[str, str]) -> FastAPI:
     spec = find_service("arbitrage_service")
     module = load_service_module(spec)
-    return module.create_app(load_settings(module.Settings, spec.name, spec.dependencies, env))
+    return module.create_app(load_service_settings(spec, env))
 
 
 def ticker(symbol: str, bid: str, ask: str, qty: str = "5", age: float = 0.0) -> dict[str, str]:

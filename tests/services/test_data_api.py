@@ -13,8 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from mastertrade.catalog import find_service, load_service_module
-from mastertrade.core.settings import load_settings
+from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from tests.services.helpers import running
 
 pytestmark = pytest.mark.infra
@@ -26,7 +25,7 @@ MINUTES_A_YEAR = 525_600
 def data_api(env: dict[str, str]) -> FastAPI:
     spec = find_service("data_access_api")
     module = load_service_module(spec)
-    return module.create_app(load_settings(module.Settings, spec.name, spec.dependencies, env))
+    return module.create_app(load_service_settings(spec, env))
 
 
 @pytest.fixture
@@ -45,7 +44,8 @@ async def insert_candles(url: str, symbol: str, count: int, start: datetime = YE
     connection = await asyncpg.connect(url)
     try:
         await connection.execute("DELETE FROM candles WHERE symbol = $1", symbol)
-        await connection.copy_records_to_table("candles", records=records)
+        columns = ["symbol", "interval", "open_time", "open", "high", "low", "close", "volume"]
+        await connection.copy_records_to_table("candles", records=records, columns=columns)
         await connection.execute("ANALYZE candles")
     finally:
         await connection.close()

@@ -14,8 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
-from mastertrade.catalog import find_service, load_service_module
-from mastertrade.core.settings import load_settings
+from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from mastertrade.gateway.keys import digest_of
 from tests.infra import free_port
 
@@ -64,7 +63,7 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 def service_app(name: str, env: dict[str, str]) -> FastAPI:
     spec = find_service(name)
     module = load_service_module(spec)
-    return module.create_app(load_settings(module.Settings, spec.name, spec.dependencies, env))
+    return module.create_app(load_service_settings(spec, env))
 
 
 @asynccontextmanager

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 
-from mastertrade.catalog import find_service, load_service_module
+from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from mastertrade.core.bus import publish_json
-from mastertrade.core.settings import load_settings
 from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.infra import PrivatePostgres, PrivateRabbit, PrivateRedis
@@ -40,7 +39,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 def data_api_app(env: dict[str, str]) -> FastAPI:
     spec = find_service("data-access-api")
     module = load_service_module(spec)
-    return module.create_app(load_settings(module.Settings, spec.name, spec.dependencies, env))
+    return module.create_app(load_service_settings(spec, env))
 
 
 def gauge(metrics: str, dependency: str) -> str:
@@ -109,7 +108,7 @@ async def test_rabbitmq_late_then_gone_then_back(
     spec = find_service("order-executor")
     module = load_service_module(spec)
     env = {**service_env, "RABBITMQ_URL": private_rabbit.url}
-    app = module.create_app(load_settings(module.Settings, spec.name, spec.dependencies, env))
+    app = module.create_app(load_service_settings(spec, env))
     async with running(app) as client:
         late = await client.get("/health")
         assert late.status_code == 503

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mastertrade.catalog import SERVICES, find_service, load_service_module
+from mastertrade.catalog import SERVICES, find_service, load_service_module, load_service_settings
 from mastertrade.core.service import ServiceSpec
-from mastertrade.core.settings import load_settings
 from mastertrade.migrations.runner import migrate_database
 from tests.services.helpers import running, wait_for_status
 
@@ -36,7 +35,7 @@ ENDPOINTS = {
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda spec: spec.name)
 async def test_service_starts_and_answers(spec: ServiceSpec, service_env: dict[str, str]) -> None:
     module = load_service_module(spec)
-    settings = load_settings(module.Settings, spec.name, spec.dependencies, service_env)
+    settings = load_service_settings(spec, service_env)
     async with running(module.create_app(settings)) as client:
         health = await client.get(spec.health_path)
         assert health.status_code == 200, health.text
@@ -75,7 +74,7 @@ async def test_service_starts_and_answers(spec: ServiceSpec, service_env: dict[s
 async def test_unknown_routes_are_counted_under_one_label(service_env: dict[str, str]) -> None:
     spec = SERVICES[0]
     module = load_service_module(spec)
-    settings = load_settings(module.Settings, spec.name, spec.dependencies, service_env)
+    settings = load_service_settings(spec, service_env)
     async with running(module.create_app(settings)) as client:
         for path in ("/nope/1", "/nope/2"):
             assert (await client.get(path)).status_code == 404
@@ -88,7 +87,7 @@ async def test_data_api_reads_candles_through_the_cache(
 ) -> None:
     spec = find_service("data_access_api")
     module = load_service_module(spec)
-    settings = load_settings(module.Settings, spec.name, spec.dependencies, service_env)
+    settings = load_service_settings(spec, service_env)
     app = module.create_app(settings)
     async with running(app) as client:
         # ADAUSDT: a symbol the simulated market (run by other tests here) never writes
@@ -110,7 +109,7 @@ async def test_risk_manager_checks_a_position(service_env: dict[str, str]) -> No
     spec = find_service("risk-manager")
     module = load_service_module(spec)
     env = {**service_env, "MAX_POSITION_SIZE_PCT": "0.10"}
-    settings = load_settings(module.Settings, spec.name, spec.dependencies, env)
+    settings = load_service_settings(spec, env)
     async with running(module.create_app(settings)) as client:
         answer = await client.post(
             "/api/v1/check",
@@ -126,7 +125,7 @@ async def test_before_migrations_endpoints_answer_503_and_say_why(
     spec = find_service("order_executor")
     module = load_service_module(spec)
     env = {**service_env, "DATABASE_URL": empty_database_url}
-    settings = load_settings(module.Settings, spec.name, spec.dependencies, env)
+    settings = load_service_settings(spec, env)
     async with running(module.create_app(settings)) as client:
         health = await client.get("/health")
         orders = await client.get("/api/v1/orders")

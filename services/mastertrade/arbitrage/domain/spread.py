@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from mastertrade.core.messages import Amount
+from mastertrade.core.market_messages import Amount
 
 BPS = Decimal(10_000)
 FOUR_PLACES = Decimal("0.0001")
