@@ -112,7 +112,7 @@ async def test_rabbitmq_late_then_gone_then_back(
     async with running(app) as client:
         late = await client.get("/health")
         assert late.status_code == 503
-        assert late.json()["checks"] == {"database": "ok", "rabbitmq": "error"}
+        assert late.json()["checks"] == {"database": "ok", "rabbitmq": "error", "redis": "ok"}
 
         private_rabbit.start()
         await wait_for_status(client, "/health", 200, timeout=30)
