@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
 
 from mastertrade.catalog import SERVICES, find_service, load_service_module, load_service_settings
 from mastertrade.core.service import ServiceSpec
 from mastertrade.migrations.runner import migrate_database
+from tests.infra import create_database, create_vhost, delete_vhost, drop_database
 from tests.services.helpers import running, wait_for_status
 
 pytestmark = pytest.mark.infra
@@ -32,10 +36,23 @@ ENDPOINTS = {
 }
 
 
+@pytest.fixture
+def own_env(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A migrated database and a vhost of this test's own: a service starting here must not
+    meet the messages and orders other tests of the session left behind."""
+    database, vhost = create_database("mastertrade_up"), create_vhost("mastertrade_up")
+    try:
+        asyncio.run(migrate_database(database, 30.0, lambda line: None))
+        yield {**service_env, "DATABASE_URL": database, "RABBITMQ_URL": vhost}
+    finally:
+        drop_database(database)
+        delete_vhost(vhost)
+
+
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda spec: spec.name)
-async def test_service_starts_and_answers(spec: ServiceSpec, service_env: dict[str, str]) -> None:
+async def test_service_starts_and_answers(spec: ServiceSpec, own_env: dict[str, str]) -> None:
     module = load_service_module(spec)
-    settings = load_service_settings(spec, service_env)
+    settings = load_service_settings(spec, own_env)
     async with running(module.create_app(settings)) as client:
         health = await client.get(spec.health_path)
         assert health.status_code == 200, health.text
