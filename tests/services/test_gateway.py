@@ -28,6 +28,7 @@ def echo_app() -> FastAPI:
     app = FastAPI()
 
     @app.api_route("/echo", methods=["GET", "POST", "DELETE"])
+    @app.api_route("/api/v1/admin/echo", methods=["GET", "POST"])
     async def echo(request: Request) -> dict[str, Any]:
         body = await request.body()
         return {"method": request.method, "headers": dict(request.headers), "size": len(body),
@@ -144,6 +145,29 @@ async def test_keys_and_scopes_guard_every_change_of_state(upstreams: dict[str, 
         assert listed.json() == [{"name": "boss", "scope": "admin"},
                                  {"name": "reader", "scope": "read"},
                                  {"name": "trader", "scope": "trade"}]  # fmt: skip
+
+
+async def test_admin_routes_need_an_admin_key_which_the_service_then_sees(
+    upstreams: dict[str, str],
+) -> None:
+    keys = f"{upstreams['GATEWAY_API_KEYS']},boss:admin:{ADMIN}"
+    async with gateway({**upstreams, "GATEWAY_API_KEYS": keys}) as client:
+        path = "/api/strategy-service/api/v1/admin/echo"
+        assert (await client.post(path)).status_code == 401
+        assert (await client.get(path)).status_code == 401  # even a read of an admin route
+        trader = await client.post(path, headers=bearer(TRADE))
+        assert trader.status_code == 403
+        assert "scope trade; this needs admin" in trader.json()["detail"]
+        sneaky = await client.post(
+            "/api/strategy-service/api//v1/./admin/echo", headers=bearer(TRADE)
+        )
+        assert sneaky.status_code == 403
+        boss = await client.post(path, headers=bearer(ADMIN))
+        assert boss.status_code == 200
+        # the service checks the admin token again itself: it gets the caller's Authorization
+        assert boss.json()["headers"]["authorization"] == f"Bearer {ADMIN}"
+        elsewhere = await client.post("/api/strategy-service/echo", headers=bearer(ADMIN))
+        assert "authorization" not in elsewhere.json()["headers"]
 
 
 async def test_rate_limits_are_per_key(upstreams: dict[str, str]) -> None:

@@ -1,7 +1,9 @@
 """Who may do what through the gateway: the scope a request needs, and the caller it is.
 
 Reads (GET, HEAD, OPTIONS) need no key unless GATEWAY_REQUIRE_KEY_FOR_READS; anything that may
-change state needs a key with scope trade; the gateway's own key listing needs admin. A key is
+change state needs a key with scope trade; a service's admin routes (any path with an `admin`
+segment, e.g. the risk manager's `/api/v1/admin/circuit-breaker/reset`) and the gateway's own
+key listing need admin. A key is
 sent as `Authorization: Bearer <token>` or `X-API-Key: <token>`.
 """
 
@@ -15,8 +17,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_TOKEN_CHARS = 256
 
 
-def required_scope(method: str, require_key_for_reads: bool) -> Scope | None:
+def is_admin_path(path: str) -> bool:
+    """Whether a service path (as after `/api/<service>/`) is one of its admin routes: any
+    `admin` segment counts, so `api//v1/./admin/x` cannot slip past as a lesser route."""
+    return "admin" in path.lower().split("/")
+
+
+def required_scope(method: str, require_key_for_reads: bool, path: str = "") -> Scope | None:
     """The scope a proxied request needs; None when it may come without a key."""
+    if is_admin_path(path):
+        return "admin"
     if method.upper() in SAFE_METHODS:
         return "read" if require_key_for_reads else None
     return "trade"

@@ -1,7 +1,9 @@
 """Forwarding `/api/<service>/<path>` to the service, with pooled connections.
 
 The body is read up to GATEWAY_MAX_BODY_BYTES (413 beyond); hop-by-hop headers and the caller's
-API key are not forwarded; X-Request-ID and X-Forwarded-For are. The answer is streamed back as
+API key are not forwarded, except the `Authorization` of an admin route (already checked for the
+admin scope), which the service checks again with its own admin token; X-Request-ID and
+X-Forwarded-For are. The answer is streamed back as
 it comes. A service that is not configured is a 503, one that refuses connections or breaks the
 exchange a 502, one too slow a 504; each answer names the service and says what happened.
 """
@@ -17,6 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from mastertrade.core.requestid import current_request_id
+from mastertrade.gateway.access import is_admin_path
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -51,8 +54,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def forwarded_headers(request: Request) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+def forwarded_headers(request: Request, keep_authorization: bool = False) -> list[tuple[str, str]]:
+    kept = {"authorization"} if keep_authorization else set()
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP - kept]
     client = request.client.host if request.client else "unknown"
     prior = request.headers.get("x-forwarded-for")
     headers.append(("x-forwarded-for", f"{prior}, {client}" if prior else client))
@@ -75,7 +79,7 @@ async def forward(
     outgoing = client.build_request(
         request.method,
         f"{base_url}/{path}" + (f"?{query}" if query else ""),
-        headers=forwarded_headers(request),
+        headers=forwarded_headers(request, keep_authorization=is_admin_path(path)),
         content=body,
     )
     try:

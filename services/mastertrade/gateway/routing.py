@@ -53,7 +53,11 @@ class Gateway:
         if spec is None:
             known = ", ".join(sorted(self.services))
             return problem(404, f"no service named {service[:64]!r}; routable: {known}")
-        required = required_scope(request.method, self.settings.gateway_require_key_for_reads)
+        required = required_scope(
+            request.method,
+            self.settings.gateway_require_key_for_reads,
+            request.path_params.get("path", ""),
+        )
         try:
             key = authorize(self.keys, request.headers, required)
         except AccessDeniedError as denied:
