@@ -1,38 +1,44 @@
-"""HTTP routes of monitoring_ui: the dashboard page and the status it shows."""
+"""HTTP routes of monitoring_ui: the dashboard page, its data (a snapshot, a live stream of
+them), the upstreams' status, and the circuit breaker reset passed on through the gateway."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from mastertrade.core.upstream import fetch_all_health
+from mastertrade.ui.live import LiveFeed
 from mastertrade.ui.settings import UiSettings
+from mastertrade.ui.upstreams import GATEWAY, Upstreams
 
+logger = logging.getLogger("mastertrade.ui")
 router = APIRouter(tags=["monitoring"])
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MasterTrade</title>
-<style>body{font-family:sans-serif;margin:2rem}td,th{padding:.3rem 1rem;text-align:left}</style>
-</head><body><h1>MasterTrade</h1><table id="status"><tr><th>upstream</th><th>status</th></tr>
-</table><script>
-fetch('/api/status').then(r => r.json()).then(data => {
-  const table = document.getElementById('status');
-  for (const [name, info] of Object.entries(data)) {
-    const row = table.insertRow();
-    row.insertCell().textContent = name;
-    row.insertCell().textContent = info.status;
-  }
-});
-</script></body></html>
-"""
+STATIC_DIR = Path(__file__).with_name("static")
+RESET_PATH = "/api/risk-manager/api/v1/admin/circuit-breaker/reset"
+# Everything the page loads comes from this server: no CDN, no inline script or style.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
-@router.get("/", response_class=HTMLResponse)
-async def dashboard() -> str:
-    """The dashboard page."""
-    return PAGE
+def feed_of(request: Request) -> LiveFeed:
+    feed: LiveFeed = request.app.state.feed
+    return feed
+
+
+@router.get("/", include_in_schema=False)
+async def dashboard() -> FileResponse:
+    """The dashboard page (its script and style are under /static)."""
+    return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
 
 @router.get("/api/status")
@@ -40,3 +46,41 @@ async def status(request: Request) -> dict[str, dict[str, Any]]:
     """Health of the services the UI reads through (the API gateway, the data access API)."""
     settings: UiSettings = request.app.state.settings
     return await fetch_all_health(settings.upstreams, timeout=settings.dependency_timeout)
+
+
+@router.get("/api/snapshot", summary="Everything the dashboard shows, each part ok or failed")
+async def snapshot(request: Request) -> dict[str, Any]:
+    return await feed_of(request).current()
+
+
+@router.get("/api/events", summary="Server-sent events: a snapshot now, then each new one")
+async def events(request: Request) -> StreamingResponse:
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        feed_of(request).stream(), media_type="text/event-stream", headers=headers
+    )
+
+
+@router.post(
+    "/api/circuit-breaker/reset",
+    summary="Reset the risk manager's circuit breaker through the gateway with the caller's key",
+)
+async def reset_breaker(request: Request) -> Response:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return JSONResponse(
+            {"detail": "paste an API key with scope admin; it is sent as "
+                       "'Authorization: Bearer <key>'"},
+            status_code=401,
+        )  # fmt: skip
+    upstreams: Upstreams = request.app.state.upstreams
+    answer = await upstreams.request(
+        GATEWAY, "POST", RESET_PATH, headers={"Authorization": f"Bearer {token.strip()}"}
+    )
+    code = answer.status or (200 if answer.ok else 502)
+    logger.info("circuit breaker reset through the gateway: answered %s", code)
+    if not answer.ok:
+        return JSONResponse({"detail": answer.error}, status_code=code)
+    await feed_of(request).refresh()
+    return JSONResponse({"detail": "circuit breaker reset", "state": answer.data})

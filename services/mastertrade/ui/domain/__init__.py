@@ -1,0 +1,1 @@
+"""What the dashboard shows, derived from the upstreams' answers: pure, no I/O."""
