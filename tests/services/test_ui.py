@@ -141,7 +141,7 @@ async def snapshot_where(
     """The first snapshot for which `ready(snapshot)` holds (the poller fills them in)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        found = (await client.get("/api/snapshot")).json()
+        found: dict[str, Any] = (await client.get("/api/snapshot")).json()
         if ready(found):
             return found
         assert asyncio.get_running_loop().time() < deadline, json.dumps(found, indent=1)
