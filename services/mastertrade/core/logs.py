@@ -87,3 +87,6 @@ def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json"
     # aiormq logs every refused connection as an error; the supervisor already reports those.
     logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
     logging.getLogger("aio_pika").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # httpx logs every request it sends at INFO: the UI's poller and the gateway's proxy would
+    # flood the log; their own request metrics and warnings say what matters.
+    logging.getLogger("httpx").setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -120,6 +120,11 @@ function metricsOf(backtest) {
   return shown.map((key) => `${key.replaceAll("_", " ")} ${fmt.amount(metrics[key], 4)}`).join(" · ") || "no metrics";
 }
 
+function periodOf(backtest) {
+  if (!backtest?.period_from && !backtest?.period_to) return "–";
+  return `${fmt.time(backtest.period_from)} to ${fmt.time(backtest.period_to)}`;
+}
+
 function renderAlerts(part) {
   const alerts = settle("alerts", part);
   const list = $("#alert-list");
@@ -182,7 +187,7 @@ function render(snapshot) {
     ["Strategy", (r) => r.name],
     ["Status", (r) => r.status],
     ["Backtest", (r) => metricsOf(r.backtest)],
-    ["Period", (r) => r.backtest ? `${fmt.time(r.backtest.period_from)} – ${fmt.time(r.backtest.period_to)}` : "–"],
+    ["Period", (r) => periodOf(r.backtest)],
   ], "No active strategy.");
   renderAlerts(snapshot.alerts);
   renderProblems(snapshot);
