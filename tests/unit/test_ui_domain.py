@@ -3,12 +3,16 @@ equity history and P&L, the server-sent event framing and the gateway's admin sc
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from decimal import Decimal
 
 import httpx
 
 from mastertrade.gateway.access import required_scope
+from mastertrade.ui.api import STATIC_DIR, build_page
 from mastertrade.ui.domain.equity import EquityHistory, parse_amount
 from mastertrade.ui.domain.views import build_positions, build_strategies, drawdown
 from mastertrade.ui.live import sse_event
@@ -91,3 +95,17 @@ def test_admin_routes_need_the_admin_scope_whatever_the_method() -> None:
     assert required_scope("GET", False, "api//v1/./ADMIN/x") == "admin"
     assert required_scope("GET", False, "api/v1/administrators") is None
     assert required_scope("POST", False, "api/v1/check") == "trade"
+
+
+def test_the_page_inlines_its_stylesheet_allowed_by_its_hash_only() -> None:
+    html, headers = build_page()
+    style = re.search(r"<style>(.*?)</style>", html, re.S)
+    assert style is not None and "app.css" not in html  # one round trip to the first paint
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    policy = headers["Content-Security-Policy"]
+    assert f"style-src 'self' 'sha256-{digest}'" in policy
+    assert "unsafe-inline" not in policy and "default-src 'self'" in policy
+    # every script and module the page names is served from the package, none from elsewhere
+    for name in re.findall(r'(?:src|href)="/static/([^"]+)"', html):
+        assert (STATIC_DIR / name).is_file(), name
+    assert "http" not in "".join(re.findall(r'(?:src|href)="([^"]+)"', html))

@@ -155,6 +155,7 @@ function renderProblems(snapshot) {
 }
 
 function render(snapshot) {
+  const first = latest === null;
   latest = snapshot;
   renderServices(snapshot.services);
   renderEquity(snapshot);
@@ -195,6 +196,8 @@ function render(snapshot) {
   updated.textContent = fmt.clock(snapshot.generated_at);
   updated.setAttribute("datetime", snapshot.generated_at);
   document.body.dataset.loaded = "true";
+  // time to first data, for real-user timing and bench/ui.py
+  if (first) performance.mark("mastertrade:first-data");
 }
 
 function setLive(state, text) {
