@@ -178,6 +178,33 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
+# WCAG's contrast ratio of every visible HTML text against the first opaque background behind it
+CONTRAST = """() => {
+  const rgb = (css) => (css.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const worst = [];
+  for (const el of document.querySelectorAll("body *:not(svg):not(svg *)")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const shown = el.getClientRects().length && getComputedStyle(el).visibility !== "hidden";
+    if (!own || !shown) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) worst.push(`${el.tagName}#${el.id}.${el.className}: ${ratio.toFixed(2)}`);
+  }
+  return worst;
+}"""
+
+
 async def open_dashboard(browser: Browser, url: str, viewport: ViewportSize) -> Page:
     context = await browser.new_context(
         viewport=viewport, is_mobile=viewport == PHONE, has_touch=viewport == PHONE
@@ -207,6 +234,13 @@ async def test_the_dashboard_shows_live_data_and_draws_the_equity_chart(
         "() => Number(document.querySelector('#equity-chart').dataset.points) >= 3",
         timeout=60_000,
     )
+    # the seeded rows arrive with the next snapshots (the data access API caches a page for 5 s)
+    await page.wait_for_function(
+        "() => ['#fills table', '#strategies table', '#alert-list', '#positions table'].every("
+        "  (s, i) => document.querySelector(s).textContent.includes("
+        "    ['mt-browser-1', 'browser-sma', 'Circuit breaker tripped', 'BTCUSDT'][i]))",
+        timeout=60_000,
+    )
     vertices = await page.eval_on_selector(
         "#equity-chart polyline", "line => line.getAttribute('points').trim().split(' ').length"
     )
@@ -223,6 +257,7 @@ async def test_the_dashboard_shows_live_data_and_draws_the_equity_chart(
     assert await page.get_attribute("#breaker", "data-state") == "open"
     assert await page.get_attribute("#live", "data-state") == "live"
     assert await page.is_hidden("#problems")
+    assert await page.evaluate(CONTRAST) == []  # every text at least 4.5:1 (WCAG AA)
     for section in ("services", "equity", "risk", "positions", "orders", "fills", "strategies",
                     "alerts"):  # fmt: skip
         assert await page.get_attribute(f"#{section}", "data-state") == "ok", section
@@ -292,6 +327,7 @@ async def test_an_upstream_down_shows_an_error_state(stack: Stack, browser: Brow
         assert "data_access_api refused the connection or is down" in error
         assert await page.is_visible("#problems")
         assert await page.get_attribute("#risk", "data-state") == "ok"  # via the gateway
+        assert await page.evaluate(CONTRAST) == []  # the error states are readable too
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=SHOTS / "phone-upstream-down.png", full_page=True)
         # the dashboard's own server gone: the page says the live connection is lost
