@@ -3,9 +3,9 @@
 The body is read up to GATEWAY_MAX_BODY_BYTES (413 beyond); hop-by-hop headers and the caller's
 API key are not forwarded, except the `Authorization` of an admin route (already checked for the
 admin scope), which the service checks again with its own admin token; X-Request-ID and
-X-Forwarded-For are. The answer is streamed back as
-it comes. A service that is not configured is a 503, one that refuses connections or breaks the
-exchange a 502, one too slow a 504; each answer names the service and says what happened.
+X-Forwarded-For are. The answer is streamed back as it comes. A service that is not configured
+is a 503, one that refuses connections or breaks the exchange a 502, one too slow a 504; each
+answer names the service and says what happened.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ HOP_BY_HOP = frozenset({
     "trailers", "transfer-encoding", "upgrade", "host", "content-length", "authorization",
     "x-api-key", "x-request-id",
 })  # fmt: skip
+# to an admin route the caller's bearer token goes on: the service checks its own admin token
+ADMIN_HOP_BY_HOP = HOP_BY_HOP - {"authorization"}
 ANSWER_HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "upgrade", "content-length", "x-request-id",
 })  # fmt: skip
@@ -55,8 +57,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def forwarded_headers(request: Request, keep_authorization: bool = False) -> list[tuple[str, str]]:
-    kept = {"authorization"} if keep_authorization else set()
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP - kept]
+    dropped = ADMIN_HOP_BY_HOP if keep_authorization else HOP_BY_HOP
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
     client = request.client.host if request.client else "unknown"
     prior = request.headers.get("x-forwarded-for")
     headers.append(("x-forwarded-for", f"{prior}, {client}" if prior else client))
