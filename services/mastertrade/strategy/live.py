@@ -84,6 +84,8 @@ class LiveTrader:
         self.bars: dict[str, SymbolBars] = {}
         self._active: list[tuple[ActiveStrategy, Strategy]] = []
         self._loaded_at = float("-inf")
+        # the consumer runs handlers concurrently; candles must be applied one at a time, in order
+        self._lock = asyncio.Lock()
 
     def bind(self, runtime: Runtime) -> None:
         """Use the runtime's connections and metrics registry (once the app is built)."""
@@ -122,6 +124,10 @@ class LiveTrader:
     async def handle(self, payload: dict[str, Any]) -> None:
         """One candle message (`candle.<interval>.<SYMBOL>`); a malformed one raises, so the
         consumer dead-letters it."""
+        async with self._lock:
+            await self._handle(payload)
+
+    async def _handle(self, payload: dict[str, Any]) -> None:
         kline = kline_from_message(payload)
         if kline.interval != "1m" or not kline.closed:
             self.metrics.candles.labels("ignored").inc()
@@ -147,7 +153,7 @@ class LiveTrader:
                 await self._publish(active, decision.side, kline.close, minute)
 
     async def _publish(
-        self, active: ActiveStrategy, side: str, price: Decimal, minute: int
+        self, active: ActiveStrategy, side: Side, price: Decimal, minute: int
     ) -> None:
         assert self.runtime is not None
         quantity = (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
