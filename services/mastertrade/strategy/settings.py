@@ -8,7 +8,7 @@ import re
 from datetime import time
 from decimal import Decimal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.strategy.domain.engine import BacktestConfig
@@ -17,7 +17,6 @@ from mastertrade_model.settings import StrategySettings as StrategyGroup
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 MINUTES_PER_DAY = 1440
-Ratio = Decimal
 
 
 class StrategySettings(ServiceSettings, StrategyGroup):
@@ -66,15 +65,15 @@ class StrategySettings(ServiceSettings, StrategyGroup):
     strategy_poll_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how often the scheduler looks for work"
     )
-    strategy_goal_monthly_return: Ratio = Field(
+    strategy_goal_monthly_return: Decimal = Field(
         default=Decimal("0.03"), ge=-1, le=100, allow_inf_nan=False,
         description="goal: mean monthly return of the active strategies (0.03 = 3 %)",
     )  # fmt: skip
-    strategy_goal_max_drawdown: Ratio = Field(
+    strategy_goal_max_drawdown: Decimal = Field(
         default=Decimal("0.15"), ge=0, le=1, allow_inf_nan=False,
         description="goal: worst maximum drawdown of an active strategy (0.15 = 15 %)",
     )  # fmt: skip
-    strategy_goal_win_rate: Ratio = Field(
+    strategy_goal_win_rate: Decimal = Field(
         default=Decimal("0.5"), ge=0, le=1, allow_inf_nan=False,
         description="goal: mean win rate of the active strategies (0.5 = 50 %)",
     )  # fmt: skip
@@ -89,6 +88,21 @@ class StrategySettings(ServiceSettings, StrategyGroup):
         if value is not None and not SHA256_HEX.match(value.get_secret_value().strip().lower()):
             raise ValueError("must be 64 hex digits (a SHA-256), not the token itself")
         return value
+
+    @model_validator(mode="after")
+    def _windows(self) -> StrategySettings:
+        if self.strategy_fit_days % self.strategy_test_days:
+            raise ValueError(
+                f"STRATEGY_FIT_DAYS ({self.strategy_fit_days}) must be a whole number of "
+                f"STRATEGY_TEST_DAYS ({self.strategy_test_days}), "
+                f"e.g. {self.strategy_test_days * 4}"
+            )
+        if self.strategy_fit_days + self.strategy_test_days > self.strategy_history_days:
+            raise ValueError(
+                f"STRATEGY_HISTORY_DAYS ({self.strategy_history_days}) must hold one fit and one "
+                f"test window ({self.strategy_fit_days} + {self.strategy_test_days} days)"
+            )
+        return self
 
     def generation_at(self) -> time:
         """GENERATION_TIME as a time of day (UTC)."""
