@@ -30,6 +30,7 @@ from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
 from mastertrade.strategy.domain.metrics import build_result
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler
+from mastertrade.strategy.jobs import job_shard, run_shard
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import claim_shard, history_window, load_bars, store_shard
 from mastertrade_model.topology import MARKET_DATA, SIGNALS
@@ -223,8 +224,15 @@ async def test_first_batch_at_start_up_and_on_demand_needs_the_token(
 
         goals = (await client.get("/api/v1/goals")).json()
         assert {g["name"] for g in goals["goals"]} == {"monthly_return", "max_drawdown", "win_rate"}
+        active = (await client.get("/api/v1/strategies?status=active")).json()
+        assert goals["active_strategies"] == len(active) == done["active_after"]
+        worst = max((Decimal(s["max_drawdown"]) for s in active), default=None)
+        drawdown = next(g for g in goals["goals"] if g["name"] == "max_drawdown")
+        assert drawdown["target"] == "0.15"
+        assert (None if worst is None else str(worst)) == drawdown["achieved"]
         metrics = (await client.get("/metrics")).text
         assert 'mastertrade_strategy_generation_runs_total{event="done"}' in metrics
+        assert 'mastertrade_strategy_goal_target{goal="max_drawdown"} 0.15' in metrics
         backtests = (await client.get("/api/v1/backtests?limit=5")).json()
         assert len(backtests) == 5 and backtests[0]["equity_curve"]
 
@@ -313,3 +321,21 @@ async def test_active_strategy_turns_candles_into_signals(
     )
     assert len({s.signal_id for s in parsed}) == 2
     assert len(published) == 2  # the redelivered candle made no second buy
+
+
+async def test_indexed_job_pods_compute_their_own_shard_once(
+    candles_url: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(candles_url)
+    assert job_shard({"JOB_COMPLETION_INDEX": "2"}) == 2 and job_shard({}) is None
+    with pytest.raises(ValueError, match="JOB_COMPLETION_INDEX"):
+        job_shard({"JOB_COMPLETION_INDEX": "two"})
+    assert await run_shard(settings, 2) == 1  # starts the day's run, stores shard 2
+    assert await run_shard(settings, 2) == 0  # a second pod with index 2 finds it done
+    shards = {r["shard"]: r["status"] for r in await pool.fetch("SELECT * FROM generation_shards")}
+    assert shards == {0: "pending", 1: "pending", 2: "done", 3: "pending"}
+    assert await run_shard(settings, None) == 3  # the service's pod works the rest
+    found = await counts(pool)
+    assert found["runs"] == 1
+    assert found["strategies"] == found["distinct_candidates"] == found["backtests"] == 40
+    assert await pool.fetchval("SELECT status FROM generation_runs") == "done"

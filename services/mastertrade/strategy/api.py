@@ -13,12 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from mastertrade.core.deps import RuntimeDep
 from mastertrade.strategy.auth import AdminDep
 from mastertrade.strategy.domain import next_generation_at
-from mastertrade.strategy.domain.plan import evaluate_goals
 from mastertrade.strategy.generation import Scheduler
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
     RunInProgressError,
-    achieved_by_active,
     list_backtests,
     list_strategies,
     run_progress,
@@ -107,18 +105,12 @@ async def start_generation(
 
 
 @router.get("/goals")
-async def goals(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+async def goals(request: Request) -> dict[str, Any]:
     """Targets (monthly return, maximum drawdown, win rate) against the active strategies'."""
-    settings = _settings(request)
-    achieved = await achieved_by_active(runtime.pool)
-    found = evaluate_goals(
-        achieved,
-        settings.strategy_goal_monthly_return,
-        settings.strategy_goal_max_drawdown,
-        settings.strategy_goal_win_rate,
-    )
+    scheduler: Scheduler = request.app.state.scheduler
+    active, found = await scheduler.goals()
     return {
-        "active_strategies": len(achieved),
+        "active_strategies": active,
         "goals": [
             {
                 "name": goal.name,

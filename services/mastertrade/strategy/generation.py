@@ -25,10 +25,11 @@ from prometheus_client import Counter, Gauge
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.strategy.domain.batch import compute_shard, shard_candidates
 from mastertrade.strategy.domain.engine import Bars
-from mastertrade.strategy.domain.plan import daily_key, run_seed
+from mastertrade.strategy.domain.plan import Goal, daily_key, evaluate_goals, run_seed
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
     Run,
+    achieved_by_active,
     claim_shard,
     create_run,
     fail_run,
@@ -70,6 +71,29 @@ class GenerationMetrics:
         self.shard_seconds = Gauge(
             "mastertrade_strategy_last_shard_seconds",
             "Wall time of the last shard this pod computed (load, backtest, rank, store)",
+            registry=registry,
+        )
+        self.active = Gauge(
+            "mastertrade_strategy_active",
+            "Strategies trading now",
+            registry=registry,
+        )
+        self.goal_target = Gauge(
+            "mastertrade_strategy_goal_target",
+            "Goal of the active strategies, by goal (monthly_return, max_drawdown, win_rate)",
+            ["goal"],
+            registry=registry,
+        )
+        self.goal_achieved = Gauge(
+            "mastertrade_strategy_goal_achieved",
+            "What the active strategies achieve in their backtests, by goal (absent: unknown)",
+            ["goal"],
+            registry=registry,
+        )
+        self.goal_met = Gauge(
+            "mastertrade_strategy_goal_met",
+            "1 when the active strategies meet the goal, 0 when not (absent: unknown)",
+            ["goal"],
             registry=registry,
         )
         self.run_progress = Gauge(
@@ -224,6 +248,32 @@ class Scheduler:
             run = await self.due_run()
         if run is not None:
             await self.work(run)
+        await self.refresh_goals()
+
+    async def goals(self) -> tuple[int, list[Goal]]:
+        """How many strategies are active, and the goals against what they achieve."""
+        settings = self.settings
+        achieved = await achieved_by_active(self.pool())
+        found = evaluate_goals(
+            achieved,
+            settings.strategy_goal_monthly_return,
+            settings.strategy_goal_max_drawdown,
+            settings.strategy_goal_win_rate,
+        )
+        return len(achieved), found
+
+    async def refresh_goals(self) -> None:
+        """The goals and the active count into /metrics."""
+        active, goals = await self.goals()
+        self.metrics.active.set(active)
+        self.metrics.goal_achieved.clear()  # a goal nothing measures has no sample
+        self.metrics.goal_met.clear()
+        for goal in goals:
+            self.metrics.goal_target.labels(goal.name).set(float(goal.target))
+            if goal.achieved is not None:
+                self.metrics.goal_achieved.labels(goal.name).set(float(goal.achieved))
+            if goal.met is not None:
+                self.metrics.goal_met.labels(goal.name).set(1.0 if goal.met else 0.0)
 
     async def run_forever(self) -> None:
         """Rounds until cancelled; a failing round (database down) is logged and retried."""
