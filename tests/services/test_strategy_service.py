@@ -213,10 +213,13 @@ async def test_first_batch_at_start_up_and_on_demand_needs_the_token(
         assert (await client.post("/api/v1/generations")).status_code == 401
         wrong = {"Authorization": "Bearer not-the-token"}
         assert (await client.post("/api/v1/generations", headers=wrong)).status_code == 403
+        wrong = {"X-Admin-Token": "not-the-token"}
+        assert (await client.post("/api/v1/generations", headers=wrong)).status_code == 403
         good = {"Authorization": f"Bearer {TOKEN}"}
         started = await client.post("/api/v1/generations", headers=good, json={"candidates": 20})
         assert started.status_code == 202, started.text
-        again = await client.post("/api/v1/generations", headers=good)
+        # as through the gateway, which strips Authorization but forwards X-Admin-Token
+        again = await client.post("/api/v1/generations", headers={"X-Admin-Token": TOKEN})
         assert again.status_code in {202, 409}  # 409 while the first one still runs
         run_id = started.json()["run_id"]
         done = await _wait_run_done(client, run_id)

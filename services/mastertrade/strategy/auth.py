@@ -1,9 +1,9 @@
 """Who may start a generation on demand: a bearer token whose SHA-256 is
 STRATEGY_ADMIN_API_KEY_SHA256, checked exactly as the risk manager checks its admin token.
 
-Through the API gateway a POST already needs a key with scope trade (the gateway does not
-forward that key), so the call reaches this service only from a trade or admin caller; the
-token here guards the service's own port as well.
+Through the API gateway a POST already needs a gateway key with scope trade, sent as
+`Authorization`; the gateway does not forward that header (nor any scope), so through it the
+admin token goes in `X-Admin-Token`, which it forwards. Directly, either header works.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from fastapi import Depends, HTTPException, Request
 from mastertrade.risk.api.auth import check_token
 from mastertrade.strategy.settings import StrategySettings
 
+ADMIN_TOKEN_HEADER = "x-admin-token"
+
 
 async def require_admin(request: Request) -> str:
     """The caller's name for the logs, or 401/403 (503 while no token is configured)."""
@@ -24,7 +26,11 @@ async def require_admin(request: Request) -> str:
         raise HTTPException(
             503, "generation on demand is disabled: set STRATEGY_ADMIN_API_KEY_SHA256"
         )
-    return check_token(request.headers.get("authorization"), secret.get_secret_value())
+    authorization = request.headers.get("authorization")
+    forwarded = request.headers.get(ADMIN_TOKEN_HEADER)
+    if forwarded and not authorization:
+        authorization = f"Bearer {forwarded}"
+    return check_token(authorization, secret.get_secret_value())
 
 
 AdminDep = Annotated[str, Depends(require_admin)]

@@ -30,6 +30,7 @@ from mastertrade.strategy.domain.plan import (
 )
 
 INTERVAL = "1m"
+FRESH = timedelta(hours=1)
 
 
 class RunInProgressError(Exception):
@@ -59,11 +60,13 @@ def _run(row: asyncpg.Record) -> Run:
 async def symbols_with_history(
     pool: asyncpg.Pool, since: datetime, until: datetime, min_bars: int
 ) -> list[str]:
-    """Symbols with at least `min_bars` 1m candles in [since, until)."""
+    """Symbols with at least `min_bars` 1m candles in [since, until), the last of them less
+    than FRESH old (a backfill still writing the window's older days does not count yet)."""
     rows = await pool.fetch(
         "SELECT symbol FROM candles WHERE interval = $1 AND open_time >= $2 AND open_time < $3 "
-        "GROUP BY symbol HAVING count(*) >= $4 ORDER BY symbol",
-        INTERVAL, since, until, min_bars,
+        "GROUP BY symbol HAVING count(*) >= $4 AND max(open_time) >= $3 - $5::interval "
+        "ORDER BY symbol",
+        INTERVAL, since, until, min_bars, FRESH,
     )  # fmt: skip
     return [row["symbol"] for row in rows]
 
