@@ -312,18 +312,35 @@ async def test_active_strategy_turns_candles_into_signals(
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)  # redelivered
         down = candle(symbol, start + timedelta(minutes=101), "950", "940")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", down)
-        published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+        await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+        # candles this pod never saw (another replica took them): 102-104 fall then rise, so the
+        # rule is long again after 104; 105 rises further (no change), 106 falls (a sell)
+        connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+        try:
+            await connection.executemany(
+                "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, "
+                "volume) VALUES ($1, '1m', $2, $3, $3, $3, $3, 1)",
+                [(symbol, start + timedelta(minutes=m), Decimal(price))
+                 for m, price in ((100, 950), (101, 940), (102, 930), (103, 920), (104, 960))],
+            )  # fmt: skip
+        finally:
+            await connection.close()
+        later = candle(symbol, start + timedelta(minutes=105), "960", "970")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        fall = candle(symbol, start + timedelta(minutes=106), "970", "965")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", fall)
+        published = await signals.wait_for(f"signal.{symbol}", 3, timeout=60)
 
     parsed = [Signal.model_validate(body) for body in published]  # risk_manager's parser
-    assert [s.side for s in parsed] == ["buy", "sell"]
+    assert [s.side for s in parsed] == ["buy", "sell", "sell"]
+    assert parsed[2].price == Decimal("965")
     buy = parsed[0]
     assert buy.strategy_id == str(strategy_id) and buy.symbol == symbol
     assert buy.price == Decimal("950") and buy.strength == Decimal(1)
     assert buy.quantity == (Decimal(100) / Decimal(950)).quantize(
         Decimal("0.00000001"), "ROUND_DOWN"
     )
-    assert len({s.signal_id for s in parsed}) == 2
-    assert len(published) == 2  # the redelivered candle made no second buy
+    assert len({s.signal_id for s in parsed}) == 3  # the redelivered candle made no second buy
 
 
 async def test_indexed_job_pods_compute_their_own_shard_once(

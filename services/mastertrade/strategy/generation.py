@@ -25,6 +25,8 @@ from prometheus_client import Counter, Gauge
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.strategy.domain.batch import compute_shard, shard_candidates
 from mastertrade.strategy.domain.engine import Bars
+from mastertrade.strategy.domain.families import Strategy
+from mastertrade.strategy.domain.generator import generate_candidates
 from mastertrade.strategy.domain.plan import Goal, daily_key, evaluate_goals, run_seed
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
@@ -172,6 +174,7 @@ class Scheduler:
         settings = self.settings
         since, until = history_window(run.as_of, settings.strategy_history_days)
         bars: dict[str, Bars] = {}
+        drawn: list[Strategy] | None = None  # the run's candidates, drawn once per pod
         stored = 0
         while True:
             shard = await claim_shard(
@@ -184,7 +187,9 @@ class Scheduler:
                 for symbol in run.symbols:
                     if symbol not in bars:
                         bars[symbol] = await load_bars(self.pool(), symbol, since, until)
-                members = shard_candidates(run.seed, run.candidates, shard, run.symbols)
+                if drawn is None:
+                    drawn = generate_candidates(run.candidates, run.seed)
+                members = shard_candidates(run.seed, run.candidates, shard, run.symbols, drawn)
                 results = await asyncio.to_thread(
                     compute_shard,
                     members,

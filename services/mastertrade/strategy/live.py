@@ -1,7 +1,8 @@
 """Active strategies trading live: closed 1m candles from the broker in, signals out.
 
-Each closed candle of a symbol is appended to that symbol's recent bars (seeded from
-PostgreSQL the first time, LIVE_BARS long so the longest rule is warm); the active strategies of
+Each closed candle of a symbol is appended to that symbol's recent bars (LIVE_BARS long, so the
+longest rule is warm; read again from PostgreSQL whenever a candle does not follow the last one
+seen, as when replicas share the queue, so decisions never skip a bar); the active strategies of
 the symbol are then decided by the engine itself (`domain/live.py`), and every buy or sell is
 published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager
 consumes. The signal id is derived from (strategy, symbol, candle, side), so a candle delivered
@@ -62,7 +63,7 @@ class LiveMetrics:
     def __init__(self, metrics: ServiceMetrics) -> None:
         self.candles = Counter(
             "mastertrade_strategy_candles_total",
-            "Candles received from the broker, by outcome (used, ignored, duplicate)",
+            "Candles received from the broker, by outcome (used, ignored, duplicate, late)",
             ["outcome"],
             registry=metrics.registry,
         )
@@ -111,14 +112,13 @@ class LiveTrader:
         """Read the active set again on the next candle (after a run activated others)."""
         self._loaded_at = float("-inf")
 
-    async def _symbol_bars(self, symbol: str) -> SymbolBars:
+    async def _reload(self, symbol: str) -> SymbolBars:
+        """The symbol's recent bars as PostgreSQL has them."""
         assert self.runtime is not None
-        bars = self.bars.get(symbol)
-        if bars is None:
-            bars = SymbolBars()
-            for opened, open_, close in await recent_bars(self.runtime.pool, symbol, LIVE_BARS):
-                bars.append(to_millis(opened) // 60_000, open_, close)
-            self.bars[symbol] = bars
+        bars = SymbolBars()
+        for opened, open_, close in await recent_bars(self.runtime.pool, symbol, LIVE_BARS):
+            bars.append(to_millis(opened) // 60_000, open_, close)
+        self.bars[symbol] = bars
         return bars
 
     async def handle(self, payload: dict[str, Any]) -> None:
@@ -133,13 +133,24 @@ class LiveTrader:
             self.metrics.candles.labels("ignored").inc()
             return
         strategies = [(a, s) for a, s in await self._active_set() if a.symbol == kline.symbol]
-        bars = await self._symbol_bars(kline.symbol)
+        if not strategies:
+            self.metrics.candles.labels("ignored").inc()  # bars are read when one trades it
+            return
         minute = to_millis(kline.open_time) // 60_000
-        if not bars.append(minute, float(kline.open), float(kline.close)):
+        bars = self.bars.get(kline.symbol)
+        if bars is not None and bars.times and minute <= bars.times[-1]:
             self.metrics.candles.labels("duplicate").inc()
             return
+        if bars is None or not bars.times or minute > bars.times[-1] + 1:
+            # first candle of the symbol here, or a gap: replicas share the queue, and a restart
+            # or an outage skips candles too, so the bars are read again before deciding
+            bars = await self._reload(kline.symbol)
+        if bars.times and minute < bars.times[-1]:
+            self.metrics.candles.labels("late").inc()  # newer candles are stored already
+            return
+        bars.append(minute, float(kline.open), float(kline.close))
         self.metrics.candles.labels("used").inc()
-        if not strategies or len(bars.closes) < 2:
+        if len(bars.closes) < 2:
             return
         decisions = await asyncio.to_thread(
             latest_decisions,

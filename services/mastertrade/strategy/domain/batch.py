@@ -35,13 +35,17 @@ class CandidateResult:
 
 
 def shard_candidates(
-    seed: int, candidates: int, shard: ShardRange, symbols: Sequence[str]
+    seed: int,
+    candidates: int,
+    shard: ShardRange,
+    symbols: Sequence[str],
+    drawn: Sequence[Strategy] | None = None,
 ) -> list[tuple[int, str, Strategy]]:
-    """The shard's (index, symbol, strategy) triples, the same on every pod."""
-    drawn = generate_candidates(candidates, seed)[shard.first : shard.last]
+    """The shard's (index, symbol, strategy) triples, the same on every pod; `drawn` is the
+    run's whole `generate_candidates(candidates, seed)` when the caller keeps it across shards."""
+    every = generate_candidates(candidates, seed) if drawn is None else drawn
     return [
-        (index, symbol_of(index, symbols), strategy)
-        for index, strategy in zip(range(shard.first, shard.last), drawn, strict=True)
+        (index, symbol_of(index, symbols), every[index]) for index in range(shard.first, shard.last)
     ]
 
 
