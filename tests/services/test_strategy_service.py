@@ -236,6 +236,8 @@ async def test_first_batch_at_start_up_and_on_demand_needs_the_token(
         metrics = (await client.get("/metrics")).text
         assert 'mastertrade_strategy_generation_runs_total{event="done"}' in metrics
         assert 'mastertrade_strategy_goal_target{goal="max_drawdown"} 0.15' in metrics
+        assert (await client.get("/api/v1/generations/999999")).status_code == 404
+        assert (await client.get("/api/v1/generations/0")).status_code == 422
         backtests = (await client.get("/api/v1/backtests?limit=5")).json()
         assert len(backtests) == 5 and backtests[0]["equity_curve"]
 

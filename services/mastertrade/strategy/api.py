@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mastertrade.core.deps import RuntimeDep
@@ -70,7 +70,7 @@ async def generations(runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 @router.get("/generations/{run_id}")
 async def generation(
-    runtime: RuntimeDep, run_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    runtime: RuntimeDep, run_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
 ) -> dict[str, Any]:
     """One run's progress."""
     found = await run_progress(runtime.pool, run_id)

@@ -187,8 +187,8 @@ class Scheduler:
                 for symbol in run.symbols:
                     if symbol not in bars:
                         bars[symbol] = await load_bars(self.pool(), symbol, since, until)
-                if drawn is None:
-                    drawn = generate_candidates(run.candidates, run.seed)
+                if drawn is None:  # CPU work too: thousands of candidates take a while
+                    drawn = await asyncio.to_thread(generate_candidates, run.candidates, run.seed)
                 members = shard_candidates(run.seed, run.candidates, shard, run.symbols, drawn)
                 results = await asyncio.to_thread(
                     compute_shard,
