@@ -8,9 +8,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -361,3 +365,31 @@ async def test_indexed_job_pods_compute_their_own_shard_once(
     assert found["runs"] == 1
     assert found["strategies"] == found["distinct_candidates"] == found["backtests"] == 40
     assert await pool.fetchval("SELECT status FROM generation_runs") == "done"
+
+
+def test_strategy_shard_command_as_a_job_pod_runs(candles_url: str) -> None:
+    """`mastertrade strategy-shard` as a real process: a bad index is a usage error (exit 2);
+    index 1 starts the day's run and stores that shard only (exit 0)."""
+    mastertrade = str(Path(sys.executable).with_name("mastertrade"))
+    env = {**os.environ, **SMALL_RUN, "DATABASE_URL": candles_url, "LOG_FORMAT": "console"}
+
+    def run(index: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [mastertrade, "strategy-shard"], env={**env, "JOB_COMPLETION_INDEX": index},
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+
+    bad = run("one")
+    assert bad.returncode == 2 and "JOB_COMPLETION_INDEX" in bad.stderr
+    good = run("1")
+    assert good.returncode == 0, good.stderr
+
+    async def shards() -> dict[int, str]:
+        connection = await asyncpg.connect(candles_url)
+        try:
+            rows = await connection.fetch("SELECT shard, status FROM generation_shards")
+        finally:
+            await connection.close()
+        return {row["shard"]: row["status"] for row in rows}
+
+    assert asyncio.run(shards()) == {0: "pending", 1: "done", 2: "pending", 3: "pending"}
