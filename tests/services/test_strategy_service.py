@@ -214,16 +214,15 @@ async def test_first_batch_at_start_up_and_on_demand_needs_the_token(
         listed = (await client.get("/api/v1/strategies?status=active")).json()
         assert len(listed) == first["active_after"] <= 3
 
-        assert (await client.post("/api/v1/generations")).status_code == 401
+        assert (await client.post("/api/v1/admin/generations")).status_code == 401
         wrong = {"Authorization": "Bearer not-the-token"}
-        assert (await client.post("/api/v1/generations", headers=wrong)).status_code == 403
-        wrong = {"X-Admin-Token": "not-the-token"}
-        assert (await client.post("/api/v1/generations", headers=wrong)).status_code == 403
+        assert (await client.post("/api/v1/admin/generations", headers=wrong)).status_code == 403
         good = {"Authorization": f"Bearer {TOKEN}"}
-        started = await client.post("/api/v1/generations", headers=good, json={"candidates": 20})
+        started = await client.post(
+            "/api/v1/admin/generations", headers=good, json={"candidates": 20}
+        )
         assert started.status_code == 202, started.text
-        # as through the gateway, which strips Authorization but forwards X-Admin-Token
-        again = await client.post("/api/v1/generations", headers={"X-Admin-Token": TOKEN})
+        again = await client.post("/api/v1/admin/generations", headers=good)
         assert again.status_code in {202, 409}  # 409 while the first one still runs
         run_id = started.json()["run_id"]
         done = await _wait_run_done(client, run_id)
@@ -251,7 +250,9 @@ async def test_on_demand_disabled_without_a_configured_token(
 ) -> None:
     env = {**service_env, **SMALL_RUN, "DATABASE_URL": candles_url}
     async with running(build_app("strategy_service", env)) as client:
-        answer = await client.post("/api/v1/generations", headers={"Authorization": "Bearer x"})
+        answer = await client.post(
+            "/api/v1/admin/generations", headers={"Authorization": "Bearer x"}
+        )
         assert answer.status_code == 503
         assert "STRATEGY_ADMIN_API_KEY_SHA256" in answer.json()["detail"]
 

@@ -87,7 +87,7 @@ class GenerationRequest(BaseModel):
     )
 
 
-@router.post("/generations", status_code=202)
+@router.post("/admin/generations", status_code=202)
 async def start_generation(
     request: Request, who: AdminDep, body: GenerationRequest | None = None
 ) -> dict[str, Any]:

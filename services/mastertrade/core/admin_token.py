@@ -1,0 +1,32 @@
+"""Admin calls of a service: a bearer token whose SHA-256 is configured in a setting.
+
+Only the hash is configured, so the setting (a ConfigMap or Secret) never holds the token. An
+operator makes a token (`openssl rand -hex 32`), stores `printf %s TOKEN | sha256sum` in the
+service's setting (and, to call through the API gateway, lists the same token in
+GATEWAY_API_KEYS with scope admin: the gateway passes `Authorization` on to any route with an
+`admin` segment), and calls with `Authorization: Bearer TOKEN`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from fastapi import HTTPException
+from pydantic import SecretStr
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mastertrade-admin"'}
+
+
+def check_token(authorization: str | None, expected: SecretStr | None, setting: str) -> str:
+    """The caller's name for the audit trail, or an HTTPException: 503 while `setting` is
+    unset, 401 without a bearer token, 403 for the wrong one."""
+    if expected is None:
+        raise HTTPException(503, f"admin calls are disabled: set {setting}")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "send Authorization: Bearer <admin token>", headers=CHALLENGE)
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    if not hmac.compare_digest(digest, expected.get_secret_value().strip().lower()):
+        raise HTTPException(403, "this token is not the admin token", headers=CHALLENGE)
+    return f"admin:{digest[:8]}"
