@@ -107,7 +107,9 @@ class FakeProviders:
         return None
 
     @staticmethod
-    def _json(body: object, status: int = 200, **headers: str) -> web.Response:
+    def _json(
+        body: object, status: int = 200, headers: dict[str, str] | None = None
+    ) -> web.Response:
         return web.Response(text=json.dumps(body), status=status, headers=headers,
                             content_type="application/json")  # fmt: skip
 
@@ -135,7 +137,7 @@ class FakeProviders:
                                 "result_count": len(page)}  # fmt: skip
         if offset + size < len(found):
             meta["next_token"] = str(offset + size)
-        return self._json({"data": page, "meta": meta}, **{"x-rate-limit-remaining": "59"})
+        return self._json({"data": page, "meta": meta}, headers={"x-rate-limit-remaining": "59"})
 
     # --- Reddit -------------------------------------------------------------------------------
 
@@ -166,7 +168,8 @@ class FakeProviders:
         return self._json(
             {"kind": "Listing", "data": {"after": None, "dist": len(children),
                                          "children": children, "before": None}},
-            **{"x-ratelimit-remaining": "99.0", "x-ratelimit-used": "1", "x-ratelimit-reset": "300"},
+            headers={"x-ratelimit-remaining": "99.0", "x-ratelimit-used": "1",
+                     "x-ratelimit-reset": "300"},
         )  # fmt: skip
 
     def revoke_reddit_tokens(self) -> None:

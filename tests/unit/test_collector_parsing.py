@@ -47,7 +47,8 @@ def test_the_word_score_is_bullish_minus_bearish_over_all_such_words() -> None:
 
 def test_a_tweet_page_becomes_posts_engagement_and_sentiment() -> None:
     body = parse_json(
-        '{"data": [{"id": "20", "text": "bullish on #BTC", "created_at": "2025-01-01T11:59:00.000Z",'
+        '{"data": [{"id": "20", "text": "bullish on #BTC",'
+        ' "created_at": "2025-01-01T11:59:00.000Z",'
         ' "public_metrics": {"like_count": 3, "retweet_count": 2, "reply_count": 1,'
         ' "quote_count": 0}}], "meta": {"newest_id": "20", "result_count": 1, "next_token": "x"}}'
     )
@@ -65,7 +66,7 @@ def test_a_reddit_listing_and_its_refusals() -> None:
         "name": "t3_a", "title": "Sell now", "selftext": "", "score": 10, "num_comments": 5,
         "created_utc": Decimal("1735732800.0")}}]}}  # fmt: skip
     (post,) = parse_reddit_listing(listing)
-    assert (post.id, post.engagement, post.created_at) == ("t3_a", 15, AT)
+    assert (post.id, post.engagement, post.created_at) == ("t3_a", Decimal(15), AT)
     with pytest.raises(MalformedEventError, match="Listing"):
         parse_reddit_listing({"kind": "t3", "data": {}})
     with pytest.raises(MalformedEventError, match="not between 2000 and 2200"):
