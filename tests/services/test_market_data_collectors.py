@@ -198,7 +198,7 @@ async def test_observations_are_published_with_their_routing_keys(harness: Harne
     await queue.bind(MARKET_DATA.name, routing_key="onchain.#")
     await harness.poller("lunarcrush").poll_once()
     await harness.poller("glassnode").poll_once()
-    messages: list[tuple[str, dict[str, Any]]] = []
+    messages: list[tuple[str | None, dict[str, Any]]] = []
     deadline = time.monotonic() + 15
     while len(messages) < 8:
         assert time.monotonic() < deadline, messages
