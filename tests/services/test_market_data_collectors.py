@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.settings import load_settings
 from mastertrade.market_data.app import create_app
+from mastertrade.market_data.domain.observations import Observation
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.providers.build import PROVIDERS, Collectors, build_collectors
 from mastertrade.market_data.providers.poller import Poller
@@ -308,3 +309,25 @@ async def wait_for_collectors(
             return dict(section)
         assert time.monotonic() < deadline, section
         await asyncio.sleep(0.2)
+
+
+class DownWriter(ObservationWriter):
+    """A writer whose database is down."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def write(self, rows: Sequence[Observation]) -> int:
+        raise ConnectionRefusedError("the database is down")
+
+
+async def test_a_poll_that_cannot_be_stored_is_asked_again_in_full(harness: Harness) -> None:
+    twitter = harness.poller("twitter")
+    failing = Poller(twitter.provider, DownWriter(), harness.metrics, interval=900,
+                     max_backoff=900, clock=lambda: float(NOW), jitter=lambda: 1.0)  # fmt: skip
+    assert await failing.poll_once() == 5  # the first backoff
+    assert failing.state == "failing" and "database is down" in failing.last_error
+    assert harness.polls("twitter", "error") == 1
+    await twitter.poll_once()  # the database is back: the same tweets, none lost
+    assert "since_id" not in harness.fake.calls("twitter")[-1]
+    assert (await harness.rows("twitter"))[("BTC", "posts")] == 2
