@@ -235,3 +235,25 @@ async def test_answers_are_relayed_exactly_and_no_cookie_crosses_callers(
         assert big.content == b"".join(bytes([n]) * 65_536 for n in range(40))
         head = await client.head("/api/strategy-service/cookies")
         assert (head.status_code, head.headers["content-length"], head.content) == (200, "2", b"")
+
+
+async def test_requests_beyond_the_connection_cap_wait_then_get_a_503(
+    upstreams: dict[str, str],
+) -> None:
+    env = {**upstreams, "GATEWAY_MAX_CONNECTIONS": "1", "GATEWAY_UPSTREAM_TIMEOUT": "10",
+           "DEPENDENCY_TIMEOUT": "1"}  # fmt: skip
+    app = service_app("api-gateway", env)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.9.9.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            slow = asyncio.create_task(client.get("/api/order-executor/slow"))
+            slots = app.state.gateway.pool.slots
+            while not slots.locked():  # the slow request holds the only connection
+                assert not slow.done(), slow.result().text
+                await asyncio.sleep(0.01)
+            busy = await client.get("/api/strategy-service/echo")
+            assert busy.status_code == 503
+            assert "every connection to it is busy" in busy.json()["detail"]
+            assert busy.headers["retry-after"] == "1"
+            assert (await slow).status_code == 200
+            assert (await client.get("/api/strategy-service/echo")).status_code == 200
