@@ -7,6 +7,10 @@ rate limit). Requests alternate between the cases one at a time on kept-alive co
 that drift of a shared machine touches every case alike. Added latency is the gateway's
 percentile minus the direct one. Target: p99 added under 2 ms.
 
+Wall-clock latency on a loaded shared machine mostly measures the queue for its cores, so the
+run also reports CPU time per request (user + system, from /proc) of the gateway process, beside
+that of the service it calls: the work the gateway itself adds, which the load barely changes.
+
     .venv/bin/python bench/gateway.py [--samples 2000]
 """
 
@@ -19,7 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from bench.httpbench import Client, ms, percentile, scratch_infrastructure, serving, table
+from bench.httpbench import (
+    Client,
+    cpu_seconds,
+    ms,
+    percentile,
+    scratch_infrastructure,
+    serving_process,
+    table,
+)
 
 TOKEN = "bench-token-0123456789abcdefghij"
 TARGET_P99_ADDED_MS = 2.0
@@ -42,12 +54,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     args = parser.parse_args()
-    with scratch_infrastructure() as env, serving("risk_manager", env) as risk:
+    with scratch_infrastructure() as env, serving_process("risk_manager", env) as (risk, service):
         gateway_env = {**env, "RISK_MANAGER_URL": f"http://127.0.0.1:{risk}",
                        "GATEWAY_API_KEYS": f"bench:read:{TOKEN}",
                        "GATEWAY_RATE_LIMIT": "1000000",
                        "GATEWAY_ANONYMOUS_RATE_LIMIT": "1000000"}  # fmt: skip
-        with serving("api_gateway", gateway_env) as gateway:
+        with serving_process("api_gateway", gateway_env) as (gateway, proxy):
             via = "/api/risk-manager/api/v1/limits"
             clients = {
                 "direct (reference)": (Client(risk), "/api/v1/limits", {}),
@@ -55,7 +67,9 @@ def main() -> int:
                 "gateway, API key": (Client(gateway), via, {"Authorization": f"Bearer {TOKEN}"}),
             }
             sample(clients, 200)  # warm-up
+            before = cpu_seconds(service), cpu_seconds(proxy)
             times = sample(clients, args.samples)
+            after = cpu_seconds(service), cpu_seconds(proxy)
     direct = times["direct (reference)"]
     rows = [["case", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"]]
     for name, found in times.items():
@@ -67,6 +81,10 @@ def main() -> int:
     print(f"GET {args.samples} times each, one at a time, kept-alive connections:")
     print(table(rows))
     print(f"target: added p99 under {TARGET_P99_ADDED_MS} ms")
+    served = args.samples * len(clients)  # the service answers every case
+    proxied = args.samples * (len(clients) - 1)
+    print(f"CPU per request: risk_manager {ms((after[0] - before[0]) / served)} ms (reference), "
+          f"gateway {ms((after[1] - before[1]) / proxied)} ms")  # fmt: skip
     return 0
 
 

@@ -45,6 +45,22 @@ def scratch_infrastructure() -> Iterator[dict[str, str]]:
 @contextlib.contextmanager
 def serving(name: str, env: Mapping[str, str]) -> Iterator[int]:
     """`mastertrade serve <name>` on a free port until healthy; stopped at the end."""
+    with serving_process(name, env) as (port, _):
+        yield port
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """User + system CPU time the process has used so far (Linux /proc), in seconds: unlike
+    wall time, barely inflated when other programs load the machine."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def serving_process(
+    name: str, env: Mapping[str, str]
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`serving`, also giving the process (for its CPU time)."""
     port = free_port()
     process = subprocess.Popen(
         [str(MASTERTRADE), "serve", name, "--host", HOST, "--port", str(port)],
@@ -52,7 +68,7 @@ def serving(name: str, env: Mapping[str, str]) -> Iterator[int]:
     )  # fmt: skip
     try:
         wait_healthy(port, process)
-        yield port
+        yield port, process
     finally:
         process.terminate()
         try:

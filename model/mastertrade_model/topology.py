@@ -51,6 +51,8 @@ EXCHANGES: tuple[Exchange, ...] = (MARKET_DATA, SIGNALS, ORDERS, ALERTS, DEAD_LE
 # arbitrage_service publishes each opportunity found on SIGNALS as `arbitrage.<kind>`
 # (arbitrage.triangular, arbitrage.cross_venue); no queue binds it yet, signal.# does not match.
 ARBITRAGE_ROUTING_PREFIX = "arbitrage"
+# market_data_service publishes sentiment and on-chain observations on MARKET_DATA as
+# `sentiment.<source>.<subject>` and `onchain.<source>.<subject>`; no queue binds them yet.
 
 QUEUES: tuple[Queue, ...] = (
     Queue("strategy_service.candles", (Binding(MARKET_DATA.name, "candle.#"),)),

@@ -230,6 +230,37 @@ async def test_every_resource_is_served_with_exact_decimals(
     assert bad.json()["detail"][0]["loc"] == ["query", "status"]
 
 
+async def test_sentiment_and_onchain_observations_are_served_apart(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("""
+            INSERT INTO external_metrics (source, kind, subject, metric, observed_at, value)
+            VALUES ('twitter', 'sentiment', 'DAPI', 'sentiment', '2025-01-01T00:00:00Z', -0.25),
+                   ('twitter', 'sentiment', 'DAPI', 'posts', '2025-01-01T00:00:00Z', 12),
+                   ('glassnode', 'onchain', 'DAPI', 'addresses/active_count',
+                    '2025-01-01T00:00:00Z', 812345.000000000000000001)
+            ON CONFLICT DO NOTHING""")
+    finally:
+        await connection.close()
+    answer = await client.get(
+        "/api/v1/sentiment", params={"subject": "DAPI", "metric": "sentiment"}
+    )
+    assert answer.status_code == 200, answer.text
+    (row,) = answer.json()["data"]
+    assert (row["source"], row["value"]) == ("twitter", "-0.25")
+    onchain = (await client.get("/api/v1/onchain", params={"subject": "DAPI"})).json()["data"]
+    assert [(r["metric"], r["value"]) for r in onchain] == [
+        ("addresses/active_count", "812345.000000000000000001")
+    ]
+    assert len((await client.get("/api/v1/sentiment?subject=DAPI")).json()["data"]) == 2
+    for bad in ("/api/v1/sentiment?source=glassnode", "/api/v1/onchain?kind=sentiment"):
+        refused = await client.get(bad)
+        assert refused.status_code == 422, bad
+        assert refused.json()["detail"][0]["loc"][-1] in ("source", "kind")
+
+
 SEED_ROWS = """
 INSERT INTO trades (symbol, trade_id, price, quantity, side, traded_at)
 VALUES ('DAPIUSDT', 't1', 0.10000000000000000001, 2, 'buy', now())

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from mastertrade.gateway.keys import digest_of
@@ -42,6 +43,21 @@ def echo_app() -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "healthy"}
+
+    @app.api_route("/cookies", methods=["GET", "HEAD"])
+    async def cookies() -> Response:
+        answer = Response(b"{}", media_type="application/json")
+        answer.raw_headers.append((b"set-cookie", b"a=1; Path=/"))
+        answer.raw_headers.append((b"set-cookie", b"b=2; Path=/"))
+        return answer
+
+    @app.get("/big")
+    async def big() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for number in range(40):  # 2.5 MiB of unknown length: streamed, not buffered
+                yield bytes([number]) * 65_536
+
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
 
     return app
 
@@ -227,3 +243,41 @@ async def test_a_service_down_slow_or_missing_gets_a_clear_answer(
         assert "market_data_service" in body["not_configured"]
         assert (await client.get("/health")).status_code == 200  # the gateway itself is fine
         assert (await client.get("/api/strategy-service/echo")).status_code == 200
+
+
+async def test_answers_are_relayed_exactly_and_no_cookie_crosses_callers(
+    upstreams: dict[str, str],
+) -> None:
+    async with gateway(upstreams) as client:
+        cookies = await client.get("/api/strategy-service/cookies")
+        assert cookies.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
+        client.cookies.clear()  # this test client keeps cookies; the gateway must not
+        after = (await client.get("/api/strategy-service/echo")).json()
+        assert "cookie" not in after["headers"]
+        big = await client.get("/api/strategy-service/big")
+        assert big.status_code == 200
+        assert big.content == b"".join(bytes([n]) * 65_536 for n in range(40))
+        head = await client.head("/api/strategy-service/cookies")
+        assert (head.status_code, head.headers["content-length"], head.content) == (200, "2", b"")
+
+
+async def test_requests_beyond_the_connection_cap_wait_then_get_a_503(
+    upstreams: dict[str, str],
+) -> None:
+    env = {**upstreams, "GATEWAY_MAX_CONNECTIONS": "1", "GATEWAY_UPSTREAM_TIMEOUT": "10",
+           "DEPENDENCY_TIMEOUT": "1"}  # fmt: skip
+    app = service_app("api-gateway", env)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.9.9.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            slow = asyncio.create_task(client.get("/api/order-executor/slow"))
+            slots = app.state.gateway.pool.slots
+            while not slots.locked():  # the slow request holds the only connection
+                assert not slow.done(), slow.result().text
+                await asyncio.sleep(0.01)
+            busy = await client.get("/api/strategy-service/echo")
+            assert busy.status_code == 503
+            assert "every connection to it is busy" in busy.json()["detail"]
+            assert busy.headers["retry-after"] == "1"
+            assert (await slow).status_code == 200
+            assert (await client.get("/api/strategy-service/echo")).status_code == 200

@@ -1,26 +1,21 @@
 """The book ticker message of the market data exchange (`ticker.<SYMBOL>`), as the arbitrage
 consumers. Decimals travel as JSON strings ("67012.35"), never floats; times as ISO 8601 UTC.
-Every number is checked finite and within bounds where the message enters.
+Every number is checked finite and within the platform's one bound
+(`mastertrade.core.amounts`) where the message enters.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-# Largest price or quantity accepted anywhere: far above any real market, far below overflow
-MAX_AMOUNT = Decimal("1e18")
+from mastertrade.core.messages import PositiveAmount
 
-
-def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite decimal number (not NaN or Infinity)")
-    if value > MAX_AMOUNT:
-        raise ValueError(f"must be at most {MAX_AMOUNT}")
-    return value
+# a price or quantity on the bus: > 0, finite and within the platform's one bound, checked
+# before the comparison so that NaN and Infinity are named as such
+Amount = PositiveAmount
 
 
 def _utc(value: datetime) -> datetime:
@@ -29,12 +24,6 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Amount = Annotated[
-    Decimal,
-    Field(gt=0, allow_inf_nan=True),  # inf/nan reach _finite, which names the problem
-    AfterValidator(_finite),
-    PlainSerializer(str, return_type=str, when_used="json"),
-]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 

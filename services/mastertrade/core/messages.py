@@ -3,8 +3,8 @@
 Every service that publishes or consumes a trading message builds it from here, so one
 definition says what a signal, an approved order, an order event and an alert event carry.
 Amounts are `Decimal` and travel as JSON strings ("0.015", never 0.015): a float would round
-them. Every amount must be finite and within `AMOUNT_LIMIT`; NaN and Infinity are refused with
-a message that names the field. Routing keys:
+them. Every amount passes `mastertrade.core.amounts.check_finite_amount` (finite, |x| <= 1e15);
+NaN and Infinity are refused with a message that names the field. Routing keys:
 
 | exchange                | routing key                  | model           |
 |-------------------------|------------------------------|-----------------|
@@ -24,24 +24,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-AMOUNT_LIMIT = Decimal("1e15")
+from mastertrade.core.amounts import check_finite_amount
+
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
 def check_amount(raw: Any) -> Any:
-    """Finite and within +-AMOUNT_LIMIT, or a ValueError saying what to send instead; runs
-    before the bounds (gt/ge) so NaN and Infinity get this message, not a comparison's."""
+    """A finite amount within the platform's bound, or a ValueError saying what to send
+    instead; runs before the bounds (gt/ge) so NaN and Infinity get this message, not a
+    comparison's."""
     try:
         value = Decimal(str(raw)) if isinstance(raw, float | int | str) else raw
     except InvalidOperation:
         return raw  # not a number at all: pydantic's own error says so
     if not isinstance(value, Decimal):
         return raw
-    if not value.is_finite():
-        raise ValueError(f"{value} is not a finite number: send a decimal string such as '1.5'")
-    if abs(value) >= AMOUNT_LIMIT:
-        raise ValueError(f"{value} is out of bounds: amounts must be below {AMOUNT_LIMIT:e}")
-    return value
+    return check_finite_amount(value)
 
 
 def check_symbol(value: str) -> str:

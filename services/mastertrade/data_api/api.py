@@ -137,3 +137,34 @@ async def arbitrage_opportunities(
     kind: Annotated[Literal["triangular", "cross_venue"] | None, Query()] = None,
 ) -> Response:  # fmt: skip
     return await serve(request, runtime, cache, r.ARBITRAGE, filters={"kind": kind}, page=page)
+
+
+Subject = Annotated[str | None, Query(min_length=1, max_length=100, description="e.g. BTC")]
+Metric = Annotated[
+    str | None, Query(min_length=1, max_length=100, description="e.g. sentiment, galaxy_score")
+]
+KIND_ONLY = frozenset({"kind"})
+
+
+@router.get("/sentiment", summary="Sentiment observations (Twitter, Reddit, LunarCrush), by time")
+async def sentiment(
+    *,
+    request: Request, runtime: RuntimeDep, cache: CacheDep, page: PageDep,
+    source: Annotated[Literal["twitter", "reddit", "lunarcrush"] | None, Query()] = None,
+    subject: Subject = None, metric: Metric = None,
+) -> Response:  # fmt: skip
+    filters = {"kind": "sentiment", "source": source, "subject": subject, "metric": metric}
+    return await serve(request, runtime, cache, r.EXTERNAL_METRICS, filters=filters, page=page,
+                       path_params=KIND_ONLY)  # fmt: skip
+
+
+@router.get("/onchain", summary="On-chain observations (Glassnode, Moralis), by time")
+async def onchain(
+    *,
+    request: Request, runtime: RuntimeDep, cache: CacheDep, page: PageDep,
+    source: Annotated[Literal["glassnode", "moralis"] | None, Query()] = None,
+    subject: Subject = None, metric: Metric = None,
+) -> Response:  # fmt: skip
+    filters = {"kind": "onchain", "source": source, "subject": subject, "metric": metric}
+    return await serve(request, runtime, cache, r.EXTERNAL_METRICS, filters=filters, page=page,
+                       path_params=KIND_ONLY)  # fmt: skip

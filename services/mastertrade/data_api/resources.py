@@ -1,7 +1,8 @@
 """The tables the data access API reads, each described once: columns, keyset order, filters.
 
 The keyset of a resource is its time column followed by columns that make it unique; every
-keyset has an index in that order (0001_base_schema.sql, 0013_data_access_arbitrage_gateway.sql),
+keyset has an index in that order (0001_base_schema.sql, 0013_data_access_arbitrage_gateway.sql,
+0015_sentiment_onchain.sql),
 so a page is an index range scan whatever its depth.
 """
 
@@ -104,6 +105,14 @@ ARBITRAGE = Resource(
     key=("detected_at", "id"), filters=("kind",),
 )  # fmt: skip
 
+EXTERNAL_METRICS = Resource(
+    "external_metrics", "external_metrics",
+    _cols("source kind subject metric observed_at:time value:numeric collected_at:time"),
+    key=("observed_at", "source", "subject", "metric"),
+    filters=("kind", "source", "subject", "metric"),
+)  # fmt: skip
+
 RESOURCES: tuple[Resource, ...] = (
     CANDLES, TRADES, ORDERS, FILLS, POSITIONS, STRATEGIES, BACKTESTS, ALERTS, ARBITRAGE,
+    EXTERNAL_METRICS,
 )  # fmt: skip

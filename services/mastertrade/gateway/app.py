@@ -1,4 +1,4 @@
-"""create_app for api_gateway: its routes, the proxy, and the pooled upstream client."""
+"""create_app for api_gateway: its routes, the proxy, and the pooled upstream clients."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app), gateway.new_client() as client:
-            gateway.client = client
+            gateway.client, gateway.pool = client, gateway.open_pool()
             try:
                 yield
             finally:
-                gateway.client = None
+                pool, gateway.client, gateway.pool = gateway.pool, None, None
+                await pool.close()
 
     app.router.lifespan_context = lifespan
     return app

@@ -1,4 +1,8 @@
-"""The gateway's handling of one proxied request: service, key, scope, rate, body, forward."""
+"""The gateway's handling of one proxied request: service, key, scope, rate, body, forward.
+
+`client` (httpx) asks the services for their health; `pool` (aiohttp, see `proxy`) carries the
+proxied requests. Both are opened in the lifespan.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from fastapi.responses import Response
 from mastertrade.core.runtime import Runtime
 from mastertrade.gateway.access import AccessDeniedError, authorize, required_scope
 from mastertrade.gateway.keys import ApiKey, KeyStore
-from mastertrade.gateway.proxy import BodyTooLargeError, forward, problem, read_body
+from mastertrade.gateway.proxy import BodyTooLargeError, Upstreams, forward, problem, read_body
 from mastertrade.gateway.ratelimit import Decision, RateLimiter
 from mastertrade.gateway.settings import GatewaySettings, routable_services
 
@@ -24,6 +28,8 @@ class Gateway:
         self.upstreams = {name: url.rstrip("/") for name, url in settings.upstreams.items()}
         self.services = {spec.kube_name: spec for spec in routable_services()}
         self.client: httpx.AsyncClient | None = None
+        self.pool: Upstreams | None = None
+        self._limiter: RateLimiter | None = None
 
     def new_client(self) -> httpx.AsyncClient:
         settings = self.settings
@@ -40,8 +46,20 @@ class Gateway:
             follow_redirects=False,
         )
 
+    def open_pool(self) -> Upstreams:
+        settings = self.settings
+        return Upstreams.open(settings.gateway_max_connections, settings.dependency_timeout,
+                              settings.gateway_upstream_timeout)  # fmt: skip
+
+    def _rate_limiter(self) -> RateLimiter:
+        """One limiter (its script registered once) while the Redis client stays the same."""
+        redis = self.runtime.redis
+        if self._limiter is None or self._limiter.client is not redis:
+            self._limiter = RateLimiter(redis, self.settings.gateway_rate_window)
+        return self._limiter
+
     async def _rate(self, request: Request, key: ApiKey | None) -> Decision:
-        limiter = RateLimiter(self.runtime.redis, self.settings.gateway_rate_window)
+        limiter = self._rate_limiter()
         if key is not None:
             return await limiter.hit(f"key:{key.name}", self.settings.gateway_rate_limit)
         address = request.client.host if request.client else "unknown"
@@ -70,7 +88,7 @@ class Gateway:
             answer = problem(429, "rate limit reached; retry later", decision.retry_after)
             return _with_rate(answer, decision)
         base_url = self.upstreams.get(spec.name)
-        if base_url is None or self.client is None:
+        if base_url is None or self.pool is None:
             variable = f"{spec.name.upper()}_URL"
             return problem(
                 503, f"{spec.kube_name} is not configured on the gateway: set {variable}"
@@ -81,7 +99,7 @@ class Gateway:
             limit = self.settings.gateway_max_body_bytes
             return problem(413, f"the request body is larger than {limit} bytes")
         return _with_rate(
-            await forward(self.client, spec.kube_name, base_url, request, body), decision
+            await forward(self.pool, spec.kube_name, base_url, request, body), decision
         )
 
 

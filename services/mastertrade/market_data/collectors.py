@@ -2,9 +2,10 @@
 
 Waits for PostgreSQL and the schema, backfills history (simulated, or Binance over REST), then
 runs the live source (the simulated feed, or Binance's WebSocket streams with a REST gap
-backfill after every reconnect). Any failure is logged and retried after a pause: the service
-never dies of bad data or a dependency outage. `status()` is what /health shows of it, and the
-`mastertrade_market_data_collector_enabled` gauge says which collectors are on.
+backfill after every reconnect). Beside them, each sentiment or on-chain collector whose key is
+set (`providers`) polls on its own schedule. Any failure is logged and retried after a pause:
+the service never dies of bad data or a dependency outage. `status()` is what /health shows of
+it, and the `mastertrade_market_data_collector_enabled` gauge says which collectors are on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.binance import stream_names
 from mastertrade.market_data.metrics import MarketMetrics
+from mastertrade.market_data.providers.build import PROVIDERS, build_collectors
+from mastertrade.market_data.providers.sink import ObservationWriter
 from mastertrade.market_data.settings import STREAM_KINDS, MarketDataSettings
 from mastertrade.market_data.sink import MarketSink
 from mastertrade.market_data.writer import Connections, EventWriter
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mastertrade.market_data")
 RETRY_SECONDS = 5.0
-KEYED_COLLECTORS = ("moralis", "glassnode", "twitter", "reddit", "lunarcrush")
 
 
 class MarketDataCollectors:
@@ -47,6 +49,8 @@ class MarketDataCollectors:
             settings.market_data_batch_size,
             settings.market_data_flush_interval,
         )
+        self.external = build_collectors(settings, ObservationWriter(connections), self.metrics)
+        self._external_tasks: list[asyncio.Task[None]] = []
         self.phase = "starting"
         self.history_rows = 0
         self.last_error = ""
@@ -55,27 +59,32 @@ class MarketDataCollectors:
     def start(self) -> None:
         for name in ("simulated", "binance"):
             self.metrics.set_collector(name, self.source == name)
-        for name in KEYED_COLLECTORS:
-            # the sentiment and on-chain collectors are not built yet: off, whatever the keys
-            self.metrics.set_collector(name, False)
+        for name in PROVIDERS:
+            self.metrics.set_collector(name, name in self.external.pollers)
+        self._external_tasks = [
+            asyncio.create_task(poller.run(), name=f"collector-{name}")
+            for name, poller in self.external.pollers.items()
+        ]
         self.sink.start()
         self._task = asyncio.create_task(self._run(), name="market-data-collectors")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [*self._external_tasks, self._task]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.external.close()
         await self.sink.stop()
 
     def status(self) -> dict[str, Any]:
         """The `market_data` section of /health."""
-        keys = self.settings.configured_sources()
         collectors = {
             name: ("on" if self.source == name else "off") for name in ("simulated", "binance")
         }
-        for name in KEYED_COLLECTORS:
-            collectors[name] = "off (not implemented yet)" if keys[name] else "off (no key)"
+        pollers = self.external.pollers
+        for name in PROVIDERS:
+            collectors[name] = "on" if name in pollers else "off (no key)"
         return {
             "source": self.source,
             "phase": self.phase,
@@ -83,6 +92,7 @@ class MarketDataCollectors:
             "collectors": collectors,
             "history_rows_written": self.history_rows,
             "events_written": self.sink.written,
+            "external": {name: poller.status() for name, poller in pollers.items()},
             "last_error": self.last_error,
         }
 

@@ -2,8 +2,8 @@
 
 Next to the platform's metrics (`mastertrade.core.metrics`): events taken per source and kind,
 events rejected by reason (malformed, duplicate, out_of_order), rows written per table, write
-errors, which collectors are on, whether each live source is connected, reconnects, candles
-backfilled, and Binance's used request weight.
+errors, which collectors are on and their polls by outcome, whether each live source is
+connected, reconnects, candles backfilled, and Binance's used request weight.
 """
 
 from __future__ import annotations
@@ -65,6 +65,13 @@ class MarketMetrics:
             ["service", "source"],
             registry=registry,
         )
+        self.collector_polls = Counter(
+            "mastertrade_market_data_collector_polls_total",
+            "Polls of the sentiment and on-chain collectors, by outcome (ok, rate_limited, "
+            "unauthorized, malformed, error)",
+            ["service", "collector", "outcome"],
+            registry=registry,
+        )
         self.used_weight = Gauge(
             "mastertrade_binance_used_weight_1m",
             "Binance's X-MBX-USED-WEIGHT-1M from the last REST answer",
@@ -83,6 +90,9 @@ class MarketMetrics:
 
     def set_collector(self, collector: str, enabled: bool) -> None:
         self.collector.labels(self.service, collector).set(1 if enabled else 0)
+
+    def collector_poll(self, collector: str, outcome: str) -> None:
+        self.collector_polls.labels(self.service, collector, outcome).inc()
 
     def set_connected(self, source: str, connected: bool) -> None:
         self.connected.labels(self.service, source).set(1 if connected else 0)

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# Far above any real price or quantity, far below what NUMERIC or a float could not hold
-MAX_AMOUNT = Decimal("1e15")
+from mastertrade.core.amounts import AmountError, check_finite_amount
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -29,13 +29,13 @@ def exact(value: object, name: str, *, positive: bool = False) -> Decimal:
         number = Decimal(value)
     except InvalidOperation:
         raise MalformedEventError(f"{name}: not a decimal number: {str(value)[:40]!r}") from None
-    if not number.is_finite():
-        raise MalformedEventError(f"{name}: must be finite, got {number}")
+    try:
+        check_finite_amount(number)
+    except AmountError as error:
+        raise MalformedEventError(f"{name}: {error}") from None
     if number < 0 or (positive and number == 0):
         expected = "> 0" if positive else ">= 0"
         raise MalformedEventError(f"{name}: must be {expected}, got {number}")
-    if number > MAX_AMOUNT:
-        raise MalformedEventError(f"{name}: {number} is above the bound {MAX_AMOUNT}")
     return number
 
 

@@ -1,0 +1,33 @@
+"""The one finite-amount check of MasterTrade, and its one bound.
+
+Every price, quantity and value the platform takes in (trading messages, book tickers on the
+bus, exchange events, the risk check, collected metrics) passes `check_finite_amount`: NaN and
+Infinity are refused, and so is anything whose magnitude is above `AMOUNT_LIMIT`.
+
+Why 1e15 (inclusive): every amount here is a price, a quantity of a coin, or a value in a quote
+currency. The largest real ones stay below it: all the crypto in the world is worth about 3e12
+USD, world GDP about 1e14; the largest coin supplies traded on Binance (SHIB, ~9.9995e14) sit
+just under it, and Binance relists bigger ones rescaled (1000SATS, 1MBABYDOGE) precisely to keep
+quantities in range. 1e18 only let more garbage through. 1e15 is also below 2**53 (~9.007e15),
+so the integer part of an accepted amount stays exact if a consumer (the monitoring UI's
+JavaScript, a float column in a notebook) reads it as a double.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+AMOUNT_LIMIT = Decimal("1e15")
+
+
+class AmountError(ValueError):
+    """An amount that is not finite or is out of bounds; the message says what to send."""
+
+
+def check_finite_amount(value: Decimal) -> Decimal:
+    """`value` itself when finite and |value| <= AMOUNT_LIMIT, else an AmountError."""
+    if not value.is_finite():
+        raise AmountError(f"{value} is not a finite number: send a decimal string such as '1.5'")
+    if abs(value) > AMOUNT_LIMIT:
+        raise AmountError(f"{value} is out of bounds: amounts must be at most {AMOUNT_LIMIT:e}")
+    return value

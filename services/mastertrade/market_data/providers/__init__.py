@@ -1,0 +1,1 @@
+"""The sentiment (Twitter, Reddit, LunarCrush) and on-chain (Glassnode, Moralis) collectors."""
