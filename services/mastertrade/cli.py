@@ -31,7 +31,7 @@ from mastertrade.core.bus import TopologyError, apply_topology
 from mastertrade.core.logs import configure_logging
 from mastertrade.core.server import serve
 from mastertrade.core.settings import ServiceSettings, SettingsError, load_settings, redact
-from mastertrade.local_stack import StackUrls, run_up
+from mastertrade.local_stack import HEALTHY_TIMEOUT_SECONDS, StackUrls, run_up
 from mastertrade.market_data.commands import (
     BulkFileError,
     CommandError,
@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd.add_argument("--redis-url", default=None)
     up_cmd.add_argument("--host", default="127.0.0.1")
     up_cmd.add_argument("--port-offset", type=int, default=0, help="added to every service's port")
+    up_cmd.add_argument(
+        "--healthy-timeout",
+        type=float,
+        default=HEALTHY_TIMEOUT_SECONDS,
+        help="seconds the whole stack may take to become healthy (default %(default)s)",
+    )
     market_cmd = commands.add_parser(
         "market-data", help="write simulated history or import Binance bulk files"
     )
@@ -173,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "strategy-shard":
         return run_strategy_shard(args.shard)
     urls = StackUrls.build(args.database_url, args.rabbitmq_url, args.redis_url)
-    return run_up(urls, args.host, args.port_offset)
+    return run_up(urls, args.host, args.port_offset, args.healthy_timeout)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from mastertrade.core.settings import redact
 from mastertrade.migrations.runner import MigrationError, migrate_database
 
 STOP_GRACE_SECONDS = 15.0
-HEALTHY_TIMEOUT_SECONDS = 30.0
+HEALTHY_TIMEOUT_SECONDS = 120.0
+"""How long the whole stack may take to become healthy (`--healthy-timeout`): a first start
+backfills history while eight other services start beside it on a small machine."""
 
 
 def say(line: str) -> None:
@@ -173,7 +175,7 @@ async def _wait_for_stop(children: list[Child]) -> None:
         say("stopping")
 
 
-async def up(urls: StackUrls, host: str, port_offset: int) -> int:
+async def up(urls: StackUrls, host: str, port_offset: int, healthy_timeout: float) -> int:
     """Run the stack until a signal; 0 when everything started and stopped cleanly."""
     await _prepare(urls)
     ports = plan_ports(SERVICES, port_offset)
@@ -184,8 +186,9 @@ async def up(urls: StackUrls, host: str, port_offset: int) -> int:
         for spec in SERVICES:
             say(f"starting {spec.name} on port {ports[spec.name]}")
             children.append(await start_child(spec, ports[spec.name], host, env))
+        deadline = time.monotonic() + healthy_timeout
         for child in children:
-            ok = await wait_healthy(child, host, HEALTHY_TIMEOUT_SECONDS)
+            ok = await wait_healthy(child, host, max(deadline - time.monotonic(), 1.0))
             healthy = healthy and ok
             state = "healthy" if ok else "NOT healthy"
             say(f"{child.spec.name} {state} at http://{host}:{child.port}{child.spec.health_path}")
@@ -197,10 +200,12 @@ async def up(urls: StackUrls, host: str, port_offset: int) -> int:
     return 0 if healthy else 1
 
 
-def run_up(urls: StackUrls, host: str, port_offset: int) -> int:
+def run_up(
+    urls: StackUrls, host: str, port_offset: int, healthy_timeout: float = HEALTHY_TIMEOUT_SECONDS
+) -> int:
     """Entry point of `mastertrade up`."""
     try:
-        return asyncio.run(up(urls, host, port_offset))
+        return asyncio.run(up(urls, host, port_offset, healthy_timeout))
     except (MigrationError, TopologyError, OSError, asyncpg.PostgresError) as error:
         say(f"failed: {error}")
         return 1

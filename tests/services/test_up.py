@@ -76,13 +76,13 @@ def test_up_runs_every_service_and_ctrl_c_stops_them(service_env: dict[str, str]
     # Nine services start at once on a small machine: generous dependency timeouts.
     env = {**os.environ, **service_env, "DEPENDENCY_TIMEOUT": "5"}
     process = subprocess.Popen(
-        [MASTERTRADE, "up", "--port-offset", str(offset)],
+        [MASTERTRADE, "up", "--port-offset", str(offset), "--healthy-timeout", "240"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # its own process group: a failed test kills all it started
     )  # fmt: skip
     output = OutputReader(process)
     try:
-        started = output.wait_for("MasterTrade is up", timeout=90)
+        started = output.wait_for("MasterTrade is up", timeout=300)
         for spec in SERVICES:
             assert any(f"{spec.name} healthy" in line for line in started), spec.name
         gateway = f"http://127.0.0.1:{ports['api_gateway']}/api/v1/services"
