@@ -1,0 +1,71 @@
+"""Fixtures of the `node` tier: the images (built or taken from the cache), one real node for the
+session, and diagnostics printed after every failed test. The figures the tier measures are
+printed at the end of the run and written to /tmp/mastertrade-node-figures.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.node.cluster import NodeCluster, build_images
+
+FIGURES: dict[str, Any] = {}
+FIGURES_FILE = Path("/tmp/mastertrade-node-figures.json")
+# Namespaces whose Pods the diagnostics describe
+NAMESPACES = ("mastertrade-node", "mastertrade-operated", "mastertrade-system")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("node tier figures")
+        for key, value in FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")
+        FIGURES_FILE.write_text(json.dumps(FIGURES, indent=2))
+
+
+@pytest.fixture(scope="session")
+def node_images(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    log = Path(tmp_path_factory.mktemp("images")) / "build.log"
+    records = build_images(log)
+    FIGURES["images"] = {r["image"]: ("cached" if r["cached"] else f"{r['seconds']} s") for r in
+                         records}  # fmt: skip
+    FIGURES["image_build_total_s"] = round(sum(float(r["seconds"]) for r in records), 1)
+    return records
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    node_images: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NodeCluster]:
+    started = NodeCluster.start(
+        Path(tmp_path_factory.mktemp("node")), [str(r["image"]) for r in node_images]
+    )
+    FIGURES.update({k: round(v, 1) for k, v in started.timings.items()})
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(autouse=True)
+def diagnostics_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a failed test: events, describe and logs of every Pod not Ready (printed into the
+    test's report, as the kind workflow uploads them)."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed or "cluster" not in request.fixturenames:
+        return
+    cluster: NodeCluster = request.getfixturevalue("cluster")
+    for namespace in NAMESPACES:
+        print(cluster.diagnostics(namespace))
