@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,10 @@ class NodeCluster:
             raise RuntimeError("the node tier runs a real node: it needs root")
         for stale in leftover_node_folders():
             run([kit, "down", stale], env={"KUBECTL": str(KUBECTL)}, timeout=300)
+        if folder.exists():
+            run([kit, "down", folder], env={"KUBECTL": str(KUBECTL)}, timeout=300)
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
         cluster = cls(folder, kit, advertise_address())
         try:
             cluster._start(images)
@@ -114,12 +119,13 @@ class NodeCluster:
         self.create_volumes()
 
     def start_dns(self) -> None:
-        log = (self.folder / "logs" / "cluster-dns.log").open("ab")
-        self.dns = subprocess.Popen(
-            [sys.executable, "-m", "tests.node.dns", "--kubeconfig", str(self.kubeconfig),
-             "--listen", f"{self.address}:53"],
-            cwd=REPO, stdout=log, stderr=log,
-        )  # fmt: skip
+        # The child keeps its own copy of the log's descriptor; ours is closed at once
+        with (self.folder / "logs" / "cluster-dns.log").open("ab") as log:
+            self.dns = subprocess.Popen(
+                [sys.executable, "-m", "tests.node.dns", "--kubeconfig", str(self.kubeconfig),
+                 "--listen", f"{self.address}:53"],
+                cwd=REPO, stdout=log, stderr=log,
+            )  # fmt: skip
         wait_for(lambda: "answering" in self.dns_log(), 30, "the cluster DNS to listen")
 
     def dns_log(self) -> str:

@@ -5,6 +5,7 @@ printed at the end of the run and written to /tmp/mastertrade-node-figures.json.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,19 +39,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def node_images(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     log = Path(tmp_path_factory.mktemp("images")) / "build.log"
     records = build_images(log)
-    FIGURES["images"] = {r["image"]: ("cached" if r["cached"] else f"{r['seconds']} s") for r in
-                         records}  # fmt: skip
-    FIGURES["image_build_total_s"] = round(sum(float(r["seconds"]) for r in records), 1)
-    return records
+    images = [r for r in records if "image" in r]
+    FIGURES["images"] = {
+        str(r["image"]): "cached" if r["cached"] else f"built in {r['seconds']} s" for r in images
+    }
+    FIGURES["image_build_total_s"] = next(
+        r["total_seconds"] for r in records if "total_seconds" in r
+    )
+    return images
 
 
 @pytest.fixture(scope="session")
-def cluster(
-    node_images: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[NodeCluster]:
-    started = NodeCluster.start(
-        Path(tmp_path_factory.mktemp("node")), [str(r["image"]) for r in node_images]
-    )
+def cluster(node_images: list[dict[str, Any]]) -> Iterator[NodeCluster]:
+    # A fixed folder, not pytest's temporary one: pytest removes old temporary folders, and
+    # another pytest run on the machine must never remove a running node's state
+    folder = Path(os.environ.get("MASTERTRADE_NODE_DIR", "/tmp/mt-node"))
+    started = NodeCluster.start(folder, [str(r["image"]) for r in node_images])
     FIGURES.update({k: round(v, 1) for k, v in started.timings.items()})
     try:
         yield started
