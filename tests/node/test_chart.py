@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,6 +172,62 @@ def test_helm_test_passes(release: NodeCluster) -> None:
     assert all(phase == "Succeeded" for _, phase in phases), output
 
 
+def gateway_health(url: str) -> int:
+    """The status of one request to the gateway's aggregated health (0: no answer at all)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+def test_a_rolling_update_of_one_service_fails_no_request_through_the_gateway(
+    release: NodeCluster,
+) -> None:
+    """A changed risk setting restarts only the risk manager (its ConfigMap checksum), one Pod
+    after the other; the gateway's aggregated health, which calls every service behind it
+    through its Service, answers 200 to every request meanwhile."""
+    gateway = release.get("service", f"{PREFIX}-api-gateway", "-n", NAMESPACE)
+    url = f"http://{gateway['spec']['clusterIP']}:8080/api/v1/health"
+    assert gateway_health(url) == 200
+    deployment = f"{PREFIX}-risk-manager"
+    before = release.get("deployment", deployment, "-n", NAMESPACE)["metadata"]["generation"]
+    others = {
+        name: release.get("deployment", name, "-n", NAMESPACE)["metadata"]["generation"]
+        for name in (f"{PREFIX}-api-gateway", f"{PREFIX}-order-executor")
+    }
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            statuses.append(gateway_health(url))
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        release.helm("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(VALUES),
+                     "--set", "settings.risk.MAX_ORDERS_PER_MINUTE=61")  # fmt: skip
+        release.kubectl("rollout", "status", f"deployment/{deployment}", "-n", NAMESPACE,
+                        "--timeout=600s", timeout=620)  # fmt: skip
+        time.sleep(5)  # requests after the old Pod is gone, too
+    finally:
+        stop.set()
+        poller.join()
+    after = release.get("deployment", deployment, "-n", NAMESPACE)["metadata"]["generation"]
+    assert after > before, "the risk manager was not rolled"
+    for name, generation in others.items():
+        assert release.get("deployment", name, "-n", NAMESPACE)["metadata"]["generation"] == (
+            generation
+        ), f"{name} was rolled too"
+    failed = [status for status in statuses if status != 200]
+    FIGURES["rolling_update_requests"] = f"{len(statuses)} ({len(failed)} failed)"
+    assert len(statuses) > 20 and not failed, statuses
+
+
 @pytest.fixture(scope="module")
 def probe_value() -> str:
     return secrets.token_hex(8)
@@ -234,9 +293,11 @@ def test_helm_uninstall_keeps_the_data(release: NodeCluster, probe_value: str) -
     assert f"data-{POSTGRES_POD}" in claims and f"{PREFIX}-backups" in claims, claims
     release.get("secret", f"{PREFIX}-credentials", "-n", NAMESPACE)  # kept with the data
 
-    # The same release again, PostgreSQL only: it opens the kept volume with the kept password
+    # The same release again, PostgreSQL only (no schema Job: its RabbitMQ is not running): it
+    # opens the kept volume with the kept password
     others = [key for key in catalog() if key != "postgres"]
     disabled = [arg for key in others for arg in ("--set", f"workloads.{key}.enabled=false")]
+    disabled += ["--set", "migrations.enabled=false"]
     release.helm("install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(VALUES), *disabled,
                  "--timeout", "10m")  # fmt: skip
     wait_all_ready(release, NAMESPACE, 1)
