@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,14 @@ FIGURES_FILE = Path("/tmp/mastertrade-node-figures.json")
 NAMESPACES = ("mastertrade-node", "mastertrade-operated", "mastertrade-system")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test, for `diagnostics_on_failure`."""
+    report = yield
     setattr(item, f"report_{report.when}", report)
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

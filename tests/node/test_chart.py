@@ -51,7 +51,7 @@ def restricted_namespace(cluster: NodeCluster, name: str) -> None:
                     "pod-security.kubernetes.io/enforce-version=latest")  # fmt: skip
 
 
-def workloads(cluster: NodeCluster, namespace: str) -> list[dict[str, object]]:
+def workloads(cluster: NodeCluster, namespace: str) -> list[dict[str, Any]]:
     found = cluster.get("deployments,statefulsets", "-n", namespace,
                         "-l", "app.kubernetes.io/part-of=mastertrade")["items"]  # fmt: skip
     return [w for w in found if w["metadata"]["labels"].get("app.kubernetes.io/component")
@@ -63,10 +63,9 @@ def not_ready(cluster: NodeCluster, namespace: str) -> list[str]:
     waiting = []
     for workload in workloads(cluster, namespace):
         spec, status = workload["spec"], workload.get("status", {})
-        assert isinstance(spec, dict) and isinstance(status, dict)
         wanted = spec.get("replicas", 1)
         if status.get("readyReplicas", 0) < wanted or status.get("updatedReplicas", 0) < wanted:
-            waiting.append(str(workload["metadata"]["name"]))  # type: ignore[index]
+            waiting.append(str(workload["metadata"]["name"]))
     return waiting
 
 
@@ -120,7 +119,7 @@ def release(cluster: NodeCluster) -> Iterator[NodeCluster]:
 
 
 def test_all_14_workloads_run_ready_under_the_restricted_standard(release: NodeCluster) -> None:
-    names = sorted(str(w["metadata"]["name"]) for w in workloads(release, NAMESPACE))  # type: ignore[index]
+    names = sorted(str(w["metadata"]["name"]) for w in workloads(release, NAMESPACE))
     assert len(names) == WORKLOADS, names
     assert not not_ready(release, NAMESPACE)
     labels = release.get("namespace", NAMESPACE)["metadata"]["labels"]
@@ -146,13 +145,17 @@ def test_pods_resolve_service_names_through_the_cluster_dns(release: NodeCluster
         "import socket,sys\n"
         "print(socket.gethostbyname(sys.argv[1]))\n"
         "print(socket.gethostbyname(sys.argv[1] + '.' + sys.argv[2] + '.svc.cluster.local'))\n"
+        "print(socket.gethostbyname(sys.argv[3]))\n"
         "try:\n    socket.gethostbyname('no-such-service')\nexcept OSError:\n"
         "    print('unknown')\n"
     )
+    # A StatefulSet's Pod by its name under the headless Service
+    pod_name = f"{POSTGRES_POD}.{PREFIX}-postgres-headless"
     output = release.kubectl("exec", "-n", NAMESPACE, gateway, "--", "python", "-c", script,
-                             f"{PREFIX}-postgres", NAMESPACE).split()  # fmt: skip
+                             f"{PREFIX}-postgres", NAMESPACE, pod_name).split()  # fmt: skip
     ip = service["spec"]["clusterIP"]
-    assert output == [ip, ip, "unknown"]
+    pod_ip = release.get("pod", POSTGRES_POD, "-n", NAMESPACE)["status"]["podIP"]
+    assert output == [ip, ip, pod_ip, "unknown"]
 
 
 def test_the_schema_job_created_the_schema(release: NodeCluster) -> None:

@@ -101,7 +101,7 @@ def test_a_deleted_deployment_is_recreated_by_the_operator(operated: NodeCluster
         except RuntimeError:
             return False
         status = current.get("status") or {}
-        return current["metadata"]["uid"] != old_uid and status.get("readyReplicas", 0) >= 1
+        return bool(current["metadata"]["uid"] != old_uid and status.get("readyReplicas", 0) >= 1)
 
     wait_for(recreated_and_ready, 600, f"{HEALED} recreated and Ready", every=3)
     wait_for(lambda: mtd_ready(operated), 300, "the MasterTradeDeployment Ready again", every=3)
