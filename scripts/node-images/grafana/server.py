@@ -5,7 +5,9 @@ Listens on :3000 like Grafana and answers:
   provisioning file (data sources, dashboard providers, dashboard JSON) parses; 503 saying what
   is wrong otherwise, so the chart's probes check what the chart mounted.
 - GET /api/datasources and /api/search (HTTP basic auth with GF_SECURITY_ADMIN_USER and
-  GF_SECURITY_ADMIN_PASSWORD): the provisioned data sources and dashboard titles.
+  GF_SECURITY_ADMIN_PASSWORD): the provisioned data sources and dashboard titles;
+- GET /metrics: Prometheus text, as Grafana serves it (the chart's Prometheus scrapes it):
+  build info, uptime, and how many data sources and dashboards are provisioned.
 Stops on SIGTERM.
 """
 
@@ -16,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ import yaml
 PROVISIONING = Path(os.environ.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning"))
 DATA = Path(os.environ.get("GF_PATHS_DATA", "/var/lib/grafana"))
 VERSION = "12.0.2-standin"
+STARTED = time.time()
 
 
 def provisioned() -> tuple[list[Any], list[str]]:
@@ -51,10 +55,34 @@ def health() -> tuple[int, dict[str, Any]]:
     return 200, {"database": "ok", "version": VERSION, "commit": "standin"}
 
 
+def metrics() -> str:
+    """Prometheus text exposition of what this substitute knows."""
+    try:
+        sources, titles = provisioned()
+    except (OSError, ValueError, yaml.YAMLError):
+        sources, titles = [], []
+    return (
+        "# HELP grafana_build_info A metric with a constant '1' value labeled by version.\n"
+        "# TYPE grafana_build_info gauge\n"
+        f'grafana_build_info{{version="{VERSION}",edition="standin"}} 1\n'
+        "# HELP grafana_standin_uptime_seconds Seconds since the substitute started.\n"
+        "# TYPE grafana_standin_uptime_seconds gauge\n"
+        f"grafana_standin_uptime_seconds {time.time() - STARTED:.3f}\n"
+        "# HELP grafana_stat_totals_datasource Provisioned data sources.\n"
+        "# TYPE grafana_stat_totals_datasource gauge\n"
+        f"grafana_stat_totals_datasource {len(sources)}\n"
+        "# HELP grafana_stat_totals_dashboard Provisioned dashboards.\n"
+        "# TYPE grafana_stat_totals_dashboard gauge\n"
+        f"grafana_stat_totals_dashboard {len(titles)}\n"
+    )
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/api/health":
             self.reply(*health())
+        elif self.path == "/metrics":
+            self.reply_text(200, metrics())
         elif self.path in ("/api/datasources", "/api/search"):
             if not self.authorised():
                 self.reply(401, {"message": "Unauthorized"})
@@ -79,6 +107,14 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def reply_text(self, status: int, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
