@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import subprocess
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -205,3 +206,23 @@ async def test_a_gap_longer_than_the_backfill_window_is_filled_for_the_window_on
         "SELECT min(open_time) FROM candles WHERE open_time > $1", now - timedelta(days=9)
     )
     assert resumed == now - timedelta(days=2)
+
+
+async def test_a_backup_restores_with_clean_while_the_store_writes(
+    pool: asyncpg.Pool, market_db: str, tmp_path: Path
+) -> None:
+    """The backup CronJob's dump, restored as restore.sh does (`--clean --single-transaction`)
+    while the market data service's connections stay open with their staging tables."""
+    trade = Trade("BTCUSDT", 1, Decimal("50000.5"), Decimal("0.25"), False, datetime.now(UTC))
+    assert await insert_trades(pool, [trade]) == 1  # the session now holds its staging table
+    dump = tmp_path / "mastertrade.dump"
+    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), market_db], check=True)
+    restored = subprocess.run(
+        ["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
+         "-d", market_db, str(dump)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert await pool.fetchval("SELECT count(*) FROM trades") == 1
+    second = replace(trade, trade_id=2)
+    assert await insert_trades(pool, [second]) == 1  # and the store goes on writing

@@ -69,10 +69,13 @@ async def _copy_then_insert(
     insert: str,
 ) -> int:
     temporary = f"md_in_{table}"
+    # Only the copied columns' types, no defaults: a default (the id sequence) would make the
+    # session's staging table depend on the table's objects, and a backup restored with
+    # `pg_restore --clean` while the service runs could not drop them.
     async with connection.transaction():
         await connection.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {temporary} "
-            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            f"CREATE TEMP TABLE IF NOT EXISTS {temporary} ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
         )
         await connection.copy_records_to_table(temporary, records=records, columns=columns)
         return _count(await connection.execute(insert.format(source=temporary)))
