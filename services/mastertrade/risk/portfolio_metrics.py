@@ -1,6 +1,7 @@
 """Trading-state gauges of risk_manager: equity, drawdown against its limit, breaker, positions,
-orders, fills and risk decisions, as Prometheus metrics; and the outcome of the backup runs
-(the backup CronJob records them in `backup_runs`), for the "backup failing or missing" alerts.
+orders, fills, risk decisions and strategies by status, as Prometheus metrics; and the outcome
+of the backup runs (the backup CronJob records them in `backup_runs`), for the "backup failing
+or missing" alerts.
 
 The state lives in PostgreSQL (shared by every replica of the risk manager and the order
 executor), so the gauges are refreshed from it every few seconds rather than counted in one
@@ -40,6 +41,8 @@ FROM fills f JOIN orders o USING (client_order_id) WHERE o.environment = $1 GROU
 DECISIONS = """
 SELECT outcome, count(*) AS n FROM risk_decisions WHERE environment = $1 GROUP BY outcome
 """
+STRATEGIES = "SELECT status, count(*) AS n FROM strategies GROUP BY status"
+STRATEGY_STATUSES = ("generated", "backtested", "active", "paused", "retired")
 BACKUPS = """
 SELECT max(finished_at) FILTER (WHERE succeeded) AS last_success,
        (array_agg(succeeded ORDER BY finished_at DESC))[1] AS last_succeeded
@@ -103,6 +106,12 @@ class PortfolioMetrics:
         self.decisions = gauge(
             "mastertrade_risk_decisions", "Risk decisions stored, by outcome", ("outcome",)
         )
+        self.strategies = Gauge(
+            "mastertrade_strategies",
+            "Strategies stored, by status (generated, backtested, active, paused, retired)",
+            ["status"],
+            registry=self.registry,
+        )
         self.backup_success = Gauge(
             "mastertrade_backup_last_success_timestamp_seconds",
             "Unix time of the last backup that succeeded (0: none recorded)",
@@ -128,7 +137,10 @@ class PortfolioMetrics:
             orders = {r["status"]: r["n"] for r in await connection.fetch(ORDERS, env)}
             fills = {r["side"]: r for r in await connection.fetch(FILLS, env)}
             decisions = {r["outcome"]: r["n"] for r in await connection.fetch(DECISIONS, env)}
+            strategies = {r["status"]: r["n"] for r in await connection.fetch(STRATEGIES)}
             backups = await connection.fetchrow(BACKUPS)
+        for status in STRATEGY_STATUSES:
+            self.strategies.labels(status).set(strategies.get(status, 0))
         self._set_backups(backups)
         self._set_account(account)
         self.position_quantity.clear()
