@@ -56,6 +56,10 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout: float = WAIT) 
         time.sleep(0.5)
 
 
+def healthy(url: str) -> Callable[[], bool | None]:
+    return lambda: httpx.get(url).status_code == 200 or None
+
+
 def loopback_config(text: str, ports: dict[str, int], alert_port: int) -> str:
     """The chart's prometheus.yml with each served job's pod discovery replaced by its port."""
     config = yaml.safe_load(text)
@@ -110,7 +114,7 @@ def services(own_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, int]
             ))  # fmt: skip
         for key, service in SERVED.items():
             url = f"http://127.0.0.1:{ports[CATALOG[key].name]}{find_service(service).health_path}"
-            wait_until(f"{service} healthy", lambda u=url: httpx.get(u).status_code == 200 or None)
+            wait_until(f"{service} healthy", healthy(url))
         yield ports
     finally:
         for process in processes:

@@ -153,9 +153,10 @@ class PortfolioMetrics:
         for status in ORDER_STATUSES:
             self.orders.labels(env, status).set(orders.get(status, 0))
         for side in SIDES:
-            row = fills.get(side)
-            self.fills.labels(env, side).set(row["n"] if row else 0)
-            self.fill_notional.labels(env, side).set(float(row["notional"]) if row else 0.0)
+            filled = fills.get(side)
+            self.fills.labels(env, side).set(filled["n"] if filled else 0)
+            notional = float(filled["notional"]) if filled else 0.0
+            self.fill_notional.labels(env, side).set(notional)
         for outcome in OUTCOMES:
             self.decisions.labels(env, outcome).set(decisions.get(outcome, 0))
 
