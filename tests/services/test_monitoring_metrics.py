@@ -6,6 +6,7 @@ Prometheus' alerts taken by the alert system's Alertmanager API v2."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,16 +14,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
 from mastertrade.alerts.domain.events import PostableAlert, build_from_postable
+from mastertrade.core.consumer import Consumer
 from mastertrade.migrations.runner import migrate_database
 from mastertrade.risk.portfolio_metrics import PortfolioMetrics, drawdown
+from mastertrade_model.topology import Queue
 from tests.chart.test_backup_restore import clean_environ
 from tests.helm import CHART
-from tests.infra import create_database, drop_database, free_port
+from tests.infra import create_database, create_vhost, delete_vhost, drop_database, free_port
 from tests.services.test_alerts import alert_system, settled
 
 pytestmark = pytest.mark.infra
@@ -203,3 +207,30 @@ async def test_prometheus_alerts_are_sent_once_per_firing_and_once_resolved(
         "[INFO] [RESOLVED] MasterTradeQueueBacklog\n"
         "1500 messages wait in risk_manager.order_requests",
     ]
+
+
+async def test_a_consumer_reports_the_ready_messages_of_its_queue() -> None:
+    vhost = create_vhost("mastertrade_backlog")
+    try:
+        connection = await aio_pika.connect(vhost)
+        async with connection:
+            channel = await connection.channel()
+            queue = Queue("mastertrade_test.backlog", (), dead_letter=False)
+            handled: list[dict[str, Any]] = []
+
+            async def handle(payload: dict[str, Any]) -> None:
+                handled.append(payload)
+
+            consumer = Consumer(queue, handle)
+            assert await consumer.backlog() is None  # not started: nothing to ask
+            await consumer.start(channel)
+            await consumer.stop(timeout=5)  # no longer taking messages: they wait
+            for number in range(5):
+                message = aio_pika.Message(json.dumps({"n": number}).encode())
+                await channel.default_exchange.publish(message, routing_key=queue.name)
+            assert await consumer.backlog() == 5
+            assert handled == []
+            await channel.close()
+            assert await consumer.backlog() is None  # the broker cannot be asked
+    finally:
+        delete_vhost(vhost)

@@ -12,6 +12,7 @@ the label set stays bounded.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -133,9 +134,10 @@ class MetricsMiddleware:
 async def metrics_endpoint(request: Request) -> Response:
     """GET /metrics: the registry in Prometheus' text format, queue backlogs measured now."""
     metrics: ServiceMetrics = request.app.state.metrics
-    runtime = getattr(request.app.state, "runtime", None)
-    for consumer in getattr(runtime, "consumers", ()):
-        depth = await consumer.backlog()
+    consumers = list(getattr(getattr(request.app.state, "runtime", None), "consumers", ()))
+    # asked together: a slow broker delays a scrape by one timeout at most
+    depths = await asyncio.gather(*(consumer.backlog() for consumer in consumers))
+    for consumer, depth in zip(consumers, depths, strict=True):
         if depth is not None:
             metrics.queue_messages.labels(metrics.service, consumer.queue.name).set(depth)
     return metrics.render()
