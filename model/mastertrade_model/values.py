@@ -356,6 +356,11 @@ class Backup(Strict):
 
 class NetworkPolicySettings(Strict):
     enabled: bool
+    metricsFrom: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="NetworkPolicy peers (namespaceSelector, podSelector) also allowed to scrape "
+        "every metrics port, e.g. a kube-prometheus-stack Prometheus",
+    )
 
 
 class OperatorInstall(Strict):

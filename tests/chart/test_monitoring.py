@@ -35,6 +35,7 @@ from mastertrade_operator.metrics import build_metrics
 from mastertrade_operator.render import build_helm_values
 from mastertrade_operator.resource import parse_resource
 from tests.chart.test_config_files import files_of, required_tool
+from tests.chart.test_render import validation_problem
 from tests.helm import CHART, REPO, Manifest, by_kind_and_name, of_kind, render
 
 CATALOG = load_default_values().workloads
@@ -460,3 +461,31 @@ def test_the_operator_never_renders_prometheus_operator_objects() -> None:
     values = build_helm_values(parse_resource(copy.deepcopy(body)), "secret")
     assert values["prometheus"] == {"scrapeInterval": "15s", "operatorResources": "never"}
     assert {"Role", "RoleBinding"} <= set(OWNED)
+
+
+def test_other_scrapers_may_be_let_in_on_every_metrics_port() -> None:
+    peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    for operator_mode in (False, True):
+        values = {"networkPolicy": {"metricsFrom": [peer]}, "operator": {"enabled": operator_mode}}
+        objects = by_kind_and_name(render(values=values))
+        admitted = {
+            name: [
+                rule["ports"]
+                for rule in policy["spec"].get("ingress", [])
+                if rule.get("from") == [peer]
+            ]
+            for (kind, name), policy in objects.items()
+            if kind == "NetworkPolicy"
+        }
+        if operator_mode:  # the operator renders the workloads' policies; Helm the operator's
+            assert admitted[PREFIX + "operator"] == [[{"port": "metrics", "protocol": "TCP"}]]
+            continue
+        for workload in CATALOG.values():
+            expected = (
+                [[{"port": workload.ports[0].name, "protocol": "TCP"}]] if workload.metrics else []
+            )
+            assert admitted[PREFIX + workload.name] == expected, workload.name
+        assert [problem for m in objects.values() if (problem := validation_problem(m))] == []
