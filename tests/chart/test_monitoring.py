@@ -489,3 +489,15 @@ def test_other_scrapers_may_be_let_in_on_every_metrics_port() -> None:
             )
             assert admitted[PREFIX + workload.name] == expected, workload.name
         assert [problem for m in objects.values() if (problem := validation_problem(m))] == []
+
+
+def test_every_job_named_in_a_rule_or_dashboard_is_a_scrape_job(
+    default_render: list[Manifest],
+) -> None:
+    config = yaml.safe_load(files_of(default_render, "prometheus")["prometheus.yml"])
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    queries = [rule["expr"] for rule in rules_by_alert().values()]
+    queries += [query for path in DASHBOARDS for query in dashboard_queries(path)]
+    named = {name for query in queries for name in re.findall(r'job="([^"]+)"', query)}
+    assert named  # the rules do name jobs
+    assert named <= jobs, named - jobs
