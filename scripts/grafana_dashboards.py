@@ -167,10 +167,11 @@ def overview() -> Board:
     service = 'service=~"$service"'
     board.row("Health")
     board.panel(
-        "stat", "Workloads up (pods answering / pods)",
+        "stat", "Pods answering, by workload",
         "Every scraped pod of each workload with metrics (services, Prometheus, Grafana, the "
-        "operator): pods that answer over pods found.",
-        [("sum by (job) (up)", "{{job}}")], width=12, instant=True,
+        "operator): how many answer /metrics, and how many were found.",
+        [("sum by (job) (up)", "{{job}} answering"), ("count by (job) (up)", "{{job}} found")],
+        width=12, instant=True,
     )  # fmt: skip
     board.panel(
         "stat", "Infrastructure reachable",
