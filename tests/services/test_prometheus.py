@@ -2,14 +2,16 @@
 own prometheus.yml and alerting rules, answers queries for their series, and posts a firing
 alert to the alert system's Alertmanager API, which records it.
 
-The chart's scrape jobs find pods through the Kubernetes API; on loopback each job gets a static
-target instead (the service's port), keeping the job's name, labels and everything else of the
-rendered config.
+The chart's scrape jobs find pods through the Kubernetes API, which Debian's Prometheus is built
+without: on loopback each job gets file discovery instead, listing what Kubernetes would report
+for it (the pod's metrics port at the service's loopback port, another container port, a pending
+pod), so the rendered relabelling decides, as in the cluster, which of them are scraped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +40,7 @@ CATALOG = load_default_values().workloads
 SERVED = {"riskManager": "risk_manager", "alertSystem": "alert_system",
           "marketDataService": "market_data_service"}  # fmt: skip
 WAIT = 90.0
+NAMESPACE = "trading"
 T = TypeVar("T")
 
 
@@ -60,24 +63,41 @@ def healthy(url: str) -> Callable[[], bool | None]:
     return lambda: httpx.get(url).status_code == 200 or None
 
 
-def loopback_config(text: str, ports: dict[str, int], alert_port: int) -> str:
-    """The chart's prometheus.yml with each served job's pod discovery replaced by its port."""
+def discovered(job: str, port: int, spare_port: int) -> list[dict[str, Any]]:
+    """What Kubernetes pod discovery would find for a job, as file discovery target groups: the
+    running pod's metrics port, another container port of it, and a pod still Pending."""
+
+    def pod(name: str, port_name: str, phase: str, address: str) -> dict[str, Any]:
+        labels = {
+            "__meta_kubernetes_namespace": NAMESPACE,
+            "__meta_kubernetes_pod_name": name,
+            "__meta_kubernetes_pod_container_port_name": port_name,
+            "__meta_kubernetes_pod_phase": phase,
+        }
+        return {"targets": [address], "labels": labels}
+
+    metrics_port = next(w.ports[0].name for w in CATALOG.values() if w.name == job)
+    return [
+        pod(f"{job}-0", metrics_port, "Running", f"127.0.0.1:{port}"),
+        pod(f"{job}-0", "spare", "Running", f"127.0.0.1:{spare_port}"),
+        pod(f"{job}-1", metrics_port, "Pending", f"127.0.0.2:{port}"),
+    ]
+
+
+def loopback_config(text: str, ports: dict[str, int], alert_port: int, directory: Path) -> str:
+    """The chart's prometheus.yml, each served job's pod discovery replaced by file discovery
+    of what Kubernetes would report (its relabelling untouched), alerts to the alert system."""
     config = yaml.safe_load(text)
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     jobs = []
     for job in config["scrape_configs"]:
-        if job["job_name"] not in ports:
+        name = job["job_name"]
+        if name not in ports:
             continue
         job.pop("kubernetes_sd_configs")
-        job["relabel_configs"] = [
-            rule
-            for rule in job["relabel_configs"]
-            if not any(s.startswith("__meta_kubernetes") for s in rule.get("source_labels", []))
-        ]
-        local = {"pod": f"{job['job_name']}-local", "namespace": "loopback"}
-        job["static_configs"] = [
-            {"targets": [f"127.0.0.1:{ports[job['job_name']]}"], "labels": local}
-        ]
+        targets = directory / f"{name}.json"
+        targets.write_text(json.dumps(discovered(name, ports[name], free_port())))
+        job["file_sd_configs"] = [{"files": [str(targets)]}]
         jobs.append(job)
     config["scrape_configs"] = jobs
     (manager,) = config["alerting"]["alertmanagers"]
@@ -136,7 +156,9 @@ def prometheus(services: dict[str, int], tmp_path: Path) -> Iterator[str]:
     (tmp_path / "mastertrade-rules.yml").write_text(files["mastertrade-rules.yml"])
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        loopback_config(files["prometheus.yml"], services, services[CATALOG["alertSystem"].name])
+        loopback_config(
+            files["prometheus.yml"], services, services[CATALOG["alertSystem"].name], tmp_path
+        )
     )
     port = free_port()
     log = (tmp_path / "prometheus.log").open("w")
@@ -180,7 +202,15 @@ def test_prometheus_scrapes_the_services_and_alerts_reach_the_alert_system(
     up = wait_until("every service scraped", lambda: all_jobs("up == 1"))
     for sample in up:
         assert sample["metric"]["tier"] == "core"
-        assert sample["metric"]["pod"] == f"{sample['metric']['job']}-local"
+        assert sample["metric"]["pod"] == f"{sample['metric']['job']}-0"
+        assert sample["metric"]["namespace"] == NAMESPACE
+    # the relabelling kept one target per running pod: its metrics port, not the spare one
+    # nor the pending pod
+    targets = httpx.get(f"{prometheus}/api/v1/targets").json()["data"]
+    assert sorted(t["labels"]["pod"] for t in targets["activeTargets"]) == sorted(
+        f"{job}-0" for job in jobs
+    )
+    assert len(targets["droppedTargets"]) == 2 * len(jobs)
     # the platform's series, from every service
     wait_until(
         "request counters of every service",
