@@ -155,6 +155,21 @@ class ConfigFile(Strict):
     )
 
 
+class GenerationJob(Strict):
+    """An Indexed Job of strategy-service's image, started at GENERATION_TIME by a CronJob,
+    whose pods compute shards of the day's generation beside the service's pods."""
+
+    enabled: bool = Field(default=False, description="Render the CronJob")
+    shards: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description="Completions: one pod per shard index (JOB_COMPLETION_INDEX); about "
+        "DAILY_GENERATION_COUNT / STRATEGY_SHARD_SIZE",
+    )
+    parallelism: int = Field(default=2, ge=1, le=1000, description="Shard pods at once")
+
+
 class Workload(Strict):
     """One entry of the workload catalog: one container of the seed.
 
@@ -213,6 +228,9 @@ class Workload(Strict):
     affinity: dict[str, Any] = Field(default_factory=dict)
     podAnnotations: dict[str, str] = Field(default_factory=dict)
     extraEnv: list[dict[str, Any]] = Field(default_factory=list, description="Extra env entries")
+    generationJob: GenerationJob | None = Field(
+        default=None, description="strategy-service only: shards of the daily generation as a Job"
+    )
 
     @model_validator(mode="after")
     def _node_ports_name_ports(self) -> Workload:

@@ -4,6 +4,7 @@
     mastertrade migrate [--timeout 120]
     mastertrade up [--database-url ...] [--rabbitmq-url ...] [--redis-url ...]
     mastertrade market-data generate [--years 2] | import BTCUSDT-1m-2024-01.zip ...
+    mastertrade strategy-shard [--shard N]   (default: JOB_COMPLETION_INDEX, else every free one)
 
 Exit codes: 0 after a clean run or a graceful stop, 1 when the work failed, 2 when the command
 line or the settings are wrong (the message names the variable and what it expects).
@@ -109,6 +110,26 @@ def run_market_data_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_strategy_shard(shard: int | None) -> int:
+    """`mastertrade strategy-shard`: one shard of the day's generation (an Indexed Job pod)."""
+    from mastertrade.strategy.jobs import job_shard, run_shard  # noqa: PLC0415 - numba is heavy
+    from mastertrade.strategy.settings import StrategySettings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(StrategySettings, "strategy_service", (Dependency.DATABASE,))
+        index = shard if shard is not None else job_shard()
+    except (SettingsError, ValueError) as error:
+        print(f"mastertrade: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging("strategy_service", settings.log_level, settings.log_format)
+    try:
+        asyncio.run(run_shard(settings, index))
+    except (OSError, asyncpg.PostgresError) as error:
+        print(f"mastertrade: strategy-shard failed: {redact(str(error))}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mastertrade", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "market-data", help="write simulated history or import Binance bulk files"
     )
     add_market_data_commands(market_cmd)
+    shard_cmd = commands.add_parser(
+        "strategy-shard", help="compute one shard of the day's strategy generation"
+    )
+    shard_cmd.add_argument(
+        "--shard", type=int, default=None, help="default: JOB_COMPLETION_INDEX, else every one"
+    )
     return parser
 
 
@@ -143,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_migrate(args.timeout)
     if args.command == "market-data":
         return run_market_data_command(args)
+    if args.command == "strategy-shard":
+        return run_strategy_shard(args.shard)
     urls = StackUrls.build(args.database_url, args.rabbitmq_url, args.redis_url)
     return run_up(urls, args.host, args.port_offset)
 

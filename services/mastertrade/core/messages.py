@@ -90,6 +90,8 @@ class Signal(Message):
     quantity: PositiveAmount
     price: PositiveAmount
     created_at: datetime = Field(default_factory=utc_now)
+    # how sure the strategy is, 0 to 1 (strategy_service sends it; optional for other senders)
+    strength: Annotated[Amount, Field(ge=0, le=1)] | None = None
 
 
 class ApprovedOrder(Message):

@@ -1,27 +1,40 @@
-"""HTTP routes of strategy_service."""
+"""HTTP routes of strategy_service: strategies, backtests, generation runs and their progress,
+goals, and starting a generation on demand (admin bearer token, see `auth.py`)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from mastertrade.core.deps import RuntimeDep
+from mastertrade.strategy.auth import AdminDep
 from mastertrade.strategy.domain import next_generation_at
+from mastertrade.strategy.generation import Scheduler
 from mastertrade.strategy.settings import StrategySettings
+from mastertrade.strategy.store import (
+    RunInProgressError,
+    list_backtests,
+    list_strategies,
+    run_progress,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["strategies"])
+Status = Literal["generated", "backtested", "active", "paused", "retired"]
 
-STRATEGIES_QUERY = """
-SELECT id, name, status, created_at FROM strategies ORDER BY created_at DESC LIMIT $1
-"""
+
+def _settings(request: Request) -> StrategySettings:
+    settings: StrategySettings = request.app.state.settings
+    return settings
 
 
 @router.get("/schedule")
 async def schedule(request: Request) -> dict[str, Any]:
     """When the next daily generation runs, and how many strategies it makes and keeps."""
-    settings: StrategySettings = request.app.state.settings
+    settings = _settings(request)
     return {
         "next_generation_at": next_generation_at(datetime.now(UTC), settings.generation_at()),
         "daily_generation_count": settings.daily_generation_count,
@@ -31,8 +44,80 @@ async def schedule(request: Request) -> dict[str, Any]:
 
 @router.get("/strategies")
 async def strategies(
-    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: Status | None = None,
 ) -> list[dict[str, Any]]:
-    """The latest strategies."""
-    rows = await runtime.pool.fetch(STRATEGIES_QUERY, limit)
-    return [dict(row) for row in rows]
+    """Strategies of the latest runs, best ranked first, with their backtest's headline figures."""
+    return await list_strategies(runtime.pool, status, limit)
+
+
+@router.get("/backtests")
+async def backtests(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    strategy_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> list[dict[str, Any]]:
+    """Backtests, newest first: metrics (decimal strings) and the downsampled equity curve."""
+    return await list_backtests(runtime.pool, strategy_id, limit)
+
+
+@router.get("/generations")
+async def generations(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """The latest generation runs with their progress (shards and candidates done)."""
+    return await run_progress(runtime.pool)
+
+
+@router.get("/generations/{run_id}")
+async def generation(
+    runtime: RuntimeDep, run_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> dict[str, Any]:
+    """One run's progress."""
+    found = await run_progress(runtime.pool, run_id)
+    if not found:
+        raise HTTPException(404, f"no generation run {run_id}")
+    return found[0]
+
+
+class GenerationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    candidates: int | None = Field(
+        default=None, ge=1, le=100_000, description="candidates (default DAILY_GENERATION_COUNT)"
+    )
+
+
+@router.post("/generations", status_code=202)
+async def start_generation(
+    request: Request, who: AdminDep, body: GenerationRequest | None = None
+) -> dict[str, Any]:
+    """Start a generation now (409 while one runs); its progress at /generations/{id}."""
+    scheduler: Scheduler = request.app.state.scheduler
+    count = (body.candidates if body else None) or _settings(request).daily_generation_count
+    try:
+        run = await scheduler.start_run(f"api:{uuid.uuid4().hex}", "api", count, who)
+    except RunInProgressError as error:
+        raise HTTPException(409, f"{error}: follow it at GET /api/v1/generations") from error
+    if run is None:
+        raise HTTPException(409, "no symbol has enough 1m candles for a walk-forward run yet")
+    return {"run_id": run.id, "run_key": run.run_key, "candidates": run.candidates,
+            "symbols": list(run.symbols), "progress": f"/api/v1/generations/{run.id}"}  # fmt: skip
+
+
+@router.get("/goals")
+async def goals(request: Request) -> dict[str, Any]:
+    """Targets (monthly return, maximum drawdown, win rate) against the active strategies'."""
+    scheduler: Scheduler = request.app.state.scheduler
+    active, found = await scheduler.goals()
+    return {
+        "active_strategies": active,
+        "goals": [
+            {
+                "name": goal.name,
+                "target": str(goal.target),
+                "achieved": None if goal.achieved is None else str(goal.achieved),
+                "met": goal.met,
+            }
+            for goal in found
+        ],
+    }

@@ -1,18 +1,130 @@
 """Settings of strategy_service: MAX_ACTIVE_STRATEGIES, DAILY_GENERATION_COUNT, GENERATION_TIME
-(defined in the model's `StrategySettings`)."""
+(defined in the model's `StrategySettings`), and the service's own knobs of generation (history,
+walk-forward windows, shards), goals, live signals and the admin key."""
 
 from __future__ import annotations
 
+import re
 from datetime import time
+from decimal import Decimal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mastertrade.core.settings import ServiceSettings
+from mastertrade.strategy.domain.engine import BacktestConfig
+from mastertrade.strategy.domain.walkforward import WalkForward
 from mastertrade_model.settings import StrategySettings as StrategyGroup
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+MINUTES_PER_DAY = 1440
 
 
 class StrategySettings(ServiceSettings, StrategyGroup):
     """The seed's strategy figures (10 active, 500 generated daily at 03:00 UTC)."""
 
+    strategy_admin_api_key_sha256: SecretStr | None = Field(
+        default=None,
+        description="the SHA-256 (64 lower-case hex digits) of the bearer token that may start "
+        "a generation on demand, e.g. from `printf %s TOKEN | sha256sum`",
+    )
+    strategy_history_days: int = Field(
+        default=90, ge=2, le=3650, description="days of 1m candles each backtest reads (2-3650)"
+    )
+    strategy_symbols: str = Field(
+        default="",
+        max_length=2000,
+        description="comma-separated symbols to trade, e.g. BTCUSDT,ETHUSDT; empty: every "
+        "symbol with 1m candles in the database",
+    )
+    strategy_fit_days: int = Field(
+        default=28, ge=1, le=3650, description="walk-forward fit window, days (multiple of test)"
+    )
+    strategy_test_days: int = Field(
+        default=7, ge=1, le=3650, description="walk-forward test window, days"
+    )
+    strategy_min_trades: int = Field(
+        default=10, ge=0, le=1_000_000, description="out-of-sample positions a ranked one needs"
+    )
+    strategy_shard_size: int = Field(
+        default=100, ge=1, le=100_000, description="candidates per shard (the unit of work)"
+    )
+    strategy_first_batch_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="candidates of the start-up batch on an empty installation "
+        "(default: DAILY_GENERATION_COUNT)",
+    )
+    strategy_lease_seconds: float = Field(
+        default=600.0,
+        ge=5,
+        le=86_400,
+        description="how long a claimed shard stays claimed without progress before another "
+        "pod takes it over (a pod that died mid-shard)",
+    )
+    strategy_poll_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="how often the scheduler looks for work"
+    )
+    strategy_goal_monthly_return: Decimal = Field(
+        default=Decimal("0.03"), ge=-1, le=100, allow_inf_nan=False,
+        description="goal: mean monthly return of the active strategies (0.03 = 3 %)",
+    )  # fmt: skip
+    strategy_goal_max_drawdown: Decimal = Field(
+        default=Decimal("0.15"), ge=0, le=1, allow_inf_nan=False,
+        description="goal: worst maximum drawdown of an active strategy (0.15 = 15 %)",
+    )  # fmt: skip
+    strategy_goal_win_rate: Decimal = Field(
+        default=Decimal("0.5"), ge=0, le=1, allow_inf_nan=False,
+        description="goal: mean win rate of the active strategies (0.5 = 50 %)",
+    )  # fmt: skip
+    strategy_signal_notional: Decimal = Field(
+        default=Decimal(100), gt=0, le=Decimal(10) ** 9, allow_inf_nan=False,
+        description="quote-currency value a live signal asks to trade at full strength",
+    )  # fmt: skip
+
+    @field_validator("strategy_admin_api_key_sha256")
+    @classmethod
+    def _hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not SHA256_HEX.match(value.get_secret_value().strip().lower()):
+            raise ValueError("must be 64 hex digits (a SHA-256), not the token itself")
+        return value
+
+    @model_validator(mode="after")
+    def _windows(self) -> StrategySettings:
+        if self.strategy_fit_days % self.strategy_test_days:
+            raise ValueError(
+                f"STRATEGY_FIT_DAYS ({self.strategy_fit_days}) must be a whole number of "
+                f"STRATEGY_TEST_DAYS ({self.strategy_test_days}), "
+                f"e.g. {self.strategy_test_days * 4}"
+            )
+        if self.strategy_fit_days + self.strategy_test_days > self.strategy_history_days:
+            raise ValueError(
+                f"STRATEGY_HISTORY_DAYS ({self.strategy_history_days}) must hold one fit and one "
+                f"test window ({self.strategy_fit_days} + {self.strategy_test_days} days)"
+            )
+        return self
+
     def generation_at(self) -> time:
         """GENERATION_TIME as a time of day (UTC)."""
         hours, minutes = self.generation_time.split(":")
         return time(int(hours), int(minutes))
+
+    def symbols(self) -> list[str]:
+        """STRATEGY_SYMBOLS as a list (empty: discover from the candles)."""
+        return [s.strip().upper() for s in self.strategy_symbols.split(",") if s.strip()]
+
+    def walk_forward(self) -> WalkForward:
+        """Walk-forward windows in 1m bars; ValueError when fit is not whole test windows."""
+        return WalkForward(
+            fit_bars=self.strategy_fit_days * MINUTES_PER_DAY,
+            test_bars=self.strategy_test_days * MINUTES_PER_DAY,
+            min_trades=self.strategy_min_trades,
+        )
+
+    def backtest_config(self) -> BacktestConfig:
+        """Costs and sizing of every backtest (the engine's defaults: 0.1 % fee, 1m bars)."""
+        return BacktestConfig()
+
+    def first_batch_count(self) -> int:
+        """Candidates of the start-up batch."""
+        return self.strategy_first_batch_count or self.daily_generation_count

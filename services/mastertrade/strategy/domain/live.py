@@ -1,0 +1,53 @@
+"""Live decisions of active strategies, made by the same engine as their backtests.
+
+After each closed candle the strategies of a symbol are run over the recent closes with one
+extra bar appended (opened and closed at the last close): the engine fills a wish made on bar t
+at bar t + 1's open, so a position opened in that extra bar is exactly "the rule turned long on
+the latest candle" (a buy) and one closed there "the rule turned flat" (a sell). Live and
+backtest can therefore never disagree about what a rule wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mastertrade.strategy.domain.engine import BacktestConfig, build_bars, run_backtests
+from mastertrade.strategy.domain.families import Strategy
+from mastertrade.strategy.domain.kernel import CLOSED, ENTRIES
+
+Side = Literal["buy", "sell"]
+LIVE_CONFIG = BacktestConfig(fee_rate=0, slippage=0, curve_points=2)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one strategy asks for after the latest close (None: nothing changes)."""
+
+    index: int
+    side: Side | None
+
+
+def latest_decisions(
+    opens: Sequence[float], closes: Sequence[float], strategies: Sequence[Strategy]
+) -> list[Decision]:
+    """Each strategy's order (buy, sell or none) at the open after the last of the bars."""
+    if not strategies:
+        return []
+    last = float(closes[-1])
+    bars = build_bars(np.append(opens, last), np.append(closes, last))
+    n_bars = len(bars)
+    run = run_backtests(bars, strategies, LIVE_CONFIG, [0, n_bars - 1, n_bars])
+    decisions = []
+    for index in range(len(strategies)):
+        final = run.stats[index, 1]  # the appended bar's segment
+        side: Side | None = None
+        if final[ENTRIES] > 0:
+            side = "buy"
+        elif final[CLOSED] > 0:
+            side = "sell"
+        decisions.append(Decision(index, side))
+    return decisions

@@ -1,0 +1,189 @@
+"""Active strategies trading live: closed 1m candles from the broker in, signals out.
+
+Each closed candle of a symbol is appended to that symbol's recent bars (LIVE_BARS long, so the
+longest rule is warm; read again from PostgreSQL whenever a candle does not follow the last one
+seen, as when replicas share the queue, so decisions never skip a bar); the active strategies of
+the symbol are then decided by the engine itself (`domain/live.py`), and every buy or sell is
+published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager
+consumes. The signal id is derived from (strategy, symbol, candle, side), so a candle delivered
+twice gives the same id and the risk manager decides it once. The active set is re-read from
+the database every ACTIVE_REFRESH seconds (a generation run changes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from prometheus_client import Counter
+from pydantic import TypeAdapter
+
+from mastertrade.core.bus import publish_json
+from mastertrade.core.messages import Signal
+from mastertrade.core.metrics import ServiceMetrics
+from mastertrade.core.runtime import Runtime
+from mastertrade.market_data.domain.events import kline_from_message, to_millis
+from mastertrade.strategy.domain.families import Strategy, StrategyParams
+from mastertrade.strategy.domain.live import Side, latest_decisions
+from mastertrade.strategy.store import ActiveStrategy, active_strategies, recent_bars
+from mastertrade_model.topology import SIGNALS
+
+logger = logging.getLogger("mastertrade.strategy.live")
+
+LIVE_BARS = 4096  # above the longest window a family declares (1440) plus EMA settling
+ACTIVE_REFRESH = 30.0
+QUANTITY_STEP = Decimal("0.00000001")
+PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
+
+
+@dataclass
+class SymbolBars:
+    """The recent closed bars of one symbol: open times, opens, closes."""
+
+    times: deque[int] = field(default_factory=lambda: deque(maxlen=LIVE_BARS))
+    opens: deque[float] = field(default_factory=lambda: deque(maxlen=LIVE_BARS))
+    closes: deque[float] = field(default_factory=lambda: deque(maxlen=LIVE_BARS))
+
+    def append(self, minute: int, open_: float, close: float) -> bool:
+        """Add a bar after the last one; False for a bar already seen (a redelivery)."""
+        if self.times and minute <= self.times[-1]:
+            return False
+        self.times.append(minute)
+        self.opens.append(open_)
+        self.closes.append(close)
+        return True
+
+
+class LiveMetrics:
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.candles = Counter(
+            "mastertrade_strategy_candles_total",
+            "Candles received from the broker, by outcome (used, ignored, duplicate, late)",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+        self.signals = Counter(
+            "mastertrade_strategy_signals_total",
+            "Signals published to the risk manager, by side",
+            ["side"],
+            registry=metrics.registry,
+        )
+
+
+class LiveTrader:
+    """The candle handler of one pod."""
+
+    def __init__(self, notional: Decimal) -> None:
+        self.notional = notional
+        self.runtime: Runtime | None = None
+        self._metrics: LiveMetrics | None = None
+        self.bars: dict[str, SymbolBars] = {}
+        self._active: list[tuple[ActiveStrategy, Strategy]] = []
+        self._loaded_at = float("-inf")
+        # the consumer runs handlers concurrently; candles must be applied one at a time, in order
+        self._lock = asyncio.Lock()
+
+    def bind(self, runtime: Runtime) -> None:
+        """Use the runtime's connections and metrics registry (once the app is built)."""
+        self.runtime = runtime
+        self._metrics = LiveMetrics(runtime.metrics)
+
+    @property
+    def metrics(self) -> LiveMetrics:
+        assert self._metrics is not None, "bind the trader to a runtime first"
+        return self._metrics
+
+    async def _active_set(self) -> list[tuple[ActiveStrategy, Strategy]]:
+        assert self.runtime is not None
+        if time.monotonic() - self._loaded_at >= ACTIVE_REFRESH:
+            rows = await active_strategies(self.runtime.pool)
+            self._active = [
+                (r, PARSE_STRATEGY.validate_python(r.parameters["strategy"])) for r in rows
+            ]
+            self._loaded_at = time.monotonic()
+        return self._active
+
+    def refresh(self) -> None:
+        """Read the active set again on the next candle (after a run activated others)."""
+        self._loaded_at = float("-inf")
+
+    async def _reload(self, symbol: str) -> SymbolBars:
+        """The symbol's recent bars as PostgreSQL has them."""
+        assert self.runtime is not None
+        bars = SymbolBars()
+        for opened, open_, close in await recent_bars(self.runtime.pool, symbol, LIVE_BARS):
+            bars.append(to_millis(opened) // 60_000, open_, close)
+        self.bars[symbol] = bars
+        return bars
+
+    async def handle(self, payload: dict[str, Any]) -> None:
+        """One candle message (`candle.<interval>.<SYMBOL>`); a malformed one raises, so the
+        consumer dead-letters it."""
+        async with self._lock:
+            await self._handle(payload)
+
+    async def _handle(self, payload: dict[str, Any]) -> None:
+        kline = kline_from_message(payload)
+        if kline.interval != "1m" or not kline.closed:
+            self.metrics.candles.labels("ignored").inc()
+            return
+        strategies = [(a, s) for a, s in await self._active_set() if a.symbol == kline.symbol]
+        if not strategies:
+            self.metrics.candles.labels("ignored").inc()  # bars are read when one trades it
+            return
+        minute = to_millis(kline.open_time) // 60_000
+        bars = self.bars.get(kline.symbol)
+        if bars is not None and bars.times and minute <= bars.times[-1]:
+            self.metrics.candles.labels("duplicate").inc()
+            return
+        if bars is None or not bars.times or minute > bars.times[-1] + 1:
+            # first candle of the symbol here, or a gap: replicas share the queue, and a restart
+            # or an outage skips candles too, so the bars are read again before deciding
+            bars = await self._reload(kline.symbol)
+        if bars.times and minute < bars.times[-1]:
+            self.metrics.candles.labels("late").inc()  # newer candles are stored already
+            return
+        bars.append(minute, float(kline.open), float(kline.close))
+        self.metrics.candles.labels("used").inc()
+        if len(bars.closes) < 2:
+            return
+        decisions = await asyncio.to_thread(
+            latest_decisions,
+            list(bars.opens),
+            list(bars.closes),
+            [strategy for _, strategy in strategies],
+        )
+        for decision in decisions:
+            if decision.side is not None:
+                active = strategies[decision.index][0]
+                await self._publish(active, decision.side, kline.close, minute)
+
+    async def _publish(
+        self, active: ActiveStrategy, side: Side, price: Decimal, minute: int
+    ) -> None:
+        assert self.runtime is not None
+        quantity = (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        if quantity <= 0:
+            logger.warning("strategy %d: %s notional buys nothing at %s", active.id, side, price)
+            return
+        signal = Signal(
+            signal_id=f"st{active.id}-{active.symbol}-{minute}-{side}",
+            strategy_id=str(active.id),
+            symbol=active.symbol,
+            side=side,
+            quantity=quantity,
+            price=price,
+            strength=Decimal(1),
+        )
+        await publish_json(
+            self.runtime.channel, SIGNALS.name, f"signal.{active.symbol}", signal.to_json()
+        )
+        self.metrics.signals.labels(side).inc()
+        logger.info(
+            "strategy %d signals %s %s %s at %s", active.id, side, quantity, active.symbol, price
+        )

@@ -1,0 +1,395 @@
+"""strategy_service on real PostgreSQL and RabbitMQ: generation stores ranked strategies from
+simulated candles, one run per day across generators, a restart mid-run duplicates nothing,
+on-demand starts need the admin token, and an active strategy turns candles into signals the
+risk manager's parser accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import TypeAdapter
+
+from mastertrade.catalog import find_service
+from mastertrade.core.bus import publish_json
+from mastertrade.core.messages import Signal
+from mastertrade.core.metrics import ServiceMetrics
+from mastertrade.core.settings import load_settings
+from mastertrade.market_data.domain.events import Kline, to_message
+from mastertrade.market_data.history import simulated_history
+from mastertrade.migrations.runner import migrate_database
+from mastertrade.strategy.domain.engine import run_backtests
+from mastertrade.strategy.domain.families import StrategyParams
+from mastertrade.strategy.domain.metrics import build_result
+from mastertrade.strategy.generation import GenerationMetrics, Scheduler
+from mastertrade.strategy.jobs import job_shard, run_shard
+from mastertrade.strategy.settings import StrategySettings
+from mastertrade.strategy.store import claim_shard, history_window, load_bars, store_shard
+from mastertrade_model.topology import MARKET_DATA, SIGNALS
+from tests.infra import create_database, drop_database
+from tests.services.helpers import running, wait_for_status
+from tests.services.trading import Recorder, build_app, recording
+
+pytestmark = pytest.mark.infra
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+TOKEN = "strategy-admin-token"
+SMALL_RUN = {
+    "STRATEGY_HISTORY_DAYS": "4",
+    "STRATEGY_FIT_DAYS": "2",
+    "STRATEGY_TEST_DAYS": "1",
+    "STRATEGY_MIN_TRADES": "1",
+    "STRATEGY_SHARD_SIZE": "10",
+    "DAILY_GENERATION_COUNT": "40",
+    "MAX_ACTIVE_STRATEGIES": "3",
+}
+
+
+async def _fill(url: str) -> None:
+    await migrate_database(url, 10.0, lambda line: None)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        await simulated_history(pool, symbols=SYMBOLS, seed=11, days=4, now=NOW)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def candles_url() -> Iterator[str]:
+    """A migrated database of this test alone with 4 days of simulated 1m candles."""
+    url = create_database("mastertrade_strategy")
+    asyncio.run(_fill(url))
+    yield url
+    drop_database(url)
+
+
+def settings_for(url: str, **extra: str) -> StrategySettings:
+    spec = find_service("strategy_service")
+    env = {"DATABASE_URL": url, **SMALL_RUN, **extra}
+    return load_settings(StrategySettings, spec.name, (), env)
+
+
+@pytest.fixture
+async def pool(candles_url: str) -> AsyncIterator[asyncpg.Pool]:
+    created = await asyncpg.create_pool(candles_url, min_size=1, max_size=4)
+    yield created
+    await created.close()
+
+
+def scheduler(settings: StrategySettings, pool: asyncpg.Pool, worker: str) -> Scheduler:
+    metrics = GenerationMetrics(ServiceMetrics("strategy_service", "test"))
+    return Scheduler(settings, lambda: pool, metrics, clock=lambda: NOW, worker=worker)
+
+
+async def counts(pool: asyncpg.Pool) -> dict[str, int]:
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM generation_runs) AS runs, "
+        "(SELECT count(*) FROM strategies) AS strategies, "
+        "(SELECT count(DISTINCT (run_id, candidate_index)) FROM strategies) "
+        "  AS distinct_candidates, "
+        "(SELECT count(*) FROM backtests) AS backtests, "
+        "(SELECT count(*) FROM strategies WHERE status = 'active') AS active"
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def test_generation_stores_ranked_strategies(candles_url: str, pool: asyncpg.Pool) -> None:
+    settings = settings_for(candles_url)
+    await scheduler(settings, pool, "pod-a").step()
+
+    run = await pool.fetchrow("SELECT * FROM generation_runs")
+    assert run is not None
+    assert run["status"] == "done" and run["trigger"] == "startup"
+    assert run["run_key"] == f"daily:{NOW.date().isoformat()}"
+    assert list(run["symbols"]) == list(SYMBOLS)
+    assert await counts(pool) == {
+        "runs": 1, "strategies": 40, "distinct_candidates": 40, "backtests": 40,
+        "active": run["active_after"],
+    }  # fmt: skip
+    ranked = await pool.fetch(
+        "SELECT id, score, rank, status FROM strategies WHERE score IS NOT NULL ORDER BY rank"
+    )
+    assert ranked, "no candidate was ranked out of sample"
+    assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    scores = [r["score"] for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    active = [r for r in ranked if r["status"] == "active"]
+    positive = [r for r in ranked if r["score"] > 0]
+    assert len(active) == min(3, len(positive))
+    assert active == ranked[: len(active)]  # the best ranks, and only those, trade
+
+    # Every stored record is the engine's own result for that candidate on the run's candles
+    rows = await pool.fetch(
+        "SELECT s.symbol, s.parameters, b.* FROM strategies s JOIN backtests b "
+        "ON b.strategy_id = s.id ORDER BY s.candidate_index"
+    )
+    since, until = history_window(NOW, settings.strategy_history_days)
+    bars = {symbol: await load_bars(pool, symbol, since, until) for symbol in SYMBOLS}
+    parse: TypeAdapter[Any] = TypeAdapter(StrategyParams)
+    for row in rows[:6]:
+        strategy = parse.validate_python(json.loads(row["parameters"])["strategy"])
+        engine = run_backtests(bars[row["symbol"]], [strategy], settings.backtest_config())
+        expected = build_result(engine, 0)
+        assert row["final_equity"] == expected.final_equity
+        assert row["total_return"] == expected.total_return
+        assert row["max_drawdown"] == expected.max_drawdown
+        assert row["trades"] == expected.trades
+        assert row["bars"] == len(bars[row["symbol"]])
+        curve = json.loads(row["equity_curve"])
+        assert Decimal(curve[-1][1]) == row["final_equity"]
+        assert 2 <= len(curve) <= settings.backtest_config().curve_points
+
+
+async def test_two_concurrent_generators_make_one_run(candles_url: str, pool: asyncpg.Pool) -> None:
+    settings = settings_for(candles_url)
+    other = await asyncpg.create_pool(candles_url, min_size=1, max_size=4)
+    try:
+        await asyncio.gather(
+            scheduler(settings, pool, "pod-a").step(), scheduler(settings, other, "pod-b").step()
+        )
+    finally:
+        await other.close()
+    found = await counts(pool)
+    assert found["runs"] == 1
+    assert found["strategies"] == found["distinct_candidates"] == found["backtests"] == 40
+    shards = await pool.fetch("SELECT status, attempts FROM generation_shards")
+    assert len(shards) == 4
+    assert all(s["status"] == "done" and s["attempts"] == 1 for s in shards)
+    # a later round the same day starts nothing more
+    await scheduler(settings, pool, "pod-c").step()
+    assert (await counts(pool))["runs"] == 1
+
+
+async def test_restart_mid_run_duplicates_nothing(candles_url: str, pool: asyncpg.Pool) -> None:
+    settings = settings_for(candles_url)
+    first = scheduler(settings, pool, "pod-dies")
+    run = await first.due_run()
+    assert run is not None
+    # the pod stores one shard, claims the next one, and is killed before storing it
+    assert await claim_shard(pool, run.id, "pod-dies", 600) is not None
+    await store_shard(pool, run, shard=0, worker="pod-dies", results=[], since=NOW)
+    lost = await claim_shard(pool, run.id, "pod-dies", 0.2)
+    assert lost is not None and lost.shard == 1
+    await asyncio.sleep(0.3)  # its lease runs out
+
+    restarted = scheduler(settings, pool, "pod-new")
+    await restarted.step()
+    found = await counts(pool)
+    assert found["runs"] == 1
+    # shard 0 was stored empty by the dead pod; the 3 others by the restarted one, once each
+    assert found["strategies"] == found["distinct_candidates"] == found["backtests"] == 30
+    shards = {r["shard"]: r for r in await pool.fetch("SELECT * FROM generation_shards")}
+    assert shards[1]["attempts"] == 2 and shards[1]["claimed_by"] == "pod-new"
+    assert all(s["status"] == "done" for s in shards.values())
+    # the dead pod's late write of shard 1 is refused: it no longer holds the shard
+    assert not await store_shard(pool, run, shard=1, worker="pod-dies", results=[], since=NOW)
+    assert (await pool.fetchval("SELECT status FROM generation_runs")) == "done"
+
+
+async def test_first_batch_at_start_up_and_on_demand_needs_the_token(
+    candles_url: str, service_env: dict[str, str]
+) -> None:
+    env = {
+        **service_env, **SMALL_RUN, "DATABASE_URL": candles_url, "STRATEGY_POLL_SECONDS": "0.2",
+        "STRATEGY_ADMIN_API_KEY_SHA256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+    }  # fmt: skip
+    async with running(build_app("strategy_service", env)) as client:
+        await wait_for_status(client, "/health", 200)
+        first = await _wait_run_done(client)
+        assert first["trigger"] == "startup" and first["candidates_done"] == 40
+        listed = (await client.get("/api/v1/strategies?status=active")).json()
+        assert len(listed) == first["active_after"] <= 3
+
+        assert (await client.post("/api/v1/generations")).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token"}
+        assert (await client.post("/api/v1/generations", headers=wrong)).status_code == 403
+        wrong = {"X-Admin-Token": "not-the-token"}
+        assert (await client.post("/api/v1/generations", headers=wrong)).status_code == 403
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        started = await client.post("/api/v1/generations", headers=good, json={"candidates": 20})
+        assert started.status_code == 202, started.text
+        # as through the gateway, which strips Authorization but forwards X-Admin-Token
+        again = await client.post("/api/v1/generations", headers={"X-Admin-Token": TOKEN})
+        assert again.status_code in {202, 409}  # 409 while the first one still runs
+        run_id = started.json()["run_id"]
+        done = await _wait_run_done(client, run_id)
+        assert done["trigger"] == "api" and done["requested_by"].startswith("admin:")
+
+        goals = (await client.get("/api/v1/goals")).json()
+        assert {g["name"] for g in goals["goals"]} == {"monthly_return", "max_drawdown", "win_rate"}
+        active = (await client.get("/api/v1/strategies?status=active")).json()
+        assert goals["active_strategies"] == len(active) == done["active_after"]
+        worst = max((Decimal(s["max_drawdown"]) for s in active), default=None)
+        drawdown = next(g for g in goals["goals"] if g["name"] == "max_drawdown")
+        assert drawdown["target"] == "0.15"
+        assert (None if worst is None else str(worst)) == drawdown["achieved"]
+        metrics = (await client.get("/metrics")).text
+        assert 'mastertrade_strategy_generation_runs_total{event="done"}' in metrics
+        assert 'mastertrade_strategy_goal_target{goal="max_drawdown"} 0.15' in metrics
+        assert (await client.get("/api/v1/generations/999999")).status_code == 404
+        assert (await client.get("/api/v1/generations/0")).status_code == 422
+        backtests = (await client.get("/api/v1/backtests?limit=5")).json()
+        assert len(backtests) == 5 and backtests[0]["equity_curve"]
+
+
+async def test_on_demand_disabled_without_a_configured_token(
+    candles_url: str, service_env: dict[str, str]
+) -> None:
+    env = {**service_env, **SMALL_RUN, "DATABASE_URL": candles_url}
+    async with running(build_app("strategy_service", env)) as client:
+        answer = await client.post("/api/v1/generations", headers={"Authorization": "Bearer x"})
+        assert answer.status_code == 503
+        assert "STRATEGY_ADMIN_API_KEY_SHA256" in answer.json()["detail"]
+
+
+async def _wait_run_done(client: httpx.AsyncClient, run_id: int | None = None) -> dict[str, Any]:
+    """The run (default: the oldest) once finished; it must have finished well."""
+    deadline = asyncio.get_running_loop().time() + 120
+    while True:
+        path = "/api/v1/generations" + (f"/{run_id}" if run_id else "")
+        answer = (await client.get(path)).json()
+        run: dict[str, Any] | None = answer if run_id else (answer[-1] if answer else None)
+        if run is not None and run["status"] != "running":
+            assert run["status"] == "done", run
+            return run
+        assert asyncio.get_running_loop().time() < deadline, f"run not done: {answer}"
+        await asyncio.sleep(0.3)
+
+
+def candle(symbol: str, minute: datetime, open_: str, close: str) -> dict[str, Any]:
+    low, high = sorted((Decimal(open_), Decimal(close)))
+    return to_message(
+        Kline(symbol, "1m", minute, minute + timedelta(seconds=59, microseconds=999000),
+              Decimal(open_), high, low, Decimal(close), Decimal(1), Decimal(close), 1,
+              Decimal(0), Decimal(0))
+    )  # fmt: skip
+
+
+async def test_active_strategy_turns_candles_into_signals(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    symbol = "TESTSTRAT"
+    start = NOW - timedelta(minutes=200)
+    connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+    try:
+        # a falling market: momentum(1 bar, 0) is flat at the end of it
+        await connection.executemany(
+            "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
+            "VALUES ($1, '1m', $2, $3, $3, $4, $4, 1)",
+            [(symbol, start + timedelta(minutes=i), Decimal(1000 - i), Decimal(999 - i))
+             for i in range(100)],
+        )  # fmt: skip
+        rule = {"family": "momentum", "lookback": 1, "threshold": 0.0}
+        parameters = json.dumps({"symbol": symbol, "strategy": rule})
+        strategy_id = await connection.fetchval(
+            "INSERT INTO strategies (name, status, parameters, symbol, family) "
+            "VALUES ('live momentum', 'active', $1::jsonb, $2, 'momentum') RETURNING id",
+            parameters, symbol,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+
+    async with (
+        recording(rabbitmq_url) as (_, channel),
+        running(build_app("strategy_service", trading_env)) as client,
+    ):
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(SIGNALS.name, f"signal.{symbol}")
+        signals = Recorder()
+        await queue.consume(signals.on_message)
+        await wait_for_status(client, "/health", 200)
+
+        up = candle(symbol, start + timedelta(minutes=100), "900", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)  # redelivered
+        down = candle(symbol, start + timedelta(minutes=101), "950", "940")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", down)
+        await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+        # candles this pod never saw (another replica took them): 102-104 fall then rise, so the
+        # rule is long again after 104; 105 rises further (no change), 106 falls (a sell)
+        connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+        try:
+            await connection.executemany(
+                "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, "
+                "volume) VALUES ($1, '1m', $2, $3, $3, $3, $3, 1)",
+                [(symbol, start + timedelta(minutes=m), Decimal(price))
+                 for m, price in ((100, 950), (101, 940), (102, 930), (103, 920), (104, 960))],
+            )  # fmt: skip
+        finally:
+            await connection.close()
+        later = candle(symbol, start + timedelta(minutes=105), "960", "970")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        fall = candle(symbol, start + timedelta(minutes=106), "970", "965")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", fall)
+        published = await signals.wait_for(f"signal.{symbol}", 3, timeout=60)
+
+    parsed = [Signal.model_validate(body) for body in published]  # risk_manager's parser
+    assert [s.side for s in parsed] == ["buy", "sell", "sell"]
+    assert parsed[2].price == Decimal("965")
+    buy = parsed[0]
+    assert buy.strategy_id == str(strategy_id) and buy.symbol == symbol
+    assert buy.price == Decimal("950") and buy.strength == Decimal(1)
+    assert buy.quantity == (Decimal(100) / Decimal(950)).quantize(
+        Decimal("0.00000001"), "ROUND_DOWN"
+    )
+    assert len({s.signal_id for s in parsed}) == 3  # the redelivered candle made no second buy
+
+
+async def test_indexed_job_pods_compute_their_own_shard_once(
+    candles_url: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(candles_url)
+    assert job_shard({"JOB_COMPLETION_INDEX": "2"}) == 2 and job_shard({}) is None
+    with pytest.raises(ValueError, match="JOB_COMPLETION_INDEX"):
+        job_shard({"JOB_COMPLETION_INDEX": "two"})
+    assert await run_shard(settings, 2) == 1  # starts the day's run, stores shard 2
+    assert await run_shard(settings, 2) == 0  # a second pod with index 2 finds it done
+    shards = {r["shard"]: r["status"] for r in await pool.fetch("SELECT * FROM generation_shards")}
+    assert shards == {0: "pending", 1: "pending", 2: "done", 3: "pending"}
+    assert await run_shard(settings, None) == 3  # the service's pod works the rest
+    found = await counts(pool)
+    assert found["runs"] == 1
+    assert found["strategies"] == found["distinct_candidates"] == found["backtests"] == 40
+    assert await pool.fetchval("SELECT status FROM generation_runs") == "done"
+
+
+def test_strategy_shard_command_as_a_job_pod_runs(candles_url: str) -> None:
+    """`mastertrade strategy-shard` as a real process: a bad index is a usage error (exit 2);
+    index 1 starts the day's run and stores that shard only (exit 0)."""
+    mastertrade = str(Path(sys.executable).with_name("mastertrade"))
+    env = {**os.environ, **SMALL_RUN, "DATABASE_URL": candles_url, "LOG_FORMAT": "console"}
+
+    def run(index: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [mastertrade, "strategy-shard"], env={**env, "JOB_COMPLETION_INDEX": index},
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+
+    bad = run("one")
+    assert bad.returncode == 2 and "JOB_COMPLETION_INDEX" in bad.stderr
+    good = run("1")
+    assert good.returncode == 0, good.stderr
+
+    async def shards() -> dict[int, str]:
+        connection = await asyncpg.connect(candles_url)
+        try:
+            rows = await connection.fetch("SELECT shard, status FROM generation_shards")
+        finally:
+            await connection.close()
+        return {row["shard"]: row["status"] for row in rows}
+
+    assert asyncio.run(shards()) == {0: "pending", 1: "done", 2: "pending", 3: "pending"}

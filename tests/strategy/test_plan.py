@@ -1,0 +1,105 @@
+"""The pure rules of a generation run: shards cover every candidate once, a shard is rebuilt
+the same on any pod, only positive out-of-sample scores are activated, goals compare what the
+active strategies achieve with their targets."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mastertrade.core.settings import SettingsError, load_settings
+from mastertrade.strategy.domain.batch import shard_candidates
+from mastertrade.strategy.domain.generator import generate_candidates
+from mastertrade.strategy.domain.plan import (
+    Achieved,
+    Scored,
+    choose_active,
+    daily_key,
+    evaluate_goals,
+    monthly_return,
+    run_seed,
+    shard_ranges,
+)
+from mastertrade.strategy.settings import StrategySettings
+
+
+@given(st.integers(0, 5000), st.integers(1, 700))
+def test_shards_cover_every_candidate_once(candidates: int, size: int) -> None:
+    shards = shard_ranges(candidates, size)
+    covered = [i for shard in shards for i in range(shard.first, shard.last)]
+    assert covered == list(range(candidates))
+    assert [s.shard for s in shards] == list(range(len(shards)))
+    assert all(0 < s.last - s.first <= size for s in shards)
+
+
+def test_a_shard_is_the_same_slice_of_the_run_on_any_pod() -> None:
+    seed = run_seed(daily_key(date(2026, 12, 2)))
+    assert seed == run_seed("daily:2026-12-02") and seed != run_seed("daily:2026-12-03")
+    whole = generate_candidates(50, seed)
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    rebuilt = [
+        member
+        for shard in shard_ranges(50, 7)
+        for member in shard_candidates(seed, 50, shard, symbols)
+    ]
+    assert [m[0] for m in rebuilt] == list(range(50))
+    assert [m[2] for m in rebuilt] == whole
+    assert [m[1] for m in rebuilt[:4]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSDT"]
+
+
+def test_only_the_best_positive_scores_become_active() -> None:
+    scored = [
+        Scored(1, Decimal("0.5")),
+        Scored(2, Decimal("2.0")),
+        Scored(3, Decimal("-1")),
+        Scored(4, Decimal("0")),
+        Scored(5, Decimal("2.0")),
+        Scored(6, Decimal("1.5")),
+    ]
+    assert choose_active(scored, 3) == [2, 5, 6]
+    assert choose_active(scored, 10) == [2, 5, 6, 1]
+    assert choose_active([Scored(1, Decimal("-0.1"))], 10) == []
+
+
+def test_monthly_return_compounds_to_the_total() -> None:
+    month = 525_600 // 12
+    assert monthly_return(Decimal("0.21"), 2 * month) == Decimal("0.100000")
+    assert monthly_return(Decimal("0"), 5 * month) == Decimal("0.000000")
+    assert monthly_return(Decimal("-1"), month) == Decimal(-1)
+
+
+def test_goals_against_the_active_strategies() -> None:
+    month = 525_600 // 12
+    active = [
+        Achieved(Decimal("0.04"), Decimal("0.10"), Decimal("0.6"), month),
+        Achieved(Decimal("0.02"), Decimal("0.20"), None, month),
+    ]
+    goals = {
+        g.name: g for g in evaluate_goals(active, Decimal("0.03"), Decimal("0.15"), Decimal("0.5"))
+    }
+    assert goals["monthly_return"].achieved == Decimal("0.030000")
+    assert goals["monthly_return"].met is True
+    assert goals["max_drawdown"].achieved == Decimal("0.20") and goals["max_drawdown"].met is False
+    assert goals["win_rate"].achieved == Decimal("0.600000") and goals["win_rate"].met is True
+    empty = evaluate_goals([], Decimal("0.03"), Decimal("0.15"), Decimal("0.5"))
+    assert all(g.achieved is None and g.met is None for g in empty)
+
+
+def test_bad_shard_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="shard size"):
+        shard_ranges(10, 0)
+
+
+def test_walk_forward_settings_are_checked_when_loaded() -> None:
+    env = {"STRATEGY_FIT_DAYS": "10", "STRATEGY_TEST_DAYS": "3"}
+    with pytest.raises(SettingsError, match="whole number of"):
+        load_settings(StrategySettings, "strategy_service", (), env)
+    env = {"STRATEGY_HISTORY_DAYS": "20", "STRATEGY_FIT_DAYS": "28", "STRATEGY_TEST_DAYS": "7"}
+    with pytest.raises(SettingsError, match="must hold one fit"):
+        load_settings(StrategySettings, "strategy_service", (), env)
+    settings = load_settings(StrategySettings, "strategy_service", (), {})
+    assert settings.walk_forward().fit_bars == 28 * 1440
