@@ -341,6 +341,32 @@ def trading() -> Board:
         "Generated, backtested, active, paused and retired strategies.",
         [("max by (status) (mastertrade_strategies)", "{{status}}")],
     )  # fmt: skip
+    board.row("Strategy performance")
+    board.panel(
+        "table", "Goals: target and achieved",
+        "What the active strategies achieve in their backtests against each goal (monthly "
+        "return, max drawdown, win rate); met is 1 when the goal is met.",
+        [("max by (goal) (mastertrade_strategy_goal_target)", "target"),
+         ("max by (goal) (mastertrade_strategy_goal_achieved)", "achieved"),
+         ("max by (goal) (mastertrade_strategy_goal_met)", "met")],
+        width=12, instant=True,
+    )  # fmt: skip
+    board.panel(
+        "timeseries", "Signals per minute by side", "Signals the active strategies published.",
+        [(f"sum by (side) (rate(mastertrade_strategy_signals_total[{RATE}])) * 60", "{{side}}")],
+        width=12,
+    )  # fmt: skip
+    board.panel(
+        "timeseries", "Generation", "Share of the current run's shards done; active strategies.",
+        [("min(mastertrade_strategy_run_progress_ratio)", "run progress"),
+         ("max(mastertrade_strategy_active)", "active strategies")],
+        width=12,
+    )  # fmt: skip
+    board.panel(
+        "timeseries", "Candidates backtested per hour", "Stored by the generation runs.",
+        [(f"sum(rate(mastertrade_strategy_candidates_backtested_total[{RATE}])) * 3600",
+          "candidates/h")], width=12,
+    )  # fmt: skip
     return board
 
 

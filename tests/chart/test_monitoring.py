@@ -29,6 +29,8 @@ from mastertrade.arbitrage.service import ArbitrageMetrics
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.risk.portfolio_metrics import PortfolioMetrics
+from mastertrade.strategy.generation import GenerationMetrics
+from mastertrade.strategy.live import LiveMetrics
 from mastertrade_model import load_default_values
 from mastertrade_operator.kube import OWNED
 from mastertrade_operator.metrics import build_metrics
@@ -212,6 +214,8 @@ def exported_metric_names() -> set[str]:
     MarketMetrics(registry, "any")
     ArbitrageMetrics(service)
     PortfolioMetrics(registry, "paper", Decimal("0.15"))
+    GenerationMetrics(service)
+    LiveMetrics(service)
     registries = [registry, build_metrics().registry]
     suffixes = {
         "counter": ("_total", "_created"),
@@ -338,6 +342,7 @@ def test_dashboards_cover_system_trading_market_data_and_operator() -> None:
         "mastertrade_orders",
         "mastertrade_fills",
         "mastertrade_strategies",
+        "mastertrade_strategy_goal_achieved",
     ):
         assert metric in trading
 
