@@ -75,8 +75,10 @@ def render(
     release: str = "mastertrade",
     namespace: str = "trading",
     hooks: bool = True,
+    api_versions: list[str] | None = None,
 ) -> list[Manifest]:
-    """`helm template` with values files, `--set`s and a values dict (typed, unlike --set)."""
+    """`helm template` with values files, `--set`s and a values dict (typed, unlike --set);
+    `api_versions` are APIs the cluster is said to serve (`.Capabilities.APIVersions`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as extra:
         # JSON is YAML that helm cannot read differently (PyYAML leaves `y` or `1e3` unquoted)
         json.dump(values or {}, extra)
@@ -86,6 +88,8 @@ def render(
         )
         if not hooks:
             args.append("--no-hooks")
+        for api in api_versions or []:
+            args += ["--api-versions", api]
         result = run_helm(*args)
     if result.returncode != 0:
         raise RenderError(result.stderr)

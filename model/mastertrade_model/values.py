@@ -148,6 +148,11 @@ class ServiceExposure(Strict):
 class ConfigFile(Strict):
     file: str = Field(description="File under the chart's files/<workload>/ folder")
     mountPath: str = Field(pattern=r"^/", description="Where the seed bind-mounts it")
+    verbatim: bool = Field(
+        default=False,
+        description="Mounted as it is, not rendered by the chart: Prometheus rules and Grafana "
+        "dashboards write {{ }} templates of their own",
+    )
 
 
 class GenerationJob(Strict):
@@ -301,6 +306,31 @@ class PersistencePolicy(Strict):
 
 class PrometheusSettings(Strict):
     scrapeInterval: str = Field(pattern=r"^[0-9]+(ms|s|m|h)$")
+    operatorResources: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Render PodMonitors and a PrometheusRule for the Prometheus Operator: `auto` "
+        "when the cluster serves monitoring.coreos.com/v1",
+    )
+    operatorLabels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels on the PodMonitors and PrometheusRule, so that a Prometheus "
+        "Operator's podMonitorSelector and ruleSelector pick them",
+    )
+
+
+class GrafanaDashboards(Strict):
+    sidecar: bool = Field(
+        default=False,
+        description="Also ship the dashboards in a ConfigMap a kube-prometheus-stack Grafana's "
+        "sidecar loads",
+    )
+    sidecarLabel: str = Field(default="grafana_dashboard", min_length=1)
+    sidecarLabelValue: str = Field(default="1")
+    sidecarFolder: str = Field(default="MasterTrade", description="Grafana folder (annotation)")
+
+
+class GrafanaSettings(Strict):
+    dashboards: GrafanaDashboards = Field(default_factory=GrafanaDashboards)
 
 
 class Migrations(Strict):
@@ -344,6 +374,11 @@ class Backup(Strict):
 
 class NetworkPolicySettings(Strict):
     enabled: bool
+    metricsFrom: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="NetworkPolicy peers (namespaceSelector, podSelector) also allowed to scrape "
+        "every metrics port, e.g. a kube-prometheus-stack Prometheus",
+    )
 
 
 class OperatorInstall(Strict):
@@ -372,6 +407,7 @@ class Values(Strict):
     settings: Settings
     persistence: PersistencePolicy
     prometheus: PrometheusSettings
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     migrations: Migrations
     backup: Backup
     networkPolicy: NetworkPolicySettings

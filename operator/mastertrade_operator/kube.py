@@ -154,6 +154,8 @@ OWNED: dict[str, Resource] = {
         Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
         Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
         Resource("", "v1", "serviceaccounts", "ServiceAccount"),
+        Resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+        Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
         Resource("", "v1", "secrets", "Secret"),
         Resource("", "v1", "configmaps", "ConfigMap"),
         Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),

@@ -176,17 +176,32 @@ def test_seed_dependencies_are_allowed(default_render: list[Manifest]) -> None:
             assert labels[PREFIX + service].get(f"mastertrade.io/uses-{target}") == "true"
 
 
+def scraped_pods(job: dict[str, Any]) -> tuple[str, str]:
+    """(label selector, container port name) of a pod-discovery scrape job."""
+    (sd,) = job["kubernetes_sd_configs"]
+    assert sd["role"] == "pod" and sd["namespaces"] == {"names": ["trading"]}
+    (selector,) = sd["selectors"]
+    (keep,) = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
+    assert keep["source_labels"] == ["__meta_kubernetes_pod_container_port_name"]
+    return selector["label"], keep["regex"]
+
+
 def test_prometheus_may_scrape_every_metrics_port(default_render: list[Manifest]) -> None:
     objects = by_kind_and_name(default_render)
     config = yaml.safe_load(
         objects[("ConfigMap", PREFIX + "prometheus-files")]["data"]["prometheus.yml"]
     )
-    jobs = {
-        job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]
-    }
+    jobs = {job["job_name"]: scraped_pods(job) for job in config["scrape_configs"]}
+    # every pod of each workload, on its first port (by name), found in the release's namespace
     expected = {
-        w.name: f"{PREFIX}{w.name}:{w.ports[0].port}" for w in CATALOG.values() if w.metrics
-    }
+        w.name: (f"app.kubernetes.io/instance=mastertrade,app.kubernetes.io/component={w.name}",
+                 w.ports[0].name)
+        for w in CATALOG.values() if w.metrics
+    }  # fmt: skip
+    expected["mastertrade-operator"] = (
+        "app.kubernetes.io/instance=mastertrade,app.kubernetes.io/component=operator",
+        "metrics",
+    )
     assert jobs == expected
     prometheus_selector = {"app.kubernetes.io/component": "prometheus"}
     for key, workload in CATALOG.items():

@@ -73,8 +73,9 @@ def test_root_filesystems_are_read_only(profile_render: list[Manifest]) -> None:
     for name, pod in pods_of(profile_render):
         for container in pod["spec"]["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
-        # Only the operator and its hook Jobs talk to the Kubernetes API (each with an account
-        # of its own, allowed what it does), so only their pods get a token
+        # Only the operator, its hook Jobs and Prometheus (pod discovery) talk to the Kubernetes
+        # API (each with an account of its own, allowed what it does), so only their pods get a
+        # token
         component = pod["metadata"]["labels"].get("app.kubernetes.io/component")
-        talks_to_the_api = component in ("operator", "operator-hook")
+        talks_to_the_api = component in ("operator", "operator-hook", "prometheus")
         assert pod["spec"]["automountServiceAccountToken"] is talks_to_the_api, name

@@ -85,6 +85,11 @@ mastertrade.io/uses-{{ . }}
 {{- include "mastertrade.fullname" . }}
 {{- end }}
 
+{{/* Prometheus' own identity: the only workload that reads the Kubernetes API (pod discovery) */}}
+{{- define "mastertrade.prometheusServiceAccountName" -}}
+{{- include "mastertrade.fullname" . }}-prometheus
+{{- end }}
+
 {{/*
 Key of the workload that provides .role to the others (database, rabbitmq, redis or metrics:
 its `provides`). Connection URLs, backups, policies and Prometheus follow it, whatever its key.
@@ -189,13 +194,54 @@ A value as an environment string. Helm reads YAML numbers as floats, which print
 {{- toYaml $data }}
 {{- end }}
 
-{{/* The config files of a workload (files/<key>/<file>, rendered with tpl): a YAML map. */}}
+{{/*
+The config files of a workload (files/<key>/<file>, rendered with tpl unless `verbatim`): a YAML
+map.
+*/}}
 {{- define "mastertrade.filesData" -}}
 {{- $root := .root }}
 {{- $key := .key }}
 {{- $data := dict }}
 {{- range .w.configFiles }}
-{{- $_ := set $data .file (tpl ($root.Files.Get (printf "files/%s/%s" $key .file)) $root) }}
+{{- $text := $root.Files.Get (printf "files/%s/%s" $key .file) }}
+{{- if .verbatim }}
+{{- $_ := set $data .file $text }}
+{{- else }}
+{{- $_ := set $data .file (tpl $text $root) }}
+{{- end }}
 {{- end }}
 {{- toYaml $data }}
+{{- end }}
+
+{{/*
+A Prometheus scrape job for every pod of one component of this release, found by pod discovery
+in the release's namespace, scraped on the container port named .port (one target per pod).
+Called with (dict "root" $ "job" name "component" label "port" portName "tier" tier).
+*/}}
+{{- define "mastertrade.podScrapeJob" }}
+  - job_name: {{ .job }}
+    metrics_path: /metrics
+    kubernetes_sd_configs:
+      - role: pod
+        namespaces:
+          names: [{{ .root.Release.Namespace }}]
+        selectors:
+          - role: pod
+            label: app.kubernetes.io/instance={{ .root.Release.Name }},app.kubernetes.io/component={{ .component }}
+    relabel_configs:
+      # Pod discovery gives one target per container port: keep the metrics port only
+      - source_labels: [__meta_kubernetes_pod_container_port_name]
+        regex: {{ .port }}
+        action: keep
+      # A pod that has not started or has finished has nothing to scrape
+      - source_labels: [__meta_kubernetes_pod_phase]
+        regex: Pending|Succeeded|Failed
+        action: drop
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+      # `job` names the workload; the services label their own series with `service`
+      - target_label: tier
+        replacement: {{ .tier }}
 {{- end }}

@@ -118,8 +118,14 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
+  {{- if eq (toString $w.provides) "metrics" }}
+  # Prometheus finds the pods it scrapes through the Kubernetes API: it needs its token
+  serviceAccountName: {{ include "mastertrade.prometheusServiceAccountName" $root }}
+  automountServiceAccountToken: true
+  {{- else }}
   serviceAccountName: {{ include "mastertrade.serviceAccountName" $root }}
   automountServiceAccountToken: false
+  {{- end }}
   {{- if not $w.image }}
   terminationGracePeriodSeconds: {{ $root.Values.image.terminationGracePeriodSeconds }}
   {{- end }}

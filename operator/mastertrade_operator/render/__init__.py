@@ -36,6 +36,8 @@ def build_helm_values(
     values: dict[str, Any] = json.loads(json.dumps(resource.spec_values))
     if credentials_secret and not resource.values.auth.existingSecret:
         values.setdefault("auth", {})["existingSecret"] = credentials_secret
+    # PodMonitors and PrometheusRules are not kinds the operator applies: Helm renders them
+    values.setdefault("prometheus", {})["operatorResources"] = "never"
     return values
 
 

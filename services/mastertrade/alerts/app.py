@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from mastertrade.alerts.api import router
+from mastertrade.alerts.api import alertmanager_router, router
 from mastertrade.alerts.domain.events import build_from_message
 from mastertrade.alerts.service import AlertService
 from mastertrade.alerts.settings import AlertSettings
@@ -30,7 +30,9 @@ def create_app(settings: AlertSettings) -> FastAPI:
         alert = build_from_message(payload)
         await retry_transient(lambda: service.raise_alert(alert), "storing an alert")
 
-    app = build_service_app(find_service("alert_system"), settings, [router], {QUEUE: handle})
+    app = build_service_app(
+        find_service("alert_system"), settings, [router, alertmanager_router], {QUEUE: handle}
+    )
     service.runtime = app.state.runtime
     app.state.alerts = service
 

@@ -45,6 +45,18 @@ class Consumer:
         )
         self._tag = await self._amqp_queue.consume(self._on_message)
 
+    async def backlog(self, timeout: float = 1.0) -> int | None:
+        """Messages ready in the queue (a passive declare), or None while it cannot be asked."""
+        if self._amqp_queue is None:
+            return None
+        try:
+            declared = await asyncio.wait_for(self._amqp_queue.declare(), timeout)
+        except Exception as error:  # the broker is down: /health and dependency_up say so
+            logger.debug("asking %s for its backlog failed: %s", self.queue.name, error)
+            return None
+        count = declared.message_count
+        return int(count) if count is not None else None
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
         if task is not None:

@@ -4,13 +4,15 @@ Each app gets its own registry (so several apps can live in one process, as in t
 `mastertrade_http_requests_total{service,method,route,status}`,
 `mastertrade_http_request_duration_seconds{service,method,route}`,
 `mastertrade_dependency_up{service,dependency}`, `mastertrade_service_info{service,version}`,
-plus the process and Python collectors. `MetricsMiddleware` is a plain ASGI middleware (cheaper
-than Starlette's BaseHTTPMiddleware) that labels requests by route template, not raw path, so
+`mastertrade_queue_messages{service,queue}` (the backlog of each queue it consumes), plus the
+process and Python collectors. `MetricsMiddleware` is a plain ASGI middleware (cheaper than
+Starlette's BaseHTTPMiddleware) that labels requests by route template, not raw path, so
 the label set stays bounded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -70,6 +72,12 @@ class ServiceMetrics:
             registry=self.registry,
         )
         info.labels(service=self.service, version=self.version).set(1)
+        self.queue_messages = Gauge(
+            "mastertrade_queue_messages",
+            "Messages ready in a queue the service consumes (its backlog), as of the last scrape",
+            ["service", "queue"],
+            registry=self.registry,
+        )
 
     def set_dependency(self, dependency: str, up: bool) -> None:
         self.dependency_up.labels(service=self.service, dependency=dependency).set(1 if up else 0)
@@ -124,6 +132,12 @@ class MetricsMiddleware:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """GET /metrics: the registry in Prometheus' text format."""
+    """GET /metrics: the registry in Prometheus' text format, queue backlogs measured now."""
     metrics: ServiceMetrics = request.app.state.metrics
+    consumers = list(getattr(getattr(request.app.state, "runtime", None), "consumers", ()))
+    # asked together: a slow broker delays a scrape by one timeout at most
+    depths = await asyncio.gather(*(consumer.backlog() for consumer in consumers))
+    for consumer, depth in zip(consumers, depths, strict=True):
+        if depth is not None:
+            metrics.queue_messages.labels(metrics.service, consumer.queue.name).set(depth)
     return metrics.render()

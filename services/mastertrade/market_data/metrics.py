@@ -72,6 +72,13 @@ class MarketMetrics:
             ["service", "collector", "outcome"],
             registry=registry,
         )
+        # `time() - this` is how stale the feed is: the "no market data" alert reads it
+        self.last_event = Gauge(
+            "mastertrade_market_data_last_event_timestamp_seconds",
+            "Unix time of the last market event accepted, by source and kind",
+            ["service", "source", "kind"],
+            registry=registry,
+        )
         self.used_weight = Gauge(
             "mastertrade_binance_used_weight_1m",
             "Binance's X-MBX-USED-WEIGHT-1M from the last REST answer",
@@ -81,6 +88,7 @@ class MarketMetrics:
 
     def accept(self, source: str, kind: str) -> None:
         self.events.labels(self.service, source, kind).inc()
+        self.last_event.labels(self.service, source, kind).set_to_current_time()
 
     def reject(self, source: str, reason: str) -> None:
         self.rejected.labels(self.service, source, reason).inc()

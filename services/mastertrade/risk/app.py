@@ -16,6 +16,7 @@ from mastertrade.core.outbox import publish_outbox, run_outbox_loop
 from mastertrade.core.runtime import Runtime
 from mastertrade.risk.adapters.store import decide_signal
 from mastertrade.risk.api import admin_router, router
+from mastertrade.risk.portfolio_metrics import PortfolioMetrics
 from mastertrade.risk.settings import RiskSettings
 
 Settings = RiskSettings
@@ -53,11 +54,17 @@ def create_app(settings: RiskSettings) -> FastAPI:
     runtime: Runtime = app.state.runtime
     handler.runtime = runtime
     stop = asyncio.Event()
+    portfolio = PortfolioMetrics(
+        runtime.metrics.registry,
+        settings.trading_environment,
+        settings.limits().max_portfolio_drawdown_pct,
+    )
 
     async def start() -> list[asyncio.Task[None]]:
         stop.clear()
         loop = run_outbox_loop(lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL, stop)
-        return [asyncio.create_task(loop)]
+        gauges = portfolio.run(lambda: runtime.pool, stop)
+        return [asyncio.create_task(loop), asyncio.create_task(gauges)]
 
     add_background(app, start)
     return app

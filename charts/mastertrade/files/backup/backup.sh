@@ -37,7 +37,21 @@ definitions="$BACKUP_DIR/rabbitmq_definitions_$stamp.json"
 # is always a whole backup.
 partial_dump="$BACKUP_DIR/.mastertrade_$stamp.dump.partial"
 partial_definitions="$BACKUP_DIR/.rabbitmq_definitions_$stamp.json.partial"
-trap 'rm -f "$partial_dump" "$partial_definitions"' EXIT
+# Every run, whatever its outcome, is recorded in the database's backup_runs table (when it can
+# be reached), which the risk manager exports as metrics for the "backup failing or missing"
+# alerts (docs/monitoring.md). Recording is best effort: it never fails a backup.
+record() {
+    psql -q -v ON_ERROR_STOP=1 -v ok="$1" -v detail="$2" "$PGDATABASE" >/dev/null 2>&1 <<'SQL' ||
+INSERT INTO backup_runs (succeeded, detail) VALUES (:'ok'::boolean, :'detail');
+SQL
+        log "could not record this run in backup_runs (the table comes with mastertrade migrate)" >&2
+}
+finish() {
+    status=$?
+    rm -f "$partial_dump" "$partial_definitions"
+    if [ "$status" -eq 0 ]; then record true "$dump"; else record false "exit status $status"; fi
+}
+trap finish EXIT
 
 log "dumping database $PGDATABASE on ${PGHOST:-localhost}:${PGPORT:-5432} as ${PGUSER:-$(id -un)}"
 pg_dump --format=custom --file="$partial_dump" "$PGDATABASE"

@@ -1,5 +1,6 @@
 """HTTP routes of alert_system."""
 
+from mastertrade.alerts.api.alertmanager import alertmanager_router
 from mastertrade.alerts.api.routes import router
 
-__all__ = ["router"]
+__all__ = ["alertmanager_router", "router"]

@@ -4,11 +4,15 @@ The alert system's queue carries AlertEvents (`mastertrade.alerts`) and order ev
 (`order.filled`, `order.rejected`); the consumer sees only the body, so the shape tells which.
 Alertmanager posts its webhook JSON (version 4): one alert per entry, firing or resolved, its
 fingerprint and status making the dedup key so a re-sent notification is not a new alert.
+Prometheus itself posts to Alertmanager's API v2 (`POST /api/v2/alerts`: a list of alerts with
+labels, annotations, startsAt and endsAt, resolved once endsAt has passed) and re-sends every
+firing alert each minute: the same alert and start give the same dedup key, so it is sent once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -71,6 +75,32 @@ class AlertmanagerWebhook(BaseModel):
     status: str
     receiver: str = ""
     alerts: list[AlertmanagerAlert]
+
+
+class PostableAlert(BaseModel):
+    """One alert of Alertmanager's API v2 `POST /api/v2/alerts` (what Prometheus sends)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: datetime | None = None  # noqa: N815 - Alertmanager's field name
+    endsAt: datetime | None = None  # noqa: N815 - Alertmanager's field name
+    generatorURL: str = ""  # noqa: N815 - Alertmanager's field name
+
+
+def build_from_postable(alerts: list[PostableAlert], now: datetime) -> list[AlertEvent]:
+    """Alerts posted to the API v2; one whose endsAt has passed is resolved."""
+    entries = [
+        AlertmanagerAlert(
+            status="resolved" if alert.endsAt is not None and alert.endsAt <= now else "firing",
+            labels=alert.labels,
+            annotations=alert.annotations,
+            startsAt=alert.startsAt.isoformat() if alert.startsAt else "",
+        )
+        for alert in alerts
+    ]
+    return build_from_alertmanager(AlertmanagerWebhook(status="firing", alerts=entries))
 
 
 def build_from_alertmanager(webhook: AlertmanagerWebhook) -> list[AlertEvent]:
