@@ -1,16 +1,24 @@
 """Risk state and decisions in PostgreSQL, decided under a row lock shared by every replica.
 
-One decision is one transaction: the environment's `risk_state` row is locked FOR UPDATE (so
-replicas decide one at a time and see each other's decisions, peaks and breaker), the context is
-read, the pure rules decide, and the decision, the new peak or breaker state and the events
-(`order.approved`, `risk.decision`, alerts) are written together through the outbox. A signal
-already decided (a redelivery) returns its stored decision and publishes nothing new.
+A batch of signals is decided in one transaction: the environment's `risk_state` row is locked
+FOR UPDATE (so replicas decide one at a time and see each other's decisions, peaks and breaker),
+then each signal costs two statements: one reads what was already decided about it (a
+redelivery), the portfolio context and settles finished orders; the pure rules decide; one writes
+the decision, the new peak or breaker state and its events (`order.approved`, `risk.decision`,
+alerts) into the outbox. Later signals of the batch see the earlier ones' decisions, as they
+would in transactions of their own. A signal already decided returns its stored decision and
+publishes nothing new.
+
+Round trips per batch: BEGIN, the lock, 2 per signal, COMMIT (the state is read under the lock
+every time, never cached: a cache would need invalidating across replicas, the lock already
+gives every replica the current state for free).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,7 +27,6 @@ import asyncpg
 
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import AlertEvent, ApprovedOrder, RiskDecisionEvent, Signal
-from mastertrade.core.outbox import add_to_outbox
 from mastertrade.risk.domain import OrderRequest, Outcome, RiskContext, RiskDecision, RiskLimits
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
@@ -28,19 +35,19 @@ ENSURE_STATE = "INSERT INTO risk_state (environment) VALUES ($1) ON CONFLICT DO 
 LOCK_STATE = """
 SELECT equity_peak, breaker_open, kill_switch FROM risk_state WHERE environment = $1 FOR UPDATE
 """
-EXISTING = "SELECT outcome, approved_quantity, reasons::text AS reasons, client_order_id " \
-    "FROM risk_decisions WHERE signal_id = $1"  # fmt: skip
-# Approved buys stop counting as pending exposure once their order is finished (its fill, if
-# any, is in `positions` from then on); only the few still pending are ever scanned.
-SETTLE = """
-UPDATE risk_decisions d SET pending = false FROM orders o
-WHERE d.pending AND d.environment = $1 AND o.client_order_id = d.client_order_id
-  AND o.status IN ('filled', 'rejected', 'cancelled')
-"""
+# One statement after the lock: the stored decision of this signal if any (a redelivery), the
+# context the rules need, and the settling of approved buys whose order finished (they stop
+# counting as pending exposure: the fill, if any, is in `positions` from then on). The settle
+# CTE's own changes are invisible to the rest of the statement, hence `NOT IN settled`.
 CONTEXT = """
-WITH pending AS (
+WITH settled AS (
+    UPDATE risk_decisions d SET pending = false FROM orders o
+    WHERE d.pending AND d.environment = $1 AND o.client_order_id = d.client_order_id
+      AND o.status IN ('filled', 'rejected', 'cancelled')
+    RETURNING d.signal_id
+), pending AS (
     SELECT symbol, approved_quantity * price AS value FROM risk_decisions
-    WHERE environment = $1 AND pending
+    WHERE environment = $1 AND pending AND signal_id NOT IN (SELECT signal_id FROM settled)
 )
 SELECT
     (SELECT equity FROM account_equity WHERE environment = $1) AS equity,
@@ -49,18 +56,35 @@ SELECT
     (SELECT count(*) FROM (SELECT symbol FROM positions WHERE environment = $1 AND quantity > 0
                            UNION SELECT symbol FROM pending) open) AS open_positions,
     (SELECT count(*) FROM risk_decisions WHERE environment = $1 AND outcome <> 'rejected'
-       AND decided_at > now() - interval '1 minute') AS recent
+       AND decided_at > now() - interval '1 minute') AS recent,
+    prior.outcome AS prior_outcome, prior.approved_quantity AS prior_quantity,
+    prior.reasons::text AS prior_reasons, prior.client_order_id AS prior_client_order_id
+FROM (SELECT 1) one LEFT JOIN risk_decisions prior ON prior.signal_id = $3
 """
-INSERT_DECISION = """
-INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, requested_quantity,
-    approved_quantity, price, reasons, client_order_id, pending)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $4 = 'buy' AND $5 <> 'rejected')
+# One statement writes the decision, the peak and breaker (when they change) and the events.
+WRITE = """
+WITH decision AS (
+    INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
+        requested_quantity, approved_quantity, price, reasons, client_order_id, pending)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $4 = 'buy' AND $5 <> 'rejected')
+), state AS (
+    UPDATE risk_state SET
+        equity_peak = COALESCE($11::numeric, equity_peak),
+        breaker_open = breaker_open OR $12::boolean,
+        breaker_reason = CASE WHEN $12::boolean THEN $13::text ELSE breaker_reason END,
+        breaker_tripped_at = CASE WHEN $12::boolean THEN now() ELSE breaker_tripped_at END,
+        updated_at = now()
+    WHERE environment = $2 AND ($11::numeric IS NOT NULL OR $12::boolean)
+)
+INSERT INTO outbox (exchange, routing_key, payload)
+SELECT exchange, routing_key, payload::jsonb
+FROM unnest($14::text[], $15::text[], $16::text[]) WITH ORDINALITY
+    AS event(exchange, routing_key, payload, position)
+ORDER BY position
+RETURNING id
 """
-UPDATE_PEAK = "UPDATE risk_state SET equity_peak = $2, updated_at = now() WHERE environment = $1"
-TRIP = """
-UPDATE risk_state SET breaker_open = true, breaker_reason = $2, breaker_tripped_at = now(),
-    updated_at = now() WHERE environment = $1
-"""
+
+Event = tuple[str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,8 @@ class StoredDecision:
     reasons: list[str]
     client_order_id: str | None
     replayed: bool = False
+    outbox_ids: tuple[int, ...] = ()
+    events: tuple[Event, ...] = ()
 
 
 def build_context(state: asyncpg.Record, row: asyncpg.Record, price: Decimal) -> RiskContext:
@@ -89,9 +115,9 @@ def build_context(state: asyncpg.Record, row: asyncpg.Record, price: Decimal) ->
 
 def build_events(
     signal: Signal, decision: RiskDecision, client_order_id: str | None
-) -> list[tuple[str, str, dict[str, Any]]]:
+) -> list[Event]:
     """(exchange, routing key, payload) of every event this decision publishes."""
-    events: list[tuple[str, str, dict[str, Any]]] = []
+    events: list[Event] = []
     reasons = list(decision.reasons)
     event = RiskDecisionEvent(
         signal_id=signal.signal_id, outcome=decision.outcome.value, symbol=signal.symbol,
@@ -128,51 +154,88 @@ def breaker_alert(decision: RiskDecision, limits: RiskLimits) -> AlertEvent:
     )  # fmt: skip
 
 
-async def _replay(connection: Connection, signal_id: str) -> StoredDecision | None:
-    row = await connection.fetchrow(EXISTING, signal_id)
-    if row is None:
+def _replayed(row: asyncpg.Record) -> StoredDecision | None:
+    if row["prior_outcome"] is None:
         return None
-    reasons = json.loads(row["reasons"])
-    outcome = Outcome(row["outcome"])
     return StoredDecision(
-        outcome, row["approved_quantity"], reasons, row["client_order_id"], replayed=True
+        Outcome(row["prior_outcome"]), row["prior_quantity"], json.loads(row["prior_reasons"]),
+        row["prior_client_order_id"], replayed=True,
+    )  # fmt: skip
+
+
+async def lock_state(connection: Connection, environment: str) -> asyncpg.Record:
+    """Lock the environment's risk state (created on the very first decision) and read it."""
+    state = await connection.fetchrow(LOCK_STATE, environment)
+    if state is None:
+        await connection.execute(ENSURE_STATE, environment)
+        state = await connection.fetchrow(LOCK_STATE, environment)
+    return one(state, "risk state")
+
+
+async def _decide_locked(
+    connection: Connection,
+    state: asyncpg.Record,
+    signal: Signal,
+    limits: RiskLimits,
+    environment: str,
+) -> tuple[StoredDecision, asyncpg.Record]:
+    """Decide one signal under the held lock; returns it and the state as it now stands."""
+    row = one(
+        await connection.fetchrow(CONTEXT, environment, signal.symbol, signal.signal_id),
+        "context",
     )
+    replayed = _replayed(row)
+    if replayed is not None:
+        return replayed, state
+    request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
+    decision = decide_rules(request, build_context(state, row, signal.price), limits)
+    approved = decision.outcome is not Outcome.REJECTED
+    client_order_id = f"mt-{uuid.uuid4().hex[:28]}" if approved else None
+    events = build_events(signal, decision, client_order_id)
+    alert = breaker_alert(decision, limits) if decision.trips_breaker else None
+    if alert is not None:
+        events.insert(0, (ALERTS.name, "alert.circuit_breaker", alert.to_json()))
+    ids = await connection.fetch(
+        WRITE, signal.signal_id, environment, signal.symbol, signal.side,
+        decision.outcome.value, signal.quantity, decision.quantity, signal.price,
+        json.dumps(list(decision.reasons)), client_order_id, decision.new_peak,
+        decision.trips_breaker, alert.message if alert else None,
+        [e[0] for e in events], [e[1] for e in events], [json.dumps(e[2]) for e in events],
+    )  # fmt: skip
+    stored = StoredDecision(
+        decision.outcome, decision.quantity, list(decision.reasons), client_order_id,
+        outbox_ids=tuple(r["id"] for r in ids), events=tuple(events),
+    )  # fmt: skip
+    return stored, _next_state(state, decision)
 
 
-async def _apply_state(
-    connection: Connection, environment: str, decision: RiskDecision, limits: RiskLimits
-) -> None:
-    if decision.new_peak is not None:
-        await connection.execute(UPDATE_PEAK, environment, decision.new_peak)
-    if decision.trips_breaker:
-        alert = breaker_alert(decision, limits)
-        await connection.execute(TRIP, environment, alert.message)
-        await add_to_outbox(connection, ALERTS.name, "alert.circuit_breaker", alert.to_json())
+def _next_state(state: asyncpg.Record, decision: RiskDecision) -> Any:
+    """The locked state after this decision, for the next signal of the same batch."""
+    if decision.new_peak is None and not decision.trips_breaker:
+        return state
+    return {
+        "equity_peak": decision.new_peak or state["equity_peak"],
+        "breaker_open": state["breaker_open"] or decision.trips_breaker,
+        "kill_switch": state["kill_switch"],
+    }
+
+
+async def decide_batch(
+    connection: Connection, signals: Sequence[Signal], limits: RiskLimits, environment: str
+) -> list[StoredDecision]:
+    """Decide the signals in order, atomically (all or none), on `connection`."""
+    decided: list[StoredDecision] = []
+    async with connection.transaction():
+        state = await lock_state(connection, environment)
+        for signal in signals:
+            stored, state = await _decide_locked(connection, state, signal, limits, environment)
+            decided.append(stored)
+    return decided
 
 
 async def decide_signal(
     pool: asyncpg.Pool, signal: Signal, limits: RiskLimits, environment: str
 ) -> StoredDecision:
     """Decide a signal once (a redelivery gets the stored decision), atomically."""
-    async with pool.acquire() as connection, connection.transaction():
-        await connection.execute(ENSURE_STATE, environment)
-        state = one(await connection.fetchrow(LOCK_STATE, environment), "risk state")
-        replayed = await _replay(connection, signal.signal_id)
-        if replayed is not None:
-            return replayed
-        await connection.execute(SETTLE, environment)
-        row = one(await connection.fetchrow(CONTEXT, environment, signal.symbol), "context")
-        request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
-        decision = decide_rules(request, build_context(state, row, signal.price), limits)
-        approved = decision.outcome is not Outcome.REJECTED
-        client_order_id = f"mt-{uuid.uuid4().hex[:28]}" if approved else None
-        await connection.execute(
-            INSERT_DECISION, signal.signal_id, environment, signal.symbol, signal.side,
-            decision.outcome.value, signal.quantity, decision.quantity, signal.price,
-            json.dumps(list(decision.reasons)), client_order_id,
-        )  # fmt: skip
-        await _apply_state(connection, environment, decision, limits)
-        for exchange, key, payload in build_events(signal, decision, client_order_id):
-            await add_to_outbox(connection, exchange, key, payload)
-    return StoredDecision(decision.outcome, decision.quantity, list(decision.reasons),
-                          client_order_id)  # fmt: skip
+    async with pool.acquire() as connection:
+        return (await decide_batch(connection, [signal], limits, environment))[0]
