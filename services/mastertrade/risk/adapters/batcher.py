@@ -78,13 +78,10 @@ class DecisionBatcher:
 
     async def _decide(self, signals: list[Signal]) -> list[StoredDecision]:
         async with self.pool_of().acquire() as connection:
-            decided = await decide_batch(connection, signals, self.limits, self.environment)
+            decided, written = await decide_batch(
+                connection, signals, self.limits, self.environment
+            )
             self.batches += 1
-            written = [
-                (outbox_id, event)
-                for stored in decided
-                for outbox_id, event in zip(stored.outbox_ids, stored.events, strict=True)
-            ]
             try:  # published now for latency; when this fails the outbox loop publishes later
                 await publish_written(connection, self.channel_of(), written)
             except Exception as error:
