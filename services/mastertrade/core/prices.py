@@ -82,11 +82,11 @@ async def fetch_book(client: aioredis.Redis, symbol: str) -> TopOfBook:
     return parse_book(symbol, _text(raw))
 
 
+def quote_fields(book: TopOfBook) -> dict[str, str]:
+    """The hash fields of a top of book, as `parse_book` reads them."""
+    return {"bid": format(book.bid, "f"), "ask": format(book.ask, "f"), "ts": str(book.ts_ms)}
+
+
 async def write_book(client: aioredis.Redis, book: TopOfBook) -> None:
     """Store a top of book (market data's side; tests and the bench use it too)."""
-    mapping: dict[str | bytes, str | bytes] = {
-        "bid": format(book.bid, "f"),
-        "ask": format(book.ask, "f"),
-        "ts": str(book.ts_ms),
-    }
-    await client.hset(book_key(book.symbol), mapping=mapping)  # type: ignore[arg-type]
+    await client.hset(book_key(book.symbol), mapping=quote_fields(book))  # type: ignore[arg-type]
