@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import ROUND_DOWN, Decimal
+from functools import partial
 
 import aio_pika
 import asyncpg
@@ -159,10 +160,10 @@ KILLS = 20
 
 
 async def feed(channel: AbstractChannel, symbol: str, sent: list[str], stop: asyncio.Event) -> None:
-    """Small buys at about 10 a second until told to stop."""
+    """Small buys at about 7 a second until told to stop."""
     while not stop.is_set():
         sent.append(await strategy_signal(channel, symbol, "buy", Decimal("0.5"), Decimal(100)))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.15)
 
 
 async def finished(url: str) -> int:
@@ -192,7 +193,7 @@ async def test_sigkill_of_the_executor_twenty_times_loses_and_doubles_nothing(
     stack: Stack,
 ) -> None:
     env, symbol, rng, stop = stack.env, new_symbol(), random.Random(20261202), asyncio.Event()
-    url, sent = env["DATABASE_URL"], []
+    url, sent = env["DATABASE_URL"], list[str]()
     await set_quote(env["REDIS_URL"], symbol, "99.5", "100")
     await stack.start("risk_manager", **CRASH_ENV)
     first = await stack.start("order_executor", **CRASH_ENV)  # opens the account, values it
@@ -250,13 +251,13 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
         for _ in range(2):  # 2 x 19 % of equity: 38 % of it in the falling symbol
             bought = await decide(channel, url, falling, "buy", Decimal(19), Decimal(100))
             assert bought["outcome"] == "approved", bought["reasons"]
-            await wait_until(lambda b=bought: filled(url, b["client_order_id"]), "the fill")
+            await wait_until(partial(filled, url, bought["client_order_id"]), "the fill")
         probe = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
         assert probe["outcome"] == "approved"  # the peak is recorded near 10000
         for price in ("80", "50"):  # -50 % on 38 % of equity: about -19 % from the peak
             frozen = time.time()
             await set_quote(redis, falling, price, price)
-            await wait_until(lambda f=frozen: equity_stored(url, f), "a revaluation")
+            await wait_until(partial(equity_stored, url, frozen), "a revaluation")
         refused = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
         reducing = await decide(channel, url, falling, "sell", Decimal(5), Decimal(50))
         await wait_until(lambda: filled(url, reducing["client_order_id"]), "the reducing sell")
