@@ -13,7 +13,7 @@ from mastertrade.core.background import add_background
 from mastertrade.core.messages import Signal
 from mastertrade.core.outbox import run_outbox_loop
 from mastertrade.core.runtime import Runtime
-from mastertrade.risk.adapters.batcher import DecisionBatcher
+from mastertrade.risk.adapters.batcher import MAX_BATCH, DecisionBatcher
 from mastertrade.risk.api import admin_router, router
 from mastertrade.risk.settings import RiskSettings
 
@@ -24,7 +24,10 @@ OUTBOX_INTERVAL = 1.0
 
 class SignalHandler:
     """Decides each signal (in batches, see batcher.py); invalid ones raise, so the consumer
-    dead-letters them."""
+    dead-letters them. The broker hands over up to a full batch at a time (`prefetch`): with
+    the default 10 in flight, batches could never grow past 10 under load."""
+
+    prefetch = MAX_BATCH
 
     def __init__(self, settings: RiskSettings) -> None:
         self.settings = settings

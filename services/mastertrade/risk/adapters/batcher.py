@@ -27,7 +27,7 @@ from mastertrade.risk.adapters.store import StoredDecision, decide_batch
 from mastertrade.risk.domain import RiskLimits
 
 logger = logging.getLogger("mastertrade.risk")
-MAX_BATCH = 50
+MAX_BATCH = 100
 
 Waiting = tuple[Signal, "asyncio.Future[StoredDecision]"]
 
