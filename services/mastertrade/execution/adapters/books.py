@@ -37,30 +37,6 @@ VALUES ($1, $2, $3, $4, $5, $6)
 """
 POSITIONS = "SELECT symbol, quantity, average_price FROM positions WHERE environment = $1"
 LOCK_POSITIONS = POSITIONS + " ORDER BY symbol FOR UPDATE"
-# A fill's every write in one statement (balance, position, fill, order, equity, event); the
-# fill's (order, fill id) key refuses a second fill, the CHECKs a negative balance or position.
-BOOK_FILL = """
-WITH balance AS (
-    UPDATE balances SET free = $3, locked = $4, updated_at = now()
-    WHERE environment = $1 AND asset = $2
-), position AS (
-    INSERT INTO positions (environment, symbol, quantity, average_price) VALUES ($1, $5, $6, $7)
-    ON CONFLICT (environment, symbol) DO UPDATE
-    SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price, updated_at = now()
-), fill AS (
-    INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
-    VALUES ($8, $8 || ':1', $9, $10, $11, $2)
-), filled AS (
-    UPDATE orders SET status = 'filled', filled_quantity = $10, average_price = $9, fee = $11,
-        reserved = 0, updated_at = now() WHERE client_order_id = $8
-), equity AS (
-    INSERT INTO account_equity (environment, cash, positions_value, equity)
-    VALUES ($1, $3::numeric + $4::numeric, $12, $13)
-    ON CONFLICT (environment) DO UPDATE SET cash = EXCLUDED.cash,
-        positions_value = EXCLUDED.positions_value, equity = EXCLUDED.equity, updated_at = now()
-)
-INSERT INTO outbox (exchange, routing_key, payload) VALUES ($14, $15, $16::jsonb)
-"""
 CASH = "SELECT COALESCE(sum(free + locked), 0) FROM balances WHERE environment = $1 AND asset = $2"
 SET_EQUITY = """
 INSERT INTO account_equity (environment, cash, positions_value, equity) VALUES ($1, $2, $3, $4)
