@@ -78,7 +78,8 @@ class OrderBatcher:
                 future.set_result(None)
 
     async def _execute(self, orders: list[ApprovedOrder]) -> None:
-        pool, ids = self.pool_of(), [order.client_order_id for order in orders]
-        await retry_transient(lambda: record_orders(pool, orders, self.environment), "recording")
+        ids, env = [order.client_order_id for order in orders], self.environment
+        # the pool is looked up inside the retry: at start-up it may not be open yet
+        await retry_transient(lambda: record_orders(self.pool_of(), orders, env), "recording")
         await retry_transient(lambda: self.venue.execute_many(ids), "executing")
         self.batches += 1

@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractChannel
 
 from mastertrade.core.messages import Signal
 from mastertrade.core.outbox import publish_written
+from mastertrade.core.retry import retry_transient
 from mastertrade.risk.adapters.store import StoredDecision, decide_batch
 from mastertrade.risk.domain import RiskLimits
 
@@ -62,7 +63,9 @@ class DecisionBatcher:
 
     async def _run(self, batch: list[Waiting]) -> None:
         try:
-            decided = await self._decide([signal for signal, _ in batch])
+            signals = [signal for signal, _ in batch]
+            # an outage (or a pool not open yet at start-up) is waited out, never dead-lettered
+            decided = await retry_transient(lambda: self._decide(signals), "deciding")
         except Exception as error:
             if len(batch) > 1:
                 logger.warning("a batch of %d signals failed (%s); deciding them one by one",
