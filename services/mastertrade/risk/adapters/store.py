@@ -287,12 +287,3 @@ def replace_replayed(stored: StoredDecision) -> StoredDecision:
     """How a repeat of the same signal within the batch sees it: decided, nothing to publish."""
     return StoredDecision(stored.outcome, stored.quantity, stored.reasons,
                           stored.client_order_id, replayed=True)  # fmt: skip
-
-
-async def decide_signal(
-    pool: asyncpg.Pool, signal: Signal, limits: RiskLimits, environment: str
-) -> StoredDecision:
-    """Decide a signal once (a redelivery gets the stored decision), atomically."""
-    async with pool.acquire() as connection:
-        decided, _ = await decide_batch(connection, [signal], limits, environment)
-    return decided[0]
