@@ -2,9 +2,9 @@
 
 Each test gets a migrated database and a RabbitMQ vhost of its own; the services run as
 `mastertrade serve` processes started, health-checked and stopped by `mastertrade up`'s own
-functions (`mastertrade.local_stack`). `strategy_signal` is the strategy stand-in: it publishes
-a signal on the broker exactly as a strategy does, and is the one place to swap for the real
-strategy service once it signals by itself.
+functions (`mastertrade.local_stack`). `strategy_signal` publishes a signal on the broker exactly
+as a strategy does, for the tests that need signals of a chosen size at a chosen moment;
+test_strategies_trade.py runs the real strategy service instead.
 """
 
 from __future__ import annotations
