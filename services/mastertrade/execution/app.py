@@ -20,11 +20,11 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
+from mastertrade.core.batching import MAX_BATCH as BATCH_PREFETCH
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import publish_outbox
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
-from mastertrade.execution.adapters.batcher import MAX_BATCH as BATCH_PREFETCH
 from mastertrade.execution.adapters.batcher import OrderBatcher
 from mastertrade.execution.adapters.binance import BinanceClient
 from mastertrade.execution.adapters.books import open_account

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
+from mastertrade.core.batching import MAX_BATCH
 from mastertrade.core.messages import Signal
 from mastertrade.core.outbox import run_outbox_loop
 from mastertrade.core.runtime import Runtime
-from mastertrade.risk.adapters.batcher import MAX_BATCH, DecisionBatcher
+from mastertrade.risk.adapters.batcher import DecisionBatcher
 from mastertrade.risk.api import admin_router, router
 from mastertrade.risk.portfolio_metrics import PortfolioMetrics
 from mastertrade.risk.settings import RiskSettings
