@@ -179,3 +179,22 @@ def test_prometheus_in_the_cluster_has_the_trading_series(trading: NodeCluster) 
         wait_for(present, 180, "the trading series in Prometheus", every=5)
     except AssertionError:
         raise AssertionError({q: prometheus_query(trading, q) for q in queries}) from None
+
+
+def test_prometheus_discovers_pods_only_as_its_role_allows(trading: NodeCluster) -> None:
+    """Pod discovery goes through the chart's Role: without its RoleBinding the API server
+    answers 403, which Prometheus' log shows (the stand-in keeps the last targets meanwhile)."""
+    binding = f"{PREFIX}-prometheus"
+    saved = trading.get("rolebinding", binding, "-n", NAMESPACE)
+    trading.kubectl("delete", "rolebinding", binding, "-n", NAMESPACE)
+
+    def logged_403() -> bool:
+        log = trading.kubectl("logs", f"deployment/{PREFIX}-prometheus", "-n", NAMESPACE)
+        return "403" in log and "forbidden" in log.lower()
+
+    try:
+        wait_for(logged_403, 120, "a 403 from pod discovery in Prometheus' log", every=3)
+    finally:
+        for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+            saved["metadata"].pop(key, None)
+        trading.kubectl("apply", "-f", "-", stdin=json.dumps(saved))
