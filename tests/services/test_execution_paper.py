@@ -4,15 +4,21 @@ book, exactly once, books that balance at every step, limit orders resting until
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from mastertrade.core.bus import publish_json
+from mastertrade.core.messages import ApprovedOrder
+from mastertrade.execution.adapters.books import open_account
+from mastertrade.execution.adapters.orders import record_orders
+from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
 from mastertrade_model.topology import ORDERS
+from tests.services.conftest import REDIS_TEST_URL
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import build_app, new_symbol, recording, set_quote
 
@@ -127,3 +133,37 @@ async def test_a_limit_order_rests_with_its_cash_held_and_fills_when_crossed(
     assert filled["average_price"] == "94.04700000"  # ask 94 + slippage, under the limit
     assert cash == Decimal(10000) - Decimal("188.094") - Decimal("0.188094")
     assert equity == cash + 2 * Decimal("93.5")
+
+
+async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
+    trading_env: dict[str, str],
+) -> None:
+    """Seven orders in one batch, as if each were alone: the buys fill while cash lasts, then
+    are refused; the sell sees the position the buys just built; one repeated id fills once."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    url = trading_env["DATABASE_URL"]
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        await open_account(pool, "paper", "USDT", Decimal(1000))
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+        buys = [ApprovedOrder.model_validate(approved(symbol, "buy", "3")) for _ in range(4)]
+        sell = ApprovedOrder.model_validate(approved(symbol, "sell", "5"))
+        orders = [*buys, sell]
+        await record_orders(pool, orders, "paper")
+        ids = [o.client_order_id for o in orders]
+        events = await venue.execute_many([*ids, ids[0]])
+        again = await venue.execute_many(ids)  # all finished: nothing to do
+    finally:
+        await redis.aclose()
+        await pool.close()
+    assert [e.status for e in events] == ["filled", "filled", "filled", "rejected", "filled"]
+    assert again == []
+    assert "insufficient USDT balance" in (events[3].reason or "")
+    cost = 3 * 3 * Decimal("100.05") * Decimal("1.001")  # three buys of 3 at ask + slippage
+    proceeds = 5 * Decimal("98.95050000")
+    fee = (proceeds * Decimal("0.001")).quantize(Decimal("0.00000001"), rounding=ROUND_UP)
+    cash, equity = await books_balance(url)
+    assert cash == Decimal(1000) - cost + proceeds - fee
+    assert equity == cash + 4 * Decimal("99.5")

@@ -7,11 +7,15 @@ import asyncio
 import hashlib
 from decimal import Decimal
 
+import aio_pika
 import asyncpg
 import pytest
 
-from mastertrade.core.bus import publish_json
-from mastertrade_model.topology import SIGNALS
+from mastertrade.core.bus import declare_topology, publish_json
+from mastertrade.core.messages import Signal
+from mastertrade.risk.adapters.batcher import DecisionBatcher
+from mastertrade.risk.domain import RiskLimits
+from mastertrade_model.topology import EXCHANGES, QUEUES, SIGNALS
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import build_app, recording
 
@@ -132,3 +136,38 @@ async def test_the_check_refuses_non_finite_values(service_env: dict[str, str], 
         answer = await client.post("/api/v1/check", json=body)
     assert answer.status_code == 422
     assert "position_value" in answer.text
+
+
+async def test_two_replicas_deciding_bursts_in_batches_keep_the_exposure_limit(
+    trading_env: dict[str, str],
+) -> None:
+    """20 signals at once on two replicas' batchers: each batch sees the decisions of the
+    batches before it (also the other replica's), so exactly as many buys pass as one by one."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "10000")
+    limits = RiskLimits()  # 20 % per order, 40 % per symbol: 1000 per signal, 4000 in all
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    connection = await aio_pika.connect(trading_env["RABBITMQ_URL"])
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_topology(channel, EXCHANGES, QUEUES)
+        replicas = [DecisionBatcher(lambda: pool, lambda: channel, limits, "paper")
+                    for _ in range(2)]  # fmt: skip
+        signals = [Signal.model_validate(signal(f"burst-{n}", quantity="10", price="100"))
+                   for n in range(20)]  # fmt: skip
+        decided = await asyncio.gather(
+            *(replicas[n % 2].decide(s) for n, s in enumerate(signals)),
+            replicas[0].decide(signals[0]),  # a redelivery arriving in the same burst
+        )
+        rows = await pool.fetch("SELECT outcome, approved_quantity FROM risk_decisions")
+        published = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    finally:
+        await connection.close()
+        await pool.close()
+    assert [r.replayed for r in decided].count(True) == 1
+    assert decided[-1].client_order_id == decided[0].client_order_id
+    approved = [r for r in rows if r["outcome"] != "rejected"]
+    assert len(rows) == 20 and len(approved) == 4
+    assert sum(r["approved_quantity"] for r in approved) * 100 == Decimal(4000)
+    assert replicas[0].batches + replicas[1].batches < 20  # batched, not one by one
+    assert published == 0  # every event published at once, none left to the outbox loop

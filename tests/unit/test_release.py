@@ -53,3 +53,12 @@ def test_a_tag_that_is_not_a_version_changes_nothing(checkout: Path) -> None:
     )
     assert done.returncode == 2 and "not a version tag" in done.stderr
     assert (checkout / "charts/mastertrade/Chart.yaml").read_text() == before
+
+
+def test_the_release_builds_every_image_for_amd64_and_arm64() -> None:
+    workflow = yaml.safe_load((REPO / ".github/workflows/release.yaml").read_text())
+    images = workflow["jobs"]["images"]["strategy"]["matrix"]["include"]
+    assert {entry["image"] for entry in images} == {"mastertrade", "mastertrade-operator"}
+    for entry in images:
+        assert set(entry["platforms"].split(",")) == {"linux/amd64", "linux/arm64"}, entry
+        assert (REPO / entry["dockerfile"]).is_file()

@@ -12,7 +12,7 @@ bid <= ask) so a corrupt or missing quote is refused, never filled against.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -82,11 +82,29 @@ async def fetch_book(client: aioredis.Redis, symbol: str) -> TopOfBook:
     return parse_book(symbol, _text(raw))
 
 
+def quote_fields(book: TopOfBook) -> dict[str, str]:
+    """The hash fields of a top of book, as `parse_book` reads them."""
+    return {"bid": format(book.bid, "f"), "ask": format(book.ask, "f"), "ts": str(book.ts_ms)}
+
+
+async def fetch_books(
+    client: aioredis.Redis, symbols: Sequence[str]
+) -> dict[str, TopOfBook | PriceUnavailableError]:
+    """Several symbols' tops of book in one round trip; each a book or the error saying why it
+    is unusable."""
+    async with client.pipeline(transaction=False) as pipe:
+        for symbol in symbols:
+            pipe.hgetall(book_key(symbol))
+        raws = await pipe.execute()
+    found: dict[str, TopOfBook | PriceUnavailableError] = {}
+    for symbol, raw in zip(symbols, raws, strict=True):
+        try:
+            found[symbol] = parse_book(symbol, _text(raw))
+        except PriceUnavailableError as error:
+            found[symbol] = error
+    return found
+
+
 async def write_book(client: aioredis.Redis, book: TopOfBook) -> None:
     """Store a top of book (market data's side; tests and the bench use it too)."""
-    mapping: dict[str | bytes, str | bytes] = {
-        "bid": format(book.bid, "f"),
-        "ask": format(book.ask, "f"),
-        "ts": str(book.ts_ms),
-    }
-    await client.hset(book_key(book.symbol), mapping=mapping)  # type: ignore[arg-type]
+    await client.hset(book_key(book.symbol), mapping=quote_fields(book))  # type: ignore[arg-type]

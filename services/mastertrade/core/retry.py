@@ -1,4 +1,4 @@
-"""Retrying work through a database or broker outage instead of dead-lettering the message.
+"""Retrying work through a database, broker or Redis outage instead of dead-lettering the message.
 
 A message handler that fails because PostgreSQL or RabbitMQ is briefly away must not have its
 message dead-lettered (the order would be lost): `retry_transient` keeps the message in hand
@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
+import redis.exceptions
 from aio_pika.exceptions import AMQPError
 
 from mastertrade.core.connections import DependencyUnavailableError
@@ -30,6 +31,9 @@ TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     AMQPError,
+    # Redis slow or away (paper fills read their quotes there): wait, never dead-letter an order
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
 )
 
 

@@ -49,18 +49,23 @@ def required_schema_version() -> int:
 
 
 DRAIN_SECONDS = 15.0
+DEFAULT_PREFETCH = 10
 # How long one round of dependency checks answers /health: a probe or a load balancer polling
 # /health then costs the databases one check a second, however often it asks
 HEALTH_CHECK_MAX_AGE = 1.0
 
 
 def build_consumers(spec: ServiceSpec, handlers: Mapping[str, Handler]) -> list[Consumer]:
-    """A consumer per handled queue; only queues the spec says the service consumes."""
+    """A consumer per handled queue; only queues the spec says the service consumes. A handler
+    with a `prefetch` attribute (one that batches, say) takes that many messages at a time."""
     queues = {queue.name: queue for queue in spec.consumed_queues()}
     unknown = sorted(set(handlers) - set(spec.consumes))
     if unknown:
         raise ValueError(f"{spec.name} does not consume {', '.join(unknown)}")
-    return [Consumer(queues[name], handler) for name, handler in handlers.items()]
+    return [
+        Consumer(queues[name], handler, getattr(handler, "prefetch", DEFAULT_PREFETCH))
+        for name, handler in handlers.items()
+    ]
 
 
 def build_connector(

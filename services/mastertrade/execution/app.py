@@ -20,10 +20,12 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
+from mastertrade.core.batching import MAX_BATCH as BATCH_PREFETCH
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import publish_outbox
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
+from mastertrade.execution.adapters.batcher import OrderBatcher
 from mastertrade.execution.adapters.binance import BinanceClient
 from mastertrade.execution.adapters.books import open_account
 from mastertrade.execution.adapters.live import LiveVenue
@@ -63,6 +65,12 @@ class Executor:
         self.client = _redis(settings)
         self.binance: BinanceClient | None = None
         self.venue = self._venue(settings)
+        self.batcher: OrderBatcher | None = None
+        self.prefetch = 10  # the consumer's messages in flight
+        if isinstance(self.venue, PaperVenue):
+            self.batcher = OrderBatcher(lambda: self.live.pool, self.venue,
+                                        settings.trading_environment, self.flush)  # fmt: skip
+            self.prefetch = BATCH_PREFETCH  # a batch can grow as large as the backlog
 
     def _venue(self, settings: ExecutionSettings) -> Venue:
         pool = lambda: self.live.pool  # noqa: E731 - the pool exists only once started
@@ -89,6 +97,9 @@ class Executor:
 
     async def __call__(self, payload: dict[str, Any]) -> None:
         order = ApprovedOrder.model_validate(payload)
+        if self.batcher is not None:
+            await self.batcher.submit(order)  # recorded, executed and published in a batch
+            return
         env = self.settings.trading_environment
         await retry_transient(lambda: record_order(self.live.pool, order, env), "recording")
         await retry_transient(lambda: self.venue.execute(order.client_order_id), "executing")

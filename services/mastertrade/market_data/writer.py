@@ -2,11 +2,12 @@
 
 Candles, trades and book tickers are upserted in one batch each (`store`); then Redis gets the
 latest price (`market:price:<SYMBOL>`, from the newest trade or closed candle) and the top of
-book (`market:book:<SYMBOL>`, a hash of bid/ask prices and quantities, update id and time);
-then every event is published on `mastertrade.market_data` with its routing key, each publish
-confirmed by the broker. Storing comes first so that a consumer reacting to a candle finds it in
-the database. A failure raises: the caller keeps the batch and tries again (writes are
-idempotent; the bus is at-least-once).
+book (`market:book:<SYMBOL>`, a hash of bid/ask prices and quantities, update id and time, and
+the order executor's quote `mastertrade:book:<SYMBOL>` in the format `mastertrade.core.prices`
+defines, which paper fills and valuations read); then every event is published on
+`mastertrade.market_data` with its routing key, each publish confirmed by the broker. Storing
+comes first so that a consumer reacting to a candle finds it in the database. A failure raises:
+the caller keeps the batch and tries again (writes are idempotent; the bus is at-least-once).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
+from mastertrade.core.prices import TopOfBook, book_key, quote_fields
 from mastertrade.market_data.domain.events import (
     BookTicker,
     Kline,
@@ -54,6 +56,10 @@ def split(events: Sequence[MarketEvent]) -> tuple[list[Kline], list[Trade], list
     return klines, trades, books
 
 
+def as_quote(book: BookTicker) -> TopOfBook:
+    return TopOfBook(book.symbol, book.bid_price, book.ask_price, int(book.at.timestamp() * 1000))
+
+
 async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent]) -> None:
     """Latest price and top of book of each symbol in Redis (the newest event wins)."""
     prices: dict[str, str] = {}
@@ -76,6 +82,8 @@ async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent]) ->
                 BOOK_KEY.format(symbol=symbol),
                 mapping={key: str(value) for key, value in message.items() if key != "type"},
             )
+            quote = quote_fields(as_quote(book))
+            pipe.hset(book_key(symbol), mapping=quote)  # type: ignore[arg-type]
         await pipe.execute()
 
 

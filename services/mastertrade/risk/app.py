@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,38 +10,42 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
+from mastertrade.core.batching import MAX_BATCH
 from mastertrade.core.messages import Signal
-from mastertrade.core.outbox import publish_outbox, run_outbox_loop
+from mastertrade.core.outbox import run_outbox_loop
 from mastertrade.core.runtime import Runtime
-from mastertrade.risk.adapters.store import decide_signal
+from mastertrade.risk.adapters.batcher import DecisionBatcher
 from mastertrade.risk.api import admin_router, router
 from mastertrade.risk.portfolio_metrics import PortfolioMetrics
 from mastertrade.risk.settings import RiskSettings
 
 Settings = RiskSettings
-logger = logging.getLogger("mastertrade.risk")
 QUEUE = "risk_manager.order_requests"
 OUTBOX_INTERVAL = 1.0
 
 
 class SignalHandler:
-    """Decides each signal; invalid ones raise, so the consumer dead-letters them."""
+    """Decides each signal (in batches, see batcher.py); invalid ones raise, so the consumer
+    dead-letters them. The broker hands over up to a full batch at a time (`prefetch`): with
+    the default 10 in flight, batches could never grow past 10 under load."""
+
+    prefetch = MAX_BATCH
 
     def __init__(self, settings: RiskSettings) -> None:
         self.settings = settings
-        self.limits = settings.limits()
         self.runtime: Runtime | None = None
+        self.batcher = DecisionBatcher(
+            lambda: self.live.pool, lambda: self.live.channel, settings.limits(),
+            settings.trading_environment,
+        )  # fmt: skip
+
+    @property
+    def live(self) -> Runtime:
+        assert self.runtime is not None
+        return self.runtime
 
     async def __call__(self, payload: dict[str, Any]) -> None:
-        assert self.runtime is not None
-        signal = Signal.model_validate(payload)
-        await decide_signal(
-            self.runtime.pool, signal, self.limits, self.settings.trading_environment
-        )
-        try:  # published now for latency; when this fails the outbox loop publishes later
-            await publish_outbox(self.runtime.pool, self.runtime.channel)
-        except Exception as error:
-            logger.warning("publishing decisions failed, the outbox loop retries: %s", error)
+        await self.batcher.decide(Signal.model_validate(payload))
 
 
 def create_app(settings: RiskSettings) -> FastAPI:

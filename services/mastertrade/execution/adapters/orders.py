@@ -24,6 +24,13 @@ INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, p
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (client_order_id) DO NOTHING
 """
+RECORD_MANY = """
+INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, price,
+    reduce_only, environment)
+SELECT *, $9 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::numeric[], $7::numeric[], $8::boolean[])
+ON CONFLICT (client_order_id) DO NOTHING
+"""
 LOCK = "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE"
 # `new` orders younger than $3 seconds are being handled by a consumer right now: the loop
 # leaves them alone (it would only queue behind the same row locks)
@@ -50,6 +57,16 @@ async def record_order(pool: asyncpg.Pool, order: ApprovedOrder, environment: st
         order.order_type, order.quantity, order.limit_price, order.reduce_only, environment,
     )  # fmt: skip
     return bool(status.endswith(" 1"))
+
+
+async def record_orders(pool: asyncpg.Pool, orders: list[ApprovedOrder], environment: str) -> None:
+    """Store the orders as `new` in one statement (committed); those already there are left."""
+    columns = [
+        [getattr(order, name) for order in orders]
+        for name in ("client_order_id", "signal_id", "symbol", "side", "order_type", "quantity",
+                     "limit_price", "reduce_only")
+    ]  # fmt: skip
+    await pool.execute(RECORD_MANY, *columns, environment)
 
 
 async def lock_order(connection: Connection, client_order_id: str) -> asyncpg.Record | None:

@@ -1,37 +1,33 @@
 """The paper venue: fills approved orders against the top of book in Redis, in PostgreSQL.
 
-`execute(client_order_id)` is idempotent: under the order's row lock it does nothing to an
-order already filled, rejected or cancelled, so a redelivered message, a reconcile at start-up
-and a second replica can all call it and the order fills at most once. One transaction books
-the fill, the balance, the position, the equity and the `order.filled` event together.
+`execute_many(client_order_ids)` (and `execute` of one) is idempotent: under the orders' row
+locks it does nothing to an order already filled, rejected or cancelled, so a redelivered
+message, a reconcile at start-up and a second replica can all call it and an order fills at most
+once. One transaction books the fills, the balance, the positions, the equity and the events
+together (see paper_batch.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
 import redis.asyncio as aioredis
 
-from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent
 from mastertrade.execution.adapters import books
-from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event, reject_order
-from mastertrade.execution.adapters.quotes import Quotes
-from mastertrade.execution.domain.ledger import LedgerError, apply_fill
-from mastertrade.execution.domain.paper import Quote, build_fill, crosses, reserve_for_buy
-
-FILLED = """
-UPDATE orders SET status = 'filled', filled_quantity = $2, average_price = $3, fee = $4,
-    reserved = 0, updated_at = now() WHERE client_order_id = $1
-"""
-OPENED = """
-UPDATE orders SET status = 'submitted', reserved = $2, updated_at = now()
-WHERE client_order_id = $1
-"""
-PEEK = "SELECT symbol, status FROM orders WHERE client_order_id = $1"
+from mastertrade.execution.adapters.paper_batch import (
+    LOCK_ORDERS,
+    Costs,
+    RunningBooks,
+    decide_order,
+    lockable,
+    write_books,
+)
+from mastertrade.execution.adapters.quotes import Quotes, mids
+from mastertrade.execution.domain.paper import Quote
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,7 @@ class PaperVenue:
     ) -> None:
         self.pool, self.config = pool, config
         self.quotes = Quotes(redis, config.max_price_age)
+        self.costs = Costs(config.fee_rate, config.slippage, config.quote_asset)
 
     async def quote(self, symbol: str) -> Quote | str:
         return await self.quotes.quote(symbol)
@@ -65,83 +62,27 @@ class PaperVenue:
 
     async def execute(self, client_order_id: str) -> OrderEvent | None:
         """Fill, open or reject the order; None when there was nothing to do."""
-        peek = await self.pool().fetchrow(PEEK, client_order_id)
-        if peek is None or peek["status"] in TERMINAL:
-            return None
-        quote = await self.quote(peek["symbol"])
-        async with self.pool().acquire() as connection, connection.transaction():
-            held = await books.fetch_positions(connection, self.config.environment)
-            marks = await self.marks([*held, peek["symbol"]])
-            order = await connection.fetchrow(
-                "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE", client_order_id
-            )
-            if order is None or order["status"] in TERMINAL:
-                return None
-            return await self._decide(connection, order, quote, marks)
+        events = await self.execute_many([client_order_id])
+        return events[0] if events else None
 
-    async def _decide(
-        self,
-        connection: Connection,
-        order: asyncpg.Record,
-        quote: Quote | str,
-        marks: dict[str, Decimal],
-    ) -> OrderEvent | None:
-        is_open = order["status"] == "submitted"
-        if isinstance(quote, str):
-            return None if is_open else await reject_order(connection, order, quote)
-        limit = order["price"] if order["type"] == "limit" else None
-        if limit is not None and not crosses(order["side"], limit, quote):
-            return None if is_open else await self._open(connection, order)
-        return await self._fill(connection, order, quote, marks)
-
-    async def _open(self, connection: Connection, order: asyncpg.Record) -> OrderEvent:
-        """Rest a limit order; a buy holds back its most expensive cost."""
-        reserve = Decimal(0)
+    async def execute_many(self, client_order_ids: Sequence[str]) -> list[OrderEvent]:
+        """Execute the orders as one batch (see paper_batch.py); the events of those that
+        changed, in the order asked for."""
         env, asset = self.config.environment, self.config.quote_asset
-        if order["side"] == "buy":
-            reserve = reserve_for_buy(order["quantity"], order["price"], self.config.fee_rate)
+        wanted = list(dict.fromkeys(client_order_ids))
+        async with self.pool().acquire() as connection, connection.transaction():
+            orders = lockable(await connection.fetch(LOCK_ORDERS, sorted(wanted)), wanted)
+            if not orders:
+                return []
             free, locked = await books.lock_balance(connection, env, asset)
-            if reserve > free:
-                reason = f"insufficient {asset} balance: the limit order holds {reserve}, " \
-                    f"{free} is available"  # fmt: skip
-                return await reject_order(connection, order, reason)
-            await books.set_balance(connection, env, asset, free - reserve, locked + reserve)
-        await connection.execute(OPENED, order["client_order_id"], reserve)
-        event = build_event(order, "submitted")
-        await announce(connection, event)
-        return event
-
-    async def _fill(
-        self,
-        connection: Connection,
-        order: asyncpg.Record,
-        quote: Quote,
-        marks: dict[str, Decimal],
-    ) -> OrderEvent:
-        env, asset, symbol = self.config.environment, self.config.quote_asset, order["symbol"]
-        free, locked = await books.lock_balance(connection, env, asset)
-        reserved = order["reserved"]
-        position = await books.lock_position(connection, env, symbol)
-        costs = (self.config.fee_rate, self.config.slippage)
-        limit = order["price"] if order["type"] == "limit" else None
-        fill = build_fill(order["side"], order["quantity"], quote, costs, limit)
-        try:
-            cash, position = apply_fill(free + reserved, position, fill, symbol, asset)
-        except LedgerError as error:
-            await books.set_balance(connection, env, asset, free + reserved, locked - reserved)
-            return await reject_order(connection, order, str(error))
-        await books.set_balance(connection, env, asset, cash, locked - reserved)
-        await books.set_position(connection, env, symbol, position)
-        cid = order["client_order_id"]
-        await books.add_fill(connection, cid, f"{cid}:1", fill, asset)
-        await connection.execute(FILLED, cid, fill.quantity, fill.price, fill.fee)
-        await books.store_equity(
-            connection, env, asset, marks | {symbol: (quote.bid + quote.ask) / 2}
-        )
-        changes = {"filled_quantity": fill.quantity, "average_price": fill.price, "fee": fill.fee}
-        event = build_event(order, "filled", **changes)
-        await announce(connection, event)
-        return event
+            held = await books.lock_positions(connection, env)
+            quotes = await self.quotes.many([*held, *(order["symbol"] for order in orders)])
+            running = RunningBooks(free, locked, held, mids(quotes))
+            for order in orders:
+                decide_order(order, quotes[order["symbol"]], running, self.costs)
+            if running.updates:
+                await write_books(connection, env, asset, running)
+        return running.events
 
     async def revalue(self) -> Decimal:
         """Store the account's equity at current marks (for the risk manager)."""

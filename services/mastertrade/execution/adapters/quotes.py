@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import redis.asyncio as aioredis
 
-from mastertrade.core.prices import PriceUnavailableError, fetch_book
+from mastertrade.core.prices import PriceUnavailableError, TopOfBook, fetch_books
 from mastertrade.execution.domain.paper import Quote
 
 
@@ -16,12 +16,9 @@ class Quotes:
     def __init__(self, redis: Callable[[], aioredis.Redis], max_age: float) -> None:
         self.redis, self.max_age = redis, max_age
 
-    async def quote(self, symbol: str) -> Quote | str:
-        """The current quote, or the reason there is none usable."""
-        try:
-            book = await fetch_book(self.redis(), symbol)
-        except PriceUnavailableError as error:
-            return str(error)
+    def _usable(self, symbol: str, book: TopOfBook | PriceUnavailableError) -> Quote | str:
+        if isinstance(book, PriceUnavailableError):
+            return str(book)
         age = time.time() - book.ts_ms / 1000
         if self.max_age > 0 and age > self.max_age:
             return (
@@ -30,11 +27,20 @@ class Quotes:
             )
         return Quote(book.bid, book.ask)
 
+    async def many(self, symbols: Iterable[str]) -> dict[str, Quote | str]:
+        """Each symbol's current quote, or the reason there is none usable (one round trip)."""
+        wanted = sorted(set(symbols))
+        books = await fetch_books(self.redis(), wanted) if wanted else {}
+        return {symbol: self._usable(symbol, book) for symbol, book in books.items()}
+
+    async def quote(self, symbol: str) -> Quote | str:
+        """The current quote, or the reason there is none usable."""
+        return (await self.many([symbol]))[symbol]
+
     async def marks(self, symbols: Iterable[str]) -> dict[str, Decimal]:
         """Mid prices of the symbols that have a usable quote."""
-        found: dict[str, Decimal] = {}
-        for symbol in set(symbols):
-            quote = await self.quote(symbol)
-            if isinstance(quote, Quote):
-                found[symbol] = (quote.bid + quote.ask) / 2
-        return found
+        return mids(await self.many(symbols))
+
+
+def mids(quotes: dict[str, Quote | str]) -> dict[str, Decimal]:
+    return {s: (q.bid + q.ask) / 2 for s, q in quotes.items() if isinstance(q, Quote)}

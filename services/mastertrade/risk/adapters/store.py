@@ -1,17 +1,29 @@
 """Risk state and decisions in PostgreSQL, decided under a row lock shared by every replica.
 
-One decision is one transaction: the environment's `risk_state` row is locked FOR UPDATE (so
-replicas decide one at a time and see each other's decisions, peaks and breaker), the context is
-read, the pure rules decide, and the decision, the new peak or breaker state and the events
-(`order.approved`, `risk.decision`, alerts) are written together through the outbox. A signal
-already decided (a redelivery) returns its stored decision and publishes nothing new.
+A batch of signals (one or many, see batcher.py) is decided in one transaction of five round
+trips, whatever its size:
+
+1. BEGIN;
+2. the environment's `risk_state` row is locked FOR UPDATE, so replicas decide one batch at a
+   time and each sees the others' decisions, peak and breaker (read under the lock every time,
+   never cached: a cache would need invalidating across replicas, the lock gives every replica
+   the current state for free, and it survives restarts because it is the database);
+3. one statement settles finished orders and reads the portfolio (`BatchView`) and the stored
+   decisions of any signal already decided (a redelivery: it gets its stored decision back and
+   publishes nothing new);
+4. the pure rules decide each signal in arrival order, each seeing the ones before it in the
+   view (as one transaction per signal would), and one statement writes every decision, the new
+   peak or breaker state and the events (`order.approved`, `risk.decision`, alerts) into the
+   outbox;
+5. COMMIT.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +31,6 @@ import asyncpg
 
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import AlertEvent, ApprovedOrder, RiskDecisionEvent, Signal
-from mastertrade.core.outbox import add_to_outbox
 from mastertrade.risk.domain import OrderRequest, Outcome, RiskContext, RiskDecision, RiskLimits
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
@@ -28,39 +39,68 @@ ENSURE_STATE = "INSERT INTO risk_state (environment) VALUES ($1) ON CONFLICT DO 
 LOCK_STATE = """
 SELECT equity_peak, breaker_open, kill_switch FROM risk_state WHERE environment = $1 FOR UPDATE
 """
-EXISTING = "SELECT outcome, approved_quantity, reasons::text AS reasons, client_order_id " \
-    "FROM risk_decisions WHERE signal_id = $1"  # fmt: skip
-# Approved buys stop counting as pending exposure once their order is finished (its fill, if
-# any, is in `positions` from then on); only the few still pending are ever scanned.
-SETTLE = """
-UPDATE risk_decisions d SET pending = false FROM orders o
-WHERE d.pending AND d.environment = $1 AND o.client_order_id = d.client_order_id
-  AND o.status IN ('filled', 'rejected', 'cancelled')
-"""
-CONTEXT = """
-WITH pending AS (
-    SELECT symbol, approved_quantity * price AS value FROM risk_decisions
-    WHERE environment = $1 AND pending
+# After the lock (so it sees every decision committed before it). Approved buys stop counting as
+# pending exposure once their order is finished (its fill, if any, is in `positions` from then
+# on); the settle CTE's own changes are invisible to the rest of the statement, hence
+# `NOT IN settled`. The rate limit only needs to know whether the count reached the limit, so
+# counting stops there ($3).
+VIEW = """
+WITH settled AS (
+    UPDATE risk_decisions d SET pending = false FROM orders o
+    WHERE d.pending AND d.environment = $1 AND o.client_order_id = d.client_order_id
+      AND o.status IN ('filled', 'rejected', 'cancelled')
+    RETURNING d.signal_id
+), pending AS (
+    SELECT symbol, sum(approved_quantity * price) AS value FROM risk_decisions
+    WHERE environment = $1 AND pending AND signal_id NOT IN (SELECT signal_id FROM settled)
+    GROUP BY symbol
+), held AS (
+    SELECT symbol, quantity FROM positions WHERE environment = $1 AND quantity > 0
 )
 SELECT
     (SELECT equity FROM account_equity WHERE environment = $1) AS equity,
-    (SELECT quantity FROM positions WHERE environment = $1 AND symbol = $2) AS position,
-    (SELECT COALESCE(sum(value), 0) FROM pending WHERE symbol = $2) AS pending_value,
-    (SELECT count(*) FROM (SELECT symbol FROM positions WHERE environment = $1 AND quantity > 0
-                           UNION SELECT symbol FROM pending) open) AS open_positions,
-    (SELECT count(*) FROM risk_decisions WHERE environment = $1 AND outcome <> 'rejected'
-       AND decided_at > now() - interval '1 minute') AS recent
+    (SELECT count(*) FROM (SELECT 1 FROM risk_decisions WHERE environment = $1
+       AND outcome <> 'rejected' AND decided_at > now() - interval '1 minute' LIMIT $3) r
+    ) AS recent,
+    ARRAY(SELECT symbol FROM held ORDER BY symbol) AS held_symbols,
+    ARRAY(SELECT quantity FROM held ORDER BY symbol) AS held_quantities,
+    ARRAY(SELECT symbol FROM pending ORDER BY symbol) AS pending_symbols,
+    ARRAY(SELECT value FROM pending ORDER BY symbol) AS pending_values,
+    (SELECT json_agg(json_build_object(
+        'signal_id', signal_id, 'outcome', outcome, 'quantity', approved_quantity::text,
+        'reasons', reasons, 'client_order_id', client_order_id))
+     FROM risk_decisions WHERE signal_id = ANY($2::text[])) AS priors
 """
-INSERT_DECISION = """
-INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, requested_quantity,
-    approved_quantity, price, reasons, client_order_id, pending)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $4 = 'buy' AND $5 <> 'rejected')
+# Every decision of the batch, the peak and breaker (when they change) and the events; outbox
+# ids are taken in the events' order, so the sorted ids match them one to one.
+WRITE = """
+WITH decisions AS (
+    INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
+        requested_quantity, approved_quantity, price, reasons, client_order_id, pending)
+    SELECT signal_id, $1, symbol, side, outcome, requested, approved, price, reasons::jsonb,
+        client_order_id, side = 'buy' AND outcome <> 'rejected'
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[],
+                $8::numeric[], $9::text[], $10::text[])
+        AS d(signal_id, symbol, side, outcome, requested, approved, price, reasons,
+             client_order_id)
+), state AS (
+    UPDATE risk_state SET
+        equity_peak = COALESCE($11::numeric, equity_peak),
+        breaker_open = breaker_open OR $12::boolean,
+        breaker_reason = CASE WHEN $12::boolean THEN $13::text ELSE breaker_reason END,
+        breaker_tripped_at = CASE WHEN $12::boolean THEN now() ELSE breaker_tripped_at END,
+        updated_at = now()
+    WHERE environment = $1 AND ($11::numeric IS NOT NULL OR $12::boolean)
+)
+INSERT INTO outbox (exchange, routing_key, payload)
+SELECT exchange, routing_key, payload::jsonb
+FROM unnest($14::text[], $15::text[], $16::text[]) WITH ORDINALITY
+    AS event(exchange, routing_key, payload, position)
+ORDER BY position
+RETURNING id
 """
-UPDATE_PEAK = "UPDATE risk_state SET equity_peak = $2, updated_at = now() WHERE environment = $1"
-TRIP = """
-UPDATE risk_state SET breaker_open = true, breaker_reason = $2, breaker_tripped_at = now(),
-    updated_at = now() WHERE environment = $1
-"""
+
+Event = tuple[str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -72,26 +112,65 @@ class StoredDecision:
     replayed: bool = False
 
 
-def build_context(state: asyncpg.Record, row: asyncpg.Record, price: Decimal) -> RiskContext:
-    """The rules' view of the portfolio from the locked state row and the context query."""
-    position = row["position"] or Decimal(0)
-    return RiskContext(
-        equity=row["equity"],
-        equity_peak=state["equity_peak"],
-        position_quantity=position,
-        symbol_exposure=position * price + row["pending_value"],
-        open_positions=int(row["open_positions"]),
-        orders_last_minute=int(row["recent"]),
-        breaker_open=bool(state["breaker_open"]),
-        kill_switch=bool(state["kill_switch"]),
-    )
+@dataclass
+class BatchView:
+    """The portfolio as the rules see it, kept current as the batch's decisions are made."""
+
+    equity: Decimal | None
+    equity_peak: Decimal | None
+    breaker_open: bool
+    kill_switch: bool
+    recent: int
+    held: dict[str, Decimal]
+    pending: dict[str, Decimal]
+    decided: dict[str, StoredDecision] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, state: asyncpg.Record, row: asyncpg.Record) -> BatchView:
+        view = cls(
+            equity=row["equity"], equity_peak=state["equity_peak"],
+            breaker_open=bool(state["breaker_open"]), kill_switch=bool(state["kill_switch"]),
+            recent=int(row["recent"]),
+            held=dict(zip(row["held_symbols"], row["held_quantities"], strict=True)),
+            pending=dict(zip(row["pending_symbols"], row["pending_values"], strict=True)),
+        )  # fmt: skip
+        for prior in json.loads(row["priors"] or "[]"):
+            view.decided[prior["signal_id"]] = StoredDecision(
+                Outcome(prior["outcome"]), Decimal(prior["quantity"]), prior["reasons"],
+                prior["client_order_id"], replayed=True,
+            )  # fmt: skip
+        return view
+
+    def context(self, symbol: str, price: Decimal) -> RiskContext:
+        position = self.held.get(symbol, Decimal(0))
+        return RiskContext(
+            equity=self.equity,
+            equity_peak=self.equity_peak,
+            position_quantity=position,
+            symbol_exposure=position * price + self.pending.get(symbol, Decimal(0)),
+            open_positions=len(self.held.keys() | self.pending.keys()),
+            orders_last_minute=self.recent,
+            breaker_open=self.breaker_open,
+            kill_switch=self.kill_switch,
+        )
+
+    def apply(self, signal: Signal, decision: RiskDecision) -> None:
+        """What the stored decision changes for the next signal: as the database would show."""
+        if decision.outcome is not Outcome.REJECTED:
+            self.recent += 1
+            if signal.side == "buy":
+                value = decision.quantity * signal.price
+                self.pending[signal.symbol] = self.pending.get(signal.symbol, Decimal(0)) + value
+        if decision.new_peak is not None:
+            self.equity_peak = decision.new_peak
+        self.breaker_open = self.breaker_open or decision.trips_breaker
 
 
 def build_events(
     signal: Signal, decision: RiskDecision, client_order_id: str | None
-) -> list[tuple[str, str, dict[str, Any]]]:
+) -> list[Event]:
     """(exchange, routing key, payload) of every event this decision publishes."""
-    events: list[tuple[str, str, dict[str, Any]]] = []
+    events: list[Event] = []
     reasons = list(decision.reasons)
     event = RiskDecisionEvent(
         signal_id=signal.signal_id, outcome=decision.outcome.value, symbol=signal.symbol,
@@ -128,51 +207,83 @@ def breaker_alert(decision: RiskDecision, limits: RiskLimits) -> AlertEvent:
     )  # fmt: skip
 
 
-async def _replay(connection: Connection, signal_id: str) -> StoredDecision | None:
-    row = await connection.fetchrow(EXISTING, signal_id)
-    if row is None:
-        return None
-    reasons = json.loads(row["reasons"])
-    outcome = Outcome(row["outcome"])
-    return StoredDecision(
-        outcome, row["approved_quantity"], reasons, row["client_order_id"], replayed=True
-    )
+async def lock_state(connection: Connection, environment: str) -> asyncpg.Record:
+    """Lock the environment's risk state (created on the very first decision) and read it."""
+    state = await connection.fetchrow(LOCK_STATE, environment)
+    if state is None:
+        await connection.execute(ENSURE_STATE, environment)
+        state = await connection.fetchrow(LOCK_STATE, environment)
+    return one(state, "risk state")
 
 
-async def _apply_state(
-    connection: Connection, environment: str, decision: RiskDecision, limits: RiskLimits
-) -> None:
-    if decision.new_peak is not None:
-        await connection.execute(UPDATE_PEAK, environment, decision.new_peak)
+@dataclass
+class Writes:
+    """The rows one batch stores, as the arrays of the WRITE statement."""
+
+    decisions: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    breaker_reason: str | None = None
+
+    def arguments(self, environment: str, view: BatchView, peak_changed: bool) -> list[Any]:
+        columns = [list(column) for column in zip(*self.decisions, strict=True)]
+        return [
+            environment, *columns, view.equity_peak if peak_changed else None,
+            self.breaker_reason is not None, self.breaker_reason,
+            [e[0] for e in self.events], [e[1] for e in self.events],
+            [json.dumps(e[2]) for e in self.events],
+        ]  # fmt: skip
+
+
+def _decide_one(
+    signal: Signal, view: BatchView, limits: RiskLimits, writes: Writes
+) -> StoredDecision:
+    request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
+    decision = decide_rules(request, view.context(signal.symbol, signal.price), limits)
+    approved = decision.outcome is not Outcome.REJECTED
+    client_order_id = f"mt-{uuid.uuid4().hex[:28]}" if approved else None
+    events = build_events(signal, decision, client_order_id)
     if decision.trips_breaker:
         alert = breaker_alert(decision, limits)
-        await connection.execute(TRIP, environment, alert.message)
-        await add_to_outbox(connection, ALERTS.name, "alert.circuit_breaker", alert.to_json())
-
-
-async def decide_signal(
-    pool: asyncpg.Pool, signal: Signal, limits: RiskLimits, environment: str
-) -> StoredDecision:
-    """Decide a signal once (a redelivery gets the stored decision), atomically."""
-    async with pool.acquire() as connection, connection.transaction():
-        await connection.execute(ENSURE_STATE, environment)
-        state = one(await connection.fetchrow(LOCK_STATE, environment), "risk state")
-        replayed = await _replay(connection, signal.signal_id)
-        if replayed is not None:
-            return replayed
-        await connection.execute(SETTLE, environment)
-        row = one(await connection.fetchrow(CONTEXT, environment, signal.symbol), "context")
-        request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
-        decision = decide_rules(request, build_context(state, row, signal.price), limits)
-        approved = decision.outcome is not Outcome.REJECTED
-        client_order_id = f"mt-{uuid.uuid4().hex[:28]}" if approved else None
-        await connection.execute(
-            INSERT_DECISION, signal.signal_id, environment, signal.symbol, signal.side,
-            decision.outcome.value, signal.quantity, decision.quantity, signal.price,
-            json.dumps(list(decision.reasons)), client_order_id,
-        )  # fmt: skip
-        await _apply_state(connection, environment, decision, limits)
-        for exchange, key, payload in build_events(signal, decision, client_order_id):
-            await add_to_outbox(connection, exchange, key, payload)
+        writes.breaker_reason = alert.message
+        events.insert(0, (ALERTS.name, "alert.circuit_breaker", alert.to_json()))
+    writes.decisions.append((
+        signal.signal_id, signal.symbol, signal.side, decision.outcome.value, signal.quantity,
+        decision.quantity, signal.price, json.dumps(list(decision.reasons)), client_order_id,
+    ))  # fmt: skip
+    writes.events.extend(events)
+    view.apply(signal, decision)
     return StoredDecision(decision.outcome, decision.quantity, list(decision.reasons),
                           client_order_id)  # fmt: skip
+
+
+async def decide_batch(
+    connection: Connection, signals: Sequence[Signal], limits: RiskLimits, environment: str
+) -> tuple[list[StoredDecision], list[tuple[int, Event]]]:
+    """Decide the signals in order, atomically (all or none), on `connection`; returns the
+    decisions and the (outbox id, event) of everything to publish."""
+    async with connection.transaction():
+        state = await lock_state(connection, environment)
+        ids = list({signal.signal_id: None for signal in signals})
+        row = one(await connection.fetchrow(VIEW, environment, ids,
+                                            limits.max_orders_per_minute), "view")  # fmt: skip
+        view, writes = BatchView.read(state, row), Writes()
+        first_peak = view.equity_peak
+        decided: list[StoredDecision] = []
+        for signal in signals:
+            stored = view.decided.get(signal.signal_id)
+            if stored is None:
+                stored = _decide_one(signal, view, limits, writes)
+                view.decided[signal.signal_id] = replace_replayed(stored)
+            decided.append(stored)
+        if not writes.decisions:
+            return decided, []
+        arguments = writes.arguments(environment, view, view.equity_peak != first_peak)
+        rows = await connection.fetch(WRITE, *arguments)
+    outbox_ids = sorted(row["id"] for row in rows)
+    return decided, list(zip(outbox_ids, writes.events, strict=True))
+
+
+def replace_replayed(stored: StoredDecision) -> StoredDecision:
+    """How a repeat of the same signal within the batch sees it: decided, nothing to publish."""
+    return StoredDecision(stored.outcome, stored.quantity, stored.reasons,
+                          stored.client_order_id, replayed=True)  # fmt: skip

@@ -1,0 +1,77 @@
+"""The whole paper loop with no stand-in: the simulated market backfills a few days, the
+strategy service generates and backtests its first batch on them, activates the best, and its
+live decisions on the market's closing candles become signals that the risk manager decides and
+the executor fills; the books add up."""
+
+from __future__ import annotations
+
+import re
+import time
+from decimal import Decimal
+
+import pytest
+
+from tests.e2e.books import check_equity, check_ledger, check_orders, read_books, settled
+from tests.e2e.stack import Stack, query, read_quote, wait_until
+from tests.e2e.test_trading_loop import UNLIMITED_RATE, equity_stored, stop
+
+pytestmark = pytest.mark.e2e
+
+START = Decimal(10000)
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+# A small first batch on four days of history: minutes of work, not the daily 500 on 90 days
+STRATEGY_ENV = {
+    "STRATEGY_HISTORY_DAYS": "4", "STRATEGY_FIT_DAYS": "2", "STRATEGY_TEST_DAYS": "1",
+    "STRATEGY_MIN_TRADES": "1", "STRATEGY_SHARD_SIZE": "20", "STRATEGY_FIRST_BATCH_COUNT": "60",
+    "MAX_ACTIVE_STRATEGIES": "4", "STRATEGY_POLL_SECONDS": "0.5", "STRATEGY_SIGNAL_NOTIONAL": "200",
+}  # fmt: skip
+STRATEGY_SIGNAL = re.compile(r"^st(\d+)-([A-Z]+)-(\d+)-(buy|sell)$")
+
+
+async def strategy_fills(url: str) -> list[str] | None:
+    """The strategy signals decided so far, once at least two of them have been filled."""
+    rows = await query(
+        url, "SELECT d.signal_id, o.status FROM risk_decisions d "
+        "LEFT JOIN orders o USING (client_order_id) WHERE d.signal_id LIKE 'st%'",
+    )  # fmt: skip
+    filled = [row for row in rows if row["status"] == "filled"]
+    return [row["signal_id"] for row in rows] if len(filled) >= 2 else None
+
+
+async def test_generated_strategies_signal_and_their_orders_fill(stack: Stack) -> None:
+    env, url = stack.env, stack.env["DATABASE_URL"]
+    market = await stack.start(
+        "market_data_service", MARKET_DATA_SOURCE="simulated", MARKET_DATA_SPEED="600",
+        MARKET_DATA_SYMBOLS=",".join(SYMBOLS), MARKET_DATA_BACKFILL_DAYS="4",
+    )  # fmt: skip
+    common = {**UNLIMITED_RATE, "PAPER_TRADING_INITIAL_BALANCE": str(START),
+              "PRICE_MAX_AGE_SECONDS": "0"}  # fmt: skip
+    await stack.start("risk_manager", **common)
+    await stack.start("order_executor", **common)
+    await wait_until(lambda: equity_stored(url), "the executor's first equity")
+    await stack.start("strategy_service", **STRATEGY_ENV, STRATEGY_SYMBOLS=",".join(SYMBOLS))
+
+    await wait_until(lambda: strategy_fills(url), "fills of strategy signals", 600.0)
+    await stop(stack, market)  # no new candles, so no new signals: the books can settle
+    frozen = time.time()
+    decided = await wait_until(lambda: settled_all(url), "every strategy signal settled", 120.0)
+    await wait_until(lambda: equity_stored(url, frozen), "a revaluation at the last prices")
+    marks = {s: (await read_quote(env["REDIS_URL"], s)).mid for s in SYMBOLS}
+    books = await read_books(url)
+
+    generated = await query(url, "SELECT id FROM strategies WHERE status = 'active'")
+    active = {row["id"] for row in generated}
+    for signal_id in decided:  # every signal came from an active, generated strategy
+        match = STRATEGY_SIGNAL.match(signal_id)
+        assert match is not None, f"{signal_id} is not a strategy's signal id"
+        assert int(match[1]) in active and match[2] in SYMBOLS
+    check_orders(books, decided)
+    check_ledger(books, START)
+    check_equity(books, marks)
+    assert any(row["status"] == "filled" for row in books.orders)
+
+
+async def settled_all(url: str) -> list[str] | None:
+    rows = await query(url, "SELECT signal_id FROM risk_decisions")
+    ids = [row["signal_id"] for row in rows]
+    return ids if await settled(url, ids) else None

@@ -1,0 +1,289 @@
+"""The trading loop end to end: real services as processes on real PostgreSQL, RabbitMQ and
+Redis; signals in, decisions, orders, fills, books and alerts out.
+
+- The simulated market at high speed feeds the quotes; signals (the strategy stand-in) are
+  sized, resized and rejected by two risk manager replicas, filled by the executor, the books
+  add up and the alerts reach the local channel servers.
+- The executor is SIGKILLed at random moments 20 times while signals flow: no order lost,
+  none doubled, the books still add up.
+- Prices fall, the breaker trips, new exposure is refused while reducing orders pass, a
+  non-admin reset is refused and only the admin reset clears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import ROUND_DOWN, Decimal
+from functools import partial
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from mastertrade.core.prices import PriceUnavailableError
+from mastertrade.local_stack import Child
+from mastertrade_model.topology import DEAD_LETTER_QUEUE
+from tests.e2e.books import check_equity, check_ledger, check_orders, read_books, settled
+from tests.e2e.stack import (
+    ADMIN_TOKEN,
+    Stack,
+    query,
+    read_quote,
+    set_quote,
+    strategy_signal,
+    wait_until,
+)
+from tests.services.fake_channels import FakeChannels
+from tests.services.trading import new_symbol
+
+pytestmark = pytest.mark.e2e
+
+START = Decimal(10000)
+MARKET = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+LOT = Decimal("0.00001")
+UNLIMITED_RATE = {"MAX_ORDERS_PER_MINUTE": "100000"}
+
+
+@asynccontextmanager
+async def broker(url: str) -> AsyncIterator[AbstractChannel]:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        yield await connection.channel(publisher_confirms=True)
+
+
+async def dead_letters(channel: AbstractChannel) -> int:
+    queue = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+    return int(queue.declaration_result.message_count or 0)
+
+
+async def equity_stored(url: str, after: float = 0.0) -> bool:
+    rows = await query(url, "SELECT extract(epoch FROM updated_at) AS at FROM account_equity")
+    return bool(rows) and float(rows[0]["at"]) > after
+
+
+def sized(value: Decimal, price: Decimal) -> Decimal:
+    return (value / price).quantize(LOT, rounding=ROUND_DOWN)
+
+
+async def run_plan(channel: AbstractChannel, redis: str, count: int) -> list[str]:
+    """`count` signals at about 20 a second, cycling through four kinds: an oversized BTC buy
+    (resized to 20 % of equity, later refused at the 40 % symbol limit), a small ETH buy, a
+    small ETH sell (approved when ETH is held, resized or rejected otherwise) and a sell of
+    BNB, never held (rejected)."""
+    sent = []
+    for n in range(count):
+        symbol, side, value = [("BTCUSDT", "buy", Decimal(3000)), ("ETHUSDT", "buy", Decimal(500)),
+                               ("ETHUSDT", "sell", Decimal(300)),
+                               ("BNBUSDT", "sell", Decimal(100))][n % 4]  # fmt: skip
+        price = (await read_quote(redis, symbol)).mid
+        sent.append(await strategy_signal(channel, symbol, side, sized(value, price), price))
+        await asyncio.sleep(0.05)
+    return sent
+
+
+async def test_signals_are_sized_filled_booked_and_alerted(
+    stack: Stack, channels: tuple[FakeChannels, dict[str, str]]
+) -> None:
+    fake, alert_env = channels
+    env, started = stack.env, time.time()
+    market = await stack.start(
+        "market_data_service", MARKET_DATA_SOURCE="simulated",
+        MARKET_DATA_SYMBOLS=",".join(MARKET), MARKET_DATA_SPEED="600",
+        MARKET_DATA_BACKFILL_DAYS="0",
+    )  # fmt: skip
+    await wait_until(lambda: fresh_quotes(env["REDIS_URL"], started), "this run's live quotes")
+    common = {**UNLIMITED_RATE, "PAPER_TRADING_INITIAL_BALANCE": str(START),
+              "PRICE_MAX_AGE_SECONDS": "0"}  # fmt: skip
+    await asyncio.gather(
+        stack.start("risk_manager", **common), stack.start("risk_manager", **common),
+        stack.start("order_executor", **common), stack.start("alert_system", **alert_env),
+    )  # fmt: skip
+    url = env["DATABASE_URL"]
+    await wait_until(lambda: equity_stored(url), "the executor's first equity")
+    async with broker(env["RABBITMQ_URL"]) as channel:
+        signals = await run_plan(channel, env["REDIS_URL"], 40)
+        await wait_until(lambda: settled(url, signals), "every signal decided and filled")
+        await stop(stack, market)  # prices stand still from here
+        frozen = time.time()
+        await wait_until(lambda: equity_stored(url, frozen), "a revaluation at the last prices")
+        marks = {s: (await read_quote(env["REDIS_URL"], s)).mid for s in MARKET}
+        books = await read_books(url)
+        await wait_until(lambda: alerted(fake), "alerts of a fill and a rejection on every channel")
+        assert await dead_letters(channel) == 0
+    check_orders(books, signals)
+    check_ledger(books, START)
+    check_equity(books, marks)
+    outcomes = {row["outcome"] for row in books.decisions}
+    assert outcomes == {"approved", "resized", "rejected"}
+    reasons = " ".join(" ".join(json.loads(row["reasons"])) for row in books.decisions)
+    assert "capped at 20.00% of equity" in reasons and "no BNBUSDT position" in reasons
+    assert books.positions.get("BTCUSDT", Decimal(0)) > 0
+
+
+async def fresh_quotes(redis: str, since: float) -> bool:
+    """Every symbol of the market quoted by this run (not an earlier one)."""
+    try:
+        books = [await read_quote(redis, symbol) for symbol in MARKET]
+    except PriceUnavailableError:
+        return False
+    return all(book.ts_ms > since * 1000 for book in books)
+
+
+async def alerted(fake: FakeChannels) -> bool:
+    """A fill and a risk rejection reached Telegram, Slack and the signed webhook."""
+    texts = {
+        "telegram": [body["text"] for body in fake.received.get("telegram", [])],
+        "slack": [body["text"] for body in fake.received.get("slack", [])],
+        "webhook": [raw.decode() for _, raw in fake.received.get("webhook", [])],
+    }
+    return all(
+        any("Filled:" in text for text in found) and any("Risk rejected" in text for text in found)
+        for found in texts.values()
+    )
+
+
+async def stop(stack: Stack, child: Child) -> None:
+    child.process.terminate()
+    await child.process.wait()
+    await child.pump
+    stack.children.remove(child)
+
+
+KILLS = 20
+
+
+async def feed(channel: AbstractChannel, symbol: str, sent: list[str], stop: asyncio.Event) -> None:
+    """Small buys at about 7 a second until told to stop."""
+    while not stop.is_set():
+        sent.append(await strategy_signal(channel, symbol, "buy", Decimal("0.5"), Decimal(100)))
+        await asyncio.sleep(0.15)
+
+
+async def finished(url: str) -> int:
+    rows = await query(url, "SELECT count(*) AS n FROM orders WHERE status <> 'new'")
+    return int(rows[0]["n"])
+
+
+async def kill_repeatedly(stack: Stack, url: str, rng: random.Random) -> int:
+    """Start the executor, SIGKILL it at a random moment once it serves, KILLS times; returns
+    how many kills landed while orders were being worked on (new ones finished meanwhile)."""
+    mid_work, before = 0, await finished(url)
+    for _ in range(KILLS):
+        executor = await stack.start("order_executor", **CRASH_ENV)
+        await asyncio.sleep(rng.uniform(0.05, 1.5))
+        await stack.kill(executor)
+        now = await finished(url)
+        mid_work += now > before
+        before = now
+    return mid_work
+
+
+CRASH_ENV = {**UNLIMITED_RATE, "PAPER_TRADING_INITIAL_BALANCE": "1000000",
+             "PRICE_MAX_AGE_SECONDS": "0"}  # fmt: skip
+
+
+async def test_sigkill_of_the_executor_twenty_times_loses_and_doubles_nothing(
+    stack: Stack,
+) -> None:
+    env, symbol, rng, stop = stack.env, new_symbol(), random.Random(20261202), asyncio.Event()
+    url, sent = env["DATABASE_URL"], list[str]()
+    await set_quote(env["REDIS_URL"], symbol, "99.5", "100")
+    await stack.start("risk_manager", **CRASH_ENV)
+    first = await stack.start("order_executor", **CRASH_ENV)  # opens the account, values it
+    await wait_until(lambda: equity_stored(url), "the executor's first equity")
+    await stack.kill(first)
+    async with broker(env["RABBITMQ_URL"]) as channel:
+        feeder = asyncio.create_task(feed(channel, symbol, sent, stop))
+        try:
+            mid_work = await kill_repeatedly(stack, url, rng)
+        finally:
+            stop.set()
+            await feeder
+        await stack.start("order_executor", **CRASH_ENV)
+        await wait_until(lambda: settled(url, sent), "every order finished after the crashes")
+        books = await read_books(url)
+        assert await dead_letters(channel) == 0
+    assert mid_work >= KILLS // 2, f"only {mid_work} of {KILLS} kills landed mid-work"
+    approved = check_orders(books, sent)
+    assert len(approved) == len(sent)  # all small enough to pass: none rejected
+    assert {row["status"] for row in books.orders} == {"filled"}
+    check_ledger(books, Decimal(1000000))
+
+
+async def decision(url: str, signal_id: str) -> asyncpg.Record | None:
+    rows = await query(url, "SELECT * FROM risk_decisions WHERE signal_id = $1", signal_id)
+    return rows[0] if rows else None
+
+
+async def decide(channel: AbstractChannel, url: str, *args: object) -> asyncpg.Record:
+    signal_id = await strategy_signal(channel, *args)  # type: ignore[arg-type]
+    return await wait_until(lambda: decision(url, signal_id), f"the decision of {signal_id}")
+
+
+async def filled(url: str, client_order_id: str) -> bool:
+    rows = await query(url, "SELECT status FROM orders WHERE client_order_id = $1",
+                       client_order_id)  # fmt: skip
+    return bool(rows) and rows[0]["status"] == "filled"
+
+
+async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
+    stack: Stack, channels: tuple[FakeChannels, dict[str, str]]
+) -> None:
+    fake, alert_env = channels
+    env, falling, steady = stack.env, new_symbol(), new_symbol()
+    url, redis = env["DATABASE_URL"], env["REDIS_URL"]
+    await set_quote(redis, falling, "99.99", "100.01")
+    await set_quote(redis, steady, "9.99", "10.01")
+    common = {"PAPER_TRADING_INITIAL_BALANCE": str(START), "PRICE_MAX_AGE_SECONDS": "0"}
+    risk, *_ = await asyncio.gather(
+        stack.start("risk_manager", **common), stack.start("order_executor", **common),
+        stack.start("alert_system", **alert_env),
+    )  # fmt: skip
+    await wait_until(lambda: equity_stored(url), "the executor's first equity")
+    async with broker(env["RABBITMQ_URL"]) as channel:
+        for _ in range(2):  # 2 x 19 % of equity: 38 % of it in the falling symbol
+            bought = await decide(channel, url, falling, "buy", Decimal(19), Decimal(100))
+            assert bought["outcome"] == "approved", bought["reasons"]
+            await wait_until(partial(filled, url, bought["client_order_id"]), "the fill")
+        probe = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
+        assert probe["outcome"] == "approved"  # the peak is recorded near 10000
+        for price in ("80", "50"):  # -50 % on 38 % of equity: about -19 % from the peak
+            frozen = time.time()
+            await set_quote(redis, falling, price, price)
+            await wait_until(partial(equity_stored, url, frozen), "a revaluation")
+        refused = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
+        reducing = await decide(channel, url, falling, "sell", Decimal(5), Decimal(50))
+        await wait_until(lambda: filled(url, reducing["client_order_id"]), "the reducing sell")
+        async with httpx.AsyncClient(base_url=Stack.url(risk)) as client:
+            reset = "/api/v1/admin/circuit-breaker/reset"
+            anonymous = await client.post(reset)
+            wrong = await client.post(reset, headers={"Authorization": "Bearer not-the-admin"})
+            still = (await client.get("/api/v1/state")).json()
+            refused_again = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
+            admin = await client.post(reset, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        after = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
+        await wait_until(lambda: breaker_alerted(fake), "the breaker alert on every channel")
+    assert refused["outcome"] == "rejected" and "circuit breaker" in refused["reasons"]
+    assert reducing["outcome"] == "approved"
+    assert (anonymous.status_code, wrong.status_code) == (401, 403)
+    assert still["breaker_open"] is True
+    assert refused_again["outcome"] == "rejected"
+    assert admin.status_code == 200 and admin.json()["breaker_open"] is False
+    assert after["outcome"] == "approved"
+    books = await read_books(url)
+    check_ledger(books, START)
+
+
+async def breaker_alerted(fake: FakeChannels) -> bool:
+    texts = [body["text"] for body in fake.received.get("telegram", [])]
+    texts += [body["text"] for body in fake.received.get("slack", [])]
+    texts += [raw.decode() for _, raw in fake.received.get("webhook", [])]
+    tripped = [text for text in texts if "Circuit breaker tripped" in text]
+    return len(tripped) == 3 and all("CRITICAL" in t.upper() for t in tripped)
