@@ -5,7 +5,7 @@ a bounded time; every fill has its order and its risk decision, the paper ledger
 Prometheus in the cluster has the trading series of the Pods. The node's CPU and memory (the
 kubelet's /stats/summary) are figures: with no release (idle) and while trading.
 
-Runs after test_chart and test_operator (file order), whose releases are gone by then."""
+Its own namespace and volumes: it runs before or after test_chart and test_operator."""
 
 from __future__ import annotations
 
