@@ -130,7 +130,7 @@ def test_the_paper_trading_loop_runs_in_the_cluster(trading: NodeCluster) -> Non
             'locked_orders', (SELECT count(*) FROM orders WHERE environment = 'paper'
                               AND status IN ('submitted', 'partially_filled')))""",
     )
-    found = json.loads(ledger)
+    found = json.loads(ledger, parse_float=Decimal)  # exact: NUMERIC as JSON numbers
     settings = yaml.safe_load((CHART / "values.yaml").read_text())["settings"]
     initial = Decimal(str(settings["trading"]["PAPER_TRADING_INITIAL_BALANCE"]))
     flows = found["flows"]
