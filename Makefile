@@ -70,9 +70,11 @@ bench: setup ## Run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/market_data_ingest.py
 	$(BIN)/python bench/data_api.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/metrics_scrape.py
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/signal_to_fill.py
 	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/strategy_generation.py
 	$(BIN)/python bench/operator_real_api.py
 
 .PHONY: kind-up
