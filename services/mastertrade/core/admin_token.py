@@ -11,11 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from typing import Annotated
 
 from fastapi import HTTPException
-from pydantic import SecretStr
+from pydantic import AfterValidator, SecretStr
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mastertrade-admin"'}
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _is_a_hash(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not SHA256_HEX.match(value.get_secret_value().strip().lower()):
+        raise ValueError("must be 64 hex digits (a SHA-256), not the token itself")
+    return value
+
+
+AdminTokenHash = Annotated[SecretStr | None, AfterValidator(_is_a_hash)]
+"""A setting holding the SHA-256 of an admin token (never the token)."""
 
 
 def check_token(authorization: str | None, expected: SecretStr | None, setting: str) -> str:

@@ -3,33 +3,23 @@
 
 from __future__ import annotations
 
-import re
+from pydantic import Field
 
-from pydantic import Field, SecretStr, field_validator
-
+from mastertrade.core.admin_token import AdminTokenHash
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.risk.domain import RiskLimits
 from mastertrade_model.settings import RiskSettings as RiskGroup
 from mastertrade_model.settings import TradingSettings
 
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
 
 class RiskSettings(ServiceSettings, RiskGroup, TradingSettings):
     """The seed's limits: 20 % per position, 15 % drawdown, circuit breaker on."""
 
-    risk_admin_api_key_sha256: SecretStr | None = Field(
+    risk_admin_api_key_sha256: AdminTokenHash = Field(
         default=None,
         description="the SHA-256 (64 lower-case hex digits) of the admin bearer token, "
         "e.g. from `printf %s TOKEN | sha256sum`",
     )
-
-    @field_validator("risk_admin_api_key_sha256")
-    @classmethod
-    def _hex(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not SHA256_HEX.match(value.get_secret_value().strip().lower()):
-            raise ValueError("must be 64 hex digits (a SHA-256), not the token itself")
-        return value
 
     def limits(self) -> RiskLimits:
         return RiskLimits(

@@ -4,25 +4,24 @@ walk-forward windows, shards), goals, live signals and the admin key."""
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from decimal import Decimal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from mastertrade.core.admin_token import AdminTokenHash
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.strategy.domain.engine import BacktestConfig
 from mastertrade.strategy.domain.walkforward import WalkForward
 from mastertrade_model.settings import StrategySettings as StrategyGroup
 
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 MINUTES_PER_DAY = 1440
 
 
 class StrategySettings(ServiceSettings, StrategyGroup):
     """The seed's strategy figures (10 active, 500 generated daily at 03:00 UTC)."""
 
-    strategy_admin_api_key_sha256: SecretStr | None = Field(
+    strategy_admin_api_key_sha256: AdminTokenHash = Field(
         default=None,
         description="the SHA-256 (64 lower-case hex digits) of the bearer token that may start "
         "a generation on demand, e.g. from `printf %s TOKEN | sha256sum`",
@@ -81,13 +80,6 @@ class StrategySettings(ServiceSettings, StrategyGroup):
         default=Decimal(100), gt=0, le=Decimal(10) ** 9, allow_inf_nan=False,
         description="quote-currency value a live signal asks to trade at full strength",
     )  # fmt: skip
-
-    @field_validator("strategy_admin_api_key_sha256")
-    @classmethod
-    def _hex(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not SHA256_HEX.match(value.get_secret_value().strip().lower()):
-            raise ValueError("must be 64 hex digits (a SHA-256), not the token itself")
-        return value
 
     @model_validator(mode="after")
     def _windows(self) -> StrategySettings:
