@@ -17,6 +17,7 @@ that of the service it calls: the work the gateway itself adds, which the load b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -67,9 +68,11 @@ def main() -> int:
                 "gateway, API key": (Client(gateway), via, {"Authorization": f"Bearer {TOKEN}"}),
             }
             sample(clients, 200)  # warm-up
+            load_before = os.getloadavg()[0]
             before = cpu_seconds(service), cpu_seconds(proxy)
             times = sample(clients, args.samples)
             after = cpu_seconds(service), cpu_seconds(proxy)
+            load_after = os.getloadavg()[0]
     direct = times["direct (reference)"]
     rows = [["case", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"]]
     for name, found in times.items():
@@ -78,7 +81,8 @@ def main() -> int:
             ms(percentile(found, 0.5) - percentile(direct, 0.5)),
             ms(percentile(found, 0.99) - percentile(direct, 0.99)),
         ])  # fmt: skip
-    print(f"GET {args.samples} times each, one at a time, kept-alive connections:")
+    print(f"GET {args.samples} times each, one at a time, kept-alive connections "
+          f"(load average {load_before:.2f} before, {load_after:.2f} after):")
     print(table(rows))
     print(f"target: added p99 under {TARGET_P99_ADDED_MS} ms")
     served = args.samples * len(clients)  # the service answers every case
