@@ -81,8 +81,10 @@ def main() -> int:
             ms(percentile(found, 0.5) - percentile(direct, 0.5)),
             ms(percentile(found, 0.99) - percentile(direct, 0.99)),
         ])  # fmt: skip
-    print(f"GET {args.samples} times each, one at a time, kept-alive connections "
-          f"(load average {load_before:.2f} before, {load_after:.2f} after):")
+    print(
+        f"GET {args.samples} times each, one at a time, kept-alive connections "
+        f"(load average {load_before:.2f} before, {load_after:.2f} after):"
+    )
     print(table(rows))
     print(f"target: added p99 under {TARGET_P99_ADDED_MS} ms")
     served = args.samples * len(clients)  # the service answers every case
