@@ -3,8 +3,8 @@
 Proxied requests take `ProxyFastPath` (gateway/fastpath.py) ahead of FastAPI's routing. Once
 started, the objects made so far (modules, the app, settings, pools: about 110,000) are frozen
 out of the garbage collector's reach (`gc.freeze`): a full collection then walks only what
-requests make, not the whole start-up heap (a full collection of it took 55-270 ms in the
-gateway process, measured with gc.callbacks: one such pause would be a request's latency).
+requests make, not the whole start-up heap (full collections during start-up took 35-90 ms in
+the gateway process, measured with gc.callbacks: one such pause would be a request's latency).
 """
 
 from __future__ import annotations
