@@ -10,7 +10,9 @@ the window ends, so with R replicas sharing a caller's traffic it may be refused
 (R - 1) x (batch - 1) requests short of the limit. The batch is a twentieth of the limit, at
 most 16; under 40 it is 1 (a round trip per request, exact with any number of replicas). Once
 the counter has reached the limit the caller is refused for the rest of the window without
-asking Redis again: within a window the counter never goes down.
+asking Redis again: within a window the counter never goes down. The remaining count a
+decision gives (X-RateLimit-Remaining) is exact with one replica; with several it is as of this
+replica's latest reservation.
 
 Reservations are kept for at most MAX_CALLERS callers; past that, those of earlier windows are
 dropped first, then all (dropping unspent ones only ever refuses sooner, never lets more in).
