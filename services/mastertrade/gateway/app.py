@@ -33,8 +33,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     gateway = Gateway(settings, app.state.runtime)
     app.state.gateway = gateway
     paths = [spec.health_path, *(getattr(route, "path", "") for route in router.routes)]
-    # appended, not added: the innermost of the app's middlewares, inside request id and metrics
     owned = owned_segments(paths)
+    # appended, not added: the innermost of the app's middlewares, inside request id and metrics
     app.user_middleware.append(Middleware(
         ProxyFastPath, gateway=gateway, route=proxy_route(proxy_router), owned=owned,
         handlers=app.exception_handlers,

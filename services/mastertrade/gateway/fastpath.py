@@ -13,6 +13,7 @@ error `Gateway.handle` raises gets the app's own exception handler (e.g. 503 whe
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,7 +67,9 @@ class ProxyFastPath:
             handler = self._handler_for(error)
             if handler is None:
                 raise
-            answer = await handler(request, error)
+            answer = handler(request, error)
+            if inspect.isawaitable(answer):  # Starlette allows plain functions as handlers too
+                answer = await answer
         await answer(scope, receive, send)
 
     def _params(self, scope: Scope) -> dict[str, str] | None:
