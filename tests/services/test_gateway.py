@@ -11,12 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from mastertrade.gateway.keys import digest_of
+from mastertrade.gateway.ratelimit import RateLimiter, batch_for
 from tests.infra import free_port
 
 pytestmark = pytest.mark.infra
@@ -281,3 +283,43 @@ async def test_requests_beyond_the_connection_cap_wait_then_get_a_503(
             assert busy.headers["retry-after"] == "1"
             assert (await slow).status_code == 200
             assert (await client.get("/api/strategy-service/echo")).status_code == 200
+
+
+async def test_replicas_together_never_pass_a_callers_limit(service_env: dict[str, str]) -> None:
+    # two gateways on one Redis: each reserves requests in batches (5 for a limit of 100)
+    client = aioredis.from_url(service_env["REDIS_URL"])
+    caller = f"key:shared-{uuid.uuid4().hex}"
+    try:
+        replicas = [RateLimiter(client, window=3600), RateLimiter(client, window=3600)]
+        decisions = [await replicas[n % 2].hit(caller, 100) for n in range(160)]
+        allowed = sum(d.allowed for d in decisions)
+        # at most the limit; short of it by no more than the other replica's unspent batch
+        assert 100 - (batch_for(100) - 1) <= allowed <= 100
+        assert not any(d.allowed for d in decisions[110:])
+        alone = RateLimiter(client, window=3600)
+        solo = [await alone.hit(f"{caller}-solo", 100) for _ in range(101)]
+        assert [d.remaining for d in solo[:100]] == list(range(99, -1, -1))
+        assert [d.allowed for d in solo] == [True] * 100 + [False]
+    finally:
+        await client.aclose()
+
+
+async def test_proxied_requests_keep_the_apps_metrics_and_error_answers(
+    upstreams: dict[str, str],
+) -> None:
+    async with gateway(upstreams) as client:
+        assert (await client.get("/api/strategy-service/echo")).status_code == 200
+        scraped = (await client.get("/metrics")).text
+        # counted under the route's template, never the raw path (a bounded label set)
+        assert 'route="/api/{service}/{path:path}",service="api_gateway",status="200"' in scraped
+        assert "/api/strategy-service/echo" not in scraped
+        # /api/v1/ is the gateway's own: an unknown route there is still no service named v1
+        unknown = await client.get("/api/v1/nothing")
+        assert unknown.status_code == 404 and "'v1'" in unknown.json()["detail"]
+        assert (await client.request("TRACE", "/api/strategy-service/echo")).status_code == 405
+    redis_down = {**upstreams, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    async with gateway(redis_down) as client:
+        refused = await client.get("/api/strategy-service/echo")
+        assert refused.status_code == 503  # the rate limit cannot be counted: not a 500
+        assert "unavailable" in refused.json()["detail"]
+        assert refused.headers["x-request-id"]

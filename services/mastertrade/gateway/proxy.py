@@ -136,10 +136,13 @@ async def forward(
     upstreams: Upstreams, service: str, base_url: str, request: Request, body: bytes
 ) -> Response:
     """Send the request on to `base_url` and relay the answer, or a 502/503/504."""
-    try:
-        await asyncio.wait_for(upstreams.slots.acquire(), upstreams.pool_wait)
-    except TimeoutError:
-        return problem(503, f"{service}: every connection to it is busy; retry later", 1)
+    if upstreams.slots.locked():
+        try:
+            await asyncio.wait_for(upstreams.slots.acquire(), upstreams.pool_wait)
+        except TimeoutError:
+            return problem(503, f"{service}: every connection to it is busy; retry later", 1)
+    else:  # a free slot is taken at once: no task and timer of wait_for's on the common path
+        await upstreams.slots.acquire()
     slot = Slot(upstreams.slots)
     try:
         return await _exchange(upstreams.session, slot, service, base_url, (request, body))
@@ -155,7 +158,8 @@ async def _exchange(
     """The exchange itself; the slot is given back when the answer is done with."""
     request, body = incoming
     path = request.path_params.get("path", "")
-    query = request.url.query
+    # the raw query string, as Starlette's request.url would give it without building the URL
+    query = request.scope["query_string"].decode()
     url = f"{base_url}/{path}" + (f"?{query}" if query else "")
     try:
         upstream = await session.request(
