@@ -16,7 +16,8 @@ below zero, ending exactly at the stored cash and positions) and the stored equi
 plus positions at the marks in Redis (tests/e2e/books.py, exact decimals). Checked in
 Prometheus (its HTTP API through its Service): the trading series of every trading Pod, and
 pod discovery refused (403) without its RoleBinding. The node's CPU and memory (the kubelet's
-/stats/summary) with no release and while trading are figures.
+/stats/summary) with no release, while trading and with the market stopped, and the release's
+Pods' own in the last two, are figures.
 
 Its own namespace and volumes: it runs after test_chart and test_operator."""
 
@@ -64,20 +65,40 @@ SETTLE_TIMEOUT = 300
 STRATEGIES = "/api/strategy-service/api/v1/strategies"
 
 
-def node_usage(cluster: NodeCluster, samples: int = 5, every: float = 10.0) -> dict[str, Any]:
+def node_usage(
+    cluster: NodeCluster, namespace: str | None = None, samples: int = 5, every: float = 10.0
+) -> dict[str, Any]:
     """The node's CPU (cores, mean and highest of `samples` readings of the kubelet's rate) and
-    memory (highest working set, GiB) from its /stats/summary, read through the API server."""
+    memory (highest working set, GiB) from its /stats/summary, read through the API server; with
+    `namespace`, the same for the sum of that namespace's Pods (the node's figures are the whole
+    machine's here, other work on it included; the Pods' are the release's own)."""
     (node,) = cluster.get("nodes")["items"]
     path = f"/api/v1/nodes/{node['metadata']['name']}/proxy/stats/summary"
-    cpu, memory = [], []
+    readings: dict[str, list[float]] = {"cpu": [], "memory": [], "pods_cpu": [], "pods_memory": []}
     for index in range(samples):
-        summary = json.loads(cluster.kubectl("get", "--raw", path))["node"]
-        cpu.append(summary["cpu"]["usageNanoCores"] / 1e9)
-        memory.append(summary["memory"]["workingSetBytes"] / 2**30)
+        summary = json.loads(cluster.kubectl("get", "--raw", path))
+        readings["cpu"].append(summary["node"]["cpu"]["usageNanoCores"] / 1e9)
+        readings["memory"].append(summary["node"]["memory"]["workingSetBytes"] / 2**30)
+        pods = [p for p in summary.get("pods", []) if p["podRef"]["namespace"] == namespace]
+        readings["pods_cpu"].append(
+            sum(p.get("cpu", {}).get("usageNanoCores", 0) for p in pods) / 1e9
+        )
+        readings["pods_memory"].append(
+            sum(p.get("memory", {}).get("workingSetBytes", 0) for p in pods) / 2**30
+        )
         if index < samples - 1:
             time.sleep(every)
-    return {"cpu_cores": round(sum(cpu) / len(cpu), 2), "cpu_cores_max": round(max(cpu), 2),
-            "memory_gib": round(max(memory), 2)}  # fmt: skip
+    found = {"cpu_cores": mean(readings["cpu"]), "cpu_cores_max": round(max(readings["cpu"]), 2),
+             "memory_gib": round(max(readings["memory"]), 2)}  # fmt: skip
+    if namespace is not None:
+        found |= {"pods_cpu_cores": mean(readings["pods_cpu"]),
+                  "pods_cpu_cores_max": round(max(readings["pods_cpu"]), 2),
+                  "pods_memory_gib": round(max(readings["pods_memory"]), 2)}  # fmt: skip
+    return found
+
+
+def mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 2)
 
 
 def psql(cluster: NodeCluster, sql: str) -> str:
@@ -193,7 +214,7 @@ def test_the_paper_trading_loop_runs_in_the_cluster(trading: NodeCluster, admin_
           FILLS_TIMEOUT)  # fmt: skip
     stage("fills", lambda: count(trading, "SELECT count(*) FROM fills") > 0,
           FILLS_TIMEOUT - (time.monotonic() - started) + reached["risk_decisions"])  # fmt: skip
-    FIGURES["node_while_trading"] = node_usage(trading)
+    FIGURES["node_while_trading"] = node_usage(trading, NAMESPACE)
 
 
 def prometheus_query(cluster: NodeCluster, query: str) -> list[dict[str, Any]]:
@@ -346,6 +367,7 @@ def test_the_paper_books_add_up_once_the_market_stops(trading: NodeCluster) -> N
     check_orders(books, [d["signal_id"] for d in books.decisions])
     check_ledger(books, START)
     check_equity(books, prices)
+    FIGURES["node_release_with_the_market_stopped"] = node_usage(trading, NAMESPACE)
     FIGURES["trading_books_checked"] = {
         "decisions": len(books.decisions), "orders": len(books.orders),
         "fills": len(books.fills), "cash": found["cash"], "equity": found["equity"]["equity"],
