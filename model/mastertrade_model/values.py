@@ -84,7 +84,19 @@ class PodSecurity(Strict):
 class MastertradeImage(Image):
     securityContext: PodSecurity
     writablePaths: list[str] = Field(description="emptyDirs beside the read-only root")
+    preStopSleepSeconds: int = Field(
+        default=5, ge=0, le=300, description="Seconds a deleted Pod serves on before SIGTERM"
+    )
     terminationGracePeriodSeconds: int = Field(ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _grace_outlasts_the_sleep(self) -> MastertradeImage:
+        if self.terminationGracePeriodSeconds <= self.preStopSleepSeconds:
+            raise ValueError(
+                "image.terminationGracePeriodSeconds must exceed image.preStopSleepSeconds: "
+                "the grace period counts from deletion, the sleep included"
+            )
+        return self
 
 
 class Port(Strict):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helm import render_failure
+from mastertrade_model import load_default_values
+from tests.helm import render, render_failure
+
+CATALOG = load_default_values().workloads
 
 CASES = [
     pytest.param(
@@ -67,6 +70,34 @@ CASES = [
         id="dependency-disabled",
     ),
     pytest.param(
+        # Every workload that talks to RabbitMQ off as well: only the schema Job still needs it,
+        # and it would wait for a broker that never comes
+        [f"workloads.{key}.enabled=false" for key in CATALOG if key != "postgres"],
+        [
+            "migrations.enabled",
+            "needs RabbitMQ",
+            "workloads.rabbitmq is disabled",
+            "external.rabbitmq.host",
+            "migrations.enabled=false",
+        ],
+        id="schema-job-without-rabbitmq",
+    ),
+    pytest.param(
+        ["workloads.rabbitmq.enabled=false"],
+        ["workloads.rabbitmq is disabled", "external.rabbitmq.host"],
+        id="rabbitmq-disabled",
+    ),
+    pytest.param(
+        ["workloads.redis.enabled=false"],
+        ["depends on workloads.redis, which is disabled", "external.redis.host"],
+        id="redis-disabled",
+    ),
+    pytest.param(
+        ["image.preStopSleepSeconds=60"],
+        ["image.terminationGracePeriodSeconds (50) must exceed image.preStopSleepSeconds (60)"],
+        id="grace-shorter-than-prestop-sleep",
+    ),
+    pytest.param(
         ["workloads.apiGateway.dependsOn={postgres,nowhere}"],
         ["/workloads/apiGateway/dependsOn/1", "must be one of", "marketDataService"],
         id="unknown-dependency",
@@ -79,3 +110,25 @@ def test_bad_values_are_refused_with_a_clear_message(sets: list[str], expected: 
     message = render_failure(sets=sets)
     for fragment in expected:
         assert fragment in message, message
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        pytest.param(["migrations.enabled=false"], id="no-schema-job"),
+        pytest.param(
+            ["external.rabbitmq.host=mq.example.com", "auth.existingSecret=mine"],
+            id="managed-rabbitmq",
+        ),
+    ],
+)
+def test_postgres_alone_is_accepted_when_nothing_waits_for_rabbitmq(sets: list[str]) -> None:
+    """The way out each message names works: PostgreSQL alone, without the schema Job or with
+    a managed broker."""
+    only_postgres = [f"workloads.{key}.enabled=false" for key in CATALOG if key != "postgres"]
+    manifests = render(sets=[*only_postgres, *sets])
+    jobs = {m["metadata"]["name"] for m in manifests if m["kind"] == "Job"}
+    assert ("mastertrade-migrate" in jobs) == ("migrations.enabled=false" not in sets)
+    assert {m["metadata"]["name"] for m in manifests if m["kind"] == "StatefulSet"} == {
+        "mastertrade-postgres"
+    }

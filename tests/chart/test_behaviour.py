@@ -311,3 +311,30 @@ def test_kind_profile_pulls_only_the_mastertrade_image_from_the_node() -> None:
         (container,) = pod["spec"]["containers"]
         local = container["image"] == "mastertrade:dev"
         assert container["imagePullPolicy"] == ("Never" if local else "IfNotPresent"), name
+
+
+def test_a_deleted_service_pod_serves_on_until_its_endpoint_is_gone(
+    default_render: list[Manifest],
+) -> None:
+    """Every Pod of MasterTrade's image sleeps before its SIGTERM (so requests that kube-proxy
+    still routes to it are answered), within a grace period that leaves the SIGTERM its time;
+    0 turns the sleep off."""
+    image = load_default_values().image
+    services = [m for m in of_kind(default_render, "Deployment")
+                if not CATALOG[key_of(m)].image]  # fmt: skip
+    assert len(services) == sum(1 for w in CATALOG.values() if w.enabled and not w.image)
+    for deployment in services:
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        sleep = {"sleep": {"seconds": image.preStopSleepSeconds}}
+        assert container["lifecycle"]["preStop"] == sleep
+        assert pod["terminationGracePeriodSeconds"] - image.preStopSleepSeconds >= 25 + 15
+    manifests = render(sets=["image.preStopSleepSeconds=0"])
+    assert not any("lifecycle" in c for _, pod in pods_of(manifests)
+                   for c in pod["spec"]["containers"])  # fmt: skip
+
+
+def key_of(manifest: Manifest) -> str:
+    """The catalog key of a rendered workload."""
+    name = manifest["metadata"]["name"].removeprefix(PREFIX)
+    return next(key for key, w in CATALOG.items() if w.name == name)

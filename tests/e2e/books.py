@@ -10,24 +10,28 @@ cash plus every position at the mark it was valued at.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
 from tests.e2e.stack import query
 
 TERMINAL = {"filled", "rejected", "cancelled"}
+# A row as asyncpg returns it, or as decoded from psql's JSON (tests/node/test_trading.py)
+Row = Mapping[str, Any] | asyncpg.Record
 
 
 @dataclass(frozen=True)
 class Books:
-    decisions: list[asyncpg.Record]
-    orders: list[asyncpg.Record]
-    fills: list[asyncpg.Record]
+    decisions: Sequence[Row]
+    orders: Sequence[Row]
+    fills: Sequence[Row]
     cash: Decimal
     positions: dict[str, Decimal]
-    equity: asyncpg.Record | None
+    equity: Row | None
 
 
 async def read_books(url: str, asset: str = "USDT") -> Books:

@@ -197,15 +197,17 @@ def test_prometheus_in_the_cluster_scrapes_every_workload_that_serves_metrics(
         raise AssertionError(f"Prometheus targets: {targets()}, expected {expected}") from None
 
 
-def gateway_health(url: str) -> int:
-    """The status of one request to the gateway's aggregated health (0: no answer at all)."""
+def gateway_health(url: str) -> tuple[int, str]:
+    """The status of one request to the gateway's aggregated health (0: no answer at all) and,
+    when it is not 200, what it said (which service, which error), for the failure message."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
-            return int(response.status)
+            return int(response.status), ""
     except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return 0
+        with error:
+            return int(error.code), error.read().decode(errors="replace")[:2000]
+    except OSError as error:
+        return 0, repr(error)
 
 
 def test_a_rolling_update_of_one_service_fails_no_request_through_the_gateway(
@@ -216,7 +218,7 @@ def test_a_rolling_update_of_one_service_fails_no_request_through_the_gateway(
     through its Service, answers 200 to every request meanwhile."""
     gateway = release.get("service", f"{PREFIX}-api-gateway", "-n", NAMESPACE)
     url = f"http://{gateway['spec']['clusterIP']}:8080/api/v1/health"
-    assert gateway_health(url) == 200
+    assert gateway_health(url)[0] == 200
     deployment = f"{PREFIX}-risk-manager"
     before = release.get("deployment", deployment, "-n", NAMESPACE)["metadata"]["generation"]
     others = {
@@ -224,11 +226,15 @@ def test_a_rolling_update_of_one_service_fails_no_request_through_the_gateway(
         for name in (f"{PREFIX}-api-gateway", f"{PREFIX}-order-executor")
     }
     statuses: list[int] = []
+    answers: list[str] = []  # what each failed request said, with when it came
     stop = threading.Event()
 
     def poll() -> None:
         while not stop.is_set():
-            statuses.append(gateway_health(url))
+            status, said = gateway_health(url)
+            statuses.append(status)
+            if status != 200:
+                answers.append(f"{time.strftime('%H:%M:%S')} {status} {said}")
             time.sleep(0.2)
 
     poller = threading.Thread(target=poll)
@@ -250,7 +256,7 @@ def test_a_rolling_update_of_one_service_fails_no_request_through_the_gateway(
         ), f"{name} was rolled too"
     failed = [status for status in statuses if status != 200]
     FIGURES["rolling_update_requests"] = f"{len(statuses)} ({len(failed)} failed)"
-    assert len(statuses) > 20 and not failed, statuses
+    assert len(statuses) > 20 and not failed, (statuses, answers)
 
 
 @pytest.fixture(scope="module")

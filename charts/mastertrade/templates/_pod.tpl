@@ -162,6 +162,13 @@ spec:
       {{- end }}
       resources: {{- toYaml $w.resources | nindent 8 }}
       {{- include "mastertrade.probes" . | nindent 6 }}
+      {{- if and (not $w.image) (gt (int $root.Values.image.preStopSleepSeconds) 0) }}
+      # Serve on while the Pod's endpoint is removed everywhere, then SIGTERM (kubelet's own
+      # sleep: no binary needed in the image)
+      lifecycle:
+        preStop:
+          sleep: {seconds: {{ int $root.Values.image.preStopSleepSeconds }}}
+      {{- end }}
       securityContext:
         {{- include "mastertrade.containerSecurityContext" . | nindent 8 }}
       {{- if $hasMounts }}

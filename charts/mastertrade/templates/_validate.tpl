@@ -15,6 +15,9 @@ value to change.
 {{- if and .Values.backup.restoreFrom (not .Values.backup.enabled) }}
 {{- fail "backup.restoreFrom needs backup.enabled=true: the dumps are in the backups volume that the backup section creates" }}
 {{- end }}
+{{- if le (int .Values.image.terminationGracePeriodSeconds) (int .Values.image.preStopSleepSeconds) }}
+{{- fail (printf "image.terminationGracePeriodSeconds (%d) must exceed image.preStopSleepSeconds (%d): the grace period counts from deletion, the sleep included" (int .Values.image.terminationGracePeriodSeconds) (int .Values.image.preStopSleepSeconds)) }}
+{{- end }}
 {{- range $role := list "database" "rabbitmq" "redis" "metrics" }}
 {{- $providers := list }}
 {{- range $key, $w := $.Values.workloads }}{{ if eq (toString $w.provides) $role }}{{ $providers = append $providers $key }}{{ end }}{{ end }}
@@ -28,6 +31,12 @@ value to change.
 {{- fail (printf "external.%s.host is set: its password cannot be generated; name a Secret holding it in auth.existingSecret" $role) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- $database := index .Values.workloads (include "mastertrade.providerKey" (dict "root" . "role" "database")) }}
+{{- $rabbitmqKey := include "mastertrade.providerKey" (dict "root" . "role" "rabbitmq") }}
+{{- /* The schema Job waits for both servers; with RabbitMQ nowhere it would wait for ever */}}
+{{- if and .Values.migrations.enabled (include "mastertrade.available" (dict "root" . "w" $database)) (not (include "mastertrade.available" (dict "root" . "w" (index .Values.workloads $rabbitmqKey)))) }}
+{{- fail (printf "migrations.enabled runs the schema Job, which needs RabbitMQ as well as PostgreSQL (it declares the exchanges and queues), but workloads.%s is disabled and external.rabbitmq.host is empty: enable workloads.%s, point external.rabbitmq.host at a managed server, or set migrations.enabled=false" $rabbitmqKey $rabbitmqKey) }}
 {{- end }}
 {{- range $key, $w := .Values.workloads }}
 {{- if $w.enabled }}

@@ -9,12 +9,27 @@ from typing import Any
 import httpx
 
 
+async def _get_once_more_on_a_dropped_connection(
+    client: httpx.AsyncClient, url: str
+) -> httpx.Response:
+    """GET, and once more if the connection failed without an answer (a pooled keep-alive
+    connection closed by a Pod that is stopping, or a connection refused while its endpoint is
+    being removed): the request is idempotent, and the second goes over a new connection. A
+    timeout is not retried: the caller's time is spent already."""
+    try:
+        return await client.get(url)
+    except httpx.TimeoutException:
+        raise
+    except httpx.TransportError:
+        return await client.get(url)
+
+
 async def fetch_health(
     client: httpx.AsyncClient, url: str, path: str = "/health"
 ) -> dict[str, Any]:
     """The upstream's health JSON, or an `unreachable` status naming the error."""
     try:
-        response = await client.get(url.rstrip("/") + path)
+        response = await _get_once_more_on_a_dropped_connection(client, url.rstrip("/") + path)
     except httpx.HTTPError as error:
         return {"status": "unreachable", "url": url, "error": type(error).__name__}
     try:

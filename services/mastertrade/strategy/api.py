@@ -1,8 +1,10 @@
 """HTTP routes of strategy_service: strategies, backtests, generation runs and their progress,
-goals, and starting a generation on demand (admin bearer token, see `auth.py`)."""
+goals, and, with the admin bearer token (see `auth.py`), starting a generation on demand and
+activating a backtested strategy by hand."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -17,11 +19,13 @@ from mastertrade.strategy.generation import Scheduler
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
     RunInProgressError,
+    activate_strategy,
     list_backtests,
     list_strategies,
     run_progress,
 )
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["strategies"])
 Status = Literal["generated", "backtested", "active", "paused", "retired"]
 
@@ -102,6 +106,41 @@ async def start_generation(
         raise HTTPException(409, "no symbol has enough 1m candles for a walk-forward run yet")
     return {"run_id": run.id, "run_key": run.run_key, "candidates": run.candidates,
             "symbols": list(run.symbols), "progress": f"/api/v1/generations/{run.id}"}  # fmt: skip
+
+
+# What an activation's outcome answers: (HTTP status, detail); None: 200 with the strategy
+REFUSALS = {
+    "missing": (404, "no strategy {id}"),
+    "not_backtested": (409, "strategy {id} is not backtested (only a backtested, paused or "
+                       "retired strategy with a symbol can be activated)"),
+    "full": (409, "{active} strategies are active already (MAX_ACTIVE_STRATEGIES): wait for "
+             "the next generation run, which chooses the set again"),
+}  # fmt: skip
+
+
+@router.post("/admin/strategies/{strategy_id}/activate")
+async def activate(
+    request: Request,
+    runtime: RuntimeDep,
+    who: AdminDep,
+    strategy_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> dict[str, Any]:
+    """Make a backtested strategy trade now, beside the active set (up to
+    MAX_ACTIVE_STRATEGIES); the next generation run chooses the set again."""
+    done = await activate_strategy(
+        runtime.pool, strategy_id, _settings(request).max_active_strategies
+    )
+    refusal = REFUSALS.get(done.outcome)
+    if refusal is not None:
+        status, detail = refusal
+        raise HTTPException(status, detail.format(id=strategy_id, active=done.active))
+    if done.outcome == "activated":
+        scheduler: Scheduler = request.app.state.scheduler
+        scheduler.on_activated()  # the live loop reads the active set again
+        await scheduler.refresh_goals()
+        logger.info("strategy %d activated by %s", strategy_id, who)
+    return {"id": strategy_id, "status": "active", "outcome": done.outcome,
+            "active_strategies": done.active}  # fmt: skip
 
 
 @router.get("/goals")

@@ -131,9 +131,15 @@ class Scheduler:
         since, until = history_window(as_of, settings.strategy_history_days)
         walk = settings.walk_forward()
         needed = walk.fit_bars + walk.test_bars
-        symbols = settings.symbols() or await symbols_with_history(
-            self.pool(), since, until, needed
-        )
+        ready = await symbols_with_history(self.pool(), since, until, needed)
+        # Configured symbols too only once their history is there: a run started while the
+        # backfill is still writing would fail, and the day's run key would then be spent
+        symbols = [s for s in settings.symbols() if s in ready] if settings.symbols() else ready
+        if settings.symbols() and len(symbols) < len(settings.symbols()):
+            logger.info(
+                "STRATEGY_SYMBOLS without %d 1m candles yet, left out of this run: %s", needed,
+                ",".join(s for s in settings.symbols() if s not in ready),
+            )  # fmt: skip
         if not symbols:
             logger.info(
                 "no generation yet: no symbol has %d 1m candles (fit %d + test %d days) in the "

@@ -32,8 +32,8 @@ class StrategySettings(ServiceSettings, StrategyGroup):
     strategy_symbols: str = Field(
         default="",
         max_length=2000,
-        description="comma-separated symbols to trade, e.g. BTCUSDT,ETHUSDT; empty: every "
-        "symbol with 1m candles in the database",
+        description="comma-separated symbols to trade, e.g. BTCUSDT,ETHUSDT, each once it has "
+        "the 1m candles a run needs; empty: every symbol that has them",
     )
     strategy_fit_days: int = Field(
         default=28, ge=1, le=3650, description="walk-forward fit window, days (multiple of test)"

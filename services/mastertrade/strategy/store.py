@@ -308,6 +308,46 @@ async def finish_run(pool: asyncpg.Pool, run_id: int, max_active: int) -> list[i
     return chosen
 
 
+ACTIVATABLE = ("backtested", "paused", "retired")
+# One activation at a time, so two concurrent calls cannot both take the last free place
+ACTIVATION_LOCK = 0x6D745F6163  # an arbitrary advisory lock key of this service
+
+
+@dataclass(frozen=True)
+class Activation:
+    """What an activation by hand did: `outcome` is activated, already, missing, not_backtested
+    or full; `active` the number of active strategies afterwards."""
+
+    outcome: str
+    active: int
+
+
+async def activate_strategy(pool: asyncpg.Pool, strategy_id: int, max_active: int) -> Activation:
+    """Make one backtested (or paused, or retired) strategy active beside the active set, up to
+    `max_active`; the next generation run replaces the set as usual."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
+        row = await connection.fetchrow(
+            "SELECT status, symbol FROM strategies WHERE id = $1 FOR UPDATE", strategy_id
+        )
+        active = await connection.fetchval(
+            "SELECT count(*) FROM strategies WHERE status = 'active'"
+        )
+        if row is None:
+            return Activation("missing", active)
+        if row["status"] == "active":
+            return Activation("already", active)
+        if row["status"] not in ACTIVATABLE or row["symbol"] is None:
+            return Activation("not_backtested", active)
+        if active >= max_active:
+            return Activation("full", active)
+        await connection.execute(
+            "UPDATE strategies SET status = 'active', activated_at = now() WHERE id = $1",
+            strategy_id,
+        )
+    return Activation("activated", active + 1)
+
+
 @dataclass(frozen=True)
 class ActiveStrategy:
     """An active strategy as the live loop needs it."""
