@@ -9,6 +9,11 @@ arrival of the fill event, matched through the `risk.decision` event (signal id 
 id). The reference publishes a persistent message to a queue of its own and consumes it, at
 the same rate, on the same broker and with the same publisher confirms.
 
+Beside each run, the CPU time each process spent on it (from /proc, user + system), per signal:
+risk_manager, order_executor, the PostgreSQL backends of the run's database, this process (the
+load generator and fill listener) and the RabbitMQ node (shared by everyone on the machine, so
+an upper bound).
+
 Rates: RATE signals/s for DURATION s (default 200/s for 10 s); with --ramp the rate doubles
 until the p99 passes 50 ms (the sustained rate is the last one under it). Target (the issue):
 p99 under 10 ms at 200 signals/s.
@@ -33,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import aio_pika
+import asyncpg
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
@@ -52,6 +58,73 @@ P99_CEILING_MS = 50.0
 
 def say(line: str) -> None:
     print(f"bench: {line}", file=sys.stderr, flush=True)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def beam_pids() -> list[int]:
+    """The RabbitMQ node (the beam.smp running `rabbit`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if b"-s\x00rabbit\x00boot" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+class CpuMeter:
+    """CPU seconds of named groups of processes between `start` and `stop`."""
+
+    def __init__(self, database_url: str, services: dict[str, int]) -> None:
+        self.database_url, self.services = database_url, services
+        self.started: dict[str, dict[int, float]] = {}
+
+    async def groups(self) -> dict[str, list[int]]:
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            backends = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await connection.close()
+        return {
+            **{name: [pid] for name, pid in self.services.items()},
+            "postgres (run's backends)": [row["pid"] for row in backends],
+            "this process (load, listener)": [os.getpid()],
+            "rabbitmq node (shared)": beam_pids(),
+        }
+
+    async def start(self) -> None:
+        groups = await self.groups()
+        self.started = {name: {pid: cpu_of(pid) for pid in pids} for name, pids in groups.items()}
+
+    async def stop(self) -> dict[str, float]:
+        """CPU seconds per group; a backend that appeared meanwhile counts from zero."""
+        groups = await self.groups()
+        return {
+            name: sum(cpu_of(pid) - self.started.get(name, {}).get(pid, 0.0) for pid in pids)
+            for name, pids in groups.items()
+        }
+
+
+def cpu_rows(spent: dict[str, float], signals: int, duration: float) -> list[str]:
+    return [
+        f"  cpu {name:<30} {seconds:>6.2f} s {seconds * 1000 / max(signals, 1):>7.3f} ms/signal"
+        f" {seconds / duration * 100:>5.1f} % of a core"
+        for name, seconds in spent.items()
+    ]
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -84,7 +157,7 @@ def infrastructure() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def services(env: dict[str, str]) -> Iterator[None]:
+def services(env: dict[str, str]) -> Iterator[dict[str, int]]:
     children = [
         subprocess.Popen(
             [str(MASTERTRADE), "serve", name, "--host", "127.0.0.1", "--port", str(free_port())],
@@ -96,7 +169,7 @@ def services(env: dict[str, str]) -> Iterator[None]:
         for name in ("risk_manager", "order_executor")
     ]
     try:
-        yield None
+        yield {"risk_manager": children[0].pid, "order_executor": children[1].pid}
     finally:
         for child in children:
             child.send_signal(signal.SIGTERM)
@@ -249,23 +322,29 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
         await events.bind(ORDERS.name, "risk.decision")
         tracker = Tracker()
         await events.consume(tracker.on_event)
-        with services(env):
+        with services(env) as pids:
             await ready(channel, tracker)
             say("both services up; measuring")
-            await report(channel, tracker, args)
+            await report(channel, tracker, args, CpuMeter(env["DATABASE_URL"], pids))
 
 
-async def report(channel: AbstractChannel, tracker: Tracker, args: argparse.Namespace) -> None:
+async def report(
+    channel: AbstractChannel, tracker: Tracker, args: argparse.Namespace, meter: CpuMeter
+) -> None:
     print(f"{'path':<32} {'rate/s':>7} {'done':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     rate, sustained = args.rate, 0.0
     while True:
         expected = int(rate * args.duration)
         reference = await run_reference(channel, rate, args.duration)
         print(row("raw aio-pika round trip", rate, reference, expected), flush=True)
+        await meter.start()
+        started = time.perf_counter()
         latencies = await run_pipeline(channel, tracker, rate, args.duration)
+        spent, elapsed = await meter.stop(), time.perf_counter() - started
         decided = decision_latencies_ms(tracker, tracker.last_run)
         print(row("  of which signal -> decision", rate, decided, expected), flush=True)
         print(row("signal -> risk -> executor -> fill", rate, latencies, expected), flush=True)
+        print("\n".join(cpu_rows(spent, expected, elapsed)), flush=True)
         ok = len(latencies) == expected and percentile(latencies, 0.99) <= P99_CEILING_MS
         sustained = rate if ok else sustained
         if not args.ramp or not ok:
