@@ -49,6 +49,7 @@ def stack_env(database: str, vhost: str, redis: str) -> dict[str, str]:
         "RECONNECT_MAX_BACKOFF": "0.5",
         "ORDER_POLL_SECONDS": "0.2",
         "RISK_ADMIN_API_KEY_SHA256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
+        "STRATEGY_ADMIN_API_KEY_SHA256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
     }
 
 

@@ -6,7 +6,8 @@ the executor fills; the books add up.
 The simulated history differs from run to run (it ends now), and a batch activates only
 candidates with a positive out-of-sample Sharpe ratio (tested in the strategy service's tests):
 when none of this small batch qualifies, the test activates the first four backtested itself,
-since what it checks is the way from a generated strategy to a fill."""
+through the strategy service's admin API as a user would, since what it checks is the way from
+a generated strategy to a fill."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import re
 import time
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from tests.e2e.books import check_equity, check_ledger, check_orders, read_books, settled
-from tests.e2e.stack import Stack, query, read_quote, wait_until
+from tests.e2e.stack import ADMIN_TOKEN, Stack, query, read_quote, wait_until
 from tests.e2e.test_trading_loop import UNLIMITED_RATE, equity_stored, stop
 
 pytestmark = pytest.mark.e2e
@@ -54,9 +56,11 @@ async def test_generated_strategies_signal_and_their_orders_fill(stack: Stack) -
     await stack.start("risk_manager", **common)
     await stack.start("order_executor", **common)
     await wait_until(lambda: equity_stored(url), "the executor's first equity")
-    await stack.start("strategy_service", **STRATEGY_ENV, STRATEGY_SYMBOLS=",".join(SYMBOLS))
+    strategy = await stack.start(
+        "strategy_service", **STRATEGY_ENV, STRATEGY_SYMBOLS=",".join(SYMBOLS)
+    )
     await wait_until(lambda: first_run_done(url), "the first batch generated and backtested", 600.0)
-    await ensure_active(url)
+    await ensure_active(url, Stack.url(strategy))
 
     await wait_until(lambda: strategy_fills(url), "fills of strategy signals", 600.0)
     await stop(stack, market)  # no new candles, so no new signals: the books can settle
@@ -90,11 +94,19 @@ async def first_run_done(url: str) -> bool:
     return any(row["status"] == "done" for row in rows)
 
 
-async def ensure_active(url: str) -> None:
-    """Four backtested strategies active, the batch's own choice when it made one."""
+async def ensure_active(url: str, strategy_url: str) -> None:
+    """Four backtested strategies active, the batch's own choice when it made one; otherwise
+    activated through the strategy service's admin route."""
     if await query(url, "SELECT 1 FROM strategies WHERE status = 'active'"):
         return
-    await query(
-        url, "UPDATE strategies SET status = 'active' WHERE id IN "
-        "(SELECT id FROM strategies WHERE status = 'backtested' ORDER BY id LIMIT 4)",
-    )  # fmt: skip
+    rows = await query(
+        url, "SELECT id FROM strategies WHERE status = 'backtested' ORDER BY id LIMIT 4"
+    )
+    assert rows, "the first batch backtested no strategy"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(base_url=strategy_url, timeout=30.0) as client:
+        for row in rows:
+            answer = await client.post(
+                f"/api/v1/admin/strategies/{row['id']}/activate", headers=headers
+            )
+            assert answer.status_code == 200, answer.text
