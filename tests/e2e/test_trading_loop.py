@@ -149,11 +149,22 @@ async def alerted(fake: FakeChannels) -> bool:
     )
 
 
+STOP_SECONDS = 30.0  # a service stops on SIGTERM well within its Pod's grace period
+
+
 async def stop(stack: Stack, child: Child) -> None:
+    """SIGTERM, as Kubernetes stops a Pod: the service must exit on its own, in time (a hang
+    fails here, after a SIGKILL, instead of holding up the whole run)."""
     child.process.terminate()
+    try:
+        code = await asyncio.wait_for(child.process.wait(), STOP_SECONDS)
+    except TimeoutError:
+        child.process.kill()
+        code = None
     await child.process.wait()
     await child.pump
     stack.children.remove(child)
+    assert code is not None, f"{child.spec.name} did not stop within {STOP_SECONDS} s of SIGTERM"
 
 
 KILLS = 20
