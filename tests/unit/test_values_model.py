@@ -29,6 +29,8 @@ def test_merge_follows_helm_coalescing() -> None:
         ({"workloads": {"redis": {"healthCheck": {"httpGet": {"path": "/x"}}}}}, "exactly one"),
         ({"settings": {"trading": {"TRADING_ENVIRONMENT": "prod"}}}, "TRADING_ENVIRONMENT"),
         ({"workloads": {"postgres": {"replicas": -1}}}, "replicas"),
+        ({"image": {"preStopSleepSeconds": 50}}, "must exceed image.preStopSleepSeconds"),
+        ({"backup": {"enabled": False, "restoreFrom": "x.dump"}}, "needs backup.enabled=true"),
     ],
 )
 def test_bad_values_are_refused(override: dict[str, object], message: str) -> None:

@@ -134,11 +134,12 @@ class Scheduler:
         ready = await symbols_with_history(self.pool(), since, until, needed)
         # Configured symbols too only once their history is there: a run started while the
         # backfill is still writing would fail, and the day's run key would then be spent
-        symbols = [s for s in settings.symbols() if s in ready] if settings.symbols() else ready
-        if settings.symbols() and len(symbols) < len(settings.symbols()):
+        configured = settings.symbols()
+        symbols = [s for s in configured if s in ready] if configured else ready
+        if waiting := [s for s in configured if s not in ready]:
             logger.info(
                 "STRATEGY_SYMBOLS without %d 1m candles yet, left out of this run: %s", needed,
-                ",".join(s for s in settings.symbols() if s not in ready),
+                ",".join(waiting),
             )  # fmt: skip
         if not symbols:
             logger.info(
