@@ -46,6 +46,9 @@ pytestmark = pytest.mark.infra
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+# A fixed clock where a test asserts what a run ranks: the simulated candles and the run's seed
+# (from its date) both follow the clock, and at some minutes no candidate trades out of sample
+PINNED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TOKEN = "strategy-admin-token"
 SMALL_RUN = {
     "STRATEGY_HISTORY_DAYS": "4",
@@ -58,20 +61,29 @@ SMALL_RUN = {
 }
 
 
-async def _fill(url: str) -> None:
+async def _fill(url: str, now: datetime) -> None:
     await migrate_database(url, 10.0, lambda line: None)
     pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
     try:
-        await simulated_history(pool, symbols=SYMBOLS, seed=11, days=4, now=NOW)
+        await simulated_history(pool, symbols=SYMBOLS, seed=11, days=4, now=now)
     finally:
         await pool.close()
 
 
 @pytest.fixture
 def candles_url() -> Iterator[str]:
-    """A migrated database of this test alone with 4 days of simulated 1m candles."""
+    """A migrated database of this test alone with 4 days of simulated 1m candles until now."""
     url = create_database("mastertrade_strategy")
-    asyncio.run(_fill(url))
+    asyncio.run(_fill(url, NOW))
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def pinned_url() -> Iterator[str]:
+    """The same until PINNED."""
+    url = create_database("mastertrade_strategy")
+    asyncio.run(_fill(url, PINNED))
     yield url
     drop_database(url)
 
@@ -89,9 +101,11 @@ async def pool(candles_url: str) -> AsyncIterator[asyncpg.Pool]:
     await created.close()
 
 
-def scheduler(settings: StrategySettings, pool: asyncpg.Pool, worker: str) -> Scheduler:
+def scheduler(
+    settings: StrategySettings, pool: asyncpg.Pool, worker: str, now: datetime = NOW
+) -> Scheduler:
     metrics = GenerationMetrics(ServiceMetrics("strategy_service", "test"))
-    return Scheduler(settings, lambda: pool, metrics, clock=lambda: NOW, worker=worker)
+    return Scheduler(settings, lambda: pool, metrics, clock=lambda: now, worker=worker)
 
 
 async def counts(pool: asyncpg.Pool) -> dict[str, int]:
@@ -107,14 +121,21 @@ async def counts(pool: asyncpg.Pool) -> dict[str, int]:
     return dict(row)
 
 
-async def test_generation_stores_ranked_strategies(candles_url: str, pool: asyncpg.Pool) -> None:
-    settings = settings_for(candles_url)
-    await scheduler(settings, pool, "pod-a").step()
+async def test_generation_stores_ranked_strategies(pinned_url: str) -> None:
+    settings = settings_for(pinned_url)
+    async with asyncpg.create_pool(pinned_url, min_size=1, max_size=4) as pool:
+        await _generation_stores_ranked_strategies(settings, pool)
+
+
+async def _generation_stores_ranked_strategies(
+    settings: StrategySettings, pool: asyncpg.Pool
+) -> None:
+    await scheduler(settings, pool, "pod-a", PINNED).step()
 
     run = await pool.fetchrow("SELECT * FROM generation_runs")
     assert run is not None
     assert run["status"] == "done" and run["trigger"] == "startup"
-    assert run["run_key"] == f"daily:{NOW.date().isoformat()}"
+    assert run["run_key"] == f"daily:{PINNED.date().isoformat()}"
     assert list(run["symbols"]) == list(SYMBOLS)
     assert await counts(pool) == {
         "runs": 1, "strategies": 40, "distinct_candidates": 40, "backtests": 40,
@@ -137,7 +158,7 @@ async def test_generation_stores_ranked_strategies(candles_url: str, pool: async
         "SELECT s.symbol, s.parameters, b.* FROM strategies s JOIN backtests b "
         "ON b.strategy_id = s.id ORDER BY s.candidate_index"
     )
-    since, until = history_window(NOW, settings.strategy_history_days)
+    since, until = history_window(PINNED, settings.strategy_history_days)
     bars = {symbol: await load_bars(pool, symbol, since, until) for symbol in SYMBOLS}
     parse: TypeAdapter[Any] = TypeAdapter(StrategyParams)
     for row in rows[:6]:

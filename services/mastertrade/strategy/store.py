@@ -102,8 +102,8 @@ async def create_run(
     """The new run with its shards; None when `run_key` exists already (another pod made it);
     RunInProgressError when another run is still running."""
     shards = shard_ranges(candidates, shard_size)
-    async with pool.acquire() as connection, connection.transaction():
-        try:
+    try:
+        async with pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
                 "INSERT INTO generation_runs (run_key, trigger, requested_by, seed, candidates, "
                 "shard_count, symbols, as_of) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
@@ -111,15 +111,20 @@ async def create_run(
                 run_key, trigger, requested_by, seed, candidates, len(shards), list(symbols),
                 as_of,
             )  # fmt: skip
-        except asyncpg.UniqueViolationError as error:
-            raise RunInProgressError("another generation run is still running") from error
-        if row is None:
+            if row is None:
+                return None
+            await connection.executemany(
+                "INSERT INTO generation_shards (run_id, shard, first_index, last_index) "
+                "VALUES ($1, $2, $3, $4)",
+                [(row["id"], s.shard, s.first, s.last) for s in shards],
+            )
+    except asyncpg.UniqueViolationError as error:
+        # Two pods inserting the same key at the same instant can meet on the one-running index
+        # before ON CONFLICT (run_key) sees the other's row; the violation is raised only once
+        # that row is committed, so it can be looked up: then the key simply existed already.
+        if await run_exists(pool, run_key):
             return None
-        await connection.executemany(
-            "INSERT INTO generation_shards (run_id, shard, first_index, last_index) "
-            "VALUES ($1, $2, $3, $4)",
-            [(row["id"], s.shard, s.first, s.last) for s in shards],
-        )
+        raise RunInProgressError("another generation run is still running") from error
     return _run(row)
 
 
