@@ -1,5 +1,6 @@
 """risk_manager on real PostgreSQL and RabbitMQ: signals decided once, the breaker trips from
-the equity peak and only an authenticated admin call resets it."""
+the equity peak and only an authenticated admin call resets it, the order rate limit holds
+across replicas and restarts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from mastertrade.core.bus import declare_topology, publish_json
 from mastertrade.core.messages import Signal
 from mastertrade.risk.adapters.batcher import DecisionBatcher
-from mastertrade.risk.domain import RiskLimits
+from mastertrade.risk.domain import Outcome, RiskLimits
 from mastertrade_model.topology import EXCHANGES, QUEUES, SIGNALS
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import build_app, recording
@@ -171,3 +172,49 @@ async def test_two_replicas_deciding_bursts_in_batches_keep_the_exposure_limit(
     assert sum(r["approved_quantity"] for r in approved) * 100 == Decimal(4000)
     assert replicas[0].batches + replicas[1].batches < 20  # batched, not one by one
     assert published == 0  # every event published at once, none left to the outbox loop
+
+
+async def test_the_order_rate_limit_holds_across_replicas_restarts_and_a_minute(
+    trading_env: dict[str, str],
+) -> None:
+    """MAX_ORDERS_PER_MINUTE counts the approvals of every replica, is still reached after a
+    restart (a new batcher: the count is in the database) and lets orders through again once
+    the approvals are more than a minute old."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "1000000")
+    limits = RiskLimits(max_orders_per_minute=5)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    connection = await aio_pika.connect(trading_env["RABBITMQ_URL"])
+
+    def batcher() -> DecisionBatcher:
+        return DecisionBatcher(lambda: pool, lambda: channel, limits, "paper")
+
+    def small(signal_id: str) -> Signal:
+        return Signal.model_validate(signal(signal_id, quantity="1", price="100"))
+
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_topology(channel, EXCHANGES, QUEUES)
+        replicas = [batcher(), batcher()]
+        burst = await asyncio.gather(
+            *(replicas[n % 2].decide(small(f"rate-{n}")) for n in range(12))
+        )
+        restarted = batcher()
+        after_restart = await restarted.decide(small("rate-after-restart"))
+        # a minute and more passes: every approval so far is older than the window
+        await pool.execute(
+            "UPDATE risk_decisions SET decided_at = decided_at - interval '62 seconds'"
+        )
+        await pool.execute("UPDATE risk_order_rate SET second = second - interval '62 seconds'")
+        a_minute_later = [await restarted.decide(small(f"rate-later-{n}")) for n in range(6)]
+    finally:
+        await connection.close()
+        await pool.close()
+    outcomes = [d.outcome for d in burst]
+    assert outcomes.count(Outcome.APPROVED) == 5 and outcomes.count(Outcome.REJECTED) == 7
+    assert all(
+        any("orders in the last minute" in r for r in d.reasons)
+        for d in burst if d.outcome is Outcome.REJECTED
+    )  # fmt: skip
+    assert after_restart.outcome is Outcome.REJECTED
+    assert [d.outcome for d in a_minute_later] == [Outcome.APPROVED] * 5 + [Outcome.REJECTED]

@@ -42,8 +42,9 @@ SELECT equity_peak, breaker_open, kill_switch FROM risk_state WHERE environment 
 # After the lock (so it sees every decision committed before it). Approved buys stop counting as
 # pending exposure once their order is finished (its fill, if any, is in `positions` from then
 # on); the settle CTE's own changes are invisible to the rest of the statement, hence
-# `NOT IN settled`. The rate limit only needs to know whether the count reached the limit, so
-# counting stops there ($3).
+# `NOT IN settled`. The order rate is read from per-second buckets (`risk_order_rate`, written
+# by WRITE): at most 61 rows whatever the rate; the 61st second makes the window err on the safe
+# side (a bucket counts while any part of it is less than a minute old).
 VIEW = """
 WITH settled AS (
     UPDATE risk_decisions d SET pending = false FROM orders o
@@ -59,9 +60,8 @@ WITH settled AS (
 )
 SELECT
     (SELECT equity FROM account_equity WHERE environment = $1) AS equity,
-    (SELECT count(*) FROM (SELECT 1 FROM risk_decisions WHERE environment = $1
-       AND outcome <> 'rejected' AND decided_at > now() - interval '1 minute' LIMIT $3) r
-    ) AS recent,
+    (SELECT COALESCE(sum(orders), 0) FROM risk_order_rate
+     WHERE environment = $1 AND second > now() - interval '61 seconds') AS recent,
     ARRAY(SELECT symbol FROM held ORDER BY symbol) AS held_symbols,
     ARRAY(SELECT quantity FROM held ORDER BY symbol) AS held_quantities,
     ARRAY(SELECT symbol FROM pending ORDER BY symbol) AS pending_symbols,
@@ -71,8 +71,9 @@ SELECT
         'reasons', reasons, 'client_order_id', client_order_id))
      FROM risk_decisions WHERE signal_id = ANY($2::text[])) AS priors
 """
-# Every decision of the batch, the peak and breaker (when they change) and the events; outbox
-# ids are taken in the events' order, so the sorted ids match them one to one.
+# Every decision of the batch, the peak and breaker (when they change), the batch's approvals
+# added to this second's rate bucket (buckets older than the window dropped) and the events;
+# outbox ids are taken in the events' order, so the sorted ids match them one to one.
 WRITE = """
 WITH decisions AS (
     INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
@@ -91,6 +92,13 @@ WITH decisions AS (
         breaker_tripped_at = CASE WHEN $12::boolean THEN now() ELSE breaker_tripped_at END,
         updated_at = now()
     WHERE environment = $1 AND ($11::numeric IS NOT NULL OR $12::boolean)
+), rate AS (
+    INSERT INTO risk_order_rate (environment, second, orders)
+    SELECT $1, date_trunc('second', now()), $17::integer WHERE $17::integer > 0
+    ON CONFLICT (environment, second) DO UPDATE
+    SET orders = risk_order_rate.orders + EXCLUDED.orders
+), expired AS (
+    DELETE FROM risk_order_rate WHERE environment = $1 AND second < now() - interval '2 minutes'
 )
 INSERT INTO outbox (exchange, routing_key, payload)
 SELECT exchange, routing_key, payload::jsonb
@@ -230,8 +238,12 @@ class Writes:
             environment, *columns, view.equity_peak if peak_changed else None,
             self.breaker_reason is not None, self.breaker_reason,
             [e[0] for e in self.events], [e[1] for e in self.events],
-            [json.dumps(e[2]) for e in self.events],
+            [json.dumps(e[2]) for e in self.events], self.approvals(),
         ]  # fmt: skip
+
+    def approvals(self) -> int:
+        """What the batch adds to the order rate: its decisions that are not rejections."""
+        return sum(1 for decision in self.decisions if decision[3] != Outcome.REJECTED.value)
 
 
 def _decide_one(
@@ -264,8 +276,7 @@ async def decide_batch(
     async with connection.transaction():
         state = await lock_state(connection, environment)
         ids = list({signal.signal_id: None for signal in signals})
-        row = one(await connection.fetchrow(VIEW, environment, ids,
-                                            limits.max_orders_per_minute), "view")  # fmt: skip
+        row = one(await connection.fetchrow(VIEW, environment, ids), "view")
         view, writes = BatchView.read(state, row), Writes()
         first_peak = view.equity_peak
         decided: list[StoredDecision] = []
