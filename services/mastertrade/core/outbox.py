@@ -4,6 +4,9 @@ A service writes its state change and the events announcing it in one transactio
 (`add_to_outbox`), then publishes them (`publish_outbox`). A crash between the commit and the
 publish only delays the event: the next flush (a background loop, or start-up) sends it. Delivery
 is at least once, so consumers dedupe (by client order id, signal id or an alert's dedup key).
+Published rows are kept for an hour (for a person looking into a delivery), then pruned by the
+loop (`prune_published`): at 200 signals/s the table would otherwise grow by 70 million rows a
+day. What the events describe stays in its own tables (orders, fills, decisions, alerts).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +25,10 @@ from mastertrade.core.bus import publish_json
 from mastertrade.core.db import Connection
 
 logger = logging.getLogger("mastertrade.outbox")
+
+KEEP_PUBLISHED_SECONDS = 3600
+PRUNE_EVERY_SECONDS = 60.0
+PRUNE_BATCH = 10_000
 
 INSERT = "INSERT INTO outbox (exchange, routing_key, payload) VALUES ($1, $2, $3::jsonb)"
 # Claimed and marked in one statement; the mark commits only after the broker confirmed, so a
@@ -36,6 +44,12 @@ RETURNING id, exchange, routing_key, payload::text AS payload
 MARK_OWN = """
 UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL
 RETURNING id
+"""
+# Oldest first along the primary key: published rows are at the front, so the scan stops early.
+PRUNE = """
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1)
+    ORDER BY id LIMIT $2)
 """
 
 
@@ -94,16 +108,34 @@ async def publish_written(
     return len(mine)
 
 
+async def prune_published(
+    pool: asyncpg.Pool, keep_seconds: float = KEEP_PUBLISHED_SECONDS, batch: int = PRUNE_BATCH
+) -> int:
+    """Delete rows published more than `keep_seconds` ago, `batch` at a time; how many."""
+    pruned = 0
+    while True:
+        deleted = int((await pool.execute(PRUNE, keep_seconds, batch)).split()[-1])
+        pruned += deleted
+        if deleted < batch:
+            return pruned
+
+
 async def run_outbox_loop(
     pool_of: Callable[[], asyncpg.Pool],
     channel_of: Callable[[], AbstractChannel],
     interval: float,
     stop: asyncio.Event,
 ) -> None:
-    """Flush every `interval` seconds until `stop` is set; failures are logged and retried."""
+    """Flush every `interval` seconds until `stop` is set, prune published rows every minute;
+    failures are logged and retried."""
+    pruned_at = 0.0
     while not stop.is_set():
         try:
             await publish_outbox(pool_of(), channel_of())
+            if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                pruned_at = time.monotonic()
+                if pruned := await prune_published(pool_of()):
+                    logger.info("pruned %d outbox rows published over an hour ago", pruned)
         except Exception as error:  # the broker or database is down: the next round retries
             logger.warning("outbox flush failed, retrying in %.1fs: %s", interval, error)
         try:
