@@ -1,15 +1,12 @@
 """create_app for api_gateway: its routes, the proxy, and the pooled upstream clients.
 
-Proxied requests take `ProxyFastPath` (gateway/fastpath.py) ahead of FastAPI's routing. Once
-started, the objects made so far (modules, the app, settings, pools: about 110,000) are frozen
-out of the garbage collector's reach (`gc.freeze`): a full collection then walks only what
-requests make, not the whole start-up heap (full collections during start-up took 35-90 ms in
-the gateway process, measured with gc.callbacks: one such pause would be a request's latency).
+Proxied requests take `ProxyFastPath` (gateway/fastpath.py) ahead of FastAPI's routing. The
+upstream client and pool, opened after the platform's start-up, are frozen out of the garbage
+collector's reach too (`freeze_start_up_heap`, core/app.py).
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +14,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from mastertrade.catalog import find_service
-from mastertrade.core.app import build_service_app
+from mastertrade.core.app import build_service_app, freeze_start_up_heap
 from mastertrade.gateway.api import proxy_router, router
 from mastertrade.gateway.fastpath import ProxyFastPath, owned_segments, proxy_route
 from mastertrade.gateway.routing import Gateway
@@ -45,8 +42,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app), gateway.new_client() as client:
             gateway.client, gateway.pool = client, gateway.open_pool()
-            gc.collect()
-            gc.freeze()
+            freeze_start_up_heap()
             try:
                 yield
             finally:
