@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import ApprovedOrder
@@ -18,6 +19,7 @@ from mastertrade.execution.adapters.books import open_account
 from mastertrade.execution.adapters.orders import record_orders
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
 from mastertrade_model.topology import ORDERS
+from tests.infra import free_port
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import build_app, new_symbol, recording, set_quote
@@ -167,3 +169,43 @@ async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
     cash, equity = await books_balance(url)
     assert cash == Decimal(1000) - cost + proceeds - fee
     assert equity == cash + 4 * Decimal("99.5")
+
+
+async def test_a_batch_failing_before_its_commit_leaves_no_record_and_fills_once_later(
+    trading_env: dict[str, str],
+) -> None:
+    """Paper orders are recorded and executed in one transaction: when the quotes cannot be
+    read (Redis gone), neither the orders nor a fill remain; the batch coming again (the
+    unacknowledged messages) records and fills each order once, and a third time does nothing."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    url = trading_env["DATABASE_URL"]
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    gone = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        await open_account(pool, "paper", "USDT", Decimal(1000))
+        orders = [ApprovedOrder.model_validate(approved(symbol, "buy", "1")) for _ in range(3)]
+        ids = [o.client_order_id for o in orders]
+        broken = PaperVenue(lambda: pool, lambda: gone, PaperConfig())
+        with pytest.raises(redis_errors.ConnectionError):
+            await broken.record_and_execute(orders)
+        left = await pool.fetchval(
+            "SELECT count(*) FROM orders WHERE client_order_id = ANY($1::text[])", ids
+        )
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+        events = await venue.record_and_execute(orders)
+        again = await venue.record_and_execute(orders)
+        fills = await pool.fetchval(
+            "SELECT count(*) FROM fills WHERE client_order_id = ANY($1::text[])", ids
+        )
+    finally:
+        await gone.aclose()
+        await redis.aclose()
+        await pool.close()
+    assert left == 0
+    assert [(e.client_order_id, e.status) for e in events] == [(i, "filled") for i in ids]
+    assert again == [] and fills == 3
+    cash, equity = await books_balance(url)
+    assert cash == Decimal(1000) - 3 * Decimal("100.05") * Decimal("1.001")
+    assert equity == cash + 3 * Decimal("99.5")

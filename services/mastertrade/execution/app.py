@@ -1,7 +1,8 @@
 """create_app for order_executor: approved orders in, fills booked, order events out.
 
-Each approved order is recorded (committed) before it is executed, executed idempotently, and
-its message acknowledged only after both committed. At start-up, and then every
+Each approved order is recorded before it is executed (a live one committed before it is sent;
+paper ones in the transaction that executes their batch), executed idempotently, and its message
+acknowledged only after both committed. At start-up, and then every
 ORDER_POLL_SECONDS, orders still in flight are reconciled (a `new` order left by a crash is
 executed; a resting paper limit order is matched), the equity is revalued and the outbox
 flushed.
@@ -68,8 +69,7 @@ class Executor:
         self.batcher: OrderBatcher | None = None
         self.prefetch = 10  # the consumer's messages in flight
         if isinstance(self.venue, PaperVenue):
-            self.batcher = OrderBatcher(lambda: self.live.pool, self.venue,
-                                        settings.trading_environment, self.flush)  # fmt: skip
+            self.batcher = OrderBatcher(self.venue, self.flush)
             self.prefetch = BATCH_PREFETCH  # a batch can grow as large as the backlog
 
     def _venue(self, settings: ExecutionSettings) -> Venue:

@@ -7,6 +7,7 @@ message finds the row and never creates a second order. Terminal statuses are fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -59,14 +60,17 @@ async def record_order(pool: asyncpg.Pool, order: ApprovedOrder, environment: st
     return bool(status.endswith(" 1"))
 
 
-async def record_orders(pool: asyncpg.Pool, orders: list[ApprovedOrder], environment: str) -> None:
-    """Store the orders as `new` in one statement (committed); those already there are left."""
+async def record_orders(
+    connection: asyncpg.Pool | Connection, orders: Sequence[ApprovedOrder], environment: str
+) -> None:
+    """Store the orders as `new` in one statement (in the caller's transaction, or committed
+    on a pool); those already there are left."""
     columns = [
         [getattr(order, name) for order in orders]
         for name in ("client_order_id", "signal_id", "symbol", "side", "order_type", "quantity",
                      "limit_price", "reduce_only")
     ]  # fmt: skip
-    await pool.execute(RECORD_MANY, *columns, environment)
+    await connection.execute(RECORD_MANY, *columns, environment)
 
 
 async def lock_order(connection: Connection, client_order_id: str) -> asyncpg.Record | None:

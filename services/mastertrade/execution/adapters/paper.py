@@ -16,8 +16,10 @@ from decimal import Decimal
 import asyncpg
 import redis.asyncio as aioredis
 
-from mastertrade.core.messages import OrderEvent
+from mastertrade.core.db import Connection
+from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.execution.adapters import books
+from mastertrade.execution.adapters.orders import record_orders
 from mastertrade.execution.adapters.paper_batch import (
     LOCK_ORDERS,
     Costs,
@@ -68,20 +70,34 @@ class PaperVenue:
     async def execute_many(self, client_order_ids: Sequence[str]) -> list[OrderEvent]:
         """Execute the orders as one batch (see paper_batch.py); the events of those that
         changed, in the order asked for."""
+        async with self.pool().acquire() as connection, connection.transaction():
+            return await self._execute_on(connection, client_order_ids)
+
+    async def record_and_execute(self, orders: Sequence[ApprovedOrder]) -> list[OrderEvent]:
+        """Record the approved orders (`new`; those known already are left) and execute them,
+        in one transaction. A paper order is sent nowhere, so no outcome exists outside this
+        transaction for a record to keep: a crash before the commit leaves neither the record
+        nor the fill, and the unacknowledged message comes again."""
+        async with self.pool().acquire() as connection, connection.transaction():
+            await record_orders(connection, orders, self.config.environment)
+            return await self._execute_on(connection, [o.client_order_id for o in orders])
+
+    async def _execute_on(
+        self, connection: Connection, client_order_ids: Sequence[str]
+    ) -> list[OrderEvent]:
         env, asset = self.config.environment, self.config.quote_asset
         wanted = list(dict.fromkeys(client_order_ids))
-        async with self.pool().acquire() as connection, connection.transaction():
-            orders = lockable(await connection.fetch(LOCK_ORDERS, sorted(wanted)), wanted)
-            if not orders:
-                return []
-            free, locked = await books.lock_balance(connection, env, asset)
-            held = await books.lock_positions(connection, env)
-            quotes = await self.quotes.many([*held, *(order["symbol"] for order in orders)])
-            running = RunningBooks(free, locked, held, mids(quotes))
-            for order in orders:
-                decide_order(order, quotes[order["symbol"]], running, self.costs)
-            if running.updates:
-                await write_books(connection, env, asset, running)
+        orders = lockable(await connection.fetch(LOCK_ORDERS, sorted(wanted)), wanted)
+        if not orders:
+            return []
+        free, locked = await books.lock_balance(connection, env, asset)
+        held = await books.lock_positions(connection, env)
+        quotes = await self.quotes.many([*held, *(order["symbol"] for order in orders)])
+        running = RunningBooks(free, locked, held, mids(quotes))
+        for order in orders:
+            decide_order(order, quotes[order["symbol"]], running, self.costs)
+        if running.updates:
+            await write_books(connection, env, asset, running)
         return running.events
 
     async def revalue(self) -> Decimal:
