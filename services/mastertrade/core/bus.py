@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from aio_pika.exceptions import AMQPError
 
 from mastertrade_model.topology import EXCHANGES, QUEUES, Exchange, Queue
+
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 class TopologyError(Exception):
@@ -45,14 +49,21 @@ async def declare_topology(
 async def publish_json(
     channel: AbstractChannel, exchange: str, routing_key: str, payload: dict[str, Any]
 ) -> None:
-    """Publish a persistent JSON message and wait for the broker's confirm."""
-    target = await channel.get_exchange(exchange, ensure=False)
-    message = aio_pika.Message(
-        json.dumps(payload).encode(),
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    """Publish a persistent JSON message and wait for the broker's confirm (a nack raises
+    DeliveryError; an unroutable message is dropped by the broker, as aio-pika's default does).
+
+    Straight to the channel's AMQP layer (aiormq, which aio-pika's `Exchange.publish` calls in
+    the end; a robust channel still waits for its reconnection first): aio-pika's `Message` and
+    exchange lookup cost a quarter more CPU per confirmed publish (0.19-0.28 against 0.14-0.20
+    ms), and the trading loop publishes four messages per signal."""
+    amqp = await channel.get_underlay_channel()
+    properties = aiormq.spec.Basic.Properties(
+        content_type="application/json", delivery_mode=PERSISTENT, message_id=uuid.uuid4().hex
     )
-    await target.publish(message, routing_key=routing_key)
+    await amqp.basic_publish(
+        json.dumps(payload).encode(), exchange=exchange, routing_key=routing_key,
+        properties=properties,
+    )  # fmt: skip
 
 
 async def apply_topology(url: str, timeout: float, report: Callable[[str], None]) -> None:
