@@ -125,6 +125,76 @@ def test_the_gauges_tell_the_stored_trading_state(migrated: str) -> None:
     assert value(registry, "mastertrade_backup_last_run_failed") == 0
 
 
+# The gauges' truth: the whole tables counted, as the gauges did before the totals
+TRUTH = """
+SELECT 'orders' AS metric, status AS label, count(*) AS n, 0 AS notional FROM orders
+WHERE environment = 'paper' GROUP BY status
+UNION ALL
+SELECT 'fills', o.side, count(*), sum(f.price * f.quantity) FROM fills f
+JOIN orders o USING (client_order_id) WHERE o.environment = 'paper' GROUP BY o.side
+UNION ALL
+SELECT 'decisions', outcome, count(*), 0 FROM risk_decisions
+WHERE environment = 'paper' GROUP BY outcome
+"""
+CHANGES = [  # each a statement of its own, as the services and an operator would run them
+    "UPDATE orders SET status = 'filled' WHERE client_order_id = 'b'",
+    "INSERT INTO orders (client_order_id, symbol, side, type, quantity, status, environment) "
+    "SELECT 'n' || i, 'BTCUSDT', CASE WHEN i % 3 = 0 THEN 'sell' ELSE 'buy' END, 'market', 1, "
+    "'new', 'paper' FROM generate_series(1, 40) i",
+    "UPDATE orders SET status = 'filled', updated_at = now() WHERE client_order_id LIKE 'n%' "
+    "AND substr(client_order_id, 2)::int % 2 = 0",
+    "UPDATE orders SET updated_at = now() WHERE environment = 'paper'",  # no status change
+    "INSERT INTO fills (client_order_id, fill_id, price, quantity) SELECT client_order_id, '1', "
+    "101.5, 0.25 FROM orders WHERE status = 'filled' AND client_order_id LIKE 'n%'",
+    "DELETE FROM fills WHERE client_order_id = 'n2'",
+    "DELETE FROM orders WHERE client_order_id IN ('n4', 'n5')",  # n4's fill goes by cascade
+    "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+    "requested_quantity, approved_quantity, price) SELECT 'r' || i, 'paper', 'BTCUSDT', 'buy', "
+    "CASE WHEN i % 4 = 0 THEN 'rejected' ELSE 'resized' END, 2, 1, 100 "
+    "FROM generate_series(1, 25) i",
+]
+
+
+async def totals_and_truth(url: str) -> tuple[dict[tuple[str, str], float], ...]:
+    registry = await refreshed(url)
+    connection = await asyncpg.connect(url)
+    try:
+        truth = await connection.fetch(TRUTH)
+    finally:
+        await connection.close()
+    names = {"orders": ("mastertrade_orders", "status"), "fills": ("mastertrade_fills", "side"),
+             "decisions": ("mastertrade_risk_decisions", "outcome")}  # fmt: skip
+    gauges, expected = {}, {}
+    for row in truth:
+        name, label = names[row["metric"]]
+        key = (row["metric"], row["label"])
+        expected[key] = float(row["n"])
+        gauges[key] = value(registry, name, environment="paper", **{label: row["label"]})
+        if row["metric"] == "fills":
+            expected[("notional", row["label"])] = float(row["notional"])
+            gauges[("notional", row["label"])] = value(
+                registry, "mastertrade_fill_notional_usdt", environment="paper", side=row["label"]
+            )
+    return gauges, expected
+
+
+def test_the_totals_follow_every_kind_of_write_and_agree_with_the_tables(migrated: str) -> None:
+    """Inserts, status changes, an update that changes no status, deletions (an order's fills by
+    cascade) and a truncation: after each, the gauges equal the whole tables counted."""
+    asyncio.run(execute(migrated, STATE))
+    for change in CHANGES:
+        asyncio.run(execute(migrated, change))
+        gauges, expected = asyncio.run(totals_and_truth(migrated))
+        assert gauges == expected, change
+    asyncio.run(execute(migrated, "TRUNCATE orders CASCADE"))
+    registry = asyncio.run(refreshed(migrated))
+    assert value(registry, "mastertrade_orders", environment="paper", status="filled") == 0
+    assert value(registry, "mastertrade_fills", environment="paper", side="buy") == 0
+    assert (
+        value(registry, "mastertrade_risk_decisions", environment="paper", outcome="resized") == 19
+    )
+
+
 def run_backup(url: str, backups: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     database = url.rsplit("/", 1)[1]
     env = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres",

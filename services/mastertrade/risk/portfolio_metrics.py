@@ -8,6 +8,8 @@ executor), so the gauges are refreshed from it every few seconds rather than cou
 process: each replica reports the same account, a restart loses nothing, and `max without
 (pod, instance)` reads it in PromQL. Figures are NUMERIC in PostgreSQL; Prometheus samples are
 floats, which is fine for a graph and an alert threshold (the books stay exact in the database).
+Whole-history totals (orders, fills, decisions) come from `trading_totals`, kept by triggers with
+the writes (migration 0028), so a refresh does not count whole tables.
 """
 
 from __future__ import annotations
@@ -33,13 +35,28 @@ LEFT JOIN risk_state s USING (environment) LEFT JOIN account_equity e USING (env
 POSITIONS = """
 SELECT symbol, quantity, average_price FROM positions WHERE environment = $1 AND quantity > 0
 """
-ORDERS = "SELECT status, count(*) AS n FROM orders WHERE environment = $1 GROUP BY status"
-FILLS = """
-SELECT o.side, count(*) AS n, COALESCE(sum(f.price * f.quantity), 0) AS notional
-FROM fills f JOIN orders o USING (client_order_id) WHERE o.environment = $1 GROUP BY o.side
+# Orders by status, fills by side, decisions by outcome: totals kept by triggers with the writes
+# (migration 0028), not counted over whole tables. The deltas the triggers appended since the
+# last refresh are folded into the totals (replicas folding at once each take other rows:
+# a row another deletes is skipped), then totals and what is left of the deltas are read.
+FOLD_TOTALS = """
+WITH folded AS (
+    DELETE FROM trading_total_deltas WHERE id IN (
+        SELECT id FROM trading_total_deltas ORDER BY id LIMIT 10000)
+    RETURNING environment, metric, label, count, notional
+)
+INSERT INTO trading_totals AS t (environment, metric, label, count, notional)
+SELECT environment, metric, label, sum(count), sum(notional) FROM folded
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (environment, metric, label) DO UPDATE
+SET count = t.count + EXCLUDED.count, notional = t.notional + EXCLUDED.notional
 """
-DECISIONS = """
-SELECT outcome, count(*) AS n FROM risk_decisions WHERE environment = $1 GROUP BY outcome
+TOTALS = """
+SELECT metric, label, sum(count) AS n, sum(notional) AS notional FROM (
+    SELECT metric, label, count, notional FROM trading_totals WHERE environment = $1
+    UNION ALL
+    SELECT metric, label, count, notional FROM trading_total_deltas WHERE environment = $1
+) t GROUP BY metric, label
 """
 STRATEGIES = "SELECT status, count(*) AS n FROM strategies GROUP BY status"
 STRATEGY_STATUSES = ("generated", "backtested", "active", "paused", "retired")
@@ -134,9 +151,8 @@ class PortfolioMetrics:
         async with pool.acquire() as connection:
             account = await connection.fetchrow(ACCOUNT, env)
             positions = await connection.fetch(POSITIONS, env)
-            orders = {r["status"]: r["n"] for r in await connection.fetch(ORDERS, env)}
-            fills = {r["side"]: r for r in await connection.fetch(FILLS, env)}
-            decisions = {r["outcome"]: r["n"] for r in await connection.fetch(DECISIONS, env)}
+            await connection.execute(FOLD_TOTALS)
+            totals = {(r["metric"], r["label"]): r for r in await connection.fetch(TOTALS, env)}
             strategies = {r["status"]: r["n"] for r in await connection.fetch(STRATEGIES)}
             backups = await connection.fetchrow(BACKUPS)
         for status in STRATEGY_STATUSES:
@@ -150,15 +166,22 @@ class PortfolioMetrics:
             cost = row["quantity"] * row["average_price"]
             self.position_cost.labels(env, row["symbol"]).set(float(cost))
         self.open_positions.labels(env).set(len(positions))
+        self._set_totals(totals)
+
+    def _set_totals(self, totals: dict[tuple[str, str], asyncpg.Record]) -> None:
+        env = self.environment
+
+        def total(metric: str, label: str, column: str = "n") -> float:
+            row = totals.get((metric, label))
+            return float(row[column]) if row is not None else 0.0
+
         for status in ORDER_STATUSES:
-            self.orders.labels(env, status).set(orders.get(status, 0))
+            self.orders.labels(env, status).set(total("orders", status))
         for side in SIDES:
-            filled = fills.get(side)
-            self.fills.labels(env, side).set(filled["n"] if filled else 0)
-            notional = float(filled["notional"]) if filled else 0.0
-            self.fill_notional.labels(env, side).set(notional)
+            self.fills.labels(env, side).set(total("fills", side))
+            self.fill_notional.labels(env, side).set(total("fills", side, "notional"))
         for outcome in OUTCOMES:
-            self.decisions.labels(env, outcome).set(decisions.get(outcome, 0))
+            self.decisions.labels(env, outcome).set(total("decisions", outcome))
 
     def _set_backups(self, backups: asyncpg.Record | None) -> None:
         last_success = backups["last_success"] if backups else None
