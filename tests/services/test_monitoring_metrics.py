@@ -155,7 +155,10 @@ CHANGES = [  # each a statement of its own, as the services and an operator woul
 ]
 
 
-async def totals_and_truth(url: str) -> tuple[dict[tuple[str, str], float], ...]:
+Totals = dict[tuple[str, str], float | None]
+
+
+async def totals_and_truth(url: str) -> tuple[Totals, Totals]:
     registry = await refreshed(url)
     connection = await asyncpg.connect(url)
     try:
@@ -164,7 +167,8 @@ async def totals_and_truth(url: str) -> tuple[dict[tuple[str, str], float], ...]
         await connection.close()
     names = {"orders": ("mastertrade_orders", "status"), "fills": ("mastertrade_fills", "side"),
              "decisions": ("mastertrade_risk_decisions", "outcome")}  # fmt: skip
-    gauges, expected = {}, {}
+    gauges: Totals = {}
+    expected: Totals = {}
     for row in truth:
         name, label = names[row["metric"]]
         key = (row["metric"], row["label"])
