@@ -77,9 +77,12 @@ class PaperVenue:
         """Record the approved orders (`new`; those known already are left) and execute them,
         in one transaction. A paper order is sent nowhere, so no outcome exists outside this
         transaction for a record to keep: a crash before the commit leaves neither the record
-        nor the fill, and the unacknowledged message comes again."""
+        nor the fill, and the unacknowledged message comes again. Inserted in client order id
+        order, the order rows are then locked in (LOCK_ORDERS): two replicas given the same
+        redelivered orders never wait on each other's inserts in opposite orders."""
+        by_id = sorted(orders, key=lambda order: order.client_order_id)
         async with self.pool().acquire() as connection, connection.transaction():
-            await record_orders(connection, orders, self.config.environment)
+            await record_orders(connection, by_id, self.config.environment)
             return await self._execute_on(connection, [o.client_order_id for o in orders])
 
     async def _execute_on(
