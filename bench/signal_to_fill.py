@@ -9,6 +9,13 @@ arrival of the fill event, matched through the `risk.decision` event (signal id 
 id). The reference publishes a persistent message to a queue of its own and consumes it, at
 the same rate, on the same broker and with the same publisher confirms.
 
+Each run's latency is also split at the two transactions it passes, read back from the run's
+database (`now()`, the start of the transaction, in `risk_decisions.decided_at` and
+`orders.created_at`; the same clock as this process's): publish -> the risk manager's batch
+begins (broker hop and waiting for the batch before), -> the executor's batch begins (the risk
+transaction, its publish, the second hop, waiting), -> the fill event arrives here (the paper
+transaction, the outbox publish, the third hop).
+
 Beside each run, the CPU time each process spent on it (from /proc, user + system), per signal:
 risk_manager, order_executor, the PostgreSQL backends of the run's database, this process (the
 load generator and fill listener) and the RabbitMQ node (shared by everyone on the machine, so
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -177,6 +185,22 @@ def services(env: dict[str, str]) -> Iterator[dict[str, int]]:
             child.wait(timeout=30)
 
 
+WALL_OFFSET = time.time() - time.perf_counter()
+"""Added to a `perf_counter` reading, the wall clock PostgreSQL's `now()` is on."""
+
+STAGES_SQL = """
+SELECT d.signal_id, extract(epoch FROM d.decided_at)::float8 AS risk_began,
+       extract(epoch FROM o.created_at)::float8 AS executor_began
+FROM risk_decisions d JOIN orders o ON o.client_order_id = d.client_order_id
+WHERE d.signal_id LIKE $1 || '%'
+"""
+STAGES = (
+    "publish -> risk batch begins",
+    "risk batch -> executor batch begins",
+    "executor batch -> fill event here",
+)
+
+
 class Tracker:
     """Publish times by signal id, the order id each got, and the fill latencies."""
 
@@ -204,6 +228,31 @@ class Tracker:
             for cid, at in self.filled_at.items()
             if self.order_of.get(cid, "").startswith(prefix)
         ]
+
+
+async def stage_latencies_ms(
+    tracker: Tracker, database_url: str, prefix: str
+) -> dict[str, list[float]]:
+    """Each filled signal's latency cut where its two transactions began (see the docstring)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(STAGES_SQL, prefix)
+    finally:
+        await connection.close()
+    filled_at = {tracker.order_of[cid]: at for cid, at in tracker.filled_at.items()
+                 if cid in tracker.order_of}  # fmt: skip
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    for record in rows:
+        signal_id = record["signal_id"]
+        if signal_id not in filled_at:
+            continue
+        points = (
+            tracker.sent[signal_id] + WALL_OFFSET, record["risk_began"],
+            record["executor_began"], filled_at[signal_id] + WALL_OFFSET,
+        )  # fmt: skip
+        for name, (start, end) in zip(STAGES, itertools.pairwise(points), strict=True):
+            stages[name].append((end - start) * 1000)
+    return stages
 
 
 def decision_latencies_ms(tracker: Tracker, prefix: str) -> list[float]:
@@ -278,7 +327,7 @@ async def run_reference(channel: AbstractChannel, rate: float, duration: float) 
 
 def row(name: str, rate: float, values: list[float], expected: int) -> str:
     return (
-        f"{name:<32} {rate:>7.0f} {len(values):>5}/{expected:<5} {percentile(values, 0.5):>8.2f}"
+        f"{name:<38} {rate:>7.0f} {len(values):>5}/{expected:<5} {percentile(values, 0.5):>8.2f}"
         f" {percentile(values, 0.99):>8.2f} {max(values, default=float('nan')):>8.2f}"
     )
 
@@ -331,7 +380,7 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
 async def report(
     channel: AbstractChannel, tracker: Tracker, args: argparse.Namespace, meter: CpuMeter
 ) -> None:
-    print(f"{'path':<32} {'rate/s':>7} {'done':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"{'path':<38} {'rate/s':>7} {'done':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     rate, sustained = args.rate, 0.0
     while True:
         expected = int(rate * args.duration)
@@ -344,6 +393,9 @@ async def report(
         decided = decision_latencies_ms(tracker, tracker.last_run)
         print(row("  of which signal -> decision", rate, decided, expected), flush=True)
         print(row("signal -> risk -> executor -> fill", rate, latencies, expected), flush=True)
+        stages = await stage_latencies_ms(tracker, meter.database_url, tracker.last_run)
+        for name, values in stages.items():
+            print(row(f"  {name}", rate, values, expected), flush=True)
         print("\n".join(cpu_rows(spent, expected, elapsed)), flush=True)
         ok = len(latencies) == expected and percentile(latencies, 0.99) <= P99_CEILING_MS
         sustained = rate if ok else sustained
