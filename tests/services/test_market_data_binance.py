@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import aio_pika
 import asyncpg
@@ -17,6 +18,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from mastertrade.core.bus import declare_topology
+from mastertrade.core.market_messages import BookTicker as BookTickerMessage
 from mastertrade.market_data.binance_rest import BinanceError, BinanceRest
 from mastertrade.market_data.binance_ws import BinanceStream
 from mastertrade.market_data.domain.events import to_millis
@@ -157,7 +159,8 @@ async def live_sink(
         await declare_topology(channel, [MARKET_DATA], [])
         queue = await channel.declare_queue(exclusive=True)
         await queue.bind(MARKET_DATA.name, routing_key="#")
-        writer = EventWriter(Connections(lambda: pool, lambda: redis, lambda: channel), metrics)
+        connections = Connections(lambda: pool, lambda: redis, lambda: channel)
+        writer = EventWriter(connections, metrics, "binance")
         sink = MarketSink(writer, metrics, batch_size=100, flush_interval=0.05)
         sink.start()
         try:
@@ -245,19 +248,26 @@ async def test_malformed_duplicate_and_late_frames_are_counted_and_never_stored(
         try:
             assert await redis.get("market:price:BTCUSDT") == "60000.30"
             book = await redis.hgetall("market:book:BTCUSDT")
-            assert (book["bid_price"], book["ask_price"], book["update_id"]) == (
+            assert (book["bid"], book["ask"], book["update_id"]) == (
                 "60000.00", "60000.20", "8"
             )  # fmt: skip
         finally:
             await redis.aclose()
-        keys = []
+        keys, tickers = [], []
         async with queue.iterator(timeout=5) as messages:
             async for message in messages:
                 keys.append(message.routing_key)
+                if (message.routing_key or "").startswith("ticker."):
+                    tickers.append(BookTickerMessage.model_validate_json(message.body))
                 await message.ack()
                 if len(keys) == 4:
                     break
         assert keys == ["trade.BTCUSDT", "ticker.BTCUSDT", "candle.1m.BTCUSDT", "trade.BTCUSDT"]
+        # what the arbitrage service parses: the stream's numbers, exactly, and their venue
+        (ticker,) = tickers
+        assert (ticker.bid, ticker.ask, ticker.update_id, ticker.venue) == (
+            Decimal("60000.00"), Decimal("60000.20"), 8, "binance"
+        )  # fmt: skip
 
 
 async def test_the_stream_reconnects_backfills_the_gap_and_rotates_before_the_cut(

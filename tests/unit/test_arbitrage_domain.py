@@ -75,7 +75,25 @@ def test_a_stale_quote_never_makes_an_opportunity() -> None:
     # fresh when recorded, stale by the time the triangle closes
     found.on_quote(quote("BTCUSDT", "50000", "50001", age=4), NOW)
     assert found.on_quote(quote("ETHUSDT", "2600", "2601"), NOW + timedelta(seconds=2)) == []
-    assert found.on_quote(quote("ETHUSDT", "2600", "2601", age=-10), NOW) == []  # from the future
+
+
+def test_freshness_is_judged_on_the_venues_own_clock() -> None:
+    """The simulated market stamps quotes with its market time, hours ahead of the wall clock
+    at MARKET_DATA_SPEED: its planted triangle is found; once the venue has moved on by more
+    than the maximum age, its older quotes are stale though still ahead of the wall clock."""
+    ahead = -2 * 3600.0  # two hours in the wall clock's future
+    found = detector()
+    found.on_quote(quote("BTCUSDT", "50000", "50001", age=ahead, venue="simulated"), NOW)
+    found.on_quote(quote("ETHBTC", "0.0499", "0.05", age=ahead, venue="simulated"), NOW)
+    (best,) = found.on_quote(quote("ETHUSDT", "2600", "2601", age=ahead, venue="simulated"), NOW)
+    assert best.route == "USDT -> BTC -> ETH -> USDT"
+    # ten market seconds later only ETHUSDT is quoted again: the other legs are stale
+    later = ahead - 10
+    assert found.on_quote(quote("ETHUSDT", "2600", "2601", age=later, venue="simulated"), NOW) == []
+    # the venue's clock is its own: a real venue's quotes are still judged on the wall clock
+    found.on_quote(quote("BTCUSDT", "50000", "50001"), NOW)
+    found.on_quote(quote("ETHBTC", "0.0499", "0.05"), NOW)
+    assert len(found.on_quote(quote("ETHUSDT", "2600", "2601"), NOW)) == 1
 
 
 @pytest.mark.parametrize("bad", ["Infinity", "-Infinity", "NaN", "sNaN", "0", "-1", "1e30"])

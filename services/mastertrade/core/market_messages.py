@@ -1,7 +1,7 @@
-"""The book ticker message of the market data exchange (`ticker.<SYMBOL>`), as the arbitrage
-consumers. Decimals travel as JSON strings ("67012.35"), never floats; times as ISO 8601 UTC.
-Every number is checked finite and within the platform's one bound
-(`mastertrade.core.amounts`) where the message enters.
+"""The book ticker message of the market data exchange (`ticker.<SYMBOL>`), as the market data
+service publishes it and the arbitrage service consumes it. Decimals travel as JSON strings
+("67012.35"), never floats; times as ISO 8601 UTC. Every number is checked finite and within the
+platform's one bound (`mastertrade.core.amounts`) where the message enters.
 """
 
 from __future__ import annotations
@@ -29,12 +29,18 @@ UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 # --- market data: book tickers (routing key ticker.<SYMBOL>) ----------------------------------
 
+DEFAULT_VENUE = "binance"
+
 
 class BookTicker(BaseModel):
     """The best bid and ask of one symbol on one venue, with their quantities.
 
     Published by market_data_service on `mastertrade.market_data` with routing key
-    `ticker.<SYMBOL>`; JSON `{symbol, bid, bid_qty, ask, ask_qty, time}` (+ optional `venue`).
+    `ticker.<SYMBOL>` (`market_data.domain.events.to_message` builds it from this model, so
+    publisher and consumers share one contract); JSON `{symbol, bid, bid_qty, ask, ask_qty,
+    time, venue, update_id}`, `venue` and `update_id` optional. `time` is the venue's clock: a
+    real venue's quote is stamped when it is received, the simulated market's at its own market
+    time, which runs ahead of the wall clock at MARKET_DATA_SPEED.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -45,7 +51,10 @@ class BookTicker(BaseModel):
     ask: Amount
     ask_qty: Amount
     time: UtcTime
-    venue: str = Field(default="binance", pattern=r"^[a-z0-9_-]{1,32}$")
+    venue: str = Field(default=DEFAULT_VENUE, pattern=r"^[a-z0-9_-]{1,32}$")
+    update_id: int | None = Field(
+        default=None, ge=0, description="the venue's book update id, growing with each change"
+    )
 
     @model_validator(mode="after")
     def _not_crossed(self) -> Self:

@@ -44,7 +44,7 @@ class MarketDataCollectors:
             pool=lambda: runtime.pool, redis=lambda: runtime.redis, channel=lambda: runtime.channel
         )
         self.sink = MarketSink(
-            EventWriter(connections, self.metrics),
+            EventWriter(connections, self.metrics, self.source),
             self.metrics,
             settings.market_data_batch_size,
             settings.market_data_flush_interval,

@@ -2,7 +2,7 @@
 
 Candles, trades and book tickers are upserted in one batch each (`store`); then Redis gets the
 latest price (`market:price:<SYMBOL>`, from the newest trade or closed candle) and the top of
-book (`market:book:<SYMBOL>`, a hash of bid/ask prices and quantities, update id and time, and
+book (`market:book:<SYMBOL>`, a hash of the book ticker message's fields, and
 the order executor's quote `mastertrade:book:<SYMBOL>` in the format `mastertrade.core.prices`
 defines, which paper fills and valuations read); then every event is published on
 `mastertrade.market_data` with its routing key, each publish confirmed by the broker. Storing
@@ -60,7 +60,7 @@ def as_quote(book: BookTicker) -> TopOfBook:
     return TopOfBook(book.symbol, book.bid_price, book.ask_price, int(book.at.timestamp() * 1000))
 
 
-async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent]) -> None:
+async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent], venue: str) -> None:
     """Latest price and top of book of each symbol in Redis (the newest event wins)."""
     prices: dict[str, str] = {}
     books: dict[str, BookTicker] = {}
@@ -77,7 +77,7 @@ async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent]) ->
         for symbol, price in prices.items():
             pipe.set(PRICE_KEY.format(symbol=symbol), price)
         for symbol, book in books.items():
-            message = to_message(book)
+            message = to_message(book, venue)
             pipe.hset(
                 BOOK_KEY.format(symbol=symbol),
                 mapping={key: str(value) for key, value in message.items() if key != "type"},
@@ -87,13 +87,15 @@ async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent]) ->
         await pipe.execute()
 
 
-async def publish_events(exchange: AbstractExchange, events: Sequence[MarketEvent]) -> None:
+async def publish_events(
+    exchange: AbstractExchange, events: Sequence[MarketEvent], venue: str
+) -> None:
     """Publish every event (persistent JSON), waiting for all the broker's confirms."""
     await asyncio.gather(
         *(
             exchange.publish(
                 aio_pika.Message(
-                    json.dumps(to_message(event)).encode(),
+                    json.dumps(to_message(event, venue)).encode(),
                     content_type="application/json",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
@@ -108,9 +110,11 @@ async def publish_events(exchange: AbstractExchange, events: Sequence[MarketEven
 class EventWriter:
     """Stores, caches and publishes batches of accepted events."""
 
-    def __init__(self, connections: Connections, metrics: MarketMetrics) -> None:
+    def __init__(self, connections: Connections, metrics: MarketMetrics, venue: str) -> None:
         self.connections = connections
         self.metrics = metrics
+        self.venue = venue
+        """Where the quotes come from (the service's source), named in every book ticker."""
 
     async def write(self, events: Sequence[MarketEvent]) -> None:
         klines, trades, books = split(events)
@@ -118,7 +122,7 @@ class EventWriter:
         self.metrics.wrote("candles", await upsert_klines(pool, klines))
         self.metrics.wrote("trades", await insert_trades(pool, trades))
         self.metrics.wrote("book_tickers", await insert_book_tickers(pool, books))
-        await cache_latest(self.connections.redis(), events)
+        await cache_latest(self.connections.redis(), events, self.venue)
         channel = self.connections.channel()
         exchange = await channel.get_exchange(MARKET_DATA.name, ensure=False)
-        await publish_events(exchange, events)
+        await publish_events(exchange, events, self.venue)

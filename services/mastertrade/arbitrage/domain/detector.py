@@ -1,8 +1,9 @@
 """Detection on each new quote: the triangles and venue pairs that the quote touches.
 
 A quote enters the book only if it is fresh; a triangle or venue pair is priced only when every
-quote it needs is fresh (no older than `max_age`) at the time of detection. Non-finite or
-crossed quotes never get this far: `BookTicker` refuses them where the message is parsed.
+quote it needs is fresh (no more than `max_age` behind its venue's present, see `book`) at the
+time of detection. Non-finite or crossed quotes never get this far: `BookTicker` refuses them
+where the message is parsed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Detector:
 
     def on_quote(self, quote: BookTicker, now: datetime) -> list[Opportunity]:
         """Record `quote` and return what it makes profitable; nothing if it is stale."""
-        if not is_fresh(quote, now, self.max_age) or not self.book.update(quote):
+        present = self.book.present(quote.venue, now)
+        if not is_fresh(quote, present, self.max_age) or not self.book.update(quote):
             return []
         found = self._triangular(quote, now) + self._cross_venue(quote, now)
         return [item for item in found if item.profit_bps > self.min_profit_bps]

@@ -143,9 +143,9 @@ def book_ticker_from_stream(payload: Mapping[str, Any], received: datetime) -> B
         symbol=_symbol(_field(payload, "s")),
         update_id=_integer(_field(payload, "u"), "u"),
         bid_price=exact(_field(payload, "b"), "b", positive=True),
-        bid_quantity=exact(_field(payload, "B"), "B"),
+        bid_quantity=exact(_field(payload, "B"), "B", positive=True),
         ask_price=exact(_field(payload, "a"), "a", positive=True),
-        ask_quantity=exact(_field(payload, "A"), "A"),
+        ask_quantity=exact(_field(payload, "A"), "A", positive=True),
         at=received,
     )
 

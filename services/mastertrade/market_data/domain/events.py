@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from mastertrade.core import market_messages
 from mastertrade.core.amounts import AmountError, check_finite_amount
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -161,8 +162,19 @@ def _kline_message(kline: Kline) -> dict[str, Any]:
     }
 
 
-def to_message(event: MarketEvent) -> dict[str, Any]:
-    """The JSON body published for an event (decimals as strings, times as ISO 8601 UTC)."""
+def _book_message(book: BookTicker, venue: str) -> dict[str, Any]:
+    """The bus contract its consumers parse (`core.market_messages.BookTicker`), built by that
+    model itself, so that what is published is what they accept."""
+    message = market_messages.BookTicker(
+        symbol=book.symbol, bid=book.bid_price, bid_qty=book.bid_quantity, ask=book.ask_price,
+        ask_qty=book.ask_quantity, time=book.at, venue=venue, update_id=book.update_id,
+    )  # fmt: skip
+    return {"type": "ticker", **message.model_dump(mode="json")}
+
+
+def to_message(event: MarketEvent, venue: str = market_messages.DEFAULT_VENUE) -> dict[str, Any]:
+    """The JSON body published for an event (decimals as strings, times as ISO 8601 UTC); a book
+    ticker names the `venue` it was quoted on (the service's source)."""
     if isinstance(event, Kline):
         return _kline_message(event)
     if isinstance(event, Trade):
@@ -175,16 +187,7 @@ def to_message(event: MarketEvent) -> dict[str, Any]:
             "side": event.side,
             "traded_at": event.traded_at.isoformat(),
         }
-    return {
-        "type": "ticker",
-        "symbol": event.symbol,
-        "update_id": event.update_id,
-        "bid_price": str(event.bid_price),
-        "bid_quantity": str(event.bid_quantity),
-        "ask_price": str(event.ask_price),
-        "ask_quantity": str(event.ask_quantity),
-        "at": event.at.isoformat(),
-    }
+    return _book_message(event, venue)
 
 
 def _time(value: object, name: str) -> datetime:
