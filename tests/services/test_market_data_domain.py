@@ -155,6 +155,8 @@ def test_binance_payloads_parse_into_exact_events() -> None:
         (trade_frame("BTCUSDT", 1, "-5", "1", 1735689600000), "must be > 0"),
         (trade_frame("BTCUSDT", 1, "1e30", "1", 1735689600000), "out of bounds"),
         (book_frame("BTCUSDT", 5, "101", "100"), "above ask"),
+        ('{"u": 5, "s": "BTCUSDT", "b": "100", "B": "0", "a": "101", "A": "1"}', "B: must be > 0"),
+        (book_frame("BTCUSDT", 2**63, "100", "101"), "u: expected an integer from 0 to"),
         (kline_frame("BTCUSDT", 1735689600000, h="1"), "outside"),
         ('{"e": "depthUpdate"}', "unknown event type"),
         ("[1, 2]", "not a JSON object"),

@@ -53,7 +53,10 @@ class BookTicker(BaseModel):
     time: UtcTime
     venue: str = Field(default=DEFAULT_VENUE, pattern=r"^[a-z0-9_-]{1,32}$")
     update_id: int | None = Field(
-        default=None, ge=0, description="the venue's book update id, growing with each change"
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="the venue's book update id, growing with each change",
     )
 
     @model_validator(mode="after")

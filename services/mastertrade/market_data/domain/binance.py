@@ -57,9 +57,15 @@ def _interval(value: object) -> str:
     return str(value)
 
 
+BIGINT_MAX = 2**63 - 1
+"""Ids and times are stored as BIGINT: a larger one would fail its whole batch at the insert."""
+
+
 def _integer(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MalformedEventError(f"{name}: expected a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BIGINT_MAX:
+        raise MalformedEventError(
+            f"{name}: expected an integer from 0 to {BIGINT_MAX}, got {str(value)[:40]}"
+        )
     return value
 
 
