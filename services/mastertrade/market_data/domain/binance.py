@@ -58,7 +58,8 @@ def _interval(value: object) -> str:
 
 
 BIGINT_MAX = 2**63 - 1
-"""Ids and times are stored as BIGINT: a larger one would fail its whole batch at the insert."""
+"""A book ticker's update id is stored as BIGINT, and a larger one would fail its whole batch at
+the insert; every integer Binance sends is held to the same bound."""
 
 
 def _integer(value: object, name: str) -> int:
