@@ -142,16 +142,17 @@ async def _generation_stores_ranked_strategies(
         "active": run["active_after"],
     }  # fmt: skip
     ranked = await pool.fetch(
-        "SELECT id, score, rank, status FROM strategies WHERE score IS NOT NULL ORDER BY rank"
+        "SELECT s.id, s.score, s.rank, s.status, b.oos_return FROM strategies s "
+        "JOIN backtests b ON b.strategy_id = s.id WHERE s.score IS NOT NULL ORDER BY s.rank"
     )
     assert ranked, "no candidate was ranked out of sample"
     assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
     scores = [r["score"] for r in ranked]
     assert scores == sorted(scores, reverse=True)
     active = [r for r in ranked if r["status"] == "active"]
-    positive = [r for r in ranked if r["score"] > 0]
-    assert len(active) == min(3, len(positive))
-    assert active == ranked[: len(active)]  # the best ranks, and only those, trade
+    # the best ranks among those that made money out of sample, and only those, trade
+    gained = [r for r in ranked if r["score"] > 0 and r["oos_return"] > 0]
+    assert active == gained[:3]
 
     # Every stored record is the engine's own result for that candidate on the run's candles
     rows = await pool.fetch(

@@ -52,17 +52,28 @@ def test_a_shard_is_the_same_slice_of_the_run_on_any_pod() -> None:
 
 
 def test_only_the_best_positive_scores_become_active() -> None:
+    gained = Decimal("0.02")
     scored = [
-        Scored(1, Decimal("0.5")),
-        Scored(2, Decimal("2.0")),
-        Scored(3, Decimal("-1")),
-        Scored(4, Decimal("0")),
-        Scored(5, Decimal("2.0")),
-        Scored(6, Decimal("1.5")),
+        Scored(1, Decimal("0.5"), gained),
+        Scored(2, Decimal("2.0"), gained),
+        Scored(3, Decimal("-1"), Decimal("-0.01")),
+        Scored(4, Decimal("0"), Decimal("0")),
+        Scored(5, Decimal("2.0"), gained),
+        Scored(6, Decimal("1.5"), gained),
     ]
     assert choose_active(scored, 3) == [2, 5, 6]
     assert choose_active(scored, 10) == [2, 5, 6, 1]
-    assert choose_active([Scored(1, Decimal("-0.1"))], 10) == []
+    assert choose_active([Scored(1, Decimal("-0.1"), gained)], 10) == []
+
+
+def test_a_candidate_that_lost_out_of_sample_never_becomes_active() -> None:
+    # seen with `make up`: Sharpe 0.10 out of sample (a positive mean return per bar) while the
+    # record compounded to -0.15 % (volatility drag); the best score of its run
+    drag = Scored(7, Decimal("0.10"), Decimal("-0.0015"))
+    flat = Scored(8, Decimal("0.05"), Decimal("0"))
+    modest = Scored(9, Decimal("0.04"), Decimal("0.001"))
+    assert choose_active([drag, flat, modest], 3) == [9]
+    assert choose_active([drag, flat], 3) == []
 
 
 def test_monthly_return_compounds_to_the_total() -> None:

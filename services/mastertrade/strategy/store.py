@@ -281,9 +281,12 @@ async def finish_run(pool: asyncpg.Pool, run_id: int, max_active: int) -> list[i
         if status != "running" or left:
             return None
         scored = [
-            Scored(row["id"], row["score"])
+            Scored(row["id"], row["score"], row["oos_return"])
             for row in await connection.fetch(
-                "SELECT id, score FROM strategies WHERE run_id = $1 AND score IS NOT NULL", run_id
+                "SELECT s.id, s.score, b.oos_return FROM strategies s JOIN backtests b "
+                "ON b.strategy_id = s.id AND b.run_id = s.run_id "
+                "WHERE s.run_id = $1 AND s.score IS NOT NULL AND b.oos_return IS NOT NULL",
+                run_id,
             )
         ]
         await connection.execute(

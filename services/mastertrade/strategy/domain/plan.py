@@ -56,16 +56,20 @@ def symbol_of(index: int, symbols: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Scored:
-    """A ranked candidate as stored: its strategy id and its out-of-sample score."""
+    """A ranked candidate as stored: its strategy id, its out-of-sample score (the Sharpe of
+    its walk-forward record) and that record's compounded return."""
 
     strategy_id: int
     score: Decimal
+    oos_return: Decimal
 
 
 def choose_active(scored: Sequence[Scored], limit: int) -> list[int]:
-    """The strategy ids to activate: the best `limit` scores with a positive out-of-sample
-    Sharpe (ties by id, the older first); a candidate that lost out of sample never trades."""
-    positive = [s for s in scored if s.score > 0]
+    """The strategy ids to activate: the best `limit` scores among the candidates that made
+    money out of sample, with a positive Sharpe and a positive compounded return (ties by id,
+    the older first). Both, because a positive mean return per bar can still compound to a
+    loss (volatility drag): a candidate that lost out of sample never trades."""
+    positive = [s for s in scored if s.score > 0 and s.oos_return > 0]
     best = sorted(positive, key=lambda s: (-s.score, s.strategy_id))
     return [s.strategy_id for s in best[:limit]]
 
