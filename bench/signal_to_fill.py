@@ -16,6 +16,14 @@ begins (broker hop and waiting for the batch before), -> the executor's batch be
 transaction, its publish, the second hop, waiting), -> the fill event arrives here (the paper
 transaction, the outbox publish, the third hop).
 
+Two more references run at the same rate in the same minutes: the floor of this design, two
+relay processes (`floor_relay.py`) between this process's publish and its listener, so a
+message crosses the same three broker hops and two processes as a signal on its way to a fill,
+each relay doing only what the issue requires of a stage (take the messages waiting, publish
+each on with a confirm, acknowledge after), first with no database, then with one durable
+commit per batch in each relay (a decision stored before it is published, an order before it
+is executed). No implementation of this design can be faster than the second on the machine.
+
 Beside each run, the CPU time each process spent on it (from /proc, user + system), per signal:
 risk_manager, order_executor, the PostgreSQL backends of the run's database, this process (the
 load generator and fill listener) and the RabbitMQ node (shared by everyone on the machine, so
@@ -59,6 +67,12 @@ from mastertrade.core.prices import TopOfBook, write_book
 from mastertrade_model.topology import EXCHANGES, ORDERS, QUEUES, SIGNALS
 
 MASTERTRADE = Path(sys.executable).parent / "mastertrade"
+FLOOR_RELAY = Path(__file__).resolve().parent / "floor_relay.py"
+FLOOR_EXCHANGE = "bench.floor"
+FLOOR_VARIANTS = {
+    "broker": "floor: 3 hops, 2 relays, no database",
+    "commit": "floor: + a commit per batch",
+}
 REDIS_URL = os.environ.get("MASTERTRADE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
 SYMBOL = "BENCHUSDT"
 P99_CEILING_MS = 50.0
@@ -164,17 +178,39 @@ def infrastructure() -> Iterator[dict[str, str]]:
         drop_database(database)
 
 
+def floor_hops(variant: str) -> list[str]:
+    """The routing keys (and queue names) of a floor variant's three hops."""
+    return [f"{variant}_hop{hop}" for hop in (1, 2, 3)]
+
+
+def floor_commands(env: dict[str, str]) -> list[list[str]]:
+    """Two relays per floor variant: hop 1 -> hop 2 and hop 2 -> hop 3."""
+    commands = []
+    for variant in FLOOR_VARIANTS:
+        database = [env["DATABASE_URL"]] if variant == "commit" else []
+        hops = floor_hops(variant)
+        for source, target in itertools.pairwise(hops):
+            commands.append([sys.executable, str(FLOOR_RELAY), env["RABBITMQ_URL"], FLOOR_EXCHANGE,
+                             source, target, *database])  # fmt: skip
+    return commands
+
+
 @contextlib.contextmanager
 def services(env: dict[str, str]) -> Iterator[dict[str, int]]:
+    """The two services and the floor's relays as processes; the services' pids by name."""
+    serve = [
+        [str(MASTERTRADE), "serve", name, "--host", "127.0.0.1", "--port", str(free_port())]
+        for name in ("risk_manager", "order_executor")
+    ]
     children = [
         subprocess.Popen(
-            [str(MASTERTRADE), "serve", name, "--host", "127.0.0.1", "--port", str(free_port())],
+            command,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        for name in ("risk_manager", "order_executor")
+        for command in serve + floor_commands(env)
     ]
     try:
         yield {"risk_manager": children[0].pid, "order_executor": children[1].pid}
@@ -264,6 +300,12 @@ def decision_latencies_ms(tracker: Tracker, prefix: str) -> list[float]:
     ]
 
 
+def signal_body(signal_id: str) -> dict[str, str]:
+    """A market buy of the bench's symbol: what every run publishes, the floor's included."""
+    return {"signal_id": signal_id, "symbol": SYMBOL, "side": "buy", "quantity": "0.001",
+            "price": "100"}  # fmt: skip
+
+
 async def paced(rate: float, duration: float) -> AsyncIterator[int]:
     """Indices at `rate` per second for `duration` seconds, on a fixed schedule."""
     start, count = time.perf_counter(), int(rate * duration)
@@ -281,15 +323,8 @@ async def run_pipeline(
     run = uuid.uuid4().hex[:8]
     async for index in paced(rate, duration):
         signal_id = f"b{run}{index}"
-        body = {
-            "signal_id": signal_id,
-            "symbol": SYMBOL,
-            "side": "buy",
-            "quantity": "0.001",
-            "price": "100",
-        }
         tracker.sent[signal_id] = time.perf_counter()
-        await publish_json(channel, SIGNALS.name, f"signal.{SYMBOL}", body)
+        await publish_json(channel, SIGNALS.name, f"signal.{SYMBOL}", signal_body(signal_id))
     expected = int(rate * duration)
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline:
@@ -325,6 +360,56 @@ async def run_reference(channel: AbstractChannel, rate: float, duration: float) 
     return latencies
 
 
+class Floor:
+    """The floor's exchange and queues, and the latencies of the messages reaching the end."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.arrived: dict[str, float] = {}
+
+    async def declare(self, channel: AbstractChannel) -> None:
+        exchange = await channel.declare_exchange(FLOOR_EXCHANGE, "topic", durable=True)
+        for variant in FLOOR_VARIANTS:
+            for hop in floor_hops(variant):
+                queue = await channel.declare_queue(hop, durable=True)
+                await queue.bind(exchange, hop)
+                if hop.endswith("3"):
+                    await queue.consume(self.on_arrival)
+
+    async def on_arrival(self, message: AbstractIncomingMessage) -> None:
+        now = time.perf_counter()
+        await message.ack()
+        self.arrived[json.loads(message.body)["signal_id"]] = now
+
+    async def send(self, channel: AbstractChannel, variant: str, signal_id: str) -> None:
+        self.sent[signal_id] = time.perf_counter()
+        await publish_json(channel, FLOOR_EXCHANGE, floor_hops(variant)[0], signal_body(signal_id))
+
+    async def ready(self, channel: AbstractChannel) -> None:
+        """Until a message has crossed each variant's relays."""
+        for variant in FLOOR_VARIANTS:
+            for attempt in range(600):
+                await self.send(channel, variant, f"warm-{variant}-{attempt}")
+                await asyncio.sleep(0.1)
+                if any(key.startswith(f"warm-{variant}") for key in self.arrived):
+                    break
+            else:
+                raise RuntimeError(f"the floor's {variant} relays passed nothing in a minute")
+
+    async def run(
+        self, channel: AbstractChannel, variant: str, rate: float, duration: float
+    ) -> list[float]:
+        """Messages through a variant's relays at `rate`; the latencies of those arriving."""
+        run = f"{variant}-{uuid.uuid4().hex[:8]}-"
+        async for index in paced(rate, duration):
+            await self.send(channel, variant, f"{run}{index}")
+        ids = [f"{run}{index}" for index in range(int(rate * duration))]
+        deadline = time.perf_counter() + 10
+        while not all(i in self.arrived for i in ids) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        return [(self.arrived[i] - self.sent[i]) * 1000 for i in ids if i in self.arrived]
+
+
 def row(name: str, rate: float, values: list[float], expected: int) -> str:
     return (
         f"{name:<38} {rate:>7.0f} {len(values):>5}/{expected:<5} {percentile(values, 0.5):>8.2f}"
@@ -337,18 +422,7 @@ async def ready(channel: AbstractChannel, tracker: Tracker) -> None:
     for attempt in range(600):
         signal_id = f"warm{attempt}"
         tracker.sent[signal_id] = time.perf_counter()
-        await publish_json(
-            channel,
-            SIGNALS.name,
-            f"signal.{SYMBOL}",
-            {
-                "signal_id": signal_id,
-                "symbol": SYMBOL,
-                "side": "buy",
-                "quantity": "0.001",
-                "price": "100",
-            },
-        )
+        await publish_json(channel, SIGNALS.name, f"signal.{SYMBOL}", signal_body(signal_id))
         await asyncio.sleep(0.5)
         if tracker.filled_at:
             return
@@ -369,16 +443,22 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
         events = await channel.declare_queue(exclusive=True)
         await events.bind(ORDERS.name, "order.filled")
         await events.bind(ORDERS.name, "risk.decision")
-        tracker = Tracker()
+        tracker, floor = Tracker(), Floor()
         await events.consume(tracker.on_event)
+        await floor.declare(channel)
         with services(env) as pids:
             await ready(channel, tracker)
-            say("both services up; measuring")
-            await report(channel, tracker, args, CpuMeter(env["DATABASE_URL"], pids))
+            await floor.ready(channel)
+            say("both services and the floor's relays up; measuring")
+            await report(channel, tracker, floor, args, CpuMeter(env["DATABASE_URL"], pids))
 
 
 async def report(
-    channel: AbstractChannel, tracker: Tracker, args: argparse.Namespace, meter: CpuMeter
+    channel: AbstractChannel,
+    tracker: Tracker,
+    floor: Floor,
+    args: argparse.Namespace,
+    meter: CpuMeter,
 ) -> None:
     print(f"{'path':<38} {'rate/s':>7} {'done':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     rate, sustained = args.rate, 0.0
@@ -386,6 +466,9 @@ async def report(
         expected = int(rate * args.duration)
         reference = await run_reference(channel, rate, args.duration)
         print(row("raw aio-pika round trip", rate, reference, expected), flush=True)
+        for variant, name in FLOOR_VARIANTS.items():
+            floor_latencies = await floor.run(channel, variant, rate, args.duration)
+            print(row(name, rate, floor_latencies, expected), flush=True)
         await meter.start()
         started = time.perf_counter()
         latencies = await run_pipeline(channel, tracker, rate, args.duration)
