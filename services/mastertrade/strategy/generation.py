@@ -248,10 +248,15 @@ class Scheduler:
             self.metrics.runs.labels("done").inc()
             self.metrics.run_progress.set(1.0)
             self.on_activated()
-            logger.info(
-                "generation run %d done: %d strategies active (ids %s)",
-                run.id, len(chosen), ",".join(map(str, chosen)) or "none: the previous set stays",
-            )  # fmt: skip
+            if chosen:
+                logger.info("generation run %d done: %d strategies made active (ids %s)",
+                            run.id, len(chosen), ",".join(map(str, chosen)))  # fmt: skip
+            else:
+                logger.info(
+                    "generation run %d done: no candidate made money out of sample, so the "
+                    "active set stays as it was; a backtested strategy can be activated by hand "
+                    "(POST /api/v1/admin/strategies/{id}/activate)", run.id,
+                )  # fmt: skip
 
     async def step(self) -> None:
         """One round: go on with the run in progress, else start the day's run if due."""
