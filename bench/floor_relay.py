@@ -7,8 +7,8 @@ each on and acknowledges it once the broker confirmed (no database), or writes t
 transaction (one durable COMMIT, the least the issue allows: a decision stored before it is
 published, an order before it is sent), acknowledges it, and publishes it without holding up
 the next batch: the same libraries, event loop and pool settings as the services, and none of
-their rules, books, events or outbox bookkeeping. Its latency is the least any implementation
-of this design can reach on the machine it runs on.
+their rules, books, events or outbox bookkeeping. Every implementation of this design on these
+libraries does at least this much per stage, so none can be faster on the same machine.
 
     python bench/floor_relay.py AMQP_URL EXCHANGE IN_QUEUE OUT_ROUTING_KEY [DATABASE_URL]
 """
