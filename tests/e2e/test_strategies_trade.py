@@ -4,7 +4,7 @@ live decisions on the market's closing candles become signals that the risk mana
 the executor fills; the books add up.
 
 The simulated history differs from run to run (it ends now), and a batch activates only
-candidates with a positive out-of-sample Sharpe ratio (tested in the strategy service's tests):
+candidates that made money out of sample (tested in the strategy service's tests):
 when none of this small batch qualifies, the test activates the first four backtested itself,
 through the strategy service's admin API as a user would, since what it checks is the way from
 a generated strategy to a fill."""

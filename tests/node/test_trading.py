@@ -2,9 +2,9 @@
 history small enough for the first batch to finish in minutes (values-trading.yaml), runs
 candles -> strategies -> signals -> risk decisions -> orders -> paper fills.
 
-The simulated history differs from run to run, and a generation activates only candidates with
-a positive out-of-sample Sharpe ratio, so a small first batch sometimes activates none (a run
-once failed so). Then the test does what a user would: it activates the backtested strategies
+The simulated history differs from run to run, and a generation activates only candidates that
+made money out of sample (a positive Sharpe ratio and return), so a small first batch sometimes
+activates none (a run once failed so). Then the test does what a user would: it activates the backtested strategies
 that traded most, through the gateway's Service and the strategy service's admin API, with the
 admin token whose hashes the test put in the release's API keys Secret. What it checks is the
 way from a generated strategy to a fill, whoever activated it.

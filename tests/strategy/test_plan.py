@@ -1,6 +1,6 @@
 """The pure rules of a generation run: shards cover every candidate once, a shard is rebuilt
-the same on any pod, only positive out-of-sample scores are activated, goals compare what the
-active strategies achieve with their targets."""
+the same on any pod, only candidates that made money out of sample are activated, goals compare
+what the active strategies achieve with their targets."""
 
 from __future__ import annotations
 
