@@ -4,10 +4,10 @@ candles -> strategies -> signals -> risk decisions -> orders -> paper fills.
 
 The simulated history differs from run to run, and a generation activates only candidates that
 made money out of sample (a positive Sharpe ratio and return), so a small first batch sometimes
-activates none (a run once failed so). Then the test does what a user would: it activates the backtested strategies
-that traded most, through the gateway's Service and the strategy service's admin API, with the
-admin token whose hashes the test put in the release's API keys Secret. What it checks is the
-way from a generated strategy to a fill, whoever activated it.
+activates none (a run once failed so). Then the test does what a user would: it activates the
+backtested strategies that traded most, through the gateway's Service and the strategy service's
+admin API, with the admin token whose hashes the test put in the release's API keys Secret. What
+it checks is the way from a generated strategy to a fill, whoever activated it.
 
 Checked in the cluster's PostgreSQL: candles, a finished generation, risk decisions and fills;
 after the market is stopped and the books settle, every signal decided once and every approved
