@@ -29,11 +29,18 @@ risk_manager, order_executor, the PostgreSQL backends of the run's database, thi
 load generator and fill listener) and the RabbitMQ node (shared by everyone on the machine, so
 an upper bound).
 
+The database starts as a running deployment's does, not empty: HISTORY (default 100,000) past
+signals with their decisions, filled orders and fills of another symbol, then VACUUM ANALYZE
+and a checkpoint. On an empty, never analyzed database PostgreSQL caches plans made for empty
+tables (a sequential scan of `orders` inside a join, for one) and keeps them while the tables
+grow, until autovacuum first analyzes them (a minute or more): the run would measure that
+first-minute transient, slower every second, and not the platform. `--history 0` measures it.
+
 Rates: RATE signals/s for DURATION s (default 200/s for 10 s); with --ramp the rate doubles
 until the p99 passes 50 ms (the sustained rate is the last one under it). Target (the issue):
 p99 under 10 ms at 200 signals/s.
 
-    .venv/bin/python bench/signal_to_fill.py [--rate 200] [--duration 10] [--ramp]
+    .venv/bin/python bench/signal_to_fill.py [--rate 200] [--duration 10] [--ramp] [--history N]
 """
 
 from __future__ import annotations
@@ -154,9 +161,43 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
+HISTORY_SQL = """
+INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, requested_quantity,
+    approved_quantity, price, client_order_id, decided_at)
+SELECT 'history' || n, 'paper', 'HISTORYUSDT', 'buy', 'approved', 0.001, 0.001, 100,
+    'mt-history' || n, now() - interval '1 day' + n * interval '1 ms'
+FROM generate_series(1, $1::integer) AS n;
+INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, status,
+    environment, filled_quantity, average_price, fee, created_at, updated_at)
+SELECT 'mt-history' || n, 'history' || n, 'HISTORYUSDT', 'buy', 'market', 0.001, 'filled',
+    'paper', 0.001, 100, 0.0001, now() - interval '1 day' + n * interval '1 ms',
+    now() - interval '1 day' + n * interval '1 ms'
+FROM generate_series(1, $1::integer) AS n;
+INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset, filled_at)
+SELECT 'mt-history' || n, 'mt-history' || n || ':1', 100, 0.001, 0.0001, 'USDT',
+    now() - interval '1 day' + n * interval '1 ms'
+FROM generate_series(1, $1::integer) AS n;
+"""
+"""Past trading of another symbol: the tables' sizes and statistics, not the books (balance and
+positions start as a new paper account's)."""
+
+
+async def add_history(database_url: str, rows: int) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        async with connection.transaction():
+            for statement in filter(str.strip, HISTORY_SQL.split(";")):
+                await connection.execute(statement, rows)
+        await connection.execute("VACUUM ANALYZE")
+        await connection.execute("CHECKPOINT")  # its writes are not the run's
+    finally:
+        await connection.close()
+
+
 @contextlib.contextmanager
-def infrastructure() -> Iterator[dict[str, str]]:
-    """A database and a vhost of the run's own, migrated; the services' environment."""
+def infrastructure(history: int) -> Iterator[dict[str, str]]:
+    """A database (with `history` past signals) and a vhost of the run's own, migrated; the
+    services' environment."""
     database, vhost = create_database("mastertrade_bench"), create_vhost("mastertrade_bench")
     env = {
         **os.environ,
@@ -172,6 +213,9 @@ def infrastructure() -> Iterator[dict[str, str]]:
     }
     try:
         subprocess.run([str(MASTERTRADE), "migrate"], env=env, check=True, capture_output=True)
+        if history:
+            say(f"adding {history} past signals, orders and fills, then VACUUM ANALYZE")
+            asyncio.run(add_history(database, history))
         yield env
     finally:
         delete_vhost(vhost)
@@ -494,8 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--ramp", action="store_true", help="double the rate until p99 > 50 ms")
+    parser.add_argument(
+        "--history", type=int, default=100_000, help="past signals in the database (0: none)"
+    )
     args = parser.parse_args(argv)
-    with infrastructure() as env:
+    with infrastructure(args.history) as env:
         asyncio.run(bench(args, env))
     return 0
 
