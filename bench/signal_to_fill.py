@@ -542,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--history", type=int, default=100_000, help="past signals in the database (0: none)"
     )
     args = parser.parse_args(argv)
+    if args.history < 0:
+        parser.error(f"--history is a number of past signals, 0 or more, not {args.history}")
     with infrastructure(args.history) as env:
         asyncio.run(bench(args, env))
     return 0
