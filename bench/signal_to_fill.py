@@ -183,6 +183,7 @@ positions start as a new paper account's)."""
 
 
 async def add_history(database_url: str, rows: int) -> None:
+    """Write `rows` past signals (HISTORY_SQL), then give PostgreSQL its statistics."""
     connection = await asyncpg.connect(database_url)
     try:
         async with connection.transaction():
