@@ -3,6 +3,7 @@ book, exactly once, books that balance at every step, limit orders resting until
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import ROUND_UP, Decimal
 from typing import Any
@@ -194,18 +195,28 @@ async def test_a_batch_failing_before_its_commit_leaves_no_record_and_fills_once
             "SELECT count(*) FROM orders WHERE client_order_id = ANY($1::text[])", ids
         )
         venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
-        events = await venue.record_and_execute(orders)
+        executed = await venue.record_and_execute(orders)
         again = await venue.record_and_execute(orders)
         fills = await pool.fetchval(
             "SELECT count(*) FROM fills WHERE client_order_id = ANY($1::text[])", ids
+        )
+        stored = await pool.fetch(
+            "SELECT id, routing_key, payload::text AS payload FROM outbox WHERE id = ANY($1)",
+            [outbox_id for outbox_id, _ in executed.written],
         )
     finally:
         await gone.aclose()
         await redis.aclose()
         await pool.close()
     assert left == 0
-    assert [(e.client_order_id, e.status) for e in events] == [(i, "filled") for i in ids]
-    assert again == [] and fills == 3
+    assert [(e.client_order_id, e.status) for e in executed.events] == [(i, "filled") for i in ids]
+    # each outbox id handed back for publishing is the row holding that very event
+    rows = {row["id"]: (row["routing_key"], json.loads(row["payload"])) for row in stored}
+    assert [rows[outbox_id] for outbox_id, _ in executed.written] == [
+        (key, body) for _, (_, key, body) in executed.written
+    ]
+    assert [body["client_order_id"] for _, (_, _, body) in executed.written] == ids
+    assert again.events == [] and again.written == [] and fills == 3
     cash, equity = await books_balance(url)
     assert cash == Decimal(1000) - 3 * Decimal("100.05") * Decimal("1.001")
     assert equity == cash + 3 * Decimal("99.5")

@@ -30,6 +30,11 @@ KEEP_PUBLISHED_SECONDS = 3600
 PRUNE_EVERY_SECONDS = 60.0
 PRUNE_BATCH = 10_000
 
+Event = tuple[str, str, dict[str, Any]]
+"""(exchange, routing key, payload)"""
+Written = tuple[int, Event]
+"""An event its publisher has just committed, with its outbox id."""
+
 INSERT = "INSERT INTO outbox (exchange, routing_key, payload) VALUES ($1, $2, $3::jsonb)"
 # Claimed and marked in one statement; the mark commits only after the broker confirmed, so a
 # failed publish rolls it back and a crash leaves the rows unpublished (locked until then: other
@@ -86,7 +91,7 @@ async def publish_outbox(pool: asyncpg.Pool, channel: AbstractChannel, batch: in
 async def publish_written(
     connection: Connection,
     channel: AbstractChannel,
-    written: Sequence[tuple[int, tuple[str, str, dict[str, Any]]]],
+    written: Sequence[Written],
 ) -> int:
     """Publish events this process has just committed, as (outbox id, (exchange, routing key,
     payload)), without reading them back: 3 database round trips for any number of events.

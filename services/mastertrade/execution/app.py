@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
 from mastertrade.core.batching import MAX_BATCH as BATCH_PREFETCH
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
-from mastertrade.core.outbox import publish_outbox
+from mastertrade.core.outbox import Written, publish_outbox, publish_written
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
 from mastertrade.execution.adapters.batcher import OrderBatcher
@@ -69,7 +70,7 @@ class Executor:
         self.batcher: OrderBatcher | None = None
         self.prefetch = 10  # the consumer's messages in flight
         if isinstance(self.venue, PaperVenue):
-            self.batcher = OrderBatcher(self.venue, self.flush)
+            self.batcher = OrderBatcher(self.venue, self.publish)
             self.prefetch = BATCH_PREFETCH  # a batch can grow as large as the backlog
 
     def _venue(self, settings: ExecutionSettings) -> Venue:
@@ -109,6 +110,14 @@ class Executor:
         try:
             await publish_outbox(self.live.pool, self.live.channel)
         except Exception as error:  # the loop publishes it later
+            logger.warning("publishing order events failed, will retry: %s", error)
+
+    async def publish(self, written: Sequence[Written]) -> None:
+        """Publish the events a batch just committed; what fails is left to the loop's flush."""
+        try:
+            async with self.live.pool.acquire() as connection:
+                await publish_written(connection, self.live.channel, written)
+        except Exception as error:
             logger.warning("publishing order events failed, will retry: %s", error)
 
     async def reconcile(self, statuses: list[str], min_age: float = 0.0) -> int:

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
+from mastertrade.core.outbox import Written
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import record_orders
 from mastertrade.execution.adapters.paper_batch import (
@@ -30,6 +31,15 @@ from mastertrade.execution.adapters.paper_batch import (
 )
 from mastertrade.execution.adapters.quotes import Quotes, mids
 from mastertrade.execution.domain.paper import Quote
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What a batch changed: the events of its orders, in the order asked for, and their
+    outbox rows as (id, event), for the caller to publish once committed."""
+
+    events: list[OrderEvent]
+    written: list[Written]
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,9 @@ class PaperVenue:
         """Execute the orders as one batch (see paper_batch.py); the events of those that
         changed, in the order asked for."""
         async with self.pool().acquire() as connection, connection.transaction():
-            return await self._execute_on(connection, client_order_ids)
+            return (await self._execute_on(connection, client_order_ids)).events
 
-    async def record_and_execute(self, orders: Sequence[ApprovedOrder]) -> list[OrderEvent]:
+    async def record_and_execute(self, orders: Sequence[ApprovedOrder]) -> Executed:
         """Record the approved orders (`new`; those known already are left) and execute them,
         in one transaction. A paper order is sent nowhere, so no outcome exists outside this
         transaction for a record to keep: a crash before the commit leaves neither the record
@@ -87,21 +97,20 @@ class PaperVenue:
 
     async def _execute_on(
         self, connection: Connection, client_order_ids: Sequence[str]
-    ) -> list[OrderEvent]:
+    ) -> Executed:
         env, asset = self.config.environment, self.config.quote_asset
         wanted = list(dict.fromkeys(client_order_ids))
         orders = lockable(await connection.fetch(LOCK_ORDERS, sorted(wanted)), wanted)
         if not orders:
-            return []
+            return Executed([], [])
         free, locked = await books.lock_balance(connection, env, asset)
         held = await books.lock_positions(connection, env)
         quotes = await self.quotes.many([*held, *(order["symbol"] for order in orders)])
         running = RunningBooks(free, locked, held, mids(quotes))
         for order in orders:
             decide_order(order, quotes[order["symbol"]], running, self.costs)
-        if running.updates:
-            await write_books(connection, env, asset, running)
-        return running.events
+        written = await write_books(connection, env, asset, running) if running.updates else []
+        return Executed(running.events, written)
 
     async def revalue(self) -> Decimal:
         """Store the account's equity at current marks (for the risk manager)."""

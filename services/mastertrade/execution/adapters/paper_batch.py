@@ -21,6 +21,7 @@ import asyncpg
 
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent
+from mastertrade.core.outbox import Written
 from mastertrade.execution.adapters.orders import TERMINAL, build_event
 from mastertrade.execution.domain.ledger import LedgerError, Position, apply_fill, derive_equity
 from mastertrade.execution.domain.paper import (
@@ -70,6 +71,7 @@ INSERT INTO outbox (exchange, routing_key, payload)
 SELECT $22, routing_key, payload::jsonb
 FROM unnest($23::text[], $24::text[]) WITH ORDINALITY AS e(routing_key, payload, position)
 ORDER BY position
+RETURNING id
 """
 
 
@@ -162,17 +164,19 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 async def write_books(
     connection: Connection, environment: str, asset: str, books: RunningBooks
-) -> None:
-    """Everything the batch changed, in one statement."""
+) -> list[Written]:
+    """Everything the batch changed, in one statement; the events' outbox rows, as (id, event).
+    Outbox ids are taken in the events' order, so the sorted ids match them one to one."""
     positions = [(s, books.held[s].quantity, books.held[s].average_price) for s in books.touched]
     fills = [(cid, f.price, f.quantity, f.fee) for cid, f in books.fills]
     value, equity = derive_equity(books.free + books.locked, books.held, books.marks)
-    await connection.execute(
+    events = [(ORDERS.name, f"order.{e.status}", e.to_json()) for e in books.events]
+    rows = await connection.fetch(
         WRITE, environment, asset, books.free, books.locked, *_columns(positions, 3),
         *_columns(fills, 4), *_columns(books.updates, 7), value, equity, bool(books.fills),
-        ORDERS.name, [f"order.{e.status}" for e in books.events],
-        [json.dumps(e.to_json()) for e in books.events],
+        ORDERS.name, [key for _, key, _ in events], [json.dumps(body) for _, _, body in events],
     )  # fmt: skip
+    return list(zip(sorted(row["id"] for row in rows), events, strict=True))
 
 
 def lockable(orders: Sequence[asyncpg.Record], wanted: Sequence[str]) -> list[asyncpg.Record]:

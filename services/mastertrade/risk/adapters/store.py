@@ -31,6 +31,7 @@ import asyncpg
 
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import AlertEvent, ApprovedOrder, RiskDecisionEvent, Signal
+from mastertrade.core.outbox import Event, Written
 from mastertrade.risk.domain import OrderRequest, Outcome, RiskContext, RiskDecision, RiskLimits
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
@@ -107,8 +108,6 @@ FROM unnest($14::text[], $15::text[], $16::text[]) WITH ORDINALITY
 ORDER BY position
 RETURNING id
 """
-
-Event = tuple[str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -270,7 +269,7 @@ def _decide_one(
 
 async def decide_batch(
     connection: Connection, signals: Sequence[Signal], limits: RiskLimits, environment: str
-) -> tuple[list[StoredDecision], list[tuple[int, Event]]]:
+) -> tuple[list[StoredDecision], list[Written]]:
     """Decide the signals in order, atomically (all or none), on `connection`; returns the
     decisions and the (outbox id, event) of everything to publish."""
     async with connection.transaction():
