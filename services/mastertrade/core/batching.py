@@ -31,10 +31,9 @@ class Batcher(Generic[T, R]):
         process: Callable[[list[T]], Awaitable[list[R]]],
         noun: str,
         *,
-        after_batch: Callable[[], Awaitable[None]] | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
-        self.process, self.noun, self.after_batch = process, noun, after_batch
+        self.process, self.noun = process, noun
         self.max_batch = max_batch
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -53,8 +52,6 @@ class Batcher(Generic[T, R]):
             cut = self.max_batch
             batch, self._waiting = self._waiting[:cut], self._waiting[cut:]
             await self._run(batch)
-            if self.after_batch is not None:
-                await self.after_batch()
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -24,7 +23,7 @@ from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
 from mastertrade.core.batching import MAX_BATCH as BATCH_PREFETCH
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
-from mastertrade.core.outbox import Written, publish_outbox, publish_written
+from mastertrade.core.outbox import OutboxSender, publish_outbox
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
 from mastertrade.execution.adapters.batcher import OrderBatcher
@@ -66,11 +65,12 @@ class Executor:
         self.runtime: Runtime | None = None
         self.client = _redis(settings)
         self.binance: BinanceClient | None = None
+        self.sender: OutboxSender | None = None
         self.venue = self._venue(settings)
         self.batcher: OrderBatcher | None = None
         self.prefetch = 10  # the consumer's messages in flight
         if isinstance(self.venue, PaperVenue):
-            self.batcher = OrderBatcher(self.venue, self.publish)
+            self.batcher = OrderBatcher(self.venue)
             self.prefetch = BATCH_PREFETCH  # a batch can grow as large as the backlog
 
     def _venue(self, settings: ExecutionSettings) -> Venue:
@@ -89,7 +89,9 @@ class Executor:
             slippage=settings.paper_slippage_pct, max_price_age=settings.price_max_age_seconds,
             environment=settings.trading_environment,
         )  # fmt: skip
-        return PaperVenue(pool, lambda: self.client, config)
+        # a paper batch's events are sent by the executor itself right after its commit
+        self.sender = OutboxSender(lambda: self.live.channel, "order")
+        return PaperVenue(pool, lambda: self.client, config, self.sender)
 
     @property
     def live(self) -> Runtime:
@@ -107,17 +109,12 @@ class Executor:
         await self.flush()
 
     async def flush(self) -> None:
+        """Mark what the sender sent and no batch marked, then publish what is left over."""
         try:
+            if self.sender is not None:
+                await self.sender.mark_confirmed(self.live.pool)
             await publish_outbox(self.live.pool, self.live.channel)
         except Exception as error:  # the loop publishes it later
-            logger.warning("publishing order events failed, will retry: %s", error)
-
-    async def publish(self, written: Sequence[Written]) -> None:
-        """Publish the events a batch just committed; what fails is left to the loop's flush."""
-        try:
-            async with self.live.pool.acquire() as connection:
-                await publish_written(connection, self.live.channel, written)
-        except Exception as error:
             logger.warning("publishing order events failed, will retry: %s", error)
 
     async def reconcile(self, statuses: list[str], min_age: float = 0.0) -> int:

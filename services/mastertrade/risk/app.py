@@ -65,7 +65,8 @@ def create_app(settings: RiskSettings) -> FastAPI:
 
     async def start() -> list[asyncio.Task[None]]:
         stop.clear()
-        loop = run_outbox_loop(lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL, stop)
+        loop = run_outbox_loop(lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL,
+                               stop, handler.batcher.sender)  # fmt: skip
         gauges = portfolio.run(lambda: runtime.pool, stop)
         return [asyncio.create_task(loop), asyncio.create_task(gauges)]
 

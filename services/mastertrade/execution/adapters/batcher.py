@@ -1,20 +1,18 @@
 """Approved paper orders recorded and executed in batches (`mastertrade.core.batching`).
 
 A batch is recorded and executed in one transaction (`PaperVenue.record_and_execute`: a paper
-order is sent nowhere, so it needs no record committed before it is executed, unlike a live one)
-and its events published once, after the batch, by their outbox ids (`publish_written`): the
-executor marks only its own rows, never taking the risk manager's from under it. Each message is
-acknowledged by the consumer only after its order's batch committed.
+order is sent nowhere, so it needs no record committed before it is executed, unlike a live one);
+its events are sent right after the commit by the venue's `OutboxSender`, while the next batch is
+executed. Each message is acknowledged by the consumer only after its order's batch committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from mastertrade.core.batching import Batcher
 from mastertrade.core.messages import ApprovedOrder
-from mastertrade.core.outbox import Written
 from mastertrade.core.retry import retry_transient
 from mastertrade.execution.adapters.paper import Executed
 
@@ -26,18 +24,10 @@ class BatchVenue(Protocol):
 class OrderBatcher(Batcher[ApprovedOrder, None]):
     """`await submit(order)` returns once the order is recorded and executed (committed)."""
 
-    def __init__(
-        self, venue: BatchVenue, publish: Callable[[Sequence[Written]], Awaitable[None]]
-    ) -> None:
-        super().__init__(self._execute, "orders", after_batch=self._publish)
-        self.venue, self.publish = venue, publish
-        self._written: list[Written] = []
+    def __init__(self, venue: BatchVenue) -> None:
+        super().__init__(self._execute, "orders")
+        self.venue = venue
 
     async def _execute(self, orders: list[ApprovedOrder]) -> list[None]:
-        executed = await retry_transient(lambda: self.venue.record_and_execute(orders), "executing")
-        self._written.extend(executed.written)
+        await retry_transient(lambda: self.venue.record_and_execute(orders), "executing")
         return [None] * len(orders)
-
-    async def _publish(self) -> None:
-        written, self._written = self._written, []
-        await self.publish(written)

@@ -9,6 +9,7 @@ together (see paper_batch.py).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +19,7 @@ import redis.asyncio as aioredis
 
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
-from mastertrade.core.outbox import Written
+from mastertrade.core.outbox import OutboxSender, Written, mark_sent
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import record_orders
 from mastertrade.execution.adapters.paper_batch import (
@@ -36,7 +37,7 @@ from mastertrade.execution.domain.paper import Quote
 @dataclass(frozen=True)
 class Executed:
     """What a batch changed: the events of its orders, in the order asked for, and their
-    outbox rows as (id, event), for the caller to publish once committed."""
+    outbox rows as (id, event), which the venue's sender gets once they are committed."""
 
     events: list[OrderEvent]
     written: list[Written]
@@ -61,8 +62,9 @@ class PaperVenue:
         pool: Callable[[], asyncpg.Pool],
         redis: Callable[[], aioredis.Redis],
         config: PaperConfig,
+        sender: OutboxSender | None = None,
     ) -> None:
-        self.pool, self.config = pool, config
+        self.pool, self.config, self.sender = pool, config, sender
         self.quotes = Quotes(redis, config.max_price_age)
         self.costs = Costs(config.fee_rate, config.slippage, config.quote_asset)
 
@@ -80,8 +82,7 @@ class PaperVenue:
     async def execute_many(self, client_order_ids: Sequence[str]) -> list[OrderEvent]:
         """Execute the orders as one batch (see paper_batch.py); the events of those that
         changed, in the order asked for."""
-        async with self.pool().acquire() as connection, connection.transaction():
-            return (await self._execute_on(connection, client_order_ids)).events
+        return (await self._execute(client_order_ids)).events
 
     async def record_and_execute(self, orders: Sequence[ApprovedOrder]) -> Executed:
         """Record the approved orders (`new`; those known already are left) and execute them,
@@ -91,26 +92,49 @@ class PaperVenue:
         order, the order rows are then locked in (LOCK_ORDERS): two replicas given the same
         redelivered orders never wait on each other's inserts in opposite orders."""
         by_id = sorted(orders, key=lambda order: order.client_order_id)
-        async with self.pool().acquire() as connection, connection.transaction():
-            await record_orders(connection, by_id, self.config.environment)
-            return await self._execute_on(connection, [o.client_order_id for o in orders])
+        return await self._execute([o.client_order_id for o in orders], by_id)
+
+    async def _execute(
+        self, client_order_ids: Sequence[str], new: Sequence[ApprovedOrder] = ()
+    ) -> Executed:
+        """One transaction (recording `new` orders first); its events go to the sender, when
+        there is one, once committed (without one, the executor's outbox flush sends them)."""
+        marking: contextlib.AbstractContextManager[list[int]] = (
+            self.sender.marking() if self.sender else contextlib.nullcontext([])
+        )
+        with marking as sent:
+            async with self.pool().acquire() as connection, connection.transaction():
+                if new:
+                    await record_orders(connection, new, self.config.environment)
+                executed = await self._execute_on(connection, client_order_ids, sent)
+        if self.sender is not None:
+            self.sender.send(executed.written)
+        return executed
 
     async def _execute_on(
-        self, connection: Connection, client_order_ids: Sequence[str]
+        self, connection: Connection, client_order_ids: Sequence[str], sent: Sequence[int]
     ) -> Executed:
         env, asset = self.config.environment, self.config.quote_asset
         wanted = list(dict.fromkeys(client_order_ids))
         orders = lockable(await connection.fetch(LOCK_ORDERS, sorted(wanted)), wanted)
-        if not orders:
+        running = await self._decide(connection, orders) if orders else None
+        if running is None or not running.updates:  # nothing changed: only the sent to mark
+            await mark_sent(connection, sent)
             return Executed([], [])
+        leased = self.sender is not None
+        written = await write_books(connection, env, asset, running, sent=sent, leased=leased)
+        return Executed(running.events, written)
+
+    async def _decide(self, connection: Connection, orders: list[asyncpg.Record]) -> RunningBooks:
+        """Each locked order decided in turn against the books, locked after the orders."""
+        env, asset = self.config.environment, self.config.quote_asset
         free, locked = await books.lock_balance(connection, env, asset)
         held = await books.lock_positions(connection, env)
         quotes = await self.quotes.many([*held, *(order["symbol"] for order in orders)])
         running = RunningBooks(free, locked, held, mids(quotes))
         for order in orders:
             decide_order(order, quotes[order["symbol"]], running, self.costs)
-        written = await write_books(connection, env, asset, running) if running.updates else []
-        return Executed(running.events, written)
+        return running
 
     async def revalue(self) -> Decimal:
         """Store the account's equity at current marks (for the risk manager)."""

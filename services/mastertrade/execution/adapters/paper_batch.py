@@ -21,7 +21,7 @@ import asyncpg
 
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent
-from mastertrade.core.outbox import Written
+from mastertrade.core.outbox import LEASED_UNTIL, Written, mark_sent_cte
 from mastertrade.execution.adapters.orders import TERMINAL, build_event
 from mastertrade.execution.domain.ledger import LedgerError, Position, apply_fill, derive_equity
 from mastertrade.execution.domain.paper import (
@@ -36,7 +36,7 @@ from mastertrade_model.topology import ORDERS
 LOCK_ORDERS = """
 SELECT * FROM orders WHERE client_order_id = ANY($1::text[]) ORDER BY client_order_id FOR UPDATE
 """
-WRITE = """
+WRITE = f"""
 WITH balance AS (
     UPDATE balances SET free = $3, locked = $4, updated_at = now()
     WHERE environment = $1 AND asset = $2
@@ -66,9 +66,9 @@ WITH balance AS (
     SELECT $1, $3::numeric + $4::numeric, $19, $20 WHERE $21::boolean
     ON CONFLICT (environment) DO UPDATE SET cash = EXCLUDED.cash,
         positions_value = EXCLUDED.positions_value, equity = EXCLUDED.equity, updated_at = now()
-)
-INSERT INTO outbox (exchange, routing_key, payload)
-SELECT $22, routing_key, payload::jsonb
+), {mark_sent_cte(25)}
+INSERT INTO outbox (exchange, routing_key, payload, leased_until)
+SELECT $22, routing_key, payload::jsonb, CASE WHEN $26::boolean THEN {LEASED_UNTIL} END
 FROM unnest($23::text[], $24::text[]) WITH ORDINALITY AS e(routing_key, payload, position)
 ORDER BY position
 RETURNING id
@@ -163,9 +163,16 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 async def write_books(
-    connection: Connection, environment: str, asset: str, books: RunningBooks
+    connection: Connection,
+    environment: str,
+    asset: str,
+    books: RunningBooks,
+    *,
+    sent: Sequence[int] = (),
+    leased: bool = False,
 ) -> list[Written]:
-    """Everything the batch changed, in one statement; the events' outbox rows, as (id, event).
+    """Everything the batch changed, in one statement, with the outbox rows `sent` marked; the
+    events' outbox rows (`leased`: to this process, which sends them itself), as (id, event).
     Outbox ids are taken in the events' order, so the sorted ids match them one to one."""
     positions = [(s, books.held[s].quantity, books.held[s].average_price) for s in books.touched]
     fills = [(cid, f.price, f.quantity, f.fee) for cid, f in books.fills]
@@ -175,6 +182,7 @@ async def write_books(
         WRITE, environment, asset, books.free, books.locked, *_columns(positions, 3),
         *_columns(fills, 4), *_columns(books.updates, 7), value, equity, bool(books.fills),
         ORDERS.name, [key for _, key, _ in events], [json.dumps(body) for _, _, body in events],
+        list(sent), leased,
     )  # fmt: skip
     return list(zip(sorted(row["id"] for row in rows), events, strict=True))
 

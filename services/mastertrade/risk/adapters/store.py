@@ -14,7 +14,8 @@ trips, whatever its size:
 4. the pure rules decide each signal in arrival order, each seeing the ones before it in the
    view (as one transaction per signal would), and one statement writes every decision, the new
    peak or breaker state and the events (`order.approved`, `risk.decision`, alerts) into the
-   outbox;
+   outbox, leased to this process, which sends them after the commit (`OutboxSender`), and
+   marks sent the earlier batches' events the broker has confirmed since;
 5. COMMIT.
 """
 
@@ -31,7 +32,7 @@ import asyncpg
 
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import AlertEvent, ApprovedOrder, RiskDecisionEvent, Signal
-from mastertrade.core.outbox import Event, Written
+from mastertrade.core.outbox import LEASED_UNTIL, Event, Written, mark_sent, mark_sent_cte
 from mastertrade.risk.domain import OrderRequest, Outcome, RiskContext, RiskDecision, RiskLimits
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
@@ -73,9 +74,10 @@ SELECT
      FROM risk_decisions WHERE signal_id = ANY($2::text[])) AS priors
 """
 # Every decision of the batch, the peak and breaker (when they change), the batch's approvals
-# added to this second's rate bucket (buckets older than the window dropped) and the events;
-# outbox ids are taken in the events' order, so the sorted ids match them one to one.
-WRITE = """
+# added to this second's rate bucket (buckets older than the window dropped), the events sent
+# since the last batch marked, and the batch's events (leased: this process sends them); outbox
+# ids are taken in the events' order, so the sorted ids match them one to one.
+WRITE = f"""
 WITH decisions AS (
     INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
         requested_quantity, approved_quantity, price, reasons, client_order_id, pending)
@@ -100,9 +102,9 @@ WITH decisions AS (
     SET orders = risk_order_rate.orders + EXCLUDED.orders
 ), expired AS (
     DELETE FROM risk_order_rate WHERE environment = $1 AND second < now() - interval '2 minutes'
-)
-INSERT INTO outbox (exchange, routing_key, payload)
-SELECT exchange, routing_key, payload::jsonb
+), {mark_sent_cte(18)}
+INSERT INTO outbox (exchange, routing_key, payload, leased_until)
+SELECT exchange, routing_key, payload::jsonb, {LEASED_UNTIL}
 FROM unnest($14::text[], $15::text[], $16::text[]) WITH ORDINALITY
     AS event(exchange, routing_key, payload, position)
 ORDER BY position
@@ -268,10 +270,15 @@ def _decide_one(
 
 
 async def decide_batch(
-    connection: Connection, signals: Sequence[Signal], limits: RiskLimits, environment: str
+    connection: Connection,
+    signals: Sequence[Signal],
+    limits: RiskLimits,
+    environment: str,
+    sent: Sequence[int] = (),
 ) -> tuple[list[StoredDecision], list[Written]]:
-    """Decide the signals in order, atomically (all or none), on `connection`; returns the
-    decisions and the (outbox id, event) of everything to publish."""
+    """Decide the signals in order, atomically (all or none), on `connection`, and mark the
+    outbox rows `sent`; returns the decisions and the (outbox id, event) of everything to
+    publish."""
     async with connection.transaction():
         state = await lock_state(connection, environment)
         ids = list({signal.signal_id: None for signal in signals})
@@ -285,10 +292,11 @@ async def decide_batch(
                 stored = _decide_one(signal, view, limits, writes)
                 view.decided[signal.signal_id] = replace_replayed(stored)
             decided.append(stored)
-        if not writes.decisions:
+        if not writes.decisions:  # only redeliveries
+            await mark_sent(connection, sent)
             return decided, []
         arguments = writes.arguments(environment, view, view.equity_peak != first_peak)
-        rows = await connection.fetch(WRITE, *arguments)
+        rows = await connection.fetch(WRITE, *arguments, list(sent))
     outbox_ids = sorted(row["id"] for row in rows)
     return decided, list(zip(outbox_ids, writes.events, strict=True))
 
