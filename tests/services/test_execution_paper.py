@@ -3,6 +3,7 @@ book, exactly once, books that balance at every step, limit orders resting until
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from decimal import ROUND_UP, Decimal
@@ -55,7 +56,7 @@ async def opened(client: httpx.AsyncClient) -> None:
     for _ in range(100):
         if (await client.get("/api/v1/account")).json()["balances"]:
             return
-        await __import__("asyncio").sleep(0.1)
+        await asyncio.sleep(0.1)
     raise AssertionError("the paper account was never opened")
 
 
@@ -88,6 +89,34 @@ async def test_market_orders_fill_once_and_the_books_balance(trading_env: dict[s
     assert account["positions"] == [
         {"symbol": symbol, "quantity": "6", "average_price": "100.05000000"}
     ]
+
+
+async def test_a_stopping_executor_sends_and_marks_what_its_last_batches_filled(
+    trading_env: dict[str, str],
+) -> None:
+    """Stopped right after its last fills, it leaves nothing to the outbox loops (which would
+    send it again once the lease is over): every event sent once, and marked."""
+    env = {**trading_env, "ORDER_POLL_SECONDS": "60"}  # no loop round marks them meanwhile
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    orders = [approved(symbol, "buy", "1") for _ in range(5)]
+    async with recording(env["RABBITMQ_URL"]) as (recorder, channel):
+        async with running(build_app("order_executor", env)) as client:
+            await opened(client)
+            for order in orders:
+                await publish_json(channel, ORDERS.name, "order.approved", order)
+            await recorder.wait_for("order.filled", len(orders))
+        connection = await asyncpg.connect(env["DATABASE_URL"])
+        try:
+            left = await connection.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+        finally:
+            await connection.close()
+        await asyncio.sleep(0.5)  # time for a wrongly doubled event to show up
+    assert left == 0
+    filled = sorted(event["client_order_id"] for event in recorder.of("order.filled"))
+    assert filled == sorted(order["client_order_id"] for order in orders)
 
 
 async def test_orders_that_would_overdraw_or_oversell_are_rejected(

@@ -67,6 +67,33 @@ async def test_a_signal_is_resized_to_the_position_limit_and_decided_once(
     assert "20.00% of equity" in decisions[0]["reasons"][0]
 
 
+async def test_a_stopping_risk_manager_sends_and_marks_what_its_last_batches_decided(
+    trading_env: dict[str, str],
+) -> None:
+    """Stopped right after its last decisions, it leaves nothing to the outbox loops (which
+    would send it again once the lease is over): every event sent once, and marked."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "10000")
+    ids = [f"stop-{n}" for n in range(10)]
+    async with recording(trading_env["RABBITMQ_URL"]) as (recorder, channel):
+        async with running(build_app("risk_manager", trading_env)) as client:
+            await wait_for_status(client, "/health", 200)
+            for signal_id in ids:
+                await publish_json(channel, SIGNALS.name, "signal.BTCUSDT",
+                                   signal(signal_id, quantity="0.001"))  # fmt: skip
+            await recorder.wait_for("risk.decision", len(ids))
+        connection = await asyncpg.connect(url)
+        try:
+            left = await connection.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+        finally:
+            await connection.close()
+        await asyncio.sleep(0.5)  # time for a wrongly doubled event to show up
+    assert left == 0
+    assert sorted(d["signal_id"] for d in recorder.of("risk.decision")) == sorted(ids)
+
+
 async def test_the_breaker_trips_from_the_peak_and_only_the_admin_resets_it(
     trading_env: dict[str, str],
 ) -> None:

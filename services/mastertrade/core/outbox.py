@@ -121,8 +121,8 @@ class OutboxSender:
     (`marking`) into its own statement (`mark_sent_cte`), commits, and hands its events to
     `send`; it never waits for the broker. When no batch comes, the loop marks what is left
     (`mark_confirmed`). A failed send, a crash, or a mark lost with a rolled-back batch only
-    sends an event once more (at least once): the loops send a row whose lease is over. So does
-    a stop while a send is on its way."""
+    sends an event once more (at least once): the loops send a row whose lease is over. A
+    service stopping sends and marks what its last batches committed (`finish`)."""
 
     def __init__(self, channel_of: Callable[[], AbstractChannel], noun: str) -> None:
         self.channel_of, self.noun = channel_of, noun
@@ -165,6 +165,11 @@ class OutboxSender:
         except BaseException:
             self._confirmed[:0] = confirmed
             raise
+
+    async def finish(self, pool: asyncpg.Pool) -> None:
+        """At shutdown: send what is handed over, then mark what was confirmed."""
+        await self.drain()
+        await self.mark_confirmed(pool)
 
     async def mark_confirmed(self, pool: asyncpg.Pool) -> int:
         """Mark what was confirmed and no batch has marked (trading went quiet); how many."""

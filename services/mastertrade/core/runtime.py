@@ -8,8 +8,9 @@ closes everything on shutdown. Routes reach the clients through `mastertrade.cor
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -34,6 +35,8 @@ from mastertrade.core.supervisor import DependencySupervisor
 from mastertrade.migrations.runner import load_migrations
 from mastertrade_model.values import Dependency
 
+logger = logging.getLogger("mastertrade.runtime")
+
 
 def _url(settings: ServiceSettings, dependency: Dependency) -> str:
     url = settings.url_for(dependency)
@@ -49,6 +52,8 @@ def required_schema_version() -> int:
 
 
 DRAIN_SECONDS = 15.0
+FINISH_SECONDS = 5.0
+"""The most each `on_drained` step may take at shutdown, after the consumers' drain."""
 DEFAULT_PREFETCH = 10
 # How long one round of dependency checks answers /health: a probe or a load balancer polling
 # /health then costs the databases one check a second, however often it asks
@@ -118,6 +123,9 @@ class Runtime:
         }
         # Extra sections of the health JSON (name -> what to show), e.g. market_data's sources
         self.health_details: dict[str, Callable[[], Any]] = {}
+        # Run at shutdown once the consumers drained, while the connections are still open: the
+        # trading services send and mark what their last batches committed
+        self.on_drained: list[Callable[[], Awaitable[None]]] = []
         self._checks: Mapping[str, bool] | None = None
         self._checked_at = 0.0
         self._pending_checks: asyncio.Future[Mapping[str, bool]] | None = None
@@ -137,8 +145,14 @@ class Runtime:
                 task.cancel()
 
     async def stop(self) -> None:
-        """Drain the consumers (messages in flight finish), then close every connection."""
+        """Drain the consumers (messages in flight finish), run `on_drained`, then close every
+        connection."""
         await asyncio.gather(*(consumer.stop(DRAIN_SECONDS) for consumer in self.consumers))
+        for finish in self.on_drained:
+            try:
+                await asyncio.wait_for(finish(), FINISH_SECONDS)
+            except Exception as error:  # a dependency is gone: what is left is the loops' to do
+                logger.warning("finishing before shutdown failed: %s", error)
         await asyncio.gather(*(supervisor.stop() for supervisor in self.supervisors.values()))
 
     async def health(self) -> tuple[int, dict[str, Any]]:

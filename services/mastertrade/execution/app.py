@@ -165,6 +165,8 @@ def create_app(settings: ExecutionSettings) -> FastAPI:
     app = build_service_app(spec, settings, [router], {QUEUE: executor})
     executor.runtime = app.state.runtime
     app.state.executor = executor
+    if (sender := executor.sender) is not None:
+        executor.live.on_drained.append(lambda: sender.finish(executor.live.pool))
 
     async def start() -> list[asyncio.Task[None]]:
         tasks = [asyncio.create_task(executor.run())]

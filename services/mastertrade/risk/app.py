@@ -56,6 +56,7 @@ def create_app(settings: RiskSettings) -> FastAPI:
     )
     runtime: Runtime = app.state.runtime
     handler.runtime = runtime
+    runtime.on_drained.append(lambda: handler.batcher.sender.finish(runtime.pool))
     stop = asyncio.Event()
     portfolio = PortfolioMetrics(
         runtime.metrics.registry,
