@@ -36,7 +36,6 @@ INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
 VALUES ($1, $2, $3, $4, $5, $6)
 """
 POSITIONS = "SELECT symbol, quantity, average_price FROM positions WHERE environment = $1"
-LOCK_POSITIONS = POSITIONS + " ORDER BY symbol FOR UPDATE"
 CASH = "SELECT COALESCE(sum(free + locked), 0) FROM balances WHERE environment = $1 AND asset = $2"
 SET_EQUITY = """
 INSERT INTO account_equity (environment, cash, positions_value, equity) VALUES ($1, $2, $3, $4)
@@ -66,12 +65,6 @@ async def set_balance(
 async def lock_position(connection: Connection, environment: str, symbol: str) -> Position:
     row = await connection.fetchrow(LOCK_POSITION, environment, symbol)
     return Position() if row is None else Position(row["quantity"], row["average_price"])
-
-
-async def lock_positions(connection: Connection, environment: str) -> dict[str, Position]:
-    """Every position of the environment, locked (after the balance: see the module's order)."""
-    rows = await connection.fetch(LOCK_POSITIONS, environment)
-    return {r["symbol"]: Position(r["quantity"], r["average_price"]) for r in rows}
 
 
 async def set_position(

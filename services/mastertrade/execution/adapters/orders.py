@@ -60,17 +60,22 @@ async def record_order(pool: asyncpg.Pool, order: ApprovedOrder, environment: st
     return bool(status.endswith(" 1"))
 
 
+def order_columns(orders: Sequence[ApprovedOrder]) -> list[list[Any]]:
+    """The orders as the arrays of their `new` rows: client order id, signal, symbol, side, type,
+    quantity, limit price, reduce only."""
+    return [
+        [getattr(order, name) for order in orders]
+        for name in ("client_order_id", "signal_id", "symbol", "side", "order_type", "quantity",
+                     "limit_price", "reduce_only")
+    ]  # fmt: skip
+
+
 async def record_orders(
     connection: asyncpg.Pool | Connection, orders: Sequence[ApprovedOrder], environment: str
 ) -> None:
     """Store the orders as `new` in one statement (in the caller's transaction, or committed
     on a pool); those already there are left."""
-    columns = [
-        [getattr(order, name) for order in orders]
-        for name in ("client_order_id", "signal_id", "symbol", "side", "order_type", "quantity",
-                     "limit_price", "reduce_only")
-    ]  # fmt: skip
-    await connection.execute(RECORD_MANY, *columns, environment)
+    await connection.execute(RECORD_MANY, *order_columns(orders), environment)
 
 
 async def lock_order(connection: Connection, client_order_id: str) -> asyncpg.Record | None:

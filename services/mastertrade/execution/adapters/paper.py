@@ -4,7 +4,7 @@
 locks it does nothing to an order already filled, rejected or cancelled, so a redelivered
 message, a reconcile at start-up and a second replica can all call it and an order fills at most
 once. One transaction books the fills, the balance, the positions, the equity and the events
-together (see paper_batch.py).
+together (see paper_batch.py); its sender sends the events right after the commit.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from mastertrade.core.db import Connection
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import OutboxSender, Written, mark_sent
 from mastertrade.execution.adapters import books
-from mastertrade.execution.adapters.orders import record_orders
 from mastertrade.execution.adapters.paper_batch import (
-    LOCK_ORDERS,
     Costs,
     RunningBooks,
     decide_order,
     lockable,
+    read_books,
+    record_and_lock,
     write_books,
 )
 from mastertrade.execution.adapters.quotes import Quotes, mids
@@ -89,10 +89,9 @@ class PaperVenue:
         in one transaction. A paper order is sent nowhere, so no outcome exists outside this
         transaction for a record to keep: a crash before the commit leaves neither the record
         nor the fill, and the unacknowledged message comes again. Inserted in client order id
-        order, the order rows are then locked in (LOCK_ORDERS): two replicas given the same
-        redelivered orders never wait on each other's inserts in opposite orders."""
-        by_id = sorted(orders, key=lambda order: order.client_order_id)
-        return await self._execute([o.client_order_id for o in orders], by_id)
+        order, the order rows are then locked in (`record_and_lock`): two replicas given the
+        same redelivered orders never wait on each other's inserts in opposite orders."""
+        return await self._execute([o.client_order_id for o in orders], orders)
 
     async def _execute(
         self, client_order_ids: Sequence[str], new: Sequence[ApprovedOrder] = ()
@@ -104,19 +103,21 @@ class PaperVenue:
         )
         with marking as sent:
             async with self.pool().acquire() as connection, connection.transaction():
-                if new:
-                    await record_orders(connection, new, self.config.environment)
-                executed = await self._execute_on(connection, client_order_ids, sent)
+                executed = await self._execute_on(connection, client_order_ids, new, sent)
         if self.sender is not None:
             self.sender.send(executed.written)
         return executed
 
     async def _execute_on(
-        self, connection: Connection, client_order_ids: Sequence[str], sent: Sequence[int]
+        self,
+        connection: Connection,
+        client_order_ids: Sequence[str],
+        new: Sequence[ApprovedOrder],
+        sent: Sequence[int],
     ) -> Executed:
         env, asset = self.config.environment, self.config.quote_asset
         wanted = list(dict.fromkeys(client_order_ids))
-        orders = lockable(await connection.fetch(LOCK_ORDERS, sorted(wanted)), wanted)
+        orders = lockable(await record_and_lock(connection, env, asset, wanted, new), wanted)
         running = await self._decide(connection, orders) if orders else None
         if running is None or not running.updates:  # nothing changed: only the sent to mark
             await mark_sent(connection, sent)
@@ -126,10 +127,9 @@ class PaperVenue:
         return Executed(running.events, written)
 
     async def _decide(self, connection: Connection, orders: list[asyncpg.Record]) -> RunningBooks:
-        """Each locked order decided in turn against the books, locked after the orders."""
+        """Each locked order decided in turn against the books (locked with the orders)."""
         env, asset = self.config.environment, self.config.quote_asset
-        free, locked = await books.lock_balance(connection, env, asset)
-        held = await books.lock_positions(connection, env)
+        free, locked, held = await read_books(connection, env, asset)
         quotes = await self.quotes.many([*held, *(order["symbol"] for order in orders)])
         running = RunningBooks(free, locked, held, mids(quotes))
         for order in orders:

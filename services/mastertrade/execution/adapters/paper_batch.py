@@ -19,10 +19,10 @@ from typing import Any
 
 import asyncpg
 
-from mastertrade.core.db import Connection
-from mastertrade.core.messages import OrderEvent
+from mastertrade.core.db import Connection, one
+from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import LEASED_UNTIL, Written, mark_sent_cte
-from mastertrade.execution.adapters.orders import TERMINAL, build_event
+from mastertrade.execution.adapters.orders import TERMINAL, build_event, order_columns
 from mastertrade.execution.domain.ledger import LedgerError, Position, apply_fill, derive_equity
 from mastertrade.execution.domain.paper import (
     PaperFill,
@@ -33,8 +33,19 @@ from mastertrade.execution.domain.paper import (
 )
 from mastertrade_model.topology import ORDERS
 
-LOCK_ORDERS = """
-SELECT * FROM orders WHERE client_order_id = ANY($1::text[]) ORDER BY client_order_id FOR UPDATE
+# Records the batch's new orders, then locks in the books' order: the orders asked for (by client
+# order id), the balance, the positions (migration 0030); returns the orders asked for.
+RECORD_AND_LOCK = """
+SELECT * FROM paper_record_and_lock($1, $2, $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::numeric[], $10::numeric[], $11::boolean[])
+"""
+# Read under the locks RECORD_AND_LOCK took: what it reads, no one else can change.
+BOOKS = """
+SELECT free, locked,
+    ARRAY(SELECT symbol FROM positions WHERE environment = $1 ORDER BY symbol) AS symbols,
+    ARRAY(SELECT quantity FROM positions WHERE environment = $1 ORDER BY symbol) AS quantities,
+    ARRAY(SELECT average_price FROM positions WHERE environment = $1 ORDER BY symbol) AS prices
+FROM balances WHERE environment = $1 AND asset = $2
 """
 WRITE = f"""
 WITH balance AS (
@@ -185,6 +196,32 @@ async def write_books(
         list(sent), leased,
     )  # fmt: skip
     return list(zip(sorted(row["id"] for row in rows), events, strict=True))
+
+
+async def record_and_lock(
+    connection: Connection,
+    environment: str,
+    asset: str,
+    wanted: Sequence[str],
+    new: Sequence[ApprovedOrder] = (),
+) -> list[asyncpg.Record]:
+    """Record the `new` orders (those known already are left), lock the `wanted` ones, then the
+    balance and the positions, in one round trip; the wanted orders found. Inserts and locks both
+    go in client order id order: two replicas given the same redelivered orders never wait on
+    each other in opposite orders."""
+    new = sorted(new, key=lambda order: order.client_order_id)
+    return await connection.fetch(
+        RECORD_AND_LOCK, environment, asset, sorted(wanted), *order_columns(new)
+    )
+
+
+async def read_books(
+    connection: Connection, environment: str, asset: str
+) -> tuple[Decimal, Decimal, dict[str, Position]]:
+    """The balance (free, locked) and the positions, under the locks `record_and_lock` took."""
+    row = one(await connection.fetchrow(BOOKS, environment, asset), f"{asset} balance")
+    positions = zip(row["symbols"], row["quantities"], row["prices"], strict=True)
+    return row["free"], row["locked"], {s: Position(q, p) for s, q, p in positions}
 
 
 def lockable(orders: Sequence[asyncpg.Record], wanted: Sequence[str]) -> list[asyncpg.Record]:
