@@ -24,7 +24,13 @@ from mastertrade_model.topology import ORDERS
 from tests.infra import free_port
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.helpers import running, wait_for_status
-from tests.services.trading import build_app, new_symbol, recording, set_quote
+from tests.services.trading import (
+    build_app,
+    new_symbol,
+    recording,
+    set_quote,
+    unmarked_events,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -106,13 +112,7 @@ async def test_a_stopping_executor_sends_and_marks_what_its_last_batches_filled(
             for order in orders:
                 await publish_json(channel, ORDERS.name, "order.approved", order)
             await recorder.wait_for("order.filled", len(orders))
-        connection = await asyncpg.connect(env["DATABASE_URL"])
-        try:
-            left = await connection.fetchval(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-            )
-        finally:
-            await connection.close()
+        left = await unmarked_events(env["DATABASE_URL"])
         await asyncio.sleep(0.5)  # time for a wrongly doubled event to show up
     assert left == 0
     filled = sorted(event["client_order_id"] for event in recorder.of("order.filled"))

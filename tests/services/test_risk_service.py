@@ -18,7 +18,7 @@ from mastertrade.risk.adapters.batcher import DecisionBatcher
 from mastertrade.risk.domain import Outcome, RiskLimits
 from mastertrade_model.topology import EXCHANGES, QUEUES, SIGNALS
 from tests.services.helpers import running, wait_for_status
-from tests.services.trading import build_app, recording
+from tests.services.trading import build_app, recording, unmarked_events
 
 pytestmark = pytest.mark.infra
 
@@ -82,13 +82,7 @@ async def test_a_stopping_risk_manager_sends_and_marks_what_its_last_batches_dec
                 await publish_json(channel, SIGNALS.name, "signal.BTCUSDT",
                                    signal(signal_id, quantity="0.001"))  # fmt: skip
             await recorder.wait_for("risk.decision", len(ids))
-        connection = await asyncpg.connect(url)
-        try:
-            left = await connection.fetchval(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-            )
-        finally:
-            await connection.close()
+        left = await unmarked_events(url)
         await asyncio.sleep(0.5)  # time for a wrongly doubled event to show up
     assert left == 0
     assert sorted(d["signal_id"] for d in recorder.of("risk.decision")) == sorted(ids)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import aio_pika
+import asyncpg
 import redis.asyncio as aioredis
 import uvicorn
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -45,6 +46,17 @@ async def set_quote(symbol: str, bid: str, ask: str) -> None:
         await write_book(client, book)
     finally:
         await client.aclose()
+
+
+async def unmarked_events(database_url: str) -> int:
+    """Outbox rows not marked sent: what the outbox loops would still send."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        )
+    finally:
+        await connection.close()
 
 
 class Recorder:
