@@ -18,7 +18,6 @@ import redis.exceptions as redis_errors
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import ApprovedOrder
 from mastertrade.execution.adapters.books import open_account
-from mastertrade.execution.adapters.orders import record_orders
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
 from mastertrade_model.topology import ORDERS
 from tests.infra import free_port
@@ -183,9 +182,8 @@ async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
         buys = [ApprovedOrder.model_validate(approved(symbol, "buy", "3")) for _ in range(4)]
         sell = ApprovedOrder.model_validate(approved(symbol, "sell", "5"))
         orders = [*buys, sell]
-        await record_orders(pool, orders, "paper")
         ids = [o.client_order_id for o in orders]
-        events = await venue.execute_many([*ids, ids[0]])
+        events = (await venue.record_and_execute([*orders, orders[0]])).events
         again = await venue.execute_many(ids)  # all finished: nothing to do
     finally:
         await redis.aclose()

@@ -18,6 +18,7 @@ from mastertrade.core.outbox import (
     mark_sent,
     prune_published,
     publish_outbox,
+    written_in_order,
 )
 from tests.services.trading import recording
 
@@ -90,10 +91,7 @@ async def write_leased(pool: asyncpg.Pool, keys: list[str]) -> list[Written]:
         f"SELECT 'mastertrade.orders', key, json_build_object('key', key), {LEASED_UNTIL} "
         f"FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY n RETURNING id", keys
     )  # fmt: skip
-    ids = sorted(row["id"] for row in rows)  # taken in the keys' order
-    return [
-        (i, ("mastertrade.orders", key, {"key": key})) for i, key in zip(ids, keys, strict=True)
-    ]
+    return written_in_order(rows, [("mastertrade.orders", key, {"key": key}) for key in keys])
 
 
 async def unpublished(pool: asyncpg.Pool) -> list[str]:

@@ -64,6 +64,12 @@ UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND publishe
 """
 
 
+def written_in_order(rows: Sequence[asyncpg.Record], events: Sequence[Event]) -> list[Written]:
+    """The events with the ids of the rows one `INSERT ... RETURNING id` stored them in: the ids
+    are taken in the events' order, so sorted they match the events one to one."""
+    return list(zip(sorted(row["id"] for row in rows), events, strict=True))
+
+
 async def mark_sent(connection: Connection | asyncpg.Pool, outbox_ids: Sequence[int]) -> None:
     """Mark these rows sent (those not marked already), when no batch statement does it."""
     if outbox_ids:

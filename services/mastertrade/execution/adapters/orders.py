@@ -25,13 +25,6 @@ INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, p
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (client_order_id) DO NOTHING
 """
-RECORD_MANY = """
-INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, price,
-    reduce_only, environment)
-SELECT *, $9 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::numeric[], $7::numeric[], $8::boolean[])
-ON CONFLICT (client_order_id) DO NOTHING
-"""
 LOCK = "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE"
 # `new` orders younger than $3 seconds are being handled by a consumer right now: the loop
 # leaves them alone (it would only queue behind the same row locks)
@@ -68,14 +61,6 @@ def order_columns(orders: Sequence[ApprovedOrder]) -> list[list[Any]]:
         for name in ("client_order_id", "signal_id", "symbol", "side", "order_type", "quantity",
                      "limit_price", "reduce_only")
     ]  # fmt: skip
-
-
-async def record_orders(
-    connection: asyncpg.Pool | Connection, orders: Sequence[ApprovedOrder], environment: str
-) -> None:
-    """Store the orders as `new` in one statement (in the caller's transaction, or committed
-    on a pool); those already there are left."""
-    await connection.execute(RECORD_MANY, *order_columns(orders), environment)
 
 
 async def lock_order(connection: Connection, client_order_id: str) -> asyncpg.Record | None:

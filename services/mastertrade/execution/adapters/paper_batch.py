@@ -21,7 +21,7 @@ import asyncpg
 
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
-from mastertrade.core.outbox import LEASED_UNTIL, Written, mark_sent_cte
+from mastertrade.core.outbox import LEASED_UNTIL, Written, mark_sent_cte, written_in_order
 from mastertrade.execution.adapters.orders import TERMINAL, build_event, order_columns
 from mastertrade.execution.domain.ledger import LedgerError, Position, apply_fill, derive_equity
 from mastertrade.execution.domain.paper import (
@@ -184,7 +184,7 @@ async def write_books(
 ) -> list[Written]:
     """Everything the batch changed, in one statement, with the outbox rows `sent` marked; the
     events' outbox rows (`leased`: to this process, which sends them itself), as (id, event).
-    Outbox ids are taken in the events' order, so the sorted ids match them one to one."""
+    """
     positions = [(s, books.held[s].quantity, books.held[s].average_price) for s in books.touched]
     fills = [(cid, f.price, f.quantity, f.fee) for cid, f in books.fills]
     value, equity = derive_equity(books.free + books.locked, books.held, books.marks)
@@ -195,7 +195,7 @@ async def write_books(
         ORDERS.name, [key for _, key, _ in events], [json.dumps(body) for _, _, body in events],
         list(sent), leased,
     )  # fmt: skip
-    return list(zip(sorted(row["id"] for row in rows), events, strict=True))
+    return written_in_order(rows, events)
 
 
 async def record_and_lock(

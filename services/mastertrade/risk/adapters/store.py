@@ -32,7 +32,14 @@ import asyncpg
 
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import AlertEvent, ApprovedOrder, RiskDecisionEvent, Signal
-from mastertrade.core.outbox import LEASED_UNTIL, Event, Written, mark_sent, mark_sent_cte
+from mastertrade.core.outbox import (
+    LEASED_UNTIL,
+    Event,
+    Written,
+    mark_sent,
+    mark_sent_cte,
+    written_in_order,
+)
 from mastertrade.risk.domain import OrderRequest, Outcome, RiskContext, RiskDecision, RiskLimits
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
@@ -297,8 +304,7 @@ async def decide_batch(
             return decided, []
         arguments = writes.arguments(environment, view, view.equity_peak != first_peak)
         rows = await connection.fetch(WRITE, *arguments, list(sent))
-    outbox_ids = sorted(row["id"] for row in rows)
-    return decided, list(zip(outbox_ids, writes.events, strict=True))
+    return decided, written_in_order(rows, writes.events)
 
 
 def replace_replayed(stored: StoredDecision) -> StoredDecision:
