@@ -199,6 +199,50 @@ async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
     assert equity == cash + 4 * Decimal("99.5")
 
 
+async def test_replicas_executing_the_same_orders_at_once_fill_each_once_within_the_cash(
+    trading_env: dict[str, str],
+) -> None:
+    """Paper orders are recorded and executed in one transaction: when the quotes cannot be
+    read (Redis gone), neither the orders nor a fill remain; the batch coming again (the
+    unacknowledged messages) records and fills each order once, and a third time does nothing."""
+    """Two replicas get ten buys at once, split between them, while one also reconciles all
+    ten: the cash pays for three, so three fill and seven are refused, each order decided once,
+    and the books end as they would one order after another."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    url = trading_env["DATABASE_URL"]
+    pool = await asyncpg.create_pool(url, min_size=3, max_size=6)
+    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        await open_account(pool, "paper", "USDT", Decimal(1000))
+        replicas = [PaperVenue(lambda: pool, lambda: redis, PaperConfig()) for _ in range(2)]
+        orders = [ApprovedOrder.model_validate(approved(symbol, "buy", "3")) for _ in range(10)]
+        ids = [o.client_order_id for o in orders]
+        await asyncio.gather(
+            *(replicas[n % 2].record_and_execute([order]) for n, order in enumerate(orders)),
+            replicas[0].record_and_execute(orders[::2]),
+            replicas[1].execute_many(ids),
+        )
+        statuses = await pool.fetch(
+            "SELECT status, count(*) FROM orders WHERE client_order_id = ANY($1::text[]) "
+            "GROUP BY status ORDER BY status",
+            ids,
+        )
+        fills = await pool.fetchval("SELECT count(*) FROM fills")
+        events = await pool.fetch(
+            "SELECT payload->>'client_order_id' AS id, routing_key FROM outbox"
+        )
+    finally:
+        await redis.aclose()
+        await pool.close()
+    assert [tuple(row) for row in statuses] == [("filled", 3), ("rejected", 7)]
+    assert fills == 3
+    assert sorted(row["id"] for row in events) == sorted(ids)  # one event per order
+    cash, equity = await books_balance(url)
+    assert cash == Decimal(1000) - 3 * 3 * Decimal("100.05") * Decimal("1.001")
+    assert equity == cash + 9 * Decimal("99.5")
+
+
 async def test_a_batch_failing_before_its_commit_leaves_no_record_and_fills_once_later(
     trading_env: dict[str, str],
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from decimal import Decimal
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -15,6 +16,8 @@ import pytest
 from mastertrade.core.bus import declare_topology, publish_json
 from mastertrade.core.messages import Signal
 from mastertrade.risk.adapters.batcher import DecisionBatcher
+from mastertrade.risk.adapters.state import KILL
+from mastertrade.risk.adapters.store import decide_batch
 from mastertrade.risk.domain import Outcome, RiskLimits
 from mastertrade_model.topology import EXCHANGES, QUEUES, SIGNALS
 from tests.services.helpers import running, wait_for_status
@@ -158,6 +161,47 @@ async def test_the_check_refuses_non_finite_values(service_env: dict[str, str], 
         answer = await client.post("/api/v1/check", json=body)
     assert answer.status_code == 422
     assert "position_value" in answer.text
+
+
+class KillSwitchBeforeTheWrite:
+    """A connection on which an admin turns the kill switch on (from another connection) after
+    the batch read the state and before it writes its decisions (`fetch` is its write)."""
+
+    def __init__(self, connection: asyncpg.Connection, admin: asyncpg.Connection) -> None:
+        self.connection, self.admin, self.writes = connection, admin, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+    async def fetch(self, query: str, *arguments: Any) -> list[asyncpg.Record]:
+        self.writes += 1
+        if self.writes == 1:
+            await self.admin.execute(KILL, "paper", True)
+        return await self.connection.fetch(query, *arguments)
+
+
+async def test_a_batch_decided_before_the_kill_switch_is_decided_again_after_it(
+    trading_env: dict[str, str],
+) -> None:
+    """The kill switch turned on between a batch's read and its write: the batch stores nothing
+    from the state it read, and is decided again on the new state (rejected)."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "10000")
+    connection, admin = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        await admin.execute("INSERT INTO risk_state (environment) VALUES ('paper')")
+        racing = KillSwitchBeforeTheWrite(connection, admin)
+        signals = [Signal.model_validate(signal("raced", quantity="0.01"))]
+        decided, written = await decide_batch(racing, signals, RiskLimits(), "paper")  # type: ignore[arg-type]
+        stored = await admin.fetch("SELECT outcome, reasons::text FROM risk_decisions")
+    finally:
+        await connection.close()
+        await admin.close()
+    assert racing.writes == 2  # the first write found the state changed and wrote nothing
+    assert [d.outcome for d in decided] == [Outcome.REJECTED]
+    assert "kill switch" in decided[0].reasons[0]
+    assert [row["outcome"] for row in stored] == ["rejected"]
+    assert [event[1] for _, event in written] == ["risk.decision", "alert.order_rejected"]
 
 
 async def test_two_replicas_deciding_bursts_in_batches_keep_the_exposure_limit(

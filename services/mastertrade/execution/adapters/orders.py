@@ -7,7 +7,7 @@ message finds the row and never creates a second order. Terminal statuses are fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -74,7 +74,9 @@ async def fetch_in_flight(
     return [row["client_order_id"] for row in rows]
 
 
-def build_event(order: asyncpg.Record, status: str, **changes: Any) -> OrderEvent:
+def build_event(
+    order: asyncpg.Record | Mapping[str, Any], status: str, **changes: Any
+) -> OrderEvent:
     """The event announcing an order's new status, from its row and what just changed."""
     values = {
         "client_order_id": order["client_order_id"], "symbol": order["symbol"],

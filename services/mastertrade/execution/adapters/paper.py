@@ -1,15 +1,19 @@
 """The paper venue: fills approved orders against the top of book in Redis, in PostgreSQL.
 
-`execute_many(client_order_ids)` (and `execute` of one) is idempotent: under the orders' row
-locks it does nothing to an order already filled, rejected or cancelled, so a redelivered
-message, a reconcile at start-up and a second replica can all call it and an order fills at most
-once. One transaction books the fills, the balance, the positions, the equity and the events
-together (see paper_batch.py); its sender sends the events right after the commit.
+`execute_many(client_order_ids)` (and `execute` of one) is idempotent: it does nothing to an
+order already filled, rejected or cancelled, and a batch writes only if no other batch changed
+the books since it read them (else it is decided again), so a redelivered message, a reconcile
+at start-up and a second replica can all call it and an order fills at most once. One statement
+books the fills, the balance, the positions, the equity and the events together (see
+paper_batch.py); its sender sends the events right after the commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,16 +26,17 @@ from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import OutboxSender, Written, mark_sent
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.paper_batch import (
+    BooksRead,
     Costs,
     RunningBooks,
     decide_order,
-    lockable,
     read_books,
-    record_and_lock,
     write_books,
 )
 from mastertrade.execution.adapters.quotes import Quotes, mids
 from mastertrade.execution.domain.paper import Quote
+
+logger = logging.getLogger("mastertrade.execution")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class PaperVenue:
         self.pool, self.config, self.sender = pool, config, sender
         self.quotes = Quotes(redis, config.max_price_age)
         self.costs = Costs(config.fee_rate, config.slippage, config.quote_asset)
+        self._held_when_read: set[str] = set()
 
     async def quote(self, symbol: str) -> Quote | str:
         return await self.quotes.quote(symbol)
@@ -85,24 +91,22 @@ class PaperVenue:
         return (await self._execute(client_order_ids)).events
 
     async def record_and_execute(self, orders: Sequence[ApprovedOrder]) -> Executed:
-        """Record the approved orders (`new`; those known already are left) and execute them,
-        in one transaction. A paper order is sent nowhere, so no outcome exists outside this
-        transaction for a record to keep: a crash before the commit leaves neither the record
-        nor the fill, and the unacknowledged message comes again. Inserted in client order id
-        order, the order rows are then locked in (`record_and_lock`): two replicas given the
-        same redelivered orders never wait on each other's inserts in opposite orders."""
+        """Record the approved orders (those known already are left) and execute them, in one
+        statement. A paper order is sent nowhere, so no outcome exists outside that statement
+        for a record to keep: a crash before it leaves neither the record nor the fill, and the
+        unacknowledged message comes again."""
         return await self._execute([o.client_order_id for o in orders], orders)
 
     async def _execute(
         self, client_order_ids: Sequence[str], new: Sequence[ApprovedOrder] = ()
     ) -> Executed:
-        """One transaction (recording `new` orders first); its events go to the sender, when
-        there is one, once committed (without one, the executor's outbox flush sends them)."""
+        """Record `new` orders and execute the batch; its events go to the sender, when there is
+        one, once committed (without one, the executor's outbox flush sends them)."""
         marking: contextlib.AbstractContextManager[list[int]] = (
             self.sender.marking() if self.sender else contextlib.nullcontext([])
         )
         with marking as sent:
-            async with self.pool().acquire() as connection, connection.transaction():
+            async with self.pool().acquire() as connection:
                 executed = await self._execute_on(connection, client_order_ids, new, sent)
         if self.sender is not None:
             self.sender.send(executed.written)
@@ -115,24 +119,51 @@ class PaperVenue:
         new: Sequence[ApprovedOrder],
         sent: Sequence[int],
     ) -> Executed:
+        """Read, decide, write; decided again from a new read each time another batch wrote
+        the books first."""
         env, asset = self.config.environment, self.config.quote_asset
         wanted = list(dict.fromkeys(client_order_ids))
-        orders = lockable(await record_and_lock(connection, env, asset, wanted, new), wanted)
-        running = await self._decide(connection, orders) if orders else None
-        if running is None or not running.updates:  # nothing changed: only the sent to mark
-            await mark_sent(connection, sent)
-            return Executed([], [])
         leased = self.sender is not None
-        written = await write_books(connection, env, asset, running, sent=sent, leased=leased)
-        return Executed(running.events, written)
+        for attempt in itertools.count(1):
+            read, quotes = await self._read_with_quotes(connection, wanted, new)
+            running = self._decide(read, quotes) if read.orders else None
+            if running is None or not running.updates:  # nothing changed: only the sent to mark
+                await mark_sent(connection, sent)
+                return Executed([], [])
+            written = await write_books(
+                connection, env, asset, running, read, sent=sent, leased=leased
+            )
+            if written is not None:
+                return Executed(running.events, written)
+            logger.debug("paper books changed under a batch of %d orders (attempt %d): "
+                         "deciding again", len(wanted), attempt)  # fmt: skip
+            sent = ()  # marked by the statement that lost
+        raise AssertionError("unreachable")
 
-    async def _decide(self, connection: Connection, orders: list[asyncpg.Record]) -> RunningBooks:
-        """Each locked order decided in turn against the books (locked with the orders)."""
+    async def _read_with_quotes(
+        self, connection: Connection, wanted: Sequence[str], new: Sequence[ApprovedOrder]
+    ) -> tuple[BooksRead, dict[str, Quote | str]]:
+        """The books and the quotes the batch needs: the quotes of the new orders' symbols and
+        of those held at the last read are fetched while the books are read, any other after."""
         env, asset = self.config.environment, self.config.quote_asset
-        free, locked, held = await read_books(connection, env, asset)
-        quotes = await self.quotes.many([*held, *(order["symbol"] for order in orders)])
-        running = RunningBooks(free, locked, held, mids(quotes))
-        for order in orders:
+        guess = {order.symbol for order in new} | self._held_when_read
+        reading = asyncio.ensure_future(read_books(connection, env, asset, wanted, new))
+        try:
+            quotes = await self.quotes.many(guess)
+        except BaseException:
+            # the connection goes back to the pool only once its read is over
+            await asyncio.gather(reading, return_exceptions=True)
+            raise
+        read = await reading
+        self._held_when_read = set(read.held)
+        if missing := {*read.held, *(order["symbol"] for order in read.orders)} - quotes.keys():
+            quotes |= await self.quotes.many(missing)
+        return read, quotes
+
+    def _decide(self, read: BooksRead, quotes: dict[str, Quote | str]) -> RunningBooks:
+        """Each unfinished order decided in turn against the books read with it."""
+        running = RunningBooks(read.free, read.locked, read.held, mids(quotes))
+        for order in read.orders:
             decide_order(order, quotes[order["symbol"]], running, self.costs)
         return running
 

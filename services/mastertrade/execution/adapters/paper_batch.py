@@ -1,23 +1,25 @@
-"""Paper orders executed in batches: one transaction, one Redis round trip, one write.
+"""Paper orders executed in batches: one read, one Redis round trip, one write, no lock held.
 
-The orders of a batch are locked (in client order id order, so batches never deadlock), then the
-balance, then every position (the books' lock order); the quotes and marks come in one Redis
+One statement reads, in one snapshot, the orders asked for that are recorded already, the
+balance with its version and every position (`READ`); the quotes and marks come in one Redis
 pipeline; each order is then decided in arrival order against the running books in memory,
 exactly as it would be alone (fill with `apply_fill`, rest a limit order with its reserve, or
-reject with the reason), and one statement writes everything: balance, positions, fills, order
-statuses, equity and the events. Orders already finished are skipped, so a redelivery or a
-reconcile racing a consumer never fills twice; the fills' (order, fill id) key would refuse it.
+reject with the reason), and one statement writes everything: the new orders (a paper order is
+sent nowhere, so it is recorded with its outcome, in the statement that commits it), balance,
+positions, fills, order statuses, equity and the events (`WRITE`), only if the balance's version
+is still the one read. Every paper batch bumps it, so when another batch (a replica, a reconcile
+racing a consumer) wrote first, this one writes nothing and is decided again on what that one
+left: orders already finished are skipped, so nothing fills twice; the orders' key and the
+fills' (order, fill id) key would refuse it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-import asyncpg
 
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
@@ -33,28 +35,50 @@ from mastertrade.execution.domain.paper import (
 )
 from mastertrade_model.topology import ORDERS
 
-# Records the batch's new orders, then locks in the books' order: the orders asked for (by client
-# order id), the balance, the positions (migration 0030); returns the orders asked for.
-RECORD_AND_LOCK = """
-SELECT * FROM paper_record_and_lock($1, $2, $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::numeric[], $10::numeric[], $11::boolean[])
-"""
-# Read under the locks RECORD_AND_LOCK took: what it reads, no one else can change.
-BOOKS = """
-SELECT free, locked,
+Order = Mapping[str, Any]
+"""An order as its row reads (or would read, for one not recorded yet)."""
+
+# Writes nothing, so it needs no commit of its own (migration 0031: the balance's version).
+READ = """
+SELECT
+    ARRAY(SELECT o FROM orders o WHERE o.client_order_id = ANY($3::text[])) AS batch_orders,
+    b.free, b.locked, b.version,
     ARRAY(SELECT symbol FROM positions WHERE environment = $1 ORDER BY symbol) AS symbols,
     ARRAY(SELECT quantity FROM positions WHERE environment = $1 ORDER BY symbol) AS quantities,
     ARRAY(SELECT average_price FROM positions WHERE environment = $1 ORDER BY symbol) AS prices
-FROM balances WHERE environment = $1 AND asset = $2
+FROM balances b WHERE b.environment = $1 AND b.asset = $2
 """
+# Everything, only if the balance's version is still `$27` (`balance` bumps it, or returns no row
+# and every other part reads as empty): no row returned means another batch came first. A batch
+# that changed anything has an event for each change, so it returns a row when it wrote. The
+# orders not recorded yet (`$28`-`$35`) are inserted with their outcome (or as `new`, for the
+# reconcile, should one have none).
 WRITE = f"""
 WITH balance AS (
-    UPDATE balances SET free = $3, locked = $4, updated_at = now()
-    WHERE environment = $1 AND asset = $2
+    UPDATE balances SET free = $3, locked = $4, version = version + 1, updated_at = now()
+    WHERE environment = $1 AND asset = $2 AND version = $27
+    RETURNING version
+), updates AS (
+    SELECT * FROM unnest($12::text[], $13::text[], $14::numeric[], $15::numeric[],
+                         $16::numeric[], $17::numeric[], $18::text[])
+        AS u(id, status, filled_quantity, average_price, fee, reserved, reason)
+    WHERE EXISTS (SELECT FROM balance)
+), recorded AS (
+    INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, price,
+        reduce_only, environment, status, filled_quantity, average_price, fee, reserved, reason)
+    SELECT n.id, n.signal_ref, n.symbol, n.side, n.type, n.quantity, n.price, n.reduce_only, $1,
+        COALESCE(u.status, 'new'), COALESCE(u.filled_quantity, 0), u.average_price,
+        COALESCE(u.fee, 0), COALESCE(u.reserved, 0), u.reason
+    FROM unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[],
+                $33::numeric[], $34::numeric[], $35::boolean[])
+        AS n(id, signal_ref, symbol, side, type, quantity, price, reduce_only)
+    LEFT JOIN updates u ON u.id = n.id
+    WHERE EXISTS (SELECT FROM balance)
 ), position AS (
     INSERT INTO positions (environment, symbol, quantity, average_price)
     SELECT $1, symbol, quantity, average_price
     FROM unnest($5::text[], $6::numeric[], $7::numeric[]) AS p(symbol, quantity, average_price)
+    WHERE EXISTS (SELECT FROM balance)
     ON CONFLICT (environment, symbol) DO UPDATE
     SET quantity = EXCLUDED.quantity, average_price = EXCLUDED.average_price, updated_at = now()
 ), fill AS (
@@ -62,25 +86,25 @@ WITH balance AS (
     SELECT id, id || ':1', price, quantity, fee, $2
     FROM unnest($8::text[], $9::numeric[], $10::numeric[], $11::numeric[])
         AS f(id, price, quantity, fee)
+    WHERE EXISTS (SELECT FROM balance)
 ), changed AS (
     UPDATE orders o SET status = u.status,
         filled_quantity = COALESCE(u.filled_quantity, o.filled_quantity),
         average_price = COALESCE(u.average_price, o.average_price),
         fee = COALESCE(u.fee, o.fee), reserved = u.reserved,
         reason = COALESCE(u.reason, o.reason), updated_at = now()
-    FROM unnest($12::text[], $13::text[], $14::numeric[], $15::numeric[], $16::numeric[],
-                $17::numeric[], $18::text[])
-        AS u(id, status, filled_quantity, average_price, fee, reserved, reason)
-    WHERE o.client_order_id = u.id
+    FROM updates u WHERE o.client_order_id = u.id
 ), equity AS (
     INSERT INTO account_equity (environment, cash, positions_value, equity)
-    SELECT $1, $3::numeric + $4::numeric, $19, $20 WHERE $21::boolean
+    SELECT $1, $3::numeric + $4::numeric, $19, $20
+    WHERE $21::boolean AND EXISTS (SELECT FROM balance)
     ON CONFLICT (environment) DO UPDATE SET cash = EXCLUDED.cash,
         positions_value = EXCLUDED.positions_value, equity = EXCLUDED.equity, updated_at = now()
 ), {mark_sent_cte(25)}
 INSERT INTO outbox (exchange, routing_key, payload, leased_until)
 SELECT $22, routing_key, payload::jsonb, CASE WHEN $26::boolean THEN {LEASED_UNTIL} END
 FROM unnest($23::text[], $24::text[]) WITH ORDINALITY AS e(routing_key, payload, position)
+WHERE EXISTS (SELECT FROM balance)
 ORDER BY position
 RETURNING id
 """
@@ -88,7 +112,7 @@ RETURNING id
 
 @dataclass
 class RunningBooks:
-    """The locked balance and positions as the batch's decisions change them, and the marks."""
+    """The balance and positions read as the batch's decisions change them, and the marks."""
 
     free: Decimal
     locked: Decimal
@@ -99,7 +123,7 @@ class RunningBooks:
     updates: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[OrderEvent] = field(default_factory=list)
 
-    def reject(self, order: asyncpg.Record, reason: str) -> None:
+    def reject(self, order: Order, reason: str) -> None:
         self.updates.append((order["client_order_id"], "rejected", None, None, None,
                              Decimal(0), reason))  # fmt: skip
         self.events.append(build_event(order, "rejected", reason=reason))
@@ -112,9 +136,7 @@ class Costs:
     quote_asset: str
 
 
-def decide_order(
-    order: asyncpg.Record, quote: Quote | str, books: RunningBooks, costs: Costs
-) -> None:
+def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: Costs) -> None:
     """One order against the running books: nothing, rest, fill or reject."""
     is_open = order["status"] == "submitted"
     if isinstance(quote, str):
@@ -129,7 +151,7 @@ def decide_order(
     fill(order, quote, limit, books, costs)
 
 
-def rest(order: asyncpg.Record, books: RunningBooks, costs: Costs) -> None:
+def rest(order: Order, books: RunningBooks, costs: Costs) -> None:
     """Rest a limit order; a buy holds back its most expensive cost."""
     reserve = Decimal(0)
     if order["side"] == "buy":
@@ -145,7 +167,7 @@ def rest(order: asyncpg.Record, books: RunningBooks, costs: Costs) -> None:
 
 
 def fill(
-    order: asyncpg.Record, quote: Quote, limit: Decimal | None, books: RunningBooks, costs: Costs
+    order: Order, quote: Quote, limit: Decimal | None, books: RunningBooks, costs: Costs
 ) -> None:
     symbol, reserved = order["symbol"], order["reserved"]
     done = build_fill(order["side"], order["quantity"], quote, (costs.fee_rate, costs.slippage),
@@ -178,13 +200,15 @@ async def write_books(
     environment: str,
     asset: str,
     books: RunningBooks,
+    read: BooksRead,
     *,
     sent: Sequence[int] = (),
     leased: bool = False,
-) -> list[Written]:
-    """Everything the batch changed, in one statement, with the outbox rows `sent` marked; the
-    events' outbox rows (`leased`: to this process, which sends them itself), as (id, event).
-    """
+) -> list[Written] | None:
+    """Everything the batch changed since `read`, its orders not recorded before included, in
+    one statement, with the outbox rows `sent` marked; the events' outbox rows (`leased`: to
+    this process, which sends them itself), as (id, event). None, and nothing written but the
+    marks, when another batch changed the books first."""
     positions = [(s, books.held[s].quantity, books.held[s].average_price) for s in books.touched]
     fills = [(cid, f.price, f.quantity, f.fee) for cid, f in books.fills]
     value, equity = derive_equity(books.free + books.locked, books.held, books.marks)
@@ -193,42 +217,64 @@ async def write_books(
         WRITE, environment, asset, books.free, books.locked, *_columns(positions, 3),
         *_columns(fills, 4), *_columns(books.updates, 7), value, equity, bool(books.fills),
         ORDERS.name, [key for _, key, _ in events], [json.dumps(body) for _, _, body in events],
-        list(sent), leased,
+        list(sent), leased, read.version, *order_columns(read.unrecorded),
     )  # fmt: skip
-    return written_in_order(rows, events)
+    return written_in_order(rows, events) if rows else None
 
 
-async def record_and_lock(
+@dataclass(frozen=True)
+class BooksRead:
+    """What a batch is decided on: its unfinished orders, in the order asked for (those not
+    recorded yet among them, as `new`), and the books (balance with its version, positions) of
+    the same snapshot."""
+
+    orders: list[Order]
+    unrecorded: list[ApprovedOrder]
+    version: int
+    free: Decimal
+    locked: Decimal
+    held: dict[str, Position]
+
+
+async def read_books(
     connection: Connection,
     environment: str,
     asset: str,
     wanted: Sequence[str],
     new: Sequence[ApprovedOrder] = (),
-) -> list[asyncpg.Record]:
-    """Record the `new` orders (those known already are left), lock the `wanted` ones, then the
-    balance and the positions, in one round trip; the wanted orders found. Inserts and locks both
-    go in client order id order: two replicas given the same redelivered orders never wait on
-    each other in opposite orders."""
-    new = sorted(new, key=lambda order: order.client_order_id)
-    return await connection.fetch(
-        RECORD_AND_LOCK, environment, asset, sorted(wanted), *order_columns(new)
-    )
-
-
-async def read_books(
-    connection: Connection, environment: str, asset: str
-) -> tuple[Decimal, Decimal, dict[str, Position]]:
-    """The balance (free, locked) and the positions, under the locks `record_and_lock` took."""
-    row = one(await connection.fetchrow(BOOKS, environment, asset), f"{asset} balance")
+) -> BooksRead:
+    """The `wanted` orders and the books, in one round trip that writes nothing; the orders of
+    `new` that are not recorded yet are decided as `new` and recorded by the write."""
+    row = await connection.fetchrow(READ, environment, asset, list(wanted))
+    row = one(row, f"{asset} balance")
+    found: dict[str, Order] = {order["client_order_id"]: order for order in row["batch_orders"]}
+    unique = {order.client_order_id: order for order in new}
+    unrecorded = [order for cid, order in unique.items() if cid not in found]
+    for order in unrecorded:
+        found[order.client_order_id] = unrecorded_row(order, environment)
     positions = zip(row["symbols"], row["quantities"], row["prices"], strict=True)
-    return row["free"], row["locked"], {s: Position(q, p) for s, q, p in positions}
+    return BooksRead(
+        unfinished(found, wanted), unrecorded, row["version"], row["free"], row["locked"],
+        {s: Position(q, p) for s, q, p in positions},
+    )  # fmt: skip
 
 
-def lockable(orders: Sequence[asyncpg.Record], wanted: Sequence[str]) -> list[asyncpg.Record]:
-    """The unfinished orders among the locked ones, in the order they were asked for."""
-    by_id = {order["client_order_id"]: order for order in orders}
+def unrecorded_row(order: ApprovedOrder, environment: str) -> Order:
+    """The row an approved order gets when it is recorded (`new`, nothing filled or held)."""
+    return {
+        "client_order_id": order.client_order_id, "signal_ref": order.signal_id,
+        "symbol": order.symbol, "side": order.side, "type": order.order_type,
+        "quantity": order.quantity, "price": order.limit_price,
+        "reduce_only": order.reduce_only, "environment": environment, "status": "new",
+        "filled_quantity": Decimal(0), "average_price": None, "fee": Decimal(0),
+        "reserved": Decimal(0), "reason": None,
+    }  # fmt: skip
+
+
+def unfinished(found: Mapping[str, Order], wanted: Sequence[str]) -> list[Order]:
+    """The unfinished orders among those found, in the order they were asked for."""
     return [
-        by_id[cid]
+        found[cid]
         for cid in dict.fromkeys(wanted)
-        if cid in by_id and by_id[cid]["status"] not in TERMINAL
+        if cid in found and found[cid]["status"] not in TERMINAL
     ]

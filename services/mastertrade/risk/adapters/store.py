@@ -1,27 +1,30 @@
-"""Risk state and decisions in PostgreSQL, decided under a row lock shared by every replica.
+"""Risk state and decisions in PostgreSQL, decided in turn by every replica without a lock.
 
-A batch of signals (one or many, see batcher.py) is decided in one transaction of five round
-trips, whatever its size:
+A batch of signals (one or many, see batcher.py) is decided in two round trips, whatever its
+size, with no transaction held open between them:
 
-1. BEGIN;
-2. the environment's `risk_state` row is locked FOR UPDATE, so replicas decide one batch at a
-   time and each sees the others' decisions, peak and breaker (read under the lock every time,
-   never cached: a cache would need invalidating across replicas, the lock gives every replica
-   the current state for free, and it survives restarts because it is the database);
-3. one statement settles finished orders and reads the portfolio (`BatchView`) and the stored
-   decisions of any signal already decided (a redelivery: it gets its stored decision back and
-   publishes nothing new);
-4. the pure rules decide each signal in arrival order, each seeing the ones before it in the
-   view (as one transaction per signal would), and one statement writes every decision, the new
-   peak or breaker state and the events (`order.approved`, `risk.decision`, alerts) into the
-   outbox, leased to this process, which sends them after the commit (`OutboxSender`), and
-   marks sent the earlier batches' events the broker has confirmed since;
-5. COMMIT.
+1. one statement (`VIEW`) settles finished orders and reads the environment's `risk_state` (peak,
+   breaker, kill switch and its `version`), the portfolio (`BatchView`) and the stored decisions
+   of any signal already decided (a redelivery: it gets its stored decision back and publishes
+   nothing new). Read every time, never cached: the database is what every replica shares and
+   what survives a restart;
+2. the pure rules decide each signal in arrival order, each seeing the ones before it in the
+   view (as one transaction per signal would), and one statement (`WRITE`) stores every
+   decision, the new peak or breaker state and the events (`order.approved`, `risk.decision`,
+   alerts) in the outbox, leased to this process, which sends them after the commit
+   (`OutboxSender`), and marks sent the earlier batches' events the broker has confirmed since.
+   It writes only if `risk_state.version` is still the one read, and bumps it: when another
+   replica (or an admin call) changed the state in between, it writes nothing and the batch is
+   decided again on the new state (`decide_batch`). Replicas thus decide one batch after
+   another, each seeing the others' decisions, peak and breaker, as a row lock made them, but
+   without the lock's BEGIN, lock and COMMIT round trips.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,30 +47,31 @@ from mastertrade.risk.domain import OrderRequest, Outcome, RiskContext, RiskDeci
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
 
+logger = logging.getLogger("mastertrade.risk")
+
 ENSURE_STATE = "INSERT INTO risk_state (environment) VALUES ($1) ON CONFLICT DO NOTHING"
-LOCK_STATE = """
-SELECT equity_peak, breaker_open, kill_switch FROM risk_state WHERE environment = $1 FOR UPDATE
+# An approved buy's order once finished (its fill, if any, is in `positions` from then on).
+FINISHED = """
+SELECT FROM orders o WHERE o.client_order_id = d.client_order_id
+  AND o.status IN ('filled', 'rejected', 'cancelled')
 """
-# After the lock (so it sees every decision committed before it). Approved buys stop counting as
-# pending exposure once their order is finished (its fill, if any, is in `positions` from then
-# on); the settle CTE's own changes are invisible to the rest of the statement, hence
-# `NOT IN settled`. The order rate is read from per-second buckets (`risk_order_rate`, written
-# by WRITE): at most 61 rows whatever the rate; the 61st second makes the window err on the safe
-# side (a bucket counts while any part of it is less than a minute old).
-VIEW = """
-WITH settled AS (
-    UPDATE risk_decisions d SET pending = false FROM orders o
-    WHERE d.pending AND d.environment = $1 AND o.client_order_id = d.client_order_id
-      AND o.status IN ('filled', 'rejected', 'cancelled')
-    RETURNING d.signal_id
-), pending AS (
-    SELECT symbol, sum(approved_quantity * price) AS value FROM risk_decisions
-    WHERE environment = $1 AND pending AND signal_id NOT IN (SELECT signal_id FROM settled)
+# One snapshot, so the state's version stands for every decision, peak and breaker it shows (a
+# risk batch writes them all with the version it bumps); it writes nothing, so it needs no commit.
+# No row: the environment's first batch (ENSURE_STATE). Approved buys count as pending exposure
+# until their order is finished (WRITE clears the flag of those). The order rate is read from
+# per-second buckets (`risk_order_rate`, written by WRITE): at most 61 rows whatever the rate;
+# the 61st second makes the window err on the safe side (a bucket counts while any part of it is
+# less than a minute old).
+VIEW = f"""
+WITH pending AS (
+    SELECT symbol, sum(approved_quantity * price) AS value FROM risk_decisions d
+    WHERE environment = $1 AND pending AND NOT EXISTS ({FINISHED})
     GROUP BY symbol
 ), held AS (
     SELECT symbol, quantity FROM positions WHERE environment = $1 AND quantity > 0
 )
 SELECT
+    s.version, s.equity_peak, s.breaker_open, s.kill_switch,
     (SELECT equity FROM account_equity WHERE environment = $1) AS equity,
     (SELECT COALESCE(sum(orders), 0) FROM risk_order_rate
      WHERE environment = $1 AND second > now() - interval '61 seconds') AS recent,
@@ -79,13 +83,30 @@ SELECT
         'signal_id', signal_id, 'outcome', outcome, 'quantity', approved_quantity::text,
         'reasons', reasons, 'client_order_id', client_order_id))
      FROM risk_decisions WHERE signal_id = ANY($2::text[])) AS priors
+FROM risk_state s WHERE s.environment = $1
 """
-# Every decision of the batch, the peak and breaker (when they change), the batch's approvals
-# added to this second's rate bucket (buckets older than the window dropped), the events sent
-# since the last batch marked, and the batch's events (leased: this process sends them); outbox
-# ids are taken in the events' order, so the sorted ids match them one to one.
+# Every decision of the batch, the peak and breaker (when they change), the pending flag cleared
+# from approvals whose order has finished, the batch's approvals added to this second's rate
+# bucket (buckets older than the window dropped), the events sent since the last batch marked,
+# and the batch's events (leased: this process sends them); outbox ids are taken in the events'
+# order, so the sorted ids match them one to one. All of it only if
+# the state's version is still `$19` (`state` bumps it, or returns no row and every insert reads
+# as empty): no row returned means another batch came first.
 WRITE = f"""
-WITH decisions AS (
+WITH state AS (
+    UPDATE risk_state SET
+        version = version + 1,
+        equity_peak = COALESCE($11::numeric, equity_peak),
+        breaker_open = breaker_open OR $12::boolean,
+        breaker_reason = CASE WHEN $12::boolean THEN $13::text ELSE breaker_reason END,
+        breaker_tripped_at = CASE WHEN $12::boolean THEN now() ELSE breaker_tripped_at END,
+        updated_at = now()
+    WHERE environment = $1 AND version = $19
+    RETURNING version
+), settled AS (
+    UPDATE risk_decisions d SET pending = false
+    WHERE d.pending AND d.environment = $1 AND EXISTS ({FINISHED}) AND EXISTS (SELECT FROM state)
+), decisions AS (
     INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
         requested_quantity, approved_quantity, price, reasons, client_order_id, pending)
     SELECT signal_id, $1, symbol, side, outcome, requested, approved, price, reasons::jsonb,
@@ -94,17 +115,11 @@ WITH decisions AS (
                 $8::numeric[], $9::text[], $10::text[])
         AS d(signal_id, symbol, side, outcome, requested, approved, price, reasons,
              client_order_id)
-), state AS (
-    UPDATE risk_state SET
-        equity_peak = COALESCE($11::numeric, equity_peak),
-        breaker_open = breaker_open OR $12::boolean,
-        breaker_reason = CASE WHEN $12::boolean THEN $13::text ELSE breaker_reason END,
-        breaker_tripped_at = CASE WHEN $12::boolean THEN now() ELSE breaker_tripped_at END,
-        updated_at = now()
-    WHERE environment = $1 AND ($11::numeric IS NOT NULL OR $12::boolean)
+    WHERE EXISTS (SELECT FROM state)
 ), rate AS (
     INSERT INTO risk_order_rate (environment, second, orders)
-    SELECT $1, date_trunc('second', now()), $17::integer WHERE $17::integer > 0
+    SELECT $1, date_trunc('second', now()), $17::integer
+    WHERE $17::integer > 0 AND EXISTS (SELECT FROM state)
     ON CONFLICT (environment, second) DO UPDATE
     SET orders = risk_order_rate.orders + EXCLUDED.orders
 ), expired AS (
@@ -114,6 +129,7 @@ INSERT INTO outbox (exchange, routing_key, payload, leased_until)
 SELECT exchange, routing_key, payload::jsonb, {LEASED_UNTIL}
 FROM unnest($14::text[], $15::text[], $16::text[]) WITH ORDINALITY
     AS event(exchange, routing_key, payload, position)
+WHERE EXISTS (SELECT FROM state)
 ORDER BY position
 RETURNING id
 """
@@ -132,6 +148,7 @@ class StoredDecision:
 class BatchView:
     """The portfolio as the rules see it, kept current as the batch's decisions are made."""
 
+    version: int
     equity: Decimal | None
     equity_peak: Decimal | None
     breaker_open: bool
@@ -142,10 +159,10 @@ class BatchView:
     decided: dict[str, StoredDecision] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, state: asyncpg.Record, row: asyncpg.Record) -> BatchView:
+    def read(cls, row: asyncpg.Record) -> BatchView:
         view = cls(
-            equity=row["equity"], equity_peak=state["equity_peak"],
-            breaker_open=bool(state["breaker_open"]), kill_switch=bool(state["kill_switch"]),
+            version=row["version"], equity=row["equity"], equity_peak=row["equity_peak"],
+            breaker_open=bool(row["breaker_open"]), kill_switch=bool(row["kill_switch"]),
             recent=int(row["recent"]),
             held=dict(zip(row["held_symbols"], row["held_quantities"], strict=True)),
             pending=dict(zip(row["pending_symbols"], row["pending_values"], strict=True)),
@@ -223,25 +240,32 @@ def breaker_alert(decision: RiskDecision, limits: RiskLimits) -> AlertEvent:
     )  # fmt: skip
 
 
-async def lock_state(connection: Connection, environment: str) -> asyncpg.Record:
-    """Lock the environment's risk state (created on the very first decision) and read it."""
-    state = await connection.fetchrow(LOCK_STATE, environment)
-    if state is None:
+async def read_view(
+    connection: Connection, environment: str, signals: Sequence[Signal]
+) -> BatchView:
+    """The state and portfolio the batch is decided on (the state is created on the very
+    first decision), with the decisions stored already for any of the signals."""
+    ids = list({signal.signal_id: None for signal in signals})
+    row = await connection.fetchrow(VIEW, environment, ids)
+    if row is None:
         await connection.execute(ENSURE_STATE, environment)
-        state = await connection.fetchrow(LOCK_STATE, environment)
-    return one(state, "risk state")
+        row = await connection.fetchrow(VIEW, environment, ids)
+    return BatchView.read(one(row, "risk state"))
 
 
 @dataclass
 class Writes:
     """The rows one batch stores, as the arrays of the WRITE statement."""
 
+    first_peak: Decimal | None
     decisions: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     breaker_reason: str | None = None
 
-    def arguments(self, environment: str, view: BatchView, peak_changed: bool) -> list[Any]:
+    def arguments(self, environment: str, view: BatchView) -> list[Any]:
+        """$1 to $17 of WRITE (then come the ids to mark sent and the version read)."""
         columns = [list(column) for column in zip(*self.decisions, strict=True)]
+        peak_changed = view.equity_peak != self.first_peak
         return [
             environment, *columns, view.equity_peak if peak_changed else None,
             self.breaker_reason is not None, self.breaker_reason,
@@ -285,26 +309,37 @@ async def decide_batch(
 ) -> tuple[list[StoredDecision], list[Written]]:
     """Decide the signals in order, atomically (all or none), on `connection`, and mark the
     outbox rows `sent`; returns the decisions and the (outbox id, event) of everything to
-    publish."""
-    async with connection.transaction():
-        state = await lock_state(connection, environment)
-        ids = list({signal.signal_id: None for signal in signals})
-        row = one(await connection.fetchrow(VIEW, environment, ids), "view")
-        view, writes = BatchView.read(state, row), Writes()
-        first_peak = view.equity_peak
-        decided: list[StoredDecision] = []
-        for signal in signals:
-            stored = view.decided.get(signal.signal_id)
-            if stored is None:
-                stored = _decide_one(signal, view, limits, writes)
-                view.decided[signal.signal_id] = replace_replayed(stored)
-            decided.append(stored)
+    publish. Decided again, from a new view, each time another batch changed the state first."""
+    for attempt in itertools.count(1):
+        view = await read_view(connection, environment, signals)
+        decided, writes = _decide_in_order(signals, view, limits)
         if not writes.decisions:  # only redeliveries
             await mark_sent(connection, sent)
             return decided, []
-        arguments = writes.arguments(environment, view, view.equity_peak != first_peak)
-        rows = await connection.fetch(WRITE, *arguments, list(sent))
-    return decided, written_in_order(rows, writes.events)
+        arguments = writes.arguments(environment, view)
+        rows = await connection.fetch(WRITE, *arguments, list(sent), view.version)
+        if rows:
+            return decided, written_in_order(rows, writes.events)
+        logger.debug("risk state changed under a batch of %d signals (attempt %d): deciding "
+                     "again", len(signals), attempt)  # fmt: skip
+        sent = ()  # the statement that lost marked them all the same
+    raise AssertionError("unreachable")
+
+
+def _decide_in_order(
+    signals: Sequence[Signal], view: BatchView, limits: RiskLimits
+) -> tuple[list[StoredDecision], Writes]:
+    """Each signal decided against the view as the ones before it left it; a signal decided
+    already (stored, or earlier in the batch) gets its decision back."""
+    writes = Writes(first_peak=view.equity_peak)
+    decided: list[StoredDecision] = []
+    for signal in signals:
+        stored = view.decided.get(signal.signal_id)
+        if stored is None:
+            stored = _decide_one(signal, view, limits, writes)
+            view.decided[signal.signal_id] = replace_replayed(stored)
+        decided.append(stored)
+    return decided, writes
 
 
 def replace_replayed(stored: StoredDecision) -> StoredDecision:
