@@ -1,20 +1,21 @@
 """Benchmark: signal-to-fill latency through the real broker and database, beside a raw aio-pika
 round trip on the same broker in the same run.
 
-The path measured: a Signal published on `mastertrade.signals` -> risk_manager (decision under
-a row lock in PostgreSQL, outbox, `order.approved`) -> order_executor (order recorded, paper
-fill booked in PostgreSQL against a Redis quote, outbox, `order.filled`) -> this process. Both
+The path measured: a Signal published on `mastertrade.signals` -> risk_manager (decision read
+and written in PostgreSQL, outbox, `order.approved`) -> order_executor (order recorded with its
+paper fill in PostgreSQL against a Redis quote, outbox, `order.filled`) -> this process. Both
 services run as real processes (`mastertrade serve`). Latency is from the publish call to the
 arrival of the fill event, matched through the `risk.decision` event (signal id -> client order
 id). The reference publishes a persistent message to a queue of its own and consumes it, at
 the same rate, on the same broker and with the same publisher confirms.
 
-Each run's latency is also split at the two transactions it passes, read back from the run's
-database (`now()`, the start of the transaction, in `risk_decisions.decided_at` and
-`orders.created_at`; the same clock as this process's): publish -> the risk manager's batch
-begins (broker hop and waiting for the batch before), -> the executor's batch begins (the risk
-transaction, its publish, the second hop, waiting), -> the fill event arrives here (the paper
-transaction, the outbox publish, the third hop).
+Each run's latency is also split at the two writes it passes, read back from the run's database
+(`now()`, the start of each service's write statement, in `risk_decisions.decided_at` and
+`orders.created_at`; the same clock as this process's): publish -> the risk manager's write
+begins (broker hop, waiting for the batch before, the batch's read and rules), -> the
+executor's write begins (the risk write and commit, its publish, the second hop, waiting, the
+executor's read, quotes and decisions), -> the fill event arrives here (the paper write and
+commit, the outbox publish, the third hop).
 
 Two more references run at the same rate in the same minutes: the floor of this design, two
 relay processes (`floor_relay.py`) between this process's publish and its listener, so a
@@ -276,9 +277,9 @@ FROM risk_decisions d JOIN orders o ON o.client_order_id = d.client_order_id
 WHERE d.signal_id LIKE $1 || '%'
 """
 STAGES = (
-    "publish -> risk batch begins",
-    "risk batch -> executor batch begins",
-    "executor batch -> fill event here",
+    "publish -> risk write begins",
+    "risk write -> executor write begins",
+    "executor write -> fill event here",
 )
 
 
@@ -314,7 +315,7 @@ class Tracker:
 async def stage_latencies_ms(
     tracker: Tracker, database_url: str, prefix: str
 ) -> dict[str, list[float]]:
-    """Each filled signal's latency cut where its two transactions began (see the docstring)."""
+    """Each filled signal's latency cut where its two writes began (see the docstring)."""
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(STAGES_SQL, prefix)
