@@ -19,6 +19,7 @@ from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import ApprovedOrder
 from mastertrade.execution.adapters.books import open_account
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
+from mastertrade.risk.portfolio_metrics import TOTALS
 from mastertrade_model.topology import ORDERS
 from tests.infra import free_port
 from tests.services.conftest import REDIS_TEST_URL
@@ -232,12 +233,18 @@ async def test_replicas_executing_the_same_orders_at_once_fill_each_once_within_
         events = await pool.fetch(
             "SELECT payload->>'client_order_id' AS id, routing_key FROM outbox"
         )
+        totals = {(r["metric"], r["label"]): (r["n"], r["notional"])
+                  for r in await pool.fetch(TOTALS, "paper")}  # fmt: skip
+        notional = await pool.fetchval("SELECT sum(price * quantity) FROM fills")
     finally:
         await redis.aclose()
         await pool.close()
     assert [tuple(row) for row in statuses] == [("filled", 3), ("rejected", 7)]
     assert fills == 3
     assert sorted(row["id"] for row in events) == sorted(ids)  # one event per order
+    # the totals behind the gauges (kept by triggers) count what the tables hold
+    assert totals == {("orders", "filled"): (3, 0), ("orders", "rejected"): (7, 0),
+                      ("fills", "buy"): (3, notional)}  # fmt: skip
     cash, equity = await books_balance(url)
     assert cash == Decimal(1000) - 3 * 3 * Decimal("100.05") * Decimal("1.001")
     assert equity == cash + 9 * Decimal("99.5")
