@@ -67,12 +67,7 @@ def echo_app() -> FastAPI:
 @asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
     port = free_port()
-    # a request still open at the end is cancelled after 5 s, not waited for forever (a CI run
-    # once hung in this teardown)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         assert not task.done(), "the server did not start"

@@ -4,12 +4,15 @@ A service starts whether or not its dependencies are up. The supervisor's backgr
 the connector, retrying with exponential backoff (0.2 s doubling up to RECONNECT_MAX_BACKOFF)
 while the server is late; once open, it pings it periodically so the `mastertrade_dependency_up`
 gauge and the logs follow outages and recoveries. /health asks `check()` for a live answer.
+
+Its bounds are `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11, `wait_for` returns
+the result of an operation that ends in the same loop turn as a cancellation, and drops the
+cancellation, so a watch stopped at that moment went on pinging and its service never shut down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from mastertrade.core.connections import Connector
@@ -54,10 +57,10 @@ class DependencySupervisor:
         self._task = asyncio.create_task(self._run(), name=f"supervise-{self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})  # (a cancellation of stop() itself still propagates)
         if self.opened:
             try:
                 await self.connector.close()
@@ -71,7 +74,8 @@ class DependencySupervisor:
         if not self.opened:
             return False
         try:
-            await asyncio.wait_for(self.connector.ping(), timeout=self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self.connector.ping()
         except Exception as error:
             self._record(up=False, reason=_describe(error))
             return False
@@ -90,7 +94,8 @@ class DependencySupervisor:
         while not self.opened:
             attempt += 1
             try:
-                await asyncio.wait_for(self.connector.open(), timeout=self.timeout * 2)
+                async with asyncio.timeout(self.timeout * 2):
+                    await self.connector.open()
             except Exception as error:
                 self.first_attempt.set()
                 logger.warning(

@@ -74,8 +74,11 @@ class CandleIngest:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: see mastertrade.core.supervisor (a stop() in the
+            # turn the batch fills would be dropped and the loop never end)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), timeout=self.flush)
+                async with asyncio.timeout(self.flush):
+                    await self._full.wait()
             self._full.clear()
             await self._write()
 

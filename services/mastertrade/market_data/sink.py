@@ -87,8 +87,11 @@ class MarketSink:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: see mastertrade.core.supervisor (a stop() in the
+            # turn the batch fills would be dropped and the loop never end)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._full.wait()
             self._full.clear()
             try:
                 await self.flush()
