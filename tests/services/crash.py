@@ -2,10 +2,10 @@
 
 The executor finishes an order within a few milliseconds, so a kill at a random moment finds it
 idle most times (seen: 19 of 20 kills left no order unfinished). `kill_inside_a_fill` holds the
-cash balance's row lock (every paper fill must take it) and kills the executor once one of its
-transactions has recorded orders and waits for that lock: orders written and not committed,
-their messages delivered and not acknowledged. Whatever happens next must lose and double
-nothing.
+cash balance's row lock (every paper batch's write must take it) and kills the executor once
+one of its writes, which records the orders with their fills, waits for that lock: nothing of it
+committed, its messages delivered and not acknowledged. Whatever happens next must lose and
+double nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 LOCK_CASH = "SELECT 1 FROM balances WHERE environment = 'paper' AND asset = 'USDT' FOR UPDATE"
-# Another backend whose transaction has written order rows and now waits for a lock.
+# Another backend in a statement that writes order rows (the table's write lock is taken when
+# the statement starts) and now waits for a row lock.
 RECORDED_AND_WAITING = """
 SELECT count(*) FROM pg_stat_activity AS a
 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.wait_event_type = 'Lock'
@@ -29,7 +30,7 @@ WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.wait_ev
 async def kill_inside_a_fill(
     url: str, kill: Callable[[], Awaitable[None]], timeout: float = 30.0
 ) -> None:
-    """Hold the paper USDT balance, wait until a fill waits for it with its orders recorded,
+    """Hold the paper USDT balance, wait until a batch's write (orders and fills) waits for it,
     call `kill` (which must return once the executor is dead), then let go."""
     holder = await asyncpg.connect(url)
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import ROUND_UP, Decimal
 from typing import Any
 
@@ -55,6 +57,21 @@ async def books_balance(url: str) -> tuple[Decimal, Decimal]:
     assert row["cash"] == cash
     assert row["equity"] == row["cash"] + row["positions_value"]
     return cash, row["equity"]
+
+
+@asynccontextmanager
+async def paper_account(
+    url: str, connections: int = 2
+) -> AsyncIterator[tuple[asyncpg.Pool, aioredis.Redis]]:
+    """A paper account opened with 1000 USDT, a pool on its database and the test Redis."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=connections)
+    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        await open_account(pool, "paper", "USDT", Decimal(1000))
+        yield pool, redis
+    finally:
+        await redis.aclose()
+        await pool.close()
 
 
 async def opened(client: httpx.AsyncClient) -> None:
@@ -175,10 +192,7 @@ async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
     symbol = new_symbol()
     await set_quote(symbol, "99", "100")
     url = trading_env["DATABASE_URL"]
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
-    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
-    try:
-        await open_account(pool, "paper", "USDT", Decimal(1000))
+    async with paper_account(url) as (pool, redis):
         venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
         buys = [ApprovedOrder.model_validate(approved(symbol, "buy", "3")) for _ in range(4)]
         sell = ApprovedOrder.model_validate(approved(symbol, "sell", "5"))
@@ -186,9 +200,6 @@ async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
         ids = [o.client_order_id for o in orders]
         events = (await venue.record_and_execute([*orders, orders[0]])).events
         again = await venue.execute_many(ids)  # all finished: nothing to do
-    finally:
-        await redis.aclose()
-        await pool.close()
     assert [e.status for e in events] == ["filled", "filled", "filled", "rejected", "filled"]
     assert again == []
     assert "insufficient USDT balance" in (events[3].reason or "")
@@ -203,19 +214,13 @@ async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
 async def test_replicas_executing_the_same_orders_at_once_fill_each_once_within_the_cash(
     trading_env: dict[str, str],
 ) -> None:
-    """Paper orders are recorded and executed in one transaction: when the quotes cannot be
-    read (Redis gone), neither the orders nor a fill remain; the batch coming again (the
-    unacknowledged messages) records and fills each order once, and a third time does nothing."""
     """Two replicas get ten buys at once, split between them, while one also reconciles all
     ten: the cash pays for three, so three fill and seven are refused, each order decided once,
     and the books end as they would one order after another."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "100")
     url = trading_env["DATABASE_URL"]
-    pool = await asyncpg.create_pool(url, min_size=3, max_size=6)
-    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
-    try:
-        await open_account(pool, "paper", "USDT", Decimal(1000))
+    async with paper_account(url, connections=6) as (pool, redis):
         replicas = [PaperVenue(lambda: pool, lambda: redis, PaperConfig()) for _ in range(2)]
         orders = [ApprovedOrder.model_validate(approved(symbol, "buy", "3")) for _ in range(10)]
         ids = [o.client_order_id for o in orders]
@@ -236,9 +241,6 @@ async def test_replicas_executing_the_same_orders_at_once_fill_each_once_within_
         totals = {(r["metric"], r["label"]): (r["n"], r["notional"])
                   for r in await pool.fetch(TOTALS, "paper")}  # fmt: skip
         notional = await pool.fetchval("SELECT sum(price * quantity) FROM fills")
-    finally:
-        await redis.aclose()
-        await pool.close()
     assert [tuple(row) for row in statuses] == [("filled", 3), ("rejected", 7)]
     assert fills == 3
     assert sorted(row["id"] for row in events) == sorted(ids)  # one event per order

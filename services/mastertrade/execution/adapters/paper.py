@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -124,7 +123,9 @@ class PaperVenue:
         env, asset = self.config.environment, self.config.quote_asset
         wanted = list(dict.fromkeys(client_order_ids))
         leased = self.sender is not None
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
+            attempt += 1
             read, quotes = await self._read_with_quotes(connection, wanted, new)
             running = self._decide(read, quotes) if read.orders else None
             if running is None or not running.updates:  # nothing changed: only the sent to mark
@@ -138,7 +139,6 @@ class PaperVenue:
             logger.debug("paper books changed under a batch of %d orders (attempt %d): "
                          "deciding again", len(wanted), attempt)  # fmt: skip
             sent = ()  # marked by the statement that lost
-        raise AssertionError("unreachable")
 
     async def _read_with_quotes(
         self, connection: Connection, wanted: Sequence[str], new: Sequence[ApprovedOrder]

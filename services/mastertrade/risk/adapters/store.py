@@ -3,7 +3,7 @@
 A batch of signals (one or many, see batcher.py) is decided in two round trips, whatever its
 size, with no transaction held open between them:
 
-1. one statement (`VIEW`) settles finished orders and reads the environment's `risk_state` (peak,
+1. one statement (`VIEW`), which writes nothing, reads the environment's `risk_state` (peak,
    breaker, kill switch and its `version`), the portfolio (`BatchView`) and the stored decisions
    of any signal already decided (a redelivery: it gets its stored decision back and publishes
    nothing new). Read every time, never cached: the database is what every replica shares and
@@ -22,7 +22,6 @@ size, with no transaction held open between them:
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import uuid
@@ -89,9 +88,9 @@ FROM risk_state s WHERE s.environment = $1
 # from approvals whose order has finished, the batch's approvals added to this second's rate
 # bucket (buckets older than the window dropped), the events sent since the last batch marked,
 # and the batch's events (leased: this process sends them); outbox ids are taken in the events'
-# order, so the sorted ids match them one to one. All of it only if
-# the state's version is still `$19` (`state` bumps it, or returns no row and every insert reads
-# as empty): no row returned means another batch came first.
+# order, so the sorted ids match them one to one. All of it only if the state's version is
+# still `$19` (`state` bumps it, or returns no row and every other part reads as empty): no row
+# returned means another batch came first.
 WRITE = f"""
 WITH state AS (
     UPDATE risk_state SET
@@ -310,7 +309,9 @@ async def decide_batch(
     """Decide the signals in order, atomically (all or none), on `connection`, and mark the
     outbox rows `sent`; returns the decisions and the (outbox id, event) of everything to
     publish. Decided again, from a new view, each time another batch changed the state first."""
-    for attempt in itertools.count(1):
+    attempt = 0
+    while True:
+        attempt += 1
         view = await read_view(connection, environment, signals)
         decided, writes = _decide_in_order(signals, view, limits)
         if not writes.decisions:  # only redeliveries
@@ -323,7 +324,6 @@ async def decide_batch(
         logger.debug("risk state changed under a batch of %d signals (attempt %d): deciding "
                      "again", len(signals), attempt)  # fmt: skip
         sent = ()  # the statement that lost marked them all the same
-    raise AssertionError("unreachable")
 
 
 def _decide_in_order(
