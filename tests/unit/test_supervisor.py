@@ -46,3 +46,32 @@ async def test_stop_ends_the_watch_even_when_a_ping_finishes_as_it_is_cancelled(
         stopping.cancel()
     assert done, "stop() still waiting for the watch after 5 s"
     assert connector.closed and not supervisor.up
+
+
+class DeafPing(HeldPing):
+    """A connector whose first ping swallows its task's cancellation, as a faulty client might
+    (once only, so the event loop's own cleanup can end the watch after the test)."""
+
+    swallowed = False
+
+    async def ping(self) -> None:
+        self.pinging.set()
+        if self.swallowed:
+            await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.swallowed = True
+
+
+async def test_stop_closes_the_connection_even_when_the_watch_will_not_end() -> None:
+    connector = DeafPing()
+    supervisor = DependencySupervisor(connector, ServiceMetrics("test", "0"), 0.2, 0.01)
+    supervisor.start()
+    await asyncio.wait_for(connector.pinging.wait(), 5)
+    stopping = asyncio.create_task(supervisor.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    if not done:
+        stopping.cancel()
+    assert done, "stop() waited on a watch that ignores its cancellation"
+    assert connector.closed and not supervisor.up

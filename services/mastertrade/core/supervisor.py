@@ -60,7 +60,12 @@ class DependencySupervisor:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.wait({task})  # (a cancellation of stop() itself still propagates)
+            # a watch that does not end (a client that swallowed the cancellation) is left
+            # behind, not waited for: a stop that never returns would hang the whole shutdown
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            if not done:
+                logger.warning("the %s watch did not stop within %.1fs; closing its connection "
+                               "anyway", self.name, self.timeout)  # fmt: skip
         if self.opened:
             try:
                 await self.connector.close()
