@@ -95,15 +95,21 @@ async def strategy_signal(
 
 
 async def wait_until(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 120.0
+    probe: Callable[[], Awaitable[T | None]],
+    what: str,
+    timeout: float = 120.0,
+    explain: Callable[[], Awaitable[str]] | None = None,
 ) -> T:
-    """Poll `probe` until it returns something other than None (or False)."""
+    """Poll `probe` until it returns something other than None (or False); on a timeout the
+    failure carries what `explain` reports of the state the test was waiting on."""
     deadline = time.monotonic() + timeout
     while True:
         found = await probe()
         if found is not None and found is not False:
             return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            state = f"\n{await explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{state}")
         await asyncio.sleep(0.2)
 
 
