@@ -4,6 +4,7 @@ orders, filters, error codes, unknown outcomes resolved by query, fills booked o
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from decimal import Decimal
@@ -14,6 +15,10 @@ import pytest
 
 from mastertrade.core.bus import publish_json
 from mastertrade.execution.adapters.binance import BinanceClient, BinanceRejectedError
+from mastertrade.execution.adapters.live import LiveVenue
+from mastertrade.execution.adapters.orders import IN_FLIGHT, fetch_in_flight
+from mastertrade.execution.adapters.paper import PaperVenue
+from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.services.fake_binance import KEY, SECRET, FakeBinance, serving
 from tests.services.helpers import running, wait_for_status
@@ -180,3 +185,44 @@ async def test_a_bad_signature_or_key_is_refused_by_the_server() -> None:
             await wrong_secret.close()
             await wrong_key.close()
     assert fake.orders == {}
+
+
+async def test_the_reconcile_poll_reads_the_orders_in_flight_not_the_history(
+    empty_database_url: str,
+) -> None:
+    """Each venue's reconcile loop asks for its orders in flight every ORDER_POLL_SECONDS; the
+    pages that costs must not grow with the finished orders behind them (the live venue's
+    `partially_filled` once made it read the whole order history on every poll)."""
+    await migrate_database(empty_database_url, 60.0, lambda line: None)
+    connection = await asyncpg.connect(empty_database_url)
+    try:
+        await connection.execute(HISTORY)
+        in_flight = {status for venue in (PaperVenue, LiveVenue) for status in venue.in_flight}
+        for environment in ("paper", "live"):
+            await connection.executemany(
+                "INSERT INTO orders (client_order_id, symbol, side, type, quantity, status, "
+                "environment) VALUES ($1, 'BTCUSDT', 'buy', 'market', 1, $2, $3)",
+                [(f"{environment}-{status}", status, environment) for status in in_flight],
+            )
+        await connection.execute("ANALYZE orders")
+        pages = await connection.fetchval("SELECT relpages FROM pg_class WHERE relname = 'orders'")
+        for venue, environment in ((PaperVenue, "paper"), (LiveVenue, "live")):
+            statuses = list(venue.in_flight)
+            found = await fetch_in_flight(connection, environment, statuses)
+            assert sorted(found) == sorted(f"{environment}-{status}" for status in statuses)
+            plan = json.loads(await connection.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {IN_FLIGHT}", environment, statuses, 0.0
+            ))[0]["Plan"]  # fmt: skip
+            touched = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+            assert touched <= 10 < pages, (environment, touched, pages)
+    finally:
+        await connection.close()
+
+
+# 20,000 finished orders of each environment, hundreds of pages of history
+HISTORY = """
+INSERT INTO orders (client_order_id, symbol, side, type, quantity, status, environment)
+SELECT e || '-done-' || g, 'BTCUSDT', 'buy', 'market', 1,
+       (ARRAY['filled', 'cancelled', 'rejected'])[g % 3 + 1], e
+FROM generate_series(1, 20000) g, unnest(ARRAY['paper', 'live']) e
+"""

@@ -68,9 +68,9 @@ async def lock_order(connection: Connection, client_order_id: str) -> asyncpg.Re
 
 
 async def fetch_in_flight(
-    pool: asyncpg.Pool, environment: str, statuses: list[str], min_age: float = 0.0
+    db: asyncpg.Pool | Connection, environment: str, statuses: list[str], min_age: float = 0.0
 ) -> list[str]:
-    rows = await pool.fetch(IN_FLIGHT, environment, statuses, min_age)
+    rows = await db.fetch(IN_FLIGHT, environment, statuses, min_age)
     return [row["client_order_id"] for row in rows]
 
 
