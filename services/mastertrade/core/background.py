@@ -4,12 +4,19 @@
 `start()` runs and returns the tasks to run; at shutdown they are cancelled and awaited before the
 connections close, and `cleanup()` runs last, after the consumers drained (so clients that
 message handlers use stay open until no handler is left).
+
+A cancellation can be swallowed on its way through a client library (one that turns it into
+an error of its own, which a loop then logs and outlives): such a task would run for ever and
+hold the shutdown. So a task still running a second after its cancellation is cancelled again,
+and one still running after STOP_SECONDS is left behind with a warning (its connections close
+next, which ends it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -17,6 +24,11 @@ from fastapi import FastAPI
 
 Starter = Callable[[], Awaitable[list[asyncio.Task[None]]]]
 Cleanup = Callable[[], Awaitable[None]]
+
+STOP_SECONDS = 5.0
+RECANCEL_SECONDS = 1.0
+
+logger = logging.getLogger("mastertrade.background")
 
 
 async def _nothing() -> None:
@@ -35,12 +47,24 @@ def add_background(app: FastAPI, start: Starter, cleanup: Cleanup = _nothing) ->
                 try:
                     yield
                 finally:
-                    for task in tasks:
-                        task.cancel()
-                    for task in tasks:
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await task
+                    await asyncio.gather(*(stop(task) for task in tasks))
         finally:
             await cleanup()
 
     app.router.lifespan_context = lifespan
+
+
+async def stop(task: asyncio.Task[None], timeout: float = STOP_SECONDS) -> None:
+    """Cancel `task` and wait for it, cancelling it again every RECANCEL_SECONDS while it runs
+    on, for at most `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not task.done():
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            logger.warning("background task %s still running %.0fs after its cancellation; "
+                           "shutting down without it", task.get_name(), timeout)  # fmt: skip
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=min(RECANCEL_SECONDS, left))
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()  # retrieved, so asyncio does not report it as never retrieved
