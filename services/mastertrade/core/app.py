@@ -100,10 +100,12 @@ def build_service_app(
     settings: ServiceSettings,
     routers: Sequence[APIRouter] = (),
     handlers: Mapping[str, Handler] | None = None,
+    database_settings: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """A service's app: its routes plus the platform's, connections and consumers in the
-    lifespan. `handlers` maps queue names of the topology to message handlers."""
-    live = Runtime(spec, settings, handlers)
+    lifespan. `handlers` maps queue names of the topology to message handlers;
+    `database_settings` are the session settings of its database connections."""
+    live = Runtime(spec, settings, handlers, database_settings=database_settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,7 +10,7 @@ yet; `DependencySupervisor` retries it with backoff.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 import aio_pika
@@ -57,7 +57,8 @@ async def keep_session(connection: asyncpg.Connection) -> None:
     rolls back before this is called): the default reset (advisory unlock, CLOSE ALL, UNLISTEN,
     RESET ALL) costs a round trip and four statements on every release, and no service leaves
     such session state on a pooled connection (cursors live in transactions, advisory locks are
-    transaction-scoped, nothing LISTENs or SETs). Code that starts to must use its own connection.
+    transaction-scoped, nothing LISTENs, and the only settings are the pool's own, made when each
+    connection opens). Code that starts to must use its own connection.
     """
 
 
@@ -67,12 +68,18 @@ class PostgresConnector:
     dependency = Dependency.DATABASE
 
     def __init__(
-        self, url: str, timeout: float, max_size: int = 10, schema_version: int = 0
+        self,
+        url: str,
+        timeout: float,
+        max_size: int = 10,
+        schema_version: int = 0,
+        session_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url
         self.timeout = timeout
         self.max_size = max_size
         self.schema_version = schema_version
+        self.session_settings = dict(session_settings or {})
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -84,8 +91,14 @@ class PostgresConnector:
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self.url, min_size=1, max_size=self.max_size, timeout=self.timeout,
-            reset=keep_session,
+            reset=keep_session, init=self._set_session,
         )  # fmt: skip
+
+    async def _set_session(self, connection: asyncpg.Connection) -> None:
+        """Each new connection's session settings, for its whole life: set by a statement, not
+        sent as startup parameters, which a connection pooler in front of PostgreSQL may refuse."""
+        for name, value in self.session_settings.items():
+            await connection.execute("SELECT set_config($1, $2, false)", name, value)
 
     async def ping(self) -> None:
         async with self.pool.acquire(timeout=self.timeout) as connection:

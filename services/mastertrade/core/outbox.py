@@ -82,10 +82,12 @@ def mark_sent_cte(parameter: int) -> str:
 
 
 # Oldest first along the primary key: published rows are at the front, so the scan stops early.
+# The ids are probed one by one in the primary key (`= ANY(ARRAY(...))`): a join with the
+# subquery would be planned, generically, as a pass over the whole table.
 PRUNE = """
-DELETE FROM outbox WHERE id IN (
+DELETE FROM outbox WHERE id = ANY(ARRAY(
     SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1)
-    ORDER BY id LIMIT $2)
+    ORDER BY id LIMIT $2))
 """
 
 

@@ -78,12 +78,17 @@ def build_connector(
     settings: ServiceSettings,
     dependency: Dependency,
     consumers: Sequence[Consumer] = (),
+    database_settings: Mapping[str, str] | None = None,
 ) -> Connector:
-    """The connector of one dependency, configured from the settings."""
+    """The connector of one dependency, configured from the settings (`database_settings`: the
+    session settings of every database connection)."""
     url = _url(settings, dependency)
     timeout = settings.dependency_timeout
     if dependency is Dependency.DATABASE:
-        return PostgresConnector(url, timeout, schema_version=required_schema_version())
+        return PostgresConnector(
+            url, timeout, schema_version=required_schema_version(),
+            session_settings=database_settings,
+        )  # fmt: skip
     if dependency is Dependency.REDIS:
         return RedisConnector(url, timeout)
 
@@ -105,6 +110,7 @@ class Runtime:
         settings: ServiceSettings,
         handlers: Mapping[str, Handler] | None = None,
         version: str = __version__,
+        database_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.settings = settings
@@ -114,7 +120,7 @@ class Runtime:
         self.consumers = build_consumers(spec, handlers or {})
         self.supervisors: dict[Dependency, DependencySupervisor] = {
             dependency: DependencySupervisor(
-                build_connector(spec, settings, dependency, self.consumers),
+                build_connector(spec, settings, dependency, self.consumers, database_settings),
                 self.metrics,
                 timeout=settings.dependency_timeout,
                 max_backoff=settings.reconnect_max_backoff,

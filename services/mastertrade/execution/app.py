@@ -22,6 +22,7 @@ from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
 from mastertrade.core.batching import MAX_BATCH as BATCH_PREFETCH
+from mastertrade.core.db import GENERIC_PLANS
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import OutboxSender, publish_outbox
 from mastertrade.core.retry import retry_transient
@@ -162,7 +163,9 @@ def create_app(settings: ExecutionSettings) -> FastAPI:
     """The app, its connections opened in the lifespan."""
     executor = Executor(settings)
     spec = find_service("order_executor")
-    app = build_service_app(spec, settings, [router], {QUEUE: executor})
+    app = build_service_app(
+        spec, settings, [router], {QUEUE: executor}, database_settings=GENERIC_PLANS
+    )
     executor.runtime = app.state.runtime
     app.state.executor = executor
     if (sender := executor.sender) is not None:

@@ -11,6 +11,7 @@ from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
 from mastertrade.core.batching import MAX_BATCH
+from mastertrade.core.db import GENERIC_PLANS
 from mastertrade.core.messages import Signal
 from mastertrade.core.outbox import run_outbox_loop
 from mastertrade.core.runtime import Runtime
@@ -52,8 +53,9 @@ def create_app(settings: RiskSettings) -> FastAPI:
     """The app, its connections opened in the lifespan."""
     handler = SignalHandler(settings)
     app = build_service_app(
-        find_service("risk_manager"), settings, [router, admin_router], {QUEUE: handler}
-    )
+        find_service("risk_manager"), settings, [router, admin_router], {QUEUE: handler},
+        database_settings=GENERIC_PLANS,
+    )  # fmt: skip
     runtime: Runtime = app.state.runtime
     handler.runtime = runtime
     runtime.on_drained.append(lambda: handler.batcher.sender.finish(runtime.pool))
