@@ -5,8 +5,10 @@ The path measured: a Signal published on `mastertrade.signals` -> risk_manager (
 and written in PostgreSQL, outbox, `order.approved`) -> order_executor (order recorded with its
 paper fill in PostgreSQL against a Redis quote, outbox, `order.filled`) -> this process. Both
 services run as real processes (`mastertrade serve`). Latency is from the publish call to the
-arrival of the fill event, matched through the `risk.decision` event (signal id -> client order
-id). The reference publishes a persistent message to a queue of its own and consumes it, at
+arrival of the fill event, matched to its signal afterwards through the run's database
+(`risk_decisions`: signal id -> client order id): this process consumes one event per signal,
+as the floor's listener does, and no service consumes `risk.decision` (no queue of the topology
+binds it). The reference publishes a persistent message to a queue of its own and consumes it, at
 the same rate, on the same broker and with the same publisher confirms.
 
 Each run's latency is also split at the two writes it passes, read back from the run's database
@@ -27,8 +29,8 @@ is executed). No implementation of this design can be faster than the second on 
 
 Beside each run, the CPU time each process spent on it (from /proc, user + system), per signal:
 risk_manager, order_executor, the PostgreSQL backends of the run's database, this process (the
-load generator and fill listener) and the RabbitMQ node (shared by everyone on the machine, so
-an upper bound).
+load generator and fill listener), the RabbitMQ node and the Redis server (the executor reads
+its quotes there; both shared by everyone on the machine, so upper bounds).
 
 The database starts as a running deployment's does, not empty: HISTORY (default 100,000) past
 signals with their decisions, filled orders and fills of another symbol, then VACUUM ANALYZE
@@ -102,13 +104,19 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def beam_pids() -> list[int]:
-    """The RabbitMQ node (the beam.smp running `rabbit`)."""
+RABBITMQ_NODE = b"-s\x00rabbit\x00boot"
+"""In the command line of the RabbitMQ node (the beam.smp running `rabbit`)."""
+REDIS_SERVER = b"redis-server "
+"""At the start of the Redis server's command line (its process title)."""
+
+
+def pids_running(marker: bytes) -> list[int]:
+    """The processes whose command line contains `marker`."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if b"-s\x00rabbit\x00boot" in (entry / "cmdline").read_bytes():
+                if marker in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
     return found
 
@@ -133,7 +141,8 @@ class CpuMeter:
             **{name: [pid] for name, pid in self.services.items()},
             "postgres (run's backends)": [row["pid"] for row in backends],
             "this process (load, listener)": [os.getpid()],
-            "rabbitmq node (shared)": beam_pids(),
+            "rabbitmq node (shared)": pids_running(RABBITMQ_NODE),
+            "redis server (shared)": pids_running(REDIS_SERVER),
         }
 
     async def start(self) -> None:
@@ -178,9 +187,17 @@ INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset, fi
 SELECT 'mt-history' || n, 'mt-history' || n || ':1', 100, 0.001, 0.0001, 'USDT',
     now() - interval '1 day' + n * interval '1 ms'
 FROM generate_series(1, $1::integer) AS n;
+INSERT INTO outbox (exchange, routing_key, payload, published_at)
+SELECT 'mastertrade.orders', 'order.filled',
+    jsonb_build_object('client_order_id', 'mt-history' || n),
+    now() - interval '30 minutes' + n * interval '10 ms'
+FROM generate_series(1, $1::integer) AS n;
 """
 """Past trading of another symbol: the tables' sizes and statistics, not the books (balance and
-positions start as a new paper account's)."""
+positions start as a new paper account's). The outbox keeps what it published in the last hour
+(`KEEP_PUBLISHED_SECONDS`; at 200 signals/s, two million events): without such rows the writes'
+plans, made on an empty outbox, mark what was sent by reading the whole table, longer every
+second of the run."""
 
 
 async def add_history(database_url: str, rows: int) -> None:
@@ -270,8 +287,8 @@ def services(env: dict[str, str]) -> Iterator[dict[str, int]]:
 WALL_OFFSET = time.time() - time.perf_counter()
 """Added to a `perf_counter` reading, the wall clock PostgreSQL's `now()` is on."""
 
-STAGES_SQL = """
-SELECT d.signal_id, extract(epoch FROM d.decided_at)::float8 AS risk_began,
+RUN_SQL = """
+SELECT d.signal_id, d.client_order_id, extract(epoch FROM d.decided_at)::float8 AS risk_began,
        extract(epoch FROM o.created_at)::float8 AS executor_began
 FROM risk_decisions d JOIN orders o ON o.client_order_id = d.client_order_id
 WHERE d.signal_id LIKE $1 || '%'
@@ -284,66 +301,43 @@ STAGES = (
 
 
 class Tracker:
-    """Publish times by signal id, the order id each got, and the fill latencies."""
+    """Publish times by signal id, and arrival times of fill events by client order id."""
 
     def __init__(self) -> None:
         self.sent: dict[str, float] = {}
-        self.order_of: dict[str, str] = {}
         self.filled_at: dict[str, float] = {}
-        self.decided_at: dict[str, float] = {}
-        self.last_run = ""
 
-    async def on_event(self, message: AbstractIncomingMessage) -> None:
+    async def on_fill(self, message: AbstractIncomingMessage) -> None:
         now = time.perf_counter()
         await message.ack()
-        body = json.loads(message.body)
-        if message.routing_key == "risk.decision" and body.get("client_order_id"):
-            self.order_of[body["client_order_id"]] = body["signal_id"]
-            self.decided_at[body["signal_id"]] = now
-        elif message.routing_key == "order.filled":
-            self.filled_at[body["client_order_id"]] = now
-
-    def latencies_ms(self, prefix: str) -> list[float]:
-        """Publish-to-fill of the filled orders whose signal id starts with `prefix`."""
-        return [
-            (at - self.sent[self.order_of[cid]]) * 1000
-            for cid, at in self.filled_at.items()
-            if self.order_of.get(cid, "").startswith(prefix)
-        ]
+        self.filled_at[json.loads(message.body)["client_order_id"]] = now
 
 
-async def stage_latencies_ms(
+async def run_latencies(
     tracker: Tracker, database_url: str, prefix: str
-) -> dict[str, list[float]]:
-    """Each filled signal's latency cut where its two writes began (see the docstring)."""
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Publish-to-fill of the filled signals whose id starts with `prefix`, and the same cut
+    where their two writes began (see the docstring)."""
     connection = await asyncpg.connect(database_url)
     try:
-        rows = await connection.fetch(STAGES_SQL, prefix)
+        rows = await connection.fetch(RUN_SQL, prefix)
     finally:
         await connection.close()
-    filled_at = {tracker.order_of[cid]: at for cid, at in tracker.filled_at.items()
-                 if cid in tracker.order_of}  # fmt: skip
+    fills: list[float] = []
     stages: dict[str, list[float]] = {name: [] for name in STAGES}
     for record in rows:
-        signal_id = record["signal_id"]
-        if signal_id not in filled_at:
+        filled_at = tracker.filled_at.get(record["client_order_id"])
+        if filled_at is None:
             continue
+        sent = tracker.sent[record["signal_id"]]
+        fills.append((filled_at - sent) * 1000)
         points = (
-            tracker.sent[signal_id] + WALL_OFFSET, record["risk_began"],
-            record["executor_began"], filled_at[signal_id] + WALL_OFFSET,
+            sent + WALL_OFFSET, record["risk_began"], record["executor_began"],
+            filled_at + WALL_OFFSET,
         )  # fmt: skip
         for name, (start, end) in zip(STAGES, itertools.pairwise(points), strict=True):
             stages[name].append((end - start) * 1000)
-    return stages
-
-
-def decision_latencies_ms(tracker: Tracker, prefix: str) -> list[float]:
-    """Publish-to-decision (the risk manager's part) of the signals starting with `prefix`."""
-    return [
-        (at - tracker.sent[sid]) * 1000
-        for sid, at in tracker.decided_at.items()
-        if sid.startswith(prefix)
-    ]
+    return fills, stages
 
 
 def signal_body(signal_id: str) -> dict[str, str]:
@@ -364,22 +358,18 @@ async def paced(rate: float, duration: float) -> AsyncIterator[int]:
 
 async def run_pipeline(
     channel: AbstractChannel, tracker: Tracker, rate: float, duration: float
-) -> list[float]:
-    """Signals at `rate`; the latencies of those filled within 10 s after the last."""
-    run = uuid.uuid4().hex[:8]
+) -> str:
+    """Signals at `rate`, until all are filled or 10 s after the last; their ids' prefix."""
+    run, filled_before = f"b{uuid.uuid4().hex[:8]}", len(tracker.filled_at)
     async for index in paced(rate, duration):
-        signal_id = f"b{run}{index}"
+        signal_id = f"{run}{index}"
         tracker.sent[signal_id] = time.perf_counter()
         await publish_json(channel, SIGNALS.name, f"signal.{SYMBOL}", signal_body(signal_id))
     expected = int(rate * duration)
     deadline = time.perf_counter() + 10
-    while time.perf_counter() < deadline:
-        mine = [c for c, s in tracker.order_of.items() if s.startswith(f"b{run}")]
-        if len(mine) >= expected and all(c in tracker.filled_at for c in mine):
-            break
+    while len(tracker.filled_at) - filled_before < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
-    tracker.last_run = f"b{run}"
-    return tracker.latencies_ms(f"b{run}")
+    return run
 
 
 async def run_reference(channel: AbstractChannel, rate: float, duration: float) -> list[float]:
@@ -488,9 +478,8 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
         await declare_topology(channel, EXCHANGES, QUEUES)
         events = await channel.declare_queue(exclusive=True)
         await events.bind(ORDERS.name, "order.filled")
-        await events.bind(ORDERS.name, "risk.decision")
         tracker, floor = Tracker(), Floor()
-        await events.consume(tracker.on_event)
+        await events.consume(tracker.on_fill)
         await floor.declare(channel)
         with services(env) as pids:
             await ready(channel, tracker)
@@ -517,12 +506,10 @@ async def report(
             print(row(name, rate, floor_latencies, expected), flush=True)
         await meter.start()
         started = time.perf_counter()
-        latencies = await run_pipeline(channel, tracker, rate, args.duration)
+        run = await run_pipeline(channel, tracker, rate, args.duration)
         spent, elapsed = await meter.stop(), time.perf_counter() - started
-        decided = decision_latencies_ms(tracker, tracker.last_run)
-        print(row("  of which signal -> decision", rate, decided, expected), flush=True)
+        latencies, stages = await run_latencies(tracker, meter.database_url, run)
         print(row("signal -> risk -> executor -> fill", rate, latencies, expected), flush=True)
-        stages = await stage_latencies_ms(tracker, meter.database_url, tracker.last_run)
         for name, values in stages.items():
             print(row(f"  {name}", rate, values, expected), flush=True)
         print("\n".join(cpu_rows(spent, expected, elapsed)), flush=True)
