@@ -83,7 +83,7 @@ async def test_a_task_that_never_stops_is_left_behind_after_the_bound(
 
     task = asyncio.create_task(stubborn())
     await asyncio.sleep(0)
-    await asyncio.wait_for(background.stop(task, timeout=0.3), timeout=5)
+    await asyncio.wait_for(background.stop_task(task, timeout=0.3), timeout=5)
     assert not task.done()
     release.set()
     task.cancel()

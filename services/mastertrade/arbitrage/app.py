@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +15,7 @@ from mastertrade.arbitrage.settings import ArbitrageSettings
 from mastertrade.arbitrage.venue import VenuePoller
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
+from mastertrade.core.background import stop_task
 
 Settings = ArbitrageSettings
 TICKERS_QUEUE = "arbitrage_service.tickers"
@@ -59,8 +59,6 @@ def _add_second_venue(app: FastAPI, settings: ArbitrageSettings, service: Arbitr
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
 
     app.router.lifespan_context = lifespan

@@ -9,7 +9,8 @@ A cancellation can be swallowed on its way through a client library (one that tu
 an error of its own, which a loop then logs and outlives): such a task would run for ever and
 hold the shutdown. So a task still running a second after its cancellation is cancelled again,
 and one still running after STOP_SECONDS is left behind with a warning (its connections close
-next, which ends it).
+next, which ends it). `stop_task` does this for any task a service runs, in or out of this
+lifespan.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -47,14 +49,14 @@ def add_background(app: FastAPI, start: Starter, cleanup: Cleanup = _nothing) ->
                 try:
                     yield
                 finally:
-                    await asyncio.gather(*(stop(task) for task in tasks))
+                    await asyncio.gather(*(stop_task(task) for task in tasks))
         finally:
             await cleanup()
 
     app.router.lifespan_context = lifespan
 
 
-async def stop(task: asyncio.Task[None], timeout: float = STOP_SECONDS) -> None:
+async def stop_task(task: asyncio.Task[Any], timeout: float = STOP_SECONDS) -> None:
     """Cancel `task` and wait for it, cancelling it again every RECANCEL_SECONDS while it runs
     on, for at most `timeout` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from mastertrade.core.background import stop_task
 from mastertrade.core.connections import Connector
 from mastertrade.core.metrics import ServiceMetrics
 
@@ -59,13 +60,9 @@ class DependencySupervisor:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
             # a watch that does not end (a client that swallowed the cancellation) is left
             # behind, not waited for: a stop that never returns would hang the whole shutdown
-            done, _ = await asyncio.wait({task}, timeout=self.timeout)
-            if not done:
-                logger.warning("the %s watch did not stop within %.1fs; closing its connection "
-                               "anyway", self.name, self.timeout)  # fmt: skip
+            await stop_task(task, timeout=self.timeout)
         if self.opened:
             try:
                 await self.connector.close()

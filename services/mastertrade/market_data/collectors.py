@@ -11,11 +11,11 @@ it, and the `mastertrade_market_data_collector_enabled` gauge says which collect
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mastertrade.core.background import stop_task
 from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.binance import stream_names
 from mastertrade.market_data.metrics import MarketMetrics
@@ -69,11 +69,8 @@ class MarketDataCollectors:
         self._task = asyncio.create_task(self._run(), name="market-data-collectors")
 
     async def stop(self) -> None:
-        for task in [*self._external_tasks, self._task]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        tasks = [task for task in [*self._external_tasks, self._task] if task is not None]
+        await asyncio.gather(*(stop_task(task) for task in tasks))
         await self.external.close()
         await self.sink.stop()
 

@@ -18,6 +18,7 @@ import logging
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
+from mastertrade.core.background import stop_task
 from mastertrade.market_data.domain.events import Kline, MalformedEventError, kline_from_message
 from mastertrade.market_data.store import upsert_klines
 
@@ -52,9 +53,7 @@ class CandleIngest:
             await self.queue.cancel(self._tag)
             self._tag = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
         await self._write()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:

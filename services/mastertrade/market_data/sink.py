@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from mastertrade.core.background import stop_task
 from mastertrade.market_data.domain.events import MarketEvent, kind_of
 from mastertrade.market_data.domain.sequencing import SequenceGuard, Verdict
 from mastertrade.market_data.metrics import MarketMetrics
@@ -76,9 +77,7 @@ class MarketSink:
     async def stop(self) -> None:
         """Write what is buffered (one attempt), then stop."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         try:
             await self.flush()

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
+from mastertrade.core.background import stop_task
 from mastertrade.ui.api import STATIC_DIR, router
 from mastertrade.ui.domain.equity import EquityHistory
 from mastertrade.ui.live import LiveFeed
@@ -44,8 +45,7 @@ def create_app(settings: UiSettings) -> FastAPI:
             try:
                 yield
             finally:
-                poller.cancel()
-                await asyncio.gather(poller, return_exceptions=True)
+                await stop_task(poller)
 
     app.router.lifespan_context = lifespan
     return app

@@ -19,6 +19,7 @@ import asyncpg
 from mastertrade.alerts.adapters.channels.base import Channel, ChannelError
 from mastertrade.alerts.adapters.store import mark_delivery
 from mastertrade.alerts.domain.delivery import RateLimiter, retry_delay
+from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
 
 logger = logging.getLogger("mastertrade.alerts")
@@ -81,6 +82,4 @@ class Dispatcher:
             logger.error("recording the %s delivery of alert %d failed: %s", name, alert_id, error)
 
     async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(stop_task(task) for task in list(self.tasks)))

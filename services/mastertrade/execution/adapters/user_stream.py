@@ -8,7 +8,6 @@ Each report is booked like a REST answer, so a fill seen by both is booked once 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from collections.abc import Callable
 import asyncpg
 from websockets.asyncio.client import connect
 
+from mastertrade.core.background import stop_task
 from mastertrade.execution.adapters.binance import BinanceClient
 from mastertrade.execution.adapters.live_books import book_report
 from mastertrade.execution.domain.binance_status import parse_execution_report
@@ -51,9 +51,7 @@ async def _stream_once(
             async for raw in socket:
                 await book_stream_message(pool(), raw, quote_asset)
     finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        await stop_task(keeper)
 
 
 async def run_user_stream(
