@@ -81,7 +81,8 @@ class RiskSettings(SettingsGroup):
     max_position_size_pct: Fraction = setting(
         Decimal("0.2"),
         "MAX_POSITION_SIZE_PCT",
-        "Largest single position, as a fraction of the portfolio (0 < x <= 1)",
+        "Largest value one buy may add to a position, as a fraction of equity (0 < x <= 1); "
+        "MAX_SYMBOL_EXPOSURE_PCT caps the whole position",
     )
     max_portfolio_drawdown_pct: Fraction = setting(
         Decimal("0.15"),

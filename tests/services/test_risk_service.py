@@ -16,8 +16,8 @@ import pytest
 from mastertrade.core.bus import declare_topology, publish_json
 from mastertrade.core.messages import Signal
 from mastertrade.risk.adapters.batcher import DecisionBatcher
-from mastertrade.risk.adapters.state import KILL
-from mastertrade.risk.adapters.store import decide_batch
+from mastertrade.risk.adapters.state import KILL, apply_breaker_reset
+from mastertrade.risk.adapters.store import decide_batch, watch_breaker
 from mastertrade.risk.domain import Outcome, RiskLimits
 from mastertrade_model.topology import EXCHANGES, QUEUES, SIGNALS
 from tests.services.helpers import running, wait_for_status
@@ -127,6 +127,124 @@ async def test_the_breaker_trips_from_the_peak_and_only_the_admin_resets_it(
     assert after[-1]["outcome"] == "approved"
 
 
+async def test_the_peak_follows_the_equity_between_signals_and_the_breaker_trips_on_its_own(
+    trading_env: dict[str, str],
+) -> None:
+    """The executor's equity rises to 12000 and falls to 10100 (-15.8 %) while no signal comes:
+    the peak is 12000 all the same, the breaker trips and its alert goes out with no signal to
+    decide, and the next buy is rejected."""
+    url = trading_env["DATABASE_URL"]
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("risk_manager", trading_env)) as client,
+    ):
+        await wait_for_status(client, "/health", 200)
+        for equity in ["10000", "12000", "10100"]:
+            await set_equity(url, equity)
+        tripped = await recorder.wait_for("alert.circuit_breaker")
+        state = (await client.get("/api/v1/state")).json()
+        await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("b", quantity="0.01"))
+        decision = (await recorder.wait_for("risk.decision"))[0]
+    assert Decimal(state["equity_peak"]) == 12000 and state["breaker_open"] is True
+    assert "drawdown 15.83%" in tripped[0]["message"] and "(paper)" in tripped[0]["title"]
+    assert decision["outcome"] == "rejected" and "circuit breaker" in decision["reasons"][0]
+
+
+async def test_a_rise_and_fall_between_two_decisions_counts_in_the_drawdown(
+    trading_env: dict[str, str],
+) -> None:
+    """Without any watch: the batch deciding the second signal sees the peak the equity reached
+    after the first one (12000), not the equity it saw at the first (10000)."""
+    url = trading_env["DATABASE_URL"]
+    connection = await asyncpg.connect(url)
+    try:
+        await set_equity(url, "10000")
+        first, _ = await decide_batch(connection, [small_buy("rise-1")], RiskLimits(), "paper")
+        await set_equity(url, "12000")
+        await set_equity(url, "10100")
+        second, _ = await decide_batch(connection, [small_buy("rise-2")], RiskLimits(), "paper")
+        state = await connection.fetchrow("SELECT equity_peak, breaker_open FROM risk_state")
+    finally:
+        await connection.close()
+    assert first[0].outcome is Outcome.APPROVED
+    assert second[0].outcome is Outcome.REJECTED and "circuit breaker" in second[0].reasons[0]
+    assert (state["equity_peak"], state["breaker_open"]) == (12000, True)
+
+
+async def test_each_trip_of_the_breaker_has_an_alert_of_its_own(
+    trading_env: dict[str, str],
+) -> None:
+    """A trip soon after a reset is a new trip: its alert must not be deduplicated against the
+    one before (the alert system drops repeats of a dedup key for minutes)."""
+    url = trading_env["DATABASE_URL"]
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    alerts = []
+    try:
+        for peak, fallen in [("10000", "8000"), ("9000", "7000")]:
+            await set_equity(url, peak)
+            await set_equity(url, fallen)
+            async with pool.acquire() as connection:
+                alerts += await watch_breaker(connection, RiskLimits(), "paper")
+                again = await watch_breaker(connection, RiskLimits(), "paper")
+            assert again == []  # open already: nothing more to trip
+            await apply_breaker_reset(pool, "paper", "test")
+    finally:
+        await pool.close()
+    keys = [event[2]["dedup_key"] for _, event in alerts]
+    assert [event[1] for _, event in alerts] == ["alert.circuit_breaker"] * 2
+    assert len(set(keys)) == 2 and all("paper" in key for key in keys)
+
+
+async def test_sells_approved_and_not_yet_filled_count_as_sold(
+    trading_env: dict[str, str],
+) -> None:
+    """One BTC held: a sell of 0.6 and a sell of 1 in one batch get 0.6 and the 0.4 left, and
+    a sell in a later batch, before those orders fill, gets nothing."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "100000")
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO positions (environment, symbol, quantity, average_price) "
+            "VALUES ('paper', 'BTCUSDT', 1, 30000)"
+        )
+        both = [sell("sell-1", "0.6"), sell("sell-2", "1")]
+        batch, _ = await decide_batch(connection, both, RiskLimits(), "paper")
+        later, _ = await decide_batch(connection, [sell("sell-3", "0.1")], RiskLimits(), "paper")
+    finally:
+        await connection.close()
+    assert [(d.outcome, d.quantity) for d in batch] == [
+        (Outcome.APPROVED, Decimal("0.6")), (Outcome.RESIZED, Decimal("0.4"))
+    ]  # fmt: skip
+    assert later[0].outcome is Outcome.REJECTED and "left to sell" in later[0].reasons[0]
+
+
+async def test_an_account_at_zero_is_decided_and_reset_without_error(
+    trading_env: dict[str, str],
+) -> None:
+    """Equity 0 with no peak yet: the buy is rejected with its reason (not dead-lettered by a
+    peak the state refuses), and an admin reset works."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "0")
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as connection:
+            decided, _ = await decide_batch(connection, [small_buy("zero")], RiskLimits(), "paper")
+        state = await apply_breaker_reset(pool, "paper", "test")
+    finally:
+        await pool.close()
+    assert decided[0].outcome is Outcome.REJECTED and "not positive" in decided[0].reasons[0]
+    assert state["equity_peak"] is None and state["breaker_open"] is False
+
+
+def small_buy(signal_id: str) -> Signal:
+    return Signal.model_validate(signal(signal_id, quantity="0.01"))
+
+
+def sell(signal_id: str, quantity: str) -> Signal:
+    return Signal.model_validate(signal(signal_id, side="sell", quantity=quantity))
+
+
 async def test_admin_calls_are_off_without_a_configured_key(trading_env: dict[str, str]) -> None:
     async with running(build_app("risk_manager", trading_env)) as client:
         answer = await client.post(
@@ -189,7 +307,9 @@ async def test_a_batch_decided_before_the_kill_switch_is_decided_again_after_it(
     await set_equity(url, "10000")
     connection, admin = await asyncpg.connect(url), await asyncpg.connect(url)
     try:
-        await admin.execute("INSERT INTO risk_state (environment) VALUES ('paper')")
+        await admin.execute(
+            "INSERT INTO risk_state (environment) VALUES ('paper') ON CONFLICT DO NOTHING"
+        )
         racing = KillSwitchBeforeTheWrite(connection, admin)
         signals = [Signal.model_validate(signal("raced", quantity="0.01"))]
         decided, written = await decide_batch(racing, signals, RiskLimits(), "paper")  # type: ignore[arg-type]

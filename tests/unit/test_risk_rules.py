@@ -81,6 +81,32 @@ def test_drawdown_is_from_the_peak_not_the_start() -> None:
     assert decision.trips_breaker and decision.outcome is Outcome.REJECTED
 
 
+def test_a_disabled_breaker_never_trips() -> None:
+    limits = RiskLimits(circuit_breaker_enabled=False)
+    context = RiskContext(equity=Decimal(5000), equity_peak=Decimal(10000))
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, limits)
+    assert decision.drawdown == Decimal("0.5")
+    assert not decision.trips_breaker and decision.outcome is Outcome.APPROVED
+
+
+def test_an_account_at_zero_has_no_peak_and_buys_nothing() -> None:
+    """A peak of zero would make every later drawdown meaningless (and the state refuses it)."""
+    context = RiskContext(equity=Decimal(0), equity_peak=None)
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
+    assert decision.new_peak is None
+    assert decision.outcome is Outcome.REJECTED and "not positive" in decision.reasons[0]
+
+
+def test_a_sell_gets_only_what_is_not_being_sold_already() -> None:
+    """`position_quantity` is what is held less the sells approved and not filled yet."""
+    request = OrderRequest("BTCUSDT", "sell", Decimal(1), Decimal(1))
+    part = decide(request, RiskContext(Decimal(1000), None, position_quantity=Decimal("0.4")),
+                  LIMITS)  # fmt: skip
+    none = decide(request, RiskContext(Decimal(1000), None, position_quantity=Decimal(0)), LIMITS)
+    assert (part.outcome, part.quantity) == (Outcome.RESIZED, Decimal("0.4"))
+    assert none.outcome is Outcome.REJECTED and "left to sell" in none.reasons[0]
+
+
 def test_an_open_breaker_rejects_buys_even_after_recovery() -> None:
     context = RiskContext(equity=Decimal(10000), equity_peak=Decimal(10000), breaker_open=True)
     decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
@@ -124,11 +150,11 @@ def test_the_check_refuses_non_finite_or_huge_values(bad: str) -> None:
         )
 
 
-def test_infinity_is_no_longer_approved_and_a_peak_below_value_is_the_value() -> None:
+def test_a_peak_below_the_value_is_no_drawdown() -> None:
     check = PositionCheck.model_validate(
         {"position_value": "100", "portfolio_value": "10000", "portfolio_peak": "9000"}
     )
-    assert evaluate_position(check, LIMITS).approved
+    assert evaluate_position(check, LIMITS).reasons == []
 
 
 @pytest.mark.parametrize(

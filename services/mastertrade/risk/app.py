@@ -15,7 +15,7 @@ from mastertrade.core.db import GENERIC_PLANS
 from mastertrade.core.messages import Signal
 from mastertrade.core.outbox import run_outbox_loop
 from mastertrade.core.runtime import Runtime
-from mastertrade.risk.adapters.batcher import DecisionBatcher
+from mastertrade.risk.adapters.batcher import DecisionBatcher, watch_breaker_until
 from mastertrade.risk.api import admin_router, router
 from mastertrade.risk.portfolio_metrics import PortfolioMetrics
 from mastertrade.risk.settings import RiskSettings
@@ -23,6 +23,7 @@ from mastertrade.risk.settings import RiskSettings
 Settings = RiskSettings
 QUEUE = "risk_manager.order_requests"
 OUTBOX_INTERVAL = 1.0
+BREAKER_WATCH_SECONDS = 1.0
 
 
 class SignalHandler:
@@ -71,7 +72,8 @@ def create_app(settings: RiskSettings) -> FastAPI:
         loop = run_outbox_loop(lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL,
                                stop, handler.batcher.sender)  # fmt: skip
         gauges = portfolio.run(lambda: runtime.pool, stop)
-        return [asyncio.create_task(loop), asyncio.create_task(gauges)]
+        watch = watch_breaker_until(handler.batcher, stop, BREAKER_WATCH_SECONDS)
+        return [asyncio.create_task(task) for task in (loop, gauges, watch)]
 
     add_background(app, start)
     return app

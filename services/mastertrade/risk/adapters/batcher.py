@@ -7,6 +7,9 @@ decision committed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 
 import asyncpg
@@ -16,8 +19,10 @@ from mastertrade.core.batching import Batcher
 from mastertrade.core.messages import Signal
 from mastertrade.core.outbox import OutboxSender
 from mastertrade.core.retry import retry_transient
-from mastertrade.risk.adapters.store import StoredDecision, decide_batch
+from mastertrade.risk.adapters.store import StoredDecision, decide_batch, watch_breaker
 from mastertrade.risk.domain import RiskLimits
+
+logger = logging.getLogger("mastertrade.risk")
 
 
 class DecisionBatcher(Batcher[Signal, StoredDecision]):
@@ -43,6 +48,14 @@ class DecisionBatcher(Batcher[Signal, StoredDecision]):
         # an outage (or a pool not open yet at start-up) is waited out, never dead-lettered
         return await retry_transient(lambda: self._decide(signals), "deciding")
 
+    async def watch_breaker(self) -> bool:
+        """Trip the breaker if the drawdown reached the limit since the last batch (its alert
+        sent as a batch's events are); whether it tripped."""
+        async with self.pool_of().acquire() as connection:
+            written = await watch_breaker(connection, self.limits, self.environment)
+        self.sender.send(written)
+        return bool(written)
+
     async def _decide(self, signals: list[Signal]) -> list[StoredDecision]:
         with self.sender.marking() as sent:
             async with self.pool_of().acquire() as connection:
@@ -51,3 +64,17 @@ class DecisionBatcher(Batcher[Signal, StoredDecision]):
                 )
         self.sender.send(written)
         return decided
+
+
+async def watch_breaker_until(batcher: DecisionBatcher, stop: asyncio.Event, every: float) -> None:
+    """Look at the drawdown every `every` seconds until `stop` (see `watch_breaker`)."""
+    while not stop.is_set():
+        try:
+            if await batcher.watch_breaker():
+                logger.warning("circuit breaker tripped between signals: the drawdown from the "
+                               "equity peak reached the limit; no new exposure until an admin "
+                               "reset")  # fmt: skip
+        except Exception as error:  # the database may be down; every signal still checks it
+            logger.warning("watching the drawdown failed: %s", error)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)

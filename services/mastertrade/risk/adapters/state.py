@@ -18,12 +18,13 @@ SELECT s.environment, s.equity_peak, s.breaker_open, s.breaker_reason, s.breaker
 FROM risk_state s LEFT JOIN account_equity e USING (environment) WHERE s.environment = $1
 """
 # The peak restarts from today's equity: kept at the old peak, the breaker would trip again on
-# the very next signal, and a reset would mean nothing. RESET and KILL bump the version: a batch
-# decided on the state before them is decided again after them (store.py).
+# the very next signal, and a reset would mean nothing (an account at zero keeps its peak: there
+# is nothing to restart from). RESET and KILL bump the version: a batch decided on the state
+# before them is decided again after them (store.py).
 RESET = """
 UPDATE risk_state SET breaker_open = false, breaker_reason = NULL, breaker_tripped_at = NULL,
-    equity_peak = COALESCE((SELECT equity FROM account_equity WHERE environment = $1),
-                           equity_peak),
+    equity_peak = COALESCE(
+        (SELECT equity FROM account_equity WHERE environment = $1 AND equity > 0), equity_peak),
     version = version + 1, updated_at = now()
 WHERE environment = $1
 """

@@ -42,7 +42,14 @@ from mastertrade.core.outbox import (
     mark_sent_cte,
     written_in_order,
 )
-from mastertrade.risk.domain import OrderRequest, Outcome, RiskContext, RiskDecision, RiskLimits
+from mastertrade.risk.domain import (
+    OrderRequest,
+    Outcome,
+    RiskContext,
+    RiskDecision,
+    RiskLimits,
+    assess_breaker,
+)
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
 
@@ -56,14 +63,18 @@ SELECT FROM orders o WHERE o.client_order_id = d.client_order_id
 """
 # One snapshot, so the state's version stands for every decision, peak and breaker it shows (a
 # risk batch writes them all with the version it bumps); it writes nothing, so it needs no commit.
-# No row: the environment's first batch (ENSURE_STATE). Approved buys count as pending exposure
-# until their order is finished (WRITE clears the flag of those). The order rate is read from
+# No row: the environment's first batch (ENSURE_STATE). Approved buys count as pending exposure,
+# approved sells as quantity already being sold, until their order is finished (WRITE clears the
+# flag of those). The order rate is read from
 # per-second buckets (`risk_order_rate`, written by WRITE): at most 61 rows whatever the rate;
 # the 61st second makes the window err on the safe side (a bucket counts while any part of it is
 # less than a minute old).
 VIEW = f"""
 WITH pending AS (
-    SELECT symbol, sum(approved_quantity * price) AS value FROM risk_decisions d
+    SELECT symbol,
+        COALESCE(sum(approved_quantity * price) FILTER (WHERE side = 'buy'), 0) AS value,
+        COALESCE(sum(approved_quantity) FILTER (WHERE side = 'sell'), 0) AS selling
+    FROM risk_decisions d
     WHERE environment = $1 AND pending AND NOT EXISTS ({FINISHED})
     GROUP BY symbol
 ), held AS (
@@ -78,13 +89,15 @@ SELECT
     ARRAY(SELECT quantity FROM held ORDER BY symbol) AS held_quantities,
     ARRAY(SELECT symbol FROM pending ORDER BY symbol) AS pending_symbols,
     ARRAY(SELECT value FROM pending ORDER BY symbol) AS pending_values,
+    ARRAY(SELECT selling FROM pending ORDER BY symbol) AS pending_selling,
     (SELECT json_agg(json_build_object(
         'signal_id', signal_id, 'outcome', outcome, 'quantity', approved_quantity::text,
         'reasons', reasons, 'client_order_id', client_order_id))
      FROM risk_decisions WHERE signal_id = ANY($2::text[])) AS priors
 FROM risk_state s WHERE s.environment = $1
 """
-# Every decision of the batch, the peak and breaker (when they change), the pending flag cleared
+# Every decision of the batch, the peak (raised, never lowered here: the executor's equity raises
+# it as well, migration 0033) and breaker (when they change), the pending flag cleared
 # from approvals whose order has finished, the batch's approvals added to this second's rate
 # bucket (buckets older than the window dropped), the events sent since the last batch marked,
 # and the batch's events (leased: this process sends them); outbox ids are taken in the events'
@@ -95,7 +108,7 @@ WRITE = f"""
 WITH state AS (
     UPDATE risk_state SET
         version = version + 1,
-        equity_peak = COALESCE($11::numeric, equity_peak),
+        equity_peak = GREATEST(equity_peak, $11::numeric),
         breaker_open = breaker_open OR $12::boolean,
         breaker_reason = CASE WHEN $12::boolean THEN $13::text ELSE breaker_reason END,
         breaker_tripped_at = CASE WHEN $12::boolean THEN now() ELSE breaker_tripped_at END,
@@ -109,7 +122,7 @@ WITH state AS (
     INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
         requested_quantity, approved_quantity, price, reasons, client_order_id, pending)
     SELECT signal_id, $1, symbol, side, outcome, requested, approved, price, reasons::jsonb,
-        client_order_id, side = 'buy' AND outcome <> 'rejected'
+        client_order_id, outcome <> 'rejected'
     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[],
                 $8::numeric[], $9::text[], $10::text[])
         AS d(signal_id, symbol, side, outcome, requested, approved, price, reasons,
@@ -155,6 +168,7 @@ class BatchView:
     recent: int
     held: dict[str, Decimal]
     pending: dict[str, Decimal]
+    selling: dict[str, Decimal]
     decided: dict[str, StoredDecision] = field(default_factory=dict)
 
     @classmethod
@@ -164,7 +178,8 @@ class BatchView:
             breaker_open=bool(row["breaker_open"]), kill_switch=bool(row["kill_switch"]),
             recent=int(row["recent"]),
             held=dict(zip(row["held_symbols"], row["held_quantities"], strict=True)),
-            pending=dict(zip(row["pending_symbols"], row["pending_values"], strict=True)),
+            pending=_positive(row["pending_symbols"], row["pending_values"]),
+            selling=_positive(row["pending_symbols"], row["pending_selling"]),
         )  # fmt: skip
         for prior in json.loads(row["priors"] or "[]"):
             view.decided[prior["signal_id"]] = StoredDecision(
@@ -178,7 +193,7 @@ class BatchView:
         return RiskContext(
             equity=self.equity,
             equity_peak=self.equity_peak,
-            position_quantity=position,
+            position_quantity=position - self.selling.get(symbol, Decimal(0)),
             symbol_exposure=position * price + self.pending.get(symbol, Decimal(0)),
             open_positions=len(self.held.keys() | self.pending.keys()),
             orders_last_minute=self.recent,
@@ -193,9 +208,16 @@ class BatchView:
             if signal.side == "buy":
                 value = decision.quantity * signal.price
                 self.pending[signal.symbol] = self.pending.get(signal.symbol, Decimal(0)) + value
+            else:
+                selling = self.selling.get(signal.symbol, Decimal(0)) + decision.quantity
+                self.selling[signal.symbol] = selling
         if decision.new_peak is not None:
             self.equity_peak = decision.new_peak
         self.breaker_open = self.breaker_open or decision.trips_breaker
+
+
+def _positive(symbols: Sequence[str], amounts: Sequence[Decimal]) -> dict[str, Decimal]:
+    return {symbol: amount for symbol, amount in zip(symbols, amounts, strict=True) if amount > 0}
 
 
 def build_events(
@@ -228,14 +250,16 @@ def build_events(
     return events
 
 
-def breaker_alert(decision: RiskDecision, limits: RiskLimits) -> AlertEvent:
+def breaker_alert(fall: Decimal, limits: RiskLimits, environment: str, version: int) -> AlertEvent:
+    """The trip's alert; its dedup key is the trip's own (the state's version it was decided
+    on), so a trip soon after a reset is not taken for a repeat of the one before."""
     return AlertEvent(
         kind="circuit_breaker", severity="critical", source="risk_manager",
-        title="Circuit breaker tripped: no new exposure",
-        message=f"drawdown {decision.drawdown:.2%} from the equity peak reached "
+        title=f"Circuit breaker tripped ({environment}): no new exposure",
+        message=f"drawdown {fall:.2%} from the equity peak reached "
         f"{limits.max_portfolio_drawdown_pct:.2%}; only reducing orders pass until an admin "
         "resets it (POST /api/v1/admin/circuit-breaker/reset)",
-        dedup_key="circuit-breaker-tripped",
+        dedup_key=f"circuit-breaker-tripped:{environment}:{version}",
     )  # fmt: skip
 
 
@@ -252,25 +276,37 @@ async def read_view(
     return BatchView.read(one(row, "risk state"))
 
 
+DECISION_COLUMNS = 9
+
+
 @dataclass
 class Writes:
     """The rows one batch stores, as the arrays of the WRITE statement."""
 
+    environment: str
     first_peak: Decimal | None
     decisions: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     breaker_reason: str | None = None
 
-    def arguments(self, environment: str, view: BatchView) -> list[Any]:
+    def arguments(self, view: BatchView) -> list[Any]:
         """$1 to $17 of WRITE (then come the ids to mark sent and the version read)."""
-        columns = [list(column) for column in zip(*self.decisions, strict=True)]
+        columns = [list(column) for column in zip(*self.decisions, strict=True)] or [
+            [] for _ in range(DECISION_COLUMNS)
+        ]
         peak_changed = view.equity_peak != self.first_peak
         return [
-            environment, *columns, view.equity_peak if peak_changed else None,
+            self.environment, *columns, view.equity_peak if peak_changed else None,
             self.breaker_reason is not None, self.breaker_reason,
             [e[0] for e in self.events], [e[1] for e in self.events],
             [json.dumps(e[2]) for e in self.events], self.approvals(),
         ]  # fmt: skip
+
+    def trip(self, fall: Decimal, limits: RiskLimits, version: int) -> Event:
+        """The breaker trips in this batch: its reason stored, and the alert to publish."""
+        alert = breaker_alert(fall, limits, self.environment, version)
+        self.breaker_reason = alert.message
+        return (ALERTS.name, "alert.circuit_breaker", alert.to_json())
 
     def approvals(self) -> int:
         """What the batch adds to the order rate: its decisions that are not rejections."""
@@ -286,9 +322,7 @@ def _decide_one(
     client_order_id = f"mt-{uuid.uuid4().hex[:28]}" if approved else None
     events = build_events(signal, decision, client_order_id)
     if decision.trips_breaker:
-        alert = breaker_alert(decision, limits)
-        writes.breaker_reason = alert.message
-        events.insert(0, (ALERTS.name, "alert.circuit_breaker", alert.to_json()))
+        events.insert(0, writes.trip(decision.drawdown, limits, view.version))
     writes.decisions.append((
         signal.signal_id, signal.symbol, signal.side, decision.outcome.value, signal.quantity,
         decision.quantity, signal.price, json.dumps(list(decision.reasons)), client_order_id,
@@ -313,11 +347,11 @@ async def decide_batch(
     while True:
         attempt += 1
         view = await read_view(connection, environment, signals)
-        decided, writes = _decide_in_order(signals, view, limits)
+        decided, writes = _decide_in_order(signals, view, limits, environment)
         if not writes.decisions:  # only redeliveries
             await mark_sent(connection, sent)
             return decided, []
-        arguments = writes.arguments(environment, view)
+        arguments = writes.arguments(view)
         rows = await connection.fetch(WRITE, *arguments, list(sent), view.version)
         if rows:
             return decided, written_in_order(rows, writes.events)
@@ -327,11 +361,11 @@ async def decide_batch(
 
 
 def _decide_in_order(
-    signals: Sequence[Signal], view: BatchView, limits: RiskLimits
+    signals: Sequence[Signal], view: BatchView, limits: RiskLimits, environment: str
 ) -> tuple[list[StoredDecision], Writes]:
     """Each signal decided against the view as the ones before it left it; a signal decided
     already (stored, or earlier in the batch) gets its decision back."""
-    writes = Writes(first_peak=view.equity_peak)
+    writes = Writes(environment, first_peak=view.equity_peak)
     decided: list[StoredDecision] = []
     for signal in signals:
         stored = view.decided.get(signal.signal_id)
@@ -346,3 +380,22 @@ def replace_replayed(stored: StoredDecision) -> StoredDecision:
     """How a repeat of the same signal within the batch sees it: decided, nothing to publish."""
     return StoredDecision(stored.outcome, stored.quantity, stored.reasons,
                           stored.client_order_id, replayed=True)  # fmt: skip
+
+
+async def watch_breaker(
+    connection: Connection, limits: RiskLimits, environment: str
+) -> list[Written]:
+    """Trip the breaker when the drawdown from the peak reached the limit with no signal to
+    decide (the executor revalues the account between signals: a fall would otherwise trip it,
+    and raise its alert, only when the next signal came). Written as a batch with no decision
+    would be; returns the events to send: none when nothing tripped, or when a batch changed
+    the state first (it decided on the same drawdown, and the next look sees what it left)."""
+    view = await read_view(connection, environment, ())
+    context = RiskContext(view.equity, view.equity_peak, breaker_open=view.breaker_open)
+    _, trips, fall, _ = assess_breaker(context, limits)
+    if not trips:
+        return []
+    writes = Writes(environment, first_peak=view.equity_peak)
+    writes.events.append(writes.trip(fall, limits, view.version))
+    rows = await connection.fetch(WRITE, *writes.arguments(view), [], view.version)
+    return written_in_order(rows, writes.events) if rows else []

@@ -7,6 +7,7 @@ from mastertrade.risk.domain.rules import (
     Outcome,
     RiskContext,
     RiskDecision,
+    assess_breaker,
     decide,
     drawdown,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "RiskContext",
     "RiskDecision",
     "RiskLimits",
+    "assess_breaker",
     "decide",
     "drawdown",
     "evaluate_position",

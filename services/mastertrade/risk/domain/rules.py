@@ -6,7 +6,8 @@ it. Drawdown is measured from the equity peak (never from the start). Rules, in 
 1. kill switch on: reject everything;
 2. order rate limit reached: reject;
 3. drawdown from the peak at or beyond the limit (breaker enabled): the breaker trips;
-4. a sell: approved up to the position held (resized down), even with the breaker open;
+4. a sell: approved up to the position held, less the sells approved and not filled yet
+   (resized down), even with the breaker open;
 5. a buy: rejected while the breaker is open, when equity is unknown or not positive, when it
    would open a position beyond the maximum count; otherwise resized down to the smaller of the
    per-order size limit and the room left under the per-symbol exposure limit.
@@ -42,7 +43,8 @@ class RiskContext:
     """The portfolio as the rules see it at decision time.
 
     `equity` is None when the executor has not reported one yet. `symbol_exposure` is the value
-    held in the symbol plus approved buys not yet filled; `position_quantity` what can be sold."""
+    held in the symbol plus approved buys not yet filled; `position_quantity` what can be sold:
+    what is held less the approved sells not yet filled."""
 
     equity: Decimal | None
     equity_peak: Decimal | None
@@ -92,7 +94,10 @@ def _sized(request: OrderRequest, allowed: Decimal, why: str) -> RiskDecision:
 def _decide_sell(request: OrderRequest, context: RiskContext) -> RiskDecision:
     held = context.position_quantity
     if held <= 0:
-        return _reject(f"no {request.symbol} position to sell (spot trading is long only)")
+        return _reject(
+            f"no {request.symbol} left to sell: the position is empty or already being sold "
+            "(spot trading is long only)"
+        )
     return _sized(request, held, f"sell resized to the {held} {request.symbol} held")
 
 
@@ -128,7 +133,7 @@ def _decide_buy(
     return _sized(request, allowed, why)
 
 
-def _breaker(
+def assess_breaker(
     context: RiskContext, limits: RiskLimits
 ) -> tuple[bool, bool, Decimal, Decimal | None]:
     """(breaker open now, trips now, drawdown, new peak or None when unchanged)."""
@@ -138,7 +143,8 @@ def _breaker(
     fall = drawdown(context.equity, peak)
     beyond = limits.circuit_breaker_enabled and fall >= limits.max_portfolio_drawdown_pct
     trips = beyond and not context.breaker_open
-    new_peak = peak if peak != context.equity_peak else None
+    # a peak of nothing is no peak: the drawdown is measured from the first positive equity
+    new_peak = peak if peak > 0 and peak != context.equity_peak else None
     return context.breaker_open or beyond, trips, fall, new_peak
 
 
@@ -159,6 +165,6 @@ def _rule(
 
 def decide(request: OrderRequest, context: RiskContext, limits: RiskLimits) -> RiskDecision:
     """The decision for one request; see the module's docstring for the rules."""
-    breaker, trips, fall, new_peak = _breaker(context, limits)
+    breaker, trips, fall, new_peak = assess_breaker(context, limits)
     decision = _rule(request, context, limits, breaker)
     return replace(decision, trips_breaker=trips, new_peak=new_peak, drawdown=fall)
