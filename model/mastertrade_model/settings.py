@@ -103,6 +103,14 @@ class RiskSettings(SettingsGroup):
     max_orders_per_minute: int = setting(
         60, "MAX_ORDERS_PER_MINUTE", "Orders approved per minute (1 to 100000)", ge=1, le=100_000
     )
+    max_equity_age_seconds: int = setting(
+        60,
+        "MAX_EQUITY_AGE_SECONDS",
+        "No buy passes while the executor's last valuation of the account is older than this, "
+        "in seconds (5 to 86400)",
+        ge=5,
+        le=86_400,
+    )
 
 
 class EmailSettings(SettingsGroup):

@@ -237,6 +237,32 @@ async def test_an_account_at_zero_is_decided_and_reset_without_error(
     assert state["equity_peak"] is None and state["breaker_open"] is False
 
 
+async def test_a_valuation_older_than_the_limit_stops_buys_not_sells(
+    trading_env: dict[str, str],
+) -> None:
+    """The executor stopped revaluing two minutes ago: the age is read from the database's own
+    clock, buys are refused with a reason that says what to look at, sells still pass."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "100000")
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO positions (environment, symbol, quantity, average_price) "
+            "VALUES ('paper', 'BTCUSDT', 1, 30000)"
+        )
+        fresh, _ = await decide_batch(connection, [small_buy("fresh")], RiskLimits(), "paper")
+        await connection.execute(
+            "UPDATE account_equity SET updated_at = now() - interval '2 minutes'"
+        )
+        old = [small_buy("stale"), sell("stale-sell", "0.5")]
+        stale, _ = await decide_batch(connection, old, RiskLimits(), "paper")
+    finally:
+        await connection.close()
+    assert fresh[0].outcome is Outcome.APPROVED
+    assert stale[0].outcome is Outcome.REJECTED and "executor" in stale[0].reasons[0]
+    assert stale[1].outcome is Outcome.APPROVED
+
+
 def small_buy(signal_id: str) -> Signal:
     return Signal.model_validate(signal(signal_id, quantity="0.01"))
 

@@ -107,6 +107,20 @@ def test_a_sell_gets_only_what_is_not_being_sold_already() -> None:
     assert none.outcome is Outcome.REJECTED and "left to sell" in none.reasons[0]
 
 
+@pytest.mark.parametrize(("age", "passes"), [(59.0, True), (60.0, True), (60.5, False)])
+def test_buys_wait_for_a_fresh_valuation_of_the_account(age: float, passes: bool) -> None:
+    """Sized on a valuation the executor stopped updating, a buy could be any multiple of the
+    limits; sells still pass (they only reduce)."""
+    context = RiskContext(equity=Decimal(10000), equity_peak=None, equity_age=age,
+                          position_quantity=Decimal(1))  # fmt: skip
+    buy = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
+    sell = decide(OrderRequest("BTCUSDT", "sell", Decimal(1), Decimal(1)), context, LIMITS)
+    assert (buy.outcome is Outcome.APPROVED) == passes
+    if not passes:
+        assert "MAX_EQUITY_AGE_SECONDS=60" in buy.reasons[0]
+    assert sell.outcome is Outcome.APPROVED
+
+
 def test_an_open_breaker_rejects_buys_even_after_recovery() -> None:
     context = RiskContext(equity=Decimal(10000), equity_peak=Decimal(10000), breaker_open=True)
     decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)

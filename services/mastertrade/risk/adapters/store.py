@@ -82,7 +82,7 @@ WITH pending AS (
 )
 SELECT
     s.version, s.equity_peak, s.breaker_open, s.kill_switch,
-    (SELECT equity FROM account_equity WHERE environment = $1) AS equity,
+    e.equity, extract(epoch FROM now() - e.updated_at)::float8 AS equity_age,
     (SELECT COALESCE(sum(orders), 0) FROM risk_order_rate
      WHERE environment = $1 AND second > now() - interval '61 seconds') AS recent,
     ARRAY(SELECT symbol FROM held ORDER BY symbol) AS held_symbols,
@@ -94,7 +94,8 @@ SELECT
         'signal_id', signal_id, 'outcome', outcome, 'quantity', approved_quantity::text,
         'reasons', reasons, 'client_order_id', client_order_id))
      FROM risk_decisions WHERE signal_id = ANY($2::text[])) AS priors
-FROM risk_state s WHERE s.environment = $1
+FROM risk_state s LEFT JOIN account_equity e ON e.environment = s.environment
+WHERE s.environment = $1
 """
 # Every decision of the batch, the peak (raised, never lowered here: the executor's equity raises
 # it as well, migration 0033) and breaker (when they change), the pending flag cleared
@@ -166,6 +167,7 @@ class BatchView:
     breaker_open: bool
     kill_switch: bool
     recent: int
+    equity_age: float
     held: dict[str, Decimal]
     pending: dict[str, Decimal]
     selling: dict[str, Decimal]
@@ -176,7 +178,7 @@ class BatchView:
         view = cls(
             version=row["version"], equity=row["equity"], equity_peak=row["equity_peak"],
             breaker_open=bool(row["breaker_open"]), kill_switch=bool(row["kill_switch"]),
-            recent=int(row["recent"]),
+            recent=int(row["recent"]), equity_age=row["equity_age"] or 0.0,
             held=dict(zip(row["held_symbols"], row["held_quantities"], strict=True)),
             pending=_positive(row["pending_symbols"], row["pending_values"]),
             selling=_positive(row["pending_symbols"], row["pending_selling"]),
@@ -199,6 +201,7 @@ class BatchView:
             orders_last_minute=self.recent,
             breaker_open=self.breaker_open,
             kill_switch=self.kill_switch,
+            equity_age=self.equity_age,
         )
 
     def apply(self, signal: Signal, decision: RiskDecision) -> None:

@@ -8,9 +8,11 @@ it. Drawdown is measured from the equity peak (never from the start). Rules, in 
 3. drawdown from the peak at or beyond the limit (breaker enabled): the breaker trips;
 4. a sell: approved up to the position held, less the sells approved and not filled yet
    (resized down), even with the breaker open;
-5. a buy: rejected while the breaker is open, when equity is unknown or not positive, when it
-   would open a position beyond the maximum count; otherwise resized down to the smaller of the
-   per-order size limit and the room left under the per-symbol exposure limit.
+5. a buy: rejected while the breaker is open, when equity is unknown, not positive or valued
+   longer ago than MAX_EQUITY_AGE_SECONDS (the executor stopped revaluing: sizes and drawdown
+   would be measured on a past account), when it would open a position beyond the maximum
+   count; otherwise resized down to the smaller of the per-order size limit and the room left
+   under the per-symbol exposure limit.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class OrderRequest:
 class RiskContext:
     """The portfolio as the rules see it at decision time.
 
-    `equity` is None when the executor has not reported one yet. `symbol_exposure` is the value
+    `equity` is None when the executor has not reported one yet; `equity_age` is how many
+    seconds ago it valued the account. `symbol_exposure` is the value
     held in the symbol plus approved buys not yet filled; `position_quantity` what can be sold:
     what is held less the approved sells not yet filled."""
 
@@ -54,6 +57,7 @@ class RiskContext:
     orders_last_minute: int = 0
     breaker_open: bool = False
     kill_switch: bool = False
+    equity_age: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,12 @@ def _decide_buy(
     equity = context.equity
     if equity is None or equity <= 0:
         return _reject("equity unknown or not positive: no new exposure")
+    if context.equity_age > limits.max_equity_age_seconds:
+        return _reject(
+            f"equity last valued {context.equity_age:.0f}s ago, more than "
+            f"MAX_EQUITY_AGE_SECONDS={limits.max_equity_age_seconds}: no new exposure until the "
+            "order executor revalues the account (is it running?)"
+        )
     opens_new = context.symbol_exposure <= 0 and context.position_quantity <= 0
     if opens_new and context.open_positions >= limits.max_open_positions:
         return _reject(
