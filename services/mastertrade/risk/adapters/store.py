@@ -65,10 +65,10 @@ SELECT FROM orders o WHERE o.client_order_id = d.client_order_id
 # risk batch writes them all with the version it bumps); it writes nothing, so it needs no commit.
 # No row: the environment's first batch (ENSURE_STATE). Approved buys count as pending exposure,
 # approved sells as quantity already being sold, until their order is finished (WRITE clears the
-# flag of those). The order rate is read from
-# per-second buckets (`risk_order_rate`, written by WRITE): at most 61 rows whatever the rate;
-# the 61st second makes the window err on the safe side (a bucket counts while any part of it is
-# less than a minute old).
+# flag of those). The order rate is read from per-second buckets (`risk_order_rate`, written by
+# WRITE): at most 61 rows whatever the rate; the 61st second makes the window err on the safe
+# side (a bucket counts while any part of it is less than a minute old). The equity's age is on
+# the database's clock, as its `updated_at` is.
 VIEW = f"""
 WITH pending AS (
     SELECT symbol,
