@@ -28,7 +28,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="strategy_service",
         package="mastertrade.strategy",
-        publishes=(topology.SIGNALS,),
+        publishes=(topology.SIGNALS, topology.ALERTS),
         consumes=("strategy_service.candles",),
         title="MasterTrade strategies",
     ),

@@ -74,6 +74,7 @@ def test_consumed_queues_and_exchanges_come_from_the_topology() -> None:
     }
     assert {e.name for e in strategy.declared_exchanges()} == {
         "mastertrade.signals",
+        "mastertrade.alerts",  # its strategy_change alerts
         "mastertrade.market_data",
         "mastertrade.dlx",
     }

@@ -1,7 +1,10 @@
 """strategy_service on real PostgreSQL and RabbitMQ: generation stores ranked strategies from
 simulated candles, one run per day across generators, a restart mid-run duplicates nothing,
 on-demand starts and activations by hand need the admin token (activations up to the maximum),
-and an active strategy turns candles into signals the risk manager's parser accepts."""
+every change of the active set (a finished run, an activation) is announced once as a
+`strategy_change` alert written in the change's own transaction (a refused activation or a run
+that keeps the set announces nothing; one committed while the broker is down goes out after the
+restart), and an active strategy turns candles into signals the risk manager's parser accepts."""
 
 from __future__ import annotations
 
@@ -24,8 +27,9 @@ from pydantic import TypeAdapter
 
 from mastertrade.catalog import find_service
 from mastertrade.core.bus import publish_json
-from mastertrade.core.messages import Signal
+from mastertrade.core.messages import AlertEvent, Signal
 from mastertrade.core.metrics import ServiceMetrics
+from mastertrade.core.outbox import publish_outbox
 from mastertrade.core.settings import load_settings
 from mastertrade.market_data.domain.events import Kline, to_message
 from mastertrade.market_data.history import simulated_history
@@ -36,9 +40,16 @@ from mastertrade.strategy.domain.metrics import build_result
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler
 from mastertrade.strategy.jobs import job_shard, run_shard
 from mastertrade.strategy.settings import StrategySettings
-from mastertrade.strategy.store import claim_shard, history_window, load_bars, store_shard
-from mastertrade_model.topology import MARKET_DATA, SIGNALS
-from tests.infra import create_database, drop_database
+from mastertrade.strategy.store import (
+    claim_shard,
+    create_run,
+    finish_run,
+    history_window,
+    load_bars,
+    store_shard,
+)
+from mastertrade_model.topology import ALERTS, MARKET_DATA, SIGNALS
+from tests.infra import create_database, drop_database, free_port
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import Recorder, build_app, recording
 
@@ -50,6 +61,8 @@ NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 # (from its date) both follow the clock, and at some minutes no candidate trades out of sample
 PINNED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TOKEN = "strategy-admin-token"
+CHANGE = "alert.strategy_change"
+TITLE = "Active strategies changed"
 SMALL_RUN = {
     "STRATEGY_HISTORY_DAYS": "4",
     "STRATEGY_FIT_DAYS": "2",
@@ -297,20 +310,26 @@ async def test_on_demand_disabled_without_a_configured_token(
 async def test_an_admin_activates_backtested_strategies_up_to_the_maximum(
     candles_url: str, service_env: dict[str, str]
 ) -> None:
+    """Each activation is announced once (by strategy and activation time); a refusal (the
+    maximum reached, a strategy active already, no such strategy) announces nothing."""
     env = {
         **service_env, **SMALL_RUN, "DATABASE_URL": candles_url, "STRATEGY_POLL_SECONDS": "0.2",
         "STRATEGY_ADMIN_API_KEY_SHA256": hashlib.sha256(TOKEN.encode()).hexdigest(),
     }  # fmt: skip
     good = {"Authorization": f"Bearer {TOKEN}"}
-    async with running(build_app("strategy_service", env)) as client:
+    async with (
+        recording(service_env["RABBITMQ_URL"]) as (recorder, _),
+        running(build_app("strategy_service", env)) as client,
+    ):
         await wait_for_status(client, "/health", 200)
-        await _wait_run_done(client)
+        run = await _wait_run_done(client)
         active = {s["id"] for s in (await client.get("/api/v1/strategies?status=active")).json()}
         backtested = [
             s["id"] for s in (await client.get("/api/v1/strategies?status=backtested")).json()
         ]
         free = 3 - len(active)  # MAX_ACTIVE_STRATEGIES
         assert len(backtested) > free
+        by_run = 1 if active else 0  # a run that made some active announced it
 
         path = f"/api/v1/admin/strategies/{backtested[0]}/activate"
         assert (await client.post(path)).status_code == 401
@@ -322,6 +341,7 @@ async def test_an_admin_activates_backtested_strategies_up_to_the_maximum(
             )
             assert answer.status_code == 200 and answer.json()["outcome"] == "activated"
             active.add(strategy_id)
+        announced = await recorder.wait_for(CHANGE, by_run + free)
         full = await client.post(
             f"/api/v1/admin/strategies/{backtested[free]}/activate", headers=good
         )
@@ -335,6 +355,147 @@ async def test_an_admin_activates_backtested_strategies_up_to_the_maximum(
         missing = await client.post("/api/v1/admin/strategies/999999/activate", headers=good)
         assert missing.status_code == 404
         assert "mastertrade_strategy_active 3.0" in (await client.get("/metrics")).text
+        await asyncio.sleep(2.5)  # two rounds of the outbox loop: a refusal's alert would be out
+        written = await _changes_in_outbox(candles_url)
+
+    assert len(written) == len(recorder.of(CHANGE)) == by_run + free
+    alerts = [AlertEvent.model_validate(body) for body in announced]
+    assert [a.dedup_key for a in alerts[:by_run]] == [f"strategy-change:run:{run['id']}"] * by_run
+    for number, (alert, strategy_id) in enumerate(
+        zip(alerts[by_run:], backtested[:free], strict=True), start=len(active) - free + 1
+    ):
+        assert alert.kind == "strategy_change" and alert.severity == "info"
+        assert alert.dedup_key is not None
+        assert alert.dedup_key.startswith(f"strategy-change:activated:{strategy_id}:")
+        assert alert.title == f"{TITLE}: 1 activated, 0 retired, {number} active now"
+        assert f"Activated: #{strategy_id} " in alert.message and "by admin:" in alert.message
+    assert len({a.dedup_key for a in alerts}) == len(alerts)  # no two changes merged
+
+
+async def _changes_in_outbox(url: str) -> list[asyncpg.Record]:
+    """The strategy_change rows of the outbox: exchange, published_at and writing transaction."""
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(
+            "SELECT exchange, published_at, xmin::text AS xmin, payload::text AS payload "
+            "FROM outbox WHERE routing_key = $1 ORDER BY id",
+            CHANGE,
+        )
+    finally:
+        await connection.close()
+
+
+async def test_a_finished_run_announces_its_change_of_the_active_set_once(
+    pinned_url: str, rabbitmq_url: str
+) -> None:
+    """The run's last transaction retires the previous set, activates its best and writes the
+    one alert saying so (same transaction id); the outbox sends it once, with the right ids."""
+    settings = settings_for(pinned_url)
+    async with asyncpg.create_pool(pinned_url, min_size=1, max_size=4) as pool:
+        previous = await pool.fetchval(
+            "INSERT INTO strategies (name, status, parameters, symbol, family) "
+            "VALUES ('previous set', 'active', '{}'::jsonb, 'ETHUSDT', 'momentum') RETURNING id"
+        )
+        await scheduler(settings, pool, "pod-a", PINNED).step()
+        run = await pool.fetchrow("SELECT id, run_key, xmin::text AS xmin FROM generation_runs")
+        active = await pool.fetch(
+            "SELECT id, symbol, family, xmin::text AS xmin FROM strategies "
+            "WHERE status = 'active' ORDER BY id"
+        )
+        retired = await pool.fetchrow(
+            "SELECT status, xmin::text AS xmin FROM strategies WHERE id = $1", previous
+        )
+        written = await _changes_in_outbox(pinned_url)
+        async with recording(rabbitmq_url) as (recorder, channel):
+            sent = await publish_outbox(pool, channel)
+            await recorder.wait_for(CHANGE)
+            again = await publish_outbox(pool, channel)
+            await asyncio.sleep(0.5)
+    assert run is not None and retired is not None
+    assert active, "the pinned run made nothing active"
+    assert len(written) == 1 and written[0]["exchange"] == ALERTS.name
+    assert written[0]["published_at"] is None  # not sent before the commit
+    # the alert, the run's end and the set's change were written by one transaction
+    assert {written[0]["xmin"], retired["xmin"]} | {row["xmin"] for row in active} == {run["xmin"]}
+    assert retired["status"] == "retired"
+    assert (sent, again) == (1, 0)
+    [body] = recorder.of(CHANGE)
+    alert = AlertEvent.model_validate(body)
+    assert (alert.kind, alert.severity, alert.source) == ("strategy_change", "info",
+                                                          "strategy_service")  # fmt: skip
+    assert alert.dedup_key == f"strategy-change:run:{run['id']}"
+    count = len(active)
+    assert alert.title == f"{TITLE}: {count} activated, 1 retired, {count} active now"
+    names = ", ".join(f"#{row['id']} {row['symbol']} {row['family']}" for row in active)
+    assert f"Activated: {names}." in alert.message
+    assert f"Retired: #{previous} ETHUSDT momentum." in alert.message
+    assert f"generation run {run['id']} ({run['run_key']}" in alert.message
+
+
+async def test_a_run_that_keeps_the_active_set_announces_nothing(pool: asyncpg.Pool) -> None:
+    kept = await pool.fetchval(
+        "INSERT INTO strategies (name, status, parameters, symbol, family) "
+        "VALUES ('kept', 'active', '{}'::jsonb, 'BTCUSDT', 'momentum') RETURNING id"
+    )
+    run = await create_run(
+        pool, run_key="api:nothing", trigger="api", seed=1, candidates=10, shard_size=10,
+        symbols=["BTCUSDT"], as_of=NOW,
+    )  # fmt: skip
+    assert run is not None and await claim_shard(pool, run.id, "pod", 600) is not None
+    assert await store_shard(pool, run, shard=0, worker="pod", results=[], since=NOW)
+    assert await finish_run(pool, run.id, 3) == []  # no candidate ranked: the set stays
+    assert await pool.fetchval("SELECT status FROM strategies WHERE id = $1", kept) == "active"
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_an_activation_committed_while_the_broker_is_down_is_published_after_a_restart(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """The activation commits with its alert in the outbox; the publish fails (no broker), and
+    the restarted service sends it, once."""
+    url = trading_env["DATABASE_URL"]
+    connection = await asyncpg.connect(url)
+    try:
+        strategy_id = await connection.fetchval(
+            "INSERT INTO strategies (name, status, parameters, symbol, family) "
+            "VALUES ('by hand', 'backtested', '{}'::jsonb, 'BTCUSDT', 'breakout') RETURNING id"
+        )
+    finally:
+        await connection.close()
+    env = {**trading_env,
+           "STRATEGY_ADMIN_API_KEY_SHA256": hashlib.sha256(TOKEN.encode()).hexdigest()}  # fmt: skip
+    broker_down = {**env, "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}
+    async with running(build_app("strategy_service", broker_down)) as client:
+        answer = await client.post(
+            f"/api/v1/admin/strategies/{strategy_id}/activate",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.status_code == 200 and answer.json()["outcome"] == "activated"
+        await asyncio.sleep(1.5)  # the outbox loop tries, and fails
+    left = await _changes_in_outbox(url)
+    connection = await asyncpg.connect(url)
+    try:
+        activated = await connection.fetchval(
+            "SELECT xmin::text FROM strategies WHERE id = $1", strategy_id
+        )
+    finally:
+        await connection.close()
+
+    async with (
+        recording(rabbitmq_url) as (recorder, _),
+        running(build_app("strategy_service", env)) as client,
+    ):
+        await wait_for_status(client, "/health", 200)
+        [body] = await recorder.wait_for(CHANGE)
+        await asyncio.sleep(1.5)  # another round of the loop sends nothing more
+    assert len(left) == 1 and left[0]["published_at"] is None
+    assert left[0]["xmin"] == activated  # written by the activation's own transaction
+    assert len(recorder.of(CHANGE)) == 1
+    alert = AlertEvent.model_validate(body)
+    assert alert.dedup_key is not None
+    assert alert.dedup_key.startswith(f"strategy-change:activated:{strategy_id}:")
+    assert f"Activated: #{strategy_id} BTCUSDT breakout." in alert.message
+    assert [row["published_at"] is not None for row in await _changes_in_outbox(url)] == [True]
 
 
 async def _wait_run_done(client: httpx.AsyncClient, run_id: int | None = None) -> dict[str, Any]:

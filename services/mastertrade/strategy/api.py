@@ -13,13 +13,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mastertrade.core.deps import RuntimeDep
+from mastertrade.strategy.active_set import activate_strategy
 from mastertrade.strategy.auth import AdminDep
 from mastertrade.strategy.domain import next_generation_at
 from mastertrade.strategy.generation import Scheduler
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
     RunInProgressError,
-    activate_strategy,
     list_backtests,
     list_strategies,
     run_progress,
@@ -128,7 +128,7 @@ async def activate(
     """Make a backtested strategy trade now, beside the active set (up to
     MAX_ACTIVE_STRATEGIES); the next generation run chooses the set again."""
     done = await activate_strategy(
-        runtime.pool, strategy_id, _settings(request).max_active_strategies
+        runtime.pool, strategy_id, _settings(request).max_active_strategies, who
     )
     refusal = REFUSALS.get(done.outcome)
     if refusal is not None:

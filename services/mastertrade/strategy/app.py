@@ -1,5 +1,7 @@
 """create_app for strategy_service: the generation scheduler in the background, the candle
-consumer that trades the active strategies live, and the API."""
+consumer that trades the active strategies live, the outbox loop that publishes the
+`strategy_change` alerts the changes of the active set committed (see `active_set.py`), and the
+API."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
+from mastertrade.core.outbox import publish_outbox, run_outbox_loop
 from mastertrade.core.runtime import Runtime
 from mastertrade.strategy.api import router
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler
@@ -18,6 +21,7 @@ from mastertrade.strategy.settings import StrategySettings
 
 Settings = StrategySettings
 CANDLES_QUEUE = "strategy_service.candles"
+OUTBOX_INTERVAL = 1.0
 
 
 def create_app(settings: StrategySettings) -> FastAPI:
@@ -32,9 +36,24 @@ def create_app(settings: StrategySettings) -> FastAPI:
     )
     app.state.scheduler = scheduler
     app.state.trader = trader
+    stop = asyncio.Event()
+
+    async def flush() -> None:  # at shutdown: what the last changes committed goes out now
+        await publish_outbox(runtime.pool, runtime.channel)
+
+    runtime.on_drained.append(flush)
 
     async def start() -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(scheduler.run_forever(), name="strategy-generation")]
+        stop.clear()
+        # also sends what a crash left unsent, and what the generation Job's pods (which have
+        # no broker connection) committed when they finished a run
+        outbox = run_outbox_loop(
+            lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL, stop
+        )
+        return [
+            asyncio.create_task(scheduler.run_forever(), name="strategy-generation"),
+            asyncio.create_task(outbox, name="strategy-outbox"),
+        ]
 
     add_background(app, start)
     return app

@@ -5,6 +5,7 @@ partial unique index allows one 'running' run at a time, so two pods racing to s
 one row. Shards are claimed with FOR UPDATE SKIP LOCKED and a lease; a pod that dies mid-shard
 leaves its lease to expire and another pod computes the shard again. A shard's strategies, its
 backtests and its 'done' mark are written in one transaction, so a restart never duplicates.
+The run's last transaction changes the active set and announces it (`active_set.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from mastertrade.strategy.active_set import apply_run_choice
 from mastertrade.strategy.domain.batch import CandidateResult
 from mastertrade.strategy.domain.engine import Bars, build_bars
 from mastertrade.strategy.domain.plan import (
@@ -269,16 +271,17 @@ async def fail_run(pool: asyncpg.Pool, run_id: int, shard: int | None, error: st
 
 async def finish_run(pool: asyncpg.Pool, run_id: int, max_active: int) -> list[int] | None:
     """When every shard is done: rank the run's candidates, make the best `max_active` the
-    active set (retiring the previous one) and close the run; the ids made active, or None when
+    active set (retiring the previous one, and announcing the change through the outbox in the
+    same transaction, see `active_set.py`) and close the run; the ids chosen, or None when
     shards are still left (or another pod finished the run first)."""
     async with pool.acquire() as connection, connection.transaction():
-        status = await connection.fetchval(
-            "SELECT status FROM generation_runs WHERE id = $1 FOR UPDATE", run_id
+        run = await connection.fetchrow(
+            "SELECT status, run_key, trigger FROM generation_runs WHERE id = $1 FOR UPDATE", run_id
         )
         left = await connection.fetchval(
             "SELECT count(*) FROM generation_shards WHERE run_id = $1 AND status <> 'done'", run_id
         )
-        if status != "running" or left:
+        if run is None or run["status"] != "running" or left:
             return None
         scored = [
             Scored(row["id"], row["score"], row["oos_return"])
@@ -297,63 +300,14 @@ async def finish_run(pool: asyncpg.Pool, run_id: int, max_active: int) -> list[i
             run_id,
         )
         chosen = choose_active(scored, max_active)
-        if chosen:  # keep the previous set trading when the new run found nothing worth it
-            await connection.execute(
-                "UPDATE strategies SET status = 'retired' WHERE status = 'active'"
-            )
-            await connection.execute(
-                "UPDATE strategies SET status = 'active', activated_at = now() WHERE id = ANY($1)",
-                chosen,
-            )
-        active = await connection.fetchval(
-            "SELECT count(*) FROM strategies WHERE status = 'active'"
-        )
+        # nothing chosen keeps the previous set trading when the new run found nothing worth it
+        active = await apply_run_choice(connection, run_id, run["run_key"], run["trigger"], chosen)
         await connection.execute(
             "UPDATE generation_runs SET status = 'done', finished_at = now(), active_after = $2 "
             "WHERE id = $1",
             run_id, active,
         )  # fmt: skip
     return chosen
-
-
-ACTIVATABLE = ("backtested", "paused", "retired")
-# One activation at a time, so two concurrent calls cannot both take the last free place
-ACTIVATION_LOCK = 0x6D745F6163  # an arbitrary advisory lock key of this service
-
-
-@dataclass(frozen=True)
-class Activation:
-    """What an activation by hand did: `outcome` is activated, already, missing, not_backtested
-    or full; `active` the number of active strategies afterwards."""
-
-    outcome: str
-    active: int
-
-
-async def activate_strategy(pool: asyncpg.Pool, strategy_id: int, max_active: int) -> Activation:
-    """Make one backtested (or paused, or retired) strategy active beside the active set, up to
-    `max_active`; the next generation run replaces the set as usual."""
-    async with pool.acquire() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
-        row = await connection.fetchrow(
-            "SELECT status, symbol FROM strategies WHERE id = $1 FOR UPDATE", strategy_id
-        )
-        active = await connection.fetchval(
-            "SELECT count(*) FROM strategies WHERE status = 'active'"
-        )
-        if row is None:
-            return Activation("missing", active)
-        if row["status"] == "active":
-            return Activation("already", active)
-        if row["status"] not in ACTIVATABLE or row["symbol"] is None:
-            return Activation("not_backtested", active)
-        if active >= max_active:
-            return Activation("full", active)
-        await connection.execute(
-            "UPDATE strategies SET status = 'active', activated_at = now() WHERE id = $1",
-            strategy_id,
-        )
-    return Activation("activated", active + 1)
 
 
 @dataclass(frozen=True)
