@@ -124,7 +124,7 @@ async def test_signals_are_sized_filled_booked_and_alerted(
     outcomes = {row["outcome"] for row in books.decisions}
     assert outcomes == {"approved", "resized", "rejected"}
     reasons = " ".join(" ".join(json.loads(row["reasons"])) for row in books.decisions)
-    assert "capped at 20.00% of equity" in reasons and "no BNBUSDT position" in reasons
+    assert "capped at 20.00% of equity" in reasons and "no BNBUSDT left to sell" in reasons
     assert books.positions.get("BTCUSDT", Decimal(0)) > 0
 
 
