@@ -3,8 +3,10 @@
 One HTTP app serves Telegram's Bot API (`/bot<token>/sendMessage`), a Discord webhook, a Slack
 webhook, Twilio's Messages resource and a plain webhook receiver, each with its real success
 and error answers; `fail` queues the next answers of a channel (e.g. Telegram's 429 with
-`parameters.retry_after`). An aiosmtpd server with STARTTLS (a self-signed certificate made by
-openssl for the test) and AUTH stands in for SMTP.
+`parameters.retry_after`, or one whose `parameters` or `retry_after` is not the documented
+shape). An aiosmtpd server with STARTTLS (a self-signed certificate made by openssl for the
+test) and AUTH stands in for SMTP; `Mailbox.refuse` queues answers to RCPT TO (550, 450), and
+`smtp_server(starttls=False)` is a server that does not offer STARTTLS at all.
 """
 
 from __future__ import annotations
@@ -45,16 +47,25 @@ class FakeChannels:
         self.received.setdefault(channel, []).append(item)
 
 
+# 429 answers of Telegram: the documented one, and two a proxy or a change could send
+TELEGRAM_429_PARAMETERS: dict[str, Any] = {
+    "429": {"retry_after": 1},
+    "429-parameters-not-a-dict": [1],
+    "429-retry-after-not-a-number": {"retry_after": "soon"},
+}
+
+
 def _telegram(fake: FakeChannels, token: str, body: dict[str, Any]) -> Response:
     if token != TOKEN:
         return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
-    if fake.next_failure("telegram") == "429":
+    failure = fake.next_failure("telegram")
+    if failure in TELEGRAM_429_PARAMETERS:
         return JSONResponse(
             {
                 "ok": False,
                 "error_code": 429,
                 "description": "Too Many Requests: retry after 1",
-                "parameters": {"retry_after": 1},
+                "parameters": TELEGRAM_429_PARAMETERS[failure],
             },
             status_code=429,
         )
@@ -116,10 +127,26 @@ def build_app(fake: FakeChannels) -> FastAPI:
 
 
 class Mailbox:
-    """An aiosmtpd handler keeping what it accepted, with one user allowed to AUTH."""
+    """An aiosmtpd handler keeping what it accepted, with one user allowed to AUTH; `refuse`
+    queues the answers to the next RCPT TOs (e.g. "550 5.1.1 No such user")."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
+        self.refusals: list[str] = []
+        self.recipients_tried = 0
+
+    def refuse(self, *answers: str) -> None:
+        self.refusals.extend(answers)
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        del server, session, options
+        self.recipients_tried += 1
+        if self.refusals:
+            return self.refusals.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         del server, session
@@ -134,7 +161,9 @@ def _authenticate(
 ) -> AuthResult:
     del server, session, envelope, mechanism
     ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"bot@x.io", b"pw")
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd then answers a failure with 535, as real servers do (its default,
+    # handled=True, sends nothing and leaves the client waiting)
+    return AuthResult(success=ok, handled=False)
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -167,8 +196,10 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def smtp_server(folder: Path) -> Iterator[tuple[Mailbox, int, Path]]:
-    """STARTTLS required before AUTH, AUTH required before mail; yields (mailbox, port, CA)."""
+def smtp_server(folder: Path, starttls: bool = True) -> Iterator[tuple[Mailbox, int, Path]]:
+    """STARTTLS required before AUTH, AUTH required before mail; yields (mailbox, port, CA).
+    With `starttls=False` the server offers no STARTTLS (and requires no AUTH: a client that
+    insists on STARTTLS, as ours does, stops before it)."""
     cert, key = make_certificate(folder)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -177,10 +208,10 @@ def smtp_server(folder: Path) -> Iterator[tuple[Mailbox, int, Path]]:
         mailbox,
         hostname="127.0.0.1",
         port=port,
-        tls_context=context,
-        require_starttls=True,
+        tls_context=context if starttls else None,
+        require_starttls=starttls,
         authenticator=_authenticate,
-        auth_required=True,
+        auth_required=starttls,
     )
     controller.start()
     try:

@@ -1,5 +1,7 @@
 """alert_system on real PostgreSQL and RabbitMQ, delivering to local servers that answer like
-Telegram, Discord, Slack, Twilio, a signed-webhook receiver and an SMTP server with STARTTLS."""
+Telegram, Discord, Slack, Twilio, a signed-webhook receiver and an SMTP server with STARTTLS.
+
+`alert_system`, `settled`, `ADMIN` and `TEST_ALERT` are shared with the other alert tests."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from tests.services.fake_channels import (
     SID,
     TOKEN,
     FakeChannels,
+    Mailbox,
     build_app,
     smtp_server,
 )
@@ -34,6 +37,9 @@ from tests.services.trading import recording, serve_app
 pytestmark = pytest.mark.infra
 
 HOOK_SECRET = "hook-secret"
+ADMIN_TOKEN = "alerts-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+TEST_ALERT = "/api/v1/admin/alerts/test"
 
 
 def channel_env(url: str, smtp_port: int, ca: Path) -> dict[str, str]:
@@ -58,13 +64,14 @@ def channel_env(url: str, smtp_port: int, ca: Path) -> dict[str, str]:
         "EMAIL_TLS_CA_FILE": str(ca),
         "ALERT_RETRY_BASE_SECONDS": "0.1",
         "ALERT_MAX_ATTEMPTS": "3",
+        "RISK_ADMIN_API_KEY_SHA256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
     }
 
 
 @asynccontextmanager
 async def alert_system(
     env: dict[str, str], tmp_path: Path, **extra: str
-) -> AsyncIterator[tuple[httpx.AsyncClient, FakeChannels, Any]]:
+) -> AsyncIterator[tuple[httpx.AsyncClient, FakeChannels, Mailbox]]:
     fake = FakeChannels()
     with smtp_server(tmp_path) as (mailbox, smtp_port, ca):
         async with serve_app(build_app(fake)) as url:
@@ -75,14 +82,13 @@ async def alert_system(
 
 
 async def settled(
-    client: httpx.AsyncClient, count: int, timeout: float = 20
+    client: httpx.AsyncClient, count: int, timeout: float = 20, kind: str | None = None
 ) -> list[dict[str, Any]]:
-    """The latest `count` alerts once none of their deliveries is pending."""
+    """The latest `count` alerts (of `kind`) once none of their deliveries is pending."""
     deadline = time.monotonic() + timeout
+    params: dict[str, Any] = {"limit": count} | ({"kind": kind} if kind else {})
     while True:
-        history: list[dict[str, Any]] = (
-            await client.get("/api/v1/alerts", params={"limit": count})
-        ).json()
+        history: list[dict[str, Any]] = (await client.get("/api/v1/alerts", params=params)).json()
         done = len(history) == count and all(
             d["status"] != "pending" for a in history for d in a["deliveries"]
         )
@@ -96,14 +102,15 @@ async def test_a_test_alert_reaches_every_channel_in_its_own_protocol(
 ) -> None:
     async with alert_system(trading_env, tmp_path) as (client, fake, mailbox):
         channels = (await client.get("/api/v1/channels")).json()
-        answer = await client.post("/api/v1/alerts/test", json={"message": "hello ops"})
-        [alert] = await settled(client, 1)
+        answer = await client.post(TEST_ALERT, json={"message": "hello ops"}, headers=ADMIN)
+        [alert] = await settled(client, 1, kind="test")
     assert all(channels.values()) and len(channels) == 6
     assert answer.status_code == 202
     assert {d["channel"]: d["status"] for d in alert["deliveries"]} == dict.fromkeys(
         ["discord", "email", "slack", "sms", "telegram", "webhook"], "sent"
     )
     assert alert["status"] == "sent"
+    assert alert["source"] == f"api (admin:{hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()[:8]})"
     assert fake.received["telegram"][0]["text"] == "[INFO] Test alert\nhello ops"
     assert fake.received["sms"][0]["To"] == "+15550000002"
     assert fake.received["discord"][0]["content"].startswith("[INFO] Test alert")
@@ -122,7 +129,7 @@ async def test_retries_honour_retry_after_and_a_failing_channel_blocks_no_other(
         fake.fail("telegram", "429")
         fake.fail("discord", "429")
         fake.fail("slack", "500", "500", "500")
-        await client.post("/api/v1/alerts/test", json={})
+        await client.post(TEST_ALERT, json={}, headers=ADMIN)
         [alert] = await settled(client, 1)
     deliveries = {d["channel"]: d for d in alert["deliveries"]}
     assert (deliveries["telegram"]["status"], deliveries["telegram"]["attempts"]) == ("sent", 2)
@@ -133,17 +140,9 @@ async def test_retries_honour_retry_after_and_a_failing_channel_blocks_no_other(
     assert deliveries["sms"]["status"] == deliveries["email"]["status"] == "sent"
 
 
-async def test_events_from_the_bus_are_deduplicated_and_rate_limited(
-    trading_env: dict[str, str], tmp_path: Path
-) -> None:
-    event = {
-        "kind": "circuit_breaker",
-        "severity": "critical",
-        "title": "Breaker tripped",
-        "dedup_key": "breaker-1",
-    }
-    filled = {
-        "client_order_id": "mt-1",
+def filled(order: str) -> dict[str, str]:
+    return {
+        "client_order_id": order,
         "symbol": "BTCUSDT",
         "side": "buy",
         "status": "filled",
@@ -153,22 +152,47 @@ async def test_events_from_the_bus_are_deduplicated_and_rate_limited(
         "average_price": "100",
         "fee": "0.1",
     }
+
+
+BREAKER = {
+    "kind": "circuit_breaker",
+    "severity": "critical",
+    "title": "Breaker tripped",
+    "dedup_key": "breaker-1",
+}
+
+
+async def test_a_burst_of_fills_never_silences_a_critical_alert_nor_a_repeat(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two deliveries a minute per channel: the third fill is rate limited everywhere, the
+    breaker (critical) still goes out; the breaker's repeat is deduplicated, the third fill's
+    repeat is not (it was never delivered)."""
+    limited = {"ALERT_RATE_LIMIT_PER_MINUTE": "2"}
     async with (
         recording(trading_env["RABBITMQ_URL"]) as (_, channel),
-        alert_system(trading_env, tmp_path, ALERT_RATE_LIMIT_PER_MINUTE="2") as (client, fake, _),
+        alert_system(trading_env, tmp_path, **limited) as (client, fake, _),
     ):
-        for _ in range(2):  # the same event twice: one alert
-            await publish_json(channel, ALERTS.name, "alert.circuit_breaker", event)
-        await publish_json(channel, ORDERS.name, "order.filled", filled)
-        await publish_json(channel, ALERTS.name, "alert.other", {**event, "dedup_key": "b-2"})
-        history = await settled(client, 4)
-    statuses = sorted(a["status"] for a in history)
-    assert statuses == ["failed", "sent", "sent", "suppressed"]
-    limited = next(a for a in history if a["status"] == "failed")
-    assert {d["status"] for d in limited["deliveries"]} == {"rate_limited"}
-    titles = {a["title"] for a in history}
-    assert "Filled: buy 1 BTCUSDT at 100 (paper)" in titles
-    assert len(fake.received["telegram"]) == 2  # the third alert was over the limit
+        for number, order in enumerate(["mt-1", "mt-2", "mt-3"], start=1):
+            await publish_json(channel, ORDERS.name, "order.filled", filled(order))
+            await settled(client, number)
+        for _ in range(2):  # the same breaker event twice: one alert
+            await publish_json(channel, ALERTS.name, "alert.circuit_breaker", BREAKER)
+        await settled(client, 5)
+        await publish_json(channel, ORDERS.name, "order.filled", filled("mt-3"))
+        history = await settled(client, 6)
+    by_title = [(a["title"].split(" (")[0], a["status"]) for a in reversed(history)]
+    assert by_title == [
+        ("Filled: buy 1 BTCUSDT at 100", "sent"),
+        ("Filled: buy 1 BTCUSDT at 100", "sent"),
+        ("Filled: buy 1 BTCUSDT at 100", "failed"),  # over the limit on every channel
+        ("Breaker tripped", "sent"),  # critical: over the limit, sent all the same
+        ("Breaker tripped", "suppressed"),
+        ("Filled: buy 1 BTCUSDT at 100", "failed"),  # a repeat, but of one never delivered
+    ]
+    assert {d["status"] for d in history[0]["deliveries"]} == {"rate_limited"}
+    texts = [body["text"] for body in fake.received["telegram"]]
+    assert len(texts) == 3 and texts[2] == "[CRITICAL] Breaker tripped"
 
 
 async def test_alertmanager_notifications_become_alerts(
@@ -212,11 +236,12 @@ async def test_an_unreachable_channel_never_blocks_start_up(
         "SLACK_WEBHOOK_URL": f"{dead}/slack",
         "ALERT_MAX_ATTEMPTS": "2",
         "ALERT_RETRY_BASE_SECONDS": "0.1",
+        "RISK_ADMIN_API_KEY_SHA256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
     }
     async with running(build_service("alert_system", env)) as client:
         await wait_for_status(client, "/health", 200)
-        wrong = await client.post("/api/v1/alerts/test", json={"channel": "telegram"})
-        await client.post("/api/v1/alerts/test", json={"channel": "slack"})
+        wrong = await client.post(TEST_ALERT, json={"channel": "telegram"}, headers=ADMIN)
+        await client.post(TEST_ALERT, json={"channel": "slack"}, headers=ADMIN)
         [alert] = await settled(client, 1)
     assert wrong.status_code == 422 and "not configured (slack)" in wrong.json()["detail"]
     assert alert["deliveries"][0]["status"] == "failed"

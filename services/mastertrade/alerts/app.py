@@ -1,4 +1,5 @@
-"""create_app for alert_system: events in, alerts stored and delivered on every channel."""
+"""create_app for alert_system: events in, alerts stored and delivered on every channel, and
+the daily report (`app.state.daily_report`, None when ALERT_DAILY_REPORT_TIME is off)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from mastertrade.alerts.api import alertmanager_router, router
+from mastertrade.alerts.api import admin_router, alertmanager_router, router
+from mastertrade.alerts.daily_report import DailyReporter
 from mastertrade.alerts.domain.events import build_from_message
 from mastertrade.alerts.service import AlertService
 from mastertrade.alerts.settings import AlertSettings
@@ -30,18 +32,19 @@ def create_app(settings: AlertSettings) -> FastAPI:
         alert = build_from_message(payload)
         await retry_transient(lambda: service.raise_alert(alert), "storing an alert")
 
-    app = build_service_app(
-        find_service("alert_system"), settings, [router, alertmanager_router], {QUEUE: handle}
-    )
+    routers = [router, admin_router, alertmanager_router]
+    app = build_service_app(find_service("alert_system"), settings, routers, {QUEUE: handle})
     service.runtime = app.state.runtime
     app.state.alerts = service
-
-    async def resume() -> None:
-        resumed = await retry_transient(service.resume, "resuming deliveries")
-        logger.info("resumed %d pending deliveries", resumed)
+    at = settings.daily_report_time()
+    reporter = DailyReporter(service, at) if at is not None else None
+    app.state.daily_report = reporter
 
     async def start() -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(resume())]
+        tasks = [asyncio.create_task(service.keep_deliveries())]
+        if reporter is not None:
+            tasks.append(asyncio.create_task(reporter.run()))
+        return tasks
 
     add_background(app, start, service.close)
     return app

@@ -2,21 +2,35 @@
 
 `AlertService.raise_alert` is what the queue consumer, the test-alert route and the
 Alertmanager route all call; it returns once the alert and its pending deliveries are
-committed, never waiting for a channel.
+committed, never waiting for a channel. `keep_deliveries` runs for the service's life: it
+renews the leases of this replica's deliveries and finishes the ones whose lease ran out (a
+crash, a restart) every RENEW_SECONDS, the first time at start-up.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
 
 import httpx
 
 from mastertrade.alerts.adapters.channels.base import Channel
 from mastertrade.alerts.adapters.channels.build import build_channels
 from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
-from mastertrade.alerts.adapters.store import fetch_pending, store_alert
+from mastertrade.alerts.adapters.store import (
+    LEASE_SECONDS,
+    claim_pending,
+    renew_leases,
+    store_alert,
+)
 from mastertrade.alerts.domain.delivery import RateLimiter
 from mastertrade.alerts.settings import AlertSettings
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.runtime import Runtime
+
+RENEW_SECONDS = LEASE_SECONDS / 3  # two renewals can fail before another replica takes over
+logger = logging.getLogger("mastertrade.alerts")
 
 
 class AlertService:
@@ -24,7 +38,9 @@ class AlertService:
         self.settings = settings
         self.runtime: Runtime | None = None
         self.http = httpx.AsyncClient(timeout=settings.alert_send_timeout_seconds)
-        self.channels: dict[str, Channel] = build_channels(settings, self.http)
+        built = build_channels(settings, self.http)
+        self.channels: dict[str, Channel] = built.on
+        self.channel_errors: dict[str, str] = built.errors
         policy = RetryPolicy(settings.alert_max_attempts, settings.alert_retry_base_seconds)
         limiter = RateLimiter(settings.alert_rate_limit_per_minute)
         self.dispatcher = Dispatcher(self.channels, lambda: self.live.pool, limiter, policy)
@@ -44,11 +60,31 @@ class AlertService:
         return alert_id
 
     async def resume(self) -> int:
-        """Deliver what a previous run left pending; returns how many deliveries."""
-        pending = await fetch_pending(self.live.pool)
+        """Deliver what no replica is delivering any more; returns how many deliveries."""
+        pending = await claim_pending(self.live.pool)
         for alert_id, channel, alert in pending:
             self.dispatcher.dispatch(alert_id, alert, [channel])
         return len(pending)
+
+    async def keep_deliveries(self) -> None:
+        """Renew this replica's leases and resume orphaned deliveries, until cancelled."""
+        while True:
+            try:
+                await renew_leases(self.live.pool, set(self.dispatcher.active))
+                resumed = await self.resume()
+                if resumed:
+                    logger.info("resumed %d pending deliveries", resumed)
+            except Exception as error:  # the database is down: the next round tries again
+                logger.warning("renewing and resuming deliveries failed: %r", error)
+            await asyncio.sleep(RENEW_SECONDS)
+
+    def channel_status(self) -> dict[str, dict[str, Any]]:
+        """Each configured channel: on, or off and why (an unusable EMAIL_TLS_CA_FILE)."""
+        names = [name for name, configured in self.settings.channels().items() if configured]
+        return {
+            name: {"on": name in self.channels, "error": self.channel_errors.get(name)}
+            for name in names
+        }
 
     async def close(self) -> None:
         await self.dispatcher.stop()

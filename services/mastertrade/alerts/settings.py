@@ -1,17 +1,29 @@
 """Settings of alert_system: the seed's SMTP server and channel credentials, plus recipients,
-API endpoints (overridable for tests and proxies), retries, dedup and rate limits."""
+API endpoints (overridable for tests and proxies), retries, dedup, rate limits, the daily
+report's time and the admin token of the test alert."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from datetime import time
 
+from pydantic import Field, SecretStr, field_validator
+
+from mastertrade.alerts.domain.report import parse_report_time
+from mastertrade.core.admin_token import AdminTokenHash
 from mastertrade.core.settings import ServiceSettings
 from mastertrade_model.settings import EmailSettings
 
 
+def _given(value: str | SecretStr | None) -> bool:
+    """Set and not blank: the chart maps the channels' Secret keys as optional, and a key that
+    is there but empty arrives as an empty string, which must leave the channel off."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return bool(text and text.strip())
+
+
 class AlertSettings(ServiceSettings, EmailSettings):
     """EMAIL_HOST and EMAIL_PORT are the model's `EmailSettings`; each channel is on when what it
-    needs is set (see `channels()`)."""
+    needs is set and not blank (see `channels()`)."""
 
     email_user: str | None = None
     email_password: SecretStr | None = None
@@ -50,19 +62,45 @@ class AlertSettings(ServiceSettings, EmailSettings):
     alert_send_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="timeout of one delivery attempt"
     )
+    alert_daily_report_time: str = Field(
+        default="00:00",
+        description='UTC time of the daily report, "HH:MM" (or "HH:MM:SS"); "off" sends none',
+    )
+    risk_admin_api_key_sha256: AdminTokenHash = Field(
+        default=None,
+        description="the SHA-256 of the admin bearer token (the risk manager's setting, so one "
+        "token serves both) that the test alert needs",
+    )
+
+    @field_validator("risk_admin_api_key_sha256", mode="before")
+    @classmethod
+    def _blank_key(cls, value: object) -> object:
+        # a blank key (an optional Secret key present but empty) is no key: admin calls are off
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("alert_daily_report_time")
+    @classmethod
+    def _report_time(cls, value: str) -> str:
+        parse_report_time(value)  # raises ValueError with what to write instead
+        return value.strip()
+
+    def daily_report_time(self) -> time | None:
+        """When the daily report goes out (UTC), None when it is off."""
+        return parse_report_time(self.alert_daily_report_time)
 
     def channels(self) -> dict[str, bool]:
         """Which channels have what they need to send."""
-        return {
-            "email": bool(self.email_user and self.email_password),
-            "telegram": bool(self.telegram_bot_token and self.telegram_chat_id),
-            "discord": self.discord_webhook_url is not None,
-            "slack": self.slack_webhook_url is not None,
-            "sms": bool(
-                self.twilio_account_sid
-                and self.twilio_auth_token
-                and self.twilio_phone_number
-                and self.twilio_to_number
+        needs = {
+            "email": (self.email_user, self.email_password),
+            "telegram": (self.telegram_bot_token, self.telegram_chat_id),
+            "discord": (self.discord_webhook_url,),
+            "slack": (self.slack_webhook_url,),
+            "sms": (
+                self.twilio_account_sid,
+                self.twilio_auth_token,
+                self.twilio_phone_number,
+                self.twilio_to_number,
             ),
-            "webhook": bool(self.alert_webhook_url and self.alert_webhook_secret),
+            "webhook": (self.alert_webhook_url, self.alert_webhook_secret),
         }
+        return {name: all(_given(value) for value in values) for name, values in needs.items()}

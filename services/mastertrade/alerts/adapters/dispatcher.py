@@ -3,7 +3,10 @@
 Each (alert, channel) delivery runs as its own task, so a slow or failing channel never holds
 up another, nor the consumer (which returns once the alert is stored). A retryable failure
 (timeout, 5xx, 429) is retried after the server's retry_after or an exponential delay, up to
-ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`.
+ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`, unless
+its alert is critical (never held back). Any other exception (a malformed answer, a bug) ends
+the delivery as `failed` with the error: retrying would fail the same way, and a row left
+`pending` would be sent again, and fail again, at every restart.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Dispatcher:
     ) -> None:
         self.channels, self.pool, self.limiter, self.policy = channels, pool, limiter, policy
         self.tasks: set[asyncio.Task[None]] = set()
+        self.active: set[tuple[int, str]] = set()  # (alert id, channel) whose lease to renew
 
     def dispatch(self, alert_id: int, alert: AlertEvent, channels: list[str]) -> None:
         """Start one delivery task per channel and return at once."""
@@ -51,28 +55,43 @@ class Dispatcher:
             task.add_done_callback(self.tasks.discard)
 
     async def deliver(self, alert_id: int, name: str, alert: AlertEvent) -> None:
+        self.active.add((alert_id, name))
+        try:
+            await self._deliver(alert_id, name, alert)
+        finally:
+            self.active.discard((alert_id, name))
+
+    async def _deliver(self, alert_id: int, name: str, alert: AlertEvent) -> None:
         channel = self.channels.get(name)
         if channel is None:
             await self._mark(alert_id, name, ("failed", 0, f"{name} is not configured"))
             return
-        if not self.limiter.allow(name, time.monotonic()):
+        urgent = alert.severity == "critical"
+        if not self.limiter.allow(name, time.monotonic(), urgent):
             reason = f"over {self.limiter.per_minute} per minute"
             await self._mark(alert_id, name, ("rate_limited", 0, reason))
             return
-        await self._mark(alert_id, name, await self._attempts(channel, alert))
+        await self._mark(alert_id, name, await self._attempts(alert_id, channel, alert))
 
-    async def _attempts(self, channel: Channel, alert: AlertEvent) -> tuple[str, int, str | None]:
+    async def _attempts(
+        self, alert_id: int, channel: Channel, alert: AlertEvent
+    ) -> tuple[str, int, str | None]:
         policy = self.policy
         for attempt in range(1, policy.max_attempts + 1):
             try:
                 await channel.send(alert)
                 return "sent", attempt, None
             except ChannelError as error:
-                logger.warning("%s attempt %d failed: %s", channel.name, attempt, error)
+                logger.warning(
+                    "%s attempt %d of alert %d failed: %s", channel.name, attempt, alert_id, error
+                )
                 if not error.retryable or attempt == policy.max_attempts:
                     return "failed", attempt, str(error)[:500]
                 delay = retry_delay(attempt, policy.base_delay, policy.max_delay, error.retry_after)
                 await asyncio.sleep(delay)
+            except Exception as error:
+                logger.exception("%s delivery of alert %d failed", channel.name, alert_id)
+                return "failed", attempt, f"{channel.name}: {error!r}"[:500]
         return "failed", policy.max_attempts, "no attempt left"
 
     async def _mark(self, alert_id: int, name: str, outcome: tuple[str, int, str | None]) -> None:

@@ -1,28 +1,20 @@
-"""Routes of alert_system: channels, history, a test alert, Alertmanager's webhook."""
+"""Routes of alert_system: channels, status, history, Alertmanager's webhook (the test alert
+is an admin route, api/admin.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Request
 
 from mastertrade.alerts.adapters.store import fetch_history
+from mastertrade.alerts.daily_report import DailyReporter
 from mastertrade.alerts.domain.events import AlertmanagerWebhook, build_from_alertmanager
 from mastertrade.alerts.service import AlertService
 from mastertrade.alerts.settings import AlertSettings
 from mastertrade.core.deps import RuntimeDep
-from mastertrade.core.messages import AlertEvent
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-
-
-class TestAlert(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channel: str | None = Field(default=None, description="one channel, or every configured one")
-    message: str = Field(default="This is a test alert from MasterTrade.", max_length=4000)
-    severity: Literal["info", "warning", "critical"] = "info"
 
 
 def _service(request: Request) -> AlertService:
@@ -32,34 +24,36 @@ def _service(request: Request) -> AlertService:
 
 @router.get("/channels")
 async def channels(request: Request) -> dict[str, bool]:
-    """Which notification channels are configured."""
+    """Which notification channels are on (configured, and their configuration usable:
+    /api/v1/status says why one is off)."""
     settings: AlertSettings = request.app.state.settings
-    return settings.channels()
+    on = _service(request).channels
+    return {name: name in on for name in settings.channels()}
+
+
+@router.get("/status")
+async def status(request: Request) -> dict[str, Any]:
+    """Each configured channel, on or off and why; the daily report's time (UTC), the next one,
+    and the last one this replica handled (null while none, or when reports are off)."""
+    reporter: DailyReporter | None = request.app.state.daily_report
+    off = {"time": None, "next": None, "checked": None}
+    return {
+        "channels": _service(request).channel_status(),
+        "daily_report": reporter.status() if reporter else off,
+    }
 
 
 @router.get("/alerts")
 async def alerts(
-    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    kind: Annotated[
+        str | None,
+        Query(max_length=64, pattern=r"^[a-z0-9_.-]+$", description="e.g. test, daily_report"),
+    ] = None,
 ) -> list[dict[str, Any]]:
-    """The latest alerts, each with its deliveries per channel."""
-    return await fetch_history(runtime.pool, limit)
-
-
-@router.post("/alerts/test", status_code=202)
-async def send_test(request: Request, body: TestAlert) -> dict[str, Any]:
-    """Send a test alert on one channel or all; delivery runs in the background."""
-    service = _service(request)
-    if body.channel is not None and body.channel not in service.channels:
-        configured = ", ".join(sorted(service.channels)) or "none"
-        raise HTTPException(422, f"channel {body.channel!r} is not configured ({configured})")
-    alert = AlertEvent(
-        kind="test", severity=body.severity, title="Test alert", message=body.message, source="api"
-    )
-    alert_id = await service.raise_alert(alert, only=body.channel)
-    return {
-        "id": alert_id,
-        "channels": [body.channel] if body.channel else sorted(service.channels),
-    }
+    """The latest alerts (of one kind when given), each with its deliveries per channel."""
+    return await fetch_history(runtime.pool, limit, kind)
 
 
 @router.post("/alertmanager", status_code=202)

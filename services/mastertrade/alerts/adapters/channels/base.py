@@ -3,10 +3,13 @@
 `retryable` says whether trying again may help (a timeout, a 5xx, a 429) and `retry_after`
 carries the wait the service asked for (Telegram's `parameters.retry_after`, Discord's
 `retry_after`, a `Retry-After` header). HTTP answers are sorted here once for every channel.
+A `retry_after` is read with `read_seconds`: an answer that is not the documented shape (a
+string, a list) gives no delay rather than an exception that would end the delivery.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import httpx
@@ -26,12 +29,20 @@ class Channel(Protocol):
     async def send(self, alert: AlertEvent) -> None: ...
 
 
-def _header_delay(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def read_seconds(value: object) -> float | None:
+    """`value` as a delay in seconds when it is a finite, non-negative number (or a numeric
+    string), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
     try:
-        return float(value) if value is not None else None
+        seconds = float(value)
     except ValueError:
         return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _header_delay(response: httpx.Response) -> float | None:
+    return read_seconds(response.headers.get("Retry-After"))
 
 
 def check_answer(name: str, response: httpx.Response, retry_after: float | None = None) -> None:

@@ -6,7 +6,12 @@ from typing import Any
 
 import httpx
 
-from mastertrade.alerts.adapters.channels.base import ChannelError, check_answer, post
+from mastertrade.alerts.adapters.channels.base import (
+    ChannelError,
+    check_answer,
+    post,
+    read_seconds,
+)
 from mastertrade.alerts.domain.events import render_text
 from mastertrade.core.messages import AlertEvent
 
@@ -32,8 +37,9 @@ class TelegramChannel:
         payload = {"chat_id": self.chat_id, "text": render_text(alert)[:4096]}
         response = await post(self.name, self.client, f"{self.url}/sendMessage", json=payload)
         body = _json(response)
-        retry_after = body.get("parameters", {}).get("retry_after")
-        check_answer(self.name, response, float(retry_after) if retry_after else None)
+        parameters = body.get("parameters")
+        retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+        check_answer(self.name, response, read_seconds(retry_after))
         if body.get("ok") is not True:
             raise ChannelError(f"telegram: {body.get('description', 'not ok')}", False)
 
@@ -50,7 +56,7 @@ class DiscordChannel:
         payload = {"content": render_text(alert)[:2000]}
         response = await post(self.name, self.client, self.url, json=payload)
         retry_after = _json(response).get("retry_after") if response.status_code == 429 else None
-        check_answer(self.name, response, float(retry_after) if retry_after else None)
+        check_answer(self.name, response, read_seconds(retry_after))
 
 
 class SlackChannel:

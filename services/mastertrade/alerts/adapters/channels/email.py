@@ -1,5 +1,13 @@
 """Email over SMTP with STARTTLS and AUTH (aiosmtplib); the TLS certificate is verified,
-against EMAIL_TLS_CA_FILE when set (a private CA), else the system's CAs."""
+against EMAIL_TLS_CA_FILE when set (a private CA), else the system's CAs.
+
+The TLS context is made by `build_tls_context` before the channel (build.py): a CA file that
+cannot be read turns the email channel off with the reason, instead of stopping start-up.
+Failures are sorted once, in `sort_failure`: what cannot succeed on a retry (STARTTLS or AUTH
+not offered, any 5xx such as 535 for the login or 550 for every recipient, a certificate that
+does not verify) fails at once with the server's reason; a 4xx, a refused connection or a
+timeout is retried.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,44 @@ from mastertrade.alerts.adapters.channels.base import ChannelError
 from mastertrade.core.messages import AlertEvent
 
 
+class EmailConfigError(ValueError):
+    """The email settings cannot work; the message names the setting and why."""
+
+
+def build_tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying TLS context, trusting `ca_file` when given, else the system's CAs."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as error:  # a missing or unreadable file, or one with no certificate in it
+        raise EmailConfigError(f"EMAIL_TLS_CA_FILE {ca_file!r} cannot be used: {error}") from error
+
+
+def one_line(value: str) -> str:
+    """`value` fit for a header: EmailMessage refuses line breaks (they would start a header
+    of their own), so each becomes a space."""
+    return " ".join(part.strip() for part in value.splitlines() if part.strip())
+
+
+def _transient(code: int) -> bool:
+    return 400 <= code < 500
+
+
+def sort_failure(error: Exception) -> ChannelError:
+    """The ChannelError for what aiosmtplib (or the socket under it) raised."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        refused = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in error.recipients)
+        retryable = any(_transient(r.code) for r in error.recipients)
+        return ChannelError(f"email: every recipient refused ({refused})", retryable)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return ChannelError(f"email: {error.code} {error.message}", _transient(error.code))
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return ChannelError(f"email: the server's certificate does not verify: {error}", False)
+    if isinstance(error, OSError):  # refused, reset, timed out (aiosmtplib's included)
+        return ChannelError(f"email: {error!r}", retryable=True)
+    # what is left is the server lacking something required: STARTTLS, AUTH, SMTPUTF8
+    return ChannelError(f"email: {error}", retryable=False)
+
+
 class EmailChannel:
     name = "email"
 
@@ -20,21 +66,24 @@ class EmailChannel:
         server: tuple[str, int],
         login: tuple[str, str],
         recipients: list[str],
-        ca_file: str | None,
+        tls: ssl.SSLContext,
         timeout: float,
     ) -> None:
         (self.host, self.port), (self.user, self.password) = server, login
-        self.recipients, self.timeout = recipients, timeout
-        self.tls = ssl.create_default_context(cafile=ca_file)
+        self.recipients, self.tls, self.timeout = recipients, tls, timeout
+
+    def build_message(self, alert: AlertEvent) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = one_line(self.user)
+        message["To"] = one_line(", ".join(self.recipients))
+        message["Subject"] = one_line(f"[MasterTrade {alert.severity}] {alert.title}")
+        message.set_content(alert.message or alert.title)
+        return message
 
     async def send(self, alert: AlertEvent) -> None:
-        message = EmailMessage()
-        message["From"], message["To"] = self.user, ", ".join(self.recipients)
-        message["Subject"] = f"[MasterTrade {alert.severity}] {alert.title}"
-        message.set_content(alert.message or alert.title)
         try:
             await aiosmtplib.send(
-                message,
+                self.build_message(alert),
                 hostname=self.host,
                 port=self.port,
                 start_tls=True,
@@ -43,9 +92,5 @@ class EmailChannel:
                 tls_context=self.tls,
                 timeout=self.timeout,
             )
-        except aiosmtplib.SMTPResponseException as error:
-            raise ChannelError(
-                f"email: {error.code} {error.message}", error.code >= 400 and error.code < 500
-            ) from error
         except (aiosmtplib.SMTPException, OSError) as error:
-            raise ChannelError(f"email: {error!r}", retryable=True) from error
+            raise sort_failure(error) from error

@@ -1,0 +1,96 @@
+"""The daily report's schedule: at ALERT_DAILY_REPORT_TIME (UTC), one report per trading
+environment that has an account; at start-up, the report that is due if nobody sent it.
+
+Every replica runs this loop. Each (day, environment) is claimed in PostgreSQL in the same
+transaction that stores the report's alert (adapters/reports.py), so it is written once, by
+whichever replica claims it first, however many replicas run or restart; the alert's deliveries
+then go like any other's. The loop wakes at least every CHECK_SECONDS, so a wall clock that
+jumps (or a suspended machine) delays a report by minutes at most, and after a failure (the
+database down) it tries again after RETRY_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, time
+from typing import Any
+
+from mastertrade.alerts.adapters.reports import (
+    claim_report,
+    fetch_environments,
+    fetch_figures,
+    link_report,
+)
+from mastertrade.alerts.adapters.store import insert_alert
+from mastertrade.alerts.domain.report import (
+    DAY,
+    build_daily_report,
+    due_report,
+    next_report,
+    report_day,
+)
+from mastertrade.alerts.service import AlertService
+
+CHECK_SECONDS = 300.0
+RETRY_SECONDS = 30.0
+SLACK_SECONDS = 0.05  # the event loop's clock and the wall clock may differ by this much
+logger = logging.getLogger("mastertrade.alerts")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DailyReporter:
+    def __init__(
+        self, service: AlertService, at: time, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        self.service, self.at, self.clock = service, at, clock
+        self.checked: datetime | None = None  # the last scheduled instant fully handled here
+
+    async def send_due(self) -> list[int]:
+        """Write and start delivering each due report nobody wrote yet; the alert ids written."""
+        end = due_report(self.clock(), self.at)
+        if end == self.checked:
+            return []
+        async with self.service.live.pool.acquire() as connection:
+            environments = await fetch_environments(connection)
+        written = [await self._write(end, environment) for environment in environments]
+        self.checked = end
+        return [alert_id for alert_id in written if alert_id is not None]
+
+    async def _write(self, end: datetime, environment: str) -> int | None:
+        day, names = report_day(end), sorted(self.service.channels)
+        async with self.service.live.pool.acquire() as connection, connection.transaction():
+            if not await claim_report(connection, day, environment, end):
+                return None
+            figures = await fetch_figures(connection, environment, end - DAY, end)
+            alert = build_daily_report(figures, end)
+            # the claim is the dedup (a dedup window of 0 s suppresses nothing)
+            alert_id = await insert_alert(connection, alert, names, 0)
+            await link_report(connection, day, environment, alert_id)
+        logger.info("daily report %s of %s written (alert %s)", day, environment, alert_id)
+        if alert_id is not None:
+            self.service.dispatcher.dispatch(alert_id, alert, names)
+        return alert_id
+
+    async def run(self) -> None:
+        """Send what is due now, then each report at its time, until cancelled."""
+        while True:
+            try:
+                await self.send_due()
+                wait = (next_report(self.clock(), self.at) - self.clock()).total_seconds()
+            except Exception as error:
+                logger.warning("the daily report is not written yet, retrying: %r", error)
+                wait = RETRY_SECONDS
+            await asyncio.sleep(min(max(wait, 0.0) + SLACK_SECONDS, CHECK_SECONDS))
+
+    def status(self) -> dict[str, Any]:
+        """GET /api/v1/status: the time, the next report, the last one handled by this replica."""
+        return {
+            "time": self.at.strftime("%H:%M:%S"),
+            "next": next_report(self.clock(), self.at).isoformat(),
+            "checked": self.checked.isoformat() if self.checked else None,
+        }
