@@ -171,10 +171,15 @@ async def stop(stack: Stack, child: Child) -> None:
 KILLS = 20
 
 
-async def feed(channel: AbstractChannel, symbol: str, sent: list[str], stop: asyncio.Event) -> None:
-    """Small buys at about 7 a second until told to stop."""
+async def feed(
+    channel: AbstractChannel, symbol: str, sent: dict[str, str], stop: asyncio.Event
+) -> None:
+    """Small orders at about 7 a second until told to stop: two buys, then a sell of one of
+    them (approved only up to what is held and not being sold already)."""
     while not stop.is_set():
-        sent.append(await strategy_signal(channel, symbol, "buy", Decimal("0.5"), Decimal(100)))
+        side = "sell" if len(sent) % 3 == 2 else "buy"
+        signal_id = await strategy_signal(channel, symbol, side, Decimal("0.5"), Decimal(100))
+        sent[signal_id] = side
         await asyncio.sleep(0.15)
 
 
@@ -199,7 +204,7 @@ async def test_sigkill_of_the_executor_twenty_times_loses_and_doubles_nothing(
     stack: Stack,
 ) -> None:
     env, symbol, rng, stop = stack.env, new_symbol(), random.Random(20261202), asyncio.Event()
-    url, sent = env["DATABASE_URL"], list[str]()
+    url, sent = env["DATABASE_URL"], dict[str, str]()
     await set_quote(env["REDIS_URL"], symbol, "99.5", "100")
     await stack.start("risk_manager", **CRASH_ENV)
     first = await stack.start("order_executor", **CRASH_ENV)  # opens the account, values it
@@ -213,11 +218,15 @@ async def test_sigkill_of_the_executor_twenty_times_loses_and_doubles_nothing(
             stop.set()
             await feeder
         await stack.start("order_executor", **CRASH_ENV)
-        await wait_until(lambda: settled(url, sent), "every order finished after the crashes")
+        await wait_until(lambda: settled(url, list(sent)), "every order finished after the crashes")
         books = await read_books(url)
         assert await dead_letters(channel) == 0
-    approved = check_orders(books, sent)
-    assert len(approved) == len(sent)  # all small enough to pass: none rejected
+    check_orders(books, list(sent))
+    outcomes = {row["signal_id"]: row["outcome"] for row in books.decisions}
+    assert {outcomes[s] for s, side in sent.items() if side == "buy"} == {"approved"}
+    sold = [fill for fill in books.fills if fill["side"] == "sell"]
+    assert sold, "no sell was filled: the crashes were not tried on the selling side"
+    # an approved sell never asks for more than is held: every order fills
     assert {row["status"] for row in books.orders} == {"filled"}
     check_ledger(books, Decimal(1000000))
 
