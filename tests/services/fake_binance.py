@@ -2,9 +2,14 @@
 
 It checks what the real one checks: the X-MBX-APIKEY header (-2015), the HMAC-SHA256
 signature of the query string (-1022), the timestamp against recvWindow (-1021), symbol filters
-(-1013), the balance (-2010), duplicate open client order ids (-2010), unknown orders (-2013).
-It answers in Binance's shapes (FULL order answers with fills, executionReport events) and can
-misbehave on purpose: time out or fail with a 5xx before or after taking an order.
+(-1013), the balance (-2010), duplicate open client order ids (-2010 "Duplicate order sent."),
+unknown orders (-2013), unknown symbols (-1121), unknown listen keys (-1125). It answers in
+Binance's shapes (FULL order answers with fills, executionReport events, `listenKeyExpired`),
+takes a buyer's commission in the base asset when asked (as Binance does unless BNB pays), and
+can misbehave on purpose: time out or fail with a 5xx before or after taking an order, answer
+-1007 (execution status unknown) after taking it, rate-limit an order with 429 or 418 and a
+Retry-After (a request sent during that pause is answered 418, as Binance bans such clients),
+answer a query slowly or as if the order did not exist, forget a listen key.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import hmac
 import itertools
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -66,6 +72,29 @@ class FakeBinance:
     streams: dict[str, list[WebSocket]] = field(default_factory=dict)
     push_reports: bool = True
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+    placed: Counter[str] = field(default_factory=Counter)  # orders taken, by newClientOrderId
+    query_tricks: list[str] = field(default_factory=list)  # "slow", "lost", one per GET /order
+    query_errors: dict[str, BinanceError] = field(default_factory=dict)  # by origClientOrderId
+    commission_in_base: bool = False  # a buyer's commission in the base asset (no BNB)
+    retry_after: int = 1  # seconds, of a 429/418 asked for with misbehave
+    paused_until: float = 0.0  # monotonic; a request before it is answered 418
+    listen_keys: list[str] = field(default_factory=list)  # alive; a keep-alive of another: -1125
+
+    def expire(self, key: str) -> None:
+        """Binance's `listenKeyExpired` event on the key's connections; the key is gone."""
+        event = {"e": "listenKeyExpired", "E": self.now_ms(), "listenKey": key}
+        for socket in self.streams.get(key, []):
+            asyncio.get_running_loop().create_task(socket.send_json(event))
+        self.listen_keys.remove(key)
+
+    def rate_limit(self, status: int) -> JSONResponse:
+        self.paused_until = time.monotonic() + self.retry_after
+        return JSONResponse(
+            {"code": -1003, "msg": "Too much request weight used; current limit is 6000 request "
+             "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid "
+             "polling the API."},
+            status_code=status, headers={"Retry-After": str(self.retry_after)},
+        )  # fmt: skip
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_skew_ms
@@ -106,6 +135,7 @@ class FakeBinance:
         self.check_filters(qty, price)
         if side == "BUY" and qty * price * Decimal("1.001") > self.balances.get("USDT", Decimal(0)):
             raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        self.placed[cid] += 1
         order = {
             "symbol": symbol,
             "orderId": next(self.ids),
@@ -132,6 +162,10 @@ class FakeBinance:
 
     def fill(self, order: dict[str, Any], qty: Decimal, price: Decimal) -> None:
         fee = (qty * price * Decimal("0.001")).quantize(Decimal("0.00000001"))
+        fee_asset = "USDT"
+        if self.commission_in_base and order["side"] == "BUY":  # taken from what was bought
+            fee = (qty * Decimal("0.001")).quantize(Decimal("0.00000001"))
+            fee_asset = order["symbol"].removesuffix("USDT")
         trade = {
             "symbol": order["symbol"],
             "id": next(self.ids),
@@ -139,11 +173,12 @@ class FakeBinance:
             "price": str(price),
             "qty": str(qty),
             "commission": str(fee),
-            "commissionAsset": "USDT",
+            "commissionAsset": fee_asset,
             "isBuyer": order["side"] == "BUY",
         }
         self.trades.append(trade)
-        cost = qty * price + fee if order["side"] == "BUY" else -(qty * price - fee)
+        quote_fee = fee if fee_asset == "USDT" else Decimal(0)
+        cost = qty * price + quote_fee if order["side"] == "BUY" else -(qty * price - quote_fee)
         self.balances["USDT"] = self.balances.get("USDT", Decimal(0)) - cost
         order |= {
             "status": "FILLED",
@@ -155,7 +190,7 @@ class FakeBinance:
                 "price": str(price),
                 "qty": str(qty),
                 "commission": str(fee),
-                "commissionAsset": "USDT",
+                "commissionAsset": fee_asset,
                 "tradeId": trade["id"],
             }
         ]
@@ -180,7 +215,7 @@ class FakeBinance:
             "z": order["executedQty"],
             "L": trade["price"],
             "n": trade["commission"],
-            "N": "USDT",
+            "N": trade["commissionAsset"],
             "t": trade["id"],
             "Z": order["cummulativeQuoteQty"],
             "C": "",
@@ -199,6 +234,10 @@ def build_app(fake: FakeBinance) -> FastAPI:
 
     @app.middleware("http")
     async def record(request: Request, call_next: Any) -> Any:
+        if time.monotonic() < fake.paused_until:  # sent during a Retry-After: banned
+            response = fake.rate_limit(418)
+            fake.requests.append((request.method, request.url.path, response.status_code))
+            return response
         try:
             response = await call_next(request)
         except BinanceError as error:
@@ -234,20 +273,39 @@ def build_app(fake: FakeBinance) -> FastAPI:
         trick = fake.misbehave.pop(0) if fake.misbehave else ""
         if trick == "502-before":
             return JSONResponse({}, status_code=502)
+        if trick in ("429", "418"):
+            return fake.rate_limit(int(trick))
         order = fake.place(params)
         if trick == "timeout-after":
             await asyncio.sleep(3)
         if trick == "503-after":
             return JSONResponse({"code": -1001, "msg": "Internal error"}, status_code=503)
+        if trick == "1007-after":  # a 4xx status, yet the outcome is unknown
+            return JSONResponse({"code": -1007, "msg": "Timeout waiting for response from "
+                                 "backend server. Send status unknown; execution status "
+                                 "unknown."}, status_code=400)  # fmt: skip
         return order
 
     @app.get("/api/v3/order")
     async def query_order(request: Request) -> Any:
         params = fake.check_signed(request)
-        order = fake.orders.get(params["origClientOrderId"])
+        cid = params["origClientOrderId"]
+        if cid in fake.query_errors:
+            raise fake.query_errors[cid]
+        trick = fake.query_tricks.pop(0) if fake.query_tricks else ""
+        order = None if trick == "lost" else fake.orders.get(cid)
+        if trick == "slow":  # decided now, answered later
+            await asyncio.sleep(0.5)
         if order is None:
             raise BinanceError(400, -2013, "Order does not exist.")
         return {key: value for key, value in order.items() if key != "fills"}
+
+    add_account_routes(app, fake)
+    return app
+
+
+def add_account_routes(app: FastAPI, fake: FakeBinance) -> None:
+    """The trades, the account and the user-data stream."""
 
     @app.get("/api/v3/myTrades")
     async def my_trades(request: Request) -> Any:
@@ -270,10 +328,13 @@ def build_app(fake: FakeBinance) -> FastAPI:
             raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
         key = f"lk{next(fake.ids)}"
         fake.streams[key] = []
+        fake.listen_keys.append(key)
         return {"listenKey": key}
 
     @app.put("/api/v3/userDataStream")
-    async def keep_alive() -> dict[str, Any]:
+    async def keep_alive(listenKey: str) -> dict[str, Any]:  # noqa: N803 - Binance's name
+        if listenKey not in fake.listen_keys:
+            raise BinanceError(400, -1125, "This listenKey does not exist.")
         return {}
 
     @app.websocket("/ws/{key}")
@@ -285,8 +346,6 @@ def build_app(fake: FakeBinance) -> FastAPI:
                 await socket.receive_text()
         except WebSocketDisconnect:
             fake.streams[key].remove(socket)
-
-    return app
 
 
 @asynccontextmanager

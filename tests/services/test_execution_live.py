@@ -31,7 +31,7 @@ def live_env(env: dict[str, str], url: str) -> dict[str, str]:
     return {**env, "TRADING_ENVIRONMENT": "live", "BINANCE_API_KEY": KEY,
             "BINANCE_API_SECRET": SECRET, "BINANCE_BASE_URL": url,
             "BINANCE_WS_URL": url.replace("http", "ws"), "BINANCE_RECV_WINDOW": "1000",
-            "BINANCE_TIMEOUT_SECONDS": "1"}  # fmt: skip
+            "BINANCE_TIMEOUT_SECONDS": "1", "BINANCE_POLL_SECONDS": "0.5"}  # fmt: skip
 
 
 def approved(symbol: str, side: str, quantity: str, **extra: Any) -> dict[str, Any]:
@@ -153,20 +153,28 @@ async def test_an_unknown_outcome_is_queried_never_assumed(
 
 
 async def test_a_clock_behind_binance_is_resynced_after_minus_1021() -> None:
+    """A request is sent again once resynced; an order is not (its caller stamps each send, see
+    test_execution_live_recovery), it gets the -1021 with the clock synced."""
     fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)}, clock_skew_ms=5000)
     async with serving(fake) as url:
         client = BinanceClient(url, KEY, SECRET, recv_window=1000)
+        ordering = BinanceClient(url, KEY, SECRET, recv_window=1000)
         try:
+            await client.request("GET", "/api/v3/account")
             answer = await client.new_order("mt-skew", "BTCUSDT", "buy", Decimal("0.001"))
             with pytest.raises(BinanceRejectedError) as bad_filter:
                 await client.new_order("mt-lot", "BTCUSDT", "buy", Decimal("0.000001"))
             with pytest.raises(BinanceRejectedError) as missing:
                 await client.query_order("BTCUSDT", "mt-never")
+            with pytest.raises(BinanceRejectedError) as skewed:
+                await ordering.new_order("mt-skew-2", "BTCUSDT", "buy", Decimal("0.001"))
         finally:
             await client.close()
+            await ordering.close()
     assert answer["status"] == "FILLED"
-    assert [r[2] for r in fake.requests[:3]] == [400, 200, 200]  # -1021, /time, the order
-    assert 4000 < client.offset_ms < 6000
+    assert [r[2] for r in fake.requests[:4]] == [400, 200, 200, 200]  # -1021, /time, again
+    assert 4000 < client.offset_ms < 6000 and 4000 < ordering.offset_ms < 6000
+    assert skewed.value.code == -1021 and "mt-skew-2" not in fake.orders
     assert (bad_filter.value.code, bad_filter.value.message) == (-1013, "Filter failure: LOT_SIZE")
     assert missing.value.code == -2013
 

@@ -179,9 +179,74 @@ async def test_a_limit_order_rests_with_its_cash_held_and_fills_when_crossed(
     assert [(b["asset"], Decimal(b["free"]), Decimal(b["locked"])) for b in balances] == [
         ("USDT", Decimal("9809.81"), Decimal("190.19"))  # 2 x 95 + 0.1 % fee held back
     ]
-    assert filled["average_price"] == "94.04700000"  # ask 94 + slippage, under the limit
-    assert cash == Decimal(10000) - Decimal("188.094") - Decimal("0.188094")
+    # the exchange's rule: an order resting in the book trades at its own price (it is the
+    # maker), however far the book gapped through it: 95, not the 94 ask
+    assert Decimal(filled["average_price"]) == 95
+    assert cash == Decimal(10000) - Decimal("190") - Decimal("0.19")
     assert equity == cash + 2 * Decimal("93.5")
+
+
+async def test_a_limit_order_crossing_on_arrival_takes_the_book_never_worse_than_its_limit(
+    trading_env: dict[str, str],
+) -> None:
+    """A limit order that crosses when it arrives is a taker: it trades at the top of book (with
+    slippage), which is better than its limit, and never beyond its limit."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+        orders = [
+            approved(symbol, "buy", "2", order_type="limit", limit_price="102"),
+            approved(symbol, "buy", "1", order_type="limit", limit_price="100.01"),
+            approved(symbol, "sell", "1", order_type="limit", limit_price="98"),
+        ]
+        executed = await venue.record_and_execute(
+            [ApprovedOrder.model_validate(order) for order in orders]
+        )
+    prices = [event.average_price for event in executed.events]
+    assert prices == [Decimal("100.05"), Decimal("100.01"), Decimal("98.9505")]
+
+
+async def test_limit_sells_are_held_to_the_position_less_what_resting_sells_hold(
+    trading_env: dict[str, str],
+) -> None:
+    """A limit sell rests only on coins held and not already held back by resting sells (as the
+    exchange locks them); a market sell cannot take those either. Resting sells that are
+    accepted fill at their limit once crossed."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+
+    def limit_sell(quantity: str) -> ApprovedOrder:
+        order = approved(symbol, "sell", quantity, order_type="limit", limit_price="150")
+        return ApprovedOrder.model_validate(order)
+
+    async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+
+        async def status(order: ApprovedOrder) -> tuple[str, str | None]:
+            event = (await venue.record_and_execute([order])).events[0]
+            return event.status, event.reason
+
+        naked = await status(limit_sell("1"))
+        bought = await status(ApprovedOrder.model_validate(approved(symbol, "buy", "3")))
+        first, second, third = limit_sell("2"), limit_sell("2"), limit_sell("1")
+        resting = [await status(first), await status(second), await status(third)]
+        market = await status(ApprovedOrder.model_validate(approved(symbol, "sell", "1")))
+        await set_quote(symbol, "151", "152")
+        filled = await venue.execute_many([first.client_order_id, third.client_order_id])
+        held = await pool.fetchval(
+            "SELECT quantity FROM positions WHERE environment = 'paper' AND symbol = $1", symbol
+        )
+    assert naked == ("rejected", f"insufficient {symbol} position: the sell needs 1, 0 is free "
+                                 "(0 held, 0 held back by resting sells)")  # fmt: skip
+    assert bought[0] == "filled"
+    assert [s for s, _ in resting] == ["submitted", "rejected", "submitted"]
+    assert resting[1][1] == (f"insufficient {symbol} position: the sell needs 2, 1 is free "
+                             "(3 held, 2 held back by resting sells)")  # fmt: skip
+    assert market == ("rejected", f"insufficient {symbol} position: the sell needs 1, 0 is free "
+                                  "(3 held, 3 held back by resting sells)")  # fmt: skip
+    assert [(e.status, e.average_price) for e in filled] == [("filled", Decimal(150))] * 2
+    assert held == 0
 
 
 async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(

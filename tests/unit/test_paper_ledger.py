@@ -15,7 +15,7 @@ from mastertrade.execution.domain.filters import (
     parse_filters,
 )
 from mastertrade.execution.domain.ledger import LedgerError, Position, apply_fill, derive_equity
-from mastertrade.execution.domain.paper import Quote, build_fill, crosses
+from mastertrade.execution.domain.paper import PRICE_DECIMALS, Quote, build_fill, crosses
 
 FEE, SLIP = Decimal("0.001"), Decimal("0.0005")
 prices = st.decimals(min_value="1", max_value="100000", places=2)
@@ -75,6 +75,60 @@ def test_limit_orders_cross_and_never_fill_worse_than_their_price() -> None:
     assert crosses("buy", Decimal(101), quote)
     assert crosses("sell", Decimal(100), quote) and not crosses("sell", Decimal("100.5"), quote)
     assert build_fill("buy", Decimal(1), quote, (FEE, SLIP), Decimal(101)).price == Decimal(101)
+
+
+# coins priced below 1e-5: a price step of 1e-8 is a large fraction of the price
+tiny = st.decimals(min_value="0.00000001", max_value="0.00001", places=12)
+
+
+@given(
+    side=st.sampled_from(["buy", "sell"]), bid=tiny,
+    spread=st.decimals(min_value="0", max_value="0.000001", places=12),
+    slippage=st.decimals(min_value="0", max_value="0.01", places=6),
+    offset=st.none() | st.decimals(min_value="0", max_value="0.000001", places=12),
+)  # fmt: skip
+@settings(max_examples=500)
+def test_a_taker_fill_is_never_better_than_the_book_nor_worse_than_its_limit(
+    side: str, bid: Decimal, spread: Decimal, slippage: Decimal, offset: Decimal | None
+) -> None:
+    """Rounded to the price step against the trader, then capped at the limit (a limit that
+    the book crosses, `offset` inside it)."""
+    quote = Quote(bid, bid + spread)
+    limit = None
+    if offset is not None:
+        limit = quote.ask + offset if side == "buy" else quote.bid - offset
+        if limit <= 0:
+            return
+    try:
+        price = build_fill(side, Decimal(1), quote, (FEE, slippage), limit).price
+    except ValueError as error:  # a sell below the smallest price, with nothing to cap it
+        assert side == "sell" and limit is None and "smallest price" in str(error)
+        assert quote.bid * (1 - slippage) < PRICE_DECIMALS
+        return
+    if side == "buy":
+        assert price >= quote.ask and (limit is None or price <= limit)
+    else:
+        assert 0 < price <= quote.bid and (limit is None or price >= limit)
+    assert (limit is not None and price == limit) or price % PRICE_DECIMALS == 0
+
+
+def test_a_resting_limit_order_fills_at_its_limit_however_far_the_book_gapped() -> None:
+    """The exchange's rule: the resting order is the maker and trades at its own price."""
+    gapped = Quote(Decimal(90), Decimal("90.5"))
+    buy = build_fill("buy", Decimal(2), gapped, (FEE, SLIP), Decimal(95), resting=True)
+    assert (buy.price, buy.notional, buy.fee) == (Decimal(95), Decimal(190), Decimal("0.19"))
+    sell = build_fill("sell", Decimal(1), Quote(Decimal(110), Decimal(111)), (FEE, SLIP),
+                      Decimal(105), resting=True)  # fmt: skip
+    assert sell.price == Decimal(105)
+
+
+def test_a_taker_buy_of_a_tiny_coin_pays_at_least_the_ask() -> None:
+    """Half-even rounding once made 1.4e-8 a 1e-8 fill, under the ask, and a capped buy dear."""
+    assert build_fill("buy", Decimal(1), Quote(Decimal("1.3e-8"), Decimal("1.4e-8")),
+                      (FEE, Decimal(0))).price == Decimal("2e-8")  # fmt: skip
+    capped = build_fill("buy", Decimal(1), Quote(Decimal("1.2e-5"), Decimal("0.0000123456")),
+                        (FEE, Decimal(0)), Decimal("0.000012345678"))  # fmt: skip
+    assert capped.price == Decimal("0.000012345678")  # not 0.00001235, beyond the limit
 
 
 EXCHANGE_SYMBOL = {

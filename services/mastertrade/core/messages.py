@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from mastertrade.core.amounts import check_finite_amount
 
@@ -93,7 +101,8 @@ class Signal(Message):
 
 
 class ApprovedOrder(Message):
-    """An order the risk manager let through (possibly resized); `order.approved`."""
+    """An order the risk manager let through (possibly resized); `order.approved`. A limit
+    order names its limit price; a market order's price, if it carries one, is not a limit."""
 
     client_order_id: Identifier
     signal_id: Identifier
@@ -104,6 +113,12 @@ class ApprovedOrder(Message):
     limit_price: PositiveAmount | None = None
     reduce_only: bool = False
     approved_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _limit_has_a_price(self) -> ApprovedOrder:
+        if self.order_type == "limit" and self.limit_price is None:
+            raise ValueError("a limit order needs a limit_price (or send order_type 'market')")
+        return self
 
 
 class RiskDecisionEvent(Message):

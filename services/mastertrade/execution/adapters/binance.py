@@ -2,18 +2,23 @@
 
 A SIGNED request carries `timestamp` (ms) and `recvWindow`; `signature` is the HMAC-SHA256 of
 the whole query string under the API secret, hex encoded, appended last; the key goes in the
-`X-MBX-APIKEY` header. Answers are sorted into three kinds, because they call for different
-actions: `BinanceRejectedError` (a 4xx with Binance's `{"code", "msg"}`: the order was not
-placed, e.g. -2010 insufficient balance, -1013 filter failure), `BinanceUnknownError` (a
-timeout, a 5xx, a broken connection: the order MAY have been placed, so query it by
-origClientOrderId, never assume), and success. On -1021 (timestamp outside recvWindow) the
-client re-syncs its clock offset from /api/v3/time and retries once.
+`X-MBX-APIKEY` header. Answers are sorted into kinds, because they call for different actions:
+`BinanceRejectedError` (a 4xx with Binance's `{"code", "msg"}`: the order was not placed, e.g.
+-2010 insufficient balance, -1013 filter failure), `BinanceUnknownError` (a timeout, a 5xx, a
+broken connection, or -1006/-1007 "execution status unknown" whatever the HTTP status: the order
+MAY have been placed, so query it by origClientOrderId, never assume), `BinanceRateLimitedError`
+(429, or 418 once banned: -1003), and success. A rate limit pauses the client for the answer's
+Retry-After: any request until then fails at once without being sent, since Binance bans (418)
+a client that keeps sending. On -1021 (timestamp outside recvWindow) the client re-syncs its
+clock offset from /api/v3/time and retries once, except an order: each of its sends is stamped
+by the caller (see live.py), so it gets the -1021, the clock synced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from decimal import Decimal
 from typing import Any
@@ -23,9 +28,20 @@ import httpx
 
 TIMESTAMP_OUTSIDE_WINDOW = -1021
 ORDER_DOES_NOT_EXIST = -2013
+ORDER_REFUSED = -2010  # insufficient balance, ..., and "Duplicate order sent."
+INVALID_SYMBOL = -1121
+STATUS_UNKNOWN = frozenset({-1006, -1007})  # "execution status unknown"
+TOO_MANY_REQUESTS = -1003
+RATE_LIMITED_STATUSES = frozenset({418, 429})
+DEFAULT_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 3 * 86400.0  # Binance's longest ban
 
 
-class BinanceRejectedError(Exception):
+class BinanceError(Exception):
+    """Any failure of a Binance request."""
+
+
+class BinanceRejectedError(BinanceError):
     """Binance answered with an error code: nothing was done."""
 
     def __init__(self, status: int, code: int, message: str) -> None:
@@ -33,8 +49,33 @@ class BinanceRejectedError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class BinanceUnknownError(Exception):
+class BinanceUnknownError(BinanceError):
     """No definite answer (timeout, 5xx, connection lost): the request may have taken effect."""
+
+
+class BinanceRateLimitedError(BinanceUnknownError):
+    """Refused for the request rate (429/418), or not sent during the pause that follows. Taken
+    for an unknown outcome by callers that do not tell it apart: querying is always safe."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def is_duplicate(error: BinanceRejectedError) -> bool:
+    """-2010 "Duplicate order sent.": the client order id is open on Binance already."""
+    return error.code == ORDER_REFUSED and "duplicate" in error.message.lower()
+
+
+def retry_after_seconds(header: str | None) -> float:
+    """Retry-After (seconds) as a finite wait within [1 s, MAX_RETRY_AFTER]."""
+    try:
+        seconds = float(header) if header is not None else DEFAULT_RETRY_AFTER
+    except ValueError:
+        seconds = DEFAULT_RETRY_AFTER
+    if not math.isfinite(seconds):
+        seconds = DEFAULT_RETRY_AFTER
+    return min(max(seconds, 1.0), MAX_RETRY_AFTER)
 
 
 def sign(secret: str, query: str) -> str:
@@ -59,17 +100,22 @@ class BinanceClient:
     ) -> None:
         self.api_key, self._secret, self.recv_window = api_key, api_secret, recv_window
         self.offset_ms = 0
+        self.paused_until = 0.0  # monotonic; no request leaves before it (rate limited)
         self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
 
     async def close(self) -> None:
         await self.http.aclose()
 
     async def _send(self, method: str, path: str, query: str, signed: bool) -> Any:
+        if (wait := self.paused_until - time.monotonic()) > 0:
+            raise BinanceRateLimitedError(f"{method} {path}: not sent, rate limited", wait)
         headers = {"X-MBX-APIKEY": self.api_key} if signed or "userDataStream" in path else {}
         try:
             response = await self.http.request(method, f"{path}?{query}", headers=headers)
         except httpx.HTTPError as error:  # timeouts included: the outcome is unknown
             raise BinanceUnknownError(f"{method} {path}: {error!r}") from error
+        if response.status_code in RATE_LIMITED_STATUSES:
+            raise self._pause(f"{method} {path}", response)
         if response.status_code >= 500:
             raise BinanceUnknownError(f"{method} {path}: HTTP {response.status_code}")
         try:
@@ -79,8 +125,20 @@ class BinanceClient:
         if response.status_code >= 400:
             code = int(body.get("code", 0)) if isinstance(body, dict) else 0
             message = str(body.get("msg", "")) if isinstance(body, dict) else str(body)
+            if code in STATUS_UNKNOWN:
+                raise BinanceUnknownError(f"{method} {path}: Binance {code}: {message}")
+            if code == TOO_MANY_REQUESTS:
+                raise self._pause(f"{method} {path}", response)
             raise BinanceRejectedError(response.status_code, code, message)
         return body
+
+    def _pause(self, what: str, response: httpx.Response) -> BinanceRateLimitedError:
+        """Stop every request for the answer's Retry-After; the error to raise."""
+        seconds = retry_after_seconds(response.headers.get("Retry-After"))
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        return BinanceRateLimitedError(
+            f"{what}: rate limited (HTTP {response.status_code}), pausing {seconds:.0f}s", seconds
+        )
 
     def _query(self, params: dict[str, Any], signed: bool) -> str:
         items = {key: _plain(value) for key, value in params.items() if value is not None}
@@ -92,15 +150,22 @@ class BinanceClient:
         return f"{query}&signature={sign(self._secret, query)}"
 
     async def request(
-        self, method: str, path: str, params: dict[str, Any] | None = None, signed: bool = True
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        signed: bool = True,
+        resend: bool = True,
     ) -> Any:
-        """One call; a -1021 re-syncs the clock and is retried once."""
+        """One call; a -1021 re-syncs the clock and is sent again once (when `resend`)."""
         try:
             return await self._send(method, path, self._query(params or {}, signed), signed)
         except BinanceRejectedError as error:
             if error.code != TIMESTAMP_OUTSIDE_WINDOW:
                 raise
-        await self.sync_time()
+            await self.sync_time()
+            if not resend:
+                raise
         return await self._send(method, path, self._query(params or {}, signed), signed)
 
     async def sync_time(self) -> None:
@@ -121,15 +186,17 @@ class BinanceClient:
         quantity: Decimal,
         price: Decimal | None = None,
     ) -> Any:
-        """POST /api/v3/order: MARKET, or LIMIT GTC when `price` is given; the FULL answer."""
+        """POST /api/v3/order: MARKET, or LIMIT GTC when `price` is given; the FULL answer.
+        Sent once: a -1021 is raised (the clock synced) for the caller to send it again."""
         params: dict[str, Any] = {
-            "symbol": symbol, "side": side.upper(), "type": "LIMIT" if price else "MARKET",
+            "symbol": symbol, "side": side.upper(),
+            "type": "MARKET" if price is None else "LIMIT",
             "quantity": quantity, "newClientOrderId": client_order_id,
             "newOrderRespType": "FULL",
         }  # fmt: skip
         if price is not None:
             params |= {"price": price, "timeInForce": "GTC"}
-        return await self.request("POST", "/api/v3/order", params)
+        return await self.request("POST", "/api/v3/order", params, resend=False)
 
     async def query_order(self, symbol: str, client_order_id: str) -> Any:
         """GET /api/v3/order by origClientOrderId (raises -2013 when it does not exist)."""

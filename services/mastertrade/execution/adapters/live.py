@@ -1,48 +1,86 @@
 """The live venue: Binance spot, crash-safe and never assuming an outcome it did not see.
 
 For each order: (1) the order, stored as `new` before anything else, is checked against the
-symbol's exchange filters and marked `submitted` (committed) BEFORE the request leaves, so a
-crash mid-request leaves an order that start-up will query, never blindly resend; (2) it is
-sent with newClientOrderId = our client order id; (3) a definite answer is booked; a rejection
-(-2010, -1013, ...) rejects the order with Binance's code and message; an unknown outcome
-(timeout, 5xx) is resolved by querying origClientOrderId. An order Binance says does not exist
-(-2013) is sent again only once the first request's recvWindow has passed: from then on Binance
-would refuse that request, so it can no longer land beside the second.
+symbol's exchange filters and claimed: marked `submitted` and stamped with the time of this send
+(`updated_at`, committed) BEFORE the request leaves, so a crash mid-request leaves an order that
+start-up will query, never blindly resend; (2) it is sent with newClientOrderId = our client
+order id; (3) a definite answer is booked; a rejection (-2010, -1013, ...) rejects the order
+with Binance's code and message; an unknown outcome (timeout, 5xx, -1006/-1007) is resolved by
+querying origClientOrderId, and so is -2010 "Duplicate order sent." (Binance has it open); a rate
+limit (429/418) leaves it in flight, to be resolved once the client's pause is over.
+
+An order Binance says does not exist (-2013) is sent again only once the recvWindow of its last
+send has passed (from then on Binance would refuse that request, so it can no longer land
+beside the second; the window is read on the database's clock, which stamped the send), and
+only by a handler whose claim finds the row as it read it (same status, same send stamp): of
+the handlers that saw it missing (after a kill -9, the broker's redelivery and the start-up
+reconcile), exactly one changes the row, and only that one sends. An order refused for our
+clock (-1021) is sent again at once, claimed and stamped the same way, once.
+
+An order Binance could not take is rejected before it leaves, saying why: its symbol is not
+listed (-1121), its client order id is not one Binance accepts, or it breaks a filter.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 
+from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent
 from mastertrade.execution.adapters.binance import (
+    INVALID_SYMBOL,
     ORDER_DOES_NOT_EXIST,
+    TIMESTAMP_OUTSIDE_WINDOW,
     BinanceClient,
+    BinanceRateLimitedError,
     BinanceRejectedError,
     BinanceUnknownError,
+    is_duplicate,
 )
 from mastertrade.execution.adapters.live_books import book_report, store_account
 from mastertrade.execution.adapters.orders import TERMINAL, reject_order
 from mastertrade.execution.adapters.quotes import Quotes
-from mastertrade.execution.domain.binance_status import parse_fill, parse_order
+from mastertrade.execution.domain.binance_status import OrderState, Trade, parse_fill, parse_order
 from mastertrade.execution.domain.filters import (
     FilterError,
     SymbolFilters,
     apply_filters,
+    check_client_order_id,
     find_symbol,
     parse_filters,
 )
 
 logger = logging.getLogger("mastertrade.execution.live")
-SUBMIT = """
-UPDATE orders SET status = 'submitted', quantity = $2, price = $3, updated_at = now()
-WHERE client_order_id = $1
+# between a send's stamp (committed) and its signature, with room to spare
+SEND_MARGIN_SECONDS = 1.0
+# The order locked, and whether its last send is more than $2 seconds old
+CLAIM = """
+SELECT *, updated_at < clock_timestamp() - make_interval(secs => $2) AS window_passed
+FROM orders WHERE client_order_id = $1 FOR UPDATE
 """
+# Only the row as the claimant read it ($4 status, $5 stamp); stamped for this send
+SUBMIT = """
+UPDATE orders SET status = 'submitted', quantity = $2, price = $3, updated_at = clock_timestamp()
+WHERE client_order_id = $1 AND status = $4 AND updated_at = $5
+RETURNING *
+"""
+BOOKED = "SELECT COALESCE(sum(quantity), 0) FROM fills WHERE client_order_id = $1"
+
+
+def claimable(order: asyncpg.Record, seen: asyncpg.Record, resend_after: float | None) -> bool:
+    """Is the locked `order` still the `seen` one this handler may send: `new` for a first
+    send; for a resend, `submitted` with the same stamp, its last send `resend_after` old."""
+    if resend_after is None:
+        return bool(order["status"] == "new")
+    return bool(
+        order["status"] == "submitted"
+        and order["updated_at"] == seen["updated_at"]
+        and order["window_passed"]
+    )
 
 
 class LiveVenue:
@@ -67,11 +105,21 @@ class LiveVenue:
         marks = await self.quotes.marks([row["symbol"] for row in held])
         return await store_account(self.pool(), account["balances"], self.quote_asset, marks)
 
-    async def filters(self, symbol: str) -> SymbolFilters:
-        if symbol not in self._filters:
-            info = await self.client.exchange_info(symbol)
-            self._filters[symbol] = parse_filters(find_symbol(info, symbol))
-        return self._filters[symbol]
+    async def listing(self, symbol: str) -> SymbolFilters | str:
+        """The symbol's filters, or why no order for it can be sent (Binance does not list it);
+        other failures raise (the order waits for the next round)."""
+        if (known := self._filters.get(symbol)) is not None:
+            return known
+        try:
+            filters = parse_filters(find_symbol(await self.client.exchange_info(symbol), symbol))
+        except BinanceRejectedError as error:
+            if error.code != INVALID_SYMBOL:
+                raise
+            return f"not sent: {symbol} is not listed on Binance ({error.code} {error.message})"
+        except FilterError as error:
+            return f"not sent: {error}"
+        self._filters[symbol] = filters
+        return filters
 
     async def execute(self, client_order_id: str) -> OrderEvent | None:
         """Send, or resolve, the order; None when nothing changed."""
@@ -81,7 +129,7 @@ class LiveVenue:
         if order is None or order["status"] in TERMINAL:
             return None
         if order["status"] == "new":
-            return await self._send(client_order_id, await self.filters(order["symbol"]))
+            return await self._send(order)
         return await self._resolve(order)
 
     async def _reference(self, symbol: str, side: str) -> Decimal | None:
@@ -90,45 +138,88 @@ class LiveVenue:
             return None
         return quote.ask if side == "buy" else quote.bid
 
-    async def _mark_submitted(
-        self, client_order_id: str, filters: SymbolFilters
-    ) -> asyncpg.Record | None:
-        async with self.pool().acquire() as connection, connection.transaction():
-            order = await connection.fetchrow(
-                "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE", client_order_id
-            )
-            if order is None or order["status"] != "new":
-                return None  # another replica got there first
-            reference = order["price"] or await self._reference(order["symbol"], order["side"])
-            try:
-                quantity, price = apply_filters(
-                    filters, order["side"], order["quantity"], order["price"], reference
-                )
-            except FilterError as error:
-                await reject_order(connection, order, f"exchange filter: {error}")
-                return None
-            await connection.execute(SUBMIT, client_order_id, quantity, price)
-            return await connection.fetchrow(
-                "SELECT * FROM orders WHERE client_order_id = $1", client_order_id
-            )
+    async def _terms(
+        self, order: asyncpg.Record, listing: SymbolFilters | str
+    ) -> tuple[Decimal, Decimal | None] | str:
+        """(quantity, limit price) to send, or why Binance could not take the order."""
+        if isinstance(listing, str):
+            return listing
+        try:
+            check_client_order_id(order["client_order_id"])
+        except FilterError as error:
+            return f"not sent: {error}"
+        # a market order goes out as MARKET, whatever price it carries
+        limit = order["price"] if order["type"] == "limit" else None
+        reference = limit or await self._reference(order["symbol"], order["side"])
+        try:
+            return apply_filters(listing, order["side"], order["quantity"], limit, reference)
+        except FilterError as error:
+            return f"exchange filter: {error}"
 
-    async def _send(self, client_order_id: str, filters: SymbolFilters) -> OrderEvent | None:
-        order = await self._mark_submitted(client_order_id, filters)
+    async def _claim(
+        self, seen: asyncpg.Record, listing: SymbolFilters | str, resend_after: float | None
+    ) -> asyncpg.Record | None:
+        """The order marked `submitted` and stamped for this send (committed), or None when it
+        is not this handler's to send (see `claimable`) or was rejected here."""
+        async with self.pool().acquire() as connection, connection.transaction():
+            order = await connection.fetchrow(CLAIM, seen["client_order_id"], resend_after or 0.0)
+            if order is None or not claimable(order, seen, resend_after):
+                return None  # another handler got there first, or the last send could land
+            terms = await self._terms(order, listing)
+            if isinstance(terms, str):
+                await reject_order(connection, order, terms)
+                return None
+            return await self._stamp(connection, order, terms)
+
+    @staticmethod
+    async def _stamp(
+        connection: Connection, order: asyncpg.Record, terms: tuple[Decimal, Decimal | None]
+    ) -> asyncpg.Record | None:
+        quantity, limit = terms
+        price = limit if order["type"] == "limit" else order["price"]
+        return await connection.fetchrow(
+            SUBMIT, order["client_order_id"], quantity, price, order["status"],
+            order["updated_at"],
+        )  # fmt: skip
+
+    async def _send(
+        self, seen: asyncpg.Record, resend_after: float | None = None, resynced: bool = False
+    ) -> OrderEvent | None:
+        """Claim the order as `seen` (a first send, or a resend once `resend_after` seconds
+        passed since the last), send it, book or resolve the answer."""
+        order = await self._claim(seen, await self.listing(seen["symbol"]), resend_after)
         if order is None:
             return None
+        cid = order["client_order_id"]
+        price = order["price"] if order["type"] == "limit" else None
         try:
             answer = await self.client.new_order(
-                client_order_id, order["symbol"], order["side"], order["quantity"], order["price"]
+                cid, order["symbol"], order["side"], order["quantity"], price
             )
-        except BinanceRejectedError as error:
-            return await self._reject(client_order_id, f"Binance {error.code}: {error.message}")
+        except BinanceRateLimitedError as error:
+            logger.warning("order %s not taken (%s): it stays in flight, resolved and sent "
+                           "again once the pause is over", cid, error)  # fmt: skip
+            return None
         except BinanceUnknownError as error:
-            logger.warning("outcome of %s unknown (%s): querying it", client_order_id, error)
+            logger.warning("outcome of %s unknown (%s): querying it", cid, error)
             return await self._resolve(order)
+        except BinanceRejectedError as error:
+            return await self._refused(order, error, resynced)
         trades = [parse_fill(item) for item in answer.get("fills", [])]
-        return await book_report(
-            self.pool(), client_order_id, parse_order(answer), trades, self.quote_asset
-        )
+        return await self._book(cid, parse_order(answer), trades)
+
+    async def _refused(
+        self, order: asyncpg.Record, error: BinanceRejectedError, resynced: bool
+    ) -> OrderEvent | None:
+        cid = order["client_order_id"]
+        if is_duplicate(error):
+            logger.warning("order %s: Binance has it open already (%s): querying it", cid,
+                           error.message)  # fmt: skip
+            return await self._resolve(order)
+        if error.code == TIMESTAMP_OUTSIDE_WINDOW and not resynced:
+            logger.warning("order %s refused for our clock (-1021): resynced, sending it", cid)
+            return await self._send(order, resend_after=0.0, resynced=True)
+        return await self._reject(cid, f"Binance {error.code}: {error.message}")
 
     async def _reject(self, client_order_id: str, reason: str) -> OrderEvent | None:
         async with self.pool().acquire() as connection, connection.transaction():
@@ -140,30 +231,34 @@ class LiveVenue:
             return await reject_order(connection, order, reason)
 
     async def _resolve(self, order: asyncpg.Record) -> OrderEvent | None:
+        """Binance's word on a sent order, booked; one it never got is sent again when safe.
+        A query Binance refuses otherwise raises (the loop logs it and goes on)."""
         cid, symbol = order["client_order_id"], order["symbol"]
         try:
             answer = await self.client.query_order(symbol, cid)
-        except BinanceUnknownError as error:
+        except BinanceUnknownError as error:  # rate limits included
             logger.warning("querying %s failed (%s): next round", cid, error)
             return None
         except BinanceRejectedError as error:
             if error.code != ORDER_DOES_NOT_EXIST:
                 raise
-            return await self._resend_when_safe(order)
+            window = self.client.recv_window / 1000 + SEND_MARGIN_SECONDS
+            return await self._send(order, resend_after=window)
         state = parse_order(answer)
-        trades = []
-        if state.filled_quantity > 0:
-            found = await self.client.my_trades(symbol, int(answer["orderId"]))
-            trades = [parse_fill(item) for item in found]
-        return await book_report(self.pool(), cid, state, trades, self.quote_asset)
+        return await self._book(cid, state, await self._missing_trades(order, state))
 
-    async def _resend_when_safe(self, order: asyncpg.Record) -> OrderEvent | None:
-        window = timedelta(milliseconds=self.client.recv_window + 1000)
-        if datetime.now(UTC) - order["updated_at"] < window:
-            return None  # the first request could still land: ask again next round
-        async with self.pool().acquire() as connection:
-            await connection.execute(
-                "UPDATE orders SET status = 'new' WHERE client_order_id = $1 "
-                "AND status = 'submitted'", order["client_order_id"],
-            )  # fmt: skip
-        return await self._send(order["client_order_id"], await self.filters(order["symbol"]))
+    async def _missing_trades(self, order: asyncpg.Record, state: OrderState) -> list[Trade]:
+        """The order's trades (myTrades, weight 20) when Binance filled more than the books
+        hold; none otherwise, so a resting order costs one query (weight 4) per poll."""
+        if state.filled_quantity <= 0:
+            return []
+        booked = await self.pool().fetchval(BOOKED, order["client_order_id"])
+        if state.filled_quantity <= booked:
+            return []
+        found = await self.client.my_trades(order["symbol"], int(state.exchange_order_id))
+        return [parse_fill(item) for item in found]
+
+    async def _book(
+        self, client_order_id: str, state: OrderState, trades: list[Trade]
+    ) -> OrderEvent | None:
+        return await book_report(self.pool(), client_order_id, state, trades, self.quote_asset)

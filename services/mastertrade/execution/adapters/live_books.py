@@ -1,5 +1,10 @@
 """Booking what Binance reports about an order: fills (once each, by trade id), the order's
-status, the position, and the event; plus the account's balances and equity from Binance."""
+status, the position, and the event; plus the account's balances and equity from Binance.
+
+A commission comes out of what the trade paid: in the quote asset, out of the proceeds (the
+cash is Binance's balance, and the order's fee says it); in the base asset (a buyer's, unless
+BNB pays), out of the coins, so the position is what the exchange holds, and the order's fee
+counts it at the trade's price. One in a third asset (BNB) moves neither."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
-from mastertrade.execution.domain.binance_status import OrderState, Trade
+from mastertrade.execution.domain.binance_status import OrderState, Trade, base_asset
 from mastertrade.execution.domain.ledger import shift_position
 
 ADD_TRADE = """
@@ -35,8 +40,9 @@ ON CONFLICT (environment, asset) DO UPDATE SET free = EXCLUDED.free, locked = EX
 async def _book_trades(
     connection: Connection, order: asyncpg.Record, trades: Iterable[Trade], quote_asset: str
 ) -> Decimal:
-    """Insert new trades, move the position; returns the quote-asset fees newly booked."""
-    fees = Decimal(0)
+    """Insert new trades, move the position; returns the fees newly booked, in the quote
+    asset (one in the base asset at the trade's price)."""
+    fees, base = Decimal(0), base_asset(order["symbol"], quote_asset)
     for trade in trades:
         status = await connection.execute(
             ADD_TRADE, order["client_order_id"], trade.trade_id, trade.price, trade.quantity,
@@ -44,10 +50,11 @@ async def _book_trades(
         )  # fmt: skip
         if not status.endswith(" 1"):
             continue  # already booked: from the REST answer, the stream or a query
+        in_coin = trade.fee if base and trade.fee_asset == base else Decimal(0)
         position = await books.lock_position(connection, "live", order["symbol"])
-        moved = shift_position(position, order["side"], trade.quantity, trade.price)
+        moved = shift_position(position, order["side"], trade.quantity, trade.price, in_coin)
         await books.set_position(connection, "live", order["symbol"], moved)
-        fees += trade.fee if trade.fee_asset == quote_asset else Decimal(0)
+        fees += trade.fee if trade.fee_asset == quote_asset else in_coin * trade.price
     return fees
 
 

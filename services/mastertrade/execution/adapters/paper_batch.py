@@ -1,10 +1,12 @@
 """Paper orders executed in batches: one read, one Redis round trip, one write, no lock held.
 
 One statement reads, in one snapshot, the orders asked for that are recorded already, the
-balance with its version and every position (`READ`); the quotes and marks come in one Redis
-pipeline; each order is then decided in arrival order against the running books in memory,
-exactly as it would be alone (fill with `apply_fill`, rest a limit order with its reserve, or
-reject with the reason), and one statement writes everything: the new orders (a paper order is
+balance with its version, every position and what the resting limit sells hold back of each
+(`READ`); the quotes and marks come in one Redis pipeline; each order is then decided in arrival
+order against the running books in memory, exactly as it would be alone (fill with
+`apply_fill`, rest a limit order with its reserve, or reject with the reason: a buy needs the
+cash, a sell the coins held and not held back by resting sells, as the exchange locks them), and
+one statement writes everything: the new orders (a paper order is
 sent nowhere, so it is recorded with its outcome, in the statement that commits it), balance,
 positions, fills, order statuses, equity and the events (`WRITE`), only if the balance's version
 is still the one read. Every paper batch bumps it, so when another batch (a replica, a reconcile
@@ -45,7 +47,11 @@ SELECT
     b.free, b.locked, b.version,
     ARRAY(SELECT symbol FROM positions WHERE environment = $1 ORDER BY symbol) AS symbols,
     ARRAY(SELECT quantity FROM positions WHERE environment = $1 ORDER BY symbol) AS quantities,
-    ARRAY(SELECT average_price FROM positions WHERE environment = $1 ORDER BY symbol) AS prices
+    ARRAY(SELECT average_price FROM positions WHERE environment = $1 ORDER BY symbol) AS prices,
+    ARRAY(SELECT symbol FROM orders WHERE environment = $1 AND status = 'submitted'
+          AND side = 'sell' GROUP BY symbol ORDER BY symbol) AS selling_symbols,
+    ARRAY(SELECT sum(quantity - filled_quantity) FROM orders WHERE environment = $1
+          AND status = 'submitted' AND side = 'sell' GROUP BY symbol ORDER BY symbol) AS selling
 FROM balances b WHERE b.environment = $1 AND b.asset = $2
 """
 # Everything, only if the balance's version is still `$27` (`balance` bumps it, or returns no row
@@ -118,6 +124,7 @@ class RunningBooks:
     locked: Decimal
     held: dict[str, Position]
     marks: dict[str, Decimal]
+    selling: dict[str, Decimal] = field(default_factory=dict)  # held back by resting sells
     touched: set[str] = field(default_factory=set)
     fills: list[tuple[str, PaperFill]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
@@ -127,6 +134,17 @@ class RunningBooks:
         self.updates.append((order["client_order_id"], "rejected", None, None, None,
                              Decimal(0), reason))  # fmt: skip
         self.events.append(build_event(order, "rejected", reason=reason))
+
+    def unsellable(self, order: Order) -> str | None:
+        """Why the sell cannot have its coins (held less held back by resting sells), if so."""
+        symbol, quantity = order["symbol"], order["quantity"]
+        held = self.held.get(symbol, Position()).quantity
+        holding = self.selling.get(symbol, Decimal(0))
+        if quantity <= held - holding:
+            return None
+        return (f"insufficient {symbol} position: the sell needs {quantity}, "
+                f"{max(held - holding, Decimal(0))} is free ({held} held, {holding} held back "
+                "by resting sells)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -152,9 +170,15 @@ def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: C
 
 
 def rest(order: Order, books: RunningBooks, costs: Costs) -> None:
-    """Rest a limit order; a buy holds back its most expensive cost."""
+    """Rest a limit order; a buy holds back its most expensive cost, a sell its coins."""
     reserve = Decimal(0)
-    if order["side"] == "buy":
+    if order["side"] == "sell":
+        if reason := books.unsellable(order):
+            books.reject(order, reason)
+            return
+        symbol = order["symbol"]
+        books.selling[symbol] = books.selling.get(symbol, Decimal(0)) + order["quantity"]
+    else:
         reserve = reserve_for_buy(order["quantity"], order["price"], costs.fee_rate)
         if reserve > books.free:
             books.reject(order, f"insufficient {costs.quote_asset} balance: the limit order "
@@ -169,18 +193,23 @@ def rest(order: Order, books: RunningBooks, costs: Costs) -> None:
 def fill(
     order: Order, quote: Quote, limit: Decimal | None, books: RunningBooks, costs: Costs
 ) -> None:
-    symbol, reserved = order["symbol"], order["reserved"]
-    done = build_fill(order["side"], order["quantity"], quote, (costs.fee_rate, costs.slippage),
-                      limit)  # fmt: skip
-    position = books.held.get(symbol, Position())
+    """Fill the order (a resting one at its limit), or reject it releasing what it held."""
+    symbol, reserved, resting = order["symbol"], order["reserved"], order["status"] == "submitted"
+    books.free, books.locked = books.free + reserved, books.locked - reserved
+    selling = order["side"] == "sell"
+    if resting and selling:  # its coins are no longer held back: they go
+        books.selling[symbol] = books.selling.get(symbol, Decimal(0)) - order["quantity"]
     try:
-        cash, position = apply_fill(books.free + reserved, position, done, symbol,
-                                    costs.quote_asset)  # fmt: skip
-    except LedgerError as error:
-        books.free, books.locked = books.free + reserved, books.locked - reserved
+        if selling and books.selling.get(symbol) and (reason := books.unsellable(order)):
+            raise LedgerError(reason)  # coins the resting sells hold back (else apply_fill says)
+        done = build_fill(order["side"], order["quantity"], quote,
+                          (costs.fee_rate, costs.slippage), limit, resting=resting)  # fmt: skip
+        position = books.held.get(symbol, Position())
+        cash, position = apply_fill(books.free, position, done, symbol, costs.quote_asset)
+    except ValueError as error:  # LedgerError, or no price to sell at
         books.reject(order, str(error))
         return
-    books.free, books.locked = cash, books.locked - reserved
+    books.free = cash
     books.held[symbol] = position
     books.touched.add(symbol)
     books.marks[symbol] = (quote.bid + quote.ask) / 2
@@ -234,6 +263,7 @@ class BooksRead:
     free: Decimal
     locked: Decimal
     held: dict[str, Position]
+    selling: dict[str, Decimal] = field(default_factory=dict)
 
 
 async def read_books(
@@ -256,6 +286,7 @@ async def read_books(
     return BooksRead(
         unfinished(found, wanted), unrecorded, row["version"], row["free"], row["locked"],
         {s: Position(q, p) for s, q, p in positions},
+        dict(zip(row["selling_symbols"], row["selling"], strict=True)),
     )  # fmt: skip
 
 

@@ -64,3 +64,10 @@ def parse_execution_report(event: Mapping[str, Any]) -> tuple[str, OrderState, T
         trade = Trade(str(event["t"]), Decimal(str(event["L"])), Decimal(str(event["l"])),
                       Decimal(str(event.get("n") or "0")), str(event.get("N") or ""))  # fmt: skip
     return client_order_id, state, trade
+
+
+def base_asset(symbol: str, quote_asset: str) -> str:
+    """The coin a symbol trades against the account's quote asset (BTC of BTCUSDT); "" when
+    the symbol is not quoted in it."""
+    base = symbol.removesuffix(quote_asset)
+    return base if base != symbol else ""

@@ -3,19 +3,34 @@
 The quantity is rounded down to LOT_SIZE's stepSize (never more than approved), a limit price
 to PRICE_FILTER's tickSize (down for a buy, up for a sell: never a worse price than asked);
 then minQty/maxQty, minPrice/maxPrice and MIN_NOTIONAL/NOTIONAL are checked. An order that
-fails is refused here with the filter's name, as Binance would with code -1013.
+fails is refused here with the filter's name, as Binance would with code -1013. So is a client
+order id Binance would refuse (newClientOrderId: at most 36 of letters, digits and `.:/_-`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
+CLIENT_ORDER_ID_LENGTH = 36
+CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]+$")
+
 
 class FilterError(ValueError):
     """The order breaks a symbol filter; the message names it."""
+
+
+def check_client_order_id(client_order_id: str) -> None:
+    """FilterError unless Binance takes `client_order_id` as a newClientOrderId."""
+    if len(client_order_id) > CLIENT_ORDER_ID_LENGTH:
+        raise FilterError(f"client order id {client_order_id!r} is longer than Binance's "
+                          f"{CLIENT_ORDER_ID_LENGTH} characters")  # fmt: skip
+    if not CLIENT_ORDER_ID.match(client_order_id):
+        raise FilterError(f"client order id {client_order_id!r} has characters Binance refuses "
+                          "(letters, digits and . : / _ - only)")  # fmt: skip
 
 
 @dataclass(frozen=True)

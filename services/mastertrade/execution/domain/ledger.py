@@ -57,12 +57,16 @@ def derive_equity(
     return value, cash + value
 
 
-def shift_position(position: Position, side: str, quantity: Decimal, price: Decimal) -> Position:
+def shift_position(
+    position: Position, side: str, quantity: Decimal, price: Decimal, fee: Decimal = Decimal(0)
+) -> Position:
     """A position after a fill reported by an exchange (its word is final: a sell beyond what
-    the books hold, say after a manual trade, leaves the position at 0 instead of failing)."""
+    the books hold, say after a manual trade, leaves the position at 0 instead of failing).
+    `fee` is a commission taken in the coin itself (Binance takes a buyer's from the coin
+    bought unless BNB pays): it is not held, and what was paid is the cost of what is."""
     if side == "buy":
-        total = position.quantity + quantity
+        total = position.quantity + quantity - fee
         cost = position.quantity * position.average_price + quantity * price
-        return Position(total, cost / total)
-    left = max(Decimal(0), position.quantity - quantity)
+        return Position(total, cost / total) if total > 0 else Position()
+    left = max(Decimal(0), position.quantity - quantity - fee)
     return Position(left, position.average_price if left > 0 else Decimal(0))

@@ -1,15 +1,19 @@
 """Paper fills: at the top of book with slippage and a fee, limit orders when the price crosses.
 
-A buy pays the ask plus slippage, a sell gets the bid minus slippage; a limit order fills only
-when the book crosses its price, and never at a worse price than its limit. The fee is a
-fraction of the notional, in the quote asset, rounded up to QUOTE_DECIMALS places so the
-account is never charged less than the rate says.
+An order that takes liquidity (a market order, a limit order crossing the book on arrival)
+trades at the top of book: a buy pays the ask plus slippage, a sell gets the bid minus
+slippage, rounded to PRICE_DECIMALS against the trader (a buy up, a sell down), then capped at
+the limit, so a fill is never better than the book nor worse than the limit, even for coins
+priced near the step. A limit order that was resting in the book trades at its own price when
+the book reaches it, however far the book moved through it: it is the maker, as on the
+exchange. The fee is a fraction of the notional, in the quote asset, rounded up to
+QUOTE_DECIMALS places so the account is never charged less than the rate says.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 QUOTE_DECIMALS = Decimal("0.00000001")
 PRICE_DECIMALS = Decimal("0.00000001")
@@ -44,16 +48,20 @@ def crosses(side: str, limit_price: Decimal, quote: Quote) -> bool:
 
 
 def fill_price(side: str, quote: Quote, slippage: Decimal, limit_price: Decimal | None) -> Decimal:
-    """The execution price: top of book moved against us by `slippage`, capped by the limit."""
+    """A taker's price: the top of book moved against us by `slippage` and rounded against us
+    to PRICE_DECIMALS, then capped by the limit (rounding after the cap could cross it).
+    ValueError for a sell that would get less than the smallest price."""
     if side == "buy":
-        price = quote.ask * (1 + slippage)
-        if limit_price is not None:
-            price = min(price, limit_price)
-    else:
-        price = quote.bid * (1 - slippage)
-        if limit_price is not None:
-            price = max(price, limit_price)
-    return price.quantize(PRICE_DECIMALS, rounding=ROUND_HALF_EVEN)
+        price = (quote.ask * (1 + slippage)).quantize(PRICE_DECIMALS, rounding=ROUND_UP)
+        return price if limit_price is None else min(price, limit_price)
+    price = (quote.bid * (1 - slippage)).quantize(PRICE_DECIMALS, rounding=ROUND_DOWN)
+    if limit_price is not None:
+        return max(price, limit_price)
+    if price <= 0:
+        raise ValueError(
+            f"the bid {quote.bid} less slippage is below the smallest price {PRICE_DECIMALS}"
+        )
+    return price
 
 
 def fee_for(notional: Decimal, fee_rate: Decimal) -> Decimal:
@@ -66,11 +74,16 @@ def build_fill(
     quote: Quote,
     costs: tuple[Decimal, Decimal],
     limit_price: Decimal | None = None,
+    *,
+    resting: bool = False,
 ) -> PaperFill:
     """The fill of `quantity` against `quote` (the caller checked a limit order crosses);
-    `costs` is (fee rate, slippage)."""
+    `costs` is (fee rate, slippage); a `resting` limit order fills at its limit price."""
     fee_rate, slippage = costs
-    price = fill_price(side, quote, slippage, limit_price)
+    if resting and limit_price is not None:
+        price = limit_price
+    else:
+        price = fill_price(side, quote, slippage, limit_price)
     notional = price * quantity
     return PaperFill(side, quantity, price, notional, fee_for(notional, fee_rate))
 

@@ -1,0 +1,335 @@
+"""order_executor in live mode when things go wrong: an order resent at most once however many
+handlers see it missing, one bad order never holding up the others, rate limits waited out,
+outcomes Binance calls unknown queried, a user-data stream that never goes silent, commissions
+taken in the bought coin, and orders Binance would misread refused before they leave."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from mastertrade.core.bus import publish_json
+from mastertrade.execution.adapters import user_stream
+from mastertrade.execution.adapters.binance import BinanceClient
+from mastertrade.execution.adapters.live import LiveVenue
+from mastertrade.execution.adapters.quotes import Quotes
+from mastertrade_model.topology import ORDERS
+from tests.services.conftest import REDIS_TEST_URL
+from tests.services.fake_binance import KEY, SECRET, BinanceError, FakeBinance, serving
+from tests.services.helpers import running, wait_for_status
+from tests.services.test_execution_live import approved, live_env, order_row, streaming
+from tests.services.trading import build_app, new_symbol, recording, set_quote
+
+pytestmark = pytest.mark.infra
+
+INSERT = """
+INSERT INTO orders (client_order_id, symbol, side, type, quantity, price, status, environment,
+    created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'live', now() - make_interval(secs => $8),
+        now() - make_interval(secs => $8))
+"""
+
+
+async def add_order(
+    url: str, symbol: str, status: str, age: float, *, price: str | None = "101", side: str = "buy"
+) -> str:
+    """An order row of the live account, `age` seconds old (created and last sent)."""
+    client_order_id = f"mt-{uuid.uuid4().hex[:20]}"
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            INSERT, client_order_id, symbol, side, "limit" if price else "market", Decimal(1),
+            Decimal(price) if price else None, status, age,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    return client_order_id
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def venues(
+    url: str, base_url: str, count: int
+) -> AsyncIterator[tuple[asyncpg.Pool, list[LiveVenue]]]:
+    """`count` live venues on one database, as the handlers of a redelivered message and of
+    the start-up reconcile are."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
+    clients = [BinanceClient(base_url, KEY, SECRET, 1000, timeout=1.0) for _ in range(count)]
+    quotes = Quotes(lambda: redis, 60.0)
+    try:
+        yield pool, [LiveVenue(lambda: pool, client, "USDT", quotes) for client in clients]
+    finally:
+        for client in clients:
+            await client.close()
+        await redis.aclose()
+        await pool.close()
+
+
+async def test_two_handlers_of_an_order_binance_never_got_resend_it_once(
+    trading_env: dict[str, str],
+) -> None:
+    """After a kill -9 the broker's redelivery and the start-up reconcile both find the order
+    `submitted` and Binance answering -2013: one claims the resend (the row unchanged since it
+    read it), the other finds the row changed and leaves it, even while the resend is still on
+    its way (here it times out, and the order it placed is found by querying)."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    # both queries are decided before either resend lands; the second is answered late
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False,
+                       query_tricks=["", "slow"], misbehave=["timeout-after"])  # fmt: skip
+    client_order_id = await add_order(url, symbol, "submitted", age=3600)
+    async with serving(fake) as base_url, venues(url, base_url, 2) as (_, (first, second)):
+        await asyncio.gather(first.execute(client_order_id), second.execute(client_order_id))
+        row = await order_row(url, client_order_id)
+    assert fake.placed[client_order_id] == 1
+    assert row["status"] == "filled"
+
+
+async def test_a_duplicate_order_answer_is_queried_not_taken_for_a_rejection(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance answers -2010 "Duplicate order sent." when the client order id is open there:
+    the order exists, so it is looked up, never rejected."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False, query_tricks=["lost"])
+    client_order_id = await add_order(url, symbol, "submitted", age=3600, price="90")
+    fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
+                "price": "90", "newClientOrderId": client_order_id})  # fmt: skip
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, (venue,)):
+        await venue.execute(client_order_id)  # -2013 (a lagging answer), resent: -2010
+        row = await order_row(url, client_order_id)
+    assert fake.placed[client_order_id] == 1
+    assert row["status"] == "submitted" and row["reason"] is None
+    assert row["exchange_order_id"] == str(fake.orders[client_order_id]["orderId"])
+
+
+async def test_a_clock_behind_binance_costs_one_refused_order_request_then_one_order(
+    trading_env: dict[str, str],
+) -> None:
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False, clock_skew_ms=5000)
+    client_order_id = await add_order(url, symbol, "new", age=60)
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, (venue,)):
+        event = await venue.execute(client_order_id)
+    posts = [status for method, path, status in fake.requests if path == "/api/v3/order"]
+    assert posts == [400, 200] and fake.placed[client_order_id] == 1
+    assert event is not None and event.status == "filled"
+
+
+async def test_one_stuck_order_holds_up_neither_the_others_nor_the_valuation(
+    trading_env: dict[str, str],
+) -> None:
+    """Oldest first: an order for a symbol Binance does not list (rejected, saying so), one
+    whose query fails (left in flight, logged), one Binance filled (booked); then the equity."""
+    listed, other, url = new_symbol(), new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={listed: Decimal(100), other: Decimal(100)}, push_reports=False)
+    unlisted = await add_order(url, "NOPEUSDT", "new", age=30)
+    failing = await add_order(url, other, "submitted", age=20)
+    fake.query_errors[failing] = BinanceError(
+        400, -1100, "Illegal characters found in a parameter."
+    )
+    filled = await add_order(url, listed, "submitted", age=10)
+    fake.place({"symbol": listed, "side": "BUY", "type": "LIMIT", "quantity": "1",
+                "price": "101", "newClientOrderId": filled})  # fmt: skip
+    async with serving(fake) as base_url:
+        env = live_env(trading_env, base_url)
+        async with running(build_app("order_executor", env)) as client:
+            await wait_for_status(client, "/health", 200)
+            await until(lambda: equity_stored(url), "the live equity")
+            rows = {cid: await order_row(url, cid) for cid in (unlisted, failing, filled)}
+    assert rows[unlisted]["status"] == "rejected"
+    assert "NOPEUSDT is not listed on Binance (-1121" in rows[unlisted]["reason"]
+    assert rows[failing]["status"] == "submitted"
+    assert rows[filled]["status"] == "filled"
+
+
+async def equity_stored(url: str) -> bool:
+    connection = await asyncpg.connect(url)
+    try:
+        return bool(await connection.fetchval(
+            "SELECT count(*) FROM account_equity WHERE environment = 'live'"))  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def test_a_rate_limited_order_waits_out_retry_after_and_goes_once(
+    trading_env: dict[str, str],
+) -> None:
+    """429 (-1003) is no rejection: the order stays in flight, nothing at all is sent during
+    the Retry-After (Binance would answer 418 and ban), then it is placed once."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=["429"], retry_after=2)
+    order = approved(symbol, "buy", "1")
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+            await recorder.wait_for("order.filled", timeout=30)
+    statuses = [status for _, _, status in fake.requests]
+    posts = [status for method, path, status in fake.requests if method == "POST"
+             and path == "/api/v3/order"]  # fmt: skip
+    assert posts == [429, 200] and fake.placed[order["client_order_id"]] == 1
+    assert 418 not in statuses and not recorder.of("order.rejected")
+
+
+async def test_an_execution_status_unknown_answer_is_queried_whatever_its_http_status(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=["1007-after"], push_reports=False)
+    order = approved(symbol, "buy", "1")
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+            await recorder.wait_for("order.filled", timeout=30)
+    assert fake.placed[order["client_order_id"]] == 1 and not recorder.of("order.rejected")
+
+
+async def test_the_live_poll_leaves_binance_s_request_weight_to_the_stream(
+    trading_env: dict[str, str],
+) -> None:
+    """With the default BINANCE_POLL_SECONDS (ORDER_POLL_SECONDS, 0.2 s here, is the paper
+    venue's): a resting order is queried at start-up, not every ORDER_POLL_SECONDS."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={symbol: Decimal(100)})
+    resting = await add_order(url, symbol, "submitted", age=10, price="90")
+    fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
+                "price": "90", "newClientOrderId": resting})  # fmt: skip
+    async with serving(fake) as base_url:
+        env = live_env(trading_env, base_url)
+        env.pop("BINANCE_POLL_SECONDS", None)
+        async with running(build_app("order_executor", env)) as client:
+            await wait_for_status(client, "/health", 200)
+            await asyncio.sleep(3)
+    queries = [r for r in fake.requests if r[:2] == ("GET", "/api/v3/order")]
+    accounts = [r for r in fake.requests if r[:2] == ("GET", "/api/v3/account")]
+    assert 1 <= len(queries) <= 2 and 1 <= len(accounts) <= 2
+
+
+@pytest.mark.parametrize("failure", ["keep-alive refused", "listenKeyExpired"])
+async def test_the_user_stream_reconnects_with_a_new_listen_key(
+    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A listen key that cannot be kept alive (Binance forgot it: -1125), or that Binance says
+    expired, would leave the stream open and silent: it is closed, and a new key opened; reports
+    on it are booked."""
+    if failure == "keep-alive refused":
+        monkeypatch.setattr(user_stream, "KEEPALIVE_SECONDS", 0.2)
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={symbol: Decimal(100)})
+    client_order_id = await add_order(url, symbol, "submitted", age=1)
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (pool, (venue,)):
+        ws_url = base_url.replace("http", "ws")
+        task = asyncio.create_task(
+            user_stream.run_user_stream(venue.client, ws_url, lambda: pool, "USDT")
+        )
+        try:
+            await streaming(fake)
+            first = fake.listen_keys[0]
+            if failure == "listenKeyExpired":
+                fake.expire(first)
+            else:
+                fake.listen_keys.remove(first)
+            await until(lambda: reconnected(fake, first), "a stream on a new listen key")
+            fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
+                        "price": "101", "newClientOrderId": client_order_id})  # fmt: skip
+            await until(lambda: is_filled(url, client_order_id), "the report booked")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert fake.streams[first] == []  # the silent connection was closed
+
+
+async def reconnected(fake: FakeBinance, old_key: str) -> bool:
+    return not fake.streams[old_key] and any(
+        fake.streams.get(key) for key in fake.listen_keys if key != old_key
+    )
+
+
+async def is_filled(url: str, client_order_id: str) -> bool:
+    return bool((await order_row(url, client_order_id))["status"] == "filled")
+
+
+async def test_a_commission_in_the_bought_coin_is_not_in_the_position(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance takes a buyer's commission from the coin bought (without BNB): 1 bought, 0.999
+    held, at a cost of 100 for the 0.999; the order's fee is the commission's worth in USDT."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, commission_in_base=True)
+    order = approved(symbol, "buy", "1")
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            await streaming(fake)
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+            filled = (await recorder.wait_for("order.filled"))[0]
+            await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
+            connection = await asyncpg.connect(env["DATABASE_URL"])
+            try:
+                held = await connection.fetchrow(
+                    "SELECT quantity, average_price FROM positions "
+                    "WHERE environment = 'live' AND symbol = $1", symbol,
+                )  # fmt: skip
+            finally:
+                await connection.close()
+    assert held is not None and held["quantity"] == Decimal("0.999")
+    assert held["quantity"] * held["average_price"] == Decimal(100)
+    assert Decimal(filled["fee"]) == Decimal("0.1")
+
+
+async def test_orders_binance_would_misread_are_sent_right_or_refused_before_leaving(
+    trading_env: dict[str, str],
+) -> None:
+    """A market order carrying a price goes out as MARKET; a client order id longer than
+    Binance's 36 characters is refused here, saying so."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)})
+    priced = approved(symbol, "buy", "1", limit_price="95")
+    too_long = approved(symbol, "buy", "1", client_order_id="mt-" + "a" * 34)
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            for order in (priced, too_long):
+                await publish_json(channel, ORDERS.name, "order.approved", order)
+            await recorder.wait_for("order.filled")
+            rejected = (await recorder.wait_for("order.rejected"))[0]
+    assert fake.orders[priced["client_order_id"]]["type"] == "MARKET"
+    assert rejected["client_order_id"] == too_long["client_order_id"]
+    assert "longer than Binance's 36 characters" in rejected["reason"]
+    assert too_long["client_order_id"] not in fake.orders

@@ -1,0 +1,24 @@
+"""The approved order as the executor receives it: a limit order names its price."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from mastertrade.core.messages import ApprovedOrder
+
+ORDER = {"client_order_id": "mt-1", "signal_id": "s-1", "symbol": "BTCUSDT", "side": "buy",
+         "quantity": "0.5"}  # fmt: skip
+
+
+def test_a_limit_order_without_a_limit_price_is_refused_saying_so() -> None:
+    with pytest.raises(ValidationError, match="a limit order needs a limit_price"):
+        ApprovedOrder.model_validate(ORDER | {"order_type": "limit"})
+
+
+def test_limit_and_market_orders_as_the_risk_manager_sends_them_are_accepted() -> None:
+    limit = ApprovedOrder.model_validate(ORDER | {"order_type": "limit", "limit_price": "95"})
+    market = ApprovedOrder.model_validate(ORDER | {"order_type": "market"})
+    assert limit.limit_price == Decimal(95) and market.limit_price is None
