@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from pydantic import AfterValidator, SecretStr
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mastertrade-admin"'}
@@ -43,3 +44,16 @@ def check_token(authorization: str | None, expected: SecretStr | None, setting: 
     if not hmac.compare_digest(digest, expected.get_secret_value().strip().lower()):
         raise HTTPException(403, "this token is not the admin token", headers=CHALLENGE)
     return f"admin:{digest[:8]}"
+
+
+def require_token(setting: str) -> Callable[[Request], Awaitable[str]]:
+    """A FastAPI dependency admitting the admin token of `setting` (a field of the app's
+    settings, e.g. RISK_ADMIN_API_KEY_SHA256): the caller's name, or the HTTPException of
+    `check_token`."""
+    field = setting.lower()
+
+    async def require_admin(request: Request) -> str:
+        expected: SecretStr | None = getattr(request.app.state.settings, field)
+        return check_token(request.headers.get("authorization"), expected, setting)
+
+    return require_admin

@@ -6,20 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from mastertrade.core.admin_token import check_token
-from mastertrade.strategy.settings import StrategySettings
+from mastertrade.core.admin_token import require_token
 
-
-async def require_admin(request: Request) -> str:
-    """The caller's name for the logs, or 401/403 (503 while no token is configured)."""
-    settings: StrategySettings = request.app.state.settings
-    return check_token(
-        request.headers.get("authorization"),
-        settings.strategy_admin_api_key_sha256,
-        "STRATEGY_ADMIN_API_KEY_SHA256",
-    )
-
-
-AdminDep = Annotated[str, Depends(require_admin)]
+AdminDep = Annotated[str, Depends(require_token("STRATEGY_ADMIN_API_KEY_SHA256"))]

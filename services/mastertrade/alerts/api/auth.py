@@ -6,19 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from mastertrade.alerts.settings import AlertSettings
-from mastertrade.core.admin_token import check_token
+from mastertrade.core.admin_token import require_token
 
-
-async def require_admin(request: Request) -> str:
-    settings: AlertSettings = request.app.state.settings
-    return check_token(
-        request.headers.get("authorization"),
-        settings.risk_admin_api_key_sha256,
-        "RISK_ADMIN_API_KEY_SHA256",
-    )
-
-
-AdminDep = Annotated[str, Depends(require_admin)]
+AdminDep = Annotated[str, Depends(require_token("RISK_ADMIN_API_KEY_SHA256"))]
