@@ -204,10 +204,7 @@ async def test_sells_approved_and_not_yet_filled_count_as_sold(
     await set_equity(url, "100000")
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute(
-            "INSERT INTO positions (environment, symbol, quantity, average_price) "
-            "VALUES ('paper', 'BTCUSDT', 1, 30000)"
-        )
+        await hold_one_btc(connection)
         both = [sell("sell-1", "0.6"), sell("sell-2", "1")]
         batch, _ = await decide_batch(connection, both, RiskLimits(), "paper")
         later, _ = await decide_batch(connection, [sell("sell-3", "0.1")], RiskLimits(), "paper")
@@ -246,10 +243,7 @@ async def test_a_valuation_older_than_the_limit_stops_buys_not_sells(
     await set_equity(url, "100000")
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute(
-            "INSERT INTO positions (environment, symbol, quantity, average_price) "
-            "VALUES ('paper', 'BTCUSDT', 1, 30000)"
-        )
+        await hold_one_btc(connection)
         fresh, _ = await decide_batch(connection, [small_buy("fresh")], RiskLimits(), "paper")
         await connection.execute(
             "UPDATE account_equity SET updated_at = now() - interval '2 minutes'"
@@ -261,6 +255,13 @@ async def test_a_valuation_older_than_the_limit_stops_buys_not_sells(
     assert fresh[0].outcome is Outcome.APPROVED
     assert stale[0].outcome is Outcome.REJECTED and "executor" in stale[0].reasons[0]
     assert stale[1].outcome is Outcome.APPROVED
+
+
+async def hold_one_btc(connection: asyncpg.Connection) -> None:
+    await connection.execute(
+        "INSERT INTO positions (environment, symbol, quantity, average_price) "
+        "VALUES ('paper', 'BTCUSDT', 1, 30000)"
+    )
 
 
 def small_buy(signal_id: str) -> Signal:
