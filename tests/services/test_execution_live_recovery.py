@@ -333,3 +333,28 @@ async def test_orders_binance_would_misread_are_sent_right_or_refused_before_lea
     assert rejected["client_order_id"] == too_long["client_order_id"]
     assert "longer than Binance's 36 characters" in rejected["reason"]
     assert too_long["client_order_id"] not in fake.orders
+
+
+async def test_the_live_equity_takes_cash_and_coins_from_one_snapshot(
+    trading_env: dict[str, str],
+) -> None:
+    """The books hold 1 coin, but Binance's account snapshot shows 0.5 (the other half sold,
+    its fill not booked yet) and 5000 USDT: the equity is the snapshot's, 5000 + 0.5 x 100, not
+    a mix of its cash and the books' coins (5100), which the peak would keep for good."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False)
+    fake.balances = {"USDT": Decimal(5000), symbol.removesuffix("USDT"): Decimal("0.5")}
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO positions (environment, symbol, quantity, average_price) "
+            "VALUES ('live', $1, 1, 100)", symbol,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (pool, [venue]):
+        equity = await venue.revalue()
+        stored = await pool.fetchrow("SELECT * FROM account_equity WHERE environment = 'live'")
+    assert equity == Decimal(5050)
+    assert stored is not None
+    assert (stored["cash"], stored["positions_value"]) == (Decimal(5000), Decimal(50))

@@ -95,6 +95,17 @@ async def store_equity(
     """Value the account at `marks` and store it for the risk manager; returns equity."""
     cash = await connection.fetchval(CASH, environment, asset)
     positions = await fetch_positions(connection, environment)
+    return await store_valuation(connection, environment, cash, positions, marks)
+
+
+async def store_valuation(
+    connection: Connection,
+    environment: str,
+    cash: Decimal,
+    positions: Mapping[str, Position],
+    marks: Mapping[str, Decimal],
+) -> Decimal:
+    """Store cash plus `positions` at `marks` as the account's equity; returns it."""
     value, equity = derive_equity(cash, positions, marks)
     await connection.execute(SET_EQUITY, environment, cash, value, equity)
     return equity

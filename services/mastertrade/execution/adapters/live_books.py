@@ -19,7 +19,7 @@ from mastertrade.core.messages import OrderEvent
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
 from mastertrade.execution.domain.binance_status import OrderState, Trade, base_asset
-from mastertrade.execution.domain.ledger import shift_position
+from mastertrade.execution.domain.ledger import Position, shift_position
 
 ADD_TRADE = """
 INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
@@ -89,10 +89,24 @@ async def store_account(
     pool: asyncpg.Pool, balances: Iterable[Mapping[str, Any]], quote_asset: str,
     marks: Mapping[str, Decimal],
 ) -> Decimal:  # fmt: skip
-    """Binance's balances into `balances`, then the equity for the risk manager."""
+    """Binance's balances into `balances`, then the equity for the risk manager: the cash and
+    the coins of each symbol traded both from this one snapshot. The books' positions may be a
+    fill ahead of it or behind it (booked from the stream before or after the snapshot was
+    taken), and cash and coins from two moments would make an equity the account never had,
+    which the peak would keep (migration 0033) and the breaker trip on."""
+    holdings: dict[str, Decimal] = {}
     async with pool.acquire() as connection, connection.transaction():
         for item in balances:
             free, locked = Decimal(str(item["free"])), Decimal(str(item["locked"]))
+            holdings[item["asset"]] = free + locked
             if free or locked or item["asset"] == quote_asset:
                 await connection.execute(SET_ASSET, item["asset"], free, locked)
-        return await books.store_equity(connection, "live", quote_asset, marks)
+        traded = await books.fetch_positions(connection, "live")
+        coins = {
+            symbol: Position(
+                holdings.get(base_asset(symbol, quote_asset), Decimal(0)), position.average_price
+            )
+            for symbol, position in traded.items()
+        }
+        cash = holdings.get(quote_asset, Decimal(0))
+        return await books.store_valuation(connection, "live", cash, coins, marks)
