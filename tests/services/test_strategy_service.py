@@ -34,6 +34,7 @@ from mastertrade.core.settings import load_settings
 from mastertrade.market_data.domain.events import Kline, to_message
 from mastertrade.market_data.history import simulated_history
 from mastertrade.migrations.runner import migrate_database
+from mastertrade.strategy.active_set import ACTIVATION_LOCK
 from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
 from mastertrade.strategy.domain.metrics import build_result
@@ -446,6 +447,38 @@ async def test_a_run_that_keeps_the_active_set_announces_nothing(pool: asyncpg.P
     assert await finish_run(pool, run.id, 3) == []  # no candidate ranked: the set stays
     assert await pool.fetchval("SELECT status FROM strategies WHERE id = $1", kept) == "active"
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_an_activation_racing_the_end_of_a_run_waits_instead_of_deadlocking(
+    pool: asyncpg.Pool,
+) -> None:
+    """An admin's activation takes the active set's lock, then the row of the strategy it
+    activates. The end of a run must take that lock before it locks any strategy (its rank
+    update): in the other order each waits for the other, and PostgreSQL aborts one of them."""
+    run = await create_run(
+        pool, run_key="api:race", trigger="api", seed=1, candidates=10, shard_size=10,
+        symbols=["BTCUSDT"], as_of=NOW,
+    )  # fmt: skip
+    assert run is not None and await claim_shard(pool, run.id, "pod", 600) is not None
+    assert await store_shard(pool, run, shard=0, worker="pod", results=[], since=NOW)
+    candidate = await pool.fetchval(
+        "INSERT INTO strategies (name, status, parameters, symbol, family, run_id, score) "
+        "VALUES ('racing', 'backtested', '{}'::jsonb, 'BTCUSDT', 'momentum', $1, 1) "
+        "RETURNING id", run.id,
+    )  # fmt: skip
+    await pool.execute(
+        "INSERT INTO backtests (strategy_id, run_id, oos_return) VALUES ($1, $2, 0.1)",
+        candidate, run.id,
+    )  # fmt: skip
+    async with pool.acquire() as admin, admin.transaction():
+        await admin.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
+        finishing = asyncio.create_task(finish_run(pool, run.id, 3))
+        await asyncio.sleep(0.5)  # the run's end is under way, waiting where it must wait
+        await admin.execute("SELECT FROM strategies WHERE id = $1 FOR UPDATE", candidate)
+    await asyncio.wait_for(finishing, 10)  # raises DeadlockDetectedError in the other order
+    assert await pool.fetchval("SELECT status FROM generation_runs WHERE id = $1", run.id) == (
+        "done"
+    )
 
 
 async def test_an_activation_committed_while_the_broker_is_down_is_published_after_a_restart(

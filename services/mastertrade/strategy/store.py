@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from mastertrade.strategy.active_set import apply_run_choice
+from mastertrade.strategy.active_set import ACTIVATION_LOCK, apply_run_choice
 from mastertrade.strategy.domain.batch import CandidateResult
 from mastertrade.strategy.domain.engine import Bars, build_bars
 from mastertrade.strategy.domain.plan import (
@@ -283,6 +283,9 @@ async def finish_run(pool: asyncpg.Pool, run_id: int, max_active: int) -> list[i
         )
         if run is None or run["status"] != "running" or left:
             return None
+        # the active set's lock before any strategy row is locked (the rank update below), as
+        # an admin's activation takes it: in the other order the two would deadlock
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
         scored = [
             Scored(row["id"], row["score"], row["oos_return"])
             for row in await connection.fetch(
