@@ -55,8 +55,11 @@ from mastertrade.execution.domain.filters import (
 )
 
 logger = logging.getLogger("mastertrade.execution.live")
-# between a send's stamp (committed) and its signature, with room to spare
-SEND_MARGIN_SECONDS = 1.0
+# Past a send's stamp (committed before it is signed) and its recvWindow, how long before an
+# order Binance does not know is sent again: the time to sign, plus Binance's acceptance of a
+# timestamp up to 1 s ahead of its clock, plus a client clock that drifted ahead of Binance's
+# since the last resync (the offset is corrected only after a -1021), with room to spare.
+SEND_MARGIN_SECONDS = 5.0
 # The order locked, and whether its last send is more than $2 seconds old
 CLAIM = """
 SELECT *, updated_at < clock_timestamp() - make_interval(secs => $2) AS window_passed
