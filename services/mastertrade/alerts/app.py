@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -37,7 +38,8 @@ def create_app(settings: AlertSettings) -> FastAPI:
     service.runtime = app.state.runtime
     app.state.alerts = service
     at = settings.daily_report_time()
-    reporter = DailyReporter(service, at) if at is not None else None
+    settle = timedelta(seconds=settings.alert_daily_report_settle_seconds)
+    reporter = DailyReporter(service, at, settle) if at is not None else None
     app.state.daily_report = reporter
 
     async def start() -> list[asyncio.Task[None]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from mastertrade.alerts.adapters.reports import (
@@ -44,15 +44,23 @@ def _utc_now() -> datetime:
 
 
 class DailyReporter:
+    """Writes each report `settle` after its scheduled instant `at`: a fill stamped before the
+    instant (the database stamps a transaction's start) but committed after it, or a database
+    clock a little behind this one, is then still in the window, not left out of every report."""
+
     def __init__(
-        self, service: AlertService, at: time, clock: Callable[[], datetime] = _utc_now
+        self,
+        service: AlertService,
+        at: time,
+        settle: timedelta,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self.service, self.at, self.clock = service, at, clock
+        self.service, self.at, self.settle, self.clock = service, at, settle, clock
         self.checked: datetime | None = None  # the last scheduled instant fully handled here
 
     async def send_due(self) -> list[int]:
         """Write and start delivering each due report nobody wrote yet; the alert ids written."""
-        end = due_report(self.clock(), self.at)
+        end = due_report(self.clock() - self.settle, self.at)
         if end == self.checked:
             return []
         async with self.service.live.pool.acquire() as connection:
@@ -81,7 +89,8 @@ class DailyReporter:
         while True:
             try:
                 await self.send_due()
-                wait = (next_report(self.clock(), self.at) - self.clock()).total_seconds()
+                now = self.clock()
+                wait = (next_report(now - self.settle, self.at) + self.settle - now).total_seconds()
             except Exception as error:
                 logger.warning("the daily report is not written yet, retrying: %r", error)
                 wait = RETRY_SECONDS

@@ -66,6 +66,11 @@ class AlertSettings(ServiceSettings, EmailSettings):
         default="00:00",
         description='UTC time of the daily report, "HH:MM" (or "HH:MM:SS"); "off" sends none',
     )
+    alert_daily_report_settle_seconds: float = Field(
+        default=120.0, ge=0, le=3600,
+        description="how long after ALERT_DAILY_REPORT_TIME the report is written, so that a "
+        "fill stamped before that instant but committed just after it is in the report",
+    )  # fmt: skip
     risk_admin_api_key_sha256: AdminTokenHash = Field(
         default=None,
         description="the SHA-256 of the admin bearer token (the risk manager's setting, so one "
