@@ -216,6 +216,32 @@ async def test_sells_approved_and_not_yet_filled_count_as_sold(
     assert later[0].outcome is Outcome.REJECTED and "left to sell" in later[0].reasons[0]
 
 
+async def test_a_sell_whose_order_never_came_stops_holding_the_coins_back(
+    trading_env: dict[str, str],
+) -> None:
+    """A sell approved ten minutes ago whose order the executor never recorded (its message
+    dead-lettered) no longer blocks selling the position; a buy in the same state still counts
+    against the symbol's exposure."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "10000")
+    connection = await asyncpg.connect(url)
+    try:
+        await hold_one_btc(connection)
+        lost = [sell("lost-sell", "1"), Signal.model_validate(signal("lost-buy", price="100",
+                                                                     quantity="20"))]  # fmt: skip
+        first, _ = await decide_batch(connection, lost, RiskLimits(), "paper")
+        await connection.execute("UPDATE risk_decisions SET decided_at = now() - interval '10m'")
+        again = [sell("exit", "1"), Signal.model_validate(signal("more", price="100",
+                                                                 quantity="100"))]  # fmt: skip
+        later, _ = await decide_batch(connection, again, RiskLimits(), "paper")
+    finally:
+        await connection.close()
+    assert [d.outcome for d in first] == [Outcome.APPROVED, Outcome.APPROVED]
+    assert (later[0].outcome, later[0].quantity) == (Outcome.APPROVED, Decimal(1))
+    # the lost buy's 2000 still counts: 1 BTC at 100 and it leave 1900 under 40 % of 10000
+    assert (later[1].outcome, later[1].quantity) == (Outcome.RESIZED, Decimal(19))
+
+
 async def test_an_account_at_zero_is_decided_and_reset_without_error(
     trading_env: dict[str, str],
 ) -> None:

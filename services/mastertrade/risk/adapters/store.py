@@ -61,6 +61,12 @@ FINISHED = """
 SELECT FROM orders o WHERE o.client_order_id = d.client_order_id
   AND o.status IN ('filled', 'rejected', 'cancelled')
 """
+# An approved sell whose order the executor never recorded (its message dead-lettered) would
+# hold its coins back for ever, and block every exit from the position: after SELL_RECORD_GRACE
+# it no longer counts. Buys are not let go this way (a late order would break the exposure
+# limits); a sell recorded late is checked against what is held by the executor all the same.
+SELL_RECORD_GRACE = "interval '5 minutes'"
+RECORDED = "SELECT FROM orders o WHERE o.client_order_id = d.client_order_id"
 # One snapshot, so the state's version stands for every decision, peak and breaker it shows (a
 # risk batch writes them all with the version it bumps); it writes nothing, so it needs no commit.
 # No row: the environment's first batch (ENSURE_STATE). Approved buys count as pending exposure,
@@ -76,6 +82,7 @@ WITH pending AS (
         COALESCE(sum(approved_quantity) FILTER (WHERE side = 'sell'), 0) AS selling
     FROM risk_decisions d
     WHERE environment = $1 AND pending AND NOT EXISTS ({FINISHED})
+      AND (side = 'buy' OR decided_at > now() - {SELL_RECORD_GRACE} OR EXISTS ({RECORDED}))
     GROUP BY symbol
 ), held AS (
     SELECT symbol, quantity FROM positions WHERE environment = $1 AND quantity > 0
