@@ -7,11 +7,14 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import pytest
+from aio_pika.abc import AbstractChannel
 
 from mastertrade.core.bus import publish_json
 from mastertrade.execution.adapters.binance import BinanceClient, BinanceRejectedError
@@ -22,7 +25,7 @@ from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.services.fake_binance import KEY, SECRET, FakeBinance, serving
 from tests.services.helpers import running, wait_for_status
-from tests.services.trading import build_app, new_symbol, recording, set_quote
+from tests.services.trading import Recorder, build_app, new_symbol, recording, set_quote
 
 pytestmark = pytest.mark.infra
 
@@ -32,6 +35,28 @@ def live_env(env: dict[str, str], url: str) -> dict[str, str]:
             "BINANCE_API_SECRET": SECRET, "BINANCE_BASE_URL": url,
             "BINANCE_WS_URL": url.replace("http", "ws"), "BINANCE_RECV_WINDOW": "1000",
             "BINANCE_TIMEOUT_SECONDS": "1", "BINANCE_POLL_SECONDS": "0.5"}  # fmt: skip
+
+
+class LiveExecutor(NamedTuple):
+    env: dict[str, str]
+    recorder: Recorder
+    channel: AbstractChannel
+
+
+@asynccontextmanager
+async def live_executor(
+    trading_env: dict[str, str], fake: FakeBinance
+) -> AsyncIterator[LiveExecutor]:
+    """The order executor in live mode against `fake`, healthy, with a recorder of the order
+    events and a channel to publish approved orders on."""
+    async with serving(fake) as url:
+        env = live_env(trading_env, url)
+        async with (
+            recording(env["RABBITMQ_URL"]) as (recorder, channel),
+            running(build_app("order_executor", env)) as client,
+        ):
+            await wait_for_status(client, "/health", 200)
+            yield LiveExecutor(env, recorder, channel)
 
 
 def approved(symbol: str, side: str, quantity: str, **extra: Any) -> dict[str, Any]:
@@ -77,19 +102,13 @@ async def test_a_market_order_is_signed_filtered_filled_and_booked_once(
     await set_quote(symbol, "29999", "30001")
     fake = FakeBinance(prices={symbol: Decimal(30000)})
     order = approved(symbol, "buy", "0.123456789")
-    async with serving(fake) as url:
-        env = live_env(trading_env, url)
-        async with (
-            recording(env["RABBITMQ_URL"]) as (recorder, channel),
-            running(build_app("order_executor", env)) as client,
-        ):
-            await wait_for_status(client, "/health", 200)
-            await streaming(fake)
-            await publish_json(channel, ORDERS.name, "order.approved", order)
-            filled = (await recorder.wait_for("order.filled"))[0]
-            await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
-            fills = await fills_of(env["DATABASE_URL"], order["client_order_id"])
-            row = await order_row(env["DATABASE_URL"], order["client_order_id"])
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        filled = (await recorder.wait_for("order.filled"))[0]
+        await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
+        fills = await fills_of(env["DATABASE_URL"], order["client_order_id"])
+        row = await order_row(env["DATABASE_URL"], order["client_order_id"])
     placed = [o for o in fake.orders.values() if o["clientOrderId"] == order["client_order_id"]]
     assert len(placed) == 1 and placed[0]["origQty"] == "0.12345"  # stepSize 0.00001, down
     assert filled["filled_quantity"] == "0.12345" and Decimal(filled["average_price"]) == 30000
@@ -105,16 +124,10 @@ async def test_binance_error_codes_reject_with_the_code_and_filters_stop_bad_ord
     await set_quote(symbol, "29999", "30001")
     fake = FakeBinance(prices={symbol: Decimal(30000)})
     too_big, too_small = approved(symbol, "buy", "1"), approved(symbol, "buy", "0.0001")
-    async with serving(fake) as url:
-        env = live_env(trading_env, url)
-        async with (
-            recording(env["RABBITMQ_URL"]) as (recorder, channel),
-            running(build_app("order_executor", env)) as client,
-        ):
-            await wait_for_status(client, "/health", 200)
-            for order in (too_big, too_small):
-                await publish_json(channel, ORDERS.name, "order.approved", order)
-            rejected = await recorder.wait_for("order.rejected", 2)
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        for order in (too_big, too_small):
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+        rejected = await recorder.wait_for("order.rejected", 2)
     reasons = {event["client_order_id"]: event["reason"] for event in rejected}
     assert reasons[too_big["client_order_id"]].startswith("Binance -2010: Account has insufficient")
     assert reasons[too_small["client_order_id"]] == (
@@ -132,16 +145,10 @@ async def test_an_unknown_outcome_is_queried_never_assumed(
     # no stream reports: the order's fate must come from querying it
     fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=[trick], push_reports=False)
     order = approved(symbol, "buy", "1")
-    async with serving(fake) as url:
-        env = live_env(trading_env, url)
-        async with (
-            recording(env["RABBITMQ_URL"]) as (recorder, channel),
-            running(build_app("order_executor", env)) as client,
-        ):
-            await wait_for_status(client, "/health", 200)
-            await publish_json(channel, ORDERS.name, "order.approved", order)
-            await recorder.wait_for("order.filled", timeout=30)
-            fills = await fills_of(env["DATABASE_URL"], order["client_order_id"])
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.filled", timeout=30)
+        fills = await fills_of(env["DATABASE_URL"], order["client_order_id"])
     posts = [r for r in fake.requests if r[:2] == ("POST", "/api/v3/order")]
     queries = [r for r in fake.requests if r[:2] == ("GET", "/api/v3/order")]
     assert len(fake.orders) == 1 and len(fills) == 1  # placed once, booked once

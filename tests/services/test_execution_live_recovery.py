@@ -25,8 +25,14 @@ from mastertrade_model.topology import ORDERS
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.fake_binance import KEY, SECRET, BinanceError, FakeBinance, serving
 from tests.services.helpers import running, wait_for_status
-from tests.services.test_execution_live import approved, live_env, order_row, streaming
-from tests.services.trading import build_app, new_symbol, recording, set_quote
+from tests.services.test_execution_live import (
+    approved,
+    live_env,
+    live_executor,
+    order_row,
+    streaming,
+)
+from tests.services.trading import build_app, new_symbol, set_quote
 
 pytestmark = pytest.mark.infra
 
@@ -175,15 +181,9 @@ async def test_a_rate_limited_order_waits_out_retry_after_and_goes_once(
     await set_quote(symbol, "99", "101")
     fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=["429"], retry_after=2)
     order = approved(symbol, "buy", "1")
-    async with serving(fake) as url:
-        env = live_env(trading_env, url)
-        async with (
-            recording(env["RABBITMQ_URL"]) as (recorder, channel),
-            running(build_app("order_executor", env)) as client,
-        ):
-            await wait_for_status(client, "/health", 200)
-            await publish_json(channel, ORDERS.name, "order.approved", order)
-            await recorder.wait_for("order.filled", timeout=30)
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.filled", timeout=30)
     statuses = [status for _, _, status in fake.requests]
     posts = [status for method, path, status in fake.requests if method == "POST"
              and path == "/api/v3/order"]  # fmt: skip
@@ -198,15 +198,9 @@ async def test_an_execution_status_unknown_answer_is_queried_whatever_its_http_s
     await set_quote(symbol, "99", "101")
     fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=["1007-after"], push_reports=False)
     order = approved(symbol, "buy", "1")
-    async with serving(fake) as url:
-        env = live_env(trading_env, url)
-        async with (
-            recording(env["RABBITMQ_URL"]) as (recorder, channel),
-            running(build_app("order_executor", env)) as client,
-        ):
-            await wait_for_status(client, "/health", 200)
-            await publish_json(channel, ORDERS.name, "order.approved", order)
-            await recorder.wait_for("order.filled", timeout=30)
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.filled", timeout=30)
     assert fake.placed[order["client_order_id"]] == 1 and not recorder.of("order.rejected")
 
 
@@ -284,25 +278,19 @@ async def test_a_commission_in_the_bought_coin_is_not_in_the_position(
     await set_quote(symbol, "99", "101")
     fake = FakeBinance(prices={symbol: Decimal(100)}, commission_in_base=True)
     order = approved(symbol, "buy", "1")
-    async with serving(fake) as url:
-        env = live_env(trading_env, url)
-        async with (
-            recording(env["RABBITMQ_URL"]) as (recorder, channel),
-            running(build_app("order_executor", env)) as client,
-        ):
-            await wait_for_status(client, "/health", 200)
-            await streaming(fake)
-            await publish_json(channel, ORDERS.name, "order.approved", order)
-            filled = (await recorder.wait_for("order.filled"))[0]
-            await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
-            connection = await asyncpg.connect(env["DATABASE_URL"])
-            try:
-                held = await connection.fetchrow(
-                    "SELECT quantity, average_price FROM positions "
-                    "WHERE environment = 'live' AND symbol = $1", symbol,
-                )  # fmt: skip
-            finally:
-                await connection.close()
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        filled = (await recorder.wait_for("order.filled"))[0]
+        await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
+        connection = await asyncpg.connect(env["DATABASE_URL"])
+        try:
+            held = await connection.fetchrow(
+                "SELECT quantity, average_price FROM positions "
+                "WHERE environment = 'live' AND symbol = $1", symbol,
+            )  # fmt: skip
+        finally:
+            await connection.close()
     assert held is not None and held["quantity"] == Decimal("0.999")
     assert held["quantity"] * held["average_price"] == Decimal(100)
     assert Decimal(filled["fee"]) == Decimal("0.1")
@@ -318,17 +306,11 @@ async def test_orders_binance_would_misread_are_sent_right_or_refused_before_lea
     fake = FakeBinance(prices={symbol: Decimal(100)})
     priced = approved(symbol, "buy", "1", limit_price="95")
     too_long = approved(symbol, "buy", "1", client_order_id="mt-" + "a" * 34)
-    async with serving(fake) as url:
-        env = live_env(trading_env, url)
-        async with (
-            recording(env["RABBITMQ_URL"]) as (recorder, channel),
-            running(build_app("order_executor", env)) as client,
-        ):
-            await wait_for_status(client, "/health", 200)
-            for order in (priced, too_long):
-                await publish_json(channel, ORDERS.name, "order.approved", order)
-            await recorder.wait_for("order.filled")
-            rejected = (await recorder.wait_for("order.rejected"))[0]
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        for order in (priced, too_long):
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.filled")
+        rejected = (await recorder.wait_for("order.rejected"))[0]
     assert fake.orders[priced["client_order_id"]]["type"] == "MARKET"
     assert rejected["client_order_id"] == too_long["client_order_id"]
     assert "longer than Binance's 36 characters" in rejected["reason"]
