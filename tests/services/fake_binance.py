@@ -2,9 +2,9 @@
 
 It checks what the real one checks: the X-MBX-APIKEY header (-2015), the HMAC-SHA256
 signature of the query string (-1022), the timestamp against recvWindow (-1021), symbol filters
-(-1013), the balance (-2010), duplicate open client order ids (-2010 "Duplicate order sent."),
-unknown orders (-2013), unknown symbols (-1121), unknown listen keys (-1125). It answers in
-Binance's shapes (FULL order answers with fills, executionReport events, `listenKeyExpired`),
+(-1013; MARKET_LOT_SIZE for market orders), the balance (-2010), duplicate open client order
+ids (-2010 "Duplicate order sent."), unknown orders (-2013), unknown symbols (-1121), unknown
+listen keys (-1125). It answers in Binance's shapes (FULL order answers with fills, executionReport events, `listenKeyExpired`),
 takes a buyer's commission in the base asset when asked (as Binance does unless BNB pays), and
 can misbehave on purpose: time out or fail with a 5xx before or after taking an order, answer
 -1007 (execution status unknown) after taking it, rate-limit an order with 429 or 418 and a
@@ -41,6 +41,8 @@ FILTERS = [
         "tickSize": "0.01",
     },
     {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000.00000", "stepSize": "0.00001"},
+    # as BTCUSDT's: market orders capped tighter than limit orders, no step of their own
+    {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000", "maxQty": "50.00000", "stepSize": "0"},
     {
         "filterType": "NOTIONAL",
         "minNotional": "5.00",
@@ -115,10 +117,12 @@ class FakeBinance:
             )
         return params
 
-    def check_filters(self, qty: Decimal, price: Decimal) -> None:
+    def check_filters(self, qty: Decimal, price: Decimal, kind: str) -> None:
         step, tick = Decimal("0.00001"), Decimal("0.01")
         if qty < Decimal("0.00001") or qty % step != 0:
             raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        if kind == "MARKET" and qty > 50:
+            raise BinanceError(400, -1013, "Filter failure: MARKET_LOT_SIZE")
         if price % tick != 0:
             raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
         if qty * price < 5:
@@ -132,7 +136,7 @@ class FakeBinance:
             raise BinanceError(400, -2010, "Duplicate order sent.")
         market = self.prices[symbol]
         price = Decimal(params["price"]) if kind == "LIMIT" else market
-        self.check_filters(qty, price)
+        self.check_filters(qty, price, kind)
         if side == "BUY" and qty * price * Decimal("1.001") > self.balances.get("USDT", Decimal(0)):
             raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
         self.placed[cid] += 1

@@ -124,16 +124,20 @@ async def test_binance_error_codes_reject_with_the_code_and_filters_stop_bad_ord
     await set_quote(symbol, "29999", "30001")
     fake = FakeBinance(prices={symbol: Decimal(30000)})
     too_big, too_small = approved(symbol, "buy", "1"), approved(symbol, "buy", "0.0001")
+    too_many = approved(symbol, "buy", "60")  # within LOT_SIZE, beyond MARKET_LOT_SIZE
     async with live_executor(trading_env, fake) as (_, recorder, channel):
-        for order in (too_big, too_small):
+        for order in (too_big, too_small, too_many):
             await publish_json(channel, ORDERS.name, "order.approved", order)
-        rejected = await recorder.wait_for("order.rejected", 2)
+        rejected = await recorder.wait_for("order.rejected", 3)
     reasons = {event["client_order_id"]: event["reason"] for event in rejected}
     assert reasons[too_big["client_order_id"]].startswith("Binance -2010: Account has insufficient")
     assert reasons[too_small["client_order_id"]] == (
         "exchange filter: NOTIONAL: 3.0001 is below the minimum 5.00"  # at the ask
     )
-    assert [o["clientOrderId"] for o in fake.orders.values()] == []  # neither was placed
+    assert reasons[too_many["client_order_id"]] == (
+        "exchange filter: MARKET_LOT_SIZE quantity: 60 is above the maximum 50.00000"
+    )
+    assert [o["clientOrderId"] for o in fake.orders.values()] == []  # none was placed
 
 
 @pytest.mark.parametrize("trick", ["timeout-after", "503-after", "502-before"])

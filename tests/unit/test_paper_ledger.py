@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mastertrade.execution.domain.filters import (
     FilterError,
+    SymbolFilters,
     apply_filters,
     parse_filters,
 )
@@ -137,6 +138,7 @@ EXCHANGE_SYMBOL = {
         {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00",
          "tickSize": "0.01"},
         {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"},
+        {"filterType": "MARKET_LOT_SIZE", "minQty": "0", "maxQty": "50", "stepSize": "0"},
         {"filterType": "NOTIONAL", "minNotional": "5.00", "applyMinToMarket": True,
          "maxNotional": "9000000.00", "applyMaxToMarket": False, "avgPriceMins": 5},
     ],
@@ -168,3 +170,58 @@ def test_orders_breaking_a_filter_are_refused_naming_it(
 ) -> None:
     with pytest.raises(FilterError, match=message):
         apply_filters(parse_filters(EXCHANGE_SYMBOL), "buy", quantity, price, Decimal(30000))
+
+
+def test_a_market_order_meets_market_lot_size_and_a_limit_order_does_not_have_to() -> None:
+    filters = parse_filters(EXCHANGE_SYMBOL)
+    with pytest.raises(FilterError, match="MARKET_LOT_SIZE quantity: 60 is above the maximum 50"):
+        apply_filters(filters, "sell", Decimal(60), None, Decimal(30000))
+    assert apply_filters(filters, "sell", Decimal(60), Decimal(30000), None) == (
+        Decimal(60), Decimal(30000)
+    )
+
+
+def _symbol(*filters: dict[str, object]) -> SymbolFilters:
+    return parse_filters({"symbol": "XUSDT", "filters": list(filters)})
+
+
+def test_market_lot_size_has_its_own_step_a_market_quantity_rounds_down_to() -> None:
+    filters = _symbol(
+        {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
+        {"filterType": "MARKET_LOT_SIZE", "minQty": "0.1", "maxQty": "100", "stepSize": "0.1"},
+    )
+    assert apply_filters(filters, "buy", Decimal("1.2345"), None, Decimal(1)) == (
+        Decimal("1.2"), None
+    )
+    assert apply_filters(filters, "buy", Decimal("1.2345"), Decimal(1), None) == (
+        Decimal("1.234"), Decimal(1)
+    )
+    with pytest.raises(FilterError, match=r"MARKET_LOT_SIZE stepSize 0\.1"):
+        apply_filters(filters, "buy", Decimal("0.05"), None, Decimal(1))
+
+
+@pytest.mark.parametrize(
+    "notional",
+    [
+        {"filterType": "NOTIONAL", "minNotional": "5", "applyMinToMarket": False,
+         "maxNotional": "100", "applyMaxToMarket": False, "avgPriceMins": 5},
+        {"filterType": "MIN_NOTIONAL", "minNotional": "5", "applyToMarket": False,
+         "avgPriceMins": 5},
+    ],
+)  # fmt: skip
+def test_a_notional_rule_not_applied_to_market_orders_holds_only_limit_orders(
+    notional: dict[str, object],
+) -> None:
+    filters = _symbol(notional)
+    assert apply_filters(filters, "buy", Decimal(1), None, Decimal(1)) == (Decimal(1), None)
+    with pytest.raises(FilterError, match="NOTIONAL: 1 is below the minimum 5"):
+        apply_filters(filters, "buy", Decimal(1), Decimal(1), None)
+
+
+def test_a_maximum_notional_applied_to_market_orders_refuses_a_large_one() -> None:
+    filters = _symbol({"filterType": "NOTIONAL", "minNotional": "5", "applyMinToMarket": True,
+                       "maxNotional": "100", "applyMaxToMarket": True})  # fmt: skip
+    with pytest.raises(FilterError, match="NOTIONAL: 200 is above the maximum 100"):
+        apply_filters(filters, "buy", Decimal(2), None, Decimal(100))
+    with pytest.raises(FilterError, match="NOTIONAL: 4 is below the minimum 5"):
+        apply_filters(filters, "buy", Decimal(4), None, Decimal(1))

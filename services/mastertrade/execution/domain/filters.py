@@ -2,9 +2,13 @@
 
 The quantity is rounded down to LOT_SIZE's stepSize (never more than approved), a limit price
 to PRICE_FILTER's tickSize (down for a buy, up for a sell: never a worse price than asked);
-then minQty/maxQty, minPrice/maxPrice and MIN_NOTIONAL/NOTIONAL are checked. An order that
-fails is refused here with the filter's name, as Binance would with code -1013. So is a client
-order id Binance would refuse (newClientOrderId: at most 36 of letters, digits and `.:/_-`).
+then minQty/maxQty, minPrice/maxPrice and MIN_NOTIONAL/NOTIONAL are checked. A market order
+also meets MARKET_LOT_SIZE (rounded down to its stepSize, within its minQty/maxQty), and its
+notional is checked only where Binance checks it (MIN_NOTIONAL's applyToMarket, NOTIONAL's
+applyMinToMarket and applyMaxToMarket). A zero in any filter's field turns that rule off, as
+on Binance. An order that fails is refused here with the filter's name, as Binance would with
+code -1013. So is a client order id Binance would refuse (newClientOrderId: at most 36 of
+letters, digits and `.:/_-`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,18 @@ class SymbolFilters:
     max_qty: Decimal = Decimal(0)
     min_notional: Decimal = Decimal(0)
     max_notional: Decimal = Decimal(0)
+    market_step_size: Decimal = Decimal(0)
+    market_min_qty: Decimal = Decimal(0)
+    market_max_qty: Decimal = Decimal(0)
+    min_notional_to_market: bool = True
+    max_notional_to_market: bool = False
+
+    def market_notional_bounds(self) -> tuple[Decimal, Decimal]:
+        """(minimum, maximum) notional a market order is held to (0: not checked)."""
+        return (
+            self.min_notional if self.min_notional_to_market else Decimal(0),
+            self.max_notional if self.max_notional_to_market else Decimal(0),
+        )
 
 
 def parse_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
@@ -59,11 +75,18 @@ def parse_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
             found["step_size"] = Decimal(item["stepSize"])
             found["min_qty"] = Decimal(item["minQty"])
             found["max_qty"] = Decimal(item["maxQty"])
+        elif kind == "MARKET_LOT_SIZE":
+            found["market_step_size"] = Decimal(item["stepSize"])
+            found["market_min_qty"] = Decimal(item["minQty"])
+            found["market_max_qty"] = Decimal(item["maxQty"])
         elif kind == "MIN_NOTIONAL":
             found["min_notional"] = Decimal(item["minNotional"])
+            found["min_notional_to_market"] = bool(item.get("applyToMarket", True))
         elif kind == "NOTIONAL":
             found["min_notional"] = Decimal(item.get("minNotional", "0"))
             found["max_notional"] = Decimal(item.get("maxNotional", "0"))
+            found["min_notional_to_market"] = bool(item.get("applyMinToMarket", True))
+            found["max_notional_to_market"] = bool(item.get("applyMaxToMarket", False))
     return SymbolFilters(symbol=str(symbol_info["symbol"]), **found)
 
 
@@ -76,9 +99,9 @@ def _round(value: Decimal, step: Decimal, up: bool) -> Decimal:
 
 def _bounds(name: str, value: Decimal, low: Decimal, high: Decimal) -> None:
     if low > 0 and value < low:
-        raise FilterError(f"{name}: {value} is below the minimum {low}")
+        raise FilterError(f"{name}: {value:f} is below the minimum {low:f}")
     if high > 0 and value > high:
-        raise FilterError(f"{name}: {value} is above the maximum {high}")
+        raise FilterError(f"{name}: {value:f} is above the maximum {high:f}")
 
 
 def apply_filters(
@@ -90,18 +113,30 @@ def apply_filters(
 ) -> tuple[Decimal, Decimal | None]:
     """(quantity, price) rounded to the symbol's steps, or FilterError naming the filter.
 
-    A market order's notional is checked at `reference_price` (the top of book); without one
-    it is left to Binance, which answers -1013 when it fails."""
+    No `price` means a market order. Its notional is checked at `reference_price` (the top of
+    book); without one it is left to Binance, which answers -1013 when it fails."""
+    market = price is None
     qty = _round(quantity, filters.step_size, up=False)
-    _bounds("LOT_SIZE quantity", qty, filters.min_qty, filters.max_qty)
+    if market:
+        qty = _round(qty, filters.market_step_size, up=False)
     if qty <= 0:
-        raise FilterError(f"LOT_SIZE: {quantity} rounds to 0 with stepSize {filters.step_size}")
+        raise FilterError(f"LOT_SIZE: {quantity} rounds to 0 with stepSize {filters.step_size}"
+                          + (f" and MARKET_LOT_SIZE stepSize {filters.market_step_size}"
+                             if market else ""))  # fmt: skip
+    _bounds("LOT_SIZE quantity", qty, filters.min_qty, filters.max_qty)
+    if market:
+        _bounds("MARKET_LOT_SIZE quantity", qty, filters.market_min_qty, filters.market_max_qty)
     rounded = None if price is None else _round(price, filters.tick_size, up=side == "sell")
     if rounded is not None:
         _bounds("PRICE_FILTER price", rounded, filters.min_price, filters.max_price)
     at = rounded if rounded is not None else reference_price
     if at is not None:
-        _bounds("NOTIONAL", qty * at, filters.min_notional, filters.max_notional)
+        low, high = (
+            filters.market_notional_bounds()
+            if market
+            else (filters.min_notional, filters.max_notional)
+        )
+        _bounds("NOTIONAL", qty * at, low, high)
     return qty, rounded
 
 
