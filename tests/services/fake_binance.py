@@ -1,15 +1,16 @@
 """A local server speaking Binance spot's REST and user-data stream, for the live tests.
 
-It checks what the real one checks: the X-MBX-APIKEY header (-2015), the HMAC-SHA256
-signature of the query string (-1022), the timestamp against recvWindow (-1021), symbol filters
-(-1013; MARKET_LOT_SIZE for market orders), the balance (-2010), duplicate open client order
-ids (-2010 "Duplicate order sent."), unknown orders (-2013), unknown symbols (-1121), unknown
-listen keys (-1125). It answers in Binance's shapes (FULL order answers with fills, executionReport events, `listenKeyExpired`),
-takes a buyer's commission in the base asset when asked (as Binance does unless BNB pays), and
-can misbehave on purpose: time out or fail with a 5xx before or after taking an order, answer
--1007 (execution status unknown) after taking it, rate-limit an order with 429 or 418 and a
-Retry-After (a request sent during that pause is answered 418, as Binance bans such clients),
-answer a query slowly or as if the order did not exist, forget a listen key.
+It checks what the real one checks: the X-MBX-APIKEY header (-2015), the HMAC-SHA256 signature
+of the query string (-1022), the timestamp against recvWindow (-1021), symbol filters (-1013;
+MARKET_LOT_SIZE for market orders), the balance (-2010), duplicate open client order ids (-2010
+"Duplicate order sent."), unknown orders (-2013), unknown symbols (-1121), unknown listen keys
+(-1125). It answers in Binance's shapes (FULL order answers with fills, executionReport events,
+`listenKeyExpired`), takes a buyer's commission in the base asset when asked (as Binance does
+unless BNB pays), and can misbehave on purpose: time out or fail with a 5xx before or after
+taking an order, answer -1007 (execution status unknown) after taking it, rate-limit an order
+with 429 or 418 and a Retry-After (a request sent during that pause is answered 418, as Binance
+bans such clients), answer a query slowly or as if the order did not exist, forget a listen
+key.
 """
 
 from __future__ import annotations
