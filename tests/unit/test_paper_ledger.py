@@ -177,7 +177,8 @@ def test_a_market_order_meets_market_lot_size_and_a_limit_order_does_not_have_to
     with pytest.raises(FilterError, match="MARKET_LOT_SIZE quantity: 60 is above the maximum 50"):
         apply_filters(filters, "sell", Decimal(60), None, Decimal(30000))
     assert apply_filters(filters, "sell", Decimal(60), Decimal(30000), None) == (
-        Decimal(60), Decimal(30000)
+        Decimal(60),
+        Decimal(30000),
     )
 
 
@@ -191,10 +192,12 @@ def test_market_lot_size_has_its_own_step_a_market_quantity_rounds_down_to() -> 
         {"filterType": "MARKET_LOT_SIZE", "minQty": "0.1", "maxQty": "100", "stepSize": "0.1"},
     )
     assert apply_filters(filters, "buy", Decimal("1.2345"), None, Decimal(1)) == (
-        Decimal("1.2"), None
+        Decimal("1.2"),
+        None,
     )
     assert apply_filters(filters, "buy", Decimal("1.2345"), Decimal(1), None) == (
-        Decimal("1.234"), Decimal(1)
+        Decimal("1.234"),
+        Decimal(1),
     )
     with pytest.raises(FilterError, match=r"MARKET_LOT_SIZE stepSize 0\.1"):
         apply_filters(filters, "buy", Decimal("0.05"), None, Decimal(1))
