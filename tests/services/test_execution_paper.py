@@ -21,6 +21,7 @@ from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import ApprovedOrder
 from mastertrade.execution.adapters.books import open_account
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
+from mastertrade.execution.domain.halt import BREAKER, KILL_SWITCH
 from mastertrade.risk.portfolio_metrics import TOTALS
 from mastertrade_model.topology import ORDERS
 from tests.infra import free_port
@@ -247,6 +248,91 @@ async def test_limit_sells_are_held_to_the_position_less_what_resting_sells_hold
                                   "(3 held, 3 held back by resting sells)")  # fmt: skip
     assert [(e.status, e.average_price) for e in filled] == [("filled", Decimal(150))] * 2
     assert held == 0
+
+
+HALTS = {"breaker_open": BREAKER, "kill_switch": KILL_SWITCH}
+
+
+async def halt(db: asyncpg.Pool | asyncpg.Connection, flag: str) -> None:
+    """Turn on the risk manager's circuit breaker or kill switch of the paper account."""
+    assert flag in HALTS
+    await db.execute(f"INSERT INTO risk_state (environment, {flag}) VALUES ('paper', true) "
+                     f"ON CONFLICT (environment) DO UPDATE SET {flag} = true")  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", list(HALTS))
+async def test_a_halt_refuses_buys_cancels_resting_ones_and_lets_sells_go(
+    trading_env: dict[str, str], flag: str
+) -> None:
+    """No new exposure while the breaker or kill switch is on, whatever the risk manager
+    approved before it: a buy not yet executed is rejected, a resting one cancelled with its
+    cash released; sells, which only reduce, rest and fill as before."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+
+    def order(side: str, quantity: str, limit: str | None = None) -> ApprovedOrder:
+        extra = {"order_type": "limit", "limit_price": limit} if limit else {}
+        return ApprovedOrder.model_validate(approved(symbol, side, quantity, **extra))
+
+    async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+
+        async def run(orders: list[ApprovedOrder]) -> list[tuple[str, str | None]]:
+            return [(e.status, e.reason) for e in (await venue.record_and_execute(orders)).events]
+
+        before = await run([order("buy", "3")])
+        free_before_limit = await pool.fetchval("SELECT free FROM balances WHERE environment = "
+                                                "'paper'")  # fmt: skip
+        resting_buy, resting_sell = order("buy", "2", "90"), order("sell", "1", "150")
+        resting = await run([resting_buy, resting_sell])
+        await halt(pool, flag)
+        during = await run([order("buy", "1"), order("sell", "1")])
+        swept = await venue.execute_many([resting_buy.client_order_id,
+                                          resting_sell.client_order_id])  # fmt: skip
+        await set_quote(symbol, "151", "152")
+        crossed = await venue.execute_many([resting_sell.client_order_id])
+        free, locked = await pool.fetchrow("SELECT free, locked FROM balances WHERE "
+                                           "environment = 'paper'") or (None, None)  # fmt: skip
+        held = await pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol)
+    reason = HALTS[flag]
+    assert before == [("filled", None)] and resting == [("submitted", None)] * 2
+    assert during == [("rejected", reason), ("filled", None)]
+    assert [(e.client_order_id, e.status, e.reason) for e in swept] == [
+        (resting_buy.client_order_id, "cancelled", reason)  # the sell rests on, untouched
+    ]
+    assert [(e.status, e.average_price) for e in crossed] == [("filled", Decimal(150))]
+    proceeds = Decimal("98.9505") * Decimal("0.999")  # the market sell, at bid - slippage - fee
+    assert locked == 0  # the cancelled buy's reserve came back
+    assert free == free_before_limit + proceeds + 150 * Decimal("0.999")
+    assert held == 1
+    await books_balance(trading_env["DATABASE_URL"])
+
+
+async def test_the_poll_cancels_a_resting_buy_once_the_breaker_trips(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "100", "101")
+    order = approved(symbol, "buy", "2", order_type="limit", limit_price="95")
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (recorder, channel),
+        running(build_app("order_executor", trading_env)) as client,
+    ):
+        await opened(client)
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.submitted")
+        connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+        try:
+            await halt(connection, "breaker_open")
+        finally:
+            await connection.close()
+        cancelled = (await recorder.wait_for("order.cancelled"))[0]
+        balances = (await client.get("/api/v1/account")).json()["balances"]
+    assert cancelled["client_order_id"] == order["client_order_id"]
+    assert cancelled["reason"] == BREAKER
+    assert [(b["asset"], Decimal(b["free"]), Decimal(b["locked"])) for b in balances] == [
+        ("USDT", Decimal(10000), Decimal(0))
+    ]
 
 
 async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(

@@ -163,7 +163,7 @@ class PaperVenue:
     def _decide(self, read: BooksRead, quotes: dict[str, Quote | str]) -> RunningBooks:
         """Each unfinished order decided in turn against the books read with it."""
         running = RunningBooks(read.free, read.locked, read.held, mids(quotes),
-                               dict(read.selling))  # fmt: skip
+                               dict(read.selling), read.halted)  # fmt: skip
         for order in read.orders:
             decide_order(order, quotes[order["symbol"]], running, self.costs)
         return running

@@ -5,7 +5,9 @@ balance with its version, every position and what the resting limit sells hold b
 (`READ`); the quotes and marks come in one Redis pipeline; each order is then decided in arrival
 order against the running books in memory, exactly as it would be alone (fill with
 `apply_fill`, rest a limit order with its reserve, or reject with the reason: a buy needs the
-cash, a sell the coins held and not held back by resting sells, as the exchange locks them), and
+cash, a sell the coins held and not held back by resting sells, as the exchange locks them;
+while the risk manager's circuit breaker or kill switch is on, read in the same snapshot, a
+buy is rejected, or cancelled if it rests, releasing its reserve: see domain/halt.py), and
 one statement writes everything: the new orders (a paper order is
 sent nowhere, so it is recorded with its outcome, in the statement that commits it), balance,
 positions, fills, order statuses, equity and the events (`WRITE`), only if the balance's version
@@ -27,6 +29,7 @@ from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
 from mastertrade.core.outbox import LEASED_UNTIL, Written, mark_sent_cte, written_in_order
 from mastertrade.execution.adapters.orders import TERMINAL, build_event, order_columns
+from mastertrade.execution.domain.halt import blocks, halt_reason
 from mastertrade.execution.domain.ledger import LedgerError, Position, apply_fill, derive_equity
 from mastertrade.execution.domain.paper import (
     PaperFill,
@@ -51,8 +54,10 @@ SELECT
     ARRAY(SELECT symbol FROM orders WHERE environment = $1 AND status = 'submitted'
           AND side = 'sell' GROUP BY symbol ORDER BY symbol) AS selling_symbols,
     ARRAY(SELECT sum(quantity - filled_quantity) FROM orders WHERE environment = $1
-          AND status = 'submitted' AND side = 'sell' GROUP BY symbol ORDER BY symbol) AS selling
-FROM balances b WHERE b.environment = $1 AND b.asset = $2
+          AND status = 'submitted' AND side = 'sell' GROUP BY symbol ORDER BY symbol) AS selling,
+    r.breaker_open, r.kill_switch
+FROM balances b LEFT JOIN risk_state r ON r.environment = b.environment
+WHERE b.environment = $1 AND b.asset = $2
 """
 # Everything, only if the balance's version is still `$27` (`balance` bumps it, or returns no row
 # and every other part reads as empty): no row returned means another batch came first. A batch
@@ -125,6 +130,7 @@ class RunningBooks:
     held: dict[str, Position]
     marks: dict[str, Decimal]
     selling: dict[str, Decimal] = field(default_factory=dict)  # held back by resting sells
+    halted: str | None = None  # why buys may not add exposure now (domain/halt.py)
     touched: set[str] = field(default_factory=set)
     fills: list[tuple[str, PaperFill]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
@@ -134,6 +140,17 @@ class RunningBooks:
         self.updates.append((order["client_order_id"], "rejected", None, None, None,
                              Decimal(0), reason))  # fmt: skip
         self.events.append(build_event(order, "rejected", reason=reason))
+
+    def cancel(self, order: Order, reason: str) -> None:
+        """Cancel a resting order, releasing what it holds back."""
+        reserved = order["reserved"]
+        self.free, self.locked = self.free + reserved, self.locked - reserved
+        if order["side"] == "sell":
+            symbol = order["symbol"]
+            self.selling[symbol] = self.selling.get(symbol, Decimal(0)) - order["quantity"]
+        self.updates.append((order["client_order_id"], "cancelled", None, None, None,
+                             Decimal(0), reason))  # fmt: skip
+        self.events.append(build_event(order, "cancelled", reason=reason))
 
     def unsellable(self, order: Order) -> str | None:
         """Why the sell cannot have its coins (held less held back by resting sells), if so."""
@@ -155,8 +172,11 @@ class Costs:
 
 
 def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: Costs) -> None:
-    """One order against the running books: nothing, rest, fill or reject."""
+    """One order against the running books: nothing, rest, fill, reject or cancel."""
     is_open = order["status"] == "submitted"
+    if blocks(order["side"], books.halted):
+        (books.cancel if is_open else books.reject)(order, books.halted or "")
+        return
     if isinstance(quote, str):
         if not is_open:
             books.reject(order, quote)
@@ -254,8 +274,8 @@ async def write_books(
 @dataclass(frozen=True)
 class BooksRead:
     """What a batch is decided on: its unfinished orders, in the order asked for (those not
-    recorded yet among them, as `new`), and the books (balance with its version, positions) of
-    the same snapshot."""
+    recorded yet among them, as `new`), and the books (balance with its version, positions) and
+    the risk manager's halt, if any, of the same snapshot."""
 
     orders: list[Order]
     unrecorded: list[ApprovedOrder]
@@ -264,6 +284,7 @@ class BooksRead:
     locked: Decimal
     held: dict[str, Position]
     selling: dict[str, Decimal] = field(default_factory=dict)
+    halted: str | None = None
 
 
 async def read_books(
@@ -287,6 +308,7 @@ async def read_books(
         unfinished(found, wanted), unrecorded, row["version"], row["free"], row["locked"],
         {s: Position(q, p) for s, q, p in positions},
         dict(zip(row["selling_symbols"], row["selling"], strict=True)),
+        halt_reason(row["breaker_open"], row["kill_switch"]),
     )  # fmt: skip
 
 

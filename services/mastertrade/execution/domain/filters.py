@@ -64,7 +64,7 @@ class SymbolFilters:
 
 def parse_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
     """SymbolFilters from one entry of /api/v3/exchangeInfo's `symbols`."""
-    found: dict[str, Decimal] = {}
+    found: dict[str, Decimal | bool] = {}
     for item in symbol_info.get("filters", []):
         kind = item.get("filterType")
         if kind == "PRICE_FILTER":
@@ -87,7 +87,8 @@ def parse_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
             found["max_notional"] = Decimal(item.get("maxNotional", "0"))
             found["min_notional_to_market"] = bool(item.get("applyMinToMarket", True))
             found["max_notional_to_market"] = bool(item.get("applyMaxToMarket", False))
-    return SymbolFilters(symbol=str(symbol_info["symbol"]), **found)
+    # each key is set above with its field's type; mypy cannot match a mixed dict to the fields
+    return SymbolFilters(str(symbol_info["symbol"]), **found)  # type: ignore[arg-type]
 
 
 def _round(value: Decimal, step: Decimal, up: bool) -> Decimal:
