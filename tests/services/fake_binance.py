@@ -3,14 +3,15 @@
 It checks what the real one checks: the X-MBX-APIKEY header (-2015), the HMAC-SHA256 signature
 of the query string (-1022), the timestamp against recvWindow (-1021), symbol filters (-1013;
 MARKET_LOT_SIZE for market orders), the balance (-2010), duplicate open client order ids (-2010
-"Duplicate order sent."), unknown orders (-2013), unknown symbols (-1121), unknown listen keys
-(-1125). It answers in Binance's shapes (FULL order answers with fills, executionReport events,
-`listenKeyExpired`), takes a buyer's commission in the base asset when asked (as Binance does
-unless BNB pays), and can misbehave on purpose: time out or fail with a 5xx before or after
-taking an order, answer -1007 (execution status unknown) after taking it, rate-limit an order
-with 429 or 418 and a Retry-After (a request sent during that pause is answered 418, as Binance
-bans such clients), answer a query slowly or as if the order did not exist, forget a listen
-key.
+"Duplicate order sent."), unknown orders (-2013), cancels of orders not open (-2011), unknown
+symbols (-1121), unknown listen keys (-1125). It answers in Binance's shapes (FULL order
+answers with fills, executionReport events, `listenKeyExpired`), takes a buyer's commission in
+the base asset when asked (as Binance does unless BNB pays), and can misbehave on purpose: time
+out or fail with a 5xx before or after taking an order, answer -1007 (execution status unknown)
+after taking it, rate-limit an order with 429 or 418 and a Retry-After (a request sent during
+that pause is answered 418, as Binance bans such clients), answer a query slowly or as if the
+order did not exist, forget a listen key, fill an order just before its cancel lands. It
+cancels open orders (DELETE /api/v3/order) with Binance's answer and a CANCELED report.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class FakeBinance:
     retry_after: int = 1  # seconds, of a 429/418 asked for with misbehave
     paused_until: float = 0.0  # monotonic; a request before it is answered 418
     listen_keys: list[str] = field(default_factory=list)  # alive; a keep-alive of another: -1125
+    fill_before_cancel: bool = False  # the order fills at its price just before a cancel lands
 
     def expire(self, key: str) -> None:
         """Binance's `listenKeyExpired` event on the key's connections; the key is gone."""
@@ -201,33 +203,48 @@ class FakeBinance:
         ]
         self.report(order, trade)
 
-    def report(self, order: dict[str, Any], trade: dict[str, Any]) -> None:
+    def cancel(self, params: dict[str, str]) -> dict[str, Any]:
+        """DELETE /api/v3/order: an open order cancelled, as Binance answers it."""
+        order = self.orders.get(params["origClientOrderId"])
+        if order is None or order["symbol"] != params["symbol"]:
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        if self.fill_before_cancel and order["status"] == "NEW":
+            self.fill(order, Decimal(order["origQty"]), Decimal(order["price"]))
+        if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        order["status"] = "CANCELED"
+        cancel_id = f"cancel-{next(self.ids)}"
+        self.push(self.execution_report(order, "CANCELED", c=cancel_id,
+                                        C=order["clientOrderId"]))  # fmt: skip
+        answer = {key: value for key, value in order.items() if key != "fills"}
+        return answer | {"origClientOrderId": order["clientOrderId"], "clientOrderId": cancel_id,
+                         "orderListId": -1, "transactTime": self.now_ms(),
+                         "timeInForce": "GTC", "selfTradePreventionMode": "NONE"}  # fmt: skip
+
+    def execution_report(
+        self, order: dict[str, Any], execution: str, **fields: Any
+    ) -> dict[str, Any]:
+        """A user-data `executionReport` of the order as it stands (a trade's fields to add)."""
+        return {
+            "e": "executionReport", "E": self.now_ms(), "s": order["symbol"],
+            "c": order["clientOrderId"], "S": order["side"], "o": order["type"],
+            "q": order["origQty"], "p": order["price"], "x": execution, "X": order["status"],
+            "i": order["orderId"], "l": "0", "z": order["executedQty"], "L": "0", "n": "0",
+            "N": None, "t": -1, "Z": order["cummulativeQuoteQty"], "C": "",
+        } | fields  # fmt: skip
+
+    def push(self, event: dict[str, Any]) -> None:
         if not self.push_reports:
             return
-        event = {
-            "e": "executionReport",
-            "E": self.now_ms(),
-            "s": order["symbol"],
-            "c": order["clientOrderId"],
-            "S": order["side"],
-            "o": order["type"],
-            "q": order["origQty"],
-            "p": order["price"],
-            "x": "TRADE",
-            "X": order["status"],
-            "i": order["orderId"],
-            "l": trade["qty"],
-            "z": order["executedQty"],
-            "L": trade["price"],
-            "n": trade["commission"],
-            "N": trade["commissionAsset"],
-            "t": trade["id"],
-            "Z": order["cummulativeQuoteQty"],
-            "C": "",
-        }
         for sockets in self.streams.values():
             for socket in sockets:
                 asyncio.get_running_loop().create_task(socket.send_json(event))
+
+    def report(self, order: dict[str, Any], trade: dict[str, Any]) -> None:
+        self.push(self.execution_report(
+            order, "TRADE", l=trade["qty"], L=trade["price"], n=trade["commission"],
+            N=trade["commissionAsset"], t=trade["id"],
+        ))  # fmt: skip
 
 
 def _error(error: BinanceError) -> JSONResponse:
@@ -304,6 +321,10 @@ def build_app(fake: FakeBinance) -> FastAPI:
         if order is None:
             raise BinanceError(400, -2013, "Order does not exist.")
         return {key: value for key, value in order.items() if key != "fills"}
+
+    @app.delete("/api/v3/order")
+    async def cancel_order(request: Request) -> Any:
+        return fake.cancel(fake.check_signed(request))
 
     add_account_routes(app, fake)
     return app

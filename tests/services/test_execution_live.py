@@ -21,6 +21,7 @@ from mastertrade.execution.adapters.binance import BinanceClient, BinanceRejecte
 from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.orders import IN_FLIGHT, fetch_in_flight
 from mastertrade.execution.adapters.paper import PaperVenue
+from mastertrade.execution.domain.halt import BREAKER
 from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.services.fake_binance import KEY, SECRET, FakeBinance, serving
@@ -138,6 +139,72 @@ async def test_binance_error_codes_reject_with_the_code_and_filters_stop_bad_ord
         "exchange filter: MARKET_LOT_SIZE quantity: 60 is above the maximum 50.00000"
     )
     assert [o["clientOrderId"] for o in fake.orders.values()] == []  # none was placed
+
+
+async def open_on_binance(fake: FakeBinance, client_order_id: str) -> None:
+    for _ in range(200):
+        if fake.orders.get(client_order_id, {}).get("status") == "NEW":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{client_order_id} never rested on the fake Binance")
+
+
+async def trip_breaker(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("INSERT INTO risk_state (environment, breaker_open) VALUES "
+                                 "('live', true) ON CONFLICT (environment) DO UPDATE SET "
+                                 "breaker_open = true")  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    later = approved(symbol, "buy", "0.01")
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        await open_on_binance(fake, resting["client_order_id"])
+        await trip_breaker(env["DATABASE_URL"])
+        cancelled = (await recorder.wait_for("order.cancelled"))[0]
+        await publish_json(channel, ORDERS.name, "order.approved", later)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+        row = await order_row(env["DATABASE_URL"], resting["client_order_id"])
+    assert fake.orders[resting["client_order_id"]]["status"] == "CANCELED"
+    assert ("DELETE", "/api/v3/order", 200) in fake.requests
+    assert (cancelled["client_order_id"], cancelled["reason"]) == (resting["client_order_id"],
+                                                                   BREAKER)  # fmt: skip
+    assert (row["status"], row["reason"]) == ("cancelled", BREAKER)
+    assert rejected["client_order_id"] == later["client_order_id"]
+    assert rejected["reason"] == f"not sent: {BREAKER}"
+    assert later["client_order_id"] not in fake.orders  # never sent
+
+
+async def test_a_buy_that_fills_as_its_cancel_lands_is_booked_filled(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance refuses the cancel of an order that just filled (-2011): the executor asks what
+    became of it and books the fill, not a cancellation."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)}, fill_before_cancel=True)
+    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        await open_on_binance(fake, resting["client_order_id"])
+        await trip_breaker(env["DATABASE_URL"])
+        filled = (await recorder.wait_for("order.filled"))[0]
+        fills = await fills_of(env["DATABASE_URL"], resting["client_order_id"])
+    assert ("DELETE", "/api/v3/order", 400) in fake.requests  # -2011
+    assert filled["filled_quantity"] == "0.01" and Decimal(filled["average_price"]) == 29000
+    assert [(f["price"], f["quantity"]) for f in fills] == [(Decimal(29000), Decimal("0.01"))]
+    assert recorder.of("order.cancelled") == []
 
 
 @pytest.mark.parametrize("trick", ["timeout-after", "503-after", "502-before"])

@@ -28,6 +28,7 @@ import httpx
 
 TIMESTAMP_OUTSIDE_WINDOW = -1021
 ORDER_DOES_NOT_EXIST = -2013
+CANCEL_REJECTED = -2011  # "Unknown order sent.": not open (filled, cancelled, or never placed)
 ORDER_REFUSED = -2010  # insufficient balance, ..., and "Duplicate order sent."
 INVALID_SYMBOL = -1121
 STATUS_UNKNOWN = frozenset({-1006, -1007})  # "execution status unknown"
@@ -202,6 +203,12 @@ class BinanceClient:
         """GET /api/v3/order by origClientOrderId (raises -2013 when it does not exist)."""
         params = {"symbol": symbol, "origClientOrderId": client_order_id}
         return await self.request("GET", "/api/v3/order", params)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> Any:
+        """DELETE /api/v3/order by origClientOrderId: the order as cancelled (raises -2011 when
+        it is not open). Safe to send again: a second cancel of the same order is refused."""
+        params = {"symbol": symbol, "origClientOrderId": client_order_id}
+        return await self.request("DELETE", "/api/v3/order", params)
 
     async def my_trades(self, symbol: str, order_id: int) -> Any:
         """GET /api/v3/myTrades of one order (its fills, with trade ids and commissions)."""

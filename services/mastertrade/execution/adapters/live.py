@@ -19,6 +19,12 @@ clock (-1021) is sent again at once, claimed and stamped the same way, once.
 
 An order Binance could not take is rejected before it leaves, saying why: its symbol is not
 listed (-1121), its client order id is not one Binance accepts, or it breaks a filter.
+
+While the risk manager's circuit breaker or kill switch is on (domain/halt.py), no buy adds
+exposure: one not sent yet is rejected before it leaves, and one open on Binance is cancelled
+(DELETE /api/v3/order) the next time it is resolved, its reason stored before the cancel goes
+out; what it filled before is booked as usual. A cancel refused with -2011 (the order filled or
+was cancelled meanwhile) is resolved by querying it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import asyncpg
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent
 from mastertrade.execution.adapters.binance import (
+    CANCEL_REJECTED,
     INVALID_SYMBOL,
     ORDER_DOES_NOT_EXIST,
     TIMESTAMP_OUTSIDE_WINDOW,
@@ -41,7 +48,7 @@ from mastertrade.execution.adapters.binance import (
     BinanceUnknownError,
     is_duplicate,
 )
-from mastertrade.execution.adapters.live_books import book_report, store_account
+from mastertrade.execution.adapters.live_books import book_report, note_reason, store_account
 from mastertrade.execution.adapters.orders import TERMINAL, reject_order
 from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.domain.binance_status import OrderState, Trade, parse_fill, parse_order
@@ -53,6 +60,7 @@ from mastertrade.execution.domain.filters import (
     find_symbol,
     parse_filters,
 )
+from mastertrade.execution.domain.halt import RISK_STATE, blocks, halt_reason
 
 logger = logging.getLogger("mastertrade.execution.live")
 # Past a send's stamp (committed before it is signed) and its recvWindow, how long before an
@@ -72,6 +80,7 @@ WHERE client_order_id = $1 AND status = $4 AND updated_at = $5
 RETURNING *
 """
 BOOKED = "SELECT COALESCE(sum(quantity), 0) FROM fills WHERE client_order_id = $1"
+OPEN = frozenset({"submitted", "partially_filled"})
 
 
 def claimable(order: asyncpg.Record, seen: asyncpg.Record, resend_after: float | None) -> bool:
@@ -168,6 +177,9 @@ class LiveVenue:
             order = await connection.fetchrow(CLAIM, seen["client_order_id"], resend_after or 0.0)
             if order is None or not claimable(order, seen, resend_after):
                 return None  # another handler got there first, or the last send could land
+            if blocks(order["side"], halted := await self.halted(connection)):
+                await reject_order(connection, order, f"not sent: {halted}")
+                return None
             terms = await self._terms(order, listing)
             if isinstance(terms, str):
                 await reject_order(connection, order, terms)
@@ -247,6 +259,31 @@ class LiveVenue:
                 raise
             window = self.client.recv_window / 1000 + SEND_MARGIN_SECONDS
             return await self._send(order, resend_after=window)
+        state = parse_order(answer)
+        if state.status in OPEN and blocks(order["side"], halted := await self.halted()):
+            return await self._cancel(order, halted or "")
+        return await self._book(cid, state, await self._missing_trades(order, state))
+
+    async def halted(self, db: Connection | None = None) -> str | None:
+        """Why buys may not add exposure now (the risk manager's breaker or kill switch)."""
+        row = await (db or self.pool()).fetchrow(RISK_STATE, "live")
+        return None if row is None else halt_reason(row["breaker_open"], row["kill_switch"])
+
+    async def _cancel(self, order: asyncpg.Record, reason: str) -> OrderEvent | None:
+        """Cancel the open order on Binance for `reason` and book what it became."""
+        cid, symbol = order["client_order_id"], order["symbol"]
+        await note_reason(self.pool(), cid, reason)
+        try:
+            answer = await self.client.cancel_order(symbol, cid)
+        except BinanceUnknownError as error:  # rate limits included
+            logger.warning("cancelling %s failed (%s): next round", cid, error)
+            return None
+        except BinanceRejectedError as error:
+            if error.code != CANCEL_REJECTED:
+                raise
+            answer = await self.client.query_order(symbol, cid)  # it filled or went meanwhile
+        else:
+            logger.warning("order %s cancelled on Binance: %s", cid, reason)
         state = parse_order(answer)
         return await self._book(cid, state, await self._missing_trades(order, state))
 

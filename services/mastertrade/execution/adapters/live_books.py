@@ -30,6 +30,11 @@ UPDATE orders SET status = $2, exchange_order_id = COALESCE($3, exchange_order_i
     filled_quantity = $4, average_price = COALESCE($5, average_price),
     fee = fee + $6, updated_at = now() WHERE client_order_id = $1
 """
+# `updated_at` is left alone: it stamps the order's last send (live.py's resend rule)
+NOTE_REASON = """
+UPDATE orders SET reason = $2
+WHERE client_order_id = $1 AND status IN ('submitted', 'partially_filled')
+"""
 SET_ASSET = """
 INSERT INTO balances (environment, asset, free, locked) VALUES ('live', $1, $2, $3)
 ON CONFLICT (environment, asset) DO UPDATE SET free = EXCLUDED.free, locked = EXCLUDED.locked,
@@ -83,6 +88,12 @@ async def book_report(
                             average_price=state.average_price, fee=order["fee"] + fees)  # fmt: skip
         await announce(connection, event)
         return event
+
+
+async def note_reason(pool: asyncpg.Pool, client_order_id: str, reason: str) -> None:
+    """Store why the order is about to be cancelled, before the cancel is sent: the report that
+    books the cancellation, from the answer or the stream, carries it."""
+    await pool.execute(NOTE_REASON, client_order_id, reason)
 
 
 async def store_account(
