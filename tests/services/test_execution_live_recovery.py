@@ -20,7 +20,9 @@ from mastertrade.core.bus import publish_json
 from mastertrade.execution.adapters import user_stream
 from mastertrade.execution.adapters.binance import BinanceClient
 from mastertrade.execution.adapters.live import LiveVenue
+from mastertrade.execution.adapters.live_books import book_report
 from mastertrade.execution.adapters.quotes import Quotes
+from mastertrade.execution.domain.binance_status import OrderState, Trade
 from mastertrade_model.topology import ORDERS
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.fake_binance import KEY, SECRET, BinanceError, FakeBinance, serving
@@ -340,3 +342,37 @@ async def test_the_live_equity_takes_cash_and_coins_from_one_snapshot(
     assert equity == Decimal(5050)
     assert stored is not None
     assert (stored["cash"], stored["positions_value"]) == (Decimal(5000), Decimal(50))
+
+
+async def test_a_late_answer_never_takes_back_what_a_later_report_booked(
+    trading_env: dict[str, str],
+) -> None:
+    """The stream booked a fill up to 0.8; a query answered before it (0.5 filled, or still
+    NEW) arrives after: the books stay at 0.8, partially filled, with no event going back.
+    Binance's final word (FILLED, 1) is booked and announced."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    cid = await add_order(url, symbol, "submitted", 0.0)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+
+    def state(status: str, filled: str, average: str | None) -> OrderState:
+        return OrderState("7", status, Decimal(filled), Decimal(average) if average else None)
+
+    try:
+        trade = Trade("t-1", Decimal(100), Decimal("0.8"), Decimal("0.08"), "USDT")
+        events = [
+            await book_report(pool, cid, state("partially_filled", "0.8", "100"), [trade], "USDT"),
+            await book_report(pool, cid, state("partially_filled", "0.5", "101"), [], "USDT"),
+            await book_report(pool, cid, state("submitted", "0", None), [], "USDT"),
+        ]
+        row = await order_row(url, cid)
+        final = await book_report(pool, cid, state("filled", "1", "100.2"), [], "USDT")
+    finally:
+        await pool.close()
+    assert events == [None, None, None]  # partial fills announce nothing, late answers neither
+    assert (row["status"], row["filled_quantity"], row["average_price"]) == (
+        "partially_filled",
+        Decimal("0.8"),
+        Decimal(100),
+    )
+    assert final is not None
+    assert (final.status, final.filled_quantity) == ("filled", Decimal(1))

@@ -63,6 +63,16 @@ async def _book_trades(
     return fees
 
 
+def not_behind(order: asyncpg.Record, state: OrderState) -> OrderState:
+    """Binance's word on an open order, unless the books already hold a later one: a query's
+    answer can arrive after the stream's report of a later fill (the query was answered first,
+    or was slow), and would otherwise take back the status and the filled quantity."""
+    if state.status in TERMINAL or state.filled_quantity >= order["filled_quantity"]:
+        return state
+    return OrderState(state.exchange_order_id, order["status"], order["filled_quantity"],
+                      order["average_price"])  # fmt: skip
+
+
 async def book_report(
     pool: asyncpg.Pool,
     client_order_id: str,
@@ -78,6 +88,7 @@ async def book_report(
         if order is None or order["status"] in TERMINAL:
             return None
         fees = await _book_trades(connection, order, trades, quote_asset)
+        state = not_behind(order, state)
         await connection.execute(
             UPDATE, client_order_id, state.status, state.exchange_order_id or None,
             state.filled_quantity, state.average_price, fees,
