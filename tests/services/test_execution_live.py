@@ -207,6 +207,23 @@ async def test_a_buy_that_fills_as_its_cancel_lands_is_booked_filled(
     assert recorder.of("order.cancelled") == []
 
 
+async def test_a_market_buy_whose_ask_ran_away_from_its_sized_price_is_not_sent(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "30999", "31000")
+    fake = FakeBinance(prices={symbol: Decimal(31000)})
+    order = approved(symbol, "buy", "0.01", sized_price="30000")  # 3.3 % below the ask
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+    assert rejected["reason"] == (
+        "not sent: the market buy would fill at 31000, more than 2% above the 30000 the risk "
+        "manager sized it at (MAX_PRICE_DEVIATION_PCT)"
+    )
+    assert fake.orders == {}
+
+
 @pytest.mark.parametrize("trick", ["timeout-after", "503-after", "502-before"])
 async def test_an_unknown_outcome_is_queried_never_assumed(
     trading_env: dict[str, str], trick: str

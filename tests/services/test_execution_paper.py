@@ -335,6 +335,37 @@ async def test_the_poll_cancels_a_resting_buy_once_the_breaker_trips(
     ]
 
 
+async def test_a_market_buy_is_refused_when_the_book_ran_away_from_its_sized_price(
+    trading_env: dict[str, str],
+) -> None:
+    """Sized at 100 by the risk manager: a buy filling at 102.05 (ask 102 + slippage) is over
+    the 2 % ceiling and refused; at 101.95 it fills. A sell fills however far the bid fell."""
+    symbol = new_symbol()
+
+    def sized(side: str) -> ApprovedOrder:
+        return ApprovedOrder.model_validate(approved(symbol, side, "1", sized_price="100"))
+
+    async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
+        config = PaperConfig(max_price_deviation=Decimal("0.02"))
+        venue = PaperVenue(lambda: pool, lambda: redis, config)
+
+        async def run(order: ApprovedOrder) -> tuple[str, Decimal | None, str | None]:
+            event = (await venue.record_and_execute([order])).events[0]
+            return event.status, event.average_price, event.reason
+
+        await set_quote(symbol, "101", "102")
+        refused = await run(sized("buy"))
+        await set_quote(symbol, "101", "101.9")
+        bought = await run(sized("buy"))
+        await set_quote(symbol, "60", "61")
+        sold = await run(sized("sell"))
+    assert refused == ("rejected", None, "the market buy would fill at 102.051, more than 2% "
+                       "above the 100 the risk manager sized it at "
+                       "(MAX_PRICE_DEVIATION_PCT)")  # fmt: skip
+    assert bought[:2] == ("filled", Decimal("101.95095"))
+    assert sold[:2] == ("filled", Decimal("59.97"))
+
+
 async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(
     trading_env: dict[str, str],
 ) -> None:

@@ -22,3 +22,17 @@ def test_limit_and_market_orders_as_the_risk_manager_sends_them_are_accepted() -
     limit = ApprovedOrder.model_validate(ORDER | {"order_type": "limit", "limit_price": "95"})
     market = ApprovedOrder.model_validate(ORDER | {"order_type": "market"})
     assert limit.limit_price == Decimal(95) and market.limit_price is None
+
+
+def test_the_recorded_price_is_the_limit_or_the_price_a_market_order_was_sized_at() -> None:
+    sized = {"sized_price": "100"}
+    limit = ApprovedOrder.model_validate(ORDER | sized | {"order_type": "limit",
+                                                          "limit_price": "95"})  # fmt: skip
+    market = ApprovedOrder.model_validate(ORDER | sized | {"order_type": "market"})
+    assert (limit.recorded_price, market.recorded_price) == (Decimal(95), Decimal(100))
+
+
+@pytest.mark.parametrize("price", ["0", "-1", "NaN", "Infinity"])
+def test_a_sized_price_that_is_no_price_is_refused(price: str) -> None:
+    with pytest.raises(ValidationError, match="sized_price"):
+        ApprovedOrder.model_validate(ORDER | {"order_type": "market", "sized_price": price})

@@ -102,7 +102,9 @@ class Signal(Message):
 
 class ApprovedOrder(Message):
     """An order the risk manager let through (possibly resized); `order.approved`. A limit
-    order names its limit price; a market order's price, if it carries one, is not a limit."""
+    order names its limit price; `sized_price` is the price the risk limits were checked at
+    (the signal's), which a market buy may not fill far above (the executor's
+    MAX_PRICE_DEVIATION_PCT)."""
 
     client_order_id: Identifier
     signal_id: Identifier
@@ -111,8 +113,15 @@ class ApprovedOrder(Message):
     order_type: OrderType
     quantity: PositiveAmount
     limit_price: PositiveAmount | None = None
+    sized_price: PositiveAmount | None = None
     reduce_only: bool = False
     approved_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def recorded_price(self) -> Decimal | None:
+        """The order row's `price`: the limit, or for a market order the price it was sized
+        at (a reference, never sent as a limit)."""
+        return self.limit_price if self.order_type == "limit" else self.sized_price
 
     @model_validator(mode="after")
     def _limit_has_a_price(self) -> ApprovedOrder:

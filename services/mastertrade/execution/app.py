@@ -93,11 +93,13 @@ class Executor:
                 settings.binance_timeout_seconds,
             )  # fmt: skip
             quotes = Quotes(lambda: self.client, settings.price_max_age_seconds)
-            return LiveVenue(pool, self.binance, settings.quote_asset, quotes)
+            return LiveVenue(pool, self.binance, settings.quote_asset, quotes,
+                             settings.max_price_deviation_pct)  # fmt: skip
         config = PaperConfig(
             quote_asset=settings.quote_asset, fee_rate=settings.paper_fee_rate,
             slippage=settings.paper_slippage_pct, max_price_age=settings.price_max_age_seconds,
             environment=settings.trading_environment,
+            max_price_deviation=settings.max_price_deviation_pct,
         )  # fmt: skip
         # a paper batch's events are sent by the executor itself right after its commit
         self.sender = OutboxSender(lambda: self.live.channel, "order")

@@ -22,6 +22,11 @@ class ExecutionSettings(ServiceSettings, TradingSettings):
         default=Decimal("0.0005"), ge=0, lt=Decimal("0.1"),
         description="paper slippage as a fraction of the price, 0 <= x < 0.1, e.g. 0.0005",
     )  # fmt: skip
+    max_price_deviation_pct: Decimal = Field(
+        default=Decimal("0.02"), ge=0, le=1,
+        description="refuse a market buy that would fill more than this fraction above the price "
+        "the risk manager sized it at, 0 <= x <= 1, e.g. 0.02 (0: off)",
+    )  # fmt: skip
     quote_asset: str = Field(
         default="USDT", pattern=r"^[A-Z0-9]{2,10}$", description="the account's cash asset"
     )

@@ -18,7 +18,8 @@ reconcile), exactly one changes the row, and only that one sends. An order refus
 clock (-1021) is sent again at once, claimed and stamped the same way, once.
 
 An order Binance could not take is rejected before it leaves, saying why: its symbol is not
-listed (-1121), its client order id is not one Binance accepts, or it breaks a filter.
+listed (-1121), its client order id is not one Binance accepts, it breaks a filter, or it is a
+market buy whose ask is too far above the price it was sized at (domain/price_guard.py).
 
 While the risk manager's circuit breaker or kill switch is on (domain/halt.py), no buy adds
 exposure: one not sent yet is rejected before it leaves, and one open on Binance is cancelled
@@ -61,6 +62,7 @@ from mastertrade.execution.domain.filters import (
     parse_filters,
 )
 from mastertrade.execution.domain.halt import RISK_STATE, blocks, halt_reason
+from mastertrade.execution.domain.price_guard import runaway_price
 
 logger = logging.getLogger("mastertrade.execution.live")
 # Past a send's stamp (committed before it is signed) and its recvWindow, how long before an
@@ -106,8 +108,10 @@ class LiveVenue:
         client: BinanceClient,
         quote_asset: str,
         quotes: Quotes,
+        max_price_deviation: Decimal = Decimal(0),
     ) -> None:
         self.pool, self.client, self.quote_asset, self.quotes = pool, client, quote_asset, quotes
+        self.max_price_deviation = max_price_deviation
         self._filters: dict[str, SymbolFilters] = {}
 
     async def revalue(self) -> Decimal:
@@ -163,6 +167,10 @@ class LiveVenue:
         # a market order goes out as MARKET, whatever price it carries
         limit = order["price"] if order["type"] == "limit" else None
         reference = limit or await self._reference(order["symbol"], order["side"])
+        if reference is not None and (reason := runaway_price(
+            order["side"], order["type"], order["price"], reference, self.max_price_deviation
+        )):  # fmt: skip
+            return f"not sent: {reason}"
         try:
             return apply_filters(listing, order["side"], order["quantity"], limit, reference)
         except FilterError as error:

@@ -51,18 +51,18 @@ async def record_order(pool: asyncpg.Pool, order: ApprovedOrder, environment: st
     """Store the order as `new` (committed); False when it was already there."""
     status = await pool.execute(
         RECORD, order.client_order_id, order.signal_id, order.symbol, order.side,
-        order.order_type, order.quantity, order.limit_price, order.reduce_only, environment,
+        order.order_type, order.quantity, order.recorded_price, order.reduce_only, environment,
     )  # fmt: skip
     return bool(status.endswith(" 1"))
 
 
 def order_columns(orders: Sequence[ApprovedOrder]) -> list[list[Any]]:
     """The orders as the arrays of their `new` rows: client order id, signal, symbol, side, type,
-    quantity, limit price, reduce only."""
+    quantity, price (`recorded_price`), reduce only."""
     return [
         [getattr(order, name) for order in orders]
         for name in ("client_order_id", "signal_id", "symbol", "side", "order_type", "quantity",
-                     "limit_price", "reduce_only")
+                     "recorded_price", "reduce_only")
     ]  # fmt: skip
 
 

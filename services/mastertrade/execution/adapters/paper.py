@@ -54,6 +54,7 @@ class PaperConfig:
     slippage: Decimal = Decimal("0.0005")
     max_price_age: float = 60.0
     environment: str = "paper"
+    max_price_deviation: Decimal = Decimal(0)
 
 
 class PaperVenue:
@@ -70,7 +71,8 @@ class PaperVenue:
     ) -> None:
         self.pool, self.config, self.sender = pool, config, sender
         self.quotes = Quotes(redis, config.max_price_age)
-        self.costs = Costs(config.fee_rate, config.slippage, config.quote_asset)
+        self.costs = Costs(config.fee_rate, config.slippage, config.quote_asset,
+                           config.max_price_deviation)  # fmt: skip
         self._held_when_read: set[str] = set()
 
     async def quote(self, symbol: str) -> Quote | str:

@@ -38,6 +38,7 @@ from mastertrade.execution.domain.paper import (
     crosses,
     reserve_for_buy,
 )
+from mastertrade.execution.domain.price_guard import runaway_price
 from mastertrade_model.topology import ORDERS
 
 Order = Mapping[str, Any]
@@ -169,6 +170,7 @@ class Costs:
     fee_rate: Decimal
     slippage: Decimal
     quote_asset: str
+    max_price_deviation: Decimal = Decimal(0)  # domain/price_guard.py; 0: off
 
 
 def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: Costs) -> None:
@@ -224,6 +226,9 @@ def fill(
             raise LedgerError(reason)  # coins the resting sells hold back (else apply_fill says)
         done = build_fill(order["side"], order["quantity"], quote,
                           (costs.fee_rate, costs.slippage), limit, resting=resting)  # fmt: skip
+        if reason := runaway_price(order["side"], order["type"], order["price"], done.price,
+                                   costs.max_price_deviation):  # fmt: skip
+            raise LedgerError(reason)
         position = books.held.get(symbol, Position())
         cash, position = apply_fill(books.free, position, done, symbol, costs.quote_asset)
     except ValueError as error:  # LedgerError, or no price to sell at
@@ -317,7 +322,7 @@ def unrecorded_row(order: ApprovedOrder, environment: str) -> Order:
     return {
         "client_order_id": order.client_order_id, "signal_ref": order.signal_id,
         "symbol": order.symbol, "side": order.side, "type": order.order_type,
-        "quantity": order.quantity, "price": order.limit_price,
+        "quantity": order.quantity, "price": order.recorded_price,
         "reduce_only": order.reduce_only, "environment": environment, "status": "new",
         "filled_quantity": Decimal(0), "average_price": None, "fee": Decimal(0),
         "reserved": Decimal(0), "reason": None,

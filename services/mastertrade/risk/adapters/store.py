@@ -247,7 +247,7 @@ def build_events(
             client_order_id=client_order_id, signal_id=signal.signal_id, symbol=signal.symbol,
             side=signal.side, order_type=signal.order_type, quantity=decision.quantity,
             limit_price=signal.price if signal.order_type == "limit" else None,
-            reduce_only=signal.side == "sell",
+            sized_price=signal.price, reduce_only=signal.side == "sell",
         )  # fmt: skip
         events.append((ORDERS.name, "order.approved", order.to_json()))
     if decision.outcome is Outcome.REJECTED:
