@@ -28,6 +28,7 @@ from tests.infra import free_port
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import (
+    Recorder,
     build_app,
     new_symbol,
     recording,
@@ -160,9 +161,12 @@ async def test_orders_that_would_overdraw_or_oversell_are_rejected(
     assert cash == Decimal(10000)
 
 
-async def test_a_limit_order_rests_with_its_cash_held_and_fills_when_crossed(
+@asynccontextmanager
+async def resting_buy(
     trading_env: dict[str, str],
-) -> None:
+) -> AsyncIterator[tuple[str, dict[str, Any], Recorder, httpx.AsyncClient]]:
+    """The executor running, with a limit buy of 2 at 95 resting under a 100/101 book: the
+    symbol, the order, a recorder of the order events and a client of the executor's API."""
     symbol = new_symbol()
     await set_quote(symbol, "100", "101")
     order = approved(symbol, "buy", "2", order_type="limit", limit_price="95")
@@ -173,6 +177,13 @@ async def test_a_limit_order_rests_with_its_cash_held_and_fills_when_crossed(
         await opened(client)
         await publish_json(channel, ORDERS.name, "order.approved", order)
         await recorder.wait_for("order.submitted")
+        yield symbol, order, recorder, client
+
+
+async def test_a_limit_order_rests_with_its_cash_held_and_fills_when_crossed(
+    trading_env: dict[str, str],
+) -> None:
+    async with resting_buy(trading_env) as (symbol, _, recorder, client):
         balances = (await client.get("/api/v1/account")).json()["balances"]
         await set_quote(symbol, "93", "94")  # the poll loop sees the cross
         filled = (await recorder.wait_for("order.filled"))[0]
@@ -311,16 +322,7 @@ async def test_a_halt_refuses_buys_cancels_resting_ones_and_lets_sells_go(
 async def test_the_poll_cancels_a_resting_buy_once_the_breaker_trips(
     trading_env: dict[str, str],
 ) -> None:
-    symbol = new_symbol()
-    await set_quote(symbol, "100", "101")
-    order = approved(symbol, "buy", "2", order_type="limit", limit_price="95")
-    async with (
-        recording(trading_env["RABBITMQ_URL"]) as (recorder, channel),
-        running(build_app("order_executor", trading_env)) as client,
-    ):
-        await opened(client)
-        await publish_json(channel, ORDERS.name, "order.approved", order)
-        await recorder.wait_for("order.submitted")
+    async with resting_buy(trading_env) as (_, order, recorder, client):
         connection = await asyncpg.connect(trading_env["DATABASE_URL"])
         try:
             await halt(connection, "breaker_open")
