@@ -6,6 +6,7 @@ taken in the bought coin, and orders Binance would misread refused before they l
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -376,3 +377,27 @@ async def test_a_late_answer_never_takes_back_what_a_later_report_booked(
     )
     assert final is not None
     assert (final.status, final.filled_quantity) == ("filled", Decimal(1))
+
+
+async def test_books_holding_more_than_binance_raise_one_alert_per_confirmed_drift(
+    trading_env: dict[str, str],
+) -> None:
+    """The books hold 1 coin, Binance 0.4 (0.6 withdrawn outside MasterTrade): the first
+    snapshot alone alerts nothing, the second confirms it, and the alert is queued."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    coin = symbol.removesuffix("USDT")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False)
+    fake.balances = {"USDT": Decimal(5000), coin: Decimal("0.4")}
+    query = "SELECT payload FROM outbox WHERE routing_key = 'alert.position_drift'"
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (pool, [venue]):
+        await pool.execute("INSERT INTO positions (environment, symbol, quantity, average_price) "
+                           "VALUES ('live', $1, 1, 100)", symbol)  # fmt: skip
+        await venue.revalue()
+        after_one = await pool.fetch(query)
+        await venue.revalue()
+        after_two = await pool.fetch(query)
+    assert after_one == []
+    [alert] = [json.loads(row["payload"]) for row in after_two]
+    assert (alert["kind"], alert["severity"]) == ("position_drift", "critical")
+    assert alert["dedup_key"] == f"position-drift:live:{symbol}:1:0.4"
+    assert alert["title"] == f"Live books hold more {coin} than Binance ({symbol})"

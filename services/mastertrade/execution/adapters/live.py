@@ -49,10 +49,16 @@ from mastertrade.execution.adapters.binance import (
     BinanceUnknownError,
     is_duplicate,
 )
-from mastertrade.execution.adapters.live_books import book_report, note_reason, store_account
+from mastertrade.execution.adapters.live_books import (
+    announce_drift,
+    book_report,
+    note_reason,
+    store_account,
+)
 from mastertrade.execution.adapters.orders import TERMINAL, reject_order
 from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.domain.binance_status import OrderState, Trade, parse_fill, parse_order
+from mastertrade.execution.domain.drift import DriftWatch
 from mastertrade.execution.domain.filters import (
     FilterError,
     SymbolFilters,
@@ -112,14 +118,22 @@ class LiveVenue:
     ) -> None:
         self.pool, self.client, self.quote_asset, self.quotes = pool, client, quote_asset, quotes
         self.max_price_deviation = max_price_deviation
+        self.drift = DriftWatch()
         self._filters: dict[str, SymbolFilters] = {}
 
     async def revalue(self) -> Decimal:
-        """Binance's balances into the books, then the equity at Redis marks."""
+        """Binance's balances into the books, then the equity at Redis marks; a drift of the
+        books beyond Binance's holdings, seen twice in a row, is alerted."""
         account = await self.client.request("GET", "/api/v3/account")
         held = await self.pool().fetch("SELECT symbol FROM positions WHERE environment = 'live'")
         marks = await self.quotes.marks([row["symbol"] for row in held])
-        return await store_account(self.pool(), account["balances"], self.quote_asset, marks)
+        valuation = await store_account(self.pool(), account["balances"], self.quote_asset, marks)
+        if confirmed := self.drift.observe(valuation.short):
+            for symbol, (books, binance) in confirmed.items():
+                logger.error("the live books hold %s of %s, Binance's account %s: sells beyond "
+                             "that will be refused; alerting", books, symbol, binance)  # fmt: skip
+            await announce_drift(self.pool(), confirmed, self.quote_asset)
+        return valuation.equity
 
     async def listing(self, symbol: str) -> SymbolFilters | str:
         """The symbol's filters, or why no order for it can be sent (Binance does not list it);

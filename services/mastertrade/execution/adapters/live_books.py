@@ -1,5 +1,6 @@
 """Booking what Binance reports about an order: fills (once each, by trade id), the order's
-status, the position, and the event; plus the account's balances and equity from Binance.
+status, the position, and the event; plus the account's balances and equity from Binance, and
+an alert when the books hold more of a coin than Binance does (domain/drift.py).
 
 A commission comes out of what the trade paid: in the quote asset, out of the proceeds (the
 cash is Binance's balance, and the order's fee says it); in the base asset (a buyer's, unless
@@ -9,17 +10,21 @@ counts it at the trade's price. One in a third asset (BNB) moves neither."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from mastertrade.core.db import Connection
-from mastertrade.core.messages import OrderEvent
+from mastertrade.core.messages import AlertEvent, OrderEvent
+from mastertrade.core.outbox import add_to_outbox
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
 from mastertrade.execution.domain.binance_status import OrderState, Trade, base_asset
+from mastertrade.execution.domain.drift import Shortfall, drift_message, shortfalls
 from mastertrade.execution.domain.ledger import Position, shift_position
+from mastertrade_model.topology import ALERTS
 
 ADD_TRADE = """
 INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
@@ -107,10 +112,18 @@ async def note_reason(pool: asyncpg.Pool, client_order_id: str, reason: str) -> 
     await pool.execute(NOTE_REASON, client_order_id, reason)
 
 
+@dataclass(frozen=True)
+class Valuation:
+    """What a revaluation stored, and what the books hold beyond Binance's snapshot."""
+
+    equity: Decimal
+    short: dict[str, Shortfall]
+
+
 async def store_account(
     pool: asyncpg.Pool, balances: Iterable[Mapping[str, Any]], quote_asset: str,
     marks: Mapping[str, Decimal],
-) -> Decimal:  # fmt: skip
+) -> Valuation:  # fmt: skip
     """Binance's balances into `balances`, then the equity for the risk manager: the cash and
     the coins of each symbol traded both from this one snapshot. The books' positions may be a
     fill ahead of it or behind it (booked from the stream before or after the snapshot was
@@ -131,4 +144,22 @@ async def store_account(
             for symbol, position in traded.items()
         }
         cash = holdings.get(quote_asset, Decimal(0))
-        return await books.store_valuation(connection, "live", cash, coins, marks)
+        equity = await books.store_valuation(connection, "live", cash, coins, marks)
+    booked = {symbol: position.quantity for symbol, position in traded.items()}
+    return Valuation(equity, shortfalls(booked, holdings, quote_asset))
+
+
+async def announce_drift(
+    pool: asyncpg.Pool, short: Mapping[str, Shortfall], quote_asset: str
+) -> None:
+    """Queue a critical alert for each confirmed shortfall (domain/drift.py); the alert
+    system's dedup window makes the repeats of each poll one alert."""
+    async with pool.acquire() as connection, connection.transaction():
+        for symbol, shortfall in short.items():
+            title, message = drift_message(symbol, shortfall, quote_asset)
+            figures = ":".join(f"{amount.normalize():f}" for amount in shortfall)
+            alert = AlertEvent(
+                kind="position_drift", severity="critical", source="order_executor",
+                title=title, message=message, dedup_key=f"position-drift:live:{symbol}:{figures}",
+            )  # fmt: skip
+            await add_to_outbox(connection, ALERTS.name, "alert.position_drift", alert.to_json())
