@@ -33,3 +33,10 @@ def test_what_the_guard_lets_through(
     side: str, order_type: str, sized: Decimal | None, fill: Decimal, deviation: Decimal
 ) -> None:
     assert runaway_price(side, order_type, sized, fill, deviation) is None
+
+
+def test_a_guarded_market_buy_with_no_price_to_fill_at_may_not_go() -> None:
+    assert runaway_price("buy", "market", Decimal(100), None, TWO_PCT) == (
+        "no fresh quote to hold the market buy to the price it was sized at"
+    )
+    assert runaway_price("buy", "market", Decimal(100), None, Decimal(0)) is None

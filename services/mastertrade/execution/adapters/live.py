@@ -181,9 +181,8 @@ class LiveVenue:
         # a market order goes out as MARKET, whatever price it carries
         limit = order["price"] if order["type"] == "limit" else None
         reference = limit or await self._reference(order["symbol"], order["side"])
-        if reference is not None and (reason := runaway_price(
-            order["side"], order["type"], order["price"], reference, self.max_price_deviation
-        )):  # fmt: skip
+        if reason := runaway_price(order["side"], order["type"], order["price"], reference,
+                                   self.max_price_deviation):  # fmt: skip
             return f"not sent: {reason}"
         try:
             return apply_filters(listing, order["side"], order["quantity"], limit, reference)

@@ -17,12 +17,15 @@ def runaway_price(
     side: str,
     order_type: str,
     sized_price: Decimal | None,
-    fill_price: Decimal,
+    fill_price: Decimal | None,
     max_deviation: Decimal,
 ) -> str | None:
-    """Why the order may not fill at `fill_price`, or None when it may (0 turns it off)."""
+    """Why the order may not fill at `fill_price`, or None when it may (0 turns it off). With
+    no price to fill at (no fresh quote), a guarded buy may not go at all."""
     if side != "buy" or order_type != "market" or sized_price is None or max_deviation <= 0:
         return None
+    if fill_price is None:
+        return "no fresh quote to hold the market buy to the price it was sized at"
     ceiling = sized_price * (1 + max_deviation)
     if fill_price <= ceiling:
         return None
