@@ -85,11 +85,19 @@ class Stack:
 
 
 async def strategy_signal(
-    channel: AbstractChannel, symbol: str, side: str, quantity: Decimal, price: Decimal
+    channel: AbstractChannel,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    price: Decimal,
+    *,
+    order_type: str = "market",
 ) -> str:
-    """Publish a market-order signal as a strategy does; returns its signal id."""
+    """Publish a signal as a strategy does (a market order, or a limit order at `price`);
+    returns its signal id."""
     signal = Signal(signal_id=f"e2e-{uuid.uuid4().hex[:20]}", strategy_id="e2e-stand-in",
-                    symbol=symbol, side=side, quantity=quantity, price=price)  # fmt: skip
+                    symbol=symbol, side=side, quantity=quantity, price=price,
+                    order_type=order_type)  # fmt: skip
     await publish_json(channel, SIGNALS.name, f"signal.{symbol}", signal.to_json())
     return signal.signal_id
 

@@ -6,8 +6,9 @@ Redis; signals in, decisions, orders, fills, books and alerts out.
   add up and the alerts reach the local channel servers.
 - The executor is SIGKILLed 20 times while signals flow, at random moments and inside fills:
   no order lost, none doubled, the books still add up.
-- Prices fall, the breaker trips, new exposure is refused while reducing orders pass, a
-  non-admin reset is refused and only the admin reset clears it.
+- Prices fall, the breaker trips, new exposure is refused (a resting buy approved before the
+  trip is cancelled) while reducing orders pass, a non-admin reset is refused and only the
+  admin reset clears it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from mastertrade.core.prices import PriceUnavailableError
+from mastertrade.execution.domain.halt import BREAKER
 from mastertrade.local_stack import Child
 from mastertrade_model.topology import DEAD_LETTER_QUEUE
 from tests.e2e.books import check_equity, check_ledger, check_orders, read_books, settled
@@ -236,9 +238,22 @@ async def decision(url: str, signal_id: str) -> asyncpg.Record | None:
     return rows[0] if rows else None
 
 
-async def decide(channel: AbstractChannel, url: str, *args: object) -> asyncpg.Record:
-    signal_id = await strategy_signal(channel, *args)  # type: ignore[arg-type]
+async def decide(
+    channel: AbstractChannel, url: str, *args: object, **options: str
+) -> asyncpg.Record:
+    signal_id = await strategy_signal(channel, *args, **options)  # type: ignore[arg-type]
     return await wait_until(lambda: decision(url, signal_id), f"the decision of {signal_id}")
+
+
+async def order_status(url: str, client_order_id: str) -> tuple[str, str | None] | None:
+    rows = await query(url, "SELECT status, reason FROM orders WHERE client_order_id = $1",
+                       client_order_id)  # fmt: skip
+    return (rows[0]["status"], rows[0]["reason"]) if rows else None
+
+
+async def cancelled_order(url: str, client_order_id: str) -> tuple[str, str | None] | None:
+    found = await order_status(url, client_order_id)
+    return found if found is not None and found[0] == "cancelled" else None
 
 
 async def filled(url: str, client_order_id: str) -> bool:
@@ -268,11 +283,21 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
             await wait_until(partial(filled, url, bought["client_order_id"]), "the fill")
         probe = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
         assert probe["outcome"] == "approved"  # the peak is recorded near 10000
+        resting = await decide(channel, url, steady, "buy", Decimal(1), Decimal(9),
+                               order_type="limit")  # below the book: it rests  # fmt: skip
+        resting_id = resting["client_order_id"]
+        assert await wait_until(lambda: order_status(url, resting_id), "the resting buy") == (
+            "submitted",
+            None,
+        )
         for price in ("80", "50"):  # -50 % on 38 % of equity: about -19 % from the peak
             frozen = time.time()
             await set_quote(redis, falling, price, price)
             await wait_until(partial(equity_stored, url, frozen), "a revaluation")
         refused = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
+        cancelled = await wait_until(
+            partial(cancelled_order, url, resting_id), "the resting buy cancelled by the halt"
+        )
         reducing = await decide(channel, url, falling, "sell", Decimal(5), Decimal(50))
         await wait_until(lambda: filled(url, reducing["client_order_id"]), "the reducing sell")
         async with httpx.AsyncClient(base_url=Stack.url(risk)) as client:
@@ -285,6 +310,7 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
         after = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
         await wait_until(lambda: breaker_alerted(fake), "the breaker alert on every channel")
     assert refused["outcome"] == "rejected" and "circuit breaker" in refused["reasons"]
+    assert cancelled == ("cancelled", BREAKER)  # approved before the trip, cancelled after it
     assert reducing["outcome"] == "approved"
     assert (anonymous.status_code, wrong.status_code) == (401, 403)
     assert still["breaker_open"] is True
