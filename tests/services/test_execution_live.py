@@ -46,12 +46,12 @@ class LiveExecutor(NamedTuple):
 
 @asynccontextmanager
 async def live_executor(
-    trading_env: dict[str, str], fake: FakeBinance
+    trading_env: dict[str, str], fake: FakeBinance, **settings: str
 ) -> AsyncIterator[LiveExecutor]:
-    """The order executor in live mode against `fake`, healthy, with a recorder of the order
-    events and a channel to publish approved orders on."""
+    """The order executor in live mode against `fake` (with `settings` over the tests' own),
+    healthy, with a recorder of the order events and a channel to publish approved orders on."""
     async with serving(fake) as url:
-        env = live_env(trading_env, url)
+        env = live_env(trading_env, url) | settings
         async with (
             recording(env["RABBITMQ_URL"]) as (recorder, channel),
             running(build_app("order_executor", env)) as client,
@@ -167,12 +167,15 @@ async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
     fake = FakeBinance(prices={symbol: Decimal(30000)})
     resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
     later = approved(symbol, "buy", "0.01")
-    async with live_executor(trading_env, fake) as (env, recorder, channel):
+    # polled every 30 s: the cancel must come from the halt, within a few seconds of it
+    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="30") as (
+        env, recorder, channel,
+    ):  # fmt: skip
         await streaming(fake)
         await publish_json(channel, ORDERS.name, "order.approved", resting)
         await open_on_binance(fake, resting["client_order_id"])
         await trip_breaker(env["DATABASE_URL"])
-        cancelled = (await recorder.wait_for("order.cancelled"))[0]
+        cancelled = (await recorder.wait_for("order.cancelled", timeout=5))[0]
         await publish_json(channel, ORDERS.name, "order.approved", later)
         rejected = (await recorder.wait_for("order.rejected"))[0]
         row = await order_row(env["DATABASE_URL"], resting["client_order_id"])

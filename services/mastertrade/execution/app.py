@@ -1,12 +1,14 @@
 """create_app for order_executor: approved orders in, fills booked, order events out.
 
 Each approved order is recorded before it is executed (a live one committed before it is sent;
-paper ones in the transaction that executes their batch), executed idempotently, and its message
-acknowledged only after both committed. At start-up, and then every ORDER_POLL_SECONDS (paper)
-or BINANCE_POLL_SECONDS (live), orders still in flight are reconciled (a `new` order left by a
-crash is executed; a resting paper limit order is matched; a live one is queried), the equity is
-revalued and the outbox flushed. Each order is reconciled on its own: one that fails is logged
-with its id and left in flight for the next round, and the others, and the valuation, go on.
+paper ones in the transaction that executes their batch), executed idempotently, and its
+message acknowledged only after both committed. At start-up, and then every ORDER_POLL_SECONDS
+(paper) or BINANCE_POLL_SECONDS (live), orders still in flight are reconciled (a `new` order
+left by a crash is executed; a resting paper limit order is matched; a live one is queried),
+the equity is revalued and the outbox flushed; live, a halt of the risk manager with buys open
+starts the next round within a second, to cancel them. Each order is reconciled on its own: one
+that fails is logged with its id and left in flight for the next round, and the others, and the
+valuation, go on.
 
 Live, the user-data stream brings fills as they happen; the poll only catches what it missed,
 and costs request weight (Binance allows 6000 a minute per IP): 20 for the account, 4 per order
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -47,6 +50,7 @@ from mastertrade.execution.settings import ExecutionSettings
 Settings = ExecutionSettings
 QUEUE = "order_executor.approved_orders"
 STALE_NEW_SECONDS = 5.0
+HALT_CHECK_SECONDS = 1.0
 logger = logging.getLogger("mastertrade.execution")
 
 
@@ -62,6 +66,8 @@ class Venue(Protocol):
     async def execute(self, client_order_id: str) -> OrderEvent | None: ...
 
     async def revalue(self) -> Decimal: ...
+
+    async def halt_pending(self) -> bool: ...
 
 
 class Executor:
@@ -172,9 +178,23 @@ class Executor:
                     await self.flush()
                 except Exception as error:  # a dependency or the schema is missing: next round
                     logger.warning("reconcile round failed: %s", error)
-                await asyncio.sleep(self.poll_seconds)
+                await self._until_next_round()
         finally:
             logger.info("reconcile loop stopped")
+
+    async def _until_next_round(self) -> None:
+        """`poll_seconds`, or less: once the risk manager halts trading with buys still open
+        (live), the next round starts within HALT_CHECK_SECONDS and cancels them, instead of
+        leaving them to the next poll (BINANCE_POLL_SECONDS)."""
+        deadline = time.monotonic() + self.poll_seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(HALT_CHECK_SECONDS, left))
+            try:
+                if await self.venue.halt_pending():
+                    logger.warning("trading halted with buys open: reconciling now to cancel them")
+                    return
+            except Exception as error:  # the database is down: the round will say so
+                logger.debug("checking for a halt failed: %s", error)
 
     async def close(self) -> None:
         await self.client.aclose()

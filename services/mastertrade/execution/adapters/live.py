@@ -23,9 +23,10 @@ market buy whose ask is too far above the price it was sized at (domain/price_gu
 
 While the risk manager's circuit breaker or kill switch is on (domain/halt.py), no buy adds
 exposure: one not sent yet is rejected before it leaves, and one open on Binance is cancelled
-(DELETE /api/v3/order) the next time it is resolved, its reason stored before the cancel goes
-out; what it filled before is booked as usual. A cancel refused with -2011 (the order filled or
-was cancelled meanwhile) is resolved by querying it.
+(DELETE /api/v3/order) when it is next resolved (the executor's loop starts a round within a
+second of the halt, `halt_pending`), its reason stored before the cancel goes out; what it
+filled before is booked as usual. A cancel refused with -2011 (the order filled or was
+cancelled meanwhile) is resolved by querying it.
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ RETURNING *
 """
 BOOKED = "SELECT COALESCE(sum(quantity), 0) FROM fills WHERE client_order_id = $1"
 OPEN = frozenset({"submitted", "partially_filled"})
+# Buys open on Binance while the risk manager halts trading (domain/halt.py)
+HALT_PENDING = """
+SELECT EXISTS (SELECT FROM orders WHERE environment = 'live' AND side = 'buy'
+               AND status IN ('submitted', 'partially_filled'))
+   AND EXISTS (SELECT FROM risk_state WHERE environment = 'live' AND (breaker_open OR kill_switch))
+"""
 
 
 def claimable(order: asyncpg.Record, seen: asyncpg.Record, resend_after: float | None) -> bool:
@@ -284,6 +291,10 @@ class LiveVenue:
         if state.status in OPEN and blocks(order["side"], halted := await self.halted()):
             return await self._cancel(order, halted or "")
         return await self._book(cid, state, await self._missing_trades(order, state))
+
+    async def halt_pending(self) -> bool:
+        """Are buys open on Binance while trading is halted (to cancel now, not at the poll)?"""
+        return bool(await self.pool().fetchval(HALT_PENDING))
 
     async def halted(self, db: Connection | None = None) -> str | None:
         """Why buys may not add exposure now (the risk manager's breaker or kill switch)."""

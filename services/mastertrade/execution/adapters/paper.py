@@ -170,6 +170,10 @@ class PaperVenue:
             decide_order(order, quotes[order["symbol"]], running, self.costs)
         return running
 
+    async def halt_pending(self) -> bool:
+        """Never: every round (ORDER_POLL_SECONDS) already cancels the buys a halt stops."""
+        return False
+
     async def revalue(self) -> Decimal:
         """Store the account's equity at current marks (for the risk manager)."""
         env = self.config.environment
