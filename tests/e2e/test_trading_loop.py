@@ -257,9 +257,8 @@ async def cancelled_order(url: str, client_order_id: str) -> tuple[str, str | No
 
 
 async def filled(url: str, client_order_id: str) -> bool:
-    rows = await query(url, "SELECT status FROM orders WHERE client_order_id = $1",
-                       client_order_id)  # fmt: skip
-    return bool(rows) and rows[0]["status"] == "filled"
+    found = await order_status(url, client_order_id)
+    return found is not None and found[0] == "filled"
 
 
 async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(

@@ -26,7 +26,14 @@ from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.services.fake_binance import KEY, SECRET, FakeBinance, serving
 from tests.services.helpers import running, wait_for_status
-from tests.services.trading import Recorder, build_app, new_symbol, recording, set_quote
+from tests.services.trading import (
+    Recorder,
+    build_app,
+    halt_trading,
+    new_symbol,
+    recording,
+    set_quote,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -149,16 +156,6 @@ async def open_on_binance(fake: FakeBinance, client_order_id: str) -> None:
     raise AssertionError(f"{client_order_id} never rested on the fake Binance")
 
 
-async def trip_breaker(url: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute("INSERT INTO risk_state (environment, breaker_open) VALUES "
-                                 "('live', true) ON CONFLICT (environment) DO UPDATE SET "
-                                 "breaker_open = true")  # fmt: skip
-    finally:
-        await connection.close()
-
-
 async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
     trading_env: dict[str, str],
 ) -> None:
@@ -174,7 +171,7 @@ async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
         await streaming(fake)
         await publish_json(channel, ORDERS.name, "order.approved", resting)
         await open_on_binance(fake, resting["client_order_id"])
-        await trip_breaker(env["DATABASE_URL"])
+        await halt_trading(env["DATABASE_URL"], "live")
         cancelled = (await recorder.wait_for("order.cancelled", timeout=5))[0]
         await publish_json(channel, ORDERS.name, "order.approved", later)
         rejected = (await recorder.wait_for("order.rejected"))[0]
@@ -201,7 +198,7 @@ async def test_a_buy_that_fills_as_its_cancel_lands_is_booked_filled(
     async with live_executor(trading_env, fake) as (env, recorder, channel):
         await publish_json(channel, ORDERS.name, "order.approved", resting)
         await open_on_binance(fake, resting["client_order_id"])
-        await trip_breaker(env["DATABASE_URL"])
+        await halt_trading(env["DATABASE_URL"], "live")
         filled = (await recorder.wait_for("order.filled"))[0]
         fills = await fills_of(env["DATABASE_URL"], resting["client_order_id"])
     assert ("DELETE", "/api/v3/order", 400) in fake.requests  # -2011

@@ -30,6 +30,7 @@ from tests.services.helpers import running, wait_for_status
 from tests.services.trading import (
     Recorder,
     build_app,
+    halt_trading,
     new_symbol,
     recording,
     set_quote,
@@ -264,13 +265,6 @@ async def test_limit_sells_are_held_to_the_position_less_what_resting_sells_hold
 HALTS = {"breaker_open": BREAKER, "kill_switch": KILL_SWITCH}
 
 
-async def halt(db: asyncpg.Pool | asyncpg.Connection, flag: str) -> None:
-    """Turn on the risk manager's circuit breaker or kill switch of the paper account."""
-    assert flag in HALTS
-    await db.execute(f"INSERT INTO risk_state (environment, {flag}) VALUES ('paper', true) "
-                     f"ON CONFLICT (environment) DO UPDATE SET {flag} = true")  # fmt: skip
-
-
 @pytest.mark.parametrize("flag", list(HALTS))
 async def test_a_halt_refuses_buys_cancels_resting_ones_and_lets_sells_go(
     trading_env: dict[str, str], flag: str
@@ -296,7 +290,7 @@ async def test_a_halt_refuses_buys_cancels_resting_ones_and_lets_sells_go(
                                                 "'paper'")  # fmt: skip
         resting_buy, resting_sell = order("buy", "2", "90"), order("sell", "1", "150")
         resting = await run([resting_buy, resting_sell])
-        await halt(pool, flag)
+        await halt_trading(trading_env["DATABASE_URL"], "paper", flag)
         during = await run([order("buy", "1"), order("sell", "1")])
         swept = await venue.execute_many([resting_buy.client_order_id,
                                           resting_sell.client_order_id])  # fmt: skip
@@ -323,11 +317,7 @@ async def test_the_poll_cancels_a_resting_buy_once_the_breaker_trips(
     trading_env: dict[str, str],
 ) -> None:
     async with resting_buy(trading_env) as (_, order, recorder, client):
-        connection = await asyncpg.connect(trading_env["DATABASE_URL"])
-        try:
-            await halt(connection, "breaker_open")
-        finally:
-            await connection.close()
+        await halt_trading(trading_env["DATABASE_URL"], "paper")
         cancelled = (await recorder.wait_for("order.cancelled"))[0]
         balances = (await client.get("/api/v1/account")).json()["balances"]
     assert cancelled["client_order_id"] == order["client_order_id"]

@@ -59,6 +59,24 @@ async def unmarked_events(database_url: str) -> int:
         await connection.close()
 
 
+HALT_FLAGS = ("breaker_open", "kill_switch")
+
+
+async def halt_trading(database_url: str, environment: str, flag: str = "breaker_open") -> None:
+    """Turn on the risk manager's circuit breaker or kill switch of `environment`, as a trip or
+    an admin would (the row `risk_state` the executor reads)."""
+    assert flag in HALT_FLAGS
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            f"INSERT INTO risk_state (environment, {flag}) VALUES ($1, true) "
+            f"ON CONFLICT (environment) DO UPDATE SET {flag} = true",
+            environment,
+        )
+    finally:
+        await connection.close()
+
+
 class Recorder:
     """Every message published on the orders and alerts exchanges, by routing key."""
 
