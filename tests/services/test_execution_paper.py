@@ -19,6 +19,8 @@ import redis.exceptions as redis_errors
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import ApprovedOrder
+from mastertrade.execution.adapters import paper as paper_module
+from mastertrade.execution.adapters import paper_batch
 from mastertrade.execution.adapters.books import open_account
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
 from mastertrade.execution.domain.halt import BREAKER, KILL_SWITCH
@@ -311,6 +313,39 @@ async def test_a_halt_refuses_buys_cancels_resting_ones_and_lets_sells_go(
     assert free == free_before_limit + proceeds + 150 * Decimal("0.999")
     assert held == 1
     await books_balance(trading_env["DATABASE_URL"])
+
+
+async def test_a_halt_between_a_batchs_read_and_its_write_stops_its_buys(
+    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The breaker trips after a batch read the books unhalted and before it wrote: the buy
+    it decided to fill is not written; the batch is decided again on a read that sees the halt,
+    so the buy is rejected with the breaker's reason and no cash leaves the account."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    reads: list[str | None] = []
+
+    async def read_then_trip(*args: Any, **kwargs: Any) -> paper_batch.BooksRead:
+        read = await paper_batch.read_books(*args, **kwargs)
+        reads.append(read.halted)
+        if len(reads) == 1:
+            await halt_trading(trading_env["DATABASE_URL"], "paper")
+        return read
+
+    monkeypatch.setattr(paper_module, "read_books", read_then_trip)
+    async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+        buy = ApprovedOrder.model_validate(approved(symbol, "buy", "1"))
+        events = (await venue.record_and_execute([buy])).events
+        free = await pool.fetchval("SELECT free FROM balances WHERE environment = 'paper'")
+        stored = await pool.fetchrow("SELECT status, reason, (SELECT count(*) FROM fills f "
+                                     "WHERE f.client_order_id = o.client_order_id) AS fills "
+                                     "FROM orders o WHERE client_order_id = $1",
+                                     buy.client_order_id)  # fmt: skip
+    assert reads == [None, BREAKER]
+    assert [(e.status, e.reason) for e in events] == [("rejected", BREAKER)]
+    assert stored is not None and tuple(stored) == ("rejected", BREAKER, 0)
+    assert free == 1000  # as the account was opened
 
 
 async def test_the_poll_cancels_a_resting_buy_once_the_breaker_trips(

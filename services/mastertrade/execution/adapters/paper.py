@@ -121,7 +121,7 @@ class PaperVenue:
         sent: Sequence[int],
     ) -> Executed:
         """Read, decide, write; decided again from a new read each time another batch wrote
-        the books first."""
+        the books first, or a halt came on under a batch that buys."""
         env, asset = self.config.environment, self.config.quote_asset
         wanted = list(dict.fromkeys(client_order_ids))
         leased = self.sender is not None
@@ -138,7 +138,7 @@ class PaperVenue:
             )
             if written is not None:
                 return Executed(running.events, written)
-            logger.debug("paper books changed under a batch of %d orders (attempt %d): "
+            logger.debug("paper books or halt changed under a batch of %d orders (attempt %d): "
                          "deciding again", len(wanted), attempt)  # fmt: skip
             sent = ()  # marked by the statement that lost
 

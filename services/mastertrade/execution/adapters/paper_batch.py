@@ -8,13 +8,15 @@ order against the running books in memory, exactly as it would be alone (fill wi
 cash, a sell the coins held and not held back by resting sells, as the exchange locks them;
 while the risk manager's circuit breaker or kill switch is on, read in the same snapshot, a
 buy is rejected, or cancelled if it rests, releasing its reserve: see domain/halt.py), and
-one statement writes everything: the new orders (a paper order is
-sent nowhere, so it is recorded with its outcome, in the statement that commits it), balance,
-positions, fills, order statuses, equity and the events (`WRITE`), only if the balance's version
-is still the one read. Every paper batch bumps it, so when another batch (a replica, a reconcile
-racing a consumer) wrote first, this one writes nothing and is decided again on what that one
-left: orders already finished are skipped, so nothing fills twice; the orders' key and the
-fills' (order, fill id) key would refuse it.
+one statement writes everything: the new orders (a paper order is sent nowhere, so it is
+recorded with its outcome, in the statement that commits it), balance, positions, fills, order
+statuses, equity and the events (`WRITE`), only if the balance's version is still the one read.
+Every paper batch bumps it, so when another batch (a replica, a reconcile racing a consumer)
+wrote first, this one writes nothing and is decided again on what that one left: orders
+already finished are skipped, so nothing fills twice; the orders' key and the fills' (order,
+fill id) key would refuse it. A batch that fills or rests a buy also writes only if no halt
+came on since its read (the risk manager's trip does not touch the balance): else it is decided
+again, and the new read sees the halt.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ FROM balances b LEFT JOIN risk_state r ON r.environment = b.environment
 WHERE b.environment = $1 AND b.asset = $2
 """
 # Everything, only if the balance's version is still `$27` (`balance` bumps it, or returns no row
-# and every other part reads as empty): no row returned means another batch came first. A batch
+# and every other part reads as empty): no row returned means another batch came first, or a
+# halt came on since the read while the batch adds exposure (`$36`: it fills or rests a buy);
+# either way the batch is decided again, on a read that sees what changed. A batch
 # that changed anything has an event for each change, so it returns a row when it wrote. The
 # orders not recorded yet (`$28`-`$35`) are inserted with their outcome (or as `new`, for the
 # reconcile, should one have none).
@@ -69,6 +73,9 @@ WRITE = f"""
 WITH balance AS (
     UPDATE balances SET free = $3, locked = $4, version = version + 1, updated_at = now()
     WHERE environment = $1 AND asset = $2 AND version = $27
+      AND NOT ($36::boolean AND EXISTS (SELECT FROM risk_state r
+                                        WHERE r.environment = $1
+                                          AND (r.breaker_open OR r.kill_switch)))
     RETURNING version
 ), updates AS (
     SELECT * FROM unnest($12::text[], $13::text[], $14::numeric[], $15::numeric[],
@@ -132,6 +139,7 @@ class RunningBooks:
     marks: dict[str, Decimal]
     selling: dict[str, Decimal] = field(default_factory=dict)  # held back by resting sells
     halted: str | None = None  # why buys may not add exposure now (domain/halt.py)
+    buying: bool = False  # a buy filled or rested: the write checks no halt came on meanwhile
     touched: set[str] = field(default_factory=set)
     fills: list[tuple[str, PaperFill]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
@@ -207,6 +215,7 @@ def rest(order: Order, books: RunningBooks, costs: Costs) -> None:
                                 f"holds {reserve}, {books.free} is available")  # fmt: skip
             return
         books.free, books.locked = books.free - reserve, books.locked + reserve
+        books.buying = True
     books.updates.append((order["client_order_id"], "submitted", None, None, None, reserve,
                           None))  # fmt: skip
     books.events.append(build_event(order, "submitted"))
@@ -235,6 +244,7 @@ def fill(
         books.reject(order, str(error))
         return
     books.free = cash
+    books.buying = books.buying or not selling
     books.held[symbol] = position
     books.touched.add(symbol)
     books.marks[symbol] = (quote.bid + quote.ask) / 2
@@ -262,7 +272,7 @@ async def write_books(
     """Everything the batch changed since `read`, its orders not recorded before included, in
     one statement, with the outbox rows `sent` marked; the events' outbox rows (`leased`: to
     this process, which sends them itself), as (id, event). None, and nothing written but the
-    marks, when another batch changed the books first."""
+    marks, when another batch changed the books first or, if it buys, a halt came on."""
     positions = [(s, books.held[s].quantity, books.held[s].average_price) for s in books.touched]
     fills = [(cid, f.price, f.quantity, f.fee) for cid, f in books.fills]
     value, equity = derive_equity(books.free + books.locked, books.held, books.marks)
@@ -271,7 +281,7 @@ async def write_books(
         WRITE, environment, asset, books.free, books.locked, *_columns(positions, 3),
         *_columns(fills, 4), *_columns(books.updates, 7), value, equity, bool(books.fills),
         ORDERS.name, [key for _, key, _ in events], [json.dumps(body) for _, _, body in events],
-        list(sent), leased, read.version, *order_columns(read.unrecorded),
+        list(sent), leased, read.version, *order_columns(read.unrecorded), books.buying,
     )  # fmt: skip
     return written_in_order(rows, events) if rows else None
 
