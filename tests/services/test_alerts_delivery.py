@@ -73,11 +73,11 @@ async def test_an_unexpected_error_ends_the_delivery_as_failed_and_is_logged(
     pool = await asyncpg.create_pool(trading_env["DATABASE_URL"], min_size=1, max_size=2)
     try:
         alert = AlertEvent(kind="custom", title="anything")
-        alert_id = await store_alert(pool, alert, ["broken"], 300)
-        assert alert_id is not None
         dispatcher = Dispatcher(
             {"broken": BrokenChannel()}, lambda: pool, RateLimiter(10), RetryPolicy(3, 0.01)
         )
+        alert_id = await store_alert(pool, alert, ["broken"], 300, dispatcher.owner)
+        assert alert_id is not None
         with caplog.at_level(logging.ERROR, "mastertrade.alerts"):
             await dispatcher.deliver(alert_id, "broken", alert)
         row = await pool.fetchrow(

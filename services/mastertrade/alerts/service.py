@@ -3,8 +3,9 @@
 `AlertService.raise_alert` is what the queue consumer, the test-alert route and the
 Alertmanager route all call; it returns once the alert and its pending deliveries are
 committed, never waiting for a channel. `keep_deliveries` runs for the service's life: it
-renews the leases of this replica's deliveries and finishes the ones whose lease ran out (a
-crash, a restart) every RENEW_SECONDS, the first time at start-up.
+renews the leases of this replica's deliveries (stopping any another replica took over) and
+finishes the ones whose lease ran out (a crash, a restart) every RENEW_SECONDS, the first time
+at start-up.
 """
 
 from __future__ import annotations
@@ -54,23 +55,28 @@ class AlertService:
         """Store and start delivering; the alert's id, None when deduplicated away."""
         names = [only] if only else sorted(self.channels)
         dedup = self.settings.alert_dedup_seconds
-        alert_id = await store_alert(self.live.pool, alert, names, dedup)
+        alert_id = await store_alert(self.live.pool, alert, names, dedup, self.dispatcher.owner)
         if alert_id is not None:
             self.dispatcher.dispatch(alert_id, alert, names)
         return alert_id
 
     async def resume(self) -> int:
         """Deliver what no replica is delivering any more; returns how many deliveries."""
-        pending = await claim_pending(self.live.pool)
-        for alert_id, channel, alert in pending:
+        pending = await claim_pending(self.live.pool, self.dispatcher.owner)
+        # a lease of this replica's own that ran out (renewals failed) is claimed back: its
+        # delivery is still running here, and a second task would send it twice
+        resumed = [p for p in pending if (p[0], p[1]) not in self.dispatcher.active]
+        for alert_id, channel, alert in resumed:
             self.dispatcher.dispatch(alert_id, alert, [channel])
-        return len(pending)
+        return len(resumed)
 
     async def keep_deliveries(self) -> None:
         """Renew this replica's leases and resume orphaned deliveries, until cancelled."""
         while True:
             try:
-                await renew_leases(self.live.pool, set(self.dispatcher.active))
+                active = set(self.dispatcher.active)
+                lost = await renew_leases(self.live.pool, active, self.dispatcher.owner)
+                self.dispatcher.stop_lost(lost)
                 resumed = await self.resume()
                 if resumed:
                     logger.info("resumed %d pending deliveries", resumed)

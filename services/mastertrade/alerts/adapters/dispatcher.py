@@ -7,13 +7,19 @@ ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_l
 its alert is critical (never held back). Any other exception (a malformed answer, a bug) ends
 the delivery as `failed` with the error: retrying would fail the same way, and a row left
 `pending` would be sent again, and fail again, at every restart.
+
+The deliveries are leased to the dispatcher's `owner` (adapters/store.py): only it records their
+outcome, and one whose lease another replica took over is stopped (`stop_lost`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -35,6 +41,12 @@ class RetryPolicy:
     max_delay: float = 60.0
 
 
+def new_owner() -> str:
+    """A name for this process's leases that a person can trace: host (the Pod), pid, and a
+    random part, so a restarted process with the same pid never holds its predecessor's."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -42,10 +54,13 @@ class Dispatcher:
         pool: Callable[[], asyncpg.Pool],
         limiter: RateLimiter,
         policy: RetryPolicy,
+        owner: str | None = None,
     ) -> None:
         self.channels, self.pool, self.limiter, self.policy = channels, pool, limiter, policy
+        self.owner = owner or new_owner()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.active: set[tuple[int, str]] = set()  # (alert id, channel) whose lease to renew
+        # (alert id, channel) being delivered, whose lease to renew, with its task
+        self.active: dict[tuple[int, str], asyncio.Task[None]] = {}
 
     def dispatch(self, alert_id: int, alert: AlertEvent, channels: list[str]) -> None:
         """Start one delivery task per channel and return at once."""
@@ -55,11 +70,21 @@ class Dispatcher:
             task.add_done_callback(self.tasks.discard)
 
     async def deliver(self, alert_id: int, name: str, alert: AlertEvent) -> None:
-        self.active.add((alert_id, name))
+        key = (alert_id, name)
+        if (task := asyncio.current_task()) is not None:
+            self.active[key] = task
         try:
             await self._deliver(alert_id, name, alert)
         finally:
-            self.active.discard((alert_id, name))
+            self.active.pop(key, None)
+
+    def stop_lost(self, lost: set[tuple[int, str]]) -> None:
+        """Stop the deliveries another replica took over: it delivers them now."""
+        for key in lost:
+            if (task := self.active.pop(key, None)) is not None:
+                logger.warning("alert %d on %s was taken over by another replica after this one "
+                               "could not renew its lease; stopping it here", *key)  # fmt: skip
+                task.cancel()
 
     async def _deliver(self, alert_id: int, name: str, alert: AlertEvent) -> None:
         channel = self.channels.get(name)
@@ -96,9 +121,14 @@ class Dispatcher:
 
     async def _mark(self, alert_id: int, name: str, outcome: tuple[str, int, str | None]) -> None:
         try:
-            await mark_delivery(self.pool(), alert_id, name, outcome)
+            marked = await mark_delivery(self.pool(), alert_id, name, outcome, self.owner)
         except Exception as error:  # history is best effort; the delivery itself happened
             logger.error("recording the %s delivery of alert %d failed: %s", name, alert_id, error)
+            return
+        if not marked:
+            logger.warning("the %s delivery of alert %d ended %s here, but another replica "
+                           "holds it now; its outcome is the one recorded", name, alert_id,
+                           outcome[0])  # fmt: skip
 
     async def stop(self) -> None:
         await asyncio.gather(*(stop_task(task) for task in list(self.tasks)))

@@ -5,9 +5,12 @@ alert whose key was stored within the dedup window, and delivered (or still bein
 at least one channel, is stored as `suppressed` and not delivered. One that failed or was rate
 limited everywhere suppresses nothing: its repeat is the next chance to be heard.
 A delivery row exists per channel from the start (`pending`), leased for LEASE_SECONDS to the
-replica that stored it, which renews the lease while it delivers (`renew_leases`). Any replica
-takes over, atomically, a pending delivery whose lease ran out (`claim_pending`): one a crash or
-a restart interrupted is finished, and one a live replica is sending is never sent twice.
+replica that stored it (the lease names it: its dispatcher's `owner`), which renews the lease
+while it delivers (`renew_leases`). Any replica takes over, atomically, a pending delivery whose
+lease ran out (`claim_pending`): one a crash or a restart interrupted is finished, and one a
+live replica is sending is never sent twice. Only the lease's holder renews it and records the
+outcome; a replica that lost a lease (it could not renew it in time) learns so at its next
+renewal and stops that delivery.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
 """
 LEASE_SECONDS = 30.0
 DELIVERY = """
-INSERT INTO alert_deliveries (alert_id, channel, lease_until)
-VALUES ($1, $2, now() + make_interval(secs => $3))
+INSERT INTO alert_deliveries (alert_id, channel, lease_until, lease_owner)
+VALUES ($1, $2, now() + make_interval(secs => $3), $4)
 """
 MARK = """
 UPDATE alert_deliveries SET status = $3, attempts = $4, last_error = $5, updated_at = now()
-WHERE alert_id = $1 AND channel = $2
+WHERE alert_id = $1 AND channel = $2 AND lease_owner = $6
 """
 SUMMARISE = """
 UPDATE alerts SET status = CASE
@@ -51,16 +54,24 @@ UPDATE alerts SET status = CASE
 WHERE id = $1
 """
 CLAIM_PENDING = """
-UPDATE alert_deliveries d SET lease_until = now() + make_interval(secs => $1)
+UPDATE alert_deliveries d SET lease_until = now() + make_interval(secs => $1), lease_owner = $2
 FROM alerts a
 WHERE a.id = d.alert_id AND d.status = 'pending'
   AND (d.lease_until IS NULL OR d.lease_until < now())
 RETURNING a.id, a.severity, a.title, a.message, a.kind, a.dedup_key, a.source, d.channel
 """
+# Renews the caller's leases; returns its deliveries another replica holds now (lost).
 RENEW = """
-UPDATE alert_deliveries SET lease_until = now() + make_interval(secs => $3)
-WHERE status = 'pending'
-  AND (alert_id, channel) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))
+WITH mine AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[]) AS m(alert_id, channel)
+), renewed AS (
+    UPDATE alert_deliveries d SET lease_until = now() + make_interval(secs => $3)
+    FROM mine m
+    WHERE d.alert_id = m.alert_id AND d.channel = m.channel AND d.status = 'pending'
+      AND d.lease_owner = $4
+)
+SELECT d.alert_id, d.channel FROM alert_deliveries d JOIN mine m USING (alert_id, channel)
+WHERE d.lease_owner IS DISTINCT FROM $4
 """
 HISTORY = """
 SELECT a.id, a.kind, a.severity, a.title, a.message, a.status, a.dedup_key, a.source,
@@ -73,15 +84,20 @@ FROM alerts a WHERE $2::text IS NULL OR a.kind = $2 ORDER BY a.id DESC LIMIT $1
 
 
 async def store_alert(
-    pool: asyncpg.Pool, alert: AlertEvent, channels: list[str], dedup_seconds: float
+    pool: asyncpg.Pool, alert: AlertEvent, channels: list[str], dedup_seconds: float, owner: str
 ) -> int | None:
-    """The new alert's id, its deliveries pending; None when it is a duplicate (suppressed)."""
+    """The new alert's id, its deliveries pending and leased to `owner`; None when it is a
+    duplicate (suppressed)."""
     async with pool.acquire() as connection, connection.transaction():
-        return await insert_alert(connection, alert, channels, dedup_seconds)
+        return await insert_alert(connection, alert, channels, dedup_seconds, owner)
 
 
 async def insert_alert(
-    connection: Connection, alert: AlertEvent, channels: list[str], dedup_seconds: float
+    connection: Connection,
+    alert: AlertEvent,
+    channels: list[str],
+    dedup_seconds: float,
+    owner: str,
 ) -> int | None:
     """`store_alert` in the caller's transaction (the daily report commits its claim with it)."""
     duplicate = False
@@ -102,25 +118,34 @@ async def insert_alert(
     if duplicate:
         return None
     for channel in channels:
-        await connection.execute(DELIVERY, alert_id, channel, LEASE_SECONDS)
+        await connection.execute(DELIVERY, alert_id, channel, LEASE_SECONDS, owner)
     return alert_id
 
 
 async def mark_delivery(
-    pool: asyncpg.Pool, alert_id: int, channel: str, outcome: tuple[str, int, str | None]
-) -> None:
-    """Record a delivery's (status, attempts, last error) and the alert's overall status."""
+    pool: asyncpg.Pool,
+    alert_id: int,
+    channel: str,
+    outcome: tuple[str, int, str | None],
+    owner: str,
+) -> bool:
+    """Record a delivery's (status, attempts, last error) and the alert's overall status;
+    False, and nothing recorded, when `owner` no longer holds the delivery's lease."""
     status, attempts, error = outcome
     async with pool.acquire() as connection, connection.transaction():
         # one writer per alert at a time, so the summary sees every other channel's outcome
         await connection.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
-        await connection.execute(MARK, alert_id, channel, status, attempts, error)
+        marked = await connection.execute(MARK, alert_id, channel, status, attempts, error, owner)
+        if marked == "UPDATE 0":
+            return False
         await connection.execute(SUMMARISE, alert_id)
+    return True
 
 
-async def claim_pending(pool: asyncpg.Pool) -> list[tuple[int, str, AlertEvent]]:
-    """The pending deliveries nobody holds a lease on, now leased to the caller."""
-    rows = sorted(await pool.fetch(CLAIM_PENDING, LEASE_SECONDS), key=lambda row: row["id"])
+async def claim_pending(pool: asyncpg.Pool, owner: str) -> list[tuple[int, str, AlertEvent]]:
+    """The pending deliveries nobody holds a lease on, now leased to `owner`."""
+    claimed = await pool.fetch(CLAIM_PENDING, LEASE_SECONDS, owner)
+    rows = sorted(claimed, key=lambda row: row["id"])
     return [
         (
             row["id"],
@@ -138,11 +163,16 @@ async def claim_pending(pool: asyncpg.Pool) -> list[tuple[int, str, AlertEvent]]
     ]
 
 
-async def renew_leases(pool: asyncpg.Pool, deliveries: Collection[tuple[int, str]]) -> None:
-    """Extend the leases of the deliveries the caller is still working on."""
-    if deliveries:
-        ids, channels = zip(*deliveries, strict=True)
-        await pool.execute(RENEW, list(ids), list(channels), LEASE_SECONDS)
+async def renew_leases(
+    pool: asyncpg.Pool, deliveries: Collection[tuple[int, str]], owner: str
+) -> set[tuple[int, str]]:
+    """Extend `owner`'s leases of the deliveries it is still working on; returns those of them
+    another replica took over (its lease had run out), which `owner` must stop."""
+    if not deliveries:
+        return set()
+    ids, channels = zip(*deliveries, strict=True)
+    lost = await pool.fetch(RENEW, list(ids), list(channels), LEASE_SECONDS, owner)
+    return {(row["alert_id"], row["channel"]) for row in lost}
 
 
 async def fetch_history(
