@@ -1,18 +1,22 @@
-"""Alert deliveries leased to the replica delivering them, on real PostgreSQL: a delivery whose
-replica died is finished by exactly one other replica; a replica that lost its lease (it could
-not renew it in time) stops delivering, renews nothing of the new holder's and records nothing
-over its outcome."""
+"""Alert deliveries leased to the replica delivering them, and repeats of an alert, on real
+PostgreSQL: a delivery whose replica died is finished by exactly one other replica; a replica
+that lost its lease stops and records nothing over the new holder; one whose renewals do not
+reach the database stops trying before its lease can run out; an outcome is recorded through a
+database blip; at shutdown the leases are handed over at once; repeats that keep coming stay
+suppressed."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+from mastertrade.alerts.adapters import dispatcher as dispatcher_module
 from mastertrade.alerts.adapters.channels.base import ChannelError
-from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
+from mastertrade.alerts.adapters.dispatcher import LEASE_MARGIN, Dispatcher, RetryPolicy
 from mastertrade.alerts.adapters.store import (
     claim_pending,
     mark_delivery,
@@ -42,8 +46,8 @@ class Recorded:
 
 
 def replica(pool: asyncpg.Pool, channel: Recorded, owner: str) -> Dispatcher:
-    return Dispatcher({"hook": channel}, lambda: pool, RateLimiter(60), RetryPolicy(1000, 0.05,
-                      0.05), owner)  # fmt: skip
+    policy = RetryPolicy(max_attempts=1000, base_delay=0.05, max_delay=0.05)
+    return Dispatcher({"hook": channel}, lambda: pool, RateLimiter(60), policy, owner)
 
 
 @pytest.fixture
@@ -69,11 +73,16 @@ async def delivery(pool: asyncpg.Pool, alert_id: int) -> tuple[str, int, str, st
     return row["status"], row["attempts"], row["lease_owner"], row["alert_status"]
 
 
+async def stored(pool: asyncpg.Pool, owner: str, alert: AlertEvent = ALERT) -> int:
+    alert_id = await store_alert(pool, alert, ["hook"], 300, owner)
+    assert alert_id is not None
+    return alert_id
+
+
 async def test_a_delivery_whose_replica_died_is_finished_by_one_other_replica(
     pool: asyncpg.Pool,
 ) -> None:
-    alert_id = await store_alert(pool, ALERT, ["hook"], 300, "a")  # a dies before delivering
-    assert alert_id is not None
+    alert_id = await stored(pool, "a")  # a dies before delivering
     assert await claim_pending(pool, "b") == []  # a's lease still runs: nobody takes it over
     await expire(pool, alert_id)
     claims = await asyncio.gather(claim_pending(pool, "b"), claim_pending(pool, "c"))
@@ -90,8 +99,7 @@ async def test_a_replica_that_lost_its_lease_stops_and_records_nothing_over_the_
 ) -> None:
     slow_channel, channel = Recorded(down=True), Recorded()
     slow = replica(pool, slow_channel, "slow")
-    alert_id = await store_alert(pool, ALERT, ["hook"], 300, slow.owner)
-    assert alert_id is not None
+    alert_id = await stored(pool, slow.owner)
     slow.dispatch(alert_id, ALERT, ["hook"])  # retrying against a channel that is down
     await asyncio.sleep(0.3)
     await expire(pool, alert_id)  # its renewals did not reach the database in time
@@ -99,13 +107,11 @@ async def test_a_replica_that_lost_its_lease_stops_and_records_nothing_over_the_
     lease = await pool.fetchval("SELECT lease_until FROM alert_deliveries WHERE alert_id = $1",
                                 alert_id)  # fmt: skip
 
-    lost = await renew_leases(pool, set(slow.active), slow.owner)
-    slow.stop_lost(lost)
+    await slow.renew()  # the first renewal that gets through
     await asyncio.gather(*slow.tasks, return_exceptions=True)
     sends_when_stopped = slow_channel.sends
 
-    assert lost == {(alert_id, "hook")} and not slow.active and not slow.tasks
-    assert sends_when_stopped > 1
+    assert not slow.active and not slow.tasks and sends_when_stopped > 1
     assert await pool.fetchval("SELECT lease_until FROM alert_deliveries WHERE alert_id = $1",
                                alert_id) == lease  # fmt: skip
     await replica(pool, channel, "new").deliver(alert_id, name, alert)
@@ -117,8 +123,98 @@ async def test_a_replica_that_lost_its_lease_stops_and_records_nothing_over_the_
 
 
 async def test_a_replica_renews_its_own_leases_and_loses_none(pool: asyncpg.Pool) -> None:
-    alert_id = await store_alert(pool, ALERT, ["hook"], 300, "a")
-    assert alert_id is not None
+    alert_id = await stored(pool, "a")
     await expire(pool, alert_id)
-    assert await renew_leases(pool, {(alert_id, "hook")}, "a") == set()
+    renewed, lost = await renew_leases(pool, {(alert_id, "hook")}, "a")
+    assert (renewed, lost) == ({(alert_id, "hook")}, set())
     assert await claim_pending(pool, "b") == []  # the renewal put the lease back in the future
+    assert await renew_leases(pool, {(alert_id, "hook")}, "b") == (set(), {(alert_id, "hook")})
+
+
+@pytest.mark.parametrize("renewing", [True, False])
+async def test_a_replica_whose_renewals_fail_stops_trying_before_its_lease_can_run_out(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, renewing: bool
+) -> None:
+    """With a 1 s lease (less the margin), a replica that renews keeps trying; one whose
+    renewals do not reach the database stops within that second, records nothing (another
+    replica may have it now) and sends nothing once the channel is back."""
+    monkeypatch.setattr(dispatcher_module, "LEASE_SECONDS", LEASE_MARGIN + 1.0)
+    channel = Recorded(down=True)
+    cut_off = replica(pool, channel, "a")
+    alert_id = await stored(pool, cut_off.owner)
+    cut_off.dispatch(alert_id, ALERT, ["hook"])
+    for _ in range(8):  # 2 s, every 0.25 s
+        await asyncio.sleep(0.25)
+        if renewing:
+            await cut_off.renew()
+    still_trying = bool(cut_off.tasks)
+    channel.down = False
+    sends = channel.sends
+    await asyncio.sleep(0.3)
+    status = await delivery(pool, alert_id)
+    await cut_off.stop()
+    if renewing:
+        assert still_trying and channel.sends == sends + 1
+        assert status == ("sent", sends + 1, "a", "sent")
+    else:
+        assert not still_trying and channel.sends == sends
+        assert 1 < sends <= 1.0 / 0.05 + 1  # attempts every 0.05 s for about a second
+        assert status == ("pending", 0, "a", "pending")
+
+
+async def test_an_outcome_is_recorded_through_a_database_blip(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery that was sent, whose record fails once, is recorded when the database
+    answers: left pending it would be claimed after its lease and sent again."""
+    failures = [asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")]
+
+    async def blip(*args: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return await mark_delivery(*args)
+
+    monkeypatch.setattr(dispatcher_module, "mark_delivery", blip)
+    channel = Recorded()
+    sender = replica(pool, channel, "a")
+    alert_id = await stored(pool, sender.owner)
+    await sender.deliver(alert_id, "hook", ALERT)
+    assert not failures and channel.sends == 1
+    assert await delivery(pool, alert_id) == ("sent", 1, "a", "sent")
+
+
+async def test_at_shutdown_deliveries_in_progress_are_handed_over_at_once(
+    pool: asyncpg.Pool,
+) -> None:
+    stopping = replica(pool, Recorded(down=True), "stopping")
+    alert_id = await stored(pool, stopping.owner)
+    stopping.dispatch(alert_id, ALERT, ["hook"])
+    await asyncio.sleep(0.2)
+    await stopping.stop()
+    claimed = await claim_pending(pool, "next")  # no need to wait for the lease to run out
+    assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(alert_id, "hook")]
+    assert not stopping.tasks
+    assert (await delivery(pool, alert_id))[:3] == ("pending", 0, "next")
+
+
+async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_the_window(
+    pool: asyncpg.Pool,
+) -> None:
+    """Prometheus re-posts a firing alert every minute: one delivery, not one every window."""
+    firing = AlertEvent(kind="prometheus", title="[FIRING] MarketDataStale",
+                        dedup_key="am:abc:firing:2026-12-06T02:00:00Z")  # fmt: skip
+
+    async def age(seconds: int) -> None:
+        await pool.execute("UPDATE alerts SET created_at = created_at - make_interval(secs => $1)"
+                           " WHERE dedup_key = $2", seconds, firing.dedup_key)  # fmt: skip
+
+    first = await stored(pool, "a", firing)
+    assert await mark_delivery(pool, first, "hook", ("sent", 1, None), "a")
+    repeats = []
+    for _ in range(10):  # ten minutes of repeats, twice the 300 s window
+        await age(60)
+        repeats.append(await store_alert(pool, firing, ["hook"], 300, "a"))
+    await age(301)  # then quiet for longer than the window
+    after_a_gap = await store_alert(pool, firing, ["hook"], 300, "a")
+    assert repeats == [None] * 10
+    assert after_a_gap is not None

@@ -48,5 +48,7 @@ def create_app(settings: AlertSettings) -> FastAPI:
             tasks.append(asyncio.create_task(reporter.run()))
         return tasks
 
+    # deliveries still going stop and hand their leases over while the database is open
+    app.state.runtime.on_drained.append(service.dispatcher.stop)
     add_background(app, start, service.close)
     return app

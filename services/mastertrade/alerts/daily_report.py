@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from mastertrade.alerts.adapters.reports import (
@@ -71,6 +72,7 @@ class DailyReporter:
 
     async def _write(self, end: datetime, environment: str) -> int | None:
         day, names = report_day(end), sorted(self.service.channels)
+        leased_at = monotonic()  # the deliveries' leases start in the transaction below
         async with self.service.live.pool.acquire() as connection, connection.transaction():
             if not await claim_report(connection, day, environment, end):
                 return None
@@ -82,7 +84,7 @@ class DailyReporter:
             await link_report(connection, day, environment, alert_id)
         logger.info("daily report %s of %s written (alert %s)", day, environment, alert_id)
         if alert_id is not None:
-            self.service.dispatcher.dispatch(alert_id, alert, names)
+            self.service.dispatcher.dispatch(alert_id, alert, names, leased_at)
         return alert_id
 
     async def run(self) -> None:

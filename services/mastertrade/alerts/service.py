@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -22,7 +23,6 @@ from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
 from mastertrade.alerts.adapters.store import (
     LEASE_SECONDS,
     claim_pending,
-    renew_leases,
     store_alert,
 )
 from mastertrade.alerts.domain.delivery import RateLimiter
@@ -55,28 +55,32 @@ class AlertService:
         """Store and start delivering; the alert's id, None when deduplicated away."""
         names = [only] if only else sorted(self.channels)
         dedup = self.settings.alert_dedup_seconds
+        leased_at = time.monotonic()
         alert_id = await store_alert(self.live.pool, alert, names, dedup, self.dispatcher.owner)
         if alert_id is not None:
-            self.dispatcher.dispatch(alert_id, alert, names)
+            self.dispatcher.dispatch(alert_id, alert, names, leased_at)
         return alert_id
 
     async def resume(self) -> int:
         """Deliver what no replica is delivering any more; returns how many deliveries."""
-        pending = await claim_pending(self.live.pool, self.dispatcher.owner)
+        dispatcher, leased_at = self.dispatcher, time.monotonic()
+        pending = await claim_pending(self.live.pool, dispatcher.owner)
         # a lease of this replica's own that ran out (renewals failed) is claimed back: its
         # delivery is still running here, and a second task would send it twice
-        resumed = [p for p in pending if (p[0], p[1]) not in self.dispatcher.active]
+        claimed_back = {(alert_id, channel) for alert_id, channel, _ in pending} & set(
+            dispatcher.active
+        )
+        dispatcher.extended(claimed_back, leased_at)
+        resumed = [p for p in pending if (p[0], p[1]) not in claimed_back]
         for alert_id, channel, alert in resumed:
-            self.dispatcher.dispatch(alert_id, alert, [channel])
+            dispatcher.dispatch(alert_id, alert, [channel], leased_at)
         return len(resumed)
 
     async def keep_deliveries(self) -> None:
         """Renew this replica's leases and resume orphaned deliveries, until cancelled."""
         while True:
             try:
-                active = set(self.dispatcher.active)
-                lost = await renew_leases(self.live.pool, active, self.dispatcher.owner)
-                self.dispatcher.stop_lost(lost)
+                await self.dispatcher.renew()
                 resumed = await self.resume()
                 if resumed:
                     logger.info("resumed %d pending deliveries", resumed)
@@ -93,5 +97,5 @@ class AlertService:
         }
 
     async def close(self) -> None:
-        await self.dispatcher.stop()
+        await self.dispatcher.stop()  # nothing left by now when `stop` ran at the drain
         await self.http.aclose()

@@ -9,7 +9,11 @@ the delivery as `failed` with the error: retrying would fail the same way, and a
 `pending` would be sent again, and fail again, at every restart.
 
 The deliveries are leased to the dispatcher's `owner` (adapters/store.py): only it records their
-outcome, and one whose lease another replica took over is stopped (`stop_lost`).
+outcome (retried through a database outage, so a sent alert is not left `pending` to be sent
+again); no attempt starts unless the lease was renewed within LEASE_SECONDS less a margin (a
+replica cut off from the database stops trying before another may take over), and one whose
+lease another replica took over is stopped (`stop_lost`). At shutdown `stop` cancels what is
+left and releases its leases, so another replica resumes it at once.
 """
 
 from __future__ import annotations
@@ -26,12 +30,24 @@ from dataclasses import dataclass
 import asyncpg
 
 from mastertrade.alerts.adapters.channels.base import Channel, ChannelError
-from mastertrade.alerts.adapters.store import mark_delivery
+from mastertrade.alerts.adapters.store import (
+    LEASE_SECONDS,
+    mark_delivery,
+    release_leases,
+    renew_leases,
+)
 from mastertrade.alerts.domain.delivery import RateLimiter, retry_delay
 from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
+from mastertrade.core.retry import retry_transient
 
 logger = logging.getLogger("mastertrade.alerts")
+LEASE_MARGIN = 5.0
+"""Seconds before its lease may run out that a replica stops starting attempts under it."""
+Key = tuple[int, str]
+"""A delivery: (alert id, channel)."""
+Outcome = tuple[str, int, str | None]
+"""A delivery's (status, attempts, last error)."""
 
 
 @dataclass(frozen=True)
@@ -59,26 +75,52 @@ class Dispatcher:
         self.channels, self.pool, self.limiter, self.policy = channels, pool, limiter, policy
         self.owner = owner or new_owner()
         self.tasks: set[asyncio.Task[None]] = set()
-        # (alert id, channel) being delivered, whose lease to renew, with its task
-        self.active: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self.active: dict[Key, asyncio.Task[None]] = {}  # being delivered, with its task
+        # when each active delivery's lease was last extended, at the latest (monotonic)
+        self.leased_at: dict[Key, float] = {}
 
-    def dispatch(self, alert_id: int, alert: AlertEvent, channels: list[str]) -> None:
-        """Start one delivery task per channel and return at once."""
+    def dispatch(
+        self, alert_id: int, alert: AlertEvent, channels: list[str], leased_at: float | None = None
+    ) -> None:
+        """Start one delivery task per channel and return at once; `leased_at`: when the caller
+        took the leases (before it stored or claimed them; now if not given)."""
         for name in channels:
-            task = asyncio.create_task(self.deliver(alert_id, name, alert))
+            task = asyncio.create_task(self.deliver(alert_id, name, alert, leased_at))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def deliver(self, alert_id: int, name: str, alert: AlertEvent) -> None:
+    async def deliver(
+        self, alert_id: int, name: str, alert: AlertEvent, leased_at: float | None = None
+    ) -> None:
         key = (alert_id, name)
         if (task := asyncio.current_task()) is not None:
             self.active[key] = task
+        self.leased_at[key] = time.monotonic() if leased_at is None else leased_at
         try:
-            await self._deliver(alert_id, name, alert)
+            await self._deliver(key, alert)
         finally:
             self.active.pop(key, None)
+            self.leased_at.pop(key, None)
 
-    def stop_lost(self, lost: set[tuple[int, str]]) -> None:
+    def holds(self, key: Key) -> bool:
+        """Does this replica's lease on the delivery surely still run (with LEASE_MARGIN)?"""
+        at = self.leased_at.get(key)
+        return at is not None and time.monotonic() - at < LEASE_SECONDS - LEASE_MARGIN
+
+    async def renew(self) -> None:
+        """Extend the leases of the deliveries in progress; stop those another replica took
+        over. Raises when the database cannot be reached (the leases then age)."""
+        keys, asked = set(self.active), time.monotonic()
+        renewed, lost = await renew_leases(self.pool(), keys, self.owner)
+        self.extended(renewed, asked)
+        self.stop_lost(lost)
+
+    def extended(self, keys: set[Key], asked: float) -> None:
+        """The leases of `keys` were extended by a statement sent at `asked` (monotonic)."""
+        for key in keys & self.leased_at.keys():
+            self.leased_at[key] = max(self.leased_at[key], asked)
+
+    def stop_lost(self, lost: set[Key]) -> None:
         """Stop the deliveries another replica took over: it delivers them now."""
         for key in lost:
             if (task := self.active.pop(key, None)) is not None:
@@ -86,23 +128,30 @@ class Dispatcher:
                                "could not renew its lease; stopping it here", *key)  # fmt: skip
                 task.cancel()
 
-    async def _deliver(self, alert_id: int, name: str, alert: AlertEvent) -> None:
+    async def _deliver(self, key: Key, alert: AlertEvent) -> None:
+        alert_id, name = key
         channel = self.channels.get(name)
         if channel is None:
-            await self._mark(alert_id, name, ("failed", 0, f"{name} is not configured"))
+            await self._mark(key, ("failed", 0, f"{name} is not configured"))
             return
         urgent = alert.severity == "critical"
         if not self.limiter.allow(name, time.monotonic(), urgent):
-            reason = f"over {self.limiter.per_minute} per minute"
-            await self._mark(alert_id, name, ("rate_limited", 0, reason))
+            await self._mark(key, ("rate_limited", 0, f"over {self.limiter.per_minute} per minute"))
             return
-        await self._mark(alert_id, name, await self._attempts(alert_id, channel, alert))
+        outcome = await self._attempts(key, channel, alert)
+        if outcome is None:
+            logger.warning("the lease on alert %d's %s delivery ran out (its renewals did not "
+                           "reach the database); left to the replica that claims it", alert_id,
+                           name)  # fmt: skip
+            return
+        await self._mark(key, outcome)
 
-    async def _attempts(
-        self, alert_id: int, channel: Channel, alert: AlertEvent
-    ) -> tuple[str, int, str | None]:
-        policy = self.policy
+    async def _attempts(self, key: Key, channel: Channel, alert: AlertEvent) -> Outcome | None:
+        """Send, retrying what may pass later; None when the lease lapsed before an attempt."""
+        policy, alert_id = self.policy, key[0]
         for attempt in range(1, policy.max_attempts + 1):
+            if not self.holds(key):
+                return None
             try:
                 await channel.send(alert)
                 return "sent", attempt, None
@@ -119,11 +168,17 @@ class Dispatcher:
                 return "failed", attempt, f"{channel.name}: {error!r}"[:500]
         return "failed", policy.max_attempts, "no attempt left"
 
-    async def _mark(self, alert_id: int, name: str, outcome: tuple[str, int, str | None]) -> None:
+    async def _mark(self, key: Key, outcome: Outcome) -> None:
+        """Record the outcome, waiting out a database outage: the delivery stays active, so
+        its lease is renewed once the database is back (left pending, it would be sent again)."""
+        alert_id, name = key
+        what = f"recording the {name} delivery of alert {alert_id}"
         try:
-            marked = await mark_delivery(self.pool(), alert_id, name, outcome, self.owner)
-        except Exception as error:  # history is best effort; the delivery itself happened
-            logger.error("recording the %s delivery of alert %d failed: %s", name, alert_id, error)
+            marked = await retry_transient(
+                lambda: mark_delivery(self.pool(), alert_id, name, outcome, self.owner), what
+            )
+        except Exception as error:  # not an outage: retrying would fail the same way
+            logger.error("%s failed: %r", what, error)
             return
         if not marked:
             logger.warning("the %s delivery of alert %d ended %s here, but another replica "
@@ -131,4 +186,15 @@ class Dispatcher:
                            outcome[0])  # fmt: skip
 
     async def stop(self) -> None:
+        """Cancel the deliveries in progress and release their leases (at shutdown, while the
+        database is still open), so another replica resumes them at once, not in LEASE_SECONDS."""
+        keys = set(self.active)
         await asyncio.gather(*(stop_task(task) for task in list(self.tasks)))
+        if not keys:
+            return
+        try:
+            await release_leases(self.pool(), keys, self.owner)
+        except Exception as error:  # the database is gone: the leases run out instead
+            logger.warning("releasing %d alert deliveries in progress failed: %r", len(keys), error)
+            return
+        logger.info("released %d alert deliveries in progress to the other replicas", len(keys))

@@ -1,9 +1,11 @@
 """Alert history in PostgreSQL: alerts (deduplicated), their deliveries per channel.
 
 Dedup: under a transaction-scoped advisory lock on the dedup key (so replicas take turns), an
-alert whose key was stored within the dedup window, and delivered (or still being delivered) on
-at least one channel, is stored as `suppressed` and not delivered. One that failed or was rate
-limited everywhere suppresses nothing: its repeat is the next chance to be heard.
+alert whose key was stored within the dedup window before, by an alert delivered (or still being
+delivered) on at least one channel or by a repeat suppressed already, is stored as `suppressed`
+and not delivered: repeats that keep coming (Prometheus re-posts a firing alert every minute)
+stay suppressed as long as no gap between two of them is longer than the window. One that failed
+or was rate limited everywhere suppresses nothing: its repeat is the next chance to be heard.
 A delivery row exists per channel from the start (`pending`), leased for LEASE_SECONDS to the
 replica that stored it (the lease names it: its dispatcher's `owner`), which renews the lease
 while it delivers (`renew_leases`). Any replica takes over, atomically, a pending delivery whose
@@ -26,8 +28,9 @@ from mastertrade.core.messages import AlertEvent
 
 DUPLICATE = """
 SELECT 1 FROM alerts a WHERE a.dedup_key = $1 AND a.created_at > now() - make_interval(secs => $2)
-  AND EXISTS (SELECT 1 FROM alert_deliveries d
-              WHERE d.alert_id = a.id AND d.status IN ('sent', 'pending'))
+  AND (a.status = 'suppressed'
+       OR EXISTS (SELECT 1 FROM alert_deliveries d
+                  WHERE d.alert_id = a.id AND d.status IN ('sent', 'pending')))
 """
 INSERT = """
 INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status)
@@ -60,7 +63,9 @@ WHERE a.id = d.alert_id AND d.status = 'pending'
   AND (d.lease_until IS NULL OR d.lease_until < now())
 RETURNING a.id, a.severity, a.title, a.message, a.kind, a.dedup_key, a.source, d.channel
 """
-# Renews the caller's leases; returns its deliveries another replica holds now (lost).
+# Renews the caller's leases; says of each of its deliveries whether it was renewed and whether
+# another replica holds it now (lost; one taken over while this ran reads as neither, until the
+# next renewal: not renewed, its lease ages all the same).
 RENEW = """
 WITH mine AS (
     SELECT * FROM unnest($1::bigint[], $2::text[]) AS m(alert_id, channel)
@@ -69,9 +74,19 @@ WITH mine AS (
     FROM mine m
     WHERE d.alert_id = m.alert_id AND d.channel = m.channel AND d.status = 'pending'
       AND d.lease_owner = $4
+    RETURNING d.alert_id, d.channel
 )
-SELECT d.alert_id, d.channel FROM alert_deliveries d JOIN mine m USING (alert_id, channel)
-WHERE d.lease_owner IS DISTINCT FROM $4
+SELECT m.alert_id, m.channel, r.alert_id IS NOT NULL AS renewed,
+       d.lease_owner IS DISTINCT FROM $4 AS lost
+FROM mine m
+LEFT JOIN renewed r USING (alert_id, channel)
+LEFT JOIN alert_deliveries d USING (alert_id, channel)
+"""
+# The caller's pending deliveries made claimable at once (it is shutting down).
+RELEASE = """
+UPDATE alert_deliveries SET lease_until = NULL
+WHERE status = 'pending' AND lease_owner = $3
+  AND (alert_id, channel) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))
 """
 HISTORY = """
 SELECT a.id, a.kind, a.severity, a.title, a.message, a.status, a.dedup_key, a.source,
@@ -165,14 +180,24 @@ async def claim_pending(pool: asyncpg.Pool, owner: str) -> list[tuple[int, str, 
 
 async def renew_leases(
     pool: asyncpg.Pool, deliveries: Collection[tuple[int, str]], owner: str
-) -> set[tuple[int, str]]:
-    """Extend `owner`'s leases of the deliveries it is still working on; returns those of them
-    another replica took over (its lease had run out), which `owner` must stop."""
+) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
+    """Extend `owner`'s leases of the deliveries it is still working on; returns (those
+    renewed, those another replica took over: its lease had run out, and `owner` must stop)."""
     if not deliveries:
-        return set()
+        return set(), set()
     ids, channels = zip(*deliveries, strict=True)
-    lost = await pool.fetch(RENEW, list(ids), list(channels), LEASE_SECONDS, owner)
-    return {(row["alert_id"], row["channel"]) for row in lost}
+    rows = await pool.fetch(RENEW, list(ids), list(channels), LEASE_SECONDS, owner)
+    renewed = {(row["alert_id"], row["channel"]) for row in rows if row["renewed"]}
+    return renewed, {(row["alert_id"], row["channel"]) for row in rows if row["lost"]}
+
+
+async def release_leases(
+    pool: asyncpg.Pool, deliveries: Collection[tuple[int, str]], owner: str
+) -> None:
+    """Give up `owner`'s leases of `deliveries` still pending: any replica may claim them."""
+    if deliveries:
+        ids, channels = zip(*deliveries, strict=True)
+        await pool.execute(RELEASE, list(ids), list(channels), owner)
 
 
 async def fetch_history(
