@@ -48,8 +48,11 @@ class AlertSettings(ServiceSettings, EmailSettings):
         default=None, description="the HMAC key of X-MasterTrade-Signature"
     )
     alert_dedup_seconds: float = Field(
-        default=300, ge=0, le=86400, description="a repeat of a dedup key within this many seconds of the one before "
-        "(delivered or dropped) is dropped"
+        default=300,
+        ge=0,
+        le=86400,
+        description="a repeat of a dedup key within this many seconds of the one before "
+        "(delivered or dropped) is dropped",
     )
     alert_rate_limit_per_minute: int = Field(
         default=20, ge=1, le=10000, description="deliveries per channel per minute"
