@@ -168,6 +168,7 @@ class FakeBinance:
         return order
 
     def fill(self, order: dict[str, Any], qty: Decimal, price: Decimal) -> None:
+        """A trade of `qty` of the order at `price` (all of it, or a part), reported."""
         fee = (qty * price * Decimal("0.001")).quantize(Decimal("0.00000001"))
         fee_asset = "USDT"
         if self.commission_in_base and order["side"] == "BUY":  # taken from what was bought
@@ -187,10 +188,11 @@ class FakeBinance:
         quote_fee = fee if fee_asset == "USDT" else Decimal(0)
         cost = qty * price + quote_fee if order["side"] == "BUY" else -(qty * price - quote_fee)
         self.balances["USDT"] = self.balances.get("USDT", Decimal(0)) - cost
+        executed = Decimal(order["executedQty"]) + qty  # a part of it, or the rest
         order |= {
-            "status": "FILLED",
-            "executedQty": str(qty),
-            "cummulativeQuoteQty": str(qty * price),
+            "status": "FILLED" if executed == Decimal(order["origQty"]) else "PARTIALLY_FILLED",
+            "executedQty": str(executed),
+            "cummulativeQuoteQty": str(Decimal(order["cummulativeQuoteQty"]) + qty * price),
         }
         order["fills"] = [
             {
@@ -336,7 +338,14 @@ def add_account_routes(app: FastAPI, fake: FakeBinance) -> None:
     @app.get("/api/v3/myTrades")
     async def my_trades(request: Request) -> Any:
         params = fake.check_signed(request)
-        return [t for t in fake.trades if t["orderId"] == int(params["orderId"])]
+        limit = int(params.get("limit", 500))  # Binance's default; at most 1000
+        if not 1 <= limit <= 1000:
+            raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'.")
+        trades = sorted((t for t in fake.trades if t["orderId"] == int(params["orderId"])),
+                        key=lambda t: t["id"])  # fmt: skip
+        if "fromId" in params:  # the trades from that id on, oldest first
+            return [t for t in trades if t["id"] >= int(params["fromId"])][:limit]
+        return trades[-limit:]  # otherwise the most recent
 
     @app.get("/api/v3/account")
     async def account(request: Request) -> Any:

@@ -30,6 +30,7 @@ from tests.services.fake_binance import KEY, SECRET, BinanceError, FakeBinance, 
 from tests.services.helpers import running, wait_for_status
 from tests.services.test_execution_live import (
     approved,
+    fills_of,
     live_env,
     live_executor,
     order_row,
@@ -87,6 +88,31 @@ async def venues(
             await client.close()
         await redis.aclose()
         await pool.close()
+
+
+async def value_of(url: str, query: str, *args: object) -> object:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(query, *args)
+    finally:
+        await connection.close()
+
+
+async def order_status(url: str, client_order_id: str, status: str) -> bool:
+    found = await value_of(url, "SELECT status FROM orders WHERE client_order_id = $1",
+                           client_order_id)  # fmt: skip
+    return found == status
+
+
+async def booked(url: str, client_order_id: str, quantity: Decimal) -> bool:
+    total = await value_of(url, "SELECT COALESCE(sum(quantity), 0) FROM fills "
+                           "WHERE client_order_id = $1", client_order_id)  # fmt: skip
+    return total == quantity
+
+
+async def position_of(url: str, symbol: str) -> object:
+    return await value_of(url, "SELECT quantity FROM positions WHERE environment = 'live' "
+                          "AND symbol = $1", symbol)  # fmt: skip
 
 
 async def test_two_handlers_of_an_order_binance_never_got_resend_it_once(
@@ -345,6 +371,27 @@ async def test_the_live_equity_takes_cash_and_coins_from_one_snapshot(
     assert (stored["cash"], stored["positions_value"]) == (Decimal(5000), Decimal(50))
 
 
+async def test_a_coin_sold_to_zero_is_shown_at_zero_not_at_what_was_held(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance lists a coin at 0 once it is all sold (or leaves it out with omitZeroBalances):
+    the account's balances follow it down, for every asset held before."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    coin, other = symbol.removesuffix("USDT"), f"X{symbol.removesuffix('USDT')}"
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False)
+    fake.balances = {"USDT": Decimal(5000), coin: Decimal("0.5"), other: Decimal(2)}
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (pool, [venue]):
+        await venue.revalue()
+        fake.balances = {"USDT": Decimal(5050), coin: Decimal(0)}  # `other` left out
+        await venue.revalue()
+        rows = await pool.fetch("SELECT asset, free, locked FROM balances "
+                                "WHERE environment = 'live' ORDER BY asset")  # fmt: skip
+    assert {row["asset"]: (row["free"], row["locked"]) for row in rows} == {
+        "USDT": (Decimal(5050), Decimal(0)), coin: (Decimal(0), Decimal(0)),
+        other: (Decimal(0), Decimal(0)),
+    }  # fmt: skip
+
+
 async def test_a_late_answer_never_takes_back_what_a_later_report_booked(
     trading_env: dict[str, str],
 ) -> None:
@@ -366,7 +413,8 @@ async def test_a_late_answer_never_takes_back_what_a_later_report_booked(
             await book_report(pool, cid, state("submitted", "0", None), [], "USDT"),
         ]
         row = await order_row(url, cid)
-        final = await book_report(pool, cid, state("filled", "1", "100.2"), [], "USDT")
+        rest = Trade("t-2", Decimal(101), Decimal("0.2"), Decimal("0.0202"), "USDT")
+        final = await book_report(pool, cid, state("filled", "1", "100.2"), [rest], "USDT")
     finally:
         await pool.close()
     assert events == [None, None, None]  # partial fills announce nothing, late answers neither
@@ -377,6 +425,44 @@ async def test_a_late_answer_never_takes_back_what_a_later_report_booked(
     )
     assert final is not None
     assert (final.status, final.filled_quantity) == ("filled", Decimal(1))
+
+
+async def test_a_fill_whose_stream_report_was_missed_is_booked_before_the_order_ends(
+    trading_env: dict[str, str],
+) -> None:
+    """A resting buy fills 0.004 while the user-data stream is away (its report never comes),
+    then the other 0.006 with a report: that report books only its own trade, so the order is
+    held open (it would never be looked at again once ended) until the poll fetches the missed
+    trade from myTrades; then it ends filled, its position and fills holding all 0.01."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    cid = resting["client_order_id"]
+    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="2") as (
+        env, recorder, channel,
+    ):  # fmt: skip
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        url = env["DATABASE_URL"]
+        await until(lambda: order_status(url, cid, "submitted"), "the order resting")
+        order = fake.orders[cid]
+        fake.push_reports = False  # the stream is away
+        fake.fill(order, Decimal("0.004"), Decimal(29000))
+        fake.push_reports = True
+        fake.fill(order, Decimal("0.006"), Decimal(29000))
+        await until(lambda: booked(url, cid, Decimal("0.006")), "the reported trade booked")
+        held = await order_row(url, cid)
+        filled = (await recorder.wait_for("order.filled"))[0]
+        row = await order_row(url, cid)
+        fills = await fills_of(url, cid)
+        position = await position_of(url, symbol)
+    assert (held["status"], held["filled_quantity"]) == ("partially_filled", Decimal("0.01"))
+    assert ("GET", "/api/v3/myTrades", 200) in fake.requests
+    assert (filled["client_order_id"], Decimal(filled["filled_quantity"])) == (cid, Decimal("0.01"))
+    assert (row["status"], row["filled_quantity"]) == ("filled", Decimal("0.01"))
+    assert sorted(f["quantity"] for f in fills) == [Decimal("0.004"), Decimal("0.006")]
+    assert position == Decimal("0.01")
 
 
 async def test_books_holding_more_than_binance_raise_one_alert_per_confirmed_drift(
@@ -401,3 +487,24 @@ async def test_books_holding_more_than_binance_raise_one_alert_per_confirmed_dri
     assert (alert["kind"], alert["severity"]) == ("position_drift", "critical")
     assert alert["dedup_key"] == f"position-drift:live:{symbol}:1:0.4"
     assert alert["title"] == f"Live books hold more {coin} than Binance ({symbol})"
+
+
+async def test_an_order_of_more_trades_than_a_page_holds_has_all_of_them_read() -> None:
+    """myTrades answers at most 1000 trades a request (500 unless asked): the trades of an
+    order that took 1001 are read in two pages, each once, adding up to what it executed."""
+    fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)}, push_reports=False)
+    order = fake.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "price": "29000",
+                        "newClientOrderId": "mt-many-trades", "quantity": "0.01001"})  # fmt: skip
+    for _ in range(1001):
+        fake.fill(order, Decimal("0.00001"), Decimal(29000))
+    async with serving(fake) as url:
+        client = BinanceClient(url, KEY, SECRET, 1000, timeout=5.0)
+        try:
+            trades = await client.my_trades("BTCUSDT", order["orderId"])
+        finally:
+            await client.close()
+    assert order["status"] == "FILLED"
+    assert len({trade["id"] for trade in trades}) == len(trades) == 1001
+    assert sum(Decimal(trade["qty"]) for trade in trades) == Decimal(order["executedQty"])
+    pages = [request for request in fake.requests if request[1] == "/api/v3/myTrades"]
+    assert pages == [("GET", "/api/v3/myTrades", 200)] * 2

@@ -36,6 +36,7 @@ TOO_MANY_REQUESTS = -1003
 RATE_LIMITED_STATUSES = frozenset({418, 429})
 DEFAULT_RETRY_AFTER = 60.0
 MAX_RETRY_AFTER = 3 * 86400.0  # Binance's longest ban
+MY_TRADES_PAGE = 1000  # trades per /api/v3/myTrades request: Binance's most (default 500)
 
 
 class BinanceError(Exception):
@@ -210,11 +211,19 @@ class BinanceClient:
         params = {"symbol": symbol, "origClientOrderId": client_order_id}
         return await self.request("DELETE", "/api/v3/order", params)
 
-    async def my_trades(self, symbol: str, order_id: int) -> Any:
-        """GET /api/v3/myTrades of one order (its fills, with trade ids and commissions)."""
-        return await self.request(
-            "GET", "/api/v3/myTrades", {"symbol": symbol, "orderId": order_id}
-        )
+    async def my_trades(self, symbol: str, order_id: int) -> list[Any]:
+        """GET /api/v3/myTrades of one order: all its fills, with trade ids and commissions,
+        a page of MY_TRADES_PAGE at a time from the first (`orderId` + `fromId`, a combination
+        Binance supports), however many trades a large order took."""
+        found: list[Any] = []
+        params: dict[str, Any] = {"symbol": symbol, "orderId": order_id, "fromId": 0,
+                                  "limit": MY_TRADES_PAGE}  # fmt: skip
+        while True:
+            page = await self.request("GET", "/api/v3/myTrades", params)
+            found.extend(page)
+            if len(page) < MY_TRADES_PAGE:
+                return found
+            params["fromId"] = max(int(trade["id"]) for trade in page) + 1
 
     async def new_listen_key(self) -> str:
         body = await self.request("POST", "/api/v3/userDataStream", signed=False)

@@ -51,6 +51,7 @@ from mastertrade.execution.adapters.binance import (
     is_duplicate,
 )
 from mastertrade.execution.adapters.live_books import (
+    BOOKED,
     announce_drift,
     book_report,
     note_reason,
@@ -88,7 +89,6 @@ UPDATE orders SET status = 'submitted', quantity = $2, price = $3, updated_at = 
 WHERE client_order_id = $1 AND status = $4 AND updated_at = $5
 RETURNING *
 """
-BOOKED = "SELECT COALESCE(sum(quantity), 0) FROM fills WHERE client_order_id = $1"
 OPEN = frozenset({"submitted", "partially_filled"})
 # Buys open on Binance while the risk manager halts trading (domain/halt.py)
 HALT_PENDING = """

@@ -26,6 +26,7 @@ from mastertrade.execution.domain.drift import Shortfall, drift_message, shortfa
 from mastertrade.execution.domain.ledger import Position, shift_position
 from mastertrade_model.topology import ALERTS
 
+BOOKED = "SELECT COALESCE(sum(quantity), 0) FROM fills WHERE client_order_id = $1"
 ADD_TRADE = """
 INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_order_id, fill_id) DO NOTHING
@@ -40,6 +41,7 @@ NOTE_REASON = """
 UPDATE orders SET reason = $2
 WHERE client_order_id = $1 AND status IN ('submitted', 'partially_filled')
 """
+LIVE_ASSETS = "SELECT asset FROM balances WHERE environment = 'live'"
 SET_ASSET = """
 INSERT INTO balances (environment, asset, free, locked) VALUES ('live', $1, $2, $3)
 ON CONFLICT (environment, asset) DO UPDATE SET free = EXCLUDED.free, locked = EXCLUDED.locked,
@@ -78,6 +80,18 @@ def not_behind(order: asyncpg.Record, state: OrderState) -> OrderState:
                       order["average_price"])  # fmt: skip
 
 
+def held_open(state: OrderState, booked: Decimal) -> OrderState:
+    """Binance's final word on an order whose trades the books do not all hold yet, as open
+    (`partially_filled`): a stream report was missed (the websocket was reconnecting, or its
+    booking failed) and the final one books only its own trade. Ended, the order would never be
+    looked at again and the missed trade never booked; open, the next poll queries it and books
+    what is missing from myTrades, then ends it."""
+    if state.status not in TERMINAL or booked >= state.filled_quantity:
+        return state
+    return OrderState(state.exchange_order_id, "partially_filled", state.filled_quantity,
+                      state.average_price)  # fmt: skip
+
+
 async def book_report(
     pool: asyncpg.Pool,
     client_order_id: str,
@@ -93,7 +107,8 @@ async def book_report(
         if order is None or order["status"] in TERMINAL:
             return None
         fees = await _book_trades(connection, order, trades, quote_asset)
-        state = not_behind(order, state)
+        booked = await connection.fetchval(BOOKED, client_order_id)
+        state = held_open(not_behind(order, state), booked)
         await connection.execute(
             UPDATE, client_order_id, state.status, state.exchange_order_id or None,
             state.filled_quantity, state.average_price, fees,
@@ -131,11 +146,16 @@ async def store_account(
     which the peak would keep (migration 0033) and the breaker trip on."""
     holdings: dict[str, Decimal] = {}
     async with pool.acquire() as connection, connection.transaction():
+        # an asset held before and now at zero (sold, withdrawn) is set to zero, not left as it
+        # was: Binance lists it at 0, or not at all (omitZeroBalances)
+        stored = {row["asset"] for row in await connection.fetch(LIVE_ASSETS)}
         for item in balances:
             free, locked = Decimal(str(item["free"])), Decimal(str(item["locked"]))
             holdings[item["asset"]] = free + locked
-            if free or locked or item["asset"] == quote_asset:
+            if free or locked or item["asset"] in stored | {quote_asset}:
                 await connection.execute(SET_ASSET, item["asset"], free, locked)
+        for asset in stored - holdings.keys():
+            await connection.execute(SET_ASSET, asset, Decimal(0), Decimal(0))
         traded = await books.fetch_positions(connection, "live")
         coins = {
             symbol: Position(
