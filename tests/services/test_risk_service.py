@@ -242,6 +242,45 @@ async def test_a_sell_whose_order_never_came_stops_holding_the_coins_back(
     assert (later[1].outcome, later[1].quantity) == (Outcome.RESIZED, Decimal(19))
 
 
+async def test_dust_left_behind_by_sells_is_not_an_open_position(
+    trading_env: dict[str, str],
+) -> None:
+    """Ten symbols hold what a lot size leaves behind a sell (0.00000765 BTC, worth cents: no
+    order can sell it): a buy of an eleventh symbol is not refused for "10 positions open".
+    Ten real positions (each 0.1 % of equity or more) do refuse it, and a buy of one of them
+    (adding to it) is not refused for the count."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "10000")
+
+    def buy(signal_id: str, symbol: str) -> Signal:
+        return Signal.model_validate(signal(signal_id, price="100", quantity="1") |
+                                     {"symbol": symbol})  # fmt: skip
+
+    async def hold(quantity: str, price: str) -> None:
+        await connection.execute("DELETE FROM positions")
+        await connection.executemany(
+            "INSERT INTO positions (environment, symbol, quantity, average_price) "
+            "VALUES ('paper', $1, $2, $3)",
+            [(f"C{index}USDT", Decimal(quantity), Decimal(price)) for index in range(10)],
+        )  # fmt: skip
+
+    connection = await asyncpg.connect(url)
+    try:
+        await hold("0.00000765", "30000")  # 0.23 USDT each, under 0.1 % of 10000 (10 USDT)
+        [with_dust], _ = await decide_batch(connection, [buy("b-1", "NEWUSDT")], RiskLimits(),
+                                            "paper")  # fmt: skip
+        await hold("0.0004", "30000")  # 12 USDT each: positions
+        held, _ = await decide_batch(connection, [buy("b-2", "ANOTHERUSDT"), buy("b-3", "C3USDT")],
+                                     RiskLimits(), "paper")  # fmt: skip
+    finally:
+        await connection.close()
+    assert with_dust.outcome is Outcome.APPROVED
+    assert held[0].outcome is Outcome.REJECTED
+    # the ten, and NEWUSDT being bought
+    assert held[0].reasons[0] == "11 positions open, the maximum is 10"
+    assert held[1].outcome is Outcome.APPROVED
+
+
 async def test_an_account_at_zero_is_decided_and_reset_without_error(
     trading_env: dict[str, str],
 ) -> None:

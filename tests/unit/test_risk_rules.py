@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -19,6 +20,7 @@ from mastertrade.risk.domain import (
     decide,
     drawdown,
     evaluate_position,
+    is_dust,
 )
 
 LIMITS = RiskLimits()
@@ -195,3 +197,24 @@ def test_amounts_travel_as_decimal_strings() -> None:
     body = signal.to_json()
     assert (body["symbol"], body["quantity"], body["price"]) == ("BTCUSDT", "0.1", "30000.5")
     assert Signal.model_validate(body) == signal
+
+
+def test_a_buy_adding_to_an_open_position_is_not_refused_for_the_count() -> None:
+    """At the maximum count a buy of a new symbol is refused; one of a symbol already open
+    adds to its position and is sized as usual."""
+    request = OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1))
+    full = RiskContext(equity=Decimal(1000), equity_peak=None, open_positions=10)
+    new = decide(request, full, LIMITS)
+    adding = decide(request, replace(full, position_open=True), LIMITS)
+    assert new.outcome is Outcome.REJECTED and "positions open" in new.reasons[0]
+    assert adding.outcome is Outcome.APPROVED
+
+
+@pytest.mark.parametrize(
+    ("cost", "equity", "dust"),
+    [("9.99", "10000", True), ("10", "10000", False), ("0.01", None, False), ("5", "0", False)],
+)
+def test_dust_is_a_holding_under_a_thousandth_of_known_positive_equity(
+    cost: str, equity: str | None, dust: bool
+) -> None:
+    assert is_dust(Decimal(cost), Decimal(equity) if equity else None) is dust

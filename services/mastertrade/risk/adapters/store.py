@@ -49,6 +49,7 @@ from mastertrade.risk.domain import (
     RiskDecision,
     RiskLimits,
     assess_breaker,
+    is_dust,
 )
 from mastertrade.risk.domain import decide as decide_rules
 from mastertrade_model.topology import ALERTS, ORDERS
@@ -85,7 +86,7 @@ WITH pending AS (
       AND (side = 'buy' OR decided_at > now() - {SELL_RECORD_GRACE} OR EXISTS ({RECORDED}))
     GROUP BY symbol
 ), held AS (
-    SELECT symbol, quantity FROM positions WHERE environment = $1 AND quantity > 0
+    SELECT symbol, quantity, average_price FROM positions WHERE environment = $1 AND quantity > 0
 )
 SELECT
     s.version, s.equity_peak, s.breaker_open, s.kill_switch,
@@ -94,6 +95,7 @@ SELECT
      WHERE environment = $1 AND second > now() - interval '61 seconds') AS recent,
     ARRAY(SELECT symbol FROM held ORDER BY symbol) AS held_symbols,
     ARRAY(SELECT quantity FROM held ORDER BY symbol) AS held_quantities,
+    ARRAY(SELECT quantity * average_price FROM held ORDER BY symbol) AS held_costs,
     ARRAY(SELECT symbol FROM pending ORDER BY symbol) AS pending_symbols,
     ARRAY(SELECT value FROM pending ORDER BY symbol) AS pending_values,
     ARRAY(SELECT selling FROM pending ORDER BY symbol) AS pending_selling,
@@ -176,6 +178,7 @@ class BatchView:
     recent: int
     equity_age: float
     held: dict[str, Decimal]
+    held_cost: dict[str, Decimal]  # what each holding cost: dust does not count as a position
     pending: dict[str, Decimal]
     selling: dict[str, Decimal]
     decided: dict[str, StoredDecision] = field(default_factory=dict)
@@ -187,6 +190,7 @@ class BatchView:
             breaker_open=bool(row["breaker_open"]), kill_switch=bool(row["kill_switch"]),
             recent=int(row["recent"]), equity_age=row["equity_age"] or 0.0,
             held=dict(zip(row["held_symbols"], row["held_quantities"], strict=True)),
+            held_cost=dict(zip(row["held_symbols"], row["held_costs"], strict=True)),
             pending=_positive(row["pending_symbols"], row["pending_values"]),
             selling=_positive(row["pending_symbols"], row["pending_selling"]),
         )  # fmt: skip
@@ -197,14 +201,20 @@ class BatchView:
             )  # fmt: skip
         return view
 
+    def open_symbols(self) -> set[str]:
+        """The symbols held beyond dust (domain/rules.py) or being bought."""
+        held = {s for s, cost in self.held_cost.items() if not is_dust(cost, self.equity)}
+        return held | self.pending.keys()
+
     def context(self, symbol: str, price: Decimal) -> RiskContext:
-        position = self.held.get(symbol, Decimal(0))
+        position, open_symbols = self.held.get(symbol, Decimal(0)), self.open_symbols()
         return RiskContext(
             equity=self.equity,
             equity_peak=self.equity_peak,
             position_quantity=position - self.selling.get(symbol, Decimal(0)),
             symbol_exposure=position * price + self.pending.get(symbol, Decimal(0)),
-            open_positions=len(self.held.keys() | self.pending.keys()),
+            open_positions=len(open_symbols),
+            position_open=symbol in open_symbols,
             orders_last_minute=self.recent,
             breaker_open=self.breaker_open,
             kill_switch=self.kill_switch,

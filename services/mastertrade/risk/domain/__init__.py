@@ -10,6 +10,7 @@ from mastertrade.risk.domain.rules import (
     assess_breaker,
     decide,
     drawdown,
+    is_dust,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "decide",
     "drawdown",
     "evaluate_position",
+    "is_dust",
 ]

@@ -11,8 +11,10 @@ it. Drawdown is measured from the equity peak (never from the start). Rules, in 
 5. a buy: rejected while the breaker is open, when equity is unknown, not positive or valued
    longer ago than MAX_EQUITY_AGE_SECONDS (the executor stopped revaluing: sizes and drawdown
    would be measured on a past account), when it would open a position beyond the maximum
-   count; otherwise resized down to the smaller of the per-order size limit and the room left
-   under the per-symbol exposure limit.
+   count (a holding worth less than DUST_FRACTION of equity at cost, what an exchange's lot
+   sizes leave behind a sell and no order can sell, is not a position); otherwise resized
+   down to the smaller of the per-order size limit and the room left under the per-symbol
+   exposure limit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
 from mastertrade.risk.domain.limits import RiskLimits
+
+DUST_FRACTION = Decimal("0.001")
+"""A holding worth less than this share of equity at its cost is dust, not an open position."""
+
+
+def is_dust(cost: Decimal, equity: Decimal | None) -> bool:
+    """Is a holding that cost `cost` too small to count as a position (equity known)?"""
+    return equity is not None and equity > 0 and cost < equity * DUST_FRACTION
 
 
 class Outcome(StrEnum):
@@ -47,13 +57,16 @@ class RiskContext:
     `equity` is None when the executor has not reported one yet; `equity_age` is how many
     seconds ago it valued the account. `symbol_exposure` is the value
     held in the symbol plus approved buys not yet filled; `position_quantity` what can be sold:
-    what is held less the approved sells not yet filled."""
+    what is held less the approved sells not yet filled. `open_positions` counts the symbols
+    held (beyond dust) or being bought; `position_open` says whether this symbol is one of them
+    (a buy of it adds to a position rather than opening one)."""
 
     equity: Decimal | None
     equity_peak: Decimal | None
     position_quantity: Decimal = Decimal(0)
     symbol_exposure: Decimal = Decimal(0)
     open_positions: int = 0
+    position_open: bool = False
     orders_last_minute: int = 0
     breaker_open: bool = False
     kill_switch: bool = False
@@ -133,8 +146,7 @@ def _decide_buy(
             f"MAX_EQUITY_AGE_SECONDS={limits.max_equity_age_seconds}: no new exposure until the "
             "order executor revalues the account (is it running?)"
         )
-    opens_new = context.symbol_exposure <= 0 and context.position_quantity <= 0
-    if opens_new and context.open_positions >= limits.max_open_positions:
+    if not context.position_open and context.open_positions >= limits.max_open_positions:
         return _reject(
             f"{context.open_positions} positions open, the maximum is {limits.max_open_positions}"
         )
