@@ -145,6 +145,8 @@ def plan_nodes(node: dict[str, object]) -> list[dict[str, object]]:
         ({"order": "sideways"}, "order", "'asc' or 'desc'"),
         ({"symbl": "x"}, "symbl", "unknown parameter"),
         ({"start": "x" * 30_000}, "start", "datetime"),
+        ({"start": "9999-12-31T23:00:00-05:00"}, "start", "1970-01-01 to 2199-12-31"),
+        ({"end": "0001-01-01T00:30:00+01:00"}, "end", "1970-01-01 to 2199-12-31"),
     ],
 )
 async def test_bad_parameters_get_a_short_422_naming_them(
@@ -156,6 +158,18 @@ async def test_bad_parameters_get_a_short_422_naming_them(
     assert error["loc"] == ["query", parameter]
     assert words in error["msg"]
     assert len(answer.content) < 1000
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/fills?client_order_id=a%00b", "/api/v1/sentiment?subject=%00"]
+)
+async def test_a_value_the_database_cannot_take_is_a_422_not_a_500(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    answer = await client.get(path)
+    assert answer.status_code == 422, answer.text
+    assert "cannot be used as given" in answer.json()["detail"]
+    assert "0x00" in answer.json()["detail"]
 
 
 async def test_a_cursor_of_another_query_is_refused(

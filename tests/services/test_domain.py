@@ -117,3 +117,5 @@ def test_migration_files_are_ordered_and_checked() -> None:
 def test_passwords_are_hidden_in_progress_output() -> None:
     assert redact("postgresql://u:secret@h:5432/d") == "postgresql://u:***@h:5432/d"
     assert redact("redis://h:6379/0") == "redis://h:6379/0"
+    assert redact("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact("amqp://u:p@ss@h/v, amqp://w:x@k") == "amqp://u:***@h/v, amqp://w:***@k"

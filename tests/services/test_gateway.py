@@ -188,6 +188,41 @@ async def test_admin_routes_need_an_admin_key_which_the_service_then_sees(
         assert "authorization" not in elsewhere.json()["headers"]
 
 
+async def test_a_path_the_service_would_read_otherwise_is_not_forwarded(
+    upstreams: dict[str, str],
+) -> None:
+    """`%2561dmin` is decoded once here to `%61dmin` (not an admin segment) and would reach the
+    service as `admin`; `%3F` and `%23` would become a query and a fragment there. Refused with
+    400 saying why, whatever the key; the plain admin path still needs the admin scope."""
+    async with gateway(upstreams) as client:
+        double = await client.post("/api/strategy-service/api/v1/%2561dmin/echo",
+                                   headers=bearer(TRADE))  # fmt: skip
+        query = await client.get("/api/strategy-service/echo%3Fx=1")
+        fragment = await client.get("/api/strategy-service/echo%23x")
+        plain = await client.post("/api/strategy-service/api/v1/admin/echo", headers=bearer(TRADE))
+    assert [answer.status_code for answer in (double, query, fragment)] == [400, 400, 400]
+    assert "'%'" in double.json()["detail"] and "'?'" in query.json()["detail"]
+    assert "'#'" in fragment.json()["detail"]
+    assert plain.status_code == 403
+
+
+async def test_only_an_admin_key_may_post_to_the_alert_systems_receivers(
+    upstreams: dict[str, str],
+) -> None:
+    """What Prometheus posts there is sent to people's phones: a trade key may not."""
+    keys = f"{upstreams['GATEWAY_API_KEYS']},boss:admin:{ADMIN}"
+    async with gateway({**upstreams, "GATEWAY_API_KEYS": keys}) as client:
+        for path in ("api/v2/alerts", "api//v1/./alertmanager"):
+            trader = await client.post(f"/api/alert-system/{path}", json=[],
+                                       headers=bearer(TRADE))  # fmt: skip
+            boss = await client.post(f"/api/alert-system/{path}", json=[], headers=bearer(ADMIN))
+            assert trader.status_code == 403, path
+            assert "this needs admin" in trader.json()["detail"]
+            assert boss.status_code == 503  # let through; no alert system in this test
+        history = await client.get("/api/alert-system/api/v1/alerts")
+    assert history.status_code == 503  # reads are not held back
+
+
 async def test_rate_limits_are_per_key(upstreams: dict[str, str]) -> None:
     # counters are per key name and shared by every gateway on the Redis: names of this test
     first, other = (f"{word}-{uuid.uuid4().hex}" for word in ("first", "other"))

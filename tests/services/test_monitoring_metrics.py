@@ -259,6 +259,25 @@ def test_an_alert_whose_end_has_passed_is_resolved() -> None:
     assert firing.dedup_key != resolved.dedup_key
 
 
+def test_firing_and_resolved_keep_their_own_keys_however_many_labels() -> None:
+    """The chart's workload-down alert carries six labels: spelled out, its key was cut at 200
+    characters before the status, so the resolution was taken for a repeat and suppressed."""
+    now = datetime.now(UTC)
+    labels = {"alertname": "MasterTradeWorkloadDown", "severity": "critical", "tier": "core",
+              "instance": "10.244.1.17:8080", "job": "mastertrade-pods", "namespace": "trading",
+              "pod": "mastertrade-risk-manager-7d9f8b6c5d-x2x4q"}  # fmt: skip
+    alerts = [
+        PostableAlert.model_validate(postable(end, now) | {"labels": labels})
+        for end in (timedelta(minutes=4), -timedelta(seconds=1))
+    ]
+    again = PostableAlert.model_validate(postable(timedelta(minutes=5), now) | {"labels": labels})
+    firing, resolved = build_from_postable(alerts, now)
+    [repeat] = build_from_postable([again], now)
+    assert firing.dedup_key != resolved.dedup_key
+    assert repeat.dedup_key == firing.dedup_key
+    assert firing.dedup_key is not None and len(firing.dedup_key) <= 200
+
+
 async def test_prometheus_alerts_are_sent_once_per_firing_and_once_resolved(
     trading_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -269,11 +288,14 @@ async def test_prometheus_alerts_are_sent_once_per_firing_and_once_resolved(
         again = await client.post("/api/v2/alerts", json=[postable(timedelta(minutes=5), now)])
         resolved = await client.post("/api/v2/alerts", json=[postable(-timedelta(seconds=1), now)])
         bad = await client.post("/api/v2/alerts", json=[{"annotations": {}}])
+        flood = await client.post("/api/v2/alerts", json=[postable(timedelta(minutes=4), now)]
+                                  * 257)  # fmt: skip
         await settled(client, 2)
     assert first.status_code == 200 and first.json()["alerts"][0] is not None
     assert again.json() == {"alerts": [None]}
     assert resolved.json()["alerts"][0] is not None
     assert bad.status_code == 422 and "labels" in bad.text
+    assert flood.status_code == 422 and "at most 256" in flood.text
     texts = [message["text"] for message in fake.received["slack"]]
     assert texts == [
         "[WARNING] [FIRING] MasterTradeQueueBacklog\n"

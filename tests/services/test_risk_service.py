@@ -373,6 +373,19 @@ async def test_the_check_refuses_non_finite_values(service_env: dict[str, str], 
     assert "position_value" in answer.text
 
 
+@pytest.mark.parametrize("tiny", ["1e-999999", "1e-5000"])
+async def test_the_check_refuses_an_amount_too_small_to_divide_by(
+    service_env: dict[str, str], tiny: str
+) -> None:
+    """A portfolio of 1e-999999 made the position's share overflow Decimal's range (500), and
+    one of 1e-5000 made an answer of 5,000 digits: both are refused, naming the field."""
+    async with running(build_app("risk_manager", service_env)) as client:
+        body = {"position_value": "1e15", "portfolio_value": tiny, "portfolio_peak": "1"}
+        answer = await client.post("/api/v1/check", json=body)
+    assert answer.status_code == 422
+    assert "portfolio_value" in answer.text and "at least 1e-30" in answer.text
+
+
 class KillSwitchBeforeTheWrite:
     """A connection on which an admin turns the kill switch on (from another connection) after
     the batch read the state and before it writes its decisions (`fetch` is its write)."""

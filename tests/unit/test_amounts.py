@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from mastertrade.core.amounts import AMOUNT_LIMIT, AmountError, check_finite_amount
+from mastertrade.core.amounts import (
+    AMOUNT_FLOOR,
+    AMOUNT_LIMIT,
+    AmountError,
+    check_finite_amount,
+)
 from mastertrade.core.market_messages import BookTicker
 from mastertrade.core.messages import Amount, Signal
 from mastertrade.market_data.domain.events import MalformedEventError, exact
@@ -68,13 +73,32 @@ def test_every_user_accepts_the_bound_itself_and_a_satoshi_below(use: Callable[.
 
 
 @pytest.mark.parametrize("use", USERS)
-@pytest.mark.parametrize("bad", [JUST_ABOVE, Decimal("1e18"), Decimal("Infinity"), Decimal("NaN")])
+@pytest.mark.parametrize(
+    "bad",
+    [JUST_ABOVE, Decimal("1e18"), Decimal("Infinity"), Decimal("NaN"), Decimal("1e-999999"),
+     Decimal("9.9e-31")],
+)  # fmt: skip
 def test_every_user_refuses_non_finite_or_beyond_the_bound(
     use: Callable[..., Any], bad: Decimal
 ) -> None:
     with pytest.raises((ValidationError, MalformedEventError, AmountError)) as error:
         use(bad)
     assert "finite" in str(error.value) or "out of bounds" in str(error.value)
+
+
+@pytest.mark.parametrize("use", USERS)
+def test_every_user_accepts_the_floor(use: Callable[..., Any]) -> None:
+    assert use(AMOUNT_FLOOR) == AMOUNT_FLOOR
+
+
+def test_zero_is_not_below_the_floor() -> None:  # a price or a quantity may refuse it itself
+    assert check_finite_amount(Decimal(0)) == 0
+    assert check_finite_amount(Decimal("-0E-40")) == 0
+
+
+def test_the_quotient_of_two_accepted_amounts_stays_in_decimal_range() -> None:
+    """What the risk check divides (a position by a portfolio's value) cannot overflow."""
+    assert check_finite_amount(LARGEST) / check_finite_amount(AMOUNT_FLOOR) == Decimal("1e45")
 
 
 def test_negative_amounts_are_bounded_by_the_same_magnitude() -> None:

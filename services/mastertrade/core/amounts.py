@@ -11,6 +11,11 @@ just under it, and Binance relists bigger ones rescaled (1000SATS, 1MBABYDOGE) p
 quantities in range. 1e18 only let more garbage through. 1e15 is also below 2**53 (~9.007e15),
 so the integer part of an accepted amount stays exact if a consumer (the monitoring UI's
 JavaScript, a float column in a notebook) reads it as a double.
+
+And a non-zero amount must be at least `AMOUNT_FLOOR` (1e-30) in magnitude: no coin has a unit
+below 1e-18, and a quotient of two accepted amounts (a share of equity, a drawdown) then stays
+within 1e45, where an amount such as 1e-999999 overflowed Decimal's range (a 500 answer) or
+made an answer of thousands of digits.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 AMOUNT_LIMIT = Decimal("1e15")
+AMOUNT_FLOOR = Decimal("1e-30")
 
 
 class AmountError(ValueError):
@@ -25,9 +31,13 @@ class AmountError(ValueError):
 
 
 def check_finite_amount(value: Decimal) -> Decimal:
-    """`value` itself when finite and |value| <= AMOUNT_LIMIT, else an AmountError."""
+    """`value` itself when finite, |value| <= AMOUNT_LIMIT and, unless zero, >= AMOUNT_FLOOR;
+    else an AmountError."""
     if not value.is_finite():
         raise AmountError(f"{value} is not a finite number: send a decimal string such as '1.5'")
     if abs(value) > AMOUNT_LIMIT:
         raise AmountError(f"{value} is out of bounds: amounts must be at most {AMOUNT_LIMIT:e}")
+    if value and abs(value) < AMOUNT_FLOOR:
+        raise AmountError(f"{value:e} is out of bounds: a non-zero amount must be at least "
+                          f"{AMOUNT_FLOOR:e} (or 0)")  # fmt: skip
     return value

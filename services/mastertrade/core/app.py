@@ -33,7 +33,7 @@ from mastertrade.core.connections import DependencyUnavailableError
 from mastertrade.core.consumer import Handler
 from mastertrade.core.deps import RuntimeDep
 from mastertrade.core.docs import add_offline_docs
-from mastertrade.core.errors import validation_error
+from mastertrade.core.errors import preview, validation_error
 from mastertrade.core.metrics import MetricsMiddleware, metrics_endpoint
 from mastertrade.core.requestid import RequestIdMiddleware
 from mastertrade.core.runtime import Runtime
@@ -89,6 +89,16 @@ async def _not_migrated(request: Request, error: Exception) -> Response:
     )
 
 
+async def _unusable_value(request: Request, error: Exception) -> Response:
+    """A value the database cannot take as given (a NUL character in a text, a number beyond
+    its column's range): the request's own, so a 422 saying which, not a 500."""
+    logger.warning("the database refused a value sent to %s: %s", request.url.path, error)
+    return JSONResponse(
+        {"detail": f"a value of the request cannot be used as given: {preview(str(error), 300)}"},
+        status_code=422,
+    )
+
+
 def freeze_start_up_heap() -> None:
     """Collect once, then keep everything alive now out of every later collection."""
     gc.collect()
@@ -135,6 +145,7 @@ def build_service_app(
     for error_type in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_type, _unavailable)
     app.add_exception_handler(asyncpg.UndefinedTableError, _not_migrated)
+    app.add_exception_handler(asyncpg.DataError, _unusable_value)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(MetricsMiddleware, metrics=live.metrics)
     app.add_middleware(RequestIdMiddleware)

@@ -37,8 +37,10 @@ URL_VARIABLES: Mapping[Dependency, str] = {
 
 
 def redact(text: str) -> str:
-    """Hide the password of any URL in `text` (user:password@ -> user:***@)."""
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+    """Hide the password of any URL in `text` (user:password@ -> user:***@), also with no user
+    (redis://:password@) and with an `@` left unencoded in the password (up to the last `@`
+    before the host)."""
+    return re.sub(r"(://[^:/@\s]*:)[^\s/]*@", r"\1***@", text)
 
 
 class SettingsError(Exception):

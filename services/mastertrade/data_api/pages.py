@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
@@ -39,11 +39,20 @@ class PageParams:
     format: Literal["json", "csv"]
 
 
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    """A time with its zone, between 1970 and 2200 (a year-9999 time with an offset does not
+    even exist in UTC, where the database compares it)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise invalid_parameter(
             "query", name, "add a time zone to the time, e.g. 2025-01-01T00:00:00Z"
         )
+    if not EARLIEST <= value < LATEST:
+        raise invalid_parameter("query", name, "give a time from 1970-01-01 to 2199-12-31 UTC")
     return value
 
 

@@ -2,9 +2,11 @@
 
 Reads (GET, HEAD, OPTIONS) need no key unless GATEWAY_REQUIRE_KEY_FOR_READS; anything that may
 change state needs a key with scope trade; a service's admin routes (any path with an `admin`
-segment, e.g. the risk manager's `/api/v1/admin/circuit-breaker/reset`) and the gateway's own
-key listing need admin. A key is
-sent as `Authorization: Bearer <token>` or `X-API-Key: <token>`.
+segment, e.g. the risk manager's `/api/v1/admin/circuit-breaker/reset`), the alert system's
+receivers of Prometheus' and Alertmanager's notifications (what is posted there is sent to
+people) and the gateway's own key listing need admin. A key is sent as
+`Authorization: Bearer <token>` or `X-API-Key: <token>`. A path that still holds `%`, `?` or `#`
+once decoded is not forwarded at all (`unforwardable`).
 """
 
 from __future__ import annotations
@@ -17,15 +19,41 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_TOKEN_CHARS = 256
 
 
-def is_admin_path(path: str) -> bool:
+# Receivers of another system's notifications, by (service, path): in the cluster only
+# Prometheus reaches them (NetworkPolicy); anything posted there goes to people's phones and
+# inboxes, which only an admin may do (the test alert is an admin route too).
+NOTIFICATION_RECEIVERS = frozenset({
+    ("alert-system", "api/v2/alerts"), ("alert-system", "api/v1/alertmanager"),
+})  # fmt: skip
+# Characters that a decoded path must not hold: the upstream's URL parsing would read them anew
+# (`%61dmin`, sent as `%2561dmin`, reaches the service as `admin`; `?` starts a query, `#` ends
+# the path), so what the scope was decided on would not be what the service gets.
+UNFORWARDABLE = ("%", "?", "#")
+
+
+def unforwardable(path: str) -> str | None:
+    """Why a service path cannot be forwarded as it is; None when it can."""
+    found = [character for character in UNFORWARDABLE if character in path]
+    if not found:
+        return None
+    return (f"the path holds {' and '.join(repr(c) for c in found)} once decoded: "
+            "percent-encode each character of a path at most once")  # fmt: skip
+
+
+def is_admin_path(path: str, service: str = "") -> bool:
     """Whether a service path (as after `/api/<service>/`) is one of its admin routes: any
-    `admin` segment counts, so `api//v1/./admin/x` cannot slip past as a lesser route."""
-    return "admin" in path.lower().split("/")
+    `admin` segment counts, so `api//v1/./admin/x` cannot slip past as a lesser route; and the
+    alert system's notification receivers."""
+    segments = [part for part in path.lower().split("/") if part not in ("", ".")]
+    return "admin" in segments or (service, "/".join(segments)) in NOTIFICATION_RECEIVERS
 
 
-def required_scope(method: str, require_key_for_reads: bool, path: str = "") -> Scope | None:
-    """The scope a proxied request needs; None when it may come without a key."""
-    if is_admin_path(path):
+def required_scope(
+    method: str, require_key_for_reads: bool, path: str = "", service: str = ""
+) -> Scope | None:
+    """The scope a proxied request to `service` (its Kubernetes name) needs; None when it may
+    come without a key."""
+    if is_admin_path(path, service):
         return "admin"
     if method.upper() in SAFE_METHODS:
         return "read" if require_key_for_reads else None

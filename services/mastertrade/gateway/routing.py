@@ -11,7 +11,12 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from mastertrade.core.runtime import Runtime
-from mastertrade.gateway.access import AccessDeniedError, authorize, required_scope
+from mastertrade.gateway.access import (
+    AccessDeniedError,
+    authorize,
+    required_scope,
+    unforwardable,
+)
 from mastertrade.gateway.keys import ApiKey, KeyStore
 from mastertrade.gateway.proxy import BodyTooLargeError, Upstreams, forward, problem, read_body
 from mastertrade.gateway.ratelimit import Decision, RateLimiter
@@ -65,24 +70,32 @@ class Gateway:
         address = request.client.host if request.client else "unknown"
         return await limiter.hit(f"ip:{address}", self.settings.gateway_anonymous_rate_limit)
 
+    def _admit(self, request: Request, service: str) -> ApiKey | Response | None:
+        """The caller's key (None: anonymous), or the answer refusing the request: a path the
+        service would read otherwise than the gateway did, or a key missing or short of scope."""
+        path = request.path_params.get("path", "")
+        if reason := unforwardable(path):
+            return problem(400, reason)
+        required = required_scope(
+            request.method, self.settings.gateway_require_key_for_reads, path, service
+        )
+        try:
+            return authorize(self.keys, request.headers, required)
+        except AccessDeniedError as denied:
+            answer = problem(denied.status, denied.detail)
+            if denied.status == 401:
+                answer.headers["WWW-Authenticate"] = "Bearer"
+            return answer
+
     async def handle(self, request: Request, service: str) -> Response:
         """Answer `/api/<service>/<path>`."""
         spec = self.services.get(service.lower().replace("_", "-"))
         if spec is None:
             known = ", ".join(sorted(self.services))
             return problem(404, f"no service named {service[:64]!r}; routable: {known}")
-        required = required_scope(
-            request.method,
-            self.settings.gateway_require_key_for_reads,
-            request.path_params.get("path", ""),
-        )
-        try:
-            key = authorize(self.keys, request.headers, required)
-        except AccessDeniedError as denied:
-            answer = problem(denied.status, denied.detail)
-            if denied.status == 401:
-                answer.headers["WWW-Authenticate"] = "Bearer"
-            return answer
+        key = self._admit(request, spec.kube_name)
+        if isinstance(key, Response):
+            return key
         decision = await self._rate(request, key)
         if not decision.allowed:
             answer = problem(429, "rate limit reached; retry later", decision.retry_after)

@@ -9,17 +9,22 @@ are deduplicated). docs/monitoring.md says why no Alertmanager runs in between.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 
 from mastertrade.alerts.domain.events import PostableAlert, build_from_postable
 from mastertrade.alerts.service import AlertService
 
 alertmanager_router = APIRouter(prefix="/api/v2", tags=["alertmanager"])
+MAX_ALERTS = 256
+"""Alerts in one post: Prometheus sends at most 256 at a time (its notifier's batch size)."""
 
 
 @alertmanager_router.post("/alerts")
-async def post_alerts(request: Request, body: list[PostableAlert]) -> dict[str, list[int | None]]:
+async def post_alerts(
+    request: Request, body: Annotated[list[PostableAlert], Body(max_length=MAX_ALERTS)]
+) -> dict[str, list[int | None]]:
     """Alerts from Prometheus (Alertmanager API v2); a repeat answers None for its id."""
     service: AlertService = request.app.state.alerts
     events = build_from_postable(body, datetime.now(UTC))

@@ -11,11 +11,13 @@ firing alert each minute: the same alert and start give the same dedup key, so i
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mastertrade.core.messages import AlertEvent, OrderEvent
 
@@ -59,7 +61,7 @@ def build_from_message(payload: Mapping[str, Any]) -> AlertEvent:
 class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    status: str
+    status: Literal["firing", "resolved"]
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     startsAt: str = ""  # noqa: N815 - Alertmanager's field name
@@ -74,7 +76,7 @@ class AlertmanagerWebhook(BaseModel):
     version: str = "4"
     status: str
     receiver: str = ""
-    alerts: list[AlertmanagerAlert]
+    alerts: list[AlertmanagerAlert] = Field(max_length=256)  # as Prometheus' batches, at most
 
 
 class PostableAlert(BaseModel):
@@ -103,6 +105,14 @@ def build_from_postable(alerts: list[PostableAlert], now: datetime) -> list[Aler
     return build_from_alertmanager(AlertmanagerWebhook(status="firing", alerts=entries))
 
 
+def labels_digest(labels: Mapping[str, str]) -> str:
+    """An alert's identity from all its labels, as Alertmanager's fingerprint is: a digest of
+    fixed length, so the dedup key's status and start are never cut off however many labels
+    there are (a firing and a resolved alert cut to one key would suppress the resolution)."""
+    text = json.dumps(sorted(labels.items()), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def build_from_alertmanager(webhook: AlertmanagerWebhook) -> list[AlertEvent]:
     found = []
     for alert in webhook.alerts:
@@ -112,7 +122,7 @@ def build_from_alertmanager(webhook: AlertmanagerWebhook) -> list[AlertEvent]:
             "info" if resolved else SEVERITIES.get(alert.labels.get("severity", ""), "warning")
         )
         summary = alert.annotations.get("summary") or alert.annotations.get("description", "")
-        key = alert.fingerprint or f"{name}:{sorted(alert.labels.items())}"
+        key = alert.fingerprint or labels_digest(alert.labels)
         found.append(
             AlertEvent(
                 kind="prometheus",
@@ -120,7 +130,7 @@ def build_from_alertmanager(webhook: AlertmanagerWebhook) -> list[AlertEvent]:
                 source="alertmanager",
                 title=f"[{alert.status.upper()}] {name}"[:200],
                 message=summary[:4000],
-                dedup_key=f"am:{key}:{alert.status}:{alert.startsAt}"[:200],
+                dedup_key=f"am:{key[:64]}:{alert.status}:{alert.startsAt[:40]}",
             )
         )
     return found
