@@ -199,6 +199,10 @@ async def test_candles_from_the_broker_are_stored_once_and_malformed_ones_dead_l
         queue = await channel.declare_queue(exclusive=True)
         bodies = [json.dumps(to_message(k)).encode() for k in klines]
         bodies.insert(17, b'{"type": "candle", "symbol": "BTCUSDT", "close": "NaN"}')
+        # well-formed JSON the candles table could not hold, or should not: each dead-lettered
+        # alone (a trade count beyond BIGINT used to fail its whole batch, handed back for ever)
+        for bad in ({"trade_count": 2**70}, {"symbol": "btc usd!!"}, {"interval": "weird"}):
+            bodies.insert(30, json.dumps(to_message(klines[5]) | bad).encode())
         bodies.append(json.dumps(to_message(klines[0])).encode())  # a redelivered duplicate
         for body in bodies:
             await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
@@ -210,7 +214,7 @@ async def test_candles_from_the_broker_are_stored_once_and_malformed_ones_dead_l
                 assert time.monotonic() < deadline, (ingest.stored, ingest.malformed)
                 await asyncio.sleep(0.05)
             await ingest.stop()
-            assert (ingest.stored, ingest.malformed) == (201, 1)
+            assert (ingest.stored, ingest.malformed) == (201, 4)
             assert await pool.fetchval("SELECT count(*) FROM candles") == 200
             declared = await channel.declare_queue(queue.name, passive=True)
             assert declared.declaration_result.message_count == 0  # all acknowledged

@@ -5,7 +5,8 @@ the history, a backtest cluster): messages of a queue bound to `candle.#` are pa
 exact Klines, gathered up to BATCH messages or FLUSH seconds, upserted in one COPY + INSERT ...
 ON CONFLICT, and only then acknowledged (one `multiple` ack for the batch). A malformed message
 is rejected without requeue (it goes to the dead-letter exchange) and counted; a failed write
-hands the whole batch back to the broker (nack with requeue), so nothing is lost or half-stored.
+hands the whole batch back to the broker (nack with requeue), so nothing is lost or half-stored;
+every field is checked first (`kline_from_message`), so no message can make every write fail.
 """
 
 from __future__ import annotations

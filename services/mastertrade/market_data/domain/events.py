@@ -14,8 +14,12 @@ from typing import Any
 
 from mastertrade.core import market_messages
 from mastertrade.core.amounts import AmountError, check_finite_amount
+from mastertrade.core.messages import SYMBOL_PATTERN
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
+                   "1d", "3d", "1w", "1M")  # fmt: skip
+MAX_TRADE_COUNT = 2**63 - 1  # the candles table's BIGINT
 
 
 class MalformedEventError(ValueError):
@@ -202,15 +206,37 @@ def _time(value: object, name: str) -> datetime:
     return moment
 
 
+def _symbol(value: object) -> str:
+    if not isinstance(value, str) or not SYMBOL_PATTERN.match(value):
+        raise MalformedEventError(f"symbol: expected letters and digits such as BTCUSDT, got "
+                                  f"{str(value)[:40]!r}")  # fmt: skip
+    return value
+
+
+def _interval(value: object) -> str:
+    if value not in KLINE_INTERVALS:
+        known = ", ".join(KLINE_INTERVALS)
+        raise MalformedEventError(f"interval: expected one of Binance's kline intervals ({known})"
+                                  f", got {str(value)[:40]!r}")  # fmt: skip
+    return str(value)
+
+
+def _trade_count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedEventError("trade_count: expected an integer")
+    if not 0 <= value <= MAX_TRADE_COUNT:
+        raise MalformedEventError(f"trade_count: {value} is not between 0 and {MAX_TRADE_COUNT}")
+    return value
+
+
 def kline_from_message(body: dict[str, Any]) -> Kline:
-    """A candle message of the bus (what `to_message` publishes) back into a Kline."""
+    """A candle message of the bus (what `to_message` publishes) back into a Kline; every field
+    checked, so what reaches the database always fits it (a batch the database refused would
+    be handed back to the broker again and again)."""
     try:
-        count = body["trade_count"]
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise MalformedEventError("trade_count: expected an integer")
         return Kline(
-            symbol=str(body["symbol"]),
-            interval=str(body["interval"]),
+            symbol=_symbol(body["symbol"]),
+            interval=_interval(body["interval"]),
             open_time=_time(body["open_time"], "open_time"),
             close_time=_time(body["close_time"], "close_time"),
             open=exact(body["open"], "open", positive=True),
@@ -219,7 +245,7 @@ def kline_from_message(body: dict[str, Any]) -> Kline:
             close=exact(body["close"], "close", positive=True),
             volume=exact(body["volume"], "volume"),
             quote_volume=exact(body["quote_volume"], "quote_volume"),
-            trade_count=count,
+            trade_count=_trade_count(body["trade_count"]),
             taker_buy_volume=exact(body["taker_buy_volume"], "taker_buy_volume"),
             taker_buy_quote_volume=exact(body["taker_buy_quote_volume"], "taker_buy_quote_volume"),
             closed=body.get("closed", True) is True,
