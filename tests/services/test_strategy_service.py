@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aio_pika.exceptions import AMQPConnectionError
 from pydantic import TypeAdapter
 
 from mastertrade.catalog import find_service
@@ -34,6 +35,7 @@ from mastertrade.core.settings import load_settings
 from mastertrade.market_data.domain.events import Kline, to_message
 from mastertrade.market_data.history import simulated_history
 from mastertrade.migrations.runner import migrate_database
+from mastertrade.strategy import live as live_module
 from mastertrade.strategy.active_set import ACTIVATION_LOCK
 from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
@@ -622,6 +624,55 @@ async def test_active_strategy_turns_candles_into_signals(
         Decimal("0.00000001"), "ROUND_DOWN"
     )
     assert len({s.signal_id for s in parsed}) == 3  # the redelivered candle made no second buy
+
+
+async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers(
+    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker drops the connection as the buy leaves: the candle is held (not dead-lettered,
+    not taken for a duplicate when it comes back) and the buy goes out when the broker answers;
+    lost, no later candle would signal it (the rule is long by then)."""
+    symbol = "TESTRETRY"
+    start = NOW - timedelta(minutes=200)
+    connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+    try:
+        await connection.executemany(
+            "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
+            "VALUES ($1, '1m', $2, $3, $3, $4, $4, 1)",
+            [(symbol, start + timedelta(minutes=i), Decimal(1000 - i), Decimal(999 - i))
+             for i in range(100)],
+        )  # fmt: skip
+        parameters = json.dumps({"symbol": symbol, "strategy": {
+            "family": "momentum", "lookback": 1, "threshold": 0.0}})  # fmt: skip
+        await connection.execute(
+            "INSERT INTO strategies (name, status, parameters, symbol, family) "
+            "VALUES ('live momentum', 'active', $1::jsonb, $2, 'momentum')", parameters, symbol,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    failures = [AMQPConnectionError("connection reset by peer")]
+    real_publish = live_module.publish_json
+
+    async def flaky_publish(*args: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await real_publish(*args)
+
+    monkeypatch.setattr(live_module, "publish_json", flaky_publish)
+    async with (
+        recording(rabbitmq_url) as (_, channel),
+        running(build_app("strategy_service", trading_env)) as client,
+    ):
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(SIGNALS.name, f"signal.{symbol}")
+        signals = Recorder()
+        await queue.consume(signals.on_message)
+        await wait_for_status(client, "/health", 200)
+        up = candle(symbol, start + timedelta(minutes=100), "900", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=30)
+    assert not failures  # the first publish did fail
+    assert (buy["side"], Decimal(buy["price"])) == ("buy", Decimal(950))
 
 
 async def test_indexed_job_pods_compute_their_own_shard_once(

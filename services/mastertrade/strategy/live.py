@@ -6,8 +6,11 @@ seen, as when replicas share the queue, so decisions never skip a bar); the acti
 the symbol are then decided by the engine itself (`domain/live.py`), and every buy or sell is
 published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager
 consumes. The signal id is derived from (strategy, symbol, candle, side), so a candle delivered
-twice gives the same id and the risk manager decides it once. The active set is re-read from
-the database every ACTIVE_REFRESH seconds (a generation run changes it).
+twice gives the same id and the risk manager decides it once. A signal is published before its
+candle is acknowledged, waiting out a broker outage; a candle that fails after its bar was
+added has the bar forgotten, so its redelivery is decided again, not taken for a duplicate.
+The active set is re-read from the database every ACTIVE_REFRESH seconds (a generation run
+changes it).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
@@ -26,6 +30,7 @@ from pydantic import TypeAdapter
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import Signal
 from mastertrade.core.metrics import ServiceMetrics
+from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.events import kline_from_message, to_millis
 from mastertrade.strategy.domain.families import Strategy, StrategyParams
@@ -150,6 +155,24 @@ class LiveTrader:
             return
         bars.append(minute, float(kline.open), float(kline.close))
         self.metrics.candles.labels("used").inc()
+        try:
+            await self._decide(bars, strategies, kline.close, minute)
+        except BaseException:
+            # the candle goes back undecided (redelivered, or to the dead letters): its bar is
+            # forgotten, so a redelivery decides it again instead of taking it for a duplicate
+            # (the signal ids are the same, so a signal sent before the failure counts once)
+            self.bars.pop(kline.symbol, None)
+            raise
+
+    async def _decide(
+        self,
+        bars: SymbolBars,
+        strategies: list[tuple[ActiveStrategy, Strategy]],
+        price: Decimal,
+        minute: int,
+    ) -> None:
+        """Decide the strategies on the bars up to `minute`; publish each buy or sell, waiting
+        out a broker outage (the candle stays unacknowledged meanwhile)."""
         if len(bars.closes) < 2:
             return
         decisions = await asyncio.to_thread(
@@ -159,9 +182,12 @@ class LiveTrader:
             [strategy for _, strategy in strategies],
         )
         for decision in decisions:
-            if decision.side is not None:
+            if (side := decision.side) is not None:
                 active = strategies[decision.index][0]
-                await self._publish(active, decision.side, kline.close, minute)
+                await retry_transient(
+                    partial(self._publish, active, side, price, minute),
+                    f"publishing strategy {active.id}'s signal",
+                )
 
     async def _publish(
         self, active: ActiveStrategy, side: Side, price: Decimal, minute: int
