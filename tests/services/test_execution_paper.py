@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +20,14 @@ import redis.exceptions as redis_errors
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import ApprovedOrder
+from mastertrade.core.prices import TopOfBook, write_book
 from mastertrade.execution.adapters import paper as paper_module
 from mastertrade.execution.adapters import paper_batch
 from mastertrade.execution.adapters.books import open_account
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
+from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.domain.halt import BREAKER, KILL_SWITCH
+from mastertrade.execution.domain.paper import Quote
 from mastertrade.risk.portfolio_metrics import TOTALS
 from mastertrade_model.topology import ORDERS
 from tests.infra import free_port
@@ -509,3 +513,24 @@ async def test_a_batch_failing_before_its_commit_leaves_no_record_and_fills_once
     cash, equity = await books_balance(url)
     assert cash == Decimal(1000) - 3 * Decimal("100.05") * Decimal("1.001")
     assert equity == cash + 3 * Decimal("99.5")
+
+
+async def test_a_quote_is_as_old_as_its_writing_not_as_the_market_time_it_carries() -> None:
+    """A simulated market runs ahead of the clock: its quote's own time is an hour ahead, yet
+    written two minutes ago with none since (the feed stopped) it is too old to fill against
+    (PRICE_MAX_AGE_SECONDS 60); rewritten now, it is used."""
+    symbol, now_ms = new_symbol(), int(time.time() * 1000)
+    redis = aioredis.Redis.from_url(REDIS_TEST_URL)
+    quotes = Quotes(lambda: redis, 60.0)
+    ahead = now_ms + 3_600_000
+    try:
+        await write_book(redis, TopOfBook(symbol, Decimal(99), Decimal(100), ahead,
+                                          seen_ms=now_ms - 120_000))  # fmt: skip
+        stopped = await quotes.quote(symbol)
+        await write_book(redis, TopOfBook(symbol, Decimal(99), Decimal(100), ahead,
+                                          seen_ms=now_ms))  # fmt: skip
+        flowing = await quotes.quote(symbol)
+    finally:
+        await redis.aclose()
+    assert isinstance(stopped, str) and "quote is 120s old" in stopped
+    assert flowing == Quote(Decimal(99), Decimal(100))

@@ -14,8 +14,10 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from mastertrade.core.bus import declare_topology
+from mastertrade.core.prices import fetch_book
 from mastertrade.core.settings import load_settings
 from mastertrade.market_data.app import create_app
 from mastertrade.market_data.domain.events import to_message, to_millis
@@ -105,6 +107,14 @@ async def test_an_empty_database_gets_history_then_the_live_simulated_market(
             assert "mastertrade_market_data_events_total{" in metrics
             candles = (await client.get("/api/v1/candles/ETHBTC?limit=2")).json()
             assert len(candles) == 2
+            # the executor's quote: stamped with when it was written, so its age shows a
+            # stopped feed though the market's own time runs 1200 times faster than the clock
+            redis = aioredis.Redis.from_url(service_env["REDIS_URL"])
+            try:
+                book = await fetch_book(redis, "BTCUSDT")
+            finally:
+                await redis.aclose()
+            assert book.seen_ms is not None and abs(time.time() * 1000 - book.seen_ms) < 30_000
     finally:
         await connection.close()
     async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as pool:

@@ -5,8 +5,11 @@ Market data writes, the order executor reads. Key `mastertrade:book:<SYMBOL>` (e
 
     bid  best bid price        ask  best ask price
     ts   time of the quote, Unix epoch milliseconds (integer string)
+    seen when it was written, on the writer's clock (the same unit; optional)
 
-`write_book` sets all three in one HSET; `parse_book` validates what was read (finite, positive,
+`ts` is the market's time: ahead of the wall clock in a simulated market that runs faster than
+it. How old a quote is (is market data still flowing?) is measured from `seen` where there is
+one. `write_book` sets them in one HSET; `parse_book` validates what was read (finite, positive,
 bid <= ask) so a corrupt or missing quote is refused, never filled against.
 """
 
@@ -32,6 +35,12 @@ class TopOfBook:
     bid: Decimal
     ask: Decimal
     ts_ms: int
+    seen_ms: int | None = None  # written at, on the writer's clock
+
+    @property
+    def age_from_ms(self) -> int:
+        """The stamp a quote's age counts from: when it was written, else the quote's time."""
+        return self.seen_ms if self.seen_ms is not None else self.ts_ms
 
     @property
     def mid(self) -> Decimal:
@@ -62,9 +71,10 @@ def parse_book(symbol: str, fields: Mapping[str, str]) -> TopOfBook:
         raise PriceUnavailableError(f"{book_key(symbol)} is crossed: bid {bid} > ask {ask}")
     try:
         ts_ms = int(fields.get("ts", "0"))
+        seen_ms = int(fields["seen"]) if "seen" in fields else None
     except ValueError:
-        raise PriceUnavailableError(f"{book_key(symbol)} has a bad 'ts'") from None
-    return TopOfBook(symbol.upper(), bid, ask, ts_ms)
+        raise PriceUnavailableError(f"{book_key(symbol)} has a bad 'ts' or 'seen'") from None
+    return TopOfBook(symbol.upper(), bid, ask, ts_ms, seen_ms)
 
 
 def _text(raw: Mapping[Any, Any]) -> dict[str, str]:
@@ -84,7 +94,10 @@ async def fetch_book(client: aioredis.Redis, symbol: str) -> TopOfBook:
 
 def quote_fields(book: TopOfBook) -> dict[str, str]:
     """The hash fields of a top of book, as `parse_book` reads them."""
-    return {"bid": format(book.bid, "f"), "ask": format(book.ask, "f"), "ts": str(book.ts_ms)}
+    fields = {"bid": format(book.bid, "f"), "ask": format(book.ask, "f"), "ts": str(book.ts_ms)}
+    if book.seen_ms is not None:
+        fields["seen"] = str(book.seen_ms)
+    return fields
 
 
 async def fetch_books(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -57,7 +58,10 @@ def split(events: Sequence[MarketEvent]) -> tuple[list[Kline], list[Trade], list
 
 
 def as_quote(book: BookTicker) -> TopOfBook:
-    return TopOfBook(book.symbol, book.bid_price, book.ask_price, int(book.at.timestamp() * 1000))
+    """The executor's quote of a book ticker, stamped with when it is written (the simulated
+    market's own time runs ahead of the clock, so its age would never show a stopped feed)."""
+    return TopOfBook(book.symbol, book.bid_price, book.ask_price, int(book.at.timestamp() * 1000),
+                     seen_ms=int(time.time() * 1000))  # fmt: skip
 
 
 async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent], venue: str) -> None:

@@ -19,7 +19,7 @@ class Quotes:
     def _usable(self, symbol: str, book: TopOfBook | PriceUnavailableError) -> Quote | str:
         if isinstance(book, PriceUnavailableError):
             return str(book)
-        age = time.time() - book.ts_ms / 1000
+        age = time.time() - book.age_from_ms / 1000
         if self.max_age > 0 and age > self.max_age:
             return (
                 f"the {symbol} quote is {age:.0f}s old "
