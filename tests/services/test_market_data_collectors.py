@@ -17,6 +17,7 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
+from aio_pika.exceptions import AMQPConnectionError
 from prometheus_client import CollectorRegistry
 
 from mastertrade.core.bus import declare_topology
@@ -317,7 +318,7 @@ class DownWriter(ObservationWriter):
     def __init__(self) -> None:
         pass
 
-    async def write(self, rows: Sequence[Observation]) -> int:
+    async def store(self, rows: Sequence[Observation]) -> int:
         raise ConnectionRefusedError("the database is down")
 
 
@@ -331,3 +332,33 @@ async def test_a_poll_that_cannot_be_stored_is_asked_again_in_full(harness: Harn
     await twitter.poll_once()  # the database is back: the same tweets, none lost
     assert "since_id" not in harness.fake.calls("twitter")[-1]
     assert (await harness.rows("twitter"))[("BTC", "posts")] == 2
+
+
+async def test_a_poll_stored_while_the_broker_is_down_is_published_later_never_counted_twice(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows are stored and the cursor moves; their publish fails: they are published
+    before the next poll, which asks only for what is newer, so the posts count once (polled
+    again from the old cursor, they were stored a second time under the new poll's time)."""
+    twitter = harness.poller("twitter")
+    writer, published = twitter.writer, []
+    real_publish = writer.publish
+
+    async def broker_down_once(rows: Sequence[Observation]) -> None:
+        published.append(len(rows))
+        if len(published) == 1:
+            raise AMQPConnectionError("the broker is down")
+        await real_publish(rows)
+
+    monkeypatch.setattr(writer, "publish", broker_down_once)
+    times = iter((float(NOW), float(NOW) + 900))  # the two polls, a poll interval apart
+    monkeypatch.setattr(twitter, "clock", lambda: next(times))
+    assert await twitter.poll_once() <= 5  # the first backoff, with jitter
+    assert twitter.state == "failing" and "broker is down" in twitter.last_error
+    await twitter.poll_once()
+    posts = await harness.pool.fetchval(
+        "SELECT sum(value) FROM external_metrics WHERE source = 'twitter' AND subject = 'BTC' "
+        "AND metric = 'posts'")  # fmt: skip
+    assert "since_id" in harness.fake.calls("twitter")[-1]  # the cursor had moved
+    assert published[:2] == [published[0], published[0]] and published[0] > 0
+    assert posts == 2 and twitter.state == "ok" and twitter.unpublished == []

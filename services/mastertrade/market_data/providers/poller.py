@@ -1,6 +1,8 @@
 """A collector's loop: poll, store, wait; honouring 429s and backing off after failures.
 
-After a stored poll the next one comes `interval` seconds later. A 429 waits exactly what the
+A poll is stored, its cursors moved, then published; what a broker outage kept from the bus is
+published before the next poll (so nothing is polled, and counted, twice). After a stored and
+published poll the next one comes `interval` seconds later. A 429 waits exactly what the
 provider asked (Retry-After and its kin); a refused key (401/403) waits the longest backoff and
 shows `unauthorized` in /health; malformed answers, 5xx, timeouts and database or broker
 outages back off from 5 s doubling to the ceiling, with jitter. Nothing here ever stops the
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mastertrade.market_data.domain.events import MalformedEventError
+from mastertrade.market_data.domain.observations import Observation
 from mastertrade.market_data.domain.polling import backoff_seconds
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.providers.batch import Provider
@@ -60,10 +63,17 @@ class Poller:
         self.last_success: str | None = None
         self.last_error = ""
         self.next_delay = 0.0
+        self.unpublished: list[Observation] = []  # stored, cursors moved, not on the bus yet
 
     @property
     def name(self) -> str:
         return self.provider.name
+
+    async def _publish_held(self) -> None:
+        """Publish the rows stored but not yet published (a broker outage kept them)."""
+        if self.unpublished:
+            await self.writer.publish(self.unpublished)
+            self.unpublished = []
 
     async def run(self) -> None:
         while True:
@@ -73,9 +83,12 @@ class Poller:
         """One poll and its storing; returns how long to wait before the next."""
         try:
             at = datetime.fromtimestamp(int(self.clock()), tz=UTC)
+            await self._publish_held()
             batch = await self.provider.poll(at)
-            written = await self.writer.write(batch.rows)
-            batch.commit()
+            written = await self.writer.store(batch.rows)
+            batch.commit()  # stored: never polled again, whatever becomes of the publish
+            self.unpublished = list(batch.rows)
+            await self._publish_held()
         except asyncio.CancelledError:
             raise
         except RateLimitedError as error:

@@ -1,8 +1,10 @@
 """Where observations go: upserted into `external_metrics`, then published on the market data
 exchange as `<kind>.<source>.<subject>` (persistent JSON, each publish confirmed).
 
-Storing comes first, as for candles: a consumer reacting to a message finds the row. A failure
-raises and the poll's cursors stay where they were (the upsert makes the retry harmless).
+Storing comes first, as for candles: a consumer reacting to a message finds the row. The poll's
+cursors move once the rows are stored (a store that fails polls the same again; the upsert makes
+that harmless); rows whose publish fails are kept by the poller and published before its next
+poll, never polled and counted again under a new time.
 """
 
 from __future__ import annotations
@@ -32,13 +34,20 @@ class ObservationWriter:
     def __init__(self, connections: Connections) -> None:
         self.connections = connections
 
-    async def write(self, rows: Sequence[Observation]) -> int:
+    async def store(self, rows: Sequence[Observation]) -> int:
+        """Upsert the rows into `external_metrics`; how many."""
         if not rows:
             return 0
         pool = self.connections.pool()
         await pool.executemany(UPSERT, [
             (r.source, r.kind, r.subject, r.metric, r.observed_at, r.value) for r in rows
         ])  # fmt: skip
+        return len(rows)
+
+    async def publish(self, rows: Sequence[Observation]) -> None:
+        """Publish the stored rows on the market data exchange, each confirmed."""
+        if not rows:
+            return
         exchange = await self.connections.channel().get_exchange(MARKET_DATA.name, ensure=False)
         await asyncio.gather(*(
             exchange.publish(
@@ -50,4 +59,3 @@ class ObservationWriter:
             )
             for row in rows
         ))  # fmt: skip
-        return len(rows)
