@@ -40,7 +40,7 @@ from mastertrade.strategy.active_set import ACTIVATION_LOCK
 from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
 from mastertrade.strategy.domain.metrics import build_result
-from mastertrade.strategy.generation import GenerationMetrics, Scheduler
+from mastertrade.strategy.generation import GenerationMetrics, Scheduler, holding
 from mastertrade.strategy.jobs import job_shard, run_shard
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
@@ -251,6 +251,31 @@ async def test_restart_mid_run_duplicates_nothing(candles_url: str, pool: asyncp
     # the dead pod's late write of shard 1 is refused: it no longer holds the shard
     assert not await store_shard(pool, run, shard=1, worker="pod-dies", results=[], since=NOW)
     assert (await pool.fetchval("SELECT status FROM generation_runs")) == "done"
+
+
+async def test_a_shard_computed_longer_than_its_lease_stays_its_pods(
+    candles_url: str, pool: asyncpg.Pool
+) -> None:
+    """A 0.6 s lease, a shard computed for 1.5 s: renewed while it computes, the shard is
+    never free for another pod to take over (which would throw this pod's result away), and
+    its result is stored; without the renewal another pod claims it after 0.6 s."""
+    run = await scheduler(settings_for(candles_url), pool, "pod-slow").due_run()
+    assert run is not None
+    taken = await claim_shard(pool, run.id, "pod-slow", 0.6)
+    assert taken is not None
+    takeovers = []
+    async with holding(pool, run.id, taken.shard, "pod-slow", 0.6):
+        for _ in range(6):
+            await asyncio.sleep(0.25)
+            takeovers.append(await claim_shard(pool, run.id, "pod-other", 0.6, taken.shard))
+    kept = await store_shard(pool, run, shard=taken.shard, worker="pod-slow", results=[],
+                             since=NOW)  # fmt: skip
+    other = await claim_shard(pool, run.id, "pod-slow", 0.6)
+    assert other is not None and other.shard != taken.shard
+    await asyncio.sleep(0.9)  # no renewal now: the lease runs out
+    lapsed = await claim_shard(pool, run.id, "pod-other", 0.6, other.shard)
+    assert takeovers == [None] * 6 and kept
+    assert lapsed is not None and lapsed.shard == other.shard
 
 
 async def test_first_batch_at_start_up_and_on_demand_needs_the_token(

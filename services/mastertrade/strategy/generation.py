@@ -15,13 +15,14 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 from prometheus_client import Counter, Gauge
 
+from mastertrade.core.background import stop_task
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.strategy.domain.batch import compute_shard, shard_candidates
 from mastertrade.strategy.domain.engine import Bars
@@ -38,6 +39,7 @@ from mastertrade.strategy.store import (
     finish_run,
     history_window,
     load_bars,
+    renew_shard,
     run_exists,
     running_run,
     store_shard,
@@ -46,6 +48,31 @@ from mastertrade.strategy.store import (
 )
 
 logger = logging.getLogger("mastertrade.strategy.generation")
+
+
+@contextlib.asynccontextmanager
+async def holding(
+    pool: asyncpg.Pool, run_id: int, shard: int, worker: str, lease: float
+) -> AsyncIterator[None]:
+    """Renew `worker`'s lease of the shard every third of the lease while the body runs."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                if not await renew_shard(pool, run_id, shard, worker, lease):
+                    logger.warning("generation run %d shard %d is no longer this pod's: its "
+                                   "result will not be stored", run_id, shard)  # fmt: skip
+                    return
+            except Exception as error:  # the database is away: the next renewal tries again
+                logger.warning("renewing the lease of run %d shard %d failed: %r", run_id,
+                               shard, error)  # fmt: skip
+
+    task = asyncio.create_task(renew(), name=f"lease-{run_id}-{shard}")
+    try:
+        yield
+    finally:
+        await stop_task(task)
 
 
 class GenerationMetrics:
@@ -190,20 +217,27 @@ class Scheduler:
             if shard is None:
                 break
             started = time.perf_counter()
+            lease = settings.strategy_lease_seconds
             try:
-                for symbol in run.symbols:
-                    if symbol not in bars:
-                        bars[symbol] = await load_bars(self.pool(), symbol, since, until)
-                if drawn is None:  # CPU work too: thousands of candidates take a while
-                    drawn = await asyncio.to_thread(generate_candidates, run.candidates, run.seed)
-                members = shard_candidates(run.seed, run.candidates, shard, run.symbols, drawn)
-                results = await asyncio.to_thread(
-                    compute_shard,
-                    members,
-                    bars,
-                    settings.backtest_config(),
-                    settings.walk_forward(),
-                )
+                # the lease renewed while it computes: a shard longer than the lease is not
+                # taken over by another pod (which would throw this one's result away)
+                async with holding(self.pool(), run.id, shard.shard, self.worker, lease):
+                    for symbol in run.symbols:
+                        if symbol not in bars:
+                            bars[symbol] = await load_bars(self.pool(), symbol, since, until)
+                    if drawn is None:  # CPU work too: thousands of candidates take a while
+                        drawn = await asyncio.to_thread(
+                            generate_candidates, run.candidates, run.seed
+                        )
+                    members = shard_candidates(run.seed, run.candidates, shard, run.symbols,
+                                               drawn)  # fmt: skip
+                    results = await asyncio.to_thread(
+                        compute_shard,
+                        members,
+                        bars,
+                        settings.backtest_config(),
+                        settings.walk_forward(),
+                    )
             except ValueError as error:
                 logger.error("generation run %d shard %d failed: %s", run.id, shard.shard, error)
                 await fail_run(self.pool(), run.id, shard.shard, str(error))

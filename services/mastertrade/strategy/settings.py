@@ -58,8 +58,9 @@ class StrategySettings(ServiceSettings, StrategyGroup):
         default=600.0,
         ge=5,
         le=86_400,
-        description="how long a claimed shard stays claimed without progress before another "
-        "pod takes it over (a pod that died mid-shard)",
+        description="how long a claimed shard stays claimed once its pod stops renewing the "
+        "lease (renewed every third of it while the pod computes) before another pod takes it "
+        "over (a pod that died mid-shard)",
     )
     strategy_poll_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="how often the scheduler looks for work"

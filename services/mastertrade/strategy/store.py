@@ -174,6 +174,20 @@ async def claim_shard(
     return ShardRange(row["shard"], row["first_index"], row["last_index"])
 
 
+RENEW_SHARD = """
+UPDATE generation_shards SET lease_until = now() + make_interval(secs => $4)
+WHERE run_id = $1 AND shard = $2 AND claimed_by = $3 AND status = 'running'
+"""
+
+
+async def renew_shard(
+    pool: asyncpg.Pool, run_id: int, shard: int, worker: str, lease: float
+) -> bool:
+    """Extend `worker`'s lease of the shard it is computing; False when it is no longer its."""
+    status = await pool.execute(RENEW_SHARD, run_id, shard, worker, lease)
+    return bool(status.endswith(" 1"))
+
+
 def _strategy_row(run_id: int, item: CandidateResult) -> tuple[Any, ...]:
     label = item.strategy.label()
     parameters = {"symbol": item.symbol, "strategy": item.strategy.model_dump(mode="json")}
