@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.prices import fetch_book
 from mastertrade.core.settings import load_settings
+from mastertrade.market_data import leadership
 from mastertrade.market_data.app import create_app
 from mastertrade.market_data.domain.events import to_message, to_millis
 from mastertrade.market_data.domain.market import SimulatedMarket
@@ -125,6 +127,32 @@ async def test_an_empty_database_gets_history_then_the_live_simulated_market(
         assert len(per_symbol) == 5
         assert all(row["n"] == row["d"] > 1440 for row in per_symbol)
         assert await pool.fetchval("SELECT count(*) FROM trades") > 0
+
+
+async def test_one_replica_collects_and_another_takes_over_when_it_goes(
+    market_db: str, service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas of the simulated market: one collects, the other stands by (writing
+    nothing: two would write each minute with different prices); the first stopped, the
+    second takes the collector lock and goes live."""
+    monkeypatch.setattr(leadership, "STANDBY_SECONDS", 0.3)
+    settings = settings_for(service_env, market_db, MARKET_DATA_BACKFILL_DAYS="1",
+                            MARKET_DATA_SPEED="1200")  # fmt: skip
+    first, second = AsyncExitStack(), AsyncExitStack()
+    async with first, second:
+        leader = await first.enter_async_context(running(create_app(settings)))
+        await wait_for(leader, "live")
+        standby = await second.enter_async_context(running(create_app(settings)))
+        await wait_for(standby, "standby")
+        await asyncio.sleep(1.0)  # the leader goes on writing; the standby does not
+        waiting = (await standby.get("/health")).json()["market_data"]
+        led = (await leader.get("/health")).json()["market_data"]
+        await first.aclose()  # the leader's pod goes
+        took_over = (await wait_for(standby, "live"))["market_data"]
+    assert (led["role"], waiting["role"]) == ("leader", "standby")
+    assert waiting["events_written"] == waiting["history_rows_written"] == 0
+    assert led["events_written"] > 0
+    assert isinstance(took_over, dict) and took_over["role"] == "leader"
 
 
 async def test_a_restart_after_a_gap_fills_exactly_the_gap_and_joins_the_prices(

@@ -3,7 +3,8 @@
 Waits for PostgreSQL and the schema, backfills history (simulated, or Binance over REST), then
 runs the live source (the simulated feed, or Binance's WebSocket streams with a REST gap
 backfill after every reconnect). Beside them, each sentiment or on-chain collector whose key is
-set (`providers`) polls on its own schedule. Any failure is logged and retried after a pause:
+set (`providers`) polls on its own schedule. Only the replica holding the collector lock does all
+this (`leadership.py`); the others stand by. Any failure is logged and retried after a pause:
 the service never dies of bad data or a dependency outage. `status()` is what /health shows of
 it, and the `mastertrade_market_data_collector_enabled` gauge says which collectors are on.
 """
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mastertrade.core.background import stop_task
 from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.binance import stream_names
+from mastertrade.market_data.leadership import Leadership
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.providers.build import PROVIDERS, build_collectors
 from mastertrade.market_data.providers.sink import ObservationWriter
@@ -50,7 +52,7 @@ class MarketDataCollectors:
             settings.market_data_flush_interval,
         )
         self.external = build_collectors(settings, ObservationWriter(connections), self.metrics)
-        self._external_tasks: list[asyncio.Task[None]] = []
+        self.leadership = Leadership(lambda: runtime.pool, self._collect)
         self.phase = "starting"
         self.history_rows = 0
         self.last_error = ""
@@ -61,18 +63,26 @@ class MarketDataCollectors:
             self.metrics.set_collector(name, self.source == name)
         for name in PROVIDERS:
             self.metrics.set_collector(name, name in self.external.pollers)
-        self._external_tasks = [
+        self.sink.start()
+        self._task = asyncio.create_task(self.leadership.run(), name="market-data-leadership")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await stop_task(self._task)
+        await self.external.close()
+        await self.sink.stop()
+
+    async def _collect(self) -> None:
+        """Everything this replica collects while it holds the collector lock."""
+        pollers = [
             asyncio.create_task(poller.run(), name=f"collector-{name}")
             for name, poller in self.external.pollers.items()
         ]
-        self.sink.start()
-        self._task = asyncio.create_task(self._run(), name="market-data-collectors")
-
-    async def stop(self) -> None:
-        tasks = [task for task in [*self._external_tasks, self._task] if task is not None]
-        await asyncio.gather(*(stop_task(task) for task in tasks))
-        await self.external.close()
-        await self.sink.stop()
+        try:
+            await self._run()
+        finally:
+            await asyncio.gather(*(stop_task(task) for task in pollers))
+            self.phase = "starting"
 
     def status(self) -> dict[str, Any]:
         """The `market_data` section of /health."""
@@ -84,7 +94,8 @@ class MarketDataCollectors:
             collectors[name] = "on" if name in pollers else "off (no key)"
         return {
             "source": self.source,
-            "phase": self.phase,
+            "role": self.leadership.role,
+            "phase": self.phase if self.leadership.role == "leader" else "standby",
             "symbols": list(self.settings.market_data_symbols),
             "collectors": collectors,
             "history_rows_written": self.history_rows,
