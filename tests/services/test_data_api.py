@@ -189,7 +189,7 @@ async def test_a_cursor_of_another_query_is_refused(
 
 
 async def test_csv_export_streams_every_row(client: httpx.AsyncClient, database_url: str) -> None:
-    from mastertrade.data_api.export import BATCH_ROWS, stream_csv  # noqa: PLC0415
+    from mastertrade.data_api.export import BATCH_ROWS, open_csv  # noqa: PLC0415
     from mastertrade.data_api.queries import Selection, build_query  # noqa: PLC0415
     from mastertrade.data_api.resources import CANDLES  # noqa: PLC0415
 
@@ -208,11 +208,23 @@ async def test_csv_export_streams_every_row(client: httpx.AsyncClient, database_
     sql, args = build_query(CANDLES, Selection({"symbol": "CSVUSDT", "interval": "1m"}), None)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
-        chunks = [chunk async for chunk in stream_csv(pool, CANDLES, sql, args)]
+        chunks = [chunk async for chunk in await open_csv(pool, CANDLES, sql, args)]
+        again = [chunk async for chunk in await open_csv(pool, CANDLES, sql, args)]
     finally:
         await pool.close()
-    assert len(chunks) == -(-5_000 // BATCH_ROWS)  # the header rides with the first batch
+    assert len(chunks) == 1 + -(-5_000 // BATCH_ROWS)  # the header, then each batch
     assert sum(chunk.count(b"\n") for chunk in chunks) == 5_001
+    assert again == chunks  # the pool's one connection was given back
+
+
+async def test_a_csv_export_the_database_refuses_is_an_error_answer_not_a_200(
+    client: httpx.AsyncClient,
+) -> None:
+    """The query runs before the answer starts: a value it cannot take is a 422 with the
+    reason, as for a JSON page, not a 200 with an empty body."""
+    answer = await client.get("/api/v1/sentiment", params={"subject": "\x00", "format": "csv"})
+    assert answer.status_code == 422, answer.text
+    assert "cannot be used as given" in answer.json()["detail"]
 
 
 async def test_every_resource_is_served_with_exact_decimals(

@@ -19,7 +19,7 @@ from mastertrade.core.errors import invalid_parameter
 from mastertrade.core.runtime import Runtime
 from mastertrade.data_api.cache import PageCache
 from mastertrade.data_api.cursor import CursorError, decode_cursor, encode_cursor, query_digest
-from mastertrade.data_api.export import stream_csv
+from mastertrade.data_api.export import open_csv
 from mastertrade.data_api.queries import Order, Selection, build_query, key_of, row_to_json
 from mastertrade.data_api.resources import Resource
 
@@ -113,7 +113,7 @@ async def serve(
     if page.format == "csv":
         sql, args = build_query(resource, selection, None)
         return StreamingResponse(
-            stream_csv(runtime.pool, resource, sql, args),
+            await open_csv(runtime.pool, resource, sql, args),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{resource.name}.csv"'},
         )
