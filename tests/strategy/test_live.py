@@ -4,10 +4,13 @@ it turned flat while holding (holding = what the rule wanted one close earlier).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from mastertrade.strategy.domain.families import AllOf, Strategy
+from mastertrade.strategy.domain.families import AllOf, Momentum, Strategy
 from mastertrade.strategy.domain.live import latest_decisions
+from mastertrade.strategy.live import LIVE_BARS, LiveTrader, SymbolBars
 from tests.strategy.reference import leg_wants
 from tests.strategy.test_engine_reference import random_walk
 from tests.strategy.test_lookahead import EVERY_FAMILY
@@ -43,3 +46,22 @@ def test_latest_decisions_match_the_reference(seed: int) -> None:
 
 def test_no_strategies_no_decisions() -> None:
     assert latest_decisions([1.0, 2.0], [1.0, 2.0], []) == []
+
+
+def test_a_position_entered_days_ago_is_still_exited_live() -> None:
+    """Momentum(1440, 5 %) turns long on a 7 % rise, then 5,000 flat minutes pass (3.5 days),
+    then a 6 % fall: the backtest over the whole history sells. The live trader keeps as many
+    bars as a backtest reads (STRATEGY_HISTORY_DAYS), so it remembers the entry and sells too;
+    with 4,096 bars it had forgotten the entry and signalled nothing."""
+    rule = Momentum(lookback=1440, threshold=0.05)
+    closes = [100.0] * 2000 + [100 + 7 * i / 99 for i in range(100)] + [107.0] * 5000 + [101.0]
+    opens = [closes[0], *closes[:-1]]
+    trader = LiveTrader(Decimal(100), history_days=5)
+    bars = SymbolBars(trader.window)
+    for minute, (open_, close) in enumerate(zip(opens, closes, strict=True)):
+        bars.append(minute, open_, close)
+    [backtest] = latest_decisions(opens, closes, [rule])
+    [live] = latest_decisions(list(bars.opens), list(bars.closes), [rule])
+    [short] = latest_decisions(opens[-LIVE_BARS:], closes[-LIVE_BARS:], [rule])
+    assert (backtest.side, live.side) == ("sell", "sell")
+    assert short.side is None  # what the 4,096-bar window did

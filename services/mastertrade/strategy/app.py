@@ -27,7 +27,7 @@ OUTBOX_INTERVAL = 1.0
 def create_app(settings: StrategySettings) -> FastAPI:
     """The app, its connections opened, its consumer and scheduler started in the lifespan."""
     spec = find_service("strategy_service")
-    trader = LiveTrader(settings.strategy_signal_notional)
+    trader = LiveTrader(settings.strategy_signal_notional, settings.strategy_history_days)
     app = build_service_app(spec, settings, [router], {CANDLES_QUEUE: trader.handle})
     runtime: Runtime = app.state.runtime
     trader.bind(runtime)

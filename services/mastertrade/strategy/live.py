@@ -1,9 +1,11 @@
 """Active strategies trading live: closed 1m candles from the broker in, signals out.
 
-Each closed candle of a symbol is appended to that symbol's recent bars (LIVE_BARS long, so the
-longest rule is warm; read again from PostgreSQL whenever a candle does not follow the last one
-seen, as when replicas share the queue, so decisions never skip a bar); the active strategies of
-the symbol are then decided by the engine itself (`domain/live.py`), and every buy or sell is
+Each closed candle of a symbol is appended to that symbol's recent bars: as many as a backtest
+reads (STRATEGY_HISTORY_DAYS of them, at least LIVE_BARS), so the longest rule is warm and a
+rule long for days still remembers it (a shorter window forgot a position entered before it, and
+never signalled its exit); read again from PostgreSQL whenever a candle does not follow the last
+one seen, as when replicas share the queue, so decisions never skip a bar. The active strategies
+of the symbol are then decided by the engine itself (`domain/live.py`), and every buy or sell is
 published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager
 consumes. The signal id is derived from (strategy, symbol, candle, side), so a candle delivered
 twice gives the same id and the risk manager decides it once. A signal is published before its
@@ -40,7 +42,7 @@ from mastertrade_model.topology import SIGNALS
 
 logger = logging.getLogger("mastertrade.strategy.live")
 
-LIVE_BARS = 4096  # above the longest window a family declares (1440) plus EMA settling
+LIVE_BARS = 4096  # the fewest: above the longest window a family declares (1440) plus EMA settling
 ACTIVE_REFRESH = 30.0
 QUANTITY_STEP = Decimal("0.00000001")
 PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
@@ -48,11 +50,15 @@ PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
 
 @dataclass
 class SymbolBars:
-    """The recent closed bars of one symbol: open times, opens, closes."""
+    """The recent closed bars of one symbol (at most `window`): open times, opens, closes."""
 
-    times: deque[int] = field(default_factory=lambda: deque(maxlen=LIVE_BARS))
-    opens: deque[float] = field(default_factory=lambda: deque(maxlen=LIVE_BARS))
-    closes: deque[float] = field(default_factory=lambda: deque(maxlen=LIVE_BARS))
+    window: int = LIVE_BARS
+    times: deque[int] = field(init=False)
+    opens: deque[float] = field(init=False)
+    closes: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.times, self.opens, self.closes = (deque(maxlen=self.window) for _ in range(3))
 
     def append(self, minute: int, open_: float, close: float) -> bool:
         """Add a bar after the last one; False for a bar already seen (a redelivery)."""
@@ -83,8 +89,9 @@ class LiveMetrics:
 class LiveTrader:
     """The candle handler of one pod."""
 
-    def __init__(self, notional: Decimal) -> None:
+    def __init__(self, notional: Decimal, history_days: int = 0) -> None:
         self.notional = notional
+        self.window = max(LIVE_BARS, history_days * 1440)  # the bars a backtest reads
         self.runtime: Runtime | None = None
         self._metrics: LiveMetrics | None = None
         self.bars: dict[str, SymbolBars] = {}
@@ -120,8 +127,8 @@ class LiveTrader:
     async def _reload(self, symbol: str) -> SymbolBars:
         """The symbol's recent bars as PostgreSQL has them."""
         assert self.runtime is not None
-        bars = SymbolBars()
-        for opened, open_, close in await recent_bars(self.runtime.pool, symbol, LIVE_BARS):
+        bars = SymbolBars(self.window)
+        for opened, open_, close in await recent_bars(self.runtime.pool, symbol, self.window):
             bars.append(to_millis(opened) // 60_000, open_, close)
         self.bars[symbol] = bars
         return bars
