@@ -19,6 +19,7 @@ from mastertrade.core.amounts import (
 )
 from mastertrade.core.market_messages import BookTicker
 from mastertrade.core.messages import Amount, Signal
+from mastertrade.core.prices import PriceUnavailableError, parse_book
 from mastertrade.market_data.domain.events import MalformedEventError, exact
 
 LARGEST = Decimal("1e15")
@@ -58,7 +59,12 @@ def event(value: Decimal) -> Any:
     return exact(str(value), "price")
 
 
-USERS: list[Callable[[Decimal], Any]] = [signal, ticker, event, check_finite_amount]
+def book(bid: Decimal) -> Any:
+    """The executor's quote as read from Redis."""
+    return parse_book("BTCUSDT", {"bid": str(bid), "ask": str(bid), "ts": "0"}).bid
+
+
+USERS: list[Callable[[Decimal], Any]] = [signal, ticker, event, book, check_finite_amount]
 
 
 def test_the_bound_is_1e15() -> None:
@@ -81,7 +87,9 @@ def test_every_user_accepts_the_bound_itself_and_a_satoshi_below(use: Callable[.
 def test_every_user_refuses_non_finite_or_beyond_the_bound(
     use: Callable[..., Any], bad: Decimal
 ) -> None:
-    with pytest.raises((ValidationError, MalformedEventError, AmountError)) as error:
+    with pytest.raises(
+        (ValidationError, MalformedEventError, AmountError, PriceUnavailableError)
+    ) as error:
         use(bad)
     assert "finite" in str(error.value) or "out of bounds" in str(error.value)
 

@@ -9,8 +9,9 @@ Market data writes, the order executor reads. Key `mastertrade:book:<SYMBOL>` (e
 
 `ts` is the market's time: ahead of the wall clock in a simulated market that runs faster than
 it. How old a quote is (is market data still flowing?) is measured from `seen` where there is
-one. `write_book` sets them in one HSET; `parse_book` validates what was read (finite, positive,
-bid <= ask) so a corrupt or missing quote is refused, never filled against.
+one. `write_book` sets them in one HSET; `parse_book` validates what was read (finite, positive
+and within the platform's amount bounds, bid <= ask) so a corrupt or missing quote is refused,
+never filled against.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import redis.asyncio as aioredis
+
+from mastertrade.core.amounts import AmountError, check_finite_amount
 
 BOOK_KEY_PREFIX = "mastertrade:book:"
 
@@ -57,7 +60,11 @@ def _decimal(fields: Mapping[str, str], name: str, symbol: str) -> Decimal:
         value = Decimal(fields[name])
     except (KeyError, InvalidOperation):
         raise PriceUnavailableError(f"{book_key(symbol)} has no valid {name!r}") from None
-    if not value.is_finite() or value <= 0:
+    try:
+        check_finite_amount(value)
+    except AmountError as error:
+        raise PriceUnavailableError(f"{book_key(symbol)} has a bad {name!r}: {error}") from None
+    if value <= 0:
         raise PriceUnavailableError(f"{book_key(symbol)} has a bad {name!r}: {value}")
     return value
 
