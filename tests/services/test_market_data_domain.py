@@ -25,7 +25,7 @@ from mastertrade.market_data.domain.events import (
     routing_key,
     to_message,
 )
-from mastertrade.market_data.domain.market import SimulatedMarket
+from mastertrade.market_data.domain.market import TICK, SimulatedMarket
 from mastertrade.market_data.domain.ratelimit import WeightBudget, backoff_delay
 from mastertrade.market_data.domain.sequencing import SequenceGuard, Verdict
 from mastertrade.market_data.domain.simulator import (
@@ -33,6 +33,7 @@ from mastertrade.market_data.domain.simulator import (
     SYMBOLS,
     block_table,
     instrument_columns,
+    usd_prices,
 )
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.sink import MarketSink
@@ -262,3 +263,23 @@ async def test_the_sink_buffer_is_bounded_while_the_writer_is_down() -> None:
     assert registry.get_sample_value("mastertrade_market_data_rejected_total", labels) == 20
     await sink.flush()
     assert sink.written == 30
+
+
+@pytest.mark.parametrize(
+    "closes",
+    [
+        {"ETHBTC": 0.04839},
+        {"ETHBTC": 0.04839, "BTCUSDT": 61234.5},
+        {"ETHUSDT": 2500.0, "ETHBTC": 0.04839},
+        {"BTCUSDT": 61234.5, "ETHUSDT": 2500.0, "ETHBTC": 0.04083},
+    ],
+)
+def test_a_restarted_market_opens_each_symbol_at_its_last_close(closes: dict[str, float]) -> None:
+    """After a restart every configured symbol goes on from its own last stored close, a cross
+    pair too, whichever of its legs are configured (ETHBTC alone used to restart at the default
+    prices' ratio: a 25 % jump)."""
+    block = SimulatedMarket(4, START, usd_prices(closes)).generate(1)
+    for symbol, close in closes.items():
+        column = SYMBOLS.index(symbol)
+        opened = block.open[0, column] * TICK[column]  # the block counts in ticks
+        assert opened == pytest.approx(close, rel=1e-3), symbol

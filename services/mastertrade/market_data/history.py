@@ -25,6 +25,7 @@ from mastertrade.market_data.domain.simulator import (
     block_table,
     epoch_minute,
     instrument_columns,
+    usd_prices,
 )
 from mastertrade.market_data.store import last_close, last_open_time, upsert_klines
 
@@ -45,14 +46,15 @@ async def _resume_point(pool: asyncpg.Pool, symbols: Sequence[str]) -> int | Non
 
 
 async def _start_prices(pool: asyncpg.Pool, symbols: Sequence[str]) -> dict[str, float]:
-    """Each asset's USD price from its stored USDT symbol's last close."""
-    prices: dict[str, float] = {}
+    """Each asset's USD price from the configured symbols' last closes stored (`usd_prices`), so
+    every symbol goes on from its own last close, with no jump."""
+    closes: dict[str, float] = {}
     for spec in INSTRUMENTS:
-        if spec.quote == "USDT" and spec.symbol in symbols:
+        if spec.symbol in symbols:
             close = await last_close(pool, spec.symbol, "1m")
             if close is not None:
-                prices[spec.base] = float(close)
-    return prices
+                closes[spec.symbol] = float(close)
+    return usd_prices(closes)
 
 
 async def simulated_history(

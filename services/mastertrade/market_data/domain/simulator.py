@@ -15,7 +15,7 @@ asked for (one at a time live, or by the hundred thousand for history).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -190,3 +190,22 @@ def block_table(block: Block, columns: Sequence[int]) -> npt.NDArray[np.void]:
     for name in ("open", "high", "low", "close", "volume", "taker_volume", "trade_count", "vwap"):
         table[name] = getattr(block, name)[:, wanted].T.reshape(-1)
     return table
+
+
+def usd_prices(closes: Mapping[str, float]) -> dict[str, float]:
+    """Assets' USD prices that reproduce the symbols' `closes`: from a USDT symbol, else through
+    a cross pair (ETH from ETHBTC and BTC's price; with neither leg priced, the quote asset at
+    its default price and the base at the cross's close of it)."""
+    prices = {spec.base: closes[spec.symbol] for spec in INSTRUMENTS
+              if spec.quote == "USDT" and spec.symbol in closes}  # fmt: skip
+    defaults = {asset.name: asset.price for asset in ASSETS}
+    for spec in INSTRUMENTS:
+        if spec.quote == "USDT" or spec.symbol not in closes:
+            continue
+        close = closes[spec.symbol]
+        if spec.base in prices and spec.quote not in prices:
+            prices[spec.quote] = prices[spec.base] / close
+        elif spec.base not in prices:
+            prices.setdefault(spec.quote, defaults[spec.quote])
+            prices[spec.base] = close * prices[spec.quote]
+    return prices
