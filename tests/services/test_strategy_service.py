@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPConnectionError
 from pydantic import TypeAdapter
 
@@ -581,14 +583,11 @@ def candle(symbol: str, minute: datetime, open_: str, close: str) -> dict[str, A
     )  # fmt: skip
 
 
-async def test_active_strategy_turns_candles_into_signals(
-    trading_env: dict[str, str], rabbitmq_url: str
-) -> None:
-    symbol = "TESTSTRAT"
-    start = NOW - timedelta(minutes=200)
-    connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+async def momentum_after_a_fall(url: str, symbol: str, start: datetime) -> int:
+    """100 falling minutes of `symbol` from `start` (momentum(1 bar, 0) is flat at the end of
+    them) and an active momentum strategy on it; the strategy's id."""
+    connection = await asyncpg.connect(url)
     try:
-        # a falling market: momentum(1 bar, 0) is flat at the end of it
         await connection.executemany(
             "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
             "VALUES ($1, '1m', $2, $3, $3, $4, $4, 1)",
@@ -597,24 +596,41 @@ async def test_active_strategy_turns_candles_into_signals(
         )  # fmt: skip
         rule = {"family": "momentum", "lookback": 1, "threshold": 0.0}
         parameters = json.dumps({"symbol": symbol, "strategy": rule})
-        strategy_id = await connection.fetchval(
+        strategy_id: int = await connection.fetchval(
             "INSERT INTO strategies (name, status, parameters, symbol, family) "
             "VALUES ('live momentum', 'active', $1::jsonb, $2, 'momentum') RETURNING id",
             parameters, symbol,
         )  # fmt: skip
     finally:
         await connection.close()
+    return strategy_id
 
+
+@asynccontextmanager
+async def live_strategies(
+    env: dict[str, str], rabbitmq_url: str, symbol: str
+) -> AsyncIterator[tuple[AbstractChannel, Recorder]]:
+    """The strategy service running, a channel to publish candles on, and a recorder of the
+    signals of `symbol`."""
     async with (
         recording(rabbitmq_url) as (_, channel),
-        running(build_app("strategy_service", trading_env)) as client,
+        running(build_app("strategy_service", env)) as client,
     ):
         queue = await channel.declare_queue(exclusive=True)
         await queue.bind(SIGNALS.name, f"signal.{symbol}")
         signals = Recorder()
         await queue.consume(signals.on_message)
         await wait_for_status(client, "/health", 200)
+        yield channel, signals
 
+
+async def test_active_strategy_turns_candles_into_signals(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    symbol = "TESTSTRAT"
+    start = NOW - timedelta(minutes=200)
+    strategy_id = await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
         up = candle(symbol, start + timedelta(minutes=100), "900", "950")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)  # redelivered
@@ -659,22 +675,7 @@ async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers
     lost, no later candle would signal it (the rule is long by then)."""
     symbol = "TESTRETRY"
     start = NOW - timedelta(minutes=200)
-    connection = await asyncpg.connect(trading_env["DATABASE_URL"])
-    try:
-        await connection.executemany(
-            "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
-            "VALUES ($1, '1m', $2, $3, $3, $4, $4, 1)",
-            [(symbol, start + timedelta(minutes=i), Decimal(1000 - i), Decimal(999 - i))
-             for i in range(100)],
-        )  # fmt: skip
-        parameters = json.dumps({"symbol": symbol, "strategy": {
-            "family": "momentum", "lookback": 1, "threshold": 0.0}})  # fmt: skip
-        await connection.execute(
-            "INSERT INTO strategies (name, status, parameters, symbol, family) "
-            "VALUES ('live momentum', 'active', $1::jsonb, $2, 'momentum')", parameters, symbol,
-        )  # fmt: skip
-    finally:
-        await connection.close()
+    await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
     failures = [AMQPConnectionError("connection reset by peer")]
     real_publish = publish_json  # what live.py publishes with
 
@@ -684,15 +685,7 @@ async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers
         await real_publish(*args)
 
     monkeypatch.setattr(live_module, "publish_json", flaky_publish)
-    async with (
-        recording(rabbitmq_url) as (_, channel),
-        running(build_app("strategy_service", trading_env)) as client,
-    ):
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(SIGNALS.name, f"signal.{symbol}")
-        signals = Recorder()
-        await queue.consume(signals.on_message)
-        await wait_for_status(client, "/health", 200)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
         up = candle(symbol, start + timedelta(minutes=100), "900", "950")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=30)
