@@ -71,6 +71,14 @@ async def equity_stored(url: str, after: float = 0.0) -> bool:
     return bool(rows) and float(rows[0]["at"]) > after
 
 
+async def revalued_after(url: str, moment: float) -> None:
+    """Wait for a valuation that began after `moment`: the first one stored after it may have
+    read its marks before (it was under way), the next one began once that one was stored."""
+    await wait_until(partial(equity_stored, url, moment), "a revaluation")
+    rows = await query(url, "SELECT extract(epoch FROM updated_at) AS at FROM account_equity")
+    await wait_until(partial(equity_stored, url, float(rows[0]["at"])), "the next revaluation")
+
+
 def sized(value: Decimal, price: Decimal) -> Decimal:
     return (value / price).quantize(LOT, rounding=ROUND_DOWN)
 
@@ -114,8 +122,7 @@ async def test_signals_are_sized_filled_booked_and_alerted(
         signals = await run_plan(channel, env["REDIS_URL"], 40)
         await wait_until(lambda: settled(url, signals), "every signal decided and filled")
         await stop(stack, market)  # prices stand still from here
-        frozen = time.time()
-        await wait_until(lambda: equity_stored(url, frozen), "a revaluation at the last prices")
+        await revalued_after(url, time.time())  # at the last prices
         marks = {s: (await read_quote(env["REDIS_URL"], s)).mid for s in MARKET}
         books = await read_books(url)
         await wait_until(lambda: alerted(fake), "alerts of a fill and a rejection on every channel")
@@ -290,9 +297,8 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
             None,
         )
         for price in ("80", "50"):  # -50 % on 38 % of equity: about -19 % from the peak
-            frozen = time.time()
             await set_quote(redis, falling, price, price)
-            await wait_until(partial(equity_stored, url, frozen), "a revaluation")
+            await revalued_after(url, time.time())
         refused = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
         cancelled = await wait_until(
             partial(cancelled_order, url, resting_id), "the resting buy cancelled by the halt"
