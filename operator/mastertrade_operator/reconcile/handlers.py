@@ -77,16 +77,23 @@ async def reconcile(runtime: Runtime, body: kopf.Body, trigger: str) -> Outcome:
 
 
 async def reconcile_exclusive(
-    runtime: Runtime, body: kopf.Body, trigger: str, *, coalesce: bool = False
+    runtime: Runtime,
+    body: kopf.Body,
+    trigger: str,
+    *,
+    coalesce: bool = False,
+    after_backoff: bool = False,
 ) -> Outcome | None:
-    """`reconcile` under the resource's lock (None when coalesced into a queued run)."""
+    """`reconcile` under the resource's lock (None when coalesced into a queued run, or
+    skipped because a failure's backoff lasts)."""
     outcomes: list[Outcome] = []
 
     async def work() -> None:
         outcomes.append(await reconcile(runtime, body, trigger))
 
+    uid = str(body["metadata"]["uid"])
     async with runtime.kube.opened():
-        await runtime.exclusive(str(body["metadata"]["uid"]), work, coalesce=coalesce)
+        await runtime.exclusive(uid, work, coalesce=coalesce, after_backoff=after_backoff)
     return outcomes[0] if outcomes else None
 
 
@@ -109,7 +116,9 @@ async def on_progress_mastertrade(
             return
         if uid not in runtime.unsettled or runtime.backing_off(uid):
             continue
-        await reconcile_exclusive(runtime, body, trigger="progress", coalesce=True)
+        await reconcile_exclusive(
+            runtime, body, trigger="progress", coalesce=True, after_backoff=True
+        )
 
 
 async def on_resync_mastertrade(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -149,7 +158,7 @@ async def on_event_child(
     owners = list(mastertrade_index[namespace, owner])
     if not owners or owners[-1].get("metadata", {}).get("deletionTimestamp"):
         return
-    runtime = runtime_of(memo)
-    if runtime.backing_off(str(owners[-1]["metadata"]["uid"])):
-        return  # the API server failed lately: the progress loop retries after the backoff
-    await reconcile_exclusive(runtime, owners[-1], trigger="child", coalesce=True)
+    # while the API server's last failure backs off, the progress loop retries, not events
+    await reconcile_exclusive(
+        runtime_of(memo), owners[-1], trigger="child", coalesce=True, after_backoff=True
+    )

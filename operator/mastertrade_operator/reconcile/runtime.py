@@ -72,16 +72,25 @@ class Runtime:
         return time.monotonic() < self._not_before.get(key, 0.0)
 
     async def exclusive(
-        self, key: str, work: Callable[[], Awaitable[None]], *, coalesce: bool = False
+        self,
+        key: str,
+        work: Callable[[], Awaitable[None]],
+        *,
+        coalesce: bool = False,
+        after_backoff: bool = False,
     ) -> bool:
         """Run `work` alone for `key`; with `coalesce`, skip it if a run is already queued
-        (that run starts later and sees the newer state). True when `work` ran."""
+        (that run starts later and sees the newer state); with `after_backoff`, skip it if,
+        once its turn comes, a failure's backoff lasts (the run it waited for may have just
+        failed). True when `work` ran."""
         if coalesce and key in self._queued:
             return False
         self._queued.add(key)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             self._queued.discard(key)
+            if after_backoff and self.backing_off(key):
+                return False
             await work()
         return True
 
