@@ -87,6 +87,18 @@ async def test_generated_strategies_signal_and_their_orders_fill(stack: Stack) -
     check_ledger(books, START)
     check_equity(books, marks)
     assert any(row["status"] == "filled" for row in books.orders)
+    for strategy_id, net in (await strategy_nets(url)).items():  # a sell sells its own buys
+        assert net >= 0, f"strategy {strategy_id} sold {-net} more than its buys filled"
+
+
+async def strategy_nets(url: str) -> dict[str, Decimal]:
+    """Each strategy's filled buys less its filled sells, by (strategy, symbol)."""
+    rows = await query(
+        url, "SELECT substring(signal_ref from '^st([0-9]+)-') || ' ' || symbol AS strategy, "
+        "sum(CASE side WHEN 'buy' THEN filled_quantity ELSE -filled_quantity END) AS net "
+        "FROM orders WHERE signal_ref LIKE 'st%' GROUP BY 1",
+    )  # fmt: skip
+    return {row["strategy"]: row["net"] for row in rows}
 
 
 async def trading_state(url: str, strategy_url: str) -> str:

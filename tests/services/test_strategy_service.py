@@ -43,6 +43,7 @@ from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
 from mastertrade.strategy.domain.metrics import build_result
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler, holding
+from mastertrade.strategy.holdings import signal_id
 from mastertrade.strategy.jobs import job_shard, run_shard
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
@@ -624,22 +625,46 @@ async def live_strategies(
         yield channel, signals
 
 
+async def filled(url: str, signal: dict[str, Any], quantity: str, status: str = "filled") -> None:
+    """Store the order a signal became, as the paper executor does (`quantity` filled of it;
+    an open order has filled nothing yet)."""
+    done = status == "filled"
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, "
+            "price, status, environment, filled_quantity) "
+            "VALUES ($1, $1, $2, $3, 'market', $4, $5, $6, 'paper', $7)",
+            signal["signal_id"], signal["symbol"], signal["side"], Decimal(quantity),
+            Decimal(signal["price"]), status, Decimal(quantity) if done else Decimal(0),
+        )  # fmt: skip
+    finally:
+        await connection.close()
+
+
 async def test_active_strategy_turns_candles_into_signals(
     trading_env: dict[str, str], rabbitmq_url: str
 ) -> None:
+    """A buy asks for the notional at the close; a sell for what the strategy's own orders
+    filled (not the notional at the new price), and nothing when it holds nothing."""
     symbol = "TESTSTRAT"
+    url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
-    strategy_id = await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
         up = candle(symbol, start + timedelta(minutes=100), "900", "950")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)  # redelivered
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+        await filled(url, buy, "0.1")  # resized by the risk manager: less than asked
         down = candle(symbol, start + timedelta(minutes=101), "950", "940")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", down)
-        await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+        sell = (await signals.wait_for(f"signal.{symbol}", 2, timeout=60))[1]
+        await filled(url, sell, "0.1", status="submitted")  # not filled yet: still spoken for
         # candles this pod never saw (another replica took them): 102-104 fall then rise, so the
-        # rule is long again after 104; 105 rises further (no change), 106 falls (a sell)
-        connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+        # rule is long again after 104, and that replica's buy of 0.25 filled; 105 rises further
+        # (no change), 106 falls (a sell of the 0.25)
+        connection = await asyncpg.connect(url)
         try:
             await connection.executemany(
                 "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, "
@@ -649,6 +674,10 @@ async def test_active_strategy_turns_candles_into_signals(
             )  # fmt: skip
         finally:
             await connection.close()
+        minute_104 = int((start + timedelta(minutes=104)).timestamp()) // 60
+        elsewhere = {"signal_id": signal_id(strategy_id, symbol, minute_104, "buy"),
+                     "symbol": symbol, "side": "buy", "price": "960"}  # fmt: skip
+        await filled(url, elsewhere, "0.25")
         later = candle(symbol, start + timedelta(minutes=105), "960", "970")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
         fall = candle(symbol, start + timedelta(minutes=106), "970", "965")
@@ -657,14 +686,33 @@ async def test_active_strategy_turns_candles_into_signals(
 
     parsed = [Signal.model_validate(body) for body in published]  # risk_manager's parser
     assert [s.side for s in parsed] == ["buy", "sell", "sell"]
-    assert parsed[2].price == Decimal("965")
-    buy = parsed[0]
-    assert buy.strategy_id == str(strategy_id) and buy.symbol == symbol
-    assert buy.price == Decimal("950") and buy.strength == Decimal(1)
-    assert buy.quantity == (Decimal(100) / Decimal(950)).quantize(
+    buy_signal, first_sell, second_sell = parsed
+    assert buy_signal.strategy_id == str(strategy_id) and buy_signal.symbol == symbol
+    assert buy_signal.price == Decimal("950") and buy_signal.strength == Decimal(1)
+    assert buy_signal.quantity == (Decimal(100) / Decimal(950)).quantize(
         Decimal("0.00000001"), "ROUND_DOWN"
     )
+    assert (first_sell.price, first_sell.quantity) == (Decimal("940"), Decimal("0.1"))
+    assert (second_sell.price, second_sell.quantity) == (Decimal("965"), Decimal("0.25"))
+    assert second_sell.signal_id.startswith(f"st{strategy_id}-{symbol}-")
     assert len({s.signal_id for s in parsed}) == 3  # the redelivered candle made no second buy
+
+
+async def test_a_sell_of_nothing_held_is_not_signalled(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """The buy was refused by the risk manager (no order): the exit sends nothing; the next
+    entry buys again."""
+    symbol = "TESTNOHOLD"
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
+        for minute, open_, close in ((100, "900", "950"), (101, "950", "940"),
+                                     (102, "940", "945")):  # fmt: skip
+            bar = candle(symbol, start + timedelta(minutes=minute), open_, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    assert [(s["side"], s["price"]) for s in published] == [("buy", "950"), ("buy", "945")]
 
 
 async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers(

@@ -7,7 +7,8 @@ never signalled its exit); read again from PostgreSQL whenever a candle does not
 one seen, as when replicas share the queue, so decisions never skip a bar. The active strategies
 of the symbol are then decided by the engine itself (`domain/live.py`), and every buy or sell is
 published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager
-consumes. The signal id is derived from (strategy, symbol, candle, side), so a candle delivered
+consumes: a buy of STRATEGY_SIGNAL_NOTIONAL at the close, a sell of what the strategy holds
+(`holdings`). The signal id is derived from (strategy, symbol, candle, side), so a candle delivered
 twice gives the same id and the risk manager decides it once. A signal is published before its
 candle is acknowledged, waiting out a broker outage; a candle that fails after its bar was
 added has the bar forgotten, so its redelivery is decided again, not taken for a duplicate.
@@ -37,6 +38,7 @@ from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.events import kline_from_message, to_millis
 from mastertrade.strategy.domain.families import Strategy, StrategyParams
 from mastertrade.strategy.domain.live import Side, latest_decisions
+from mastertrade.strategy.holdings import QUANTITY_STEP, held_quantity, signal_id
 from mastertrade.strategy.store import ActiveStrategy, active_strategies, recent_bars
 from mastertrade_model.topology import SIGNALS
 
@@ -44,7 +46,6 @@ logger = logging.getLogger("mastertrade.strategy.live")
 
 LIVE_BARS = 4096  # the fewest: above the longest window a family declares (1440) plus EMA settling
 ACTIVE_REFRESH = 30.0
-QUANTITY_STEP = Decimal("0.00000001")
 PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
 
 
@@ -196,16 +197,26 @@ class LiveTrader:
                     f"publishing strategy {active.id}'s signal",
                 )
 
+    async def _quantity(self, active: ActiveStrategy, side: Side, price: Decimal) -> Decimal:
+        """A buy: the notional at `price`; a sell: what the strategy holds (`holdings`)."""
+        assert self.runtime is not None
+        if side == "sell":
+            return await held_quantity(self.runtime.pool, active.id, active.symbol)
+        return (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+
     async def _publish(
         self, active: ActiveStrategy, side: Side, price: Decimal, minute: int
     ) -> None:
         assert self.runtime is not None
-        quantity = (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        quantity = await self._quantity(active, side, price)
         if quantity <= 0:
-            logger.warning("strategy %d: %s notional buys nothing at %s", active.id, side, price)
+            logger.warning(
+                "strategy %d: no %s signal at %s: %s", active.id, side, price,
+                "it holds nothing to sell" if side == "sell" else "the notional buys nothing",
+            )  # fmt: skip
             return
         signal = Signal(
-            signal_id=f"st{active.id}-{active.symbol}-{minute}-{side}",
+            signal_id=signal_id(active.id, active.symbol, minute, side),
             strategy_id=str(active.id),
             symbol=active.symbol,
             side=side,

@@ -79,7 +79,8 @@ class StrategySettings(ServiceSettings, StrategyGroup):
     )  # fmt: skip
     strategy_signal_notional: Decimal = Field(
         default=Decimal(100), gt=0, le=Decimal(10) ** 9, allow_inf_nan=False,
-        description="quote-currency value a live signal asks to trade at full strength",
+        description="quote-currency value a live buy signal asks for (a sell asks for what the "
+        "strategy holds)",
     )  # fmt: skip
 
     @model_validator(mode="after")

@@ -1,0 +1,81 @@
+"""What each strategy holds, and the sells that give it back.
+
+A strategy's signals carry ids it alone makes (`signal_id`: `st<id>-<SYMBOL>-<minute>-<side>`),
+and the executor stores each order with the id of the signal it came from (`orders.signal_ref`),
+so what a strategy holds of its symbol is its own filled buys less its sells
+(`held_quantity`), counted in the trading environment of its latest buy (paper or live; a
+strategy that traded in both is closing what it bought last). A sell still open counts in full:
+what it has not sold yet is spoken for.
+
+- A strategy's exit sells what it holds (not its notional at today's price, which leaves part of
+  a position that rose behind, and asks for more than it bought of one that fell).
+- A strategy retired with a position sells it (`closing_signal`), queued in the transaction
+  that retires it and published through the outbox: the same signal id on every retry, so the
+  risk manager decides it once.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+
+import asyncpg
+
+from mastertrade.core.db import Connection
+from mastertrade.core.messages import Signal
+from mastertrade.strategy.domain.live import Side
+
+QUANTITY_STEP = Decimal("0.00000001")
+
+HELD = """
+WITH mine AS (
+    SELECT environment, side, status, quantity, filled_quantity, created_at FROM orders
+    WHERE signal_ref LIKE $1 AND symbol = $2
+), latest AS (
+    SELECT environment FROM mine WHERE side = 'buy' ORDER BY created_at DESC LIMIT 1
+)
+SELECT COALESCE(sum(CASE
+    WHEN side = 'buy' THEN filled_quantity
+    WHEN status IN ('new', 'submitted', 'partially_filled') THEN -quantity
+    ELSE -filled_quantity END), 0)
+FROM mine WHERE environment = (SELECT environment FROM latest)
+"""
+LAST_CLOSE = """
+SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_time DESC LIMIT 1
+"""
+
+
+def signal_id(strategy_id: int, symbol: str, moment: int | str, side: Side) -> str:
+    """The id of a strategy's signal: one per (strategy, symbol, candle or event, side)."""
+    return f"{_prefix(strategy_id)}{symbol}-{moment}-{side}"
+
+
+def _prefix(strategy_id: int) -> str:
+    return f"st{strategy_id}-"  # the dash keeps strategy 1's ids apart from strategy 12's
+
+
+async def held_quantity(
+    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str
+) -> Decimal:
+    """What the strategy holds of `symbol` and is not selling yet (never below zero)."""
+    held = await connection.fetchval(HELD, f"{_prefix(strategy_id)}%", symbol)
+    return max(Decimal(held), Decimal(0)).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+
+
+async def closing_signal(
+    connection: Connection, strategy_id: int, symbol: str, reason: str
+) -> Signal | None:
+    """The sell of what a strategy holds of `symbol`, at the last close; None when it holds
+    nothing (or no price is known yet). `reason` tells this sell apart, e.g. `retired-<run>`."""
+    held = await held_quantity(connection, strategy_id, symbol)
+    price = await connection.fetchval(LAST_CLOSE, symbol)
+    if held <= 0 or price is None:
+        return None
+    return Signal(
+        signal_id=signal_id(strategy_id, symbol, reason, "sell"),
+        strategy_id=str(strategy_id),
+        symbol=symbol,
+        side="sell",
+        quantity=held,
+        price=price,
+        strength=Decimal(1),
+    )
