@@ -251,3 +251,31 @@ async def test_an_upstream_down_fails_its_parts_only(stack: Stack) -> None:
     assert snap["account"]["ok"]  # read through the gateway: still there
     page = await ui.get("/")
     assert page.status_code == 200 and "Content-Security-Policy" in page.headers
+
+
+async def test_the_dashboard_reads_with_its_gateway_key_when_reads_need_one(
+    trading_env: dict[str, str],
+) -> None:
+    """A gateway whose reads need a key refuses the dashboard without UI_GATEWAY_API_KEY (the
+    part says so) and serves it with one; the gateway's own listing needs the key too."""
+    reader = f"read-{uuid.uuid4().hex}"
+    async with AsyncExitStack() as services:
+        gateway = await serve(services, "api_gateway", {
+            **trading_env, "GATEWAY_API_KEYS": f"dashboard:read:{reader}",
+            "GATEWAY_REQUIRE_KEY_FOR_READS": "true", "GATEWAY_ANONYMOUS_RATE_LIMIT": "100000",
+        })  # fmt: skip
+        async with httpx.AsyncClient(base_url=gateway) as direct:
+            for path in ("/api/v1/services", "/api/v1/health"):
+                assert (await direct.get(path)).status_code == 401
+                assert (await direct.get(path, headers={"X-API-Key": reader})).status_code == 200
+        data_api = "http://127.0.0.1:9"  # not read by this test's parts
+        keyless = build_app("monitoring_ui", ui_env(gateway, data_api))
+        keyed = build_app(
+            "monitoring_ui", {**ui_env(gateway, data_api), "UI_GATEWAY_API_KEY": reader}
+        )
+        without = await services.enter_async_context(running(keyless))
+        with_key = await services.enter_async_context(running(keyed))
+        refused = await snapshot_where(without, lambda s: s.get("services", {}).get("error"))
+        assert "api_gateway answered 401" in refused["services"]["error"]
+        served = await snapshot_where(with_key, lambda s: s.get("services", {}).get("ok"))
+        assert served["services"]["data"]["api_gateway"]["status"] == "healthy"

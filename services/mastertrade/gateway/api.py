@@ -1,4 +1,7 @@
-"""HTTP routes of api_gateway: its own (services, aggregated health, keys) and the proxy."""
+"""HTTP routes of api_gateway: its own (services, aggregated health, keys) and the proxy.
+
+Its own routes need what a proxied request of the same kind needs: the two health listings a
+`read` key when GATEWAY_REQUIRE_KEY_FOR_READS, the key listing `admin`."""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from mastertrade.core.upstream import fetch_health
-from mastertrade.gateway.access import AccessDeniedError, authorize
-from mastertrade.gateway.proxy import problem
 from mastertrade.gateway.routing import Gateway
 from mastertrade.gateway.settings import routable_services
 
@@ -42,15 +43,28 @@ async def _all_health(gateway: Gateway) -> dict[str, dict[str, Any]]:
     }
 
 
-@router.get("/services")
-async def services(request: Request) -> dict[str, dict[str, Any]]:
-    """Health of every service behind the gateway."""
-    return await _all_health(gateway_of(request))
+def refused_read(gateway: Gateway, request: Request) -> Response | None:
+    """The answer refusing a read of the gateway's own routes when reads need a key (as a
+    proxied read does), or None when it may go on."""
+    reads_need_a_key = gateway.settings.gateway_require_key_for_reads
+    answer = gateway.admit(request, "read" if reads_need_a_key else None)
+    return answer if isinstance(answer, Response) else None
+
+
+@router.get("/services", response_model=None)
+async def services(request: Request) -> dict[str, dict[str, Any]] | Response:
+    """Health of every service behind the gateway (a `read` key when reads need one)."""
+    gateway = gateway_of(request)
+    if answer := refused_read(gateway, request):
+        return answer
+    return await _all_health(gateway)
 
 
 @router.get("/health", summary="Aggregated health: 200 when every configured service is healthy")
-async def aggregated_health(request: Request) -> JSONResponse:
+async def aggregated_health(request: Request) -> Response:
     gateway = gateway_of(request)
+    if answer := refused_read(gateway, request):
+        return answer
     found = await _all_health(gateway)
     healthy = all(info.get("status") == "healthy" for info in found.values())
     missing = sorted(s.name for s in routable_services() if s.name not in gateway.upstreams)
@@ -62,10 +76,8 @@ async def aggregated_health(request: Request) -> JSONResponse:
 @router.get("/keys", summary="The API keys the gateway knows (names and scopes); needs admin")
 async def keys(request: Request) -> Response:
     gateway = gateway_of(request)
-    try:
-        authorize(gateway.keys, request.headers, "admin")
-    except AccessDeniedError as denied:
-        return problem(denied.status, denied.detail)
+    if isinstance(answer := gateway.admit(request, "admin"), Response):
+        return answer
     return JSONResponse([{"name": key.name, "scope": key.scope} for key in gateway.keys.listed()])
 
 

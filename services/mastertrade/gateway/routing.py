@@ -17,7 +17,7 @@ from mastertrade.gateway.access import (
     required_scope,
     unforwardable,
 )
-from mastertrade.gateway.keys import ApiKey, KeyStore
+from mastertrade.gateway.keys import ApiKey, KeyStore, Scope
 from mastertrade.gateway.proxy import BodyTooLargeError, Upstreams, forward, problem, read_body
 from mastertrade.gateway.ratelimit import Decision, RateLimiter
 from mastertrade.gateway.settings import GatewaySettings, routable_services
@@ -79,6 +79,11 @@ class Gateway:
         required = required_scope(
             request.method, self.settings.gateway_require_key_for_reads, path, service
         )
+        return self.admit(request, required)
+
+    def admit(self, request: Request, required: Scope | None) -> ApiKey | Response | None:
+        """The caller's key (None: anonymous), or the answer refusing a request that needs
+        `required` (None: no key needed): 401 without a known key, 403 short of scope."""
         try:
             return authorize(self.keys, request.headers, required)
         except AccessDeniedError as denied:

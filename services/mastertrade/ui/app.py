@@ -34,7 +34,9 @@ def create_app(settings: UiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.dependency_timeout)
         async with inner(app), httpx.AsyncClient(timeout=timeout) as client:
-            upstreams = Upstreams(settings.upstreams, client)
+            key = settings.ui_gateway_api_key
+            gateway_key = key.get_secret_value() if key is not None else None
+            upstreams = Upstreams(settings.upstreams, client, gateway_key)
 
             async def collect() -> dict[str, object]:
                 return await collect_snapshot(upstreams, history, settings.ui_rows)

@@ -1,11 +1,11 @@
 """Settings of monitoring_ui: it reads through API_GATEWAY_URL and DATA_ACCESS_API_URL, as in
 the seed; the catalog's `serviceUrls` of the monitoring-ui workload names them, and their URLs
-arrive in the settings' `upstreams`, read by `load_settings`. UI_* say how often it polls them
-and how much it keeps."""
+arrive in the settings' `upstreams`, read by `load_settings`. UI_* say how often it polls them,
+how much it keeps, and the gateway key it reads with."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from mastertrade.core.settings import ServiceSettings
 
@@ -25,4 +25,9 @@ class UiSettings(ServiceSettings):
     )
     ui_rows: int = Field(
         default=20, ge=1, le=500, description="rows of orders, fills, alerts, strategies shown"
+    )
+    ui_gateway_api_key: SecretStr | None = Field(
+        default=None,
+        description="a gateway API key with scope read, sent with every read through the "
+        "gateway (needed when the gateway has GATEWAY_REQUIRE_KEY_FOR_READS=true); from a Secret",
     )

@@ -55,11 +55,15 @@ def section_of(upstream: str, response: httpx.Response) -> Section:
 
 
 class Upstreams:
-    """The pooled client and the two base URLs (None when not configured)."""
+    """The pooled client, the two base URLs (None when not configured) and the gateway key the
+    dashboard reads with, if any."""
 
-    def __init__(self, urls: Mapping[str, str], client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, urls: Mapping[str, str], client: httpx.AsyncClient, gateway_key: str | None = None
+    ) -> None:
         self.urls = {name: urls[name].rstrip("/") for name in VARIABLES if urls.get(name)}
         self.client = client
+        self.gateway_key = gateway_key
 
     async def request(
         self,
@@ -73,6 +77,8 @@ class Upstreams:
         base = self.urls.get(upstream)
         if base is None:
             return Section(False, error=f"{upstream} is not configured: set {VARIABLES[upstream]}")
+        if upstream == GATEWAY and headers is None and self.gateway_key:
+            headers = {"X-API-Key": self.gateway_key}  # a caller's own key is theirs to send
         try:
             response = await self.client.request(
                 method, base + path, params=params, headers=headers
