@@ -3,7 +3,9 @@ every resource served, 422s that name the parameter, CSV streamed, offline docs.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +17,7 @@ from fastapi import FastAPI
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from tests.services.helpers import running
+from tests.services.trading import serve_app
 
 pytestmark = pytest.mark.infra
 
@@ -189,7 +192,7 @@ async def test_a_cursor_of_another_query_is_refused(
 
 
 async def test_csv_export_streams_every_row(client: httpx.AsyncClient, database_url: str) -> None:
-    from mastertrade.data_api.export import BATCH_ROWS, open_csv  # noqa: PLC0415
+    from mastertrade.data_api.export import BATCH_ROWS, ExportLimits, Exports  # noqa: PLC0415
     from mastertrade.data_api.queries import Selection, build_query  # noqa: PLC0415
     from mastertrade.data_api.resources import CANDLES  # noqa: PLC0415
 
@@ -207,14 +210,66 @@ async def test_csv_export_streams_every_row(client: httpx.AsyncClient, database_
     # the rows come from a server-side cursor in batches, each sent before the next is read
     sql, args = build_query(CANDLES, Selection({"symbol": "CSVUSDT", "interval": "1m"}), None)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    exports = Exports(ExportLimits(most=1, seconds=60))
     try:
-        chunks = [chunk async for chunk in await open_csv(pool, CANDLES, sql, args)]
-        again = [chunk async for chunk in await open_csv(pool, CANDLES, sql, args)]
+        chunks = [chunk async for chunk in await exports.open(pool, CANDLES, sql, args)]
+        again = [chunk async for chunk in await exports.open(pool, CANDLES, sql, args)]
     finally:
         await pool.close()
     assert len(chunks) == 1 + -(-5_000 // BATCH_ROWS)  # the header, then each batch
     assert sum(chunk.count(b"\n") for chunk in chunks) == 5_001
-    assert again == chunks  # the pool's one connection was given back
+    assert again == chunks  # the pool's one connection, and the one export place, given back
+    assert exports.running == 0
+
+
+async def test_a_client_that_stops_reading_holds_its_export_only_so_long(
+    service_env: dict[str, str], database_url: str
+) -> None:
+    """One export place, two seconds each: a client that stops reading a large export keeps
+    the place (a second export is told to retry later; JSON pages still answer) until its time
+    is up; then the place and the connection are free, and its answer ends incomplete."""
+    connection = await asyncpg.connect(database_url)
+    try:  # 300 000 rows, some 20 MB of CSV: more than the sockets' buffers hold
+        await connection.execute(
+            "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
+            "SELECT 'SLOWUSDT', '1m', $1::timestamptz + m * interval '1 minute', "
+            "100, 101, 99, 100, 1 FROM generate_series(0, 299999) AS m", YEAR_START,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    env = {**service_env, "DATA_API_MAX_EXPORTS": "1", "DATA_API_EXPORT_SECONDS": "2"}
+    app = data_api(env)
+    export = "/api/v1/candles/SLOWUSDT"
+    request = f"GET {export}?format=csv HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    async with running(app), serve_app(app) as url:
+        reader, writer = await asyncio.open_connection(*url.removeprefix("http://").split(":"))
+        try:  # the server waits for this connection to close before it stops
+            writer.write(request.encode())
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")  # then stops reading
+            started = time.monotonic()
+            await _while_the_export_stalls(url, export, started)
+            rest = await asyncio.wait_for(reader.read(), 60)  # until the server closes
+        finally:
+            writer.close()
+    assert not rest.endswith(b"0\r\n\r\n"), "the cut-off answer looks complete"
+    assert rest.count(b"SLOWUSDT") < 300_000
+
+
+async def _while_the_export_stalls(url: str, export: str, started: float) -> None:
+    """Another export is refused until the stalled one's time is up; pages answer meanwhile."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        busy = await client.get(export, params={"format": "csv"})
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["retry-after"] == "30"
+        assert "DATA_API_MAX_EXPORTS" in busy.json()["detail"]
+        page = await client.get(export, params={"limit": 5})
+        assert page.status_code == 200 and len(page.json()["data"]) == 5
+        ten_minutes = {"format": "csv", "end": "2024-01-01T00:10Z"}
+        while (free := await client.get(export, params=ten_minutes)).status_code == 503:
+            assert time.monotonic() - started < 20, "the stalled export kept its place"
+            await asyncio.sleep(0.2)
+        assert time.monotonic() - started >= 1.5  # not before its time was up
+        assert free.status_code == 200 and len(free.text.splitlines()) == 1 + 10
 
 
 async def test_a_csv_export_the_database_refuses_is_an_error_answer_not_a_200(

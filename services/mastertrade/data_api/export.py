@@ -1,16 +1,25 @@
 """CSV export streamed from a server-side cursor: rows are read in batches while they are sent,
 never all held in memory, whatever the size of the range.
 
-The connection is taken and the first batch read before the answer starts (`open_csv`), so a
-query the database refuses, or a database that is away, gets its error answer (422, 503) rather
-than a 200 cut short; what fails later, mid-stream, can only end the answer early.
+The connection is taken and the first batch read before the answer starts (`Exports.open`), so
+a query the database refuses, or a database that is away, gets its error answer (422, 503)
+rather than a 200 cut short; what fails later, mid-stream, can only end the answer early.
+
+An export holds one of the pod's database connections, and a read-only snapshot, for as long as
+its client takes to read it. So at most DATA_API_MAX_EXPORTS stream at once (another is answered
+503 with Retry-After, and the JSON pages keep the rest of the pool), and none for longer than
+DATA_API_EXPORT_SECONDS: then its connection is given back even while the client has stopped
+reading, and the answer ends incomplete (never a well-formed CSV missing its last rows).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -22,50 +31,139 @@ from mastertrade.data_api.queries import row_to_csv
 from mastertrade.data_api.resources import Resource
 
 BATCH_ROWS = 2000
+RETRY_AFTER_SECONDS = 30
+logger = logging.getLogger("mastertrade.data_api.export")
 
 
-async def open_csv(
-    pool: asyncpg.Pool, resource: Resource, sql: str, args: list[Any]
-) -> AsyncIterator[bytes]:
-    """The CSV of `sql`'s rows: the header, then chunks of BATCH_ROWS rows, its first batch
-    read already (errors raise here, before anything is sent)."""
-    connection = await pool.acquire()
-    transaction = connection.transaction(readonly=True)
-    try:
-        await transaction.start()
-        cursor = await connection.cursor(sql, *args)
-        first = await cursor.fetch(BATCH_ROWS)
-    except BaseException:
-        await _close(pool, connection, transaction)
-        raise
-    return _chunks(resource, first, (pool, connection, transaction, cursor))
+@dataclass(frozen=True)
+class ExportLimits:
+    most: int
+    """Exports streaming at once in this process."""
+    seconds: float
+    """The longest one export may hold its connection."""
 
 
-async def _chunks(
-    resource: Resource,
-    batch: Sequence[asyncpg.Record],
-    held: tuple[asyncpg.Pool, PoolConnectionProxy, Transaction, Cursor],
-) -> AsyncIterator[bytes]:
-    pool, connection, transaction, cursor = held
+class ExportsBusyError(Exception):
+    """Every export place is taken: the caller should retry later."""
+
+
+class ExportCutOffError(Exception):
+    """An export streamed longer than its limit; its answer ends incomplete."""
+
+
+class Exports:
+    """The CSV exports streaming in this process, within their limits."""
+
+    def __init__(self, limits: ExportLimits) -> None:
+        self.limits = limits
+        self.running = 0
+
+    async def open(
+        self, pool: asyncpg.Pool, resource: Resource, sql: str, args: list[Any]
+    ) -> AsyncIterator[bytes]:
+        """The CSV of `sql`'s rows: the header, then chunks of BATCH_ROWS rows, its first batch
+        read already (errors raise here, before anything is sent); ExportsBusyError when
+        `limits.most` exports stream already."""
+        if self.running >= self.limits.most:
+            raise ExportsBusyError(
+                f"{self.running} CSV exports are streaming, the most at once "
+                "(DATA_API_MAX_EXPORTS): retry later, or page through the JSON"
+            )
+        self.running += 1
+        try:
+            held = await _Held.take(pool, sql, args, self._ended)
+        except BaseException:
+            self.running -= 1
+            raise
+        held.cut_off_after(self.limits.seconds)
+        return _chunks(resource, held)
+
+    def _ended(self) -> None:
+        self.running -= 1
+
+
+class _Held:
+    """One export's connection, transaction and cursor, given back exactly once: when the
+    stream ends, or when its time is up, whichever comes first."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        connection: PoolConnectionProxy,
+        transaction: Transaction,
+        on_end: Callable[[], None],
+    ) -> None:
+        self.pool, self.connection, self.transaction = pool, connection, transaction
+        self.cursor: Cursor | None = None
+        self.first: Sequence[asyncpg.Record] = []
+        self.cut_off = False
+        self._on_end = on_end
+        self._released = False
+        self._lock = asyncio.Lock()  # a fetch and the release never overlap
+        self._timer: asyncio.TimerHandle | None = None
+        self._cutting: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def take(
+        cls, pool: asyncpg.Pool, sql: str, args: list[Any], on_end: Callable[[], None]
+    ) -> _Held:
+        connection = await pool.acquire()
+        held = cls(pool, connection, connection.transaction(readonly=True), on_end)
+        try:
+            await held.transaction.start()
+            held.cursor = await connection.cursor(sql, *args)
+            held.first = await held.cursor.fetch(BATCH_ROWS)
+        except BaseException:
+            await held.release()
+            raise
+        return held
+
+    def cut_off_after(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(seconds, self._time_up, seconds)
+
+    def _time_up(self, seconds: float) -> None:
+        self.cut_off = True
+        logger.warning(
+            "a CSV export streamed for %g s (DATA_API_EXPORT_SECONDS): its connection is "
+            "given back and its answer ends incomplete", seconds,
+        )  # fmt: skip
+        self._cutting = asyncio.get_running_loop().create_task(self.release())
+
+    async def fetch(self) -> Sequence[asyncpg.Record]:
+        async with self._lock:
+            if self.cut_off or self.cursor is None:
+                raise ExportCutOffError("the export streamed longer than DATA_API_EXPORT_SECONDS")
+            return await self.cursor.fetch(BATCH_ROWS)
+
+    async def release(self) -> None:
+        """End the read-only transaction (nothing to keep) and give the connection back."""
+        if self._timer is not None:
+            self._timer.cancel()
+        async with self._lock:
+            if self._released:
+                return
+            self._released = True
+            try:
+                if not self.connection.is_closed():
+                    await self.transaction.rollback()
+            finally:
+                await self.pool.release(self.connection)
+                self._on_end()
+
+
+async def _chunks(resource: Resource, held: _Held) -> AsyncIterator[bytes]:
+    batch = held.first
     try:
         yield _csv([[column.name for column in resource.columns]])
         while batch:
             yield _csv([row_to_csv(resource, row) for row in batch])
-            batch = await cursor.fetch(BATCH_ROWS) if len(batch) == BATCH_ROWS else []
+            batch = await held.fetch() if len(batch) == BATCH_ROWS else []
     finally:
-        await _close(pool, connection, transaction)
+        await held.release()
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue().encode()
-
-
-async def _close(pool: asyncpg.Pool, connection: PoolConnectionProxy, transaction: Any) -> None:
-    """End the read-only transaction (nothing to keep) and give the connection back."""
-    try:
-        if not connection.is_closed():
-            await transaction.rollback()
-    finally:
-        await pool.release(connection)

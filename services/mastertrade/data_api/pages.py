@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from mastertrade.core.errors import invalid_parameter
 from mastertrade.core.runtime import Runtime
 from mastertrade.data_api.cache import PageCache
 from mastertrade.data_api.cursor import CursorError, decode_cursor, encode_cursor, query_digest
-from mastertrade.data_api.export import open_csv
+from mastertrade.data_api.export import RETRY_AFTER_SECONDS, Exports, ExportsBusyError
 from mastertrade.data_api.queries import Order, Selection, build_query, key_of, row_to_json
 from mastertrade.data_api.resources import Resource
 
@@ -112,8 +112,14 @@ async def serve(
         selection = Selection(chosen, page.start, page.end, page.order, after)
     if page.format == "csv":
         sql, args = build_query(resource, selection, None)
+        exports: Exports = request.app.state.exports
+        try:
+            stream = await exports.open(runtime.pool, resource, sql, args)
+        except ExportsBusyError as busy:
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            raise HTTPException(503, str(busy), headers=retry) from None
         return StreamingResponse(
-            await open_csv(runtime.pool, resource, sql, args),
+            stream,
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{resource.name}.csv"'},
         )

@@ -1,4 +1,4 @@
-"""Settings of data_access_api: the bounds of its Redis page cache."""
+"""Settings of data_access_api: the bounds of its Redis page cache and of its CSV exports."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from pydantic import Field
 
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.data_api.cache import CacheLimits
+from mastertrade.data_api.export import ExportLimits
 
 
 class DataApiSettings(ServiceSettings):
-    """DATA_API_CACHE_*: how long and how much the page cache keeps."""
+    """DATA_API_CACHE_*: how long and how much the page cache keeps; DATA_API_*EXPORT*: how
+    many CSV exports stream at once, and for how long at most."""
 
     data_api_cache_ttl: int = Field(
         default=5, ge=0, le=3600, description="seconds a cached page lives; 0 turns caching off"
@@ -29,6 +31,20 @@ class DataApiSettings(ServiceSettings):
         le=512 * 1024 * 1024,
         description="pages larger than this many bytes are not cached",
     )
+
+    data_api_max_exports: int = Field(
+        default=4, ge=1, le=1000,
+        description="CSV exports streaming at once per pod (each holds one of its database "
+        "connections); more are answered 503 with Retry-After",
+    )  # fmt: skip
+    data_api_export_seconds: float = Field(
+        default=600, ge=1, le=86400, allow_inf_nan=False,
+        description="the longest a CSV export may stream: a client still reading then is cut "
+        "off (its answer ends incomplete) and the connection given back",
+    )  # fmt: skip
+
+    def export_limits(self) -> ExportLimits:
+        return ExportLimits(most=self.data_api_max_exports, seconds=self.data_api_export_seconds)
 
     def cache_limits(self) -> CacheLimits:
         return CacheLimits(
