@@ -626,17 +626,24 @@ async def live_strategies(
 
 
 async def filled(url: str, signal: dict[str, Any], quantity: str, status: str = "filled") -> None:
-    """Store the order a signal became, as the paper executor does (`quantity` filled of it;
-    an open order has filled nothing yet)."""
+    """Store what the risk manager and the paper executor make of a signal: its decision
+    (approved for `quantity`) and its order (`quantity` filled of it, nothing while open)."""
     done = status == "filled"
+    ref, symbol, side = signal["signal_id"], signal["symbol"], signal["side"]
+    amount, price = Decimal(quantity), Decimal(signal["price"])
     connection = await asyncpg.connect(url)
     try:
+        await connection.execute(
+            "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+            "requested_quantity, approved_quantity, price, client_order_id) "
+            "VALUES ($1, 'paper', $2, $3, 'approved', $4, $4, $5, $1)",
+            ref, symbol, side, amount, price,
+        )  # fmt: skip
         await connection.execute(
             "INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, "
             "price, status, environment, filled_quantity) "
             "VALUES ($1, $1, $2, $3, 'market', $4, $5, $6, 'paper', $7)",
-            signal["signal_id"], signal["symbol"], signal["side"], Decimal(quantity),
-            Decimal(signal["price"]), status, Decimal(quantity) if done else Decimal(0),
+            ref, symbol, side, amount, price, status, amount if done else Decimal(0),
         )  # fmt: skip
     finally:
         await connection.close()
@@ -696,6 +703,48 @@ async def test_active_strategy_turns_candles_into_signals(
     assert (second_sell.price, second_sell.quantity) == (Decimal("965"), Decimal("0.25"))
     assert second_sell.signal_id.startswith(f"st{strategy_id}-{symbol}-")
     assert len({s.signal_id for s in parsed}) == 3  # the redelivered candle made no second buy
+
+
+async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_reads_them(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """A market data outage: candles 101 and 102 are backfilled (stored) while 103 comes live
+    first. The rule turned flat on 101, so no edge is on 103; the strategy's latest signal was
+    its buy, so the pod that reads the bars again sells at 103. The backfilled candles then
+    published change nothing, and the next rise buys as usual."""
+    symbol = "TESTCATCHUP"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(url, symbol, start)
+    falls = [candle(symbol, start + timedelta(minutes=m), o, c)
+             for m, o, c in ((101, "950", "940"), (102, "940", "930"))]  # fmt: skip
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
+        up = candle(symbol, start + timedelta(minutes=100), "900", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+        await filled(url, buy, "0.1")
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.executemany(
+                "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, "
+                "volume) VALUES ($1, '1m', $2, $3::numeric, greatest($3::numeric, $4::numeric), "
+                "least($3::numeric, $4::numeric), $4::numeric, 1)",
+                [(symbol, start + timedelta(minutes=m), Decimal(o), Decimal(c))
+                 for m, o, c in ((100, 900, 950), (101, 950, 940), (102, 940, 930))],
+            )  # fmt: skip
+        finally:
+            await connection.close()
+        live = candle(symbol, start + timedelta(minutes=103), "930", "920")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", live)
+        for late in falls:
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", late)
+        rise = candle(symbol, start + timedelta(minutes=104), "920", "925")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", rise)
+        published = await signals.wait_for(f"signal.{symbol}", 3, timeout=60)
+    sides = [(s["side"], Decimal(s["price"]), Decimal(s["quantity"])) for s in published]
+    bought = Decimal(buy["quantity"])
+    assert sides[:2] == [("buy", Decimal(950), bought), ("sell", Decimal(920), Decimal("0.1"))]
+    assert sides[2][:2] == ("buy", Decimal(925))
 
 
 async def test_a_sell_of_nothing_held_is_not_signalled(

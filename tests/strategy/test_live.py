@@ -1,6 +1,7 @@
 """Live decisions agree with the plain event-loop reference: after the last close a strategy
 buys exactly when its rule turned long on that close while it was flat, and sells exactly when
-it turned flat while holding (holding = what the rule wanted one close earlier)."""
+it turned flat while holding (holding = what the rule wanted one close earlier); and it is long
+exactly when its rule wants a position after that close."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def reference_wishes(strategy: Strategy, closes: list[float]) -> list[bool]:
 def test_latest_decisions_match_the_reference(seed: int) -> None:
     opens, closes = random_walk(seed, 160, 0.01)
     wishes = {i: reference_wishes(s, closes) for i, s in enumerate(EVERY_FAMILY)}
-    seen = set()
+    seen, held = set(), set()
     for end in range(40, 161):
         decisions = latest_decisions(opens[:end], closes[:end], EVERY_FAMILY)
         for decision in decisions:
@@ -40,8 +41,11 @@ def test_latest_decisions_match_the_reference(seed: int) -> None:
             now, before = wish[end - 1], wish[end - 2]
             expected = "buy" if now and not before else ("sell" if before and not now else None)
             assert decision.side == expected, (EVERY_FAMILY[decision.index], end)
+            assert decision.long == now, (EVERY_FAMILY[decision.index], end)
             seen.add(decision.side)
+            held.add(decision.long)
     assert seen == {"buy", "sell", None}  # the walk exercises every outcome
+    assert held == {True, False}
 
 
 def test_no_strategies_no_decisions() -> None:
@@ -65,3 +69,18 @@ def test_a_position_entered_days_ago_is_still_exited_live() -> None:
     [short] = latest_decisions(opens[-LIVE_BARS:], closes[-LIVE_BARS:], [rule])
     assert (backtest.side, live.side) == ("sell", "sell")
     assert short.side is None  # what the 4,096-bar window did
+
+
+def test_bars_read_while_a_backfill_was_pending_have_holes() -> None:
+    """Bars with a minute missing inside them are read again when that minute's candle comes
+    (the live trader forgets them); consecutive bars, or bars whose window slid past an old
+    hole, have none."""
+    bars = SymbolBars(window=4)
+    for minute in (1, 2, 3):
+        bars.append(minute, 1.0, 1.0)
+    assert not bars.has_holes
+    bars.append(6, 1.0, 1.0)
+    assert bars.has_holes
+    for minute in (7, 8, 9):
+        bars.append(minute, 1.0, 1.0)
+    assert not bars.has_holes  # 6, 7, 8, 9

@@ -9,6 +9,9 @@ what it has not sold yet is spoken for.
 
 - A strategy's exit sells what it holds (not its notional at today's price, which leaves part of
   a position that rose behind, and asks for more than it bought of one that fell).
+- A strategy whose rule changed on candles its pod did not see (read from PostgreSQL later)
+  signals the change once it sees it: its latest signal, as the risk manager decided it
+  (`last_signal_side`), says which way it last asked to go.
 - A strategy retired with a position sells it (`closing_signal`), queued in the transaction
   that retires it and published through the outbox: the same signal id on every retry, so the
   risk manager decides it once.
@@ -39,6 +42,10 @@ SELECT COALESCE(sum(CASE
     ELSE -filled_quantity END), 0)
 FROM mine WHERE environment = (SELECT environment FROM latest)
 """
+LAST_SIGNAL = """
+SELECT side FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2
+ORDER BY decided_at DESC LIMIT 1
+"""
 LAST_CLOSE = """
 SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_time DESC LIMIT 1
 """
@@ -59,6 +66,15 @@ async def held_quantity(
     """What the strategy holds of `symbol` and is not selling yet (never below zero)."""
     held = await connection.fetchval(HELD, f"{_prefix(strategy_id)}%", symbol)
     return max(Decimal(held), Decimal(0)).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+
+
+async def last_signal_side(
+    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str
+) -> Side | None:
+    """The side of the strategy's latest signal the risk manager decided (approved or not),
+    None before its first."""
+    side: Side | None = await connection.fetchval(LAST_SIGNAL, f"{_prefix(strategy_id)}%", symbol)
+    return side
 
 
 async def closing_signal(

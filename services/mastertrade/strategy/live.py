@@ -4,16 +4,19 @@ Each closed candle of a symbol is appended to that symbol's recent bars: as many
 reads (STRATEGY_HISTORY_DAYS of them, at least LIVE_BARS), so the longest rule is warm and a
 rule long for days still remembers it (a shorter window forgot a position entered before it, and
 never signalled its exit); read again from PostgreSQL whenever a candle does not follow the last
-one seen, as when replicas share the queue, so decisions never skip a bar. The active strategies
-of the symbol are then decided by the engine itself (`domain/live.py`), and every buy or sell is
-published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager
-consumes: a buy of STRATEGY_SIGNAL_NOTIONAL at the close, a sell of what the strategy holds
-(`holdings`). The signal id is derived from (strategy, symbol, candle, side), so a candle delivered
-twice gives the same id and the risk manager decides it once. A signal is published before its
-candle is acknowledged, waiting out a broker outage; a candle that fails after its bar was
-added has the bar forgotten, so its redelivery is decided again, not taken for a duplicate.
-The active set is re-read from the database every ACTIVE_REFRESH seconds (a generation run
-changes it).
+one seen, as when replicas share the queue, and after a candle that fills a hole in them (a gap
+backfilled after the bars were read), so decisions never go on without a bar. The active
+strategies of the symbol are then decided by the engine itself (`domain/live.py`), and every
+buy or sell is published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk
+manager consumes: a buy of STRATEGY_SIGNAL_NOTIONAL at the close, a sell of what the strategy
+holds (`holdings`). When the bars were read again, a rule that changed on candles this pod did
+not see (another replica's, or a gap) and whose latest signal went the other way is signalled
+too, so no change of a rule goes unsignalled. The signal id is derived from (strategy, symbol,
+candle, side), so a candle delivered twice gives the same id and the risk manager decides it
+once. A signal is published before its candle is acknowledged, waiting out a broker outage; a
+candle that fails after its bar was added has the bar forgotten, so its redelivery is decided
+again, not taken for a duplicate. The active set is re-read from the database every
+ACTIVE_REFRESH seconds (a generation run changes it).
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.events import kline_from_message, to_millis
 from mastertrade.strategy.domain.families import Strategy, StrategyParams
 from mastertrade.strategy.domain.live import Side, latest_decisions
-from mastertrade.strategy.holdings import QUANTITY_STEP, held_quantity, signal_id
+from mastertrade.strategy.holdings import (
+    QUANTITY_STEP,
+    held_quantity,
+    last_signal_side,
+    signal_id,
+)
 from mastertrade.strategy.store import ActiveStrategy, active_strategies, recent_bars
 from mastertrade_model.topology import SIGNALS
 
@@ -60,6 +68,12 @@ class SymbolBars:
 
     def __post_init__(self) -> None:
         self.times, self.opens, self.closes = (deque(maxlen=self.window) for _ in range(3))
+
+    @property
+    def has_holes(self) -> bool:
+        """Whether minutes are missing between the first bar and the last (read while a
+        backfill had not stored them yet)."""
+        return bool(self.times) and self.times[-1] - self.times[0] + 1 != len(self.times)
 
     def append(self, minute: int, open_: float, close: float) -> bool:
         """Add a bar after the last one; False for a bar already seen (a redelivery)."""
@@ -152,9 +166,16 @@ class LiveTrader:
         minute = to_millis(kline.open_time) // 60_000
         bars = self.bars.get(kline.symbol)
         if bars is not None and bars.times and minute <= bars.times[-1]:
+            if bars.has_holes and minute > bars.times[0]:
+                # a backfilled candle, stored after the bars were read: they are read again
+                # (with it) before the next decision, which would otherwise go on without it
+                self.bars.pop(kline.symbol)
+                self.metrics.candles.labels("late").inc()
+                return
             self.metrics.candles.labels("duplicate").inc()
             return
-        if bars is None or not bars.times or minute > bars.times[-1] + 1:
+        reread = bars is None or not bars.times or minute > bars.times[-1] + 1
+        if bars is None or reread:
             # first candle of the symbol here, or a gap: replicas share the queue, and a restart
             # or an outage skips candles too, so the bars are read again before deciding
             bars = await self._reload(kline.symbol)
@@ -164,7 +185,7 @@ class LiveTrader:
         bars.append(minute, float(kline.open), float(kline.close))
         self.metrics.candles.labels("used").inc()
         try:
-            await self._decide(bars, strategies, kline.close, minute)
+            await self._decide(bars, strategies, (kline.close, minute), catch_up=reread)
         except BaseException:
             # the candle goes back undecided (redelivered, or to the dead letters): its bar is
             # forgotten, so a redelivery decides it again instead of taking it for a duplicate
@@ -176,13 +197,17 @@ class LiveTrader:
         self,
         bars: SymbolBars,
         strategies: list[tuple[ActiveStrategy, Strategy]],
-        price: Decimal,
-        minute: int,
+        candle: tuple[Decimal, int],
+        *,
+        catch_up: bool,
     ) -> None:
-        """Decide the strategies on the bars up to `minute`; publish each buy or sell, waiting
-        out a broker outage (the candle stays unacknowledged meanwhile)."""
+        """Decide the strategies on the bars up to the candle's minute; publish each buy or
+        sell at its close, waiting out a broker outage (the candle stays unacknowledged
+        meanwhile). With `catch_up` (the bars were read again), a rule that changed on candles
+        this pod did not see is signalled too."""
         if len(bars.closes) < 2:
             return
+        price, minute = candle
         decisions = await asyncio.to_thread(
             latest_decisions,
             list(bars.opens),
@@ -190,12 +215,28 @@ class LiveTrader:
             [strategy for _, strategy in strategies],
         )
         for decision in decisions:
-            if (side := decision.side) is not None:
-                active = strategies[decision.index][0]
+            active = strategies[decision.index][0]
+            side = decision.side
+            if side is None and catch_up:
+                side = await self._missed(active, wanted="buy" if decision.long else "sell")
+            if side is not None:
                 await retry_transient(
                     partial(self._publish, active, side, price, minute),
                     f"publishing strategy {active.id}'s signal",
                 )
+
+    async def _missed(self, active: ActiveStrategy, wanted: Side) -> Side | None:
+        """`wanted` when the strategy's latest signal went the other way (or, for a rule that
+        is long, when it never signalled): its rule changed on candles this pod did not see."""
+        assert self.runtime is not None
+        last = await last_signal_side(self.runtime.pool, active.id, active.symbol)
+        if last == wanted or (last is None and wanted == "sell"):
+            return None
+        logger.info(
+            "strategy %d: its rule wants a %s of %s, its latest signal was %s: a change on "
+            "candles this pod did not see, signalled now", active.id, wanted, active.symbol, last,
+        )  # fmt: skip
+        return wanted
 
     async def _quantity(self, active: ActiveStrategy, side: Side, price: Decimal) -> Decimal:
         """A buy: the notional at `price`; a sell: what the strategy holds (`holdings`)."""

@@ -3,8 +3,9 @@
 After each closed candle the strategies of a symbol are run over the recent closes with one
 extra bar appended (opened and closed at the last close): the engine fills a wish made on bar t
 at bar t + 1's open, so a position opened in that extra bar is exactly "the rule turned long on
-the latest candle" (a buy) and one closed there "the rule turned flat" (a sell). Live and
-backtest can therefore never disagree about what a rule wants.
+the latest candle" (a buy) and one closed there "the rule turned flat" (a sell), and a position
+held during it is "the rule is long now". Live and backtest can therefore never disagree about
+what a rule wants.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from mastertrade.strategy.domain.engine import BacktestConfig, build_bars, run_backtests
 from mastertrade.strategy.domain.families import Strategy
-from mastertrade.strategy.domain.kernel import CLOSED, ENTRIES
+from mastertrade.strategy.domain.kernel import CLOSED, ENTRIES, EXPOSED
 
 Side = Literal["buy", "sell"]
 LIVE_CONFIG = BacktestConfig(fee_rate=0, slippage=0, curve_points=2)
@@ -25,10 +26,12 @@ LIVE_CONFIG = BacktestConfig(fee_rate=0, slippage=0, curve_points=2)
 
 @dataclass(frozen=True)
 class Decision:
-    """What one strategy asks for after the latest close (None: nothing changes)."""
+    """What one strategy asks for after the latest close (None: nothing changes), and whether
+    its rule is long then (in a position, whether or not it entered on this close)."""
 
     index: int
     side: Side | None
+    long: bool = False
 
 
 def latest_decisions(
@@ -49,5 +52,5 @@ def latest_decisions(
             side = "buy"
         elif final[CLOSED] > 0:
             side = "sell"
-        decisions.append(Decision(index, side))
+        decisions.append(Decision(index, side, long=final[EXPOSED] > 0))
     return decisions
