@@ -710,12 +710,12 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
 ) -> None:
     """A market data outage: candles 101 and 102 are backfilled (stored) while 103 comes live
     first. The rule turned flat on 101, so no edge is on 103; the strategy's latest signal was
-    its buy, so the pod that reads the bars again sells at 103. The backfilled candles then
-    published change nothing, and the next rise buys as usual."""
+    its buy, so the pod that reads the bars again sells at 103, with the id of 101's sell. The
+    backfilled candles then published change nothing, and the next rise buys as usual."""
     symbol = "TESTCATCHUP"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
-    await momentum_after_a_fall(url, symbol, start)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
     falls = [candle(symbol, start + timedelta(minutes=m), o, c)
              for m, o, c in ((101, "950", "940"), (102, "940", "930"))]  # fmt: skip
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
@@ -742,6 +742,9 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", rise)
         published = await signals.wait_for(f"signal.{symbol}", 3, timeout=60)
     sides = [(s["side"], Decimal(s["price"]), Decimal(s["quantity"])) for s in published]
+    # the id a pod seeing candle 101 live would have sent: the risk manager decides one of them
+    minute_101 = int((start + timedelta(minutes=101)).timestamp()) // 60
+    assert published[1]["signal_id"] == signal_id(strategy_id, symbol, minute_101, "sell")
     bought = Decimal(buy["quantity"])
     assert sides[:2] == [("buy", Decimal(950), bought), ("sell", Decimal(920), Decimal("0.1"))]
     assert sides[2][:2] == ("buy", Decimal(925))

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from mastertrade.strategy.domain.families import AllOf, Momentum, Strategy
-from mastertrade.strategy.domain.live import latest_decisions
+from mastertrade.strategy.domain.live import latest_changes, latest_decisions
 from mastertrade.strategy.live import LIVE_BARS, LiveTrader, SymbolBars
 from tests.strategy.reference import leg_wants
 from tests.strategy.test_engine_reference import random_walk
@@ -84,3 +84,20 @@ def test_bars_read_while_a_backfill_was_pending_have_holes() -> None:
     for minute in (7, 8, 9):
         bars.append(minute, 1.0, 1.0)
     assert not bars.has_holes  # 6, 7, 8, 9
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_latest_changes_name_the_close_each_rule_last_changed_on(seed: int) -> None:
+    """Against the reference wishes: the latest close t of the last few whose wish differs from
+    close t - 1's (the close a live pod seeing it would have signalled on)."""
+    opens, closes = random_walk(seed, 200, 0.01)
+    wishes = {i: reference_wishes(s, closes) for i, s in enumerate(EVERY_FAMILY)}
+    found = set()
+    for end, lookback in ((120, 30), (160, 6), (200, 3)):
+        changes = latest_changes(opens[:end], closes[:end], EVERY_FAMILY, lookback)
+        for index, change in enumerate(changes):
+            wish = wishes[index][:end]
+            moved = [t for t in range(end - lookback, end) if wish[t] != wish[t - 1]]
+            assert change == (moved[-1] if moved else None), (EVERY_FAMILY[index], end)
+            found.add(change is None)
+    assert found == {True, False}

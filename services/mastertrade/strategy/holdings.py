@@ -11,7 +11,7 @@ what it has not sold yet is spoken for.
   a position that rose behind, and asks for more than it bought of one that fell).
 - A strategy whose rule changed on candles its pod did not see (read from PostgreSQL later)
   signals the change once it sees it: its latest signal, as the risk manager decided it
-  (`last_signal_side`), says which way it last asked to go.
+  (`last_signal`), says which way it last asked to go.
 - A strategy retired with a position sells it (`closing_signal`), queued in the transaction
   that retires it and published through the outbox: the same signal id on every retry, so the
   risk manager decides it once.
@@ -19,6 +19,7 @@ what it has not sold yet is spoken for.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import ROUND_DOWN, Decimal
 
 import asyncpg
@@ -43,7 +44,7 @@ SELECT COALESCE(sum(CASE
 FROM mine WHERE environment = (SELECT environment FROM latest)
 """
 LAST_SIGNAL = """
-SELECT side FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2
+SELECT side, signal_id FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2
 ORDER BY decided_at DESC LIMIT 1
 """
 LAST_CLOSE = """
@@ -54,6 +55,14 @@ SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_ti
 def signal_id(strategy_id: int, symbol: str, moment: int | str, side: Side) -> str:
     """The id of a strategy's signal: one per (strategy, symbol, candle or event, side)."""
     return f"{_prefix(strategy_id)}{symbol}-{moment}-{side}"
+
+
+def after(last_signal_id: str | None) -> str:
+    """The moment (for `signal_id`) of a signal that follows the strategy's latest signal
+    `last_signal_id` (None: it has none), for a change the candle of which is unknown: every pod
+    that reads the same latest signal makes the same id."""
+    anchor = hashlib.sha256((last_signal_id or "").encode()).hexdigest()[:12]
+    return f"after{anchor}"
 
 
 def _prefix(strategy_id: int) -> str:
@@ -68,13 +77,13 @@ async def held_quantity(
     return max(Decimal(held), Decimal(0)).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
 
-async def last_signal_side(
+async def last_signal(
     connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str
-) -> Side | None:
-    """The side of the strategy's latest signal the risk manager decided (approved or not),
-    None before its first."""
-    side: Side | None = await connection.fetchval(LAST_SIGNAL, f"{_prefix(strategy_id)}%", symbol)
-    return side
+) -> tuple[Side, str] | None:
+    """The side and id of the strategy's latest signal the risk manager decided (approved or
+    not), None before its first."""
+    row = await connection.fetchrow(LAST_SIGNAL, f"{_prefix(strategy_id)}%", symbol)
+    return None if row is None else (row["side"], row["signal_id"])
 
 
 async def closing_signal(

@@ -40,11 +40,12 @@ from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.events import kline_from_message, to_millis
 from mastertrade.strategy.domain.families import Strategy, StrategyParams
-from mastertrade.strategy.domain.live import Side, latest_decisions
+from mastertrade.strategy.domain.live import Decision, Side, latest_changes, latest_decisions
 from mastertrade.strategy.holdings import (
     QUANTITY_STEP,
+    after,
     held_quantity,
-    last_signal_side,
+    last_signal,
     signal_id,
 )
 from mastertrade.strategy.store import ActiveStrategy, active_strategies, recent_bars
@@ -54,6 +55,7 @@ logger = logging.getLogger("mastertrade.strategy.live")
 
 LIVE_BARS = 4096  # the fewest: above the longest window a family declares (1440) plus EMA settling
 ACTIVE_REFRESH = 30.0
+CATCH_UP_BARS = 1440  # how far back a missed change gets the id of the candle it happened on
 PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
 
 
@@ -214,29 +216,51 @@ class LiveTrader:
             list(bars.closes),
             [strategy for _, strategy in strategies],
         )
-        for decision in decisions:
-            active = strategies[decision.index][0]
-            side = decision.side
-            if side is None and catch_up:
-                side = await self._missed(active, wanted="buy" if decision.long else "sell")
-            if side is not None:
-                await retry_transient(
-                    partial(self._publish, active, side, price, minute),
-                    f"publishing strategy {active.id}'s signal",
-                )
+        signals: list[tuple[ActiveStrategy, Side, int | str]] = [
+            (strategies[d.index][0], d.side, minute) for d in decisions if d.side
+        ]
+        if catch_up:
+            signals += await self._missed(bars, strategies, [d for d in decisions if not d.side])
+        for active, side, moment in signals:
+            await retry_transient(
+                partial(self._publish, active, side, price, moment),
+                f"publishing strategy {active.id}'s signal",
+            )
 
-    async def _missed(self, active: ActiveStrategy, wanted: Side) -> Side | None:
-        """`wanted` when the strategy's latest signal went the other way (or, for a rule that
-        is long, when it never signalled): its rule changed on candles this pod did not see."""
+    async def _missed(
+        self,
+        bars: SymbolBars,
+        strategies: list[tuple[ActiveStrategy, Strategy]],
+        unchanged: list[Decision],
+    ) -> list[tuple[ActiveStrategy, Side, int | str]]:
+        """The signals of rules that changed on candles this pod did not see: the rule wants
+        the other way than the strategy's latest decided signal (or is long, and it never
+        signalled). Each has the id the candle it changed on would have given it, so a pod
+        that saw that candle and sends it meanwhile sends the same signal; a change older than
+        CATCH_UP_BARS has an id made from the latest signal's."""
         assert self.runtime is not None
-        last = await last_signal_side(self.runtime.pool, active.id, active.symbol)
-        if last == wanted or (last is None and wanted == "sell"):
-            return None
-        logger.info(
-            "strategy %d: its rule wants a %s of %s, its latest signal was %s: a change on "
-            "candles this pod did not see, signalled now", active.id, wanted, active.symbol, last,
-        )  # fmt: skip
-        return wanted
+        behind: list[tuple[ActiveStrategy, Strategy, Side, str | None]] = []
+        for decision in unchanged:
+            active, rule = strategies[decision.index]
+            wanted: Side = "buy" if decision.long else "sell"
+            last = await last_signal(self.runtime.pool, active.id, active.symbol)
+            if (last[0] if last else "sell") != wanted:
+                behind.append((active, rule, wanted, last[1] if last else None))
+        if not behind:
+            return []
+        rules = [rule for _, rule, _, _ in behind]
+        changed = await asyncio.to_thread(
+            latest_changes, list(bars.opens), list(bars.closes), rules, CATCH_UP_BARS
+        )
+        found: list[tuple[ActiveStrategy, Side, int | str]] = []
+        for (active, _, wanted, last_id), index in zip(behind, changed, strict=True):
+            moment = bars.times[index] if index is not None else after(last_id)
+            logger.info(
+                "strategy %d: its rule wants a %s of %s since candle %s, which this pod did not "
+                "see: signalled now", active.id, wanted, active.symbol, moment,
+            )  # fmt: skip
+            found.append((active, wanted, moment))
+        return found
 
     async def _quantity(self, active: ActiveStrategy, side: Side, price: Decimal) -> Decimal:
         """A buy: the notional at `price`; a sell: what the strategy holds (`holdings`)."""
@@ -246,7 +270,7 @@ class LiveTrader:
         return (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
     async def _publish(
-        self, active: ActiveStrategy, side: Side, price: Decimal, minute: int
+        self, active: ActiveStrategy, side: Side, price: Decimal, moment: int | str
     ) -> None:
         assert self.runtime is not None
         quantity = await self._quantity(active, side, price)
@@ -257,7 +281,7 @@ class LiveTrader:
             )  # fmt: skip
             return
         signal = Signal(
-            signal_id=signal_id(active.id, active.symbol, minute, side),
+            signal_id=signal_id(active.id, active.symbol, moment, side),
             strategy_id=str(active.id),
             symbol=active.symbol,
             side=side,

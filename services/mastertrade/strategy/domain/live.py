@@ -54,3 +54,29 @@ def latest_decisions(
             side = "sell"
         decisions.append(Decision(index, side, long=final[EXPOSED] > 0))
     return decisions
+
+
+def latest_changes(
+    opens: Sequence[float],
+    closes: Sequence[float],
+    strategies: Sequence[Strategy],
+    lookback: int,
+) -> list[int | None]:
+    """For each strategy, the index of the latest of the last `lookback` closes on which its
+    rule changed (the close whose candle signalled it, live), None when none did. One run with
+    a segment per recent bar: a bar whose segment entered or left was filled on the change of
+    the close before it."""
+    if not strategies:
+        return []
+    n_closes = len(closes)
+    last = float(closes[-1])
+    bars = build_bars(np.append(opens, last), np.append(closes, last))
+    first = max(1, n_closes + 1 - lookback)
+    edges = [0, *range(first, n_closes + 2)]
+    run = run_backtests(bars, strategies, LIVE_CONFIG, edges)
+    changes: list[int | None] = []
+    for index in range(len(strategies)):
+        segments = run.stats[index, 1 : len(edges) - 1]
+        moved = np.flatnonzero(segments[:, ENTRIES] + segments[:, CLOSED] > 0)
+        changes.append(int(first + moved[-1] - 1) if moved.size else None)
+    return changes
