@@ -213,6 +213,10 @@ async def test_csv_export_streams_every_row(client: httpx.AsyncClient, database_
     exports = Exports(ExportLimits(most=1, seconds=60))
     try:
         chunks = [chunk async for chunk in await exports.open(pool, CANDLES, sql, args)]
+        for _ in range(3):  # a query the database refuses gives its place back, once
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await exports.open(pool, CANDLES, "SELECT 1 / 0", [])
+        assert exports.running == 0
         again = [chunk async for chunk in await exports.open(pool, CANDLES, sql, args)]
     finally:
         await pool.close()

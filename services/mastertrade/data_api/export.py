@@ -71,10 +71,12 @@ class Exports:
             )
         self.running += 1
         try:
-            held = await _Held.take(pool, sql, args, self._ended)
+            connection = await pool.acquire()
         except BaseException:
             self.running -= 1
             raise
+        held = _Held(pool, connection, connection.transaction(readonly=True), self._ended)
+        await held.start(sql, args)  # on failure it gives the connection and the place back
         held.cut_off_after(self.limits.seconds)
         return _chunks(resource, held)
 
@@ -103,20 +105,15 @@ class _Held:
         self._timer: asyncio.TimerHandle | None = None
         self._cutting: asyncio.Task[None] | None = None
 
-    @classmethod
-    async def take(
-        cls, pool: asyncpg.Pool, sql: str, args: list[Any], on_end: Callable[[], None]
-    ) -> _Held:
-        connection = await pool.acquire()
-        held = cls(pool, connection, connection.transaction(readonly=True), on_end)
+    async def start(self, sql: str, args: list[Any]) -> None:
+        """Open the cursor and read the first batch; released again when that fails."""
         try:
-            await held.transaction.start()
-            held.cursor = await connection.cursor(sql, *args)
-            held.first = await held.cursor.fetch(BATCH_ROWS)
+            await self.transaction.start()
+            self.cursor = await self.connection.cursor(sql, *args)
+            self.first = await self.cursor.fetch(BATCH_ROWS)
         except BaseException:
-            await held.release()
+            await self.release()
             raise
-        return held
 
     def cut_off_after(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -148,8 +145,10 @@ class _Held:
                 if not self.connection.is_closed():
                     await self.transaction.rollback()
             finally:
-                await self.pool.release(self.connection)
-                self._on_end()
+                try:
+                    await self.pool.release(self.connection)
+                finally:
+                    self._on_end()
 
 
 async def _chunks(resource: Resource, held: _Held) -> AsyncIterator[bytes]:
