@@ -584,7 +584,7 @@ def candle(symbol: str, minute: datetime, open_: str, close: str) -> dict[str, A
     )  # fmt: skip
 
 
-async def momentum_after_a_fall(url: str, symbol: str, start: datetime) -> int:
+async def momentum_after_a_fall(url: str, symbol: str, start: datetime, lookback: int = 1) -> int:
     """100 falling minutes of `symbol` from `start` (momentum(1 bar, 0) is flat at the end of
     them) and an active momentum strategy on it; the strategy's id."""
     connection = await asyncpg.connect(url)
@@ -595,7 +595,7 @@ async def momentum_after_a_fall(url: str, symbol: str, start: datetime) -> int:
             [(symbol, start + timedelta(minutes=i), Decimal(1000 - i), Decimal(999 - i))
              for i in range(100)],
         )  # fmt: skip
-        rule = {"family": "momentum", "lookback": 1, "threshold": 0.0}
+        rule = {"family": "momentum", "lookback": lookback, "threshold": 0.0}
         parameters = json.dumps({"symbol": symbol, "strategy": rule})
         strategy_id: int = await connection.fetchval(
             "INSERT INTO strategies (name, status, parameters, symbol, family) "
@@ -610,9 +610,9 @@ async def momentum_after_a_fall(url: str, symbol: str, start: datetime) -> int:
 @asynccontextmanager
 async def live_strategies(
     env: dict[str, str], rabbitmq_url: str, symbol: str
-) -> AsyncIterator[tuple[AbstractChannel, Recorder]]:
-    """The strategy service running, a channel to publish candles on, and a recorder of the
-    signals of `symbol`."""
+) -> AsyncIterator[tuple[AbstractChannel, Recorder, httpx.AsyncClient]]:
+    """The strategy service running, a channel to publish candles on, a recorder of the
+    signals of `symbol`, and a client of the service."""
     async with (
         recording(rabbitmq_url) as (_, channel),
         running(build_app("strategy_service", env)) as client,
@@ -622,7 +622,7 @@ async def live_strategies(
         signals = Recorder()
         await queue.consume(signals.on_message)
         await wait_for_status(client, "/health", 200)
-        yield channel, signals
+        yield channel, signals, client
 
 
 async def filled(url: str, signal: dict[str, Any], quantity: str, status: str = "filled") -> None:
@@ -658,7 +658,7 @@ async def test_active_strategy_turns_candles_into_signals(
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
-    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
         up = candle(symbol, start + timedelta(minutes=100), "900", "950")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)  # redelivered
@@ -718,7 +718,7 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
     strategy_id = await momentum_after_a_fall(url, symbol, start)
     falls = [candle(symbol, start + timedelta(minutes=m), o, c)
              for m, o, c in ((101, "950", "940"), (102, "940", "930"))]  # fmt: skip
-    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
         up = candle(symbol, start + timedelta(minutes=100), "900", "950")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
@@ -750,6 +750,139 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
     assert sides[2][:2] == ("buy", Decimal(925))
 
 
+async def store_candles(
+    url: str, symbol: str, start: datetime, bars: list[tuple[int, str]]
+) -> None:
+    """Store (minute, close) candles opened at the close before, as the collector does."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.executemany(
+            "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
+            "VALUES ($1, '1m', $2, $3, $3, $3, $3, 1)",
+            [(symbol, start + timedelta(minutes=m), Decimal(close)) for m, close in bars],
+        )  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def candles_counted(client: httpx.AsyncClient, outcome: str = "used") -> float:
+    """The strategy service's count of candles with `outcome` (used, ignored, duplicate)."""
+    metrics = (await client.get("/metrics")).text
+    key = f'mastertrade_strategy_candles_total{{outcome="{outcome}"}}'
+    found = [line for line in metrics.splitlines() if line.startswith(key)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+async def wait_counted(client: httpx.AsyncClient, count: int, outcome: str = "used") -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while await candles_counted(client, outcome) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{count} candles not {outcome}"
+        await asyncio.sleep(0.1)
+
+
+async def test_bars_read_with_a_hole_are_read_again_once_the_backfill_stored_it(
+    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Momentum over 2 bars. Candle 103 comes live while 101 and 102 are not stored yet; the
+    backfill then stores them without publishing them. Deciding 104 on bars without them, the
+    rule compares 104 with 100 and sells (wrongly); read again, it compares 104 with 102 and
+    stays long, and the sell comes at 105's fall."""
+    monkeypatch.setattr(live_module, "HOLES_REREAD_SECONDS", 0.0)  # every candle checks
+    symbol = "TESTHOLES"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(url, symbol, start, lookback=2)  # closes 999 down to 900
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, client):
+        for minute, close in ((100, "950"), (103, "960")):
+            if minute == 103:
+                [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+                await filled(url, buy, "0.1")
+            await store_candles(url, symbol, start, [(minute, close)])
+            bar = candle(symbol, start + timedelta(minutes=minute), close, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        await wait_counted(client, 2)  # 103 decided on the bars with the hole
+        await store_candles(url, symbol, start, [(101, "890"), (102, "880")])  # the backfill
+        for minute, close in ((104, "940"), (105, "800")):
+            await store_candles(url, symbol, start, [(minute, close)])
+            bar = candle(symbol, start + timedelta(minutes=minute), close, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    assert [(s["side"], Decimal(s["price"])) for s in published] == [
+        ("buy", Decimal(950)),
+        ("sell", Decimal(800)),
+    ]
+
+
+async def test_a_strategy_retired_after_its_pod_read_the_active_set_sends_nothing(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """The pod reads the active set every 30 s; a run retires the strategy meanwhile (and
+    queues the sell of what it holds): the rise that would have bought sends nothing."""
+    symbol = "TESTRETIRED"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, client):
+        for minute, close in ((100, "899"), (101, "950"), (102, "951")):
+            if minute == 101:  # the pod has read the active set, with the strategy in it
+                await wait_counted(client, 1)
+                connection = await asyncpg.connect(url)
+                try:
+                    await connection.execute(
+                        "UPDATE strategies SET status = 'retired' WHERE id = $1", strategy_id
+                    )
+                finally:
+                    await connection.close()
+            await store_candles(url, symbol, start, [(minute, close)])
+            bar = candle(symbol, start + timedelta(minutes=minute), close, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        await wait_counted(client, 1, "ignored")  # 102: the active set read again, without it
+    assert signals.of(f"signal.{symbol}") == []
+
+
+async def test_a_strategy_activated_while_its_rule_is_long_buys_at_its_first_candle(
+    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Strategy B (momentum over 3 bars) is activated while the pod trades A on the same
+    symbol: its rule turned long on candle 100, before it traded, so its first candle (101, no
+    change) buys, with the id 100 would have given it; A's decisions go on as before."""
+    monkeypatch.setattr(live_module, "ACTIVE_REFRESH", 0.0)  # the active set read every candle
+    symbol = "TESTJOIN"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(url, symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, client):
+        for minute, close in ((100, "950"), (101, "960")):
+            if minute == 101:
+                await wait_counted(client, 1)
+                joined = await activate_momentum(url, symbol, lookback=3)
+            await store_candles(url, symbol, start, [(minute, close)])
+            bar = candle(symbol, start + timedelta(minutes=minute), close, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    minute_100 = int((start + timedelta(minutes=100)).timestamp()) // 60
+    assert [(s["strategy_id"], s["side"], Decimal(s["price"])) for s in published][1] == (
+        str(joined),
+        "buy",
+        Decimal(960),
+    )
+    assert published[1]["signal_id"] == signal_id(joined, symbol, minute_100, "buy")
+
+
+async def activate_momentum(url: str, symbol: str, lookback: int) -> int:
+    rule = {"family": "momentum", "lookback": lookback, "threshold": 0.0}
+    connection = await asyncpg.connect(url)
+    try:
+        strategy_id: int = await connection.fetchval(
+            "INSERT INTO strategies (name, status, parameters, symbol, family) "
+            "VALUES ($1, 'active', $2::jsonb, $3, 'momentum') RETURNING id",
+            f"joins {symbol}", json.dumps({"symbol": symbol, "strategy": rule}), symbol,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    return strategy_id
+
+
 async def test_a_sell_of_nothing_held_is_not_signalled(
     trading_env: dict[str, str], rabbitmq_url: str
 ) -> None:
@@ -758,7 +891,7 @@ async def test_a_sell_of_nothing_held_is_not_signalled(
     symbol = "TESTNOHOLD"
     start = NOW - timedelta(minutes=200)
     await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
-    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
         for minute, open_, close in ((100, "900", "950"), (101, "950", "940"),
                                      (102, "940", "945")):  # fmt: skip
             bar = candle(symbol, start + timedelta(minutes=minute), open_, close)
@@ -785,7 +918,7 @@ async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers
         await real_publish(*args)
 
     monkeypatch.setattr(live_module, "publish_json", flaky_publish)
-    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals):
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
         up = candle(symbol, start + timedelta(minutes=100), "900", "950")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=30)

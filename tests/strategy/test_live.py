@@ -72,18 +72,18 @@ def test_a_position_entered_days_ago_is_still_exited_live() -> None:
 
 
 def test_bars_read_while_a_backfill_was_pending_have_holes() -> None:
-    """Bars with a minute missing inside them are read again when that minute's candle comes
-    (the live trader forgets them); consecutive bars, or bars whose window slid past an old
-    hole, have none."""
-    bars = SymbolBars(window=4)
+    """A minute missing among the latest bars is a hole (the live trader reads them again);
+    consecutive bars, or a hole older than the bars looked at, are not."""
+    bars = SymbolBars(window=8)
     for minute in (1, 2, 3):
         bars.append(minute, 1.0, 1.0)
-    assert not bars.has_holes
+    assert not bars.holes_within(8)
     bars.append(6, 1.0, 1.0)
-    assert bars.has_holes
+    assert bars.holes_within(8) and bars.holes_within(2)
     for minute in (7, 8, 9):
         bars.append(minute, 1.0, 1.0)
-    assert not bars.has_holes  # 6, 7, 8, 9
+    assert bars.holes_within(8)  # 1 2 3 6 7 8 9: 4 and 5 missing
+    assert not bars.holes_within(4)  # 6 7 8 9
 
 
 @pytest.mark.parametrize("seed", [4, 5])

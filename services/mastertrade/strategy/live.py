@@ -3,20 +3,23 @@
 Each closed candle of a symbol is appended to that symbol's recent bars: as many as a backtest
 reads (STRATEGY_HISTORY_DAYS of them, at least LIVE_BARS), so the longest rule is warm and a
 rule long for days still remembers it (a shorter window forgot a position entered before it, and
-never signalled its exit); read again from PostgreSQL whenever a candle does not follow the last
-one seen, as when replicas share the queue, and after a candle that fills a hole in them (a gap
-backfilled after the bars were read), so decisions never go on without a bar. The active
-strategies of the symbol are then decided by the engine itself (`domain/live.py`), and every
-buy or sell is published on `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk
-manager consumes: a buy of STRATEGY_SIGNAL_NOTIONAL at the close, a sell of what the strategy
-holds (`holdings`). When the bars were read again, a rule that changed on candles this pod did
-not see (another replica's, or a gap) and whose latest signal went the other way is signalled
-too, so no change of a rule goes unsignalled. The signal id is derived from (strategy, symbol,
+never signalled its exit). The bars are read again from PostgreSQL whenever a candle does not
+follow the last one seen (replicas share the queue; a restart or an outage skips candles too),
+and every HOLES_REREAD_SECONDS while minutes are missing among the recent ones (a backfill
+stores a gap's candles without publishing them). The active strategies of the symbol are then
+decided by the engine itself (`domain/live.py`), and every buy or sell is published on
+`mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager consumes: a buy of
+STRATEGY_SIGNAL_NOTIONAL at the close, a sell of what the strategy holds (`holdings`). After
+the bars were read again, and for a strategy this pod decides for the first time, a rule that
+changed on candles this pod did not see and whose latest signal went the other way is signalled
+too, with the id of the candle it changed on: no change of a rule goes unsignalled, and a pod
+that saw that candle sends the same signal id. The signal id is derived from (strategy, symbol,
 candle, side), so a candle delivered twice gives the same id and the risk manager decides it
 once. A signal is published before its candle is acknowledged, waiting out a broker outage; a
 candle that fails after its bar was added has the bar forgotten, so its redelivery is decided
 again, not taken for a duplicate. The active set is re-read from the database every
-ACTIVE_REFRESH seconds (a generation run changes it).
+ACTIVE_REFRESH seconds (a generation run changes it), and a strategy retired meanwhile sends
+nothing.
 """
 
 from __future__ import annotations
@@ -48,13 +51,14 @@ from mastertrade.strategy.holdings import (
     last_signal,
     signal_id,
 )
-from mastertrade.strategy.store import ActiveStrategy, active_strategies, recent_bars
+from mastertrade.strategy.store import ActiveStrategy, active_strategies, is_active, recent_bars
 from mastertrade_model.topology import SIGNALS
 
 logger = logging.getLogger("mastertrade.strategy.live")
 
 LIVE_BARS = 4096  # the fewest: above the longest window a family declares (1440) plus EMA settling
 ACTIVE_REFRESH = 30.0
+HOLES_REREAD_SECONDS = 120.0
 CATCH_UP_BARS = 1440  # how far back a missed change gets the id of the candle it happened on
 PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
 
@@ -71,11 +75,13 @@ class SymbolBars:
     def __post_init__(self) -> None:
         self.times, self.opens, self.closes = (deque(maxlen=self.window) for _ in range(3))
 
-    @property
-    def has_holes(self) -> bool:
-        """Whether minutes are missing between the first bar and the last (read while a
-        backfill had not stored them yet)."""
-        return bool(self.times) and self.times[-1] - self.times[0] + 1 != len(self.times)
+    def holes_within(self, last: int) -> bool:
+        """Whether minutes are missing among the `last` latest bars (read while a backfill had
+        not stored them yet)."""
+        if not self.times:
+            return False
+        count = min(last, len(self.times))
+        return self.times[-1] - self.times[-count] != count - 1
 
     def append(self, minute: int, open_: float, close: float) -> bool:
         """Add a bar after the last one; False for a bar already seen (a redelivery)."""
@@ -112,6 +118,8 @@ class LiveTrader:
         self.runtime: Runtime | None = None
         self._metrics: LiveMetrics | None = None
         self.bars: dict[str, SymbolBars] = {}
+        self._read_at: dict[str, float] = {}  # when each symbol's bars were read, monotonic
+        self._decided: set[int] = set()  # the strategies this pod has decided before
         self._active: list[tuple[ActiveStrategy, Strategy]] = []
         self._loaded_at = float("-inf")
         # the consumer runs handlers concurrently; candles must be applied one at a time, in order
@@ -141,9 +149,20 @@ class LiveTrader:
         """Read the active set again on the next candle (after a run activated others)."""
         self._loaded_at = float("-inf")
 
+    def _stale(self, symbol: str, bars: SymbolBars, minute: int) -> bool:
+        """Whether the bars must be read again before deciding `minute`: none yet, or a gap
+        before it (replicas share the queue; a restart or an outage skips candles too), or
+        recent minutes missing from them (a backfill stores a gap's candles without publishing
+        them), checked again every HOLES_REREAD_SECONDS."""
+        if not bars.times or minute > bars.times[-1] + 1:
+            return True
+        due = time.monotonic() - self._read_at.get(symbol, float("-inf")) >= HOLES_REREAD_SECONDS
+        return due and bars.holes_within(CATCH_UP_BARS)
+
     async def _reload(self, symbol: str) -> SymbolBars:
         """The symbol's recent bars as PostgreSQL has them."""
         assert self.runtime is not None
+        self._read_at[symbol] = time.monotonic()
         bars = SymbolBars(self.window)
         for opened, open_, close in await recent_bars(self.runtime.pool, symbol, self.window):
             bars.append(to_millis(opened) // 60_000, open_, close)
@@ -168,19 +187,12 @@ class LiveTrader:
         minute = to_millis(kline.open_time) // 60_000
         bars = self.bars.get(kline.symbol)
         if bars is not None and bars.times and minute <= bars.times[-1]:
-            if bars.has_holes and minute > bars.times[0]:
-                # a backfilled candle, stored after the bars were read: they are read again
-                # (with it) before the next decision, which would otherwise go on without it
-                self.bars.pop(kline.symbol)
-                self.metrics.candles.labels("late").inc()
-                return
             self.metrics.candles.labels("duplicate").inc()
             return
-        reread = bars is None or not bars.times or minute > bars.times[-1] + 1
-        if bars is None or reread:
-            # first candle of the symbol here, or a gap: replicas share the queue, and a restart
-            # or an outage skips candles too, so the bars are read again before deciding
-            bars = await self._reload(kline.symbol)
+        if bars is None or self._stale(kline.symbol, bars, minute):
+            bars, reread = await self._reload(kline.symbol), True
+        else:
+            reread = False
         if bars.times and minute < bars.times[-1]:
             self.metrics.candles.labels("late").inc()  # newer candles are stored already
             return
@@ -205,8 +217,10 @@ class LiveTrader:
     ) -> None:
         """Decide the strategies on the bars up to the candle's minute; publish each buy or
         sell at its close, waiting out a broker outage (the candle stays unacknowledged
-        meanwhile). With `catch_up` (the bars were read again), a rule that changed on candles
-        this pod did not see is signalled too."""
+        meanwhile), unless the strategy was retired meanwhile. With `catch_up` (the bars were
+        read again), and for a strategy this pod decides for the first time, a rule that
+        changed on candles this pod did not see is signalled too."""
+        assert self.runtime is not None
         if len(bars.closes) < 2:
             return
         price, minute = candle
@@ -219,9 +233,19 @@ class LiveTrader:
         signals: list[tuple[ActiveStrategy, Side, int | str]] = [
             (strategies[d.index][0], d.side, minute) for d in decisions if d.side
         ]
-        if catch_up:
-            signals += await self._missed(bars, strategies, [d for d in decisions if not d.side])
+        unchanged = [
+            d for d in decisions
+            if not d.side and (catch_up or strategies[d.index][0].id not in self._decided)
+        ]  # fmt: skip
+        signals += await self._missed(bars, strategies, unchanged)
+        self._decided.update(active.id for active, _ in strategies)
         for active, side, moment in signals:
+            if not await is_active(self.runtime.pool, active.id):
+                logger.info(
+                    "strategy %d was retired meanwhile: its %s is not sent", active.id, side
+                )
+                self.refresh()
+                continue
             await retry_transient(
                 partial(self._publish, active, side, price, moment),
                 f"publishing strategy {active.id}'s signal",
@@ -239,6 +263,8 @@ class LiveTrader:
         that saw that candle and sends it meanwhile sends the same signal; a change older than
         CATCH_UP_BARS has an id made from the latest signal's."""
         assert self.runtime is not None
+        if not unchanged:
+            return []
         behind: list[tuple[ActiveStrategy, Strategy, Side, str | None]] = []
         for decision in unchanged:
             active, rule = strategies[decision.index]

@@ -344,6 +344,13 @@ async def active_strategies(pool: asyncpg.Pool) -> list[ActiveStrategy]:
     return [ActiveStrategy(r["id"], r["symbol"], json.loads(r["parameters"])) for r in rows]
 
 
+async def is_active(pool: asyncpg.Pool, strategy_id: int) -> bool:
+    """Whether the strategy is active now (a run may have retired it since it was read)."""
+    return bool(
+        await pool.fetchval("SELECT status = 'active' FROM strategies WHERE id = $1", strategy_id)
+    )
+
+
 async def recent_bars(
     pool: asyncpg.Pool, symbol: str, limit: int
 ) -> list[tuple[datetime, float, float]]:
