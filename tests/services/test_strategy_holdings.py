@@ -16,7 +16,7 @@ import pytest
 from mastertrade.core.messages import Signal
 from mastertrade.strategy.active_set import apply_run_choice
 from mastertrade.strategy.domain.live import Side
-from mastertrade.strategy.holdings import held_quantity, signal_id
+from mastertrade.strategy.holdings import held_quantity, last_signal, signal_id
 from mastertrade_model.topology import SIGNALS
 
 SYMBOL = "HOLDUSDT"
@@ -125,3 +125,21 @@ async def test_a_run_retiring_a_strategy_queues_the_sell_of_what_it_holds(
     )
     statuses = {row["id"]: row["status"] for row in rows}
     assert statuses == {holder: "retired", empty: "retired", chosen: "active"}
+
+
+async def test_the_latest_signal_is_the_later_candle_when_decided_together(
+    connection: asyncpg.Connection,
+) -> None:
+    """A batch of the risk manager decides with one now(): the minute in the id breaks the tie."""
+    assert await last_signal(connection, 5, SYMBOL) is None
+    for minute, side in ((7, "sell"), (5, "buy"), (6, "buy")):
+        await connection.execute(
+            "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+            "requested_quantity, approved_quantity, price, decided_at) "
+            "VALUES ($1, 'paper', $2, $3, 'approved', 1, 1, 100, '2026-01-01T00:00Z')",
+            signal_id(5, SYMBOL, 28_000_000 + minute, side), SYMBOL, side,  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert await last_signal(connection, 5, SYMBOL) == (
+        "sell",
+        signal_id(5, SYMBOL, 28_000_007, "sell"),
+    )

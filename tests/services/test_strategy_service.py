@@ -43,7 +43,7 @@ from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
 from mastertrade.strategy.domain.metrics import build_result
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler, holding
-from mastertrade.strategy.holdings import signal_id
+from mastertrade.strategy.holdings import after, signal_id
 from mastertrade.strategy.jobs import job_shard, run_shard
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
@@ -867,6 +867,35 @@ async def test_a_strategy_activated_while_its_rule_is_long_buys_at_its_first_can
         Decimal(960),
     )
     assert published[1]["signal_id"] == signal_id(joined, symbol, minute_100, "buy")
+
+
+async def test_a_strategy_activated_again_while_long_buys_anew(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """The strategy bought on candle 100, was retired (its holding sold) and activated again
+    while its rule is still long: the pod reading its bars again buys, with an id of its own
+    (100's buy is decided already, so sending it again would buy nothing)."""
+    symbol = "TESTAGAIN"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
+        await store_candles(url, symbol, start, [(100, "950")])
+        up = candle(symbol, start + timedelta(minutes=100), "950", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+        await filled(url, buy, "0.1")
+        retired_sell = {"signal_id": signal_id(strategy_id, symbol, "retired-7", "sell"),
+                        "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
+        await filled(url, retired_sell, "0.1")  # retired, then activated again
+        await store_candles(url, symbol, start, [(101, "960"), (102, "970")])
+        later = candle(symbol, start + timedelta(minutes=102), "960", "970")  # 101 not seen
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        [_, again] = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    assert (again["side"], Decimal(again["price"])) == ("buy", Decimal(970))
+    assert again["signal_id"] == signal_id(
+        strategy_id, symbol, after(retired_sell["signal_id"]), "buy"
+    )
 
 
 async def activate_momentum(url: str, symbol: str, lookback: int) -> int:

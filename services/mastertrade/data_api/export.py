@@ -101,6 +101,7 @@ class _Held:
         self.cut_off = False
         self._on_end = on_end
         self._released = False
+        self._started = False
         self._lock = asyncio.Lock()  # a fetch and the release never overlap
         self._timer: asyncio.TimerHandle | None = None
         self._cutting: asyncio.Task[None] | None = None
@@ -109,6 +110,7 @@ class _Held:
         """Open the cursor and read the first batch; released again when that fails."""
         try:
             await self.transaction.start()
+            self._started = True
             self.cursor = await self.connection.cursor(sql, *args)
             self.first = await self.cursor.fetch(BATCH_ROWS)
         except BaseException:
@@ -142,8 +144,8 @@ class _Held:
                 return
             self._released = True
             try:
-                if not self.connection.is_closed():
-                    await self.transaction.rollback()
+                if self._started and not self.connection.is_closed():
+                    await self.transaction.rollback()  # (a failed start has nothing to end)
             finally:
                 try:
                     await self.pool.release(self.connection)

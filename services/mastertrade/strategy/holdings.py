@@ -43,9 +43,12 @@ SELECT COALESCE(sum(CASE
     ELSE -filled_quantity END), 0)
 FROM mine WHERE environment = (SELECT environment FROM latest)
 """
+# Signals decided in one batch share decided_at: then the later candle (the minute in the id)
 LAST_SIGNAL = """
 SELECT side, signal_id FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2
-ORDER BY decided_at DESC LIMIT 1
+ORDER BY decided_at DESC,
+    substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST
+LIMIT 1
 """
 LAST_CLOSE = """
 SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_time DESC LIMIT 1
@@ -84,6 +87,12 @@ async def last_signal(
     not), None before its first."""
     row = await connection.fetchrow(LAST_SIGNAL, f"{_prefix(strategy_id)}%", symbol)
     return None if row is None else (row["side"], row["signal_id"])
+
+
+async def was_decided(connection: Connection | asyncpg.Pool, signal: str) -> bool:
+    """Whether the risk manager has decided the signal with this id."""
+    found = await connection.fetchval("SELECT 1 FROM risk_decisions WHERE signal_id = $1", signal)
+    return found is not None
 
 
 async def closing_signal(

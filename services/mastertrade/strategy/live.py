@@ -50,6 +50,7 @@ from mastertrade.strategy.holdings import (
     held_quantity,
     last_signal,
     signal_id,
+    was_decided,
 )
 from mastertrade.strategy.store import ActiveStrategy, active_strategies, is_active, recent_bars
 from mastertrade_model.topology import SIGNALS
@@ -143,6 +144,7 @@ class LiveTrader:
                 (r, PARSE_STRATEGY.validate_python(r.parameters["strategy"])) for r in rows
             ]
             self._loaded_at = time.monotonic()
+            self._decided &= {r.id for r in rows}  # one retired, then activated, starts anew
         return self._active
 
     def refresh(self) -> None:
@@ -240,12 +242,6 @@ class LiveTrader:
         signals += await self._missed(bars, strategies, unchanged)
         self._decided.update(active.id for active, _ in strategies)
         for active, side, moment in signals:
-            if not await is_active(self.runtime.pool, active.id):
-                logger.info(
-                    "strategy %d was retired meanwhile: its %s is not sent", active.id, side
-                )
-                self.refresh()
-                continue
             await retry_transient(
                 partial(self._publish, active, side, price, moment),
                 f"publishing strategy {active.id}'s signal",
@@ -279,8 +275,14 @@ class LiveTrader:
             latest_changes, list(bars.opens), list(bars.closes), rules, CATCH_UP_BARS
         )
         found: list[tuple[ActiveStrategy, Side, int | str]] = []
+        pool = self.runtime.pool
         for (active, _, wanted, last_id), index in zip(behind, changed, strict=True):
-            moment = bars.times[index] if index is not None else after(last_id)
+            moment: int | str = after(last_id)
+            if index is not None:  # the candle's own id, unless decided already (then it
+                # bought or sold before a later signal went the other way: reactivated)
+                candle_id = signal_id(active.id, active.symbol, bars.times[index], wanted)
+                if not await was_decided(pool, candle_id):
+                    moment = bars.times[index]
             logger.info(
                 "strategy %d: its rule wants a %s of %s since candle %s, which this pod did not "
                 "see: signalled now", active.id, wanted, active.symbol, moment,
@@ -299,12 +301,17 @@ class LiveTrader:
         self, active: ActiveStrategy, side: Side, price: Decimal, moment: int | str
     ) -> None:
         assert self.runtime is not None
+        if not await is_active(self.runtime.pool, active.id):  # checked again on each retry
+            logger.info("strategy %d was retired meanwhile: its %s is not sent", active.id, side)
+            self.refresh()
+            return
         quantity = await self._quantity(active, side, price)
         if quantity <= 0:
-            logger.warning(
-                "strategy %d: no %s signal at %s: %s", active.id, side, price,
-                "it holds nothing to sell" if side == "sell" else "the notional buys nothing",
-            )  # fmt: skip
+            if side == "sell":  # its buy was refused, or sold already: nothing is wrong
+                logger.info("strategy %d: no sell at %s: it holds nothing", active.id, price)
+            else:
+                logger.warning("strategy %d: no buy at %s: STRATEGY_SIGNAL_NOTIONAL buys "
+                               "nothing at this price", active.id, price)  # fmt: skip
             return
         signal = Signal(
             signal_id=signal_id(active.id, active.symbol, moment, side),
