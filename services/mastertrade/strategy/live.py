@@ -182,7 +182,9 @@ class LiveTrader:
         if kline.interval != "1m" or not kline.closed:
             self.metrics.candles.labels("ignored").inc()
             return
-        strategies = [(a, s) for a, s in await self._active_set() if a.symbol == kline.symbol]
+        # the database away: the candle waits (unacknowledged), as for the broker
+        active = await retry_transient(self._active_set, "reading the active strategies")
+        strategies = [(a, s) for a, s in active if a.symbol == kline.symbol]
         if not strategies:
             self.metrics.candles.labels("ignored").inc()  # bars are read when one trades it
             return
@@ -192,7 +194,9 @@ class LiveTrader:
             self.metrics.candles.labels("duplicate").inc()
             return
         if bars is None or self._stale(kline.symbol, bars, minute):
-            bars, reread = await self._reload(kline.symbol), True
+            reading = partial(self._reload, kline.symbol)
+            bars = await retry_transient(reading, f"reading the bars of {kline.symbol}")
+            reread = True
         else:
             reread = False
         if bars.times and minute < bars.times[-1]:
@@ -239,7 +243,8 @@ class LiveTrader:
             d for d in decisions
             if not d.side and (catch_up or strategies[d.index][0].id not in self._decided)
         ]  # fmt: skip
-        signals += await self._missed(bars, strategies, unchanged)
+        missed = partial(self._missed, bars, strategies, unchanged)
+        signals += await retry_transient(missed, "reading the strategies' latest signals")
         self._decided.update(active.id for active, _ in strategies)
         for active, side, moment in signals:
             await retry_transient(
