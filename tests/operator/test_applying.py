@@ -59,6 +59,9 @@ def test_failed_reconciles_back_off_exponentially_and_success_resets() -> None:
     runtime.settle("u", waiting=False, failed=True)
     assert runtime.backing_off("u") and "u" in runtime.unsettled
     runtime.settle("u", waiting=False, failed=True)
+    # a reconcile that stopped at a waiting phase may not have reached what failed: it ends
+    # nothing (CI saw the backoff start over at 1 s between failures, while a phase waited)
+    runtime.settle("u", waiting=True, failed=False)
     runtime.settle("u", waiting=False, failed=True)
     assert runtime._not_before["u"] - time.monotonic() > 30  # 10, 20, then 40 s
     runtime.settle("u", waiting=False, failed=False)

@@ -5,7 +5,7 @@ progress, not a handler failure: no handler raises for it (kopf would log it at 
 - create / update / resume: reconcile once.
 - progress daemon: every `phase_retry` seconds, reconcile a resource whose last reconcile
   waited or failed; after failures only once the backoff is over.
-- resync timer: the safety net against silent watches.
+- resync timer: the safety net against silent watches (not while the backoff lasts).
 - child events (any owned kind labelled managed-by=mastertrade-operator): a deleted, edited or
   newly ready child wakes its owner's reconcile; bursts of events collapse into one; none
   while the backoff after an API failure lasts.
@@ -122,8 +122,11 @@ async def on_progress_mastertrade(
 
 
 async def on_resync_mastertrade(body: kopf.Body, memo: Any, **_: Any) -> None:
-    """The periodic safety net: the same reconcile, never retried (the next tick is)."""
-    await reconcile_exclusive(runtime_of(memo), body, trigger="resync", coalesce=True)
+    """The periodic safety net: the same reconcile, never retried (the next tick is), and not
+    while a failure's backoff lasts (the progress loop retries after it)."""
+    await reconcile_exclusive(
+        runtime_of(memo), body, trigger="resync", coalesce=True, after_backoff=True
+    )
 
 
 def index_mastertrade(

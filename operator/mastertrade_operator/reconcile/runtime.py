@@ -53,13 +53,15 @@ class Runtime:
         return self.memories.setdefault(key, Memory())
 
     def settle(self, key: str, *, waiting: bool, failed: bool) -> None:
-        """Record how a reconcile ended: failures back off exponentially."""
+        """Record how a reconcile ended: failures back off exponentially, and only a reconcile
+        that went through every phase ends the backoff (one that stopped at a phase waiting
+        may not have reached what failed: the next failure backs off further)."""
         if failed:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(self.timing.phase_retry * 2 ** (failures - 1), MAX_BACKOFF)
             self._not_before[key] = time.monotonic() + delay
-        else:
+        elif not waiting:
             self._failures.pop(key, None)
             self._not_before.pop(key, None)
         if waiting or failed:
