@@ -584,6 +584,37 @@ def candle(symbol: str, minute: datetime, open_: str, close: str) -> dict[str, A
     )  # fmt: skip
 
 
+async def store_candles(
+    url: str, symbol: str, start: datetime, bars: list[tuple[int, str]]
+) -> None:
+    """Store flat (minute, close) candles of `symbol` (open, high and low at the close),
+    minutes counted from `start`."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.executemany(
+            "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
+            "VALUES ($1, '1m', $2, $3, $3, $3, $3, 1)",
+            [(symbol, start + timedelta(minutes=m), Decimal(close)) for m, close in bars],
+        )  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def activate_momentum(url: str, symbol: str, lookback: int, name: str | None = None) -> int:
+    """An active momentum strategy (threshold 0) on `symbol`; its id."""
+    rule = {"family": "momentum", "lookback": lookback, "threshold": 0.0}
+    connection = await asyncpg.connect(url)
+    try:
+        strategy_id: int = await connection.fetchval(
+            "INSERT INTO strategies (name, status, parameters, symbol, family) "
+            "VALUES ($1, 'active', $2::jsonb, $3, 'momentum') RETURNING id",
+            name or f"joins {symbol}", json.dumps({"symbol": symbol, "strategy": rule}), symbol,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    return strategy_id
+
+
 async def momentum_after_a_fall(url: str, symbol: str, start: datetime, lookback: int = 1) -> int:
     """100 falling minutes of `symbol` from `start` (momentum(1 bar, 0) is flat at the end of
     them) and an active momentum strategy on it; the strategy's id."""
@@ -595,16 +626,9 @@ async def momentum_after_a_fall(url: str, symbol: str, start: datetime, lookback
             [(symbol, start + timedelta(minutes=i), Decimal(1000 - i), Decimal(999 - i))
              for i in range(100)],
         )  # fmt: skip
-        rule = {"family": "momentum", "lookback": lookback, "threshold": 0.0}
-        parameters = json.dumps({"symbol": symbol, "strategy": rule})
-        strategy_id: int = await connection.fetchval(
-            "INSERT INTO strategies (name, status, parameters, symbol, family) "
-            "VALUES ('live momentum', 'active', $1::jsonb, $2, 'momentum') RETURNING id",
-            parameters, symbol,
-        )  # fmt: skip
     finally:
         await connection.close()
-    return strategy_id
+    return await activate_momentum(url, symbol, lookback, name="live momentum")
 
 
 @asynccontextmanager
@@ -671,16 +695,8 @@ async def test_active_strategy_turns_candles_into_signals(
         # candles this pod never saw (another replica took them): 102-104 fall then rise, so the
         # rule is long again after 104, and that replica's buy of 0.25 filled; 105 rises further
         # (no change), 106 falls (a sell of the 0.25)
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.executemany(
-                "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, "
-                "volume) VALUES ($1, '1m', $2, $3, $3, $3, $3, 1)",
-                [(symbol, start + timedelta(minutes=m), Decimal(price))
-                 for m, price in ((100, 950), (101, 940), (102, 930), (103, 920), (104, 960))],
-            )  # fmt: skip
-        finally:
-            await connection.close()
+        await store_candles(url, symbol, start, [(100, "950"), (101, "940"), (102, "930"),
+                                                 (103, "920"), (104, "960")])  # fmt: skip
         minute_104 = int((start + timedelta(minutes=104)).timestamp()) // 60
         elsewhere = {"signal_id": signal_id(strategy_id, symbol, minute_104, "buy"),
                      "symbol": symbol, "side": "buy", "price": "960"}  # fmt: skip
@@ -723,17 +739,7 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
         await filled(url, buy, "0.1")
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.executemany(
-                "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, "
-                "volume) VALUES ($1, '1m', $2, $3::numeric, greatest($3::numeric, $4::numeric), "
-                "least($3::numeric, $4::numeric), $4::numeric, 1)",
-                [(symbol, start + timedelta(minutes=m), Decimal(o), Decimal(c))
-                 for m, o, c in ((100, 900, 950), (101, 950, 940), (102, 940, 930))],
-            )  # fmt: skip
-        finally:
-            await connection.close()
+        await store_candles(url, symbol, start, [(100, "950"), (101, "940"), (102, "930")])
         live = candle(symbol, start + timedelta(minutes=103), "930", "920")
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", live)
         for late in falls:
@@ -748,21 +754,6 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
     bought = Decimal(buy["quantity"])
     assert sides[:2] == [("buy", Decimal(950), bought), ("sell", Decimal(920), Decimal("0.1"))]
     assert sides[2][:2] == ("buy", Decimal(925))
-
-
-async def store_candles(
-    url: str, symbol: str, start: datetime, bars: list[tuple[int, str]]
-) -> None:
-    """Store (minute, close) candles opened at the close before, as the collector does."""
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.executemany(
-            "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
-            "VALUES ($1, '1m', $2, $3, $3, $3, $3, 1)",
-            [(symbol, start + timedelta(minutes=m), Decimal(close)) for m, close in bars],
-        )  # fmt: skip
-    finally:
-        await connection.close()
 
 
 async def candles_counted(client: httpx.AsyncClient, outcome: str = "used") -> float:
@@ -896,20 +887,6 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
     assert again["signal_id"] == signal_id(
         strategy_id, symbol, after(retired_sell["signal_id"]), "buy"
     )
-
-
-async def activate_momentum(url: str, symbol: str, lookback: int) -> int:
-    rule = {"family": "momentum", "lookback": lookback, "threshold": 0.0}
-    connection = await asyncpg.connect(url)
-    try:
-        strategy_id: int = await connection.fetchval(
-            "INSERT INTO strategies (name, status, parameters, symbol, family) "
-            "VALUES ($1, 'active', $2::jsonb, $3, 'momentum') RETURNING id",
-            f"joins {symbol}", json.dumps({"symbol": symbol, "strategy": rule}), symbol,
-        )  # fmt: skip
-    finally:
-        await connection.close()
-    return strategy_id
 
 
 async def test_a_sell_of_nothing_held_is_not_signalled(
