@@ -1,5 +1,6 @@
 """What a strategy holds, read from the orders its signals became, on real PostgreSQL; and the
-sell of it queued when a generation run retires the strategy.
+sell of it queued when a generation run retires the strategy, then again by the sweep while
+something is left.
 
 Each test works inside a transaction it rolls back, so the session's database (shared with the
 other service tests, whose strategies may be active) is left as it was."""
@@ -15,8 +16,9 @@ import pytest
 
 from mastertrade.core.messages import Signal
 from mastertrade.strategy.active_set import apply_run_choice
+from mastertrade.strategy.closing import sweep_orphans
 from mastertrade.strategy.domain.live import Side
-from mastertrade.strategy.holdings import held_quantity, last_signal, signal_id
+from mastertrade.strategy.holdings import after, held_quantity, last_signal, signal_id
 from mastertrade_model.topology import SIGNALS
 
 SYMBOL = "HOLDUSDT"
@@ -34,28 +36,56 @@ async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
+async def decide(
+    connection: asyncpg.Connection,
+    ref: str,
+    side: Side,
+    quantity: str,
+    *,
+    outcome: str = "approved",
+    at: int = 0,
+    environment: str = "paper",
+) -> None:
+    """The risk manager's decision of signal `ref`, `at` seconds from now."""
+    await connection.execute(
+        "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+        "requested_quantity, approved_quantity, price, decided_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, 100, now() + $8 * interval '1 second')",
+        ref, environment, SYMBOL, side, outcome, Decimal(quantity),
+        Decimal(0 if outcome == "rejected" else quantity), at,
+    )  # fmt: skip
+
+
 async def order(
     connection: asyncpg.Connection,
     strategy_id: int,
-    moment: int,
+    moment: int | str,
     side: Side,
     quantity: str,
     *,
     filled: str | None = None,
     status: str = "filled",
     environment: str = "paper",
-) -> None:
-    """An order as the executor stores it, for the signal the strategy sent at `moment`
-    (`filled`: all of it unless said)."""
+    at: int | None = None,
+    decided: bool = False,
+) -> str:
+    """The decision and the order as the executor stores it, for the signal the strategy sent at
+    `moment` (`filled`: all of it unless said; `at`: seconds from now, a number `moment` unless
+    said; `decided`: the decision is stored already); the signal's id."""
     ref = signal_id(strategy_id, SYMBOL, moment, side)
+    if at is None:
+        at = moment if isinstance(moment, int) else 0
+    if not decided:
+        await decide(connection, ref, side, quantity, at=at, environment=environment)
     await connection.execute(
         "INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, price, "
         "status, environment, filled_quantity, created_at) "
         "VALUES ($1, $1, $2, $3, 'market', $4, 100, $5, $6, $7, "
         "now() + $8 * interval '1 second')",
         ref, SYMBOL, side, Decimal(quantity), status, environment,
-        Decimal(filled or quantity), moment,
+        Decimal(filled or quantity), at,
     )  # fmt: skip
+    return ref
 
 
 async def test_filled_buys_less_sells_and_the_open_sells_in_full(
@@ -84,21 +114,49 @@ async def test_the_environment_of_the_latest_buy_counts_and_never_below_zero(
     assert await held_quantity(connection, 3, SYMBOL) == 0
 
 
-async def strategy(connection: asyncpg.Connection, name: str) -> int:
+async def strategy(connection: asyncpg.Connection, name: str, status: str = "active") -> int:
+    """A momentum strategy of SYMBOL that was activated once, now `status`."""
     parameters = json.dumps({"symbol": SYMBOL, "strategy": {"family": "momentum"}})
     strategy_id: int = await connection.fetchval(
-        "INSERT INTO strategies (name, status, parameters, symbol, family) "
-        "VALUES ($1, 'active', $2::jsonb, $3, 'momentum') RETURNING id",
-        name, parameters, SYMBOL,
+        "INSERT INTO strategies (name, status, parameters, symbol, family, activated_at) "
+        "VALUES ($1, $2, $3::jsonb, $4, 'momentum', now() - interval '1 day') RETURNING id",
+        name, status, parameters, SYMBOL,
     )  # fmt: skip
     return strategy_id
+
+
+async def last_close(connection: asyncpg.Connection, price: int) -> None:
+    await connection.execute(
+        "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
+        "VALUES ($1, '1m', now() - interval '1 minute', $2, $2, $2, $2, 1)",
+        SYMBOL, price,
+    )  # fmt: skip
+
+
+async def earlier(connection: asyncpg.Connection, strategy_id: int, seconds: int) -> None:
+    """Every decision of the strategy `seconds` earlier: time passing for the sweep."""
+    await connection.execute(
+        "UPDATE risk_decisions SET decided_at = decided_at - $2 * interval '1 second' "
+        "WHERE signal_id LIKE $1", f"st{strategy_id}-%", seconds,
+    )  # fmt: skip
+
+
+async def swept(connection: asyncpg.Connection) -> list[Signal]:
+    """The sells of SYMBOL one sweep queues (the risk manager's parser reads them)."""
+    before = await connection.fetchval("SELECT COALESCE(max(id), 0) FROM outbox")
+    await sweep_orphans(connection)
+    rows = await connection.fetch(
+        "SELECT payload::text AS payload FROM outbox WHERE id > $1 AND routing_key = $2 "
+        "ORDER BY id", before, f"signal.{SYMBOL}",
+    )  # fmt: skip
+    return [Signal.model_validate_json(row["payload"]) for row in rows]
 
 
 async def test_a_run_retiring_a_strategy_queues_the_sell_of_what_it_holds(
     connection: asyncpg.Connection,
 ) -> None:
     holder, empty, chosen = [await strategy(connection, f"holdings {n}") for n in range(3)]
-    await order(connection, holder, 1, "buy", "0.3")
+    bought = await order(connection, holder, 1, "buy", "0.3")
     await order(connection, empty, 2, "buy", "0.2")
     await order(connection, empty, 3, "sell", "0.2")
     await connection.execute(
@@ -119,7 +177,7 @@ async def test_a_run_retiring_a_strategy_queues_the_sell_of_what_it_holds(
     sell = Signal.model_validate_json(queued[0]["payload"])  # the risk manager's parser
     assert (sell.side, sell.quantity, sell.price) == ("sell", Decimal("0.3"), Decimal(95))
     assert sell.strategy_id == str(holder)
-    assert sell.signal_id == signal_id(holder, SYMBOL, "retired-41", "sell")
+    assert sell.signal_id == signal_id(holder, SYMBOL, after(bought, "close"), "sell")
     rows = await connection.fetch(
         "SELECT id, status FROM strategies WHERE id = ANY($1::bigint[])", [holder, empty, chosen]
     )
@@ -143,3 +201,78 @@ async def test_the_latest_signal_is_the_later_candle_when_decided_together(
         "sell",
         signal_id(5, SYMBOL, 28_000_007, "sell"),
     )
+
+
+async def test_the_sweep_sells_a_buy_that_filled_after_the_retirement(
+    connection: asyncpg.Connection,
+) -> None:
+    """Retired with a buy in flight (approved, no order yet): nothing to sell until its order
+    is stored, then its fill is sold; strategies still active are never swept."""
+    retired = await strategy(connection, "retired in flight", "retired")
+    active = await strategy(connection, "still active")
+    await order(connection, active, 1, "buy", "2")
+    await last_close(connection, 120)
+    buy = signal_id(retired, SYMBOL, 2, "buy")
+    await decide(connection, buy, "buy", "0.4", at=2)
+    assert await swept(connection) == []  # its order is on its way
+    await order(connection, retired, 2, "buy", "0.4", filled="0.25", status="cancelled",
+                decided=True)  # fmt: skip
+    [sell] = await swept(connection)
+    assert (sell.strategy_id, sell.side, sell.quantity, sell.price) == (
+        str(retired),
+        "sell",
+        Decimal("0.25"),
+        Decimal(120),
+    )
+    assert sell.signal_id == signal_id(retired, SYMBOL, after(buy, "close"), "sell")
+    assert await swept(connection) == []  # queued and not sent yet: not queued twice
+
+
+async def test_a_closing_sell_refused_is_tried_again_later_and_later(
+    connection: asyncpg.Connection,
+) -> None:
+    """The risk manager rejected the first closing sell (kill switch), the executor the second
+    (a quantity under the exchange's minimum): each is tried again CLOSING_SWEEP_SECONDS after
+    the first failure, then twice as long after each one, with an id of its own."""
+    retired = await strategy(connection, "retired refused", "retired")
+    await order(connection, retired, 1, "buy", "0.3", at=-4000)
+    await last_close(connection, 90)
+    [first] = await swept(connection)
+    await decide(connection, first.signal_id, "sell", "0.3", outcome="rejected", at=-240)
+    assert await swept(connection) == []  # 240 s after the one failure: 300 s are due
+    await earlier(connection, retired, 60)
+    [second] = await swept(connection)
+    assert second.signal_id == signal_id(retired, SYMBOL, after(first.signal_id, "close"), "sell")
+    assert second.quantity == Decimal("0.3")
+    await decide(connection, second.signal_id, "sell", "0.3", at=-200)
+    await connection.execute(
+        "INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, price, "
+        "status, environment, filled_quantity) "
+        "VALUES ($1, $1, $2, 'sell', 'market', 0.3, 90, 'rejected', 'paper', 0)",
+        second.signal_id, SYMBOL,
+    )  # fmt: skip
+    assert await swept(connection) == []  # 200 s after the second failure: 600 s are due
+    await earlier(connection, retired, 400)
+    [third] = await swept(connection)
+    assert third.quantity == Decimal("0.3")
+    assert third.signal_id == signal_id(retired, SYMBOL, after(second.signal_id, "close"), "sell")
+
+
+async def test_a_closing_sell_on_its_way_open_or_filled_leaves_nothing_to_sell(
+    connection: asyncpg.Connection,
+) -> None:
+    """Approved and not stored by the executor yet, then open, then filled: never sold again."""
+    retired = await strategy(connection, "retired selling", "retired")
+    await order(connection, retired, 1, "buy", "0.5", at=-2000)
+    await last_close(connection, 100)
+    closing = signal_id(retired, SYMBOL, "close1", "sell")
+    await decide(connection, closing, "sell", "0.5", at=-1000)  # long past a retry's wait
+    assert await swept(connection) == []  # the executor has not stored its order yet
+    await order(connection, retired, "close1", "sell", "0.5", filled="0.2",
+                status="partially_filled", decided=True)  # fmt: skip
+    assert await swept(connection) == []
+    await connection.execute(
+        "UPDATE orders SET status = 'filled', filled_quantity = quantity WHERE signal_ref = $1",
+        closing,
+    )
+    assert await swept(connection) == []

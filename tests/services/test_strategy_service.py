@@ -876,7 +876,8 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
         await filled(url, buy, "0.1")
-        retired_sell = {"signal_id": signal_id(strategy_id, symbol, "retired-7", "sell"),
+        closing = after(buy["signal_id"], "close")  # what its retirement queued
+        retired_sell = {"signal_id": signal_id(strategy_id, symbol, closing, "sell"),
                         "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
         await filled(url, retired_sell, "0.1")  # retired, then activated again
         await store_candles(url, symbol, start, [(101, "960"), (102, "970")])

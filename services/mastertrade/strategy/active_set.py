@@ -6,14 +6,13 @@ its `strategy_change` alert (`domain/changes.py`) into the outbox in the same tr
 change (`mastertrade.core.outbox`), and the service's outbox loop publishes it after the commit:
 a crash between the two delays the alert, never loses it, and a change rolled back or refused
 (the maximum reached, a strategy active already) leaves no alert behind. A strategy a run
-retires while it holds a position has the sell of it queued the same way (`holdings`). Both
+retires while it holds a position has the sell of it queued the same way (`closing`). Both
 paths hold one advisory lock while they change the set, so an activation racing a run can
 neither take a place the run gives away nor slip past the run's retirement unannounced.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import asyncpg
 
 from mastertrade.core.db import Connection
 from mastertrade.core.outbox import add_to_outbox
+from mastertrade.strategy.closing import close_positions
 from mastertrade.strategy.domain.changes import (
     ROUTING_KEY,
     ActiveSetChange,
@@ -29,10 +29,7 @@ from mastertrade.strategy.domain.changes import (
     derive_hand_activation,
     derive_run_change,
 )
-from mastertrade.strategy.holdings import closing_signal
-from mastertrade_model.topology import ALERTS, SIGNALS
-
-logger = logging.getLogger("mastertrade.strategy.active_set")
+from mastertrade_model.topology import ALERTS
 
 ACTIVATABLE = ("backtested", "paused", "retired")
 # One change of the active set at a time, so two concurrent activations cannot both take the
@@ -72,7 +69,7 @@ async def apply_run_choice(
         return int(await connection.fetchval(ACTIVE_COUNT))
     await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
     retired = _refs(await connection.fetch(RETIRE, list(chosen)))
-    await close_positions(connection, retired, f"retired-{run_id}")
+    await close_positions(connection, retired)
     activated = _refs(await connection.fetch(ACTIVATE, list(chosen)))
     active = int(await connection.fetchval(ACTIVE_COUNT))
     change = derive_run_change(
@@ -81,22 +78,6 @@ async def apply_run_choice(
     if change.changed:
         await record_change(connection, change)
     return active
-
-
-async def close_positions(
-    connection: Connection, strategies: Sequence[StrategyRef], reason: str
-) -> None:
-    """In the caller's transaction: queue the sell of what each strategy holds (`holdings`)."""
-    for strategy in strategies:
-        if strategy.symbol is None:
-            continue
-        signal = await closing_signal(connection, strategy.id, strategy.symbol, reason)
-        if signal is not None:
-            await add_to_outbox(
-                connection, SIGNALS.name, f"signal.{strategy.symbol}", signal.to_json()
-            )
-            logger.info("strategy %d retired holding %s %s: its sell is queued",
-                        strategy.id, signal.quantity, strategy.symbol)  # fmt: skip
 
 
 @dataclass(frozen=True)

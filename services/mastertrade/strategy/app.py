@@ -1,7 +1,7 @@
 """create_app for strategy_service: the generation scheduler in the background, the candle
 consumer that trades the active strategies live, the outbox loop that publishes the
-`strategy_change` alerts the changes of the active set committed (see `active_set.py`), and the
-API."""
+`strategy_change` alerts the changes of the active set committed (see `active_set.py`), the
+sweep that sells what retired strategies still hold (`closing.py`), and the API."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from mastertrade.core.background import add_background
 from mastertrade.core.outbox import publish_outbox, run_outbox_loop
 from mastertrade.core.runtime import Runtime
 from mastertrade.strategy.api import router
+from mastertrade.strategy.closing import CLOSING_SWEEP_SECONDS, run_closing_loop
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler
 from mastertrade.strategy.live import LiveTrader
 from mastertrade.strategy.settings import StrategySettings
@@ -50,9 +51,11 @@ def create_app(settings: StrategySettings) -> FastAPI:
         outbox = run_outbox_loop(
             lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL, stop
         )
+        closing = run_closing_loop(lambda: runtime.pool, CLOSING_SWEEP_SECONDS, stop)
         return [
             asyncio.create_task(scheduler.run_forever(), name="strategy-generation"),
             asyncio.create_task(outbox, name="strategy-outbox"),
+            asyncio.create_task(closing, name="strategy-closing"),
         ]
 
     add_background(app, start)

@@ -12,9 +12,7 @@ what it has not sold yet is spoken for.
 - A strategy whose rule changed on candles its pod did not see (read from PostgreSQL later)
   signals the change once it sees it: its latest signal, as the risk manager decided it
   (`last_signal`), says which way it last asked to go.
-- A strategy retired with a position sells it (`closing_signal`), queued in the transaction
-  that retires it and published through the outbox: the same signal id on every retry, so the
-  risk manager decides it once.
+- A strategy retired with a position sells it (`closing_signal`, queued by `closing`).
 """
 
 from __future__ import annotations
@@ -44,10 +42,11 @@ SELECT COALESCE(sum(CASE
 FROM mine WHERE environment = (SELECT environment FROM latest)
 """
 # Signals decided in one batch share decided_at: then the later candle (the minute in the id)
-LAST_SIGNAL = """
+LATEST_FIRST = """ORDER BY decided_at DESC,
+    substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST"""
+LAST_SIGNAL = f"""
 SELECT side, signal_id FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2
-ORDER BY decided_at DESC,
-    substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST
+{LATEST_FIRST}
 LIMIT 1
 """
 LAST_CLOSE = """
@@ -57,18 +56,19 @@ SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_ti
 
 def signal_id(strategy_id: int, symbol: str, moment: int | str, side: Side) -> str:
     """The id of a strategy's signal: one per (strategy, symbol, candle or event, side)."""
-    return f"{_prefix(strategy_id)}{symbol}-{moment}-{side}"
+    return f"{strategy_prefix(strategy_id)}{symbol}-{moment}-{side}"
 
 
-def after(last_signal_id: str | None) -> str:
+def after(last_signal_id: str | None, kind: str = "after") -> str:
     """The moment (for `signal_id`) of a signal that follows the strategy's latest signal
-    `last_signal_id` (None: it has none), for a change the candle of which is unknown: every pod
-    that reads the same latest signal makes the same id."""
+    `last_signal_id` (None: it has none), for a change the candle of which is unknown (`kind`
+    names what follows it): every pod that reads the same latest signal makes the same id."""
     anchor = hashlib.sha256((last_signal_id or "").encode()).hexdigest()[:12]
-    return f"after{anchor}"
+    return f"{kind}{anchor}"
 
 
-def _prefix(strategy_id: int) -> str:
+def strategy_prefix(strategy_id: int) -> str:
+    """What every signal id of the strategy starts with."""
     return f"st{strategy_id}-"  # the dash keeps strategy 1's ids apart from strategy 12's
 
 
@@ -76,7 +76,7 @@ async def held_quantity(
     connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str
 ) -> Decimal:
     """What the strategy holds of `symbol` and is not selling yet (never below zero)."""
-    held = await connection.fetchval(HELD, f"{_prefix(strategy_id)}%", symbol)
+    held = await connection.fetchval(HELD, f"{strategy_prefix(strategy_id)}%", symbol)
     return max(Decimal(held), Decimal(0)).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
 
@@ -85,7 +85,7 @@ async def last_signal(
 ) -> tuple[Side, str] | None:
     """The side and id of the strategy's latest signal the risk manager decided (approved or
     not), None before its first."""
-    row = await connection.fetchrow(LAST_SIGNAL, f"{_prefix(strategy_id)}%", symbol)
+    row = await connection.fetchrow(LAST_SIGNAL, f"{strategy_prefix(strategy_id)}%", symbol)
     return None if row is None else (row["side"], row["signal_id"])
 
 
@@ -96,16 +96,17 @@ async def was_decided(connection: Connection | asyncpg.Pool, signal: str) -> boo
 
 
 async def closing_signal(
-    connection: Connection, strategy_id: int, symbol: str, reason: str
+    connection: Connection, strategy_id: int, symbol: str, moment: str
 ) -> Signal | None:
     """The sell of what a strategy holds of `symbol`, at the last close; None when it holds
-    nothing (or no price is known yet). `reason` tells this sell apart, e.g. `retired-<run>`."""
+    nothing (or no price is known yet). `moment` tells this sell apart
+    (`closing.Closing.moment`)."""
     held = await held_quantity(connection, strategy_id, symbol)
     price = await connection.fetchval(LAST_CLOSE, symbol)
     if held <= 0 or price is None:
         return None
     return Signal(
-        signal_id=signal_id(strategy_id, symbol, reason, "sell"),
+        signal_id=signal_id(strategy_id, symbol, moment, "sell"),
         strategy_id=str(strategy_id),
         symbol=symbol,
         side="sell",

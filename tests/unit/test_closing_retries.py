@@ -1,0 +1,26 @@
+"""When a retired strategy's position is tried again (`strategy.closing.Closing.due`): the wait
+after each failed closing sell doubles from the sweep's interval, and never passes a day."""
+
+from __future__ import annotations
+
+from mastertrade.strategy.closing import RETRY_CAP_SECONDS, Closing
+
+BASE = 300.0
+
+
+def test_a_first_closing_waits_for_nothing_but_a_signal_on_its_way() -> None:
+    assert Closing("st1-X-5-buy", in_flight=False, attempts=0, waited=None).due(BASE)
+    assert not Closing("st1-X-5-buy", in_flight=True, attempts=0, waited=None).due(BASE)
+    assert not Closing(None, in_flight=False, attempts=0, waited=None).due(BASE)  # never traded
+
+
+def test_each_failure_doubles_the_wait() -> None:
+    for attempts, wait in ((1, 300), (2, 600), (3, 1200), (8, 38_400)):
+        assert not Closing("s", False, attempts, wait - 1).due(BASE)
+        assert Closing("s", False, attempts, wait).due(BASE)
+
+
+def test_the_wait_stops_growing_at_a_day() -> None:
+    for attempts in (10, 100, 5000):  # 5000 doublings would overflow a float
+        assert not Closing("s", False, attempts, RETRY_CAP_SECONDS - 1).due(BASE)
+        assert Closing("s", False, attempts, RETRY_CAP_SECONDS).due(BASE)
