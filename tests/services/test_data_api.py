@@ -9,11 +9,13 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
 from tests.services.helpers import running
@@ -257,6 +259,41 @@ async def test_a_client_that_stops_reading_holds_its_export_only_so_long(
             writer.close()
     assert not rest.endswith(b"0\r\n\r\n"), "the cut-off answer looks complete"
     assert rest.count(b"SLOWUSDT") < 300_000
+
+
+async def test_a_client_gone_before_the_answer_begins_gives_its_export_back(
+    service_env: dict[str, str], database_url: str
+) -> None:
+    """The export is opened (its connection taken, its first rows read), then the client
+    leaves while the answer's start is still being sent (the socket stalls): the answer is
+    cancelled before its stream began, and still the place and the connection are free at
+    once, not when DATA_API_EXPORT_SECONDS are up."""
+    await insert_candles(database_url, "GONEUSDT", 10)
+    env = {**service_env, "DATA_API_MAX_EXPORTS": "1", "DATA_API_EXPORT_SECONDS": "600"}
+    app = data_api(env)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/api/v1/candles/GONEUSDT", "raw_path": b"",
+        "query_string": b"format=csv", "headers": [(b"host", b"service")],
+        "client": ("127.0.0.1", 1), "server": ("service", 80), "root_path": "",
+    }  # fmt: skip
+    sent: list[Message] = []
+
+    async def gone() -> dict[str, Any]:
+        await asyncio.sleep(0.2)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.start":
+            await asyncio.Event().wait()  # a socket that takes nothing more
+
+    async with running(app) as client:
+        await asyncio.wait_for(app(scope, gone, send), 10)
+        assert app.state.exports.running == 0
+        again = await client.get("/api/v1/candles/GONEUSDT", params={"format": "csv"})
+    assert again.status_code == 200 and len(again.text.splitlines()) == 1 + 10
+    assert [message["type"] for message in sent] == ["http.response.start"]
 
 
 async def _while_the_export_stalls(url: str, export: str, started: float) -> None:

@@ -60,7 +60,7 @@ class Exports:
 
     async def open(
         self, pool: asyncpg.Pool, resource: Resource, sql: str, args: list[Any]
-    ) -> AsyncIterator[bytes]:
+    ) -> CsvExport:
         """The CSV of `sql`'s rows: the header, then chunks of BATCH_ROWS rows, its first batch
         read already (errors raise here, before anything is sent); ExportsBusyError when
         `limits.most` exports stream already."""
@@ -78,10 +78,26 @@ class Exports:
         held = _Held(pool, connection, connection.transaction(readonly=True), self._ended)
         await held.start(sql, args)  # on failure it gives the connection and the place back
         held.cut_off_after(self.limits.seconds)
-        return _chunks(resource, held)
+        return CsvExport(resource, held)
 
     def _ended(self) -> None:
         self.running -= 1
+
+
+class CsvExport:
+    """One export's CSV, iterated once. Its connection is given back when the iteration ends,
+    and by `release`, which the answer calls however it ended: a client that left before the
+    answer began never starts the iteration, whose own cleanup then never runs."""
+
+    def __init__(self, resource: Resource, held: _Held) -> None:
+        self._held = held
+        self._chunks = _chunks(resource, held)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    async def release(self) -> None:
+        await self._held.release()
 
 
 class _Held:

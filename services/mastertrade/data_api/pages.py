@@ -14,17 +14,39 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from mastertrade.core.errors import invalid_parameter
 from mastertrade.core.runtime import Runtime
 from mastertrade.data_api.cache import PageCache
 from mastertrade.data_api.cursor import CursorError, decode_cursor, encode_cursor, query_digest
-from mastertrade.data_api.export import RETRY_AFTER_SECONDS, Exports, ExportsBusyError
+from mastertrade.data_api.export import (
+    RETRY_AFTER_SECONDS,
+    CsvExport,
+    Exports,
+    ExportsBusyError,
+)
 from mastertrade.data_api.queries import Order, Selection, build_query, key_of, row_to_json
 from mastertrade.data_api.resources import Resource
 
 MAX_LIMIT = 10_000
 PAGE_PARAMETERS = frozenset({"limit", "cursor", "start", "end", "order", "format"})
+
+
+class ExportResponse(StreamingResponse):
+    """A CSV export's answer, which gives the export's connection back however it ended (see
+    `CsvExport`)."""
+
+    def __init__(self, export: CsvExport, filename: str) -> None:
+        disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        super().__init__(export, media_type="text/csv", headers=disposition)
+        self.export = export
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.export.release()
 
 
 @dataclass(frozen=True)
@@ -118,11 +140,7 @@ async def serve(
         except ExportsBusyError as busy:
             retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
             raise HTTPException(503, str(busy), headers=retry) from None
-        return StreamingResponse(
-            stream,
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{resource.name}.csv"'},
-        )
+        return ExportResponse(stream, f"{resource.name}.csv")
     return await _json_page(runtime, cache, resource, selection, (digest, page))
 
 
