@@ -98,20 +98,30 @@ async def test_filled_buys_less_sells_and_the_open_sells_in_full(
     await order(connection, 1, 5, "buy", "1", filled="0", status="submitted")  # not bought yet
     await order(connection, 12, 6, "buy", "7")  # strategy 12's, not strategy 1's
     # 0.5 + 0.3 bought, 0.2 sold, 0.1 being sold
-    assert await held_quantity(connection, 1, SYMBOL) == Decimal("0.5")
-    assert await held_quantity(connection, 12, SYMBOL) == Decimal(7)
-    assert await held_quantity(connection, 2, SYMBOL) == 0  # no orders at all
-    assert await held_quantity(connection, 1, "OTHERUSDT") == 0
+    assert await held_quantity(connection, 1, SYMBOL, "paper") == Decimal("0.5")
+    assert await held_quantity(connection, 12, SYMBOL, "paper") == Decimal(7)
+    assert await held_quantity(connection, 2, SYMBOL, "paper") == 0  # no orders at all
+    assert await held_quantity(connection, 1, "OTHERUSDT", "paper") == 0
 
 
-async def test_the_environment_of_the_latest_buy_counts_and_never_below_zero(
+async def test_only_the_environment_traded_in_now_counts_and_never_below_zero(
     connection: asyncpg.Connection,
 ) -> None:
+    """A strategy that bought on paper holds nothing live: after a switch to live, its exit
+    must not sell the live account's coins (nor a live sell count against its paper ones)."""
     await order(connection, 3, 1, "buy", "2", environment="paper")
+    assert await held_quantity(connection, 3, SYMBOL, "live") == 0
+    assert await last_signal(connection, 3, SYMBOL, "live") is None
     await order(connection, 3, 2, "buy", "0.5", environment="live")
-    assert await held_quantity(connection, 3, SYMBOL) == Decimal("0.5")  # paper is not sold live
+    assert await held_quantity(connection, 3, SYMBOL, "live") == Decimal("0.5")
+    assert await held_quantity(connection, 3, SYMBOL, "paper") == Decimal(2)
+    assert await last_signal(connection, 3, SYMBOL, "paper") == (
+        "buy",
+        signal_id(3, SYMBOL, 1, "buy"),
+    )
     await order(connection, 3, 3, "sell", "0.9", environment="live")  # others' too
-    assert await held_quantity(connection, 3, SYMBOL) == 0
+    assert await held_quantity(connection, 3, SYMBOL, "live") == 0
+    assert await held_quantity(connection, 3, SYMBOL, "paper") == Decimal(2)
 
 
 async def strategy(connection: asyncpg.Connection, name: str, status: str = "active") -> int:
@@ -141,10 +151,11 @@ async def earlier(connection: asyncpg.Connection, strategy_id: int, seconds: int
     )  # fmt: skip
 
 
-async def swept(connection: asyncpg.Connection) -> list[Signal]:
-    """The sells of SYMBOL one sweep queues (the risk manager's parser reads them)."""
+async def swept(connection: asyncpg.Connection, environment: str = "paper") -> list[Signal]:
+    """The sells of SYMBOL one sweep in `environment` queues (read by the risk manager's
+    parser)."""
     before = await connection.fetchval("SELECT COALESCE(max(id), 0) FROM outbox")
-    await sweep_orphans(connection)
+    await sweep_orphans(connection, environment)
     rows = await connection.fetch(
         "SELECT payload::text AS payload FROM outbox WHERE id > $1 AND routing_key = $2 "
         "ORDER BY id", before, f"signal.{SYMBOL}",
@@ -165,7 +176,7 @@ async def test_a_run_retiring_a_strategy_queues_the_sell_of_what_it_holds(
         "($1, '1m', now() - interval '1 minute', 95, 95, 95, 95, 1)",
         SYMBOL,
     )
-    await apply_run_choice(connection, 41, "key", "test", [chosen])
+    await apply_run_choice(connection, 41, "key", "test", [chosen], environment="paper")
 
     queued = await connection.fetch(
         "SELECT exchange, routing_key, payload::text AS payload FROM outbox "
@@ -189,7 +200,7 @@ async def test_the_latest_signal_is_the_later_candle_when_decided_together(
     connection: asyncpg.Connection,
 ) -> None:
     """A batch of the risk manager decides with one now(): the minute in the id breaks the tie."""
-    assert await last_signal(connection, 5, SYMBOL) is None
+    assert await last_signal(connection, 5, SYMBOL, "paper") is None
     for minute, side in ((7, "sell"), (5, "buy"), (6, "buy")):
         await connection.execute(
             "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
@@ -197,7 +208,7 @@ async def test_the_latest_signal_is_the_later_candle_when_decided_together(
             "VALUES ($1, 'paper', $2, $3, 'approved', 1, 1, 100, '2026-01-01T00:00Z')",
             signal_id(5, SYMBOL, 28_000_000 + minute, side), SYMBOL, side,  # type: ignore[arg-type]
         )  # fmt: skip
-    assert await last_signal(connection, 5, SYMBOL) == (
+    assert await last_signal(connection, 5, SYMBOL, "paper") == (
         "sell",
         signal_id(5, SYMBOL, 28_000_007, "sell"),
     )
@@ -217,6 +228,7 @@ async def test_the_sweep_sells_a_buy_that_filled_after_the_retirement(
     assert await swept(connection) == []  # its order is on its way
     await order(connection, retired, 2, "buy", "0.4", filled="0.25", status="cancelled",
                 decided=True)  # fmt: skip
+    assert await swept(connection, "live") == []  # it bought on paper: nothing held live
     [sell] = await swept(connection)
     assert (sell.strategy_id, sell.side, sell.quantity, sell.price) == (
         str(retired),

@@ -474,7 +474,7 @@ async def test_a_run_that_keeps_the_active_set_announces_nothing(pool: asyncpg.P
     )  # fmt: skip
     assert run is not None and await claim_shard(pool, run.id, "pod", 600) is not None
     assert await store_shard(pool, run, shard=0, worker="pod", results=[], since=NOW)
-    assert await finish_run(pool, run.id, 3) == []  # no candidate ranked: the set stays
+    assert await finish_run(pool, run.id, 3, "paper") == []  # no candidate ranked: the set stays
     assert await pool.fetchval("SELECT status FROM strategies WHERE id = $1", kept) == "active"
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
@@ -502,7 +502,7 @@ async def test_an_activation_racing_the_end_of_a_run_waits_instead_of_deadlockin
     )  # fmt: skip
     async with pool.acquire() as admin, admin.transaction():
         await admin.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
-        finishing = asyncio.create_task(finish_run(pool, run.id, 3))
+        finishing = asyncio.create_task(finish_run(pool, run.id, 3, "paper"))
         await asyncio.sleep(0.5)  # the run's end is under way, waiting where it must wait
         await admin.execute("SELECT FROM strategies WHERE id = $1 FOR UPDATE", candidate)
     await asyncio.wait_for(finishing, 10)  # raises DeadlockDetectedError in the other order

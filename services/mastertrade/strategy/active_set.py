@@ -60,16 +60,22 @@ async def record_change(connection: Connection, change: ActiveSetChange) -> None
 
 
 async def apply_run_choice(
-    connection: Connection, run_id: int, run_key: str, trigger: str, chosen: Sequence[int]
+    connection: Connection,
+    run_id: int,
+    run_key: str,
+    trigger: str,
+    chosen: Sequence[int],
+    *,
+    environment: str,
 ) -> int:
     """In the caller's transaction: make `chosen` the active set, retiring the rest (nothing
-    chosen: the set stays as it is) and queue the alert when the set changed; the number of
-    active strategies afterwards."""
+    chosen: the set stays as it is; what they hold in `environment` is sold) and queue the
+    alert when the set changed; the number of active strategies afterwards."""
     if not chosen:
         return int(await connection.fetchval(ACTIVE_COUNT))
     await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
     retired = _refs(await connection.fetch(RETIRE, list(chosen)))
-    await close_positions(connection, retired)
+    await close_positions(connection, retired, environment)
     activated = _refs(await connection.fetch(ACTIVATE, list(chosen)))
     active = int(await connection.fetchval(ACTIVE_COUNT))
     change = derive_run_change(

@@ -28,7 +28,11 @@ OUTBOX_INTERVAL = 1.0
 def create_app(settings: StrategySettings) -> FastAPI:
     """The app, its connections opened, its consumer and scheduler started in the lifespan."""
     spec = find_service("strategy_service")
-    trader = LiveTrader(settings.strategy_signal_notional, settings.strategy_history_days)
+    trader = LiveTrader(
+        settings.strategy_signal_notional,
+        settings.trading_environment,
+        settings.strategy_history_days,
+    )
     app = build_service_app(spec, settings, [router], {CANDLES_QUEUE: trader.handle})
     runtime: Runtime = app.state.runtime
     trader.bind(runtime)
@@ -51,7 +55,9 @@ def create_app(settings: StrategySettings) -> FastAPI:
         outbox = run_outbox_loop(
             lambda: runtime.pool, lambda: runtime.channel, OUTBOX_INTERVAL, stop
         )
-        closing = run_closing_loop(lambda: runtime.pool, CLOSING_SWEEP_SECONDS, stop)
+        closing = run_closing_loop(
+            lambda: runtime.pool, settings.trading_environment, CLOSING_SWEEP_SECONDS, stop
+        )
         return [
             asyncio.create_task(scheduler.run_forever(), name="strategy-generation"),
             asyncio.create_task(outbox, name="strategy-outbox"),

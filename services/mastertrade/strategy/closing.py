@@ -53,7 +53,7 @@ ORDER BY id
 STATE = f"""
 WITH mine AS (
     SELECT signal_id, outcome, decided_at, signal_id LIKE $3 AS closing FROM risk_decisions
-    WHERE signal_id LIKE $1 AND symbol = $2
+    WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $4
 ), attempts AS (
     SELECT decided_at FROM mine WHERE closing AND decided_at > COALESCE(
         (SELECT max(decided_at) FROM mine WHERE NOT closing), '-infinity')
@@ -97,30 +97,34 @@ class Closing:
         return after(self.latest, CLOSING)
 
 
-async def closing_state(connection: Connection, strategy: StrategyRef) -> Closing:
+async def closing_state(connection: Connection, strategy: StrategyRef, environment: str) -> Closing:
+    """Where the strategy's closing stands in `environment`."""
     assert strategy.symbol is not None
     prefix = strategy_prefix(strategy.id)
-    row = await connection.fetchrow(
-        STATE, f"{prefix}%", strategy.symbol, f"{prefix}{strategy.symbol}-{CLOSING}%"
-    )
+    closing = f"{prefix}{strategy.symbol}-{CLOSING}%"
+    row = await connection.fetchrow(STATE, f"{prefix}%", strategy.symbol, closing, environment)
     if row is None:
         return Closing(None, False, 0, None)
     return Closing(row["signal_id"], row["in_flight"], row["attempts"], row["waited"])
 
 
 async def close_positions(
-    connection: Connection, strategies: Sequence[StrategyRef], base: float = CLOSING_SWEEP_SECONDS
+    connection: Connection,
+    strategies: Sequence[StrategyRef],
+    environment: str,
+    base: float = CLOSING_SWEEP_SECONDS,
 ) -> int:
-    """In the caller's transaction: queue the sell of what each strategy holds, where one is due
-    and not queued already; the number queued."""
+    """In the caller's transaction: queue the sell of what each strategy holds in
+    `environment`, where one is due and not queued already; the number queued."""
     queued = 0
     for strategy in strategies:
         if strategy.symbol is None:
             continue
-        state = await closing_state(connection, strategy)
+        state = await closing_state(connection, strategy, environment)
         if not state.due(base):
             continue
-        signal = await closing_signal(connection, strategy.id, strategy.symbol, state.moment())
+        moment = state.moment()
+        signal = await closing_signal(connection, strategy.id, strategy.symbol, moment, environment)
         if signal is None or await connection.fetchval(QUEUED, signal.signal_id):
             continue
         await add_to_outbox(connection, SIGNALS.name, f"signal.{strategy.symbol}", signal.to_json())
@@ -131,22 +135,24 @@ async def close_positions(
     return queued
 
 
-async def sweep_orphans(connection: Connection, base: float = CLOSING_SWEEP_SECONDS) -> int:
+async def sweep_orphans(
+    connection: Connection, environment: str, base: float = CLOSING_SWEEP_SECONDS
+) -> int:
     """In the caller's transaction: queue the sells due of every strategy that once traded and
-    no longer does; the number queued."""
+    no longer does, of what it holds in `environment`; the number queued."""
     rows = await connection.fetch(ORPHANS)
     refs = [StrategyRef(row["id"], row["symbol"], row["family"]) for row in rows]
-    return await close_positions(connection, refs, base)
+    return await close_positions(connection, refs, environment, base)
 
 
 async def run_closing_loop(
-    pool_of: Callable[[], asyncpg.Pool], interval: float, stop: asyncio.Event
+    pool_of: Callable[[], asyncpg.Pool], environment: str, interval: float, stop: asyncio.Event
 ) -> None:
     """Sweep every `interval` seconds until `stop`; a failed sweep waits for the next."""
     while not stop.is_set():
         try:
             async with pool_of().acquire() as connection, connection.transaction():
-                await sweep_orphans(connection, interval)
+                await sweep_orphans(connection, environment, interval)
         except TRANSIENT as error:
             logger.warning("looking for positions of retired strategies failed, retrying in "
                            "%.0fs: %s", interval, error)  # fmt: skip

@@ -277,7 +277,10 @@ class Scheduler:
         self.metrics.run_progress.set(done)
 
     async def _finish(self, run: Run) -> None:
-        chosen = await finish_run(self.pool(), run.id, self.settings.max_active_strategies)
+        settings = self.settings
+        chosen = await finish_run(
+            self.pool(), run.id, settings.max_active_strategies, settings.trading_environment
+        )
         if chosen is not None:
             self.metrics.runs.labels("done").inc()
             self.metrics.run_progress.set(1.0)

@@ -3,9 +3,9 @@
 A strategy's signals carry ids it alone makes (`signal_id`: `st<id>-<SYMBOL>-<minute>-<side>`),
 and the executor stores each order with the id of the signal it came from (`orders.signal_ref`),
 so what a strategy holds of its symbol is its own filled buys less its sells
-(`held_quantity`), counted in the trading environment of its latest buy (paper or live; a
-strategy that traded in both is closing what it bought last). A sell still open counts in full:
-what it has not sold yet is spoken for.
+(`held_quantity`), in the trading environment the deployment runs in now (TRADING_ENVIRONMENT:
+a strategy that bought on paper holds nothing live, and never sells the live account's coins).
+A sell still open counts in full: what it has not sold yet is spoken for.
 
 - A strategy's exit sells what it holds (not its notional at today's price, which leaves part of
   a position that rose behind, and asks for more than it bought of one that fell).
@@ -29,23 +29,18 @@ from mastertrade.strategy.domain.live import Side
 QUANTITY_STEP = Decimal("0.00000001")
 
 HELD = """
-WITH mine AS (
-    SELECT environment, side, status, quantity, filled_quantity, created_at FROM orders
-    WHERE signal_ref LIKE $1 AND symbol = $2
-), latest AS (
-    SELECT environment FROM mine WHERE side = 'buy' ORDER BY created_at DESC LIMIT 1
-)
 SELECT COALESCE(sum(CASE
     WHEN side = 'buy' THEN filled_quantity
     WHEN status IN ('new', 'submitted', 'partially_filled') THEN -quantity
     ELSE -filled_quantity END), 0)
-FROM mine WHERE environment = (SELECT environment FROM latest)
+FROM orders WHERE signal_ref LIKE $1 AND symbol = $2 AND environment = $3
 """
 # Signals decided in one batch share decided_at: then the later candle (the minute in the id)
 LATEST_FIRST = """ORDER BY decided_at DESC,
     substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST"""
 LAST_SIGNAL = f"""
-SELECT side, signal_id FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2
+SELECT side, signal_id FROM risk_decisions
+WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $3
 {LATEST_FIRST}
 LIMIT 1
 """
@@ -73,35 +68,39 @@ def strategy_prefix(strategy_id: int) -> str:
 
 
 async def held_quantity(
-    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str
+    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str, environment: str
 ) -> Decimal:
-    """What the strategy holds of `symbol` and is not selling yet (never below zero)."""
-    held = await connection.fetchval(HELD, f"{strategy_prefix(strategy_id)}%", symbol)
+    """What the strategy holds of `symbol` in `environment` and is not selling yet (never below
+    zero)."""
+    held = await connection.fetchval(HELD, f"{strategy_prefix(strategy_id)}%", symbol, environment)
     return max(Decimal(held), Decimal(0)).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
 
 async def last_signal(
-    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str
+    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str, environment: str
 ) -> tuple[Side, str] | None:
     """The side and id of the strategy's latest signal the risk manager decided (approved or
-    not), None before its first."""
-    row = await connection.fetchrow(LAST_SIGNAL, f"{strategy_prefix(strategy_id)}%", symbol)
+    not) in `environment`, None before its first."""
+    row = await connection.fetchrow(
+        LAST_SIGNAL, f"{strategy_prefix(strategy_id)}%", symbol, environment
+    )
     return None if row is None else (row["side"], row["signal_id"])
 
 
 async def was_decided(connection: Connection | asyncpg.Pool, signal: str) -> bool:
-    """Whether the risk manager has decided the signal with this id."""
+    """Whether the risk manager has decided the signal with this id (in either environment: a
+    signal id is decided once, ever)."""
     found = await connection.fetchval("SELECT 1 FROM risk_decisions WHERE signal_id = $1", signal)
     return found is not None
 
 
 async def closing_signal(
-    connection: Connection, strategy_id: int, symbol: str, moment: str
+    connection: Connection, strategy_id: int, symbol: str, moment: str, environment: str
 ) -> Signal | None:
     """The sell of what a strategy holds of `symbol`, at the last close; None when it holds
     nothing (or no price is known yet). `moment` tells this sell apart
     (`closing.Closing.moment`)."""
-    held = await held_quantity(connection, strategy_id, symbol)
+    held = await held_quantity(connection, strategy_id, symbol, environment)
     price = await connection.fetchval(LAST_CLOSE, symbol)
     if held <= 0 or price is None:
         return None

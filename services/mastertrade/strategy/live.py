@@ -113,8 +113,9 @@ class LiveMetrics:
 class LiveTrader:
     """The candle handler of one pod."""
 
-    def __init__(self, notional: Decimal, history_days: int = 0) -> None:
+    def __init__(self, notional: Decimal, environment: str, history_days: int = 0) -> None:
         self.notional = notional
+        self.environment = environment  # where the strategies' holdings and signals count
         self.window = max(LIVE_BARS, history_days * 1440)  # the bars a backtest reads
         self.runtime: Runtime | None = None
         self._metrics: LiveMetrics | None = None
@@ -270,7 +271,7 @@ class LiveTrader:
         for decision in unchanged:
             active, rule = strategies[decision.index]
             wanted: Side = "buy" if decision.long else "sell"
-            last = await last_signal(self.runtime.pool, active.id, active.symbol)
+            last = await last_signal(self.runtime.pool, active.id, active.symbol, self.environment)
             if (last[0] if last else "sell") != wanted:
                 behind.append((active, rule, wanted, last[1] if last else None))
         if not behind:
@@ -299,7 +300,8 @@ class LiveTrader:
         """A buy: the notional at `price`; a sell: what the strategy holds (`holdings`)."""
         assert self.runtime is not None
         if side == "sell":
-            return await held_quantity(self.runtime.pool, active.id, active.symbol)
+            pool = self.runtime.pool
+            return await held_quantity(pool, active.id, active.symbol, self.environment)
         return (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
     async def _publish(

@@ -1,6 +1,7 @@
 """Settings of strategy_service: MAX_ACTIVE_STRATEGIES, DAILY_GENERATION_COUNT, GENERATION_TIME
-(defined in the model's `StrategySettings`), and the service's own knobs of generation (history,
-walk-forward windows, shards), goals, live signals and the admin key."""
+and TRADING_ENVIRONMENT (defined in the model's `StrategySettings` and `TradingSettings`), and the
+service's own knobs of generation (history, walk-forward windows, shards), goals, live signals
+and the admin key."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from mastertrade.core.settings import ServiceSettings
 from mastertrade.strategy.domain.engine import BacktestConfig
 from mastertrade.strategy.domain.walkforward import WalkForward
 from mastertrade_model.settings import StrategySettings as StrategyGroup
+from mastertrade_model.settings import TradingSettings
 
 MINUTES_PER_DAY = 1440
 
 
-class StrategySettings(ServiceSettings, StrategyGroup):
-    """The seed's strategy figures (10 active, 500 generated daily at 03:00 UTC)."""
+class StrategySettings(ServiceSettings, StrategyGroup, TradingSettings):
+    """The seed's strategy figures (10 active, 500 generated daily at 03:00 UTC), and the
+    TRADING_ENVIRONMENT whose orders count as what a strategy holds."""
 
     strategy_admin_api_key_sha256: AdminTokenHash = Field(
         default=None,

@@ -283,11 +283,14 @@ async def fail_run(pool: asyncpg.Pool, run_id: int, shard: int | None, error: st
         )  # fmt: skip
 
 
-async def finish_run(pool: asyncpg.Pool, run_id: int, max_active: int) -> list[int] | None:
+async def finish_run(
+    pool: asyncpg.Pool, run_id: int, max_active: int, environment: str
+) -> list[int] | None:
     """When every shard is done: rank the run's candidates, make the best `max_active` the
-    active set (retiring the previous one, and announcing the change through the outbox in the
-    same transaction, see `active_set.py`) and close the run; the ids chosen, or None when
-    shards are still left (or another pod finished the run first)."""
+    active set (retiring the previous one, selling what it holds in `environment` and
+    announcing the change through the outbox in the same transaction, see `active_set.py`) and
+    close the run; the ids chosen, or None when shards are still left (or another pod finished
+    the run first)."""
     async with pool.acquire() as connection, connection.transaction():
         run = await connection.fetchrow(
             "SELECT status, run_key, trigger FROM generation_runs WHERE id = $1 FOR UPDATE", run_id
@@ -318,7 +321,9 @@ async def finish_run(pool: asyncpg.Pool, run_id: int, max_active: int) -> list[i
         )
         chosen = choose_active(scored, max_active)
         # nothing chosen keeps the previous set trading when the new run found nothing worth it
-        active = await apply_run_choice(connection, run_id, run["run_key"], run["trigger"], chosen)
+        active = await apply_run_choice(
+            connection, run_id, run["run_key"], run["trigger"], chosen, environment=environment
+        )
         await connection.execute(
             "UPDATE generation_runs SET status = 'done', finished_at = now(), active_after = $2 "
             "WHERE id = $1",
