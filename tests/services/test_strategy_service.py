@@ -52,6 +52,7 @@ from mastertrade.strategy.store import (
     finish_run,
     history_window,
     load_bars,
+    recent_bars,
     store_shard,
 )
 from mastertrade_model.topology import ALERTS, MARKET_DATA, SIGNALS
@@ -802,6 +803,38 @@ async def test_bars_read_with_a_hole_are_read_again_once_the_backfill_stored_it(
         ("buy", Decimal(950)),
         ("sell", Decimal(800)),
     ]
+
+
+async def test_a_hole_never_filled_is_counted_not_read_again_at_every_check(
+    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Minutes 101-102 never reach the database: each check counts the recent minutes stored
+    and reads the bars again only once the count grows (the hole filled at last)."""
+    monkeypatch.setattr(live_module, "HOLES_REREAD_SECONDS", 0.0)  # every candle checks
+    reads: list[str] = []
+
+    async def counted(pool: asyncpg.Pool, symbol: str, limit: int) -> Any:
+        reads.append(symbol)
+        return await recent_bars(pool, symbol, limit)
+
+    monkeypatch.setattr(live_module, "recent_bars", counted)
+    symbol = "TESTHOLEKEPT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(url, symbol, start, lookback=2)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, _, client):
+        for count, (minute, close) in enumerate(((100, "950"), (103, "960"), (104, "970"),
+                                                 (105, "980"), (106, "990")), start=1):  # fmt: skip
+            await store_candles(url, symbol, start, [(minute, close)])
+            bar = candle(symbol, start + timedelta(minutes=minute), close, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+            await wait_counted(client, count)
+        assert reads.count(symbol) == 2  # the first candle, then 103 after the gap
+        await store_candles(url, symbol, start, [(101, "955"), (102, "958"), (107, "995")])
+        bar = candle(symbol, start + timedelta(minutes=107), "995", "995")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        await wait_counted(client, 6)
+    assert reads.count(symbol) == 3  # the hole filled: read again
 
 
 async def test_a_strategy_retired_after_its_pod_read_the_active_set_sends_nothing(

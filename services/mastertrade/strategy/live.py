@@ -5,8 +5,9 @@ reads (STRATEGY_HISTORY_DAYS of them, at least LIVE_BARS), so the longest rule i
 rule long for days still remembers it (a shorter window forgot a position entered before it, and
 never signalled its exit). The bars are read again from PostgreSQL whenever a candle does not
 follow the last one seen (replicas share the queue; a restart or an outage skips candles too),
-and every HOLES_REREAD_SECONDS while minutes are missing among the recent ones (a backfill
-stores a gap's candles without publishing them). The active strategies of the symbol are then
+and, while minutes are missing among the recent ones, once PostgreSQL holds more of them (a
+backfill stores a gap's candles without publishing them; they are counted every
+HOLES_REREAD_SECONDS). The active strategies of the symbol are then
 decided by the engine itself (`domain/live.py`), and every buy or sell is published on
 `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager consumes: a buy of
 STRATEGY_SIGNAL_NOTIONAL at the close, a sell of what the strategy holds (`holdings`). After
@@ -29,6 +30,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import partial
 from typing import Any
@@ -52,7 +54,13 @@ from mastertrade.strategy.holdings import (
     signal_id,
     was_decided,
 )
-from mastertrade.strategy.store import ActiveStrategy, active_strategies, is_active, recent_bars
+from mastertrade.strategy.store import (
+    ActiveStrategy,
+    active_strategies,
+    bars_stored,
+    is_active,
+    recent_bars,
+)
 from mastertrade_model.topology import SIGNALS
 
 logger = logging.getLogger("mastertrade.strategy.live")
@@ -62,6 +70,11 @@ ACTIVE_REFRESH = 30.0
 HOLES_REREAD_SECONDS = 120.0
 CATCH_UP_BARS = 1440  # how far back a missed change gets the id of the candle it happened on
 PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
+
+
+def minute_time(minute: int) -> datetime:
+    """The open time of the bar of `minute` (minutes since the epoch)."""
+    return datetime.fromtimestamp(minute * 60, UTC)
 
 
 @dataclass
@@ -81,8 +94,14 @@ class SymbolBars:
         not stored them yet)."""
         if not self.times:
             return False
+        first, count = self.latest(last)
+        return self.times[-1] - first != count - 1
+
+    def latest(self, last: int) -> tuple[int, int]:
+        """The first minute of the `last` latest bars, and how many bars there are (fewer than
+        `last` when they are fewer, or when minutes are missing since)."""
         count = min(last, len(self.times))
-        return self.times[-1] - self.times[-count] != count - 1
+        return self.times[-count], count
 
     def append(self, minute: int, open_: float, close: float) -> bool:
         """Add a bar after the last one; False for a bar already seen (a redelivery)."""
@@ -152,15 +171,22 @@ class LiveTrader:
         """Read the active set again on the next candle (after a run activated others)."""
         self._loaded_at = float("-inf")
 
-    def _stale(self, symbol: str, bars: SymbolBars, minute: int) -> bool:
+    async def _stale(self, symbol: str, bars: SymbolBars, minute: int) -> bool:
         """Whether the bars must be read again before deciding `minute`: none yet, or a gap
         before it (replicas share the queue; a restart or an outage skips candles too), or
-        recent minutes missing from them (a backfill stores a gap's candles without publishing
-        them), checked again every HOLES_REREAD_SECONDS."""
+        recent minutes missing from them that PostgreSQL holds now (a backfill stores a gap's
+        candles without publishing them), counted again every HOLES_REREAD_SECONDS: a hole the
+        exchange never fills costs a count of the recent minutes, not a read of every bar."""
+        assert self.runtime is not None
         if not bars.times or minute > bars.times[-1] + 1:
             return True
         due = time.monotonic() - self._read_at.get(symbol, float("-inf")) >= HOLES_REREAD_SECONDS
-        return due and bars.holes_within(CATCH_UP_BARS)
+        if not (due and bars.holes_within(CATCH_UP_BARS)):
+            return False
+        self._read_at[symbol] = time.monotonic()
+        first, held = bars.latest(CATCH_UP_BARS)
+        span = (minute_time(first), minute_time(bars.times[-1]))
+        return await bars_stored(self.runtime.pool, symbol, *span) > held
 
     async def _reload(self, symbol: str) -> SymbolBars:
         """The symbol's recent bars as PostgreSQL has them."""
@@ -171,6 +197,16 @@ class LiveTrader:
             bars.append(to_millis(opened) // 60_000, open_, close)
         self.bars[symbol] = bars
         return bars
+
+    async def _bars_for(self, symbol: str, minute: int) -> tuple[SymbolBars, bool]:
+        """The symbol's bars to decide `minute` on, and whether they were read again for it."""
+        bars = self.bars.get(symbol)
+        if bars is not None:
+            check = partial(self._stale, symbol, bars, minute)
+            if not await retry_transient(check, f"counting the bars of {symbol}"):
+                return bars, False
+        reading = partial(self._reload, symbol)
+        return await retry_transient(reading, f"reading the bars of {symbol}"), True
 
     async def handle(self, payload: dict[str, Any]) -> None:
         """One candle message (`candle.<interval>.<SYMBOL>`); a malformed one raises, so the
@@ -190,16 +226,11 @@ class LiveTrader:
             self.metrics.candles.labels("ignored").inc()  # bars are read when one trades it
             return
         minute = to_millis(kline.open_time) // 60_000
-        bars = self.bars.get(kline.symbol)
-        if bars is not None and bars.times and minute <= bars.times[-1]:
+        held = self.bars.get(kline.symbol)
+        if held is not None and held.times and minute <= held.times[-1]:
             self.metrics.candles.labels("duplicate").inc()
             return
-        if bars is None or self._stale(kline.symbol, bars, minute):
-            reading = partial(self._reload, kline.symbol)
-            bars = await retry_transient(reading, f"reading the bars of {kline.symbol}")
-            reread = True
-        else:
-            reread = False
+        bars, reread = await self._bars_for(kline.symbol, minute)
         if bars.times and minute < bars.times[-1]:
             self.metrics.candles.labels("late").inc()  # newer candles are stored already
             return

@@ -368,6 +368,16 @@ async def recent_bars(
     return [(row[0], row[1], row[2]) for row in reversed(rows)]
 
 
+async def bars_stored(pool: asyncpg.Pool, symbol: str, first: datetime, last: datetime) -> int:
+    """How many closed 1m candles of a symbol PostgreSQL holds from `first` to `last`."""
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM candles WHERE symbol = $1 AND interval = $2 "
+        "AND open_time BETWEEN $3 AND $4",
+        symbol, INTERVAL, first, last,
+    )  # fmt: skip
+    return count
+
+
 async def achieved_by_active(pool: asyncpg.Pool) -> list[Achieved]:
     """Each active strategy's latest backtest figures, for the goals."""
     rows = await pool.fetch(
