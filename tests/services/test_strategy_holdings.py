@@ -16,7 +16,8 @@ import pytest
 
 from mastertrade.core.messages import Signal
 from mastertrade.strategy.active_set import apply_run_choice
-from mastertrade.strategy.closing import sweep_orphans
+from mastertrade.strategy.closing import ORPHANS, close_positions, sweep_orphans
+from mastertrade.strategy.domain.changes import StrategyRef
 from mastertrade.strategy.domain.live import Side
 from mastertrade.strategy.holdings import after, held_quantity, last_signal, signal_id
 from mastertrade_model.topology import SIGNALS
@@ -46,13 +47,15 @@ async def decide(
     at: int = 0,
     environment: str = "paper",
 ) -> None:
-    """The risk manager's decision of signal `ref`, `at` seconds from now."""
+    """The risk manager's decision of signal `ref`, `at` seconds from now (approved: with the
+    client order id its order is stored under, the signal's id here)."""
+    rejected = outcome == "rejected"
     await connection.execute(
         "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
-        "requested_quantity, approved_quantity, price, decided_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, 100, now() + $8 * interval '1 second')",
+        "requested_quantity, approved_quantity, price, client_order_id, decided_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, 100, $8, now() + $9 * interval '1 second')",
         ref, environment, SYMBOL, side, outcome, Decimal(quantity),
-        Decimal(0 if outcome == "rejected" else quantity), at,
+        Decimal(0 if rejected else quantity), None if rejected else ref, at,
     )  # fmt: skip
 
 
@@ -135,6 +138,11 @@ async def strategy(connection: asyncpg.Connection, name: str, status: str = "act
     return strategy_id
 
 
+def closing_id(strategy_id: int, latest: str) -> str:
+    """The id of the closing sell queued after the strategy's `latest` decided signal."""
+    return signal_id(strategy_id, SYMBOL, after(latest, "paper", "close"), "sell")
+
+
 async def last_close(connection: asyncpg.Connection, price: int) -> None:
     await connection.execute(
         "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume) "
@@ -188,7 +196,7 @@ async def test_a_run_retiring_a_strategy_queues_the_sell_of_what_it_holds(
     sell = Signal.model_validate_json(queued[0]["payload"])  # the risk manager's parser
     assert (sell.side, sell.quantity, sell.price) == ("sell", Decimal("0.3"), Decimal(95))
     assert sell.strategy_id == str(holder)
-    assert sell.signal_id == signal_id(holder, SYMBOL, after(bought, "close"), "sell")
+    assert sell.signal_id == closing_id(holder, bought)
     rows = await connection.fetch(
         "SELECT id, status FROM strategies WHERE id = ANY($1::bigint[])", [holder, empty, chosen]
     )
@@ -236,7 +244,7 @@ async def test_the_sweep_sells_a_buy_that_filled_after_the_retirement(
         Decimal("0.25"),
         Decimal(120),
     )
-    assert sell.signal_id == signal_id(retired, SYMBOL, after(buy, "close"), "sell")
+    assert sell.signal_id == closing_id(retired, buy)
     assert await swept(connection) == []  # queued and not sent yet: not queued twice
 
 
@@ -254,7 +262,7 @@ async def test_a_closing_sell_refused_is_tried_again_later_and_later(
     assert await swept(connection) == []  # 240 s after the one failure: 300 s are due
     await earlier(connection, retired, 60)
     [second] = await swept(connection)
-    assert second.signal_id == signal_id(retired, SYMBOL, after(first.signal_id, "close"), "sell")
+    assert second.signal_id == closing_id(retired, first.signal_id)
     assert second.quantity == Decimal("0.3")
     await decide(connection, second.signal_id, "sell", "0.3", at=-200)
     await connection.execute(
@@ -267,7 +275,7 @@ async def test_a_closing_sell_refused_is_tried_again_later_and_later(
     await earlier(connection, retired, 400)
     [third] = await swept(connection)
     assert third.quantity == Decimal("0.3")
-    assert third.signal_id == signal_id(retired, SYMBOL, after(second.signal_id, "close"), "sell")
+    assert third.signal_id == closing_id(retired, second.signal_id)
 
 
 async def test_a_closing_sell_on_its_way_open_or_filled_leaves_nothing_to_sell(
@@ -288,3 +296,67 @@ async def test_a_closing_sell_on_its_way_open_or_filled_leaves_nothing_to_sell(
         closing,
     )
     assert await swept(connection) == []
+
+
+async def test_an_older_approved_sell_not_yet_an_order_is_waited_for_an_hour(
+    connection: asyncpg.Connection,
+) -> None:
+    """The strategy's exit was approved just before its retirement, and the executor has not
+    stored it; the closing sell queued at the retirement was rejected (its coins were being
+    sold). The latest signal is that rejection, yet the exit is still on its way: nothing is
+    sold again until an hour passed without its order (lost, then: sold, with a warning)."""
+    retired = await strategy(connection, "retired exiting", "retired")
+    await order(connection, retired, 1, "buy", "0.3", at=-4000)
+    await last_close(connection, 100)
+    exit_sell = signal_id(retired, SYMBOL, 2, "sell")
+    await decide(connection, exit_sell, "sell", "0.3", at=-1000)
+    await decide(connection, closing_id(retired, exit_sell), "sell", "0.3",
+                 outcome="rejected", at=-900)  # fmt: skip
+    assert await swept(connection) == []
+    await earlier(connection, retired, 3000)  # the exit approved 4000 s ago, still no order
+    [sell] = await swept(connection)
+    assert sell.quantity == Decimal("0.3")
+
+
+async def test_a_strategy_holding_nothing_for_good_is_closed_until_activated_again(
+    connection: asyncpg.Connection,
+) -> None:
+    """Sold out, with nothing open: closed, and left out of later sweeps; an open order keeps
+    it from being closed, and an activation brings it back."""
+    done = await strategy(connection, "retired sold out", "retired")
+    selling = await strategy(connection, "retired selling out", "retired")
+    for strategy_id in (done, selling):
+        await order(connection, strategy_id, 1, "buy", "0.2", at=-100)
+    await order(connection, done, 2, "sell", "0.2", at=-50)
+    await order(connection, selling, 2, "sell", "0.2", filled="0", status="submitted", at=-50)
+    await swept(connection)
+    closed = await connection.fetch(
+        "SELECT id, closed_at IS NOT NULL AS closed FROM strategies WHERE id = ANY($1::bigint[])",
+        [done, selling],
+    )
+    assert {row["id"]: row["closed"] for row in closed} == {done: True, selling: False}
+    listed = await connection.fetch(ORPHANS, "paper")
+    assert {done, selling} & {row["id"] for row in listed} == {selling}
+    assert done in {row["id"] for row in await connection.fetch(ORPHANS, "live")}  # not there
+    await connection.execute(
+        "UPDATE strategies SET activated_at = now() + interval '1 second', status = 'retired' "
+        "WHERE id = $1", done,
+    )  # fmt: skip
+    assert done in {row["id"] for row in await connection.fetch(ORPHANS, "paper")}
+
+
+async def test_a_strategy_active_again_is_not_sold_by_a_sweep_that_listed_it_before(
+    connection: asyncpg.Connection,
+) -> None:
+    holder = await strategy(connection, "active again")  # listed retired, activated since
+    await order(connection, holder, 1, "buy", "0.4", at=-100)
+    await last_close(connection, 100)
+    ref = StrategyRef(holder, SYMBOL, "momentum")
+    assert await close_positions(connection, [ref], "paper") == 0
+
+
+def test_the_first_signal_after_none_differs_by_environment() -> None:
+    """A signal id is decided once ever: the first live catch-up after a switch from paper must
+    not take the id a first paper catch-up took."""
+    assert after(None, "paper") != after(None, "live")
+    assert after("st1-X-5-buy", "paper") == after("st1-X-5-buy", "live")

@@ -909,7 +909,7 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
         [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
         await filled(url, buy, "0.1")
-        closing = after(buy["signal_id"], "close")  # what its retirement queued
+        closing = after(buy["signal_id"], "paper", "close")  # what its retirement queued
         retired_sell = {"signal_id": signal_id(strategy_id, symbol, closing, "sell"),
                         "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
         await filled(url, retired_sell, "0.1")  # retired, then activated again
@@ -919,7 +919,7 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
         [_, again] = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
     assert (again["side"], Decimal(again["price"])) == ("buy", Decimal(970))
     assert again["signal_id"] == signal_id(
-        strategy_id, symbol, after(retired_sell["signal_id"]), "buy"
+        strategy_id, symbol, after(retired_sell["signal_id"], "paper"), "buy"
     )
 
 

@@ -68,9 +68,9 @@ async def apply_run_choice(
     *,
     environment: str,
 ) -> int:
-    """In the caller's transaction: make `chosen` the active set, retiring the rest (nothing
-    chosen: the set stays as it is; what they hold in `environment` is sold) and queue the
-    alert when the set changed; the number of active strategies afterwards."""
+    """In the caller's transaction: make `chosen` the active set, retiring the rest and queueing
+    the sell of what they hold in `environment` (nothing chosen: the set stays as it is), and
+    queue the alert when the set changed; the number of active strategies afterwards."""
     if not chosen:
         return int(await connection.fetchval(ACTIVE_COUNT))
     await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)

@@ -9,14 +9,19 @@ strategy that was ever active and is not now (`sweep_orphans`), for what is stil
   price too old, a quantity under the exchange's minimum), or that filled only in part;
 - a buy that was in flight when the strategy retired and filled afterwards.
 
-Nothing is sold twice. A signal of the strategy that the risk manager approved and the executor
-has not stored as an order yet is in flight: the sweep waits for its order, which then counts. A
+Nothing is sold twice. While any signal of the strategy that the risk manager approved is not
+an order yet, it is in flight: the sweep waits for its order, which then counts (for
+IN_FLIGHT_SECONDS: one not recorded by then is taken as lost, dead-lettered, and said so). A
 sell still open counts in full in what is held. A closing sell's id is derived from the
 strategy's latest decided signal (`close<hash>`), so everything that sees the same state (two
 replicas, a retirement and a sweep, a sweep before the risk manager decided the last one)
-queues the same signal, which the risk manager decides once; and one queued and not sent yet is
-not queued again. A sell that keeps failing (dust under the exchange's minimum) is tried again
-after CLOSING_SWEEP_SECONDS, then after twice as long after each failure, at most once a day.
+queues the same signal, which the risk manager decides once; one queued and not sent yet is
+not queued again; and a strategy activated again since it was listed is left to its pod (its
+row is locked and read again before its sell is queued). A sell that keeps failing (dust under
+the exchange's minimum) is tried again after CLOSING_SWEEP_SECONDS, then after twice as long
+after each failure, at most once a day. A strategy that holds nothing, with no order open and
+nothing in flight, is closed (`strategies.closed_at`): later sweeps leave it out until it is
+activated again, so their cost does not grow with every retirement.
 """
 
 from __future__ import annotations
@@ -25,63 +30,92 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import asyncpg
 
 from mastertrade.core.db import Connection
+from mastertrade.core.messages import Signal
 from mastertrade.core.outbox import add_to_outbox
 from mastertrade.core.retry import TRANSIENT
 from mastertrade.strategy.domain.changes import StrategyRef
-from mastertrade.strategy.holdings import LATEST_FIRST, after, closing_signal, strategy_prefix
+from mastertrade.strategy.holdings import (
+    LATEST_FIRST,
+    after,
+    held_quantity,
+    signal_id,
+    strategy_prefix,
+)
 from mastertrade_model.topology import SIGNALS
 
 logger = logging.getLogger("mastertrade.strategy.closing")
 
 CLOSING_SWEEP_SECONDS = 300.0
 RETRY_CAP_SECONDS = 86_400.0
+IN_FLIGHT_SECONDS = 3600.0
+"""How long an approved signal not yet an order is waited for (the executor may be away);
+beyond it the signal is taken as lost (its message dead-lettered), said, and not waited for."""
 CLOSING = "close"
 """What a closing sell's moment (`holdings.signal_id`) starts with."""
 
-# Strategies that once traded (an activation) and do not now
+# Strategies that once traded (an activation), do not now, and were not found closed in the
+# environment since
 ORPHANS = """
 SELECT id, symbol, family FROM strategies
-WHERE status <> 'active' AND activated_at IS NOT NULL AND symbol IS NOT NULL
+WHERE activated_at IS NOT NULL AND status <> 'active' AND symbol IS NOT NULL
+  AND (closed_at IS NULL OR closed_at < activated_at OR closed_in <> $1)
 ORDER BY id
 """
-# The latest decided signal of a strategy, whether it is still on its way to an order, and the
-# closing sells decided since its latest other signal (the attempts of this closing)
+# Of the strategy's decisions in the environment: the latest; the approved ones of the last day
+# not yet an order, in flight while IN_FLIGHT_SECONDS last, then stranded; its orders still
+# open; and the closing sells decided since its latest other signal (the attempts so far)
 STATE = f"""
 WITH mine AS (
-    SELECT signal_id, outcome, decided_at, signal_id LIKE $3 AS closing FROM risk_decisions
-    WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $4
+    SELECT signal_id, client_order_id, outcome, decided_at, signal_id LIKE $3 AS closing
+    FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $4
 ), attempts AS (
     SELECT decided_at FROM mine WHERE closing AND decided_at > COALESCE(
         (SELECT max(decided_at) FROM mine WHERE NOT closing), '-infinity')
+), unrecorded AS (
+    SELECT decided_at > now() - make_interval(secs => $5) AS recent FROM mine
+    WHERE outcome <> 'rejected' AND decided_at > now() - interval '1 day'
+      AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = mine.client_order_id)
 ), latest AS (
-    SELECT signal_id, outcome FROM mine {LATEST_FIRST} LIMIT 1
+    SELECT signal_id FROM mine {LATEST_FIRST} LIMIT 1
 )
-SELECT latest.signal_id,
-       latest.outcome <> 'rejected'
-           AND NOT EXISTS (SELECT 1 FROM orders WHERE signal_ref = latest.signal_id) AS in_flight,
+SELECT (SELECT signal_id FROM latest) AS latest,
+       EXISTS (SELECT FROM unrecorded WHERE recent) AS in_flight,
+       EXISTS (SELECT FROM unrecorded WHERE NOT recent) AS stranded,
+       EXISTS (SELECT FROM orders WHERE signal_ref LIKE $1 AND symbol = $2 AND environment = $4
+               AND status IN ('new', 'submitted', 'partially_filled')) AS open_orders,
        (SELECT count(*) FROM attempts) AS attempts,
        extract(epoch FROM now() - (SELECT max(decided_at) FROM attempts))::float8 AS waited
-FROM latest
 """
 QUEUED = """
 SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND payload->>'signal_id' = $1)
+"""
+# Taken before a sell is queued: an activation committed since the strategies were listed is
+# seen, and one not committed yet waits for this transaction
+STILL_RETIRED = "SELECT status <> 'active' FROM strategies WHERE id = $1 FOR SHARE"
+CLOSED = "UPDATE strategies SET closed_at = now(), closed_in = $2 WHERE id = $1"
+LAST_CLOSE = """
+SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_time DESC LIMIT 1
 """
 
 
 @dataclass(frozen=True)
 class Closing:
-    """Where a strategy's closing stands: its latest decided signal (None: it never signalled),
-    whether that one is still on its way to an order, and the closing sells decided since its
-    latest other signal, the newest `waited` seconds ago."""
+    """Where a strategy's closing stands in one environment: its latest decided signal (None: it
+    never signalled); whether an approved signal of it is on its way to an order (`in_flight`),
+    or was lost on the way (`stranded`); whether an order of it is still open; and the closing
+    sells decided since its latest other signal, the newest `waited` seconds ago."""
 
     latest: str | None
-    in_flight: bool
-    attempts: int
-    waited: float | None
+    in_flight: bool = False
+    stranded: bool = False
+    open_orders: bool = False
+    attempts: int = 0
+    waited: float | None = None
 
     def due(self, base: float) -> bool:
         """Whether a sell may be tried now, `base` seconds after the first failure, doubling."""
@@ -92,9 +126,14 @@ class Closing:
         doublings = min(self.attempts - 1, 32)  # past the cap long before; 2.0**n stays finite
         return self.waited >= min(base * 2.0**doublings, RETRY_CAP_SECONDS)
 
-    def moment(self) -> str:
+    def settled(self) -> bool:
+        """With nothing held: whether nothing can change that (no order open, no approved
+        signal that may still become one)."""
+        return not (self.in_flight or self.stranded or self.open_orders)
+
+    def moment(self, environment: str) -> str:
         """The closing sell's moment: one per latest decided signal, the same in every pod."""
-        return after(self.latest, CLOSING)
+        return after(self.latest, environment, CLOSING)
 
 
 async def closing_state(connection: Connection, strategy: StrategyRef, environment: str) -> Closing:
@@ -102,10 +141,11 @@ async def closing_state(connection: Connection, strategy: StrategyRef, environme
     assert strategy.symbol is not None
     prefix = strategy_prefix(strategy.id)
     closing = f"{prefix}{strategy.symbol}-{CLOSING}%"
-    row = await connection.fetchrow(STATE, f"{prefix}%", strategy.symbol, closing, environment)
-    if row is None:
-        return Closing(None, False, 0, None)
-    return Closing(row["signal_id"], row["in_flight"], row["attempts"], row["waited"])
+    row = await connection.fetchrow(
+        STATE, f"{prefix}%", strategy.symbol, closing, environment, IN_FLIGHT_SECONDS
+    )
+    assert row is not None  # one row, whatever the strategy's history
+    return Closing(**dict(row))
 
 
 async def close_positions(
@@ -115,24 +155,50 @@ async def close_positions(
     base: float = CLOSING_SWEEP_SECONDS,
 ) -> int:
     """In the caller's transaction: queue the sell of what each strategy holds in
-    `environment`, where one is due and not queued already; the number queued."""
+    `environment`, where one is due and not queued already, and mark closed those that hold
+    nothing for good; the number of sells queued."""
     queued = 0
     for strategy in strategies:
-        if strategy.symbol is None:
-            continue
-        state = await closing_state(connection, strategy, environment)
-        if not state.due(base):
-            continue
-        moment = state.moment()
-        signal = await closing_signal(connection, strategy.id, strategy.symbol, moment, environment)
-        if signal is None or await connection.fetchval(QUEUED, signal.signal_id):
-            continue
-        await add_to_outbox(connection, SIGNALS.name, f"signal.{strategy.symbol}", signal.to_json())
-        queued += 1
-        logger.info("strategy %d no longer trades and holds %s %s: its sell is queued "
-                    "(attempt %d)", strategy.id, signal.quantity, strategy.symbol,
-                    state.attempts + 1)  # fmt: skip
+        if strategy.symbol is not None:
+            queued += await _close(connection, strategy, strategy.symbol, environment, base)
     return queued
+
+
+async def _close(
+    connection: Connection, strategy: StrategyRef, symbol: str, environment: str, base: float
+) -> int:
+    state = await closing_state(connection, strategy, environment)
+    if state.in_flight:
+        return 0
+    held = await held_quantity(connection, strategy.id, symbol, environment)
+    if held <= 0:
+        if state.settled():
+            await connection.execute(CLOSED, strategy.id, environment)
+        return 0
+    price = await connection.fetchval(LAST_CLOSE, symbol)
+    if not state.due(base) or price is None:
+        return 0
+    sell = Signal(
+        signal_id=signal_id(strategy.id, symbol, state.moment(environment), "sell"),
+        strategy_id=str(strategy.id),
+        symbol=symbol,
+        side="sell",
+        quantity=held,
+        price=price,
+        strength=Decimal(1),
+    )
+    if await connection.fetchval(QUEUED, sell.signal_id):
+        return 0
+    if not await connection.fetchval(STILL_RETIRED, strategy.id):
+        return 0  # activated again meanwhile: its pod trades it
+    if state.stranded:
+        logger.warning("strategy %d: a signal approved over %.0f s ago never became an order "
+                       "(dead-lettered?); selling what it holds all the same",
+                       strategy.id, IN_FLIGHT_SECONDS)  # fmt: skip
+    await add_to_outbox(connection, SIGNALS.name, f"signal.{symbol}", sell.to_json())
+    logger.info("strategy %d no longer trades and holds %s %s: its sell is queued (attempt %d)",
+                strategy.id, held, symbol, state.attempts + 1)  # fmt: skip
+    return 1
 
 
 async def sweep_orphans(
@@ -140,7 +206,7 @@ async def sweep_orphans(
 ) -> int:
     """In the caller's transaction: queue the sells due of every strategy that once traded and
     no longer does, of what it holds in `environment`; the number queued."""
-    rows = await connection.fetch(ORPHANS)
+    rows = await connection.fetch(ORPHANS, environment)
     refs = [StrategyRef(row["id"], row["symbol"], row["family"]) for row in rows]
     return await close_positions(connection, refs, environment, base)
 

@@ -12,7 +12,7 @@ A sell still open counts in full: what it has not sold yet is spoken for.
 - A strategy whose rule changed on candles its pod did not see (read from PostgreSQL later)
   signals the change once it sees it: its latest signal, as the risk manager decided it
   (`last_signal`), says which way it last asked to go.
-- A strategy retired with a position sells it (`closing_signal`, queued by `closing`).
+- A strategy retired with a position sells it (`closing`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from decimal import ROUND_DOWN, Decimal
 import asyncpg
 
 from mastertrade.core.db import Connection
-from mastertrade.core.messages import Signal
 from mastertrade.strategy.domain.live import Side
 
 QUANTITY_STEP = Decimal("0.00000001")
@@ -44,9 +43,6 @@ WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $3
 {LATEST_FIRST}
 LIMIT 1
 """
-LAST_CLOSE = """
-SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_time DESC LIMIT 1
-"""
 
 
 def signal_id(strategy_id: int, symbol: str, moment: int | str, side: Side) -> str:
@@ -54,11 +50,14 @@ def signal_id(strategy_id: int, symbol: str, moment: int | str, side: Side) -> s
     return f"{strategy_prefix(strategy_id)}{symbol}-{moment}-{side}"
 
 
-def after(last_signal_id: str | None, kind: str = "after") -> str:
-    """The moment (for `signal_id`) of a signal that follows the strategy's latest signal
-    `last_signal_id` (None: it has none), for a change the candle of which is unknown (`kind`
-    names what follows it): every pod that reads the same latest signal makes the same id."""
-    anchor = hashlib.sha256((last_signal_id or "").encode()).hexdigest()[:12]
+def after(last_signal_id: str | None, environment: str, kind: str = "after") -> str:
+    """The moment (for `signal_id`) of a signal that follows the strategy's latest signal in
+    `environment`, `last_signal_id` (None: it has none there), for a change the candle of which
+    is unknown (`kind` names what follows it): every pod that reads the same latest signal makes
+    the same id. Without one, the environment is the anchor: a signal id is decided once ever,
+    so the first live signal after a switch must not take the id of a paper one."""
+    anchor_of = last_signal_id if last_signal_id is not None else f"first-{environment}"
+    anchor = hashlib.sha256(anchor_of.encode()).hexdigest()[:12]
     return f"{kind}{anchor}"
 
 
@@ -92,24 +91,3 @@ async def was_decided(connection: Connection | asyncpg.Pool, signal: str) -> boo
     signal id is decided once, ever)."""
     found = await connection.fetchval("SELECT 1 FROM risk_decisions WHERE signal_id = $1", signal)
     return found is not None
-
-
-async def closing_signal(
-    connection: Connection, strategy_id: int, symbol: str, moment: str, environment: str
-) -> Signal | None:
-    """The sell of what a strategy holds of `symbol`, at the last close; None when it holds
-    nothing (or no price is known yet). `moment` tells this sell apart
-    (`closing.Closing.moment`)."""
-    held = await held_quantity(connection, strategy_id, symbol, environment)
-    price = await connection.fetchval(LAST_CLOSE, symbol)
-    if held <= 0 or price is None:
-        return None
-    return Signal(
-        signal_id=signal_id(strategy_id, symbol, moment, "sell"),
-        strategy_id=str(strategy_id),
-        symbol=symbol,
-        side="sell",
-        quantity=held,
-        price=price,
-        strength=Decimal(1),
-    )

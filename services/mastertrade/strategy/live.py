@@ -183,10 +183,11 @@ class LiveTrader:
         due = time.monotonic() - self._read_at.get(symbol, float("-inf")) >= HOLES_REREAD_SECONDS
         if not (due and bars.holes_within(CATCH_UP_BARS)):
             return False
-        self._read_at[symbol] = time.monotonic()
         first, held = bars.latest(CATCH_UP_BARS)
         span = (minute_time(first), minute_time(bars.times[-1]))
-        return await bars_stored(self.runtime.pool, symbol, *span) > held
+        stored = await bars_stored(self.runtime.pool, symbol, *span)
+        self._read_at[symbol] = time.monotonic()  # counted: the next count is due from now
+        return stored > held
 
     async def _reload(self, symbol: str) -> SymbolBars:
         """The symbol's recent bars as PostgreSQL has them."""
@@ -314,7 +315,7 @@ class LiveTrader:
         found: list[tuple[ActiveStrategy, Side, int | str]] = []
         pool = self.runtime.pool
         for (active, _, wanted, last_id), index in zip(behind, changed, strict=True):
-            moment: int | str = after(last_id)
+            moment: int | str = after(last_id, self.environment)
             if index is not None:  # the candle's own id, unless decided already (then it
                 # bought or sold before a later signal went the other way: reactivated)
                 candle_id = signal_id(active.id, active.symbol, bars.times[index], wanted)
