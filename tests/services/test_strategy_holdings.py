@@ -7,6 +7,7 @@ other service tests, whose strategies may be active) is left as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -16,10 +17,10 @@ import pytest
 
 from mastertrade.core.messages import Signal
 from mastertrade.strategy.active_set import apply_run_choice
-from mastertrade.strategy.closing import ORPHANS, close_positions, sweep_orphans
-from mastertrade.strategy.domain.changes import StrategyRef
+from mastertrade.strategy.closing import ORPHANS, sweep_orphans
 from mastertrade.strategy.domain.live import Side
 from mastertrade.strategy.holdings import after, held_quantity, last_signal, signal_id
+from mastertrade.strategy.locks import ACTIVATION_LOCK
 from mastertrade_model.topology import SIGNALS
 
 SYMBOL = "HOLDUSDT"
@@ -345,14 +346,22 @@ async def test_a_strategy_holding_nothing_for_good_is_closed_until_activated_aga
     assert done in {row["id"] for row in await connection.fetch(ORPHANS, "paper")}
 
 
-async def test_a_strategy_active_again_is_not_sold_by_a_sweep_that_listed_it_before(
-    connection: asyncpg.Connection,
+async def test_the_sweep_waits_while_the_active_set_changes(
+    connection: asyncpg.Connection, database_url: str
 ) -> None:
-    holder = await strategy(connection, "active again")  # listed retired, activated since
-    await order(connection, holder, 1, "buy", "0.4", at=-100)
-    await last_close(connection, 100)
-    ref = StrategyRef(holder, SYMBOL, "momentum")
-    assert await close_positions(connection, [ref], "paper") == 0
+    """A run or an activation holds the active set's lock until it commits: the sweep waits
+    for it (and then sees the strategies it activated as active), never selling a strategy
+    activated while it looked."""
+    admin = await asyncpg.connect(database_url)
+    try:
+        async with admin.transaction():
+            await admin.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
+            sweep = asyncio.create_task(sweep_orphans(connection, "paper"))
+            await asyncio.sleep(0.5)
+            assert not sweep.done()
+        await asyncio.wait_for(sweep, 10)
+    finally:
+        await admin.close()
 
 
 def test_the_first_signal_after_none_differs_by_environment() -> None:

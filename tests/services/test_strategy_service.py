@@ -38,13 +38,13 @@ from mastertrade.market_data.domain.events import Kline, to_message
 from mastertrade.market_data.history import simulated_history
 from mastertrade.migrations.runner import migrate_database
 from mastertrade.strategy import live as live_module
-from mastertrade.strategy.active_set import ACTIVATION_LOCK
 from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
 from mastertrade.strategy.domain.metrics import build_result
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler, holding
 from mastertrade.strategy.holdings import after, signal_id
 from mastertrade.strategy.jobs import job_shard, run_shard
+from mastertrade.strategy.locks import ACTIVATION_LOCK
 from mastertrade.strategy.settings import StrategySettings
 from mastertrade.strategy.store import (
     claim_shard,

@@ -29,12 +29,10 @@ from mastertrade.strategy.domain.changes import (
     derive_hand_activation,
     derive_run_change,
 )
+from mastertrade.strategy.locks import lock_active_set
 from mastertrade_model.topology import ALERTS
 
 ACTIVATABLE = ("backtested", "paused", "retired")
-# One change of the active set at a time, so two concurrent activations cannot both take the
-# last free place, nor an activation interleave with a run replacing the set
-ACTIVATION_LOCK = 0x6D745F6163  # an arbitrary advisory lock key of this service
 
 RETIRE = """
 UPDATE strategies SET status = 'retired' WHERE status = 'active' AND NOT (id = ANY($1::bigint[]))
@@ -73,7 +71,7 @@ async def apply_run_choice(
     queue the alert when the set changed; the number of active strategies afterwards."""
     if not chosen:
         return int(await connection.fetchval(ACTIVE_COUNT))
-    await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
+    await lock_active_set(connection)
     retired = _refs(await connection.fetch(RETIRE, list(chosen)))
     await close_positions(connection, retired, environment)
     activated = _refs(await connection.fetch(ACTIVATE, list(chosen)))
@@ -101,7 +99,7 @@ async def activate_strategy(
     """Make one backtested (or paused, or retired) strategy active beside the active set, up to
     `max_active`, announcing it; the next generation run replaces the set as usual."""
     async with pool.acquire() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
+        await lock_active_set(connection)
         row = await connection.fetchrow(
             "SELECT status, symbol, family FROM strategies WHERE id = $1 FOR UPDATE", strategy_id
         )

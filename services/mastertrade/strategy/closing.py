@@ -16,8 +16,8 @@ sell still open counts in full in what is held. A closing sell's id is derived f
 strategy's latest decided signal (`close<hash>`), so everything that sees the same state (two
 replicas, a retirement and a sweep, a sweep before the risk manager decided the last one)
 queues the same signal, which the risk manager decides once; one queued and not sent yet is
-not queued again; and a strategy activated again since it was listed is left to its pod (its
-row is locked and read again before its sell is queued). A sell that keeps failing (dust under
+not queued again; and the sweep holds the active set's lock (`locks`), so no strategy is
+activated again while it looks. A sell that keeps failing (dust under
 the exchange's minimum) is tried again after CLOSING_SWEEP_SECONDS, then after twice as long
 after each failure, at most once a day. A strategy that holds nothing, with no order open and
 nothing in flight, is closed (`strategies.closed_at`): later sweeps leave it out until it is
@@ -46,6 +46,7 @@ from mastertrade.strategy.holdings import (
     signal_id,
     strategy_prefix,
 )
+from mastertrade.strategy.locks import lock_active_set
 from mastertrade_model.topology import SIGNALS
 
 logger = logging.getLogger("mastertrade.strategy.closing")
@@ -94,9 +95,6 @@ SELECT (SELECT signal_id FROM latest) AS latest,
 QUEUED = """
 SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND payload->>'signal_id' = $1)
 """
-# Taken before a sell is queued: an activation committed since the strategies were listed is
-# seen, and one not committed yet waits for this transaction
-STILL_RETIRED = "SELECT status <> 'active' FROM strategies WHERE id = $1 FOR SHARE"
 CLOSED = "UPDATE strategies SET closed_at = now(), closed_in = $2 WHERE id = $1"
 LAST_CLOSE = """
 SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_time DESC LIMIT 1
@@ -189,8 +187,6 @@ async def _close(
     )
     if await connection.fetchval(QUEUED, sell.signal_id):
         return 0
-    if not await connection.fetchval(STILL_RETIRED, strategy.id):
-        return 0  # activated again meanwhile: its pod trades it
     if state.stranded:
         logger.warning("strategy %d: a signal approved over %.0f s ago never became an order "
                        "(dead-lettered?); selling what it holds all the same",
@@ -206,6 +202,7 @@ async def sweep_orphans(
 ) -> int:
     """In the caller's transaction: queue the sells due of every strategy that once traded and
     no longer does, of what it holds in `environment`; the number queued."""
+    await lock_active_set(connection)
     rows = await connection.fetch(ORPHANS, environment)
     refs = [StrategyRef(row["id"], row["symbol"], row["family"]) for row in rows]
     return await close_positions(connection, refs, environment, base)

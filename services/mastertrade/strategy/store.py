@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from mastertrade.strategy.active_set import ACTIVATION_LOCK, apply_run_choice
+from mastertrade.strategy.active_set import apply_run_choice
 from mastertrade.strategy.domain.batch import CandidateResult
 from mastertrade.strategy.domain.engine import Bars, build_bars
 from mastertrade.strategy.domain.plan import (
@@ -30,6 +30,7 @@ from mastertrade.strategy.domain.plan import (
     choose_active,
     shard_ranges,
 )
+from mastertrade.strategy.locks import lock_active_set
 
 INTERVAL = "1m"
 FRESH = timedelta(hours=1)
@@ -302,7 +303,7 @@ async def finish_run(
             return None
         # the active set's lock before any strategy row is locked (the rank update below), as
         # an admin's activation takes it: in the other order the two would deadlock
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
+        await lock_active_set(connection)
         scored = [
             Scored(row["id"], row["score"], row["oos_return"])
             for row in await connection.fetch(
