@@ -30,7 +30,9 @@ is executed). No implementation of this design can be faster than the second on 
 Beside each run, the CPU time each process spent on it (from /proc, user + system), per signal:
 risk_manager, order_executor, the PostgreSQL backends of the run's database, this process (the
 load generator and fill listener), the RabbitMQ node and the Redis server (the executor reads
-its quotes there; both shared by everyone on the machine, so upper bounds).
+its quotes there; both shared by everyone on the machine, so upper bounds). The floor with its
+commits is measured the same way, its two relays in place of the two services: what the
+services spend beyond it is the cost of their rules, books and events.
 
 The database starts as a running deployment's does, not empty: HISTORY (default 100,000) past
 signals with their decisions, filled orders and fills of another symbol, then VACUUM ANALYZE
@@ -122,10 +124,11 @@ def pids_running(marker: bytes) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds of named groups of processes between `start` and `stop`."""
+    """CPU seconds of named groups of processes between `start` and `stop`: `processes` (the
+    two services, or the floor's relays) and the infrastructure they use."""
 
-    def __init__(self, database_url: str, services: dict[str, int]) -> None:
-        self.database_url, self.services = database_url, services
+    def __init__(self, database_url: str, processes: dict[str, list[int]]) -> None:
+        self.database_url, self.processes = database_url, processes
         self.started: dict[str, dict[int, float]] = {}
 
     async def groups(self) -> dict[str, list[int]]:
@@ -138,7 +141,7 @@ class CpuMeter:
         finally:
             await connection.close()
         return {
-            **{name: [pid] for name, pid in self.services.items()},
+            **self.processes,
             "postgres (run's backends)": [row["pid"] for row in backends],
             "this process (load, listener)": [os.getpid()],
             "rabbitmq node (shared)": pids_running(RABBITMQ_NODE),
@@ -259,8 +262,9 @@ def floor_commands(env: dict[str, str]) -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def services(env: dict[str, str]) -> Iterator[dict[str, int]]:
-    """The two services and the floor's relays as processes; the services' pids by name."""
+def services(env: dict[str, str]) -> Iterator[dict[str, dict[str, list[int]]]]:
+    """The two services and the floor's relays as processes; their pids by what they run (the
+    services, each floor variant), then by process."""
     serve = [
         [str(MASTERTRADE), "serve", name, "--host", "127.0.0.1", "--port", str(free_port())]
         for name in ("risk_manager", "order_executor")
@@ -276,7 +280,12 @@ def services(env: dict[str, str]) -> Iterator[dict[str, int]]:
         for command in serve + floor_commands(env)
     ]
     try:
-        yield {"risk_manager": children[0].pid, "order_executor": children[1].pid}
+        relays = iter(children[len(serve) :])  # two per variant, in floor_commands' order
+        yield {
+            "services": {"risk_manager": [children[0].pid], "order_executor": [children[1].pid]},
+            **{variant: {"floor relays (2)": [next(relays).pid, next(relays).pid]}
+               for variant in FLOOR_VARIANTS},
+        }  # fmt: skip
     finally:
         for child in children:
             child.send_signal(signal.SIGTERM)
@@ -485,7 +494,8 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
             await ready(channel, tracker)
             await floor.ready(channel)
             say("both services and the floor's relays up; measuring")
-            await report(channel, tracker, floor, args, CpuMeter(env["DATABASE_URL"], pids))
+            meters = {name: CpuMeter(env["DATABASE_URL"], group) for name, group in pids.items()}
+            await report(channel, tracker, floor, args, meters)
 
 
 async def report(
@@ -493,7 +503,7 @@ async def report(
     tracker: Tracker,
     floor: Floor,
     args: argparse.Namespace,
-    meter: CpuMeter,
+    meters: dict[str, CpuMeter],
 ) -> None:
     print(f"{'path':<38} {'rate/s':>7} {'done':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     rate, sustained = args.rate, 0.0
@@ -502,8 +512,14 @@ async def report(
         reference = await run_reference(channel, rate, args.duration)
         print(row("raw aio-pika round trip", rate, reference, expected), flush=True)
         for variant, name in FLOOR_VARIANTS.items():
+            await meters[variant].start()
+            started = time.perf_counter()
             floor_latencies = await floor.run(channel, variant, rate, args.duration)
+            spent, elapsed = await meters[variant].stop(), time.perf_counter() - started
             print(row(name, rate, floor_latencies, expected), flush=True)
+            if variant == "commit":  # the one the services are compared with
+                print("\n".join(cpu_rows(spent, expected, elapsed)), flush=True)
+        meter = meters["services"]
         await meter.start()
         started = time.perf_counter()
         run = await run_pipeline(channel, tracker, rate, args.duration)
