@@ -237,7 +237,6 @@ async def test_the_sweep_sells_a_buy_that_filled_after_the_retirement(
     assert await swept(connection) == []  # its order is on its way
     await order(connection, retired, 2, "buy", "0.4", filled="0.25", status="cancelled",
                 decided=True)  # fmt: skip
-    assert await swept(connection, "live") == []  # it bought on paper: nothing held live
     [sell] = await swept(connection)
     assert (sell.strategy_id, sell.side, sell.quantity, sell.price) == (
         str(retired),
@@ -319,11 +318,24 @@ async def test_an_older_approved_sell_not_yet_an_order_is_waited_for_an_hour(
     assert sell.quantity == Decimal("0.3")
 
 
+async def closed(connection: asyncpg.Connection, *strategy_ids: int) -> dict[int, str | None]:
+    """Where each strategy is closed (None: nowhere)."""
+    rows = await connection.fetch(
+        "SELECT id, closed_in FROM strategies WHERE id = ANY($1::bigint[])", list(strategy_ids)
+    )
+    return {row["id"]: row["closed_in"] for row in rows}
+
+
+async def listed(connection: asyncpg.Connection, environment: str) -> set[int]:
+    return {row["id"] for row in await connection.fetch(ORPHANS, environment)}
+
+
 async def test_a_strategy_holding_nothing_for_good_is_closed_until_activated_again(
     connection: asyncpg.Connection,
 ) -> None:
-    """Sold out, with nothing open: closed, and left out of later sweeps; an open order keeps
-    it from being closed, and an activation brings it back."""
+    """Sold out, with nothing open: closed where it traded, and left out of later sweeps
+    there; an open order keeps it from being closed; an activation clears the mark, and its
+    next retirement brings it back to the sweep."""
     done = await strategy(connection, "retired sold out", "retired")
     selling = await strategy(connection, "retired selling out", "retired")
     for strategy_id in (done, selling):
@@ -331,27 +343,54 @@ async def test_a_strategy_holding_nothing_for_good_is_closed_until_activated_aga
     await order(connection, done, 2, "sell", "0.2", at=-50)
     await order(connection, selling, 2, "sell", "0.2", filled="0", status="submitted", at=-50)
     await swept(connection)
-    closed = await connection.fetch(
-        "SELECT id, closed_at IS NOT NULL AS closed FROM strategies WHERE id = ANY($1::bigint[])",
-        [done, selling],
-    )
-    assert {row["id"]: row["closed"] for row in closed} == {done: True, selling: False}
-    listed = await connection.fetch(ORPHANS, "paper")
-    assert {done, selling} & {row["id"] for row in listed} == {selling}
-    assert done in {row["id"] for row in await connection.fetch(ORPHANS, "live")}  # not there
+    assert await closed(connection, done, selling) == {done: "paper", selling: None}
+    assert {done, selling} & await listed(connection, "paper") == {selling}
+    assert done in await listed(connection, "live")  # closed on paper only
+    chosen = await strategy(connection, "chosen next", "backtested")
+    await apply_run_choice(connection, 42, "key", "test", [done], environment="paper")
+    assert await closed(connection, done) == {done: None}
+    await apply_run_choice(connection, 43, "key", "test", [chosen], environment="paper")
+    assert done in await listed(connection, "paper")
+
+
+async def test_a_strategy_just_retired_is_not_closed_while_its_last_signal_may_be_on_its_way(
+    connection: asyncpg.Connection,
+) -> None:
+    """Its pod may have sent a buy just before the run retired it, not decided yet: holding
+    nothing now does not close it until it has been retired an hour."""
+    quiet = await strategy(connection, "retired just now")
+    chosen = await strategy(connection, "chosen instead", "backtested")
+    await apply_run_choice(connection, 44, "key", "test", [chosen], environment="paper")
+    assert await closed(connection, quiet) == {quiet: None}
+    await swept(connection)
+    assert await closed(connection, quiet) == {quiet: None}
     await connection.execute(
-        "UPDATE strategies SET activated_at = now() + interval '1 second', status = 'retired' "
-        "WHERE id = $1", done,
-    )  # fmt: skip
-    assert done in {row["id"] for row in await connection.fetch(ORPHANS, "paper")}
+        "UPDATE strategies SET retired_at = now() - interval '61 minutes' WHERE id = $1", quiet
+    )
+    await swept(connection)
+    assert await closed(connection, quiet) == {quiet: "paper"}
+
+
+async def test_the_sweep_in_live_sells_nothing_bought_on_paper(
+    connection: asyncpg.Connection,
+) -> None:
+    """The deployment switched to live: what a retired strategy bought on paper is not sold
+    from the live account, though it traded live too (a buy the risk manager rejected)."""
+    retired = await strategy(connection, "retired paper holder", "retired")
+    await order(connection, retired, 1, "buy", "0.5", at=-100)
+    await decide(connection, signal_id(retired, SYMBOL, 2, "buy"), "buy", "0.5",
+                 outcome="rejected", at=-50, environment="live")  # fmt: skip
+    await last_close(connection, 100)
+    assert await swept(connection, "live") == []
+    [sell] = await swept(connection, "paper")
+    assert sell.quantity == Decimal("0.5")
 
 
 async def test_the_sweep_waits_while_the_active_set_changes(
     connection: asyncpg.Connection, database_url: str
 ) -> None:
     """A run or an activation holds the active set's lock until it commits: the sweep waits
-    for it (and then sees the strategies it activated as active), never selling a strategy
-    activated while it looked."""
+    for it, so it reads the strategies as the change left them."""
     admin = await asyncpg.connect(database_url)
     try:
         async with admin.transaction():

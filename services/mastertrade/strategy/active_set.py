@@ -35,12 +35,13 @@ from mastertrade_model.topology import ALERTS
 ACTIVATABLE = ("backtested", "paused", "retired")
 
 RETIRE = """
-UPDATE strategies SET status = 'retired' WHERE status = 'active' AND NOT (id = ANY($1::bigint[]))
+UPDATE strategies SET status = 'retired', retired_at = now()
+WHERE status = 'active' AND NOT (id = ANY($1::bigint[]))
 RETURNING id, symbol, family
 """
 # A chosen strategy active already (activated by hand while its run ran) stays as it was
 ACTIVATE = """
-UPDATE strategies SET status = 'active', activated_at = now()
+UPDATE strategies SET status = 'active', activated_at = now(), closed_at = NULL, closed_in = NULL
 WHERE id = ANY($1::bigint[]) AND status <> 'active'
 RETURNING id, symbol, family
 """
@@ -113,8 +114,8 @@ async def activate_strategy(
         if active >= max_active:
             return Activation("full", active)
         activated_at = await connection.fetchval(
-            "UPDATE strategies SET status = 'active', activated_at = now() WHERE id = $1 "
-            "RETURNING activated_at",
+            "UPDATE strategies SET status = 'active', activated_at = now(), closed_at = NULL, "
+            "closed_in = NULL WHERE id = $1 RETURNING activated_at",
             strategy_id,
         )
         strategy = StrategyRef(strategy_id, row["symbol"], row["family"])

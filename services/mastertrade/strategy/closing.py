@@ -9,19 +9,23 @@ strategy that was ever active and is not now (`sweep_orphans`), for what is stil
   price too old, a quantity under the exchange's minimum), or that filled only in part;
 - a buy that was in flight when the strategy retired and filled afterwards.
 
-Nothing is sold twice. While any signal of the strategy that the risk manager approved is not
-an order yet, it is in flight: the sweep waits for its order, which then counts (for
-IN_FLIGHT_SECONDS: one not recorded by then is taken as lost, dead-lettered, and said so). A
-sell still open counts in full in what is held. A closing sell's id is derived from the
+Nothing is sold twice, unless a signal lost on its way is replayed by hand later. While any
+signal of the strategy that the risk manager approved is not an order yet, it is in flight: the
+sweep waits for its order, which then counts (for IN_FLIGHT_SECONDS: one not recorded by then
+is taken as lost, its message dead-lettered, and a warning says so). A sell still open counts
+in full in what is held. A closing sell's id is derived from the
 strategy's latest decided signal (`close<hash>`), so everything that sees the same state (two
 replicas, a retirement and a sweep, a sweep before the risk manager decided the last one)
 queues the same signal, which the risk manager decides once; one queued and not sent yet is
 not queued again; and the sweep holds the active set's lock (`locks`), so no strategy is
 activated again while it looks. A sell that keeps failing (dust under
 the exchange's minimum) is tried again after CLOSING_SWEEP_SECONDS, then after twice as long
-after each failure, at most once a day. A strategy that holds nothing, with no order open and
-nothing in flight, is closed (`strategies.closed_at`): later sweeps leave it out until it is
-activated again, so their cost does not grow with every retirement.
+after each failure, at most once a day. A strategy that holds nothing, with no order open, no
+approved signal that is not an order and no retirement in the last IN_FLIGHT_SECONDS (a signal
+its pod sent just before may still be on its way to the risk manager), is closed in the
+environment (`strategies.closed_at`, `closed_in`): later sweeps leave it out until an
+activation clears the mark, so their work grows with the strategies still holding something,
+not with every retirement.
 """
 
 from __future__ import annotations
@@ -59,17 +63,17 @@ beyond it the signal is taken as lost (its message dead-lettered), said, and not
 CLOSING = "close"
 """What a closing sell's moment (`holdings.signal_id`) starts with."""
 
-# Strategies that once traded (an activation), do not now, and were not found closed in the
-# environment since
+# Strategies that once traded (an activation), do not now, and were not closed in the
+# environment since (an activation clears the mark)
 ORPHANS = """
 SELECT id, symbol, family FROM strategies
 WHERE activated_at IS NOT NULL AND status <> 'active' AND symbol IS NOT NULL
-  AND (closed_at IS NULL OR closed_at < activated_at OR closed_in <> $1)
+  AND closed_in IS DISTINCT FROM $1
 ORDER BY id
 """
-# Of the strategy's decisions in the environment: the latest; the approved ones of the last day
-# not yet an order, in flight while IN_FLIGHT_SECONDS last, then stranded; its orders still
-# open; and the closing sells decided since its latest other signal (the attempts so far)
+# Of the strategy's decisions in the environment: the latest; the approved ones not yet an
+# order, in flight while IN_FLIGHT_SECONDS last, then stranded; its orders still open; and the
+# closing sells decided since its latest other signal (the attempts so far)
 STATE = f"""
 WITH mine AS (
     SELECT signal_id, client_order_id, outcome, decided_at, signal_id LIKE $3 AS closing
@@ -79,7 +83,7 @@ WITH mine AS (
         (SELECT max(decided_at) FROM mine WHERE NOT closing), '-infinity')
 ), unrecorded AS (
     SELECT decided_at > now() - make_interval(secs => $5) AS recent FROM mine
-    WHERE outcome <> 'rejected' AND decided_at > now() - interval '1 day'
+    WHERE outcome <> 'rejected'
       AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = mine.client_order_id)
 ), latest AS (
     SELECT signal_id FROM mine {LATEST_FIRST} LIMIT 1
@@ -95,7 +99,12 @@ SELECT (SELECT signal_id FROM latest) AS latest,
 QUEUED = """
 SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND payload->>'signal_id' = $1)
 """
-CLOSED = "UPDATE strategies SET closed_at = now(), closed_in = $2 WHERE id = $1"
+# Only once retired for IN_FLIGHT_SECONDS: a signal its pod sent just before the retirement may
+# not be decided yet (retired before retired_at was kept: long ago)
+CLOSED = """
+UPDATE strategies SET closed_at = now(), closed_in = $2
+WHERE id = $1 AND COALESCE(retired_at, '-infinity') < now() - make_interval(secs => $3)
+"""
 LAST_CLOSE = """
 SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_time DESC LIMIT 1
 """
@@ -143,7 +152,14 @@ async def closing_state(connection: Connection, strategy: StrategyRef, environme
         STATE, f"{prefix}%", strategy.symbol, closing, environment, IN_FLIGHT_SECONDS
     )
     assert row is not None  # one row, whatever the strategy's history
-    return Closing(**dict(row))
+    return Closing(
+        latest=row["latest"],
+        in_flight=row["in_flight"],
+        stranded=row["stranded"],
+        open_orders=row["open_orders"],
+        attempts=row["attempts"],
+        waited=row["waited"],
+    )
 
 
 async def close_positions(
@@ -171,10 +187,12 @@ async def _close(
     held = await held_quantity(connection, strategy.id, symbol, environment)
     if held <= 0:
         if state.settled():
-            await connection.execute(CLOSED, strategy.id, environment)
+            await connection.execute(CLOSED, strategy.id, environment, IN_FLIGHT_SECONDS)
+        return 0
+    if not state.due(base):
         return 0
     price = await connection.fetchval(LAST_CLOSE, symbol)
-    if not state.due(base) or price is None:
+    if price is None:
         return 0
     sell = Signal(
         signal_id=signal_id(strategy.id, symbol, state.moment(environment), "sell"),
