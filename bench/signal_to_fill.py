@@ -31,8 +31,8 @@ Beside each run, the CPU time each process spent on it (from /proc, user + syste
 risk_manager, order_executor, the PostgreSQL backends of the run's database, this process (the
 load generator and fill listener), the RabbitMQ node and the Redis server (the executor reads
 its quotes there; both shared by everyone on the machine, so upper bounds). The floor with its
-commits is measured the same way, its two relays in place of the two services: what the
-services spend beyond it is the cost of their rules, books and events.
+commits (and the one without) is measured the same way, its two relays in place of the two
+services: what the services spend beyond it is the cost of their rules, books and events.
 
 The database starts as a running deployment's does, not empty: HISTORY (default 100,000) past
 signals with their decisions, filled orders and fills of another symbol, then VACUUM ANALYZE
@@ -517,8 +517,7 @@ async def report(
             floor_latencies = await floor.run(channel, variant, rate, args.duration)
             spent, elapsed = await meters[variant].stop(), time.perf_counter() - started
             print(row(name, rate, floor_latencies, expected), flush=True)
-            if variant == "commit":  # the one the services are compared with
-                print("\n".join(cpu_rows(spent, expected, elapsed)), flush=True)
+            print("\n".join(cpu_rows(spent, expected, elapsed)), flush=True)
         meter = meters["services"]
         await meter.start()
         started = time.perf_counter()
