@@ -26,10 +26,11 @@ from mastertrade.execution.adapters import paper_batch
 from mastertrade.execution.adapters.books import open_account
 from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
 from mastertrade.execution.adapters.quotes import Quotes
+from mastertrade.execution.app import QUEUE as EXECUTOR_QUEUE
 from mastertrade.execution.domain.halt import BREAKER, KILL_SWITCH
 from mastertrade.execution.domain.paper import Quote
 from mastertrade.risk.portfolio_metrics import TOTALS
-from mastertrade_model.topology import ORDERS
+from mastertrade_model.topology import DEAD_LETTER_QUEUE, ORDERS
 from tests.infra import free_port
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.helpers import running, wait_for_status
@@ -121,6 +122,44 @@ async def test_market_orders_fill_once_and_the_books_balance(trading_env: dict[s
     assert account["positions"] == [
         {"symbol": symbol, "quantity": "6", "average_price": "100.05000000"}
     ]
+
+
+# the executor opening its account, held back by the test's lock on the balances
+OPENING_WAITS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+"""
+
+
+async def test_orders_queued_before_the_executor_started_wait_for_its_account(
+    trading_env: dict[str, str],
+) -> None:
+    """The consumer starts with the broker connection, before the account is opened: orders
+    already queued (a fresh install, a restart under load) are filled once it is, none
+    dead-lettered for finding no balance. The test holds the account's opening back until the
+    executor has taken every order."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    orders = [approved(symbol, "buy", "1") for _ in range(5)]
+    holder = await asyncpg.connect(trading_env["DATABASE_URL"])
+    async with recording(trading_env["RABBITMQ_URL"]) as (recorder, channel):
+        for order in orders:
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+        queue = await channel.declare_queue(EXECUTOR_QUEUE, passive=True)
+        await holder.execute("BEGIN; LOCK TABLE balances IN EXCLUSIVE MODE")  # reads still pass
+        async with running(build_app("order_executor", trading_env)):
+            deadline = time.monotonic() + 15
+            while (await queue.declare()).message_count or not await holder.fetchval(OPENING_WAITS):
+                assert time.monotonic() < deadline, "the executor took no order"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # time for an order taken to reach the database
+            await holder.execute("COMMIT")  # the account opens
+            await recorder.wait_for("order.filled", len(orders))
+        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+    await holder.close()
+    assert dead.declaration_result.message_count == 0
+    filled = sorted(event["client_order_id"] for event in recorder.of("order.filled"))
+    assert filled == sorted(order["client_order_id"] for order in orders)
 
 
 async def test_a_stopping_executor_sends_and_marks_what_its_last_batches_filled(

@@ -32,6 +32,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from mastertrade.core.bus import publish_json
+from mastertrade.execution.app import QUEUE
 from mastertrade_model.topology import DEAD_LETTER_QUEUE, ORDERS
 from tests.infra import free_port
 from tests.services.crash import kill_inside_a_fill
@@ -45,14 +46,16 @@ START = Decimal(1000000)
 MASTERTRADE = str(Path(sys.executable).parent / "mastertrade")
 
 
-def start_executor(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+def start_executor(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A fresh executor process; its warnings and errors go to the end of `log`."""
     environ = {**os.environ, **env, "PAPER_TRADING_INITIAL_BALANCE": str(START),
-               "LOG_LEVEL": "WARNING"}  # fmt: skip
+               "LOG_LEVEL": "WARNING", "LOG_FORMAT": "console"}  # fmt: skip
     port = free_port()
-    process = subprocess.Popen(
-        [MASTERTRADE, "serve", "order_executor", "--port", str(port), "--host", "127.0.0.1"],
-        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [MASTERTRADE, "serve", "order_executor", "--port", str(port), "--host", "127.0.0.1"],
+            env=environ, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     return process, port
 
 
@@ -76,6 +79,25 @@ async def count_terminal(url: str) -> int:
             "SELECT count(*) FROM orders WHERE status IN ('filled', 'rejected')"))  # fmt: skip
     finally:
         await connection.close()
+
+
+async def ready(channel: AbstractChannel, queue: str) -> int:
+    declared = await channel.declare_queue(queue, passive=True)
+    return int(declared.declaration_result.message_count or 0)
+
+
+async def unfinished(url: str, channel: AbstractChannel, sent: int, log: Path) -> str:
+    """What stands between the books and the orders sent, said for a failing assertion."""
+    connection = await asyncpg.connect(url)
+    try:
+        statuses = await connection.fetch("SELECT status, count(*) FROM orders GROUP BY status")
+    finally:
+        await connection.close()
+    queues = {name: await ready(channel, name) for name in (QUEUE, DEAD_LETTER_QUEUE)}
+    lines = log.read_text(errors="replace").splitlines()
+    return (f"{sent} orders sent; recorded by status: {dict(statuses)}; "
+            f"messages ready: {queues}; the executors' last log lines:\n"
+            + "\n".join(lines[-40:]))  # fmt: skip
 
 
 async def audit(url: str) -> dict[str, object]:
@@ -112,10 +134,10 @@ async def sigkill(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-async def kill_repeatedly(env: dict[str, str], rng: random.Random) -> None:
+async def kill_repeatedly(env: dict[str, str], rng: random.Random, log: Path) -> None:
     """SIGKILL a fresh executor KILLS times: at a random moment, then inside a fill, in turn."""
     for kill in range(KILLS):
-        process, port = start_executor(env)
+        process, port = start_executor(env, log)
         await until_serving(port)
         if kill % 2:
             await kill_inside_a_fill(env["DATABASE_URL"], partial(sigkill, process))
@@ -124,27 +146,32 @@ async def kill_repeatedly(env: dict[str, str], rng: random.Random) -> None:
             await sigkill(process)
 
 
-async def test_sigkill_twenty_times_loses_and_doubles_nothing(trading_env: dict[str, str]) -> None:
+async def test_sigkill_twenty_times_loses_and_doubles_nothing(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
     symbol, rng, stop = new_symbol(), random.Random(1234), asyncio.Event()
+    log = tmp_path / "executors.log"
     sent: list[str] = []
     await set_quote(symbol, "99.5", "100")
     env = {**trading_env, "PRICE_MAX_AGE_SECONDS": "0"}
     async with recording(trading_env["RABBITMQ_URL"]) as (_, channel):
         feeder = asyncio.create_task(feed(channel, symbol, sent, stop))
-        await kill_repeatedly(env, rng)
+        await kill_repeatedly(env, rng, log)
         stop.set()
         await feeder
-        process, _ = start_executor(env)
+        process, _ = start_executor(env, log)
         try:
             deadline = time.monotonic() + 120
             while await count_terminal(env["DATABASE_URL"]) < len(sent):
-                assert time.monotonic() < deadline, "the executor did not finish the orders"
+                # a dead letter will never be an order: no use waiting out the deadline
+                if time.monotonic() > deadline or await ready(channel, DEAD_LETTER_QUEUE):
+                    why = await unfinished(env["DATABASE_URL"], channel, len(sent), log)
+                    raise AssertionError(f"the executor did not finish the orders: {why}")
                 await asyncio.sleep(0.5)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
-        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
-        dead_letters = dead.declaration_result.message_count
+        dead_letters = await ready(channel, DEAD_LETTER_QUEUE)
     books = await audit(env["DATABASE_URL"])
     orders, fills = books["orders"], books["fills"]
     assert isinstance(orders, list) and isinstance(fills, list)

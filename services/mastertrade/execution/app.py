@@ -2,7 +2,8 @@
 
 Each approved order is recorded before it is executed (a live one committed before it is sent;
 paper ones in the transaction that executes their batch), executed idempotently, and its
-message acknowledged only after both committed. At start-up, and then every ORDER_POLL_SECONDS
+message acknowledged only after both committed. At start-up (approved orders wait for it, held
+unacknowledged: the consumer starts with the broker connection), and then every ORDER_POLL_SECONDS
 (paper) or BINANCE_POLL_SECONDS (live), orders still in flight are reconciled (a `new` order
 left by a crash is executed; a resting paper limit order is matched; a live one is queried),
 the equity is revalued and the outbox flushed; live, a halt of the risk manager with buys open
@@ -81,6 +82,8 @@ class Executor:
         self.sender: OutboxSender | None = None
         self.venue = self._venue(settings)
         self.batcher: OrderBatcher | None = None
+        self.opened = asyncio.Event()
+        """Set once the account is open and the orders a crash left are reconciled."""
         self.prefetch = 10  # the consumer's messages in flight
         self.poll_seconds = settings.order_poll_seconds
         if settings.trading_environment == "live":
@@ -118,6 +121,10 @@ class Executor:
 
     async def __call__(self, payload: dict[str, Any]) -> None:
         order = ApprovedOrder.model_validate(payload)
+        # The consumer starts with the broker connection, before the loop opened the account:
+        # an order taken earlier would find no balance and be dead-lettered. It waits in hand
+        # (unacknowledged, so a shutdown meanwhile hands it back to the broker).
+        await self.opened.wait()
         if self.batcher is not None:
             await self.batcher.submit(order)  # recorded, executed and published in a batch
             return
@@ -162,6 +169,7 @@ class Executor:
             await open_account(self.live.pool, "paper", settings.quote_asset,
                                settings.paper_trading_initial_balance)  # fmt: skip
         found = await self.reconcile(list(self.venue.in_flight))
+        self.opened.set()
         logger.info("account open; reconciled %d order(s) left in flight", found)
 
     async def run(self) -> None:
