@@ -93,9 +93,10 @@ async def unfinished(url: str, channel: AbstractChannel, sent: int, log: Path) -
         statuses = await connection.fetch("SELECT status, count(*) FROM orders GROUP BY status")
     finally:
         await connection.close()
+    by_status = {row["status"]: row["count"] for row in statuses}
     queues = {name: await ready(channel, name) for name in (QUEUE, DEAD_LETTER_QUEUE)}
     lines = log.read_text(errors="replace").splitlines()
-    return (f"{sent} orders sent; recorded by status: {dict(statuses)}; "
+    return (f"{sent} orders sent; recorded by status: {by_status}; "
             f"messages ready: {queues}; the executors' last log lines:\n"
             + "\n".join(lines[-40:]))  # fmt: skip
 
