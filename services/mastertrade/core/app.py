@@ -29,7 +29,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from mastertrade.core.connections import DependencyUnavailableError
+from mastertrade.core.connections import POSTGRES_AWAY, DependencyUnavailableError
 from mastertrade.core.consumer import Handler
 from mastertrade.core.deps import RuntimeDep
 from mastertrade.core.docs import add_offline_docs
@@ -45,8 +45,7 @@ logger = logging.getLogger("mastertrade.app")
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     DependencyUnavailableError,
     OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
+    *POSTGRES_AWAY,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     AMQPError,

@@ -20,6 +20,18 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
 from mastertrade_model.values import Dependency
 
+POSTGRES_AWAY: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # answered on a connection that is still open while the server restarts or fails over:
+    # 57P01 shutting down, 57P02 crashed, 57P03 starting up, 57014 cancelled by an operator
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,  # 53300: full for now
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: still the standby, mid-failover
+)
+"""PostgreSQL errors that say the server is away for now, not that the work is wrong: work
+retried (`retry.TRANSIENT`), a request answered 503."""
+
 
 class DependencyUnavailableError(Exception):
     """A dependency a request needs is not reachable right now (answered as 503)."""

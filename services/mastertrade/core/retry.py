@@ -17,7 +17,7 @@ import asyncpg
 import redis.exceptions
 from aio_pika.exceptions import AMQPError
 
-from mastertrade.core.connections import DependencyUnavailableError
+from mastertrade.core.connections import POSTGRES_AWAY, DependencyUnavailableError
 
 logger = logging.getLogger("mastertrade.retry")
 T = TypeVar("T")
@@ -26,8 +26,7 @@ TRANSIENT: tuple[type[Exception], ...] = (
     DependencyUnavailableError,
     OSError,
     TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
+    *POSTGRES_AWAY,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     AMQPError,
