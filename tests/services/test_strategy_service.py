@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -938,6 +940,36 @@ async def test_a_sell_of_nothing_held_is_not_signalled(
             await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
         published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
     assert [(s["side"], s["price"]) for s in published] == [("buy", "950"), ("buy", "945")]
+
+
+async def test_an_exit_before_its_buy_filled_sells_once_the_buy_filled(
+    trading_env: dict[str, str], rabbitmq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A backlog decides candles milliseconds apart: the exit on 101 comes before the buy of
+    100 filled, and finds nothing held. Once the buy filled, the next candle (the rule still
+    flat) sells what it bought, with the id 101's exit would have had."""
+    symbol = "TESTEXITWAIT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
+    caplog.set_level(logging.INFO, "mastertrade.strategy.live")
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
+        for minute, open_, close in ((100, "900", "950"), (101, "950", "940")):
+            bar = candle(symbol, start + timedelta(minutes=minute), open_, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+        deadline = time.monotonic() + 30
+        while f"strategy {strategy_id}: no sell at 940" not in caplog.text:
+            assert time.monotonic() < deadline, "the exit on 101 was not decided"
+            await asyncio.sleep(0.05)
+        await filled(url, buy, "0.1")
+        later = candle(symbol, start + timedelta(minutes=102), "940", "930")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    minute_101 = int((start + timedelta(minutes=101)).timestamp()) // 60
+    assert published[1]["signal_id"] == signal_id(strategy_id, symbol, minute_101, "sell")
+    assert (published[1]["side"], Decimal(published[1]["quantity"])) == ("sell", Decimal("0.1"))
+    assert Decimal(published[1]["price"]) == Decimal(930)
 
 
 async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers(

@@ -18,7 +18,10 @@ that saw that candle sends the same signal id. The signal id is derived from (st
 candle, side), so a candle delivered twice gives the same id and the risk manager decides it
 once. A signal is published before its candle is acknowledged, waiting out a broker outage; a
 candle that fails after its bar was added has the bar forgotten, so its redelivery is decided
-again, not taken for a duplicate. The active set is re-read from the database every
+again, not taken for a duplicate. An exit that finds nothing held (its buy not filled yet: a
+backlog decides candles milliseconds apart) is looked at again at each candle of the symbol for
+EXIT_WAIT_SECONDS, as a missed change is, and sold with the exit candle's id once the buy
+filled; an entry meanwhile ends the wait. The active set is re-read from the database every
 ACTIVE_REFRESH seconds (a generation run changes it), and a strategy retired meanwhile sends
 nothing.
 """
@@ -44,6 +47,7 @@ from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.events import kline_from_message, to_millis
+from mastertrade.strategy.closing import IN_FLIGHT_SECONDS
 from mastertrade.strategy.domain.families import Strategy, StrategyParams
 from mastertrade.strategy.domain.live import Decision, Side, latest_changes, latest_decisions
 from mastertrade.strategy.holdings import (
@@ -69,6 +73,7 @@ LIVE_BARS = 4096  # the fewest: above the longest window a family declares (1440
 ACTIVE_REFRESH = 30.0
 HOLES_REREAD_SECONDS = 120.0
 CATCH_UP_BARS = 1440  # how far back a missed change gets the id of the candle it happened on
+EXIT_WAIT_SECONDS = IN_FLIGHT_SECONDS  # how long an exit waits for its buy to fill
 PARSE_STRATEGY: TypeAdapter[Strategy] = TypeAdapter(StrategyParams)
 
 
@@ -141,6 +146,8 @@ class LiveTrader:
         self.bars: dict[str, SymbolBars] = {}
         self._read_at: dict[str, float] = {}  # when each symbol's bars were read, monotonic
         self._decided: set[int] = set()  # the strategies this pod has decided before
+        # strategies whose exit found nothing held yet, until when it is looked at again
+        self._exits_waiting: dict[int, float] = {}
         self._active: list[tuple[ActiveStrategy, Strategy]] = []
         self._loaded_at = float("-inf")
         # the consumer runs handlers concurrently; candles must be applied one at a time, in order
@@ -274,7 +281,8 @@ class LiveTrader:
         ]
         unchanged = [
             d for d in decisions
-            if not d.side and (catch_up or strategies[d.index][0].id not in self._decided)
+            if not d.side and (catch_up or strategies[d.index][0].id not in self._decided
+                               or self._exit_waits(strategies[d.index][0].id))
         ]  # fmt: skip
         missed = partial(self._missed, bars, strategies, unchanged)
         signals += await retry_transient(missed, "reading the strategies' latest signals")
@@ -284,6 +292,16 @@ class LiveTrader:
                 partial(self._publish, active, side, price, moment),
                 f"publishing strategy {active.id}'s signal",
             )
+
+    def _exit_waits(self, strategy_id: int) -> bool:
+        """Whether the strategy's exit found nothing held less than EXIT_WAIT_SECONDS ago."""
+        until = self._exits_waiting.get(strategy_id)
+        if until is not None and time.monotonic() >= until:
+            del self._exits_waiting[strategy_id]
+            logger.info("strategy %d: its exit found nothing held for %.0fs: no longer waited "
+                        "for", strategy_id, EXIT_WAIT_SECONDS)  # fmt: skip
+            return False
+        return until is not None
 
     async def _missed(
         self,
@@ -322,8 +340,8 @@ class LiveTrader:
                 if not await was_decided(pool, candle_id):
                     moment = bars.times[index]
             logger.info(
-                "strategy %d: its rule wants a %s of %s since candle %s, which this pod did not "
-                "see: signalled now", active.id, wanted, active.symbol, moment,
+                "strategy %d: its rule wants a %s of %s since candle %s, the other way from its "
+                "latest decided signal: signalled now", active.id, wanted, active.symbol, moment,
             )  # fmt: skip
             found.append((active, wanted, moment))
         return found
@@ -346,8 +364,12 @@ class LiveTrader:
             return
         quantity = await self._quantity(active, side, price)
         if quantity <= 0:
-            if side == "sell":  # its buy was refused, or sold already: nothing is wrong
-                logger.info("strategy %d: no sell at %s: it holds nothing", active.id, price)
+            if side == "sell":  # its buy was refused, or sold already, or is not filled yet
+                if active.id not in self._exits_waiting:
+                    logger.info("strategy %d: no sell at %s: it holds nothing yet; its exit is "
+                                "looked at again at each candle until a buy on its way fills",
+                                active.id, price)  # fmt: skip
+                self._exits_waiting.setdefault(active.id, time.monotonic() + EXIT_WAIT_SECONDS)
             else:
                 logger.warning("strategy %d: no buy at %s: STRATEGY_SIGNAL_NOTIONAL buys "
                                "nothing at this price", active.id, price)  # fmt: skip
@@ -364,6 +386,7 @@ class LiveTrader:
         await publish_json(
             self.runtime.channel, SIGNALS.name, f"signal.{active.symbol}", signal.to_json()
         )
+        self._exits_waiting.pop(active.id, None)  # sold, or in again: the exit is done with
         self.metrics.signals.labels(side).inc()
         logger.info(
             "strategy %d signals %s %s %s at %s", active.id, side, quantity, active.symbol, price
