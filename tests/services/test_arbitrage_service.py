@@ -17,7 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
-from mastertrade_model.topology import MARKET_DATA, SIGNALS
+from mastertrade.core.bus import declare_topology
+from mastertrade_model.topology import DEAD_LETTER_QUEUE, EXCHANGES, MARKET_DATA, QUEUES, SIGNALS
 from tests.infra import free_port
 from tests.services.helpers import running
 
@@ -107,6 +108,40 @@ async def test_a_planted_triangle_is_found_stored_published_and_counted(
     assert 'mastertrade_arbitrage_quotes_total{outcome="invalid"} 2.0' in metrics
     assert 'mastertrade_arbitrage_quotes_total{outcome="accepted"} 4.0' in metrics
     assert 'mastertrade_arbitrage_expected_profit_total{asset="TRIA",kind="triangular"}' in metrics
+
+
+async def dead_letters(url: str) -> int:
+    """Messages in the dead letters (the topology declared, as the services declare it)."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await declare_topology(channel, EXCHANGES, QUEUES)
+        queue = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def test_an_opportunity_whose_report_fails_is_reported_at_its_next_quote(
+    service_env: dict[str, str], rabbitmq_url: str, database_url: str
+) -> None:
+    """Redis away: each report stores and publishes, then fails on the recent list. The ticker
+    is neither dead-lettered nor held, and the route is not muted for the report
+    interval: its next quote reports it again."""
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    env = {**service_env, "ARBITRAGE_PAIRS": "BTC/TRIB,ETH/BTC,ETH/TRIB", "REDIS_URL": nobody}
+    route = "TRIB -> BTC -> ETH -> TRIB"
+    before = await dead_letters(rabbitmq_url)
+    async with running(arbitrage_app(env)):
+        await publish(rabbitmq_url, [ticker("BTCTRIB", "50000", "50001"),
+                                     ticker("ETHBTC", "0.0499", "0.05"),
+                                     ticker("ETHTRIB", "2600", "2601")])  # fmt: skip
+
+        async def reported(times: int) -> bool:
+            return len(await stored(database_url, route)) >= times
+
+        await wait_until(lambda: reported(1))
+        await publish(rabbitmq_url, [ticker("ETHTRIB", "2600", "2601")])
+        await wait_until(lambda: reported(2))
+    assert await dead_letters(rabbitmq_url) == before
 
 
 def binance_like(answer: list[dict[str, str]], asked: list[str]) -> FastAPI:

@@ -4,6 +4,9 @@
 `ticker.#` on the market data exchange). A message that is not a valid `BookTicker` (a
 non-finite or crossed quote, a missing field) is counted and logged and dropped: it can never
 become an opportunity, and keeping a stream of them would only fill the dead-letter queue.
+An opportunity whose report fails because PostgreSQL, RabbitMQ or Redis is away is logged and
+reported again when a quote shows it next: a ticker is not held through an outage (it is worth
+nothing later), nor dead-lettered, and the second venue's poller goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from mastertrade.core.bus import publish_json
 from mastertrade.core.errors import describe_errors
 from mastertrade.core.market_messages import BookTicker
 from mastertrade.core.metrics import ServiceMetrics
+from mastertrade.core.retry import TRANSIENT
 from mastertrade.core.runtime import Runtime
 from mastertrade_model.topology import ARBITRAGE_ROUTING_PREFIX, SIGNALS
 
@@ -111,9 +115,19 @@ class ArbitrageService:
         self.metrics.quotes.labels("accepted").inc()
         reported = []
         for opportunity in self.detector.on_quote(quote, self.clock()):
-            if self._due(opportunity.route):
+            if not self._due(opportunity.route):
+                continue
+            try:
                 await self.report(opportunity)
-                reported.append(opportunity)
+            except TRANSIENT as error:
+                # a quote is worth nothing later: it is not held for the outage, and the route
+                # is reported again at its next quote instead of after `report_interval`
+                del self._last_report[opportunity.route]
+                logger.warning("reporting %s opportunity %s failed (%s: %s); it is reported "
+                               "again when it is seen next", opportunity.kind,
+                               opportunity.route, type(error).__name__, error)  # fmt: skip
+                continue
+            reported.append(opportunity)
         return reported
 
     def _due(self, route: str) -> bool:

@@ -86,4 +86,6 @@ class VenuePoller:
                 await self.poll_once()
             except (httpx.HTTPError, ValueError) as error:
                 logger.warning("polling %s failed: %s", self.venue, type(error).__name__)
+            except Exception:  # anything else must not end the polling unseen
+                logger.exception("handling %s's quotes failed; polling goes on", self.venue)
             await asyncio.sleep(self.interval)
