@@ -20,13 +20,15 @@ import redis.asyncio as aioredis
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.prices import fetch_book
 from mastertrade.core.settings import load_settings
+from mastertrade.market_data import ingest as ingest_module
 from mastertrade.market_data import leadership
 from mastertrade.market_data.app import create_app
-from mastertrade.market_data.domain.events import to_message, to_millis
+from mastertrade.market_data.domain.events import Kline, to_message, to_millis
 from mastertrade.market_data.domain.market import SimulatedMarket
 from mastertrade.market_data.history import simulated_history
 from mastertrade.market_data.ingest import CandleIngest
 from mastertrade.market_data.settings import MarketDataSettings
+from mastertrade.market_data.store import upsert_klines
 from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import MARKET_DATA
 from tests.fakes.binance import FakeBinance, trade_frame
@@ -256,5 +258,50 @@ async def test_candles_from_the_broker_are_stored_once_and_malformed_ones_dead_l
             assert await pool.fetchval("SELECT count(*) FROM candles") == 200
             declared = await channel.declare_queue(queue.name, passive=True)
             assert declared.declaration_result.message_count == 0  # all acknowledged
+    finally:
+        await connection.close()
+
+
+async def test_a_batch_stopped_mid_write_is_stored_by_the_last_write_not_acknowledged_unstored(
+    market_db: str, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stop` while a batch's write is under way cancels it (nothing of it committed); the last
+    write of `stop` stores it with what came meanwhile, before its one `multiple`
+    acknowledgement covers them all. The first write is made to hang until cancelled."""
+    klines = list(SimulatedMarket(3, 29_000_000).generate(20).klines())  # 100 candles
+    bodies = [json.dumps(to_message(k)).encode() for k in klines]
+    writing = asyncio.Event()
+
+    async def first_write_hangs(pool: asyncpg.Pool, batch: list[Kline]) -> None:
+        if not writing.is_set():
+            writing.set()
+            await asyncio.Event().wait()  # until cancelled
+        await upsert_klines(pool, batch)
+
+    monkeypatch.setattr(ingest_module, "upsert_klines", first_write_hangs)
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(exclusive=True)
+
+        async def send(part: list[bytes]) -> None:
+            for body in part:
+                await channel.default_exchange.publish(aio_pika.Message(body), queue.name)
+
+        async def ready() -> int:
+            declared = await channel.declare_queue(queue.name, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+
+        async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as pool:
+            ingest = CandleIngest(queue, pool, batch=64, flush=0.05)
+            await send(bodies[:64])
+            await ingest.start()
+            await asyncio.wait_for(writing.wait(), 20)
+            await send(bodies[64:])
+            while await ready():  # all delivered, the first 64 being written
+                await asyncio.sleep(0.02)
+            await ingest.stop()
+            assert await pool.fetchval("SELECT count(*) FROM candles") == len(bodies)
+        assert ingest.stored == len(bodies)
     finally:
         await connection.close()

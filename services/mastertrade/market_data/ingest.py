@@ -7,6 +7,7 @@ ON CONFLICT, and only then acknowledged (one `multiple` ack for the batch). A ma
 is rejected without requeue (it goes to the dead-letter exchange) and counted; a failed write
 hands the whole batch back to the broker (nack with requeue), so nothing is lost or half-stored;
 every field is checked first (`kline_from_message`), so no message can make every write fail.
+`stop` stops consuming, then writes what is pending, a batch interrupted mid-write included.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ class CandleIngest:
             last = batch[-1][0]
             try:
                 await upsert_klines(self.pool, [kline for _, kline in batch])
+            except asyncio.CancelledError:
+                # stopped mid-write (rolled back): the batch goes back first in line, for
+                # `stop`'s last write, whose `multiple` ack would otherwise cover it unstored
+                self._pending[:0] = batch
+                raise
             except Exception as error:
                 logger.warning(
                     "storing %d candles failed, handing them back: %s", len(batch), error
