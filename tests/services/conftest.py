@@ -48,9 +48,12 @@ def rabbitmq_url() -> Iterator[str]:
     delete_vhost(url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def service_env(database_url: str, rabbitmq_url: str) -> dict[str, str]:
-    """The settings every service needs, pointing at the session's infrastructure."""
+    """The settings every service needs, pointing at the session's infrastructure, its queues
+    emptied: what an earlier test left in them (a simulated market's tickers and candles, with
+    no consumer then) is never handled as this test's."""
+    asyncio.run(_purge_service_queues(rabbitmq_url))
     return {
         "DATABASE_URL": database_url,
         "RABBITMQ_URL": rabbitmq_url,
@@ -74,11 +77,11 @@ async def _purge_service_queues(url: str) -> None:
 
 
 @pytest.fixture
-def trading_env(service_env: dict[str, str], rabbitmq_url: str) -> Iterator[dict[str, str]]:
+def trading_env(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """Settings for the trading loop: a migrated database of this test alone (risk state, the
-    equity peak and the breaker, is per database) and the session's vhost, its queues purged."""
+    equity peak and the breaker, is per database) and the session's vhost, its queues purged
+    (`service_env`)."""
     database = create_database("mastertrade_trading")
     asyncio.run(migrate_database(database, 10.0, lambda line: None))
-    asyncio.run(_purge_service_queues(rabbitmq_url))
     yield {**service_env, "DATABASE_URL": database, "ORDER_POLL_SECONDS": "0.2"}
     drop_database(database)
