@@ -120,14 +120,15 @@ async def dead_letters(url: str) -> int:
         return int(queue.declaration_result.message_count or 0)
 
 
-async def test_an_opportunity_whose_report_fails_is_reported_at_its_next_quote(
+async def test_an_opportunity_whose_report_fails_is_reported_again_after_its_interval(
     service_env: dict[str, str], rabbitmq_url: str, database_url: str
 ) -> None:
     """Redis away: each report stores and publishes, then fails on the recent list. The ticker
-    is neither dead-lettered nor held, and the route is not muted for the report
-    interval: its next quote reports it again."""
+    is neither dead-lettered nor held; the route stays muted for its interval (part of the
+    report went out), and a quote after it reports the route again."""
     nobody = f"redis://127.0.0.1:{free_port()}/0"
-    env = {**service_env, "ARBITRAGE_PAIRS": "BTC/TRIB,ETH/BTC,ETH/TRIB", "REDIS_URL": nobody}
+    env = {**service_env, "ARBITRAGE_PAIRS": "BTC/TRIB,ETH/BTC,ETH/TRIB", "REDIS_URL": nobody,
+           "ARBITRAGE_REPORT_INTERVAL": "3"}  # fmt: skip
     route = "TRIB -> BTC -> ETH -> TRIB"
     before = await dead_letters(rabbitmq_url)
     async with running(arbitrage_app(env)):
@@ -139,6 +140,9 @@ async def test_an_opportunity_whose_report_fails_is_reported_at_its_next_quote(
             return len(await stored(database_url, route)) >= times
 
         await wait_until(lambda: reported(1))
+        await publish(rabbitmq_url, [ticker("ETHTRIB", "2600", "2601")])  # within the interval
+        await asyncio.sleep(3.1)
+        assert len(await stored(database_url, route)) == 1
         await publish(rabbitmq_url, [ticker("ETHTRIB", "2600", "2601")])
         await wait_until(lambda: reported(2))
     assert await dead_letters(rabbitmq_url) == before

@@ -142,21 +142,25 @@ async def test_orders_queued_before_the_executor_started_wait_for_its_account(
     await set_quote(symbol, "99", "100")
     orders = [approved(symbol, "buy", "1") for _ in range(5)]
     holder = await asyncpg.connect(trading_env["DATABASE_URL"])
-    async with recording(trading_env["RABBITMQ_URL"]) as (recorder, channel):
-        for order in orders:
-            await publish_json(channel, ORDERS.name, "order.approved", order)
-        queue = await channel.declare_queue(EXECUTOR_QUEUE, passive=True)
-        await holder.execute("BEGIN; LOCK TABLE balances IN EXCLUSIVE MODE")  # reads still pass
-        async with running(build_app("order_executor", trading_env)):
-            deadline = time.monotonic() + 15
-            while (await queue.declare()).message_count or not await holder.fetchval(OPENING_WAITS):
-                assert time.monotonic() < deadline, "the executor took no order"
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)  # time for an order taken to reach the database
-            await holder.execute("COMMIT")  # the account opens
-            await recorder.wait_for("order.filled", len(orders))
-        dead = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
-    await holder.close()
+    try:
+        async with recording(trading_env["RABBITMQ_URL"]) as (recorder, channel):
+            for order in orders:
+                await publish_json(channel, ORDERS.name, "order.approved", order)
+            queue = await channel.declare_queue(EXECUTOR_QUEUE, passive=True)
+            await holder.execute("BEGIN; LOCK TABLE balances IN EXCLUSIVE MODE")  # reads still pass
+            async with running(build_app("order_executor", trading_env)):
+                deadline = time.monotonic() + 15
+                while (await queue.declare()).message_count or not await holder.fetchval(
+                    OPENING_WAITS
+                ):
+                    assert time.monotonic() < deadline, "the executor took no order"
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)  # time for an order taken to reach the database
+                await holder.execute("COMMIT")  # the account opens
+                await recorder.wait_for("order.filled", len(orders))
+            dead = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+    finally:
+        await holder.close()  # a failure meanwhile: its lock goes with it
     assert dead.declaration_result.message_count == 0
     filled = sorted(event["client_order_id"] for event in recorder.of("order.filled"))
     assert filled == sorted(order["client_order_id"] for order in orders)

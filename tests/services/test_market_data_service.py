@@ -298,7 +298,9 @@ async def test_a_batch_stopped_mid_write_is_stored_by_the_last_write_not_acknowl
             await ingest.start()
             await asyncio.wait_for(writing.wait(), 20)
             await send(bodies[64:])
+            deadline = time.monotonic() + 20
             while await ready():  # all delivered, the first 64 being written
+                assert time.monotonic() < deadline, "the candles were not all delivered"
                 await asyncio.sleep(0.02)
             await ingest.stop()
             assert await pool.fetchval("SELECT count(*) FROM candles") == len(bodies)

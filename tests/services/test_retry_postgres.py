@@ -1,9 +1,10 @@
 """What PostgreSQL answers while it restarts or fails over is waited out, never taken for the
-work's fault (which would dead-letter the message being handled: a lost order or signal).
+work's fault (which would dead-letter the message being handled: a lost order or signal); what
+says the work itself is wrong is not retried.
 
-A statement cancelled by an operator (57014) is run on the real server; "the database system
-is starting up" (57P03), which a reconnect gets during a restart, comes from a local server that
-answers a connection's start-up the way PostgreSQL does then.
+The answers a reconnect gets during a restart ("starting up", "shutting down", "too many
+clients") come from a local server that answers a connection's start-up the way PostgreSQL does
+then; a statement over its statement_timeout runs on the real server.
 """
 
 from __future__ import annotations
@@ -32,30 +33,41 @@ def error_response(code: str, message: str) -> bytes:
     return b"E" + struct.pack("!i", len(body) + 4) + body
 
 
-async def answer_starting_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Refuse SSL, read the start-up message, answer 57P03 and hang up, as PostgreSQL does
-    before its recovery finished."""
-    length, code = struct.unpack("!ii", await reader.readexactly(8))
-    if code == SSL_REQUEST:
-        writer.write(b"N")
-        length, _ = struct.unpack("!ii", await reader.readexactly(8))
-    await reader.readexactly(length - 8)
-    writer.write(error_response("57P03", "the database system is starting up"))
-    await writer.drain()
-    writer.close()
-
-
 @asynccontextmanager
-async def starting_up_server() -> AsyncIterator[str]:
-    server = await asyncio.start_server(answer_starting_up, "127.0.0.1", 0)
+async def refusing_server(code: str, message: str) -> AsyncIterator[str]:
+    """A server that refuses SSL, reads a connection's start-up message, answers the error and
+    hangs up, as PostgreSQL does while it cannot take connections."""
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        length, request = struct.unpack("!ii", await reader.readexactly(8))
+        if request == SSL_REQUEST:
+            writer.write(b"N")
+            length, _ = struct.unpack("!ii", await reader.readexactly(8))
+        await reader.readexactly(length - 8)
+        writer.write(error_response(code, message))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
-async def test_a_server_starting_up_is_waited_for(database_url: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("57P03", "the database system is starting up"),
+        ("57P03", "the database system is shutting down"),
+        ("57P01", "terminating connection due to administrator command"),
+        ("53300", "sorry, too many clients already"),
+    ],
+)
+async def test_a_server_that_cannot_take_connections_yet_is_waited_for(
+    database_url: str, code: str, message: str
+) -> None:
     attempts: list[str] = []
-    async with starting_up_server() as starting:
+    async with refusing_server(code, message) as starting:
 
         async def connect() -> int:
             url = starting if not attempts else database_url
@@ -70,27 +82,21 @@ async def test_a_server_starting_up_is_waited_for(database_url: str) -> None:
     assert attempts == [starting, database_url]
 
 
-async def test_a_statement_an_operator_cancelled_is_run_again(database_url: str) -> None:
-    worker = await asyncpg.connect(database_url)
-    operator = await asyncpg.connect(database_url)
+async def test_a_statement_over_its_timeout_is_not_run_again(database_url: str) -> None:
+    """57014 is also what statement_timeout raises: retried, such a statement would hold its
+    message for ever."""
     runs = 0
 
-    async def work() -> str:
+    async def work() -> None:
         nonlocal runs
         runs += 1
-        seconds = 30 if runs == 1 else 0
-        return str(await worker.fetchval("SELECT pg_sleep($1)::text || 'done'", seconds))
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute("SET statement_timeout = 50")
+            await connection.execute("SELECT pg_sleep(5)")
+        finally:
+            await connection.close()
 
-    try:
-        task = asyncio.create_task(retry_transient(work, "sleeping"))
-        while not await operator.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep'",
-            worker.get_server_pid(),
-        ):
-            await asyncio.sleep(0.02)
-        assert await operator.fetchval("SELECT pg_cancel_backend($1)", worker.get_server_pid())
-        assert await asyncio.wait_for(task, 10) == "done"
-    finally:
-        await operator.close()
-        await worker.close()
-    assert runs == 2
+    with pytest.raises(asyncpg.exceptions.QueryCanceledError):
+        await asyncio.wait_for(retry_transient(work, "sleeping"), 10)
+    assert runs == 1

@@ -19,7 +19,13 @@ from mastertrade.core.messages import Signal
 from mastertrade.strategy.active_set import apply_run_choice
 from mastertrade.strategy.closing import ORPHANS, sweep_orphans
 from mastertrade.strategy.domain.live import Side
-from mastertrade.strategy.holdings import after, held_quantity, last_signal, signal_id
+from mastertrade.strategy.holdings import (
+    after,
+    buy_may_still_fill,
+    held_quantity,
+    last_signal,
+    signal_id,
+)
 from mastertrade.strategy.locks import ACTIVATION_LOCK
 from mastertrade_model.topology import SIGNALS
 
@@ -106,6 +112,29 @@ async def test_filled_buys_less_sells_and_the_open_sells_in_full(
     assert await held_quantity(connection, 12, SYMBOL, "paper") == Decimal(7)
     assert await held_quantity(connection, 2, SYMBOL, "paper") == 0  # no orders at all
     assert await held_quantity(connection, 1, "OTHERUSDT", "paper") == 0
+
+
+async def test_a_buy_may_still_fill_until_it_is_refused_or_its_order_finished(
+    connection: asyncpg.Connection,
+) -> None:
+    """What an exit that finds nothing held waits for: a buy not decided yet (its latest
+    decided signal a sell, or none), approved and not yet an order, or an order still open."""
+    assert await buy_may_still_fill(connection, 4, SYMBOL, "paper")  # nothing decided yet
+    await order(connection, 4, 1, "buy", "1")
+    await order(connection, 4, 2, "sell", "1")
+    assert await buy_may_still_fill(connection, 4, SYMBOL, "paper")  # a buy may be on its way
+    ref = signal_id(4, SYMBOL, 3, "buy")
+    await decide(connection, ref, "buy", "1", at=3)  # approved, not an order yet
+    assert await buy_may_still_fill(connection, 4, SYMBOL, "paper")
+    await order(connection, 4, 3, "buy", "1", filled="0", status="submitted", decided=True)
+    assert await buy_may_still_fill(connection, 4, SYMBOL, "paper")
+    await connection.execute(
+        "UPDATE orders SET status = 'cancelled' WHERE client_order_id = $1", ref
+    )
+    assert not await buy_may_still_fill(connection, 4, SYMBOL, "paper")  # finished
+    await decide(connection, signal_id(4, SYMBOL, 4, "buy"), "buy", "1", outcome="rejected", at=4)
+    assert not await buy_may_still_fill(connection, 4, SYMBOL, "paper")  # refused
+    assert await buy_may_still_fill(connection, 4, SYMBOL, "live")  # another environment
 
 
 async def test_only_the_environment_traded_in_now_counts_and_never_below_zero(

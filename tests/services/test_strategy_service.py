@@ -947,7 +947,7 @@ async def test_an_exit_before_its_buy_filled_sells_once_the_buy_filled(
 ) -> None:
     """A backlog decides candles milliseconds apart: the exit on 101 comes before the buy of
     100 filled, and finds nothing held. Once the buy filled, the next candle (the rule still
-    flat) sells what it bought, with the id 101's exit would have had."""
+    flat) sells what it bought, with the id 101's exit would have had, and only once."""
     symbol = "TESTEXITWAIT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
@@ -963,13 +963,18 @@ async def test_an_exit_before_its_buy_filled_sells_once_the_buy_filled(
             assert time.monotonic() < deadline, "the exit on 101 was not decided"
             await asyncio.sleep(0.05)
         await filled(url, buy, "0.1")
-        later = candle(symbol, start + timedelta(minutes=102), "940", "930")
-        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
-        published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+        # 102 and 103 fall on (the rule stays flat), 104 rises (it buys again)
+        for minute, open_, close in ((102, "940", "930"), (103, "930", "925"), (104, "925", "935")):
+            bar = candle(symbol, start + timedelta(minutes=minute), open_, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+        published = await signals.wait_for(f"signal.{symbol}", 3, timeout=60)
     minute_101 = int((start + timedelta(minutes=101)).timestamp()) // 60
-    assert published[1]["signal_id"] == signal_id(strategy_id, symbol, minute_101, "sell")
-    assert (published[1]["side"], Decimal(published[1]["quantity"])) == ("sell", Decimal("0.1"))
-    assert Decimal(published[1]["price"]) == Decimal(930)
+    sell, again = published[1], published[2]
+    assert sell["signal_id"] == signal_id(strategy_id, symbol, minute_101, "sell")
+    assert (sell["side"], Decimal(sell["quantity"]), Decimal(sell["price"])) == (
+        "sell", Decimal("0.1"), Decimal(930)
+    )  # fmt: skip
+    assert (again["side"], Decimal(again["price"])) == ("buy", Decimal(935))  # sold once
 
 
 async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers(

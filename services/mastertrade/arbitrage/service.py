@@ -4,9 +4,10 @@
 `ticker.#` on the market data exchange). A message that is not a valid `BookTicker` (a
 non-finite or crossed quote, a missing field) is counted and logged and dropped: it can never
 become an opportunity, and keeping a stream of them would only fill the dead-letter queue.
-An opportunity whose report fails because PostgreSQL, RabbitMQ or Redis is away is logged and
-reported again when a quote shows it next: a ticker is not held through an outage (it is worth
-nothing later), nor dead-lettered, and the second venue's poller goes on.
+An opportunity whose report fails because PostgreSQL, RabbitMQ or Redis is away is logged, and
+reported again when a quote shows it once the route's interval is over: a ticker is not held
+through an outage (it is worth nothing later), nor dead-lettered, and the second venue's poller
+goes on.
 """
 
 from __future__ import annotations
@@ -120,12 +121,12 @@ class ArbitrageService:
             try:
                 await self.report(opportunity)
             except TRANSIENT as error:
-                # a quote is worth nothing later: it is not held for the outage, and the route
-                # is reported again at its next quote instead of after `report_interval`
-                del self._last_report[opportunity.route]
+                # a quote is worth nothing later: not held through the outage. The route stays
+                # muted for the interval all the same, as part of the report may have gone out
                 logger.warning("reporting %s opportunity %s failed (%s: %s); it is reported "
-                               "again when it is seen next", opportunity.kind,
-                               opportunity.route, type(error).__name__, error)  # fmt: skip
+                               "again when seen after %.1fs", opportunity.kind,
+                               opportunity.route, type(error).__name__, error,
+                               self.report_interval)  # fmt: skip
                 continue
             reported.append(opportunity)
         return reported

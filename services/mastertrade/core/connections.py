@@ -23,11 +23,15 @@ from mastertrade_model.values import Dependency
 POSTGRES_AWAY: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    # answered on a connection that is still open while the server restarts or fails over:
-    # 57P01 shutting down, 57P02 crashed, 57P03 starting up, 57014 cancelled by an operator
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.TooManyConnectionsError,  # 53300: full for now
-    asyncpg.exceptions.ReadOnlySQLTransactionError,  # 25006: still the standby, mid-failover
+    # what a server restarting or failing over answers: 57P01 shutting down, 57P02 crashed,
+    # 57P03 starting up (a reconnect's answer meanwhile), 57P05 idle too long; 53300 full for
+    # now. Not a cancel (57014: statement_timeout would retry it for ever) nor a read-only
+    # server (a deployment pointed at a standby must fail, not wait).
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.IdleSessionTimeoutError,
+    asyncpg.exceptions.TooManyConnectionsError,
 )
 """PostgreSQL errors that say the server is away for now, not that the work is wrong: work
 retried (`retry.TRANSIENT`), a request answered 503."""

@@ -2,14 +2,14 @@
 
 Each approved order is recorded before it is executed (a live one committed before it is sent;
 paper ones in the transaction that executes their batch), executed idempotently, and its
-message acknowledged only after both committed. At start-up (approved orders wait for it, held
-unacknowledged: the consumer starts with the broker connection), and then every ORDER_POLL_SECONDS
-(paper) or BINANCE_POLL_SECONDS (live), orders still in flight are reconciled (a `new` order
-left by a crash is executed; a resting paper limit order is matched; a live one is queried),
-the equity is revalued and the outbox flushed; live, a halt of the risk manager with buys open
-starts the next round within a second, to cancel them. Each order is reconciled on its own: one
-that fails is logged with its id and left in flight for the next round, and the others, and the
-valuation, go on.
+message acknowledged only after both committed. Approved orders wait (unacknowledged: the
+consumer starts with the broker connection) until the paper account is opened. At start-up,
+and then every ORDER_POLL_SECONDS (paper) or BINANCE_POLL_SECONDS (live), orders still in
+flight are reconciled (a `new` order left by a crash is executed; a resting paper limit order
+is matched; a live one is queried), the equity is revalued and the outbox flushed; live, a halt
+of the risk manager with buys open starts the next round within a second, to cancel them.
+Each order is reconciled on its own: one that fails is logged with its id and left in flight
+for the next round, and the others, and the valuation, go on.
 
 Live, the user-data stream brings fills as they happen; the poll only catches what it missed,
 and costs request weight (Binance allows 6000 a minute per IP): 20 for the account, 4 per order
@@ -83,7 +83,7 @@ class Executor:
         self.venue = self._venue(settings)
         self.batcher: OrderBatcher | None = None
         self.opened = asyncio.Event()
-        """Set once the account is open and the orders a crash left are reconciled."""
+        """Set once the paper account is open (live has none to open: set at the first round)."""
         self.prefetch = 10  # the consumer's messages in flight
         self.poll_seconds = settings.order_poll_seconds
         if settings.trading_environment == "live":
@@ -168,8 +168,10 @@ class Executor:
         if settings.trading_environment == "paper":
             await open_account(self.live.pool, "paper", settings.quote_asset,
                                settings.paper_trading_initial_balance)  # fmt: skip
-        found = await self.reconcile(list(self.venue.in_flight))
+        # new orders need not wait for the reconcile of those a crash left (live, Binance may be
+        # slow to answer for each): the paper batches' version check keeps the two apart
         self.opened.set()
+        found = await self.reconcile(list(self.venue.in_flight))
         logger.info("account open; reconciled %d order(s) left in flight", found)
 
     async def run(self) -> None:

@@ -12,6 +12,8 @@ A sell still open counts in full: what it has not sold yet is spoken for.
 - A strategy whose rule changed on candles its pod did not see (read from PostgreSQL later)
   signals the change once it sees it: its latest signal, as the risk manager decided it
   (`last_signal`), says which way it last asked to go.
+- A strategy whose exit found nothing held while a buy may still fill (`buy_may_still_fill`)
+  sells once it filled (`live`).
 - A strategy retired with a position sells it (`closing`).
 """
 
@@ -42,6 +44,19 @@ SELECT side, signal_id FROM risk_decisions
 WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $3
 {LATEST_FIRST}
 LIMIT 1
+"""
+
+# The latest decided signal is a buy that can no longer fill: refused, or its order finished
+BUY_SETTLED = f"""
+WITH latest AS (
+    SELECT side, outcome, client_order_id FROM risk_decisions
+    WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $3
+    {LATEST_FIRST}
+    LIMIT 1
+)
+SELECT l.side = 'buy'
+   AND (l.outcome = 'rejected' OR o.status IN ('filled', 'rejected', 'cancelled'))
+FROM latest l LEFT JOIN orders o ON o.client_order_id = l.client_order_id
 """
 
 
@@ -91,3 +106,15 @@ async def was_decided(connection: Connection | asyncpg.Pool, signal: str) -> boo
     signal id is decided once, ever)."""
     found = await connection.fetchval("SELECT 1 FROM risk_decisions WHERE signal_id = $1", signal)
     return found is not None
+
+
+async def buy_may_still_fill(
+    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str, environment: str
+) -> bool:
+    """Whether a buy of the strategy may still fill in `environment`: its latest decided signal
+    is not a buy refused or finished. A signal the risk manager has not decided yet is not seen,
+    so a latest sell, or none, leaves it in doubt."""
+    settled = await connection.fetchval(
+        BUY_SETTLED, f"{strategy_prefix(strategy_id)}%", symbol, environment
+    )
+    return settled is not True

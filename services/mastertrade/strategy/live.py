@@ -53,6 +53,7 @@ from mastertrade.strategy.domain.live import Decision, Side, latest_changes, lat
 from mastertrade.strategy.holdings import (
     QUANTITY_STEP,
     after,
+    buy_may_still_fill,
     held_quantity,
     last_signal,
     signal_id,
@@ -171,7 +172,9 @@ class LiveTrader:
                 (r, PARSE_STRATEGY.validate_python(r.parameters["strategy"])) for r in rows
             ]
             self._loaded_at = time.monotonic()
-            self._decided &= {r.id for r in rows}  # one retired, then activated, starts anew
+            ids = {r.id for r in rows}
+            self._decided &= ids  # one retired, then activated, starts anew
+            self._exits_waiting = {i: t for i, t in self._exits_waiting.items() if i in ids}
         return self._active
 
     def refresh(self) -> None:
@@ -264,8 +267,9 @@ class LiveTrader:
         """Decide the strategies on the bars up to the candle's minute; publish each buy or
         sell at its close, waiting out a broker outage (the candle stays unacknowledged
         meanwhile), unless the strategy was retired meanwhile. With `catch_up` (the bars were
-        read again), and for a strategy this pod decides for the first time, a rule that
-        changed on candles this pod did not see is signalled too."""
+        read again), for a strategy this pod decides for the first time, and for an exit
+        waiting for its buy to fill, a rule that changed on candles this pod did not see (or
+        whose exit found nothing held then) is signalled too."""
         assert self.runtime is not None
         if len(bars.closes) < 2:
             return
@@ -293,6 +297,23 @@ class LiveTrader:
                 f"publishing strategy {active.id}'s signal",
             )
 
+    async def _hold_exit(self, active: ActiveStrategy, price: Decimal) -> None:
+        """An exit that finds nothing held: it waits for a buy that may still fill (not filled
+        yet, or not decided yet), and is let go once that buy was refused or finished."""
+        assert self.runtime is not None
+        pool = self.runtime.pool
+        if await buy_may_still_fill(pool, active.id, active.symbol, self.environment):
+            if active.id not in self._exits_waiting:
+                logger.info("strategy %d: no sell at %s: it holds nothing yet; its exit is "
+                            "looked at again at each candle until its buy fills",
+                            active.id, price)  # fmt: skip
+                self._exits_waiting[active.id] = time.monotonic() + EXIT_WAIT_SECONDS
+        elif self._exits_waiting.pop(active.id, None) is None:
+            logger.info("strategy %d: no sell at %s: it holds nothing", active.id, price)
+        else:
+            logger.info("strategy %d: its buy was refused or sold: its exit waits no more",
+                        active.id)  # fmt: skip
+
     def _exit_waits(self, strategy_id: int) -> bool:
         """Whether the strategy's exit found nothing held less than EXIT_WAIT_SECONDS ago."""
         until = self._exits_waiting.get(strategy_id)
@@ -309,11 +330,12 @@ class LiveTrader:
         strategies: list[tuple[ActiveStrategy, Strategy]],
         unchanged: list[Decision],
     ) -> list[tuple[ActiveStrategy, Side, int | str]]:
-        """The signals of rules that changed on candles this pod did not see: the rule wants
-        the other way than the strategy's latest decided signal (or is long, and it never
-        signalled). Each has the id the candle it changed on would have given it, so a pod
-        that saw that candle and sends it meanwhile sends the same signal; a change older than
-        CATCH_UP_BARS has an id made from the latest signal's."""
+        """The signals of rules that changed on candles this pod did not see, or whose exit
+        found nothing held then: the rule wants the other way than the strategy's latest
+        decided signal (or is long, and it never signalled). Each has the id the candle it
+        changed on would have given it, so a pod that saw that candle and sends it meanwhile
+        sends the same signal; a change older than CATCH_UP_BARS has an id made from the latest
+        signal's."""
         assert self.runtime is not None
         if not unchanged:
             return []
@@ -364,12 +386,8 @@ class LiveTrader:
             return
         quantity = await self._quantity(active, side, price)
         if quantity <= 0:
-            if side == "sell":  # its buy was refused, or sold already, or is not filled yet
-                if active.id not in self._exits_waiting:
-                    logger.info("strategy %d: no sell at %s: it holds nothing yet; its exit is "
-                                "looked at again at each candle until a buy on its way fills",
-                                active.id, price)  # fmt: skip
-                self._exits_waiting.setdefault(active.id, time.monotonic() + EXIT_WAIT_SECONDS)
+            if side == "sell":
+                await self._hold_exit(active, price)
             else:
                 logger.warning("strategy %d: no buy at %s: STRATEGY_SIGNAL_NOTIONAL buys "
                                "nothing at this price", active.id, price)  # fmt: skip
