@@ -195,6 +195,26 @@ async def test_a_burst_of_fills_never_silences_a_critical_alert_nor_a_repeat(
     assert len(texts) == 3 and texts[2] == "[CRITICAL] Breaker tripped"
 
 
+async def test_an_event_without_a_dedup_key_delivered_twice_is_one_alert(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The risk manager's kill switch alert names no key: the broker redelivering it (or its
+    outbox publishing it again) must not text the operator twice; a later event is new."""
+    switched = {"kind": "kill_switch", "severity": "critical", "title": "Kill switch ON",
+                "occurred_at": "2026-12-06T10:00:00+00:00"}  # fmt: skip
+    later = switched | {"occurred_at": "2026-12-06T10:05:00+00:00"}
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (_, channel),
+        alert_system(trading_env, tmp_path) as (client, fake, _),
+    ):
+        for number, event in enumerate([switched, switched, later], start=1):
+            await publish_json(channel, ALERTS.name, "alert.kill_switch", event)
+            history = await settled(client, number)
+    statuses = [alert["status"] for alert in reversed(history)]
+    assert statuses == ["sent", "suppressed", "sent"]
+    assert [body["text"] for body in fake.received["telegram"]] == ["[CRITICAL] Kill switch ON"] * 2
+
+
 async def test_alertmanager_notifications_become_alerts(
     trading_env: dict[str, str], tmp_path: Path
 ) -> None:

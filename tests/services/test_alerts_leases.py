@@ -2,8 +2,9 @@
 PostgreSQL: a delivery whose replica died is finished by exactly one other replica; a replica
 that lost its lease stops and records nothing over the new holder; one whose renewals do not
 reach the database stops trying before its lease can run out; an outcome is recorded through a
-database blip; at shutdown the leases are handed over at once; repeats that keep coming stay
-suppressed."""
+database blip; at shutdown the leases are handed over at once and a request on the wire is
+finished and recorded; repeats that keep coming stay suppressed, and a repeat that came while
+its alert was still being tried does not silence the next one."""
 
 from __future__ import annotations
 
@@ -197,6 +198,35 @@ async def test_at_shutdown_deliveries_in_progress_are_handed_over_at_once(
     assert (await delivery(pool, alert_id))[:3] == ("pending", 0, "next")
 
 
+class Slow(Recorded):
+    """A channel whose every request takes `seconds` to answer (and is then delivered)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.answered = seconds, 0
+
+    async def send(self, alert: AlertEvent) -> None:
+        self.sends += 1
+        await asyncio.sleep(self.seconds)
+        self.answered += 1
+
+
+async def test_at_shutdown_a_request_on_the_wire_finishes_and_is_recorded_not_sent_again(
+    pool: asyncpg.Pool,
+) -> None:
+    """Cut off mid-request and handed over, the alert the channel got would be sent again."""
+    channel = Slow(0.5)
+    stopping = replica(pool, channel, "stopping")
+    alert_id = await stored(pool, stopping.owner)
+    stopping.dispatch(alert_id, ALERT, ["hook"])
+    while channel.sends == 0:
+        await asyncio.sleep(0.01)
+    await stopping.stop()
+    assert (channel.sends, channel.answered) == (1, 1)
+    assert await delivery(pool, alert_id) == ("sent", 1, "stopping", "sent")
+    assert await claim_pending(pool, "next") == []  # nothing left to send again
+
+
 async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_the_window(
     pool: asyncpg.Pool,
 ) -> None:
@@ -218,3 +248,20 @@ async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_
     after_a_gap = await store_alert(pool, firing, ["hook"], 300, "a")
     assert repeats == [None] * 10
     assert after_a_gap is not None
+
+
+async def test_a_repeat_that_came_while_its_alert_was_sent_does_not_silence_the_next_one(
+    pool: asyncpg.Pool,
+) -> None:
+    """Prometheus re-posts a firing alert while its first copy is still being retried: that
+    repeat is suppressed; the first then fails everywhere, and the next repeat must be sent."""
+    firing = AlertEvent(kind="prometheus", title="[FIRING] PositionDrift",
+                        dedup_key="am:def:firing:2026-12-06T02:00:00Z")  # fmt: skip
+    first = await stored(pool, "a", firing)
+    while_pending = await store_alert(pool, firing, ["hook"], 300, "a")
+    assert await mark_delivery(pool, first, "hook", ("failed", 5, "hook: HTTP 503"), "a")
+    next_repeat = await store_alert(pool, firing, ["hook"], 300, "a")
+    assert while_pending is None  # the first was still being delivered
+    assert next_repeat is not None  # the chance to be heard that the failure left
+    again = await store_alert(pool, firing, ["hook"], 300, "a")
+    assert again is None  # the next repeat is heard: repeats of it are suppressed again

@@ -288,6 +288,10 @@ async def test_prometheus_alerts_are_sent_once_per_firing_and_once_resolved(
         again = await client.post("/api/v2/alerts", json=[postable(timedelta(minutes=5), now)])
         resolved = await client.post("/api/v2/alerts", json=[postable(-timedelta(seconds=1), now)])
         bad = await client.post("/api/v2/alerts", json=[{"annotations": {}}])
+        naive = await client.post(
+            "/api/v2/alerts",
+            json=[postable(timedelta(minutes=4), now) | {"endsAt": "2026-01-01T00:00:00"}],
+        )
         flood = await client.post("/api/v2/alerts", json=[postable(timedelta(minutes=4), now)]
                                   * 257)  # fmt: skip
         await settled(client, 2)
@@ -295,6 +299,7 @@ async def test_prometheus_alerts_are_sent_once_per_firing_and_once_resolved(
     assert again.json() == {"alerts": [None]}
     assert resolved.json()["alerts"][0] is not None
     assert bad.status_code == 422 and "labels" in bad.text
+    assert naive.status_code == 422 and "timezone" in naive.text  # not a 500
     assert flood.status_code == 422 and "at most 256" in flood.text
     texts = [message["text"] for message in fake.received["slack"]]
     assert texts == [

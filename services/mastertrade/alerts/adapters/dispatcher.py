@@ -12,8 +12,11 @@ The deliveries are leased to the dispatcher's `owner` (adapters/store.py): only 
 outcome (retried through a database outage, so a sent alert is not left `pending` to be sent
 again); no attempt starts unless the lease was renewed within LEASE_SECONDS less a margin (a
 replica cut off from the database stops trying before another may take over), and one whose
-lease another replica took over is stopped (`stop_lost`). At shutdown `stop` cancels what is
-left and releases its leases, so another replica resumes it at once.
+lease another replica took over is stopped (`stop_lost`). At shutdown `stop` lets an attempt on
+the wire and the recording of its outcome finish (up to FINISH_SENDING_SECONDS: cancelled, a
+request the channel got would be sent again by the replica that resumes it), cancels the
+deliveries waiting to retry, and releases the leases of those left, so another replica resumes
+them at once.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ from mastertrade.core.retry import retry_transient
 logger = logging.getLogger("mastertrade.alerts")
 LEASE_MARGIN = 5.0
 """Seconds before its lease may run out that a replica stops starting attempts under it."""
+FINISH_SENDING_SECONDS = 3.0
+"""How long `stop` waits for attempts on the wire (inside the runtime's FINISH_SECONDS, with
+time left to release the leases)."""
 Key = tuple[int, str]
 """A delivery: (alert id, channel)."""
 Outcome = tuple[str, int, str | None]
@@ -78,6 +84,8 @@ class Dispatcher:
         self.active: dict[Key, asyncio.Task[None]] = {}  # being delivered, with its task
         # when each active delivery's lease was last extended, at the latest (monotonic)
         self.leased_at: dict[Key, float] = {}
+        self.sending: set[Key] = set()  # an attempt on the wire, or its outcome being recorded
+        self.stopping = False
 
     def dispatch(
         self, alert_id: int, alert: AlertEvent, channels: list[str], leased_at: float | None = None
@@ -101,6 +109,7 @@ class Dispatcher:
         finally:
             self.active.pop(key, None)
             self.leased_at.pop(key, None)
+            self.sending.discard(key)
 
     def holds(self, key: Key) -> bool:
         """Does this replica's lease on the delivery surely still run (with LEASE_MARGIN)?"""
@@ -139,6 +148,8 @@ class Dispatcher:
             await self._mark(key, ("rate_limited", 0, f"over {self.limiter.per_minute} per minute"))
             return
         outcome = await self._attempts(key, channel, alert)
+        if outcome is None and self.stopping:
+            return  # its lease is released for another replica to go on
         if outcome is None:
             logger.warning("the lease on alert %d's %s delivery ran out (its renewals did not "
                            "reach the database); left to the replica that claims it", alert_id,
@@ -150,9 +161,10 @@ class Dispatcher:
         """Send, retrying what may pass later; None when the lease lapsed before an attempt."""
         policy, alert_id = self.policy, key[0]
         for attempt in range(1, policy.max_attempts + 1):
-            if not self.holds(key):
+            if self.stopping or not self.holds(key):
                 return None
             try:
+                self.sending.add(key)
                 await channel.send(alert)
                 return "sent", attempt, None
             except ChannelError as error:
@@ -161,6 +173,7 @@ class Dispatcher:
                 )
                 if not error.retryable or attempt == policy.max_attempts:
                     return "failed", attempt, str(error)[:500]
+                self.sending.discard(key)
                 delay = retry_delay(attempt, policy.base_delay, policy.max_delay, error.retry_after)
                 await asyncio.sleep(delay)
             except Exception as error:
@@ -173,6 +186,7 @@ class Dispatcher:
         its lease is renewed once the database is back (left pending, it would be sent again)."""
         alert_id, name = key
         what = f"recording the {name} delivery of alert {alert_id}"
+        self.sending.add(key)
         try:
             marked = await retry_transient(
                 lambda: mark_delivery(self.pool(), alert_id, name, outcome, self.owner), what
@@ -180,14 +194,21 @@ class Dispatcher:
         except Exception as error:  # not an outage: retrying would fail the same way
             logger.error("%s failed: %r", what, error)
             return
+        finally:
+            self.sending.discard(key)
         if not marked:
             logger.warning("the %s delivery of alert %d ended %s here, but another replica "
                            "holds it now; its outcome is the one recorded", name, alert_id,
                            outcome[0])  # fmt: skip
 
     async def stop(self) -> None:
-        """Cancel the deliveries in progress and release their leases (at shutdown, while the
-        database is still open), so another replica resumes them at once, not in LEASE_SECONDS."""
+        """Let the attempts on the wire finish and record their outcome, cancel the rest, and
+        release the leases of what is left (at shutdown, while the database is still open), so
+        another replica resumes it at once, not in LEASE_SECONDS."""
+        self.stopping = True
+        on_the_wire = [self.active[key] for key in self.sending if key in self.active]
+        if on_the_wire:
+            await asyncio.wait(on_the_wire, timeout=FINISH_SENDING_SECONDS)
         keys = set(self.active)
         await asyncio.gather(*(stop_task(task) for task in list(self.tasks)))
         if not keys:

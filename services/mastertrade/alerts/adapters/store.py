@@ -3,9 +3,11 @@
 Dedup: under a transaction-scoped advisory lock on the dedup key (so replicas take turns), an
 alert whose key was stored within the dedup window before, by an alert delivered (or still being
 delivered) on at least one channel or by a repeat suppressed already, is stored as `suppressed`
-and not delivered: repeats that keep coming (Prometheus re-posts a firing alert every minute)
-stay suppressed as long as no gap between two of them is longer than the window. One that failed
-or was rate limited everywhere suppresses nothing: its repeat is the next chance to be heard.
+and not delivered, naming the alert it repeats (`suppressed_by`): repeats that keep coming
+(Prometheus re-posts a firing alert every minute) stay suppressed as long as no gap between two
+of them is longer than the window. One that failed or was rate limited everywhere suppresses
+nothing, nor do the repeats that name it (they came while it was still being sent): the next
+repeat is the next chance to be heard.
 A delivery row exists per channel from the start (`pending`), leased for LEASE_SECONDS to the
 replica that stored it (the lease names it: its dispatcher's `owner`), which renews the lease
 while it delivers (`renew_leases`). Any replica takes over, atomically, a pending delivery whose
@@ -26,15 +28,19 @@ import asyncpg
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import AlertEvent
 
-DUPLICATE = """
-SELECT 1 FROM alerts a WHERE a.dedup_key = $1 AND a.created_at > now() - make_interval(secs => $2)
-  AND (a.status = 'suppressed'
-       OR EXISTS (SELECT 1 FROM alert_deliveries d
-                  WHERE d.alert_id = a.id AND d.status IN ('sent', 'pending')))
+# The alert a new one with this key repeats: the one delivered (or being delivered) on some
+# channel that an alert stored within the window is, or names; none when there is none
+REPEATED = """
+SELECT heard.id FROM alerts a
+JOIN alerts heard ON heard.id = COALESCE(a.suppressed_by, a.id)
+WHERE a.dedup_key = $1 AND a.created_at > now() - make_interval(secs => $2)
+  AND EXISTS (SELECT 1 FROM alert_deliveries d
+              WHERE d.alert_id = heard.id AND d.status IN ('sent', 'pending'))
+ORDER BY a.created_at DESC LIMIT 1
 """
 INSERT = """
-INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status, suppressed_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
 LEASE_SECONDS = 30.0
 DELIVERY = """
@@ -115,10 +121,11 @@ async def insert_alert(
     owner: str,
 ) -> int | None:
     """`store_alert` in the caller's transaction (the daily report commits its claim with it)."""
-    duplicate = False
+    repeated: int | None = None
     if alert.dedup_key:
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", alert.dedup_key)
-        duplicate = await connection.fetchval(DUPLICATE, alert.dedup_key, dedup_seconds)
+        repeated = await connection.fetchval(REPEATED, alert.dedup_key, dedup_seconds)
+    duplicate = repeated is not None
     status = "suppressed" if duplicate else ("pending" if channels else "failed")
     alert_id: int = await connection.fetchval(
         INSERT,
@@ -129,6 +136,7 @@ async def insert_alert(
         alert.dedup_key,
         alert.source,
         status,
+        repeated,
     )
     if duplicate:
         return None

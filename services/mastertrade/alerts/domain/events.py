@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mastertrade.core.messages import AlertEvent, OrderEvent
 
@@ -50,12 +50,25 @@ def build_from_order(order: OrderEvent) -> AlertEvent:
 
 
 def build_from_message(payload: Mapping[str, Any]) -> AlertEvent:
-    """An AlertEvent or an order event, validated (ValueError when it is neither)."""
+    """An AlertEvent or an order event, validated (ValueError when it is neither).
+
+    An AlertEvent without a dedup key gets one made of its whole payload, so the same message
+    delivered again (the broker redelivers what was not acknowledged, an outbox publishes again
+    what it could not mark) is one alert; two events differ at least in `occurred_at`."""
     if "kind" in payload:
-        return AlertEvent.model_validate(payload)
+        alert = AlertEvent.model_validate(payload)
+        if alert.dedup_key is None:
+            alert = alert.model_copy(update={"dedup_key": payload_key(payload)})
+        return alert
     if "client_order_id" in payload and "status" in payload:
         return build_from_order(OrderEvent.model_validate(payload))
     raise ValueError("neither an AlertEvent (with 'kind') nor an order event (with 'status')")
+
+
+def payload_key(payload: Mapping[str, Any]) -> str:
+    """A dedup key for a message that names none: a digest of its canonical JSON."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "event:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class AlertmanagerAlert(BaseModel):
@@ -86,8 +99,9 @@ class PostableAlert(BaseModel):
 
     labels: dict[str, str]
     annotations: dict[str, str] = {}
-    startsAt: datetime | None = None  # noqa: N815 - Alertmanager's field name
-    endsAt: datetime | None = None  # noqa: N815 - Alertmanager's field name
+    # with a time zone, as Alertmanager's API requires (RFC 3339): a naive one is refused (422)
+    startsAt: AwareDatetime | None = None  # noqa: N815 - Alertmanager's field name
+    endsAt: AwareDatetime | None = None  # noqa: N815 - Alertmanager's field name
     generatorURL: str = ""  # noqa: N815 - Alertmanager's field name
 
 
