@@ -78,6 +78,7 @@ class FakeBinance:
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     placed: Counter[str] = field(default_factory=Counter)  # orders taken, by newClientOrderId
     query_tricks: list[str] = field(default_factory=list)  # "slow", "lost", one per GET /order
+    slow_seconds: float = 0.5  # how late a "slow" query is answered
     query_errors: dict[str, BinanceError] = field(default_factory=dict)  # by origClientOrderId
     commission_in_base: bool = False  # a buyer's commission in the base asset (no BNB)
     retry_after: int = 1  # seconds, of a 429/418 asked for with misbehave
@@ -319,7 +320,7 @@ def build_app(fake: FakeBinance) -> FastAPI:
         trick = fake.query_tricks.pop(0) if fake.query_tricks else ""
         order = None if trick == "lost" else fake.orders.get(cid)
         if trick == "slow":  # decided now, answered later
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(fake.slow_seconds)
         if order is None:
             raise BinanceError(400, -2013, "Order does not exist.")
         return {key: value for key, value in order.items() if key != "fills"}

@@ -1,7 +1,9 @@
 """order_executor in live mode when things go wrong: an order resent at most once however many
-handlers see it missing, one bad order never holding up the others, rate limits waited out,
-outcomes Binance calls unknown queried, a user-data stream that never goes silent, commissions
-taken in the bought coin, and orders Binance would misread refused before they leave."""
+handlers see it missing, and never on a query asked while its last send could still land; the
+first fills of a symbol booked at once both counted; one bad order never holding up the
+others, rate limits waited out, outcomes Binance calls unknown queried, a user-data stream that
+never goes silent, commissions taken in the bought coin, and orders Binance would misread
+refused before they leave."""
 
 from __future__ import annotations
 
@@ -73,13 +75,13 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float 
 
 @asynccontextmanager
 async def venues(
-    url: str, base_url: str, count: int
+    url: str, base_url: str, count: int, timeout: float = 1.0
 ) -> AsyncIterator[tuple[asyncpg.Pool, list[LiveVenue]]]:
     """`count` live venues on one database, as the handlers of a redelivered message and of
     the start-up reconcile are."""
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
     redis = aioredis.Redis.from_url(REDIS_TEST_URL)
-    clients = [BinanceClient(base_url, KEY, SECRET, 1000, timeout=1.0) for _ in range(count)]
+    clients = [BinanceClient(base_url, KEY, SECRET, 1000, timeout=timeout) for _ in range(count)]
     quotes = Quotes(lambda: redis, 60.0)
     try:
         yield pool, [LiveVenue(lambda: pool, client, "USDT", quotes) for client in clients]
@@ -132,6 +134,28 @@ async def test_two_handlers_of_an_order_binance_never_got_resend_it_once(
         row = await order_row(url, client_order_id)
     assert fake.placed[client_order_id] == 1
     assert row["status"] == "filled"
+
+
+async def test_an_order_missing_from_a_query_asked_inside_its_send_window_is_not_resent(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance answers -2013 to a query asked while the last send could still land (inside its
+    recvWindow, 1 s here, plus the 5 s margin), however late the answer arrives: that send may
+    land after the query was answered and fill, and a resend would buy twice (Binance refuses a
+    client order id only while its order is open). A query asked after the window settles it."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False,
+                       query_tricks=["slow"], slow_seconds=2.0)  # fmt: skip
+    client_order_id = await add_order(url, symbol, "submitted", age=0)
+    async with serving(fake) as base_url, venues(url, base_url, 1, timeout=3.0) as (pool, (venue,)):
+        await pool.execute("UPDATE orders SET updated_at = now() - interval '5 seconds' "
+                           "WHERE client_order_id = $1", client_order_id)  # fmt: skip
+        await venue.execute(client_order_id)  # asked at 5 s (the window: 6 s), answered at 7
+        left, placed = await order_row(url, client_order_id), fake.placed[client_order_id]
+        await venue.execute(client_order_id)  # asked after 7 s
+        row = await order_row(url, client_order_id)
+    assert left["status"] == "submitted" and placed == 0
+    assert row["status"] == "filled" and fake.placed[client_order_id] == 1
 
 
 async def test_a_duplicate_order_answer_is_queried_not_taken_for_a_rejection(
@@ -266,7 +290,7 @@ async def test_the_user_stream_reconnects_with_a_new_listen_key(
     symbol, url = new_symbol(), trading_env["DATABASE_URL"]
     fake = FakeBinance(prices={symbol: Decimal(100)})
     client_order_id = await add_order(url, symbol, "submitted", age=1)
-    async with serving(fake) as base_url, venues(url, base_url, 1) as (pool, (venue,)):
+    async with serving(fake) as base_url, venues(url, base_url, 1, timeout=3.0) as (pool, (venue,)):
         ws_url = base_url.replace("http", "ws")
         task = asyncio.create_task(
             user_stream.run_user_stream(venue.client, ws_url, lambda: pool, "USDT")
@@ -425,6 +449,51 @@ async def test_a_late_answer_never_takes_back_what_a_later_report_booked(
     )
     assert final is not None
     assert (final.status, final.filled_quantity) == ("filled", Decimal(1))
+
+
+WAITING = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+"""
+
+
+async def test_the_first_fills_of_a_symbol_booked_at_once_both_count_in_its_position(
+    trading_env: dict[str, str],
+) -> None:
+    """Two buys of a symbol never held before fill at the same moment (two strategies on one
+    candle, or a stream report racing a REST answer): the position is the sum of both, not the
+    one booked last. The first booking is held before its commit (the outbox locked) while the
+    second begins, the moment at which the two used to overwrite each other."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    first, second = [await add_order(url, symbol, "submitted", 0.0) for _ in range(2)]
+    pool = await asyncpg.create_pool(url, min_size=3, max_size=3)
+    holder = await asyncpg.connect(url)
+
+    def filled(quantity: str, price: str, trade_id: str) -> tuple[OrderState, list[Trade]]:
+        trade = Trade(trade_id, Decimal(price), Decimal(quantity), Decimal(0), "USDT")
+        return OrderState(trade_id, "filled", Decimal(quantity), Decimal(price)), [trade]
+
+    async def waiting(count: int) -> bool:
+        return await holder.fetchval(WAITING) == count
+
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE outbox IN EXCLUSIVE MODE")
+        booking_first = asyncio.create_task(
+            book_report(pool, first, *filled("0.4", "100", "t-a"), "USDT")
+        )
+        await until(lambda: waiting(1), "the first booking waiting at its event")
+        booking_second = asyncio.create_task(
+            book_report(pool, second, *filled("0.6", "110", "t-b"), "USDT")
+        )
+        await until(lambda: waiting(2), "the second booking waiting too")
+        await transaction.commit()
+        await asyncio.wait_for(asyncio.gather(booking_first, booking_second), 20)
+    finally:
+        await holder.close()
+        await pool.close()
+    assert await position_of(url, symbol) == Decimal(1)
 
 
 async def test_a_fill_whose_stream_report_was_missed_is_booked_before_the_order_ends(

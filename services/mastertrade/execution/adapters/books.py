@@ -23,6 +23,12 @@ LOCK_BALANCE = "SELECT free, locked FROM balances WHERE environment = $1 AND ass
 SET_BALANCE = """
 UPDATE balances SET free = $3, locked = $4, updated_at = now() WHERE environment = $1 AND asset = $2
 """
+# A symbol's first position row is made before it is locked: with no row, the lock would lock
+# nothing, and two first fills of a symbol would each write their own position over the other's
+MAKE_POSITION = """
+INSERT INTO positions (environment, symbol) VALUES ($1, $2)
+ON CONFLICT (environment, symbol) DO NOTHING
+"""
 LOCK_POSITION = """
 SELECT quantity, average_price FROM positions WHERE environment = $1 AND symbol = $2 FOR UPDATE
 """
@@ -63,8 +69,10 @@ async def set_balance(
 
 
 async def lock_position(connection: Connection, environment: str, symbol: str) -> Position:
-    row = await connection.fetchrow(LOCK_POSITION, environment, symbol)
-    return Position() if row is None else Position(row["quantity"], row["average_price"])
+    """The symbol's position, locked until the transaction ends (made, empty, if it was none)."""
+    await connection.execute(MAKE_POSITION, environment, symbol)
+    row = one(await connection.fetchrow(LOCK_POSITION, environment, symbol), f"{symbol} position")
+    return Position(row["quantity"], row["average_price"])
 
 
 async def set_position(

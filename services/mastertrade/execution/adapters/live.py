@@ -9,10 +9,12 @@ with Binance's code and message; an unknown outcome (timeout, 5xx, -1006/-1007) 
 querying origClientOrderId, and so is -2010 "Duplicate order sent." (Binance has it open); a rate
 limit (429/418) leaves it in flight, to be resolved once the client's pause is over.
 
-An order Binance says does not exist (-2013) is sent again only once the recvWindow of its last
-send has passed (from then on Binance would refuse that request, so it can no longer land
-beside the second; the window is read on the database's clock, which stamped the send), and
-only by a handler whose claim finds the row as it read it (same status, same send stamp): of
+An order Binance says does not exist (-2013) is sent again only when the query was asked after
+the recvWindow of its last send had passed (from then on Binance would refuse that request, so
+it can no longer land beside the second; a query asked earlier may have been answered before the
+send landed, however late its answer comes; both times are on the database's clock, which
+stamped the send), and only by a handler whose claim finds the row as it read it (same status,
+same send stamp): of
 the handlers that saw it missing (after a kill -9, the broker's redelivery and the start-up
 reconcile), exactly one changes the row, and only that one sends. An order refused for our
 clock (-1021) is sent again at once, claimed and stamped the same way, once.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
@@ -78,9 +81,10 @@ logger = logging.getLogger("mastertrade.execution.live")
 # timestamp up to 1 s ahead of its clock, plus a client clock that drifted ahead of Binance's
 # since the last resync (the offset is corrected only after a -1021), with room to spare.
 SEND_MARGIN_SECONDS = 5.0
-# The order locked, and whether its last send is more than $2 seconds old
+# The order locked, and whether its last send was more than $2 seconds before $3 (when Binance
+# was asked about it; now when not given)
 CLAIM = """
-SELECT *, updated_at < clock_timestamp() - make_interval(secs => $2) AS window_passed
+SELECT *, updated_at < COALESCE($3, clock_timestamp()) - make_interval(secs => $2) AS window_passed
 FROM orders WHERE client_order_id = $1 FOR UPDATE
 """
 # Only the row as the claimant read it ($4 status, $5 stamp); stamped for this send
@@ -197,12 +201,18 @@ class LiveVenue:
             return f"exchange filter: {error}"
 
     async def _claim(
-        self, seen: asyncpg.Record, listing: SymbolFilters | str, resend_after: float | None
+        self,
+        seen: asyncpg.Record,
+        listing: SymbolFilters | str,
+        resend_after: float | None,
+        asked_at: datetime | None,
     ) -> asyncpg.Record | None:
         """The order marked `submitted` and stamped for this send (committed), or None when it
         is not this handler's to send (see `claimable`) or was rejected here."""
         async with self.pool().acquire() as connection, connection.transaction():
-            order = await connection.fetchrow(CLAIM, seen["client_order_id"], resend_after or 0.0)
+            order = await connection.fetchrow(
+                CLAIM, seen["client_order_id"], resend_after or 0.0, asked_at
+            )
             if order is None or not claimable(order, seen, resend_after):
                 return None  # another handler got there first, or the last send could land
             if blocks(order["side"], halted := await self.halted(connection)):
@@ -226,11 +236,16 @@ class LiveVenue:
         )  # fmt: skip
 
     async def _send(
-        self, seen: asyncpg.Record, resend_after: float | None = None, resynced: bool = False
+        self,
+        seen: asyncpg.Record,
+        resend_after: float | None = None,
+        resynced: bool = False,
+        asked_at: datetime | None = None,
     ) -> OrderEvent | None:
-        """Claim the order as `seen` (a first send, or a resend once `resend_after` seconds
-        passed since the last), send it, book or resolve the answer."""
-        order = await self._claim(seen, await self.listing(seen["symbol"]), resend_after)
+        """Claim the order as `seen` (a first send, or a resend when Binance was `asked_at` more
+        than `resend_after` seconds after the last), send it, book or resolve the answer."""
+        listing = await self.listing(seen["symbol"])
+        order = await self._claim(seen, listing, resend_after, asked_at)
         if order is None:
             return None
         cid = order["client_order_id"]
@@ -277,6 +292,7 @@ class LiveVenue:
         """Binance's word on a sent order, booked; one it never got is sent again when safe.
         A query Binance refuses otherwise raises (the loop logs it and goes on)."""
         cid, symbol = order["client_order_id"], order["symbol"]
+        asked_at = await self.pool().fetchval("SELECT clock_timestamp()")
         try:
             answer = await self.client.query_order(symbol, cid)
         except BinanceUnknownError as error:  # rate limits included
@@ -286,7 +302,7 @@ class LiveVenue:
             if error.code != ORDER_DOES_NOT_EXIST:
                 raise
             window = self.client.recv_window / 1000 + SEND_MARGIN_SECONDS
-            return await self._send(order, resend_after=window)
+            return await self._send(order, resend_after=window, asked_at=asked_at)
         state = parse_order(answer)
         if state.status in OPEN and blocks(order["side"], halted := await self.halted()):
             return await self._cancel(order, halted or "")
