@@ -474,7 +474,7 @@ async def test_the_first_fills_of_a_symbol_booked_at_once_both_count_in_its_posi
         return OrderState(trade_id, "filled", Decimal(quantity), Decimal(price)), [trade]
 
     async def waiting(count: int) -> bool:
-        return await holder.fetchval(WAITING) == count
+        return bool(await holder.fetchval(WAITING) == count)
 
     try:
         transaction = holder.transaction()
