@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mastertrade.core.messages import Signal
+from mastertrade.risk.adapters.store import build_events
 from mastertrade.risk.domain import (
     OrderRequest,
     Outcome,
@@ -22,6 +23,7 @@ from mastertrade.risk.domain import (
     evaluate_position,
     is_dust,
 )
+from mastertrade_model.topology import ALERTS
 
 LIMITS = RiskLimits()
 money = st.decimals(min_value="0.01", max_value="1000000", places=2)
@@ -218,3 +220,46 @@ def test_dust_is_a_holding_under_a_thousandth_of_known_positive_equity(
     cost: str, equity: str | None, dust: bool
 ) -> None:
     assert is_dust(Decimal(cost), Decimal(equity) if equity else None) is dust
+
+
+def test_a_resize_never_rounds_up_past_the_size_limit() -> None:
+    """2000 of room at a price a hair above 2000 buys a step less than 1: the quotient just
+    under 1 must not round up onto 1 (Decimal's default 28 digits, half-even, would)."""
+    context = RiskContext(equity=Decimal(10000), equity_peak=Decimal(10000))
+    price = Decimal("2000.0000000000000000000000000000000000002")
+    decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(5), price), context, LIMITS)
+    assert decision.outcome is Outcome.RESIZED
+    assert decision.quantity == Decimal("0.99999999")
+    assert decision.quantity * price <= Decimal(10000) * LIMITS.max_position_size_pct
+
+
+def rejected_alert(signal: Signal, context: RiskContext) -> dict[str, str]:
+    """The alert event a rejection publishes (built as the risk manager builds it)."""
+    request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
+    decision = decide(request, context, LIMITS)
+    assert decision.outcome is Outcome.REJECTED
+    [alert] = [body for exchange, _, body in build_events(signal, decision, None)
+               if exchange == ALERTS.name]  # fmt: skip
+    return {key: str(value) for key, value in alert.items()}
+
+
+def test_a_rejection_of_any_accepted_quantity_makes_a_valid_alert() -> None:
+    """An accepted quantity may carry any number of digits; the alert's title may not: it used
+    to fail validation, and the whole signal went to the dead letters undecided."""
+    signal = Signal(signal_id="s1", symbol="BTCUSDT", side="sell",
+                    quantity=Decimal("0." + "1" * 190), price=Decimal(100))  # fmt: skip
+    alert = rejected_alert(signal, RiskContext(equity=Decimal(1000), equity_peak=None))
+    assert alert["title"] == "Risk rejected sell 0.111111111111 BTCUSDT"
+
+
+def test_rejections_by_one_rule_share_an_alert_key_whatever_their_numbers() -> None:
+    """The account not revalued: each buy is rejected with a later age in its reason; one
+    alert, not one per signal, is what an operator needs."""
+    signal = Signal(signal_id="s1", symbol="BTCUSDT", side="buy", quantity=Decimal(1),
+                    price=Decimal(100))  # fmt: skip
+    stale = [RiskContext(equity=Decimal(1000), equity_peak=None, equity_age=age)
+             for age in (75.0, 76.0)]  # fmt: skip
+    keys = {rejected_alert(signal, context)["dedup_key"] for context in stale}
+    full = RiskContext(equity=Decimal(1000), equity_peak=None, open_positions=10)
+    assert len(keys) == 1
+    assert rejected_alert(signal, full)["dedup_key"] not in keys  # another rule, another alert

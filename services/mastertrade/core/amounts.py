@@ -41,3 +41,17 @@ def check_finite_amount(value: Decimal) -> Decimal:
         raise AmountError(f"{value:e} is out of bounds: a non-zero amount must be at least "
                           f"{AMOUNT_FLOOR:e} (or 0)")  # fmt: skip
     return value
+
+
+BRIEF_DIGITS = 12
+
+
+def brief(value: Decimal) -> str:
+    """`value` for a title a person reads: as it is when short, else its fraction rounded to
+    BRIEF_DIGITS significant digits, its whole part kept (an accepted amount may carry any
+    number of digits; a title may not)."""
+    text = format(value, "f")
+    if len(text) <= BRIEF_DIGITS + 8 or not value:
+        return text
+    exponent = min(0, value.adjusted() - BRIEF_DIGITS + 1)
+    return format(value.quantize(Decimal(1).scaleb(exponent)).normalize(), "f")

@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg
 
+from mastertrade.core.amounts import brief
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import AlertEvent, ApprovedOrder, RiskDecisionEvent, Signal
 from mastertrade.core.outbox import (
@@ -261,10 +262,13 @@ def build_events(
         )  # fmt: skip
         events.append((ORDERS.name, "order.approved", order.to_json()))
     if decision.outcome is Outcome.REJECTED:
+        # keyed by the rule, not its reason: the numbers in the reason change from one signal
+        # to the next (the equity's age, the exposure), and every rejection would be new
         alert = AlertEvent(
             kind="order_rejected", severity="warning", source="risk_manager",
-            title=f"Risk rejected {signal.side} {signal.quantity} {signal.symbol}",
-            message="; ".join(reasons), dedup_key=f"risk-rejected:{signal.symbol}:{reasons[0]}",
+            title=f"Risk rejected {signal.side} {brief(signal.quantity)} {signal.symbol}",
+            message="; ".join(reasons)[:4000],
+            dedup_key=f"risk-rejected:{signal.symbol}:{decision.rule}",
         )  # fmt: skip
         events.append((ALERTS.name, "alert.order_rejected", alert.to_json()))
     return events

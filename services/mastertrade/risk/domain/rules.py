@@ -20,11 +20,13 @@ it. Drawdown is measured from the equity peak (never from the start). Rules, in 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 
 from mastertrade.risk.domain.limits import RiskLimits
 
+SIZING_DIGITS = 80
+"""Significant digits of a buy's sizing: amounts are at most 1e15 with at most 30 decimals."""
 DUST_FRACTION = Decimal("0.001")
 """A holding worth less than this share of equity at its cost is dust, not an open position."""
 
@@ -75,11 +77,14 @@ class RiskContext:
 
 @dataclass(frozen=True)
 class RiskDecision:
-    """The outcome, the quantity let through, every reason, and what the breaker state becomes."""
+    """The outcome, the quantity let through, every reason, the rule that limited it (a name
+    that stays the same whatever the numbers in the reason; "" when nothing did), and what the
+    breaker state becomes."""
 
     outcome: Outcome
     quantity: Decimal
     reasons: tuple[str, ...] = ()
+    rule: str = ""
     trips_breaker: bool = False
     new_peak: Decimal | None = None
     drawdown: Decimal = Decimal(0)
@@ -96,31 +101,33 @@ def _floor(quantity: Decimal, step: Decimal) -> Decimal:
     return (quantity / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
-def _reject(reason: str) -> RiskDecision:
-    return RiskDecision(Outcome.REJECTED, Decimal(0), (reason,))
+def _reject(rule: str, reason: str) -> RiskDecision:
+    return RiskDecision(Outcome.REJECTED, Decimal(0), (reason,), rule)
 
 
-def _sized(request: OrderRequest, allowed: Decimal, why: str) -> RiskDecision:
+def _sized(request: OrderRequest, allowed: Decimal, why: str, rule: str) -> RiskDecision:
     if allowed >= request.quantity:
         return RiskDecision(Outcome.APPROVED, request.quantity)
     if allowed <= 0:
-        return _reject(f"{why}: nothing left to trade")
-    return RiskDecision(Outcome.RESIZED, allowed, (why,))
+        return _reject(rule, f"{why}: nothing left to trade")
+    return RiskDecision(Outcome.RESIZED, allowed, (why,), rule)
 
 
 def _decide_sell(request: OrderRequest, context: RiskContext) -> RiskDecision:
     held = context.position_quantity
     if held <= 0:
         return _reject(
+            "position_empty",
             f"no {request.symbol} left to sell: the position is empty or already being sold "
-            "(spot trading is long only)"
+            "(spot trading is long only)",
         )
-    return _sized(request, held, f"sell resized to the {held} {request.symbol} held")
+    return _sized(request, held, f"sell resized to the {held} {request.symbol} held", "position")
 
 
 def _buy_room(
     request: OrderRequest, equity: Decimal, context: RiskContext, limits: RiskLimits
-) -> tuple[Decimal, str]:
+) -> tuple[Decimal, str, str]:
+    """(value the buy may reach, why, the limiting rule)."""
     per_order = equity * limits.max_position_size_pct
     per_symbol = equity * limits.max_symbol_exposure_pct - context.symbol_exposure
     if per_symbol < per_order:
@@ -128,31 +135,39 @@ def _buy_room(
             f"{request.symbol} exposure {context.symbol_exposure} leaves {max(per_symbol, 0)} "
             f"under {limits.max_symbol_exposure_pct:.2%} of equity"
         )
-        return per_symbol, why
-    return per_order, f"order value capped at {limits.max_position_size_pct:.2%} of equity"
+        return per_symbol, why, "symbol_exposure"
+    why = f"order value capped at {limits.max_position_size_pct:.2%} of equity"
+    return per_order, why, "position_size"
 
 
 def _decide_buy(
     request: OrderRequest, context: RiskContext, limits: RiskLimits, breaker: bool
 ) -> RiskDecision:
     if breaker:
-        return _reject("circuit breaker open: only orders that reduce a position")
+        return _reject(
+            "circuit_breaker", "circuit breaker open: only orders that reduce a position"
+        )
     equity = context.equity
     if equity is None or equity <= 0:
-        return _reject("equity unknown or not positive: no new exposure")
+        return _reject("equity_unknown", "equity unknown or not positive: no new exposure")
     if context.equity_age > limits.max_equity_age_seconds:
         return _reject(
+            "equity_stale",
             f"equity last valued {context.equity_age:.0f}s ago, more than "
             f"MAX_EQUITY_AGE_SECONDS={limits.max_equity_age_seconds}: no new exposure until the "
-            "order executor revalues the account (is it running?)"
+            "order executor revalues the account (is it running?)",
         )
     if not context.position_open and context.open_positions >= limits.max_open_positions:
         return _reject(
-            f"{context.open_positions} positions open, the maximum is {limits.max_open_positions}"
+            "open_positions",
+            f"{context.open_positions} positions open, the maximum is {limits.max_open_positions}",
         )
-    room, why = _buy_room(request, equity, context, limits)
-    allowed = _floor(room / request.price, limits.quantity_step) if room > 0 else Decimal(0)
-    return _sized(request, allowed, why)
+    # every step rounded down, at more digits than any amount has: a quotient rounded up
+    # (28 digits, half-even by default) could land on the next step, past the limit
+    with localcontext(prec=SIZING_DIGITS, rounding=ROUND_FLOOR):
+        room, why, rule = _buy_room(request, equity, context, limits)
+        allowed = _floor(room / request.price, limits.quantity_step) if room > 0 else Decimal(0)
+    return _sized(request, allowed, why, rule)
 
 
 def assess_breaker(
@@ -174,11 +189,12 @@ def _rule(
     request: OrderRequest, context: RiskContext, limits: RiskLimits, breaker: bool
 ) -> RiskDecision:
     if context.kill_switch:
-        return _reject("kill switch on: no orders at all")
+        return _reject("kill_switch", "kill switch on: no orders at all")
     if context.orders_last_minute >= limits.max_orders_per_minute:
         return _reject(
+            "order_rate",
             f"order rate limit: {context.orders_last_minute} orders in the last minute, "
-            f"the maximum is {limits.max_orders_per_minute}"
+            f"the maximum is {limits.max_orders_per_minute}",
         )
     if request.side == "sell":
         return _decide_sell(request, context)
