@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from mastertrade.core.amounts import brief
 from mastertrade.core.messages import AlertEvent, OrderEvent
 
 SEVERITIES = {"critical": "critical", "error": "critical", "warning": "warning", "page": "critical"}
@@ -26,9 +27,10 @@ SEVERITIES = {"critical": "critical", "error": "critical", "warning": "warning",
 
 def build_from_order(order: OrderEvent) -> AlertEvent:
     if order.status == "filled":
+        price = "?" if order.average_price is None else brief(order.average_price)
         title = (
-            f"Filled: {order.side} {order.filled_quantity} {order.symbol} at "
-            f"{order.average_price} ({order.environment})"
+            f"Filled: {order.side} {brief(order.filled_quantity)} {order.symbol} at {price} "
+            f"({order.environment})"
         )
         return AlertEvent(
             kind="order_filled",
@@ -38,12 +40,12 @@ def build_from_order(order: OrderEvent) -> AlertEvent:
             dedup_key=f"filled:{order.client_order_id}",
             source="order_executor",
         )
-    title = f"Order {order.status}: {order.side} {order.quantity} {order.symbol}"
+    title = f"Order {order.status}: {order.side} {brief(order.quantity)} {order.symbol}"
     return AlertEvent(
         kind=f"order_{order.status}",
         severity="warning",
         title=title[:200],
-        message=f"order {order.client_order_id}: {order.reason or 'no reason given'}",
+        message=f"order {order.client_order_id}: {order.reason or 'no reason given'}"[:4000],
         dedup_key=f"{order.status}:{order.client_order_id}",
         source="order_executor",
     )
