@@ -128,15 +128,17 @@ async def test_a_market_order_is_signed_filtered_filled_and_booked_once(
 async def test_binance_error_codes_reject_with_the_code_and_filters_stop_bad_orders_early(
     trading_env: dict[str, str],
 ) -> None:
-    symbol = new_symbol()
+    symbol, cross = new_symbol(), new_symbol().replace("USDT", "BTC")
     await set_quote(symbol, "29999", "30001")
-    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    await set_quote(cross, "0.0499", "0.05")
+    fake = FakeBinance(prices={symbol: Decimal(30000), cross: Decimal("0.05")})
     too_big, too_small = approved(symbol, "buy", "1"), approved(symbol, "buy", "0.0001")
     too_many = approved(symbol, "buy", "60")  # within LOT_SIZE, beyond MARKET_LOT_SIZE
+    in_btc = approved(cross, "buy", "1")  # listed, but its fills could not be booked in USDT
     async with live_executor(trading_env, fake) as (_, recorder, channel):
-        for order in (too_big, too_small, too_many):
+        for order in (too_big, too_small, too_many, in_btc):
             await publish_json(channel, ORDERS.name, "order.approved", order)
-        rejected = await recorder.wait_for("order.rejected", 3)
+        rejected = await recorder.wait_for("order.rejected", 4)
     reasons = {event["client_order_id"]: event["reason"] for event in rejected}
     assert reasons[too_big["client_order_id"]].startswith("Binance -2010: Account has insufficient")
     assert reasons[too_small["client_order_id"]] == (
@@ -144,6 +146,9 @@ async def test_binance_error_codes_reject_with_the_code_and_filters_stop_bad_ord
     )
     assert reasons[too_many["client_order_id"]] == (
         "exchange filter: MARKET_LOT_SIZE quantity: 60 is above the maximum 50.00000"
+    )
+    assert reasons[in_btc["client_order_id"]].startswith(
+        f"not sent: {cross} is not quoted in USDT (QUOTE_ASSET)"
     )
     assert [o["clientOrderId"] for o in fake.orders.values()] == []  # none was placed
 

@@ -202,12 +202,16 @@ async def test_orders_that_would_overdraw_or_oversell_are_rejected(
         await publish_json(channel, ORDERS.name, "order.approved", approved(symbol, "sell", "1"))
         missing = approved(new_symbol(), "buy", "1")
         await publish_json(channel, ORDERS.name, "order.approved", missing)
-        rejected = await recorder.wait_for("order.rejected", 3)
+        # priced in BTC: booked in the USDT account, 1 coin would cost 0.05 USDT
+        await set_quote(cross := new_symbol().replace("USDT", "BTC"), "0.0499", "0.05")
+        await publish_json(channel, ORDERS.name, "order.approved", approved(cross, "buy", "1"))
+        rejected = await recorder.wait_for("order.rejected", 4)
         cash, _ = await books_balance(trading_env["DATABASE_URL"])
     reasons = " | ".join(event["reason"] for event in rejected)
     assert "insufficient USDT balance: the order needs 10015.005" in reasons
     assert f"insufficient {symbol} position: selling 1, holding 0" in reasons
     assert "no quote for" in reasons
+    assert f"not filled: {cross} is not quoted in USDT (QUOTE_ASSET)" in reasons
     assert cash == Decimal(10000)
 
 

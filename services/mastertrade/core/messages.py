@@ -58,6 +58,22 @@ def check_symbol(value: str) -> str:
     return symbol
 
 
+def quoted_in(symbol: str, asset: str) -> bool:
+    """Does `symbol` trade a coin against `asset` (BTCUSDT against USDT; ETHBTC does not)?"""
+    return len(symbol) > len(asset) and symbol.endswith(asset)
+
+
+def not_quoted_reason(symbol: str, asset: str) -> str | None:
+    """Why an order for `symbol` cannot be booked in an account kept in `asset`; None when it
+    can. The books hold cash in one asset and value every position in it."""
+    if quoted_in(symbol, asset):
+        return None
+    return (
+        f"{symbol} is not quoted in {asset} (QUOTE_ASSET), the asset the account's cash and "
+        f"positions are kept in: only {asset} pairs can be traded"
+    )
+
+
 Amount = Annotated[
     Decimal,
     BeforeValidator(check_amount),

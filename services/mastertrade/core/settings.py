@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar, get_args
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -56,6 +56,15 @@ def _check_url(value: str | None, dependency: Dependency) -> str | None:
         expected = " or ".join(f"{scheme}://" for scheme in schemes)
         raise ValueError(f"expected a URL starting with {expected} and naming a host")
     return value
+
+
+class AccountSettings(BaseModel):
+    """The asset the trading account is kept in: the executor books cash and values positions
+    in it, and strategy_service trades only the symbols quoted in it (one definition for both)."""
+
+    quote_asset: str = Field(
+        default="USDT", pattern=r"^[A-Z0-9]{2,10}$", description="the account's cash asset"
+    )
 
 
 class ServiceSettings(BaseSettings, LoggingSettings):

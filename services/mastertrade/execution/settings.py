@@ -7,11 +7,11 @@ from decimal import Decimal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from mastertrade.core.settings import ServiceSettings
+from mastertrade.core.settings import AccountSettings, ServiceSettings
 from mastertrade_model.settings import TradingSettings
 
 
-class ExecutionSettings(ServiceSettings, TradingSettings):
+class ExecutionSettings(ServiceSettings, TradingSettings, AccountSettings):
     """Paper trading unless TRADING_ENVIRONMENT=live, which needs the Binance key and secret."""
 
     paper_fee_rate: Decimal = Field(
@@ -27,9 +27,6 @@ class ExecutionSettings(ServiceSettings, TradingSettings):
         description="refuse a market buy that would fill more than this fraction above the price "
         "the risk manager sized it at, 0 <= x <= 1, e.g. 0.02 (0: off)",
     )  # fmt: skip
-    quote_asset: str = Field(
-        default="USDT", pattern=r"^[A-Z0-9]{2,10}$", description="the account's cash asset"
-    )
     price_max_age_seconds: float = Field(
         default=60.0, ge=0, le=86400,
         description="refuse to fill against a quote older than this many seconds (0: any age)",

@@ -23,6 +23,7 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 
 from mastertrade.core.background import stop_task
+from mastertrade.core.messages import quoted_in
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.strategy.domain.batch import compute_shard, shard_candidates
 from mastertrade.strategy.domain.engine import Bars
@@ -73,6 +74,17 @@ async def holding(
         yield
     finally:
         await stop_task(task)
+
+
+def tradable(symbols: list[str], configured: list[str], quote_asset: str) -> list[str]:
+    """The `symbols` quoted in the account's asset; the others (ETHBTC in a USDT account: its
+    fills could not be booked) are left out, said once for each run."""
+    if left_out := sorted({s for s in [*symbols, *configured] if not quoted_in(s, quote_asset)}):
+        logger.info(
+            "left out of generation, not quoted in %s (QUOTE_ASSET), the asset the account is "
+            "kept in: %s", quote_asset, ",".join(left_out),
+        )  # fmt: skip
+    return [s for s in symbols if quoted_in(s, quote_asset)]
 
 
 class GenerationMetrics:
@@ -158,12 +170,15 @@ class Scheduler:
         since, until = history_window(as_of, settings.strategy_history_days)
         walk = settings.walk_forward()
         needed = walk.fit_bars + walk.test_bars
-        ready = await symbols_with_history(self.pool(), since, until, needed)
+        configured = settings.symbols()
+        ready = tradable(await symbols_with_history(self.pool(), since, until, needed),
+                         configured, settings.quote_asset)  # fmt: skip
         # Configured symbols too only once their history is there: a run started while the
         # backfill is still writing would fail, and the day's run key would then be spent
-        configured = settings.symbols()
         symbols = [s for s in configured if s in ready] if configured else ready
-        if waiting := [s for s in configured if s not in ready]:
+        if waiting := [
+            s for s in configured if s not in ready and quoted_in(s, settings.quote_asset)
+        ]:
             logger.info(
                 "STRATEGY_SYMBOLS without %d 1m candles yet, left out of this run: %s", needed,
                 ",".join(waiting),

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pydantic import Field, model_validator
 
 from mastertrade.core.admin_token import AdminTokenHash
-from mastertrade.core.settings import ServiceSettings
+from mastertrade.core.settings import AccountSettings, ServiceSettings
 from mastertrade.strategy.domain.engine import BacktestConfig
 from mastertrade.strategy.domain.walkforward import WalkForward
 from mastertrade_model.settings import StrategySettings as StrategyGroup
@@ -20,7 +20,7 @@ from mastertrade_model.settings import TradingSettings
 MINUTES_PER_DAY = 1440
 
 
-class StrategySettings(ServiceSettings, StrategyGroup, TradingSettings):
+class StrategySettings(ServiceSettings, StrategyGroup, TradingSettings, AccountSettings):
     """The seed's strategy figures (10 active, 500 generated daily at 03:00 UTC), and the
     TRADING_ENVIRONMENT whose orders count as what a strategy holds."""
 

@@ -41,7 +41,7 @@ from decimal import Decimal
 import asyncpg
 
 from mastertrade.core.db import Connection
-from mastertrade.core.messages import OrderEvent
+from mastertrade.core.messages import OrderEvent, not_quoted_reason
 from mastertrade.execution.adapters.binance import (
     CANCEL_REJECTED,
     INVALID_SYMBOL,
@@ -185,6 +185,8 @@ class LiveVenue:
         """(quantity, limit price) to send, or why Binance could not take the order."""
         if isinstance(listing, str):
             return listing
+        if reason := not_quoted_reason(order["symbol"], self.quote_asset):
+            return f"not sent: {reason}"
         try:
             check_client_order_id(order["client_order_id"])
         except FilterError as error:

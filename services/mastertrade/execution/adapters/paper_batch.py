@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from mastertrade.core.db import Connection, one
-from mastertrade.core.messages import ApprovedOrder, OrderEvent
+from mastertrade.core.messages import ApprovedOrder, OrderEvent, not_quoted_reason
 from mastertrade.core.outbox import LEASED_UNTIL, Written, mark_sent_cte, written_in_order
 from mastertrade.execution.adapters.orders import TERMINAL, build_event, order_columns
 from mastertrade.execution.domain.halt import blocks, halt_reason
@@ -184,6 +184,9 @@ class Costs:
 def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: Costs) -> None:
     """One order against the running books: nothing, rest, fill, reject or cancel."""
     is_open = order["status"] == "submitted"
+    if not is_open and (reason := not_quoted_reason(order["symbol"], costs.quote_asset)):
+        books.reject(order, f"not filled: {reason}")
+        return
     if blocks(order["side"], books.halted):
         (books.cancel if is_open else books.reject)(order, books.halted or "")
         return

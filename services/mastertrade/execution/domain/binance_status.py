@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from mastertrade.core.messages import quoted_in
+
 STATUSES = {
     "NEW": "submitted", "PENDING_NEW": "submitted", "PARTIALLY_FILLED": "partially_filled",
     "FILLED": "filled", "CANCELED": "cancelled", "PENDING_CANCEL": "submitted",
@@ -69,5 +71,4 @@ def parse_execution_report(event: Mapping[str, Any]) -> tuple[str, OrderState, T
 def base_asset(symbol: str, quote_asset: str) -> str:
     """The coin a symbol trades against the account's quote asset (BTC of BTCUSDT); "" when
     the symbol is not quoted in it."""
-    base = symbol.removesuffix(quote_asset)
-    return base if base != symbol else ""
+    return symbol.removesuffix(quote_asset) if quoted_in(symbol, quote_asset) else ""
