@@ -81,6 +81,7 @@ class FakeBinance:
     slow_seconds: float = 0.5  # how late a "slow" query is answered
     query_errors: dict[str, BinanceError] = field(default_factory=dict)  # by origClientOrderId
     commission_in_base: bool = False  # a buyer's commission in the base asset (no BNB)
+    bnb_pays_at: Decimal | None = None  # BNB pays every commission (25 % off), BNB at this price
     retry_after: int = 1  # seconds, of a 429/418 asked for with misbehave
     paused_until: float = 0.0  # monotonic; a request before it is answered 418
     listen_keys: list[str] = field(default_factory=list)  # alive; a keep-alive of another: -1125
@@ -175,6 +176,10 @@ class FakeBinance:
         if self.commission_in_base and order["side"] == "BUY":  # taken from what was bought
             fee = (qty * Decimal("0.001")).quantize(Decimal("0.00000001"))
             fee_asset = order["symbol"].removesuffix("USDT")
+        if self.bnb_pays_at is not None:
+            fee = (qty * price * Decimal("0.00075") / self.bnb_pays_at).quantize(Decimal("1e-8"))
+            fee_asset = "BNB"
+            self.balances["BNB"] = self.balances.get("BNB", Decimal(0)) - fee
         trade = {
             "symbol": order["symbol"],
             "id": next(self.ids),

@@ -349,6 +349,35 @@ async def test_a_commission_in_the_bought_coin_is_not_in_the_position(
     assert Decimal(filled["fee"]) == Decimal("0.1")
 
 
+async def test_a_commission_paid_in_bnb_comes_out_of_the_bnb_the_books_hold(
+    trading_env: dict[str, str],
+) -> None:
+    """With BNB paying the fees, buying 1 at 100 costs 0.075 USDT's worth of BNB (0.00025 at
+    300): the books' BNB goes down by that, the coin bought stays whole. Left in the books, that
+    BNB would be sold one day and refused (-2010), and the drift alert would fire."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, bnb_pays_at=Decimal(300),
+                       balances={"USDT": Decimal(10000), "BNB": Decimal(2)})  # fmt: skip
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        url = env["DATABASE_URL"]
+        await value_of(url, "INSERT INTO positions (environment, symbol, quantity, average_price)"
+                       " VALUES ('live', 'BNBUSDT', 1, 250) ON CONFLICT (environment, symbol) DO "
+                       "UPDATE SET quantity = 1, average_price = 250")  # fmt: skip
+        try:
+            await streaming(fake)
+            await publish_json(channel, ORDERS.name, "order.approved",
+                               approved(symbol, "buy", "1"))  # fmt: skip
+            await recorder.wait_for("order.filled")
+            await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
+            bnb = await position_of(url, "BNBUSDT")
+            bought = await position_of(url, symbol)
+        finally:  # the live books' BNB is this test's alone
+            await value_of(url, "DELETE FROM positions WHERE environment = 'live' "
+                           "AND symbol = 'BNBUSDT'")  # fmt: skip
+    assert (bnb, bought) == (Decimal("0.99975"), Decimal(1))
+
+
 async def test_orders_binance_would_misread_are_sent_right_or_refused_before_leaving(
     trading_env: dict[str, str],
 ) -> None:

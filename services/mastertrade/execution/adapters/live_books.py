@@ -5,7 +5,10 @@ an alert when the books hold more of a coin than Binance does (domain/drift.py).
 A commission comes out of what the trade paid: in the quote asset, out of the proceeds (the
 cash is Binance's balance, and the order's fee says it); in the base asset (a buyer's, unless
 BNB pays), out of the coins, so the position is what the exchange holds, and the order's fee
-counts it at the trade's price. One in a third asset (BNB) moves neither."""
+counts it at the trade's price. One in a third asset (BNB, when BNB pays the fees) comes out of
+the books' position in that coin (BNBUSDT), as much as it holds: left there, the books would
+hold BNB Binance has spent, and its sell would be refused; the order's fee leaves it out (the
+fill keeps it, with its asset)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
 from mastertrade.execution.domain.binance_status import OrderState, Trade, base_asset
 from mastertrade.execution.domain.drift import Shortfall, drift_message, shortfalls
-from mastertrade.execution.domain.ledger import Position, shift_position
+from mastertrade.execution.domain.ledger import Position, pay_commission, shift_position
 from mastertrade_model.topology import ALERTS
 
 BOOKED = "SELECT COALESCE(sum(quantity), 0) FROM fills WHERE client_order_id = $1"
@@ -66,8 +69,20 @@ async def _book_trades(
         position = await books.lock_position(connection, "live", order["symbol"])
         moved = shift_position(position, order["side"], trade.quantity, trade.price, in_coin)
         await books.set_position(connection, "live", order["symbol"], moved)
+        if trade.fee and trade.fee_asset not in (base, quote_asset):
+            await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
         fees += trade.fee if trade.fee_asset == quote_asset else in_coin * trade.price
     return fees
+
+
+async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> None:
+    """A commission in a third coin out of the books' position in it, if they hold one (locked
+    after the trade's own position: a trade's commission is never in its own symbol's coin)."""
+    row = await connection.fetchrow(books.LOCK_POSITION, "live", symbol)
+    if row is None or row["quantity"] <= 0:
+        return  # paid from coins the books do not hold
+    left = pay_commission(Position(row["quantity"], row["average_price"]), fee)
+    await books.set_position(connection, "live", symbol, left)
 
 
 def not_behind(order: asyncpg.Record, state: OrderState) -> OrderState:

@@ -46,6 +46,14 @@ def apply_fill(
     return new_cash, Position(left, position.average_price if left > 0 else Decimal(0))
 
 
+def pay_commission(position: Position, fee: Decimal) -> Position:
+    """A position whose coins paid another trade's commission (Binance takes it in BNB when BNB
+    pays): as much as it holds goes, the rest came from coins the books do not hold; what is
+    left cost what it cost each."""
+    left = max(Decimal(0), position.quantity - fee)
+    return Position(left, position.average_price if left > 0 else Decimal(0))
+
+
 def derive_equity(
     cash: Decimal, positions: Mapping[str, Position], marks: Mapping[str, Decimal]
 ) -> tuple[Decimal, Decimal]:
