@@ -35,7 +35,8 @@ def echo_app() -> FastAPI:
     async def echo(request: Request) -> dict[str, Any]:
         body = await request.body()
         return {"method": request.method, "headers": dict(request.headers), "size": len(body),
-                "query": request.url.query}  # fmt: skip
+                "query": request.url.query,
+                "forwarded_for": request.headers.getlist("x-forwarded-for")}  # fmt: skip
 
     @app.get("/slow")
     async def slow() -> dict[str, str]:
@@ -136,6 +137,19 @@ async def test_routes_by_catalog_name_and_carries_the_request_id(
         assert len(seen["headers"]["x-request-id"]) == 32  # made by the gateway
         assert "x-api-key" not in seen["headers"] and "authorization" not in seen["headers"]
         assert seen["headers"]["x-forwarded-for"].startswith("10.")
+        # a caller's X-Forwarded-For is extended, once, never passed on beside the gateway's;
+        # what its Connection header names stays on its hop
+        relayed = await client.get(
+            "/api/strategy_service/echo",
+            headers={
+                "X-Forwarded-For": "1.2.3.4",
+                "Connection": "keep-alive, X-Hop",
+                "X-Hop": "secret",
+            },
+        )
+        [forwarded] = relayed.json()["forwarded_for"]
+        assert forwarded.startswith("1.2.3.4, 10.")
+        assert "x-hop" not in relayed.json()["headers"]
 
 
 async def test_keys_and_scopes_guard_every_change_of_state(upstreams: dict[str, str]) -> None:
@@ -192,17 +206,21 @@ async def test_a_path_the_service_would_read_otherwise_is_not_forwarded(
     upstreams: dict[str, str],
 ) -> None:
     """`%2561dmin` is decoded once here to `%61dmin` (not an admin segment) and would reach the
-    service as `admin`; `%3F` and `%23` would become a query and a fragment there. Refused with
+    service as `admin`; `%3F` and `%23` would become a query and a fragment there, and a `..`
+    segment would take the segment before it away. Refused with
     400 saying why, whatever the key; the plain admin path still needs the admin scope."""
     async with gateway(upstreams) as client:
         double = await client.post("/api/strategy-service/api/v1/%2561dmin/echo",
                                    headers=bearer(TRADE))  # fmt: skip
         query = await client.get("/api/strategy-service/echo%3Fx=1")
         fragment = await client.get("/api/strategy-service/echo%23x")
+        # decoded to `api/v2/x/../alerts`, which the upstream's URL reads as a receiver's path
+        dots = await client.post("/api/alert-system/api/v2/x/%2e%2e/alerts", json=[],
+                                 headers=bearer(TRADE))  # fmt: skip
         plain = await client.post("/api/strategy-service/api/v1/admin/echo", headers=bearer(TRADE))
-    assert [answer.status_code for answer in (double, query, fragment)] == [400, 400, 400]
+    assert [answer.status_code for answer in (double, query, fragment, dots)] == [400] * 4
     assert "'%'" in double.json()["detail"] and "'?'" in query.json()["detail"]
-    assert "'#'" in fragment.json()["detail"]
+    assert "'#'" in fragment.json()["detail"] and "'..'" in dots.json()["detail"]
     assert plain.status_code == 403
 
 

@@ -204,6 +204,9 @@ async def test_the_breaker_reset_needs_the_admin_key(stack: Stack) -> None:
     assert "scope admin" in nobody.json()["detail"]
     unknown = await stack.ui.post(reset, headers={"Authorization": f"Bearer x{uuid.uuid4().hex}"})
     assert unknown.status_code == 401
+    # a header may carry bytes no key has, which could not be sent on (it was a 500)
+    latin = await stack.ui.post(reset, headers=[(b"Authorization", b"Bearer caf\xe9")])
+    assert latin.status_code == 401 and "scope admin" in latin.json()["detail"]
     trader = await stack.ui.post(reset, headers={"Authorization": f"Bearer {TRADER}"})
     assert trader.status_code == 403
     assert "scope trade; this needs admin" in trader.json()["detail"]

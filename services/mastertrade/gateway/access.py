@@ -6,7 +6,7 @@ segment, e.g. the risk manager's `/api/v1/admin/circuit-breaker/reset`), the ale
 receivers of Prometheus' and Alertmanager's notifications (what is posted there is sent to
 people) and the gateway's own key listing need admin. A key is sent as
 `Authorization: Bearer <token>` or `X-API-Key: <token>`. A path that still holds `%`, `?` or `#`
-once decoded is not forwarded at all (`unforwardable`).
+once decoded, or a `..` segment, is not forwarded at all (`unforwardable`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ UNFORWARDABLE = ("%", "?", "#")
 
 
 def unforwardable(path: str) -> str | None:
-    """Why a service path cannot be forwarded as it is; None when it can."""
+    """Why a service path cannot be forwarded as it is; None when it can. A `..` segment is
+    refused too: the upstream's URL parsing removes it with the segment before it
+    (`api/v2/x/../alerts` reaches the alert system as `api/v2/alerts`, a receiver a trade key
+    may not post to), so the scope would be decided on another path than the one served."""
+    if ".." in path.split("/"):
+        return "the path holds a '..' segment: send the path it stands for instead"
     found = [character for character in UNFORWARDABLE if character in path]
     if not found:
         return None

@@ -33,7 +33,7 @@ from mastertrade.gateway.access import is_admin_path
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "trailers", "transfer-encoding", "upgrade", "host", "content-length", "authorization",
-    "x-api-key", "x-request-id",
+    "x-api-key", "x-request-id", "x-forwarded-for",  # the last two are set anew below
 })  # fmt: skip
 # to an admin route the caller's bearer token goes on: the service checks its own admin token
 ADMIN_HOP_BY_HOP = HOP_BY_HOP - {"authorization"}
@@ -75,7 +75,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def forwarded_headers(request: Request, keep_authorization: bool = False) -> list[tuple[str, str]]:
     dropped = ADMIN_HOP_BY_HOP if keep_authorization else HOP_BY_HOP
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
+    # and what the caller's Connection header names is the caller's hop's alone (RFC 9110 7.6.1)
+    named = {name.strip().lower() for name in request.headers.get("connection", "").split(",")}
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped | named]
     client = request.client.host if request.client else "unknown"
     prior = request.headers.get("x-forwarded-for")
     headers.append(("x-forwarded-for", f"{prior}, {client}" if prior else client))

@@ -76,6 +76,12 @@ async def events(request: Request) -> StreamingResponse:
     )
 
 
+def is_key_shaped(token: str) -> bool:
+    """Could `token` be an API key: printable ASCII, at most 256 characters (a header can carry
+    other bytes, which could not be sent on: the answer would be a 500)."""
+    return 0 < len(token) <= 256 and token.isascii() and token.isprintable()
+
+
 @router.post(
     "/api/circuit-breaker/reset",
     summary="Reset the risk manager's circuit breaker through the gateway with the caller's key",
@@ -83,7 +89,7 @@ async def events(request: Request) -> StreamingResponse:
 async def reset_breaker(request: Request) -> Response:
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() != "bearer" or not is_key_shaped(token.strip()):
         return JSONResponse(
             {"detail": "paste an API key with scope admin; it is sent as "
                        "'Authorization: Bearer <key>'"},
