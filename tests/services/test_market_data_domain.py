@@ -161,6 +161,11 @@ def test_binance_payloads_parse_into_exact_events() -> None:
         (kline_frame("BTCUSDT", 1735689600000, h="1"), "outside"),
         ('{"e": "depthUpdate"}', "unknown event type"),
         ("[1, 2]", "not a JSON object"),
+        # these raised past the parser: the reader task died, or a batch failed for ever
+        (book_frame("BTCUSDT\n", 5, "100", "101"), "not a trading pair"),
+        (kline_frame("BTCUSDT", 1735689600000, i=["1m"]), "unreadable event"),
+        (kline_frame("BTCUSDT", 1735689600000, o="1E+1000000"), "out of bounds"),
+        ("[" * 100_000 + "]" * 100_000, "not JSON"),
     ],
 )
 def test_malformed_frames_are_refused_with_the_reason(frame: str, reason: str) -> None:

@@ -35,9 +35,10 @@ def check_finite_amount(value: Decimal) -> Decimal:
     else an AmountError."""
     if not value.is_finite():
         raise AmountError(f"{value} is not a finite number: send a decimal string such as '1.5'")
-    if abs(value) > AMOUNT_LIMIT:
+    # copy_abs: abs() rounds to the context, and an exponent beyond it raises Overflow
+    if value.copy_abs() > AMOUNT_LIMIT:
         raise AmountError(f"{value} is out of bounds: amounts must be at most {AMOUNT_LIMIT:e}")
-    if value and abs(value) < AMOUNT_FLOOR:
+    if value and value.copy_abs() < AMOUNT_FLOOR:
         raise AmountError(f"{value:e} is out of bounds: a non-zero amount must be at least "
                           f"{AMOUNT_FLOOR:e} (or 0)")  # fmt: skip
     return value

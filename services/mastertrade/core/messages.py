@@ -34,7 +34,8 @@ from pydantic import (
 
 from mastertrade.core.amounts import check_finite_amount
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{2,20}")
+"""A symbol, matched whole (`fullmatch`: `$` would let a trailing newline through)."""
 
 
 def check_amount(raw: Any) -> Any:
@@ -53,7 +54,7 @@ def check_amount(raw: Any) -> Any:
 def check_symbol(value: str) -> str:
     """An exchange symbol such as BTCUSDT (upper case letters and digits)."""
     symbol = value.strip().upper()
-    if not SYMBOL_PATTERN.match(symbol):
+    if not SYMBOL_PATTERN.fullmatch(symbol):
         raise ValueError(f"{value!r} is not a symbol: use letters and digits, e.g. BTCUSDT")
     return symbol
 

@@ -24,7 +24,7 @@ current_request_id: ContextVar[str | None] = ContextVar("request_id", default=No
 
 def accept_or_create(given: str | None) -> str:
     """The caller's id when it is valid, else a fresh random one."""
-    if given is not None and VALID_ID.match(given):
+    if given is not None and VALID_ID.fullmatch(given):
         return given
     return uuid.uuid4().hex
 

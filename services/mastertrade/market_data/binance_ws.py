@@ -158,4 +158,8 @@ class BinanceStream:
         except MalformedEventError as error:
             self.sink.reject(SOURCE, "malformed", str(error))
             return
+        except Exception as error:  # a parser fault: one frame lost, not the connection
+            logger.exception("a frame could not be parsed")
+            self.sink.reject(SOURCE, "malformed", repr(error)[:200])
+            return
         self.sink.submit(event, SOURCE)

@@ -8,6 +8,8 @@ is rejected without requeue (it goes to the dead-letter exchange) and counted; a
 hands the whole batch back to the broker (nack with requeue), so nothing is lost or half-stored;
 every field is checked first (`kline_from_message`), so no message can make every write fail.
 `stop` stops consuming, then writes what is pending, a batch interrupted mid-write included.
+An acknowledgement that fails (the channel closed meanwhile) is logged and the loop goes on:
+the broker delivers those messages again, and the upsert stores them once.
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ class CandleIngest:
             if not isinstance(body, dict):
                 raise MalformedEventError("message body is not a JSON object")
             kline = kline_from_message(body)
-        except (ValueError, MalformedEventError) as error:
+        except Exception as error:  # anything a message can make the parser raise
             self.malformed += 1
-            logger.warning("rejecting a malformed candle message: %s", str(error)[:200])
+            logger.warning("rejecting a malformed candle message: %s", repr(error)[:200])
             await message.reject(requeue=False)
             return
         self._pending.append((message, kline))
@@ -81,7 +83,11 @@ class CandleIngest:
                 async with asyncio.timeout(self.flush):
                     await self._full.wait()
             self._full.clear()
-            await self._write()
+            try:
+                await self._write()
+            except Exception as error:  # the channel closed under an ack: the broker redelivers
+                logger.warning("acknowledging stored candles failed (the broker will deliver "
+                               "them again, and they are stored once): %r", error)  # fmt: skip
 
     async def _write(self) -> None:
         async with self._lock:

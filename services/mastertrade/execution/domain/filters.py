@@ -32,7 +32,7 @@ def check_client_order_id(client_order_id: str) -> None:
     if len(client_order_id) > CLIENT_ORDER_ID_LENGTH:
         raise FilterError(f"client order id {client_order_id!r} is longer than Binance's "
                           f"{CLIENT_ORDER_ID_LENGTH} characters")  # fmt: skip
-    if not CLIENT_ORDER_ID.match(client_order_id):
+    if not CLIENT_ORDER_ID.fullmatch(client_order_id):
         raise FilterError(f"client order id {client_order_id!r} has characters Binance refuses "
                           "(letters, digits and . : / _ - only)")  # fmt: skip
 

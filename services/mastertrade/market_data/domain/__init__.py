@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+from mastertrade.core.messages import SYMBOL_PATTERN
+
 INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 
 
@@ -19,7 +19,7 @@ class InvalidSymbolError(ValueError):
 def normalise_symbol(symbol: str) -> str:
     """`btc/usdt` -> `BTCUSDT`; raises InvalidSymbolError when it cannot be a pair."""
     cleaned = symbol.replace("/", "").replace("-", "").upper()
-    if not SYMBOL_PATTERN.match(cleaned):
+    if not SYMBOL_PATTERN.fullmatch(cleaned):
         raise InvalidSymbolError(f"not a trading pair: {symbol!r}")
     return cleaned
 

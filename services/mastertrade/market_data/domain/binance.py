@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from mastertrade.market_data.domain import SYMBOL_PATTERN
+from mastertrade.core.messages import SYMBOL_PATTERN
 from mastertrade.market_data.domain.events import (
     BookTicker,
     Kline,
@@ -44,7 +44,7 @@ MAX_FRAME_CHARS = 1_000_000
 
 
 def _symbol(value: object) -> str:
-    if not isinstance(value, str) or not SYMBOL_PATTERN.match(value):
+    if not isinstance(value, str) or not SYMBOL_PATTERN.fullmatch(value):
         raise MalformedEventError(f"symbol: not a trading pair: {str(value)[:30]!r}")
     return value
 
@@ -158,7 +158,17 @@ def book_ticker_from_stream(payload: Mapping[str, Any], received: datetime) -> B
 
 
 def event_from_payload(payload: object, received: datetime) -> MarketEvent:
-    """A raw-stream or combined-stream payload as an event."""
+    """A raw-stream or combined-stream payload as an event; anything unreadable in it (a list
+    where a string belongs, a number beyond Decimal's range) raises MalformedEventError."""
+    try:
+        return _event_from_payload(payload, received)
+    except MalformedEventError:
+        raise
+    except (TypeError, KeyError, AttributeError, ArithmeticError, ValueError) as error:
+        raise MalformedEventError(f"unreadable event: {error!r}"[:200]) from None
+
+
+def _event_from_payload(payload: object, received: datetime) -> MarketEvent:
     if isinstance(payload, Mapping) and "stream" in payload and "data" in payload:
         payload = payload["data"]
     if not isinstance(payload, Mapping):
@@ -179,8 +189,8 @@ def event_from_frame(text: str | bytes, received: datetime) -> MarketEvent:
         raise MalformedEventError(f"frame of {len(text)} characters is too long")
     try:
         payload = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedEventError(f"frame is not JSON: {error}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise MalformedEventError(f"frame is not JSON: {error!r}"[:200]) from None
     return event_from_payload(payload, received)
 
 

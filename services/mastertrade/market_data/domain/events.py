@@ -207,7 +207,7 @@ def _time(value: object, name: str) -> datetime:
 
 
 def _symbol(value: object) -> str:
-    if not isinstance(value, str) or not SYMBOL_PATTERN.match(value):
+    if not isinstance(value, str) or not SYMBOL_PATTERN.fullmatch(value):
         raise MalformedEventError(f"symbol: expected letters and digits such as BTCUSDT, got "
                                   f"{str(value)[:40]!r}")  # fmt: skip
     return value
