@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mastertrade.market_data.domain.binance import (
+    book_ticker_from_stream,
     event_from_frame,
     kline_from_row,
     stream_names,
@@ -37,6 +39,7 @@ from mastertrade.market_data.domain.simulator import (
 )
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.sink import MarketSink
+from mastertrade.market_data.writer import as_quote
 from tests.fakes.binance import book_frame, kline_frame, trade_frame
 
 START = 29_000_000  # an epoch minute in 2025
@@ -268,6 +271,39 @@ async def test_the_sink_buffer_is_bounded_while_the_writer_is_down() -> None:
     assert registry.get_sample_value("mastertrade_market_data_rejected_total", labels) == 20
     await sink.flush()
     assert sink.written == 30
+
+
+def test_a_quote_is_as_old_as_its_ticker_however_late_it_is_written() -> None:
+    """A batch written again and again while the broker is away: its Binance ticker, received
+    90 s ago, must look 90 s old to the executor (which refuses quotes over a minute old), not
+    fresh. A simulated ticker's time runs ahead of the clock: it is as old as its writing."""
+    now = datetime.now(UTC)
+    received = book_ticker_from_stream(json.loads(book_frame("BTCUSDT", 7, "100", "101")),
+                                       now - timedelta(seconds=90))  # fmt: skip
+    ahead = replace(received, at=now + timedelta(days=3))
+    now_ms = now.timestamp() * 1000
+    assert as_quote(received).seen_ms == int((now - timedelta(seconds=90)).timestamp() * 1000)
+    assert now_ms - 1000 <= (as_quote(ahead).seen_ms or 0) <= now_ms + 60_000
+
+
+async def test_a_full_buffer_sheds_trades_before_any_candle() -> None:
+    """Candles are the history strategies backtest on, and a few thousand a day; a trade or a
+    ticker is superseded by the next. 20 candles among 40 trades, room for 30: all 20 stay."""
+    registry = CollectorRegistry()
+    writer = FlakyWriter(failures=1)
+    sink = MarketSink(writer, MarketMetrics(registry, "t"), batch_size=100, flush_interval=60,
+                      max_buffer=30)  # fmt: skip
+    candles = list(SimulatedMarket(3, 29_000_000).generate(4).klines())
+    for index, trade in enumerate(some_trades(40)):
+        assert sink.submit(trade, "test")
+        if index % 2 == 0:
+            assert sink.submit(candles[index // 2], "test")
+    with pytest.raises(ConnectionError):
+        await sink.flush()
+    await sink.flush()
+    written = [event for batch in writer.batches for event in batch]
+    assert [event for event in written if event in candles] == candles
+    assert len(written) == 30
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ Sources call `submit` (synchronous and cheap) with parsed events, or `reject` wh
 malformed. The guard drops duplicates and out-of-order events (counted by reason); accepted ones
 wait in a buffer that a background task writes every FLUSH_INTERVAL or as soon as BATCH_SIZE are
 waiting. A batch that fails to write (a dependency down) is kept and retried; if the buffer
-outgrows MAX_BUFFER the oldest events are dropped and counted, so memory stays bounded while the
-database is away, and the gap is filled by the next backfill.
+outgrows MAX_BUFFER the oldest trades and book tickers are dropped and counted (candles only
+when nothing else is left: a few thousand a day), so memory stays bounded while a dependency is
+away and the history keeps its candles.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mastertrade.core.background import stop_task
-from mastertrade.market_data.domain.events import MarketEvent, kind_of
+from mastertrade.market_data.domain.events import Kline, MarketEvent, kind_of
 from mastertrade.market_data.domain.sequencing import SequenceGuard, Verdict
 from mastertrade.market_data.metrics import MarketMetrics
 
@@ -115,12 +116,24 @@ class MarketSink:
         self._buffer[:0] = batch
         overflow = len(self._buffer) - self.max_buffer
         if overflow > 0:
-            del self._buffer[:overflow]
+            self._buffer, dropped = shed(self._buffer, overflow)
             self.metrics.rejected.labels(self.metrics.service, "sink", "buffer_overflow").inc(
                 overflow
             )
-            logger.error("market data buffer full: dropped the %d oldest events", overflow)
+            logger.error("market data buffer full: dropped the %d oldest %s", overflow,
+                         " and ".join(sorted(dropped)))  # fmt: skip
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
+
+
+def shed(events: list[MarketEvent], count: int) -> tuple[list[MarketEvent], set[str]]:
+    """`events` less `count` of them, and the kinds dropped: the oldest trades and book tickers
+    first, candles only when nothing else is left (a candle lost is a hole in the history that
+    strategies backtest on; a ticker or a trade is superseded by the next one)."""
+    others = [index for index, event in enumerate(events) if not isinstance(event, Kline)]
+    candles = [index for index, event in enumerate(events) if isinstance(event, Kline)]
+    gone = set((others + candles)[:count])
+    kinds = {f"{kind_of(events[index])}s" for index in gone}
+    return [event for index, event in enumerate(events) if index not in gone], kinds

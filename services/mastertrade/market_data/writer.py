@@ -58,10 +58,13 @@ def split(events: Sequence[MarketEvent]) -> tuple[list[Kline], list[Trade], list
 
 
 def as_quote(book: BookTicker) -> TopOfBook:
-    """The executor's quote of a book ticker, stamped with when it is written (the simulated
-    market's own time runs ahead of the clock, so its age would never show a stopped feed)."""
-    return TopOfBook(book.symbol, book.bid_price, book.ask_price, int(book.at.timestamp() * 1000),
-                     seen_ms=int(time.time() * 1000))  # fmt: skip
+    """The executor's quote of a book ticker, stamped `seen` when it was received (a Binance
+    ticker's time is its arrival): a batch written again and again while the broker is away
+    must not make an old quote look fresh. The simulated market's own time runs ahead of the
+    clock (its age would never show a stopped feed), so its tickers are stamped when written."""
+    at_ms, now_ms = int(book.at.timestamp() * 1000), int(time.time() * 1000)
+    return TopOfBook(book.symbol, book.bid_price, book.ask_price, at_ms,
+                     seen_ms=min(at_ms, now_ms))  # fmt: skip
 
 
 async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent], venue: str) -> None:
