@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -96,6 +96,32 @@ async def test_rest_backfill_pages_and_resumes_after_a_gap_without_duplicates(
         assert sample(metrics.registry, "mastertrade_binance_used_weight_1m") > 0
     finally:
         await rest.close()
+
+
+async def test_a_gap_is_backfilled_from_the_candle_seen_before_it_not_the_newest_stored(
+    pool: asyncpg.Pool, fake: FakeBinance
+) -> None:
+    """Reconnected after 1500 minutes away, the new connection stores the present minute before
+    this symbol's turn in the backfill comes: read from the newest stored candle, the gap would
+    be skipped for good; read from the one the stream saw before the drop, it is filled."""
+    rest = BinanceRest(fake.rest_url, 6000)
+    try:
+        now = T0 + timedelta(minutes=1000)
+        assert await binance_history(rest, pool, symbols=["BTCUSDT"], days=30, now=now) == 1000
+        fake.history_end_ms += 1500 * 60_000
+        later = now + timedelta(minutes=1500)
+        present = later - timedelta(minutes=1)  # stored live by the new connection
+        async with pool.acquire() as connection:
+            await connection.execute(
+                "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume)"
+                " VALUES ('BTCUSDT', '1m', $1, 1, 1, 1, 1, 1)", present)  # fmt: skip
+        seen = {"BTCUSDT": now - timedelta(minutes=1)}
+        await binance_history(rest, pool, symbols=["BTCUSDT"], days=30, now=later, since=seen)
+        stored = await pool.fetchval("SELECT count(DISTINCT open_time) FROM candles "
+                                     "WHERE symbol = 'BTCUSDT'")  # fmt: skip
+    finally:
+        await rest.close()
+    assert stored == 2500  # no minute missing
 
 
 async def test_a_429_is_honoured_for_its_retry_after_and_no_418_is_risked(
@@ -189,8 +215,9 @@ def stream_for(
 ) -> tuple[BinanceStream, list[int]]:
     gaps: list[int] = []
 
-    async def on_gap() -> None:
+    async def on_gap(since: Mapping[str, datetime]) -> None:
         gaps.append(fake.ws_connections)
+        stream.gaps_since.append(dict(since))
 
     options: dict[str, object] = {"rotate_seconds": 3600.0, "max_backoff": 0.5} | kw
     stream = BinanceStream(
@@ -201,6 +228,7 @@ def stream_for(
         on_gap=on_gap,
         **options,  # type: ignore[arg-type]
     )
+    stream.gaps_since = []  # type: ignore[attr-defined]
     return stream, gaps
 
 
@@ -280,14 +308,19 @@ async def test_the_stream_reconnects_backfills_the_gap_and_rotates_before_the_cu
         task = asyncio.create_task(stream.run())
         try:
             await until(lambda: fake.ws_connections == 1 and len(gaps) == 1)
+            await fake.push(kline_frame("BTCUSDT", T0_MS), stream="btcusdt@kline_1m")
+            await until(lambda: sink.written == 1)
             await fake.drop_connections()  # a network failure
             await until(lambda: len(gaps) == 2)
+            # the gap is filled from the newest candle seen before the drop, not from the newest
+            # stored, which the new connection may have moved on meanwhile
+            assert stream.gaps_since[1] == {"BTCUSDT": T0}  # type: ignore[attr-defined]
             await fake.push('{"e":"serverShutdown","E":1735689600000}')  # a server restart
             await until(lambda: len(gaps) == 3)
             rotations = fake.ws_connections - 3  # any that came in between
             await until(lambda: fake.ws_connections >= 3 + rotations + 2, timeout=20)
             await fake.push(trade_frame("BTCUSDT", 5, "1.5", "2", T0_MS))
-            await until(lambda: sink.written == 1)
+            await until(lambda: sink.written == 2)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

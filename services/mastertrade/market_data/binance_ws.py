@@ -3,10 +3,12 @@
 Connects to `<base>/stream?streams=btcusdt@trade/btcusdt@kline_1m/...` (aiohttp: it answers the
 server's pings with pongs and pings the server itself, so a dead connection is noticed). Every
 text frame goes through `event_from_frame` into the sink; a malformed one is counted and
-dropped. When the connection drops, it reconnects with full-jitter exponential backoff and then
-calls `on_gap` (a REST backfill of what was missed). Binance cuts every connection at 24 h, so
-after ROTATE_SECONDS a new connection is opened *before* the old one is closed (the guard drops
-the overlap's duplicates): no gap, no backfill needed.
+dropped. When the connection drops, it notes the newest candle seen of each symbol, reconnects
+with full-jitter exponential backoff and then calls `on_gap` with those (a REST backfill of what
+was missed, from there: the new connection stores new minutes meanwhile, so the newest stored
+candle says nothing of the gap); a drop while a backfill runs queues another after it. Binance
+cuts every connection at 24 h, so after ROTATE_SECONDS a new connection is opened *before* the
+old one is closed (the guard drops the overlap's duplicates): no gap, no backfill needed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,6 +30,8 @@ from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.sink import MarketSink
 
 logger = logging.getLogger("mastertrade.market_data.binance_ws")
+CANDLE_INTERVAL = "1m"
+"""The candles the stream carries (`@kline_1m`) and a gap's backfill fetches."""
 
 SOURCE = "binance"
 HEARTBEAT_SECONDS = 20.0
@@ -62,7 +66,7 @@ class BinanceStream:
         metrics: MarketMetrics,
         rotate_seconds: float,
         max_backoff: float,
-        on_gap: Callable[[], Awaitable[None]],
+        on_gap: Callable[[Mapping[str, datetime]], Awaitable[None]],
         rng: random.Random | None = None,
     ) -> None:
         self.url = f"{ws_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
@@ -75,6 +79,7 @@ class BinanceStream:
         self.connections = 0
         self.frames = 0
         self._gap_task: asyncio.Task[None] | None = None
+        self._gap_next: dict[str, datetime] | None = None  # a gap found while one is filled
 
     async def run(self) -> None:
         """Stream until cancelled."""
@@ -104,6 +109,7 @@ class BinanceStream:
                     self._gap_task.cancel()
 
     async def _open(self, session: aiohttp.ClientSession, gap: bool = True) -> Connection:
+        since = self.sink.guard.newest_candles(CANDLE_INTERVAL)  # before new candles come
         attempt = 0
         while True:
             try:
@@ -122,19 +128,26 @@ class BinanceStream:
         connection = Connection(socket, asyncio.get_running_loop().time())
         connection.reader = asyncio.create_task(self._read(socket), name="binance-ws-reader")
         if gap:
-            self._start_gap_backfill()
+            self._start_gap_backfill(since)
         return connection
 
-    def _start_gap_backfill(self) -> None:
+    def _start_gap_backfill(self, since: dict[str, datetime]) -> None:
         if self._gap_task is not None and not self._gap_task.done():
-            return  # the running one reads up to the present anyway
-        self._gap_task = asyncio.create_task(self._backfill_gap(), name="binance-gap")
+            # the running one may have passed the symbols this gap is in: another follows it
+            merged = {**since, **(self._gap_next or {})}
+            self._gap_next = {s: min(t, since.get(s, t)) for s, t in merged.items()}
+            return
+        self._gap_task = asyncio.create_task(self._backfill_gap(since), name="binance-gap")
 
-    async def _backfill_gap(self) -> None:
-        try:
-            await self.on_gap()
-        except Exception as error:
-            logger.error("REST gap backfill failed: %s", error)
+    async def _backfill_gap(self, since: dict[str, datetime]) -> None:
+        while True:
+            try:
+                await self.on_gap(since)
+            except Exception as error:
+                logger.error("REST gap backfill failed: %s", error)
+            if self._gap_next is None:
+                return
+            since, self._gap_next = self._gap_next, None
 
     async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         async for message in socket:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +146,12 @@ class MarketDataCollectors:
         self.last_error = ""
         logger.info("market data history written (%d rows); going live", written)
 
-    async def _binance_backfill(self, rest: BinanceRest, symbols: tuple[str, ...]) -> int:
+    async def _binance_backfill(
+        self,
+        rest: BinanceRest,
+        symbols: tuple[str, ...],
+        since: Mapping[str, datetime] | None = None,
+    ) -> int:
         from mastertrade.market_data.history import binance_history  # noqa: PLC0415
 
         return await binance_history(
@@ -155,6 +161,7 @@ class MarketDataCollectors:
             days=self.settings.market_data_backfill_days,
             now=datetime.now(UTC),
             guard=self.sink.guard,
+            since=since,
         )
 
     async def _binance(self, symbols: tuple[str, ...]) -> None:
@@ -166,8 +173,8 @@ class MarketDataCollectors:
             settings.binance_rest_url, settings.binance_max_weight_per_minute, metrics=self.metrics
         )
 
-        async def gap() -> None:
-            self.metrics.backfill(self.source, await self._binance_backfill(rest, symbols))
+        async def gap(since: Mapping[str, datetime]) -> None:
+            self.metrics.backfill(self.source, await self._binance_backfill(rest, symbols, since))
 
         try:
             self._history_done(await self._binance_backfill(rest, symbols))

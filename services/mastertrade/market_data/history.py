@@ -10,7 +10,7 @@ market continues from the last stored closes, so its history and live feed join 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -95,12 +95,15 @@ async def binance_history(
     days: int,
     now: datetime,
     guard: SequenceGuard | None = None,
+    since: Mapping[str, datetime] | None = None,
 ) -> int:
-    """REST-backfill closed 1m klines of each symbol from its last stored one (or `days`
-    back) up to `now`; returns rows written."""
+    """REST-backfill closed 1m klines of each symbol from the one after `since[symbol]` (the
+    newest the stream had seen when it dropped) or else its last stored one (or `days` back)
+    up to `now`; returns rows written. After a reconnect the stored ones are no guide: the new
+    connection stores the new minutes while the symbols before are backfilled."""
     written = 0
     for symbol in symbols:
-        last = await last_open_time(pool, symbol, "1m")
+        last = (since or {}).get(symbol) or await last_open_time(pool, symbol, "1m")
         earliest = now - timedelta(days=days)
         start = max(last + timedelta(minutes=1), earliest) if last else earliest
         async for page in rest.kline_pages(symbol, "1m", to_millis(start), to_millis(now)):

@@ -9,6 +9,7 @@ newer data (the top of book in Redis would go back in time), so both are dropped
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from mastertrade.market_data.domain.events import BookTicker, Kline, MarketEvent, to_millis
@@ -49,6 +50,15 @@ class SequenceGuard:
             return Verdict.DUPLICATE if sequence == newest else Verdict.OUT_OF_ORDER
         self._newest[key] = sequence
         return Verdict.ACCEPTED
+
+    def newest_candles(self, interval: str) -> dict[str, datetime]:
+        """The open time of the newest candle of `interval` seen, per symbol."""
+        found = {}
+        for (kind, name), sequence in self._newest.items():
+            symbol, _, of = name.partition("/")
+            if kind == "candle" and of == interval:
+                found[symbol] = datetime.fromtimestamp(sequence / 1000, UTC)
+        return found
 
     def observe(self, event: MarketEvent) -> None:
         """Remember an event stored by another path (a backfill) as seen."""
