@@ -212,12 +212,11 @@ async def until(condition: Callable[[], Awaitable[bool] | bool], timeout: float 
 
 def stream_for(
     fake: FakeBinance, sink: MarketSink, metrics: MarketMetrics, **kw: object
-) -> tuple[BinanceStream, list[int]]:
-    gaps: list[int] = []
+) -> tuple[BinanceStream, list[dict[str, datetime]]]:
+    gaps: list[dict[str, datetime]] = []  # each backfill's newest candles seen before its gap
 
     async def on_gap(since: Mapping[str, datetime]) -> None:
-        gaps.append(fake.ws_connections)
-        stream.gaps_since.append(dict(since))
+        gaps.append(dict(since))
 
     options: dict[str, object] = {"rotate_seconds": 3600.0, "max_backoff": 0.5} | kw
     stream = BinanceStream(
@@ -228,7 +227,6 @@ def stream_for(
         on_gap=on_gap,
         **options,  # type: ignore[arg-type]
     )
-    stream.gaps_since = []  # type: ignore[attr-defined]
     return stream, gaps
 
 
@@ -314,7 +312,7 @@ async def test_the_stream_reconnects_backfills_the_gap_and_rotates_before_the_cu
             await until(lambda: len(gaps) == 2)
             # the gap is filled from the newest candle seen before the drop, not from the newest
             # stored, which the new connection may have moved on meanwhile
-            assert stream.gaps_since[1] == {"BTCUSDT": T0}  # type: ignore[attr-defined]
+            assert gaps[1] == {"BTCUSDT": T0}
             await fake.push('{"e":"serverShutdown","E":1735689600000}')  # a server restart
             await until(lambda: len(gaps) == 3)
             rotations = fake.ws_connections - 3  # any that came in between
