@@ -19,8 +19,9 @@ from prometheus_client import CollectorRegistry
 
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.market_messages import BookTicker as BookTickerMessage
-from mastertrade.market_data.binance_rest import BinanceError, BinanceRest
+from mastertrade.market_data.binance_rest import BinanceBannedError, BinanceError, BinanceRest
 from mastertrade.market_data.binance_ws import BinanceStream
+from mastertrade.market_data.collectors import RETRY_SECONDS, retry_pause
 from mastertrade.market_data.domain.events import to_millis
 from mastertrade.market_data.history import binance_history
 from mastertrade.market_data.metrics import MarketMetrics
@@ -170,6 +171,13 @@ async def test_a_418_stops_the_client_instead_of_retrying(fake: FakeBinance) -> 
     finally:
         await rest.close()
     assert fake.statuses == [418]  # and never asked again
+
+
+def test_after_a_ban_collection_waits_it_out_before_asking_again() -> None:
+    """The collector builds a new client for each try: the ban's pause must outlive it."""
+    assert retry_pause(BinanceBannedError(600.0)) == 600.0
+    assert retry_pause(BinanceError("Binance /api/v3/klines answered 400")) == RETRY_SECONDS
+    assert retry_pause(BinanceBannedError(1.0)) == RETRY_SECONDS
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,8 @@
 backfill walks forward from its start until a page is short. Every answer's
 `X-MBX-USED-WEIGHT-1M` updates the budget, which waits for the next minute rather than go over
 it; a 429 pauses every request for its Retry-After, and a 418 (banned) stops with an error
-instead of retrying. Public market data needs no key.
+(`BinanceBannedError`, carrying the ban's length, which the collector waits out) instead of
+retrying. Public market data needs no key.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ DEFAULT_RETRY_AFTER = 60.0
 
 class BinanceError(Exception):
     """Binance refused a request for good (a bad symbol, a ban); the message says why."""
+
+
+class BinanceBannedError(BinanceError):
+    """Binance banned this IP (418) for `seconds`: asking again before then lengthens the ban
+    (up to 3 days for repeat offenders)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Binance banned this IP for {seconds:.0f}s (418); stopping")
+        self.seconds = seconds
 
 
 class BinanceRest:
@@ -101,7 +111,7 @@ class BinanceRest:
         seconds = float(header) if header.isdigit() else DEFAULT_RETRY_AFTER
         self.budget.pause(seconds, self.clock())
         if response.status_code == 418:
-            raise BinanceError(f"Binance banned this IP for {seconds:.0f}s (418); stopping")
+            raise BinanceBannedError(seconds)
         logger.warning("Binance answered 429: pausing every request for %.0fs", seconds)
 
     async def klines(

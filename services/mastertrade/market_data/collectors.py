@@ -35,6 +35,15 @@ logger = logging.getLogger("mastertrade.market_data")
 RETRY_SECONDS = 5.0
 
 
+def retry_pause(error: Exception) -> float:
+    """How long to wait before collecting again after `error`: RETRY_SECONDS, or the whole of
+    a Binance ban (a request during it would lengthen it)."""
+    from mastertrade.market_data.binance_rest import BinanceBannedError  # noqa: PLC0415
+
+    banned = error.seconds if isinstance(error, BinanceBannedError) else 0.0
+    return max(RETRY_SECONDS, banned)
+
+
 class MarketDataCollectors:
     """History first, then the live source; restarted after any failure."""
 
@@ -114,9 +123,10 @@ class MarketDataCollectors:
             except Exception as error:
                 self.phase = "retrying"
                 self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
+                pause = retry_pause(error)
                 logger.warning("market data collection failed, retrying in %.0fs: %s",
-                               RETRY_SECONDS, self.last_error)  # fmt: skip
-                await asyncio.sleep(RETRY_SECONDS)
+                               pause, self.last_error)  # fmt: skip
+                await asyncio.sleep(pause)
 
     async def _work(self) -> None:
         # numpy (the simulated market) and aiohttp (Binance) load here, after the server
