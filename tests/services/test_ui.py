@@ -44,7 +44,7 @@ class Stack:
 
 async def seed(url: str, symbol: str) -> None:
     """A held position, its last candle, an order and its fill, an active strategy with a
-    finished backtest, an alert, and a tripped breaker."""
+    finished backtest older than a day's generation of others, an alert, a tripped breaker."""
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(
@@ -75,6 +75,15 @@ async def seed(url: str, symbol: str) -> None:
                 "VALUES ($1, 'done', $2, now())",
                 strategy, json.dumps({"total_return": total_return, "sharpe": "1.4"}),
             )  # fmt: skip
+        # the next day's generation: 500 candidates backtested after it, none activated
+        candidate = await connection.fetchval(
+            "INSERT INTO strategies (name, status, parameters) VALUES ($1, 'retired', '{}') "
+            "RETURNING id", f"next-day-{symbol}",
+        )  # fmt: skip
+        await connection.execute(
+            "INSERT INTO backtests (strategy_id, status, metrics, finished_at) "
+            "SELECT $1, 'done', '{}', now() FROM generate_series(1, 500)", candidate,
+        )  # fmt: skip
         await connection.execute(
             "INSERT INTO alerts (severity, title, message, channel, status) "
             "VALUES ('critical', 'Circuit breaker tripped', 'drawdown 16 %', 'all', 'sent')"

@@ -80,18 +80,22 @@ def page(section: Section) -> Section:
 
 
 async def read_strategies(up: Upstreams, rows: int) -> Section:
-    """Active strategies, each with its latest finished backtest."""
-    strategies, backtests = await asyncio.gather(
-        up.get(
-            DATA_API, "/api/v1/strategies", {"status": "active", "order": "desc", "limit": rows}
-        ),
-        up.get(DATA_API, "/api/v1/backtests", {"status": "done", "order": "desc", "limit": 500}),
-    )
-    strategies, backtests = page(strategies), page(backtests)
+    """Active strategies, each with its latest finished backtest (asked for by strategy: the
+    newest backtests of all are the last generation's, hundreds a day, which need not hold an
+    older active strategy's)."""
+    strategies = page(await up.get(
+        DATA_API, "/api/v1/strategies", {"status": "active", "order": "desc", "limit": rows}
+    ))  # fmt: skip
     if not strategies.ok:
         return strategies
-    done = backtests.data if backtests.ok else []
-    return Section(True, data=build_strategies(strategies.data, done), error=backtests.error)
+    latest = [{"strategy_id": strategy.get("id"), "status": "done", "order": "desc", "limit": 1}
+              for strategy in strategies.data]  # fmt: skip
+    answers = [page(answer) for answer in await asyncio.gather(
+        *(up.get(DATA_API, "/api/v1/backtests", query) for query in latest)
+    )]  # fmt: skip
+    done = [backtest for answer in answers if answer.ok for backtest in answer.data]
+    failed = next((answer.error for answer in answers if not answer.ok), None)
+    return Section(True, data=build_strategies(strategies.data, done), error=failed)
 
 
 def record_equity(history: EquityHistory, account: Section) -> None:
