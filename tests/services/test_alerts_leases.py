@@ -227,6 +227,26 @@ async def test_at_shutdown_a_request_on_the_wire_finishes_and_is_recorded_not_se
     assert await claim_pending(pool, "next") == []  # nothing left to send again
 
 
+async def test_at_shutdown_a_delivery_waiting_to_retry_is_handed_over_too(
+    pool: asyncpg.Pool,
+) -> None:
+    """While one request is on the wire, another channel's delivery waits to retry; it wakes
+    during the wait for the first, starts nothing more, and its lease must be released too."""
+    slow, failing = Slow(1.0), Recorded(down=True)
+    policy = RetryPolicy(max_attempts=1000, base_delay=0.5, max_delay=0.5)
+    stopping = Dispatcher({"slow": slow, "hook": failing}, lambda: pool, RateLimiter(60), policy,
+                          "stopping")  # fmt: skip
+    alert_id = await store_alert(pool, ALERT, ["slow", "hook"], 300, stopping.owner)
+    assert alert_id is not None
+    stopping.dispatch(alert_id, ALERT, ["slow", "hook"])
+    while slow.sends == 0 or failing.sends == 0:
+        await asyncio.sleep(0.01)
+    await stopping.stop()
+    claimed = await claim_pending(pool, "next")  # at once, not in LEASE_SECONDS
+    assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(alert_id, "hook")]
+    assert slow.answered == 1
+
+
 async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_the_window(
     pool: asyncpg.Pool,
 ) -> None:

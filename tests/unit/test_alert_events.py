@@ -14,7 +14,7 @@ def test_a_fill_at_a_price_of_many_digits_makes_a_valid_alert() -> None:
     characters: before, the fill's alert failed validation and went to the dead letters."""
     fill = OrderEvent(client_order_id="mt-1", symbol="BTCUSDT", side="buy", quantity=Decimal(3),
                       status="filled", environment="paper", filled_quantity=Decimal(3),
-                      average_price=Decimal("0." + "3" * 120), fee=Decimal(0))  # fmt: skip
+                      average_price=Decimal("0." + "3" * 190), fee=Decimal(0))  # fmt: skip
     alert = build_from_message(fill.to_json())
     assert alert.title == "Filled: buy 3 BTCUSDT at 0.333333333333 (paper)"
 

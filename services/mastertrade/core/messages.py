@@ -64,14 +64,15 @@ def quoted_in(symbol: str, asset: str) -> bool:
     return len(symbol) > len(asset) and symbol.endswith(asset)
 
 
-def not_quoted_reason(symbol: str, asset: str) -> str | None:
-    """Why an order for `symbol` cannot be booked in an account kept in `asset`; None when it
-    can. The books hold cash in one asset and value every position in it."""
-    if quoted_in(symbol, asset):
+def not_quoted_reason(symbol: str, side: str, asset: str) -> str | None:
+    """Why a `side` order for `symbol` cannot be booked in an account kept in `asset`; None when
+    it can. The books hold cash in one asset and value every position in it, so no buy of a
+    symbol quoted in another; a sell may unwind what an older version bought."""
+    if side != "buy" or quoted_in(symbol, asset):
         return None
     return (
         f"{symbol} is not quoted in {asset} (QUOTE_ASSET), the asset the account's cash and "
-        f"positions are kept in: only {asset} pairs can be traded"
+        f"positions are kept in: only {asset} pairs can be bought"
     )
 
 

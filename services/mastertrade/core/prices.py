@@ -5,13 +5,14 @@ Market data writes, the order executor reads. Key `mastertrade:book:<SYMBOL>` (e
 
     bid  best bid price        ask  best ask price
     ts   time of the quote, Unix epoch milliseconds (integer string)
-    seen when it was written, on the writer's clock (the same unit; optional)
+    seen when the writer got it, on the writer's clock (the same unit; optional)
 
-`ts` is the market's time: ahead of the wall clock in a simulated market that runs faster than
-it. How old a quote is (is market data still flowing?) is measured from `seen` where there is
-one. `write_book` sets them in one HSET; `parse_book` validates what was read (finite, positive
-and within the platform's amount bounds, bid <= ask) so a corrupt or missing quote is refused,
-never filled against.
+`ts` is the market's time: not the wall clock's in a simulated market (ahead of it when it runs
+faster). `seen` is when a Binance ticker arrived, or when a simulated one was written. How old a
+quote is (is market data still flowing?) is measured from `seen` where there is one.
+`write_book` sets them in one HSET; `parse_book` validates what was read (finite, positive and
+within the platform's amount bounds, bid <= ask) so a corrupt or missing quote is refused, never
+filled against.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ class TopOfBook:
     bid: Decimal
     ask: Decimal
     ts_ms: int
-    seen_ms: int | None = None  # written at, on the writer's clock
+    seen_ms: int | None = None  # when the writer got it, on the writer's clock
 
     @property
     def age_from_ms(self) -> int:
-        """The stamp a quote's age counts from: when it was written, else the quote's time."""
+        """The stamp a quote's age counts from: when the writer got it, else the quote's time."""
         return self.seen_ms if self.seen_ms is not None else self.ts_ms
 
     @property

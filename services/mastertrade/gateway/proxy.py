@@ -76,10 +76,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 def forwarded_headers(request: Request, keep_authorization: bool = False) -> list[tuple[str, str]]:
     dropped = ADMIN_HOP_BY_HOP if keep_authorization else HOP_BY_HOP
     # and what the caller's Connection header names is the caller's hop's alone (RFC 9110 7.6.1)
-    named = {name.strip().lower() for name in request.headers.get("connection", "").split(",")}
+    named = {
+        name.strip().lower()
+        for line in request.headers.getlist("connection")
+        for name in line.split(",")
+    }
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped | named]
     client = request.client.host if request.client else "unknown"
-    prior = request.headers.get("x-forwarded-for")
+    prior = ", ".join(request.headers.getlist("x-forwarded-for"))
     headers.append(("x-forwarded-for", f"{prior}, {client}" if prior else client))
     request_id = current_request_id.get()
     if request_id is not None:

@@ -38,6 +38,8 @@ from mastertrade_model.topology import MARKET_DATA
 
 PRICE_KEY = "market:price:{symbol}"
 BOOK_KEY = "market:book:{symbol}"
+RECEIVED_STAMPED = "binance"
+"""The venue whose book tickers carry the time they arrived (they have no time of their own)."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,14 @@ def split(events: Sequence[MarketEvent]) -> tuple[list[Kline], list[Trade], list
     return klines, trades, books
 
 
-def as_quote(book: BookTicker) -> TopOfBook:
-    """The executor's quote of a book ticker, stamped `seen` when it was received (a Binance
-    ticker's time is its arrival): a batch written again and again while the broker is away
-    must not make an old quote look fresh. The simulated market's own time runs ahead of the
-    clock (its age would never show a stopped feed), so its tickers are stamped when written."""
-    at_ms, now_ms = int(book.at.timestamp() * 1000), int(time.time() * 1000)
-    return TopOfBook(book.symbol, book.bid_price, book.ask_price, at_ms,
-                     seen_ms=min(at_ms, now_ms))  # fmt: skip
+def as_quote(book: BookTicker, venue: str) -> TopOfBook:
+    """The executor's quote of a book ticker, stamped `seen` when it was received: a Binance
+    ticker's time is its arrival, so a batch written again and again while the broker is away
+    does not make an old quote look fresh. The simulated market's own time is not the clock's
+    (ahead of it at speed above 1, behind it below), so its tickers are stamped when written."""
+    at_ms = int(book.at.timestamp() * 1000)
+    seen_ms = at_ms if venue == RECEIVED_STAMPED else int(time.time() * 1000)
+    return TopOfBook(book.symbol, book.bid_price, book.ask_price, at_ms, seen_ms=seen_ms)
 
 
 async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent], venue: str) -> None:
@@ -89,7 +91,7 @@ async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent], ve
                 BOOK_KEY.format(symbol=symbol),
                 mapping={key: str(value) for key, value in message.items() if key != "type"},
             )
-            quote = quote_fields(as_quote(book))
+            quote = quote_fields(as_quote(book, venue))
             pipe.hset(book_key(symbol), mapping=quote)  # type: ignore[arg-type]
         await pipe.execute()
 

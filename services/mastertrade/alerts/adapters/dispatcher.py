@@ -206,10 +206,12 @@ class Dispatcher:
         release the leases of what is left (at shutdown, while the database is still open), so
         another replica resumes it at once, not in LEASE_SECONDS."""
         self.stopping = True
+        # every delivery under way now: one waiting to retry may end during the wait below
+        # without recording anything (it starts no attempt once stopping), its lease still held
+        keys = set(self.active)
         on_the_wire = [self.active[key] for key in self.sending if key in self.active]
         if on_the_wire:
             await asyncio.wait(on_the_wire, timeout=FINISH_SENDING_SECONDS)
-        keys = set(self.active)
         await asyncio.gather(*(stop_task(task) for task in list(self.tasks)))
         if not keys:
             return

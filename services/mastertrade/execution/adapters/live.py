@@ -185,8 +185,6 @@ class LiveVenue:
         """(quantity, limit price) to send, or why Binance could not take the order."""
         if isinstance(listing, str):
             return listing
-        if reason := not_quoted_reason(order["symbol"], self.quote_asset):
-            return f"not sent: {reason}"
         try:
             check_client_order_id(order["client_order_id"])
         except FilterError as error:
@@ -246,7 +244,9 @@ class LiveVenue:
     ) -> OrderEvent | None:
         """Claim the order as `seen` (a first send, or a resend when Binance was `asked_at` more
         than `resend_after` seconds after the last), send it, book or resolve the answer."""
-        listing = await self.listing(seen["symbol"])
+        # a symbol the books cannot hold is refused before Binance is asked anything
+        unbookable = not_quoted_reason(seen["symbol"], seen["side"], self.quote_asset)
+        listing = f"not sent: {unbookable}" if unbookable else await self.listing(seen["symbol"])
         order = await self._claim(seen, listing, resend_after, asked_at)
         if order is None:
             return None

@@ -184,8 +184,9 @@ class Costs:
 def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: Costs) -> None:
     """One order against the running books: nothing, rest, fill, reject or cancel."""
     is_open = order["status"] == "submitted"
-    if not is_open and (reason := not_quoted_reason(order["symbol"], costs.quote_asset)):
-        books.reject(order, f"not filled: {reason}")
+    if reason := not_quoted_reason(order["symbol"], order["side"], costs.quote_asset):
+        # one resting from before the check is cancelled, releasing what it holds back
+        (books.cancel if is_open else books.reject)(order, f"not filled: {reason}")
         return
     if blocks(order["side"], books.halted):
         (books.cancel if is_open else books.reject)(order, books.halted or "")
