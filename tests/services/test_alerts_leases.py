@@ -247,6 +247,27 @@ async def test_at_shutdown_a_delivery_waiting_to_retry_is_handed_over_too(
     assert slow.answered == 1
 
 
+async def test_at_shutdown_a_delivery_claimed_during_the_wait_is_handed_over_too(
+    pool: asyncpg.Pool,
+) -> None:
+    """The resume loop may claim a delivery while stop waits for a request on the wire: it
+    starts nothing (stopping), and its lease is released with the rest."""
+    slow = Slow(0.5)
+    stopping = replica(pool, slow, "stopping")
+    first = await stored(pool, stopping.owner)
+    stopping.dispatch(first, ALERT, ["hook"])
+    while slow.sends == 0:
+        await asyncio.sleep(0.01)
+    stop = asyncio.create_task(stopping.stop())
+    await asyncio.sleep(0.1)  # stop is waiting for the request on the wire
+    late = await stored(pool, stopping.owner)
+    stopping.dispatch(late, ALERT, ["hook"])
+    await stop
+    claimed = await claim_pending(pool, "next")  # at once, not in LEASE_SECONDS
+    assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(late, "hook")]
+    assert (slow.sends, slow.answered) == (1, 1)
+
+
 async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_the_window(
     pool: asyncpg.Pool,
 ) -> None:

@@ -86,6 +86,7 @@ class Dispatcher:
         self.leased_at: dict[Key, float] = {}
         self.sending: set[Key] = set()  # an attempt on the wire, or its outcome being recorded
         self.stopping = False
+        self.left: set[Key] = set()  # deliveries that ended unfinished once stopping began
 
     def dispatch(
         self, alert_id: int, alert: AlertEvent, channels: list[str], leased_at: float | None = None
@@ -149,7 +150,8 @@ class Dispatcher:
             return
         outcome = await self._attempts(key, channel, alert)
         if outcome is None and self.stopping:
-            return  # its lease is released for another replica to go on
+            self.left.add(key)  # its lease is released for another replica to go on
+            return
         if outcome is None:
             logger.warning("the lease on alert %d's %s delivery ran out (its renewals did not "
                            "reach the database); left to the replica that claims it", alert_id,
@@ -213,6 +215,7 @@ class Dispatcher:
         if on_the_wire:
             await asyncio.wait(on_the_wire, timeout=FINISH_SENDING_SECONDS)
         await asyncio.gather(*(stop_task(task) for task in list(self.tasks)))
+        keys |= self.left  # and any claimed (by the resume loop) while this waited
         if not keys:
             return
         try:
