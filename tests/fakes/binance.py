@@ -52,6 +52,7 @@ class FakeBinance:
     fail_next: int = 0  # the next n klines requests answer 429
     weight_offset: int = 0  # added to the reported used weight (another client's use)
     max_connection_seconds: float | None = None
+    refuse_connections: bool = False  # new WebSocket connections answered 503 (a failing server)
     heartbeat: float = 1.0
     requests: list[dict[str, str]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
@@ -144,7 +145,9 @@ class FakeBinance:
 
     # --- WebSocket -------------------------------------------------------------------------
 
-    async def _stream(self, request: web.Request) -> web.WebSocketResponse:
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_connections:
+            return web.Response(status=503, text="Service Unavailable")
         socket = web.WebSocketResponse(heartbeat=self.heartbeat)
         await socket.prepare(request)
         self.ws_connections += 1

@@ -341,6 +341,30 @@ async def test_the_stream_reconnects_backfills_the_gap_and_rotates_before_the_cu
     assert fake.open_connections == 0  # the client closed what it opened
 
 
+async def test_a_drop_while_the_rotation_cannot_connect_is_backfilled(
+    pool: asyncpg.Pool, fake: FakeBinance, rabbitmq_url: str
+) -> None:
+    """A rotation opens the new connection before closing the old: no gap, unless the server
+    refuses new connections for a while and the old one drops meanwhile."""
+    metrics = MarketMetrics(CollectorRegistry(), "test")
+    async with live_sink(pool, rabbitmq_url, metrics) as (sink, _):
+        stream, gaps = stream_for(fake, sink, metrics, rotate_seconds=1.0, max_backoff=0.2)
+        task = asyncio.create_task(stream.run())
+        try:
+            await until(lambda: fake.ws_connections == 1 and len(gaps) == 1)
+            fake.refuse_connections = True
+            await until(lambda: sample(metrics.registry, "mastertrade_market_data_reconnects_total",
+                                       source="binance", reason="error") >= 1)  # fmt: skip
+            await fake.drop_connections()  # the old one goes while the rotation retries
+            await asyncio.sleep(0.3)
+            fake.refuse_connections = False
+            await until(lambda: len(gaps) == 2)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def test_reconnects_back_off_while_the_server_is_away(
     pool: asyncpg.Pool, rabbitmq_url: str
 ) -> None:

@@ -8,7 +8,8 @@ with full-jitter exponential backoff and then calls `on_gap` with those (a REST 
 was missed, from there: the new connection stores new minutes meanwhile, so the newest stored
 candle says nothing of the gap); a drop while a backfill runs queues another after it. Binance
 cuts every connection at 24 h, so after ROTATE_SECONDS a new connection is opened *before* the
-old one is closed (the guard drops the overlap's duplicates): no gap, no backfill needed.
+old one is closed (the guard drops the overlap's duplicates): no gap, no backfill needed, unless
+the old one dropped while the new one was still opening (a failing server): that gap is filled.
 """
 
 from __future__ import annotations
@@ -99,7 +100,11 @@ class BinanceStream:
                         continue
                     self.metrics.reconnect(SOURCE, "rotation")
                     logger.info("rotating the Binance stream before the 24 h cut")
+                    since = self.sink.guard.newest_candles(CANDLE_INTERVAL)
                     fresh = await self._open(session, gap=False)
+                    if current.reader.done():  # it dropped while the new one was opening
+                        logger.warning("the Binance stream dropped during its rotation")
+                        self._start_gap_backfill(since)
                     await current.close()
                     current = fresh
             finally:
