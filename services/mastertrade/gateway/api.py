@@ -1,28 +1,23 @@
 """HTTP routes of api_gateway: its own (services, aggregated health, keys) and the proxy.
 
 Its own routes need what a proxied request of the same kind needs: the two health listings a
-`read` key when GATEWAY_REQUIRE_KEY_FOR_READS, and they count against the caller's rate limit;
-the key listing `admin`."""
+`read` key when GATEWAY_REQUIRE_KEY_FOR_READS, the key listing `admin`."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from redis.exceptions import RedisError
 
-from mastertrade.core.connections import DependencyUnavailableError
 from mastertrade.core.upstream import fetch_health
-from mastertrade.gateway.routing import Gateway, refused_for_rate
+from mastertrade.gateway.routing import Gateway
 from mastertrade.gateway.settings import routable_services
 
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
 proxy_router = APIRouter(tags=["proxy"])
 PROXY_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
-logger = logging.getLogger("mastertrade.gateway")
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -48,28 +43,19 @@ async def _all_health(gateway: Gateway) -> dict[str, dict[str, Any]]:
     }
 
 
-async def refused_read(gateway: Gateway, request: Request) -> Response | None:
-    """The answer refusing a read of the gateway's own health listings, or None when it may go
-    on: a key when reads need one, and the caller's rate limit, as for a proxied read (each call
-    asks every service for its health). While Redis, which counts the calls, is away they are
-    not counted: these listings are what shows such an outage."""
+def refused_read(gateway: Gateway, request: Request) -> Response | None:
+    """The answer refusing a read of the gateway's own routes when reads need a key (as a
+    proxied read does), or None when it may go on."""
     reads_need_a_key = gateway.settings.gateway_require_key_for_reads
     answer = gateway.admit(request, "read" if reads_need_a_key else None)
-    if isinstance(answer, Response):
-        return answer
-    try:
-        decision = await gateway.rate(request, answer)
-    except (DependencyUnavailableError, RedisError) as error:
-        logger.warning("health listing not counted against its caller's rate limit: %r", error)
-        return None
-    return None if decision.allowed else refused_for_rate(decision)
+    return answer if isinstance(answer, Response) else None
 
 
 @router.get("/services", response_model=None)
 async def services(request: Request) -> dict[str, dict[str, Any]] | Response:
     """Health of every service behind the gateway (a `read` key when reads need one)."""
     gateway = gateway_of(request)
-    if answer := await refused_read(gateway, request):
+    if answer := refused_read(gateway, request):
         return answer
     return await _all_health(gateway)
 
@@ -77,7 +63,7 @@ async def services(request: Request) -> dict[str, dict[str, Any]] | Response:
 @router.get("/health", summary="Aggregated health: 200 when every configured service is healthy")
 async def aggregated_health(request: Request) -> Response:
     gateway = gateway_of(request)
-    if answer := await refused_read(gateway, request):
+    if answer := refused_read(gateway, request):
         return answer
     found = await _all_health(gateway)
     healthy = all(info.get("status") == "healthy" for info in found.values())

@@ -63,10 +63,6 @@ class Gateway:
             self._limiter = RateLimiter(redis, self.settings.gateway_rate_window)
         return self._limiter
 
-    async def rate(self, request: Request, key: ApiKey | None) -> Decision:
-        """Count the request against its caller's limit (its key, else its address)."""
-        return await self._rate(request, key)
-
     async def _rate(self, request: Request, key: ApiKey | None) -> Decision:
         limiter = self._rate_limiter()
         if key is not None:
@@ -107,7 +103,8 @@ class Gateway:
             return key
         decision = await self._rate(request, key)
         if not decision.allowed:
-            return refused_for_rate(decision)
+            answer = problem(429, "rate limit reached; retry later", decision.retry_after)
+            return _with_rate(answer, decision)
         base_url = self.upstreams.get(spec.name)
         if base_url is None or self.pool is None:
             variable = f"{spec.name.upper()}_URL"
@@ -122,12 +119,6 @@ class Gateway:
         return _with_rate(
             await forward(self.pool, spec.kube_name, base_url, request, body), decision
         )
-
-
-def refused_for_rate(decision: Decision) -> Response:
-    """The 429 of a caller over its rate limit."""
-    answer = problem(429, "rate limit reached; retry later", decision.retry_after)
-    return _with_rate(answer, decision)
 
 
 def _with_rate(answer: Response, decision: Decision) -> Response:
