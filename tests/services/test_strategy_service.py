@@ -774,13 +774,16 @@ async def wait_counted(client: httpx.AsyncClient, count: int, outcome: str = "us
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.parametrize("behind", [False, True], ids=["in-step", "next-stored-first"])
 async def test_bars_read_with_a_hole_are_read_again_once_the_backfill_stored_it(
-    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch, behind: bool
 ) -> None:
     """Momentum over 2 bars. Candle 103 comes live while 101 and 102 are not stored yet; the
     backfill then stores them without publishing them. Deciding 104 on bars without them, the
     rule compares 104 with 100 and sells (wrongly); read again, it compares 104 with 102 and
-    stays long, and the sell comes at 105's fall."""
+    stays long, and the sell comes at 105's fall. `behind`: the service reads the bars again
+    for 104 once 105 is stored too (a busy machine): 104 is late, and 105, read with the bars,
+    must still be decided (it was taken for a redelivery, and the sell never came)."""
     monkeypatch.setattr(live_module, "HOLES_REREAD_SECONDS", 0.0)  # every candle checks
     symbol = "TESTHOLES"
     url = trading_env["DATABASE_URL"]
@@ -796,8 +799,11 @@ async def test_bars_read_with_a_hole_are_read_again_once_the_backfill_stored_it(
             await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
         await wait_counted(client, 2)  # 103 decided on the bars with the hole
         await store_candles(url, symbol, start, [(101, "890"), (102, "880")])  # the backfill
+        if behind:
+            await store_candles(url, symbol, start, [(104, "940"), (105, "800")])
         for minute, close in ((104, "940"), (105, "800")):
-            await store_candles(url, symbol, start, [(minute, close)])
+            if not behind:
+                await store_candles(url, symbol, start, [(minute, close)])
             bar = candle(symbol, start + timedelta(minutes=minute), close, close)
             await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
         published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)

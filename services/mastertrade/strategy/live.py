@@ -147,6 +147,9 @@ class LiveTrader:
         self.bars: dict[str, SymbolBars] = {}
         self._read_at: dict[str, float] = {}  # when each symbol's bars were read, monotonic
         self._decided: set[int] = set()  # the strategies this pod has decided before
+        # per symbol, the minute of the last candle decided: a candle at or before it is a
+        # redelivery (the bars cannot tell: a read may hold candles stored but not decided yet)
+        self._last_decided: dict[str, int] = {}
         # strategies whose exit found nothing held yet, until when it is looked at again
         self._exits_waiting: dict[int, float] = {}
         self._active: list[tuple[ActiveStrategy, Strategy]] = []
@@ -237,24 +240,26 @@ class LiveTrader:
             self.metrics.candles.labels("ignored").inc()  # bars are read when one trades it
             return
         minute = to_millis(kline.open_time) // 60_000
-        held = self.bars.get(kline.symbol)
-        if held is not None and held.times and minute <= held.times[-1]:
+        if minute <= self._last_decided.get(kline.symbol, -1):
             self.metrics.candles.labels("duplicate").inc()
             return
         bars, reread = await self._bars_for(kline.symbol, minute)
         if bars.times and minute < bars.times[-1]:
             self.metrics.candles.labels("late").inc()  # newer candles are stored already
             return
-        bars.append(minute, float(kline.open), float(kline.close))
+        # a bar read with the others (stored before its message came) is decided as one read
+        read_with_it = not bars.append(minute, float(kline.open), float(kline.close))
         self.metrics.candles.labels("used").inc()
         try:
-            await self._decide(bars, strategies, (kline.close, minute), catch_up=reread)
+            await self._decide(bars, strategies, (kline.close, minute),
+                               catch_up=reread or read_with_it)  # fmt: skip
         except BaseException:
             # the candle goes back undecided (redelivered, or to the dead letters): its bar is
             # forgotten, so a redelivery decides it again instead of taking it for a duplicate
             # (the signal ids are the same, so a signal sent before the failure counts once)
             self.bars.pop(kline.symbol, None)
             raise
+        self._last_decided[kline.symbol] = minute
 
     async def _decide(
         self,
