@@ -9,6 +9,7 @@ its alert was still being tried does not silence the next one."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -211,16 +212,29 @@ class Slow(Recorded):
         self.answered += 1
 
 
+async def sending(*channels: Recorded) -> None:
+    """Until each channel got its first request (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while any(channel.sends == 0 for channel in channels):
+        assert time.monotonic() < deadline, "the deliveries did not start"
+        await asyncio.sleep(0.01)
+
+
+async def on_the_wire(pool: asyncpg.Pool, seconds: float) -> tuple[Dispatcher, Slow, int]:
+    """A replica, "stopping", with one alert's request on the wire for `seconds`."""
+    channel = Slow(seconds)
+    stopping = replica(pool, channel, "stopping")
+    alert_id = await stored(pool, stopping.owner)
+    stopping.dispatch(alert_id, ALERT, ["hook"])
+    await sending(channel)
+    return stopping, channel, alert_id
+
+
 async def test_at_shutdown_a_request_on_the_wire_finishes_and_is_recorded_not_sent_again(
     pool: asyncpg.Pool,
 ) -> None:
     """Cut off mid-request and handed over, the alert the channel got would be sent again."""
-    channel = Slow(0.5)
-    stopping = replica(pool, channel, "stopping")
-    alert_id = await stored(pool, stopping.owner)
-    stopping.dispatch(alert_id, ALERT, ["hook"])
-    while channel.sends == 0:
-        await asyncio.sleep(0.01)
+    stopping, channel, alert_id = await on_the_wire(pool, 0.5)
     await stopping.stop()
     assert (channel.sends, channel.answered) == (1, 1)
     assert await delivery(pool, alert_id) == ("sent", 1, "stopping", "sent")
@@ -239,8 +253,7 @@ async def test_at_shutdown_a_delivery_waiting_to_retry_is_handed_over_too(
     alert_id = await store_alert(pool, ALERT, ["slow", "hook"], 300, stopping.owner)
     assert alert_id is not None
     stopping.dispatch(alert_id, ALERT, ["slow", "hook"])
-    while slow.sends == 0 or failing.sends == 0:
-        await asyncio.sleep(0.01)
+    await sending(slow, failing)
     await stopping.stop()
     claimed = await claim_pending(pool, "next")  # at once, not in LEASE_SECONDS
     assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(alert_id, "hook")]
@@ -252,12 +265,7 @@ async def test_at_shutdown_a_delivery_claimed_during_the_wait_is_handed_over_too
 ) -> None:
     """The resume loop may claim a delivery while stop waits for a request on the wire: it
     starts nothing (stopping), and its lease is released with the rest."""
-    slow = Slow(0.5)
-    stopping = replica(pool, slow, "stopping")
-    first = await stored(pool, stopping.owner)
-    stopping.dispatch(first, ALERT, ["hook"])
-    while slow.sends == 0:
-        await asyncio.sleep(0.01)
+    stopping, slow, _ = await on_the_wire(pool, 0.5)
     stop = asyncio.create_task(stopping.stop())
     await asyncio.sleep(0.1)  # stop is waiting for the request on the wire
     late = await stored(pool, stopping.owner)
