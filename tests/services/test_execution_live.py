@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -17,6 +19,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from mastertrade.core.bus import publish_json
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS
 from mastertrade.execution.adapters.binance import BinanceClient, BinanceRejectedError
 from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.orders import IN_FLIGHT, fetch_in_flight
@@ -227,6 +230,30 @@ async def test_a_market_buy_whose_ask_ran_away_from_its_sized_price_is_not_sent(
         "manager sized it at (MAX_PRICE_DEVIATION_PCT)"
     )
     assert fake.orders == {}
+
+
+async def test_an_approval_older_than_its_lifetime_is_rejected_before_binance_hears_of_it(
+    trading_env: dict[str, str],
+) -> None:
+    """An order.approved replayed by hand from the dead letters long after the risk manager
+    approved it is recorded as rejected and never sent; one approved just now goes out."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    approved_at = datetime.now(UTC) - timedelta(seconds=APPROVAL_LIFETIME_SECONDS + 60)
+    stale = approved(symbol, "buy", "0.01", approved_at=approved_at.isoformat())
+    fresh = approved(symbol, "buy", "0.01")
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        for order in (stale, fresh):
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+        await recorder.wait_for("order.filled")
+        row = await order_row(env["DATABASE_URL"], stale["client_order_id"])
+    assert rejected["client_order_id"] == stale["client_order_id"]
+    assert re.fullmatch(r"not sent: approved 66\d s ago \(.+\), and an approval holds for 600 s: "
+                        r".+", rejected["reason"])  # fmt: skip
+    assert (row["status"], row["approved_at"]) == ("rejected", approved_at)
+    assert list(fake.placed) == [fresh["client_order_id"]]
 
 
 @pytest.mark.parametrize("trick", ["timeout-after", "503-after", "502-before"])

@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from mastertrade.core.bus import publish_json
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS
 from mastertrade.execution.adapters import user_stream
 from mastertrade.execution.adapters.binance import BinanceClient
 from mastertrade.execution.adapters.live import LiveVenue
@@ -134,6 +135,36 @@ async def test_two_handlers_of_an_order_binance_never_got_resend_it_once(
         row = await order_row(url, client_order_id)
     assert fake.placed[client_order_id] == 1
     assert row["status"] == "filled"
+
+
+async def test_an_order_recorded_and_not_sent_before_its_approval_expired_is_never_sent(
+    trading_env: dict[str, str],
+) -> None:
+    """An executor killed between recording an order and sending it, and back only after the
+    approval's lifetime: its start-up reconcile rejects the order instead of sending it. One
+    whose approval still holds is sent."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)})
+    ages = {"expired": APPROVAL_LIFETIME_SECONDS + 30, "holding": APPROVAL_LIFETIME_SECONDS - 30}
+    ids = {name: await add_order(url, symbol, "new", age) for name, age in ages.items()}
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "UPDATE orders SET approved_at = created_at WHERE client_order_id = ANY($1::text[])",
+            list(ids.values()),
+        )
+    finally:
+        await connection.close()
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, [venue]):
+        for name in ages:
+            await venue.execute(ids[name])
+        rows = {name: await order_row(url, ids[name]) for name in ages}
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "expired": "rejected", "holding": "filled"
+    }  # fmt: skip
+    assert "an approval holds for 600 s" in rows["expired"]["reason"]
+    assert list(fake.placed) == [ids["holding"]]
 
 
 async def test_an_order_missing_from_a_query_asked_inside_its_send_window_is_not_resent(

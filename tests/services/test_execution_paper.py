@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_UP, Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
 from mastertrade.core.bus import publish_json
-from mastertrade.core.messages import ApprovedOrder
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, ApprovedOrder
 from mastertrade.core.prices import TopOfBook, write_book
 from mastertrade.execution.adapters import paper as paper_module
 from mastertrade.execution.adapters import paper_batch
@@ -442,6 +443,43 @@ async def test_a_market_buy_is_refused_when_the_book_ran_away_from_its_sized_pri
                        "(MAX_PRICE_DEVIATION_PCT)")  # fmt: skip
     assert bought[:2] == ("filled", Decimal("101.95095"))
     assert sold[:2] == ("filled", Decimal("59.97"))
+
+
+BALANCE = "SELECT free, locked FROM balances WHERE environment = 'paper'"
+
+
+async def test_an_approval_older_than_its_lifetime_fills_nothing(
+    trading_env: dict[str, str],
+) -> None:
+    """A buy and a sell replayed by hand from the dead letters after the approval's lifetime
+    are recorded as rejected, with the time they were approved, and move no cash or coin; the
+    same orders approved just now fill."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "100")
+    approved_at = datetime.now(UTC) - timedelta(seconds=APPROVAL_LIFETIME_SECONDS + 1)
+
+    def order(side: str, **extra: Any) -> ApprovedOrder:
+        return ApprovedOrder.model_validate(approved(symbol, side, "1", **extra))
+
+    async with paper_account(url) as (pool, redis):
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+        await venue.record_and_execute([order("buy")])
+        stale = [order("buy", approved_at=approved_at), order("sell", approved_at=approved_at)]
+        before = await pool.fetchrow(
+            "SELECT free, locked FROM balances WHERE environment = 'paper'"
+        )
+        refused = (await venue.record_and_execute(stale)).events
+        after = await pool.fetchrow(BALANCE)
+        held = await pool.fetchval("SELECT quantity FROM positions WHERE environment = 'paper' "
+                                   "AND symbol = $1", symbol)  # fmt: skip
+        stamped = await pool.fetchval(
+            "SELECT approved_at FROM orders WHERE client_order_id = $1", stale[0].client_order_id
+        )
+        sold = (await venue.record_and_execute([order("sell")])).events
+    assert [e.status for e in refused] == ["rejected", "rejected"]
+    assert all(e.reason and "an approval holds for 600 s" in e.reason for e in refused)
+    assert (after, held, stamped) == (before, Decimal(1), approved_at)
+    assert [e.status for e in sold] == ["filled"]
 
 
 async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(

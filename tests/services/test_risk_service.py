@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from mastertrade.core.bus import declare_topology, publish_json
-from mastertrade.core.messages import Signal
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, Signal
 from mastertrade.risk.adapters.batcher import DecisionBatcher
 from mastertrade.risk.adapters.state import KILL, apply_breaker_reset
 from mastertrade.risk.adapters.store import decide_batch, watch_breaker
@@ -240,6 +240,40 @@ async def test_a_sell_whose_order_never_came_stops_holding_the_coins_back(
     assert (later[0].outcome, later[0].quantity) == (Outcome.APPROVED, Decimal(1))
     # the lost buy's 2000 still counts: 1 BTC at 100 and it leave 1900 under 40 % of 10000
     assert (later[1].outcome, later[1].quantity) == (Outcome.RESIZED, Decimal(19))
+
+
+async def test_a_buy_whose_order_never_came_stops_counting_once_the_executor_would_refuse_it(
+    trading_env: dict[str, str],
+) -> None:
+    """A buy approved and never recorded (its message dead-lettered) counts against the symbol's
+    exposure while the executor could still take it, and no longer once it would reject it as
+    stale: past APPROVAL_LIFETIME_SECONDS, and as long again for the pods' clocks."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "10000")
+    grace = 2 * APPROVAL_LIFETIME_SECONDS
+    connection = await asyncpg.connect(url)
+
+    async def buy_after(signal_id: str, age: float) -> tuple[Outcome, Decimal]:
+        await connection.execute(
+            "UPDATE risk_decisions SET decided_at = now() - make_interval(secs => $1)", age
+        )
+        more = Signal.model_validate(signal(signal_id, price="100", quantity="100"))
+        [decision], _ = await decide_batch(connection, [more], RiskLimits(), "paper")
+        return decision.outcome, decision.quantity
+
+    try:
+        await hold_one_btc(connection)
+        lost = Signal.model_validate(signal("lost-buy", price="100", quantity="20"))
+        first, _ = await decide_batch(connection, [lost], RiskLimits(), "paper")
+        waited = await buy_after("while-it-may-come", grace - 60)
+        given_up = await buy_after("once-refused", grace + 60)
+    finally:
+        await connection.close()
+    assert (first[0].outcome, first[0].quantity) == (Outcome.APPROVED, Decimal(20))
+    # 1 BTC at 100 and the lost buy's 2000 leave 1900 under 40 % of 10000
+    assert waited == (Outcome.RESIZED, Decimal(19))
+    # both approvals given up: 20 % of equity per position is the limit again
+    assert given_up == (Outcome.RESIZED, Decimal(20))
 
 
 async def test_dust_left_behind_by_sells_is_not_an_open_position(

@@ -1,13 +1,15 @@
-"""The approved order as the executor receives it: a limit order names its price."""
+"""The approved order as the executor receives it: a limit order names its price, and an
+approval holds for APPROVAL_LIFETIME_SECONDS from the moment it carries."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
-from mastertrade.core.messages import ApprovedOrder
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, ApprovedOrder, stale_approval
 
 ORDER = {"client_order_id": "mt-1", "signal_id": "s-1", "symbol": "BTCUSDT", "side": "buy",
          "quantity": "0.5"}  # fmt: skip
@@ -36,3 +38,21 @@ def test_the_recorded_price_is_the_limit_or_the_price_a_market_order_was_sized_a
 def test_a_sized_price_that_is_no_price_is_refused(price: str) -> None:
     with pytest.raises(ValidationError, match="sized_price"):
         ApprovedOrder.model_validate(ORDER | {"order_type": "market", "sized_price": price})
+
+
+def test_an_approval_holds_for_its_lifetime_and_not_a_second_more() -> None:
+    approved_at = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    lifetime = timedelta(seconds=APPROVAL_LIFETIME_SECONDS)
+    assert stale_approval(approved_at, approved_at + lifetime) is None
+    reason = stale_approval(approved_at, approved_at + lifetime + timedelta(seconds=1))
+    assert reason is not None and reason.startswith(
+        "approved 601 s ago (2026-12-06T12:00:00+00:00), and an approval holds for 600 s"
+    )
+    assert stale_approval(None, approved_at + 10 * lifetime) is None  # recorded before 0039
+
+
+def test_an_approval_time_without_a_time_zone_is_refused_saying_so() -> None:
+    """A naive time could not be compared with the executor's clock: the message is refused
+    (and dead-lettered) instead of failing later."""
+    with pytest.raises(ValidationError, match=r"approved_at\n.*timezone"):
+        ApprovedOrder.model_validate(ORDER | {"approved_at": "2026-12-06T12:00:00"})

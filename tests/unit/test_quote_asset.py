@@ -4,6 +4,7 @@ others (a sell may unwind what an older version bought)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +42,7 @@ def paper_order(status: str, side: str = "buy", reserved: str = "0") -> dict[str
             "status": status, "environment": "paper", "quantity": Decimal(1),
             "price": Decimal("0.05"), "reserved": Decimal(reserved),
             "filled_quantity": Decimal(0), "average_price": None, "fee": Decimal(0),
-            "reason": None}  # fmt: skip
+            "reason": None, "approved_at": datetime.now(UTC)}  # fmt: skip
 
 
 def test_a_paper_buy_quoted_elsewhere_is_refused_and_one_resting_is_cancelled() -> None:

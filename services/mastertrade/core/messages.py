@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -92,6 +93,27 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+APPROVAL_LIFETIME_SECONDS = 600.0
+"""How long an approved order may wait for the executor. The risk manager checked it against
+the equity, the positions and the price of the moment it approved it; one that waited longer (an
+executor away, a message replayed by hand from the dead letters) is rejected, never sent or
+filled, and its strategy's next signal is decided afresh."""
+
+
+def stale_approval(approved_at: datetime | None, now: datetime) -> str | None:
+    """Why an order approved at `approved_at` may no longer be executed at `now`, if so (None
+    for an order recorded before approvals carried their time)."""
+    if approved_at is None:
+        return None
+    age = (now - approved_at).total_seconds()
+    if age <= APPROVAL_LIFETIME_SECONDS:
+        return None
+    return (f"approved {age:.0f} s ago ({approved_at.isoformat()}), and an "
+            f"approval holds for {APPROVAL_LIFETIME_SECONDS:.0f} s: the risk limits were checked "
+            "against the equity and prices of then; the strategy's next signal is decided "
+            "afresh")  # fmt: skip
+
+
 class Message(BaseModel):
     """Base of the messages: frozen, unknown fields refused."""
 
@@ -122,7 +144,8 @@ class ApprovedOrder(Message):
     """An order the risk manager let through (possibly resized); `order.approved`. A limit
     order names its limit price; `sized_price` is the price the risk limits were checked at
     (the signal's), which a market buy may not fill far above (the executor's
-    MAX_PRICE_DEVIATION_PCT)."""
+    MAX_PRICE_DEVIATION_PCT). One the executor takes more than APPROVAL_LIFETIME_SECONDS after
+    `approved_at` is rejected (`stale_approval`)."""
 
     client_order_id: Identifier
     signal_id: Identifier
@@ -133,7 +156,7 @@ class ApprovedOrder(Message):
     limit_price: PositiveAmount | None = None
     sized_price: PositiveAmount | None = None
     reduce_only: bool = False
-    approved_at: datetime = Field(default_factory=utc_now)
+    approved_at: AwareDatetime = Field(default_factory=utc_now)  # APPROVAL_LIFETIME_SECONDS
 
     @property
     def recorded_price(self) -> Decimal | None:

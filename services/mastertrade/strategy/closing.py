@@ -9,10 +9,11 @@ strategy that was ever active and is not now (`sweep_orphans`), for what is stil
   price too old, a quantity under the exchange's minimum), or that filled only in part;
 - a buy that was in flight when the strategy retired and filled afterwards.
 
-Nothing is sold twice, unless a signal lost on its way is replayed by hand later. While any
-signal of the strategy that the risk manager approved is not an order yet, it is in flight: the
-sweep waits for its order, which then counts (for IN_FLIGHT_SECONDS: one not recorded by then
-is taken as lost, its message dead-lettered, and a warning says so). A sell still open counts
+Nothing is sold twice. While any signal of the strategy that the risk manager approved is not
+an order yet, it is in flight: the sweep waits for its order, which then counts (for
+IN_FLIGHT_SECONDS: one not recorded by then is taken as lost, its message dead-lettered, and a
+warning says so; the executor rejects an approval older than APPROVAL_LIFETIME_SECONDS, so
+even one replayed by hand from the dead letters later sells nothing). A sell still open counts
 in full in what is held. A closing sell's id is derived from the
 strategy's latest decided signal (`close<hash>`), so everything that sees the same state (two
 replicas, a retirement and a sweep, a sweep before the risk manager decided the last one)
@@ -39,7 +40,7 @@ from decimal import Decimal
 import asyncpg
 
 from mastertrade.core.db import Connection
-from mastertrade.core.messages import Signal
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, Signal
 from mastertrade.core.outbox import add_to_outbox
 from mastertrade.core.retry import TRANSIENT
 from mastertrade.strategy.domain.changes import StrategyRef
@@ -57,9 +58,11 @@ logger = logging.getLogger("mastertrade.strategy.closing")
 
 CLOSING_SWEEP_SECONDS = 300.0
 RETRY_CAP_SECONDS = 86_400.0
-IN_FLIGHT_SECONDS = 3600.0
+IN_FLIGHT_SECONDS = 6 * APPROVAL_LIFETIME_SECONDS
 """How long an approved signal not yet an order is waited for (the executor may be away);
-beyond it the signal is taken as lost (its message dead-lettered), said, and not waited for."""
+beyond it the signal is taken as lost (its message dead-lettered), said, and not waited for.
+The executor would reject it by then (it is older than APPROVAL_LIFETIME_SECONDS), with room
+to spare for the clocks of the risk manager's and the executor's pods."""
 CLOSING = "close"
 """What a closing sell's moment (`holdings.signal_id`) starts with."""
 

@@ -21,8 +21,8 @@ TERMINAL = frozenset({"filled", "rejected", "cancelled"})
 
 RECORD = """
 INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, price,
-    reduce_only, environment)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    reduce_only, approved_at, environment)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (client_order_id) DO NOTHING
 """
 LOCK = "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE"
@@ -49,20 +49,18 @@ FROM orders WHERE environment = $1 ORDER BY created_at DESC LIMIT $2
 
 async def record_order(pool: asyncpg.Pool, order: ApprovedOrder, environment: str) -> bool:
     """Store the order as `new` (committed); False when it was already there."""
-    status = await pool.execute(
-        RECORD, order.client_order_id, order.signal_id, order.symbol, order.side,
-        order.order_type, order.quantity, order.recorded_price, order.reduce_only, environment,
-    )  # fmt: skip
+    status = await pool.execute(RECORD, *(column[0] for column in order_columns([order])),
+                                environment)  # fmt: skip
     return bool(status.endswith(" 1"))
 
 
 def order_columns(orders: Sequence[ApprovedOrder]) -> list[list[Any]]:
     """The orders as the arrays of their `new` rows: client order id, signal, symbol, side, type,
-    quantity, price (`recorded_price`), reduce only."""
+    quantity, price (`recorded_price`), reduce only, approval time."""
     return [
         [getattr(order, name) for order in orders]
         for name in ("client_order_id", "signal_id", "symbol", "side", "order_type", "quantity",
-                     "recorded_price", "reduce_only")
+                     "recorded_price", "reduce_only", "approved_at")
     ]  # fmt: skip
 
 

@@ -4,7 +4,8 @@ One statement reads, in one snapshot, the orders asked for that are recorded alr
 balance with its version, every position and what the resting limit sells hold back of each
 (`READ`); the quotes and marks come in one Redis pipeline; each order is then decided in arrival
 order against the running books in memory, exactly as it would be alone (fill with
-`apply_fill`, rest a limit order with its reserve, or reject with the reason: a buy needs the
+`apply_fill`, rest a limit order with its reserve, or reject with the reason: an order approved
+over APPROVAL_LIFETIME_SECONDS ago is not executed at all (`stale_approval`), a buy needs the
 cash, a sell the coins held and not held back by resting sells, as the exchange locks them;
 while the risk manager's circuit breaker or kill switch is on, read in the same snapshot, a
 buy is rejected, or cancelled if it rests, releasing its reserve: see domain/halt.py), and
@@ -24,11 +25,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from mastertrade.core.db import Connection, one
-from mastertrade.core.messages import ApprovedOrder, OrderEvent, not_quoted_reason
+from mastertrade.core.messages import (
+    ApprovedOrder,
+    OrderEvent,
+    not_quoted_reason,
+    stale_approval,
+)
 from mastertrade.core.outbox import LEASED_UNTIL, Written, mark_sent_cte, written_in_order
 from mastertrade.execution.adapters.orders import TERMINAL, build_event, order_columns
 from mastertrade.execution.domain.halt import blocks, halt_reason
@@ -64,16 +71,16 @@ WHERE b.environment = $1 AND b.asset = $2
 """
 # Everything, only if the balance's version is still `$27` (`balance` bumps it, or returns no row
 # and every other part reads as empty): no row returned means another batch came first, or a
-# halt came on since the read while the batch adds exposure (`$36`: it fills or rests a buy);
+# halt came on since the read while the batch adds exposure (`$37`: it fills or rests a buy);
 # either way the batch is decided again, on a read that sees what changed. A batch
 # that changed anything has an event for each change, so it returns a row when it wrote. The
-# orders not recorded yet (`$28`-`$35`) are inserted with their outcome (or as `new`, for the
+# orders not recorded yet (`$28`-`$36`) are inserted with their outcome (or as `new`, for the
 # reconcile, should one have none).
 WRITE = f"""
 WITH balance AS (
     UPDATE balances SET free = $3, locked = $4, version = version + 1, updated_at = now()
     WHERE environment = $1 AND asset = $2 AND version = $27
-      AND NOT ($36::boolean AND EXISTS (SELECT FROM risk_state r
+      AND NOT ($37::boolean AND EXISTS (SELECT FROM risk_state r
                                         WHERE r.environment = $1
                                           AND (r.breaker_open OR r.kill_switch)))
     RETURNING version
@@ -84,13 +91,14 @@ WITH balance AS (
     WHERE EXISTS (SELECT FROM balance)
 ), recorded AS (
     INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, price,
-        reduce_only, environment, status, filled_quantity, average_price, fee, reserved, reason)
-    SELECT n.id, n.signal_ref, n.symbol, n.side, n.type, n.quantity, n.price, n.reduce_only, $1,
-        COALESCE(u.status, 'new'), COALESCE(u.filled_quantity, 0), u.average_price,
-        COALESCE(u.fee, 0), COALESCE(u.reserved, 0), u.reason
+        reduce_only, approved_at, environment, status, filled_quantity, average_price, fee,
+        reserved, reason)
+    SELECT n.id, n.signal_ref, n.symbol, n.side, n.type, n.quantity, n.price, n.reduce_only,
+        n.approved_at, $1, COALESCE(u.status, 'new'), COALESCE(u.filled_quantity, 0),
+        u.average_price, COALESCE(u.fee, 0), COALESCE(u.reserved, 0), u.reason
     FROM unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[],
-                $33::numeric[], $34::numeric[], $35::boolean[])
-        AS n(id, signal_ref, symbol, side, type, quantity, price, reduce_only)
+                $33::numeric[], $34::numeric[], $35::boolean[], $36::timestamptz[])
+        AS n(id, signal_ref, symbol, side, type, quantity, price, reduce_only, approved_at)
     LEFT JOIN updates u ON u.id = n.id
     WHERE EXISTS (SELECT FROM balance)
 ), position AS (
@@ -139,6 +147,7 @@ class RunningBooks:
     marks: dict[str, Decimal]
     selling: dict[str, Decimal] = field(default_factory=dict)  # held back by resting sells
     halted: str | None = None  # why buys may not add exposure now (domain/halt.py)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # the approvals' age
     buying: bool = False  # a buy filled or rested: the write checks no halt came on meanwhile
     touched: set[str] = field(default_factory=set)
     fills: list[tuple[str, PaperFill]] = field(default_factory=list)
@@ -184,6 +193,9 @@ class Costs:
 def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: Costs) -> None:
     """One order against the running books: nothing, rest, fill, reject or cancel."""
     is_open = order["status"] == "submitted"
+    if order["status"] == "new" and (reason := stale_approval(order["approved_at"], books.now)):
+        books.reject(order, f"not filled: {reason}")
+        return
     if reason := not_quoted_reason(order["symbol"], order["side"], costs.quote_asset):
         # one resting from before the check is cancelled, releasing what it holds back
         (books.cancel if is_open else books.reject)(order, f"not filled: {reason}")
@@ -337,7 +349,8 @@ def unrecorded_row(order: ApprovedOrder, environment: str) -> Order:
         "client_order_id": order.client_order_id, "signal_ref": order.signal_id,
         "symbol": order.symbol, "side": order.side, "type": order.order_type,
         "quantity": order.quantity, "price": order.recorded_price,
-        "reduce_only": order.reduce_only, "environment": environment, "status": "new",
+        "reduce_only": order.reduce_only, "approved_at": order.approved_at,
+        "environment": environment, "status": "new",
         "filled_quantity": Decimal(0), "average_price": None, "fee": Decimal(0),
         "reserved": Decimal(0), "reason": None,
     }  # fmt: skip

@@ -34,7 +34,13 @@ import asyncpg
 
 from mastertrade.core.amounts import brief
 from mastertrade.core.db import Connection, one
-from mastertrade.core.messages import AlertEvent, ApprovedOrder, RiskDecisionEvent, Signal
+from mastertrade.core.messages import (
+    APPROVAL_LIFETIME_SECONDS,
+    AlertEvent,
+    ApprovedOrder,
+    RiskDecisionEvent,
+    Signal,
+)
 from mastertrade.core.outbox import (
     LEASED_UNTIL,
     Event,
@@ -63,11 +69,14 @@ FINISHED = """
 SELECT FROM orders o WHERE o.client_order_id = d.client_order_id
   AND o.status IN ('filled', 'rejected', 'cancelled')
 """
-# An approved sell whose order the executor never recorded (its message dead-lettered) would
-# hold its coins back for ever, and block every exit from the position: after SELL_RECORD_GRACE
-# it no longer counts. Buys are not let go this way (a late order would break the exposure
-# limits); a sell recorded late is checked against what is held by the executor all the same.
+# An approval whose order the executor never recorded (its message dead-lettered) stops
+# counting after a grace: a sell's would hold its coins back for ever and block every exit from
+# the position, a buy's would hold its exposure for ever. A sell is let go after
+# SELL_RECORD_GRACE (one recorded later is checked against what the executor holds all the
+# same); a buy only once the executor would refuse it (APPROVAL_LIFETIME_SECONDS, and as long
+# again for two pods' clocks), so a late buy can never break the exposure limits.
 SELL_RECORD_GRACE = "interval '5 minutes'"
+BUY_RECORD_GRACE = f"interval '{2 * APPROVAL_LIFETIME_SECONDS:.0f} seconds'"
 RECORDED = "SELECT FROM orders o WHERE o.client_order_id = d.client_order_id"
 # One snapshot, so the state's version stands for every decision, peak and breaker it shows (a
 # risk batch writes them all with the version it bumps); it writes nothing, so it needs no commit.
@@ -84,7 +93,9 @@ WITH pending AS (
         COALESCE(sum(approved_quantity) FILTER (WHERE side = 'sell'), 0) AS selling
     FROM risk_decisions d
     WHERE environment = $1 AND pending AND NOT EXISTS ({FINISHED})
-      AND (side = 'buy' OR decided_at > now() - {SELL_RECORD_GRACE} OR EXISTS ({RECORDED}))
+      AND (decided_at > now() - CASE side WHEN 'buy' THEN {BUY_RECORD_GRACE}
+                                          ELSE {SELL_RECORD_GRACE} END
+           OR EXISTS ({RECORDED}))
     GROUP BY symbol
 ), held AS (
     SELECT symbol, quantity, average_price FROM positions WHERE environment = $1 AND quantity > 0
