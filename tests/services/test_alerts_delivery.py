@@ -76,7 +76,7 @@ async def test_an_unexpected_error_ends_the_delivery_as_failed_and_is_logged(
         dispatcher = Dispatcher(
             {"broken": BrokenChannel()}, lambda: pool, RateLimiter(10), RetryPolicy(3, 0.01)
         )
-        alert_id = await store_alert(pool, alert, ["broken"], 300, dispatcher.owner)
+        alert_id = await store_alert(pool, alert, ["broken"], 300, dispatcher.holder)
         assert alert_id is not None
         with caplog.at_level(logging.ERROR, "mastertrade.alerts"):
             await dispatcher.deliver(alert_id, "broken", alert)

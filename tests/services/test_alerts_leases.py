@@ -18,8 +18,9 @@ import pytest
 
 from mastertrade.alerts.adapters import dispatcher as dispatcher_module
 from mastertrade.alerts.adapters.channels.base import ChannelError
-from mastertrade.alerts.adapters.dispatcher import LEASE_MARGIN, Dispatcher, RetryPolicy
+from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
 from mastertrade.alerts.adapters.store import (
+    LeaseHolder,
     claim_pending,
     mark_delivery,
     renew_leases,
@@ -31,6 +32,12 @@ from mastertrade.core.messages import AlertEvent
 pytestmark = pytest.mark.infra
 
 ALERT = AlertEvent(kind="custom", severity="critical", title="drawdown 16%")
+LEASE = RetryPolicy().lease_seconds
+
+
+def held(owner: str) -> LeaseHolder:
+    """A lease of `owner` as long as a replica with the default policy takes."""
+    return LeaseHolder(owner, LEASE)
 
 
 class Recorded:
@@ -60,7 +67,7 @@ async def pool(trading_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def expire(pool: asyncpg.Pool, alert_id: int) -> None:
-    """The lease runs out, as LEASE_SECONDS without a renewal would have it."""
+    """The lease runs out, as it would with no renewal for its whole length."""
     await pool.execute("UPDATE alert_deliveries SET lease_until = now() - interval '1 second' "
                        "WHERE alert_id = $1", alert_id)  # fmt: skip
 
@@ -76,7 +83,7 @@ async def delivery(pool: asyncpg.Pool, alert_id: int) -> tuple[str, int, str, st
 
 
 async def stored(pool: asyncpg.Pool, owner: str, alert: AlertEvent = ALERT) -> int:
-    alert_id = await store_alert(pool, alert, ["hook"], 300, owner)
+    alert_id = await store_alert(pool, alert, ["hook"], 300, held(owner))
     assert alert_id is not None
     return alert_id
 
@@ -85,9 +92,9 @@ async def test_a_delivery_whose_replica_died_is_finished_by_one_other_replica(
     pool: asyncpg.Pool,
 ) -> None:
     alert_id = await stored(pool, "a")  # a dies before delivering
-    assert await claim_pending(pool, "b") == []  # a's lease still runs: nobody takes it over
+    assert await claim_pending(pool, held("b")) == []  # a's lease still runs: nobody takes it over
     await expire(pool, alert_id)
-    claims = await asyncio.gather(claim_pending(pool, "b"), claim_pending(pool, "c"))
+    claims = await asyncio.gather(claim_pending(pool, held("b")), claim_pending(pool, held("c")))
     assert sorted(len(claimed) for claimed in claims) == [0, 1]
     owner = "b" if claims[0] else "c"
     channel = Recorded()
@@ -105,7 +112,7 @@ async def test_a_replica_that_lost_its_lease_stops_and_records_nothing_over_the_
     slow.dispatch(alert_id, ALERT, ["hook"])  # retrying against a channel that is down
     await asyncio.sleep(0.3)
     await expire(pool, alert_id)  # its renewals did not reach the database in time
-    [(_, name, alert)] = await claim_pending(pool, "new")
+    [(_, name, alert)] = await claim_pending(pool, held("new"))
     lease = await pool.fetchval("SELECT lease_until FROM alert_deliveries WHERE alert_id = $1",
                                 alert_id)  # fmt: skip
 
@@ -127,20 +134,25 @@ async def test_a_replica_that_lost_its_lease_stops_and_records_nothing_over_the_
 async def test_a_replica_renews_its_own_leases_and_loses_none(pool: asyncpg.Pool) -> None:
     alert_id = await stored(pool, "a")
     await expire(pool, alert_id)
-    renewed, lost = await renew_leases(pool, {(alert_id, "hook")}, "a")
+    renewed, lost = await renew_leases(pool, {(alert_id, "hook")}, held("a"))
     assert (renewed, lost) == ({(alert_id, "hook")}, set())
-    assert await claim_pending(pool, "b") == []  # the renewal put the lease back in the future
-    assert await renew_leases(pool, {(alert_id, "hook")}, "b") == (set(), {(alert_id, "hook")})
+    assert (
+        await claim_pending(pool, held("b")) == []
+    )  # the renewal put the lease back in the future
+    assert await renew_leases(pool, {(alert_id, "hook")}, held("b")) == (
+        set(),
+        {(alert_id, "hook")},
+    )
 
 
 @pytest.mark.parametrize("renewing", [True, False])
 async def test_a_replica_whose_renewals_fail_stops_trying_before_its_lease_can_run_out(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, renewing: bool
 ) -> None:
-    """With a 1 s lease (less the margin), a replica that renews keeps trying; one whose
-    renewals do not reach the database stops within that second, records nothing (another
-    replica may have it now) and sends nothing once the channel is back."""
-    monkeypatch.setattr(dispatcher_module, "LEASE_SECONDS", LEASE_MARGIN + 1.0)
+    """With renewals due every 0.5 s (two may fail: a second), a replica that renews keeps
+    trying; one whose renewals do not reach the database stops within that second, records
+    nothing (another replica may have it now) and sends nothing once the channel is back."""
+    monkeypatch.setattr(dispatcher_module, "RENEW_SECONDS", 0.5)
     channel = Recorded(down=True)
     cut_off = replica(pool, channel, "a")
     alert_id = await stored(pool, cut_off.owner)
@@ -162,6 +174,53 @@ async def test_a_replica_whose_renewals_fail_stops_trying_before_its_lease_can_r
         assert not still_trying and channel.sends == sends
         assert 1 < sends <= 1.0 / 0.05 + 1  # attempts every 0.05 s for about a second
         assert status == ("pending", 0, "a", "pending")
+
+
+class Hanging:
+    """A channel whose server never answers: each attempt is cut off at its time limit. It
+    notes, as each attempt starts, how long the database says the lease has left."""
+
+    name = "hook"
+
+    def __init__(self, pool: asyncpg.Pool, alert_id: int) -> None:
+        self.pool, self.alert_id = pool, alert_id
+        self.lease_left: list[float] = []  # seconds, as each attempt started
+        self.took: list[float] = []  # seconds each attempt lasted
+
+    async def send(self, alert: AlertEvent) -> None:
+        started = time.monotonic()
+        left = await self.pool.fetchval(
+            "SELECT extract(epoch FROM lease_until - clock_timestamp())::float8 "
+            "FROM alert_deliveries WHERE alert_id = $1", self.alert_id,
+        )  # fmt: skip
+        self.lease_left.append(left)
+        try:
+            await asyncio.sleep(60)
+        finally:
+            self.took.append(time.monotonic() - started)
+
+
+async def test_no_attempt_outlives_the_lease_of_a_replica_whose_renewals_fail(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renewals due every 0.5 s, none reaching the database, attempts cut off at 0.6 s (longer
+    than the margin), to a server that never answers: every attempt started with the lease left
+    to cover it whole, was cut off at its limit, and the replica stopped trying: a replica that
+    takes the delivery over once the lease has run out never has a request of this one's beside
+    its own."""
+    monkeypatch.setattr(dispatcher_module, "RENEW_SECONDS", 0.5)
+    monkeypatch.setattr(dispatcher_module, "LEASE_MARGIN", 0.1)
+    policy = RetryPolicy(max_attempts=1000, base_delay=0.01, max_delay=0.01, attempt_seconds=0.6)
+    alert_id = await stored(pool, "a")
+    await pool.execute("UPDATE alert_deliveries SET lease_until = now() + make_interval(secs => $2)"
+                       " WHERE alert_id = $1", alert_id, policy.lease_seconds)  # fmt: skip
+    channel = Hanging(pool, alert_id)
+    cut_off = Dispatcher({"hook": channel}, lambda: pool, RateLimiter(60), policy, "a")
+    await asyncio.wait_for(cut_off.deliver(alert_id, "hook", ALERT), timeout=10)
+    assert len(channel.lease_left) >= 2  # attempts while the lease surely ran, then none
+    assert all(left > policy.attempt_seconds for left in channel.lease_left)
+    assert all(took < policy.attempt_seconds + 0.3 for took in channel.took)
+    assert await delivery(pool, alert_id) == ("pending", 0, "a", "pending")
 
 
 async def test_an_outcome_is_recorded_through_a_database_blip(
@@ -193,7 +252,7 @@ async def test_at_shutdown_deliveries_in_progress_are_handed_over_at_once(
     stopping.dispatch(alert_id, ALERT, ["hook"])
     await asyncio.sleep(0.2)
     await stopping.stop()
-    claimed = await claim_pending(pool, "next")  # no need to wait for the lease to run out
+    claimed = await claim_pending(pool, held("next"))  # no need to wait for the lease to run out
     assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(alert_id, "hook")]
     assert not stopping.tasks
     assert (await delivery(pool, alert_id))[:3] == ("pending", 0, "next")
@@ -238,7 +297,7 @@ async def test_at_shutdown_a_request_on_the_wire_finishes_and_is_recorded_not_se
     await stopping.stop()
     assert (channel.sends, channel.answered) == (1, 1)
     assert await delivery(pool, alert_id) == ("sent", 1, "stopping", "sent")
-    assert await claim_pending(pool, "next") == []  # nothing left to send again
+    assert await claim_pending(pool, held("next")) == []  # nothing left to send again
 
 
 async def test_at_shutdown_a_delivery_waiting_to_retry_is_handed_over_too(
@@ -250,12 +309,12 @@ async def test_at_shutdown_a_delivery_waiting_to_retry_is_handed_over_too(
     policy = RetryPolicy(max_attempts=1000, base_delay=0.5, max_delay=0.5)
     stopping = Dispatcher({"slow": slow, "hook": failing}, lambda: pool, RateLimiter(60), policy,
                           "stopping")  # fmt: skip
-    alert_id = await store_alert(pool, ALERT, ["slow", "hook"], 300, stopping.owner)
+    alert_id = await store_alert(pool, ALERT, ["slow", "hook"], 300, held(stopping.owner))
     assert alert_id is not None
     stopping.dispatch(alert_id, ALERT, ["slow", "hook"])
     await sending(slow, failing)
     await stopping.stop()
-    claimed = await claim_pending(pool, "next")  # at once, not in LEASE_SECONDS
+    claimed = await claim_pending(pool, held("next"))  # at once, not when its lease runs out
     assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(alert_id, "hook")]
     assert slow.answered == 1
 
@@ -271,7 +330,7 @@ async def test_at_shutdown_a_delivery_claimed_during_the_wait_is_handed_over_too
     late = await stored(pool, stopping.owner)
     stopping.dispatch(late, ALERT, ["hook"])
     await stop
-    claimed = await claim_pending(pool, "next")  # at once, not in LEASE_SECONDS
+    claimed = await claim_pending(pool, held("next"))  # at once, not when its lease runs out
     assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(late, "hook")]
     assert (slow.sends, slow.answered) == (1, 1)
 
@@ -292,9 +351,9 @@ async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_
     repeats = []
     for _ in range(10):  # ten minutes of repeats, twice the 300 s window
         await age(60)
-        repeats.append(await store_alert(pool, firing, ["hook"], 300, "a"))
+        repeats.append(await store_alert(pool, firing, ["hook"], 300, held("a")))
     await age(301)  # then quiet for longer than the window
-    after_a_gap = await store_alert(pool, firing, ["hook"], 300, "a")
+    after_a_gap = await store_alert(pool, firing, ["hook"], 300, held("a"))
     assert repeats == [None] * 10
     assert after_a_gap is not None
 
@@ -307,10 +366,10 @@ async def test_a_repeat_that_came_while_its_alert_was_sent_does_not_silence_the_
     firing = AlertEvent(kind="prometheus", title="[FIRING] PositionDrift",
                         dedup_key="am:def:firing:2026-12-06T02:00:00Z")  # fmt: skip
     first = await stored(pool, "a", firing)
-    while_pending = await store_alert(pool, firing, ["hook"], 300, "a")
+    while_pending = await store_alert(pool, firing, ["hook"], 300, held("a"))
     assert await mark_delivery(pool, first, "hook", ("failed", 5, "hook: HTTP 503"), "a")
-    next_repeat = await store_alert(pool, firing, ["hook"], 300, "a")
+    next_repeat = await store_alert(pool, firing, ["hook"], 300, held("a"))
     assert while_pending is None  # the first was still being delivered
     assert next_repeat is not None  # the chance to be heard that the failure left
-    again = await store_alert(pool, firing, ["hook"], 300, "a")
+    again = await store_alert(pool, firing, ["hook"], 300, held("a"))
     assert again is None  # the next repeat is heard: repeats of it are suppressed again

@@ -79,8 +79,8 @@ class DailyReporter:
             figures = await fetch_figures(connection, environment, end - DAY, end)
             alert = build_daily_report(figures, end)
             # the claim is the dedup (a dedup window of 0 s suppresses nothing)
-            owner = self.service.dispatcher.owner
-            alert_id = await insert_alert(connection, alert, names, 0, owner)
+            holder = self.service.dispatcher.holder
+            alert_id = await insert_alert(connection, alert, names, 0, holder)
             await link_report(connection, day, environment, alert_id)
         logger.info("daily report %s of %s written (alert %s)", day, environment, alert_id)
         if alert_id is not None:

@@ -5,7 +5,7 @@ Alertmanager route all call; it returns once the alert and its pending deliverie
 committed, never waiting for a channel. `keep_deliveries` runs for the service's life: it
 renews the leases of this replica's deliveries (stopping any another replica took over) and
 finishes the ones whose lease ran out (a crash, a restart) every RENEW_SECONDS, the first time
-at start-up.
+at start-up (adapters/dispatcher.py says how long a lease runs).
 """
 
 from __future__ import annotations
@@ -19,18 +19,13 @@ import httpx
 
 from mastertrade.alerts.adapters.channels.base import Channel
 from mastertrade.alerts.adapters.channels.build import build_channels
-from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
-from mastertrade.alerts.adapters.store import (
-    LEASE_SECONDS,
-    claim_pending,
-    store_alert,
-)
+from mastertrade.alerts.adapters.dispatcher import RENEW_SECONDS, Dispatcher, RetryPolicy
+from mastertrade.alerts.adapters.store import claim_pending, store_alert
 from mastertrade.alerts.domain.delivery import RateLimiter
 from mastertrade.alerts.settings import AlertSettings
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.runtime import Runtime
 
-RENEW_SECONDS = LEASE_SECONDS / 3  # two renewals can fail before another replica takes over
 logger = logging.getLogger("mastertrade.alerts")
 
 
@@ -42,7 +37,8 @@ class AlertService:
         built = build_channels(settings, self.http)
         self.channels: dict[str, Channel] = built.on
         self.channel_errors: dict[str, str] = built.errors
-        policy = RetryPolicy(settings.alert_max_attempts, settings.alert_retry_base_seconds)
+        policy = RetryPolicy(settings.alert_max_attempts, settings.alert_retry_base_seconds,
+                             attempt_seconds=settings.alert_send_timeout_seconds)  # fmt: skip
         limiter = RateLimiter(settings.alert_rate_limit_per_minute)
         self.dispatcher = Dispatcher(self.channels, lambda: self.live.pool, limiter, policy)
 
@@ -56,7 +52,8 @@ class AlertService:
         names = [only] if only else sorted(self.channels)
         dedup = self.settings.alert_dedup_seconds
         leased_at = time.monotonic()
-        alert_id = await store_alert(self.live.pool, alert, names, dedup, self.dispatcher.owner)
+        holder = self.dispatcher.holder
+        alert_id = await store_alert(self.live.pool, alert, names, dedup, holder)
         if alert_id is not None:
             self.dispatcher.dispatch(alert_id, alert, names, leased_at)
         return alert_id
@@ -64,7 +61,7 @@ class AlertService:
     async def resume(self) -> int:
         """Deliver what no replica is delivering any more; returns how many deliveries."""
         dispatcher, leased_at = self.dispatcher, time.monotonic()
-        pending = await claim_pending(self.live.pool, dispatcher.owner)
+        pending = await claim_pending(self.live.pool, dispatcher.holder)
         # a lease of this replica's own that ran out (renewals failed) is claimed back: its
         # delivery is still running here, and a second task would send it twice
         claimed_back = {(alert_id, channel) for alert_id, channel, _ in pending} & set(

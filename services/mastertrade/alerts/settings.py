@@ -64,7 +64,10 @@ class AlertSettings(ServiceSettings, EmailSettings):
         default=1.0, gt=0, le=60, description="first retry delay; doubles after each failure"
     )
     alert_send_timeout_seconds: float = Field(
-        default=10.0, gt=0, le=120, description="timeout of one delivery attempt"
+        default=10.0,
+        gt=0,
+        le=120,
+        description="time limit of one delivery attempt; a delivery's lease runs 25 s beyond it",
     )
     alert_daily_report_time: str = Field(
         default="00:00",

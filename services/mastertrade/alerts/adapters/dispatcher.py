@@ -10,9 +10,12 @@ the delivery as `failed` with the error: retrying would fail the same way, and a
 
 The deliveries are leased to the dispatcher's `owner` (adapters/store.py): only it records their
 outcome (retried through a database outage, so a sent alert is not left `pending` to be sent
-again); no attempt starts unless the lease was renewed within LEASE_SECONDS less a margin (a
-replica cut off from the database stops trying before another may take over), and one whose
-lease another replica took over is stopped (`stop_lost`). At shutdown `stop` lets an attempt on
+again). A lease runs `RetryPolicy.lease_seconds` from its last renewal (every RENEW_SECONDS), and
+an attempt is cut off at ALERT_SEND_TIMEOUT_SECONDS (`attempt_seconds`), however slowly the
+channel answers: none starts unless, cut off, it would still end LEASE_MARGIN before the lease
+can run out, so a replica cut off from the database stops trying before another may take over,
+and never has a request on the wire once it has. One whose lease another replica took over is
+stopped (`stop_lost`). At shutdown `stop` lets an attempt on
 the wire and the recording of its outcome finish (up to FINISH_SENDING_SECONDS: cancelled, a
 request the channel got would be sent again by the replica that resumes it), cancels the
 deliveries waiting to retry, and releases the leases of those left, so another replica resumes
@@ -34,7 +37,7 @@ import asyncpg
 
 from mastertrade.alerts.adapters.channels.base import Channel, ChannelError
 from mastertrade.alerts.adapters.store import (
-    LEASE_SECONDS,
+    LeaseHolder,
     mark_delivery,
     release_leases,
     renew_leases,
@@ -45,8 +48,10 @@ from mastertrade.core.messages import AlertEvent
 from mastertrade.core.retry import retry_transient
 
 logger = logging.getLogger("mastertrade.alerts")
+RENEW_SECONDS = 10.0
+"""How often a replica renews the leases of the deliveries it works on (`keep_deliveries`)."""
 LEASE_MARGIN = 5.0
-"""Seconds before its lease may run out that a replica stops starting attempts under it."""
+"""Seconds before its lease may run out by which a replica's last attempt under it has ended."""
 FINISH_SENDING_SECONDS = 3.0
 """How long `stop` waits for attempts on the wire (inside the runtime's FINISH_SECONDS, with
 time left to release the leases)."""
@@ -61,6 +66,14 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 60.0
+    attempt_seconds: float = 10.0
+    """One attempt's time limit (ALERT_SEND_TIMEOUT_SECONDS), whatever the channel's protocol."""
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease runs from its last renewal: two renewals may fail, and an attempt
+        started just before the third is due still ends LEASE_MARGIN before it runs out."""
+        return 2 * RENEW_SECONDS + self.attempt_seconds + LEASE_MARGIN
 
 
 def new_owner() -> str:
@@ -112,16 +125,25 @@ class Dispatcher:
             self.leased_at.pop(key, None)
             self.sending.discard(key)
 
+    @property
+    def holder(self) -> LeaseHolder:
+        """This replica's name on its leases, and how long they run."""
+        return LeaseHolder(self.owner, self.policy.lease_seconds)
+
     def holds(self, key: Key) -> bool:
-        """Does this replica's lease on the delivery surely still run (with LEASE_MARGIN)?"""
+        """Will this replica's lease on the delivery surely run until an attempt started now
+        has ended, at its time limit, and LEASE_MARGIN beyond?"""
         at = self.leased_at.get(key)
-        return at is not None and time.monotonic() - at < LEASE_SECONDS - LEASE_MARGIN
+        if at is None:
+            return False
+        ends = time.monotonic() + self.policy.attempt_seconds + LEASE_MARGIN
+        return ends < at + self.policy.lease_seconds
 
     async def renew(self) -> None:
         """Extend the leases of the deliveries in progress; stop those another replica took
         over. Raises when the database cannot be reached (the leases then age)."""
         keys, asked = set(self.active), time.monotonic()
-        renewed, lost = await renew_leases(self.pool(), keys, self.owner)
+        renewed, lost = await renew_leases(self.pool(), keys, self.holder)
         self.extended(renewed, asked)
         self.stop_lost(lost)
 
@@ -167,7 +189,7 @@ class Dispatcher:
                 return None
             try:
                 self.sending.add(key)
-                await channel.send(alert)
+                await self._attempt(channel, alert)
                 return "sent", attempt, None
             except ChannelError as error:
                 logger.warning(
@@ -182,6 +204,19 @@ class Dispatcher:
                 logger.exception("%s delivery of alert %d failed", channel.name, alert_id)
                 return "failed", attempt, f"{channel.name}: {error!r}"[:500]
         return "failed", policy.max_attempts, "no attempt left"
+
+    async def _attempt(self, channel: Channel, alert: AlertEvent) -> None:
+        """One send, cut off at the policy's time limit (a channel's own timeouts are per
+        read or write, so a server answering slowly could hold it for longer)."""
+        limit = self.policy.attempt_seconds
+        try:
+            async with asyncio.timeout(limit):
+                await channel.send(alert)
+        except TimeoutError:
+            raise ChannelError(
+                f"{channel.name}: no answer within {limit:g} s (ALERT_SEND_TIMEOUT_SECONDS)",
+                retryable=True,
+            ) from None
 
     async def _mark(self, key: Key, outcome: Outcome) -> None:
         """Record the outcome, waiting out a database outage: the delivery stays active, so
@@ -206,7 +241,7 @@ class Dispatcher:
     async def stop(self) -> None:
         """Let the attempts on the wire finish and record their outcome, cancel the rest, and
         release the leases of what is left (at shutdown, while the database is still open), so
-        another replica resumes it at once, not in LEASE_SECONDS."""
+        another replica resumes it at once, not when its lease runs out."""
         self.stopping = True
         # every delivery under way now: one waiting to retry may end during the wait below
         # without recording anything (it starts no attempt once stopping), its lease still held

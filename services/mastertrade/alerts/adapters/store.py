@@ -8,19 +8,20 @@ and not delivered, naming the alert it repeats (`suppressed_by`): repeats that k
 of them is longer than the window. One that failed or was rate limited everywhere suppresses
 nothing, nor do the repeats that name it (they came while it was still being sent): the next
 repeat is the next chance to be heard.
-A delivery row exists per channel from the start (`pending`), leased for LEASE_SECONDS to the
-replica that stored it (the lease names it: its dispatcher's `owner`), which renews the lease
-while it delivers (`renew_leases`). Any replica takes over, atomically, a pending delivery whose
-lease ran out (`claim_pending`): one a crash or a restart interrupted is finished, and one a
-live replica is sending is never sent twice. Only the lease's holder renews it and records the
-outcome; a replica that lost a lease (it could not renew it in time) learns so at its next
-renewal and stops that delivery.
+A delivery row exists per channel from the start (`pending`), leased to the replica that stored
+it (the lease names its dispatcher's `owner`, and runs for the seconds it asks: `LeaseHolder`),
+which renews the lease while it delivers (`renew_leases`). Any replica takes over, atomically, a
+pending delivery whose lease ran out (`claim_pending`): one a crash or a restart interrupted is
+finished, and one a live replica is sending is never sent twice. Only the lease's holder renews
+it and records the outcome; a replica that lost a lease (it could not renew it in time) learns
+so at its next renewal and stops that delivery.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -42,7 +43,17 @@ INSERT = """
 INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status, suppressed_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
-LEASE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """The replica a lease names (its dispatcher's `owner`), and how long the lease runs from
+    when it is taken or renewed."""
+
+    owner: str
+    seconds: float
+
+
 DELIVERY = """
 INSERT INTO alert_deliveries (alert_id, channel, lease_until, lease_owner)
 VALUES ($1, $2, now() + make_interval(secs => $3), $4)
@@ -105,12 +116,16 @@ FROM alerts a WHERE $2::text IS NULL OR a.kind = $2 ORDER BY a.id DESC LIMIT $1
 
 
 async def store_alert(
-    pool: asyncpg.Pool, alert: AlertEvent, channels: list[str], dedup_seconds: float, owner: str
+    pool: asyncpg.Pool,
+    alert: AlertEvent,
+    channels: list[str],
+    dedup_seconds: float,
+    holder: LeaseHolder,
 ) -> int | None:
-    """The new alert's id, its deliveries pending and leased to `owner`; None when it is a
+    """The new alert's id, its deliveries pending and leased to `holder`; None when it is a
     duplicate (suppressed)."""
     async with pool.acquire() as connection, connection.transaction():
-        return await insert_alert(connection, alert, channels, dedup_seconds, owner)
+        return await insert_alert(connection, alert, channels, dedup_seconds, holder)
 
 
 async def insert_alert(
@@ -118,7 +133,7 @@ async def insert_alert(
     alert: AlertEvent,
     channels: list[str],
     dedup_seconds: float,
-    owner: str,
+    holder: LeaseHolder,
 ) -> int | None:
     """`store_alert` in the caller's transaction (the daily report commits its claim with it)."""
     repeated: int | None = None
@@ -141,7 +156,7 @@ async def insert_alert(
     if duplicate:
         return None
     for channel in channels:
-        await connection.execute(DELIVERY, alert_id, channel, LEASE_SECONDS, owner)
+        await connection.execute(DELIVERY, alert_id, channel, holder.seconds, holder.owner)
     return alert_id
 
 
@@ -165,9 +180,11 @@ async def mark_delivery(
     return True
 
 
-async def claim_pending(pool: asyncpg.Pool, owner: str) -> list[tuple[int, str, AlertEvent]]:
-    """The pending deliveries nobody holds a lease on, now leased to `owner`."""
-    claimed = await pool.fetch(CLAIM_PENDING, LEASE_SECONDS, owner)
+async def claim_pending(
+    pool: asyncpg.Pool, holder: LeaseHolder
+) -> list[tuple[int, str, AlertEvent]]:
+    """The pending deliveries nobody holds a lease on, now leased to `holder`."""
+    claimed = await pool.fetch(CLAIM_PENDING, holder.seconds, holder.owner)
     rows = sorted(claimed, key=lambda row: row["id"])
     return [
         (
@@ -187,14 +204,14 @@ async def claim_pending(pool: asyncpg.Pool, owner: str) -> list[tuple[int, str, 
 
 
 async def renew_leases(
-    pool: asyncpg.Pool, deliveries: Collection[tuple[int, str]], owner: str
+    pool: asyncpg.Pool, deliveries: Collection[tuple[int, str]], holder: LeaseHolder
 ) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
-    """Extend `owner`'s leases of the deliveries it is still working on; returns (those
-    renewed, those another replica took over: its lease had run out, and `owner` must stop)."""
+    """Extend `holder`'s leases of the deliveries it is still working on; returns (those
+    renewed, those another replica took over: its lease had run out, and `holder` must stop)."""
     if not deliveries:
         return set(), set()
     ids, channels = zip(*deliveries, strict=True)
-    rows = await pool.fetch(RENEW, list(ids), list(channels), LEASE_SECONDS, owner)
+    rows = await pool.fetch(RENEW, list(ids), list(channels), holder.seconds, holder.owner)
     renewed = {(row["alert_id"], row["channel"]) for row in rows if row["renewed"]}
     return renewed, {(row["alert_id"], row["channel"]) for row in rows if row["lost"]}
 
