@@ -129,7 +129,7 @@ async def test_two_handlers_of_an_order_binance_never_got_resend_it_once(
     # both queries are decided before either resend lands; the second is answered late
     fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False,
                        query_tricks=["", "slow"], misbehave=["timeout-after"])  # fmt: skip
-    client_order_id = await add_order(url, symbol, "submitted", age=3600)
+    client_order_id = await add_order(url, symbol, "submitted", age=60)  # past the recvWindow
     async with serving(fake) as base_url, venues(url, base_url, 2) as (_, (first, second)):
         await asyncio.gather(first.execute(client_order_id), second.execute(client_order_id))
         row = await order_row(url, client_order_id)
@@ -167,6 +167,26 @@ async def test_an_order_recorded_and_not_sent_before_its_approval_expired_is_nev
     assert list(fake.placed) == [ids["holding"]]
 
 
+async def test_an_order_binance_never_got_is_not_sent_again_once_its_approval_expired(
+    trading_env: dict[str, str],
+) -> None:
+    """Claimed and marked `submitted` before a long outage (a ban, the network), its request
+    never reached Binance: when Binance answers again, -2013 says it has no such order, and
+    the order, approved longer ago than an approval holds, is rejected, not sent on the risk
+    checks of then. An order recorded before approvals carried their time counts from its
+    recording."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)})
+    client_order_id = await add_order(url, symbol, "submitted", age=APPROVAL_LIFETIME_SECONDS + 30)
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, [venue]):
+        await venue.execute(client_order_id)
+        row = await order_row(url, client_order_id)
+    assert row["approved_at"] is None  # recorded before migration 0039
+    assert row["status"] == "rejected" and "an approval holds for 600 s" in row["reason"]
+    assert client_order_id not in fake.placed
+
+
 async def test_an_order_missing_from_a_query_asked_inside_its_send_window_is_not_resent(
     trading_env: dict[str, str],
 ) -> None:
@@ -196,7 +216,7 @@ async def test_a_duplicate_order_answer_is_queried_not_taken_for_a_rejection(
     the order exists, so it is looked up, never rejected."""
     symbol, url = new_symbol(), trading_env["DATABASE_URL"]
     fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False, query_tricks=["lost"])
-    client_order_id = await add_order(url, symbol, "submitted", age=3600, price="90")
+    client_order_id = await add_order(url, symbol, "submitted", age=60, price="90")
     fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
                 "price": "90", "newClientOrderId": client_order_id})  # fmt: skip
     async with serving(fake) as base_url, venues(url, base_url, 1) as (_, (venue,)):

@@ -22,8 +22,9 @@ clock (-1021) is sent again at once, claimed and stamped the same way, once.
 An order Binance could not take is rejected before it leaves, saying why: its symbol is not
 listed (-1121), its client order id is not one Binance accepts, it breaks a filter, or it is a
 market buy whose ask is too far above the price it was sized at (domain/price_guard.py). So is
-one approved more than APPROVAL_LIFETIME_SECONDS before its first send (`stale_approval`: an
-executor away for longer, an approval replayed from the dead letters).
+one approved more than APPROVAL_LIFETIME_SECONDS before it is sent, first or again after -2013
+(`stale_approval`: an executor away for longer, an approval replayed from the dead letters, a
+claimed send that never reached Binance before a long outage).
 
 While the risk manager's circuit breaker or kill switch is on (domain/halt.py), no buy adds
 exposure: one not sent yet is rejected before it leaves, and one open on Binance is cancelled
@@ -247,10 +248,11 @@ class LiveVenue:
         """Claim the order as `seen` (a first send, or a resend when Binance was `asked_at` more
         than `resend_after` seconds after the last), send it, book or resolve the answer."""
         # a symbol the books cannot hold, or an approval too old, is refused before Binance is
-        # asked anything
+        # asked anything; a resend too (the claim lets it go only once Binance would refuse the
+        # last send, so the order is on the risk checks of its approval, as the first send was)
         unbookable = not_quoted_reason(seen["symbol"], seen["side"], self.quote_asset)
-        if seen["status"] == "new":
-            unbookable = unbookable or stale_approval(seen["approved_at"], datetime.now(UTC))
+        approved_at = seen["approved_at"] or seen["created_at"]  # recorded before 0039: created
+        unbookable = unbookable or stale_approval(approved_at, datetime.now(UTC))
         listing = f"not sent: {unbookable}" if unbookable else await self.listing(seen["symbol"])
         order = await self._claim(seen, listing, resend_after, asked_at)
         if order is None:

@@ -193,7 +193,8 @@ class Costs:
 def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: Costs) -> None:
     """One order against the running books: nothing, rest, fill, reject or cancel."""
     is_open = order["status"] == "submitted"
-    if order["status"] == "new" and (reason := stale_approval(order["approved_at"], books.now)):
+    approved_at = order["approved_at"] or order.get("created_at")  # before 0039: recorded
+    if order["status"] == "new" and (reason := stale_approval(approved_at, books.now)):
         books.reject(order, f"not filled: {reason}")
         return
     if reason := not_quoted_reason(order["symbol"], order["side"], costs.quote_asset):

@@ -72,9 +72,11 @@ SELECT FROM orders o WHERE o.client_order_id = d.client_order_id
 # An approval whose order the executor never recorded (its message dead-lettered) stops
 # counting after a grace: a sell's would hold its coins back for ever and block every exit from
 # the position, a buy's would hold its exposure for ever. A sell is let go after
-# SELL_RECORD_GRACE (one recorded later is checked against what the executor holds all the
-# same); a buy only once the executor would refuse it (APPROVAL_LIFETIME_SECONDS, and as long
-# again for two pods' clocks), so a late buy can never break the exposure limits.
+# SELL_RECORD_GRACE, though the executor would still take it until APPROVAL_LIFETIME_SECONDS:
+# one recorded late is checked against the coins the executor holds, so a second sell of the
+# same coins is refused there. A buy is let go only once the executor would refuse it
+# (APPROVAL_LIFETIME_SECONDS, and as long again for two pods' clocks), so a late buy can never
+# break the exposure limits.
 SELL_RECORD_GRACE = "interval '5 minutes'"
 BUY_RECORD_GRACE = f"interval '{2 * APPROVAL_LIFETIME_SECONDS:.0f} seconds'"
 RECORDED = "SELECT FROM orders o WHERE o.client_order_id = d.client_order_id"
