@@ -11,6 +11,7 @@ test) and AUTH stands in for SMTP; `Mailbox.refuse` queues answers to RCPT TO (5
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import subprocess
@@ -134,6 +135,7 @@ class Mailbox:
         self.messages: list[tuple[list[str], bytes]] = []
         self.refusals: list[str] = []
         self.recipients_tried = 0
+        self.data_delay = 0.0  # seconds before the answer to DATA (a slow server)
 
     def refuse(self, *answers: str) -> None:
         self.refusals.extend(answers)
@@ -150,6 +152,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         del server, session
+        await asyncio.sleep(self.data_delay)
         content = envelope.content or b""
         raw = content.encode() if isinstance(content, str) else bytes(content)
         self.messages.append((list(envelope.rcpt_tos), raw))

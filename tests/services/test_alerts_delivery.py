@@ -4,8 +4,10 @@ a channel that raises what nobody expected, SMTP errors that retrying cannot fix
 
 from __future__ import annotations
 
+import asyncio
 import email
 import logging
+import time
 from pathlib import Path
 
 import asyncpg
@@ -121,6 +123,23 @@ async def send_error(channel: EmailChannel) -> ChannelError:
     with pytest.raises(ChannelError) as caught:
         await channel.send(AlertEvent(kind="custom", title="t"))
     return caught.value
+
+
+async def test_an_email_attempt_cut_off_at_its_limit_ends_at_once(tmp_path: Path) -> None:
+    """A server 3 s slow to answer DATA, an attempt cut off after 0.5 s (as the dispatcher cuts
+    it at ALERT_SEND_TIMEOUT_SECONDS): the connection is dropped then, not held for a QUIT the
+    busy server would answer only after DATA, so the attempt ends within its time limit."""
+    with smtp_server(tmp_path) as (mailbox, port, ca):
+        mailbox.data_delay = 3.0
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await email_channel(port, ca).send(AlertEvent(kind="custom", title="slow"))
+        took = time.monotonic() - started
+        mailbox.data_delay = 0.0
+        await email_channel(port, ca).send(AlertEvent(kind="custom", title="next"))
+    assert took < 1.5
+    assert any(b"Subject: [MasterTrade info] next" in raw for _, raw in mailbox.messages)
 
 
 async def test_smtp_without_starttls_or_with_a_wrong_login_is_not_retried(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ timeout is retried.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from email.message import EmailMessage
 
@@ -81,16 +82,27 @@ class EmailChannel:
         return message
 
     async def send(self, alert: AlertEvent) -> None:
+        """Connect (STARTTLS, AUTH), send, and hang up without QUIT: once the server accepted
+        the message, waiting for QUIT's answer could only turn a delivered alert into an attempt
+        cut off at its time limit, and sent again. An attempt cut off (the time limit, a
+        shutdown) drops the connection at once instead of saying QUIT and waiting for it."""
+        client = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, start_tls=True, username=self.user,
+            password=self.password, tls_context=self.tls, timeout=self.timeout,
+        )  # fmt: skip
         try:
-            await aiosmtplib.send(
-                self.build_message(alert),
-                hostname=self.host,
-                port=self.port,
-                start_tls=True,
-                username=self.user,
-                password=self.password,
-                tls_context=self.tls,
-                timeout=self.timeout,
-            )
-        except (aiosmtplib.SMTPException, OSError) as error:
-            raise sort_failure(error) from error
+            await client.connect()
+            await client.send_message(self.build_message(alert))
+        except BaseException as error:
+            drop(client)
+            if isinstance(error, (aiosmtplib.SMTPException, OSError)):
+                raise sort_failure(error) from error
+            raise
+        client.close()
+
+
+def drop(client: aiosmtplib.SMTP) -> None:
+    """Close the connection at once, discarding whatever is still to be written."""
+    if isinstance(transport := client.transport, asyncio.WriteTransport):
+        transport.abort()
+    client.close()
