@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
+from mastertrade.gateway.health import HEALTH_FRESH_SECONDS
 from mastertrade.gateway.keys import digest_of
 from mastertrade.gateway.ratelimit import RateLimiter, batch_for
 from tests.infra import free_port
@@ -27,8 +28,10 @@ READ, TRADE, ADMIN = (f"{word}-{uuid.uuid4().hex}" for word in ("read", "trade",
 
 
 def echo_app() -> FastAPI:
-    """A stand-in service: tells what it received; /slow answers after 2 s."""
+    """A stand-in service: tells what it received; /slow answers after 2 s; counts the health
+    checks it answers (`app.state.health_checks`)."""
     app = FastAPI()
+    app.state.health_checks = 0
 
     @app.api_route("/echo", methods=["GET", "POST", "DELETE"])
     @app.api_route("/api/v1/admin/echo", methods=["GET", "POST"])
@@ -45,6 +48,7 @@ def echo_app() -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, str]:
+        app.state.health_checks += 1
         return {"status": "healthy"}
 
     @app.api_route("/cookies", methods=["GET", "HEAD"])
@@ -298,6 +302,28 @@ async def test_a_service_down_slow_or_missing_gets_a_clear_answer(
         assert "market_data_service" in body["not_configured"]
         assert (await client.get("/health")).status_code == 200  # the gateway itself is fine
         assert (await client.get("/api/strategy-service/echo")).status_code == 200
+
+
+async def test_callers_of_the_health_listings_share_one_round_of_checks(
+    service_env: dict[str, str],
+) -> None:
+    """Fifty anonymous callers at once cost each service one health check, as do callers within
+    the next 2 s; the first caller after that starts a new round."""
+    echo = echo_app()
+    async with serving(echo) as url:
+        env = {**service_env, "ORDER_EXECUTOR_URL": url, "GATEWAY_ANONYMOUS_RATE_LIMIT": "1000"}
+        async with gateway(env) as client:
+            paths = ["/api/v1/services", "/api/v1/health"] * 25
+            burst = await asyncio.gather(*(client.get(path) for path in paths))
+            checks_after_burst = echo.state.health_checks
+            soon = await client.get("/api/v1/services")
+            checks_soon = echo.state.health_checks
+            await asyncio.sleep(HEALTH_FRESH_SECONDS + 0.1)
+            later = await client.get("/api/v1/services")
+    assert {answer.status_code for answer in burst} == {200}
+    assert all(a.json()["order_executor"]["status"] == "healthy" for a in burst[::2])
+    assert (checks_after_burst, checks_soon, echo.state.health_checks) == (1, 1, 2)
+    assert soon.json() == later.json() == burst[0].json()
 
 
 async def test_answers_are_relayed_exactly_and_no_cookie_crosses_callers(

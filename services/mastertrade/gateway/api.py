@@ -1,7 +1,8 @@
 """HTTP routes of api_gateway: its own (services, aggregated health, keys) and the proxy.
 
 Its own routes need what a proxied request of the same kind needs: the two health listings a
-`read` key when GATEWAY_REQUIRE_KEY_FOR_READS, the key listing `admin`."""
+`read` key when GATEWAY_REQUIRE_KEY_FOR_READS, the key listing `admin`. The health listings
+share one round of health checks among their callers (`health.SharedHealth`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from mastertrade.core.upstream import fetch_health
+from mastertrade.gateway.health import Listing
 from mastertrade.gateway.routing import Gateway
 from mastertrade.gateway.settings import routable_services
 
@@ -25,7 +27,12 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
-async def _all_health(gateway: Gateway) -> dict[str, dict[str, Any]]:
+async def _all_health(gateway: Gateway) -> Listing:
+    return await gateway.health.get(lambda: _check_all(gateway))
+
+
+async def _check_all(gateway: Gateway) -> Listing:
+    """Ask every configured service for its health, at once."""
     if gateway.client is None:
         return {}
     specs = [spec for spec in routable_services() if spec.name in gateway.upstreams]

@@ -17,6 +17,7 @@ from mastertrade.gateway.access import (
     required_scope,
     unforwardable,
 )
+from mastertrade.gateway.health import SharedHealth
 from mastertrade.gateway.keys import ApiKey, KeyStore, Scope
 from mastertrade.gateway.proxy import BodyTooLargeError, Upstreams, forward, problem, read_body
 from mastertrade.gateway.ratelimit import Decision, RateLimiter
@@ -33,6 +34,7 @@ class Gateway:
         self.upstreams = {name: url.rstrip("/") for name, url in settings.upstreams.items()}
         self.services = {spec.kube_name: spec for spec in routable_services()}
         self.client: httpx.AsyncClient | None = None
+        self.health = SharedHealth()  # the health listings' checks, shared by their callers
         self.pool: Upstreams | None = None
         self._limiter: RateLimiter | None = None
 
