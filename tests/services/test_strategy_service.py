@@ -631,7 +631,7 @@ async def momentum_after_a_fall(url: str, symbol: str, start: datetime, lookback
         )  # fmt: skip
     finally:
         await connection.close()
-    return await activate_momentum(url, symbol, lookback, name="live momentum")
+    return await activate_momentum(url, symbol, lookback, name=f"live momentum on {symbol}")
 
 
 @asynccontextmanager
@@ -681,7 +681,7 @@ async def test_active_strategy_turns_candles_into_signals(
 ) -> None:
     """A buy asks for the notional at the close; a sell for what the strategy's own orders
     filled (not the notional at the new price), and nothing when it holds nothing."""
-    symbol = "TESTSTRAT"
+    symbol = "TESTSTRATUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
@@ -731,7 +731,7 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
     first. The rule turned flat on 101, so no edge is on 103; the strategy's latest signal was
     its buy, so the pod that reads the bars again sells at 103, with the id of 101's sell. The
     backfilled candles then published change nothing, and the next rise buys as usual."""
-    symbol = "TESTCATCHUP"
+    symbol = "TESTCATCHUPUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
@@ -785,7 +785,7 @@ async def test_bars_read_with_a_hole_are_read_again_once_the_backfill_stored_it(
     for 104 once 105 is stored too (a busy machine): 104 is late, and 105, read with the bars,
     must still be decided (it was taken for a redelivery, and the sell never came)."""
     monkeypatch.setattr(live_module, "HOLES_REREAD_SECONDS", 0.0)  # every candle checks
-    symbol = "TESTHOLES"
+    symbol = "TESTHOLESUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     await momentum_after_a_fall(url, symbol, start, lookback=2)  # closes 999 down to 900
@@ -826,7 +826,7 @@ async def test_a_hole_never_filled_is_counted_not_read_again_at_every_check(
         return await recent_bars(pool, symbol, limit)
 
     monkeypatch.setattr(live_module, "recent_bars", counted)
-    symbol = "TESTHOLEKEPT"
+    symbol = "TESTHOLEKEPTUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     await momentum_after_a_fall(url, symbol, start, lookback=2)
@@ -850,7 +850,7 @@ async def test_a_strategy_retired_after_its_pod_read_the_active_set_sends_nothin
 ) -> None:
     """The pod reads the active set every 30 s; a run retires the strategy meanwhile (and
     queues the sell of what it holds): the rise that would have bought sends nothing."""
-    symbol = "TESTRETIRED"
+    symbol = "TESTRETIREDUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
@@ -879,7 +879,7 @@ async def test_a_strategy_activated_while_its_rule_is_long_buys_at_its_first_can
     symbol: its rule turned long on candle 100, before it traded, so its first candle (101, no
     change) buys, with the id 100 would have given it; A's decisions go on as before."""
     monkeypatch.setattr(live_module, "ACTIVE_REFRESH", 0.0)  # the active set read every candle
-    symbol = "TESTJOIN"
+    symbol = "TESTJOINUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     await momentum_after_a_fall(url, symbol, start)
@@ -907,7 +907,7 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
     """The strategy bought on candle 100, was retired (its holding sold) and activated again
     while its rule is still long: the pod reading its bars again buys, with an id of its own
     (100's buy is decided already, so sending it again would buy nothing)."""
-    symbol = "TESTAGAIN"
+    symbol = "TESTAGAINUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
@@ -936,7 +936,7 @@ async def test_a_sell_of_nothing_held_is_not_signalled(
 ) -> None:
     """The buy was refused by the risk manager (no order): the exit sends nothing; the next
     entry buys again."""
-    symbol = "TESTNOHOLD"
+    symbol = "TESTNOHOLDUSDT"
     start = NOW - timedelta(minutes=200)
     await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
@@ -948,13 +948,49 @@ async def test_a_sell_of_nothing_held_is_not_signalled(
     assert [(s["side"], s["price"]) for s in published] == [("buy", "950"), ("buy", "945")]
 
 
+async def test_a_strategy_on_a_pair_not_quoted_in_the_account_s_asset_sells_and_never_buys(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """Active on a BTC pair (activated before generation left such pairs out), in a USDT
+    account: its buy is not sent (the executor would reject it, and alert, at every entry); a
+    sell of what an older version bought for it still is. A USDT pair's strategy goes on."""
+    cross, quoted = "TESTCROSSBTC", "TESTQUOTEDUSDT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    cross_id = await momentum_after_a_fall(url, cross, start)
+    await momentum_after_a_fall(url, quoted, start)
+
+    async def publish_minute(channel: AbstractChannel, minute: int, open_: str, close: str) -> None:
+        for symbol in (cross, quoted):  # the cross pair's candle is handled first
+            bar = candle(symbol, start + timedelta(minutes=minute), open_, close)
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
+
+    async with live_strategies(trading_env, rabbitmq_url, quoted) as (channel, signals, _):
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(SIGNALS.name, f"signal.{cross}")
+        await queue.consume(signals.on_message)
+        await publish_minute(channel, 100, "900", "950")
+        [buy] = await signals.wait_for(f"signal.{quoted}", 1, timeout=60)
+        await filled(url, buy, buy["quantity"])
+        minute_100 = int((start + timedelta(minutes=100)).timestamp()) // 60
+        older = {"signal_id": signal_id(cross_id, cross, minute_100, "buy"), "symbol": cross,
+                 "side": "buy", "price": "950"}  # fmt: skip
+        await filled(url, older, "0.5")
+        await publish_minute(channel, 101, "950", "940")
+        await signals.wait_for(f"signal.{quoted}", 2, timeout=60)
+        [sell] = await signals.wait_for(f"signal.{cross}", 1, timeout=60)
+    assert [s["side"] for s in signals.of(f"signal.{quoted}")] == ["buy", "sell"]
+    assert (sell["side"], Decimal(sell["quantity"])) == ("sell", Decimal("0.5"))
+    assert [s["side"] for s in signals.of(f"signal.{cross}")] == ["sell"]
+
+
 async def test_an_exit_before_its_buy_filled_sells_once_the_buy_filled(
     trading_env: dict[str, str], rabbitmq_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A backlog decides candles milliseconds apart: the exit on 101 comes before the buy of
     100 filled, and finds nothing held. Once the buy filled, the next candle (the rule still
     flat) sells what it bought, with the id 101's exit would have had, and only once."""
-    symbol = "TESTEXITWAIT"
+    symbol = "TESTEXITWAITUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
@@ -989,7 +1025,7 @@ async def test_a_signal_whose_publish_fails_is_published_once_the_broker_answers
     """The broker drops the connection as the buy leaves: the candle is held (not dead-lettered,
     not taken for a duplicate when it comes back) and the buy goes out when the broker answers;
     lost, no later candle would signal it (the rule is long by then)."""
-    symbol = "TESTRETRY"
+    symbol = "TESTRETRYUSDT"
     start = NOW - timedelta(minutes=200)
     await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
     failures = [AMQPConnectionError("connection reset by peer")]

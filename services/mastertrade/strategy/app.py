@@ -32,6 +32,7 @@ def create_app(settings: StrategySettings) -> FastAPI:
         settings.strategy_signal_notional,
         settings.trading_environment,
         settings.strategy_history_days,
+        settings.quote_asset,
     )
     app = build_service_app(spec, settings, [router], {CANDLES_QUEUE: trader.handle})
     runtime: Runtime = app.state.runtime

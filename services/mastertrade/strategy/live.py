@@ -42,7 +42,7 @@ from prometheus_client import Counter
 from pydantic import TypeAdapter
 
 from mastertrade.core.bus import publish_json
-from mastertrade.core.messages import Signal
+from mastertrade.core.messages import Signal, quoted_in
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
@@ -138,9 +138,13 @@ class LiveMetrics:
 class LiveTrader:
     """The candle handler of one pod."""
 
-    def __init__(self, notional: Decimal, environment: str, history_days: int = 0) -> None:
+    def __init__(
+        self, notional: Decimal, environment: str, history_days: int = 0, quote_asset: str = "USDT"
+    ) -> None:
         self.notional = notional
         self.environment = environment  # where the strategies' holdings and signals count
+        self.quote_asset = quote_asset  # the account's asset: a buy of a symbol in another fails
+        self._unquoted: set[int] = set()  # strategies told of buying a symbol not quoted in it
         self.window = max(LIVE_BARS, history_days * 1440)  # the bars a backtest reads
         self.runtime: Runtime | None = None
         self._metrics: LiveMetrics | None = None
@@ -348,6 +352,8 @@ class LiveTrader:
         for decision in unchanged:
             active, rule = strategies[decision.index]
             wanted: Side = "buy" if decision.long else "sell"
+            if wanted == "buy" and not quoted_in(active.symbol, self.quote_asset):
+                continue  # it sends no buy (`_skip_unquoted`): nothing to catch up with
             last = await last_signal(self.runtime.pool, active.id, active.symbol, self.environment)
             if (last[0] if last else "sell") != wanted:
                 behind.append((active, rule, wanted, last[1] if last else None))
@@ -381,6 +387,15 @@ class LiveTrader:
             return await held_quantity(pool, active.id, active.symbol, self.environment)
         return (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
+    def _skip_unquoted(self, active: ActiveStrategy) -> None:
+        """A strategy activated on a cross pair (before QUOTE_ASSET was checked at generation)
+        sends no buy the executor would reject; its sells still unwind what it holds."""
+        if active.id not in self._unquoted:
+            self._unquoted.add(active.id)
+            logger.warning("strategy %d trades %s, which is not quoted in %s (QUOTE_ASSET): its "
+                           "buys are not sent; the next generation run retires it", active.id,
+                           active.symbol, self.quote_asset)  # fmt: skip
+
     async def _publish(
         self, active: ActiveStrategy, side: Side, price: Decimal, moment: int | str
     ) -> None:
@@ -388,6 +403,9 @@ class LiveTrader:
         if not await is_active(self.runtime.pool, active.id):  # checked again on each retry
             logger.info("strategy %d was retired meanwhile: its %s is not sent", active.id, side)
             self.refresh()
+            return
+        if side == "buy" and not quoted_in(active.symbol, self.quote_asset):
+            self._skip_unquoted(active)
             return
         quantity = await self._quantity(active, side, price)
         if quantity <= 0:
