@@ -78,3 +78,26 @@ async def test_a_round_that_fails_fails_its_callers_and_the_next_caller_starts_a
     checks.fail = False
     answer = await shared.get(checks)
     assert answer["risk_manager"]["round"] == 2 and checks.rounds == 2
+
+
+def test_a_round_left_pending_by_a_closed_event_loop_does_not_hold_up_the_next_loop() -> None:
+    """An app served by one event loop, then by another (a test client each time): the round the
+    first loop never finished is not awaited from the second, which takes its own."""
+    shared, stuck = SharedHealth(2.0, Clock()), Checks()
+    first = asyncio.new_event_loop()
+
+    async def leave_a_round_pending() -> asyncio.Future[Listing]:
+        caller = asyncio.ensure_future(shared.get(stuck))
+        await asyncio.sleep(0)
+        return caller
+
+    left = first.run_until_complete(leave_a_round_pending())
+    first.close()
+    answering = Checks()
+
+    async def ask() -> Listing:
+        answering.release.set()
+        return await shared.get(answering)
+
+    assert asyncio.run(ask())["risk_manager"]["round"] == 1
+    assert (stuck.rounds, answering.rounds) == (1, 1) and not left.done()

@@ -38,7 +38,8 @@ class SharedHealth:
         the round another caller started is taking)."""
         if self._listing is not None and self.clock() - self._taken_at < self.fresh:
             return self._listing
-        if self._round is None:
+        # a round of another event loop (one that closed with it pending) is not this loop's
+        if self._round is None or self._round.get_loop() is not asyncio.get_running_loop():
             self._round = asyncio.ensure_future(self._take(check))
         # a caller that goes away (its client disconnected) leaves the round to the others
         return await asyncio.shield(self._round)
