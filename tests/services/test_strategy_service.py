@@ -345,7 +345,8 @@ async def test_an_admin_activates_backtested_strategies_up_to_the_maximum(
     candles_url: str, service_env: dict[str, str]
 ) -> None:
     """Each activation is announced once (by strategy and activation time); a refusal (the
-    maximum reached, a strategy active already, no such strategy) announces nothing."""
+    maximum reached, a strategy active already, no such strategy, one on a pair the account
+    cannot book) announces nothing."""
     env = {
         **service_env, **SMALL_RUN, "DATABASE_URL": candles_url, "STRATEGY_POLL_SECONDS": "0.2",
         "STRATEGY_ADMIN_API_KEY_SHA256": hashlib.sha256(TOKEN.encode()).hexdigest(),
@@ -388,6 +389,17 @@ async def test_an_admin_activates_backtested_strategies_up_to_the_maximum(
         assert again.status_code == 200 and again.json()["outcome"] == "already"
         missing = await client.post("/api/v1/admin/strategies/999999/activate", headers=good)
         assert missing.status_code == 404
+        connection = await asyncpg.connect(candles_url)
+        try:  # backtested on a cross pair (before generation left them out)
+            cross = await connection.fetchval(
+                "INSERT INTO strategies (name, status, parameters, symbol, family) VALUES "
+                "('on ETHBTC', 'backtested', '{}'::jsonb, 'ETHBTC', 'momentum') RETURNING id"
+            )
+        finally:
+            await connection.close()
+        unquoted = await client.post(f"/api/v1/admin/strategies/{cross}/activate", headers=good)
+        assert unquoted.status_code == 409
+        assert "not quoted in USDT (QUOTE_ASSET)" in unquoted.json()["detail"]
         assert "mastertrade_strategy_active 3.0" in (await client.get("/metrics")).text
         await asyncio.sleep(2.5)  # two rounds of the outbox loop: a refusal's alert would be out
         written = await _changes_in_outbox(candles_url)

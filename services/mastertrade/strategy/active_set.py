@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from mastertrade.core.db import Connection
+from mastertrade.core.messages import quoted_in
 from mastertrade.core.outbox import add_to_outbox
 from mastertrade.strategy.closing import close_positions
 from mastertrade.strategy.domain.changes import (
@@ -87,18 +88,19 @@ async def apply_run_choice(
 
 @dataclass(frozen=True)
 class Activation:
-    """What an activation by hand did: `outcome` is activated, already, missing, not_backtested
-    or full; `active` the number of active strategies afterwards."""
+    """What an activation by hand did: `outcome` is activated, already, missing, not_backtested,
+    not_quoted or full; `active` the number of active strategies afterwards."""
 
     outcome: str
     active: int
 
 
 async def activate_strategy(
-    pool: asyncpg.Pool, strategy_id: int, max_active: int, requested_by: str
+    pool: asyncpg.Pool, strategy_id: int, max_active: int, requested_by: str, quote_asset: str
 ) -> Activation:
     """Make one backtested (or paused, or retired) strategy active beside the active set, up to
-    `max_active`, announcing it; the next generation run replaces the set as usual."""
+    `max_active`, announcing it; the next generation run replaces the set as usual. One whose
+    symbol is not quoted in `quote_asset` is refused: the account could not book its buys."""
     async with pool.acquire() as connection, connection.transaction():
         await lock_active_set(connection)
         row = await connection.fetchrow(
@@ -111,6 +113,8 @@ async def activate_strategy(
             return Activation("already", active)
         if row["status"] not in ACTIVATABLE or row["symbol"] is None:
             return Activation("not_backtested", active)
+        if not quoted_in(row["symbol"], quote_asset):
+            return Activation("not_quoted", active)
         if active >= max_active:
             return Activation("full", active)
         activated_at = await connection.fetchval(

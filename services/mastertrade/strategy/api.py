@@ -113,6 +113,8 @@ REFUSALS = {
     "missing": (404, "no strategy {id}"),
     "not_backtested": (409, "strategy {id} is not backtested (only a backtested, paused or "
                        "retired strategy with a symbol can be activated)"),
+    "not_quoted": (409, "strategy {id} trades a pair not quoted in {quote} (QUOTE_ASSET), the "
+                   "asset the account's cash is kept in: its buys could not be booked"),
     "full": (409, "{active} strategies are active already (MAX_ACTIVE_STRATEGIES): wait for "
              "the next generation run, which chooses the set again"),
 }  # fmt: skip
@@ -127,13 +129,16 @@ async def activate(
 ) -> dict[str, Any]:
     """Make a backtested strategy trade now, beside the active set (up to
     MAX_ACTIVE_STRATEGIES); the next generation run chooses the set again."""
+    settings = _settings(request)
     done = await activate_strategy(
-        runtime.pool, strategy_id, _settings(request).max_active_strategies, who
+        runtime.pool, strategy_id, settings.max_active_strategies, who, settings.quote_asset
     )
     refusal = REFUSALS.get(done.outcome)
     if refusal is not None:
         status, detail = refusal
-        raise HTTPException(status, detail.format(id=strategy_id, active=done.active))
+        raise HTTPException(
+            status, detail.format(id=strategy_id, active=done.active, quote=settings.quote_asset)
+        )
     if done.outcome == "activated":
         scheduler: Scheduler = request.app.state.scheduler
         scheduler.on_activated()  # the live loop reads the active set again

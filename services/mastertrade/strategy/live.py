@@ -388,13 +388,15 @@ class LiveTrader:
         return (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
     def _skip_unquoted(self, active: ActiveStrategy) -> None:
-        """A strategy activated on a cross pair (before QUOTE_ASSET was checked at generation)
-        sends no buy the executor would reject; its sells still unwind what it holds."""
+        """A strategy activated on a cross pair (before QUOTE_ASSET was checked at generation
+        and activation) sends no buy the executor would reject; its sells still unwind what it
+        holds."""
         if active.id not in self._unquoted:
             self._unquoted.add(active.id)
             logger.warning("strategy %d trades %s, which is not quoted in %s (QUOTE_ASSET): its "
-                           "buys are not sent; the next generation run retires it", active.id,
-                           active.symbol, self.quote_asset)  # fmt: skip
+                           "buys are not sent, its sells are; retire it, or a generation run "
+                           "that finds a new active set will", active.id, active.symbol,
+                           self.quote_asset)  # fmt: skip
 
     async def _publish(
         self, active: ActiveStrategy, side: Side, price: Decimal, moment: int | str
