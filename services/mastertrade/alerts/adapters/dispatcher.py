@@ -14,12 +14,11 @@ again). A lease runs `RetryPolicy.lease_seconds` from its last renewal (every RE
 an attempt is cut off at ALERT_SEND_TIMEOUT_SECONDS (`attempt_seconds`), however slowly the
 channel answers: none starts unless, cut off, it would still end LEASE_MARGIN before the lease
 can run out, so a replica cut off from the database stops trying before another may take over,
-and never has a request on the wire once it has. One whose lease another replica took over is
-stopped (`stop_lost`). At shutdown `stop` lets an attempt on
-the wire and the recording of its outcome finish (up to FINISH_SENDING_SECONDS: cancelled, a
-request the channel got would be sent again by the replica that resumes it), cancels the
-deliveries waiting to retry, and releases the leases of those left, so another replica resumes
-them at once.
+and has no request on the wire by the time another may. One whose lease another replica took
+over is stopped (`stop_lost`). At shutdown `stop` lets an attempt on the wire and the recording
+of its outcome finish (up to FINISH_SENDING_SECONDS: cancelled, a request the channel got would
+be sent again by the replica that resumes it), cancels the deliveries waiting to retry, and
+releases the leases of those left, so another replica resumes them at once.
 """
 
 from __future__ import annotations
