@@ -136,9 +136,8 @@ async def test_a_replica_renews_its_own_leases_and_loses_none(pool: asyncpg.Pool
     await expire(pool, alert_id)
     renewed, lost = await renew_leases(pool, {(alert_id, "hook")}, held("a"))
     assert (renewed, lost) == ({(alert_id, "hook")}, set())
-    assert (
-        await claim_pending(pool, held("b")) == []
-    )  # the renewal put the lease back in the future
+    # the renewal put the lease back in the future
+    assert await claim_pending(pool, held("b")) == []
     assert await renew_leases(pool, {(alert_id, "hook")}, held("b")) == (
         set(),
         {(alert_id, "hook")},
