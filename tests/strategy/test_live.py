@@ -60,7 +60,7 @@ def test_a_position_entered_days_ago_is_still_exited_live() -> None:
     rule = Momentum(lookback=1440, threshold=0.05)
     closes = [100.0] * 2000 + [100 + 7 * i / 99 for i in range(100)] + [107.0] * 5000 + [101.0]
     opens = [closes[0], *closes[:-1]]
-    trader = LiveTrader(Decimal(100), "paper", history_days=5)
+    trader = LiveTrader(Decimal(100), "paper", history_days=5, quote_asset="USDT")
     bars = SymbolBars(trader.window)
     for minute, (open_, close) in enumerate(zip(opens, closes, strict=True)):
         bars.append(minute, open_, close)

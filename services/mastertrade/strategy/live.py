@@ -139,7 +139,7 @@ class LiveTrader:
     """The candle handler of one pod."""
 
     def __init__(
-        self, notional: Decimal, environment: str, history_days: int = 0, quote_asset: str = "USDT"
+        self, notional: Decimal, environment: str, history_days: int, quote_asset: str
     ) -> None:
         self.notional = notional
         self.environment = environment  # where the strategies' holdings and signals count
