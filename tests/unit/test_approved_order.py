@@ -51,6 +51,17 @@ def test_an_approval_holds_for_its_lifetime_and_not_a_second_more() -> None:
     assert stale_approval(None, approved_at + 10 * lifetime) is None  # recorded before 0039
 
 
+def test_an_approval_time_further_ahead_than_its_lifetime_is_refused() -> None:
+    """A time in the future would keep an approval alive past its lifetime: a few seconds of
+    clock difference pass, more than the lifetime does not."""
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    lifetime = timedelta(seconds=APPROVAL_LIFETIME_SECONDS)
+    assert stale_approval(now + timedelta(seconds=5), now) is None
+    assert stale_approval(now + lifetime, now) is None
+    reason = stale_approval(datetime(2100, 1, 1, tzinfo=UTC), now)
+    assert reason is not None and "ahead of this clock" in reason
+
+
 def test_an_approval_time_without_a_time_zone_is_refused_saying_so() -> None:
     """A naive time could not be compared with the executor's clock: the message is refused
     (and dead-lettered) instead of failing later."""

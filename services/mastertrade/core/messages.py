@@ -102,10 +102,15 @@ filled, and its strategy's next signal is decided afresh."""
 
 def stale_approval(approved_at: datetime | None, now: datetime) -> str | None:
     """Why an order approved at `approved_at` may no longer be executed at `now`, if so (None
-    for an order recorded before approvals carried their time)."""
+    for an order recorded before approvals carried their time). A time further ahead of `now`
+    than the lifetime is refused too: it would keep the approval alive for as long again."""
     if approved_at is None:
         return None
     age = (now - approved_at).total_seconds()
+    if -age > APPROVAL_LIFETIME_SECONDS:
+        return (f"approved_at {approved_at.isoformat()} is {-age:.0f} s ahead of this clock: "
+                "the risk manager's and the executor's clocks disagree (check their NTP), or "
+                "the message was edited")  # fmt: skip
     if age <= APPROVAL_LIFETIME_SECONDS:
         return None
     return (f"approved {age:.0f} s ago ({approved_at.isoformat()}), and an "
