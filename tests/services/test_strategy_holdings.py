@@ -437,3 +437,57 @@ def test_the_first_signal_after_none_differs_by_environment() -> None:
     not take the id a first paper catch-up took."""
     assert after(None, "paper") != after(None, "live")
     assert after("st1-X-5-buy", "paper") == after("st1-X-5-buy", "live")
+
+
+async def test_an_active_strategys_exit_that_sold_nothing_is_sold_again(
+    connection: asyncpg.Connection,
+) -> None:
+    """Its rule is out, so its pod signals nothing until the rule goes long again: the exit the
+    risk manager rejected is queued again by the sweep, and once that sell filled, nothing
+    more; the waits between attempts are a closing sell's."""
+    active = await strategy(connection, "active, exit rejected")
+    await order(connection, active, 1, "buy", "0.4", at=-4000)
+    await last_close(connection, 80)
+    exit_sell = signal_id(active, SYMBOL, 2, "sell")
+    await decide(connection, exit_sell, "sell", "0.4", outcome="rejected", at=-100)
+    [again] = await swept(connection)
+    assert (again.strategy_id, again.side, again.quantity, again.price) == (
+        str(active),
+        "sell",
+        Decimal("0.4"),
+        Decimal(80),
+    )
+    assert again.signal_id == closing_id(active, exit_sell)
+    assert await swept(connection) == []  # queued and not sent yet
+    await decide(connection, again.signal_id, "sell", "0.4", outcome="rejected", at=-60)
+    assert await swept(connection) == []  # 60 s after the first retry failed: 300 s are due
+    await earlier(connection, active, 300)
+    [third] = await swept(connection)
+    assert third.signal_id == closing_id(active, again.signal_id)
+    await decide(connection, third.signal_id, "sell", "0.4", at=-10)
+    assert await swept(connection) == []  # approved, its order on its way
+    await order(connection, active, third.signal_id.split("-")[2], "sell", "0.4", decided=True)
+    await earlier(connection, active, 4000)
+    assert await swept(connection) == []  # sold
+    await order(connection, active, 3, "buy", "0.5", at=-5)  # in again: held, and not sold
+    assert await swept(connection) == []
+
+
+async def test_an_active_strategys_exit_the_executor_refused_or_filled_in_part_is_sold_again(
+    connection: asyncpg.Connection,
+) -> None:
+    """An approval that waited past its lifetime for an executor that was away is rejected by
+    it; an exit filled in part leaves the rest: each is sold again. An exit still open is
+    not, nor a strategy whose latest signal is a buy."""
+    refused, partly, open_, holding = [
+        await strategy(connection, f"active exiting {n}") for n in range(4)
+    ]
+    for strategy_id in (refused, partly, open_, holding):
+        await order(connection, strategy_id, 1, "buy", "0.3", at=-4000)
+    await last_close(connection, 100)
+    await order(connection, refused, 2, "sell", "0.3", filled="0", status="rejected", at=-50)
+    await order(connection, partly, 2, "sell", "0.3", filled="0.1", status="cancelled", at=-50)
+    await order(connection, open_, 2, "sell", "0.3", filled="0.1", status="partially_filled",
+                at=-50)  # fmt: skip
+    sells = {sell.strategy_id: sell.quantity for sell in await swept(connection)}
+    assert sells == {str(refused): Decimal("0.3"), str(partly): Decimal("0.2")}

@@ -30,5 +30,6 @@ def test_the_wait_stops_growing_at_a_day() -> None:
 
 def test_only_nothing_open_and_nothing_on_its_way_is_settled() -> None:
     assert Closing("s").settled()
-    for pending in ({"in_flight": True}, {"stranded": True}, {"open_orders": True}):
-        assert not Closing("s", **pending).settled()
+    pending = (Closing("s", in_flight=True), Closing("s", stranded=True),
+               Closing("s", open_orders=True))  # fmt: skip
+    assert not any(closing.settled() for closing in pending)

@@ -1,4 +1,5 @@
-"""Positions of strategies that no longer trade, sold until nothing is left of them.
+"""Positions of strategies that no longer trade, sold until nothing is left of them; and the
+exits of active strategies that sold nothing, tried again.
 
 A strategy that is not active (a generation run retired it) signals nothing more, so what its
 filled buys left (`holdings.held_quantity`) would stay open with no owner. Its sell is queued in
@@ -27,6 +28,16 @@ its pod sent just before may still be on its way to the risk manager), is closed
 environment (`strategies.closed_at`, `closed_in`): later sweeps leave it out until an
 activation clears the mark, so their work grows with the strategies still holding something,
 not with every retirement.
+
+An active strategy's exit can fail the same ways: the risk manager rejects its sell, or the
+executor refuses it (an approval that waited past its lifetime for an executor or Binance that
+was away). Its rule is out and stays out, so its pod signals nothing more until the rule goes
+long again, and what it bought would be held through the fall it wanted out of. The sweep looks
+at the active strategies too (`retry_exits`): one whose latest decided signal is a sell and that
+still holds something, with nothing in flight, gets a sell of it queued, with the same ids,
+the same waits between attempts and the same once-a-day cap as a closing sell. A buy the rule
+signals meanwhile is decided after or before it: either way the sell sells what was held then,
+and the buy is held after.
 """
 
 from __future__ import annotations
@@ -74,12 +85,18 @@ WHERE activated_at IS NOT NULL AND status <> 'active' AND symbol IS NOT NULL
   AND closed_in IS DISTINCT FROM $1
 ORDER BY id
 """
+# Active strategies: the sweep tries again an exit that failed
+ACTIVE = """
+SELECT id, symbol, family FROM strategies
+WHERE status = 'active' AND symbol IS NOT NULL
+ORDER BY id
+"""
 # Of the strategy's decisions in the environment: the latest; the approved ones not yet an
 # order, in flight while IN_FLIGHT_SECONDS last, then stranded; its orders still open; and the
 # closing sells decided since its latest other signal (the attempts so far)
 STATE = f"""
 WITH mine AS (
-    SELECT signal_id, client_order_id, outcome, decided_at, signal_id LIKE $3 AS closing
+    SELECT signal_id, side, client_order_id, outcome, decided_at, signal_id LIKE $3 AS closing
     FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $4
 ), attempts AS (
     SELECT decided_at FROM mine WHERE closing AND decided_at > COALESCE(
@@ -89,9 +106,10 @@ WITH mine AS (
     WHERE outcome <> 'rejected'
       AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = mine.client_order_id)
 ), latest AS (
-    SELECT signal_id FROM mine {LATEST_FIRST} LIMIT 1
+    SELECT signal_id, side FROM mine {LATEST_FIRST} LIMIT 1
 )
 SELECT (SELECT signal_id FROM latest) AS latest,
+       (SELECT side FROM latest) AS latest_side,
        EXISTS (SELECT FROM unrecorded WHERE recent) AS in_flight,
        EXISTS (SELECT FROM unrecorded WHERE NOT recent) AS stranded,
        EXISTS (SELECT FROM orders WHERE signal_ref LIKE $1 AND symbol = $2 AND environment = $4
@@ -117,8 +135,9 @@ SELECT close FROM candles WHERE symbol = $1 AND interval = '1m' ORDER BY open_ti
 class Closing:
     """Where a strategy's closing stands in one environment: its latest decided signal (None: it
     never signalled); whether an approved signal of it is on its way to an order (`in_flight`),
-    or was lost on the way (`stranded`); whether an order of it is still open; and the closing
-    sells decided since its latest other signal, the newest `waited` seconds ago."""
+    or was lost on the way (`stranded`); whether an order of it is still open; the closing
+    sells decided since its latest other signal, the newest `waited` seconds ago; and the side
+    of its latest signal."""
 
     latest: str | None
     in_flight: bool = False
@@ -126,6 +145,7 @@ class Closing:
     open_orders: bool = False
     attempts: int = 0
     waited: float | None = None
+    latest_side: str | None = None
 
     def due(self, base: float) -> bool:
         """Whether a sell may be tried now, `base` seconds after the first failure, doubling."""
@@ -157,6 +177,7 @@ async def closing_state(connection: Connection, strategy: StrategyRef, environme
     assert row is not None  # one row, whatever the strategy's history
     return Closing(
         latest=row["latest"],
+        latest_side=row["latest_side"],
         in_flight=row["in_flight"],
         stranded=row["stranded"],
         open_orders=row["open_orders"],
@@ -194,6 +215,23 @@ async def _close(
         return 0
     if not state.due(base):
         return 0
+    why = "no longer trades and holds"
+    return await _queue_sell(connection, strategy, environment, state, held=held, why=why)
+
+
+async def _queue_sell(
+    connection: Connection,
+    strategy: StrategyRef,
+    environment: str,
+    state: Closing,
+    *,
+    held: Decimal,
+    why: str,
+) -> int:
+    """Queue the sell of `held` at the last close (`why` it is sold, said), unless there is
+    no close yet or the same sell is queued and not sent; the number queued."""
+    symbol = strategy.symbol
+    assert symbol is not None
     price = await connection.fetchval(LAST_CLOSE, symbol)
     if price is None:
         return 0
@@ -213,20 +251,48 @@ async def _close(
                        "(dead-lettered?); selling what it holds all the same",
                        strategy.id, IN_FLIGHT_SECONDS)  # fmt: skip
     await add_to_outbox(connection, SIGNALS.name, f"signal.{symbol}", sell.to_json())
-    logger.info("strategy %d no longer trades and holds %s %s: its sell is queued (attempt %d)",
-                strategy.id, held, symbol, state.attempts + 1)  # fmt: skip
+    logger.info("strategy %d %s %s %s: its sell is queued (attempt %d)",
+                strategy.id, why, held, symbol, state.attempts + 1)  # fmt: skip
     return 1
+
+
+async def retry_exits(
+    connection: Connection, environment: str, base: float = CLOSING_SWEEP_SECONDS
+) -> int:
+    """In the caller's transaction: queue again the sell due of each active strategy whose
+    latest decided signal is a sell that left something held in `environment` (rejected,
+    refused by the executor, filled in part); the number queued."""
+    queued = 0
+    for row in await connection.fetch(ACTIVE):
+        strategy = StrategyRef(row["id"], row["symbol"], row["family"])
+        queued += await _retry_exit(connection, strategy, row["symbol"], environment, base)
+    return queued
+
+
+async def _retry_exit(
+    connection: Connection, strategy: StrategyRef, symbol: str, environment: str, base: float
+) -> int:
+    state = await closing_state(connection, strategy, environment)
+    if state.latest_side != "sell" or not state.due(base):
+        return 0
+    held = await held_quantity(connection, strategy.id, symbol, environment)
+    if held <= 0:
+        return 0
+    why = "is out (its latest signal a sell) yet still holds"
+    return await _queue_sell(connection, strategy, environment, state, held=held, why=why)
 
 
 async def sweep_orphans(
     connection: Connection, environment: str, base: float = CLOSING_SWEEP_SECONDS
 ) -> int:
     """In the caller's transaction: queue the sells due of every strategy that once traded and
-    no longer does, of what it holds in `environment`; the number queued."""
+    no longer does, of what it holds in `environment`, and of every active strategy whose exit
+    failed (`retry_exits`); the number queued."""
     await lock_active_set(connection)
     rows = await connection.fetch(ORPHANS, environment)
     refs = [StrategyRef(row["id"], row["symbol"], row["family"]) for row in rows]
-    return await close_positions(connection, refs, environment, base)
+    queued = await close_positions(connection, refs, environment, base)
+    return queued + await retry_exits(connection, environment, base)
 
 
 async def run_closing_loop(
@@ -238,10 +304,10 @@ async def run_closing_loop(
             async with pool_of().acquire() as connection, connection.transaction():
                 await sweep_orphans(connection, environment, interval)
         except TRANSIENT as error:
-            logger.warning("looking for positions of retired strategies failed, retrying in "
-                           "%.0fs: %s", interval, error)  # fmt: skip
+            logger.warning("looking for positions of retired strategies and failed exits "
+                           "failed, retrying in %.0fs: %s", interval, error)  # fmt: skip
         except Exception:  # a fault of ours: said loudly, and the next sweep tries again
-            logger.exception("looking for positions of retired strategies failed")
+            logger.exception("looking for positions of retired strategies and failed exits failed")
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except TimeoutError:

@@ -14,7 +14,8 @@ A sell still open counts in full: what it has not sold yet is spoken for.
   (`last_signal`), says which way it last asked to go.
 - A strategy whose exit found nothing held while a buy may still fill (`buy_may_still_fill`)
   sells once it filled (`live`).
-- A strategy retired with a position sells it (`closing`).
+- A strategy retired with a position sells it, and an active strategy whose exit sold nothing
+  or not all sells again (`closing`).
 """
 
 from __future__ import annotations
