@@ -491,3 +491,81 @@ async def test_an_active_strategys_exit_the_executor_refused_or_filled_in_part_i
                 at=-50)  # fmt: skip
     sells = {sell.strategy_id: sell.quantity for sell in await swept(connection)}
     assert sells == {str(refused): Decimal("0.3"), str(partly): Decimal("0.2")}
+
+
+async def test_an_exit_tried_again_and_sold_after_the_rule_bought_again_is_not_tried_more(
+    connection: asyncpg.Connection,
+) -> None:
+    """The exit was rejected and its sell queued again; meanwhile the rule went long and its
+    buy filled, and the queued sell was decided after it (in the same batch, or later): it
+    sold what was held before, and what the buy bought is the rule's, not sold by the sweep."""
+    await last_close(connection, 100)
+    for decided_with_the_buy in (False, True):
+        active = await strategy(connection, f"active, bought again {decided_with_the_buy}")
+        await order(connection, active, 1, "buy", "0.4", at=-4000)
+        exit_sell = signal_id(active, SYMBOL, 2, "sell")
+        await decide(connection, exit_sell, "sell", "0.4", outcome="rejected", at=-3000)
+        await order(connection, active, 3, "buy", "0.5", at=-2000)
+        again = after(exit_sell, "paper", "close")
+        await order(connection, active, again, "sell", "0.4",
+                    at=-2000 if decided_with_the_buy else -1000)  # fmt: skip
+        assert await held_quantity(connection, active, SYMBOL, "paper") == Decimal("0.5")
+        assert await swept(connection) == []
+
+
+async def test_an_exit_resized_by_the_risk_manager_and_filled_is_not_tried_again(
+    connection: asyncpg.Connection,
+) -> None:
+    """A live buy's commission taken in the coin leaves the account less than the order
+    filled: the risk manager sells what the account holds, and the crumb left on the
+    strategy's books is no failed exit (tried again, it would be rejected for ever)."""
+    active = await strategy(connection, "active, exit resized")
+    await order(connection, active, 1, "buy", "0.4", at=-4000)
+    await last_close(connection, 100)
+    exit_sell = signal_id(active, SYMBOL, 2, "sell")
+    await connection.execute(
+        "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+        "requested_quantity, approved_quantity, price, client_order_id, decided_at) "
+        "VALUES ($1, 'paper', $2, 'sell', 'resized', 0.4, 0.3996, 100, $1, now() - interval "
+        "'1 hour')", exit_sell, SYMBOL,
+    )  # fmt: skip
+    await order(connection, active, 2, "sell", "0.3996", decided=True)
+    assert await held_quantity(connection, active, SYMBOL, "paper") == Decimal("0.0004")
+    assert await swept(connection) == []
+
+
+async def test_an_exit_approved_and_never_an_order_is_sold_again_after_an_hour(
+    connection: asyncpg.Connection,
+) -> None:
+    """Its message was lost on the way to the executor (dead-lettered): waited for while
+    IN_FLIGHT_SECONDS last, then sold again."""
+    active = await strategy(connection, "active, exit lost")
+    await order(connection, active, 1, "buy", "0.4", at=-8000)
+    await last_close(connection, 100)
+    exit_sell = signal_id(active, SYMBOL, 2, "sell")
+    await decide(connection, exit_sell, "sell", "0.4", at=-3000)
+    assert await swept(connection) == []
+    await earlier(connection, active, 700)
+    [again] = await swept(connection)
+    assert (again.signal_id, again.quantity) == (closing_id(active, exit_sell), Decimal("0.4"))
+
+
+async def test_of_signals_decided_together_without_a_minute_the_rules_own_is_the_latest(
+    connection: asyncpg.Connection,
+) -> None:
+    """A catch-up buy and a closing sell, both named after the same latest signal, decided in
+    one batch: every pod takes the buy for the latest, whichever order they were stored in."""
+    for first, second in (("buy", "sell"), ("sell", "buy")):
+        strategy_id = 60 if first == "buy" else 61
+        previous = signal_id(strategy_id, SYMBOL, 1, "sell")
+        ids = {"buy": signal_id(strategy_id, SYMBOL, after(previous, "paper"), "buy"),
+               "sell": signal_id(strategy_id, SYMBOL, after(previous, "paper", "close"),
+                                 "sell")}  # fmt: skip
+        for side in (first, second):
+            await connection.execute(
+                "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+                "requested_quantity, approved_quantity, price, decided_at) "
+                "VALUES ($1, 'paper', $2, $3, 'approved', 1, 1, 100, '2026-01-01T00:00Z')",
+                ids[side], SYMBOL, side,
+            )  # fmt: skip
+        assert await last_signal(connection, strategy_id, SYMBOL, "paper") == ("buy", ids["buy"])

@@ -943,6 +943,41 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
     )
 
 
+async def test_a_strategy_that_holds_is_in_though_a_closing_sell_came_last(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """Its exit was tried again by the sweep, and that sell was decided after the buy of 100
+    (the rule went long meanwhile): it sold the earlier position, and the buy's 0.1 is held.
+    The pod reading the bars again with the rule still long buys nothing more; the next exit
+    sells the 0.1."""
+    symbol = "TESTINUSDT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
+        await store_candles(url, symbol, start, [(100, "950")])
+        up = candle(symbol, start + timedelta(minutes=100), "950", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+        await filled(url, buy, "0.1")
+        earlier_exit = signal_id(strategy_id, symbol, 50, "sell")
+        tried_again = {"signal_id": signal_id(strategy_id, symbol,
+                                              after(earlier_exit, "paper", "close"), "sell"),
+                       "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
+        await filled(url, tried_again, "0.3", status="rejected")  # decided after the buy
+        await store_candles(url, symbol, start, [(101, "960"), (102, "970")])
+        later = candle(symbol, start + timedelta(minutes=102), "960", "970")  # 101 not seen
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        fall = candle(symbol, start + timedelta(minutes=103), "970", "965")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", fall)
+        [_, sell] = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    assert (sell["side"], Decimal(sell["quantity"]), Decimal(sell["price"])) == (
+        "sell",
+        Decimal("0.1"),
+        Decimal(965),
+    )
+
+
 async def test_a_sell_of_nothing_held_is_not_signalled(
     trading_env: dict[str, str], rabbitmq_url: str
 ) -> None:

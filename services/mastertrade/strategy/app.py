@@ -1,7 +1,7 @@
 """create_app for strategy_service: the generation scheduler in the background, the candle
 consumer that trades the active strategies live, the outbox loop that publishes the
 `strategy_change` alerts the changes of the active set committed (see `active_set.py`), the
-sweep that sells what retired strategies still hold and tries again the exits that sold nothing
+sweep that sells what retired strategies still hold and tries again the exits that were refused
 (`closing.py`), and the API."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Positions of strategies that no longer trade, sold until nothing is left of them; and the
-exits of active strategies that sold nothing, tried again.
+exits of active strategies that were refused, tried again.
 
 A strategy that is not active (a generation run retired it) signals nothing more, so what its
 filled buys left (`holdings.held_quantity`) would stay open with no owner. Its sell is queued in
@@ -31,13 +31,21 @@ not with every retirement.
 
 An active strategy's exit can fail the same ways: the risk manager rejects its sell, or the
 executor refuses it (an approval that waited past its lifetime for an executor or Binance that
-was away). Its rule is out and stays out, so its pod signals nothing more until the rule goes
-long again, and what it bought would be held through the fall it wanted out of. The sweep looks
-at the active strategies too (`retry_exits`): one whose latest decided signal is a sell and that
-still holds something, with nothing in flight, gets a sell of it queued, with the same ids,
-the same waits between attempts and the same once-a-day cap as a closing sell. A buy the rule
-signals meanwhile is decided after or before it: either way the sell sells what was held then,
-and the buy is held after.
+was away), or cancels it short. Its rule is out and stays out, so its pod signals nothing more
+until the rule goes long again, and what it bought would be held through the fall it wanted out
+of. The sweep looks at the active strategies too (`retry_exits`): one whose rule's latest
+decided signal is a sell, whose latest sell (that one, or a sell tried again since) sold nothing
+or less than it was approved for, or was lost on its way, and that still holds something, gets
+a sell of it queued, with the same ids, waits between attempts and once-a-day cap as a closing
+sell. An exit the risk manager resized to what the account holds and that filled is done with,
+whatever the strategy's books say: a commission taken in the coin leaves them a crumb that no
+sell would be approved for. The rule's side is that of its own signals, not of the sells tried
+again: a buy it signals while one is on its way is decided before or after that sell, which
+sells what was held when it was queued, and the buy's coins are the rule's, held and not tried
+again (`live` buys nothing more for a long rule while the strategy holds something). What the
+sweep cannot see is a signal published and not decided yet: were the risk manager away while
+the rule went long and out again, the rule's own exit and the sell tried again could both sell
+the first position; the risk manager approves no sell beyond what the account holds.
 """
 
 from __future__ import annotations
@@ -56,9 +64,11 @@ from mastertrade.core.outbox import add_to_outbox
 from mastertrade.core.retry import TRANSIENT
 from mastertrade.strategy.domain.changes import StrategyRef
 from mastertrade.strategy.holdings import (
+    CLOSING,
     LATEST_FIRST,
     after,
-    held_quantity,
+    held_amount,
+    held_sql,
     signal_id,
     strategy_prefix,
 )
@@ -74,8 +84,6 @@ IN_FLIGHT_SECONDS = 6 * APPROVAL_LIFETIME_SECONDS
 beyond it the signal is taken as lost (its message dead-lettered), said, and not waited for.
 The executor would reject it by then (it is older than APPROVAL_LIFETIME_SECONDS), with room
 to spare for the clocks of the risk manager's and the executor's pods."""
-CLOSING = "close"
-"""What a closing sell's moment (`holdings.signal_id`) starts with."""
 
 # Strategies that once traded (an activation), do not now, and were not closed in the
 # environment since (an activation clears the mark)
@@ -91,9 +99,12 @@ SELECT id, symbol, family FROM strategies
 WHERE status = 'active' AND symbol IS NOT NULL
 ORDER BY id
 """
-# Of the strategy's decisions in the environment: the latest; the approved ones not yet an
-# order, in flight while IN_FLIGHT_SECONDS last, then stranded; its orders still open; and the
-# closing sells decided since its latest other signal (the attempts so far)
+# Of the strategy's decisions in the environment: the latest, and whether it is a sell that sold
+# nothing or not all it was approved for (rejected by the risk manager; its order rejected, or
+# cancelled short); the side of the latest its rule signalled; the approved ones not yet an
+# order, in flight while IN_FLIGHT_SECONDS last, then stranded; its orders still open; the
+# closing sells decided since its latest other signal (the attempts so far); and what it holds,
+# all in one snapshot
 STATE = f"""
 WITH mine AS (
     SELECT signal_id, side, client_order_id, outcome, decided_at, signal_id LIKE $3 AS closing
@@ -106,10 +117,17 @@ WITH mine AS (
     WHERE outcome <> 'rejected'
       AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = mine.client_order_id)
 ), latest AS (
-    SELECT signal_id, side FROM mine {LATEST_FIRST} LIMIT 1
+    SELECT signal_id, side, outcome, client_order_id FROM mine {LATEST_FIRST} LIMIT 1
+), ruled AS (
+    SELECT side FROM mine WHERE NOT closing {LATEST_FIRST} LIMIT 1
 )
 SELECT (SELECT signal_id FROM latest) AS latest,
-       (SELECT side FROM latest) AS latest_side,
+       (SELECT side = 'sell' AND (outcome = 'rejected' OR EXISTS (
+            SELECT FROM orders o WHERE o.client_order_id = latest.client_order_id
+              AND o.status IN ('rejected', 'cancelled') AND o.filled_quantity < o.quantity))
+        FROM latest) IS TRUE AS sell_failed,
+       (SELECT side FROM ruled) AS rule_side,
+       ({held_sql("$1", "$2", "$4")}) AS held,
        EXISTS (SELECT FROM unrecorded WHERE recent) AS in_flight,
        EXISTS (SELECT FROM unrecorded WHERE NOT recent) AS stranded,
        EXISTS (SELECT FROM orders WHERE signal_ref LIKE $1 AND symbol = $2 AND environment = $4
@@ -136,8 +154,9 @@ class Closing:
     """Where a strategy's closing stands in one environment: its latest decided signal (None: it
     never signalled); whether an approved signal of it is on its way to an order (`in_flight`),
     or was lost on the way (`stranded`); whether an order of it is still open; the closing
-    sells decided since its latest other signal, the newest `waited` seconds ago; and the side
-    of its latest signal."""
+    sells decided since its latest other signal, the newest `waited` seconds ago; whether its
+    latest signal is a sell that sold nothing or not all it was approved for; the side of the
+    latest signal its rule sent (None: none); and what it holds (`holdings`)."""
 
     latest: str | None
     in_flight: bool = False
@@ -145,7 +164,9 @@ class Closing:
     open_orders: bool = False
     attempts: int = 0
     waited: float | None = None
-    latest_side: str | None = None
+    sell_failed: bool = False
+    rule_side: str | None = None
+    held: Decimal = Decimal(0)
 
     def due(self, base: float) -> bool:
         """Whether a sell may be tried now, `base` seconds after the first failure, doubling."""
@@ -177,12 +198,14 @@ async def closing_state(connection: Connection, strategy: StrategyRef, environme
     assert row is not None  # one row, whatever the strategy's history
     return Closing(
         latest=row["latest"],
-        latest_side=row["latest_side"],
         in_flight=row["in_flight"],
         stranded=row["stranded"],
         open_orders=row["open_orders"],
         attempts=row["attempts"],
         waited=row["waited"],
+        sell_failed=row["sell_failed"],
+        rule_side=row["rule_side"],
+        held=held_amount(row["held"]),
     )
 
 
@@ -198,25 +221,23 @@ async def close_positions(
     queued = 0
     for strategy in strategies:
         if strategy.symbol is not None:
-            queued += await _close(connection, strategy, strategy.symbol, environment, base)
+            queued += await _close(connection, strategy, environment, base)
     return queued
 
 
 async def _close(
-    connection: Connection, strategy: StrategyRef, symbol: str, environment: str, base: float
+    connection: Connection, strategy: StrategyRef, environment: str, base: float
 ) -> int:
     state = await closing_state(connection, strategy, environment)
     if state.in_flight:
         return 0
-    held = await held_quantity(connection, strategy.id, symbol, environment)
-    if held <= 0:
+    if state.held <= 0:
         if state.settled():
             await connection.execute(CLOSED, strategy.id, environment, IN_FLIGHT_SECONDS)
         return 0
     if not state.due(base):
         return 0
-    why = "no longer trades and holds"
-    return await _queue_sell(connection, strategy, environment, state, held=held, why=why)
+    return await _queue_sell(connection, strategy, environment, state, "no longer trades and holds")
 
 
 async def _queue_sell(
@@ -224,12 +245,10 @@ async def _queue_sell(
     strategy: StrategyRef,
     environment: str,
     state: Closing,
-    *,
-    held: Decimal,
     why: str,
 ) -> int:
-    """Queue the sell of `held` at the last close (`why` it is sold, said), unless there is
-    no close yet or the same sell is queued and not sent; the number queued."""
+    """Queue the sell of what the strategy holds at the last close (`why` it is sold, said),
+    unless there is no close yet or the same sell is queued and not sent; the number queued."""
     symbol = strategy.symbol
     assert symbol is not None
     price = await connection.fetchval(LAST_CLOSE, symbol)
@@ -240,7 +259,7 @@ async def _queue_sell(
         strategy_id=str(strategy.id),
         symbol=symbol,
         side="sell",
-        quantity=held,
+        quantity=state.held,
         price=price,
         strength=Decimal(1),
     )
@@ -252,34 +271,33 @@ async def _queue_sell(
                        strategy.id, IN_FLIGHT_SECONDS)  # fmt: skip
     await add_to_outbox(connection, SIGNALS.name, f"signal.{symbol}", sell.to_json())
     logger.info("strategy %d %s %s %s: its sell is queued (attempt %d)",
-                strategy.id, why, held, symbol, state.attempts + 1)  # fmt: skip
+                strategy.id, why, state.held, symbol, state.attempts + 1)  # fmt: skip
     return 1
 
 
 async def retry_exits(
     connection: Connection, environment: str, base: float = CLOSING_SWEEP_SECONDS
 ) -> int:
-    """In the caller's transaction: queue again the sell due of each active strategy whose
-    latest decided signal is a sell that left something held in `environment` (rejected,
-    refused by the executor, filled in part); the number queued."""
+    """In the caller's transaction: queue again the sell due of each active strategy in
+    `environment` whose rule's latest signal is a sell and whose latest sell sold nothing or
+    not all it was approved for (rejected, refused by the executor, cancelled short, or lost
+    on its way), while it holds something; the number queued."""
     queued = 0
     for row in await connection.fetch(ACTIVE):
         strategy = StrategyRef(row["id"], row["symbol"], row["family"])
-        queued += await _retry_exit(connection, strategy, row["symbol"], environment, base)
+        queued += await _retry_exit(connection, strategy, environment, base)
     return queued
 
 
 async def _retry_exit(
-    connection: Connection, strategy: StrategyRef, symbol: str, environment: str, base: float
+    connection: Connection, strategy: StrategyRef, environment: str, base: float
 ) -> int:
     state = await closing_state(connection, strategy, environment)
-    if state.latest_side != "sell" or not state.due(base):
+    failed = state.sell_failed or state.stranded
+    if state.rule_side != "sell" or not failed or state.held <= 0 or not state.due(base):
         return 0
-    held = await held_quantity(connection, strategy.id, symbol, environment)
-    if held <= 0:
-        return 0
-    why = "is out (its latest signal a sell) yet still holds"
-    return await _queue_sell(connection, strategy, environment, state, held=held, why=why)
+    why = "is out (its rule's latest signal a sell that failed) yet still holds"
+    return await _queue_sell(connection, strategy, environment, state, why)
 
 
 async def sweep_orphans(

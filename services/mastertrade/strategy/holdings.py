@@ -14,8 +14,8 @@ A sell still open counts in full: what it has not sold yet is spoken for.
   (`last_signal`), says which way it last asked to go.
 - A strategy whose exit found nothing held while a buy may still fill (`buy_may_still_fill`)
   sells once it filled (`live`).
-- A strategy retired with a position sells it, and an active strategy whose exit sold nothing
-  or not all sells again (`closing`).
+- A strategy retired with a position sells it, and an active strategy whose exit was refused
+  sells again (`closing`).
 """
 
 from __future__ import annotations
@@ -30,16 +30,29 @@ from mastertrade.strategy.domain.live import Side
 
 QUANTITY_STEP = Decimal("0.00000001")
 
-HELD = """
+CLOSING = "close"
+"""What the moment (`signal_id`) of a sell the strategy's rule did not signal starts with: a
+closing sell (`closing`), or an exit tried again."""
+
+
+def held_sql(prefix: str, symbol: str, environment: str) -> str:
+    """What a strategy holds, as a query whose parameters are the given placeholders."""
+    return f"""
 SELECT COALESCE(sum(CASE
     WHEN side = 'buy' THEN filled_quantity
     WHEN status IN ('new', 'submitted', 'partially_filled') THEN -quantity
     ELSE -filled_quantity END), 0)
-FROM orders WHERE signal_ref LIKE $1 AND symbol = $2 AND environment = $3
+FROM orders WHERE signal_ref LIKE {prefix} AND symbol = {symbol} AND environment = {environment}
 """
-# Signals decided in one batch share decided_at: then the later candle (the minute in the id)
-LATEST_FIRST = """ORDER BY decided_at DESC,
-    substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST"""
+
+
+HELD = held_sql("$1", "$2", "$3")
+# Signals decided in one batch share decided_at: then the later candle (the minute in the id);
+# between ids with no minute, a signal of the rule before a closing sell, then the id itself,
+# so every pod takes the same one for the latest
+LATEST_FIRST = f"""ORDER BY decided_at DESC,
+    substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST,
+    signal_id LIKE '%-{CLOSING}%', signal_id DESC"""
 LAST_SIGNAL = f"""
 SELECT side, signal_id FROM risk_decisions
 WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $3
@@ -88,6 +101,11 @@ async def held_quantity(
     """What the strategy holds of `symbol` in `environment` and is not selling yet (never below
     zero)."""
     held = await connection.fetchval(HELD, f"{strategy_prefix(strategy_id)}%", symbol, environment)
+    return held_amount(held)
+
+
+def held_amount(held: Decimal) -> Decimal:
+    """What `HELD` read, as held: never below zero, in whole quantity steps."""
     return max(Decimal(held), Decimal(0)).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
 

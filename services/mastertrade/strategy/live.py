@@ -341,7 +341,8 @@ class LiveTrader:
     ) -> list[tuple[ActiveStrategy, Side, int | str]]:
         """The signals of rules that changed on candles this pod did not see, or whose exit
         found nothing held then: the rule wants the other way than the strategy's latest
-        decided signal (or is long, and it never signalled). Each has the id the candle it
+        decided signal (or is long, and it never signalled); a long rule of a strategy that
+        holds something is in already, whatever came last. Each has the id the candle it
         changed on would have given it, so a pod that saw that candle and sends it meanwhile
         sends the same signal; a change older than CATCH_UP_BARS has an id made from the latest
         signal's."""
@@ -354,6 +355,9 @@ class LiveTrader:
             wanted: Side = "buy" if decision.long else "sell"
             if wanted == "buy" and not quoted_in(active.symbol, self.quote_asset):
                 continue  # it sends no buy (`_skip_unquoted`): nothing to catch up with
+            if wanted == "buy" and await self._holds(active):
+                continue  # in already, though a sell came last (a closing sell of an exit
+                # tried again, decided after a buy the rule sent meanwhile)
             last = await last_signal(self.runtime.pool, active.id, active.symbol, self.environment)
             if (last[0] if last else "sell") != wanted:
                 behind.append((active, rule, wanted, last[1] if last else None))
@@ -378,6 +382,11 @@ class LiveTrader:
             )  # fmt: skip
             found.append((active, wanted, moment))
         return found
+
+    async def _holds(self, active: ActiveStrategy) -> bool:
+        assert self.runtime is not None
+        pool = self.runtime.pool
+        return await held_quantity(pool, active.id, active.symbol, self.environment) > 0
 
     async def _quantity(self, active: ActiveStrategy, side: Side, price: Decimal) -> Decimal:
         """A buy: the notional at `price`; a sell: what the strategy holds (`holdings`)."""
