@@ -913,6 +913,19 @@ async def test_a_strategy_activated_while_its_rule_is_long_buys_at_its_first_can
     assert published[1]["signal_id"] == signal_id(joined, symbol, minute_100, "buy")
 
 
+async def bought_at_100(
+    channel: AbstractChannel, signals: Recorder, url: str, symbol: str, start: datetime
+) -> dict[str, Any]:
+    """Candle 100 (stored, then published) turns momentum_after_a_fall's rule long: its buy,
+    filled for 0.1."""
+    await store_candles(url, symbol, start, [(100, "950")])
+    up = candle(symbol, start + timedelta(minutes=100), "950", "950")
+    await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+    [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+    await filled(url, buy, "0.1")
+    return buy
+
+
 async def test_a_strategy_activated_again_while_long_buys_anew(
     trading_env: dict[str, str], rabbitmq_url: str
 ) -> None:
@@ -924,11 +937,7 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
-        await store_candles(url, symbol, start, [(100, "950")])
-        up = candle(symbol, start + timedelta(minutes=100), "950", "950")
-        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
-        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
-        await filled(url, buy, "0.1")
+        buy = await bought_at_100(channel, signals, url, symbol, start)
         closing = after(buy["signal_id"], "paper", "close")  # what its retirement queued
         retired_sell = {"signal_id": signal_id(strategy_id, symbol, closing, "sell"),
                         "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
@@ -955,11 +964,7 @@ async def test_a_strategy_that_holds_is_in_though_a_closing_sell_came_last(
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
-        await store_candles(url, symbol, start, [(100, "950")])
-        up = candle(symbol, start + timedelta(minutes=100), "950", "950")
-        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
-        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
-        await filled(url, buy, "0.1")
+        await bought_at_100(channel, signals, url, symbol, start)
         earlier_exit = signal_id(strategy_id, symbol, 50, "sell")
         tried_again = {"signal_id": signal_id(strategy_id, symbol,
                                               after(earlier_exit, "paper", "close"), "sell"),
