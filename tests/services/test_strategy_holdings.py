@@ -518,8 +518,10 @@ async def test_an_exit_resized_by_the_risk_manager_and_filled_is_not_tried_again
 ) -> None:
     """A live buy's commission taken in the coin leaves the account less than the order
     filled: the risk manager sells what the account holds, and the crumb left on the
-    strategy's books is no failed exit (tried again, it would be rejected for ever)."""
+    strategy's books is no failed exit (tried again, it would be rejected for ever), nor does
+    an approval lost a day before make it one."""
     active = await strategy(connection, "active, exit resized")
+    await decide(connection, signal_id(active, SYMBOL, 0, "buy"), "buy", "0.2", at=-90_000)
     await order(connection, active, 1, "buy", "0.4", at=-4000)
     await last_close(connection, 100)
     exit_sell = signal_id(active, SYMBOL, 2, "sell")

@@ -955,21 +955,26 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
 async def test_a_strategy_that_holds_is_in_though_a_closing_sell_came_last(
     trading_env: dict[str, str], rabbitmq_url: str
 ) -> None:
-    """Its exit was tried again by the sweep, and that sell was decided after the buy of 100
-    (the rule went long meanwhile): it sold the earlier position, and the buy's 0.1 is held.
-    The pod reading the bars again with the rule still long buys nothing more; the next exit
-    sells the 0.1."""
+    """It held 0.3 and its exit at minute 50 was refused; the sweep tried that exit again, and
+    the sell was decided after the buy of 100 (the rule went long meanwhile): it sold the 0.3,
+    and the buy's 0.1 is held. The pod reading the bars again with the rule still long buys
+    nothing more; the next exit sells the 0.1."""
     symbol = "TESTINUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
+    earlier = {"symbol": symbol, "price": "990"}
+    await filled(url, {**earlier, "signal_id": signal_id(strategy_id, symbol, 40, "buy"),
+                       "side": "buy"}, "0.3")  # fmt: skip
+    earlier_exit = signal_id(strategy_id, symbol, 50, "sell")
+    await filled(url, {**earlier, "signal_id": earlier_exit, "side": "sell"}, "0.3",
+                 status="rejected")  # fmt: skip
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
         await bought_at_100(channel, signals, url, symbol, start)
-        earlier_exit = signal_id(strategy_id, symbol, 50, "sell")
         tried_again = {"signal_id": signal_id(strategy_id, symbol,
                                               after(earlier_exit, "paper", "close"), "sell"),
                        "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
-        await filled(url, tried_again, "0.3", status="rejected")  # decided after the buy
+        await filled(url, tried_again, "0.3")  # decided after the buy
         await store_candles(url, symbol, start, [(101, "960"), (102, "970")])
         later = candle(symbol, start + timedelta(minutes=102), "960", "970")  # 101 not seen
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
@@ -981,6 +986,31 @@ async def test_a_strategy_that_holds_is_in_though_a_closing_sell_came_last(
         Decimal("0.1"),
         Decimal(965),
     )
+
+
+async def test_a_strategy_whose_exit_was_refused_buys_when_its_rule_is_long_again(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """The exit at 101 was refused, so the strategy still holds the 0.1 of 100; the rule went
+    long again on 102, a candle the pod did not see: reading the bars again, it buys (the
+    rule's latest signal is that sell, so the sweep would otherwise sell the 0.1 while the
+    rule is long, and the rule would hold nothing)."""
+    symbol = "TESTREFUSEDUSDT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(url, symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
+        await bought_at_100(channel, signals, url, symbol, start)
+        down = candle(symbol, start + timedelta(minutes=101), "950", "940")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", down)
+        [_, exit_sell] = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+        await filled(url, exit_sell, "0.1", status="rejected")  # the executor refused it
+        await store_candles(url, symbol, start,
+                            [(101, "940"), (102, "960"), (103, "970")])  # fmt: skip
+        later = candle(symbol, start + timedelta(minutes=103), "960", "970")  # 102 not seen
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        [*_, again] = await signals.wait_for(f"signal.{symbol}", 3, timeout=60)
+    assert (again["side"], Decimal(again["price"])) == ("buy", Decimal(970))
 
 
 async def test_a_sell_of_nothing_held_is_not_signalled(

@@ -35,17 +35,19 @@ was away), or cancels it short. Its rule is out and stays out, so its pod signal
 until the rule goes long again, and what it bought would be held through the fall it wanted out
 of. The sweep looks at the active strategies too (`retry_exits`): one whose rule's latest
 decided signal is a sell, whose latest sell (that one, or a sell tried again since) sold nothing
-or less than it was approved for, or was lost on its way, and that still holds something, gets
-a sell of it queued, with the same ids, waits between attempts and once-a-day cap as a closing
+or less than it was approved for, or was lost on its way, and that still holds something, gets a
+sell of it queued, with the same ids, waits between attempts and once-a-day cap as a closing
 sell. An exit the risk manager resized to what the account holds and that filled is done with,
 whatever the strategy's books say: a commission taken in the coin leaves them a crumb that no
-sell would be approved for. The rule's side is that of its own signals, not of the sells tried
-again: a buy it signals while one is on its way is decided before or after that sell, which
-sells what was held when it was queued, and the buy's coins are the rule's, held and not tried
-again (`live` buys nothing more for a long rule while the strategy holds something). What the
-sweep cannot see is a signal published and not decided yet: were the risk manager away while
-the rule went long and out again, the rule's own exit and the sell tried again could both sell
-the first position; the risk manager approves no sell beyond what the account holds.
+sell would be approved for (one whose own sell was rejected for want of coins, its rule's next
+buy refused, is tried at the doubling waits: once a day at most). The rule's side is that of its
+own signals, not of the sells tried again: a buy it signals while one is on its way is decided
+before or after that sell, which sells what was held when it was queued, and the buy's coins are
+the rule's, held and not tried again (and `live`'s catch-up buys nothing more for a long rule
+whose own latest signal is that buy). What the sweep cannot see is a signal published and not
+decided yet: were the risk manager away while the rule went long and out again, the rule's own
+exit and the sell tried again could both sell the first position; the risk manager approves no
+sell beyond what the account holds.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from mastertrade.strategy.holdings import (
     CLOSING,
     LATEST_FIRST,
     after,
+    closing_pattern,
     held_amount,
     held_sql,
     signal_id,
@@ -101,10 +104,10 @@ ORDER BY id
 """
 # Of the strategy's decisions in the environment: the latest, and whether it is a sell that sold
 # nothing or not all it was approved for (rejected by the risk manager; its order rejected, or
-# cancelled short); the side of the latest its rule signalled; the approved ones not yet an
-# order, in flight while IN_FLIGHT_SECONDS last, then stranded; its orders still open; the
-# closing sells decided since its latest other signal (the attempts so far); and what it holds,
-# all in one snapshot
+# cancelled short; approved and not an order after IN_FLIGHT_SECONDS: lost); the side of the
+# latest its rule signalled; the approved ones not yet an order, in flight while
+# IN_FLIGHT_SECONDS last, then stranded; its orders still open; the closing sells decided since
+# its latest other signal (the attempts so far); and what it holds, all in one snapshot
 STATE = f"""
 WITH mine AS (
     SELECT signal_id, side, client_order_id, outcome, decided_at, signal_id LIKE $3 AS closing
@@ -117,14 +120,16 @@ WITH mine AS (
     WHERE outcome <> 'rejected'
       AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = mine.client_order_id)
 ), latest AS (
-    SELECT signal_id, side, outcome, client_order_id FROM mine {LATEST_FIRST} LIMIT 1
+    SELECT signal_id, side, outcome, client_order_id, decided_at FROM mine {LATEST_FIRST} LIMIT 1
 ), ruled AS (
     SELECT side FROM mine WHERE NOT closing {LATEST_FIRST} LIMIT 1
 )
 SELECT (SELECT signal_id FROM latest) AS latest,
        (SELECT side = 'sell' AND (outcome = 'rejected' OR EXISTS (
             SELECT FROM orders o WHERE o.client_order_id = latest.client_order_id
-              AND o.status IN ('rejected', 'cancelled') AND o.filled_quantity < o.quantity))
+              AND o.status IN ('rejected', 'cancelled') AND o.filled_quantity < o.quantity)
+            OR (decided_at <= now() - make_interval(secs => $5) AND NOT EXISTS (
+            SELECT FROM orders o WHERE o.client_order_id = latest.client_order_id)))
         FROM latest) IS TRUE AS sell_failed,
        (SELECT side FROM ruled) AS rule_side,
        ({held_sql("$1", "$2", "$4")}) AS held,
@@ -191,7 +196,7 @@ async def closing_state(connection: Connection, strategy: StrategyRef, environme
     """Where the strategy's closing stands in `environment`."""
     assert strategy.symbol is not None
     prefix = strategy_prefix(strategy.id)
-    closing = f"{prefix}{strategy.symbol}-{CLOSING}%"
+    closing = closing_pattern(strategy.id, strategy.symbol)
     row = await connection.fetchrow(
         STATE, f"{prefix}%", strategy.symbol, closing, environment, IN_FLIGHT_SECONDS
     )
@@ -293,8 +298,9 @@ async def _retry_exit(
     connection: Connection, strategy: StrategyRef, environment: str, base: float
 ) -> int:
     state = await closing_state(connection, strategy, environment)
-    failed = state.sell_failed or state.stranded
-    if state.rule_side != "sell" or not failed or state.held <= 0 or not state.due(base):
+    if state.rule_side != "sell" or not state.sell_failed or state.held <= 0:
+        return 0
+    if not state.due(base):
         return 0
     why = "is out (its rule's latest signal a sell that failed) yet still holds"
     return await _queue_sell(connection, strategy, environment, state, why)

@@ -60,6 +60,14 @@ WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $3
 LIMIT 1
 """
 
+# The latest decided signal of the strategy's rule (not a closing sell, $4) is a buy
+RULE_BOUGHT_LAST = f"""
+SELECT side = 'buy' FROM risk_decisions
+WHERE signal_id LIKE $1 AND signal_id NOT LIKE $4 AND symbol = $2 AND environment = $3
+{LATEST_FIRST}
+LIMIT 1
+"""
+
 # The latest decided signal is a buy that can no longer fill: refused, or its order finished
 BUY_SETTLED = f"""
 WITH latest AS (
@@ -118,6 +126,23 @@ async def last_signal(
         LAST_SIGNAL, f"{strategy_prefix(strategy_id)}%", symbol, environment
     )
     return None if row is None else (row["side"], row["signal_id"])
+
+
+def closing_pattern(strategy_id: int, symbol: str) -> str:
+    """The LIKE pattern of the strategy's sells not of its rule (closing sells, exits tried
+    again: `closing`)."""
+    return f"{strategy_prefix(strategy_id)}{symbol}-{CLOSING}%"
+
+
+async def rule_bought_last(
+    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str, environment: str
+) -> bool:
+    """Whether the latest signal of the strategy's rule decided in `environment` is a buy."""
+    bought = await connection.fetchval(
+        RULE_BOUGHT_LAST, f"{strategy_prefix(strategy_id)}%", symbol, environment,
+        closing_pattern(strategy_id, symbol),
+    )  # fmt: skip
+    return bought is True
 
 
 async def was_decided(connection: Connection | asyncpg.Pool, signal: str) -> bool:

@@ -56,6 +56,7 @@ from mastertrade.strategy.holdings import (
     buy_may_still_fill,
     held_quantity,
     last_signal,
+    rule_bought_last,
     signal_id,
     was_decided,
 )
@@ -341,8 +342,9 @@ class LiveTrader:
     ) -> list[tuple[ActiveStrategy, Side, int | str]]:
         """The signals of rules that changed on candles this pod did not see, or whose exit
         found nothing held then: the rule wants the other way than the strategy's latest
-        decided signal (or is long, and it never signalled); a long rule of a strategy that
-        holds something is in already, whatever came last. Each has the id the candle it
+        decided signal (or is long, and it never signalled); a long rule whose own latest
+        signal is a buy is in already while the strategy holds something, though a sell the
+        sweep tried again came after it. Each has the id the candle it
         changed on would have given it, so a pod that saw that candle and sends it meanwhile
         sends the same signal; a change older than CATCH_UP_BARS has an id made from the latest
         signal's."""
@@ -355,12 +357,12 @@ class LiveTrader:
             wanted: Side = "buy" if decision.long else "sell"
             if wanted == "buy" and not quoted_in(active.symbol, self.quote_asset):
                 continue  # it sends no buy (`_skip_unquoted`): nothing to catch up with
-            if wanted == "buy" and await self._holds(active):
-                continue  # in already, though a sell came last (a closing sell of an exit
-                # tried again, decided after a buy the rule sent meanwhile)
             last = await last_signal(self.runtime.pool, active.id, active.symbol, self.environment)
-            if (last[0] if last else "sell") != wanted:
-                behind.append((active, rule, wanted, last[1] if last else None))
+            if (last[0] if last else "sell") == wanted:
+                continue
+            if wanted == "buy" and await self._in_already(active):
+                continue  # a sell tried again by the sweep came after the rule's buy
+            behind.append((active, rule, wanted, last[1] if last else None))
         if not behind:
             return []
         rules = [rule for _, rule, _, _ in behind]
@@ -383,10 +385,14 @@ class LiveTrader:
             found.append((active, wanted, moment))
         return found
 
-    async def _holds(self, active: ActiveStrategy) -> bool:
+    async def _in_already(self, active: ActiveStrategy) -> bool:
+        """Whether the strategy's rule last signalled a buy and it holds something: a long
+        rule needs no second buy, though a sell not of its rule came last (`closing`)."""
         assert self.runtime is not None
-        pool = self.runtime.pool
-        return await held_quantity(pool, active.id, active.symbol, self.environment) > 0
+        pool, environment = self.runtime.pool, self.environment
+        return await rule_bought_last(pool, active.id, active.symbol, environment) and (
+            await held_quantity(pool, active.id, active.symbol, environment) > 0
+        )
 
     async def _quantity(self, active: ActiveStrategy, side: Side, price: Decimal) -> Decimal:
         """A buy: the notional at `price`; a sell: what the strategy holds (`holdings`)."""
