@@ -914,16 +914,71 @@ async def test_a_strategy_activated_while_its_rule_is_long_buys_at_its_first_can
 
 
 async def bought_at_100(
-    channel: AbstractChannel, signals: Recorder, url: str, symbol: str, start: datetime
+    channel: AbstractChannel,
+    signals: Recorder,
+    url: str,
+    symbol: str,
+    start: datetime,
+    *,
+    status: str = "filled",
 ) -> dict[str, Any]:
     """Candle 100 (stored, then published) turns momentum_after_a_fall's rule long: its buy,
-    filled for 0.1."""
+    of 0.1, its order `status`."""
     await store_candles(url, symbol, start, [(100, "950")])
     up = candle(symbol, start + timedelta(minutes=100), "950", "950")
     await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
     [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
-    await filled(url, buy, "0.1")
+    await filled(url, buy, "0.1", status=status)
     return buy
+
+
+async def bought_after_a_refused_exit(
+    channel: AbstractChannel,
+    signals: Recorder,
+    url: str,
+    strategy_id: int,
+    start: datetime,
+    *,
+    status: str = "filled",
+) -> dict[str, Any]:
+    """The strategy held 0.3 and its exit at minute 50 was refused; the sweep tried that exit
+    again, and the sell was decided after the rule's buy at 100 (`bought_at_100`): it sold
+    the 0.3. The buy."""  # fmt: skip
+    symbol = await query_symbol(url, strategy_id)
+    earlier = {"symbol": symbol, "price": "990"}
+    await filled(url, {**earlier, "signal_id": signal_id(strategy_id, symbol, 40, "buy"),
+                       "side": "buy"}, "0.3")  # fmt: skip
+    earlier_exit = signal_id(strategy_id, symbol, 50, "sell")
+    await filled(url, {**earlier, "signal_id": earlier_exit, "side": "sell"}, "0.3",
+                 status="rejected")  # fmt: skip
+    buy = await bought_at_100(channel, signals, url, symbol, start, status=status)
+    tried_again = {"signal_id": signal_id(strategy_id, symbol,
+                                          after(earlier_exit, "paper", "close"), "sell"),
+                   "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
+    await filled(url, tried_again, "0.3")
+    return buy
+
+
+async def fill_order(url: str, client_order_id: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "UPDATE orders SET status = 'filled', filled_quantity = quantity "
+            "WHERE client_order_id = $1", client_order_id,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def query_symbol(url: str, strategy_id: int) -> str:
+    connection = await asyncpg.connect(url)
+    try:
+        symbol: str = await connection.fetchval(
+            "SELECT symbol FROM strategies WHERE id = $1", strategy_id
+        )
+    finally:
+        await connection.close()
+    return symbol
 
 
 async def test_a_strategy_activated_again_while_long_buys_anew(
@@ -955,26 +1010,14 @@ async def test_a_strategy_activated_again_while_long_buys_anew(
 async def test_a_strategy_that_holds_is_in_though_a_closing_sell_came_last(
     trading_env: dict[str, str], rabbitmq_url: str
 ) -> None:
-    """It held 0.3 and its exit at minute 50 was refused; the sweep tried that exit again, and
-    the sell was decided after the buy of 100 (the rule went long meanwhile): it sold the 0.3,
-    and the buy's 0.1 is held. The pod reading the bars again with the rule still long buys
-    nothing more; the next exit sells the 0.1."""
+    """After `bought_after_a_refused_exit` the buy's 0.1 is held. The pod reading the bars
+    again with the rule still long buys nothing more; the next exit sells the 0.1."""
     symbol = "TESTINUSDT"
     url = trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
-    earlier = {"symbol": symbol, "price": "990"}
-    await filled(url, {**earlier, "signal_id": signal_id(strategy_id, symbol, 40, "buy"),
-                       "side": "buy"}, "0.3")  # fmt: skip
-    earlier_exit = signal_id(strategy_id, symbol, 50, "sell")
-    await filled(url, {**earlier, "signal_id": earlier_exit, "side": "sell"}, "0.3",
-                 status="rejected")  # fmt: skip
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
-        await bought_at_100(channel, signals, url, symbol, start)
-        tried_again = {"signal_id": signal_id(strategy_id, symbol,
-                                              after(earlier_exit, "paper", "close"), "sell"),
-                       "symbol": symbol, "side": "sell", "price": "950"}  # fmt: skip
-        await filled(url, tried_again, "0.3")  # decided after the buy
+        await bought_after_a_refused_exit(channel, signals, url, strategy_id, start)
         await store_candles(url, symbol, start, [(101, "960"), (102, "970")])
         later = candle(symbol, start + timedelta(minutes=102), "960", "970")  # 101 not seen
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
@@ -986,6 +1029,57 @@ async def test_a_strategy_that_holds_is_in_though_a_closing_sell_came_last(
         Decimal("0.1"),
         Decimal(965),
     )
+
+
+async def test_a_strategy_that_holds_sells_when_its_rule_went_out_on_candles_not_seen(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """After `bought_after_a_refused_exit` the latest decided signal is the sweep's sell, yet
+    the rule's buy of 0.1 is held: the rule going out on 102, a candle the pod did not see,
+    sells it, with 102's id (a sell coming last is not the rule's exit)."""
+    symbol = "TESTOUTUSDT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
+        await bought_after_a_refused_exit(channel, signals, url, strategy_id, start)
+        await store_candles(url, symbol, start,
+                            [(101, "960"), (102, "955"), (103, "950")])  # fmt: skip
+        later = candle(symbol, start + timedelta(minutes=103), "955", "950")  # 102 not seen
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        [_, sell] = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    minute_102 = int((start + timedelta(minutes=102)).timestamp()) // 60
+    assert (sell["side"], Decimal(sell["quantity"]), Decimal(sell["price"])) == (
+        "sell",
+        Decimal("0.1"),
+        Decimal(950),
+    )
+    assert sell["signal_id"] == signal_id(strategy_id, symbol, minute_102, "sell")
+
+
+async def test_a_strategy_whose_buy_may_still_fill_buys_no_more_though_a_closing_sell_came_last(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """As `bought_after_a_refused_exit`, with the rule's buy at 100 not filled yet: the
+    strategy holds nothing, yet is in. Reading the bars again with the rule long buys nothing
+    more; once the buy filled, the exit sells it."""
+    symbol = "TESTOPENUSDT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    strategy_id = await momentum_after_a_fall(url, symbol, start)
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, client):
+        buy = await bought_after_a_refused_exit(
+            channel, signals, url, strategy_id, start, status="submitted"
+        )
+        await store_candles(url, symbol, start, [(101, "960"), (102, "970")])
+        later = candle(symbol, start + timedelta(minutes=102), "960", "970")  # 101 not seen
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
+        await wait_counted(client, 2)  # 100 and 102 decided, the buy still open
+        await fill_order(url, buy["signal_id"])
+        fall = candle(symbol, start + timedelta(minutes=103), "970", "965")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", fall)
+        [_, sell] = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
+    assert (sell["side"], Decimal(sell["quantity"])) == ("sell", Decimal("0.1"))
 
 
 async def test_a_strategy_whose_exit_was_refused_buys_when_its_rule_is_long_again(

@@ -43,11 +43,11 @@ sell would be approved for (one whose own sell was rejected for want of coins, i
 buy refused, is tried at the doubling waits: once a day at most). The rule's side is that of its
 own signals, not of the sells tried again: a buy it signals while one is on its way is decided
 before or after that sell, which sells what was held when it was queued, and the buy's coins are
-the rule's, held and not tried again (and `live`'s catch-up buys nothing more for a long rule
-whose own latest signal is that buy). What the sweep cannot see is a signal published and not
-decided yet: were the risk manager away while the rule went long and out again, the rule's own
-exit and the sell tried again could both sell the first position; the risk manager approves no
-sell beyond what the account holds.
+the rule's, held and not tried again (and `live`'s catch-up takes the strategy as in: a long
+rule buys nothing more, and one gone out sells). What the sweep cannot see is a signal published
+and not decided yet: were the risk manager away while the rule went long and out again, the
+rule's own exit and the sell tried again could both sell the first position; the risk manager
+approves no sell beyond what the account holds.
 """
 
 from __future__ import annotations

@@ -26,9 +26,13 @@ from decimal import ROUND_DOWN, Decimal
 import asyncpg
 
 from mastertrade.core.db import Connection
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS
 from mastertrade.strategy.domain.live import Side
 
 QUANTITY_STEP = Decimal("0.00000001")
+BUY_MAY_FILL_SECONDS = 2 * APPROVAL_LIFETIME_SECONDS
+"""How long an approved buy not recorded by the executor may still become an order: the
+executor refuses it after APPROVAL_LIFETIME_SECONDS, as long again for two pods' clocks."""
 
 CLOSING = "close"
 """What the moment (`signal_id`) of a sell the strategy's rule did not signal starts with: a
@@ -60,12 +64,22 @@ WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $3
 LIMIT 1
 """
 
-# The latest decided signal of the strategy's rule (not a closing sell, $4) is a buy
-RULE_BOUGHT_LAST = f"""
-SELECT side = 'buy' FROM risk_decisions
-WHERE signal_id LIKE $1 AND signal_id NOT LIKE $4 AND symbol = $2 AND environment = $3
-{LATEST_FIRST}
-LIMIT 1
+# The latest decided signal of the strategy's rule (not a closing sell, $4) is a buy, and the
+# strategy holds something, or that buy may still fill: its order open, or approved less than
+# $5 seconds ago and not an order yet
+RULE_IN = f"""
+WITH ruled AS (
+    SELECT side, outcome, client_order_id, decided_at FROM risk_decisions
+    WHERE signal_id LIKE $1 AND signal_id NOT LIKE $4 AND symbol = $2 AND environment = $3
+    {LATEST_FIRST}
+    LIMIT 1
+)
+SELECT side = 'buy' AND (({HELD}) > 0 OR outcome <> 'rejected' AND (
+    EXISTS (SELECT FROM orders o WHERE o.client_order_id = ruled.client_order_id
+            AND o.status IN ('new', 'submitted', 'partially_filled'))
+    OR decided_at > now() - make_interval(secs => $5) AND NOT EXISTS (
+        SELECT FROM orders o WHERE o.client_order_id = ruled.client_order_id)))
+FROM ruled
 """
 
 # The latest decided signal is a buy that can no longer fill: refused, or its order finished
@@ -134,15 +148,17 @@ def closing_pattern(strategy_id: int, symbol: str) -> str:
     return f"{strategy_prefix(strategy_id)}{symbol}-{CLOSING}%"
 
 
-async def rule_bought_last(
+async def rule_is_in(
     connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str, environment: str
 ) -> bool:
-    """Whether the latest signal of the strategy's rule decided in `environment` is a buy."""
-    bought = await connection.fetchval(
-        RULE_BOUGHT_LAST, f"{strategy_prefix(strategy_id)}%", symbol, environment,
-        closing_pattern(strategy_id, symbol),
+    """Whether the strategy is in, as its rule last asked in `environment`: the rule's latest
+    decided signal is a buy, and the strategy holds something or that buy may still fill
+    (whatever closing sells came after it)."""
+    found = await connection.fetchval(
+        RULE_IN, f"{strategy_prefix(strategy_id)}%", symbol, environment,
+        closing_pattern(strategy_id, symbol), BUY_MAY_FILL_SECONDS,
     )  # fmt: skip
-    return bought is True
+    return found is True
 
 
 async def was_decided(connection: Connection | asyncpg.Pool, signal: str) -> bool:

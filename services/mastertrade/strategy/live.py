@@ -56,7 +56,7 @@ from mastertrade.strategy.holdings import (
     buy_may_still_fill,
     held_quantity,
     last_signal,
-    rule_bought_last,
+    rule_is_in,
     signal_id,
     was_decided,
 )
@@ -341,13 +341,13 @@ class LiveTrader:
         unchanged: list[Decision],
     ) -> list[tuple[ActiveStrategy, Side, int | str]]:
         """The signals of rules that changed on candles this pod did not see, or whose exit
-        found nothing held then: the rule wants the other way than the strategy's latest
-        decided signal (or is long, and it never signalled); a long rule whose own latest
-        signal is a buy is in already while the strategy holds something, though a sell the
-        sweep tried again came after it. Each has the id the candle it
-        changed on would have given it, so a pod that saw that candle and sends it meanwhile
-        sends the same signal; a change older than CATCH_UP_BARS has an id made from the latest
-        signal's."""
+        found nothing held then: the rule wants the other way than the strategy's latest decided
+        signal (or is long, and it never signalled). A strategy whose rule's own latest signal
+        is a buy that it holds, or that may still fill, is in, though a sell the sweep tried
+        again came after it: a long rule buys nothing more, and one out sells. Each has the id
+        the candle it changed on would have given it, so a pod that saw that candle and sends it
+        meanwhile sends the same signal; a change older than CATCH_UP_BARS has an id made from
+        the latest signal's."""
         assert self.runtime is not None
         if not unchanged:
             return []
@@ -358,11 +358,12 @@ class LiveTrader:
             if wanted == "buy" and not quoted_in(active.symbol, self.quote_asset):
                 continue  # it sends no buy (`_skip_unquoted`): nothing to catch up with
             last = await last_signal(self.runtime.pool, active.id, active.symbol, self.environment)
-            if (last[0] if last else "sell") == wanted:
-                continue
-            if wanted == "buy" and await self._in_already(active):
-                continue  # a sell tried again by the sweep came after the rule's buy
-            behind.append((active, rule, wanted, last[1] if last else None))
+            came_last = last[0] if last else "sell"
+            # a sell the sweep tried again, decided after the rule's buy, is not the rule's
+            # exit: that buy is held (or may still fill) whichever side came last
+            in_by_rule = came_last == "sell" and await self._in_by_rule(active)
+            if (came_last != wanted) != in_by_rule:
+                behind.append((active, rule, wanted, last[1] if last else None))
         if not behind:
             return []
         rules = [rule for _, rule, _, _ in behind]
@@ -385,14 +386,9 @@ class LiveTrader:
             found.append((active, wanted, moment))
         return found
 
-    async def _in_already(self, active: ActiveStrategy) -> bool:
-        """Whether the strategy's rule last signalled a buy and it holds something: a long
-        rule needs no second buy, though a sell not of its rule came last (`closing`)."""
+    async def _in_by_rule(self, active: ActiveStrategy) -> bool:
         assert self.runtime is not None
-        pool, environment = self.runtime.pool, self.environment
-        return await rule_bought_last(pool, active.id, active.symbol, environment) and (
-            await held_quantity(pool, active.id, active.symbol, environment) > 0
-        )
+        return await rule_is_in(self.runtime.pool, active.id, active.symbol, self.environment)
 
     async def _quantity(self, active: ActiveStrategy, side: Side, price: Decimal) -> Decimal:
         """A buy: the notional at `price`; a sell: what the strategy holds (`holdings`)."""
