@@ -65,7 +65,8 @@ LIMIT 1
 """
 
 # The latest decided signal of the strategy's rule (not a closing sell, $4) is a buy, and the
-# strategy holds something, or that buy may still fill: its order open, or approved less than
+# strategy holds something (a quantity step: what a sell of it would ask), or that buy may
+# still fill: its order open, or approved less than
 # $5 seconds ago and not an order yet
 RULE_IN = f"""
 WITH ruled AS (
@@ -74,7 +75,7 @@ WITH ruled AS (
     {LATEST_FIRST}
     LIMIT 1
 )
-SELECT side = 'buy' AND (({HELD}) > 0 OR outcome <> 'rejected' AND (
+SELECT side = 'buy' AND (({HELD}) >= {QUANTITY_STEP} OR outcome <> 'rejected' AND (
     EXISTS (SELECT FROM orders o WHERE o.client_order_id = ruled.client_order_id
             AND o.status IN ('new', 'submitted', 'partially_filled'))
     OR decided_at > now() - make_interval(secs => $5) AND NOT EXISTS (
