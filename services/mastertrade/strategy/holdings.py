@@ -66,8 +66,7 @@ LIMIT 1
 
 # The latest decided signal of the strategy's rule (not a closing sell, $4) is a buy, and the
 # strategy holds something (a quantity step: what a sell of it would ask), or that buy may
-# still fill: its order open, or approved less than
-# $5 seconds ago and not an order yet
+# still fill: its order open, or approved less than $5 seconds ago and not an order yet
 RULE_IN = f"""
 WITH ruled AS (
     SELECT side, outcome, client_order_id, decided_at FROM risk_decisions
