@@ -951,12 +951,12 @@ async def bought_after_a_refused_exit(
     strategy_id: int,
     start: datetime,
     *,
+    symbol: str,
     status: str = "filled",
 ) -> dict[str, Any]:
     """The strategy held 0.3 and its exit at minute 50 was refused; the sweep tried that exit
     again, and the sell was decided after the rule's buy at 100 (`bought_at_100`): it sold
     the 0.3. The buy."""  # fmt: skip
-    symbol = await query_symbol(url, strategy_id)
     earlier = {"symbol": symbol, "price": "990"}
     await filled(url, {**earlier, "signal_id": signal_id(strategy_id, symbol, 40, "buy"),
                        "side": "buy"}, "0.3")  # fmt: skip
@@ -980,17 +980,6 @@ async def fill_order(url: str, client_order_id: str) -> None:
         )  # fmt: skip
     finally:
         await connection.close()
-
-
-async def query_symbol(url: str, strategy_id: int) -> str:
-    connection = await asyncpg.connect(url)
-    try:
-        symbol: str = await connection.fetchval(
-            "SELECT symbol FROM strategies WHERE id = $1", strategy_id
-        )
-    finally:
-        await connection.close()
-    return symbol
 
 
 async def test_a_strategy_activated_again_while_long_buys_anew(
@@ -1030,7 +1019,7 @@ async def test_a_strategy_that_holds_is_in_though_a_closing_sell_came_last(
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
-        await bought_after_a_refused_exit(channel, signals, url, strategy_id, start)
+        await bought_after_a_refused_exit(channel, signals, url, strategy_id, start, symbol=symbol)
         await store_candles(url, symbol, start, [(101, "960"), (102, "970")])
         later = candle(symbol, start + timedelta(minutes=102), "960", "970")  # 101 not seen
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
@@ -1056,7 +1045,7 @@ async def test_a_strategy_that_holds_sells_when_its_rule_went_out_on_candles_not
     start = NOW - timedelta(minutes=200)
     strategy_id = await momentum_after_a_fall(url, symbol, start)
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
-        await bought_after_a_refused_exit(channel, signals, url, strategy_id, start)
+        await bought_after_a_refused_exit(channel, signals, url, strategy_id, start, symbol=symbol)
         await store_candles(url, symbol, start,
                             [(101, "960"), (102, "955"), (103, "950")])  # fmt: skip
         later = candle(symbol, start + timedelta(minutes=103), "955", "950")  # 102 not seen
@@ -1084,7 +1073,7 @@ async def test_a_strategy_whose_buy_may_still_fill_buys_no_more_though_a_closing
     strategy_id = await momentum_after_a_fall(url, symbol, start)
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, client):
         buy = await bought_after_a_refused_exit(
-            channel, signals, url, strategy_id, start, status="submitted"
+            channel, signals, url, strategy_id, start, symbol=symbol, status="submitted"
         )
         await store_candles(url, symbol, start, [(101, "960"), (102, "970")])
         later = candle(symbol, start + timedelta(minutes=102), "960", "970")  # 101 not seen
