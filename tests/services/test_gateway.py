@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
+from mastertrade.core.server import build_server
 from mastertrade.gateway.health import HEALTH_FRESH_SECONDS
 from mastertrade.gateway.keys import digest_of
 from mastertrade.gateway.ratelimit import RateLimiter, batch_for
@@ -259,6 +260,32 @@ async def test_rate_limits_are_per_key(upstreams: dict[str, str]) -> None:
         assert (await client.get(path, headers=bearer(other))).status_code == 200
         anonymous = [(await client.get(path)).status_code for _ in range(3)]
         assert anonymous == [200, 200, 429]
+
+
+async def test_a_forwarded_for_header_does_not_make_a_new_anonymous_caller(
+    upstreams: dict[str, str],
+) -> None:
+    """The anonymous limit is per peer: a caller on loopback (any local process, a `kubectl
+    port-forward`) writing a new X-Forwarded-For each time is still the one caller."""
+    env = {**upstreams, "GATEWAY_ANONYMOUS_RATE_LIMIT": "2"}
+    app = service_app("api-gateway", env)
+    port = free_port()
+    server = build_server(app, "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the gateway did not start"
+        await asyncio.sleep(0.05)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            statuses = []
+            for _ in range(3):
+                forged = {"X-Forwarded-For": f"203.0.113.{uuid.uuid4().int % 250}"}
+                answer = await client.get("/api/strategy-service/echo", headers=forged)
+                statuses.append(answer.status_code)
+    finally:
+        server.should_exit = True
+        await task
+    assert 429 in statuses, statuses  # the third at the latest (earlier ones count too)
 
 
 async def test_body_size_is_limited(upstreams: dict[str, str]) -> None:

@@ -54,6 +54,10 @@ def build_server(app: FastAPI, host: str, port: int, graceful_timeout: int = 25)
         lifespan="on",
         timeout_graceful_shutdown=graceful_timeout,
         server_header=False,
+        # the peer is the caller: X-Forwarded-For is anyone's to write, and uvicorn trusts it
+        # from loopback by default (every local process, a `kubectl port-forward`), which would
+        # give a caller a fresh rate-limit bucket per header value
+        proxy_headers=False,
     )
     return GracefulServer(config)
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from mastertrade.core.connections import DependencyUnavailableError
 from mastertrade.core.deps import RuntimeDep
 from mastertrade.data_api import resources as r
 from mastertrade.data_api.cache import PageCache
@@ -37,8 +38,14 @@ def pair(symbol: str | None) -> str | None:
 
 
 async def get_cache(request: Request, runtime: RuntimeDep) -> PageCache:
+    """The page cache; one that caches nothing while Redis is away (pages come from
+    PostgreSQL all the same)."""
     settings: DataApiSettings = request.app.state.settings
-    return PageCache(runtime.redis, settings.cache_limits())
+    try:
+        client = runtime.redis
+    except DependencyUnavailableError:
+        client = None
+    return PageCache(client, settings.cache_limits())
 
 
 CacheDep = Annotated[PageCache, Depends(get_cache)]
@@ -88,7 +95,7 @@ async def fills(
     return await serve(request, runtime, cache, r.FILLS, filters=filters, page=page)
 
 
-@router.get("/positions", summary="Positions, by last update")
+@router.get("/positions", summary="Positions, by environment and symbol")
 async def positions(
     *,
     request: Request, runtime: RuntimeDep, cache: CacheDep, page: PageDep,
@@ -124,7 +131,9 @@ async def alerts(
     *,
     request: Request, runtime: RuntimeDep, cache: CacheDep, page: PageDep,
     severity: Severity = None,
-    status: Annotated[Literal["pending", "sent", "failed"] | None, Query()] = None,
+    status: Annotated[
+        Literal["pending", "sent", "partial", "failed", "suppressed"] | None, Query()
+    ] = None,
 ) -> Response:  # fmt: skip
     filters = {"severity": severity, "status": status}
     return await serve(request, runtime, cache, r.ALERTS, filters=filters, page=page)

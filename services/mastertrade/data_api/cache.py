@@ -3,16 +3,22 @@
 Entries are whole JSON bodies under content-addressed keys. A sorted set orders them by age and
 a hash holds their sizes, so that one Lua script (atomic on the server, shared by every replica)
 stores an entry, drops expired ones from the books and evicts the oldest until both bounds hold.
-An entry larger than `max_entry_bytes` is not cached at all.
+An entry larger than `max_entry_bytes` is not cached at all. The cache only saves work: with
+Redis away (no client, or a command that fails) every page is a miss and is served from
+PostgreSQL, never refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("mastertrade.data_api.cache")
 
 PREFIX = "mastertrade:data_api:cache"
 
@@ -55,9 +61,12 @@ class CacheLimits:
 
 
 class PageCache:
-    """get/put of whole response bodies within `limits`, under keys starting with `prefix`."""
+    """get/put of whole response bodies within `limits`, under keys starting with `prefix`;
+    `client` None: Redis is away, nothing is cached."""
 
-    def __init__(self, client: aioredis.Redis, limits: CacheLimits, prefix: str = PREFIX) -> None:
+    def __init__(
+        self, client: aioredis.Redis | None, limits: CacheLimits, prefix: str = PREFIX
+    ) -> None:
         self.client = client
         self.limits = limits
         self.prefix = prefix
@@ -75,18 +84,27 @@ class PageCache:
         return self.limits.ttl > 0 and self.limits.max_entries > 0
 
     async def get(self, key: str) -> bytes | None:
-        if not self.enabled:
+        """The cached body, or None: not cached, the cache off, or Redis away."""
+        if not self.enabled or self.client is None:
             return None
-        found = await self.client.get(key)
+        try:
+            found = await self.client.get(key)
+        except (RedisError, OSError) as error:
+            logger.warning("page cache unreadable (%s): serving from the database", error)
+            return None
         return found if isinstance(found, bytes) else None
 
     async def put(self, key: str, body: bytes) -> bool:
-        """Store `body` unless it is too large; False when it was not stored."""
-        if not self.enabled or len(body) > self.limits.max_entry_bytes:
+        """Store `body` unless it is too large or Redis is away; False when it was not stored."""
+        if not self.enabled or self.client is None or len(body) > self.limits.max_entry_bytes:
             return False
         limits = self.limits
-        await self.client.eval(
-            STORE_SCRIPT, 4, self.index_key, self.sizes_key, self.total_key, key,
-            body, limits.ttl, time.time(), limits.max_entries, limits.max_bytes,
-        )  # fmt: skip
+        try:
+            await self.client.eval(
+                STORE_SCRIPT, 4, self.index_key, self.sizes_key, self.total_key, key,
+                body, limits.ttl, time.time(), limits.max_entries, limits.max_bytes,
+            )  # fmt: skip
+        except (RedisError, OSError) as error:
+            logger.warning("page not cached (%s): Redis is away", error)
+            return False
         return True

@@ -82,8 +82,20 @@ def row_to_json(resource: Resource, row: Row) -> dict[str, Any]:
     return out
 
 
+# A spreadsheet opening the CSV runs a field starting with one of these as a formula; alert
+# texts come from outside (Alertmanager's annotations, exchanges' error messages).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(text: str) -> str:
+    """Text a spreadsheet shows as written: a leading quote before what would start a formula
+    (OWASP's advice for CSV injection)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def row_to_csv(resource: Resource, row: Row) -> list[str]:
-    """A row as CSV fields: times in ISO 8601, NULL as an empty field."""
+    """A row as CSV fields: times in ISO 8601, NULL as an empty field, text that a spreadsheet
+    would take for a formula quoted (numbers, negative ones included, as they are)."""
     fields = []
     for column in resource.columns:
         value = row[column.name]
@@ -91,6 +103,8 @@ def row_to_csv(resource: Resource, row: Row) -> list[str]:
             fields.append("")
         elif column.kind == "time":
             fields.append(value.isoformat())
+        elif column.kind in ("text", "json"):
+            fields.append(_inert(str(value)))
         else:
             fields.append(str(value))
     return fields

@@ -1,9 +1,10 @@
 """The tables the data access API reads, each described once: columns, keyset order, filters.
 
-The keyset of a resource is its time column followed by columns that make it unique; every
-keyset has an index in that order (0001_base_schema.sql, 0013_data_access_arbitrage_gateway.sql,
-0015_sentiment_onchain.sql),
-so a page is an index range scan whatever its depth.
+The keyset of a resource is columns that make a row unique and never change once it is stored:
+its time column followed by an id, or for positions, which change in place, their primary key
+(a page keyed on `updated_at` would skip a position updated while a client pages). Every keyset
+has an index in that order (0001_base_schema.sql, 0013_data_access_arbitrage_gateway.sql,
+0015_sentiment_onchain.sql), so a page is an index range scan whatever its depth.
 """
 
 from __future__ import annotations
@@ -29,20 +30,22 @@ class Column:
 
 @dataclass(frozen=True)
 class Resource:
-    """A table served page by page in the order of `key` (first column: a time)."""
+    """A table served page by page in the order of `key`; `start` and `end` select on `time`
+    (when not given: the key's first column, a time)."""
 
     name: str
     table: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     filters: tuple[str, ...] = ()
+    time: str = ""
 
     def kind_of(self, column: str) -> ColumnKind:
         return next(c.kind for c in self.columns if c.name == column)
 
     @property
     def time_column(self) -> str:
-        return self.key[0]
+        return self.time or self.key[0]
 
 
 def _cols(spec: str) -> tuple[Column, ...]:
@@ -80,7 +83,7 @@ FILLS = Resource(
 POSITIONS = Resource(
     "positions", "positions",
     _cols("environment symbol quantity:numeric average_price:numeric updated_at:time"),
-    key=("updated_at", "environment", "symbol"), filters=("environment", "symbol"),
+    key=("environment", "symbol"), filters=("environment", "symbol"), time="updated_at",
 )  # fmt: skip
 STRATEGIES = Resource(
     "strategies", "strategies",
