@@ -21,7 +21,7 @@ import redis.exceptions as redis_errors
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, ApprovedOrder
-from mastertrade.core.prices import TopOfBook, write_book
+from mastertrade.core.prices import TopOfBook, book_key, write_book
 from mastertrade.execution.adapters import paper as paper_module
 from mastertrade.execution.adapters import paper_batch
 from mastertrade.execution.adapters.books import open_account
@@ -480,6 +480,38 @@ async def test_an_approval_older_than_its_lifetime_fills_nothing(
     assert all(e.reason and "an approval holds for 600 s" in e.reason for e in refused)
     assert (after, held, stamped) == (before, Decimal(1), approved_at)
     assert [e.status for e in sold] == ["filled"]
+
+
+async def test_a_position_whose_quote_is_gone_is_not_valued_at_its_cost(
+    trading_env: dict[str, str],
+) -> None:
+    """A bought position whose quote disappears (market data stalled) stops the account being
+    valued: the stored equity is left to age (the risk manager then refuses buys) instead of
+    being replaced by one at cost, a fall the breaker would trip on. Valued again once the
+    quote is back, at it."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "100")
+    async with paper_account(url) as (pool, redis):
+        free = PaperConfig(fee_rate=Decimal(0), slippage=Decimal(0))
+        venue = PaperVenue(lambda: pool, lambda: redis, free)
+        order = ApprovedOrder.model_validate(approved(symbol, "buy", "5"))
+        assert [e.status for e in (await venue.record_and_execute([order])).events] == ["filled"]
+        await set_quote(symbol, "199", "200")
+        doubled = await venue.revalue()
+        stored = await pool.fetchrow(EQUITY)
+        await redis.delete(book_key(symbol))
+        unvalued = await venue.revalue()
+        still = await pool.fetchrow(EQUITY)
+        await set_quote(symbol, "149", "150")
+        again = await venue.revalue()
+    cash = Decimal(1000) - 5 * Decimal(100)  # bought at the ask, no fee or slippage
+    assert doubled == cash + 5 * Decimal("199.5") == stored["equity"]
+    assert unvalued is None
+    assert still == stored  # not rewritten, not even its time: it ages
+    assert again == cash + 5 * Decimal("149.5")
+
+
+EQUITY = "SELECT equity, updated_at FROM account_equity WHERE environment = 'paper'"
 
 
 async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(

@@ -44,8 +44,35 @@ def test_cash_never_goes_negative_and_equity_is_cash_plus_positions(
         flows += fill.cash_delta
         assert cash >= 0 and position.quantity >= 0
         assert cash == start + flows
-        _, equity = derive_equity(cash, {"BTCUSDT": position}, {"BTCUSDT": mid})
-        assert equity == cash + position.quantity * mid
+        valued = derive_equity(cash, {"BTCUSDT": position}, {"BTCUSDT": mid})
+        assert valued is not None and valued[1] == cash + position.quantity * mid
+
+
+def test_a_position_without_a_quote_leaves_the_account_unvalued() -> None:
+    """Valued at its cost, a position whose quote stalled would make an equity the account
+    does not have: here 2000 + 4 x 2000 at market is 10000, at cost 2000 + 4 x 1000 = 6000, a
+    40 % fall from the peak that would trip the breaker."""
+    held = {"BTCUSDT": Position(Decimal(4), Decimal(1000))}
+    assert derive_equity(Decimal(2000), held, {"BTCUSDT": Decimal(2000)}) == (
+        Decimal(8000), Decimal(10000)
+    )
+    assert derive_equity(Decimal(2000), held, {}) is None
+    assert derive_equity(Decimal(2000), held, {"ETHUSDT": Decimal(5)}) is None
+
+
+def test_dust_without_a_quote_counts_at_its_cost() -> None:
+    """A crumb a lot size left behind (worth under a thousandth of the equity) never stops the
+    account being valued, also when its symbol is no longer quoted at all; a sold-out position
+    (quantity 0) is nothing."""
+    held = {
+        "BTCUSDT": Position(Decimal(1), Decimal(1000)),
+        "OLDUSDT": Position(Decimal("0.5"), Decimal("1.9")),  # 0.95 < 0.001 x 2000.95
+        "GONEUSDT": Position(Decimal(0), Decimal(0)),
+    }
+    marks = {"BTCUSDT": Decimal(1000)}
+    assert derive_equity(Decimal(1000), held, marks) == (Decimal("1000.95"), Decimal("2000.95"))
+    bigger = {**held, "OLDUSDT": Position(Decimal(2), Decimal("1.9"))}  # 3.8 >= 0.001 x 2003.8
+    assert derive_equity(Decimal(1000), bigger, marks) is None
 
 
 def test_a_buy_beyond_the_cash_is_refused_and_says_how_much() -> None:

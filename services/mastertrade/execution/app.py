@@ -66,7 +66,7 @@ class Venue(Protocol):
 
     async def execute(self, client_order_id: str) -> OrderEvent | None: ...
 
-    async def revalue(self) -> Decimal: ...
+    async def revalue(self) -> Decimal | None: ...
 
     async def halt_pending(self) -> bool: ...
 
@@ -85,6 +85,7 @@ class Executor:
         self.opened = asyncio.Event()
         """Set once the paper account is open (live has none to open: set at the first round)."""
         self.prefetch = 10  # the consumer's messages in flight
+        self.valued = True  # whether the last revaluation stored an equity (said when it changes)
         self.poll_seconds = settings.order_poll_seconds
         if settings.trading_environment == "live":
             self.poll_seconds = settings.binance_poll_seconds
@@ -184,13 +185,27 @@ class Executor:
                         await self.open()
                         opened = True
                     await self.reconcile(list(self.venue.in_flight), STALE_NEW_SECONDS)
-                    await self.venue.revalue()
+                    self._note_valuation(await self.venue.revalue())
                     await self.flush()
                 except Exception as error:  # a dependency or the schema is missing: next round
                     logger.warning("reconcile round failed: %s", error)
                 await self._until_next_round()
         finally:
             logger.info("reconcile loop stopped")
+
+    def _note_valuation(self, equity: Decimal | None) -> None:
+        """Say when the account stops being valued (a position has no fresh quote) and when it
+        is valued again: meanwhile the risk manager refuses buys as the equity ages."""
+        if (equity is not None) == self.valued:
+            return
+        self.valued = equity is not None
+        if equity is None:
+            logger.warning("the account is not valued: a position has no quote fresher than "
+                           "PRICE_MAX_AGE_SECONDS (is market data flowing?); its equity is not "
+                           "stored, and once older than MAX_EQUITY_AGE_SECONDS the risk manager "
+                           "refuses buys")  # fmt: skip
+        else:
+            logger.info("the account is valued again: equity %s", equity)
 
     async def _until_next_round(self) -> None:
         """`poll_seconds`, or less: once the risk manager halts trading with buys still open

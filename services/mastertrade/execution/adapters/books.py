@@ -99,8 +99,9 @@ async def fetch_positions(connection: Connection, environment: str) -> dict[str,
 
 async def store_equity(
     connection: Connection, environment: str, asset: str, marks: Mapping[str, Decimal]
-) -> Decimal:
-    """Value the account at `marks` and store it for the risk manager; returns equity."""
+) -> Decimal | None:
+    """Value the account at `marks` and store it for the risk manager; returns equity (None:
+    a position has no mark, nothing is stored; see `store_valuation`)."""
     cash = await connection.fetchval(CASH, environment, asset)
     positions = await fetch_positions(connection, environment)
     return await store_valuation(connection, environment, cash, positions, marks)
@@ -112,8 +113,14 @@ async def store_valuation(
     cash: Decimal,
     positions: Mapping[str, Position],
     marks: Mapping[str, Decimal],
-) -> Decimal:
-    """Store cash plus `positions` at `marks` as the account's equity; returns it."""
-    value, equity = derive_equity(cash, positions, marks)
+) -> Decimal | None:
+    """Store cash plus `positions` at `marks` as the account's equity; returns it. None, and
+    nothing stored, when a position (beyond dust) has no mark: the stored equity then ages, and
+    past MAX_EQUITY_AGE_SECONDS the risk manager lets no new exposure through (its breaker is
+    not judged on a valuation the account never had)."""
+    derived = derive_equity(cash, positions, marks)
+    if derived is None:
+        return None
+    value, equity = derived
     await connection.execute(SET_EQUITY, environment, cash, value, equity)
     return equity

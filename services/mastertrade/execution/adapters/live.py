@@ -135,9 +135,10 @@ class LiveVenue:
         self.drift = DriftWatch()
         self._filters: dict[str, SymbolFilters] = {}
 
-    async def revalue(self) -> Decimal:
-        """Binance's balances into the books, then the equity at Redis marks; a drift of the
-        books beyond Binance's holdings, seen twice in a row, is alerted."""
+    async def revalue(self) -> Decimal | None:
+        """Binance's balances into the books, then the equity at Redis marks (None: a position
+        has no mark, no equity stored); a drift of the books beyond Binance's holdings, seen
+        twice in a row, is alerted."""
         account = await self.client.request("GET", "/api/v3/account")
         held = await self.pool().fetch("SELECT symbol FROM positions WHERE environment = 'live'")
         marks = await self.quotes.marks([row["symbol"] for row in held])

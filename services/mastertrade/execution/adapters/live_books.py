@@ -146,7 +146,7 @@ async def note_reason(pool: asyncpg.Pool, client_order_id: str, reason: str) -> 
 class Valuation:
     """What a revaluation stored, and what the books hold beyond Binance's snapshot."""
 
-    equity: Decimal
+    equity: Decimal | None  # None: a position had no mark, nothing was stored
     short: dict[str, Shortfall]
 
 

@@ -174,8 +174,9 @@ class PaperVenue:
         """Never: every round (ORDER_POLL_SECONDS) already cancels the buys a halt stops."""
         return False
 
-    async def revalue(self) -> Decimal:
-        """Store the account's equity at current marks (for the risk manager)."""
+    async def revalue(self) -> Decimal | None:
+        """Store the account's equity at current marks (for the risk manager); None when a
+        position has no mark (nothing stored)."""
         env = self.config.environment
         async with self.pool().acquire() as connection, connection.transaction():
             # the balance lock orders this after any fill in progress, so it values its result

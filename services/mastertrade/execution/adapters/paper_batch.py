@@ -292,11 +292,14 @@ async def write_books(
     marks, when another batch changed the books first or, if it buys, a halt came on."""
     positions = [(s, books.held[s].quantity, books.held[s].average_price) for s in books.touched]
     fills = [(cid, f.price, f.quantity, f.fee) for cid, f in books.fills]
-    value, equity = derive_equity(books.free + books.locked, books.held, books.marks)
+    # no equity stored while a position has no mark (ledger.derive_equity): it ages instead
+    valued = derive_equity(books.free + books.locked, books.held, books.marks)
+    value, equity = valued or (Decimal(0), Decimal(0))
     events = [(ORDERS.name, f"order.{e.status}", e.to_json()) for e in books.events]
     rows = await connection.fetch(
         WRITE, environment, asset, books.free, books.locked, *_columns(positions, 3),
-        *_columns(fills, 4), *_columns(books.updates, 7), value, equity, bool(books.fills),
+        *_columns(fills, 4), *_columns(books.updates, 7), value, equity,
+        bool(books.fills) and valued is not None,
         ORDERS.name, [key for _, key, _ in events], [json.dumps(body) for _, _, body in events],
         list(sent), leased, read.version, *order_columns(read.unrecorded), books.buying,
     )  # fmt: skip

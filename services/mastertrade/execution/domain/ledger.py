@@ -2,7 +2,7 @@
 
 `apply_fill` refuses (raises) rather than let cash or a position go negative, so the books of
 a rejected order are untouched. Equity is cash plus every position at its mark: the invariant
-the tests check after every step.
+the tests check after every step (and no equity at all while a position has no mark).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from mastertrade.core.amounts import DUST_FRACTION
 from mastertrade.execution.domain.paper import PaperFill
 
 
@@ -56,13 +57,27 @@ def pay_commission(position: Position, fee: Decimal) -> Position:
 
 def derive_equity(
     cash: Decimal, positions: Mapping[str, Position], marks: Mapping[str, Decimal]
-) -> tuple[Decimal, Decimal]:
-    """(positions value, equity): each position at its mark, its average price when unmarked."""
-    value = sum(
-        (p.quantity * marks.get(symbol, p.average_price) for symbol, p in positions.items()),
+) -> tuple[Decimal, Decimal] | None:
+    """(positions value, equity), each position at its mark; None when a position that is not
+    dust has no mark (no fresh quote): at its cost it would make an equity the account does not
+    have, a fall from the peak that trips the breaker once quotes stall, or a loss that never
+    shows. Dust (worth less than DUST_FRACTION of the equity at its cost) counts at its cost:
+    it moves the equity by too little to matter, and a crumb of a symbol no longer quoted must
+    not stop the account being valued."""
+    marked = sum(
+        (p.quantity * marks[symbol] for symbol, p in positions.items() if symbol in marks),
         Decimal(0),
     )
-    return value, cash + value
+    at_cost = [
+        p.quantity * p.average_price
+        for symbol, p in positions.items()
+        if symbol not in marks and p.quantity > 0
+    ]
+    value = marked + sum(at_cost, Decimal(0))
+    equity = cash + value
+    if any(cost >= equity * DUST_FRACTION for cost in at_cost):
+        return None
+    return value, equity
 
 
 def shift_position(

@@ -23,12 +23,11 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 
+from mastertrade.core.amounts import DUST_FRACTION
 from mastertrade.risk.domain.limits import RiskLimits
 
 SIZING_DIGITS = 80
 """Significant digits of a buy's sizing: amounts are at most 1e15 with at most 30 decimals."""
-DUST_FRACTION = Decimal("0.001")
-"""A holding worth less than this share of equity at its cost is dust, not an open position."""
 
 
 def is_dust(cost: Decimal, equity: Decimal | None) -> bool:
@@ -155,7 +154,8 @@ def _decide_buy(
             "equity_stale",
             f"equity last valued {context.equity_age:.0f}s ago, more than "
             f"MAX_EQUITY_AGE_SECONDS={limits.max_equity_age_seconds}: no new exposure until the "
-            "order executor revalues the account (is it running?)",
+            "order executor revalues the account (is it running, and are quotes of every "
+            "position fresh?)",
         )
     if not context.position_open and context.open_positions >= limits.max_open_positions:
         return _reject(
