@@ -4,8 +4,13 @@ One HTTP app serves Telegram's Bot API (`/bot<token>/sendMessage`), a Discord we
 webhook, Twilio's Messages resource and a plain webhook receiver, each with its real success
 and error answers; `fail` queues the next answers of a channel (e.g. Telegram's 429 with
 `parameters.retry_after`, or one whose `parameters` or `retry_after` is not the documented
-shape). An aiosmtpd server with STARTTLS (a self-signed certificate made by openssl for the
-test) and AUTH stands in for SMTP; `Mailbox.refuse` queues answers to RCPT TO (550, 450), and
+shape). Discord refuses an `allowed_mentions` it does not know, as the real API does, and
+`discord_pings` says whom a message would notify; `slack_shown` says what Slack shows of a text
+(its `&`, `<` and `>` are control characters there). The webhook receiver's queued "400-binary"
+answers with control characters (NUL among them) in its body, as a broken proxy may.
+An aiosmtpd server with STARTTLS (a self-signed certificate made by openssl for the test) and
+AUTH stands in for SMTP; `Mailbox.refuse` queues answers to RCPT TO (550, 450), a message with
+no Date or Message-ID header is refused at DATA (as Gmail does), and
 `smtp_server(starttls=False)` is a server that does not offer STARTTLS at all.
 """
 
@@ -13,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import ssl
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -78,6 +85,45 @@ def _telegram(fake: FakeChannels, token: str, body: dict[str, Any]) -> Response:
     return JSONResponse({"ok": True, "result": {"message_id": 1, "text": body["text"]}})
 
 
+DISCORD_MENTION_TYPES = {"everyone", "users", "roles"}
+# a webhook receiver's error page with control characters in it (NUL, a bell, an ANSI colour)
+BINARY_ANSWER = b"refused\x00\x07 \x1b[31mred\x1b[0m\r\nline two\ttab"
+
+
+def _discord_refusal(body: dict[str, Any]) -> Response | None:
+    """Discord's 400 for an `allowed_mentions` that is not an object whose `parse` lists only
+    mention types it knows; None when the body is fine."""
+    if "allowed_mentions" not in body:
+        return None
+    allowed = body["allowed_mentions"]
+    parse = allowed.get("parse", []) if isinstance(allowed, dict) else None
+    if isinstance(parse, list) and all(kind in DISCORD_MENTION_TYPES for kind in parse):
+        return None
+    errors = {"allowed_mentions": {"_errors": [{"code": "MODEL_TYPE_CONVERT"}]}}
+    return JSONResponse(
+        {"code": 50035, "message": "Invalid Form Body", "errors": errors}, status_code=400
+    )
+
+
+def discord_pings(body: dict[str, Any]) -> list[str]:
+    """The mentions in a webhook message's content that Discord would notify: all of them
+    when `allowed_mentions` is absent, else those of the types its `parse` lists."""
+    allowed = body.get("allowed_mentions")
+    parse = set(allowed.get("parse", [])) if isinstance(allowed, dict) else DISCORD_MENTION_TYPES
+    patterns = {"everyone": r"@(?:everyone|here)", "users": r"<@!?\d+>", "roles": r"<@&\d+>"}
+    content = str(body.get("content", ""))
+    return [found for kind in sorted(parse) for found in re.findall(patterns[kind], content)]
+
+
+def slack_shown(text: str) -> tuple[str, list[str]]:
+    """What Slack shows of a message's text, and the control sequences it read in it: each
+    `<...>` is a link or a mention (`<!channel>` notifies everyone in the channel), and the
+    entities &amp; &lt; &gt; stand for the characters themselves."""
+    controls = re.findall(r"<[^<>]*>", text)
+    shown = re.sub(r"<[^<>]*>", "", text)
+    return shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"), controls
+
+
 def build_app(fake: FakeChannels) -> FastAPI:
     app = FastAPI()
 
@@ -92,7 +138,10 @@ def build_app(fake: FakeChannels) -> FastAPI:
                 {"message": "You are being rate limited.", "retry_after": 0.5, "global": False},
                 status_code=429,
             )
-        fake.got("discord", await request.json())
+        body = await request.json()
+        if (refusal := _discord_refusal(body)) is not None:
+            return refusal
+        fake.got("discord", body)
         return Response(status_code=204)
 
     @app.post("/slack/webhook")
@@ -121,10 +170,18 @@ def build_app(fake: FakeChannels) -> FastAPI:
 
     @app.post("/hook")
     async def hook(request: Request) -> Response:
+        if fake.next_failure("webhook") == "400-binary":
+            return Response(BINARY_ANSWER, status_code=400, media_type="text/plain")
         fake.got("webhook", (dict(request.headers), await request.body()))
         return Response(status_code=200)
 
     return app
+
+
+REQUIRED_HEADERS = ("Date", "From", "Message-ID")
+"""Headers without which a message is refused at DATA: RFC 5322 requires Date and From, and
+Gmail refuses a message without a Message-ID ("550-5.7.1 Messages missing a valid Message-ID
+header are not accepted")."""
 
 
 class Mailbox:
@@ -155,6 +212,10 @@ class Mailbox:
         await asyncio.sleep(self.data_delay)
         content = envelope.content or b""
         raw = content.encode() if isinstance(content, str) else bytes(content)
+        headers = BytesHeaderParser().parsebytes(raw)
+        missing = [name for name in REQUIRED_HEADERS if headers[name] is None]
+        if missing:
+            return f"550 5.7.1 Messages missing a valid {missing[0]} header are not accepted"
         self.messages.append((list(envelope.rcpt_tos), raw))
         return "250 OK"
 

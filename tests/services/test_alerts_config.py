@@ -1,7 +1,7 @@
 """alert_system's configuration at the edges, on the same local servers as test_alerts.py: the
-test alert needs the admin token (directly and through the API gateway), a blank credential
-leaves its channel off, and an unreadable EMAIL_TLS_CA_FILE turns e-mail off (saying why in
-/api/v1/status), not the service."""
+test alert needs the admin token (directly and through the API gateway) and a channel that is
+on, a blank credential leaves its channel off, and an unreadable EMAIL_TLS_CA_FILE turns e-mail
+off (saying why in /api/v1/status), not the service."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.services.fake_channels import FakeChannels, build_app, smtp_server
-from tests.services.helpers import running
+from tests.services.helpers import running, wait_for_status
 from tests.services.test_alerts import (
     ADMIN,
     ADMIN_TOKEN,
@@ -109,3 +109,29 @@ async def test_an_unreadable_ca_file_turns_email_off_and_the_rest_on(
     assert {d["channel"]: d["status"] for d in alert["deliveries"]} == dict.fromkeys(
         ["discord", "slack", "sms", "telegram", "webhook"], "sent"
     )
+
+
+NO_CHANNEL = "no alert channel is configured: set one, e.g. TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID"
+
+
+@pytest.mark.parametrize(
+    ("channels", "detail"),
+    [
+        ({}, NO_CHANNEL),
+        (
+            {"EMAIL_USER": "bot@x.io", "EMAIL_PASSWORD": "pw", "EMAIL_TLS_CA_FILE": "/no/ca.pem"},
+            "no alert channel is on: email is off: EMAIL_TLS_CA_FILE '/no/ca.pem' cannot be used",
+        ),
+    ],
+)
+async def test_a_test_alert_with_no_channel_on_is_refused_and_stores_nothing(
+    trading_env: dict[str, str], channels: dict[str, str], detail: str
+) -> None:
+    admin = {"RISK_ADMIN_API_KEY_SHA256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()}
+    async with running(build_service("alert_system", trading_env | admin | channels)) as client:
+        await wait_for_status(client, "/health", 200)
+        answer = await client.post(TEST_ALERT, json={}, headers=ADMIN)
+        history = (await client.get("/api/v1/alerts")).json()
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith(detail)
+    assert history == []

@@ -20,7 +20,7 @@ import pytest
 
 from tests.services.fake_channels import FakeChannels, build_app, smtp_server
 from tests.services.helpers import running, wait_for_status
-from tests.services.test_alerts import channel_env, settled
+from tests.services.test_alerts import ADMIN, TEST_ALERT, channel_env, settled
 from tests.services.trading import build_app as build_service
 from tests.services.trading import serve_app
 
@@ -233,3 +233,33 @@ async def test_a_missed_report_is_caught_up_at_start_and_the_next_sent_at_its_ti
     assert datetime.fromisoformat(both[0]["created_at"]) >= soon + timedelta(seconds=2)
     assert "Equity: not valued yet" in both[0]["message"]
     assert len(report_texts(fake)) == 2
+
+
+async def test_reports_go_out_over_the_rate_limit_and_count_toward_it(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """One delivery a minute per channel, and two reports (paper and live) due at once: both are
+    delivered on every channel (written once, a report held back would never be sent), and they
+    count, so a test alert right after them is held back."""
+    end = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0)
+    connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+    try:
+        await connection.execute(
+            "INSERT INTO balances (environment, asset, free) "
+            "VALUES ('paper', 'USDT', 100), ('live', 'USDT', 100)"
+        )
+    finally:
+        await connection.close()
+    async with channel_servers(tmp_path) as (fake, channels):
+        env = {**trading_env, **channels, "ALERT_DAILY_REPORT_TIME": f"{end:%H:%M:%S}",
+               "ALERT_DAILY_REPORT_SETTLE_SECONDS": "1",
+               "ALERT_RATE_LIMIT_PER_MINUTE": "1"}  # fmt: skip
+        async with replicas(env, 1) as [client]:
+            await checked([client], end)
+            reports = await settled(client, 2, kind="daily_report")
+            body = {"channel": "telegram"}
+            await client.post(TEST_ALERT, json=body, headers=ADMIN)
+            [test] = await settled(client, 1, kind="test")
+    assert len(reports) == 2 and len(report_texts(fake)) == 2
+    assert {d["status"] for a in reports for d in a["deliveries"]} == {"sent"}, reports
+    assert [d["status"] for d in test["deliveries"]] == ["rate_limited"]

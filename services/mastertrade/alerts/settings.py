@@ -1,10 +1,16 @@
 """Settings of alert_system: the seed's SMTP server and channel credentials, plus recipients,
 API endpoints (overridable for tests and proxies), retries, dedup, rate limits, the daily
-report's time and the admin token of the test alert."""
+report's time and the admin token of the test alert.
+
+The webhook URLs (Discord, Slack, ours) are secrets, their path being the webhook's credential,
+and are checked at start-up (`url_problem`): one that is not an absolute http(s) URL naming a
+host would turn its channel on and fail every alert on it; a blank one leaves it off.
+"""
 
 from __future__ import annotations
 
 from datetime import time
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -12,6 +18,35 @@ from mastertrade.alerts.domain.report import parse_report_time
 from mastertrade.core.admin_token import AdminTokenHash
 from mastertrade.core.settings import ServiceSettings
 from mastertrade_model.settings import EmailSettings
+
+CHANNEL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "email": ("EMAIL_USER", "EMAIL_PASSWORD"),
+    "telegram": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"),
+    "discord": ("DISCORD_WEBHOOK_URL",),
+    "slack": ("SLACK_WEBHOOK_URL",),
+    "sms": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER", "TWILIO_TO_NUMBER"),
+    "webhook": ("ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_SECRET"),
+}
+"""The settings each channel needs, every one set and not blank for it to be on."""
+
+
+def url_problem(url: str) -> str | None:
+    """What keeps `url` from being a URL to POST to (absolute, http or https, naming a host),
+    said without the URL itself; None when there is nothing."""
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return "not a URL: it has a space or a control character in it"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # read to check it: ValueError when not a number from 0 to 65535
+    except ValueError:  # its text may quote the URL
+        return "not a URL: its host or port cannot be read"
+    if not parts.scheme:
+        return "no http:// or https:// scheme"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "not an http:// or https:// URL"
+    if not parts.hostname:
+        return "no host"
+    return None
 
 
 def _given(value: str | SecretStr | None) -> bool:
@@ -36,14 +71,22 @@ class AlertSettings(ServiceSettings, EmailSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = Field(default=None, description="the chat to post to")
     telegram_api_url: str = Field(default="https://api.telegram.org", pattern=r"^https?://")
-    discord_webhook_url: SecretStr | None = None
-    slack_webhook_url: SecretStr | None = None
+    discord_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Discord's webhook URL, e.g. https://discord.com/api/webhooks/<id>/<token>",
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack's webhook URL, e.g. https://hooks.slack.com/services/T000/B000/XXXX",
+    )
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_phone_number: str | None = None
     twilio_to_number: str | None = Field(default=None, description="the number SMS go to")
     twilio_api_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
-    alert_webhook_url: str | None = Field(default=None, description="a URL to POST alerts to")
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="a URL to POST alerts to, e.g. https://ops.example.com/alerts"
+    )
     alert_webhook_secret: SecretStr | None = Field(
         default=None, description="the HMAC key of X-MasterTrade-Signature"
     )
@@ -90,6 +133,14 @@ class AlertSettings(ServiceSettings, EmailSettings):
         # a blank key (an optional Secret key present but empty) is no key: admin calls are off
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("discord_webhook_url", "slack_webhook_url", "alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value is not None else ""
+        if url and (problem := url_problem(url)):
+            raise ValueError(problem)  # the error shows the description's example, not the URL
+        return value
+
     @field_validator("alert_daily_report_time")
     @classmethod
     def _report_time(cls, value: str) -> str:
@@ -101,18 +152,8 @@ class AlertSettings(ServiceSettings, EmailSettings):
         return parse_report_time(self.alert_daily_report_time)
 
     def channels(self) -> dict[str, bool]:
-        """Which channels have what they need to send."""
-        needs = {
-            "email": (self.email_user, self.email_password),
-            "telegram": (self.telegram_bot_token, self.telegram_chat_id),
-            "discord": (self.discord_webhook_url,),
-            "slack": (self.slack_webhook_url,),
-            "sms": (
-                self.twilio_account_sid,
-                self.twilio_auth_token,
-                self.twilio_phone_number,
-                self.twilio_to_number,
-            ),
-            "webhook": (self.alert_webhook_url, self.alert_webhook_secret),
+        """Which channels have what they need to send (CHANNEL_SETTINGS)."""
+        return {
+            name: all(_given(getattr(self, variable.lower())) for variable in variables)
+            for name, variables in CHANNEL_SETTINGS.items()
         }
-        return {name: all(_given(value) for value in values) for name, values in needs.items()}

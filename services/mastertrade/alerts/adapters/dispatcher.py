@@ -4,7 +4,9 @@ Each (alert, channel) delivery runs as its own task, so a slow or failing channe
 up another, nor the consumer (which returns once the alert is stored). A retryable failure
 (timeout, 5xx, 429) is retried after the server's retry_after or an exponential delay, up to
 ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`, unless
-its alert is critical (never held back). Any other exception (a malformed answer, a bug) ends
+its alert is urgent (critical, or the daily report: never held back, domain/delivery.py). One
+sent to only some of the channel's recipients (an e-mail address refused) is `sent`, its last
+error naming those left out. Any other exception (a malformed answer, a bug) ends
 the delivery as `failed` with the error: retrying would fail the same way, and a row left
 `pending` would be sent again, and fail again, at every restart.
 
@@ -41,7 +43,7 @@ from mastertrade.alerts.adapters.store import (
     release_leases,
     renew_leases,
 )
-from mastertrade.alerts.domain.delivery import RateLimiter, retry_delay
+from mastertrade.alerts.domain.delivery import RateLimiter, is_urgent, retry_delay
 from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.retry import retry_transient
@@ -165,8 +167,7 @@ class Dispatcher:
         if channel is None:
             await self._mark(key, ("failed", 0, f"{name} is not configured"))
             return
-        urgent = alert.severity == "critical"
-        if not self.limiter.allow(name, time.monotonic(), urgent):
+        if not self.limiter.allow(name, time.monotonic(), is_urgent(alert)):
             await self._mark(key, ("rate_limited", 0, f"over {self.limiter.per_minute} per minute"))
             return
         outcome = await self._attempts(key, channel, alert)
@@ -188,8 +189,9 @@ class Dispatcher:
                 return None
             try:
                 self.sending.add(key)
-                await self._attempt(channel, alert)
-                return "sent", attempt, None
+                # sent; to only some of the channel's recipients when it says what went wrong
+                note = await self._attempt(channel, alert)
+                return "sent", attempt, note[:500] if note else None
             except ChannelError as error:
                 logger.warning(
                     "%s attempt %d of alert %d failed: %s", channel.name, attempt, alert_id, error
@@ -204,13 +206,14 @@ class Dispatcher:
                 return "failed", attempt, f"{channel.name}: {error!r}"[:500]
         return "failed", policy.max_attempts, "no attempt left"
 
-    async def _attempt(self, channel: Channel, alert: AlertEvent) -> None:
+    async def _attempt(self, channel: Channel, alert: AlertEvent) -> str | None:
         """One send, cut off at the policy's time limit (a channel's own timeouts are per
-        read or write, so a server answering slowly could hold it for longer)."""
+        read or write, so a server answering slowly could hold it for longer); what the
+        channel said of the recipients it did not reach."""
         limit = self.policy.attempt_seconds
         try:
             async with asyncio.timeout(limit):
-                await channel.send(alert)
+                return await channel.send(alert)
         except TimeoutError:
             raise ChannelError(
                 f"{channel.name}: no answer within {limit:g} s (ALERT_SEND_TIMEOUT_SECONDS)",

@@ -15,6 +15,9 @@ pending delivery whose lease ran out (`claim_pending`): one a crash or a restart
 finished, and one a live replica is sending is never sent twice. Only the lease's holder renews
 it and records the outcome; a replica that lost a lease (it could not renew it in time) learns
 so at its next renewal and stops that delivery.
+An alert is `sent` when every delivery was sent in full, `partial` when some were sent and
+others not or not to every recipient (a delivery `sent` with a last error: an e-mail address
+refused), else `failed`. A last error is stored without control characters (`clean_error`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from mastertrade.alerts.domain.delivery import clean_error
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import AlertEvent
 
@@ -64,7 +68,8 @@ WHERE alert_id = $1 AND channel = $2 AND lease_owner = $6
 """
 SUMMARISE = """
 UPDATE alerts SET status = CASE
-    WHEN NOT EXISTS (SELECT 1 FROM alert_deliveries WHERE alert_id = $1 AND status <> 'sent')
+    WHEN NOT EXISTS (SELECT 1 FROM alert_deliveries WHERE alert_id = $1
+                     AND (status <> 'sent' OR last_error IS NOT NULL))
         THEN 'sent'
     WHEN EXISTS (SELECT 1 FROM alert_deliveries WHERE alert_id = $1 AND status = 'pending')
         THEN 'pending'
@@ -170,6 +175,7 @@ async def mark_delivery(
     """Record a delivery's (status, attempts, last error) and the alert's overall status;
     False, and nothing recorded, when `owner` no longer holds the delivery's lease."""
     status, attempts, error = outcome
+    error = clean_error(error)
     async with pool.acquire() as connection, connection.transaction():
         # one writer per alert at a time, so the summary sees every other channel's outcome
         await connection.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", alert_id)

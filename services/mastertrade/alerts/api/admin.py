@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mastertrade.alerts.api.auth import AdminDep
 from mastertrade.alerts.service import AlertService
+from mastertrade.alerts.settings import CHANNEL_SETTINGS
 from mastertrade.core.messages import AlertEvent
 
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["alerts admin"])
@@ -31,11 +32,26 @@ def _not_on(service: AlertService, channel: str) -> str:
     return f"channel {channel!r} is not configured ({configured})"
 
 
+def _none_on(service: AlertService) -> str:
+    """Why no channel is on, and how to turn one on."""
+    if service.channel_errors:
+        off = "; ".join(f"{name} is off: {error}" for name, error in service.channel_errors.items())
+        return f"no alert channel is on: {off}"
+    each = "; ".join(f"{name}: {', '.join(names)}" for name, names in CHANNEL_SETTINGS.items())
+    return (
+        "no alert channel is configured: set one, e.g. TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID "
+        f"(the settings each channel needs: {each})"
+    )
+
+
 @admin_router.post("/alerts/test", status_code=202)
 async def send_test(request: Request, body: TestAlert, caller: AdminDep) -> dict[str, Any]:
     """Send a test alert on one channel or all (kind `test` in the history, the caller as its
-    source); delivery runs in the background."""
+    source); delivery runs in the background. 422, storing nothing, when the channel asked
+    for (or, asked for none, every channel) is off."""
     service: AlertService = request.app.state.alerts
+    if not service.channels:  # stored, it would be an alert failed with no delivery to show
+        raise HTTPException(422, _none_on(service))
     if body.channel is not None and body.channel not in service.channels:
         raise HTTPException(422, _not_on(service, body.channel))
     alert = AlertEvent(

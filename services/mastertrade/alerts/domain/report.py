@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from mastertrade.core.messages import AlertEvent
 
 DAY = timedelta(days=1)
+DAILY_REPORT_KIND = "daily_report"
 TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 OFF = {"", "off"}
 POSITIONS_LISTED = 25  # a longer list is cut: the message must stay within 4000 characters
@@ -134,7 +135,7 @@ def build_daily_report(figures: DailyFigures, end: datetime) -> AlertEvent:
         _positions(figures.positions),
     ]
     return AlertEvent(
-        kind="daily_report",
+        kind=DAILY_REPORT_KIND,
         severity="info",
         title=f"Daily report {report_day(end)} ({figures.environment})",
         message="\n".join(lines)[:4000],

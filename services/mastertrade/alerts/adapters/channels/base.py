@@ -1,4 +1,5 @@
-"""What every channel is: a name and `send(alert)`, raising ChannelError when it failed.
+"""What every channel is: a name and `send(alert)`, raising ChannelError when it failed, and
+returning what went wrong when it was sent to only some of its recipients (e-mail), else None.
 
 `retryable` says whether trying again may help (a timeout, a 5xx, a 429) and `retry_after`
 carries the wait the service asked for (Telegram's `parameters.retry_after`, Discord's
@@ -26,7 +27,7 @@ class ChannelError(Exception):
 class Channel(Protocol):
     name: str
 
-    async def send(self, alert: AlertEvent) -> None: ...
+    async def send(self, alert: AlertEvent) -> str | None: ...
 
 
 def read_seconds(value: object) -> float | None:

@@ -69,7 +69,7 @@ def _build(s: AlertSettings, client: httpx.AsyncClient, name: str) -> Channel:
         numbers = ((s.twilio_phone_number or "").strip(), (s.twilio_to_number or "").strip())
         return TwilioChannel(client, s.twilio_api_url, account, numbers)
     if name == "webhook":
-        url = (s.alert_webhook_url or "").strip()
+        url = _secret(s.alert_webhook_url)
         return WebhookChannel(client, url, _secret(s.alert_webhook_secret))
     return _chat(s, client, name)
 

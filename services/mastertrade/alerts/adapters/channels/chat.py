@@ -1,4 +1,10 @@
-"""Telegram (Bot API sendMessage), Discord and Slack incoming webhooks."""
+"""Telegram (Bot API sendMessage), Discord and Slack incoming webhooks.
+
+An alert's text is shown as written and notifies nobody: Telegram's is plain text (no
+parse_mode); Discord's goes with no mention allowed (`allowed_mentions: {parse: []}`), so an
+`@everyone` in it pings nobody; Slack's has its control characters escaped (`slack_escape`), so
+a `<!channel>` in it is text, not a mention, and a `<` in a price is not the start of a link.
+"""
 
 from __future__ import annotations
 
@@ -44,8 +50,14 @@ class TelegramChannel:
             raise ChannelError(f"telegram: {body.get('description', 'not ok')}", False)
 
 
+def slack_escape(text: str) -> str:
+    """`text` as Slack shows it literally: `&`, `<` and `>` mark its links and mentions
+    (`<https://x|label>`, `<!channel>`), so each is sent as its entity, `&` first."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class DiscordChannel:
-    """POST <webhook> {content}; 204 on success, 429 {retry_after (seconds)}."""
+    """POST <webhook> {content, allowed_mentions}; 204 on success, 429 {retry_after (seconds)}."""
 
     name = "discord"
 
@@ -53,7 +65,8 @@ class DiscordChannel:
         self.client, self.url = client, webhook_url
 
     async def send(self, alert: AlertEvent) -> None:
-        payload = {"content": render_text(alert)[:2000]}
+        # parse nothing: no @everyone, @here, user or role in the text notifies anyone
+        payload = {"content": render_text(alert)[:2000], "allowed_mentions": {"parse": []}}
         response = await post(self.name, self.client, self.url, json=payload)
         retry_after = _json(response).get("retry_after") if response.status_code == 429 else None
         check_answer(self.name, response, read_seconds(retry_after))
@@ -68,5 +81,5 @@ class SlackChannel:
         self.client, self.url = client, webhook_url
 
     async def send(self, alert: AlertEvent) -> None:
-        payload = {"text": render_text(alert)}
+        payload = {"text": slack_escape(render_text(alert))}
         check_answer(self.name, await post(self.name, self.client, self.url, json=payload))

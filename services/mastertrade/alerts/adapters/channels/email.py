@@ -6,14 +6,20 @@ cannot be read turns the email channel off with the reason, instead of stopping 
 Failures are sorted once, in `sort_failure`: what cannot succeed on a retry (STARTTLS or AUTH
 not offered, any 5xx such as 535 for the login or 550 for every recipient, a certificate that
 does not verify) fails at once with the server's reason; a 4xx, a refused connection or a
-timeout is retried.
+timeout is retried. A message refused for some recipients only is sent to the others, and
+`send` says which were refused (the delivery records it): sending again would reach twice the
+ones that got it.
+Every message carries a Date and a Message-ID (RFC 5322; Gmail refuses one without a
+Message-ID), the Message-ID in the sender's domain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 
 import aiosmtplib
 
@@ -37,6 +43,22 @@ def one_line(value: str) -> str:
     """`value` fit for a header: EmailMessage refuses line breaks (they would start a header
     of their own), so each becomes a space."""
     return " ".join(part.strip() for part in value.splitlines() if part.strip())
+
+
+def message_domain(sender: str) -> str:
+    """The domain of a Message-ID: the sender's address's, else this host's name (not
+    `make_msgid`'s default, socket.getfqdn(), which may wait on DNS inside the event loop)."""
+    _, address = parseaddr(sender)
+    domain = address.rpartition("@")[2].strip() if "@" in address else ""
+    return domain or socket.gethostname()
+
+
+def describe_refusals(refused: dict[str, aiosmtplib.SMTPResponse]) -> str | None:
+    """What to record of the recipients a sent message was refused for; None when none was."""
+    if not refused:
+        return None
+    listed = "; ".join(f"{to}: {answer.code} {answer.message}" for to, answer in refused.items())
+    return f"email: sent, but refused for {listed}"
 
 
 def _transient(code: int) -> bool:
@@ -78,27 +100,31 @@ class EmailChannel:
         message["From"] = one_line(self.user)
         message["To"] = one_line(", ".join(self.recipients))
         message["Subject"] = one_line(f"[MasterTrade {alert.severity}] {alert.title}")
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = make_msgid(domain=message_domain(self.user))
         message.set_content(alert.message or alert.title)
         return message
 
-    async def send(self, alert: AlertEvent) -> None:
+    async def send(self, alert: AlertEvent) -> str | None:
         """Connect (STARTTLS, AUTH), send, and hang up without QUIT: once the server accepted
         the message, waiting for QUIT's answer could only turn a delivered alert into an attempt
         cut off at its time limit, and sent again. An attempt cut off (the time limit, a
-        shutdown) drops the connection at once instead of saying QUIT and waiting for it."""
+        shutdown) drops the connection at once instead of saying QUIT and waiting for it.
+        Returns which recipients the server refused, when it accepted the message for others."""
         client = aiosmtplib.SMTP(
             hostname=self.host, port=self.port, start_tls=True, username=self.user,
             password=self.password, tls_context=self.tls, timeout=self.timeout,
         )  # fmt: skip
         try:
             await client.connect()
-            await client.send_message(self.build_message(alert))
+            refused, _ = await client.send_message(self.build_message(alert))
         except BaseException as error:
             drop(client)
             if isinstance(error, (aiosmtplib.SMTPException, OSError)):
                 raise sort_failure(error) from error
             raise
         client.close()
+        return describe_refusals(refused)
 
 
 def drop(client: aiosmtplib.SMTP) -> None:
