@@ -230,7 +230,6 @@ def infrastructure(history: int) -> Iterator[dict[str, str]]:
         "LOG_FORMAT": "console",
         "MAX_ORDERS_PER_MINUTE": "100000",
         "PAPER_TRADING_INITIAL_BALANCE": "100000000",
-        "MAX_SYMBOL_EXPOSURE_PCT": "1",
         "MAX_POSITION_SIZE_PCT": "1",
     }
     try:

@@ -81,8 +81,8 @@ class RiskSettings(SettingsGroup):
     max_position_size_pct: Fraction = setting(
         Decimal("0.2"),
         "MAX_POSITION_SIZE_PCT",
-        "Largest value one buy may add to a position, as a fraction of equity (0 < x <= 1); "
-        "MAX_SYMBOL_EXPOSURE_PCT caps the whole position",
+        "Largest share of equity one symbol's position may reach, held at market plus buys "
+        "approved and not filled yet, as a fraction (0 < x <= 1)",
     )
     max_portfolio_drawdown_pct: Fraction = setting(
         Decimal("0.15"),
@@ -94,11 +94,6 @@ class RiskSettings(SettingsGroup):
     )
     max_open_positions: int = setting(
         10, "MAX_OPEN_POSITIONS", "Symbols held or being bought at once (1 to 1000)", ge=1, le=1000
-    )
-    max_symbol_exposure_pct: Fraction = setting(
-        Decimal("0.4"),
-        "MAX_SYMBOL_EXPOSURE_PCT",
-        "Largest share of equity held in one symbol, as a fraction (0 < x <= 1)",
     )
     max_orders_per_minute: int = setting(
         60, "MAX_ORDERS_PER_MINUTE", "Orders approved per minute (1 to 100000)", ge=1, le=100_000

@@ -272,9 +272,11 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
     stack: Stack, channels: tuple[FakeChannels, dict[str, str]]
 ) -> None:
     fake, alert_env = channels
-    env, falling, steady = stack.env, new_symbol(), new_symbol()
+    env, steady = stack.env, new_symbol()
+    falling = [new_symbol(), new_symbol()]
     url, redis = env["DATABASE_URL"], env["REDIS_URL"]
-    await set_quote(redis, falling, "99.99", "100.01")
+    for symbol in falling:
+        await set_quote(redis, symbol, "99.99", "100.01")
     await set_quote(redis, steady, "9.99", "10.01")
     common = {"PAPER_TRADING_INITIAL_BALANCE": str(START), "PRICE_MAX_AGE_SECONDS": "0"}
     risk, *_ = await asyncio.gather(
@@ -283,8 +285,8 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
     )  # fmt: skip
     await wait_until(lambda: equity_stored(url), "the executor's first equity")
     async with broker(env["RABBITMQ_URL"]) as channel:
-        for _ in range(2):  # 2 x 19 % of equity: 38 % of it in the falling symbol
-            bought = await decide(channel, url, falling, "buy", Decimal(19), Decimal(100))
+        for symbol in falling:  # 2 x 19 % of equity: 38 % of it in the falling symbols
+            bought = await decide(channel, url, symbol, "buy", Decimal(19), Decimal(100))
             assert bought["outcome"] == "approved", bought["reasons"]
             await wait_until(partial(filled, url, bought["client_order_id"]), "the fill")
         probe = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
@@ -297,13 +299,14 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
             None,
         )
         for price in ("80", "50"):  # -50 % on 38 % of equity: about -19 % from the peak
-            await set_quote(redis, falling, price, price)
+            for symbol in falling:
+                await set_quote(redis, symbol, price, price)
             await revalued_after(url, time.time())
         refused = await decide(channel, url, steady, "buy", Decimal(1), Decimal(10))
         cancelled = await wait_until(
             partial(cancelled_order, url, resting_id), "the resting buy cancelled by the halt"
         )
-        reducing = await decide(channel, url, falling, "sell", Decimal(5), Decimal(50))
+        reducing = await decide(channel, url, falling[0], "sell", Decimal(5), Decimal(50))
         await wait_until(lambda: filled(url, reducing["client_order_id"]), "the reducing sell")
         async with httpx.AsyncClient(base_url=Stack.url(risk)) as client:
             reset = "/api/v1/admin/circuit-breaker/reset"

@@ -228,7 +228,7 @@ async def test_a_sell_whose_order_never_came_stops_holding_the_coins_back(
     try:
         await hold_one_btc(connection)
         lost = [sell("lost-sell", "1"), Signal.model_validate(signal("lost-buy", price="100",
-                                                                     quantity="20"))]  # fmt: skip
+                                                                     quantity="10"))]  # fmt: skip
         first, _ = await decide_batch(connection, lost, RiskLimits(), "paper")
         await connection.execute("UPDATE risk_decisions SET decided_at = now() - interval '10m'")
         again = [sell("exit", "1"), Signal.model_validate(signal("more", price="100",
@@ -238,8 +238,8 @@ async def test_a_sell_whose_order_never_came_stops_holding_the_coins_back(
         await connection.close()
     assert [d.outcome for d in first] == [Outcome.APPROVED, Outcome.APPROVED]
     assert (later[0].outcome, later[0].quantity) == (Outcome.APPROVED, Decimal(1))
-    # the lost buy's 2000 still counts: 1 BTC at 100 and it leave 1900 under 40 % of 10000
-    assert (later[1].outcome, later[1].quantity) == (Outcome.RESIZED, Decimal(19))
+    # the lost buy's 1000 still counts: 1 BTC at 100 and it leave 900 under 20 % of 10000
+    assert (later[1].outcome, later[1].quantity) == (Outcome.RESIZED, Decimal(9))
 
 
 async def test_a_buy_whose_order_never_came_stops_counting_once_the_executor_would_refuse_it(
@@ -263,17 +263,17 @@ async def test_a_buy_whose_order_never_came_stops_counting_once_the_executor_wou
 
     try:
         await hold_one_btc(connection)
-        lost = Signal.model_validate(signal("lost-buy", price="100", quantity="20"))
+        lost = Signal.model_validate(signal("lost-buy", price="100", quantity="10"))
         first, _ = await decide_batch(connection, [lost], RiskLimits(), "paper")
         waited = await buy_after("while-it-may-come", grace - 60)
         given_up = await buy_after("once-refused", grace + 60)
     finally:
         await connection.close()
-    assert (first[0].outcome, first[0].quantity) == (Outcome.APPROVED, Decimal(20))
-    # 1 BTC at 100 and the lost buy's 2000 leave 1900 under 40 % of 10000
-    assert waited == (Outcome.RESIZED, Decimal(19))
-    # both approvals given up: 20 % of equity per position is the limit again
-    assert given_up == (Outcome.RESIZED, Decimal(20))
+    assert (first[0].outcome, first[0].quantity) == (Outcome.APPROVED, Decimal(10))
+    # 1 BTC at 100 and the lost buy's 1000 leave 900 under 20 % of 10000
+    assert waited == (Outcome.RESIZED, Decimal(9))
+    # both approvals given up: only the BTC held counts, 1900 left under 20 % of 10000
+    assert given_up == (Outcome.RESIZED, Decimal(19))
 
 
 async def test_dust_left_behind_by_sells_is_not_an_open_position(
@@ -339,7 +339,7 @@ async def test_a_valuation_older_than_the_limit_stops_buys_not_sells(
     """The executor stopped revaluing two minutes ago: the age is read from the database's own
     clock, buys are refused with a reason that says what to look at, sells still pass."""
     url = trading_env["DATABASE_URL"]
-    await set_equity(url, "100000")
+    await set_equity(url, "1000000")
     connection = await asyncpg.connect(url)
     try:
         await hold_one_btc(connection)
@@ -469,8 +469,8 @@ async def test_two_replicas_deciding_bursts_in_batches_keep_the_exposure_limit(
     """20 signals at once on two replicas' batchers: each batch sees the decisions of the
     batches before it (also the other replica's), so exactly as many buys pass as one by one."""
     url = trading_env["DATABASE_URL"]
-    await set_equity(url, "10000")
-    limits = RiskLimits()  # 20 % per order, 40 % per symbol: 1000 per signal, 4000 in all
+    await set_equity(url, "20000")
+    limits = RiskLimits()  # a position at most 20 % of equity: 1000 per signal, 4000 in all
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
     connection = await aio_pika.connect(trading_env["RABBITMQ_URL"])
     try:

@@ -32,7 +32,7 @@ qty = st.decimals(min_value="0.0001", max_value="1000", places=4)
 
 @given(equity=money, peak=money, exposure=money, held=qty, order=st.tuples(qty, money))
 @settings(max_examples=300)
-def test_a_buy_never_exceeds_the_size_or_exposure_limits(
+def test_a_buy_never_takes_the_position_beyond_its_size_limit(
     equity: Decimal, peak: Decimal, exposure: Decimal, held: Decimal,
     order: tuple[Decimal, Decimal],
 ) -> None:  # fmt: skip
@@ -45,8 +45,7 @@ def test_a_buy_never_exceeds_the_size_or_exposure_limits(
         assert decision.quantity == 0 and decision.reasons
         return
     value = decision.quantity * price
-    assert value <= equity * LIMITS.max_position_size_pct
-    assert exposure + value <= equity * LIMITS.max_symbol_exposure_pct
+    assert exposure + value <= equity * LIMITS.max_position_size_pct
     assert (decision.outcome is Outcome.RESIZED) == (decision.quantity < request_qty)
 
 
@@ -231,6 +230,35 @@ def test_a_resize_never_rounds_up_past_the_size_limit() -> None:
     assert decision.outcome is Outcome.RESIZED
     assert decision.quantity == Decimal("0.99999999")
     assert decision.quantity * price <= Decimal(10000) * LIMITS.max_position_size_pct
+
+
+def test_buys_one_after_another_never_build_a_position_beyond_its_size_limit() -> None:
+    """The issue's rule is on the position, not the order: four buys of BTC at 50000, each
+    worth 30 % of an equity of 10000, leave at most 20 % of it in BTC (each buy's value counts
+    as the symbol's exposure for the next, as the risk manager's view does)."""
+    equity, price, exposure, bought = Decimal(10000), Decimal(50000), Decimal(0), []
+    for _ in range(4):
+        context = RiskContext(equity=equity, equity_peak=equity, symbol_exposure=exposure,
+                              position_open=exposure > 0)  # fmt: skip
+        decision = decide(OrderRequest("BTCUSDT", "buy", Decimal("0.06"), price), context, LIMITS)
+        bought.append((decision.outcome, decision.quantity))
+        exposure += decision.quantity * price
+    assert bought == [
+        (Outcome.RESIZED, Decimal("0.04")),
+        (Outcome.REJECTED, Decimal(0)),
+        (Outcome.REJECTED, Decimal(0)),
+        (Outcome.REJECTED, Decimal(0)),
+    ]
+    assert exposure == equity * LIMITS.max_position_size_pct
+    context = RiskContext(equity=equity, equity_peak=equity, symbol_exposure=Decimal(1500),
+                          position_open=True)  # fmt: skip
+    topped = decide(OrderRequest("BTCUSDT", "buy", Decimal("0.06"), price), context, LIMITS)
+    assert (topped.outcome, topped.quantity, topped.rule) == (
+        Outcome.RESIZED,
+        Decimal("0.01"),
+        "position_size",
+    )
+    assert "the BTCUSDT position, 1500 held and being bought, leaves 500" in topped.reasons[0]
 
 
 def rejected_alert(signal: Signal, context: RiskContext) -> dict[str, str]:

@@ -27,7 +27,6 @@ class RiskSettings(ServiceSettings, RiskGroup, TradingSettings):
             max_portfolio_drawdown_pct=self.max_portfolio_drawdown_pct,
             circuit_breaker_enabled=self.circuit_breaker_enabled,
             max_open_positions=self.max_open_positions,
-            max_symbol_exposure_pct=self.max_symbol_exposure_pct,
             max_orders_per_minute=self.max_orders_per_minute,
             max_equity_age_seconds=self.max_equity_age_seconds,
         )

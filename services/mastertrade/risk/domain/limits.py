@@ -18,7 +18,6 @@ class RiskLimits(BaseModel):
     max_portfolio_drawdown_pct: Amount = Field(default=Decimal("0.15"), gt=0, le=1)
     circuit_breaker_enabled: bool = True
     max_open_positions: int = Field(default=10, ge=1)
-    max_symbol_exposure_pct: Amount = Field(default=Decimal("0.40"), gt=0, le=1)
     max_orders_per_minute: int = Field(default=60, ge=1)
     max_equity_age_seconds: int = Field(default=60, ge=1)
     quantity_step: Amount = Field(default=Decimal("0.00000001"), gt=0)

@@ -13,8 +13,9 @@ it. Drawdown is measured from the equity peak (never from the start). Rules, in 
    would be measured on a past account), when it would open a position beyond the maximum
    count (a holding worth less than DUST_FRACTION of equity at cost, what an exchange's lot
    sizes leave behind a sell and no order can sell, is not a position); otherwise resized
-   down to the smaller of the per-order size limit and the room left under the per-symbol
-   exposure limit.
+   down to the room left under the position size limit: the symbol's position (its exposure:
+   held at market, plus buys approved and not filled yet) stays within MAX_POSITION_SIZE_PCT
+   of equity, whether one buy or several build it.
 """
 
 from __future__ import annotations
@@ -125,18 +126,18 @@ def _decide_sell(request: OrderRequest, context: RiskContext) -> RiskDecision:
 
 def _buy_room(
     request: OrderRequest, equity: Decimal, context: RiskContext, limits: RiskLimits
-) -> tuple[Decimal, str, str]:
-    """(value the buy may reach, why, the limiting rule)."""
-    per_order = equity * limits.max_position_size_pct
-    per_symbol = equity * limits.max_symbol_exposure_pct - context.symbol_exposure
-    if per_symbol < per_order:
-        why = (
-            f"{request.symbol} exposure {context.symbol_exposure} leaves {max(per_symbol, 0)} "
-            f"under {limits.max_symbol_exposure_pct:.2%} of equity"
-        )
-        return per_symbol, why, "symbol_exposure"
-    why = f"order value capped at {limits.max_position_size_pct:.2%} of equity"
-    return per_order, why, "position_size"
+) -> tuple[Decimal, str]:
+    """(value the buy may reach, why): what keeps the symbol's whole position, held and being
+    bought, within MAX_POSITION_SIZE_PCT of equity, however many buys build it."""
+    share = f"{limits.max_position_size_pct:.2%} of equity"
+    room = equity * limits.max_position_size_pct - context.symbol_exposure
+    if context.symbol_exposure <= 0:
+        return room, f"position capped at {share}"
+    why = (
+        f"the {request.symbol} position, {context.symbol_exposure} held and being bought, "
+        f"leaves {max(room, 0)} under {share}"
+    )
+    return room, why
 
 
 def _decide_buy(
@@ -165,9 +166,9 @@ def _decide_buy(
     # every step rounded down, at more digits than any amount has: a quotient rounded up
     # (28 digits, half-even by default) could land on the next step, past the limit
     with localcontext(prec=SIZING_DIGITS, rounding=ROUND_FLOOR):
-        room, why, rule = _buy_room(request, equity, context, limits)
+        room, why = _buy_room(request, equity, context, limits)
         allowed = _floor(room / request.price, limits.quantity_step) if room > 0 else Decimal(0)
-    return _sized(request, allowed, why, rule)
+    return _sized(request, allowed, why, "position_size")
 
 
 def assess_breaker(
