@@ -288,6 +288,23 @@ async def test_a_forwarded_for_header_does_not_make_a_new_anonymous_caller(
     assert 429 in statuses, statuses  # the third at the latest (earlier ones count too)
 
 
+async def test_guesses_at_a_key_are_held_to_the_anonymous_limit(upstreams: dict[str, str]) -> None:
+    """A 401 counts against the caller's address as an anonymous request does: past the limit,
+    guesses at a key (on a proxied route or the gateway's own) get 429, not another try."""
+    env = {**upstreams, "GATEWAY_ANONYMOUS_RATE_LIMIT": "3"}
+    async with gateway(env) as client:
+        guesses = [
+            await client.get("/api/strategy-service/echo", headers=bearer(uuid.uuid4().hex))
+            for _ in range(4)
+        ]
+        keys = await client.get("/api/v1/keys", headers=bearer(uuid.uuid4().hex))
+        known = await client.get("/api/strategy-service/echo", headers=bearer(READ))
+    assert [g.status_code for g in guesses] == [401, 401, 401, 429]
+    assert 1 <= int(guesses[-1].headers["retry-after"]) <= 60
+    assert keys.status_code == 429
+    assert known.status_code == 200  # a known key has its own limit
+
+
 async def test_body_size_is_limited(upstreams: dict[str, str]) -> None:
     async with gateway({**upstreams, "GATEWAY_MAX_BODY_BYTES": "1000"}) as client:
         path = "/api/strategy-service/echo"

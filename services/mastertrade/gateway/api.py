@@ -50,11 +50,11 @@ async def _check_all(gateway: Gateway) -> Listing:
     }
 
 
-def refused_read(gateway: Gateway, request: Request) -> Response | None:
+async def refused_read(gateway: Gateway, request: Request) -> Response | None:
     """The answer refusing a read of the gateway's own routes when reads need a key (as a
     proxied read does), or None when it may go on."""
     reads_need_a_key = gateway.settings.gateway_require_key_for_reads
-    answer = gateway.admit(request, "read" if reads_need_a_key else None)
+    answer = await gateway.admit_counted(request, "read" if reads_need_a_key else None)
     return answer if isinstance(answer, Response) else None
 
 
@@ -62,7 +62,7 @@ def refused_read(gateway: Gateway, request: Request) -> Response | None:
 async def services(request: Request) -> dict[str, dict[str, Any]] | Response:
     """Health of every service behind the gateway (a `read` key when reads need one)."""
     gateway = gateway_of(request)
-    if answer := refused_read(gateway, request):
+    if answer := await refused_read(gateway, request):
         return answer
     return await _all_health(gateway)
 
@@ -70,7 +70,7 @@ async def services(request: Request) -> dict[str, dict[str, Any]] | Response:
 @router.get("/health", summary="Aggregated health: 200 when every configured service is healthy")
 async def aggregated_health(request: Request) -> Response:
     gateway = gateway_of(request)
-    if answer := refused_read(gateway, request):
+    if answer := await refused_read(gateway, request):
         return answer
     found = await _all_health(gateway)
     healthy = all(info.get("status") == "healthy" for info in found.values())
@@ -83,7 +83,7 @@ async def aggregated_health(request: Request) -> Response:
 @router.get("/keys", summary="The API keys the gateway knows (names and scopes); needs admin")
 async def keys(request: Request) -> Response:
     gateway = gateway_of(request)
-    if isinstance(answer := gateway.admit(request, "admin"), Response):
+    if isinstance(answer := await gateway.admit_counted(request, "admin"), Response):
         return answer
     return JSONResponse([{"name": key.name, "scope": key.scope} for key in gateway.keys.listed()])
 

@@ -72,7 +72,7 @@ class Gateway:
         address = request.client.host if request.client else "unknown"
         return await limiter.hit(f"ip:{address}", self.settings.gateway_anonymous_rate_limit)
 
-    def _admit(self, request: Request, service: str) -> ApiKey | Response | None:
+    async def _admit(self, request: Request, service: str) -> ApiKey | Response | None:
         """The caller's key (None: anonymous), or the answer refusing the request: a path the
         service would read otherwise than the gateway did, or a key missing or short of scope."""
         path = request.path_params.get("path", "")
@@ -81,7 +81,7 @@ class Gateway:
         required = required_scope(
             request.method, self.settings.gateway_require_key_for_reads, path, service
         )
-        return self.admit(request, required)
+        return await self.admit_counted(request, required)
 
     def admit(self, request: Request, required: Scope | None) -> ApiKey | Response | None:
         """The caller's key (None: anonymous), or the answer refusing a request that needs
@@ -94,13 +94,28 @@ class Gateway:
                 answer.headers["WWW-Authenticate"] = "Bearer"
             return answer
 
+    async def admit_counted(
+        self, request: Request, required: Scope | None
+    ) -> ApiKey | Response | None:
+        """`admit`, with every 401 counted against the caller's address as an anonymous request
+        is: guesses at a key are held to GATEWAY_ANONYMOUS_RATE_LIMIT, then answered 429."""
+        answer = self.admit(request, required)
+        if not isinstance(answer, Response) or answer.status_code != 401:
+            return answer
+        decision = await self._rate(request, None)
+        if decision.allowed:
+            return answer
+        refused = problem(429, "too many requests without a known key; retry later",
+                          decision.retry_after)  # fmt: skip
+        return _with_rate(refused, decision)
+
     async def handle(self, request: Request, service: str) -> Response:
         """Answer `/api/<service>/<path>`."""
         spec = self.services.get(service.lower().replace("_", "-"))
         if spec is None:
             known = ", ".join(sorted(self.services))
             return problem(404, f"no service named {service[:64]!r}; routable: {known}")
-        key = self._admit(request, spec.kube_name)
+        key = await self._admit(request, spec.kube_name)
         if isinstance(key, Response):
             return key
         decision = await self._rate(request, key)
