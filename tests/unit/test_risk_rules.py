@@ -261,6 +261,22 @@ def test_buys_one_after_another_never_build_a_position_beyond_its_size_limit() -
     assert "the BTCUSDT position, 1500 held and being bought, leaves 500" in topped.reasons[0]
 
 
+def test_a_buy_of_a_pair_not_quoted_in_the_accounts_asset_is_rejected_saying_so() -> None:
+    """Equity is in USDT: an ETHBTC buy at 0.05 sized against it would be 40000 ETH; it is
+    rejected with the reason, and a sell of the pair (unwinding what an older version bought)
+    still passes."""
+    context = RiskContext(equity=Decimal(10000), equity_peak=Decimal(10000),
+                          position_quantity=Decimal(2))  # fmt: skip
+    buy = decide(OrderRequest("ETHBTC", "buy", Decimal(1), Decimal("0.05")), context, LIMITS)
+    assert (buy.outcome, buy.rule) == (Outcome.REJECTED, "not_quoted")
+    assert "ETHBTC is not quoted in USDT (QUOTE_ASSET)" in buy.reasons[0]
+    sell = decide(OrderRequest("ETHBTC", "sell", Decimal(1), Decimal("0.05")), context, LIMITS)
+    assert sell.outcome is Outcome.APPROVED
+    in_btc = RiskLimits(quote_asset="BTC")
+    assert decide(OrderRequest("ETHBTC", "buy", Decimal(1), Decimal("0.05")), context,
+                  in_btc).outcome is Outcome.APPROVED  # fmt: skip
+
+
 def rejected_alert(signal: Signal, context: RiskContext) -> dict[str, str]:
     """The alert event a rejection publishes (built as the risk manager builds it)."""
     request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)

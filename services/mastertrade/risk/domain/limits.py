@@ -21,3 +21,4 @@ class RiskLimits(BaseModel):
     max_orders_per_minute: int = Field(default=60, ge=1)
     max_equity_age_seconds: int = Field(default=60, ge=1)
     quantity_step: Amount = Field(default=Decimal("0.00000001"), gt=0)
+    quote_asset: str = "USDT"  # the account's asset: equity is in it, only its pairs are bought

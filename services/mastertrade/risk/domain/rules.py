@@ -8,7 +8,8 @@ it. Drawdown is measured from the equity peak (never from the start). Rules, in 
 3. drawdown from the peak at or beyond the limit (breaker enabled): the breaker trips;
 4. a sell: approved up to the position held, less the sells approved and not filled yet
    (resized down), even with the breaker open;
-5. a buy: rejected while the breaker is open, when equity is unknown, not positive or valued
+5. a buy: rejected when its symbol is not quoted in QUOTE_ASSET (the asset equity is kept in),
+   while the breaker is open, when equity is unknown, not positive or valued
    longer ago than MAX_EQUITY_AGE_SECONDS (the executor stopped revaluing: sizes and drawdown
    would be measured on a past account), when it would open a position beyond the maximum
    count (a holding worth less than DUST_FRACTION of equity at cost, what an exchange's lot
@@ -25,6 +26,7 @@ from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 
 from mastertrade.core.amounts import DUST_FRACTION
+from mastertrade.core.messages import not_quoted_reason
 from mastertrade.risk.domain.limits import RiskLimits
 
 SIZING_DIGITS = 80
@@ -143,6 +145,10 @@ def _buy_room(
 def _decide_buy(
     request: OrderRequest, context: RiskContext, limits: RiskLimits, breaker: bool
 ) -> RiskDecision:
+    if reason := not_quoted_reason(request.symbol, request.side, limits.quote_asset):
+        # sized against an equity in another asset, its size would mean nothing; approved, it
+        # would take a slot of the order rate and count as exposure until the executor refused it
+        return _reject("not_quoted", reason)
     if breaker:
         return _reject(
             "circuit_breaker", "circuit breaker open: only orders that reduce a position"
