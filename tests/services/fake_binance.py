@@ -1,17 +1,23 @@
-"""A local server speaking Binance spot's REST and user-data stream, for the live tests.
+"""A local server speaking Binance spot's REST and WebSocket API, for the live tests.
 
-It checks what the real one checks: the X-MBX-APIKEY header (-2015), the HMAC-SHA256 signature
-of the query string (-1022), the timestamp against recvWindow (-1021), symbol filters (-1013;
-MARKET_LOT_SIZE for market orders), the balance (-2010), duplicate open client order ids (-2010
-"Duplicate order sent."), unknown orders (-2013), cancels of orders not open (-2011), unknown
-symbols (-1121), unknown listen keys (-1125). It answers in Binance's shapes (FULL order
-answers with fills, executionReport events, `listenKeyExpired`), takes a buyer's commission in
-the base asset when asked (as Binance does unless BNB pays), and can misbehave on purpose: time
-out or fail with a 5xx before or after taking an order, answer -1007 (execution status unknown)
-after taking it, rate-limit an order with 429 or 418 and a Retry-After (a request sent during
-that pause is answered 418, as Binance bans such clients), answer a query slowly or as if the
-order did not exist, forget a listen key, fill an order just before its cancel lands. It
-cancels open orders (DELETE /api/v3/order) with Binance's answer and a CANCELED report.
+It checks what the real one checks: the API key (-2015), the HMAC-SHA256 signature (-1022: of
+the query string on REST; of the params but `signature`, sorted by name, on the WebSocket API),
+the timestamp against recvWindow (-1021), symbol filters (-1013; MARKET_LOT_SIZE for market
+orders), the balance (-2010: the quote asset a buy costs, the coins a sell gives), duplicate
+client order ids of open orders (-2010 "Duplicate order sent.", while NEW or PARTIALLY_FILLED),
+unknown orders (-2013), cancels of orders not open (-2011), unknown symbols (-1121). A fill moves
+the quote asset and the coin (less a commission taken in it), and BNB when BNB pays. It answers
+in Binance's shapes (FULL order answers with fills; on the WebSocket API
+`userDataStream.subscribe.signature` answered with a subscriptionId, then executionReport events
+as `{"subscriptionId": N, "event": {...}}`: NEW for every order taken, TRADE for each fill,
+CANCELED), takes a buyer's commission in the base asset when asked (as Binance does unless BNB
+pays), and can misbehave on purpose: time out or fail with a 5xx before or after taking an
+order, answer -1007 (execution status unknown) after taking it, rate-limit an order with 429 or
+418 and a Retry-After (a request sent during that pause is answered 418, as Binance bans such
+clients), answer a query slowly or as if the order did not exist, hold the stream's reports
+back (a stream lagging behind REST), end the subscriptions (`eventStreamTerminated`), drop the
+WebSocket API connections (as Binance does after 24 h), fill an order just before its cancel
+lands. It cancels open orders (DELETE /api/v3/order) with Binance's answer and a CANCELED report.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 import hashlib
 import hmac
 import itertools
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -35,6 +42,10 @@ from fastapi.responses import JSONResponse
 from tests.services.trading import serve_app
 
 KEY, SECRET = "test-api-key", "test-api-secret"
+WS_API_PATH = "/ws-api/v3"
+SUBSCRIBE = "userDataStream.subscribe.signature"
+INVALID_KEY = "Invalid API-key, IP, or permissions for action."
+INSUFFICIENT = "Account has insufficient balance for requested action."
 FILTERS = [
     {
         "filterType": "PRICE_FILTER",
@@ -63,6 +74,31 @@ class BinanceError(Exception):
 
 
 @dataclass
+class ApiConnection:
+    """One WebSocket API connection: its subscriptions (ids counted per connection, as
+    Binance's) and what is queued to go out on it, in order."""
+
+    opened_at: float = field(default_factory=time.monotonic)
+    outbox: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    subscriptions: list[int] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    open: bool = True
+    close: asyncio.Event = field(default_factory=asyncio.Event)  # set: the server drops it
+
+
+def ws_payload(params: dict[str, Any]) -> str:
+    """What a WebSocket API request's signature signs: all params but `signature`, sorted by
+    name, as `name=value` joined with `&` (JSON true/false as Binance spells them)."""
+
+    def text(value: Any) -> str:
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+
+    return "&".join(f"{name}={text(value)}" for name, value in sorted(params.items())
+                    if name != "signature")  # fmt: skip
+
+
+@dataclass
 class FakeBinance:
     """The exchange's state and the misbehaviour asked for."""
 
@@ -73,8 +109,12 @@ class FakeBinance:
     clock_skew_ms: int = 0
     misbehave: list[str] = field(default_factory=list)  # "timeout-after", "502-before", ...
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
-    streams: dict[str, list[WebSocket]] = field(default_factory=dict)
-    push_reports: bool = True
+    # ("WS", method, status) for WebSocket API requests
+    keys: dict[str, str] = field(default_factory=lambda: {KEY: SECRET})  # API key: its secret
+    connections: list[ApiConnection] = field(default_factory=list)  # every one opened
+    push_reports: bool = True  # False: reports are lost (the stream away)
+    hold_reports: bool = False  # True: reports wait for `release` (the stream lagging)
+    held: list[dict[str, Any]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     placed: Counter[str] = field(default_factory=Counter)  # orders taken, by newClientOrderId
     query_tricks: list[str] = field(default_factory=list)  # "slow", "lost", one per GET /order
@@ -84,15 +124,32 @@ class FakeBinance:
     bnb_pays_at: Decimal | None = None  # BNB pays every commission (25 % off), BNB at this price
     retry_after: int = 1  # seconds, of a 429/418 asked for with misbehave
     paused_until: float = 0.0  # monotonic; a request before it is answered 418
-    listen_keys: list[str] = field(default_factory=list)  # alive; a keep-alive of another: -1125
     fill_before_cancel: bool = False  # the order fills at its price just before a cancel lands
 
-    def expire(self, key: str) -> None:
-        """Binance's `listenKeyExpired` event on the key's connections; the key is gone."""
-        event = {"e": "listenKeyExpired", "E": self.now_ms(), "listenKey": key}
-        for socket in self.streams.get(key, []):
-            asyncio.get_running_loop().create_task(socket.send_json(event))
-        self.listen_keys.remove(key)
+    @property
+    def subscribed(self) -> list[ApiConnection]:
+        """The open connections with a user-data subscription."""
+        return [c for c in self.connections if c.open and c.subscriptions]
+
+    def terminate(self) -> None:
+        """End every subscription (`eventStreamTerminated`); their connections stay open."""
+        for connection in self.subscribed:
+            for subscription in connection.subscriptions:
+                connection.outbox.put_nowait({"subscriptionId": subscription, "event": {
+                    "e": "eventStreamTerminated", "E": self.now_ms()}})  # fmt: skip
+            connection.subscriptions.clear()
+
+    def disconnect(self) -> None:
+        """Drop every WebSocket API connection, as Binance does after 24 h."""
+        for connection in self.connections:
+            connection.close.set()
+
+    def release(self) -> None:
+        """Send the reports held back, in order, and hold no more."""
+        self.hold_reports = False
+        for event in self.held:
+            self.push(event)
+        self.held.clear()
 
     def rate_limit(self, status: int) -> JSONResponse:
         self.paused_until = time.monotonic() + self.retry_after
@@ -107,20 +164,54 @@ class FakeBinance:
         return int(time.time() * 1000) + self.clock_skew_ms
 
     def check_signed(self, request: Request) -> dict[str, str]:
-        if request.headers.get("X-MBX-APIKEY") != KEY:
-            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
         query = request.url.query
         payload, _, signature = query.rpartition("&signature=")
-        expected = hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
-            raise BinanceError(400, -1022, "Signature for this request is not valid.")
         params = dict(parse_qsl(payload))
-        stamp, window = int(params["timestamp"]), int(params.get("recvWindow", "5000"))
+        self.check_signature(request.headers.get("X-MBX-APIKEY"), payload, signature, params)
+        return params
+
+    def check_ws_signed(self, params: dict[str, Any]) -> None:
+        """A SIGNED WebSocket API request's params: apiKey, timestamp and signature."""
+        for name in ("apiKey", "timestamp", "signature"):
+            malformed = name == "timestamp" and not str(params.get(name)).isdigit()
+            if params.get(name) in (None, "") or malformed:
+                raise BinanceError(400, -1102, f"Mandatory parameter '{name}' was not sent, "
+                                   "was empty/null, or malformed.")  # fmt: skip
+        self.check_signature(params["apiKey"], ws_payload(params), str(params["signature"]),
+                             params)  # fmt: skip
+
+    def check_signature(
+        self, key: str | None, payload: str, signature: str, params: dict[str, Any]
+    ) -> None:
+        secret = self.keys.get(key or "")
+        if secret is None:
+            raise BinanceError(401, -2015, INVALID_KEY)
+        expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature.lower(), expected):  # HMAC's: any letter case
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        stamp, window = int(params["timestamp"]), int(params.get("recvWindow", 5000))
         if not (stamp < self.now_ms() + 1000 and self.now_ms() - stamp <= window):
             raise BinanceError(
                 400, -1021, "Timestamp for this request is outside of the recvWindow."
             )
-        return params
+
+    def answer(self, connection: ApiConnection, request: Any) -> dict[str, Any]:
+        """Binance's answer to a WebSocket API request (the executor sends only SUBSCRIBE)."""
+        request = request if isinstance(request, dict) else {}
+        request_id, method = request.get("id"), str(request.get("method"))
+        try:
+            if method != SUBSCRIBE:
+                raise BinanceError(400, -1000, f"Unknown method '{method}' (not faked)")
+            params = request.get("params")
+            self.check_ws_signed(params if isinstance(params, dict) else {})
+            subscription = next(connection.ids)
+            connection.subscriptions.append(subscription)
+            answer = {"id": request_id, "status": 200, "result": {"subscriptionId": subscription}}
+        except BinanceError as error:
+            answer = {"id": request_id, "status": error.status,
+                      "error": {"code": error.code, "msg": error.msg}}  # fmt: skip
+        self.requests.append(("WS", method, answer["status"]))
+        return answer
 
     def check_filters(self, qty: Decimal, price: Decimal, kind: str) -> None:
         step, tick = Decimal("0.00001"), Decimal("0.01")
@@ -137,13 +228,15 @@ class FakeBinance:
         symbol, side, kind = params["symbol"], params["side"], params["type"]
         cid, qty = params["newClientOrderId"], Decimal(params["quantity"])
         old = self.orders.get(cid)
-        if old is not None and old["status"] == "NEW":
+        if old is not None and old["status"] in ("NEW", "PARTIALLY_FILLED"):  # open
             raise BinanceError(400, -2010, "Duplicate order sent.")
         market = self.prices[symbol]
         price = Decimal(params["price"]) if kind == "LIMIT" else market
         self.check_filters(qty, price, kind)
         if side == "BUY" and qty * price * Decimal("1.001") > self.balances.get("USDT", Decimal(0)):
-            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+            raise BinanceError(400, -2010, INSUFFICIENT)
+        if side == "SELL" and qty > self.balances.get(self.coin(symbol), Decimal(0)):
+            raise BinanceError(400, -2010, INSUFFICIENT)
         self.placed[cid] += 1
         order = {
             "symbol": symbol,
@@ -160,6 +253,7 @@ class FakeBinance:
             "fills": [],
         }
         self.orders[cid] = order
+        self.push(self.execution_report(order, "NEW"))  # Binance's, often before the answer
         crosses = (
             kind == "MARKET"
             or (side == "BUY" and price >= market)
@@ -191,9 +285,14 @@ class FakeBinance:
             "isBuyer": order["side"] == "BUY",
         }
         self.trades.append(trade)
+        coin = self.coin(order["symbol"])
         quote_fee = fee if fee_asset == "USDT" else Decimal(0)
+        # BNB paying for a BNBUSDT trade came out of the BNB balance above already
+        coin_fee = fee if fee_asset == coin and self.bnb_pays_at is None else Decimal(0)
         cost = qty * price + quote_fee if order["side"] == "BUY" else -(qty * price - quote_fee)
+        coins = qty - coin_fee if order["side"] == "BUY" else -qty
         self.balances["USDT"] = self.balances.get("USDT", Decimal(0)) - cost
+        self.balances[coin] = self.balances.get(coin, Decimal(0)) + coins
         executed = Decimal(order["executedQty"]) + qty  # a part of it, or the rest
         order |= {
             "status": "FILLED" if executed == Decimal(order["origQty"]) else "PARTIALLY_FILLED",
@@ -241,12 +340,22 @@ class FakeBinance:
             "N": None, "t": -1, "Z": order["cummulativeQuoteQty"], "C": "",
         } | fields  # fmt: skip
 
+    @staticmethod
+    def coin(symbol: str) -> str:
+        """The base asset of a symbol quoted in USDT, the fake's one quote asset."""
+        return symbol.removesuffix("USDT")
+
     def push(self, event: dict[str, Any]) -> None:
+        """An event to every subscription, queued in order behind what its connection has yet
+        to send; lost while `push_reports` is off, kept back while `hold_reports` is on."""
         if not self.push_reports:
             return
-        for sockets in self.streams.values():
-            for socket in sockets:
-                asyncio.get_running_loop().create_task(socket.send_json(event))
+        if self.hold_reports:
+            self.held.append(event)
+            return
+        for connection in self.subscribed:
+            for subscription in connection.subscriptions:
+                connection.outbox.put_nowait({"subscriptionId": subscription, "event": event})
 
     def report(self, order: dict[str, Any], trade: dict[str, Any]) -> None:
         self.push(self.execution_report(
@@ -363,30 +472,44 @@ def add_account_routes(app: FastAPI, fake: FakeBinance) -> None:
             ]
         }
 
-    @app.post("/api/v3/userDataStream")
-    async def listen_key(request: Request) -> Any:
-        if request.headers.get("X-MBX-APIKEY") != KEY:
-            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        key = f"lk{next(fake.ids)}"
-        fake.streams[key] = []
-        fake.listen_keys.append(key)
-        return {"listenKey": key}
-
-    @app.put("/api/v3/userDataStream")
-    async def keep_alive(listenKey: str) -> dict[str, Any]:  # noqa: N803 - Binance's name
-        if listenKey not in fake.listen_keys:
-            raise BinanceError(400, -1125, "This listenKey does not exist.")
-        return {}
-
-    @app.websocket("/ws/{key}")
-    async def stream(socket: WebSocket, key: str) -> None:
+    @app.websocket(WS_API_PATH)
+    async def ws_api(socket: WebSocket) -> None:
+        """Requests answered in order; events sent as they are queued; dropped on `close`."""
         await socket.accept()
-        fake.streams.setdefault(key, []).append(socket)
+        connection = ApiConnection()
+        fake.connections.append(connection)
+        tasks = [asyncio.create_task(_send_queued(socket, connection)),
+                 asyncio.create_task(_answer_requests(socket, connection, fake)),
+                 asyncio.create_task(connection.close.wait())]  # fmt: skip
         try:
-            while True:
-                await socket.receive_text()
-        except WebSocketDisconnect:
-            fake.streams[key].remove(socket)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connection.open = False
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if connection.close.is_set():  # dropped by the server, not by the client
+                await socket.close()
+
+
+async def _answer_requests(socket: WebSocket, connection: ApiConnection, fake: FakeBinance) -> None:
+    try:
+        while True:
+            raw = await socket.receive_text()
+            try:
+                request = json.loads(raw)
+            except ValueError:
+                request = None
+            connection.outbox.put_nowait(fake.answer(connection, request))
+    except WebSocketDisconnect:
+        return
+
+
+async def _send_queued(socket: WebSocket, connection: ApiConnection) -> None:
+    while True:
+        message = await connection.outbox.get()
+        await socket.send_json(message)
+        connection.sent.append(message)
 
 
 @asynccontextmanager

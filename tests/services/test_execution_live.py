@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel
+from websockets.asyncio.client import connect
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS
@@ -24,10 +25,11 @@ from mastertrade.execution.adapters.binance import BinanceClient, BinanceRejecte
 from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.orders import IN_FLIGHT, fetch_in_flight
 from mastertrade.execution.adapters.paper import PaperVenue
+from mastertrade.execution.adapters.user_stream import build_subscribe_request
 from mastertrade.execution.domain.halt import BREAKER
 from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
-from tests.services.fake_binance import KEY, SECRET, FakeBinance, serving
+from tests.services.fake_binance import KEY, SECRET, WS_API_PATH, FakeBinance, serving
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import (
     Recorder,
@@ -44,8 +46,13 @@ pytestmark = pytest.mark.infra
 def live_env(env: dict[str, str], url: str) -> dict[str, str]:
     return {**env, "TRADING_ENVIRONMENT": "live", "BINANCE_API_KEY": KEY,
             "BINANCE_API_SECRET": SECRET, "BINANCE_BASE_URL": url,
-            "BINANCE_WS_URL": url.replace("http", "ws"), "BINANCE_RECV_WINDOW": "1000",
+            "BINANCE_WS_API_URL": ws_api_url(url), "BINANCE_RECV_WINDOW": "1000",
             "BINANCE_TIMEOUT_SECONDS": "1", "BINANCE_POLL_SECONDS": "0.5"}  # fmt: skip
+
+
+def ws_api_url(url: str) -> str:
+    """The fake's WebSocket API endpoint, from its base URL (http://...)."""
+    return url.replace("http", "ws", 1) + WS_API_PATH
 
 
 class LiveExecutor(NamedTuple):
@@ -100,9 +107,10 @@ async def order_row(url: str, client_order_id: str) -> asyncpg.Record:
 
 
 async def streaming(fake: FakeBinance, timeout: float = 20.0) -> None:
+    """Until the executor has subscribed to the user-data stream on the WebSocket API."""
     deadline = time.monotonic() + timeout
-    while not any(fake.streams.values()):
-        assert time.monotonic() < deadline, "the executor never opened the user-data stream"
+    while not fake.subscribed:
+        assert time.monotonic() < deadline, "the executor never subscribed to the user-data stream"
         await asyncio.sleep(0.05)
 
 
@@ -320,6 +328,62 @@ async def test_a_bad_signature_or_key_is_refused_by_the_server() -> None:
             await wrong_secret.close()
             await wrong_key.close()
     assert fake.orders == {}
+
+
+async def test_a_subscription_with_a_bad_signature_key_or_clock_is_refused_by_the_server() -> None:
+    """The WebSocket API checks a signed request as REST does: -1022, -2015, -1021 (with
+    Binance's statuses); a good one is answered with a subscriptionId, counted per connection."""
+    fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)})
+    async with serving(fake) as url:
+        clients = {
+            "wrong secret": BinanceClient(url, KEY, "not-the-secret"),
+            "wrong key": BinanceClient(url, "not-the-key", SECRET),
+            "behind": BinanceClient(url, KEY, SECRET, recv_window=1000),
+            "good": BinanceClient(url, KEY, SECRET),
+            "again": BinanceClient(url, KEY, SECRET),
+        }
+        clients["behind"].offset_ms = -2000  # 2 s behind Binance, with a recvWindow of 1 s
+        answers = {}
+        try:
+            for name, client in clients.items():
+                async with connect(ws_api_url(url)) as socket:
+                    await socket.send(json.dumps(build_subscribe_request(client, name)))
+                    answers[name] = json.loads(await socket.recv())
+        finally:
+            for client in clients.values():
+                await client.close()
+    errors = {name: (a["id"], a["status"], a["error"]["code"]) for name, a in answers.items()
+              if "error" in a}  # fmt: skip
+    assert errors == {
+        "wrong secret": ("wrong secret", 400, -1022),
+        "wrong key": ("wrong key", 401, -2015),
+        "behind": ("behind", 400, -1021),
+    }
+    assert answers["good"] == {"id": "good", "status": 200, "result": {"subscriptionId": 0}}
+    assert answers["again"]["result"] == {"subscriptionId": 0}  # its own connection's first
+
+
+async def test_a_websocket_api_request_is_signed_as_binance_documents_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Binance's own example (an HMAC key, order.place): the signature of the params but
+    `signature`, sorted by name, as `name=value` joined with `&`."""
+    client = BinanceClient(
+        "http://127.0.0.1:9", "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+        "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j", recv_window=100,
+    )  # fmt: skip
+    monkeypatch.setattr(client, "_timestamp", lambda: 1645423376532)  # the example's
+    try:
+        params = client.ws_api_params({
+            "symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+            "quantity": "0.01000000", "price": "52000.00", "newOrderRespType": "ACK",
+        })  # fmt: skip
+    finally:
+        await client.close()
+    assert params["signature"] == "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a"
+    assert (params["apiKey"], params["recvWindow"], params["timestamp"]) == (
+        client.api_key, 100, 1645423376532,
+    )  # fmt: skip
 
 
 async def test_the_reconcile_poll_reads_the_orders_in_flight_not_the_history(

@@ -2,13 +2,16 @@
 handlers see it missing, and never on a query asked while its last send could still land; the
 first fills of a symbol booked at once both counted; one bad order never holding up the
 others, rate limits waited out, outcomes Binance calls unknown queried, a user-data stream that
-never goes silent, commissions taken in the bought coin, and orders Binance would misread
-refused before they leave."""
+never goes silent (subscribed again when Binance ends it, drops it or refuses it) and books a
+fill the poll booked too once, commissions taken in the bought coin, and orders Binance would
+misread or refuse (a sell of coins not held) refused before they leave or rejected."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +32,15 @@ from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.domain.binance_status import OrderState, Trade
 from mastertrade_model.topology import ORDERS
 from tests.services.conftest import REDIS_TEST_URL
-from tests.services.fake_binance import KEY, SECRET, BinanceError, FakeBinance, serving
+from tests.services.fake_binance import (
+    KEY,
+    SECRET,
+    SUBSCRIBE,
+    ApiConnection,
+    BinanceError,
+    FakeBinance,
+    serving,
+)
 from tests.services.helpers import running, wait_for_status
 from tests.services.test_execution_live import (
     approved,
@@ -38,6 +49,7 @@ from tests.services.test_execution_live import (
     live_executor,
     order_row,
     streaming,
+    ws_api_url,
 )
 from tests.services.trading import build_app, new_symbol, set_quote
 
@@ -246,6 +258,7 @@ async def test_one_stuck_order_holds_up_neither_the_others_nor_the_valuation(
     """Oldest first: an order for a symbol Binance does not list (rejected, saying so), one
     whose query fails (left in flight, logged), one Binance filled (booked); then the equity."""
     listed, other, url = new_symbol(), new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(listed, "99", "101")  # the coin bought is in the account: valued at a mark
     fake = FakeBinance(prices={listed: Decimal(100), other: Decimal(100)}, push_reports=False)
     unlisted = await add_order(url, "NOPEUSDT", "new", age=30)
     failing = await add_order(url, other, "submitted", age=20)
@@ -329,44 +342,113 @@ async def test_the_live_poll_leaves_binance_s_request_weight_to_the_stream(
     assert 1 <= len(queries) <= 2 and 1 <= len(accounts) <= 2
 
 
-@pytest.mark.parametrize("failure", ["keep-alive refused", "listenKeyExpired"])
-async def test_the_user_stream_reconnects_with_a_new_listen_key(
-    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, failure: str
+@asynccontextmanager
+async def following(
+    client: BinanceClient, base_url: str, pool: asyncpg.Pool
+) -> AsyncIterator[None]:
+    """The executor's user-data stream on the fake's WebSocket API, until the block ends."""
+    task = asyncio.create_task(
+        user_stream.run_user_stream(client, ws_api_url(base_url), lambda: pool, "USDT")
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def subscriptions(fake: FakeBinance) -> list[tuple[str, str, int]]:
+    return [request for request in fake.requests if request[0] == "WS"]
+
+
+@pytest.mark.parametrize("failure", ["eventStreamTerminated", "connection dropped"])
+async def test_the_user_stream_subscribes_again_on_a_new_connection(
+    trading_env: dict[str, str], failure: str
 ) -> None:
-    """A listen key that cannot be kept alive (Binance forgot it: -1125), or that Binance says
-    expired, would leave the stream open and silent: it is closed, and a new key opened; reports
-    on it are booked."""
-    if failure == "keep-alive refused":
-        monkeypatch.setattr(user_stream, "KEEPALIVE_SECONDS", 0.2)
+    """Binance ending the subscription (`eventStreamTerminated`: the connection stays open, and
+    silent) or dropping the connection (after 24 h): the connection is closed, and a new one
+    subscribes; reports on it are booked."""
     symbol, url = new_symbol(), trading_env["DATABASE_URL"]
     fake = FakeBinance(prices={symbol: Decimal(100)})
     client_order_id = await add_order(url, symbol, "submitted", age=1)
-    async with serving(fake) as base_url, venues(url, base_url, 1, timeout=3.0) as (pool, (venue,)):
-        ws_url = base_url.replace("http", "ws")
-        task = asyncio.create_task(
-            user_stream.run_user_stream(venue.client, ws_url, lambda: pool, "USDT")
-        )
-        try:
-            await streaming(fake)
-            first = fake.listen_keys[0]
-            if failure == "listenKeyExpired":
-                fake.expire(first)
-            else:
-                fake.listen_keys.remove(first)
-            await until(lambda: reconnected(fake, first), "a stream on a new listen key")
-            fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
-                        "price": "101", "newClientOrderId": client_order_id})  # fmt: skip
-            await until(lambda: is_filled(url, client_order_id), "the report booked")
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    assert fake.streams[first] == []  # the silent connection was closed
+    async with (
+        serving(fake) as base_url,
+        venues(url, base_url, 1, timeout=3.0) as (pool, (venue,)),
+        following(venue.client, base_url, pool),
+    ):
+        await streaming(fake)
+        [first] = fake.subscribed
+        fake.terminate() if failure == "eventStreamTerminated" else fake.disconnect()
+        await until(lambda: subscribed_anew(fake, first), "a subscription on a new connection")
+        fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
+                    "price": "101", "newClientOrderId": client_order_id})  # fmt: skip
+        await until(lambda: is_filled(url, client_order_id), "the report booked")
+    assert not first.open  # the silent connection was closed
+    assert subscriptions(fake) == [("WS", SUBSCRIBE, 200)] * 2
 
 
-async def reconnected(fake: FakeBinance, old_key: str) -> bool:
-    return not fake.streams[old_key] and any(
-        fake.streams.get(key) for key in fake.listen_keys if key != old_key
-    )
+async def subscribed_anew(fake: FakeBinance, old: ApiConnection) -> bool:
+    return not old.open and any(c is not old for c in fake.subscribed)
+
+
+async def test_a_refused_subscription_is_logged_and_tried_again_with_backoff(
+    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Binance refuses the subscription (-1022: the key's secret is not the one it has): each
+    refusal is logged with Binance's code and message, and the next try is on a new connection
+    after a backoff that doubles. Once the secrets match again, the stream is subscribed and its
+    reports are booked."""
+    monkeypatch.setattr(user_stream, "FIRST_BACKOFF", 0.2)
+    caplog.set_level(logging.WARNING, logger="mastertrade.execution.stream")
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={symbol: Decimal(100)}, keys={KEY: "a-secret-renewed-on-binance"})
+    client_order_id = await add_order(url, symbol, "submitted", age=1)
+    async with (
+        serving(fake) as base_url,
+        venues(url, base_url, 1, timeout=3.0) as (pool, (venue,)),
+        following(venue.client, base_url, pool),
+    ):
+        await until(lambda: refused(fake, 3), "three refused subscriptions")
+        fake.keys[KEY] = SECRET
+        await streaming(fake)
+        closed = [not connection.open for connection in fake.connections[:3]]
+        fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
+                    "price": "101", "newClientOrderId": client_order_id})  # fmt: skip
+        await until(lambda: is_filled(url, client_order_id), "the report booked")
+    ended = [r.getMessage() for r in caplog.records if "refused the subscription" in r.getMessage()]
+    assert ended[:3] == [
+        "user-data stream ended (Binance refused the subscription: -1022 Signature for this "
+        f"request is not valid. (status 400)); subscribing again on a new connection in {delay}s"
+        for delay in ("0.2", "0.4", "0.8")
+    ]
+    opened = [connection.opened_at for connection in fake.connections[:4]]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(opened)]
+    assert all(gap >= delay for gap, delay in zip(gaps, (0.2, 0.4, 0.8), strict=True)), gaps
+    assert closed == [True] * 3  # each refused connection was given up
+    assert subscriptions(fake)[-1] == ("WS", SUBSCRIBE, 200)
+
+
+async def refused(fake: FakeBinance, count: int) -> bool:
+    return len([r for r in subscriptions(fake) if r[2] == 400]) >= count
+
+
+async def test_a_subscription_refused_for_our_clock_resyncs_it_and_goes_through(
+    trading_env: dict[str, str],
+) -> None:
+    """Our clock 5 s behind Binance's, recvWindow 1 s: the subscription is refused (-1021), the
+    clock re-synced from /api/v3/time (the REST client's offset, which stamps both), and the
+    next subscription goes through."""
+    url = trading_env["DATABASE_URL"]
+    fake = FakeBinance(prices={"BTCUSDT": Decimal(100)}, clock_skew_ms=5000)
+    async with (
+        serving(fake) as base_url,
+        venues(url, base_url, 1, timeout=3.0) as (pool, (venue,)),
+        following(venue.client, base_url, pool),
+    ):
+        await streaming(fake)
+        offset = venue.client.offset_ms
+    assert subscriptions(fake) == [("WS", SUBSCRIBE, 400), ("WS", SUBSCRIBE, 200)]
+    assert ("GET", "/api/v3/time", 200) in fake.requests and 4000 < offset < 6000
 
 
 async def is_filled(url: str, client_order_id: str) -> bool:
@@ -457,6 +539,7 @@ async def test_the_live_equity_takes_cash_and_coins_from_one_snapshot(
     its fill not booked yet) and 5000 USDT: the equity is the snapshot's, 5000 + 0.5 x 100, not
     a mix of its cash and the books' coins (5100), which the peak would keep for good."""
     symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "101")  # a mark of 100 (with none, no equity is stored)
     fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False)
     fake.balances = {"USDT": Decimal(5000), symbol.removesuffix("USDT"): Decimal("0.5")}
     connection = await asyncpg.connect(url)
@@ -612,6 +695,87 @@ async def test_a_fill_whose_stream_report_was_missed_is_booked_before_the_order_
     assert (row["status"], row["filled_quantity"]) == ("filled", Decimal("0.01"))
     assert sorted(f["quantity"] for f in fills) == [Decimal("0.004"), Decimal("0.006")]
     assert position == Decimal("0.01")
+
+
+async def test_a_fill_both_the_stream_and_the_poll_report_is_booked_once(
+    trading_env: dict[str, str],
+) -> None:
+    """A resting buy fills 0.004 while the stream lags behind REST (its report held back): the
+    poll finds it (the order, then myTrades) and books it; the stream's report of that trade,
+    arriving after, books nothing more (by trade id). The other 0.006 is reported on the stream
+    while the poll goes on: the order ends filled once, its fills, fee and position counting
+    each trade once."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    cid = resting["client_order_id"]
+    async with live_executor(trading_env, fake) as (env, recorder, channel):  # polled every 0.5 s
+        url = env["DATABASE_URL"]
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        await until(lambda: order_status(url, cid, "submitted"), "the order resting")
+        fake.hold_reports = True
+        fake.fill(fake.orders[cid], Decimal("0.004"), Decimal(29000))
+        await until(lambda: booked(url, cid, Decimal("0.004")), "the poll booking the trade")
+        [report] = fake.held
+        fake.release()
+        await until(lambda: delivered(fake, report), "the stream's report of the trade sent")
+        await asyncio.sleep(1)  # and booked, or not, meanwhile
+        first_row, first_fills = await order_row(url, cid), await fills_of(url, cid)
+        first_position = await position_of(url, symbol)
+        fake.fill(fake.orders[cid], Decimal("0.006"), Decimal(29000))
+        await recorder.wait_for("order.filled")
+        await asyncio.sleep(1.5)  # the poll, and the stream, go on meanwhile
+        row, fills = await order_row(url, cid), await fills_of(url, cid)
+        position = await position_of(url, symbol)
+    assert ("GET", "/api/v3/myTrades", 200) in fake.requests  # the poll found the first trade
+    assert [f["quantity"] for f in first_fills] == [Decimal("0.004")]
+    assert (first_row["status"], first_row["filled_quantity"], first_row["fee"]) == (
+        "partially_filled", Decimal("0.004"), first_fills[0]["fee"],
+    )  # fmt: skip
+    assert first_position == Decimal("0.004")
+    assert len(recorder.of("order.filled")) == 1
+    assert sorted(f["quantity"] for f in fills) == [Decimal("0.004"), Decimal("0.006")]
+    assert (row["status"], row["filled_quantity"]) == ("filled", Decimal("0.01"))
+    assert row["fee"] == sum(f["fee"] for f in fills) == Decimal("0.29")  # 0.1 % of 290
+    assert position == Decimal("0.01")
+
+
+async def delivered(fake: FakeBinance, event: dict[str, object]) -> bool:
+    return any(message.get("event") is event for c in fake.connections for message in c.sent)
+
+
+async def test_a_sell_of_coins_not_held_is_refused_by_binance_and_rejected(
+    trading_env: dict[str, str],
+) -> None:
+    """The account holds 0.5 of the coin: a sell of 1 is refused by Binance (-2010) and the order
+    rejected with its code and message; a sell of the 0.5 fills, the coins leave the account and
+    the proceeds, less the commission, come in."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    coin = symbol.removesuffix("USDT")
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)})
+    fake.balances = {"USDT": Decimal(1000), coin: Decimal("0.5")}
+    await value_of(url, "INSERT INTO positions (environment, symbol, quantity, average_price) "
+                   "VALUES ('live', $1, 0.5, 100)", symbol)  # fmt: skip
+    too_many, held = approved(symbol, "sell", "1"), approved(symbol, "sell", "0.5")
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", too_many)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+        await publish_json(channel, ORDERS.name, "order.approved", held)
+        filled = (await recorder.wait_for("order.filled"))[0]
+        row = await order_row(url, too_many["client_order_id"])
+    assert rejected["client_order_id"] == too_many["client_order_id"]
+    assert rejected["reason"] == (
+        "Binance -2010: Account has insufficient balance for requested action."
+    )
+    assert (row["status"], row["reason"]) == ("rejected", rejected["reason"])
+    assert too_many["client_order_id"] not in fake.orders
+    assert filled["client_order_id"] == held["client_order_id"]
+    assert filled["filled_quantity"] == "0.5"
+    assert fake.balances == {"USDT": Decimal("1049.95"), coin: Decimal(0)}  # 50, less 0.05
+    assert await position_of(url, symbol) == Decimal(0)
 
 
 async def test_books_holding_more_than_binance_raise_one_alert_per_confirmed_drift(

@@ -90,3 +90,6 @@ def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json"
     # httpx logs every request it sends at INFO: the UI's poller and the gateway's proxy would
     # flood the log; their own request metrics and warnings say what matters.
     logging.getLogger("httpx").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # websockets logs every frame at DEBUG: the executor's user-data subscription (its API key
+    # and signature) and every report on it; a failed connection is the stream's own warning.
+    logging.getLogger("websockets").setLevel(max(logging.getLevelName(level), logging.WARNING))

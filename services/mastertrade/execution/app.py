@@ -242,7 +242,7 @@ def create_app(settings: ExecutionSettings) -> FastAPI:
     async def start() -> list[asyncio.Task[None]]:
         tasks = [asyncio.create_task(executor.run())]
         if executor.binance is not None:
-            stream = run_user_stream(executor.binance, settings.binance_ws_url,
+            stream = run_user_stream(executor.binance, settings.binance_ws_api_url,
                                      lambda: executor.live.pool, settings.quote_asset)  # fmt: skip
             tasks.append(asyncio.create_task(stream))
         return tasks

@@ -51,9 +51,12 @@ class ExecutionSettings(ServiceSettings, TradingSettings, AccountSettings):
         default="https://api.binance.com", pattern=r"^https?://",
         description="Binance's REST base URL, e.g. https://api.binance.com",
     )  # fmt: skip
-    binance_ws_url: str = Field(
-        default="wss://stream.binance.com:9443", pattern=r"^wss?://",
-        description="Binance's WebSocket base for the user-data stream",
+    binance_ws_api_url: str = Field(
+        default="wss://ws-api.binance.com:443/ws-api/v3", pattern=r"^wss?://",
+        description="Binance's WebSocket API endpoint, on which the user-data stream is "
+        "subscribed (userDataStream.subscribe.signature), e.g. "
+        "wss://ws-api.binance.com:443/ws-api/v3 (testnet: "
+        "wss://ws-api.testnet.binance.vision/ws-api/v3)",
     )  # fmt: skip
     binance_recv_window: int = Field(
         default=5000, ge=1, le=60000, description="recvWindow of signed requests, ms (<= 60000)"

@@ -12,6 +12,10 @@ Retry-After: any request until then fails at once without being sent, since Bina
 a client that keeps sending. On -1021 (timestamp outside recvWindow) the client re-syncs its
 clock offset from /api/v3/time and retries once, except an order: each of its sends is stamped
 by the caller (see live.py), so it gets the -1021, the clock synced.
+
+A SIGNED request of the WebSocket API (user_stream.py's subscription) carries the same key,
+`recvWindow` and `timestamp` (with the same clock offset) among its `params`; its signature is
+the HMAC-SHA256 of all params but `signature`, sorted by name, as `name=value` joined with `&`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hashlib
 import hmac
 import math
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -111,7 +116,7 @@ class BinanceClient:
     async def _send(self, method: str, path: str, query: str, signed: bool) -> Any:
         if (wait := self.paused_until - time.monotonic()) > 0:
             raise BinanceRateLimitedError(f"{method} {path}: not sent, rate limited", wait)
-        headers = {"X-MBX-APIKEY": self.api_key} if signed or "userDataStream" in path else {}
+        headers = {"X-MBX-APIKEY": self.api_key} if signed else {}
         try:
             response = await self.http.request(method, f"{path}?{query}", headers=headers)
         except httpx.HTTPError as error:  # timeouts included: the outcome is unknown
@@ -142,14 +147,27 @@ class BinanceClient:
             f"{what}: rate limited (HTTP {response.status_code}), pausing {seconds:.0f}s", seconds
         )
 
+    def _timestamp(self) -> int:
+        """Now on Binance's clock, in ms: ours plus the offset `sync_time` measured."""
+        return int(time.time() * 1000) + self.offset_ms
+
     def _query(self, params: dict[str, Any], signed: bool) -> str:
         items = {key: _plain(value) for key, value in params.items() if value is not None}
         if not signed:
             return urlencode(items)
         items["recvWindow"] = str(self.recv_window)
-        items["timestamp"] = str(int(time.time() * 1000) + self.offset_ms)
+        items["timestamp"] = str(self._timestamp())
         query = urlencode(items)
         return f"{query}&signature={sign(self._secret, query)}"
+
+    def ws_api_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The `params` of a SIGNED WebSocket API request: `params` with the key, recvWindow,
+        timestamp and their signature (all but it, sorted by name, `name=value&...`)."""
+        items = {key: value for key, value in (params or {}).items() if value is not None}
+        items |= {"apiKey": self.api_key, "recvWindow": self.recv_window,
+                  "timestamp": self._timestamp()}  # fmt: skip
+        payload = "&".join(f"{key}={_plain(value)}" for key, value in sorted(items.items()))
+        return items | {"signature": sign(self._secret, payload)}
 
     async def request(
         self,
@@ -224,10 +242,3 @@ class BinanceClient:
             if len(page) < MY_TRADES_PAGE:
                 return found
             params["fromId"] = max(int(trade["id"]) for trade in page) + 1
-
-    async def new_listen_key(self) -> str:
-        body = await self.request("POST", "/api/v3/userDataStream", signed=False)
-        return str(body["listenKey"])
-
-    async def keep_alive(self, listen_key: str) -> None:
-        await self.request("PUT", "/api/v3/userDataStream", {"listenKey": listen_key}, signed=False)
