@@ -1,6 +1,7 @@
 """alert_system's webhook URLs are checked at start-up: one that is not an absolute http(s) URL
 naming a host is refused, saying what is wrong and what to write, without showing the URL (its
-path is the webhook's credential); a blank one still leaves its channel off."""
+path is the webhook's credential); a blank one still leaves its channel off. ALERT_HISTORY_DAYS
+is bounded."""
 
 from __future__ import annotations
 
@@ -64,3 +65,11 @@ def test_an_http_url_naming_a_host_is_accepted(variable: str, url: str) -> None:
 @pytest.mark.parametrize("variable", WEBHOOKS)
 def test_a_blank_webhook_url_is_no_url(variable: str) -> None:
     assert not any(settings(**{variable: " "}).channels().values())
+
+
+def test_the_history_is_kept_90_days_by_default_and_from_1_to_3650() -> None:
+    assert settings().alert_history_days == 90
+    assert settings(ALERT_HISTORY_DAYS="3650").alert_history_days == 3650
+    for days in ("0", "3651"):
+        with pytest.raises(SettingsError, match="ALERT_HISTORY_DAYS"):
+            settings(ALERT_HISTORY_DAYS=days)

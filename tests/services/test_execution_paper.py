@@ -505,7 +505,7 @@ async def test_a_position_whose_quote_is_gone_is_not_valued_at_its_cost(
         await set_quote(symbol, "149", "150")
         again = await venue.revalue()
     cash = Decimal(1000) - 5 * Decimal(100)  # bought at the ask, no fee or slippage
-    assert doubled == cash + 5 * Decimal("199.5") == stored["equity"]
+    assert stored is not None and doubled == cash + 5 * Decimal("199.5") == stored["equity"]
     assert unvalued is None
     assert still == stored  # not rewritten, not even its time: it ages
     assert again == cash + 5 * Decimal("149.5")

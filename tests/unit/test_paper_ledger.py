@@ -54,7 +54,8 @@ def test_a_position_without_a_quote_leaves_the_account_unvalued() -> None:
     40 % fall from the peak that would trip the breaker."""
     held = {"BTCUSDT": Position(Decimal(4), Decimal(1000))}
     assert derive_equity(Decimal(2000), held, {"BTCUSDT": Decimal(2000)}) == (
-        Decimal(8000), Decimal(10000)
+        Decimal(8000),
+        Decimal(10000),
     )
     assert derive_equity(Decimal(2000), held, {}) is None
     assert derive_equity(Decimal(2000), held, {"ETHUSDT": Decimal(5)}) is None
