@@ -512,6 +512,40 @@ VALUES ('cross_venue', 'a->b', 'BTCUSDT: a -> b', 'USDT', 10, 0.000000000001, 0.
 """
 
 
+async def test_a_page_that_finds_every_connection_taken_is_a_503_not_a_wait(
+    service_env: dict[str, str], database_url: str
+) -> None:
+    """Exports and slow pages hold the pool's connections: a page then waits DEPENDENCY_TIMEOUT
+    (1 s here) for one, and is answered 503 with Retry-After, instead of hanging."""
+    from mastertrade.core.connections import POOL_SIZE  # noqa: PLC0415
+
+    await insert_candles(database_url, "BUSYUSDT", 10)
+    env = {**service_env, "DATA_API_CACHE_TTL": "0"}
+    app = data_api(env)
+    async with running(app) as answering:
+        pool = app.state.runtime.pool
+        held = [await pool.acquire() for _ in range(POOL_SIZE)]
+        try:
+            started = time.monotonic()
+            busy = await answering.get("/api/v1/candles/BUSYUSDT")
+            waited = time.monotonic() - started
+        finally:
+            for connection in held:
+                await pool.release(connection)
+        served = await answering.get("/api/v1/candles/BUSYUSDT")
+    assert (busy.status_code, busy.headers.get("retry-after")) == (503, "5"), busy.text
+    assert waited < 10  # DEPENDENCY_TIMEOUT, not for ever
+    assert served.status_code == 200 and served.json()["count"] == 10
+
+
+def test_more_exports_than_the_pool_can_spare_are_refused_at_start() -> None:
+    from mastertrade.data_api.settings import MAX_EXPORTS, DataApiSettings  # noqa: PLC0415
+
+    assert DataApiSettings(data_api_max_exports=MAX_EXPORTS).data_api_max_exports == MAX_EXPORTS
+    with pytest.raises(ValueError, match=f"less than or equal to {MAX_EXPORTS}"):
+        DataApiSettings(data_api_max_exports=MAX_EXPORTS + 1)
+
+
 async def test_docs_work_offline(client: httpx.AsyncClient) -> None:
     page = await client.get("/docs")
     assert page.status_code == 200

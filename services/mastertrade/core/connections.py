@@ -37,6 +37,10 @@ POSTGRES_AWAY: tuple[type[Exception], ...] = (
 retried (`retry.TRANSIENT`), a request answered 503."""
 
 
+POOL_SIZE = 10
+"""Database connections a service's pool opens at most."""
+
+
 class DependencyUnavailableError(Exception):
     """A dependency a request needs is not reachable right now (answered as 503)."""
 
@@ -87,7 +91,7 @@ class PostgresConnector:
         self,
         url: str,
         timeout: float,
-        max_size: int = 10,
+        max_size: int = POOL_SIZE,
         schema_version: int = 0,
         session_settings: Mapping[str, str] | None = None,
     ) -> None:

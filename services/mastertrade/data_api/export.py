@@ -41,6 +41,8 @@ class ExportLimits:
     """Exports streaming at once in this process."""
     seconds: float
     """The longest one export may hold its connection."""
+    wait: float = 5.0
+    """The longest an export waits for a database connection (then 503)."""
 
 
 class ExportsBusyError(Exception):
@@ -71,7 +73,7 @@ class Exports:
             )
         self.running += 1
         try:
-            connection = await pool.acquire()
+            connection = await pool.acquire(timeout=self.limits.wait)
         except BaseException:
             self.running -= 1
             raise

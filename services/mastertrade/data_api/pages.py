@@ -157,7 +157,10 @@ async def _json_page(
     if cached is not None:
         return Response(cached, media_type="application/json", headers={"X-Cache": "hit"})
     sql, args = build_query(resource, selection, page.limit + 1)
-    rows = await runtime.pool.fetch(sql, *args)
+    # a connection waited for only so long: every one held by exports or slow pages is a 503
+    # with Retry-After (core/app.py), not a request hanging until its client gives up
+    async with runtime.pool.acquire(timeout=runtime.settings.dependency_timeout) as connection:
+        rows = await connection.fetch(sql, *args)
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     next_cursor = encode_cursor(resource, digest, key_of(resource, rows[-1])) if more else None

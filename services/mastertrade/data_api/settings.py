@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from mastertrade.core.connections import POOL_SIZE
 from mastertrade.core.settings import ServiceSettings
 from mastertrade.data_api.cache import CacheLimits
 from mastertrade.data_api.export import ExportLimits
+
+MAX_EXPORTS = POOL_SIZE - 2  # the JSON pages keep connections of their own
 
 
 class DataApiSettings(ServiceSettings):
@@ -33,9 +36,10 @@ class DataApiSettings(ServiceSettings):
     )
 
     data_api_max_exports: int = Field(
-        default=4, ge=1, le=1000,
-        description="CSV exports streaming at once per pod (each holds one of its database "
-        "connections); more are answered 503 with Retry-After",
+        default=4, ge=1, le=MAX_EXPORTS,
+        description=f"CSV exports streaming at once per pod, at most {MAX_EXPORTS}: each holds "
+        f"one of its {POOL_SIZE} database connections, and the JSON pages need the others; more "
+        "are answered 503 with Retry-After",
     )  # fmt: skip
     data_api_export_seconds: float = Field(
         default=600, ge=1, le=86400, allow_inf_nan=False,
@@ -44,7 +48,8 @@ class DataApiSettings(ServiceSettings):
     )  # fmt: skip
 
     def export_limits(self) -> ExportLimits:
-        return ExportLimits(most=self.data_api_max_exports, seconds=self.data_api_export_seconds)
+        return ExportLimits(most=self.data_api_max_exports, seconds=self.data_api_export_seconds,
+                            wait=self.dependency_timeout)  # fmt: skip
 
     def cache_limits(self) -> CacheLimits:
         return CacheLimits(
