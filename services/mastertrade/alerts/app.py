@@ -1,5 +1,6 @@
-"""create_app for alert_system: events in, alerts stored and delivered on every channel, and
-the daily report (`app.state.daily_report`, None when ALERT_DAILY_REPORT_TIME is off)."""
+"""create_app for alert_system: events in, alerts stored and delivered on every channel, the
+daily report (`app.state.daily_report`, None when ALERT_DAILY_REPORT_TIME is off), and the
+history's retention (retention.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from mastertrade.alerts.api import admin_router, alertmanager_router, router
 from mastertrade.alerts.daily_report import DailyReporter
 from mastertrade.alerts.domain.events import build_from_message
+from mastertrade.alerts.retention import keep_history
 from mastertrade.alerts.service import AlertService
 from mastertrade.alerts.settings import AlertSettings
 from mastertrade.catalog import find_service
@@ -43,7 +45,11 @@ def create_app(settings: AlertSettings) -> FastAPI:
     app.state.daily_report = reporter
 
     async def start() -> list[asyncio.Task[None]]:
-        tasks = [asyncio.create_task(service.keep_deliveries())]
+        days = settings.alert_history_days
+        tasks = [
+            asyncio.create_task(service.keep_deliveries()),
+            asyncio.create_task(keep_history(lambda: service.live.pool, days)),
+        ]
         if reporter is not None:
             tasks.append(asyncio.create_task(reporter.run()))
         return tasks

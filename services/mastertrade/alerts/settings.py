@@ -1,6 +1,6 @@
 """Settings of alert_system: the seed's SMTP server and channel credentials, plus recipients,
-API endpoints (overridable for tests and proxies), retries, dedup, rate limits, the daily
-report's time and the admin token of the test alert.
+API endpoints (overridable for tests and proxies), retries, dedup, rate limits, how long the
+history is kept, the daily report's time and the admin token of the test alert.
 
 The webhook URLs (Discord, Slack, ours) are secrets, their path being the webhook's credential,
 and are checked at start-up (`url_problem`): one that is not an absolute http(s) URL naming a
@@ -95,7 +95,15 @@ class AlertSettings(ServiceSettings, EmailSettings):
         ge=0,
         le=86400,
         description="a repeat of a dedup key within this many seconds of the one before "
-        "(delivered or dropped) is dropped",
+        "(delivered or dropped) is dropped; a key naming one event (an order's fill) is "
+        "dropped however late it comes again",
+    )
+    alert_history_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="alerts older than this many days are removed with their deliveries "
+        "(at start-up, then hourly), except one still being delivered",
     )
     alert_rate_limit_per_minute: int = Field(
         default=20, ge=1, le=10000, description="deliveries per channel per minute"

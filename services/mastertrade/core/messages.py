@@ -208,7 +208,9 @@ class OrderEvent(Message):
 class AlertEvent(Message):
     """Something people should hear about; `alert.<kind>` on `mastertrade.alerts`.
 
-    `dedup_key` makes repeats within the alert system's dedup window one alert."""
+    `dedup_key` makes repeats within the alert system's dedup window one alert; a key that
+    names one event (an order's status, a breaker trip, ...: alerts/domain/dedup.py) makes
+    every copy of it one alert, however late it comes."""
 
     kind: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
     severity: Literal["info", "warning", "critical"] = "info"

@@ -1,13 +1,16 @@
 """Alert history in PostgreSQL: alerts (deduplicated), their deliveries per channel.
 
 Dedup: under a transaction-scoped advisory lock on the dedup key (so replicas take turns), an
-alert whose key was stored within the dedup window before, by an alert delivered (or still being
-delivered) on at least one channel or by a repeat suppressed already, is stored as `suppressed`
-and not delivered, naming the alert it repeats (`suppressed_by`): repeats that keep coming
-(Prometheus re-posts a firing alert every minute) stay suppressed as long as no gap between two
-of them is longer than the window. One that failed or was rate limited everywhere suppresses
-nothing, nor do the repeats that name it (they came while it was still being sent): the next
-repeat is the next chance to be heard.
+alert whose key was stored before, by an alert delivered (or still being delivered) on at least
+one channel or by a repeat suppressed already, is stored as `suppressed` and not delivered,
+naming the alert it repeats (`suppressed_by`). How far back it looks depends on the key
+(domain/dedup.py): a key naming one event (an order's fill, a message's digest) is looked up
+with no time limit, so the same event redelivered hours later is still not sent twice; any
+other key within the dedup window, so repeats that keep coming (Prometheus re-posts a firing
+alert every minute) stay suppressed as long as no gap between two of them is longer than the
+window. One that failed or was rate limited everywhere suppresses nothing, nor do the repeats
+that name it (they came while it was still being sent): the next repeat is the next chance to
+be heard.
 A delivery row exists per channel from the start (`pending`), leased to the replica that stored
 it (the lease names its dispatcher's `owner`, and runs for the seconds it asks: `LeaseHolder`),
 which renews the lease while it delivers (`renew_leases`). Any replica takes over, atomically, a
@@ -29,20 +32,27 @@ from typing import Any
 
 import asyncpg
 
+from mastertrade.alerts.domain.dedup import dedup_lookback
 from mastertrade.alerts.domain.delivery import clean_error
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import AlertEvent
 
 # The alert a new one with this key repeats: the one delivered (or being delivered) on some
-# channel that an alert stored within the window is, or names; none when there is none
-REPEATED = """
+# channel that an alert stored within the window ($2 seconds; ever, for a key naming one event)
+# is, or names; none when there is none. Read by alerts_dedup (dedup_key, created_at DESC).
+_REPEATED = """
 SELECT heard.id FROM alerts a
 JOIN alerts heard ON heard.id = COALESCE(a.suppressed_by, a.id)
-WHERE a.dedup_key = $1 AND a.created_at > now() - make_interval(secs => $2)
+WHERE a.dedup_key = $1 {since}
   AND EXISTS (SELECT 1 FROM alert_deliveries d
               WHERE d.alert_id = heard.id AND d.status IN ('sent', 'pending'))
 ORDER BY a.created_at DESC LIMIT 1
 """
+# Two statements, not one with an optional bound: a plan made for either (PostgreSQL reuses one
+# for every call) keeps the window in the index's range, so a key repeated for months is not
+# read back to its first row each time it is quiet for longer than the window.
+REPEATED_WITHIN = _REPEATED.format(since="AND a.created_at > now() - make_interval(secs => $2)")
+REPEATED_EVER = _REPEATED.format(since="")  # a key naming one event: no time limit
 INSERT = """
 INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status, suppressed_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
@@ -144,7 +154,11 @@ async def insert_alert(
     repeated: int | None = None
     if alert.dedup_key:
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", alert.dedup_key)
-        repeated = await connection.fetchval(REPEATED, alert.dedup_key, dedup_seconds)
+        lookback = dedup_lookback(alert.dedup_key, dedup_seconds)
+        if lookback is None:
+            repeated = await connection.fetchval(REPEATED_EVER, alert.dedup_key)
+        else:
+            repeated = await connection.fetchval(REPEATED_WITHIN, alert.dedup_key, lookback)
     duplicate = repeated is not None
     status = "suppressed" if duplicate else ("pending" if channels else "failed")
     alert_id: int = await connection.fetchval(

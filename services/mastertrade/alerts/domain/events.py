@@ -7,6 +7,8 @@ fingerprint and status making the dedup key so a re-sent notification is not a n
 Prometheus itself posts to Alertmanager's API v2 (`POST /api/v2/alerts`: a list of alerts with
 labels, annotations, startsAt and endsAt, resolved once endsAt has passed) and re-sends every
 firing alert each minute: the same alert and start give the same dedup key, so it is sent once.
+An order event's key and a keyless message's key name one event: redelivered however late, it
+is not a new alert (domain/dedup.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from mastertrade.alerts.domain.dedup import PAYLOAD_PREFIX, order_key
 from mastertrade.core.amounts import brief
 from mastertrade.core.messages import AlertEvent, OrderEvent
 
@@ -37,7 +40,7 @@ def build_from_order(order: OrderEvent) -> AlertEvent:
             severity="info",
             title=title,
             message=f"order {order.client_order_id}, fee {order.fee}",
-            dedup_key=f"filled:{order.client_order_id}",
+            dedup_key=order_key(order.status, order.client_order_id),
             source="order_executor",
         )
     title = f"Order {order.status}: {order.side} {brief(order.quantity)} {order.symbol}"
@@ -46,7 +49,7 @@ def build_from_order(order: OrderEvent) -> AlertEvent:
         severity="warning",
         title=title[:200],
         message=f"order {order.client_order_id}: {order.reason or 'no reason given'}"[:4000],
-        dedup_key=f"{order.status}:{order.client_order_id}",
+        dedup_key=order_key(order.status, order.client_order_id),
         source="order_executor",
     )
 
@@ -70,7 +73,7 @@ def build_from_message(payload: Mapping[str, Any]) -> AlertEvent:
 def payload_key(payload: Mapping[str, Any]) -> str:
     """A dedup key for a message that names none: a digest of its canonical JSON."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "event:" + hashlib.sha256(text.encode()).hexdigest()
+    return PAYLOAD_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
 
 class AlertmanagerAlert(BaseModel):
