@@ -2,10 +2,15 @@
 
 It checks what the real one checks: the API key (-2015), the HMAC-SHA256 signature (-1022: of
 the query string on REST; of the params but `signature`, sorted by name, on the WebSocket API),
-the timestamp against recvWindow (-1021), symbol filters (-1013; MARKET_LOT_SIZE for market
-orders), the balance (-2010: the quote asset a buy costs, the coins a sell gives), duplicate
-client order ids of open orders (-2010 "Duplicate order sent.", while NEW or PARTIALLY_FILLED),
-unknown orders (-2013), cancels of orders not open (-2011), unknown symbols (-1121). A fill moves
+the timestamp against recvWindow (-1021), each symbol's filters (-1013; MARKET_LOT_SIZE for
+market orders, whose notional is checked at the average price /api/v3/avgPrice serves, as
+Binance does; `set_filter` changes a filter as Binance does now and then on a live symbol), the
+unfilled order count when given a limit (429 -1015 "Too many new orders", without Retry-After,
+counted in fixed intervals from the epoch, a fill taking its order off the count; queries and
+cancels still served), the balance (-2010: the quote asset a buy costs, the coins a sell
+gives), duplicate client order ids of open orders (-2010 "Duplicate order sent.", while NEW or
+PARTIALLY_FILLED), unknown orders (-2013), cancels of orders not open (-2011), unknown symbols
+(-1121). A fill moves
 the quote asset and the coin (less a commission taken in it), and BNB when BNB pays. It answers
 in Binance's shapes (FULL order answers with fills; on the WebSocket API
 `userDataStream.subscribe.signature` answered with a subscriptionId, then executionReport events
@@ -46,7 +51,7 @@ WS_API_PATH = "/ws-api/v3"
 SUBSCRIBE = "userDataStream.subscribe.signature"
 INVALID_KEY = "Invalid API-key, IP, or permissions for action."
 INSUFFICIENT = "Account has insufficient balance for requested action."
-FILTERS = [
+FILTERS: list[dict[str, Any]] = [
     {
         "filterType": "PRICE_FILTER",
         "minPrice": "0.01",
@@ -125,6 +130,11 @@ class FakeBinance:
     retry_after: int = 1  # seconds, of a 429/418 asked for with misbehave
     paused_until: float = 0.0  # monotonic; a request before it is answered 418
     fill_before_cancel: bool = False  # the order fills at its price just before a cancel lands
+    symbol_filters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # or FILTERS
+    avg_prices: dict[str, Decimal] = field(default_factory=dict)  # /api/v3/avgPrice, or prices
+    orders_limit: int = 0  # unfilled orders per `orders_interval` (0: no limit), per account
+    orders_interval: int = 10  # seconds, as Binance's ORDERS limit of 10 SECOND
+    order_counts: Counter[int] = field(default_factory=Counter)  # by interval since the epoch
 
     @property
     def subscribed(self) -> list[ApiConnection]:
@@ -162,6 +172,30 @@ class FakeBinance:
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_skew_ms
+
+    def filters_of(self, symbol: str) -> list[dict[str, Any]]:
+        return self.symbol_filters.get(symbol, FILTERS)
+
+    def set_filter(self, symbol: str, kind: str, **fields: str) -> None:
+        """Change fields of one of the symbol's filters (a new stepSize, ...) from now on."""
+        self.symbol_filters[symbol] = [item | fields if item["filterType"] == kind else item
+                                       for item in self.filters_of(symbol)]  # fmt: skip
+
+    def average_price(self, symbol: str) -> Decimal:
+        return self.avg_prices.get(symbol, self.prices[symbol])
+
+    def order_interval(self) -> int:
+        """The ORDERS interval now: Binance counts from the epoch (12:34:00 to 12:34:10, ...)."""
+        return self.now_ms() // (self.orders_interval * 1000)
+
+    def check_order_count(self) -> None:
+        if self.orders_limit and self.order_counts[self.order_interval()] >= self.orders_limit:
+            raise BinanceError(
+                429,
+                -1015,
+                f"Too many new orders; current limit is "
+                f"{self.orders_limit} orders per {self.orders_interval} SECOND.",
+            )
 
     def check_signed(self, request: Request) -> dict[str, str]:
         query = request.url.query
@@ -213,18 +247,21 @@ class FakeBinance:
         self.requests.append(("WS", method, answer["status"]))
         return answer
 
-    def check_filters(self, qty: Decimal, price: Decimal, kind: str) -> None:
-        step, tick = Decimal("0.00001"), Decimal("0.01")
-        if qty < Decimal("0.00001") or qty % step != 0:
+    def check_filters(self, symbol: str, qty: Decimal, price: Decimal, kind: str) -> None:
+        """The symbol's filters; `price` a limit order's, or the average price (MARKET)."""
+        found = {item["filterType"]: item for item in self.filters_of(symbol)}
+        lot, market_lot = found["LOT_SIZE"], found["MARKET_LOT_SIZE"]
+        if qty < Decimal(lot["minQty"]) or qty % Decimal(lot["stepSize"]) != 0:
             raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
-        if kind == "MARKET" and qty > 50:
+        if kind == "MARKET" and qty > Decimal(market_lot["maxQty"]):
             raise BinanceError(400, -1013, "Filter failure: MARKET_LOT_SIZE")
-        if price % tick != 0:
+        if kind == "LIMIT" and price % Decimal(found["PRICE_FILTER"]["tickSize"]) != 0:
             raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
-        if qty * price < 5:
+        if qty * price < Decimal(found["NOTIONAL"]["minNotional"]):
             raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
 
     def place(self, params: dict[str, str]) -> dict[str, Any]:
+        self.check_order_count()
         symbol, side, kind = params["symbol"], params["side"], params["type"]
         cid, qty = params["newClientOrderId"], Decimal(params["quantity"])
         old = self.orders.get(cid)
@@ -232,7 +269,8 @@ class FakeBinance:
             raise BinanceError(400, -2010, "Duplicate order sent.")
         market = self.prices[symbol]
         price = Decimal(params["price"]) if kind == "LIMIT" else market
-        self.check_filters(qty, price, kind)
+        self.check_filters(symbol, qty, price if kind == "LIMIT" else self.average_price(symbol),
+                           kind)  # fmt: skip
         if side == "BUY" and qty * price * Decimal("1.001") > self.balances.get("USDT", Decimal(0)):
             raise BinanceError(400, -2010, INSUFFICIENT)
         if side == "SELL" and qty > self.balances.get(self.coin(symbol), Decimal(0)):
@@ -253,6 +291,7 @@ class FakeBinance:
             "fills": [],
         }
         self.orders[cid] = order
+        self.order_counts[self.order_interval()] += 1
         self.push(self.execution_report(order, "NEW"))  # Binance's, often before the answer
         crosses = (
             kind == "MARKET"
@@ -293,6 +332,8 @@ class FakeBinance:
         coins = qty - coin_fee if order["side"] == "BUY" else -qty
         self.balances["USDT"] = self.balances.get("USDT", Decimal(0)) - cost
         self.balances[coin] = self.balances.get(coin, Decimal(0)) + coins
+        if order["executedQty"] == "0" and self.order_counts[self.order_interval()] > 0:
+            self.order_counts[self.order_interval()] -= 1  # filled orders are off the count
         executed = Decimal(order["executedQty"]) + qty  # a part of it, or the rest
         order |= {
             "status": "FILLED" if executed == Decimal(order["origQty"]) else "PARTIALLY_FILLED",
@@ -392,19 +433,28 @@ def build_app(fake: FakeBinance) -> FastAPI:
     async def exchange_info(symbol: str) -> dict[str, Any]:
         if symbol not in fake.prices:
             raise BinanceError(400, -1121, "Invalid symbol.")
+        orders = {"rateLimitType": "ORDERS", "interval": "SECOND",
+                  "intervalNum": fake.orders_interval, "limit": fake.orders_limit}  # fmt: skip
         return {
             "timezone": "UTC",
             "serverTime": fake.now_ms(),
+            "rateLimits": [orders] if fake.orders_limit else [],
             "symbols": [
                 {
                     "symbol": symbol,
                     "status": "TRADING",
                     "baseAsset": symbol[:-4],
                     "quoteAsset": "USDT",
-                    "filters": FILTERS,
+                    "filters": fake.filters_of(symbol),
                 }
             ],
         }
+
+    @app.get("/api/v3/avgPrice")
+    async def avg_price(symbol: str) -> dict[str, Any]:
+        if symbol not in fake.prices:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return {"mins": 5, "price": str(fake.average_price(symbol)), "closeTime": fake.now_ms()}
 
     @app.post("/api/v3/order")
     async def new_order(request: Request) -> Any:

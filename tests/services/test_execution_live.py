@@ -1,5 +1,7 @@
 """order_executor in live mode against a local server speaking Binance's protocol: signed
-orders, filters, error codes, unknown outcomes resolved by query, fills booked once."""
+orders, filters (a market order's notional at Binance's average price near a bound), error
+codes, rate limits (the unfilled order count holding new orders only), unknown outcomes resolved
+by query, fills booked once."""
 
 from __future__ import annotations
 
@@ -15,13 +17,21 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import asyncpg
+import httpx
 import pytest
 from aio_pika.abc import AbstractChannel
 from websockets.asyncio.client import connect
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS
-from mastertrade.execution.adapters.binance import BinanceClient, BinanceRejectedError
+from mastertrade.execution.adapters.binance import (
+    ORDER_PATH,
+    BinanceClient,
+    BinanceRateLimitedError,
+    BinanceRejectedError,
+    order_interval_seconds,
+    until_rollover,
+)
 from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.orders import IN_FLIGHT, fetch_in_flight
 from mastertrade.execution.adapters.paper import PaperVenue
@@ -164,6 +174,36 @@ async def test_binance_error_codes_reject_with_the_code_and_filters_stop_bad_ord
     assert [o["clientOrderId"] for o in fake.orders.values()] == []  # none was placed
 
 
+async def test_a_market_order_near_the_minimum_notional_is_held_to_binance_s_average_price(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance checks a market order's notional at its average price over avgPriceMins, not at
+    the top of book: near the minimum (5), /api/v3/avgPrice decides, both ways; far from it the
+    ask does, without that request."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, avg_prices={symbol: Decimal(103)})
+    taken = approved(symbol, "buy", "0.0499")  # 4.99 at the ask, 5.1397 at the average
+    far = approved(symbol, "buy", "1")  # 100: far from the minimum
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        for order in (taken, far):
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+        filled = {event["client_order_id"] for event in await recorder.wait_for("order.filled", 2)}
+        fake.avg_prices[symbol] = Decimal(97)
+        refused = approved(symbol, "buy", "0.0505")  # 5.05 at the ask, 4.8985 at the average
+        await publish_json(channel, ORDERS.name, "order.approved", refused)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+    assert filled == {taken["client_order_id"], far["client_order_id"]}
+    assert rejected["client_order_id"] == refused["client_order_id"]
+    assert rejected["reason"] == (
+        "exchange filter: NOTIONAL at the average price 97: 4.8985 is below the minimum 5.00"
+    )
+    assert set(fake.placed) == filled  # the refused one never left
+    assert [r for r in fake.requests if r[1] == "/api/v3/avgPrice"] == [
+        ("GET", "/api/v3/avgPrice", 200)
+    ] * 2  # taken and refused, not far
+
+
 async def open_on_binance(fake: FakeBinance, client_order_id: str) -> None:
     for _ in range(200):
         if fake.orders.get(client_order_id, {}).get("status") == "NEW":
@@ -200,6 +240,51 @@ async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
     assert rejected["client_order_id"] == later["client_order_id"]
     assert rejected["reason"] == f"not sent: {BREAKER}"
     assert later["client_order_id"] not in fake.orders  # never sent
+
+
+async def early_in_an_order_interval(fake: FakeBinance, needed: float) -> None:
+    """Until `needed` seconds at least are left of the fake's ORDERS interval (fixed from the
+    epoch, as Binance's): orders sent within them are counted together."""
+    left = fake.orders_interval - (fake.now_ms() / 1000) % fake.orders_interval
+    if left < needed:
+        await asyncio.sleep(left + 0.05)
+
+
+async def test_a_halt_just_after_too_many_new_orders_cancels_the_open_buys_at_once(
+    trading_env: dict[str, str],
+) -> None:
+    """A burst of resting buys meets the unfilled order count (-1015, only new orders
+    refused): the halt that follows cancels the one resting within seconds, not once the
+    interval or a pause is over, and the refused one is never placed."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)}, orders_limit=1, orders_interval=10)
+    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    refused = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="30") as (
+        env, recorder, channel,
+    ):  # fmt: skip
+        await streaming(fake)
+        await early_in_an_order_interval(fake, 3.0)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        await open_on_binance(fake, resting["client_order_id"])
+        await publish_json(channel, ORDERS.name, "order.approved", refused)
+        for _ in range(100):
+            if ("POST", "/api/v3/order", 429) in fake.requests:
+                break
+            await asyncio.sleep(0.05)
+        await halt_trading(env["DATABASE_URL"], "live")
+        cancelled = (await recorder.wait_for("order.cancelled", timeout=5))[0]
+        rejected = (await recorder.wait_for("order.rejected", timeout=20))[0]
+    posts = [status for method, path, status in fake.requests if (method, path) == (
+        "POST", "/api/v3/order")]  # fmt: skip
+    assert posts == [200, 429] and 418 not in [status for _, _, status in fake.requests]
+    assert cancelled["client_order_id"] == resting["client_order_id"]
+    assert fake.orders[resting["client_order_id"]]["status"] == "CANCELED"
+    assert (rejected["client_order_id"], rejected["reason"]) == (
+        refused["client_order_id"], f"not sent: {BREAKER}",
+    )  # fmt: skip
+    assert refused["client_order_id"] not in fake.orders
 
 
 async def test_a_buy_that_fills_as_its_cancel_lands_is_booked_filled(
@@ -312,6 +397,102 @@ async def test_a_clock_behind_binance_is_resynced_after_minus_1021() -> None:
     assert skewed.value.code == -1021 and "mt-skew-2" not in fake.orders
     assert (bad_filter.value.code, bad_filter.value.message) == (-1013, "Filter failure: LOT_SIZE")
     assert missing.value.code == -2013
+
+
+async def test_too_many_new_orders_holds_new_orders_only_until_the_interval_rolls_over() -> None:
+    """-1015 (429 without Retry-After; the unfilled order count, per account) refuses new orders
+    only: a query, a cancel and the account go through at once; a new order is refused here,
+    not sent, until Binance's interval rolls over, then placed."""
+    fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)}, orders_limit=1, orders_interval=2)
+    buy: dict[str, Any] = {"symbol": "BTCUSDT", "side": "buy", "quantity": Decimal("0.001"),
+                           "price": Decimal(29000)}  # fmt: skip
+    async with serving(fake) as url:
+        client = BinanceClient(url, KEY, SECRET, recv_window=1000)
+        try:
+            await early_in_an_order_interval(fake, 1.5)
+            await client.new_order("mt-rest-1", **buy)
+            with pytest.raises(BinanceRateLimitedError) as limited:
+                await client.new_order("mt-rest-2", **buy)
+            queried = await client.query_order("BTCUSDT", "mt-rest-1")
+            cancelled = await client.cancel_order("BTCUSDT", "mt-rest-1")
+            await client.request("GET", "/api/v3/account")
+            with pytest.raises(BinanceRateLimitedError, match="not sent") as held:
+                await client.new_order("mt-rest-2", **buy)
+            await asyncio.sleep(held.value.retry_after)
+            placed = await client.new_order("mt-rest-2", **buy)
+        finally:
+            await client.close()
+    assert 0 < limited.value.retry_after <= fake.orders_interval + 1  # the rest of it, a margin
+    assert (queried["status"], cancelled["status"], placed["status"]) == ("NEW", "CANCELED", "NEW")
+    posts = [status for method, path, status in fake.requests if (method, path) == (
+        "POST", "/api/v3/order")]  # fmt: skip
+    assert posts == [200, 429, 200]  # the held order was not sent
+
+
+def test_an_order_count_pause_lasts_until_the_interval_its_message_names_rolls_over() -> None:
+    assert order_interval_seconds("Too many new orders; current limit is 50 orders per 10 "
+                                  "SECOND.") == 10  # fmt: skip
+    assert order_interval_seconds("... current limit is 160000 orders per 1 DAY.") == 86400
+    assert order_interval_seconds("Too many new orders.") == 10  # the shortest, by default
+    # 3.4 s into a 10 s interval: the 6.6 s left of it, and a second for our clock
+    assert until_rollover(10, 1_700_000_003_400) == pytest.approx(7.6)
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "body", "headers", "orders_only"),
+    [
+        ("POST", 429, {"code": -1015, "msg": "Too many new orders"}, {}, True),
+        ("POST", 429, {"code": -1015, "msg": "Too many new orders"}, {"Retry-After": "3"}, True),
+        ("POST", 429, {}, {}, True),  # a new order refused, neither -1003 nor Retry-After
+        ("POST", 429, {"code": -1003, "msg": "Too much request weight used"}, {}, False),
+        ("POST", 429, {}, {"Retry-After": "3"}, False),
+        ("POST", 418, {"code": -1003, "msg": "banned"}, {"Retry-After": "3"}, False),
+        ("GET", 429, {}, {}, False),
+    ],
+)
+async def test_a_rate_limit_pauses_new_orders_or_every_request_as_binance_blocks_them(
+    method: str, status: int, body: dict[str, Any], headers: dict[str, str], orders_only: bool
+) -> None:
+    client = BinanceClient("http://binance.invalid", KEY, SECRET)
+    await client.http.aclose()
+    client.http = httpx.AsyncClient(
+        base_url="http://binance.invalid",
+        transport=httpx.MockTransport(lambda _: httpx.Response(status, json=body,
+                                                               headers=headers)),
+    )  # fmt: skip
+    try:
+        with pytest.raises(BinanceRateLimitedError):
+            await client.request(method, ORDER_PATH, {"symbol": "BTCUSDT"})
+        new_order = client.pause_left("POST", ORDER_PATH)
+        query = client.pause_left("GET", ORDER_PATH)
+    finally:
+        await client.close()
+    assert new_order > 0 and (query == 0) is orders_only
+    if "Retry-After" in headers:
+        assert 2 < new_order <= 3
+
+
+async def test_too_much_request_weight_pauses_every_request_for_its_retry_after() -> None:
+    """-1003 (429 with Retry-After, per IP): nothing at all is sent until it has passed, since
+    Binance bans (418) a client that keeps sending; then requests go again."""
+    fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)}, misbehave=["429"], retry_after=1)
+    async with serving(fake) as url:
+        client = BinanceClient(url, KEY, SECRET, recv_window=1000)
+        try:
+            with pytest.raises(BinanceRateLimitedError) as limited:
+                await client.new_order("mt-heavy", "BTCUSDT", "buy", Decimal("0.001"))
+            with pytest.raises(BinanceRateLimitedError, match="not sent"):
+                await client.query_order("BTCUSDT", "mt-heavy")
+            with pytest.raises(BinanceRateLimitedError, match="not sent"):
+                await client.cancel_order("BTCUSDT", "mt-heavy")
+            with pytest.raises(BinanceRateLimitedError, match="not sent"):
+                await client.request("GET", "/api/v3/account")
+            await asyncio.sleep(limited.value.retry_after)
+            answer = await client.new_order("mt-heavy", "BTCUSDT", "buy", Decimal("0.001"))
+        finally:
+            await client.close()
+    assert limited.value.retry_after == 1 and answer["status"] == "FILLED"
+    assert [status for _, _, status in fake.requests] == [429, 200]
 
 
 async def test_a_bad_signature_or_key_is_refused_by_the_server() -> None:

@@ -3,8 +3,9 @@ handlers see it missing, and never on a query asked while its last send could st
 first fills of a symbol booked at once both counted; one bad order never holding up the
 others, rate limits waited out, outcomes Binance calls unknown queried, a user-data stream that
 never goes silent (subscribed again when Binance ends it, drops it or refuses it) and books a
-fill the poll booked too once, commissions taken in the bought coin, and orders Binance would
-misread or refuse (a sell of coins not held) refused before they leave or rejected."""
+fill the poll booked too once, commissions taken in the bought coin, orders Binance would
+misread or refuse (a sell of coins not held) refused before they leave or rejected, and filters
+Binance changed on a listed symbol fetched again (an order refused for them sent once more)."""
 
 from __future__ import annotations
 
@@ -64,15 +65,22 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 'live', now() - make_interval(secs => $8),
 
 
 async def add_order(
-    url: str, symbol: str, status: str, age: float, *, price: str | None = "101", side: str = "buy"
+    url: str,
+    symbol: str,
+    status: str,
+    age: float,
+    *,
+    price: str | None = "101",
+    side: str = "buy",
+    quantity: str = "1",
 ) -> str:
     """An order row of the live account, `age` seconds old (created and last sent)."""
     client_order_id = f"mt-{uuid.uuid4().hex[:20]}"
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(
-            INSERT, client_order_id, symbol, side, "limit" if price else "market", Decimal(1),
-            Decimal(price) if price else None, status, age,
+            INSERT, client_order_id, symbol, side, "limit" if price else "market",
+            Decimal(quantity), Decimal(price) if price else None, status, age,
         )  # fmt: skip
     finally:
         await connection.close()
@@ -250,6 +258,62 @@ async def test_a_clock_behind_binance_costs_one_refused_order_request_then_one_o
     posts = [status for method, path, status in fake.requests if path == "/api/v3/order"]
     assert posts == [400, 200] and fake.placed[client_order_id] == 1
     assert event is not None and event.status == "filled"
+
+
+def order_posts(fake: FakeBinance) -> list[int]:
+    return [status for method, path, status in fake.requests
+            if (method, path) == ("POST", "/api/v3/order")]  # fmt: skip
+
+
+def exchange_infos(fake: FakeBinance) -> int:
+    return sum(path == "/api/v3/exchangeInfo" for _, path, _ in fake.requests)
+
+
+async def test_filters_binance_changed_are_fetched_again_and_the_refused_order_sent_again(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance changes a listed symbol's stepSize: the order rounded to the filters cached
+    before is refused (-1013), the filters fetched again and, as they changed, the order sent
+    once more under them; once the cache's lifetime is over, an order is rounded to filters
+    fetched again before it leaves."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False)
+    first, second, third = [
+        await add_order(url, symbol, "new", age=1, price=None, quantity="1.23456") for _ in range(3)
+    ]
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, (venue,)):
+        await venue.execute(first)
+        fake.set_filter(symbol, "LOT_SIZE", stepSize="0.001", minQty="0.001")
+        event = await venue.execute(second)
+        assert (order_posts(fake), exchange_infos(fake)) == ([200, 400, 200], 2)
+        fake.set_filter(symbol, "LOT_SIZE", stepSize="0.01", minQty="0.01")
+        venue.filters_ttl = 0.0  # the cached filters are too old from now on
+        await venue.execute(third)
+    assert event is not None and event.status == "filled"
+    quantities = [fake.orders[cid]["origQty"] for cid in (first, second, third)]
+    assert quantities == ["1.23456", "1.234", "1.23"] and fake.placed[second] == 1
+    assert (order_posts(fake), exchange_infos(fake)) == ([200, 400, 200, 200], 3)
+    row = await value_of(url, "SELECT quantity FROM orders WHERE client_order_id = $1", second)
+    assert row == Decimal("1.234")
+
+
+async def test_an_order_refused_for_filters_that_did_not_change_is_rejected(
+    trading_env: dict[str, str],
+) -> None:
+    """A -1013 under filters Binance still has (here a market order's notional at Binance's
+    average price, far below the ask it was checked at): fetched once more, unchanged, the
+    order is rejected with Binance's code and message, not sent again."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, avg_prices={symbol: Decimal("0.01")},
+                       push_reports=False)  # fmt: skip
+    client_order_id = await add_order(url, symbol, "new", age=1, price=None)
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, (venue,)):
+        event = await venue.execute(client_order_id)
+    assert event is not None and event.status == "rejected"
+    assert event.reason == "Binance -1013: Filter failure: NOTIONAL"
+    assert (order_posts(fake), exchange_infos(fake)) == ([400], 2)
 
 
 async def test_one_stuck_order_holds_up_neither_the_others_nor_the_valuation(

@@ -7,11 +7,20 @@ the whole query string under the API secret, hex encoded, appended last; the key
 -2010 insufficient balance, -1013 filter failure), `BinanceUnknownError` (a timeout, a 5xx, a
 broken connection, or -1006/-1007 "execution status unknown" whatever the HTTP status: the order
 MAY have been placed, so query it by origClientOrderId, never assume), `BinanceRateLimitedError`
-(429, or 418 once banned: -1003), and success. A rate limit pauses the client for the answer's
-Retry-After: any request until then fails at once without being sent, since Binance bans (418)
-a client that keeps sending. On -1021 (timestamp outside recvWindow) the client re-syncs its
-clock offset from /api/v3/time and retries once, except an order: each of its sends is stamped
-by the caller (see live.py), so it gets the -1021, the clock synced.
+(429, or 418 once banned), and success.
+
+Binance has two kinds of rate limit, and the client pauses for each what it blocks. The request
+weight (-1003, per IP; 429, then 418 bans) pauses every request for the answer's Retry-After:
+any request until then fails at once without being sent, since Binance bans a client that keeps
+sending. The unfilled order count (-1015 "Too many new orders", per account; 429 without
+Retry-After) refuses only new orders: only they (POST /api/v3/order...) are held, until the
+interval its message names rolls over (Binance counts in intervals fixed from the epoch,
+12:34:00-12:34:10, ...); queries and cancels go on, so a halt can still cancel the buys resting.
+A 429 to a new order without Retry-After or -1003 is taken for the order count.
+
+On -1021 (timestamp outside recvWindow) the client re-syncs its clock offset from /api/v3/time
+and retries once, except an order: each of its sends is stamped by the caller (see live.py), so
+it gets the -1021, the clock synced.
 
 A SIGNED request of the WebSocket API (user_stream.py's subscription) carries the same key,
 `recvWindow` and `timestamp` (with the same clock offset) among its `params`; its signature is
@@ -23,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -37,10 +47,23 @@ CANCEL_REJECTED = -2011  # "Unknown order sent.": not open (filled, cancelled, o
 ORDER_REFUSED = -2010  # insufficient balance, ..., and "Duplicate order sent."
 INVALID_SYMBOL = -1121
 STATUS_UNKNOWN = frozenset({-1006, -1007})  # "execution status unknown"
-TOO_MANY_REQUESTS = -1003
+FILTER_FAILURE = -1013
+TOO_MANY_REQUESTS = -1003  # request weight, per IP: every request paused
+TOO_MANY_ORDERS = -1015  # unfilled order count, per account: new orders paused
 RATE_LIMITED_STATUSES = frozenset({418, 429})
 DEFAULT_RETRY_AFTER = 60.0
 MAX_RETRY_AFTER = 3 * 86400.0  # Binance's longest ban
+ORDER_PATH = "/api/v3/order"
+# Binance's shortest ORDERS interval (exchangeInfo rateLimits: 10 SECOND), the one a burst of
+# orders meets; taken when a -1015 does not name its own. Were it the daily count, new orders
+# would be refused again every 10 s, at a weight of 1 each, and refused orders are not counted.
+ORDER_COUNT_INTERVAL = 10.0
+# Waited past the end of an ORDERS interval on our clock (Binance's plus the offset measured at
+# the last -1021): it may run up to 1 s ahead of Binance's without a -1021 (Binance takes a
+# timestamp up to 1 s ahead), and an order sent early would only be refused again
+ROLLOVER_MARGIN = 1.0
+ORDER_LIMIT = re.compile(r"per (\d+) (SECOND|MINUTE|HOUR|DAY)")  # "... 50 orders per 10 SECOND."
+INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 MY_TRADES_PAGE = 1000  # trades per /api/v3/myTrades request: Binance's most (default 500)
 
 
@@ -85,6 +108,34 @@ def retry_after_seconds(header: str | None) -> float:
     return min(max(seconds, 1.0), MAX_RETRY_AFTER)
 
 
+def places_order(method: str, path: str) -> bool:
+    """Does the request place an order (counted by Binance's unfilled order count)?"""
+    return method == "POST" and path.startswith(ORDER_PATH)
+
+
+def order_interval_seconds(message: str) -> float:
+    """The ORDERS interval a -1015's message names, or ORDER_COUNT_INTERVAL."""
+    if (found := ORDER_LIMIT.search(message)) is None:
+        return ORDER_COUNT_INTERVAL
+    return float(int(found[1]) * INTERVAL_SECONDS[found[2]])
+
+
+def until_rollover(interval: float, now_ms: int) -> float:
+    """Seconds from `now_ms` (Binance's clock) until its ORDERS `interval` rolls over, with
+    ROLLOVER_MARGIN: Binance's intervals are fixed from the epoch, as a minute starts at :00."""
+    return interval - (now_ms / 1000) % interval + ROLLOVER_MARGIN
+
+
+def _code_and_message(body: Any) -> tuple[int, str]:
+    """Binance's `{"code", "msg"}` of an error answer ((0, text) when it is not that shape)."""
+    if not isinstance(body, dict):
+        return 0, str(body)
+    try:
+        return int(body.get("code", 0)), str(body.get("msg", ""))
+    except (TypeError, ValueError):
+        return 0, str(body)
+
+
 def sign(secret: str, query: str) -> str:
     """Binance's signature of a query string: HMAC-SHA256 hex."""
     return hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
@@ -107,14 +158,22 @@ class BinanceClient:
     ) -> None:
         self.api_key, self._secret, self.recv_window = api_key, api_secret, recv_window
         self.offset_ms = 0
-        self.paused_until = 0.0  # monotonic; no request leaves before it (rate limited)
+        self.paused_until = 0.0  # monotonic; no request leaves before it (request weight)
+        self.orders_paused_until = 0.0  # monotonic; no new order leaves before it (order count)
         self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
 
     async def close(self) -> None:
         await self.http.aclose()
 
+    def pause_left(self, method: str = "POST", path: str = ORDER_PATH) -> float:
+        """Seconds before such a request may leave (0: now); by default, a new order."""
+        until = self.paused_until
+        if places_order(method, path):
+            until = max(until, self.orders_paused_until)
+        return max(0.0, until - time.monotonic())
+
     async def _send(self, method: str, path: str, query: str, signed: bool) -> Any:
-        if (wait := self.paused_until - time.monotonic()) > 0:
+        if (wait := self.pause_left(method, path)) > 0:
             raise BinanceRateLimitedError(f"{method} {path}: not sent, rate limited", wait)
         headers = {"X-MBX-APIKEY": self.api_key} if signed else {}
         try:
@@ -122,7 +181,7 @@ class BinanceClient:
         except httpx.HTTPError as error:  # timeouts included: the outcome is unknown
             raise BinanceUnknownError(f"{method} {path}: {error!r}") from error
         if response.status_code in RATE_LIMITED_STATUSES:
-            raise self._pause(f"{method} {path}", response)
+            raise self._pause(method, path, response)
         if response.status_code >= 500:
             raise BinanceUnknownError(f"{method} {path}: HTTP {response.status_code}")
         try:
@@ -130,22 +189,38 @@ class BinanceClient:
         except ValueError as error:
             raise BinanceUnknownError(f"{method} {path}: unreadable answer") from error
         if response.status_code >= 400:
-            code = int(body.get("code", 0)) if isinstance(body, dict) else 0
-            message = str(body.get("msg", "")) if isinstance(body, dict) else str(body)
+            code, message = _code_and_message(body)
             if code in STATUS_UNKNOWN:
                 raise BinanceUnknownError(f"{method} {path}: Binance {code}: {message}")
-            if code == TOO_MANY_REQUESTS:
-                raise self._pause(f"{method} {path}", response)
+            if code in (TOO_MANY_REQUESTS, TOO_MANY_ORDERS):
+                raise self._pause(method, path, response)
             raise BinanceRejectedError(response.status_code, code, message)
         return body
 
-    def _pause(self, what: str, response: httpx.Response) -> BinanceRateLimitedError:
-        """Stop every request for the answer's Retry-After; the error to raise."""
-        seconds = retry_after_seconds(response.headers.get("Retry-After"))
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+    def _pause(self, method: str, path: str, response: httpx.Response) -> BinanceRateLimitedError:
+        """Pause what the rate limit blocks (new orders, or every request); the error to raise."""
+        try:
+            code, message = _code_and_message(response.json())
+        except ValueError:
+            code, message = 0, ""
+        header = response.headers.get("Retry-After")
+        status = response.status_code
+        order_count = status != 418 and (code == TOO_MANY_ORDERS or (
+            code != TOO_MANY_REQUESTS and header is None and places_order(method, path)
+        ))  # fmt: skip
+        if not order_count:
+            seconds = retry_after_seconds(header)
+            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+            return BinanceRateLimitedError(f"{method} {path}: rate limited (HTTP {status}, "
+                                           f"{code}), pausing {seconds:.0f}s", seconds)  # fmt: skip
+        seconds = retry_after_seconds(header) if header is not None else min(
+            until_rollover(order_interval_seconds(message), self._timestamp()), MAX_RETRY_AFTER
+        )  # fmt: skip
+        self.orders_paused_until = max(self.orders_paused_until, time.monotonic() + seconds)
         return BinanceRateLimitedError(
-            f"{what}: rate limited (HTTP {response.status_code}), pausing {seconds:.0f}s", seconds
-        )
+            f"{method} {path}: too many new orders (HTTP {status}, {code} {message}), new orders "
+            f"paused {seconds:.1f}s; queries and cancels go on", seconds,
+        )  # fmt: skip
 
     def _timestamp(self) -> int:
         """Now on Binance's clock, in ms: ours plus the offset `sync_time` measured."""
@@ -198,6 +273,12 @@ class BinanceClient:
     async def exchange_info(self, symbol: str) -> Any:
         return await self.request("GET", "/api/v3/exchangeInfo", {"symbol": symbol}, signed=False)
 
+    async def average_price(self, symbol: str) -> Decimal:
+        """GET /api/v3/avgPrice (weight 2): the price over the last avgPriceMins Binance checks a
+        market order's notional at."""
+        answer = await self.request("GET", "/api/v3/avgPrice", {"symbol": symbol}, signed=False)
+        return Decimal(str(answer["price"]))
+
     async def new_order(
         self,
         client_order_id: str,
@@ -216,7 +297,7 @@ class BinanceClient:
         }  # fmt: skip
         if price is not None:
             params |= {"price": price, "timeInForce": "GTC"}
-        return await self.request("POST", "/api/v3/order", params, resend=False)
+        return await self.request("POST", ORDER_PATH, params, resend=False)
 
     async def query_order(self, symbol: str, client_order_id: str) -> Any:
         """GET /api/v3/order by origClientOrderId (raises -2013 when it does not exist)."""

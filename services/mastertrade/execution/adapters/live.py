@@ -7,7 +7,9 @@ start-up will query, never blindly resend; (2) it is sent with newClientOrderId 
 order id; (3) a definite answer is booked; a rejection (-2010, -1013, ...) rejects the order
 with Binance's code and message; an unknown outcome (timeout, 5xx, -1006/-1007) is resolved by
 querying origClientOrderId, and so is -2010 "Duplicate order sent." (Binance has it open); a rate
-limit (429/418) leaves it in flight, to be resolved once the client's pause is over.
+limit (429/418) leaves it in flight, to be resolved once the client's pause is over. While
+Binance refuses new orders for the unfilled order count (-1015, binance.py), an order that would
+be sent is left as it is (`new`, or `submitted` with its stamp) for a later round, unclaimed.
 
 An order Binance says does not exist (-2013) is sent again only when the query was asked after
 the recvWindow of its last send had passed (from then on Binance would refuse that request, so
@@ -17,11 +19,18 @@ stamped the send), and only by a handler whose claim finds the row as it read it
 same send stamp): of
 the handlers that saw it missing (after a kill -9, the broker's redelivery and the start-up
 reconcile), exactly one changes the row, and only that one sends. An order refused for our
-clock (-1021) is sent again at once, claimed and stamped the same way, once.
+clock (-1021) is sent again at once, claimed and stamped the same way, once. So is one refused
+for a filter (-1013) whose symbol's filters, fetched again, changed on Binance (it changes a
+listed symbol's tickSize, stepSize or minimum notional now and then): rounded to the new ones,
+once; under unchanged filters it is rejected. A refusal is Binance's definite answer that it
+placed nothing, and the stamp the claim checks is this send's: no other send of it can land.
+The filters are fetched again, too, once FILTERS_TTL_SECONDS old.
 
 An order Binance could not take is rejected before it leaves, saying why: its symbol is not
 listed (-1121), its client order id is not one Binance accepts, it breaks a filter, or it is a
-market buy whose ask is too far above the price it was sized at (domain/price_guard.py). So is
+market buy whose ask is too far above the price it was sized at (domain/price_guard.py). A market
+order's notional is checked at the top of book, or, within NOTIONAL_MARGIN of a bound, at
+Binance's average price (/api/v3/avgPrice, asked before the claim), as Binance checks it. So is
 one approved more than APPROVAL_LIFETIME_SECONDS before it is sent, first or again after -2013
 (`stale_approval`: an executor away for longer, an approval replayed from the dead letters, a
 claimed send that never reached Binance before a long outage).
@@ -37,6 +46,7 @@ cancelled meanwhile) is resolved by querying it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -47,10 +57,12 @@ from mastertrade.core.db import Connection
 from mastertrade.core.messages import OrderEvent, not_quoted_reason, stale_approval
 from mastertrade.execution.adapters.binance import (
     CANCEL_REJECTED,
+    FILTER_FAILURE,
     INVALID_SYMBOL,
     ORDER_DOES_NOT_EXIST,
     TIMESTAMP_OUTSIDE_WINDOW,
     BinanceClient,
+    BinanceError,
     BinanceRateLimitedError,
     BinanceRejectedError,
     BinanceUnknownError,
@@ -73,6 +85,7 @@ from mastertrade.execution.domain.filters import (
     apply_filters,
     check_client_order_id,
     find_symbol,
+    near_market_notional_bounds,
     parse_filters,
 )
 from mastertrade.execution.domain.halt import RISK_STATE, blocks, halt_reason
@@ -84,6 +97,9 @@ logger = logging.getLogger("mastertrade.execution.live")
 # timestamp up to 1 s ahead of its clock, plus a client clock that drifted ahead of Binance's
 # since the last resync (the offset is corrected only after a -1021), with room to spare.
 SEND_MARGIN_SECONDS = 5.0
+# How long a symbol's filters are used before they are fetched again (exchangeInfo, weight 20):
+# Binance changes them on listed symbols now and then, and a -1013 fetches them at once anyway
+FILTERS_TTL_SECONDS = 3600.0
 # The order locked, and whether its last send was more than $2 seconds before $3 (when Binance
 # was asked about it; now when not given)
 CLAIM = """
@@ -129,11 +145,13 @@ class LiveVenue:
         quote_asset: str,
         quotes: Quotes,
         max_price_deviation: Decimal = Decimal(0),
+        *,
+        filters_ttl: float = FILTERS_TTL_SECONDS,
     ) -> None:
         self.pool, self.client, self.quote_asset, self.quotes = pool, client, quote_asset, quotes
-        self.max_price_deviation = max_price_deviation
+        self.max_price_deviation, self.filters_ttl = max_price_deviation, filters_ttl
         self.drift = DriftWatch()
-        self._filters: dict[str, SymbolFilters] = {}
+        self._filters: dict[str, tuple[SymbolFilters, float]] = {}  # and when fetched (monotonic)
 
     async def revalue(self) -> Decimal | None:
         """Binance's balances into the books, then the equity at Redis marks (None: a position
@@ -150,11 +168,13 @@ class LiveVenue:
             await announce_drift(self.pool(), confirmed, self.quote_asset)
         return valuation.equity
 
-    async def listing(self, symbol: str) -> SymbolFilters | str:
-        """The symbol's filters, or why no order for it can be sent (Binance does not list it);
-        other failures raise (the order waits for the next round)."""
-        if (known := self._filters.get(symbol)) is not None:
-            return known
+    async def listing(self, symbol: str, fresh: bool = False) -> SymbolFilters | str:
+        """The symbol's filters (fetched again when `fresh` or older than `filters_ttl`), or why
+        no order for it can be sent (Binance does not list it); other failures raise (the order
+        waits for the next round)."""
+        known = self._filters.get(symbol)
+        if known is not None and not fresh and time.monotonic() - known[1] < self.filters_ttl:
+            return known[0]
         try:
             filters = parse_filters(find_symbol(await self.client.exchange_info(symbol), symbol))
         except BinanceRejectedError as error:
@@ -163,8 +183,18 @@ class LiveVenue:
             return f"not sent: {symbol} is not listed on Binance ({error.code} {error.message})"
         except FilterError as error:
             return f"not sent: {error}"
-        self._filters[symbol] = filters
+        self._filters[symbol] = (filters, time.monotonic())
         return filters
+
+    async def _filters_changed(self, symbol: str, used: SymbolFilters | str) -> bool:
+        """Are the symbol's filters, fetched again, other than the `used` ones Binance refused an
+        order under (-1013)? A failed fetch counts as no: the order is rejected as refused."""
+        try:
+            fresh = await self.listing(symbol, fresh=True)
+        except BinanceError as error:
+            logger.warning("fetching %s's filters again failed (%s)", symbol, error)
+            return False
+        return isinstance(fresh, SymbolFilters) and fresh != used
 
     async def execute(self, client_order_id: str) -> OrderEvent | None:
         """Send, or resolve, the order; None when nothing changed."""
@@ -183,10 +213,29 @@ class LiveVenue:
             return None
         return quote.ask if side == "buy" else quote.bid
 
-    async def _terms(
+    async def _market_prices(
         self, order: asyncpg.Record, listing: SymbolFilters | str
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """(top of book, Binance's average price) a market order is checked at; the average
+        (/api/v3/avgPrice, weight 2) only near a notional bound (domain/filters.py), asked here,
+        before the claim, so that no Binance request waits inside its transaction."""
+        if order["type"] == "limit" or isinstance(listing, str):
+            return None, None
+        reference = await self._reference(order["symbol"], order["side"])
+        if reference is None or not near_market_notional_bounds(
+            listing, order["quantity"], reference
+        ):
+            return reference, None
+        return reference, await self.client.average_price(order["symbol"])
+
+    def _terms(
+        self,
+        order: asyncpg.Record,
+        listing: SymbolFilters | str,
+        market: tuple[Decimal | None, Decimal | None],
     ) -> tuple[Decimal, Decimal | None] | str:
-        """(quantity, limit price) to send, or why Binance could not take the order."""
+        """(quantity, limit price) to send, or why Binance could not take the order; `market`:
+        the top of book and average price of `_market_prices`."""
         if isinstance(listing, str):
             return listing
         try:
@@ -195,12 +244,14 @@ class LiveVenue:
             return f"not sent: {error}"
         # a market order goes out as MARKET, whatever price it carries
         limit = order["price"] if order["type"] == "limit" else None
-        reference = limit or await self._reference(order["symbol"], order["side"])
+        top, average = market
+        reference = limit or top
         if reason := runaway_price(order["side"], order["type"], order["price"], reference,
                                    self.max_price_deviation):  # fmt: skip
             return f"not sent: {reason}"
         try:
-            return apply_filters(listing, order["side"], order["quantity"], limit, reference)
+            return apply_filters(listing, order["side"], order["quantity"], limit, reference,
+                                 average_price=average)  # fmt: skip
         except FilterError as error:
             return f"exchange filter: {error}"
 
@@ -208,11 +259,13 @@ class LiveVenue:
         self,
         seen: asyncpg.Record,
         listing: SymbolFilters | str,
+        market: tuple[Decimal | None, Decimal | None],
         resend_after: float | None,
         asked_at: datetime | None,
     ) -> asyncpg.Record | None:
         """The order marked `submitted` and stamped for this send (committed), or None when it
-        is not this handler's to send (see `claimable`) or was rejected here."""
+        is not this handler's to send (see `claimable`), was rejected here, or cannot be sent
+        yet (Binance refuses new orders for a while: left as it is, for a later round)."""
         async with self.pool().acquire() as connection, connection.transaction():
             order = await connection.fetchrow(
                 CLAIM, seen["client_order_id"], resend_after or 0.0, asked_at
@@ -222,9 +275,13 @@ class LiveVenue:
             if blocks(order["side"], halted := await self.halted(connection)):
                 await reject_order(connection, order, f"not sent: {halted}")
                 return None
-            terms = await self._terms(order, listing)
+            terms = self._terms(order, listing, market)
             if isinstance(terms, str):
                 await reject_order(connection, order, terms)
+                return None
+            if (wait := self.client.pause_left()) > 0:
+                logger.info("order %s waits %.1fs: Binance takes no new orders until then",
+                            order["client_order_id"], wait)  # fmt: skip
                 return None
             return await self._stamp(connection, order, terms)
 
@@ -243,11 +300,12 @@ class LiveVenue:
         self,
         seen: asyncpg.Record,
         resend_after: float | None = None,
-        resynced: bool = False,
+        retried: frozenset[int] = frozenset(),
         asked_at: datetime | None = None,
     ) -> OrderEvent | None:
         """Claim the order as `seen` (a first send, or a resend when Binance was `asked_at` more
-        than `resend_after` seconds after the last), send it, book or resolve the answer."""
+        than `resend_after` seconds after the last, or at once after a refusal whose code is in
+        `retried`), send it, book or resolve the answer."""
         # a symbol the books cannot hold, or an approval too old, is refused before Binance is
         # asked anything; a resend too (the claim lets it go only once Binance would refuse the
         # last send, so the order is on the risk checks of its approval, as the first send was)
@@ -255,7 +313,8 @@ class LiveVenue:
         approved_at = seen["approved_at"] or seen["created_at"]  # recorded before 0039: created
         unbookable = unbookable or stale_approval(approved_at, datetime.now(UTC))
         listing = f"not sent: {unbookable}" if unbookable else await self.listing(seen["symbol"])
-        order = await self._claim(seen, listing, resend_after, asked_at)
+        market = await self._market_prices(seen, listing)
+        order = await self._claim(seen, listing, market, resend_after, asked_at)
         if order is None:
             return None
         cid = order["client_order_id"]
@@ -272,21 +331,33 @@ class LiveVenue:
             logger.warning("outcome of %s unknown (%s): querying it", cid, error)
             return await self._resolve(order)
         except BinanceRejectedError as error:
-            return await self._refused(order, error, resynced)
+            return await self._refused(order, error, listing, retried)
         trades = [parse_fill(item) for item in answer.get("fills", [])]
         return await self._book(cid, parse_order(answer), trades)
 
     async def _refused(
-        self, order: asyncpg.Record, error: BinanceRejectedError, resynced: bool
+        self,
+        order: asyncpg.Record,
+        error: BinanceRejectedError,
+        listing: SymbolFilters | str,
+        retried: frozenset[int],
     ) -> OrderEvent | None:
-        cid = order["client_order_id"]
+        """Book Binance's refusal of the order sent under `listing`; or, once for each, send it
+        again at once when it was refused for our clock or for filters that changed since."""
+        cid, again = order["client_order_id"], retried | {error.code}
         if is_duplicate(error):
             logger.warning("order %s: Binance has it open already (%s): querying it", cid,
                            error.message)  # fmt: skip
             return await self._resolve(order)
-        if error.code == TIMESTAMP_OUTSIDE_WINDOW and not resynced:
+        if error.code == TIMESTAMP_OUTSIDE_WINDOW and error.code not in retried:
             logger.warning("order %s refused for our clock (-1021): resynced, sending it", cid)
-            return await self._send(order, resend_after=0.0, resynced=True)
+            return await self._send(order, resend_after=0.0, retried=again)
+        if (error.code == FILTER_FAILURE and error.code not in retried
+                and await self._filters_changed(order["symbol"], listing)):  # fmt: skip
+            logger.warning("order %s refused for a filter (%s): %s's filters changed on "
+                           "Binance; sending it under the new ones", cid, error.message,
+                           order["symbol"])  # fmt: skip
+            return await self._send(order, resend_after=0.0, retried=again)
         return await self._reject(cid, f"Binance {error.code}: {error.message}")
 
     async def _reject(self, client_order_id: str, reason: str) -> OrderEvent | None:
