@@ -288,7 +288,7 @@ async def test_filters_binance_changed_are_fetched_again_and_the_refused_order_s
         event = await venue.execute(second)
         assert (order_posts(fake), exchange_infos(fake)) == ([200, 400, 200], 2)
         fake.set_filter(symbol, "LOT_SIZE", stepSize="0.01", minQty="0.01")
-        venue.filters_ttl = 0.0  # the cached filters are too old from now on
+        venue.listings.ttl = 0.0  # the cached filters are too old from now on
         await venue.execute(third)
     assert event is not None and event.status == "filled"
     quantities = [fake.orders[cid]["origQty"] for cid in (first, second, third)]

@@ -46,7 +46,6 @@ cancelled meanwhile) is resolved by querying it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -58,16 +57,15 @@ from mastertrade.core.messages import OrderEvent, not_quoted_reason, stale_appro
 from mastertrade.execution.adapters.binance import (
     CANCEL_REJECTED,
     FILTER_FAILURE,
-    INVALID_SYMBOL,
     ORDER_DOES_NOT_EXIST,
     TIMESTAMP_OUTSIDE_WINDOW,
     BinanceClient,
-    BinanceError,
     BinanceRateLimitedError,
     BinanceRejectedError,
     BinanceUnknownError,
     is_duplicate,
 )
+from mastertrade.execution.adapters.listings import FILTERS_TTL_SECONDS, Listings
 from mastertrade.execution.adapters.live_books import (
     BOOKED,
     announce_drift,
@@ -84,9 +82,7 @@ from mastertrade.execution.domain.filters import (
     SymbolFilters,
     apply_filters,
     check_client_order_id,
-    find_symbol,
     near_market_notional_bounds,
-    parse_filters,
 )
 from mastertrade.execution.domain.halt import RISK_STATE, blocks, halt_reason
 from mastertrade.execution.domain.price_guard import runaway_price
@@ -97,9 +93,6 @@ logger = logging.getLogger("mastertrade.execution.live")
 # timestamp up to 1 s ahead of its clock, plus a client clock that drifted ahead of Binance's
 # since the last resync (the offset is corrected only after a -1021), with room to spare.
 SEND_MARGIN_SECONDS = 5.0
-# How long a symbol's filters are used before they are fetched again (exchangeInfo, weight 20):
-# Binance changes them on listed symbols now and then, and a -1013 fetches them at once anyway
-FILTERS_TTL_SECONDS = 3600.0
 # The order locked, and whether its last send was more than $2 seconds before $3 (when Binance
 # was asked about it; now when not given)
 CLAIM = """
@@ -149,9 +142,9 @@ class LiveVenue:
         filters_ttl: float = FILTERS_TTL_SECONDS,
     ) -> None:
         self.pool, self.client, self.quote_asset, self.quotes = pool, client, quote_asset, quotes
-        self.max_price_deviation, self.filters_ttl = max_price_deviation, filters_ttl
+        self.max_price_deviation = max_price_deviation
         self.drift = DriftWatch()
-        self._filters: dict[str, tuple[SymbolFilters, float]] = {}  # and when fetched (monotonic)
+        self.listings = Listings(client, filters_ttl)
 
     async def revalue(self) -> Decimal | None:
         """Binance's balances into the books, then the equity at Redis marks (None: a position
@@ -167,34 +160,6 @@ class LiveVenue:
                              "that will be refused; alerting", books, symbol, binance)  # fmt: skip
             await announce_drift(self.pool(), confirmed, self.quote_asset)
         return valuation.equity
-
-    async def listing(self, symbol: str, fresh: bool = False) -> SymbolFilters | str:
-        """The symbol's filters (fetched again when `fresh` or older than `filters_ttl`), or why
-        no order for it can be sent (Binance does not list it); other failures raise (the order
-        waits for the next round)."""
-        known = self._filters.get(symbol)
-        if known is not None and not fresh and time.monotonic() - known[1] < self.filters_ttl:
-            return known[0]
-        try:
-            filters = parse_filters(find_symbol(await self.client.exchange_info(symbol), symbol))
-        except BinanceRejectedError as error:
-            if error.code != INVALID_SYMBOL:
-                raise
-            return f"not sent: {symbol} is not listed on Binance ({error.code} {error.message})"
-        except FilterError as error:
-            return f"not sent: {error}"
-        self._filters[symbol] = (filters, time.monotonic())
-        return filters
-
-    async def _filters_changed(self, symbol: str, used: SymbolFilters | str) -> bool:
-        """Are the symbol's filters, fetched again, other than the `used` ones Binance refused an
-        order under (-1013)? A failed fetch counts as no: the order is rejected as refused."""
-        try:
-            fresh = await self.listing(symbol, fresh=True)
-        except BinanceError as error:
-            logger.warning("fetching %s's filters again failed (%s)", symbol, error)
-            return False
-        return isinstance(fresh, SymbolFilters) and fresh != used
 
     async def execute(self, client_order_id: str) -> OrderEvent | None:
         """Send, or resolve, the order; None when nothing changed."""
@@ -312,7 +277,9 @@ class LiveVenue:
         unbookable = not_quoted_reason(seen["symbol"], seen["side"], self.quote_asset)
         approved_at = seen["approved_at"] or seen["created_at"]  # recorded before 0039: created
         unbookable = unbookable or stale_approval(approved_at, datetime.now(UTC))
-        listing = f"not sent: {unbookable}" if unbookable else await self.listing(seen["symbol"])
+        listing = (
+            f"not sent: {unbookable}" if unbookable else await self.listings.get(seen["symbol"])
+        )
         market = await self._market_prices(seen, listing)
         order = await self._claim(seen, listing, market, resend_after, asked_at)
         if order is None:
@@ -353,7 +320,7 @@ class LiveVenue:
             logger.warning("order %s refused for our clock (-1021): resynced, sending it", cid)
             return await self._send(order, resend_after=0.0, retried=again)
         if (error.code == FILTER_FAILURE and error.code not in retried
-                and await self._filters_changed(order["symbol"], listing)):  # fmt: skip
+                and await self.listings.changed(order["symbol"], listing)):  # fmt: skip
             logger.warning("order %s refused for a filter (%s): %s's filters changed on "
                            "Binance; sending it under the new ones", cid, error.message,
                            order["symbol"])  # fmt: skip
