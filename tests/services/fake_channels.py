@@ -43,6 +43,7 @@ TOKEN, CHAT, SID, AUTH = "123:telegram-token", "-1001", "AC0123", "twilio-token"
 class FakeChannels:
     received: dict[str, list[Any]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)
+    discord_paths: list[str] = field(default_factory=list)  # where each Discord POST went
 
     def fail(self, channel: str, *answers: str) -> None:
         self.failures.setdefault(channel, []).extend(answers)
@@ -131,13 +132,21 @@ def build_app(fake: FakeChannels) -> FastAPI:
     async def telegram(token: str, request: Request) -> Response:
         return _telegram(fake, token, await request.json())
 
+    @app.post("/api/webhooks/{webhook_id}/{token}")
+    async def discord_unversioned(request: Request) -> Response:
+        """Discord's webhook URL with no version: answered as API v6 was, retry_after in ms."""
+        return await discord(request, retry_after=500)
+
+    @app.post("/api/v{version}/webhooks/{webhook_id}/{token}")
     @app.post("/discord/webhook")
-    async def discord(request: Request) -> Response:
+    async def discord(request: Request, retry_after: float = 0.5) -> Response:
+        fake.discord_paths.append(request.url.path)
         if fake.next_failure("discord") == "429":
             return JSONResponse(
-                {"message": "You are being rate limited.", "retry_after": 0.5, "global": False},
+                {"message": "You are being rate limited.", "retry_after": retry_after,
+                 "global": False},
                 status_code=429,
-            )
+            )  # fmt: skip
         body = await request.json()
         if (refusal := _discord_refusal(body)) is not None:
             return refusal

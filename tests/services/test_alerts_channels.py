@@ -13,10 +13,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.services.fake_channels import discord_pings, slack_shown
+from mastertrade.alerts.adapters.channels.base import ChannelError
+from mastertrade.alerts.adapters.channels.chat import DiscordChannel
+from mastertrade.core.messages import AlertEvent
+from tests.services.fake_channels import FakeChannels, build_app, discord_pings, slack_shown
 from tests.services.test_alerts import ADMIN, TEST_ALERT, alert_system, settled
+from tests.services.trading import serve_app
 
 pytestmark = pytest.mark.infra
 
@@ -99,3 +104,20 @@ async def test_an_error_answer_with_control_characters_is_recorded_without_them(
     assert (delivery["status"], delivery["attempts"]) == ("failed", 1), delivery
     assert delivery["last_error"] == "webhook: HTTP 400: refused [31mred[0m\nline two\ttab"
     assert alert["status"] == "failed"
+
+
+async def test_a_discord_webhook_url_as_discord_gives_it_is_used_on_a_pinned_api_version() -> None:
+    """Discord's settings give `/api/webhooks/<id>/<token>`, which names no API version and is
+    answered as v6 was: a 429's retry_after in milliseconds (500 for half a second), read as
+    seconds a throttled alert would wait minutes. Sent on v10, it is half a second."""
+    fake = FakeChannels()
+    alert = AlertEvent(kind="test", severity="info", source="test", title="t", message="m")
+    async with serve_app(build_app(fake)) as url, httpx.AsyncClient() as client:
+        channel = DiscordChannel(client, f"{url}/api/webhooks/123/secret-token")
+        fake.fail("discord", "429")
+        with pytest.raises(ChannelError) as limited:
+            await channel.send(alert)
+        await channel.send(alert)
+    assert fake.discord_paths == ["/api/v10/webhooks/123/secret-token"] * 2
+    assert (limited.value.retryable, limited.value.retry_after) == (True, 0.5)
+    assert len(fake.received["discord"]) == 1

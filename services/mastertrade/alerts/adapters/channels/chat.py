@@ -56,13 +56,25 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+DISCORD_API = "/api/v10/webhooks/"
+
+
+def discord_versioned(webhook_url: str) -> str:
+    """The webhook URL on a pinned API version. The URL Discord's settings give,
+    `/api/webhooks/<id>/<token>`, names no version, and is answered as the deprecated v6 was:
+    its 429's retry_after in milliseconds (discord-api-docs #4722), which read as seconds would
+    hold a throttled alert for minutes. A URL that names a version (or is not Discord's) is
+    left as it is."""
+    return webhook_url.replace("/api/webhooks/", DISCORD_API, 1)
+
+
 class DiscordChannel:
     """POST <webhook> {content, allowed_mentions}; 204 on success, 429 {retry_after (seconds)}."""
 
     name = "discord"
 
     def __init__(self, client: httpx.AsyncClient, webhook_url: str) -> None:
-        self.client, self.url = client, webhook_url
+        self.client, self.url = client, discord_versioned(webhook_url)
 
     async def send(self, alert: AlertEvent) -> None:
         # parse nothing: no @everyone, @here, user or role in the text notifies anyone
