@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -101,6 +102,20 @@ async def test_a_delivery_whose_replica_died_is_finished_by_one_other_replica(
     await replica(pool, channel, owner).deliver(alert_id, "hook", ALERT)
     assert channel.sends == 1
     assert await delivery(pool, alert_id) == ("sent", 1, owner, "sent")
+
+
+async def test_a_resumed_delivery_carries_the_time_its_event_happened(
+    pool: asyncpg.Pool,
+) -> None:
+    """A replica that died before delivering: the replica finishing it sends the alert as it
+    came, its `occurred_at` the event's (a signed webhook's body is then the same at every
+    attempt), not the time the delivery was resumed."""
+    happened = datetime.now(UTC) - timedelta(minutes=7)
+    alert_id = await stored(pool, "a", ALERT.model_copy(update={"occurred_at": happened}))
+    await expire(pool, alert_id)
+    [(claimed_id, _, resumed)] = await claim_pending(pool, held("b"))
+    assert (claimed_id, resumed.occurred_at) == (alert_id, happened)
+    assert resumed.to_json() == ALERT.model_copy(update={"occurred_at": happened}).to_json()
 
 
 async def test_a_replica_that_lost_its_lease_stops_and_records_nothing_over_the_new_holder(

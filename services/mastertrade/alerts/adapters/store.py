@@ -54,8 +54,9 @@ ORDER BY a.created_at DESC LIMIT 1
 REPEATED_WITHIN = _REPEATED.format(since="AND a.created_at > now() - make_interval(secs => $2)")
 REPEATED_EVER = _REPEATED.format(since="")  # a key naming one event: no time limit
 INSERT = """
-INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status, suppressed_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
+INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status, suppressed_by,
+                    occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
 """
 
 
@@ -93,7 +94,8 @@ UPDATE alert_deliveries d SET lease_until = now() + make_interval(secs => $1), l
 FROM alerts a
 WHERE a.id = d.alert_id AND d.status = 'pending'
   AND (d.lease_until IS NULL OR d.lease_until < now())
-RETURNING a.id, a.severity, a.title, a.message, a.kind, a.dedup_key, a.source, d.channel
+RETURNING a.id, a.severity, a.title, a.message, a.kind, a.dedup_key, a.source, d.channel,
+    COALESCE(a.occurred_at, a.created_at) AS occurred_at
 """
 # Renews the caller's leases; says of each of its deliveries whether it was renewed and whether
 # another replica holds it now (lost; one taken over while this ran reads as neither, until the
@@ -171,6 +173,7 @@ async def insert_alert(
         alert.source,
         status,
         repeated,
+        alert.occurred_at,
     )
     if duplicate:
         return None
@@ -217,6 +220,7 @@ async def claim_pending(
                 message=row["message"],
                 dedup_key=row["dedup_key"],
                 source=row["source"],
+                occurred_at=row["occurred_at"],  # the event's time, not the resumption's
             ),
         )
         for row in rows
