@@ -24,14 +24,17 @@ from websockets.asyncio.client import connect
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS
+from mastertrade.execution.adapters import user_stream
 from mastertrade.execution.adapters.binance import (
     ORDER_PATH,
     BinanceClient,
     BinanceRateLimitedError,
     BinanceRejectedError,
+    BinanceUnknownError,
     order_interval_seconds,
     until_rollover,
 )
+from mastertrade.execution.adapters.listings import Listings
 from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.orders import IN_FLIGHT, fetch_in_flight
 from mastertrade.execution.adapters.paper import PaperVenue
@@ -39,7 +42,7 @@ from mastertrade.execution.adapters.user_stream import build_subscribe_request
 from mastertrade.execution.domain.halt import BREAKER
 from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
-from tests.services.fake_binance import KEY, SECRET, WS_API_PATH, FakeBinance, serving
+from tests.services.fake_binance import FILTERS, KEY, SECRET, WS_API_PATH, FakeBinance, serving
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import (
     Recorder,
@@ -606,3 +609,74 @@ SELECT e || '-done-' || g, 'BTCUSDT', 'buy', 'market', 1,
        (ARRAY['filled', 'cancelled', 'rejected'])[g % 3 + 1], e
 FROM generate_series(1, 20000) g, unnest(ARRAY['paper', 'live']) e
 """
+
+
+async def test_the_user_stream_waits_out_a_rate_limit_pause_before_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the client is paused for the request weight (a REST 429), the stream does not
+    reconnect and subscribe: Binance bans an IP that keeps asking while it is rate limited."""
+    client = BinanceClient("http://127.0.0.1:9", KEY, SECRET, recv_window=1000)
+    client.pause_requests(0.6)
+    attempts: list[float] = []
+
+    async def stream_once(*args: object) -> None:
+        attempts.append(time.monotonic())
+        raise user_stream.StreamEndedError("the test's stream ends at once")
+
+    monkeypatch.setattr(user_stream, "_stream_once", stream_once)
+    started = time.monotonic()
+    following = asyncio.create_task(
+        user_stream.run_user_stream(client, "ws://127.0.0.1:9", lambda: None, "USDT")  # type: ignore[arg-type,return-value]
+    )
+    await asyncio.sleep(1.0)
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
+    await client.close()
+    assert attempts and attempts[0] - started >= 0.6
+
+
+def test_a_rate_limited_subscription_pauses_every_request_until_binance_says() -> None:
+    """A 429 (or 418) to the subscription counts as the REST one does: every request of the
+    client waits until the `retryAfter` Binance names (ms since the epoch)."""
+    client = BinanceClient("http://127.0.0.1:9", KEY, SECRET, recv_window=1000)
+    until = int(time.time() * 1000) + 5_000
+    refused = user_stream.SubscriptionRefusedError({
+        "id": "1", "status": 429,
+        "error": {"code": -1003, "msg": "Too many requests.", "data": {"retryAfter": until}},
+    })  # fmt: skip
+    user_stream._pause_if_limited(client, refused)
+    assert 4 <= client.pause_left("GET", "/api/v3/account") <= 5
+    clock = user_stream.SubscriptionRefusedError(
+        {"id": "2", "status": 400, "error": {"code": -1021, "msg": "Timestamp outside."}}
+    )
+    other = BinanceClient("http://127.0.0.1:9", KEY, SECRET, recv_window=1000)
+    user_stream._pause_if_limited(other, clock)
+    assert other.pause_left("GET", "/api/v3/account") == 0
+
+
+class FlakyExchangeInfo:
+    """exchangeInfo that answers once, then fails as Binance does when it is away (5xx)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def exchange_info(self, symbol: str) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls > 1:
+            raise BinanceUnknownError("GET /api/v3/exchangeInfo: HTTP 503")
+        return {"symbols": [{"symbol": symbol, "status": "TRADING", "filters": FILTERS}]}
+
+
+async def test_filters_that_aged_are_used_while_binance_cannot_give_them_again() -> None:
+    """The hourly refresh failing (Binance away, a weight pause) does not hold every order of
+    the symbol: the filters fetched before are used meanwhile; asked for fresh ones (after a
+    -1013), or with none fetched yet, the failure is raised and the order waits."""
+    listings = Listings(FlakyExchangeInfo(), ttl=0.0)  # type: ignore[arg-type]
+    first = await listings.get("BTCUSDT")
+    assert not isinstance(first, str)
+    assert await listings.get("BTCUSDT") == first  # aged, the refresh failed: the ones before
+    with pytest.raises(BinanceUnknownError):
+        await listings.get("BTCUSDT", fresh=True)
+    with pytest.raises(BinanceUnknownError):
+        await listings.get("ETHUSDT")  # none fetched before

@@ -885,3 +885,24 @@ async def test_an_order_of_more_trades_than_a_page_holds_has_all_of_them_read() 
     assert sum(Decimal(trade["qty"]) for trade in trades) == Decimal(order["executedQty"])
     pages = [request for request in fake.requests if request[1] == "/api/v3/myTrades"]
     assert pages == [("GET", "/api/v3/myTrades", 200)] * 2
+
+
+async def test_an_order_waiting_out_the_order_count_asks_binance_nothing(
+    trading_env: dict[str, str],
+) -> None:
+    """While Binance takes no new order (-1015), a market order near the minimum notional is
+    left for a later round without asking Binance its average price each round (nor anything
+    else); once the pause is over it is checked at that price and sent."""
+    url, symbol = trading_env["DATABASE_URL"], new_symbol()
+    await set_quote(symbol, "99", "100")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, avg_prices={symbol: Decimal(103)})
+    cid = await add_order(url, symbol, "new", 0, price=None, quantity="0.0499")
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, [venue]):
+        venue.client.orders_paused_until = time.monotonic() + 0.5
+        waiting = [await venue.execute(cid) for _ in range(3)]
+        asked_while_paused = list(fake.requests)
+        await asyncio.sleep(0.5)
+        sent = await venue.execute(cid)
+    assert waiting == [None, None, None] and asked_while_paused == []
+    assert sent is not None and sent.status == "filled"
+    assert ("GET", "/api/v3/avgPrice", 200) in fake.requests

@@ -165,6 +165,11 @@ class BinanceClient:
     async def close(self) -> None:
         await self.http.aclose()
 
+    def pause_requests(self, seconds: float) -> None:
+        """Send no request for `seconds` (a rate limit met elsewhere: the WebSocket API's
+        answer to the stream's subscription counts against the same IP weight)."""
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
     def pause_left(self, method: str = "POST", path: str = ORDER_PATH) -> float:
         """Seconds before such a request may leave (0: now); by default, a new order."""
         until = self.paused_until

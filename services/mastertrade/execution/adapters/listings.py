@@ -38,20 +38,35 @@ class Listings:
     async def get(self, symbol: str, fresh: bool = False) -> SymbolFilters | str:
         """The symbol's filters (fetched again when `fresh` or older than `ttl`), or why no
         order for it can be sent (Binance does not list it); other failures raise (the order
-        waits for the next round)."""
+        waits for the next round), unless the filters aged and those fetched before are used."""
         known = self._known.get(symbol)
         if known is not None and not fresh and time.monotonic() - known[1] < self.ttl:
             return known[0]
         try:
             filters = parse_filters(find_symbol(await self.client.exchange_info(symbol), symbol))
         except BinanceRejectedError as error:
-            if error.code != INVALID_SYMBOL:
-                raise
-            return f"not sent: {symbol} is not listed on Binance ({error.code} {error.message})"
+            if error.code == INVALID_SYMBOL:
+                return f"not sent: {symbol} is not listed on Binance ({error.code} {error.message})"
+            return self._known_after(symbol, error, None if fresh else known)
+        except BinanceError as error:
+            return self._known_after(symbol, error, None if fresh else known)
         except FilterError as error:
             return f"not sent: {error}"
         self._known[symbol] = (filters, time.monotonic())
         return filters
+
+    @staticmethod
+    def _known_after(
+        symbol: str, error: BinanceError, known: tuple[SymbolFilters, float] | None
+    ) -> SymbolFilters:
+        """The filters fetched before, when a refresh because they aged failed (Binance away, a
+        weight pause): they were good an hour ago, and an order held for them could go stale.
+        With none (or asked for fresh ones), the failure is raised: the order waits."""
+        if known is None:
+            raise error
+        logger.warning("fetching %s's filters again failed (%s): the ones fetched before are "
+                       "used meanwhile", symbol, error)  # fmt: skip
+        return known[0]
 
     async def changed(self, symbol: str, used: SymbolFilters | str) -> bool:
         """Are the symbol's filters, fetched again, other than the `used` ones Binance refused an

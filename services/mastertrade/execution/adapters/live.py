@@ -277,6 +277,8 @@ class LiveVenue:
         unbookable = not_quoted_reason(seen["symbol"], seen["side"], self.quote_asset)
         approved_at = seen["approved_at"] or seen["created_at"]  # recorded before 0039: created
         unbookable = unbookable or stale_approval(approved_at, datetime.now(UTC))
+        if not unbookable and self.client.pause_left() > 0:
+            return None  # Binance takes no new order yet: nothing is asked of it (avgPrice, ...)
         listing = (
             f"not sent: {unbookable}" if unbookable else await self.listings.get(seen["symbol"])
         )

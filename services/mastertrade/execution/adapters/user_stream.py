@@ -25,7 +25,12 @@ from typing import Any
 import asyncpg
 from websockets.asyncio.client import ClientConnection, connect
 
-from mastertrade.execution.adapters.binance import TIMESTAMP_OUTSIDE_WINDOW, BinanceClient
+from mastertrade.execution.adapters.binance import (
+    DEFAULT_RETRY_AFTER,
+    MAX_RETRY_AFTER,
+    TIMESTAMP_OUTSIDE_WINDOW,
+    BinanceClient,
+)
 from mastertrade.execution.adapters.live_books import book_report
 from mastertrade.execution.domain.binance_status import parse_execution_report
 
@@ -45,6 +50,12 @@ class SubscriptionRefusedError(StreamEndedError):
 
     def __init__(self, answer: Mapping[str, Any]) -> None:
         self.code = error_of(answer).get("code")
+        self.status = answer.get("status")
+        data = error_of(answer).get("data")
+        after = data.get("retryAfter") if isinstance(data, Mapping) else None
+        # when the limit lifts, in ms since the epoch (finite: an int), None when not said
+        known = isinstance(after, int) and not isinstance(after, bool)
+        self.retry_after_ms: int | None = after if known else None
         super().__init__(f"Binance refused the subscription: {describe_error(answer)}")
 
 
@@ -130,6 +141,10 @@ async def run_user_stream(
     """Follow the stream until cancelled, subscribing again on a new connection with backoff."""
     delay = FIRST_BACKOFF
     while True:
+        if (paused := client.pause_left("GET", "/")) > 0:
+            # Binance bans (418) an IP that keeps asking while it is rate limited
+            logger.info("user-data stream waits %.0fs: Binance rate limits requests", paused)
+            await asyncio.sleep(paused)
         started = time.monotonic()
         try:
             await _stream_once(client, ws_api_url, pool, quote_asset)
@@ -139,9 +154,20 @@ async def run_user_stream(
             logger.warning("user-data stream ended (%s); subscribing again on a new connection "
                            "in %.1fs", error, delay)  # fmt: skip
             if isinstance(error, SubscriptionRefusedError):
+                _pause_if_limited(client, error)
                 await _resync_if_clock(client, error)
         await asyncio.sleep(delay)
         delay = min(delay * 2, MAX_BACKOFF)
+
+
+def _pause_if_limited(client: BinanceClient, error: SubscriptionRefusedError) -> None:
+    """A 429 or 418 to the subscription: every request of the client waits until the time the
+    answer's `retryAfter` names (ms since the epoch), as after a REST 429."""
+    if error.status not in (429, 418):
+        return
+    until = error.retry_after_ms
+    seconds = (until / 1000 - time.time()) if until is not None else DEFAULT_RETRY_AFTER
+    client.pause_requests(min(max(seconds, 1.0), MAX_RETRY_AFTER))
 
 
 async def _resync_if_clock(client: BinanceClient, error: SubscriptionRefusedError) -> None:
