@@ -6,8 +6,12 @@ statement holds its locks for long), unless:
 - a repeat still names it (`suppressed_by`): a repeat suppresses the next one only while the
   alert it names is there to show it was delivered, so the alert of a condition firing for
   months stays as long as its repeats keep coming (each goes in its turn); removed, the next
-  repeat would be sent again. An alert goes after every repeat naming it (a later batch), and
-  the foreign key stops one that a repeat stored meanwhile names (the sweep fails and runs again).
+  repeat would be sent again. An alert goes after every repeat naming it (a later batch). A
+  repeat stored while the sweep removes the alert it names meets the foreign key: committed
+  first, the repeat makes the sweep fail (it runs again); locked first by the sweep, the
+  repeat's insert fails instead (its message is handled as a failed one). Only a key that names
+  one event looks back past ALERT_DEDUP_SECONDS, so only a copy of an event older than the
+  retention, arriving during its sweep, can meet this.
 The daily report's claim (`alert_daily_reports`) stays, its foreign key setting `alert_id` to
 NULL: the claim is what keeps a day from being reported again. Rows are taken with SKIP LOCKED:
 replicas sweeping at once share the work, and none waits on a row another transaction holds.
