@@ -1,4 +1,5 @@
-"""Helpers of the services tests: running an app in-process, waiting for an answer."""
+"""Helpers of the services tests: running an app in-process, waiting for an answer, one SQL
+statement on a test database."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
+
+
+async def execute_sql(url: str, sql: str, *args: object) -> str:
+    """Run one statement on the database at `url` on a connection of its own; its status."""
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.execute(sql, *args)
+    finally:
+        await connection.close()
 
 
 @asynccontextmanager

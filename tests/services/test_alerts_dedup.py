@@ -33,6 +33,7 @@ from mastertrade.strategy.domain.changes import (
     derive_run_change,
 )
 from mastertrade_model.topology import ALERTS, ORDERS
+from tests.services.helpers import execute_sql
 from tests.services.test_alerts import alert_system, filled, settled
 from tests.services.trading import recording
 
@@ -44,13 +45,9 @@ RECEIVERS = ["discord", "slack", "sms", "telegram", "webhook"]  # and the mailbo
 
 async def age_alerts(url: str, seconds: int) -> None:
     """Every alert stored so far was stored `seconds` earlier."""
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(
-            "UPDATE alerts SET created_at = created_at - make_interval(secs => $1)", seconds
-        )
-    finally:
-        await connection.close()
+    await execute_sql(
+        url, "UPDATE alerts SET created_at = created_at - make_interval(secs => $1)", seconds
+    )
 
 
 KILL_SWITCH = {"kind": "kill_switch", "severity": "critical", "title": "Kill switch ON",

@@ -60,7 +60,7 @@ from mastertrade.strategy.store import (
 )
 from mastertrade_model.topology import ALERTS, MARKET_DATA, SIGNALS
 from tests.infra import create_database, drop_database, free_port
-from tests.services.helpers import running, wait_for_status
+from tests.services.helpers import execute_sql, running, wait_for_status
 from tests.services.trading import Recorder, build_app, recording
 
 pytestmark = pytest.mark.infra
@@ -871,13 +871,9 @@ async def test_a_strategy_retired_after_its_pod_read_the_active_set_sends_nothin
         for minute, close in ((100, "899"), (101, "950"), (102, "951")):
             if minute == 101:  # the pod has read the active set, with the strategy in it
                 await wait_counted(client, 1)
-                connection = await asyncpg.connect(url)
-                try:
-                    await connection.execute(
-                        "UPDATE strategies SET status = 'retired' WHERE id = $1", strategy_id
-                    )
-                finally:
-                    await connection.close()
+                await execute_sql(
+                    url, "UPDATE strategies SET status = 'retired' WHERE id = $1", strategy_id
+                )
             await store_candles(url, symbol, start, [(minute, close)])
             bar = candle(symbol, start + timedelta(minutes=minute), close, close)
             await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
@@ -972,14 +968,12 @@ async def bought_after_a_refused_exit(
 
 
 async def fill_order(url: str, client_order_id: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(
-            "UPDATE orders SET status = 'filled', filled_quantity = quantity "
-            "WHERE client_order_id = $1", client_order_id,
-        )  # fmt: skip
-    finally:
-        await connection.close()
+    await execute_sql(
+        url,
+        "UPDATE orders SET status = 'filled', filled_quantity = quantity "
+        "WHERE client_order_id = $1",
+        client_order_id,
+    )
 
 
 async def test_a_strategy_activated_again_while_long_buys_anew(
