@@ -680,3 +680,34 @@ async def test_filters_that_aged_are_used_while_binance_cannot_give_them_again()
         await listings.get("BTCUSDT", fresh=True)
     with pytest.raises(BinanceUnknownError):
         await listings.get("ETHUSDT")  # none fetched before
+
+
+@pytest.mark.parametrize(
+    ("answer", "taken"),
+    [
+        ({"mins": 5, "price": "97.50000000"}, Decimal("97.5")),
+        ({"mins": 5, "price": "NaN"}, None),
+        ({"mins": 5, "price": "1e400"}, None),
+        ({"mins": 5, "price": "0"}, None),
+        ({"mins": 5}, None),
+    ],
+)
+async def test_an_average_price_is_taken_only_when_finite_positive_and_in_bounds(
+    answer: dict[str, Any], taken: Decimal | None
+) -> None:
+    """A price Binance's answer cannot give (NaN, beyond 1e15, none, zero) checks no order:
+    the request counts as unanswered, and the order waits for a usable one."""
+    client = BinanceClient("http://binance.invalid", KEY, SECRET)
+    await client.http.aclose()
+    client.http = httpx.AsyncClient(
+        base_url="http://binance.invalid",
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, json=answer)),
+    )
+    try:
+        if taken is None:
+            with pytest.raises(BinanceUnknownError, match="avgPrice"):
+                await client.average_price("BTCUSDT")
+        else:
+            assert await client.average_price("BTCUSDT") == taken
+    finally:
+        await client.close()

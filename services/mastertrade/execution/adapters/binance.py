@@ -41,6 +41,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from mastertrade.core.amounts import check_finite_amount
+
 TIMESTAMP_OUTSIDE_WINDOW = -1021
 ORDER_DOES_NOT_EXIST = -2013
 CANCEL_REJECTED = -2011  # "Unknown order sent.": not open (filled, cancelled, or never placed)
@@ -282,7 +284,13 @@ class BinanceClient:
         """GET /api/v3/avgPrice (weight 2): the price over the last avgPriceMins Binance checks a
         market order's notional at."""
         answer = await self.request("GET", "/api/v3/avgPrice", {"symbol": symbol}, signed=False)
-        return Decimal(str(answer["price"]))
+        try:
+            price = check_finite_amount(Decimal(str(answer["price"])))
+        except (KeyError, TypeError, ArithmeticError, ValueError) as error:
+            raise BinanceUnknownError(f"GET /api/v3/avgPrice: no usable price ({error})") from None
+        if price <= 0:
+            raise BinanceUnknownError(f"GET /api/v3/avgPrice: price {price} is not positive")
+        return price
 
     async def new_order(
         self,
