@@ -112,7 +112,7 @@ class FakeBinance:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     clock_skew_ms: int = 0
-    misbehave: list[str] = field(default_factory=list)  # "timeout-after", "502-before", ...
+    misbehave: list[str] = field(default_factory=list)  # "timeout-after", "garbled-after", ...
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
     # ("WS", method, status) for WebSocket API requests
     keys: dict[str, str] = field(default_factory=lambda: {KEY: SECRET})  # API key: its secret
@@ -469,6 +469,9 @@ def build_app(fake: FakeBinance) -> FastAPI:
             await asyncio.sleep(3)
         if trick == "503-after":
             return JSONResponse({"code": -1001, "msg": "Internal error"}, status_code=503)
+        if trick == "garbled-after":  # placed and filled, answered with a price no trade had
+            return order | {"fills": [fill | {"price": "-" + fill["price"]}
+                                      for fill in order["fills"]]}  # fmt: skip
         if trick == "1007-after":  # a 4xx status, yet the outcome is unknown
             return JSONResponse({"code": -1007, "msg": "Timeout waiting for response from "
                                  "backend server. Send status unknown; execution status "

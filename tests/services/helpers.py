@@ -7,9 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aio_pika
 import asyncpg
 import httpx
 from fastapi import FastAPI
+
+from mastertrade.core.bus import declare_topology
+from mastertrade_model.topology import DEAD_LETTER_QUEUE, EXCHANGES, QUEUES
 
 
 async def execute_sql(url: str, sql: str, *args: object) -> str:
@@ -41,3 +45,13 @@ async def wait_for_status(
             assert response.status_code == status, response.text
             return response
         await asyncio.sleep(0.2)
+
+
+async def dead_letters(url: str) -> int:
+    """Messages in the dead letters (the topology declared, as the services declare it)."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await declare_topology(channel, EXCHANGES, QUEUES)
+        queue = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+        return int(queue.declaration_result.message_count or 0)

@@ -17,10 +17,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from mastertrade.catalog import find_service, load_service_module, load_service_settings
-from mastertrade.core.bus import declare_topology
-from mastertrade_model.topology import DEAD_LETTER_QUEUE, EXCHANGES, MARKET_DATA, QUEUES, SIGNALS
+from mastertrade_model.topology import MARKET_DATA, SIGNALS
 from tests.infra import free_port
-from tests.services.helpers import running
+from tests.services.helpers import dead_letters, running
 
 pytestmark = pytest.mark.infra
 
@@ -108,16 +107,6 @@ async def test_a_planted_triangle_is_found_stored_published_and_counted(
     assert 'mastertrade_arbitrage_quotes_total{outcome="invalid"} 2.0' in metrics
     assert 'mastertrade_arbitrage_quotes_total{outcome="accepted"} 4.0' in metrics
     assert 'mastertrade_arbitrage_expected_profit_total{asset="TRIA",kind="triangular"}' in metrics
-
-
-async def dead_letters(url: str) -> int:
-    """Messages in the dead letters (the topology declared, as the services declare it)."""
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        await declare_topology(channel, EXCHANGES, QUEUES)
-        queue = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
-        return int(queue.declaration_result.message_count or 0)
 
 
 async def test_an_opportunity_whose_report_fails_is_reported_again_after_its_interval(

@@ -1,8 +1,8 @@
 """order_executor in live mode when things go wrong: an order resent at most once however many
 handlers see it missing, and never on a query asked while its last send could still land; the
 first fills of a symbol booked at once both counted; one bad order never holding up the
-others, rate limits waited out, outcomes Binance calls unknown queried, a user-data stream that
-never goes silent (subscribed again when Binance ends it, drops it or refuses it) and books a
+others, rate limits waited out, outcomes Binance calls unknown queried, and so are answers
+with a number no trade had (never booked), a user-data stream that never goes silent (subscribed again when Binance ends it, drops it or refuses it) and books a
 fill the poll booked too once, commissions taken in the bought coin, orders Binance would
 misread or refuse (a sell of coins not held) refused before they leave or rejected, and filters
 Binance changed on a listed symbol fetched again (an order refused for them sent once more)."""
@@ -42,7 +42,7 @@ from tests.services.fake_binance import (
     FakeBinance,
     serving,
 )
-from tests.services.helpers import running, wait_for_status
+from tests.services.helpers import dead_letters, running, wait_for_status
 from tests.services.test_execution_live import (
     approved,
     fills_of,
@@ -759,6 +759,59 @@ async def test_a_fill_whose_stream_report_was_missed_is_booked_before_the_order_
     assert (row["status"], row["filled_quantity"]) == ("filled", Decimal("0.01"))
     assert sorted(f["quantity"] for f in fills) == [Decimal("0.004"), Decimal("0.006")]
     assert position == Decimal("0.01")
+
+
+async def test_an_answer_with_a_price_no_trade_had_is_queried_not_booked(
+    trading_env: dict[str, str],
+) -> None:
+    """Binance fills the buy but its answer carries a negative fill price: nothing of that
+    answer is booked; the order is queried at once, its trade read from myTrades at its true
+    price, and it is placed and booked once; the approval is handled, not dead-lettered."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=["garbled-after"],
+                       push_reports=False)  # fmt: skip
+    order = approved(symbol, "buy", "1")
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        before = await dead_letters(env["RABBITMQ_URL"])
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        filled = (await recorder.wait_for("order.filled"))[0]
+        fills = await fills_of(env["DATABASE_URL"], order["client_order_id"])
+        dead = await dead_letters(env["RABBITMQ_URL"]) - before
+    assert [(f["price"], f["quantity"]) for f in fills] == [(Decimal(100), Decimal(1))]
+    assert dead == 0, "the approval was dead-lettered over an answer that could not be booked"
+    assert Decimal(filled["average_price"]) == 100 and len(fake.orders) == 1
+    assert ("GET", "/api/v3/myTrades", 200) in fake.requests
+
+
+async def test_a_trade_report_with_a_price_no_trade_had_is_skipped_and_the_poll_books_it(
+    trading_env: dict[str, str],
+) -> None:
+    """A resting buy fills, and the stream's report of it says the price was negative: the
+    report is not booked and the subscription goes on (no reconnect); the poll books the
+    trade at its true price, once."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    cid = resting["client_order_id"]
+    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="2") as (
+        env, recorder, channel,
+    ):  # fmt: skip
+        url = env["DATABASE_URL"]
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        await until(lambda: order_status(url, cid, "submitted"), "the order resting")
+        fake.hold_reports = True
+        fake.fill(fake.orders[cid], Decimal("0.01"), Decimal(29000))
+        [report] = fake.held
+        fake.held, fake.hold_reports = [], False
+        fake.push(report | {"L": "-29000"})
+        await recorder.wait_for("order.filled")
+        fills = await fills_of(url, cid)
+    assert [(f["price"], f["quantity"]) for f in fills] == [(Decimal(29000), Decimal("0.01"))]
+    assert len(fake.connections) == 1, "the stream reconnected over a report it could not book"
+    assert ("GET", "/api/v3/myTrades", 200) in fake.requests
 
 
 async def test_a_fill_both_the_stream_and_the_poll_report_is_booked_once(

@@ -46,6 +46,7 @@ from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
 from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.adapters.user_stream import run_user_stream
 from mastertrade.execution.api import router
+from mastertrade.execution.domain.binance_status import BinanceAnswerError
 from mastertrade.execution.settings import ExecutionSettings
 
 Settings = ExecutionSettings
@@ -133,7 +134,8 @@ class Executor:
         await retry_transient(lambda: record_order(self.live.pool, order, env), "recording")
         try:
             await retry_transient(lambda: self.venue.execute(order.client_order_id), "executing")
-        except BinanceError as error:  # recorded: the reconcile loop takes it from here
+        except (BinanceError, BinanceAnswerError) as error:  # recorded: the reconcile loop
+            # takes it from here
             logger.warning("executing order %s failed (%s): it stays in flight, and the reconcile "
                            "loop tries it again", order.client_order_id, error)  # fmt: skip
         await self.flush()

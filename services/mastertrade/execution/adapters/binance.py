@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from mastertrade.core.amounts import check_finite_amount
+from mastertrade.execution.domain.binance_status import BinanceAnswerError, read_amount, read_id
 
 TIMESTAMP_OUTSIDE_WINDOW = -1021
 ORDER_DOES_NOT_EXIST = -2013
@@ -285,12 +285,9 @@ class BinanceClient:
         market order's notional at."""
         answer = await self.request("GET", "/api/v3/avgPrice", {"symbol": symbol}, signed=False)
         try:
-            price = check_finite_amount(Decimal(str(answer["price"])))
-        except (KeyError, TypeError, ArithmeticError, ValueError) as error:
+            return read_amount(answer, "price", positive=True)
+        except BinanceAnswerError as error:
             raise BinanceUnknownError(f"GET /api/v3/avgPrice: no usable price ({error})") from None
-        if price <= 0:
-            raise BinanceUnknownError(f"GET /api/v3/avgPrice: price {price} is not positive")
-        return price
 
     async def new_order(
         self,
@@ -335,4 +332,4 @@ class BinanceClient:
             found.extend(page)
             if len(page) < MY_TRADES_PAGE:
                 return found
-            params["fromId"] = max(int(trade["id"]) for trade in page) + 1
+            params["fromId"] = max(int(read_id(trade, "id")) for trade in page) + 1

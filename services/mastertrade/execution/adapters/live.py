@@ -6,10 +6,12 @@ symbol's exchange filters and claimed: marked `submitted` and stamped with the t
 start-up will query, never blindly resend; (2) it is sent with newClientOrderId = our client
 order id; (3) a definite answer is booked; a rejection (-2010, -1013, ...) rejects the order
 with Binance's code and message; an unknown outcome (timeout, 5xx, -1006/-1007) is resolved by
-querying origClientOrderId, and so is -2010 "Duplicate order sent." (Binance has it open); a rate
-limit (429/418) leaves it in flight, to be resolved once the client's pause is over. While
-Binance refuses new orders for the unfilled order count (-1015, binance.py), an order that would
-be sent is left as it is (`new`, or `submitted` with its stamp) for a later round, unclaimed.
+querying origClientOrderId, and so are -2010 "Duplicate order sent." (Binance has it open) and an
+answer that cannot be booked as it is (domain/binance_status.py: a number not finite, negative
+or out of bounds, an id missing); a rate limit (429/418) leaves it in flight, to be resolved
+once the client's pause is over. While Binance refuses new orders for the unfilled order count
+(-1015, binance.py), an order that would be sent is left as it is (`new`, or `submitted` with
+its stamp) for a later round, unclaimed.
 
 An order Binance says does not exist (-2013) is sent again only when the query was asked after
 the recvWindow of its last send had passed (from then on Binance would refuse that request, so
@@ -49,6 +51,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -75,7 +78,13 @@ from mastertrade.execution.adapters.live_books import (
 )
 from mastertrade.execution.adapters.orders import TERMINAL, reject_order
 from mastertrade.execution.adapters.quotes import Quotes
-from mastertrade.execution.domain.binance_status import OrderState, Trade, parse_fill, parse_order
+from mastertrade.execution.domain.binance_status import (
+    BinanceAnswerError,
+    OrderState,
+    Trade,
+    parse_fill,
+    parse_order,
+)
 from mastertrade.execution.domain.drift import DriftWatch
 from mastertrade.execution.domain.filters import (
     FilterError,
@@ -301,8 +310,20 @@ class LiveVenue:
             return await self._resolve(order)
         except BinanceRejectedError as error:
             return await self._refused(order, error, listing, retried)
-        trades = [parse_fill(item) for item in answer.get("fills", [])]
-        return await self._book(cid, parse_order(answer), trades)
+        return await self._book_answer(order, answer)
+
+    async def _book_answer(self, order: asyncpg.Record, answer: Any) -> OrderEvent | None:
+        """Book Binance's FULL answer to the order; one that cannot be booked as it is (a
+        number or an id unusable, its fills missing) is an unknown outcome: the order is
+        queried instead."""
+        try:
+            state, trades = parse_order(answer), [parse_fill(item) for item in answer["fills"]]
+        except (BinanceAnswerError, KeyError, TypeError) as error:
+            logger.warning("Binance's answer to order %s is unusable (%s: %s): querying the "
+                           "order instead", order["client_order_id"], type(error).__name__,
+                           error)  # fmt: skip
+            return await self._resolve(order)
+        return await self._book(order["client_order_id"], state, trades)
 
     async def _refused(
         self,

@@ -24,7 +24,12 @@ from mastertrade.core.messages import AlertEvent, OrderEvent
 from mastertrade.core.outbox import add_to_outbox
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
-from mastertrade.execution.domain.binance_status import OrderState, Trade, base_asset
+from mastertrade.execution.domain.binance_status import (
+    OrderState,
+    Trade,
+    base_asset,
+    read_amount,
+)
 from mastertrade.execution.domain.drift import Shortfall, drift_message, shortfalls
 from mastertrade.execution.domain.ledger import Position, pay_commission, shift_position
 from mastertrade_model.topology import ALERTS
@@ -165,7 +170,7 @@ async def store_account(
         # was: Binance lists it at 0, or not at all (omitZeroBalances)
         stored = {row["asset"] for row in await connection.fetch(LIVE_ASSETS)}
         for item in balances:
-            free, locked = Decimal(str(item["free"])), Decimal(str(item["locked"]))
+            free, locked = read_amount(item, "free"), read_amount(item, "locked")
             holdings[item["asset"]] = free + locked
             if free or locked or item["asset"] in stored | {quote_asset}:
                 await connection.execute(SET_ASSET, item["asset"], free, locked)

@@ -32,7 +32,7 @@ from mastertrade.execution.adapters.binance import (
     BinanceClient,
 )
 from mastertrade.execution.adapters.live_books import book_report
-from mastertrade.execution.domain.binance_status import parse_execution_report
+from mastertrade.execution.domain.binance_status import BinanceAnswerError, parse_execution_report
 
 logger = logging.getLogger("mastertrade.execution.stream")
 SUBSCRIBE = "userDataStream.subscribe.signature"
@@ -98,7 +98,13 @@ async def book_stream_message(
         raise StreamEndedError("Binance ended the subscription (eventStreamTerminated)")
     if event.get("e") != "executionReport":
         return False
-    client_order_id, state, trade = parse_execution_report(event)
+    try:
+        client_order_id, state, trade = parse_execution_report(event)
+    except BinanceAnswerError as error:  # the poll asks Binance for the order instead
+        logger.error("an executionReport of order %s could not be booked (%s); the order is "
+                     "booked from Binance's answer to the next poll", event.get("c"),
+                     error)  # fmt: skip
+        return False
     trades = [trade] if trade is not None else []
     await book_report(pool, client_order_id, state, trades, quote_asset)
     return True

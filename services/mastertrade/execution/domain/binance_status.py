@@ -1,4 +1,9 @@
-"""Binance's order answers read into the executor's terms: status, fills, averages."""
+"""Binance's order answers read into the executor's terms: status, fills, averages.
+
+Every number Binance sends is read as an exact Decimal and checked before anything is booked
+(finite, within the platform's amount bounds, never negative; prices and traded quantities
+positive), and every id is an integer: an answer that fails is refused whole, never half-booked.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from mastertrade.core.amounts import check_finite_amount
 from mastertrade.core.messages import quoted_in
 
 STATUSES = {
@@ -33,38 +39,87 @@ class OrderState:
     average_price: Decimal | None
 
 
+class BinanceAnswerError(ValueError):
+    """An answer of Binance's that cannot be booked as it is: a field missing, not a number,
+    not finite, negative, or out of MasterTrade's amount bounds. Nothing of it is booked; the
+    order's outcome is then unknown and is asked again (GET /api/v3/order, the poll)."""
+
+
+def _field(body: Any, key: str) -> Any:
+    if not isinstance(body, Mapping):
+        raise BinanceAnswerError(f"Binance's answer is not a JSON object: {str(body)[:200]!r}")
+    return body.get(key)
+
+
+def read_amount(body: Any, key: str, *, positive: bool = False) -> Decimal:
+    """`body[key]` as an exact Decimal: finite, within `check_finite_amount`'s bounds, not
+    negative (and, when `positive`, not zero); else a BinanceAnswerError naming the field."""
+    raw = _field(body, key)
+    if raw is None or isinstance(raw, bool):
+        raise BinanceAnswerError(f"{key!r} is missing from Binance's answer (got {raw!r})")
+    try:
+        value = check_finite_amount(Decimal(str(raw)))
+    except (ArithmeticError, ValueError) as error:  # InvalidOperation, AmountError
+        raise BinanceAnswerError(f"{key!r} of Binance's answer is unusable: {error}") from None
+    if value < 0 or (positive and value == 0):
+        expected = "positive" if positive else "zero or more"
+        raise BinanceAnswerError(f"{key!r} of Binance's answer is {raw!r}, not {expected}")
+    return value
+
+
+def read_id(body: Any, *keys: str) -> str:
+    """The first of `keys` present, as the integer id Binance gives orders and trades."""
+    raw = next((_field(body, key) for key in keys if _field(body, key) is not None), None)
+    if isinstance(raw, bool) or not str(raw).isdigit():
+        raise BinanceAnswerError(f"{'/'.join(keys)!r} of Binance's answer is {raw!r}, not an id")
+    return str(int(str(raw)))
+
+
+def _state(order_id: str, status: Any, executed: Decimal, quote: Decimal) -> OrderState:
+    """An order's state from its cumulative quantity and quote; its average price checked like
+    any amount (a tiny quantity beside a large quote would make an absurd one)."""
+    average = None
+    if executed > 0:
+        if quote <= 0:
+            raise BinanceAnswerError(f"Binance reports {executed} filled for a quote of {quote}")
+        try:
+            average = check_finite_amount(quote / executed)
+        except (ArithmeticError, ValueError) as error:  # AmountError is a ValueError
+            raise BinanceAnswerError(f"the average price of Binance's answer: {error}") from None
+    return OrderState(order_id, STATUSES.get(str(status), "submitted"), executed, average)
+
+
 def parse_order(body: Mapping[str, Any]) -> OrderState:
-    """From a POST or GET /api/v3/order answer."""
-    executed = Decimal(str(body.get("executedQty", "0")))
-    quote = Decimal(str(body.get("cummulativeQuoteQty", "0")))
-    average = quote / executed if executed > 0 else None
-    status = STATUSES.get(str(body.get("status")), "submitted")
-    return OrderState(str(body.get("orderId", "")), status, executed, average)
+    """From a POST, GET or DELETE /api/v3/order answer (BinanceAnswerError when unusable)."""
+    executed, quote = read_amount(body, "executedQty"), read_amount(body, "cummulativeQuoteQty")
+    return _state(read_id(body, "orderId"), body.get("status"), executed, quote)
 
 
 def parse_fill(item: Mapping[str, Any]) -> Trade:
-    """From an entry of a FULL answer's `fills` or of /api/v3/myTrades."""
+    """From an entry of a FULL answer's `fills` or of /api/v3/myTrades (BinanceAnswerError
+    when unusable: a trade without its id could not be told from the others, so never booked
+    once)."""
     return Trade(
-        trade_id=str(item.get("tradeId", item.get("id"))), price=Decimal(str(item["price"])),
-        quantity=Decimal(str(item["qty"])), fee=Decimal(str(item.get("commission", "0"))),
-        fee_asset=str(item.get("commissionAsset", "")),
+        trade_id=read_id(item, "tradeId", "id"), price=read_amount(item, "price", positive=True),
+        quantity=read_amount(item, "qty", positive=True), fee=read_amount(item, "commission"),
+        fee_asset=str(item.get("commissionAsset") or ""),
     )  # fmt: skip
 
 
 def parse_execution_report(event: Mapping[str, Any]) -> tuple[str, OrderState, Trade | None]:
     """(client order id, state, the trade if this report is one) of a user-data
-    `executionReport`; a cancel's report carries the original id in `C`."""
-    client_order_id = str(event.get("C") or event["c"])
-    executed = Decimal(str(event.get("z", "0")))
-    quote = Decimal(str(event.get("Z", "0")))
-    state = OrderState(
-        str(event.get("i", "")), STATUSES.get(str(event.get("X")), "submitted"), executed,
-        quote / executed if executed > 0 else None,
-    )  # fmt: skip
+    `executionReport`; a cancel's report carries the original id in `C`
+    (BinanceAnswerError when unusable)."""
+    client_order_id = str(event.get("C") or event.get("c") or "")
+    if not client_order_id:
+        raise BinanceAnswerError("an executionReport without a client order id ('c')")
+    state = _state(read_id(event, "i"), event.get("X"), read_amount(event, "z"),
+                   read_amount(event, "Z"))  # fmt: skip
     trade = None
     if event.get("x") == "TRADE":
-        trade = Trade(str(event["t"]), Decimal(str(event["L"])), Decimal(str(event["l"])),
-                      Decimal(str(event.get("n") or "0")), str(event.get("N") or ""))  # fmt: skip
+        trade = Trade(read_id(event, "t"), read_amount(event, "L", positive=True),
+                      read_amount(event, "l", positive=True),
+                      read_amount(event, "n"), str(event.get("N") or ""))  # fmt: skip
     return client_order_id, state, trade
 
 
