@@ -1,11 +1,12 @@
 """order_executor in live mode when things go wrong: an order resent at most once however many
 handlers see it missing, and never on a query asked while its last send could still land; the
-first fills of a symbol booked at once both counted; one bad order never holding up the
-others, rate limits waited out, outcomes Binance calls unknown queried, and so are answers
-with a number no trade had (never booked), a user-data stream that never goes silent (subscribed again when Binance ends it, drops it or refuses it) and books a
-fill the poll booked too once, commissions taken in the bought coin, orders Binance would
-misread or refuse (a sell of coins not held) refused before they leave or rejected, and filters
-Binance changed on a listed symbol fetched again (an order refused for them sent once more)."""
+first fills of a symbol booked at once both counted; one bad order never holding up the others,
+rate limits waited out, outcomes Binance calls unknown queried, and so are answers with a number
+no trade had (never booked), a user-data stream that never goes silent (subscribed again when
+Binance ends it, drops it or refuses it) and books a fill the poll booked too once, commissions
+taken in the bought coin, orders Binance would misread or refuse (a sell of coins not held)
+refused before they leave or rejected, and filters Binance changed on a listed symbol fetched
+again (an order refused for them sent once more)."""
 
 from __future__ import annotations
 
