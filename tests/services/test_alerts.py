@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mastertrade.alerts.domain.delivery import HELD_BACK_KIND
 from mastertrade.core.bus import publish_json
 from mastertrade_model.topology import ALERTS, ORDERS
 from tests.infra import free_port
@@ -82,13 +84,20 @@ async def alert_system(
 
 
 async def settled(
-    client: httpx.AsyncClient, count: int, timeout: float = 20, kind: str | None = None
+    client: httpx.AsyncClient,
+    count: int,
+    timeout: float = 20,
+    kind: str | None = None,
+    without: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The latest `count` alerts (of `kind`) once none of their deliveries is pending."""
+    """The latest `count` alerts (of `kind`; of any but `without`) once none of their
+    deliveries is pending."""
     deadline = time.monotonic() + timeout
-    params: dict[str, Any] = {"limit": count} | ({"kind": kind} if kind else {})
+    params: dict[str, Any] = {"limit": count + (50 if without else 0)}
+    params |= {"kind": kind} if kind else {}
     while True:
         history: list[dict[str, Any]] = (await client.get("/api/v1/alerts", params=params)).json()
+        history = [a for a in history if a["kind"] != without][:count]
         done = len(history) == count and all(
             d["status"] != "pending" for a in history for d in a["deliveries"]
         )
@@ -167,7 +176,8 @@ async def test_a_burst_of_fills_never_silences_a_critical_alert_nor_a_repeat(
 ) -> None:
     """Two deliveries a minute per channel: the third fill is rate limited everywhere, the
     breaker (critical) still goes out; the breaker's repeat is deduplicated, the third fill's
-    repeat is not (it was never delivered)."""
+    repeat is not (it was never delivered). Each channel's readers are then told, in one
+    digest on that channel, what its limit held back."""
     limited = {"ALERT_RATE_LIMIT_PER_MINUTE": "2"}
     async with (
         recording(trading_env["RABBITMQ_URL"]) as (_, channel),
@@ -175,12 +185,15 @@ async def test_a_burst_of_fills_never_silences_a_critical_alert_nor_a_repeat(
     ):
         for number, order in enumerate(["mt-1", "mt-2", "mt-3"], start=1):
             await publish_json(channel, ORDERS.name, "order.filled", filled(order))
-            await settled(client, number)
+            await settled(client, number, without=HELD_BACK_KIND)
         for _ in range(2):  # the same breaker event twice: one alert
             await publish_json(channel, ALERTS.name, "alert.circuit_breaker", BREAKER)
-        await settled(client, 5)
+        await settled(client, 5, without=HELD_BACK_KIND)
         await publish_json(channel, ORDERS.name, "order.filled", filled("mt-3"))
-        history = await settled(client, 6)
+        history = await settled(client, 6, without=HELD_BACK_KIND)
+        texts = [body["text"] for body in fake.received["telegram"]][:3]
+        # told within a round of the service's loop (RENEW_SECONDS)
+        digests = await settled(client, 6, timeout=30, kind=HELD_BACK_KIND)
     by_title = [(a["title"].split(" (")[0], a["status"]) for a in reversed(history)]
     assert by_title == [
         ("Filled: buy 1 BTCUSDT at 100", "sent"),
@@ -191,8 +204,18 @@ async def test_a_burst_of_fills_never_silences_a_critical_alert_nor_a_repeat(
         ("Filled: buy 1 BTCUSDT at 100", "failed"),  # a repeat, but of one never delivered
     ]
     assert {d["status"] for d in history[0]["deliveries"]} == {"rate_limited"}
-    texts = [body["text"] for body in fake.received["telegram"]]
     assert len(texts) == 3 and texts[2] == "[CRITICAL] Breaker tripped"
+    channels = {d["channel"] for d in history[0]["deliveries"]}
+    told = {a["deliveries"][0]["channel"]: a for a in digests}
+    assert len(digests) == len(channels) == 6 and told.keys() == channels
+    for name, digest in told.items():
+        [delivery] = digest["deliveries"]
+        assert delivery["status"] == "sent", digest  # over the limit, sent all the same
+        assert re.fullmatch(rf"[12] alerts? not sent on {name}: over its rate limit",
+                            digest["title"]), digest["title"]  # fmt: skip
+        assert "order_filled x" in digest["message"] and "at most 2 alerts" in digest["message"]
+    [told_on_telegram] = [body["text"] for body in fake.received["telegram"]][3:]
+    assert told_on_telegram.startswith("[WARNING] ") and "not sent on telegram" in told_on_telegram
 
 
 async def test_an_event_without_a_dedup_key_delivered_twice_is_one_alert(

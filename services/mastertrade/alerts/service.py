@@ -5,7 +5,9 @@ Alertmanager route all call; it returns once the alert and its pending deliverie
 committed, never waiting for a channel. `keep_deliveries` runs for the service's life: it
 renews the leases of this replica's deliveries (stopping any another replica took over) and
 finishes the ones whose lease ran out (a crash, a restart) every RENEW_SECONDS, the first time
-at start-up (adapters/dispatcher.py says how long a lease runs).
+at start-up (adapters/dispatcher.py says how long a lease runs); and it raises each channel's
+digest of what its rate limit held back, when one is due (domain/delivery.py, `HeldBack`):
+a rate-limited alert is recorded and told of, never dropped in silence.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from mastertrade.alerts.adapters.channels.base import Channel
 from mastertrade.alerts.adapters.channels.build import build_channels
 from mastertrade.alerts.adapters.dispatcher import RENEW_SECONDS, Dispatcher, RetryPolicy
 from mastertrade.alerts.adapters.store import claim_pending, store_alert
-from mastertrade.alerts.domain.delivery import RateLimiter
+from mastertrade.alerts.domain.delivery import RateLimiter, held_back_alert
 from mastertrade.alerts.settings import AlertSettings
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.runtime import Runtime
@@ -81,9 +83,24 @@ class AlertService:
                 resumed = await self.resume()
                 if resumed:
                     logger.info("resumed %d pending deliveries", resumed)
+                await self.tell_held_back()
             except Exception as error:  # the database is down: the next round tries again
                 logger.warning("renewing and resuming deliveries failed: %r", error)
             await asyncio.sleep(RENEW_SECONDS)
+
+    async def tell_held_back(self) -> None:
+        """Raise the digest of each channel whose rate limit held alerts back, when due; one
+        that cannot be stored is put back for the next round."""
+        held_back, per_minute = self.dispatcher.held_back, self.settings.alert_rate_limit_per_minute
+        for channel, kinds in held_back.due(time.monotonic()).items():
+            try:
+                await self.raise_alert(held_back_alert(channel, kinds, per_minute), only=channel)
+            except Exception:
+                held_back.put_back(channel, kinds)
+                raise
+            logger.warning("%s held back %d alert(s) over its rate limit (%d a minute): told "
+                           "its readers in a digest", channel, sum(kinds.values()),
+                           per_minute)  # fmt: skip
 
     def channel_status(self) -> dict[str, dict[str, Any]]:
         """Each configured channel: on, or off and why (an unusable EMAIL_TLS_CA_FILE)."""

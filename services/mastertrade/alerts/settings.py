@@ -106,7 +106,12 @@ class AlertSettings(ServiceSettings, EmailSettings):
         "(at start-up, then hourly), except one still being delivered",
     )
     alert_rate_limit_per_minute: int = Field(
-        default=20, ge=1, le=10000, description="deliveries per channel per minute"
+        default=20,
+        ge=1,
+        le=10000,
+        description="deliveries per channel per minute; one over it is recorded rate_limited "
+        "and told in the channel's digest (one a minute); critical alerts and the daily report "
+        "always go",
     )
     alert_max_attempts: int = Field(
         default=5, ge=1, le=20, description="tries per delivery before it is marked failed"

@@ -4,7 +4,8 @@ Each (alert, channel) delivery runs as its own task, so a slow or failing channe
 up another, nor the consumer (which returns once the alert is stored). A retryable failure
 (timeout, 5xx, 429) is retried after the server's retry_after or an exponential delay, up to
 ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`, unless
-its alert is urgent (critical, or the daily report: never held back, domain/delivery.py). One
+its alert is urgent (critical, the daily report, a digest: never held back, domain/delivery.py),
+and counted in `held_back` for the channel's next digest (sent by the service). One
 sent to only some of the channel's recipients (an e-mail address refused) is `sent`, its last
 error naming those left out. Any other exception (a malformed answer, a bug) ends
 the delivery as `failed` with the error: retrying would fail the same way, and a row left
@@ -43,7 +44,7 @@ from mastertrade.alerts.adapters.store import (
     release_leases,
     renew_leases,
 )
-from mastertrade.alerts.domain.delivery import RateLimiter, is_urgent, retry_delay
+from mastertrade.alerts.domain.delivery import HeldBack, RateLimiter, is_urgent, retry_delay
 from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.retry import retry_transient
@@ -101,6 +102,7 @@ class Dispatcher:
         self.sending: set[Key] = set()  # an attempt on the wire, or its outcome being recorded
         self.stopping = False
         self.left: set[Key] = set()  # deliveries that ended unfinished once stopping began
+        self.held_back = HeldBack()  # what the rate limit held back, for each channel's digest
 
     def dispatch(
         self, alert_id: int, alert: AlertEvent, channels: list[str], leased_at: float | None = None
@@ -169,6 +171,7 @@ class Dispatcher:
             return
         if not self.limiter.allow(name, time.monotonic(), is_urgent(alert)):
             await self._mark(key, ("rate_limited", 0, f"over {self.limiter.per_minute} per minute"))
+            self.held_back.hold(name, alert.kind)
             return
         outcome = await self._attempts(key, channel, alert)
         if outcome is None and self.stopping:

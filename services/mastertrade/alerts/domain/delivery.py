@@ -1,10 +1,10 @@
-"""Retry delays and per-channel rate limits of deliveries (pure, clock passed in), and the
-error text a delivery records."""
+"""Retry delays and per-channel rate limits of deliveries (pure, clock passed in), the digest
+of what a rate limit held back, and the error text a delivery records."""
 
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
 
 from mastertrade.alerts.domain.report import DAILY_REPORT_KIND
 from mastertrade.core.messages import AlertEvent
@@ -28,11 +28,18 @@ def retry_delay(attempt: int, base: float, cap: float, retry_after: float | None
     return float(min(base * 2.0 ** max(attempt - 1, 0), cap))
 
 
+HELD_BACK_KIND = "alerts_held_back"
+"""The kind of the digest that tells a channel's readers what its rate limit held back."""
+WINDOW_SECONDS = 60.0
+"""The rate limit's sliding window, and the least time between two digests of a channel."""
+
+
 def is_urgent(alert: AlertEvent) -> bool:
     """Does `alert` go out over its channels' rate limits? A critical one does (a burst of fills
-    must never silence a tripped breaker), and so does the daily report: it is written once,
-    when it is due, so one held back would never be sent."""
-    return alert.severity == "critical" or alert.kind == DAILY_REPORT_KIND
+    must never silence a tripped breaker); so does the daily report: it is written once, when
+    it is due, so one held back would never be sent; and so does the digest of what was held
+    back (`HeldBack`), the one word a reader gets of it, at most once a window."""
+    return alert.severity == "critical" or alert.kind in (DAILY_REPORT_KIND, HELD_BACK_KIND)
 
 
 class RateLimiter:
@@ -45,9 +52,56 @@ class RateLimiter:
 
     def allow(self, channel: str, now: float, urgent: bool = False) -> bool:
         window = self._sent.setdefault(channel, deque())
-        while window and now - window[0] >= 60.0:
+        while window and now - window[0] >= WINDOW_SECONDS:
             window.popleft()
         if len(window) >= self.per_minute and not urgent:
             return False
         window.append(now)
         return True
+
+
+class HeldBack:
+    """Per channel, the kinds of the alerts its rate limit held back since its last digest.
+    `due` hands over a channel's when something was held back and its last digest is at least
+    a window old (the first at once): during a flood, one digest a minute per channel, each
+    counting what the minute held back, so a reader is told and never flooded."""
+
+    def __init__(self, window: float = WINDOW_SECONDS) -> None:
+        self.window = window
+        self._kinds: dict[str, Counter[str]] = {}
+        self._last: dict[str, float] = {}
+
+    def hold(self, channel: str, kind: str) -> None:
+        self._kinds.setdefault(channel, Counter())[kind] += 1
+
+    def due(self, now: float) -> dict[str, Counter[str]]:
+        """The channels whose digest is due at `now`, with what each held back (taken)."""
+        due = {
+            channel: kinds
+            for channel, kinds in self._kinds.items()
+            if kinds and now - self._last.get(channel, now - self.window) >= self.window
+        }
+        for channel in due:
+            del self._kinds[channel]
+            self._last[channel] = now
+        return due
+
+    def put_back(self, channel: str, kinds: Counter[str]) -> None:
+        """A digest that could not be stored: told in the next one."""
+        self._kinds.setdefault(channel, Counter()).update(kinds)
+        self._last.pop(channel, None)
+
+
+def held_back_alert(channel: str, kinds: Counter[str], per_minute: int) -> AlertEvent:
+    """The digest telling `channel`'s readers what its rate limit held back."""
+    count = sum(kinds.values())
+    alerts = "alert" if count == 1 else "alerts"
+    listed = ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items()))
+    return AlertEvent(
+        kind=HELD_BACK_KIND, severity="warning", source="alert_system",
+        title=f"{count} {alerts} not sent on {channel}: over its rate limit",
+        message=f"{channel} sends at most {per_minute} alerts a minute "
+        f"(ALERT_RATE_LIMIT_PER_MINUTE); these were recorded, not sent: {listed}. Each is in "
+        f"the alert history (alert_system's GET /api/v1/alerts), its {channel} delivery "
+        "rate_limited. Critical alerts and the daily report always go.",
+    )  # fmt: skip
