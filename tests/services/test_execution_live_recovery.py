@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import NamedTuple
 
 import asyncpg
 import pytest
@@ -53,7 +54,7 @@ from tests.services.test_execution_live import (
     streaming,
     ws_api_url,
 )
-from tests.services.trading import build_app, new_symbol, set_quote
+from tests.services.trading import Recorder, build_app, new_symbol, set_quote
 
 pytestmark = pytest.mark.infra
 
@@ -724,6 +725,31 @@ async def test_the_first_fills_of_a_symbol_booked_at_once_both_count_in_its_posi
     assert await position_of(url, symbol) == Decimal(1)
 
 
+class RestingBuy(NamedTuple):
+    url: str  # the database's
+    recorder: Recorder
+    fake: FakeBinance
+    client_order_id: str
+    symbol: str
+
+
+@asynccontextmanager
+async def resting_buy(trading_env: dict[str, str], **settings: str) -> AsyncIterator[RestingBuy]:
+    """A live executor (with `settings`) subscribed to the user-data stream, and a limit buy of
+    0.01 at 29000 resting on Binance below its book of 30000."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    cid = resting["client_order_id"]
+    async with live_executor(trading_env, fake, **settings) as (env, recorder, channel):
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        url = env["DATABASE_URL"]
+        await until(lambda: order_status(url, cid, "submitted"), "the order resting")
+        yield RestingBuy(url, recorder, fake, cid, symbol)
+
+
 async def test_a_fill_whose_stream_report_was_missed_is_booked_before_the_order_ends(
     trading_env: dict[str, str],
 ) -> None:
@@ -731,18 +757,8 @@ async def test_a_fill_whose_stream_report_was_missed_is_booked_before_the_order_
     then the other 0.006 with a report: that report books only its own trade, so the order is
     held open (it would never be looked at again once ended) until the poll fetches the missed
     trade from myTrades; then it ends filled, its position and fills holding all 0.01."""
-    symbol = new_symbol()
-    await set_quote(symbol, "29999", "30001")
-    fake = FakeBinance(prices={symbol: Decimal(30000)})
-    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
-    cid = resting["client_order_id"]
-    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="2") as (
-        env, recorder, channel,
-    ):  # fmt: skip
-        await streaming(fake)
-        await publish_json(channel, ORDERS.name, "order.approved", resting)
-        url = env["DATABASE_URL"]
-        await until(lambda: order_status(url, cid, "submitted"), "the order resting")
+    async with resting_buy(trading_env, BINANCE_POLL_SECONDS="2") as buy:
+        url, recorder, fake, cid, symbol = buy
         order = fake.orders[cid]
         fake.push_reports = False  # the stream is away
         fake.fill(order, Decimal("0.004"), Decimal(29000))
@@ -791,18 +807,8 @@ async def test_a_trade_report_with_a_price_no_trade_had_is_skipped_and_the_poll_
     """A resting buy fills, and the stream's report of it says the price was negative: the
     report is not booked and the subscription goes on (no reconnect); the poll books the
     trade at its true price, once."""
-    symbol = new_symbol()
-    await set_quote(symbol, "29999", "30001")
-    fake = FakeBinance(prices={symbol: Decimal(30000)})
-    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
-    cid = resting["client_order_id"]
-    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="2") as (
-        env, recorder, channel,
-    ):  # fmt: skip
-        url = env["DATABASE_URL"]
-        await streaming(fake)
-        await publish_json(channel, ORDERS.name, "order.approved", resting)
-        await until(lambda: order_status(url, cid, "submitted"), "the order resting")
+    async with resting_buy(trading_env, BINANCE_POLL_SECONDS="2") as buy:
+        url, recorder, fake, cid, _ = buy
         fake.hold_reports = True
         fake.fill(fake.orders[cid], Decimal("0.01"), Decimal(29000))
         [report] = fake.held
@@ -823,16 +829,8 @@ async def test_a_fill_both_the_stream_and_the_poll_report_is_booked_once(
     arriving after, books nothing more (by trade id). The other 0.006 is reported on the stream
     while the poll goes on: the order ends filled once, its fills, fee and position counting
     each trade once."""
-    symbol = new_symbol()
-    await set_quote(symbol, "29999", "30001")
-    fake = FakeBinance(prices={symbol: Decimal(30000)})
-    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
-    cid = resting["client_order_id"]
-    async with live_executor(trading_env, fake) as (env, recorder, channel):  # polled every 0.5 s
-        url = env["DATABASE_URL"]
-        await streaming(fake)
-        await publish_json(channel, ORDERS.name, "order.approved", resting)
-        await until(lambda: order_status(url, cid, "submitted"), "the order resting")
+    async with resting_buy(trading_env) as buy:  # polled every 0.5 s
+        url, recorder, fake, cid, symbol = buy
         fake.hold_reports = True
         fake.fill(fake.orders[cid], Decimal("0.004"), Decimal(29000))
         await until(lambda: booked(url, cid, Decimal("0.004")), "the poll booking the trade")
