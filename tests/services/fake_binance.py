@@ -122,7 +122,7 @@ class FakeBinance:
     held: list[dict[str, Any]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     placed: Counter[str] = field(default_factory=Counter)  # orders taken, by newClientOrderId
-    query_tricks: list[str] = field(default_factory=list)  # "slow", "lost", one per GET /order
+    query_tricks: list[str] = field(default_factory=list)  # "slow", "lost", "garbled": per GET
     slow_seconds: float = 0.5  # how late a "slow" query is answered
     query_errors: dict[str, BinanceError] = field(default_factory=dict)  # by origClientOrderId
     commission_in_base: bool = False  # a buyer's commission in the base asset (no BNB)
@@ -490,7 +490,8 @@ def build_app(fake: FakeBinance) -> FastAPI:
             await asyncio.sleep(fake.slow_seconds)
         if order is None:
             raise BinanceError(400, -2013, "Order does not exist.")
-        return {key: value for key, value in order.items() if key != "fills"}
+        answer = {key: value for key, value in order.items() if key != "fills"}
+        return answer | ({"executedQty": "NaN"} if trick == "garbled" else {})
 
     @app.delete("/api/v3/order")
     async def cancel_order(request: Request) -> Any:

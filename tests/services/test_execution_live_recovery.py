@@ -32,7 +32,7 @@ from mastertrade.execution.adapters.binance import BinanceClient
 from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.live_books import book_report
 from mastertrade.execution.adapters.quotes import Quotes
-from mastertrade.execution.domain.binance_status import OrderState, Trade
+from mastertrade.execution.domain.binance_status import BinanceAnswerError, OrderState, Trade
 from mastertrade_model.topology import ORDERS
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.fake_binance import (
@@ -624,6 +624,23 @@ async def test_the_live_equity_takes_cash_and_coins_from_one_snapshot(
     assert (stored["cash"], stored["positions_value"]) == (Decimal(5000), Decimal(50))
 
 
+async def test_an_unusable_balance_refuses_the_snapshot_naming_its_asset(
+    trading_env: dict[str, str],
+) -> None:
+    """One balance of the account snapshot is not a number: nothing of the snapshot is stored
+    (neither balances nor an equity, which would be wrong), and the error names the asset."""
+    url = trading_env["DATABASE_URL"]
+    fake = FakeBinance(push_reports=False)
+    fake.balances = {"USDT": Decimal(5000), "JUNK": Decimal("NaN")}
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (pool, [venue]):
+        with pytest.raises(BinanceAnswerError, match=r"the balance of 'JUNK'.*'NaN'"):
+            await venue.revalue()
+        stored = await pool.fetchval("SELECT count(*) FROM account_equity "
+                                     "WHERE environment = 'live'")  # fmt: skip
+        cash = await pool.fetchval("SELECT count(*) FROM balances WHERE environment = 'live'")
+    assert (stored, cash) == (0, 0)
+
+
 async def test_a_coin_sold_to_zero_is_shown_at_zero_not_at_what_was_held(
     trading_env: dict[str, str],
 ) -> None:
@@ -782,12 +799,13 @@ async def test_an_answer_with_a_price_no_trade_had_is_queried_not_booked(
     trading_env: dict[str, str],
 ) -> None:
     """Binance fills the buy but its answer carries a negative fill price: nothing of that
-    answer is booked; the order is queried at once, its trade read from myTrades at its true
-    price, and it is placed and booked once; the approval is handled, not dead-lettered."""
+    answer is booked; the order is queried at once, and that answer is unusable too (NaN
+    executed): the order stays in flight, its approval handled, not dead-lettered, and the
+    poll books it: placed once, its trade read from myTrades at its true price, once."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "101")
     fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=["garbled-after"],
-                       push_reports=False)  # fmt: skip
+                       query_tricks=["garbled"], push_reports=False)  # fmt: skip
     order = approved(symbol, "buy", "1")
     async with live_executor(trading_env, fake) as (env, recorder, channel):
         before = await dead_letters(env["RABBITMQ_URL"])
@@ -799,6 +817,7 @@ async def test_an_answer_with_a_price_no_trade_had_is_queried_not_booked(
     assert dead == 0, "the approval was dead-lettered over an answer that could not be booked"
     assert Decimal(filled["average_price"]) == 100 and len(fake.orders) == 1
     assert ("GET", "/api/v3/myTrades", 200) in fake.requests
+    assert len([r for r in fake.requests if r[:2] == ("GET", "/api/v3/order")]) >= 2
 
 
 async def test_a_trade_report_with_a_price_no_trade_had_is_skipped_and_the_poll_books_it(

@@ -25,6 +25,7 @@ from mastertrade.core.outbox import add_to_outbox
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
 from mastertrade.execution.domain.binance_status import (
+    BinanceAnswerError,
     OrderState,
     Trade,
     base_asset,
@@ -170,7 +171,7 @@ async def store_account(
         # was: Binance lists it at 0, or not at all (omitZeroBalances)
         stored = {row["asset"] for row in await connection.fetch(LIVE_ASSETS)}
         for item in balances:
-            free, locked = read_amount(item, "free"), read_amount(item, "locked")
+            free, locked = _balance(item)
             holdings[item["asset"]] = free + locked
             if free or locked or item["asset"] in stored | {quote_asset}:
                 await connection.execute(SET_ASSET, item["asset"], free, locked)
@@ -187,6 +188,19 @@ async def store_account(
         equity = await books.store_valuation(connection, "live", cash, coins, marks)
     booked = {symbol: position.quantity for symbol, position in traded.items()}
     return Valuation(equity, shortfalls(booked, holdings, quote_asset))
+
+
+def _balance(item: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
+    """(free, locked) of one of GET /api/v3/account's balances; BinanceAnswerError naming the
+    asset when unusable: the whole snapshot is refused (no equity is stored from it), since the
+    account's equity is no longer known."""
+    try:
+        return read_amount(item, "free"), read_amount(item, "locked")
+    except BinanceAnswerError as error:
+        asset = item.get("asset") if isinstance(item, Mapping) else None
+        raise BinanceAnswerError(
+            f"GET /api/v3/account, the balance of {asset!r}: {error}"
+        ) from None
 
 
 async def announce_drift(

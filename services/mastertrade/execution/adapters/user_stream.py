@@ -101,9 +101,9 @@ async def book_stream_message(
     try:
         client_order_id, state, trade = parse_execution_report(event)
     except BinanceAnswerError as error:  # the poll asks Binance for the order instead
+        order = event.get("C") or event.get("c")  # a cancel's report names the order in C
         logger.error("an executionReport of order %s could not be booked (%s); the order is "
-                     "booked from Binance's answer to the next poll", event.get("c"),
-                     error)  # fmt: skip
+                     "booked from Binance's answer to the next poll", order, error)  # fmt: skip
         return False
     trades = [trade] if trade is not None else []
     await book_report(pool, client_order_id, state, trades, quote_asset)

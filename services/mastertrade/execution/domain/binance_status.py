@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from mastertrade.core.amounts import check_finite_amount
+from mastertrade.core.amounts import AMOUNT_FLOOR, AMOUNT_LIMIT, AmountError, check_finite_amount
 from mastertrade.core.messages import quoted_in
 
 STATUSES = {
@@ -52,15 +52,25 @@ def _field(body: Any, key: str) -> Any:
 
 
 def read_amount(body: Any, key: str, *, positive: bool = False) -> Decimal:
-    """`body[key]` as an exact Decimal: finite, within `check_finite_amount`'s bounds, not
-    negative (and, when `positive`, not zero); else a BinanceAnswerError naming the field."""
+    """`body[key]` as an exact Decimal: finite, within the platform's amount bounds, not
+    negative (and, when `positive`, not zero); else a BinanceAnswerError naming the field and
+    what Binance sent."""
     raw = _field(body, key)
     if raw is None or isinstance(raw, bool):
         raise BinanceAnswerError(f"{key!r} is missing from Binance's answer (got {raw!r})")
     try:
-        value = check_finite_amount(Decimal(str(raw)))
-    except (ArithmeticError, ValueError) as error:  # InvalidOperation, AmountError
-        raise BinanceAnswerError(f"{key!r} of Binance's answer is unusable: {error}") from None
+        value = Decimal(str(raw))
+    except ArithmeticError:
+        raise BinanceAnswerError(f"{key!r} of Binance's answer is {raw!r}, not a number") from None
+    if not value.is_finite():
+        raise BinanceAnswerError(f"{key!r} of Binance's answer is {raw!r}, not a finite number")
+    try:
+        check_finite_amount(value)
+    except AmountError:
+        raise BinanceAnswerError(
+            f"{key!r} of Binance's answer is {raw!r}, outside the amounts MasterTrade books "
+            f"({AMOUNT_FLOOR:e} to {AMOUNT_LIMIT:e}, or 0)"
+        ) from None
     if value < 0 or (positive and value == 0):
         expected = "positive" if positive else "zero or more"
         raise BinanceAnswerError(f"{key!r} of Binance's answer is {raw!r}, not {expected}")
@@ -70,9 +80,10 @@ def read_amount(body: Any, key: str, *, positive: bool = False) -> Decimal:
 def read_id(body: Any, *keys: str) -> str:
     """The first of `keys` present, as the integer id Binance gives orders and trades."""
     raw = next((_field(body, key) for key in keys if _field(body, key) is not None), None)
-    if isinstance(raw, bool) or not str(raw).isdigit():
+    text = str(raw)
+    if isinstance(raw, bool) or not (text.isascii() and text.isdecimal()):
         raise BinanceAnswerError(f"{'/'.join(keys)!r} of Binance's answer is {raw!r}, not an id")
-    return str(int(str(raw)))
+    return str(int(text))
 
 
 def _state(order_id: str, status: Any, executed: Decimal, quote: Decimal) -> OrderState:
@@ -84,8 +95,11 @@ def _state(order_id: str, status: Any, executed: Decimal, quote: Decimal) -> Ord
             raise BinanceAnswerError(f"Binance reports {executed} filled for a quote of {quote}")
         try:
             average = check_finite_amount(quote / executed)
-        except (ArithmeticError, ValueError) as error:  # AmountError is a ValueError
-            raise BinanceAnswerError(f"the average price of Binance's answer: {error}") from None
+        except (ArithmeticError, AmountError):
+            raise BinanceAnswerError(
+                f"Binance's answer makes an average price of {quote} / {executed}, outside the "
+                f"amounts MasterTrade books ({AMOUNT_FLOOR:e} to {AMOUNT_LIMIT:e})"
+            ) from None
     return OrderState(order_id, STATUSES.get(str(status), "submitted"), executed, average)
 
 
