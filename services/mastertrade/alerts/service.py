@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from mastertrade.alerts.adapters.channels.base import Channel
 from mastertrade.alerts.adapters.channels.build import build_channels
 from mastertrade.alerts.adapters.dispatcher import RENEW_SECONDS, Dispatcher, RetryPolicy
 from mastertrade.alerts.adapters.store import claim_pending, store_alert
-from mastertrade.alerts.domain.delivery import RateLimiter, held_back_alert
+from mastertrade.alerts.domain.delivery import HeldBack, RateLimiter, held_back_alert
 from mastertrade.alerts.settings import AlertSettings
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.runtime import Runtime
@@ -89,18 +90,9 @@ class AlertService:
             await asyncio.sleep(RENEW_SECONDS)
 
     async def tell_held_back(self) -> None:
-        """Raise the digest of each channel whose rate limit held alerts back, when due; one
-        that cannot be stored is put back for the next round."""
-        held_back, per_minute = self.dispatcher.held_back, self.settings.alert_rate_limit_per_minute
-        for channel, kinds in held_back.due(time.monotonic()).items():
-            try:
-                await self.raise_alert(held_back_alert(channel, kinds, per_minute), only=channel)
-            except Exception:
-                held_back.put_back(channel, kinds)
-                raise
-            logger.warning("%s held back %d alert(s) over its rate limit (%d a minute): told "
-                           "its readers in a digest", channel, sum(kinds.values()),
-                           per_minute)  # fmt: skip
+        """Raise the digest of each channel whose rate limit held alerts back, when due."""
+        await tell_held_back(self.dispatcher.held_back, self.settings.alert_rate_limit_per_minute,
+                             self.raise_alert)  # fmt: skip
 
     def channel_status(self) -> dict[str, dict[str, Any]]:
         """Each configured channel: on, or off and why (an unusable EMAIL_TLS_CA_FILE)."""
@@ -113,3 +105,25 @@ class AlertService:
     async def close(self) -> None:
         await self.dispatcher.stop()  # nothing left by now when `stop` ran at the drain
         await self.http.aclose()
+
+
+async def tell_held_back(
+    held_back: HeldBack,
+    per_minute: int,
+    raise_alert: Callable[[AlertEvent, str], Awaitable[int | None]],
+) -> None:
+    """Raise, on each channel whose digest is due, the digest of what its rate limit held
+    back. One that cannot be stored (the database away) is put back for the next round; the
+    other channels' go on."""
+    for channel, kinds in held_back.due(time.monotonic()).items():
+        count = sum(kinds.values())
+        try:
+            await raise_alert(held_back_alert(channel, kinds, per_minute), channel)
+        except Exception as error:
+            held_back.put_back(channel, kinds)
+            logger.warning("telling %s's readers of %d alert(s) its rate limit held back "
+                           "failed (%r): told in the next round", channel, count,
+                           error)  # fmt: skip
+            continue
+        logger.warning("%s held back %d alert(s) over its rate limit (%d a minute): told its "
+                       "readers in a digest", channel, count, per_minute)  # fmt: skip

@@ -4,8 +4,8 @@ Each (alert, channel) delivery runs as its own task, so a slow or failing channe
 up another, nor the consumer (which returns once the alert is stored). A retryable failure
 (timeout, 5xx, 429) is retried after the server's retry_after or an exponential delay, up to
 ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`, unless
-its alert is urgent (critical, the daily report, a digest: never held back, domain/delivery.py),
-and counted in `held_back` for the channel's next digest (sent by the service). One
+its alert is urgent (critical, the daily report: never held back) or a digest (domain/delivery.py,
+`admit`), and counted in `held_back` for the channel's next digest (sent by the service). One
 sent to only some of the channel's recipients (an e-mail address refused) is `sent`, its last
 error naming those left out. Any other exception (a malformed answer, a bug) ends
 the delivery as `failed` with the error: retrying would fail the same way, and a row left
@@ -44,7 +44,7 @@ from mastertrade.alerts.adapters.store import (
     release_leases,
     renew_leases,
 )
-from mastertrade.alerts.domain.delivery import HeldBack, RateLimiter, is_urgent, retry_delay
+from mastertrade.alerts.domain.delivery import HeldBack, RateLimiter, admit, retry_delay
 from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.retry import retry_transient
@@ -169,9 +169,10 @@ class Dispatcher:
         if channel is None:
             await self._mark(key, ("failed", 0, f"{name} is not configured"))
             return
-        if not self.limiter.allow(name, time.monotonic(), is_urgent(alert)):
-            await self._mark(key, ("rate_limited", 0, f"over {self.limiter.per_minute} per minute"))
-            self.held_back.hold(name, alert.kind)
+        if not admit(self.limiter, name, time.monotonic(), alert):
+            limited = ("rate_limited", 0, f"over {self.limiter.per_minute} per minute")
+            if await self._mark(key, limited):  # else another replica delivers it, and tells
+                self.held_back.hold(name, alert.kind)
             return
         outcome = await self._attempts(key, channel, alert)
         if outcome is None and self.stopping:
@@ -223,9 +224,10 @@ class Dispatcher:
                 retryable=True,
             ) from None
 
-    async def _mark(self, key: Key, outcome: Outcome) -> None:
+    async def _mark(self, key: Key, outcome: Outcome) -> bool:
         """Record the outcome, waiting out a database outage: the delivery stays active, so
-        its lease is renewed once the database is back (left pending, it would be sent again)."""
+        its lease is renewed once the database is back (left pending, it would be sent again).
+        Whether it was recorded (not: another replica holds the delivery now)."""
         alert_id, name = key
         what = f"recording the {name} delivery of alert {alert_id}"
         self.sending.add(key)
@@ -235,13 +237,14 @@ class Dispatcher:
             )
         except Exception as error:  # not an outage: retrying would fail the same way
             logger.error("%s failed: %r", what, error)
-            return
+            return False
         finally:
             self.sending.discard(key)
         if not marked:
             logger.warning("the %s delivery of alert %d ended %s here, but another replica "
                            "holds it now; its outcome is the one recorded", name, alert_id,
                            outcome[0])  # fmt: skip
+        return bool(marked)
 
     async def stop(self) -> None:
         """Let the attempts on the wire finish and record their outcome, cancel the rest, and

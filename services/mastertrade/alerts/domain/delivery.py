@@ -36,10 +36,19 @@ WINDOW_SECONDS = 60.0
 
 def is_urgent(alert: AlertEvent) -> bool:
     """Does `alert` go out over its channels' rate limits? A critical one does (a burst of fills
-    must never silence a tripped breaker); so does the daily report: it is written once, when
-    it is due, so one held back would never be sent; and so does the digest of what was held
-    back (`HeldBack`), the one word a reader gets of it, at most once a window."""
-    return alert.severity == "critical" or alert.kind in (DAILY_REPORT_KIND, HELD_BACK_KIND)
+    must never silence a tripped breaker), and so does the daily report: it is written once,
+    when it is due, so one held back would never be sent."""
+    return alert.severity == "critical" or alert.kind == DAILY_REPORT_KIND
+
+
+def admit(limiter: RateLimiter, channel: str, now: float, alert: AlertEvent) -> bool:
+    """Does `alert` go out on `channel` now? The digest of what was held back (`HeldBack`)
+    always, and outside the window's count: it is one a window at most, and counted it would
+    hold back the alert that brings on the next digest. An urgent alert always, counted; any
+    other while the window has room."""
+    if alert.kind == HELD_BACK_KIND:
+        return True
+    return limiter.allow(channel, now, is_urgent(alert))
 
 
 class RateLimiter:
@@ -64,7 +73,10 @@ class HeldBack:
     """Per channel, the kinds of the alerts its rate limit held back since its last digest.
     `due` hands over a channel's when something was held back and its last digest is at least
     a window old (the first at once): during a flood, one digest a minute per channel, each
-    counting what the minute held back, so a reader is told and never flooded."""
+    counting what the minute held back, so a reader is told and never flooded. The counts are
+    the process's own: what a replica held back is told by that replica, and what it held back
+    since its last digest is not told once it stops (each such delivery stays in the history,
+    `rate_limited`)."""
 
     def __init__(self, window: float = WINDOW_SECONDS) -> None:
         self.window = window
