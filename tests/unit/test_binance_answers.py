@@ -86,8 +86,8 @@ def test_a_report_that_is_no_trade_carries_none() -> None:
     assert trade is None and state.filled_quantity == 0 and state.average_price is None
 
 
-UNUSABLE: list[Any] = ["NaN", "Infinity", "-Infinity", "sNaN", "-0.5", "1e16", "1e-40", "ten", "", None,
-            True, [], {}]  # fmt: skip
+UNUSABLE: list[Any] = ["NaN", "Infinity", "-Infinity", "sNaN", "-0.5", "1e16", "1e-40", "ten",
+                       "", None, True, [], {}]  # fmt: skip
 
 
 @pytest.mark.parametrize("value", UNUSABLE)
