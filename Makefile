@@ -73,6 +73,7 @@ bench: setup ## Run the benchmarks in bench/ and print their figures
 	$(BIN)/python bench/metrics_scrape.py
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/signal_to_fill.py
+	$(BIN)/python bench/trading_indexes.py
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/strategy_generation.py
 	$(BIN)/python bench/operator_real_api.py
