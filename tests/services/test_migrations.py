@@ -71,3 +71,28 @@ async def test_an_edited_applied_migration_is_refused(empty_database_url: str) -
         await connection.close()
     with pytest.raises(MigrationError, match="changed after it was applied"):
         await migrate_database(empty_database_url, 5, quiet)
+
+
+UPDATED_IN_PLACE = ("positions", "balances", "risk_state", "account_equity", "risk_order_rate")
+"""The rows the trading loop updates at every batch or fill: a position, a balance, the risk
+state, the equity, the order rate's second."""
+
+
+async def test_the_rows_every_fill_updates_carry_no_index_but_their_key(
+    empty_database_url: str,
+) -> None:
+    """Their keys never change, so with no other index every update of them can be HOT (no new
+    index entry, no growth between vacuums). An index on a column an update changes
+    (`positions_updated` on updated_at, until migration 0042) makes every update write an entry
+    in each of the table's indexes."""
+    await migrate_database(empty_database_url, 5, quiet)
+    connection = await asyncpg.connect(empty_database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT tablename, indexname FROM pg_indexes WHERE tablename = ANY($1::text[])",
+            list(UPDATED_IN_PLACE),
+        )
+    finally:
+        await connection.close()
+    indexes = sorted((row["tablename"], row["indexname"]) for row in rows)
+    assert indexes == sorted((table, f"{table}_pkey") for table in UPDATED_IN_PLACE)
