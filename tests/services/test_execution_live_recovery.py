@@ -553,7 +553,9 @@ async def test_a_commission_paid_in_bnb_comes_out_of_the_bnb_the_books_hold(
 ) -> None:
     """With BNB paying the fees, buying 1 at 100 costs 0.075 USDT's worth of BNB (0.00025 at
     300): the books' BNB goes down by that, the coin bought stays whole. Left in the books, that
-    BNB would be sold one day and refused (-2010), and the drift alert would fire."""
+    BNB would be sold one day and refused (-2010), and the drift alert would fire. The order's
+    fee is what that BNB cost the books (0.00025 at 250), once, though both the answer and the
+    stream's report carry the trade."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "101")
     fake = FakeBinance(prices={symbol: Decimal(100)}, bnb_pays_at=Decimal(300),
@@ -567,14 +569,16 @@ async def test_a_commission_paid_in_bnb_comes_out_of_the_bnb_the_books_hold(
             await streaming(fake)
             await publish_json(channel, ORDERS.name, "order.approved",
                                approved(symbol, "buy", "1"))  # fmt: skip
-            await recorder.wait_for("order.filled")
+            filled = (await recorder.wait_for("order.filled"))[0]
             await asyncio.sleep(1)  # the stream's report of the same trade arrives meanwhile
             bnb = await position_of(url, "BNBUSDT")
             bought = await position_of(url, symbol)
+            row = await order_row(url, filled["client_order_id"])
         finally:  # the live books' BNB is this test's alone
             await value_of(url, "DELETE FROM positions WHERE environment = 'live' "
                            "AND symbol = 'BNBUSDT'")  # fmt: skip
     assert (bnb, bought) == (Decimal("0.99975"), Decimal(1))
+    assert row["fee"] == Decimal("0.0625") == Decimal(filled["fee"])
 
 
 async def test_orders_binance_would_misread_are_sent_right_or_refused_before_leaving(

@@ -7,8 +7,10 @@ cash is Binance's balance, and the order's fee says it); in the base asset (a bu
 BNB pays), out of the coins, so the position is what the exchange holds, and the order's fee
 counts it at the trade's price. One in a third asset (BNB, when BNB pays the fees) comes out of
 the books' position in that coin (BNBUSDT), as much as it holds: left there, the books would
-hold BNB Binance has spent, and its sell would be refused; the order's fee leaves it out (the
-fill keeps it, with its asset)."""
+hold BNB Binance has spent, and its sell would be refused; the order's fee counts what the
+coins paid cost the books (their average price), and the fill keeps the fee in its own asset.
+Paid from coins the books do not hold, it is on the fill alone: the books know no price for
+them."""
 
 from __future__ import annotations
 
@@ -62,7 +64,8 @@ async def _book_trades(
     connection: Connection, order: asyncpg.Record, trades: Iterable[Trade], quote_asset: str
 ) -> Decimal:
     """Insert new trades, move the position; returns the fees newly booked, in the quote
-    asset (one in the base asset at the trade's price)."""
+    asset (one in the base asset at the trade's price, one in a third coin at what the books
+    paid for it)."""
     fees, base = Decimal(0), base_asset(order["symbol"], quote_asset)
     for trade in trades:
         status = await connection.execute(
@@ -76,19 +79,22 @@ async def _book_trades(
         moved = shift_position(position, order["side"], trade.quantity, trade.price, in_coin)
         await books.set_position(connection, "live", order["symbol"], moved)
         if trade.fee and trade.fee_asset not in (base, quote_asset):
-            await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
+            fees += await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
         fees += trade.fee if trade.fee_asset == quote_asset else in_coin * trade.price
     return fees
 
 
-async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> None:
+async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> Decimal:
     """A commission in a third coin out of the books' position in it, if they hold one (locked
-    after the trade's own position: a trade's commission is never in its own symbol's coin)."""
+    after the trade's own position: a trade's commission is never in its own symbol's coin);
+    what the coins paid cost the books, in the quote asset. Coins the books do not hold (bought
+    outside MasterTrade) have no cost here: that part of the fee is on the fill alone."""
     row = await connection.fetchrow(books.LOCK_POSITION, "live", symbol)
     if row is None or row["quantity"] <= 0:
-        return  # paid from coins the books do not hold
-    left = pay_commission(Position(row["quantity"], row["average_price"]), fee)
-    await books.set_position(connection, "live", symbol, left)
+        return Decimal(0)
+    held = Position(row["quantity"], row["average_price"])
+    await books.set_position(connection, "live", symbol, pay_commission(held, fee))
+    return min(fee, held.quantity) * held.average_price
 
 
 def not_behind(order: asyncpg.Record, state: OrderState) -> OrderState:
