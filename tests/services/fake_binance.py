@@ -109,6 +109,9 @@ class FakeBinance:
 
     prices: dict[str, Decimal] = field(default_factory=dict)
     balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal(10000)})
+    """Free, by asset; what resting orders hold back is in `locked`, as Binance keeps it."""
+    locked: dict[str, Decimal] = field(default_factory=dict)
+    holds: dict[str, tuple[str, Decimal]] = field(default_factory=dict)  # by client order id
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     clock_skew_ms: int = 0
@@ -300,10 +303,34 @@ class FakeBinance:
         )
         if crosses:
             self.fill(order, qty, market if kind == "MARKET" else price)
+        else:  # resting: what it may spend is locked until it fills or is cancelled
+            self.lock(cid, "USDT" if side == "BUY" else self.coin(symbol),
+                      qty * price * Decimal("1.001") if side == "BUY" else qty)  # fmt: skip
         return order
 
+    def lock(self, cid: str, asset: str, amount: Decimal) -> None:
+        self.balances[asset] = self.balances.get(asset, Decimal(0)) - amount
+        self.locked[asset] = self.locked.get(asset, Decimal(0)) + amount
+        self.holds[cid] = (asset, amount)
+
+    def unlock(self, cid: str, share: Decimal = Decimal(1)) -> None:
+        """Give back `share` of what the order's hold locked (all of it by default)."""
+        if cid not in self.holds:
+            return
+        asset, amount = self.holds[cid]
+        freed = amount * share
+        self.balances[asset] += freed
+        self.locked[asset] -= freed
+        if freed == amount:
+            del self.holds[cid]
+        else:
+            self.holds[cid] = (asset, amount - freed)
+
     def fill(self, order: dict[str, Any], qty: Decimal, price: Decimal) -> None:
-        """A trade of `qty` of the order at `price` (all of it, or a part), reported."""
+        """A trade of `qty` of the order at `price` (all of it, or a part), reported; a resting
+        order's lock gives back the part this trade takes."""
+        left = Decimal(order["origQty"]) - Decimal(order["executedQty"])
+        self.unlock(order["clientOrderId"], qty / left)
         fee = (qty * price * Decimal("0.001")).quantize(Decimal("0.00000001"))
         fee_asset = "USDT"
         if self.commission_in_base and order["side"] == "BUY":  # taken from what was bought
@@ -361,6 +388,7 @@ class FakeBinance:
         if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
             raise BinanceError(400, -2011, "Unknown order sent.")
         order["status"] = "CANCELED"
+        self.unlock(order["clientOrderId"])
         cancel_id = f"cancel-{next(self.ids)}"
         self.push(self.execution_report(order, "CANCELED", c=cancel_id,
                                         C=order["clientOrderId"]))  # fmt: skip
@@ -521,7 +549,7 @@ def add_account_routes(app: FastAPI, fake: FakeBinance) -> None:
         fake.check_signed(request)
         return {
             "balances": [
-                {"asset": asset, "free": str(amount), "locked": "0"}
+                {"asset": asset, "free": str(amount), "locked": str(fake.locked.get(asset, 0))}
                 for asset, amount in fake.balances.items()
             ]
         }

@@ -645,6 +645,42 @@ async def test_an_unusable_balance_refuses_the_snapshot_naming_its_asset(
     assert (stored, cash) == (0, 0)
 
 
+async def test_what_a_resting_buy_locks_counts_in_the_equity_and_is_not_spent_twice(
+    trading_env: dict[str, str],
+) -> None:
+    """A limit buy of 0.3 at 29000 rests on Binance, which locks the 8708.70 USDT it may spend
+    (and its fee): the books keep the free and locked cash apart, and the equity counts both
+    (10000 still). A market buy that needs more than is left free is refused by Binance
+    (-2010) and rejected, never booked."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    resting = approved(symbol, "buy", "0.3", order_type="limit", limit_price="29000")
+    greedy = approved(symbol, "buy", "0.1")
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        url = env["DATABASE_URL"]
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        await until(lambda: order_status(url, resting["client_order_id"], "submitted"),
+                    "the buy resting")  # fmt: skip
+        await publish_json(channel, ORDERS.name, "order.approved", greedy)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+
+        async def locked() -> bool:  # a snapshot taken since the buy rests (the next poll)
+            held = await value_of(url, "SELECT locked FROM balances WHERE environment = 'live' "
+                                  "AND asset = 'USDT'")  # fmt: skip
+            return held == Decimal("8708.70000")
+
+        await until(locked, "the locked cash stored")
+        free = await value_of(url, "SELECT free FROM balances WHERE environment = 'live' "
+                              "AND asset = 'USDT'")  # fmt: skip
+        cash = await value_of(url, "SELECT cash FROM account_equity WHERE environment = 'live'")
+    assert rejected["client_order_id"] == greedy["client_order_id"]
+    assert "-2010" in rejected["reason"] and "insufficient balance" in rejected["reason"]
+    assert (free, cash) == (Decimal("1291.30000"), Decimal(10000))
+    assert await fills_of(url, greedy["client_order_id"]) == []
+
+
 async def test_a_coin_sold_to_zero_is_shown_at_zero_not_at_what_was_held(
     trading_env: dict[str, str],
 ) -> None:
