@@ -134,8 +134,8 @@ class Executor:
         await retry_transient(lambda: record_order(self.live.pool, order, env), "recording")
         try:
             await retry_transient(lambda: self.venue.execute(order.client_order_id), "executing")
-        except (BinanceError, BinanceAnswerError) as error:  # recorded: the reconcile loop
-            # takes it from here
+        # recorded, so not dead-lettered: the reconcile loop takes it from here
+        except (BinanceError, BinanceAnswerError) as error:
             logger.warning("executing order %s failed (%s): it stays in flight, and the reconcile "
                            "loop tries it again", order.client_order_id, error)  # fmt: skip
         await self.flush()

@@ -111,8 +111,8 @@ def parse_order(body: Mapping[str, Any]) -> OrderState:
 
 def parse_fill(item: Mapping[str, Any]) -> Trade:
     """From an entry of a FULL answer's `fills` or of /api/v3/myTrades (BinanceAnswerError
-    when unusable: a trade without its id could not be told from the others, so never booked
-    once)."""
+    when unusable: a trade without its id could not be told from the others, and trades are
+    booked once each by their id)."""
     return Trade(
         trade_id=read_id(item, "tradeId", "id"), price=read_amount(item, "price", positive=True),
         quantity=read_amount(item, "qty", positive=True), fee=read_amount(item, "commission"),
