@@ -16,13 +16,26 @@ from mastertrade.core.bus import declare_topology
 from mastertrade_model.topology import DEAD_LETTER_QUEUE, EXCHANGES, QUEUES
 
 
-async def execute_sql(url: str, sql: str, *args: object) -> str:
-    """Run one statement on the database at `url` on a connection of its own; its status."""
+@asynccontextmanager
+async def own_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own to the database at `url`, closed on the way out."""
     connection = await asyncpg.connect(url)
     try:
-        return await connection.execute(sql, *args)
+        yield connection
     finally:
         await connection.close()
+
+
+async def execute_sql(url: str, sql: str, *args: object) -> str:
+    """Run one statement on the database at `url` on a connection of its own; its status."""
+    async with own_connection(url) as connection:
+        return await connection.execute(sql, *args)
+
+
+async def value_of(url: str, query: str, *args: object) -> object:
+    """The first value of `query`'s first row (None without a row), on a connection of its own."""
+    async with own_connection(url) as connection:
+        return await connection.fetchval(query, *args)
 
 
 @asynccontextmanager

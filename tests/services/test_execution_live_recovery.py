@@ -44,7 +44,7 @@ from tests.services.fake_binance import (
     FakeBinance,
     serving,
 )
-from tests.services.helpers import dead_letters, running, wait_for_status
+from tests.services.helpers import dead_letters, running, value_of, wait_for_status
 from tests.services.test_execution_live import (
     approved,
     fills_of,
@@ -113,14 +113,6 @@ async def venues(
             await client.close()
         await redis.aclose()
         await pool.close()
-
-
-async def value_of(url: str, query: str, *args: object) -> object:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(query, *args)
-    finally:
-        await connection.close()
 
 
 async def order_status(url: str, client_order_id: str, status: str) -> bool:
