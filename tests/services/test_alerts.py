@@ -15,11 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from mastertrade.alerts.adapters.store import LeaseHolder, mark_delivery, store_alert
 from mastertrade.alerts.domain.delivery import HELD_BACK_KIND
 from mastertrade.core.bus import publish_json
+from mastertrade.core.messages import AlertEvent
 from mastertrade_model.topology import ALERTS, ORDERS
 from tests.infra import free_port
 from tests.services.fake_channels import (
@@ -216,6 +219,30 @@ async def test_a_burst_of_fills_never_silences_a_critical_alert_nor_a_repeat(
         assert "order_filled x" in digest["message"] and "at most 2 alerts" in digest["message"]
     [told_on_telegram] = [body["text"] for body in fake.received["telegram"]][3:]
     assert told_on_telegram.startswith("[WARNING] ") and "not sent on telegram" in told_on_telegram
+
+
+async def test_what_a_replica_held_back_before_it_stopped_is_told_by_the_next(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A replica's rate limit held two fills back on slack, and the replica stopped before its
+    digest was due. The next alert system to start tells slack's readers of both, on slack."""
+    holder = LeaseHolder("replica-gone", 60.0)
+    pool = await asyncpg.create_pool(trading_env["DATABASE_URL"], min_size=1, max_size=1)
+    try:
+        for order in ("mt-1", "mt-2"):
+            alert = AlertEvent(kind="order_filled", title=f"Filled {order}")
+            alert_id = await store_alert(pool, alert, ["slack"], 300.0, holder)
+            assert alert_id is not None
+            limited = ("rate_limited", 0, "over 2 per minute")
+            assert await mark_delivery(pool, alert_id, "slack", limited, holder.owner)
+    finally:
+        await pool.close()
+    async with alert_system(trading_env, tmp_path) as (client, fake, _):
+        [digest] = await settled(client, 1, kind=HELD_BACK_KIND)
+        [text] = [body["text"] for body in fake.received["slack"]]
+    assert digest["title"] == "2 alerts not sent on slack: over its rate limit"
+    assert [(d["channel"], d["status"]) for d in digest["deliveries"]] == [("slack", "sent")]
+    assert "2 alerts not sent on slack" in text and "order_filled x2" in text
 
 
 async def test_an_event_without_a_dedup_key_delivered_twice_is_one_alert(

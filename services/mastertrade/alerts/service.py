@@ -6,8 +6,8 @@ committed, never waiting for a channel. `keep_deliveries` runs for the service's
 renews the leases of this replica's deliveries (stopping any another replica took over) and
 finishes the ones whose lease ran out (a crash, a restart) every RENEW_SECONDS, the first time
 at start-up (adapters/dispatcher.py says how long a lease runs); and it raises each channel's
-digest of what its rate limit held back, when one is due (domain/delivery.py, `HeldBack`):
-a rate-limited alert is recorded and told of, never dropped in silence.
+digest of what its rate limit held back, when one is due (adapters/digests.py): a
+rate-limited alert is recorded and told of, never dropped in silence.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from mastertrade.alerts.adapters.channels.base import Channel
 from mastertrade.alerts.adapters.channels.build import build_channels
+from mastertrade.alerts.adapters.digests import store_digest, untold_channels
 from mastertrade.alerts.adapters.dispatcher import RENEW_SECONDS, Dispatcher, RetryPolicy
 from mastertrade.alerts.adapters.store import claim_pending, store_alert
-from mastertrade.alerts.domain.delivery import HeldBack, RateLimiter, held_back_alert
+from mastertrade.alerts.domain.delivery import RateLimiter
 from mastertrade.alerts.settings import AlertSettings
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.runtime import Runtime
@@ -90,9 +90,23 @@ class AlertService:
             await asyncio.sleep(RENEW_SECONDS)
 
     async def tell_held_back(self) -> None:
-        """Raise the digest of each channel whose rate limit held alerts back, when due."""
-        await tell_held_back(self.dispatcher.held_back, self.settings.alert_rate_limit_per_minute,
-                             self.raise_alert)  # fmt: skip
+        """Raise the digest of each channel whose rate limit held alerts back, when one is due
+        (adapters/digests.py). A digest that cannot be stored leaves what it would tell for the
+        next round; the other channels' go on."""
+        pool, per_minute = self.live.pool, self.settings.alert_rate_limit_per_minute
+        for channel in sorted(await untold_channels(pool) & self.channels.keys()):
+            leased_at = time.monotonic()
+            try:
+                stored = await store_digest(pool, channel, per_minute, self.dispatcher.holder)
+            except Exception as error:
+                logger.warning("telling %s's readers what its rate limit held back failed "
+                               "(%r): told in the next round", channel, error)  # fmt: skip
+                continue
+            if stored is not None:
+                alert_id, digest = stored
+                self.dispatcher.dispatch(alert_id, digest, [channel], leased_at)
+                logger.warning("%s: told its readers in a digest (%d a minute at most)",
+                               digest.title, per_minute)  # fmt: skip
 
     def channel_status(self) -> dict[str, dict[str, Any]]:
         """Each configured channel: on, or off and why (an unusable EMAIL_TLS_CA_FILE)."""
@@ -105,25 +119,3 @@ class AlertService:
     async def close(self) -> None:
         await self.dispatcher.stop()  # nothing left by now when `stop` ran at the drain
         await self.http.aclose()
-
-
-async def tell_held_back(
-    held_back: HeldBack,
-    per_minute: int,
-    raise_alert: Callable[[AlertEvent, str], Awaitable[int | None]],
-) -> None:
-    """Raise, on each channel whose digest is due, the digest of what its rate limit held
-    back. One that cannot be stored (the database away) is put back for the next round; the
-    other channels' go on."""
-    for channel, kinds in held_back.due(time.monotonic()).items():
-        count = sum(kinds.values())
-        try:
-            await raise_alert(held_back_alert(channel, kinds, per_minute), channel)
-        except Exception as error:
-            held_back.put_back(channel, kinds)
-            logger.warning("telling %s's readers of %d alert(s) its rate limit held back "
-                           "failed (%r): told in the next round", channel, count,
-                           error)  # fmt: skip
-            continue
-        logger.warning("%s held back %d alert(s) over its rate limit (%d a minute): told its "
-                       "readers in a digest", channel, count, per_minute)  # fmt: skip

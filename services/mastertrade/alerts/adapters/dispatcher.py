@@ -5,7 +5,7 @@ up another, nor the consumer (which returns once the alert is stored). A retryab
 (timeout, 5xx, 429) is retried after the server's retry_after or an exponential delay, up to
 ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`, unless
 its alert is urgent (critical, the daily report: never held back) or a digest (domain/delivery.py,
-`admit`), and counted in `held_back` for the channel's next digest (sent by the service). One
+`admit`), and told in the channel's next digest (adapters/digests.py). One
 sent to only some of the channel's recipients (an e-mail address refused) is `sent`, its last
 error naming those left out. Any other exception (a malformed answer, a bug) ends
 the delivery as `failed` with the error: retrying would fail the same way, and a row left
@@ -44,7 +44,7 @@ from mastertrade.alerts.adapters.store import (
     release_leases,
     renew_leases,
 )
-from mastertrade.alerts.domain.delivery import HeldBack, RateLimiter, admit, retry_delay
+from mastertrade.alerts.domain.delivery import RateLimiter, admit, retry_delay
 from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.retry import retry_transient
@@ -102,7 +102,6 @@ class Dispatcher:
         self.sending: set[Key] = set()  # an attempt on the wire, or its outcome being recorded
         self.stopping = False
         self.left: set[Key] = set()  # deliveries that ended unfinished once stopping began
-        self.held_back = HeldBack()  # what the rate limit held back, for each channel's digest
 
     def dispatch(
         self, alert_id: int, alert: AlertEvent, channels: list[str], leased_at: float | None = None
@@ -171,8 +170,7 @@ class Dispatcher:
             return
         if not admit(self.limiter, name, time.monotonic(), alert):
             limited = ("rate_limited", 0, f"over {self.limiter.per_minute} per minute")
-            if await self._mark(key, limited):  # else another replica delivers it, and tells
-                self.held_back.hold(name, alert.kind)
+            await self._mark(key, limited)  # told in the channel's digest (adapters/digests.py)
             return
         outcome = await self._attempts(key, channel, alert)
         if outcome is None and self.stopping:
@@ -224,10 +222,9 @@ class Dispatcher:
                 retryable=True,
             ) from None
 
-    async def _mark(self, key: Key, outcome: Outcome) -> bool:
+    async def _mark(self, key: Key, outcome: Outcome) -> None:
         """Record the outcome, waiting out a database outage: the delivery stays active, so
-        its lease is renewed once the database is back (left pending, it would be sent again).
-        Whether it was recorded (not: another replica holds the delivery now)."""
+        its lease is renewed once the database is back (left pending, it would be sent again)."""
         alert_id, name = key
         what = f"recording the {name} delivery of alert {alert_id}"
         self.sending.add(key)
@@ -237,14 +234,13 @@ class Dispatcher:
             )
         except Exception as error:  # not an outage: retrying would fail the same way
             logger.error("%s failed: %r", what, error)
-            return False
+            return
         finally:
             self.sending.discard(key)
         if not marked:
             logger.warning("the %s delivery of alert %d ended %s here, but another replica "
                            "holds it now; its outcome is the one recorded", name, alert_id,
                            outcome[0])  # fmt: skip
-        return bool(marked)
 
     async def stop(self) -> None:
         """Let the attempts on the wire finish and record their outcome, cancel the rest, and

@@ -69,41 +69,6 @@ class RateLimiter:
         return True
 
 
-class HeldBack:
-    """Per channel, the kinds of the alerts its rate limit held back since its last digest.
-    `due` hands over a channel's when something was held back and its last digest is at least
-    a window old (the first at once): during a flood, one digest a minute per channel, each
-    counting what the minute held back, so a reader is told and never flooded. The counts are
-    the process's own: what a replica held back is told by that replica, and what it held back
-    since its last digest is not told once it stops (each such delivery stays in the history,
-    `rate_limited`)."""
-
-    def __init__(self, window: float = WINDOW_SECONDS) -> None:
-        self.window = window
-        self._kinds: dict[str, Counter[str]] = {}
-        self._last: dict[str, float] = {}
-
-    def hold(self, channel: str, kind: str) -> None:
-        self._kinds.setdefault(channel, Counter())[kind] += 1
-
-    def due(self, now: float) -> dict[str, Counter[str]]:
-        """The channels whose digest is due at `now`, with what each held back (taken)."""
-        due = {
-            channel: kinds
-            for channel, kinds in self._kinds.items()
-            if kinds and now - self._last.get(channel, now - self.window) >= self.window
-        }
-        for channel in due:
-            del self._kinds[channel]
-            self._last[channel] = now
-        return due
-
-    def put_back(self, channel: str, kinds: Counter[str]) -> None:
-        """A digest that could not be stored: told in the next one."""
-        self._kinds.setdefault(channel, Counter()).update(kinds)
-        self._last.pop(channel, None)
-
-
 def held_back_alert(channel: str, kinds: Counter[str], per_minute: int) -> AlertEvent:
     """The digest telling `channel`'s readers what its rate limit held back."""
     count = sum(kinds.values())
