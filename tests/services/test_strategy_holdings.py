@@ -20,6 +20,7 @@ from mastertrade.strategy.active_set import apply_run_choice
 from mastertrade.strategy.closing import ORPHANS, sweep_orphans
 from mastertrade.strategy.domain.live import Side
 from mastertrade.strategy.holdings import (
+    SELL_MAY_FILL_SECONDS,
     after,
     buy_may_still_fill,
     held_quantity,
@@ -112,6 +113,27 @@ async def test_filled_buys_less_sells_and_the_open_sells_in_full(
     assert await held_quantity(connection, 12, SYMBOL, "paper") == Decimal(7)
     assert await held_quantity(connection, 2, SYMBOL, "paper") == 0  # no orders at all
     assert await held_quantity(connection, 1, "OTHERUSDT", "paper") == 0
+
+
+async def test_a_sell_approved_and_not_an_order_yet_is_not_held_while_it_may_still_fill(
+    connection: asyncpg.Connection,
+) -> None:
+    """An exit approved while the executor is away is already selling what it was approved for:
+    an exit after it finds that much less held (a second sell would sell another strategy's
+    coins of the symbol), until the sell is an order (then counted as one) or too old ever to
+    become one (SELL_MAY_FILL_SECONDS: the executor refuses it by then)."""
+    await order(connection, 5, 1, "buy", "0.5")
+    ref = signal_id(5, SYMBOL, 2, "sell")
+    await decide(connection, ref, "sell", "0.3", at=-60)  # approved a minute ago, no order yet
+    await decide(connection, signal_id(5, SYMBOL, 3, "sell"), "sell", "0.5", at=-30,
+                 outcome="rejected")  # fmt: skip
+    assert await held_quantity(connection, 5, SYMBOL, "paper") == Decimal("0.2")
+    await order(connection, 5, 2, "sell", "0.3", filled="0", status="submitted", decided=True)
+    assert await held_quantity(connection, 5, SYMBOL, "paper") == Decimal("0.2")  # once
+    lost = signal_id(5, SYMBOL, 4, "sell")
+    await decide(connection, lost, "sell", "0.2", at=-int(SELL_MAY_FILL_SECONDS) - 60)
+    assert await held_quantity(connection, 5, SYMBOL, "paper") == Decimal("0.2")  # too old
+    assert await held_quantity(connection, 5, SYMBOL, "live") == 0  # paper's, not live's
 
 
 async def test_a_buy_may_still_fill_until_it_is_refused_or_its_order_finished(

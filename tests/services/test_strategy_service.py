@@ -43,6 +43,7 @@ from mastertrade.strategy import app as app_module
 from mastertrade.strategy import live as live_module
 from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
+from mastertrade.strategy.domain.live import Side
 from mastertrade.strategy.domain.metrics import build_result
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler, holding
 from mastertrade.strategy.holdings import after, signal_id
@@ -1121,6 +1122,52 @@ async def test_a_sell_of_nothing_held_is_not_signalled(
             await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", bar)
         published = await signals.wait_for(f"signal.{symbol}", 2, timeout=60)
     assert [(s["side"], s["price"]) for s in published] == [("buy", "950"), ("buy", "945")]
+
+
+async def decided(url: str, signal: dict[str, Any], quantity: str, outcome: str) -> None:
+    """Store the risk manager's decision of a signal and no order: refused, or approved while
+    the executor is away."""
+    rejected = outcome == "rejected"
+    await execute_sql(
+        url,
+        "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+        "requested_quantity, approved_quantity, price, client_order_id) "
+        "VALUES ($1, 'paper', $2, $3, $4, $5, $6, $7, $8)",
+        signal["signal_id"], signal["symbol"], signal["side"], outcome, Decimal(quantity),
+        Decimal(0 if rejected else quantity), Decimal(signal["price"]),
+        None if rejected else signal["signal_id"],
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("no_sweep")
+async def test_an_exit_sells_nothing_an_approved_sell_is_already_selling(
+    trading_env: dict[str, str], rabbitmq_url: str
+) -> None:
+    """Bought 0.1 at 100; its exit at 101 approved while the executor is away (not an order
+    yet); its buy at 102 refused (the breaker open: only sells pass). Out again at 103: the 0.1
+    is being sold already, and a second sell would sell another strategy's coins of the symbol:
+    nothing is sent."""
+    symbol, url = "TESTSELLINGUSDT", trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    strategy = await momentum_after_a_fall(url, symbol, start)
+    await store_candles(url, symbol, start, [(100, "950"), (101, "940"), (102, "960")])
+
+    def rule_signal(minute: int, side: Side, price: str) -> dict[str, Any]:
+        moment = int((start + timedelta(minutes=minute)).timestamp()) // 60
+        return {"signal_id": signal_id(strategy, symbol, moment, side), "symbol": symbol,
+                "side": side, "price": price}  # fmt: skip
+
+    await filled(url, rule_signal(100, "buy", "950"), "0.1")
+    await decided(url, rule_signal(101, "sell", "940"), "0.1", "approved")
+    await decided(url, rule_signal(102, "buy", "960"), "0.1", "rejected")
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, client):
+        await store_candles(url, symbol, start, [(103, "950")])
+        out = candle(symbol, start + timedelta(minutes=103), "960", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", out)
+        await wait_counted(client, 1)
+        await asyncio.sleep(1.0)  # what the candle made is published by now
+        published = signals.of(f"signal.{symbol}")
+    assert published == []
 
 
 async def test_a_strategy_on_a_pair_not_quoted_in_the_account_s_asset_sells_and_never_buys(

@@ -5,7 +5,8 @@ and the executor stores each order with the id of the signal it came from (`orde
 so what a strategy holds of its symbol is its own filled buys less its sells
 (`held_quantity`), in the trading environment the deployment runs in now (TRADING_ENVIRONMENT:
 a strategy that bought on paper holds nothing live, and never sells the live account's coins).
-A sell still open counts in full: what it has not sold yet is spoken for.
+A sell still open counts in full: what it has not sold yet is spoken for; and for an exit, so
+does a sell the risk manager approved that is not an order yet (`held_quantity`).
 
 - A strategy's exit sells what it holds (not its notional at today's price, which leaves part of
   a position that rose behind, and asks for more than it bought of one that fell).
@@ -51,6 +52,18 @@ FROM orders WHERE signal_ref LIKE {prefix} AND symbol = {symbol} AND environment
 
 
 HELD = held_sql("$1", "$2", "$3")
+SELL_MAY_FILL_SECONDS = BUY_MAY_FILL_SECONDS
+"""How long an approved sell not recorded by the executor may still become an order."""
+# What the strategy holds less its sells the risk manager approved that are not orders yet (an
+# executor away, a backlog): those coins are already being sold, and an exit that sold them
+# again would sell another strategy's coins of the symbol, or fail
+SELLABLE = f"""
+SELECT ({HELD}) - COALESCE((SELECT sum(d.approved_quantity) FROM risk_decisions d
+    WHERE d.signal_id LIKE $1 AND d.symbol = $2 AND d.environment = $3 AND d.side = 'sell'
+      AND d.outcome <> 'rejected'
+      AND d.decided_at > now() - make_interval(secs => {SELL_MAY_FILL_SECONDS:g})
+      AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = d.client_order_id)), 0)
+"""
 # Signals decided in one batch share decided_at: then the later candle (the minute in the id);
 # between ids with no minute, a signal of the rule before a closing sell, then the id itself,
 # so every pod takes the same one for the latest
@@ -121,8 +134,9 @@ async def held_quantity(
     connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str, environment: str
 ) -> Decimal:
     """What the strategy holds of `symbol` in `environment` and is not selling yet (never below
-    zero)."""
-    held = await connection.fetchval(HELD, f"{strategy_prefix(strategy_id)}%", symbol, environment)
+    zero): a sell open counts in full, and so does one approved and not an order yet."""
+    prefix = f"{strategy_prefix(strategy_id)}%"
+    held = await connection.fetchval(SELLABLE, prefix, symbol, environment)
     return held_amount(held)
 
 
