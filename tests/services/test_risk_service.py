@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +16,7 @@ import asyncpg
 import pytest
 
 from mastertrade.core.bus import declare_topology, publish_json
-from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, Signal
+from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, SIGNAL_LIFETIME_SECONDS, Signal
 from mastertrade.risk.adapters.batcher import DecisionBatcher
 from mastertrade.risk.adapters.state import KILL, apply_breaker_reset
 from mastertrade.risk.adapters.store import decide_batch, watch_breaker
@@ -354,6 +356,38 @@ async def test_a_valuation_older_than_the_limit_stops_buys_not_sells(
     assert fresh[0].outcome is Outcome.APPROVED
     assert stale[0].outcome is Outcome.REJECTED and "executor" in stale[0].reasons[0]
     assert stale[1].outcome is Outcome.APPROVED
+
+
+async def test_a_signal_older_than_its_lifetime_is_rejected_buy_or_sell_and_stays_so(
+    trading_env: dict[str, str],
+) -> None:
+    """The risk manager was away for longer than a signal's lifetime: the buy and the sell its
+    backlog holds are rejected, saying how old they are; its redelivery gets the same decision;
+    a signal made now passes."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "1000000")
+    made = (datetime.now(UTC) - timedelta(seconds=SIGNAL_LIFETIME_SECONDS + 60)).isoformat()
+    old = [
+        Signal.model_validate(signal("old-buy", quantity="0.01") | {"created_at": made}),
+        Signal.model_validate(signal("old-sell", "sell", "0.5") | {"created_at": made}),
+    ]
+    connection = await asyncpg.connect(url)
+    try:
+        await hold_one_btc(connection)
+        stale, _ = await decide_batch(connection, old, RiskLimits(), "paper")
+        again, events = await decide_batch(connection, old, RiskLimits(), "paper")
+        fresh, _ = await decide_batch(connection, [small_buy("new-buy")], RiskLimits(), "paper")
+        stored = await connection.fetch(
+            "SELECT signal_id, outcome, reasons->>0 AS reason FROM risk_decisions "
+            "WHERE signal_id LIKE 'old-%' ORDER BY signal_id"
+        )
+    finally:
+        await connection.close()
+    assert [d.outcome for d in stale] == [Outcome.REJECTED, Outcome.REJECTED]
+    assert [row["outcome"] for row in stored] == ["rejected", "rejected"]
+    assert all(re.match(r"signal made 66\d s ago", row["reason"]) for row in stored), stored
+    assert [d.outcome for d in again] == [Outcome.REJECTED, Outcome.REJECTED] and events == []
+    assert fresh[0].outcome is Outcome.APPROVED
 
 
 async def hold_one_btc(connection: asyncpg.Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mastertrade.core.messages import Signal
+from mastertrade.core.messages import SIGNAL_LIFETIME_SECONDS, Signal, stale_signal
 from mastertrade.risk.adapters.store import build_events
 from mastertrade.risk.domain import (
     OrderRequest,
@@ -23,6 +24,7 @@ from mastertrade.risk.domain import (
     evaluate_position,
     is_dust,
 )
+from mastertrade.strategy.live import EXIT_WAIT_SECONDS
 from mastertrade_model.topology import ALERTS
 
 LIMITS = RiskLimits()
@@ -143,6 +145,42 @@ def test_each_limit_rejects_with_its_reason(context: RiskContext, reason: str) -
     decision = decide(OrderRequest("BTCUSDT", "buy", Decimal(1), Decimal(1)), context, LIMITS)
     assert decision.outcome is Outcome.REJECTED
     assert reason in decision.reasons[0]
+
+
+def test_a_signal_holds_for_its_lifetime_and_not_a_second_more() -> None:
+    made = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    lifetime = timedelta(seconds=SIGNAL_LIFETIME_SECONDS)
+    assert stale_signal(made, made + lifetime) is None
+    reason = stale_signal(made, made + lifetime + timedelta(seconds=1))
+    assert reason is not None and reason.startswith(
+        "signal made 601 s ago (2026-12-07T12:00:00+00:00), and a signal holds for 600 s"
+    )
+    assert stale_signal(made + timedelta(seconds=5), made) is None  # clocks a little apart
+    ahead = stale_signal(made + lifetime + timedelta(seconds=1), made)
+    assert ahead is not None and "ahead of this clock" in ahead
+
+
+def test_a_stale_signal_is_rejected_buy_or_sell_whatever_else_holds() -> None:
+    context = RiskContext(equity=Decimal(10000), equity_peak=Decimal(10000),
+                          position_quantity=Decimal(1))  # fmt: skip
+    for side in ("buy", "sell"):
+        request = OrderRequest("BTCUSDT", side, Decimal("0.01"), Decimal(100), "made long ago")
+        decision = decide(request, context, LIMITS)
+        assert (decision.outcome, decision.rule, decision.reasons) == (
+            Outcome.REJECTED, "signal_stale", ("made long ago",))  # fmt: skip
+
+
+def test_a_buy_decided_after_its_exit_stopped_waiting_for_it_is_too_old_to_approve() -> None:
+    """An exit that found nothing held waits EXIT_WAIT_SECONDS for the buy before it (the risk
+    manager away); a buy decided later than that would be held with no exit to come."""
+    assert SIGNAL_LIFETIME_SECONDS < EXIT_WAIT_SECONDS
+
+
+def test_a_signal_time_without_a_time_zone_is_refused_saying_so() -> None:
+    with pytest.raises(ValidationError, match=r"created_at\n.*timezone"):
+        Signal.model_validate({"signal_id": "s", "symbol": "BTCUSDT", "side": "buy",
+                               "quantity": "1", "price": "1",
+                               "created_at": "2026-12-07T12:00:00"})  # fmt: skip
 
 
 def test_a_kill_switch_stops_sells_too() -> None:

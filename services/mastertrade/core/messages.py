@@ -119,6 +119,31 @@ def stale_approval(approved_at: datetime | None, now: datetime) -> str | None:
             "afresh")  # fmt: skip
 
 
+SIGNAL_LIFETIME_SECONDS = 600.0
+"""How old a signal may be when the risk manager decides it. Its strategy saw the market of the
+moment it made it; one decided later (a risk manager away or behind, a message replayed by hand
+from the dead letters) is rejected, and its strategy's next signal is decided afresh (an exit:
+the strategy service tries it again, see strategy/closing.py). Shorter than the time a
+strategy's exit waits for its buy (strategy/live.py, EXIT_WAIT_SECONDS), so a buy decided after
+its exit gave up waiting is never approved, to be held with no exit to come."""
+
+
+def stale_signal(created_at: datetime, now: datetime) -> str | None:
+    """Why a signal made at `created_at` may no longer be decided at `now`, if so. A time
+    further ahead of `now` than the lifetime is refused too: it would keep the signal alive for
+    as long again."""
+    age = (now - created_at).total_seconds()
+    if -age > SIGNAL_LIFETIME_SECONDS:
+        return (f"signal made at {created_at.isoformat()}, {-age:.0f} s ahead of this clock: the "
+                "strategy's and the risk manager's clocks disagree (check their NTP), or the "
+                "message was edited")  # fmt: skip
+    if age <= SIGNAL_LIFETIME_SECONDS:
+        return None
+    return (f"signal made {age:.0f} s ago ({created_at.isoformat()}), and a signal holds for "
+            f"{SIGNAL_LIFETIME_SECONDS:.0f} s: the market it was made on has moved; the "
+            "strategy's next signal is decided afresh")  # fmt: skip
+
+
 class Message(BaseModel):
     """Base of the messages: frozen, unknown fields refused."""
 
@@ -140,7 +165,7 @@ class Signal(Message):
     order_type: OrderType = "market"
     quantity: PositiveAmount
     price: PositiveAmount
-    created_at: datetime = Field(default_factory=utc_now)
+    created_at: AwareDatetime = Field(default_factory=utc_now)  # aware: its age is checked
     # how sure the strategy is, 0 to 1 (strategy_service sends it; optional for other senders)
     strength: Annotated[Amount, Field(ge=0, le=1)] | None = None
 

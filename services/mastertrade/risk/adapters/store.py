@@ -27,6 +27,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +41,7 @@ from mastertrade.core.messages import (
     ApprovedOrder,
     RiskDecisionEvent,
     Signal,
+    stale_signal,
 )
 from mastertrade.core.outbox import (
     LEASED_UNTIL,
@@ -351,9 +353,10 @@ class Writes:
 
 
 def _decide_one(
-    signal: Signal, view: BatchView, limits: RiskLimits, writes: Writes
+    signal: Signal, view: BatchView, limits: RiskLimits, writes: Writes, now: datetime
 ) -> StoredDecision:
-    request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
+    stale = stale_signal(signal.created_at, now)
+    request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price, stale)
     decision = decide_rules(request, view.context(signal.symbol, signal.price), limits)
     approved = decision.outcome is not Outcome.REJECTED
     client_order_id = f"mt-{uuid.uuid4().hex[:28]}" if approved else None
@@ -404,10 +407,11 @@ def _decide_in_order(
     already (stored, or earlier in the batch) gets its decision back."""
     writes = Writes(environment, first_peak=view.equity_peak)
     decided: list[StoredDecision] = []
+    now = datetime.now(UTC)
     for signal in signals:
         stored = view.decided.get(signal.signal_id)
         if stored is None:
-            stored = _decide_one(signal, view, limits, writes)
+            stored = _decide_one(signal, view, limits, writes, now)
             view.decided[signal.signal_id] = replace_replayed(stored)
         decided.append(stored)
     return decided, writes

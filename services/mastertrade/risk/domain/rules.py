@@ -4,11 +4,12 @@ Spot trading, long only: a buy adds exposure, a sell reduces a position and can 
 it. Drawdown is measured from the equity peak (never from the start). Rules, in order:
 
 1. kill switch on: reject everything;
-2. order rate limit reached: reject;
-3. drawdown from the peak at or beyond the limit (breaker enabled): the breaker trips;
-4. a sell: approved up to the position held, less the sells approved and not filled yet
+2. a signal older than SIGNAL_LIFETIME_SECONDS (core/messages.py): reject;
+3. order rate limit reached: reject;
+4. drawdown from the peak at or beyond the limit (breaker enabled): the breaker trips;
+5. a sell: approved up to the position held, less the sells approved and not filled yet
    (resized down), even with the breaker open;
-5. a buy: rejected when its symbol is not quoted in QUOTE_ASSET (the asset equity is kept in),
+6. a buy: rejected when its symbol is not quoted in QUOTE_ASSET (the asset equity is kept in),
    while the breaker is open, when equity is unknown, not positive or valued
    longer ago than MAX_EQUITY_AGE_SECONDS (the executor stopped revaluing: sizes and drawdown
    would be measured on a past account), when it would open a position beyond the maximum
@@ -46,12 +47,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """What a signal asks for: `quantity` of `symbol` at about `price`."""
+    """What a signal asks for: `quantity` of `symbol` at about `price`; `stale` says why the
+    signal is too old to decide (`stale_signal`), None when it is not."""
 
     symbol: str
     side: str
     quantity: Decimal
     price: Decimal
+    stale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,8 @@ def _rule(
 ) -> RiskDecision:
     if context.kill_switch:
         return _reject("kill_switch", "kill switch on: no orders at all")
+    if request.stale is not None:
+        return _reject("signal_stale", request.stale)
     if context.orders_last_minute >= limits.max_orders_per_minute:
         return _reject(
             "order_rate",
