@@ -61,7 +61,7 @@ from mastertrade.strategy.store import (
 )
 from mastertrade_model.topology import ALERTS, MARKET_DATA, SIGNALS
 from tests.infra import create_database, drop_database, free_port
-from tests.services.helpers import execute_sql, running, wait_for_status
+from tests.services.helpers import execute_sql, running, value_of, wait_for_status
 from tests.services.trading import Recorder, build_app, recording
 
 pytestmark = pytest.mark.infra
@@ -1105,6 +1105,32 @@ async def test_a_strategy_whose_exit_was_refused_buys_when_its_rule_is_long_agai
         await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", later)
         [*_, again] = await signals.wait_for(f"signal.{symbol}", 3, timeout=60)
     assert (again["side"], Decimal(again["price"])) == ("buy", Decimal(970))
+
+
+async def test_an_active_strategy_whose_parameters_make_no_rule_stops_no_other(
+    trading_env: dict[str, str], rabbitmq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One active strategy's stored rule has a field this release does not know (stored by
+    another release, or edited by hand): it signals nothing, said once, and the other active
+    strategies trade on (its error must not fail every candle of every symbol)."""
+    symbol, url = "TESTREADABLEUSDT", trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(url, symbol, start)
+    unknown = {"family": "momentum", "lookback": 1, "threshold": 0.0, "smoothing": 3}
+    broken = await value_of(
+        url, "INSERT INTO strategies (name, status, parameters, symbol, family) "
+        "VALUES ('edited by hand', 'active', $1::jsonb, $2, 'momentum') RETURNING id",
+        json.dumps({"symbol": symbol, "strategy": unknown}), symbol,
+    )  # fmt: skip
+    async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, _):
+        await store_candles(url, symbol, start, [(100, "950")])
+        up = candle(symbol, start + timedelta(minutes=100), "900", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+    assert buy["side"] == "buy" and not buy["signal_id"].startswith(f"st{broken}-")
+    told = [r.getMessage() for r in caplog.records if f"strategy {broken} is active" in
+            r.getMessage()]  # fmt: skip
+    assert len(told) == 1 and "retire it" in told[0], told
 
 
 async def test_a_sell_of_nothing_held_is_not_signalled(

@@ -39,7 +39,7 @@ from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import Signal, quoted_in
@@ -146,6 +146,7 @@ class LiveTrader:
         self.environment = environment  # where the strategies' holdings and signals count
         self.quote_asset = quote_asset  # the account's asset: a buy of a symbol in another fails
         self._unquoted: set[int] = set()  # strategies told of buying a symbol not quoted in it
+        self._unreadable: set[int] = set()  # strategies told of parameters that make no rule
         self.window = max(LIVE_BARS, history_days * 1440)  # the bars a backtest reads
         self.runtime: Runtime | None = None
         self._metrics: LiveMetrics | None = None
@@ -176,14 +177,26 @@ class LiveTrader:
         assert self.runtime is not None
         if time.monotonic() - self._loaded_at >= ACTIVE_REFRESH:
             rows = await active_strategies(self.runtime.pool)
-            self._active = [
-                (r, PARSE_STRATEGY.validate_python(r.parameters["strategy"])) for r in rows
-            ]
+            self._active = [(r, rule) for r in rows if (rule := self._rule_of(r)) is not None]
             self._loaded_at = time.monotonic()
             ids = {r.id for r in rows}
             self._decided &= ids  # one retired, then activated, starts anew
             self._exits_waiting = {i: t for i, t in self._exits_waiting.items() if i in ids}
         return self._active
+
+    def _rule_of(self, active: ActiveStrategy) -> Strategy | None:
+        """The strategy's rule, None when its stored parameters no longer make one (stored by
+        an older release, or edited by hand): it signals nothing, and the others trade on."""
+        try:
+            return PARSE_STRATEGY.validate_python(active.parameters.get("strategy"))
+        except ValidationError as error:
+            if active.id not in self._unreadable:
+                self._unreadable.add(active.id)
+                logger.error("strategy %d is active but its parameters make no rule this "
+                             "release knows (%s): it signals nothing, not even its exit; "
+                             "retire it (its closing sell is then sent), or activate another",
+                             active.id, error.errors(include_url=False)[0]["msg"])  # fmt: skip
+            return None
 
     def refresh(self) -> None:
         """Read the active set again on the next candle (after a run activated others)."""
