@@ -3,8 +3,9 @@ work's fault (which would dead-letter the message being handled: a lost order or
 says the work itself is wrong is not retried.
 
 The answers a reconnect gets during a restart ("starting up", "shutting down", "too many
-clients") come from a local server that answers a connection's start-up the way PostgreSQL does
-then; a statement over its statement_timeout runs on the real server.
+clients"), with its disk or memory full, or with a password rotated before the Secret, come
+from a local server that answers a connection's start-up the way PostgreSQL does then; a
+statement over its statement_timeout runs on the real server.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ async def refusing_server(code: str, message: str) -> AsyncIterator[str]:
         ("57P03", "the database system is shutting down"),
         ("57P01", "terminating connection due to administrator command"),
         ("53300", "sorry, too many clients already"),
+        ("53100", "could not extend file: No space left on device"),
+        ("53200", "out of memory"),
+        ("28P01", 'password authentication failed for user "mastertrade"'),  # rotated
     ],
 )
 async def test_a_server_that_cannot_take_connections_yet_is_waited_for(

@@ -25,13 +25,19 @@ POSTGRES_AWAY: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     # what a server restarting or failing over answers: 57P01 shutting down, 57P02 crashed,
     # 57P03 starting up (a reconnect's answer meanwhile), 57P05 idle too long; 53300 full for
-    # now. Not a cancel (57014: statement_timeout would retry it for ever) nor a read-only
-    # server (a deployment pointed at a standby must fail, not wait).
+    # now, 53100 its disk full, 53200 out of memory; 28000/28P01 a new connection refused its
+    # credentials (a password rotated before the Secret): each passes when an operator acts,
+    # and none is the message's fault, so dead-lettering every message meanwhile would lose
+    # the orders. Not a cancel (57014: statement_timeout would retry it for ever) nor a
+    # read-only server (a deployment pointed at a standby must fail, not wait).
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.IdleSessionTimeoutError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.DiskFullError,
+    asyncpg.exceptions.OutOfMemoryError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
 )
 """PostgreSQL errors that say the server is away for now, not that the work is wrong: work
 retried (`retry.TRANSIENT`), a request answered 503."""
