@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -14,9 +18,10 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service, load_service_module
 from mastertrade.core.app import build_service_app
 from mastertrade.core.bus import publish_json
-from mastertrade.core.consumer import Handler
+from mastertrade.core.connections import RabbitConnector
+from mastertrade.core.consumer import Consumer, Handler
 from mastertrade.core.settings import load_settings
-from mastertrade_model.topology import DEAD_LETTER_QUEUE, MARKET_DATA
+from mastertrade_model.topology import DEAD_LETTER_QUEUE, MARKET_DATA, Queue
 from tests.services.helpers import running, wait_for_status
 
 pytestmark = pytest.mark.infra
@@ -90,3 +95,69 @@ async def test_shutdown_waits_for_the_message_in_flight(
     # Leaving the block ran the shutdown: the handler finished and its message was acked.
     assert finished == [1]
     assert await message_count(channel, QUEUE) == 0
+
+
+@asynccontextmanager
+async def slow_answers(broker_url: str) -> AsyncIterator[tuple[str, dict[str, float]]]:
+    """A TCP proxy to the broker that holds the broker's answers back for `delay["seconds"]`
+    (0: none) before passing them on: a broker, or a network, that is slow for a moment. The
+    URL to reach the broker through it, and the delay to set."""
+    delay = {"seconds": 0.0}
+    broker = urlsplit(broker_url)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: bool) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if held and delay["seconds"]:
+                    await asyncio.sleep(delay["seconds"])
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def forward(client_reader: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+        reader, writer = await asyncio.open_connection(broker.hostname, broker.port or 5672)
+        await asyncio.gather(pipe(client_reader, writer, False), pipe(reader, client, True))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield broker_url.replace(broker.netloc.split("@")[-1], f"127.0.0.1:{port}"), delay
+
+
+async def test_a_backlog_question_the_broker_is_slow_to_answer_hands_no_message_back(
+    rabbitmq_url: str, channel: AbstractChannel
+) -> None:
+    """/metrics asks each queue's backlog and waits a second at most. Cancelled on the wire,
+    the question would make aiormq close the channel the handlers ack on: every message in
+    flight handed back and handled a second time."""
+    name = "test.consumer.slow_backlog"
+    started: list[int] = []
+    handled: list[int] = []
+
+    async def handler(payload: dict[str, Any]) -> None:
+        started.append(payload["n"])
+        await asyncio.sleep(2.0)  # a batch in the database
+        handled.append(payload["n"])
+
+    consumer = Consumer(Queue(name, (), dead_letter=False), handler, prefetch=10)
+    async with slow_answers(rabbitmq_url) as (url, delay):
+        connector = RabbitConnector(url, 5.0, 1.0, consumer.start)
+        await connector.open()
+        try:
+            for n in range(3):
+                await channel.default_exchange.publish(
+                    aio_pika.Message(json.dumps({"n": n}).encode()), routing_key=name
+                )
+            while len(started) < 3:
+                await asyncio.sleep(0.05)
+            delay["seconds"] = 1.5
+            assert await consumer.backlog(timeout=1.0) is None  # not answered in time
+            delay["seconds"] = 0.0
+            while consumer.handled < 3:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # a message handed back would have started again by now
+            assert await consumer.backlog(timeout=5.0) == 0
+        finally:
+            await connector.close()
+            await channel.queue_delete(name)
+    assert sorted(started) == sorted(handled) == [0, 1, 2]

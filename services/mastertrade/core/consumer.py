@@ -36,6 +36,7 @@ class Consumer:
         self._amqp_queue: AbstractQueue | None = None
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._asking: asyncio.Future[Any] | None = None  # a backlog question the broker has
 
     async def start(self, channel: AbstractChannel) -> None:
         """Begin consuming on `channel` (a robust channel restores this after a reconnect)."""
@@ -46,11 +47,18 @@ class Consumer:
         self._tag = await self._amqp_queue.consume(self._on_message)
 
     async def backlog(self, timeout: float = 1.0) -> int | None:
-        """Messages ready in the queue (a passive declare), or None while it cannot be asked."""
+        """Messages ready in the queue (a passive declare), or None while it cannot be asked
+        within `timeout`. A question the broker is slow to answer is left to finish, never
+        cancelled: aiormq closes a channel whose RPC was cancelled on the wire, and this channel
+        is the one the handlers ack and publish on (closing it would hand every message in
+        flight back to the broker, to be handled again). While it is out, no other is asked."""
         if self._amqp_queue is None:
             return None
+        if self._asking is None or self._asking.done():
+            self._asking = asyncio.ensure_future(self._amqp_queue.declare())
+            self._asking.add_done_callback(_retrieve)
         try:
-            declared = await asyncio.wait_for(self._amqp_queue.declare(), timeout)
+            declared = await asyncio.wait_for(asyncio.shield(self._asking), timeout)
         except Exception as error:  # the broker is down: /health and dependency_up say so
             logger.debug("asking %s for its backlog failed: %s", self.queue.name, error)
             return None
@@ -101,3 +109,10 @@ class Consumer:
                     len(still),
                     self.queue.name,
                 )
+
+
+def _retrieve(asked: asyncio.Future[Any]) -> None:
+    """Take a finished backlog question's error, if any (logged by the caller that waited; one
+    that stopped waiting has said so already), so asyncio does not report it as lost."""
+    if not asked.cancelled():
+        asked.exception()
