@@ -72,10 +72,18 @@ def test_consumed_queues_and_exchanges_come_from_the_topology() -> None:
         "strategy_service.candles",
         "mastertrade.dead_letters",
     }
+    # and the queues its signals and alerts are routed to, with what those bind to
+    assert {q.name for q in strategy.declared_queues()} == {
+        "strategy_service.candles",
+        "risk_manager.order_requests",
+        "alert_system.events",
+        "mastertrade.dead_letters",
+    }
     assert {e.name for e in strategy.declared_exchanges()} == {
         "mastertrade.signals",
         "mastertrade.alerts",  # its strategy_change alerts
         "mastertrade.market_data",
+        "mastertrade.orders",  # alert_system.events binds its fills
         "mastertrade.dlx",
     }
     assert find_service("data_access_api").declared_exchanges() == ()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,6 +24,7 @@ from mastertrade.risk.adapters.state import KILL, apply_breaker_reset
 from mastertrade.risk.adapters.store import decide_batch, watch_breaker
 from mastertrade.risk.domain import Outcome, RiskLimits
 from mastertrade_model.topology import EXCHANGES, QUEUES, SIGNALS
+from tests.infra import create_vhost, delete_vhost
 from tests.services.helpers import running, wait_for_status
 from tests.services.trading import build_app, recording, unmarked_events
 
@@ -70,6 +73,35 @@ async def test_a_signal_is_resized_to_the_position_limit_and_decided_once(
     assert approved[0]["client_order_id"].startswith("mt-")
     assert [d["outcome"] for d in decisions] == ["resized"]
     assert "20.00% of equity" in decisions[0]["reasons"][0]
+
+
+async def test_an_approval_reaches_the_executors_queue_on_a_broker_that_lost_its_state(
+    trading_env: dict[str, str],
+) -> None:
+    """A broker with no queues (its volume lost; `mastertrade migrate` not run since) and no
+    executor started yet: the approvals the risk manager publishes wait in the executor's
+    queue, since the risk manager declares the queues its messages go to (the broker drops,
+    and confirms, a message no queue is bound for)."""
+    vhost = create_vhost("mastertrade_lost")
+    try:
+        env = trading_env | {"RABBITMQ_URL": vhost}
+        await set_equity(trading_env["DATABASE_URL"], "10000")
+        async with running(build_app("risk_manager", env)) as client:
+            await wait_for_status(client, "/health", 200)
+            connection = await aio_pika.connect(vhost)
+            async with connection:
+                channel = await connection.channel()
+                await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("lost-1"))
+                queue = await channel.declare_queue("order_executor.approved_orders",
+                                                    passive=True)  # fmt: skip
+                message, deadline = None, time.monotonic() + 10
+                while message is None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                    message = await queue.get(fail=False)
+                assert message is not None, "the approved order was dropped by the broker"
+                assert json.loads(message.body)["signal_id"] == "lost-1"
+    finally:
+        delete_vhost(vhost)
 
 
 async def test_a_stopping_risk_manager_sends_and_marks_what_its_last_batches_decided(

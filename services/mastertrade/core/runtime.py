@@ -93,7 +93,7 @@ def build_connector(
         return RedisConnector(url, timeout)
 
     async def declare(channel: AbstractRobustChannel) -> None:
-        await declare_topology(channel, spec.declared_exchanges(), spec.consumed_queues())
+        await declare_topology(channel, spec.declared_exchanges(), spec.declared_queues())
         for consumer in consumers:
             await consumer.start(channel)
 

@@ -72,10 +72,26 @@ class ServiceSpec:
             wanted.add(DEAD_LETTER_QUEUE)
         return tuple(queue for queue in QUEUES if queue.name in wanted)
 
+    def declared_queues(self) -> tuple[Queue, ...]:
+        """Queues to declare: those it reads, and those its messages are routed to (bound to
+        an exchange it publishes on). A message no queue is bound for is dropped by the broker
+        and confirmed all the same: declaring where its messages go, a publisher loses none
+        to a broker that lost its state (a volume lost, a new node) and a consumer that has
+        not declared its queue yet."""
+        published = {exchange.name for exchange in self.publishes}
+        wanted = {queue.name for queue in self.consumed_queues()} | {
+            queue.name
+            for queue in QUEUES
+            if any(binding.exchange in published for binding in queue.bindings)
+        }
+        if wanted:
+            wanted.add(DEAD_LETTER_QUEUE)
+        return tuple(queue for queue in QUEUES if queue.name in wanted)
+
     def declared_exchanges(self) -> tuple[Exchange, ...]:
         """Exchanges to declare: those published to, those the queues bind to, and the DLX."""
         names = {exchange.name for exchange in self.publishes}
-        for queue in self.consumed_queues():
+        for queue in self.declared_queues():
             names.update(binding.exchange for binding in queue.bindings)
         if names:
             names.add(DEAD_LETTERS.name)
