@@ -3,16 +3,21 @@
 What must hold after any run, crashes included: every signal decided exactly once; every
 approved signal exactly one order, of the approved quantity, and every filled order exactly one
 fill; replaying the fills in booking order from the starting cash never takes cash or a
-position below zero and ends exactly at the stored balance and positions; the stored equity is
-cash plus every position at the mark it was valued at.
+position below zero and ends exactly at the stored balance and positions, nothing held back
+once no order is open; the stored equity is cash plus every position at the mark it was valued
+at, whenever it is looked at (`sample_equity`, where the marks stay put); and where the book
+stays put, each fill is at its price and pays its fee (`check_fill_costs`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
 import asyncpg
@@ -32,6 +37,7 @@ class Books:
     cash: Decimal
     positions: dict[str, Decimal]
     equity: Row | None
+    locked: Decimal = Decimal(0)  # of `cash`: what open orders hold back
 
 
 async def read_books(url: str, asset: str = "USDT") -> Books:
@@ -41,12 +47,15 @@ async def read_books(url: str, asset: str = "USDT") -> Books:
         url, "SELECT f.*, o.side, o.symbol FROM fills f JOIN orders o USING (client_order_id) "
         "ORDER BY f.id",
     )  # fmt: skip
-    cash = await query(url, "SELECT free + locked AS cash FROM balances WHERE asset = $1", asset)
+    cash = await query(
+        url, "SELECT free + locked AS cash, locked FROM balances WHERE asset = $1", asset
+    )
     positions = await query(url, "SELECT symbol, quantity FROM positions")
     equity = await query(url, "SELECT * FROM account_equity WHERE environment = 'paper'")
     return Books(
         decisions, orders, fills, cash[0]["cash"],
         {row["symbol"]: row["quantity"] for row in positions}, equity[0] if equity else None,
+        cash[0]["locked"],
     )  # fmt: skip
 
 
@@ -66,7 +75,9 @@ async def settled(url: str, signal_ids: list[str]) -> bool | None:
 
 
 def check_orders(books: Books, signal_ids: list[str]) -> list[str]:
-    """Each signal decided once, each approved one exactly one order; the approved ids."""
+    """Each signal decided once, each approved one exactly one order; the approved ids. (The
+    tables' keys already refuse a second decision or order row for one id: what would show a
+    doubled order is a second fill of it, checked here, and the ledger replay.)"""
     counts = Counter(row["signal_id"] for row in books.decisions)
     assert sorted(counts) == sorted(signal_ids), "a signal was lost or decided that was not sent"
     assert set(counts.values()) == {1}
@@ -98,6 +109,23 @@ def check_ledger(books: Books, start: Decimal) -> None:
         assert held[fill["symbol"]] >= 0, f"{fill['symbol']} went short at fill {fill['id']}"
     assert cash == books.cash
     assert {s: q for s, q in held.items() if q} == {s: q for s, q in books.positions.items() if q}
+    if all(order["status"] in TERMINAL for order in books.orders):
+        assert books.locked == 0, f"{books.locked} held back with no order open"
+
+
+def check_fill_costs(
+    books: Books, bid: Decimal, ask: Decimal, fee_rate: Decimal, slippage: Decimal
+) -> None:
+    """Every fill traded against a book that stayed at `bid`/`ask`: a buy at the ask plus
+    slippage, a sell at the bid less it (each rounded to 8 places against the trader), and a
+    fee of `fee_rate` of the notional (rounded up to 8 places)."""
+    step = Decimal("0.00000001")
+    buy = (ask * (1 + slippage)).quantize(step, rounding=ROUND_UP)
+    sell = (bid * (1 - slippage)).quantize(step, rounding=ROUND_DOWN)
+    for fill in books.fills:
+        price = buy if fill["side"] == "buy" else sell
+        fee = (price * fill["quantity"] * fee_rate).quantize(step, rounding=ROUND_UP)
+        assert (fill["price"], fill["fee"]) == (price, fee), f"fill {fill['id']}: {dict(fill)}"
 
 
 def check_equity(books: Books, marks: dict[str, Decimal]) -> None:
@@ -107,3 +135,38 @@ def check_equity(books: Books, marks: dict[str, Decimal]) -> None:
     assert books.equity["cash"] == books.cash
     assert books.equity["positions_value"] == value
     assert books.equity["equity"] == books.cash + value
+
+
+# One snapshot of the books and the equity stored with them
+SNAPSHOT = """
+SELECT (SELECT free + locked FROM balances WHERE environment = 'paper' AND asset = 'USDT') AS cash,
+       (SELECT json_object_agg(symbol, quantity::text) FROM positions
+        WHERE environment = 'paper' AND quantity <> 0) AS positions,
+       e.cash AS stored_cash, e.positions_value, e.equity
+FROM account_equity e WHERE e.environment = 'paper'
+"""
+
+
+async def sample_equity(
+    url: str, marks: dict[str, Decimal], stop: asyncio.Event, every: float = 0.05
+) -> int:
+    """Until `stop`, every `every` seconds, in one snapshot: the stored equity is the cash the
+    books hold plus each position at `marks` (marks that stay put while this runs), however
+    the executor is stopped and killed meanwhile. Returns how many snapshots held an equity."""
+    sampled = 0
+    connection = await asyncpg.connect(url)
+    try:
+        while not stop.is_set():
+            async with connection.transaction(isolation="repeatable_read", readonly=True):
+                row = await connection.fetchrow(SNAPSHOT)
+            if row is not None:
+                sampled += 1
+                held = json.loads(row["positions"] or "{}")
+                value = sum((Decimal(q) * marks[s] for s, q in held.items()), Decimal(0))
+                seen = (row["stored_cash"], row["positions_value"], row["equity"])
+                assert seen == (row["cash"], value, row["cash"] + value), (seen, dict(row))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+    finally:
+        await connection.close()
+    return sampled

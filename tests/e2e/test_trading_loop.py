@@ -4,8 +4,10 @@ Redis; signals in, decisions, orders, fills, books and alerts out.
 - The simulated market at high speed feeds the quotes; signals (the strategy stand-in) are
   sized, resized and rejected by two risk manager replicas, filled by the executor, the books
   add up and the alerts reach the local channel servers.
-- The executor is SIGKILLed 20 times while signals flow, at random moments and inside fills:
-  no order lost, none doubled, the books still add up.
+- The executor is SIGKILLed 20 times while signals flow, at random moments (a new seed each
+  run) and inside fills, before and after their commit: no order lost, none doubled, the books
+  still add up, each fill at its price and fee, and the equity stored is cash plus positions
+  at market whenever it is looked at.
 - Prices fall, the breaker trips, new exposure is refused (a resting buy approved before the
   trip is cancelled) while reducing orders pass, a non-admin reset is refused and only the
   admin reset clears it.
@@ -32,7 +34,15 @@ from mastertrade.core.prices import PriceUnavailableError
 from mastertrade.execution.domain.halt import BREAKER
 from mastertrade.local_stack import Child
 from mastertrade_model.topology import DEAD_LETTER_QUEUE
-from tests.e2e.books import check_equity, check_ledger, check_orders, read_books, settled
+from tests.e2e.books import (
+    check_equity,
+    check_fill_costs,
+    check_ledger,
+    check_orders,
+    read_books,
+    sample_equity,
+    settled,
+)
 from tests.e2e.stack import (
     ADMIN_TOKEN,
     Stack,
@@ -42,7 +52,7 @@ from tests.e2e.stack import (
     strategy_signal,
     wait_until,
 )
-from tests.services.crash import kill_inside_a_fill
+from tests.services.crash import Landed, kill_inside_a_fill, kill_moments
 from tests.services.fake_channels import FakeChannels
 from tests.services.trading import new_symbol
 
@@ -193,43 +203,55 @@ async def feed(
 
 
 async def kill_repeatedly(stack: Stack, url: str, rng: random.Random) -> None:
-    """Start the executor and SIGKILL it KILLS times: at a random moment once it serves, then
-    inside a fill (orders recorded in an open transaction, their messages unacknowledged), in
-    turn."""
+    """Start the executor and SIGKILL it KILLS times, in turn: at a random moment once it
+    serves; inside a fill, before its write of the orders and fills commits; inside a fill,
+    after that commit and before the messages are acknowledged (tests/services/crash.py)."""
     for kill in range(KILLS):
         executor = await stack.start("order_executor", **CRASH_ENV)
-        if kill % 2:
-            await kill_inside_a_fill(url, partial(stack.kill, executor))
+        if kill % 3:
+            landed = Landed.BEFORE_COMMIT if kill % 3 == 1 else Landed.AFTER_COMMIT
+            await kill_inside_a_fill(url, partial(stack.kill, executor), landed)
         else:
             await asyncio.sleep(rng.uniform(0.05, 1.5))
             await stack.kill(executor)
 
 
+BID, ASK, FEE_RATE, SLIPPAGE = Decimal("99.5"), Decimal(100), Decimal("0.001"), Decimal("0.0005")
 CRASH_ENV = {**UNLIMITED_RATE, "PAPER_TRADING_INITIAL_BALANCE": "1000000",
-             "PRICE_MAX_AGE_SECONDS": "0"}  # fmt: skip
+             "PRICE_MAX_AGE_SECONDS": "0", "PAPER_FEE_RATE": str(FEE_RATE),
+             "PAPER_SLIPPAGE_PCT": str(SLIPPAGE)}  # fmt: skip
 
 
 async def test_sigkill_of_the_executor_twenty_times_loses_and_doubles_nothing(
     stack: Stack,
 ) -> None:
-    env, symbol, rng, stop = stack.env, new_symbol(), random.Random(20261202), asyncio.Event()
+    """The equity stored is checked all along (`sample_equity`), against the one quote the
+    symbol keeps: cash + positions at market at every step, crashes included."""
+    env, symbol, rng, stop = stack.env, new_symbol(), kill_moments(), asyncio.Event()
     url, sent = env["DATABASE_URL"], dict[str, str]()
-    await set_quote(env["REDIS_URL"], symbol, "99.5", "100")
+    await set_quote(env["REDIS_URL"], symbol, str(BID), str(ASK))
     await stack.start("risk_manager", **CRASH_ENV)
     first = await stack.start("order_executor", **CRASH_ENV)  # opens the account, values it
     await wait_until(lambda: equity_stored(url), "the executor's first equity")
     await stack.kill(first)
-    async with broker(env["RABBITMQ_URL"]) as channel:
-        feeder = asyncio.create_task(feed(channel, symbol, sent, stop))
-        try:
-            await kill_repeatedly(stack, url, rng)
-        finally:
-            stop.set()
-            await feeder
-        await stack.start("order_executor", **CRASH_ENV)
-        await wait_until(lambda: settled(url, list(sent)), "every order finished after the crashes")
-        books = await read_books(url)
-        assert await dead_letters(channel) == 0
+    sampled, marks = asyncio.Event(), {symbol: (BID + ASK) / 2}
+    sampler = asyncio.create_task(sample_equity(url, marks, sampled))
+    try:
+        async with broker(env["RABBITMQ_URL"]) as channel:
+            feeder = asyncio.create_task(feed(channel, symbol, sent, stop))
+            try:
+                await kill_repeatedly(stack, url, rng)
+            finally:
+                stop.set()
+                await feeder
+            await stack.start("order_executor", **CRASH_ENV)
+            await wait_until(lambda: settled(url, list(sent)), "every order finished after "
+                             "the crashes")  # fmt: skip
+            books = await read_books(url)
+            assert await dead_letters(channel) == 0
+    finally:
+        sampled.set()
+    assert await sampler > 0, "no equity was stored to look at"
     check_orders(books, list(sent))
     outcomes = {row["signal_id"]: row["outcome"] for row in books.decisions}
     assert {outcomes[s] for s, side in sent.items() if side == "buy"} == {"approved"}
@@ -238,6 +260,7 @@ async def test_sigkill_of_the_executor_twenty_times_loses_and_doubles_nothing(
     # an approved sell never asks for more than is held: every order fills
     assert {row["status"] for row in books.orders} == {"filled"}
     check_ledger(books, Decimal(1000000))
+    check_fill_costs(books, BID, ASK, FEE_RATE, SLIPPAGE)
 
 
 async def decision(url: str, signal_id: str) -> asyncpg.Record | None:

@@ -7,9 +7,10 @@ restarted, 20 times, and finally left to finish. Then every order must exist onc
 order must have exactly one fill, and the cash must be exactly the start minus what the fills
 cost.
 
-Half the kills come at random moments once it serves, the other half inside a fill, made
-certain (`tests/services/crash.py`): orders recorded in an open transaction, their messages
-unacknowledged.
+A third of the kills come at random moments once it serves (a new seed each run, printed;
+KILL_SEED replays one), the others inside a fill, made certain (`tests/services/crash.py`):
+its messages unacknowledged and its write of the orders ended before its commit, or committed
+after the kill.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from mastertrade.core.bus import publish_json
 from mastertrade.execution.app import QUEUE
 from mastertrade_model.topology import DEAD_LETTER_QUEUE, ORDERS
 from tests.infra import free_port
-from tests.services.crash import kill_inside_a_fill
+from tests.services.crash import Landed, kill_inside_a_fill, kill_moments
 from tests.services.trading import new_symbol, recording, set_quote
 
 pytestmark = pytest.mark.infra
@@ -136,12 +137,14 @@ async def sigkill(process: subprocess.Popen[bytes]) -> None:
 
 
 async def kill_repeatedly(env: dict[str, str], rng: random.Random, log: Path) -> None:
-    """SIGKILL a fresh executor KILLS times: at a random moment, then inside a fill, in turn."""
+    """SIGKILL a fresh executor KILLS times, in turn: at a random moment, inside a fill before
+    its commit, inside a fill after its commit (unacknowledged)."""
     for kill in range(KILLS):
         process, port = start_executor(env, log)
         await until_serving(port)
-        if kill % 2:
-            await kill_inside_a_fill(env["DATABASE_URL"], partial(sigkill, process))
+        if kill % 3:
+            landed = Landed.BEFORE_COMMIT if kill % 3 == 1 else Landed.AFTER_COMMIT
+            await kill_inside_a_fill(env["DATABASE_URL"], partial(sigkill, process), landed)
         else:
             await asyncio.sleep(rng.uniform(0.05, 1.5))
             await sigkill(process)
@@ -150,7 +153,7 @@ async def kill_repeatedly(env: dict[str, str], rng: random.Random, log: Path) ->
 async def test_sigkill_twenty_times_loses_and_doubles_nothing(
     trading_env: dict[str, str], tmp_path: Path
 ) -> None:
-    symbol, rng, stop = new_symbol(), random.Random(1234), asyncio.Event()
+    symbol, rng, stop = new_symbol(), kill_moments(), asyncio.Event()
     log = tmp_path / "executors.log"
     sent: list[str] = []
     await set_quote(symbol, "99.5", "100")
