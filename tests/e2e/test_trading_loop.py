@@ -9,8 +9,8 @@ Redis; signals in, decisions, orders, fills, books and alerts out.
   still add up, each fill at its price and fee, and the equity stored is cash plus positions
   at market whenever it is looked at.
 - Prices fall, the breaker trips, new exposure is refused (a resting buy approved before the
-  trip is cancelled) while reducing orders pass, a non-admin reset is refused and only the
-  admin reset clears it.
+  trip is cancelled) while reducing orders pass; prices coming back and a SIGKILLed risk
+  manager leave it open, a non-admin reset is refused and only the admin reset clears it.
 """
 
 from __future__ import annotations
@@ -331,6 +331,13 @@ async def test_falling_prices_trip_the_breaker_and_only_the_admin_resets_it(
         )
         reducing = await decide(channel, url, falling[0], "sell", Decimal(5), Decimal(50))
         await wait_until(lambda: filled(url, reducing["client_order_id"]), "the reducing sell")
+        # the prices come back and the risk manager is killed and started again: neither
+        # clears the breaker (its state is in PostgreSQL, and a recovery is no reset)
+        for symbol in falling:
+            await set_quote(redis, symbol, "99.99", "100.01")
+        await revalued_after(url, time.time())
+        await stack.kill(risk)
+        risk = await stack.start("risk_manager", **common)
         async with httpx.AsyncClient(base_url=Stack.url(risk)) as client:
             reset = "/api/v1/admin/circuit-breaker/reset"
             anonymous = await client.post(reset)
