@@ -1172,7 +1172,8 @@ async def test_an_exit_sells_nothing_an_approved_sell_is_already_selling(
     """Bought 0.1 at 100; its exit at 101 approved while the executor is away (not an order
     yet); its buy at 102 refused (the breaker open: only sells pass). Out again at 103: the 0.1
     is being sold already, and a second sell would sell another strategy's coins of the symbol:
-    nothing is sent."""
+    nothing is sent. The exit waits for that sell: the executor, back, refuses it (too old),
+    and at the next candle the 0.1 is sold."""
     symbol, url = "TESTSELLINGUSDT", trading_env["DATABASE_URL"]
     start = NOW - timedelta(minutes=200)
     strategy = await momentum_after_a_fall(url, symbol, start)
@@ -1184,7 +1185,8 @@ async def test_an_exit_sells_nothing_an_approved_sell_is_already_selling(
                 "side": side, "price": price}  # fmt: skip
 
     await filled(url, rule_signal(100, "buy", "950"), "0.1")
-    await decided(url, rule_signal(101, "sell", "940"), "0.1", "approved")
+    first_exit = rule_signal(101, "sell", "940")
+    await decided(url, first_exit, "0.1", "approved")
     await decided(url, rule_signal(102, "buy", "960"), "0.1", "rejected")
     async with live_strategies(trading_env, rabbitmq_url, symbol) as (channel, signals, client):
         await store_candles(url, symbol, start, [(103, "950")])
@@ -1193,7 +1195,20 @@ async def test_an_exit_sells_nothing_an_approved_sell_is_already_selling(
         await wait_counted(client, 1)
         await asyncio.sleep(1.0)  # what the candle made is published by now
         published = signals.of(f"signal.{symbol}")
-    assert published == []
+        await execute_sql(
+            url, "INSERT INTO orders (client_order_id, signal_ref, symbol, side, type, quantity, "
+            "price, status, environment, filled_quantity, reason) VALUES ($1, $1, $2, 'sell', "
+            "'market', 0.1, 940, 'rejected', 'paper', 0, 'approval too old')",
+            first_exit["signal_id"], symbol,
+        )  # fmt: skip
+        await store_candles(url, symbol, start, [(104, "945")])
+        still_out = candle(symbol, start + timedelta(minutes=104), "950", "945")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", still_out)
+        [sold] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+        await asyncio.sleep(1.0)  # a sell candle 103 sent late would be here too by now
+        every = signals.of(f"signal.{symbol}")
+    assert published == [] and every == [sold]
+    assert (sold["side"], Decimal(sold["quantity"])) == ("sell", Decimal("0.1"))
 
 
 async def test_a_strategy_on_a_pair_not_quoted_in_the_account_s_asset_sells_and_never_buys(

@@ -57,13 +57,15 @@ SELL_MAY_FILL_SECONDS = BUY_MAY_FILL_SECONDS
 # What the strategy holds less its sells the risk manager approved that are not orders yet (an
 # executor away, a backlog): those coins are already being sold, and an exit that sold them
 # again would sell another strategy's coins of the symbol, or fail
-SELLABLE = f"""
-SELECT ({HELD}) - COALESCE((SELECT sum(d.approved_quantity) FROM risk_decisions d
-    WHERE d.signal_id LIKE $1 AND d.symbol = $2 AND d.environment = $3 AND d.side = 'sell'
-      AND d.outcome <> 'rejected'
-      AND d.decided_at > now() - make_interval(secs => {SELL_MAY_FILL_SECONDS:g})
-      AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = d.client_order_id)), 0)
+SELLS_IN_FLIGHT = f"""
+FROM risk_decisions d
+WHERE d.signal_id LIKE $1 AND d.symbol = $2 AND d.environment = $3 AND d.side = 'sell'
+  AND d.outcome <> 'rejected'
+  AND d.decided_at > now() - make_interval(secs => {SELL_MAY_FILL_SECONDS:g})
+  AND NOT EXISTS (SELECT FROM orders o WHERE o.client_order_id = d.client_order_id)
 """
+SELLABLE = f"SELECT ({HELD}) - COALESCE((SELECT sum(d.approved_quantity) {SELLS_IN_FLIGHT}), 0)"
+SELL_IN_FLIGHT = f"SELECT EXISTS (SELECT {SELLS_IN_FLIGHT})"
 # Signals decided in one batch share decided_at: then the later candle (the minute in the id);
 # between ids with no minute, a signal of the rule before a closing sell, then the id itself,
 # so every pod takes the same one for the latest. Decided out of candle order (a backlog taken
@@ -140,6 +142,18 @@ async def held_quantity(
     prefix = f"{strategy_prefix(strategy_id)}%"
     held = await connection.fetchval(SELLABLE, prefix, symbol, environment)
     return held_amount(held)
+
+
+async def sell_in_flight(
+    connection: Connection | asyncpg.Pool, strategy_id: int, symbol: str, environment: str
+) -> bool:
+    """Whether a sell of the strategy the risk manager approved may still become an order (an
+    exit that finds nothing to sell waits for it: refused by the executor, it leaves its coins
+    to sell again)."""
+    found = await connection.fetchval(
+        SELL_IN_FLIGHT, f"{strategy_prefix(strategy_id)}%", symbol, environment
+    )
+    return found is True
 
 
 def held_amount(held: Decimal) -> Decimal:

@@ -57,6 +57,7 @@ from mastertrade.strategy.holdings import (
     held_quantity,
     last_signal,
     rule_is_in,
+    sell_in_flight,
     signal_id,
     was_decided,
 )
@@ -321,21 +322,25 @@ class LiveTrader:
             )
 
     async def _hold_exit(self, active: ActiveStrategy, price: Decimal) -> None:
-        """An exit that finds nothing held: it waits for a buy that may still fill (not filled
-        yet, or not decided yet), and is let go once that buy was refused or finished."""
+        """An exit that finds nothing to sell: it waits for a buy that may still fill (not
+        filled yet, or not decided yet) or an approved sell that may still become an order
+        (refused, it leaves the coins to sell), and is let go once neither may."""
         assert self.runtime is not None
-        pool = self.runtime.pool
-        if await buy_may_still_fill(pool, active.id, active.symbol, self.environment):
+        pool, env = self.runtime.pool, self.environment
+        if await buy_may_still_fill(pool, active.id, active.symbol, env) or await sell_in_flight(
+            pool, active.id, active.symbol, env
+        ):
             if active.id not in self._exits_waiting:
-                logger.info("strategy %d: no sell at %s: it holds nothing yet; its exit is "
-                            "looked at again at each candle until its buy fills",
-                            active.id, price)  # fmt: skip
+                logger.info("strategy %d: no sell at %s: nothing to sell yet (a buy may still "
+                            "fill, or a sell approved before is not an order yet); its exit is "
+                            "looked at again at each candle until that settles", active.id,
+                            price)  # fmt: skip
                 self._exits_waiting[active.id] = time.monotonic() + EXIT_WAIT_SECONDS
         elif self._exits_waiting.pop(active.id, None) is None:
             logger.info("strategy %d: no sell at %s: it holds nothing", active.id, price)
         else:
-            logger.info("strategy %d: its buy was refused or sold: its exit waits no more",
-                        active.id)  # fmt: skip
+            logger.info("strategy %d: what its exit waited for settled, and nothing is left to "
+                        "sell: its exit waits no more", active.id)  # fmt: skip
 
     def _exit_waits(self, strategy_id: int) -> bool:
         """Whether the strategy's exit found nothing held less than EXIT_WAIT_SECONDS ago."""
