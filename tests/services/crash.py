@@ -10,8 +10,9 @@ are delivered and not acknowledged. Then, as asked:
   of it commits (checked: the balance's version, which every paper write bumps, is unchanged),
   as with a kill a moment before the commit;
 - `Landed.AFTER_COMMIT`: the lock is let go and the write commits on its own, its client dead
-  (PostgreSQL runs a statement to its end unless it has to send something; checked: the
-  version moved on), as with a kill between the commit and the acknowledgement.
+  (PostgreSQL runs a statement to its end unless it has to send something, with its default
+  client_connection_check_interval of 0; checked: the version moved on), as with a kill
+  between the commit and the acknowledgement.
 
 Whatever happens next must lose and double nothing.
 """

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from mastertrade.alerts.adapters.digests import store_digest, untold_channels
+from mastertrade.alerts.adapters.digests import RECORD_DIGEST, store_digest, untold_channels
 from mastertrade.alerts.adapters.store import LeaseHolder, mark_delivery, store_alert
 from mastertrade.alerts.domain.delivery import HELD_BACK_KIND
 from mastertrade.core.messages import AlertEvent
@@ -100,6 +100,32 @@ async def test_two_replicas_raising_a_digest_at_once_tell_each_delivery_once(
     untold = await pool.fetchval("SELECT count(*) FROM alert_deliveries WHERE told_at IS NULL "
                                  "AND status = 'rate_limited'")  # fmt: skip
     assert (digests, untold) == (1, 0)
+
+
+async def test_a_replica_waits_for_one_raising_the_channels_digest_and_keeps_its_window(
+    pool: asyncpg.Pool, trading_env: dict[str, str]
+) -> None:
+    """Replica A is raising slack's digest (it holds the channel's lock) when another delivery
+    is held back; replica B, due at the same moment, waits for A and then finds the window
+    taken: the new one waits for the next digest, a minute on, not a second one now."""
+    await held_back(pool, "slack", "order_filled")
+    replica_a = await asyncpg.connect(trading_env["DATABASE_URL"])
+    try:
+        async with replica_a.transaction():
+            await replica_a.execute("SELECT pg_advisory_xact_lock(hashtext('alerts_held_back:"
+                                    "slack'))")  # fmt: skip
+            replica_b = asyncio.create_task(
+                store_digest(pool, "slack", PER_MINUTE, replica("replica-b"))
+            )
+            await asyncio.sleep(0.5)
+            assert not replica_b.done(), "replica B did not wait for A's digest"
+            await replica_a.execute("UPDATE alert_deliveries SET told_at = now()")
+            await replica_a.execute(RECORD_DIGEST, "slack")
+            await held_back(pool, "slack", "order_rejected")  # held back meanwhile
+        assert await replica_b is None
+    finally:
+        await replica_a.close()
+    assert await untold_channels(pool) == {"slack"}  # told in the next digest
 
 
 async def test_a_digest_that_cannot_be_stored_leaves_what_it_tells_untold(

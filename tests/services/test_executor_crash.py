@@ -41,7 +41,7 @@ from tests.services.trading import new_symbol, recording, set_quote
 
 pytestmark = pytest.mark.infra
 
-MAX_ORDERS = 2000
+MAX_ORDERS = 6000  # 5 minutes of the feed: a slow machine's 20 kills end well before
 KILLS = 20
 START = Decimal(1000000)
 MASTERTRADE = str(Path(sys.executable).parent / "mastertrade")
@@ -141,12 +141,14 @@ async def kill_repeatedly(env: dict[str, str], rng: random.Random, log: Path) ->
     its commit, inside a fill after its commit (unacknowledged)."""
     for kill in range(KILLS):
         process, port = start_executor(env, log)
-        await until_serving(port)
-        if kill % 3:
-            landed = Landed.BEFORE_COMMIT if kill % 3 == 1 else Landed.AFTER_COMMIT
-            await kill_inside_a_fill(env["DATABASE_URL"], partial(sigkill, process), landed)
-        else:
-            await asyncio.sleep(rng.uniform(0.05, 1.5))
+        try:
+            await until_serving(port)
+            if kill % 3:
+                landed = Landed.BEFORE_COMMIT if kill % 3 == 1 else Landed.AFTER_COMMIT
+                await kill_inside_a_fill(env["DATABASE_URL"], partial(sigkill, process), landed)
+            else:
+                await asyncio.sleep(rng.uniform(0.05, 1.5))
+        finally:  # killed here too when a check failed: no executor outlives the test
             await sigkill(process)
 
 

@@ -25,11 +25,12 @@ POSTGRES_AWAY: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     # what a server restarting or failing over answers: 57P01 shutting down, 57P02 crashed,
     # 57P03 starting up (a reconnect's answer meanwhile), 57P05 idle too long; 53300 full for
-    # now, 53100 its disk full, 53200 out of memory; 28000/28P01 a new connection refused its
-    # credentials (a password rotated before the Secret): each passes when an operator acts,
-    # and none is the message's fault, so dead-lettering every message meanwhile would lose
-    # the orders. Not a cancel (57014: statement_timeout would retry it for ever) nor a
-    # read-only server (a deployment pointed at a standby must fail, not wait).
+    # now, 53100 its disk full, 53200 out of memory; 28000/28P01 a new connection refused (a
+    # password rotated before the Secret, a pg_hba.conf or role changed): the server or its
+    # set-up is wrong for now, not the message (the statements are small and bounded), so
+    # dead-lettering every message meanwhile would lose the orders; the work waits, and the
+    # logs and /health say why. Not a cancel (57014: statement_timeout would retry it for
+    # ever) nor a read-only server (a deployment pointed at a standby must fail, not wait).
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,

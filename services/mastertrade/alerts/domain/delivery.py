@@ -42,7 +42,7 @@ def is_urgent(alert: AlertEvent) -> bool:
 
 
 def admit(limiter: RateLimiter, channel: str, now: float, alert: AlertEvent) -> bool:
-    """Does `alert` go out on `channel` now? The digest of what was held back (`HeldBack`)
+    """Does `alert` go out on `channel` now? The digest of what was held back (adapters/digests.py)
     always, and outside the window's count: it is one a window at most, and counted it would
     hold back the alert that brings on the next digest. An urgent alert always, counted; any
     other while the window has room."""
