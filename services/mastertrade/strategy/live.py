@@ -196,7 +196,9 @@ class LiveTrader:
                 logger.error("strategy %d is active but its parameters make no rule this "
                              "release knows (%s): it signals nothing, not even its exit; "
                              "retire it (its closing sell is then sent), or activate another",
-                             active.id, error.errors(include_url=False)[0]["msg"])  # fmt: skip
+                             active.id, "; ".join(
+                                 f"{'.'.join(map(str, e['loc'])) or 'strategy'}: {e['msg']}"
+                                 for e in error.errors(include_url=False)))  # fmt: skip
             return None
 
     def refresh(self) -> None:
