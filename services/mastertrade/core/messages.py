@@ -100,19 +100,25 @@ executor away, a message replayed by hand from the dead letters) is rejected, ne
 filled, and its strategy's next signal is decided afresh."""
 
 
+def outlived(made: datetime, now: datetime, lifetime: float) -> float | None:
+    """How many seconds before `now` `made` is (negative: after it), when more than `lifetime`
+    either way; None when within it. A time further ahead of `now` than the lifetime is refused
+    as one too old is: it would keep what it dates alive for as long again."""
+    age = (now - made).total_seconds()
+    return age if abs(age) > lifetime else None
+
+
 def stale_approval(approved_at: datetime | None, now: datetime) -> str | None:
     """Why an order approved at `approved_at` may no longer be executed at `now`, if so (None
-    for an order recorded before approvals carried their time). A time further ahead of `now`
-    than the lifetime is refused too: it would keep the approval alive for as long again."""
+    for an order recorded before approvals carried their time); see `outlived`."""
     if approved_at is None:
         return None
-    age = (now - approved_at).total_seconds()
-    if -age > APPROVAL_LIFETIME_SECONDS:
+    if (age := outlived(approved_at, now, APPROVAL_LIFETIME_SECONDS)) is None:
+        return None
+    if age < 0:
         return (f"approved_at {approved_at.isoformat()} is {-age:.0f} s ahead of this clock: "
                 "the risk manager's and the executor's clocks disagree (check their NTP), or "
                 "the message was edited")  # fmt: skip
-    if age <= APPROVAL_LIFETIME_SECONDS:
-        return None
     return (f"approved {age:.0f} s ago ({approved_at.isoformat()}), and an "
             f"approval holds for {APPROVAL_LIFETIME_SECONDS:.0f} s: the risk limits were checked "
             "against the equity and prices of then; the strategy's next signal is decided "
@@ -129,16 +135,14 @@ its exit gave up waiting is never approved, to be held with no exit to come."""
 
 
 def stale_signal(created_at: datetime, now: datetime) -> str | None:
-    """Why a signal made at `created_at` may no longer be decided at `now`, if so. A time
-    further ahead of `now` than the lifetime is refused too: it would keep the signal alive for
-    as long again."""
-    age = (now - created_at).total_seconds()
-    if -age > SIGNAL_LIFETIME_SECONDS:
+    """Why a signal made at `created_at` may no longer be decided at `now`, if so; see
+    `outlived`."""
+    if (age := outlived(created_at, now, SIGNAL_LIFETIME_SECONDS)) is None:
+        return None
+    if age < 0:
         return (f"signal made at {created_at.isoformat()}, {-age:.0f} s ahead of this clock: the "
                 "strategy's and the risk manager's clocks disagree (check their NTP), or the "
                 "message was edited")  # fmt: skip
-    if age <= SIGNAL_LIFETIME_SECONDS:
-        return None
     return (f"signal made {age:.0f} s ago ({created_at.isoformat()}), and a signal holds for "
             f"{SIGNAL_LIFETIME_SECONDS:.0f} s: the market it was made on has moved; the "
             "strategy's next signal is decided afresh")  # fmt: skip
