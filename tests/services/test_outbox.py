@@ -1,25 +1,36 @@
 """The outbox on real PostgreSQL and RabbitMQ: published rows are pruned once older than the
 retention, never a row still waiting to be published, whatever its age; a row leased to its
 writer is its writer's to send until the lease is over, then any loop's; what a sender sent is
-marked by the next transaction, and what it failed to send is sent by the loop."""
+marked by the next transaction, and what it failed to send is sent by the loop. An event for an
+exchange the broker does not have is held back, not lost, and blocks nothing: the events around
+it go out once each."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import Counter
 
 import aio_pika
 import asyncpg
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 
+from mastertrade.core.bus import declare_topology
 from mastertrade.core.outbox import (
+    HOLD_SECONDS,
     LEASED_UNTIL,
     OutboxSender,
+    OutboxSendError,
     Written,
     mark_sent,
     prune_published,
     publish_outbox,
     written_in_order,
 )
+from mastertrade_model.topology import ALERTS, EXCHANGES, ORDERS
+from tests.infra import create_vhost, delete_vhost
 from tests.services.trading import recording
 
 pytestmark = pytest.mark.infra
@@ -149,3 +160,93 @@ async def test_what_the_sender_failed_to_send_the_loop_sends_once_the_lease_is_o
         await pool.close()
     assert nothing_confirmed == []
     assert (within_lease, after_lease) == (0, 1)
+
+
+async def add_rows(pool: asyncpg.Pool, rows: list[tuple[str, str]]) -> None:
+    for exchange, key in rows:
+        await pool.execute(
+            "INSERT INTO outbox (exchange, routing_key, payload) VALUES ($1, $2, '{}'::jsonb)",
+            exchange, key,
+        )  # fmt: skip
+
+
+async def held_rows(pool: asyncpg.Pool) -> dict[str, float]:
+    """Unpublished rows by routing key: how many seconds until their lease is over."""
+    rows = await pool.fetch(
+        "SELECT routing_key, extract(epoch FROM leased_until - now())::float8 AS left "
+        "FROM outbox WHERE published_at IS NULL"
+    )
+    return {row["routing_key"]: row["left"] for row in rows}
+
+
+async def test_an_event_for_an_exchange_outside_the_topology_is_held_and_the_others_go_out_once(
+    trading_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = await asyncpg.create_pool(trading_env["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        await add_rows(pool, [(ORDERS.name, "before"), ("mastertrade.retired", "retired"),
+                              (ORDERS.name, "after")])  # fmt: skip
+        async with recording(trading_env["RABBITMQ_URL"]) as (recorder, channel):
+            with caplog.at_level(logging.ERROR, "mastertrade.outbox"):
+                first = await publish_outbox(pool, channel)
+            again = await publish_outbox(pool, channel)
+            await recorder.wait_for("after")
+            await asyncio.sleep(0.3)
+            channel_open = not channel.is_closed
+        held = await held_rows(pool)
+    finally:
+        await pool.close()
+    assert (first, again) == (2, 0)
+    assert [key for key, _ in recorder.messages] == ["before", "after"]
+    assert channel_open  # nothing was published to the exchange the broker lacks
+    assert list(held) == ["retired"]
+    assert HOLD_SECONDS - 30 < held["retired"] <= HOLD_SECONDS
+    assert "mastertrade.retired" in caplog.text and "DELETE FROM outbox" in caplog.text
+
+
+async def test_an_event_for_an_exchange_deleted_from_the_broker_is_held_until_it_is_declared(
+    trading_env: dict[str, str],
+) -> None:
+    """The broker answers a publish to a missing exchange by closing the channel: the other
+    events in flight fail with it and are sent again once it is open. One it had routed but not
+    yet confirmed arrives twice (at least once); the channel closes once, not every round."""
+    vhost = create_vhost("mastertrade_outbox")
+    pool = await asyncpg.create_pool(trading_env["DATABASE_URL"], min_size=1, max_size=2)
+    service = await aio_pika.connect_robust(vhost, reconnect_interval=0.2)
+    try:
+        channel_of_service = await service.channel(publisher_confirms=True)
+        async with recording(vhost) as (recorder, channel):
+            await (await channel.get_exchange(ALERTS.name)).delete()
+            await add_rows(pool, [(ORDERS.name, "before"), (ALERTS.name, "alert.gone"),
+                                  *((ORDERS.name, f"after-{n}") for n in range(20))])  # fmt: skip
+            sent, deadline = 0, time.monotonic() + 15
+            while sent < 21:
+                assert time.monotonic() < deadline, f"sent {sent} of 21: {recorder.messages}"
+                try:
+                    sent += await publish_outbox(pool, channel_of_service)
+                except (OutboxSendError, aio_pika.exceptions.AMQPError):
+                    await asyncio.sleep(0.1)  # the channel reopens; the next round sends
+            await recorder.wait_for("after-19")
+            held = await held_rows(pool)
+            await declare_topology(channel, EXCHANGES, [])  # `mastertrade migrate`
+            queue = await channel.declare_queue(exclusive=True)
+            await queue.bind(ALERTS.name, "#")
+            got: asyncio.Queue[str] = asyncio.Queue()
+
+            async def on_alert(message: AbstractIncomingMessage) -> None:
+                await got.put(message.routing_key or "")
+
+            await queue.consume(on_alert, no_ack=True)
+            await pool.execute("UPDATE outbox SET leased_until = now() - interval '1 second'")
+            after_declare = await publish_outbox(pool, channel)
+            told = await asyncio.wait_for(got.get(), 10)
+    finally:
+        await service.close()
+        await pool.close()
+        delete_vhost(vhost)
+    arrived = Counter(key for key, _ in recorder.messages)
+    assert set(arrived) == {"before", *(f"after-{n}" for n in range(20))}
+    assert max(arrived.values()) <= 2
+    assert list(held) == ["alert.gone"]
+    assert HOLD_SECONDS - 30 < held["alert.gone"] <= HOLD_SECONDS
+    assert (after_declare, told) == (1, "alert.gone")

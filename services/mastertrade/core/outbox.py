@@ -12,6 +12,10 @@ The trading services' batches take a faster way (`OutboxSender`): a batch stores
 leased to itself (`LEASED_UNTIL`), sends them right after its commit while the next batch goes
 ahead, and the next batch's own statement marks what the broker confirmed (`mark_sent_cte`). No
 transaction waits on the broker, and no statement or commit is spent on marking.
+
+An event for an exchange the broker does not have (deleted by hand, or retired by an upgrade) is
+held back (`HOLD_SECONDS`) and logged with what to do, never dropped; the events around it go
+out, and the ones the broker did confirm are not sent again.
 """
 
 from __future__ import annotations
@@ -20,15 +24,19 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import aiormq
 import asyncpg
 from aio_pika.abc import AbstractChannel
 
 from mastertrade.core.bus import publish_json
 from mastertrade.core.db import Connection
+from mastertrade_model.topology import EXCHANGES
 
 logger = logging.getLogger("mastertrade.outbox")
 
@@ -58,6 +66,19 @@ UPDATE outbox SET published_at = now() WHERE id IN (
     WHERE published_at IS NULL AND (leased_until IS NULL OR leased_until < now())
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING id, exchange, routing_key, payload::text AS payload
+"""
+HOLD_SECONDS = 300.0
+"""How long events for an exchange the broker does not have are held back before they are tried
+again. Publishing to a missing exchange closes the AMQP channel, and with it the service's
+consumers, until it reopens: once every few minutes, not every loop round."""
+TOPOLOGY_EXCHANGES = frozenset(exchange.name for exchange in EXCHANGES)
+# RabbitMQ's 404 reply to a publish names the exchange it does not have.
+NO_EXCHANGE = re.compile(r"no exchange '(?P<name>[^']*)'")
+# Claimed rows that were not confirmed go back to unpublished; the held ones leased for a while.
+RELEASE = """
+UPDATE outbox SET published_at = NULL, leased_until = CASE WHEN id = ANY($2::bigint[])
+    THEN now() + make_interval(secs => $3) ELSE leased_until END
+WHERE id = ANY($1::bigint[])
 """
 MARK_SENT = """
 UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL
@@ -98,25 +119,92 @@ async def add_to_outbox(
     await connection.execute(INSERT, exchange, routing_key, json.dumps(payload))
 
 
+class OutboxSendError(Exception):
+    """Some claimed events were not confirmed by the broker; they are sent again next round."""
+
+
+def missing_exchange(error: BaseException) -> str | None:
+    """The exchange a publish failed for because the broker does not have it, or None."""
+    found = isinstance(error, aiormq.exceptions.ChannelNotFoundEntity)
+    match = NO_EXCHANGE.search(str(error)) if found else None
+    return match["name"] if match else None
+
+
+@dataclass
+class Round:
+    """What became of the rows one claim took: confirmed, held back, or to be sent again."""
+
+    confirmed: list[int] = field(default_factory=list)
+    held: dict[str, list[int]] = field(default_factory=dict)  # by the missing exchange
+    failed: list[BaseException] = field(default_factory=list)
+    unsent: list[int] = field(default_factory=list)
+
+    def hold(self, exchange: str, outbox_id: int) -> None:
+        self.held.setdefault(exchange, []).append(outbox_id)
+
+
+async def publish_rows(channel: AbstractChannel, rows: Sequence[asyncpg.Record]) -> Round:
+    """Publish the claimed rows, their confirms awaited together (one broker round trip); a row
+    naming an exchange outside the topology is held back without being sent."""
+    done = Round()
+    sendable = []
+    for row in rows:
+        if row["exchange"] in TOPOLOGY_EXCHANGES:
+            sendable.append(row)
+        else:
+            done.hold(row["exchange"], row["id"])
+    results = await asyncio.gather(
+        *(
+            publish_json(channel, row["exchange"], row["routing_key"], json.loads(row["payload"]))
+            for row in sendable
+        ),
+        return_exceptions=True,
+    )
+    for row, result in zip(sendable, results, strict=True):
+        if result is None:
+            done.confirmed.append(row["id"])
+        elif missing_exchange(result) == row["exchange"]:
+            done.hold(row["exchange"], row["id"])
+        else:  # the channel closed under it (by another row's 404, or the broker going away)
+            done.unsent.append(row["id"])
+            done.failed.append(result)
+    return done
+
+
+def log_held(held: dict[str, list[int]]) -> None:
+    """Say which events are held back, for which exchange, and what to do about it."""
+    for exchange, outbox_ids in held.items():
+        logger.error(
+            "%d outbox events for exchange %r are held back for %gs and then tried again: the "
+            "broker has no such exchange. If it is one of MasterTrade's, restart the services "
+            "or run `mastertrade migrate` to declare it again; if it was retired, delete them "
+            "(DELETE FROM outbox WHERE exchange = %r AND published_at IS NULL). Outbox ids: %s",
+            len(outbox_ids), exchange, HOLD_SECONDS, exchange, outbox_ids[:10],
+        )  # fmt: skip
+
+
 async def publish_outbox(pool: asyncpg.Pool, channel: AbstractChannel, batch: int = 100) -> int:
     """Publish unpublished events (confirmed by the broker) and mark them; returns how many.
 
     Rows are claimed with SKIP LOCKED, so replicas flushing at once never send a row twice in
-    the same round; a crash after the publish and before the mark re-sends it (at least once)."""
+    the same round; a crash after the publish and before the mark re-sends it (at least once).
+    Rows the broker did not confirm go back unpublished in the same transaction, and
+    `OutboxSendError` is raised after it commits; rows for a missing exchange are held back."""
     sent = 0
     while True:
         async with pool.acquire() as connection, connection.transaction():
             rows = sorted(await connection.fetch(CLAIM, batch), key=lambda row: row["id"])
-            # confirms awaited together: one broker round trip for the batch, not one per event
-            await asyncio.gather(
-                *(
-                    publish_json(
-                        channel, row["exchange"], row["routing_key"], json.loads(row["payload"])
-                    )
-                    for row in rows
-                )
+            done = await publish_rows(channel, rows)
+            held = [outbox_id for outbox_ids in done.held.values() for outbox_id in outbox_ids]
+            if held or done.unsent:
+                await connection.execute(RELEASE, held + done.unsent, held, HOLD_SECONDS)
+        log_held(done.held)
+        sent += len(done.confirmed)
+        if done.failed:
+            raise OutboxSendError(
+                f"{len(done.unsent)} of {len(rows)} events not confirmed, sent again next "
+                f"round ({sent} sent this round): {done.failed[0]!r}"
             )
-        sent += len(rows)
         if len(rows) < batch:
             return sent
 
@@ -149,14 +237,25 @@ class OutboxSender:
             written, self._waiting = self._waiting, []
             try:
                 channel = self.channel_of()
-                # confirms awaited together: one broker round trip for them all
-                await asyncio.gather(*(publish_json(channel, *event) for _, event in written))
             except Exception as error:
-                logger.warning("sending %d %s events failed, the outbox loop sends them once "
-                               "their %gs lease is over: %s", len(written), self.noun,
-                               LEASE_SECONDS, error)  # fmt: skip
+                self._failed(len(written), error)
                 continue
-            self._confirmed.extend(outbox_id for outbox_id, _ in written)
+            # confirms awaited together: one broker round trip for them all
+            results = await asyncio.gather(
+                *(publish_json(channel, *event) for _, event in written), return_exceptions=True
+            )
+            failures = [result for result in results if result is not None]
+            if failures:
+                self._failed(len(failures), failures[0])
+            self._confirmed.extend(
+                outbox_id
+                for (outbox_id, _), result in zip(written, results, strict=True)
+                if result is None
+            )
+
+    def _failed(self, count: int, error: BaseException) -> None:
+        logger.warning("sending %d %s events failed, the outbox loop sends them once their %gs "
+                       "lease is over: %s", count, self.noun, LEASE_SECONDS, error)  # fmt: skip
 
     async def drain(self) -> None:
         """Until everything handed over has been sent (or failed to be)."""
