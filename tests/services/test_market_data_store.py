@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 import subprocess
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -206,6 +207,43 @@ async def test_a_gap_longer_than_the_backfill_window_is_filled_for_the_window_on
         "SELECT min(open_time) FROM candles WHERE open_time > $1", now - timedelta(days=9)
     )
     assert resumed == now - timedelta(days=2)
+
+
+async def test_a_symbol_added_later_gets_its_history_joined_to_the_live_market(
+    pool: asyncpg.Pool,
+) -> None:
+    """BTCUSDT has a day of history; ETHUSDT and ETHBTC are added an hour later. Each added
+    symbol gets the same day of history, minute after minute, ending at the close its first
+    live minute opens from (no jump at the join), and BTCUSDT's stored history is untouched."""
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    join = now - timedelta(hours=1)
+    await simulated_history(pool, symbols=["BTCUSDT"], seed=3, days=1, now=join)
+    btc_before = await pool.fetch(
+        "SELECT open_time, open, high, low, close, volume FROM candles WHERE symbol = 'BTCUSDT' "
+        "ORDER BY open_time"
+    )
+    market, written = await simulated_history(
+        pool, symbols=["BTCUSDT", "ETHUSDT", "ETHBTC"], seed=3, days=1, now=now
+    )
+    btc_after = await pool.fetch(
+        "SELECT open_time, open, high, low, close, volume FROM candles WHERE symbol = 'BTCUSDT' "
+        "AND open_time < $1 ORDER BY open_time", join,
+    )  # fmt: skip
+    assert btc_after == btc_before
+    assert written == 2 * 1440 + 60  # the added symbols' day, and everyone's last hour
+    for symbol in ("ETHUSDT", "ETHBTC"):
+        rows = await pool.fetch(
+            "SELECT open_time, open, high, low, close FROM candles WHERE symbol = $1 "
+            "ORDER BY open_time", symbol,
+        )  # fmt: skip
+        assert [row["open_time"] for row in rows] == [
+            now - timedelta(days=1) + timedelta(minutes=m) for m in range(1440)
+        ]
+        for before, after in itertools.pairwise(rows):
+            assert after["open"] == before["close"], (symbol, after["open_time"])
+        assert all(row["low"] <= min(row["open"], row["close"]) for row in rows)
+        assert all(row["high"] >= max(row["open"], row["close"]) for row in rows)
+    assert market.next_minute * 60 == int(now.timestamp())
 
 
 async def test_a_backup_restores_with_clean_while_the_store_writes(

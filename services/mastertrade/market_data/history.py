@@ -5,16 +5,21 @@ and writes up to now, so a restart after a gap fills exactly the gap and never d
 (and the writes are upserts anyway). A gap longer than `days` is filled for its last `days`
 only, so a service that was off for a year does not start by writing a year. The simulated
 market continues from the last stored closes, so its history and live feed join without a jump.
+A symbol added to a simulated market that has history already gets its `days` of history too,
+ending at the price the market goes on from (`added_history`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 
 from mastertrade.market_data.bulk import write_simulated
 from mastertrade.market_data.domain.events import to_millis
@@ -22,9 +27,11 @@ from mastertrade.market_data.domain.market import SimulatedMarket
 from mastertrade.market_data.domain.sequencing import SequenceGuard
 from mastertrade.market_data.domain.simulator import (
     INSTRUMENTS,
+    Block,
     block_table,
     epoch_minute,
     instrument_columns,
+    minute_time,
     usd_prices,
 )
 from mastertrade.market_data.store import last_close, last_open_time, upsert_klines
@@ -39,10 +46,10 @@ MINUTES_PER_DAY = 1440
 Progress = Callable[[int, int], None]  # (minutes done, minutes in all)
 
 
-async def _resume_point(pool: asyncpg.Pool, symbols: Sequence[str]) -> int | None:
-    lasts = [await last_open_time(pool, symbol, "1m") for symbol in symbols]
-    known = [epoch_minute(last) for last in lasts if last is not None]
-    return max(known) + 1 if known else None
+async def _last_minutes(pool: asyncpg.Pool, symbols: Sequence[str]) -> dict[str, int]:
+    """The epoch minute of each symbol's last stored 1m candle, for those that have one."""
+    lasts = {symbol: await last_open_time(pool, symbol, "1m") for symbol in symbols}
+    return {symbol: epoch_minute(last) for symbol, last in lasts.items() if last is not None}
 
 
 async def _start_prices(pool: asyncpg.Pool, symbols: Sequence[str]) -> dict[str, float]:
@@ -70,14 +77,18 @@ async def simulated_history(
     the number of rows written."""
     columns = instrument_columns(symbols)
     end = epoch_minute(now)
-    resume = await _resume_point(pool, symbols)
+    stored = await _last_minutes(pool, symbols)
     earliest = end - days * MINUTES_PER_DAY
-    if resume is None:
+    written = 0
+    if not stored:
         market = SimulatedMarket(seed, earliest)
     else:
-        prices = await _start_prices(pool, symbols)
-        market = SimulatedMarket(seed, max(resume, earliest), prices)
-    first, written = market.next_minute, 0
+        prices = await _start_prices(pool, list(stored))
+        market = SimulatedMarket(seed, max(max(stored.values()) + 1, earliest), prices)
+        added = [symbol for symbol in symbols if symbol not in stored]
+        if added and market.next_minute > earliest:
+            written += await added_history(pool, added, seed, earliest, market)
+    first = market.next_minute
     while market.next_minute < end:
         block = market.generate(min(CHUNK_MINUTES, end - market.next_minute))
         async with pool.acquire() as connection:
@@ -85,6 +96,44 @@ async def simulated_history(
         if progress is not None:
             progress(market.next_minute - first, end - first)
     return market, written
+
+
+async def added_history(
+    pool: asyncpg.Pool, added: Sequence[str], seed: int, earliest: int, market: SimulatedMarket
+) -> int:
+    """History from `earliest` of symbols with none stored, where the others have some: a market
+    of their own up to where `market` goes on, its prices scaled so that each added symbol's
+    last close is the one `market` goes on from (no jump at the join); rows written. The
+    market is generated twice, first for its last closes only: a year takes seconds."""
+    columns = instrument_columns(added)
+    own = SimulatedMarket(seed, earliest)
+    for _ in _blocks(own, market.next_minute):
+        pass  # to its end, for its last closes
+    scale = market.last_close[columns] / own.last_close[columns]
+    logger.info("%s added to the simulated market: writing its history from %s on",
+                ", ".join(added), minute_time(earliest))  # fmt: skip
+    written = 0
+    for block in _blocks(SimulatedMarket(seed, earliest), market.next_minute):
+        async with pool.acquire() as connection:
+            rows = block_table(_scaled(block, columns, scale), columns)
+            written += await write_simulated(connection, rows)
+    return written
+
+
+def _blocks(market: SimulatedMarket, end: int) -> Iterator[Block]:
+    while market.next_minute < end:
+        yield market.generate(min(CHUNK_MINUTES, end - market.next_minute))
+
+
+def _scaled(block: Block, columns: Sequence[int], scale: npt.NDArray[np.float64]) -> Block:
+    """The block with the prices of `columns` multiplied by `scale` (in whole ticks, at least
+    one): the same moves, from another level."""
+    prices = {}
+    for name in ("open", "high", "low", "close", "vwap"):
+        ticks = getattr(block, name).copy()
+        ticks[:, columns] = np.maximum(np.rint(ticks[:, columns] * scale), 1)
+        prices[name] = ticks
+    return dataclasses.replace(block, **prices)
 
 
 async def binance_history(

@@ -126,6 +126,12 @@ class SimulatedMarket:
         shaped: Floats = paths.reshape(minutes, _S, _A)
         return shaped
 
+    @property
+    def last_close(self) -> Ints:
+        """Each symbol's close (ticks) of the minute before `next_minute`: the next one opens
+        there."""
+        return self._last_close.copy()
+
     def generate(self, minutes: int) -> Block:
         """The next `minutes` minutes of every symbol."""
         if minutes < 1:
