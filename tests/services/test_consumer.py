@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +20,7 @@ from mastertrade.catalog import find_service, load_service_module
 from mastertrade.core.app import build_service_app
 from mastertrade.core.bus import publish_json
 from mastertrade.core.connections import RabbitConnector
-from mastertrade.core.consumer import Consumer, Handler
+from mastertrade.core.consumer import Consumer, Handler, Requeue
 from mastertrade.core.settings import load_settings
 from mastertrade_model.topology import DEAD_LETTER_QUEUE, MARKET_DATA, Queue
 from tests.services.helpers import running, wait_for_status
@@ -161,3 +162,39 @@ async def test_a_backlog_question_the_broker_is_slow_to_answer_hands_no_message_
             await connector.close()
             await channel.queue_delete(name)
     assert sorted(started) == sorted(handled) == [0, 1, 2]
+
+
+async def test_a_paused_consumer_takes_nothing_and_a_requeued_message_goes_back(
+    channel: AbstractChannel,
+) -> None:
+    """Paused, the queue fills and nothing is handled; resumed, a handler that raises Requeue
+    hands its message back (not dead-lettered), and it is handled when it comes again."""
+    queue = Queue(f"test_requeue_{uuid.uuid4().hex[:8]}", (), dead_letter=False)
+    calls: list[dict[str, Any]] = []
+    handled = asyncio.Event()
+
+    async def handler(payload: dict[str, Any]) -> None:
+        calls.append(payload)
+        if len(calls) == 1:
+            raise Requeue("not this pod's, for now")
+        handled.set()
+
+    consumer = Consumer(queue, handler, prefetch=1)
+    consumer.paused = True
+    await consumer.start(channel)
+    try:
+        await publish_json(channel, "", queue.name, {"n": 1})  # the default exchange
+        await asyncio.sleep(0.5)
+        waiting_while_paused = await message_count(channel, queue.name)
+        await consumer.resume()
+        await asyncio.wait_for(handled.wait(), 10)
+        await consumer.pause(5)
+        await publish_json(channel, "", queue.name, {"n": 2})
+        await asyncio.sleep(0.5)
+        left = await message_count(channel, queue.name)
+    finally:
+        await consumer.stop(5)
+        await channel.queue_delete(queue.name)
+    assert (waiting_while_paused, left) == (1, 1)
+    assert calls == [{"n": 1}, {"n": 1}]
+    assert (consumer.handled, consumer.rejected) == (1, 0)

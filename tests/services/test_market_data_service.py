@@ -17,11 +17,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from mastertrade.core import leadership
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.prices import fetch_book
 from mastertrade.core.settings import load_settings
 from mastertrade.market_data import ingest as ingest_module
-from mastertrade.market_data import leadership
 from mastertrade.market_data.app import create_app
 from mastertrade.market_data.domain.events import Kline, to_message, to_millis
 from mastertrade.market_data.domain.market import SimulatedMarket

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +31,7 @@ from aio_pika.exceptions import AMQPConnectionError
 from pydantic import TypeAdapter
 
 from mastertrade.catalog import find_service
+from mastertrade.core import leadership
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import AlertEvent, Signal
 from mastertrade.core.metrics import ServiceMetrics
@@ -771,6 +772,55 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
     bought = Decimal(buy["quantity"])
     assert sides[:2] == [("buy", Decimal(950), bought), ("sell", Decimal(920), Decimal("0.1"))]
     assert sides[2][:2] == ("buy", Decimal(925))
+
+
+async def live_role(client: httpx.AsyncClient, role: str) -> None:
+    """Wait until the pod's /health says it has `role` in the live decisions."""
+    deadline = time.monotonic() + 30
+    while (await client.get("/health")).json().get("live", {}).get("role") != role:
+        assert time.monotonic() < deadline, f"the pod never became {role}"
+        await asyncio.sleep(0.1)
+
+
+async def test_one_pod_decides_the_candles_and_another_takes_over_when_it_goes(
+    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pods (the seed scales strategy_service to 5): the one holding the live decisions'
+    lock takes every candle, in the order they were published, so no symbol's signals go out
+    of candle order; the other stands by. Stopped, the first hands over: the second decides the
+    next candles, starting from the bars and signals stored."""
+    monkeypatch.setattr(leadership, "STANDBY_SECONDS", 0.3)
+    symbol = "TESTLEADUSDT"
+    url = trading_env["DATABASE_URL"]
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(url, symbol, start)
+    flat = [candle(symbol, start + timedelta(minutes=m), "900", "900") for m in range(100, 108)]
+    first, second = AsyncExitStack(), AsyncExitStack()
+    async with recording(rabbitmq_url) as (_, channel), first, second:
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(SIGNALS.name, f"signal.{symbol}")
+        signals = Recorder()
+        await queue.consume(signals.on_message)
+        leader = await first.enter_async_context(running(build_app("strategy_service",
+                                                                   trading_env)))  # fmt: skip
+        await live_role(leader, "leader")
+        standby = await second.enter_async_context(running(build_app("strategy_service",
+                                                                     trading_env)))  # fmt: skip
+        await live_role(standby, "standby")
+        for message in flat:  # no edge: nothing is signalled, each candle is used
+            await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", message)
+        await wait_counted(leader, len(flat))
+        stood_by = await candles_counted(standby)
+        await first.aclose()  # the leader's pod goes
+        await live_role(standby, "leader")
+        await store_candles(url, symbol, start, [(m, "900") for m in range(100, 108)])
+        up = candle(symbol, start + timedelta(minutes=108), "900", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=60)
+        took_over = await candles_counted(standby)
+    assert stood_by == 0
+    assert took_over == 1
+    assert (buy["side"], Decimal(buy["price"])) == ("buy", Decimal(950))
 
 
 async def candles_counted(client: httpx.AsyncClient, outcome: str = "used") -> float:

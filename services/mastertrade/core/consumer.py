@@ -5,6 +5,10 @@ message rejected without requeue, so the broker dead-letters it (every queue of 
 has the dead-letter exchange) for a person to look at. On shutdown the consumer first stops
 taking messages, then waits for the handlers in flight; anything still unacknowledged when the
 channel closes is redelivered by the broker to another instance: handed back, never lost.
+
+A consumer can be paused (`paused`, `pause`) and resumed: the queue is declared, no message is
+taken. A handler that raises `Requeue` hands its message back to the queue, for whichever
+instance takes it next (a pod that no longer leads a duty, see `core/leadership.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ logger = logging.getLogger("mastertrade.consumer")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+class Requeue(Exception):  # noqa: N818 (an instruction to the consumer, not an error)
+    """Raised by a handler to hand its message back to the queue, not handled, not dead."""
+
+
 class Consumer:
     """One queue, one handler, a bounded number of messages in flight."""
 
@@ -37,14 +45,29 @@ class Consumer:
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._asking: asyncio.Future[Any] | None = None  # a backlog question the broker has
+        self.paused = False  # declared but taking no messages, until `resume`
 
     async def start(self, channel: AbstractChannel) -> None:
-        """Begin consuming on `channel` (a robust channel restores this after a reconnect)."""
+        """Declare the queue on `channel` and, unless paused, begin consuming (a robust
+        channel restores this after a reconnect)."""
         await channel.set_qos(prefetch_count=self.prefetch)
         self._amqp_queue = await channel.declare_queue(
             self.queue.name, durable=True, arguments=self.queue.declared_arguments()
         )
-        self._tag = await self._amqp_queue.consume(self._on_message)
+        if not self.paused:
+            self._tag = await self._amqp_queue.consume(self._on_message)
+
+    async def resume(self) -> None:
+        """Begin taking messages on the channel of the last `start` (none yet: the broker is
+        not connected, and the next `start` begins)."""
+        self.paused = False
+        if self._amqp_queue is not None and self._tag is None:
+            self._tag = await self._amqp_queue.consume(self._on_message)
+
+    async def pause(self, timeout: float) -> None:
+        """Stop taking messages and wait for those in flight, as `stop` does, until `resume`."""
+        self.paused = True
+        await self.stop(timeout)
 
     async def backlog(self, timeout: float = 1.0) -> int | None:
         """Messages ready in the queue (a passive declare), or None while it cannot be asked
@@ -81,6 +104,10 @@ class Consumer:
             if not isinstance(payload, dict):
                 raise TypeError("message body is not a JSON object")
             await self.handler(payload)
+        except Requeue as reason:
+            logger.info("a message from %s handed back to the queue: %s", self.queue.name, reason)
+            await message.nack(requeue=True)
+            return
         except Exception:
             logger.exception(
                 "handling a message from %s failed; dead-lettering it", self.queue.name

@@ -136,6 +136,13 @@ class Runtime:
         self._checked_at = 0.0
         self._pending_checks: asyncio.Future[Mapping[str, bool]] | None = None
 
+    def consumer(self, queue: str) -> Consumer:
+        """The consumer of `queue` (one this service handles)."""
+        found = [consumer for consumer in self.consumers if consumer.queue.name == queue]
+        if not found:
+            raise KeyError(f"{self.spec.name} handles no queue {queue}")
+        return found[0]
+
     async def start(self) -> None:
         """Start supervising; wait at most one timeout for the first connection attempts."""
         self.started = time.monotonic()

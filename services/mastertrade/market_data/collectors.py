@@ -4,7 +4,7 @@ Waits for PostgreSQL and the schema, backfills history (simulated, or Binance ov
 runs the live source (the simulated feed, or Binance's WebSocket streams with a REST gap
 backfill after every reconnect). Beside them, each sentiment or on-chain collector whose key is
 set (`providers`) polls on its own schedule. Only the replica holding the collector lock does all
-this (`leadership.py`); the others stand by. Any failure is logged and retried after a pause:
+this (`core/leadership.py`); the others stand by. Any failure is logged and retried after a pause:
 the service never dies of bad data or a dependency outage. `status()` is what /health shows of
 it, and the `mastertrade_market_data_collector_enabled` gauge says which collectors are on.
 """
@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mastertrade.core.background import stop_task
+from mastertrade.core.leadership import Leadership
 from mastertrade.core.runtime import Runtime
 from mastertrade.market_data.domain.binance import stream_names
-from mastertrade.market_data.leadership import Leadership
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.providers.build import PROVIDERS, build_collectors
 from mastertrade.market_data.providers.sink import ObservationWriter
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mastertrade.market_data")
 RETRY_SECONDS = 5.0
+COLLECTOR_LOCK = 0x6D74_6D64_636F_6C6C  # "mtmdcoll": the market data collector's lock
 
 
 def retry_pause(error: Exception) -> float:
@@ -62,7 +63,9 @@ class MarketDataCollectors:
             settings.market_data_flush_interval,
         )
         self.external = build_collectors(settings, ObservationWriter(connections), self.metrics)
-        self.leadership = Leadership(lambda: runtime.pool, self._collect)
+        self.leadership = Leadership(
+            lambda: runtime.pool, self._collect, COLLECTOR_LOCK, "market data collection"
+        )
         self.phase = "starting"
         self.history_rows = 0
         self.last_error = ""

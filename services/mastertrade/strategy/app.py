@@ -1,5 +1,6 @@
 """create_app for strategy_service: the generation scheduler in the background, the candle
-consumer that trades the active strategies live, the outbox loop that publishes the
+consumer that trades the active strategies live (on one pod at a time: the one that holds the
+live decisions' lock, `locks.py`), the outbox loop that publishes the
 `strategy_change` alerts the changes of the active set committed (see `active_set.py`), the
 sweep that sells what retired strategies still hold and tries again the exits that were refused
 (`closing.py`), and the API."""
@@ -13,12 +14,14 @@ from fastapi import FastAPI
 from mastertrade.catalog import find_service
 from mastertrade.core.app import build_service_app
 from mastertrade.core.background import add_background
+from mastertrade.core.leadership import Leadership
 from mastertrade.core.outbox import publish_outbox, run_outbox_loop
-from mastertrade.core.runtime import Runtime
+from mastertrade.core.runtime import DRAIN_SECONDS, Runtime
 from mastertrade.strategy.api import router
 from mastertrade.strategy.closing import CLOSING_SWEEP_SECONDS, run_closing_loop
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler
 from mastertrade.strategy.live import LiveTrader
+from mastertrade.strategy.locks import LIVE_DECISIONS_LOCK
 from mastertrade.strategy.settings import StrategySettings
 
 Settings = StrategySettings
@@ -44,6 +47,21 @@ def create_app(settings: StrategySettings) -> FastAPI:
     app.state.scheduler = scheduler
     app.state.trader = trader
     stop = asyncio.Event()
+    candles = runtime.consumer(CANDLES_QUEUE)
+    candles.paused = True  # until this pod leads the live decisions
+
+    async def decide_live() -> None:
+        trader.take_over()
+        try:
+            await candles.resume()
+            await asyncio.Event().wait()  # until the lock is lost or the pod stops
+        finally:
+            trader.step_down()
+            await candles.pause(DRAIN_SECONDS)
+
+    leadership = Leadership(lambda: runtime.pool, decide_live, LIVE_DECISIONS_LOCK,
+                            "live strategy decisions")  # fmt: skip
+    runtime.health_details["live"] = lambda: {"role": leadership.role}
 
     async def flush() -> None:  # at shutdown: what the last changes committed goes out now
         await publish_outbox(runtime.pool, runtime.channel)
@@ -64,6 +82,7 @@ def create_app(settings: StrategySettings) -> FastAPI:
             asyncio.create_task(scheduler.run_forever(), name="strategy-generation"),
             asyncio.create_task(outbox, name="strategy-outbox"),
             asyncio.create_task(closing, name="strategy-closing"),
+            asyncio.create_task(leadership.run(), name="strategy-live-leadership"),
         ]
 
     add_background(app, start)

@@ -69,8 +69,9 @@ SELL_IN_FLIGHT = f"SELECT EXISTS (SELECT {SELLS_IN_FLIGHT})"
 # Signals decided in one batch share decided_at: then the later candle (the minute in the id);
 # between ids with no minute, a signal of the rule before a closing sell, then the id itself,
 # so every pod takes the same one for the latest. Decided out of candle order (a backlog taken
-# by several risk manager or strategy replicas at once), a rule's earlier signal reads as its
-# latest: a catch-up may then signal the change again (a second buy, within the position cap)
+# by several risk manager replicas at once; one strategy pod sends them, in order), a rule's
+# earlier signal reads as its latest: a catch-up may then signal the change again (a second
+# buy, within the position cap)
 LATEST_FIRST = f"""ORDER BY decided_at DESC,
     substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST,
     signal_id LIKE '%-{CLOSING}%', signal_id DESC"""

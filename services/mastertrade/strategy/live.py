@@ -42,6 +42,7 @@ from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
 
 from mastertrade.core.bus import publish_json
+from mastertrade.core.consumer import Requeue
 from mastertrade.core.messages import Signal, quoted_in
 from mastertrade.core.metrics import ServiceMetrics
 from mastertrade.core.retry import retry_transient
@@ -163,6 +164,21 @@ class LiveTrader:
         self._loaded_at = float("-inf")
         # the consumer runs handlers concurrently; candles must be applied one at a time, in order
         self._lock = asyncio.Lock()
+        self.leading = False  # this pod decides the candles (it holds LIVE_DECISIONS_LOCK)
+
+    def take_over(self) -> None:
+        """This pod now decides the candles: what it remembers of the bars and of the signals
+        dates from before another pod decided, so it reads both again."""
+        self.bars.clear()
+        self._read_at.clear()
+        self._decided.clear()
+        self._last_decided.clear()
+        self._exits_waiting.clear()
+        self.leading = True
+
+    def step_down(self) -> None:
+        """Another pod may decide the candles from now on: those in hand go back to the queue."""
+        self.leading = False
 
     def bind(self, runtime: Runtime) -> None:
         """Use the runtime's connections and metrics registry (once the app is built)."""
@@ -247,6 +263,8 @@ class LiveTrader:
         """One candle message (`candle.<interval>.<SYMBOL>`); a malformed one raises, so the
         consumer dead-letters it."""
         async with self._lock:
+            if not self.leading:
+                raise Requeue("this pod no longer decides the candles")
             await self._handle(payload)
 
     async def _handle(self, payload: dict[str, Any]) -> None:
