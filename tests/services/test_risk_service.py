@@ -25,7 +25,7 @@ from mastertrade.risk.adapters.store import decide_batch, watch_breaker
 from mastertrade.risk.domain import Outcome, RiskLimits
 from mastertrade_model.topology import EXCHANGES, QUEUES, SIGNALS
 from tests.infra import create_vhost, delete_vhost
-from tests.services.helpers import running, wait_for_status
+from tests.services.helpers import running, value_of, wait_for_status
 from tests.services.trading import build_app, recording, unmarked_events
 
 pytestmark = pytest.mark.infra
@@ -62,12 +62,18 @@ async def test_a_signal_is_resized_to_the_position_limit_and_decided_once(
         running(build_app("risk_manager", trading_env)) as client,
     ):
         await wait_for_status(client, "/health", 200)
+        made = datetime.now(UTC) - timedelta(seconds=3)
         for _ in range(2):  # the second is a redelivery of the same signal
-            await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("sig-1"))
+            await publish_json(channel, SIGNALS.name, "signal.BTCUSDT",
+                               signal("sig-1") | {"created_at": made.isoformat()})  # fmt: skip
         approved = await recorder.wait_for("order.approved")
         await recorder.wait_for("risk.decision")
         await asyncio.sleep(1.5)  # time for a wrongly doubled order to show up
         decisions = (await client.get("/api/v1/decisions")).json()
+        stored_made = await value_of(
+            trading_env["DATABASE_URL"], "SELECT array_agg(signal_created_at) FROM risk_decisions"
+        )
+    assert stored_made == [made]  # a strategy's latest signal is the one it made last
     assert len(recorder.of("order.approved")) == 1
     assert approved[0]["quantity"] == "0.06666666"  # 20 % of 10000 at 30000, floored
     assert approved[0]["client_order_id"].startswith("mt-")

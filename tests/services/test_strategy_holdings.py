@@ -274,6 +274,34 @@ async def test_the_latest_signal_is_the_later_candle_when_decided_together(
     )
 
 
+async def test_the_latest_signal_is_the_one_made_last_though_decided_first(
+    connection: asyncpg.Connection,
+) -> None:
+    """Two risk manager replicas taking a backlog: the strategy's sell of minute 8 (made a minute
+    after its buy of minute 7) is decided a second before that buy. Its latest signal is the
+    sell, which it made last; a decision stored with no signal time reads as made when decided."""
+    for minute, side, made, decided in ((7, "buy", "00:00", "00:02:01"),
+                                        (8, "sell", "00:01", "00:02:00")):  # fmt: skip
+        await connection.execute(
+            "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+            "requested_quantity, approved_quantity, price, signal_created_at, decided_at) "
+            "VALUES ($1, 'paper', $2, $3, 'approved', 1, 1, 100, $4::text::timestamptz, "
+            "$5::text::timestamptz)",
+            signal_id(5, SYMBOL, 28_000_000 + minute, side), SYMBOL, side,  # type: ignore[arg-type]
+            f"2026-01-01T{made}Z", f"2026-01-01T{decided}Z",
+        )  # fmt: skip
+    made_last = await last_signal(connection, 5, SYMBOL, "paper")
+    await connection.execute(
+        "INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome, "
+        "requested_quantity, approved_quantity, price, decided_at) "
+        "VALUES ($1, 'paper', $2, 'buy', 'approved', 1, 1, 100, '2026-01-01T00:00:30Z')",
+        signal_id(5, SYMBOL, "after1", "buy"), SYMBOL,
+    )  # fmt: skip
+    unchanged = await last_signal(connection, 5, SYMBOL, "paper")
+    assert made_last == ("sell", signal_id(5, SYMBOL, 28_000_008, "sell"))
+    assert unchanged == made_last  # read as made at 00:00:30, before the sell was
+
+
 async def test_the_sweep_sells_a_buy_that_filled_after_the_retirement(
     connection: asyncpg.Connection,
 ) -> None:

@@ -106,15 +106,16 @@ ORDER BY id
 # nothing or not all it was approved for (rejected by the risk manager; its order rejected, or
 # cancelled short; approved and not an order after IN_FLIGHT_SECONDS: lost); the side of the
 # latest its rule signalled; the approved ones not yet an order, in flight while
-# IN_FLIGHT_SECONDS last, then stranded; its orders still open; the closing sells decided since
+# IN_FLIGHT_SECONDS last, then stranded; its orders still open; the closing sells made since
 # its latest other signal (the attempts so far); and what it holds, all in one snapshot
 STATE = f"""
 WITH mine AS (
-    SELECT signal_id, side, client_order_id, outcome, decided_at, signal_id LIKE $3 AS closing
+    SELECT signal_id, side, client_order_id, outcome, decided_at, signal_created_at,
+        COALESCE(signal_created_at, decided_at) AS made, signal_id LIKE $3 AS closing
     FROM risk_decisions WHERE signal_id LIKE $1 AND symbol = $2 AND environment = $4
 ), attempts AS (
-    SELECT decided_at FROM mine WHERE closing AND decided_at > COALESCE(
-        (SELECT max(decided_at) FROM mine WHERE NOT closing), '-infinity')
+    SELECT decided_at FROM mine WHERE closing AND made > COALESCE(
+        (SELECT max(made) FROM mine WHERE NOT closing), '-infinity')
 ), unrecorded AS (
     SELECT decided_at > now() - make_interval(secs => $5) AS recent FROM mine
     WHERE outcome <> 'rejected'

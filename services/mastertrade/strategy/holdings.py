@@ -66,13 +66,13 @@ WHERE d.signal_id LIKE $1 AND d.symbol = $2 AND d.environment = $3 AND d.side = 
 """
 SELLABLE = f"SELECT ({HELD}) - COALESCE((SELECT sum(d.approved_quantity) {SELLS_IN_FLIGHT}), 0)"
 SELL_IN_FLIGHT = f"SELECT EXISTS (SELECT {SELLS_IN_FLIGHT})"
-# Signals decided in one batch share decided_at: then the later candle (the minute in the id);
-# between ids with no minute, a signal of the rule before a closing sell, then the id itself,
-# so every pod takes the same one for the latest. Decided out of candle order (a backlog taken
-# by several risk manager replicas at once; one strategy pod sends them, in order), a rule's
-# earlier signal reads as its latest: a catch-up may then signal the change again (a second
-# buy, within the position cap)
-LATEST_FIRST = f"""ORDER BY decided_at DESC,
+# A strategy's latest signal is the one it made last (`signal_created_at`, from the signal),
+# whichever risk manager replica decided it first: two taking a backlog at once can decide a
+# later signal before an earlier one. Decisions with no such time (stored before migration 0044)
+# read as made when decided; of those decided in one batch (one now()), the later candle (the
+# minute in the id); between ids with no minute, a signal of the rule before a closing sell,
+# then the id itself, so every pod takes the same one for the latest
+LATEST_FIRST = f"""ORDER BY COALESCE(signal_created_at, decided_at) DESC,
     substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST,
     signal_id LIKE '%-{CLOSING}%', signal_id DESC"""
 LAST_SIGNAL = f"""

@@ -128,44 +128,45 @@ WHERE s.environment = $1
 # bucket (buckets older than the window dropped), the events sent since the last batch marked,
 # and the batch's events (leased: this process sends them); outbox ids are taken in the events'
 # order, so the sorted ids match them one to one. All of it only if the state's version is
-# still `$19` (`state` bumps it, or returns no row and every other part reads as empty): no row
+# still `$20` (`state` bumps it, or returns no row and every other part reads as empty): no row
 # returned means another batch came first.
 WRITE = f"""
 WITH state AS (
     UPDATE risk_state SET
         version = version + 1,
-        equity_peak = GREATEST(equity_peak, $11::numeric),
-        breaker_open = breaker_open OR $12::boolean,
-        breaker_reason = CASE WHEN $12::boolean THEN $13::text ELSE breaker_reason END,
-        breaker_tripped_at = CASE WHEN $12::boolean THEN now() ELSE breaker_tripped_at END,
+        equity_peak = GREATEST(equity_peak, $12::numeric),
+        breaker_open = breaker_open OR $13::boolean,
+        breaker_reason = CASE WHEN $13::boolean THEN $14::text ELSE breaker_reason END,
+        breaker_tripped_at = CASE WHEN $13::boolean THEN now() ELSE breaker_tripped_at END,
         updated_at = now()
-    WHERE environment = $1 AND version = $19
+    WHERE environment = $1 AND version = $20
     RETURNING version
 ), settled AS (
     UPDATE risk_decisions d SET pending = false
     WHERE d.pending AND d.environment = $1 AND EXISTS ({FINISHED}) AND EXISTS (SELECT FROM state)
 ), decisions AS (
     INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
-        requested_quantity, approved_quantity, price, reasons, client_order_id, pending)
+        requested_quantity, approved_quantity, price, reasons, client_order_id, pending,
+        signal_created_at)
     SELECT signal_id, $1, symbol, side, outcome, requested, approved, price, reasons::jsonb,
-        client_order_id, outcome <> 'rejected'
+        client_order_id, outcome <> 'rejected', created_at
     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[],
-                $8::numeric[], $9::text[], $10::text[])
+                $8::numeric[], $9::text[], $10::text[], $11::timestamptz[])
         AS d(signal_id, symbol, side, outcome, requested, approved, price, reasons,
-             client_order_id)
+             client_order_id, created_at)
     WHERE EXISTS (SELECT FROM state)
 ), rate AS (
     INSERT INTO risk_order_rate (environment, second, orders)
-    SELECT $1, date_trunc('second', now()), $17::integer
-    WHERE $17::integer > 0 AND EXISTS (SELECT FROM state)
+    SELECT $1, date_trunc('second', now()), $18::integer
+    WHERE $18::integer > 0 AND EXISTS (SELECT FROM state)
     ON CONFLICT (environment, second) DO UPDATE
     SET orders = risk_order_rate.orders + EXCLUDED.orders
 ), expired AS (
     DELETE FROM risk_order_rate WHERE environment = $1 AND second < now() - interval '2 minutes'
-), {mark_sent_cte(18)}
+), {mark_sent_cte(19)}
 INSERT INTO outbox (exchange, routing_key, payload, leased_until)
 SELECT exchange, routing_key, payload::jsonb, {LEASED_UNTIL}
-FROM unnest($14::text[], $15::text[], $16::text[]) WITH ORDINALITY
+FROM unnest($15::text[], $16::text[], $17::text[]) WITH ORDINALITY
     AS event(exchange, routing_key, payload, position)
 WHERE EXISTS (SELECT FROM state)
 ORDER BY position
@@ -315,7 +316,7 @@ async def read_view(
     return BatchView.read(one(row, "risk state"))
 
 
-DECISION_COLUMNS = 9
+DECISION_COLUMNS = 10
 
 
 @dataclass
@@ -329,7 +330,7 @@ class Writes:
     breaker_reason: str | None = None
 
     def arguments(self, view: BatchView) -> list[Any]:
-        """$1 to $17 of WRITE (then come the ids to mark sent and the version read)."""
+        """$1 to $18 of WRITE (then come the ids to mark sent and the version read)."""
         columns = [list(column) for column in zip(*self.decisions, strict=True)] or [
             [] for _ in range(DECISION_COLUMNS)
         ]
@@ -366,6 +367,7 @@ def _decide_one(
     writes.decisions.append((
         signal.signal_id, signal.symbol, signal.side, decision.outcome.value, signal.quantity,
         decision.quantity, signal.price, json.dumps(list(decision.reasons)), client_order_id,
+        signal.created_at,
     ))  # fmt: skip
     writes.events.extend(events)
     view.apply(signal, decision)
