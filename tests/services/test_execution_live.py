@@ -290,11 +290,59 @@ async def test_a_halt_just_after_too_many_new_orders_cancels_the_open_buys_at_on
     assert refused["client_order_id"] not in fake.orders
 
 
+def round_requests(requests: list[tuple[str, str, int]]) -> tuple[int, int]:
+    """(GET /api/v3/account, GET /api/v3/order) among `requests`: what each reconcile round
+    costs (weight 20, and 4 per order in flight)."""
+    return (sum(r[:2] == ("GET", "/api/v3/account") for r in requests),
+            sum(r[:2] == ("GET", ORDER_PATH) for r in requests))  # fmt: skip
+
+
+async def test_a_halted_buy_binance_never_got_is_rejected_while_new_orders_are_paused(
+    trading_env: dict[str, str],
+) -> None:
+    """A buy claimed but refused for the unfilled order count (-1015) stays `submitted`, and
+    Binance knows no such order (-2013). Halted, it is rejected although new orders are still
+    paused (rejecting it asks Binance nothing) once its resend window has passed; meanwhile the
+    halt does not start a full round (the order queried, the account read) every second."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    # an ORDERS interval of an hour: new orders stay paused for the whole test
+    fake = FakeBinance(prices={symbol: Decimal(30000)}, orders_limit=1, orders_interval=3600)
+    buy = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
+    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="30") as (
+        env, recorder, channel,
+    ):  # fmt: skip
+        await early_in_an_order_interval(fake, 40.0)
+        fake.order_counts[fake.order_interval()] = fake.orders_limit  # placed by another client
+        await publish_json(channel, ORDERS.name, "order.approved", buy)
+        for _ in range(100):
+            if ("POST", ORDER_PATH, 429) in fake.requests:
+                break
+            await asyncio.sleep(0.05)
+        await halt_trading(env["DATABASE_URL"], "live")
+        halted_at = len(fake.requests)
+        await asyncio.sleep(4)
+        # one halt-triggered round (the order within its resend window: nothing changed), then
+        # none for HALT_RETRY_SECONDS; not one a second
+        accounts, queries = round_requests(fake.requests[halted_at:])
+        assert accounts <= 2 and queries <= 2, f"{accounts} accounts, {queries} queries"
+        rejected = (await recorder.wait_for("order.rejected", timeout=20))[0]
+        until_rejected = round_requests(fake.requests[halted_at:])
+    assert until_rejected[0] <= 4 and until_rejected[1] <= 4
+    assert (rejected["client_order_id"], rejected["reason"]) == (
+        buy["client_order_id"], f"not sent: {BREAKER}",
+    )  # fmt: skip
+    posts = [status for method, path, status in fake.requests if (method, path) == (
+        "POST", ORDER_PATH)]  # fmt: skip
+    assert posts == [429] and buy["client_order_id"] not in fake.orders
+
+
 async def test_a_buy_that_fills_as_its_cancel_lands_is_booked_filled(
     trading_env: dict[str, str],
 ) -> None:
     """Binance refuses the cancel of an order that just filled (-2011): the executor asks what
-    became of it and books the fill, not a cancellation."""
+    became of it and books the fill, not a cancellation, and without the halt's reason noted
+    before the cancel left (the order was never cancelled)."""
     symbol = new_symbol()
     await set_quote(symbol, "29999", "30001")
     fake = FakeBinance(prices={symbol: Decimal(30000)}, fill_before_cancel=True)
@@ -305,10 +353,12 @@ async def test_a_buy_that_fills_as_its_cancel_lands_is_booked_filled(
         await halt_trading(env["DATABASE_URL"], "live")
         filled = (await recorder.wait_for("order.filled"))[0]
         fills = await fills_of(env["DATABASE_URL"], resting["client_order_id"])
+        row = await order_row(env["DATABASE_URL"], resting["client_order_id"])
     assert ("DELETE", "/api/v3/order", 400) in fake.requests  # -2011
     assert filled["filled_quantity"] == "0.01" and Decimal(filled["average_price"]) == 29000
     assert [(f["price"], f["quantity"]) for f in fills] == [(Decimal(29000), Decimal("0.01"))]
     assert recorder.of("order.cancelled") == []
+    assert (row["status"], row["reason"], filled["reason"]) == ("filled", None, None)
 
 
 async def test_a_market_buy_whose_ask_ran_away_from_its_sized_price_is_not_sent(

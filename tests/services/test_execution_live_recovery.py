@@ -5,8 +5,9 @@ rate limits waited out, outcomes Binance calls unknown queried, and so are answe
 no trade had (never booked), a user-data stream that never goes silent (subscribed again when
 Binance ends it, drops it or refuses it) and books a fill the poll booked too once, commissions
 taken in the bought coin, orders Binance would misread or refuse (a sell of coins not held)
-refused before they leave or rejected, and filters Binance changed on a listed symbol fetched
-again (an order refused for them sent once more)."""
+refused before they leave or rejected, filters Binance changed on a listed symbol fetched
+again (an order refused for them sent once more), and a listing with a filter's field missing or
+unusable rejecting the order, naming the field."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from mastertrade.execution.domain.binance_status import BinanceAnswerError, Orde
 from mastertrade_model.topology import ORDERS
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.fake_binance import (
+    FILTERS,
     KEY,
     SECRET,
     SUBSCRIBE,
@@ -308,6 +310,46 @@ async def test_an_order_refused_for_filters_that_did_not_change_is_rejected(
     assert event is not None and event.status == "rejected"
     assert event.reason == "Binance -1013: Filter failure: NOTIONAL"
     assert (order_posts(fake), exchange_infos(fake)) == ([400], 2)
+
+
+def listed_with(kind: str, key: str, value: str | None) -> list[dict[str, object]]:
+    """The fake's filters with `kind`'s `key` set to `value` (None: left out)."""
+    return [
+        {k: v for k, v in item.items() if k != key} | ({} if value is None else {key: value})
+        if item["filterType"] == kind else item
+        for item in FILTERS
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "value", "said"),
+    [
+        ("LOT_SIZE", "stepSize", "-0.001", "an invalid LOT_SIZE.stepSize '-0.001'"),
+        ("PRICE_FILTER", "tickSize", "NaN", "an invalid PRICE_FILTER.tickSize 'NaN'"),
+        ("PRICE_FILTER", "minPrice", None, "no PRICE_FILTER.minPrice"),
+        ("NOTIONAL", "maxNotional", "1e400", "an invalid NOTIONAL.maxNotional '1e400'"),
+        ("NOTIONAL", "applyMinToMarket", "false", "an invalid NOTIONAL.applyMinToMarket 'false'"),
+    ],
+)
+async def test_an_order_under_a_listing_with_an_unusable_filter_is_rejected_saying_so(
+    trading_env: dict[str, str], kind: str, key: str, value: str | None, said: str
+) -> None:
+    """A filter's field Binance lists negative, NaN, out of bounds or not at all sizes no order
+    (a negative stepSize would skip the rounding): the order is rejected before it leaves, its
+    reason naming the field, and not left in flight to fetch the listing again every round."""
+    symbol, url = new_symbol(), trading_env["DATABASE_URL"]
+    await set_quote(symbol, "99", "101")
+    fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False)
+    fake.symbol_filters[symbol] = listed_with(kind, key, value)
+    client_order_id = await add_order(url, symbol, "new", age=1, quantity="1.23456")
+    async with serving(fake) as base_url, venues(url, base_url, 1) as (_, (venue,)):
+        for _ in range(2):  # the next round finds it rejected
+            await venue.execute(client_order_id)
+    row = await order_row(url, client_order_id)
+    assert (row["status"], row["reason"]) == (
+        "rejected", f"not sent: exchangeInfo for {symbol} has {said}",
+    )  # fmt: skip
+    assert (order_posts(fake), exchange_infos(fake)) == ([], 1)
 
 
 async def test_one_stuck_order_holds_up_neither_the_others_nor_the_valuation(

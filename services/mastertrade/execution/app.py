@@ -7,7 +7,8 @@ consumer starts with the broker connection) until the paper account is opened. A
 and then every ORDER_POLL_SECONDS (paper) or BINANCE_POLL_SECONDS (live), orders still in
 flight are reconciled (a `new` order left by a crash is executed; a resting paper limit order
 is matched; a live one is queried), the equity is revalued and the outbox flushed; live, a halt
-of the risk manager with buys open starts the next round within a second, to cancel them.
+of the risk manager with buys open starts the next round within a second, to cancel them (after
+one that changed no order, HALT_RETRY_SECONDS later at the soonest).
 Each order is reconciled on its own: one that fails is logged with its id and left in flight
 for the next round, and the others, and the valuation, go on.
 
@@ -53,6 +54,11 @@ Settings = ExecutionSettings
 QUEUE = "order_executor.approved_orders"
 STALE_NEW_SECONDS = 5.0
 HALT_CHECK_SECONDS = 1.0
+# After a halt-triggered round that changed no order (a buy Binance cannot settle yet: its
+# query failing, or one it never got, within its resend window), the next one waits this long:
+# every round asks for each order in flight (weight 4) and the account (weight 20), and one a
+# second would spend 1200 of Binance's 6000 a minute on the account alone.
+HALT_RETRY_SECONDS = 5.0
 logger = logging.getLogger("mastertrade.execution")
 
 
@@ -87,6 +93,8 @@ class Executor:
         """Set once the paper account is open (live has none to open: set at the first round)."""
         self.prefetch = 10  # the consumer's messages in flight
         self.valued = True  # whether the last revaluation stored an equity (said when it changes)
+        self.changed = 0  # orders the last reconcile changed (an event each)
+        self.halt_round = False  # whether the round under way was started by a halt
         self.poll_seconds = settings.order_poll_seconds
         if settings.trading_environment == "live":
             self.poll_seconds = settings.binance_poll_seconds
@@ -153,10 +161,11 @@ class Executor:
         """Execute every order of the environment in one of `statuses` (a `new` one only once
         `min_age` seconds old); returns how many."""
         env = self.settings.trading_environment
+        self.changed = 0
         ids = await fetch_in_flight(self.live.pool, env, statuses, min_age)
         for client_order_id in ids:
             try:
-                await self.venue.execute(client_order_id)
+                self.changed += await self.venue.execute(client_order_id) is not None
             except Exception as error:  # this order only: the others, and the valuation, go on
                 logger.warning(
                     "reconciling order %s failed (%s: %s); it stays in flight and is tried again "
@@ -212,13 +221,21 @@ class Executor:
     async def _until_next_round(self) -> None:
         """`poll_seconds`, or less: once the risk manager halts trading with buys still open
         (live), the next round starts within HALT_CHECK_SECONDS and cancels them, instead of
-        leaving them to the next poll (BINANCE_POLL_SECONDS)."""
-        deadline = time.monotonic() + self.poll_seconds
+        leaving them to the next poll (BINANCE_POLL_SECONDS); after a halt-triggered round that
+        changed no order, not before HALT_RETRY_SECONDS."""
+        now = time.monotonic()
+        deadline = now + self.poll_seconds
+        quiet = self.halt_round and not self.changed
+        halt_checks_from = now + HALT_RETRY_SECONDS if quiet else now
+        self.halt_round = False
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(HALT_CHECK_SECONDS, left))
+            if time.monotonic() < halt_checks_from:
+                continue
             try:
                 if await self.venue.halt_pending():
                     logger.warning("trading halted with buys open: reconciling now to cancel them")
+                    self.halt_round = True
                     return
             except Exception as error:  # the database is down: the round will say so
                 logger.debug("checking for a halt failed: %s", error)

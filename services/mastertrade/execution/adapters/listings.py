@@ -37,8 +37,10 @@ class Listings:
 
     async def get(self, symbol: str, fresh: bool = False) -> SymbolFilters | str:
         """The symbol's filters (fetched again when `fresh` or older than `ttl`), or why no
-        order for it can be sent (Binance does not list it); other failures raise (the order
-        waits for the next round), unless the filters aged and those fetched before are used."""
+        order for it can be sent (Binance does not list it, or lists it with a filter's field
+        missing or unusable: the order is rejected, not held, since waiting would ask for the
+        same listing every round); other failures raise (the order waits for the next round),
+        unless the filters aged and those fetched before are used."""
         known = self._known.get(symbol)
         if known is not None and not fresh and time.monotonic() - known[1] < self.ttl:
             return known[0]
@@ -68,7 +70,7 @@ class Listings:
                        "used meanwhile", symbol, error)  # fmt: skip
         return known[0]
 
-    async def changed(self, symbol: str, used: SymbolFilters | str) -> bool:
+    async def changed(self, symbol: str, used: SymbolFilters | str | None) -> bool:
         """Are the symbol's filters, fetched again, other than the `used` ones Binance refused an
         order under (-1013)? A failed fetch counts as no: the order is rejected as refused."""
         try:

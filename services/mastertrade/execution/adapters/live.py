@@ -38,11 +38,12 @@ one approved more than APPROVAL_LIFETIME_SECONDS before it is sent, first or aga
 claimed send that never reached Binance before a long outage).
 
 While the risk manager's circuit breaker or kill switch is on (domain/halt.py), no buy adds
-exposure: one not sent yet is rejected before it leaves, and one open on Binance is cancelled
-(DELETE /api/v3/order) when it is next resolved (the executor's loop starts a round within a
-second of the halt, `halt_pending`), its reason stored before the cancel goes out; what it
-filled before is booked as usual. A cancel refused with -2011 (the order filled or was
-cancelled meanwhile) is resolved by querying it.
+exposure: one not sent yet is rejected before it leaves (asking Binance nothing, so even while
+it takes no new orders, -1015), and one open on Binance is cancelled (DELETE /api/v3/order)
+when it is next resolved (the executor's loop starts a round within a second of the halt,
+`halt_pending`), its reason stored before the cancel goes out; what it filled before is booked
+as usual. A cancel refused with -2011 (the order filled or was cancelled meanwhile) is resolved
+by querying it, and one that filled is booked without the halt's reason (never cancelled).
 """
 
 from __future__ import annotations
@@ -187,13 +188,25 @@ class LiveVenue:
             return None
         return quote.ask if side == "buy" else quote.bid
 
+    async def _listing(
+        self, order: asyncpg.Record, unbookable: str | None, halted: bool
+    ) -> SymbolFilters | str | None:
+        """What the order is sized under: its symbol's filters, or why it cannot be sent; None
+        for a halted buy, which the claim rejects without them (or, the halt lifted meanwhile,
+        leaves for the next round)."""
+        if unbookable:
+            return f"not sent: {unbookable}"
+        if halted:
+            return None
+        return await self.listings.get(order["symbol"])
+
     async def _market_prices(
-        self, order: asyncpg.Record, listing: SymbolFilters | str
+        self, order: asyncpg.Record, listing: SymbolFilters | str | None
     ) -> tuple[Decimal | None, Decimal | None]:
         """(top of book, Binance's average price) a market order is checked at; the average
         (/api/v3/avgPrice, weight 2) only near a notional bound (domain/filters.py), asked here,
         before the claim, so that no Binance request waits inside its transaction."""
-        if order["type"] == "limit" or isinstance(listing, str):
+        if order["type"] == "limit" or not isinstance(listing, SymbolFilters):
             return None, None
         reference = await self._reference(order["symbol"], order["side"])
         if reference is None or not near_market_notional_bounds(
@@ -232,14 +245,15 @@ class LiveVenue:
     async def _claim(
         self,
         seen: asyncpg.Record,
-        listing: SymbolFilters | str,
+        listing: SymbolFilters | str | None,
         market: tuple[Decimal | None, Decimal | None],
         resend_after: float | None,
         asked_at: datetime | None,
     ) -> asyncpg.Record | None:
         """The order marked `submitted` and stamped for this send (committed), or None when it
         is not this handler's to send (see `claimable`), was rejected here, or cannot be sent
-        yet (Binance refuses new orders for a while: left as it is, for a later round)."""
+        yet (Binance refuses new orders for a while, or no `listing` was fetched for a buy
+        halted then: left as it is, for a later round)."""
         async with self.pool().acquire() as connection, connection.transaction():
             order = await connection.fetchrow(
                 CLAIM, seen["client_order_id"], resend_after or 0.0, asked_at
@@ -249,6 +263,8 @@ class LiveVenue:
             if blocks(order["side"], halted := await self.halted(connection)):
                 await reject_order(connection, order, f"not sent: {halted}")
                 return None
+            if listing is None:
+                return None  # the halt was lifted since `_send` looked: sized at the next round
             terms = self._terms(order, listing, market)
             if isinstance(terms, str):
                 await reject_order(connection, order, terms)
@@ -286,11 +302,12 @@ class LiveVenue:
         unbookable = not_quoted_reason(seen["symbol"], seen["side"], self.quote_asset)
         approved_at = seen["approved_at"] or seen["created_at"]  # recorded before 0039: created
         unbookable = unbookable or stale_approval(approved_at, datetime.now(UTC))
-        if not unbookable and self.client.pause_left() > 0:
+        # a halted buy is rejected by the claim, which asks Binance nothing: even while Binance
+        # takes no new order, else it stays in flight and every halt check starts a round for it
+        halted = blocks(seen["side"], await self.halted())
+        if not (unbookable or halted) and self.client.pause_left() > 0:
             return None  # Binance takes no new order yet: nothing is asked of it (avgPrice, ...)
-        listing = (
-            f"not sent: {unbookable}" if unbookable else await self.listings.get(seen["symbol"])
-        )
+        listing = await self._listing(seen, unbookable, halted)
         market = await self._market_prices(seen, listing)
         order = await self._claim(seen, listing, market, resend_after, asked_at)
         if order is None:
@@ -329,7 +346,7 @@ class LiveVenue:
         self,
         order: asyncpg.Record,
         error: BinanceRejectedError,
-        listing: SymbolFilters | str,
+        listing: SymbolFilters | str | None,
         retried: frozenset[int],
     ) -> OrderEvent | None:
         """Book Binance's refusal of the order sent under `listing`; or, once for each, send it

@@ -45,7 +45,7 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_order_id, fill_id) DO NOTHIN
 UPDATE = """
 UPDATE orders SET status = $2, exchange_order_id = COALESCE($3, exchange_order_id),
     filled_quantity = $4, average_price = COALESCE($5, average_price),
-    fee = fee + $6, updated_at = now() WHERE client_order_id = $1
+    fee = fee + $6, reason = $7, updated_at = now() WHERE client_order_id = $1
 """
 # `updated_at` is left alone: it stamps the order's last send (live.py's resend rule)
 NOTE_REASON = """
@@ -119,6 +119,14 @@ def held_open(state: OrderState, booked: Decimal) -> OrderState:
                       state.average_price)  # fmt: skip
 
 
+def kept_reason(order: asyncpg.Record, status: str) -> str | None:
+    """The order's reason once it is booked `status`. A live order in flight carries one only
+    when noted for its cancel (`note_reason`); it holds while the order is open (the cancel's
+    report, from the answer or the stream, is still to come) and once it is cancelled, not when
+    it filled or was rejected instead: that order was never cancelled (a -2011 to the cancel)."""
+    return None if status in ("filled", "rejected") else order["reason"]
+
+
 async def book_report(
     pool: asyncpg.Pool,
     client_order_id: str,
@@ -136,21 +144,24 @@ async def book_report(
         fees = await _book_trades(connection, order, trades, quote_asset)
         booked = await connection.fetchval(BOOKED, client_order_id)
         state = held_open(not_behind(order, state), booked)
+        reason = kept_reason(order, state.status)
         await connection.execute(
             UPDATE, client_order_id, state.status, state.exchange_order_id or None,
-            state.filled_quantity, state.average_price, fees,
+            state.filled_quantity, state.average_price, fees, reason,
         )  # fmt: skip
         if state.status in (order["status"], "partially_filled"):
             return None
         event = build_event(order, state.status, filled_quantity=state.filled_quantity,
-                            average_price=state.average_price, fee=order["fee"] + fees)  # fmt: skip
+                            average_price=state.average_price, fee=order["fee"] + fees,
+                            reason=reason)  # fmt: skip
         await announce(connection, event)
         return event
 
 
 async def note_reason(pool: asyncpg.Pool, client_order_id: str, reason: str) -> None:
     """Store why the order is about to be cancelled, before the cancel is sent: the report that
-    books the cancellation, from the answer or the stream, carries it."""
+    books the cancellation, from the answer or the stream, carries it (one that books a fill
+    instead clears it: `kept_reason`)."""
     await pool.execute(NOTE_REASON, client_order_id, reason)
 
 

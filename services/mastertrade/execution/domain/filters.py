@@ -8,9 +8,13 @@ notional is checked only where Binance checks it (MIN_NOTIONAL's applyToMarket, 
 applyMinToMarket and applyMaxToMarket), at the price Binance checks it at: the average over the
 filter's avgPriceMins (/api/v3/avgPrice), for which the top of book stands in only far from the
 bounds (`near_market_notional_bounds`: within NOTIONAL_MARGIN, the caller asks for the average).
-A zero in any filter's field turns that rule off, as on Binance. An order that fails is refused
-here with the filter's name, as Binance would with code -1013. So is a client order id Binance
-would refuse (newClientOrderId: at most 36 of letters, digits and `.:/_-`).
+A zero in any filter's field turns that rule off, as on Binance. Each field is read as any
+number from Binance is (binance_status.read_amount: finite, within the platform's amount bounds,
+not negative): a listing with one missing or unusable (a negative or NaN stepSize would skip the
+rounding) is refused whole, FilterError naming the filter and field, and no order is sized by
+it. An order that fails is refused here with the filter's name, as Binance would with code
+-1013. So is a client order id Binance would refuse (newClientOrderId: at most 36 of letters,
+digits and `.:/_-`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
+
+from mastertrade.execution.domain.binance_status import BinanceAnswerError, read_amount
 
 CLIENT_ORDER_ID_LENGTH = 36
 CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]+$")
@@ -70,33 +76,59 @@ class SymbolFilters:
         )
 
 
+# The numbers each filter has (Binance documents them all), by filter, as SymbolFilters' fields
+FIELDS: dict[str, dict[str, str]] = {
+    "PRICE_FILTER": {"tickSize": "tick_size", "minPrice": "min_price", "maxPrice": "max_price"},
+    "LOT_SIZE": {"stepSize": "step_size", "minQty": "min_qty", "maxQty": "max_qty"},
+    "MARKET_LOT_SIZE": {"stepSize": "market_step_size", "minQty": "market_min_qty",
+                        "maxQty": "market_max_qty"},
+    "MIN_NOTIONAL": {"minNotional": "min_notional"},
+    "NOTIONAL": {"minNotional": "min_notional", "maxNotional": "max_notional"},
+}  # fmt: skip
+# Whether a notional rule holds market orders too: (field, default when Binance leaves it out)
+FLAGS: dict[str, dict[str, tuple[str, bool]]] = {
+    "MIN_NOTIONAL": {"applyToMarket": ("min_notional_to_market", True)},
+    "NOTIONAL": {"applyMinToMarket": ("min_notional_to_market", True),
+                 "applyMaxToMarket": ("max_notional_to_market", False)},
+}  # fmt: skip
+
+
 def parse_filters(symbol_info: Mapping[str, Any]) -> SymbolFilters:
-    """SymbolFilters from one entry of /api/v3/exchangeInfo's `symbols`."""
+    """SymbolFilters from one entry of /api/v3/exchangeInfo's `symbols`; FilterError naming
+    the filter and field when one is missing or unusable (no order is sized by it)."""
+    symbol = str(symbol_info["symbol"])
     found: dict[str, Decimal | bool] = {}
-    for item in symbol_info.get("filters", []):
-        kind = item.get("filterType")
-        if kind == "PRICE_FILTER":
-            found["tick_size"] = Decimal(item["tickSize"])
-            found["min_price"] = Decimal(item["minPrice"])
-            found["max_price"] = Decimal(item["maxPrice"])
-        elif kind == "LOT_SIZE":
-            found["step_size"] = Decimal(item["stepSize"])
-            found["min_qty"] = Decimal(item["minQty"])
-            found["max_qty"] = Decimal(item["maxQty"])
-        elif kind == "MARKET_LOT_SIZE":
-            found["market_step_size"] = Decimal(item["stepSize"])
-            found["market_min_qty"] = Decimal(item["minQty"])
-            found["market_max_qty"] = Decimal(item["maxQty"])
-        elif kind == "MIN_NOTIONAL":
-            found["min_notional"] = Decimal(item["minNotional"])
-            found["min_notional_to_market"] = bool(item.get("applyToMarket", True))
-        elif kind == "NOTIONAL":
-            found["min_notional"] = Decimal(item.get("minNotional", "0"))
-            found["max_notional"] = Decimal(item.get("maxNotional", "0"))
-            found["min_notional_to_market"] = bool(item.get("applyMinToMarket", True))
-            found["max_notional_to_market"] = bool(item.get("applyMaxToMarket", False))
+    for item in symbol_info.get("filters") or []:
+        if not isinstance(item, Mapping):
+            raise FilterError(f"exchangeInfo for {symbol} has an invalid filter {item!r}")
+        kind = str(item.get("filterType"))
+        for key, name in FIELDS.get(kind, {}).items():
+            found[name] = _filter_amount(symbol, kind, item, key)
+        for key, (name, default) in FLAGS.get(kind, {}).items():
+            found[name] = _filter_flag(symbol, kind, item, key, default)
     # each key is set above with its field's type; mypy cannot match a mixed dict to the fields
-    return SymbolFilters(str(symbol_info["symbol"]), **found)  # type: ignore[arg-type]
+    return SymbolFilters(symbol, **found)  # type: ignore[arg-type]
+
+
+def _filter_amount(symbol: str, kind: str, item: Mapping[str, Any], key: str) -> Decimal:
+    """A filter's number, checked as any amount Binance sends (finite, within the platform's
+    bounds, not negative): a step, a tick or a bound of 0 turns its rule off, as on Binance; a
+    negative or NaN step would skip the rounding, and the order would go out unrounded."""
+    if key not in item:
+        raise FilterError(f"exchangeInfo for {symbol} has no {kind}.{key}")
+    try:
+        return read_amount(item, key)
+    except BinanceAnswerError:
+        raise FilterError(
+            f"exchangeInfo for {symbol} has an invalid {kind}.{key} '{item[key]}'"
+        ) from None
+
+
+def _filter_flag(symbol: str, kind: str, item: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = item.get(key, default)
+    if not isinstance(value, bool):  # a string "false" would read as true
+        raise FilterError(f"exchangeInfo for {symbol} has an invalid {kind}.{key} '{value}'")
+    return value
 
 
 def _round(value: Decimal, step: Decimal, up: bool) -> Decimal:
