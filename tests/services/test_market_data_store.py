@@ -246,6 +246,36 @@ async def test_a_symbol_added_later_gets_its_history_joined_to_the_live_market(
     assert market.next_minute * 60 == int(now.timestamp())
 
 
+async def test_a_symbol_back_after_a_while_gets_the_minutes_it_missed_in_one_write(
+    pool: asyncpg.Pool,
+) -> None:
+    """ETHUSDT stopped 16 days ago (its last 2 days stored), BTCUSDT went on: ETHUSDT gets
+    the 15 days it missed within the window, more than one block of the generator, each minute
+    once, joined to the market; a `now` before the stored history writes nothing of it."""
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    stopped = now - timedelta(days=16)
+    await simulated_history(pool, symbols=["BTCUSDT", "ETHUSDT"], seed=4, days=2, now=stopped)
+    await simulated_history(
+        pool, symbols=["BTCUSDT"], seed=4, days=20, now=now - timedelta(hours=1)
+    )
+    _, in_the_past = await simulated_history(
+        pool, symbols=["BTCUSDT", "ETHUSDT"], seed=4, days=1, now=now - timedelta(days=3)
+    )
+    _, written = await simulated_history(
+        pool, symbols=["BTCUSDT", "ETHUSDT"], seed=4, days=15, now=now
+    )
+    rows = await pool.fetch(
+        "SELECT open_time, open, close FROM candles WHERE symbol = 'ETHUSDT' AND open_time >= $1 "
+        "ORDER BY open_time", now - timedelta(days=15),
+    )  # fmt: skip
+    assert in_the_past == 0
+    assert written == (15 * 1440 - 60) + 2 * 60  # ETHUSDT's missed minutes, both last hours
+    assert [row["open_time"] for row in rows] == [
+        now - timedelta(days=15) + timedelta(minutes=m) for m in range(15 * 1440)
+    ]
+    assert all(after["open"] == before["close"] for before, after in itertools.pairwise(rows))
+
+
 async def test_a_backup_restores_with_clean_while_the_store_writes(
     pool: asyncpg.Pool, market_db: str, tmp_path: Path
 ) -> None:

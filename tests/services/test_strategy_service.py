@@ -774,6 +774,11 @@ async def test_a_change_on_candles_the_pod_did_not_see_is_signalled_once_it_read
     assert sides[2][:2] == ("buy", Decimal(925))
 
 
+async def message_count(channel: AbstractChannel, name: str) -> int:
+    declared = await channel.declare_queue(name, passive=True)
+    return int(declared.declaration_result.message_count or 0)
+
+
 async def live_role(client: httpx.AsyncClient, role: str) -> None:
     """Wait until the pod's /health says it has `role` in the live decisions."""
     deadline = time.monotonic() + 30
@@ -820,6 +825,48 @@ async def test_one_pod_decides_the_candles_and_another_takes_over_when_it_goes(
         took_over = await candles_counted(standby)
     assert stood_by == 0
     assert took_over == 1
+    assert (buy["side"], Decimal(buy["price"])) == ("buy", Decimal(950))
+
+
+async def test_a_pod_that_steps_down_while_deciding_sends_nothing_and_hands_the_candle_back(
+    trading_env: dict[str, str], rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader loses its lock while a candle with a buy in it is being decided: the buy is not
+    sent (the next leader decides that candle, after those before it), and the candle is back in
+    the queue once the pod has paused."""
+    symbol = "TESTSTEPDOWNUSDT"
+    start = NOW - timedelta(minutes=200)
+    await momentum_after_a_fall(trading_env["DATABASE_URL"], symbol, start)
+    reading, go_on = asyncio.Event(), asyncio.Event()
+    bars_for = live_module.LiveTrader._bars_for
+
+    async def slow_bars(self: live_module.LiveTrader, *args: Any) -> Any:
+        reading.set()
+        await go_on.wait()
+        return await bars_for(self, *args)
+
+    monkeypatch.setattr(live_module.LiveTrader, "_bars_for", slow_bars)
+    app = build_app("strategy_service", trading_env)
+    async with recording(rabbitmq_url) as (_, channel), running(app) as client:
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(SIGNALS.name, f"signal.{symbol}")
+        signals = Recorder()
+        await queue.consume(signals.on_message)
+        await live_role(client, "leader")
+        up = candle(symbol, start + timedelta(minutes=100), "900", "950")
+        await publish_json(channel, MARKET_DATA.name, f"candle.1m.{symbol}", up)
+        await asyncio.wait_for(reading.wait(), 30)
+        app.state.trader.step_down()  # as the leadership does when the lock's connection fails
+        candles = app.state.runtime.consumer(app_module.CANDLES_QUEUE)
+        pausing = asyncio.create_task(candles.pause(10))
+        go_on.set()
+        await pausing
+        await asyncio.sleep(0.5)  # time for a wrongly sent buy to arrive
+        waiting = await message_count(channel, app_module.CANDLES_QUEUE)
+        await candles.resume()
+        await app.state.trader.take_over()  # the pod leads again: the candle is decided now
+        [buy] = await signals.wait_for(f"signal.{symbol}", 1, timeout=30)
+    assert waiting == 1
     assert (buy["side"], Decimal(buy["price"])) == ("buy", Decimal(950))
 
 

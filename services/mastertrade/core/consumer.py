@@ -46,28 +46,35 @@ class Consumer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._asking: asyncio.Future[Any] | None = None  # a backlog question the broker has
         self.paused = False  # declared but taking no messages, until `resume`
+        # start, resume and pause one at a time: a pause while a consume is on the wire would
+        # find no consumer to cancel, and the consumer would then run paused
+        self._switching = asyncio.Lock()
 
     async def start(self, channel: AbstractChannel) -> None:
         """Declare the queue on `channel` and, unless paused, begin consuming (a robust
         channel restores this after a reconnect)."""
-        await channel.set_qos(prefetch_count=self.prefetch)
-        self._amqp_queue = await channel.declare_queue(
-            self.queue.name, durable=True, arguments=self.queue.declared_arguments()
-        )
-        if not self.paused:
-            self._tag = await self._amqp_queue.consume(self._on_message)
+        async with self._switching:
+            await channel.set_qos(prefetch_count=self.prefetch)
+            self._amqp_queue = await channel.declare_queue(
+                self.queue.name, durable=True, arguments=self.queue.declared_arguments()
+            )
+            self._tag = None
+            if not self.paused:
+                self._tag = await self._amqp_queue.consume(self._on_message)
 
     async def resume(self) -> None:
         """Begin taking messages on the channel of the last `start` (none yet: the broker is
         not connected, and the next `start` begins)."""
-        self.paused = False
-        if self._amqp_queue is not None and self._tag is None:
-            self._tag = await self._amqp_queue.consume(self._on_message)
+        async with self._switching:
+            self.paused = False
+            if self._amqp_queue is not None and self._tag is None:
+                self._tag = await self._amqp_queue.consume(self._on_message)
 
     async def pause(self, timeout: float) -> None:
         """Stop taking messages and wait for those in flight, as `stop` does, until `resume`."""
-        self.paused = True
-        await self.stop(timeout)
+        async with self._switching:
+            self.paused = True
+            await self.stop(timeout)
 
     async def backlog(self, timeout: float = 1.0) -> int | None:
         """Messages ready in the queue (a passive declare), or None while it cannot be asked

@@ -70,7 +70,9 @@ RETURNING id, exchange, routing_key, payload::text AS payload
 HOLD_SECONDS = 300.0
 """How long events for an exchange the broker does not have are held back before they are tried
 again. Publishing to a missing exchange closes the AMQP channel, and with it the service's
-consumers, until it reopens: once every few minutes, not every loop round."""
+consumers, until it reopens (a robust channel then declares again the exchanges its service
+declared: one of the platform's deleted by hand is back after the first such close): a held
+event is tried once every few minutes, not every loop round."""
 TOPOLOGY_EXCHANGES = frozenset(exchange.name for exchange in EXCHANGES)
 # RabbitMQ's 404 reply to a publish names the exchange it does not have.
 NO_EXCHANGE = re.compile(r"no exchange '(?P<name>[^']*)'")
@@ -120,7 +122,12 @@ async def add_to_outbox(
 
 
 class OutboxSendError(Exception):
-    """Some claimed events were not confirmed by the broker; they are sent again next round."""
+    """Some claimed events were not confirmed by the broker; they are sent again next round.
+    `sent`: how many of the call's events were confirmed (and marked) before it failed."""
+
+    def __init__(self, message: str, sent: int) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 def missing_exchange(error: BaseException) -> str | None:
@@ -203,7 +210,8 @@ async def publish_outbox(pool: asyncpg.Pool, channel: AbstractChannel, batch: in
         if done.failed:
             raise OutboxSendError(
                 f"{len(done.unsent)} of {len(rows)} events not confirmed, sent again next "
-                f"round ({sent} sent this round): {done.failed[0]!r}"
+                f"round ({sent} sent this round): {done.failed[0]!r}",
+                sent,
             )
         if len(rows) < batch:
             return sent

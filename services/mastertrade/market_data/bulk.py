@@ -82,6 +82,9 @@ async def write_simulated(connection: AnyConnection, table: npt.NDArray[np.void]
             TEMPORARY, source=io.BytesIO(encode_copy_binary(table)), format="binary"
         )
         status = await connection.execute(INSERT_SCALED, *_instrument_arrays())
+        # emptied at the caller's commit too, but a caller writing several blocks in one
+        # transaction would upsert every earlier block's rows again with each later one
+        await connection.execute(f"TRUNCATE {TEMPORARY}")
     return int(status.rsplit(" ", 1)[-1])
 
 

@@ -5,8 +5,9 @@ and writes up to now, so a restart after a gap fills exactly the gap and never d
 (and the writes are upserts anyway). A gap longer than `days` is filled for its last `days`
 only, so a service that was off for a year does not start by writing a year. The simulated
 market continues from the last stored closes, so its history and live feed join without a jump.
-A symbol added to a simulated market that has history already gets its `days` of history too,
-ending at the price the market goes on from (`added_history`).
+A symbol behind the others (added to a simulated market that has history already, or back in
+it after a while) gets its missing minutes, within `days`, ending at the price the market goes
+on from (`behind_history`).
 """
 
 from __future__ import annotations
@@ -83,11 +84,16 @@ async def simulated_history(
     if not stored:
         market = SimulatedMarket(seed, earliest)
     else:
-        prices = await _start_prices(pool, list(stored))
-        market = SimulatedMarket(seed, max(max(stored.values()) + 1, earliest), prices)
-        added = [symbol for symbol in symbols if symbol not in stored]
-        if added and market.next_minute > earliest:
-            written += await added_history(pool, added, seed, earliest, market)
+        newest = max(stored.values())
+        current = [symbol for symbol, last in stored.items() if last == newest]
+        market = SimulatedMarket(
+            seed, max(newest + 1, earliest), await _start_prices(pool, current)
+        )
+        if market.next_minute <= end:  # else `now` is before what is stored: nothing joins
+            for symbol in symbols:
+                start = max(stored.get(symbol, earliest - 1) + 1, earliest)
+                if start < market.next_minute:
+                    written += await behind_history(pool, symbol, seed, start, market)
     first = market.next_minute
     while market.next_minute < end:
         block = market.generate(min(CHUNK_MINUTES, end - market.next_minute))
@@ -98,25 +104,28 @@ async def simulated_history(
     return market, written
 
 
-async def added_history(
-    pool: asyncpg.Pool, added: Sequence[str], seed: int, earliest: int, market: SimulatedMarket
+async def behind_history(
+    pool: asyncpg.Pool, symbol: str, seed: int, start: int, market: SimulatedMarket
 ) -> int:
-    """History from `earliest` of symbols with none stored, where the others have some: a market
-    of their own up to where `market` goes on, its prices scaled so that each added symbol's
-    last close is the one `market` goes on from (no jump at the join); rows written. The
-    market is generated twice, first for its last closes only: a year takes seconds."""
-    columns = instrument_columns(added)
-    own = SimulatedMarket(seed, earliest)
+    """The minutes from `start` of a symbol behind the others (added to the market since, or
+    back in it after a while) up to where `market` goes on: from a market of its own, its prices
+    scaled so that its last close is the one `market` goes on from (no jump at the join; at
+    `start`, after a stored past, there may be one); rows written. Written in one transaction,
+    so an interrupted write leaves the symbol as behind as it was. The market is generated twice,
+    first for its last close only: a year takes seconds."""
+    columns = instrument_columns([symbol])
+    own = SimulatedMarket(seed, start)
     for _ in _blocks(own, market.next_minute):
-        pass  # to its end, for its last closes
+        pass  # to its end, for its last close
     scale = market.last_close[columns] / own.last_close[columns]
-    logger.info("%s added to the simulated market: writing its history from %s on",
-                ", ".join(added), minute_time(earliest))  # fmt: skip
+    logger.info("%s is behind the simulated market: writing its minutes from %s to %s", symbol,
+                minute_time(start), minute_time(market.next_minute))  # fmt: skip
     written = 0
-    for block in _blocks(SimulatedMarket(seed, earliest), market.next_minute):
-        async with pool.acquire() as connection:
+    async with pool.acquire() as connection, connection.transaction():
+        for block in _blocks(SimulatedMarket(seed, start), market.next_minute):
             rows = block_table(_scaled(block, columns, scale), columns)
             written += await write_simulated(connection, rows)
+    logger.info("%s: %d minutes written; it goes on with the others", symbol, written)
     return written
 
 

@@ -51,7 +51,7 @@ def create_app(settings: StrategySettings) -> FastAPI:
     candles.paused = True  # until this pod leads the live decisions
 
     async def decide_live() -> None:
-        trader.take_over()
+        await trader.take_over()
         try:
             await candles.resume()
             await asyncio.Event().wait()  # until the lock is lost or the pod stops

@@ -68,10 +68,12 @@ SELLABLE = f"SELECT ({HELD}) - COALESCE((SELECT sum(d.approved_quantity) {SELLS_
 SELL_IN_FLIGHT = f"SELECT EXISTS (SELECT {SELLS_IN_FLIGHT})"
 # A strategy's latest signal is the one it made last (`signal_created_at`, from the signal),
 # whichever risk manager replica decided it first: two taking a backlog at once can decide a
-# later signal before an earlier one. Decisions with no such time (stored before migration 0044)
-# read as made when decided; of those decided in one batch (one now()), the later candle (the
-# minute in the id); between ids with no minute, a signal of the rule before a closing sell,
-# then the id itself, so every pod takes the same one for the latest
+# later signal before an earlier one. The leading pod makes the rule's signals, and any pod's
+# sweep its closing sells: pods' clocks, NTP-synchronized, differ by milliseconds, and a
+# closing sell is rarely made within a second of its rule's signal. Decisions with no such time
+# (stored before migration 0044) read as made when decided; of those decided in one batch (one
+# now()), the later candle (the minute in the id); between ids with no minute, a signal of the
+# rule before a closing sell, then the id itself, so every pod takes the same one for the latest
 LATEST_FIRST = f"""ORDER BY COALESCE(signal_created_at, decided_at) DESC,
     substring(signal_id from '-([0-9]+)-(?:buy|sell)$')::bigint DESC NULLS LAST,
     signal_id LIKE '%-{CLOSING}%', signal_id DESC"""

@@ -1,13 +1,14 @@
 """Active strategies trading live: closed 1m candles from the broker in, signals out.
 
-Each closed candle of a symbol is appended to that symbol's recent bars: as many as a backtest
-reads (STRATEGY_HISTORY_DAYS of them, at least LIVE_BARS), so the longest rule is warm and a
-rule long for days still remembers it (a shorter window forgot a position entered before it, and
-never signalled its exit). The bars are read again from PostgreSQL whenever a candle does not
-follow the last one seen (replicas share the queue; a restart or an outage skips candles too),
-and, while minutes are missing among the recent ones, once PostgreSQL holds more of them (a
-backfill stores a gap's candles without publishing them; they are counted every
-HOLES_REREAD_SECONDS). The active strategies of the symbol are then
+One pod at a time decides the candles (the one leading, `app.py`), in the order the market
+published them. Each closed candle of a symbol is appended to that symbol's recent bars: as many
+as a backtest reads (STRATEGY_HISTORY_DAYS of them, at least LIVE_BARS), so the longest rule is
+warm and a rule long for days still remembers it (a shorter window forgot a position entered
+before it, and never signalled its exit). The bars are read again from PostgreSQL whenever a
+candle does not follow the last one seen (a pod taking over from another, a restart or an
+outage skips candles), and, while minutes are missing among the recent ones, once PostgreSQL
+holds more of them (a backfill stores a gap's candles without publishing them; they are counted
+every HOLES_REREAD_SECONDS). The active strategies of the symbol are then
 decided by the engine itself (`domain/live.py`), and every buy or sell is published on
 `mastertrade.signals` as `signal.<SYMBOL>` in the message the risk manager consumes: a buy of
 STRATEGY_SIGNAL_NOTIONAL at the close, a sell of what the strategy holds (`holdings`). After
@@ -166,19 +167,28 @@ class LiveTrader:
         self._lock = asyncio.Lock()
         self.leading = False  # this pod decides the candles (it holds LIVE_DECISIONS_LOCK)
 
-    def take_over(self) -> None:
+    async def take_over(self) -> None:
         """This pod now decides the candles: what it remembers of the bars and of the signals
-        dates from before another pod decided, so it reads both again."""
-        self.bars.clear()
-        self._read_at.clear()
-        self._decided.clear()
-        self._last_decided.clear()
-        self._exits_waiting.clear()
-        self.leading = True
+        dates from before another pod decided, so it reads both again (once no candle of an
+        earlier term is being decided: those give up at their next publish, `_still_leading`)."""
+        async with self._lock:
+            self.bars.clear()
+            self._read_at.clear()
+            self._decided.clear()
+            self._last_decided.clear()
+            self._exits_waiting.clear()
+            self.leading = True
 
     def step_down(self) -> None:
-        """Another pod may decide the candles from now on: those in hand go back to the queue."""
+        """Another pod may decide the candles from now on: the candles in hand go back to the
+        queue, and one being decided sends nothing more (`_still_leading`)."""
         self.leading = False
+
+    def _still_leading(self) -> None:
+        """Before each signal is sent (each attempt): a pod that stepped down meanwhile hands the
+        candle back instead, or another pod's signals of later candles could come before it."""
+        if not self.leading:
+            raise Requeue("this pod no longer decides the candles")
 
     def bind(self, runtime: Runtime) -> None:
         """Use the runtime's connections and metrics registry (once the app is built)."""
@@ -223,7 +233,7 @@ class LiveTrader:
 
     async def _stale(self, symbol: str, bars: SymbolBars, minute: int) -> bool:
         """Whether the bars must be read again before deciding `minute`: none yet, or a gap
-        before it (replicas share the queue; a restart or an outage skips candles too), or
+        before it (a pod taking over from another, a restart or an outage skips candles), or
         recent minutes missing from them that PostgreSQL holds now (a backfill stores a gap's
         candles without publishing them), counted again every HOLES_REREAD_SECONDS: a hole the
         exchange never fills costs a count of the recent minutes, not a read of every bar."""
@@ -263,8 +273,7 @@ class LiveTrader:
         """One candle message (`candle.<interval>.<SYMBOL>`); a malformed one raises, so the
         consumer dead-letters it."""
         async with self._lock:
-            if not self.leading:
-                raise Requeue("this pod no longer decides the candles")
+            self._still_leading()
             await self._handle(payload)
 
     async def _handle(self, payload: dict[str, Any]) -> None:
@@ -451,7 +460,8 @@ class LiveTrader:
         self, active: ActiveStrategy, side: Side, price: Decimal, moment: int | str
     ) -> None:
         assert self.runtime is not None
-        if not await is_active(self.runtime.pool, active.id):  # checked again on each retry
+        self._still_leading()  # checked again on each retry, as is the strategy's status
+        if not await is_active(self.runtime.pool, active.id):
             logger.info("strategy %d was retired meanwhile: its %s is not sent", active.id, side)
             self.refresh()
             return
