@@ -116,6 +116,20 @@ class EmailSettings(SettingsGroup):
         min_length=1,
     )
     email_port: int = setting(587, "EMAIL_PORT", "SMTP port (587: STARTTLS)", ge=1, le=65535)
+    email_from: str = setting(
+        "",
+        "EMAIL_FROM",
+        "Not in the seed: the address e-mail alerts come from, e.g. `MasterTrade "
+        "<alerts@example.com>`; empty: EMAIL_USER (set it when the SMTP login is no address, "
+        "as SendGrid's `apikey`)",
+        max_length=320,
+    )
+    alert_email_to: str = setting(
+        "",
+        "ALERT_EMAIL_TO",
+        "Not in the seed: comma-separated recipients of e-mail alerts; empty: the From address",
+        max_length=4000,
+    )
 
 
 class LoggingSettings(SettingsGroup):

@@ -4,13 +4,21 @@ One HTTP app serves Telegram's Bot API (`/bot<token>/sendMessage`), a Discord we
 webhook, Twilio's Messages resource and a plain webhook receiver, each with its real success
 and error answers; `fail` queues the next answers of a channel (e.g. Telegram's 429 with
 `parameters.retry_after`, or one whose `parameters` or `retry_after` is not the documented
-shape). Discord refuses an `allowed_mentions` it does not know, as the real API does, and
+shape). A documented 429 ("429": Telegram's `parameters.retry_after`, Discord's `retry_after`,
+Slack's `Retry-After` header; `retry_after` sets its seconds) holds its channel as the real
+services do: every request before the wait is over is answered 429 again, with the time left.
+Each channel's requests are timed as they arrive (`arrivals`, monotonic seconds). `hang` makes
+a channel's server take requests and never answer (until `release`). The providers' length
+limits are enforced: Telegram's 4096 UTF-16 code units ("Bad Request: message is too long"),
+Discord's 2000 code points (50035), Twilio's Body of 1600 UTF-16 code units (21617).
+Discord refuses an `allowed_mentions` it does not know, as the real API does, and
 `discord_pings` says whom a message would notify; `slack_shown` says what Slack shows of a text
 (its `&`, `<` and `>` are control characters there). The webhook receiver's queued "400-binary"
 answers with control characters (NUL among them) in its body, as a broken proxy may.
 An aiosmtpd server with STARTTLS (a self-signed certificate made by openssl for the test) and
-AUTH stands in for SMTP; `Mailbox.refuse` queues answers to RCPT TO (550, 450), a message with
-no Date or Message-ID header is refused at DATA (as Gmail does), and
+AUTH stands in for SMTP; `Mailbox.refuse` queues answers to RCPT TO (550, 450; for one address
+with `to`; bytes are sent as they are, e.g. a Latin-1 answer), `Mailbox.logins` are the logins
+it takes, a message with no Date or Message-ID header is refused at DATA (as Gmail does), and
 `smtp_server(starttls=False)` is a server that does not offer STARTTLS at all.
 """
 
@@ -18,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import re
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +54,14 @@ class FakeChannels:
     received: dict[str, list[Any]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)
     discord_paths: list[str] = field(default_factory=list)  # where each Discord POST went
+    # the seconds a channel's documented 429 asks to wait (Telegram's is a whole number)
+    retry_after: dict[str, float] = field(
+        default_factory=lambda: {"telegram": 1, "discord": 0.5, "slack": 1}
+    )
+    limited_until: dict[str, float] = field(default_factory=dict)  # monotonic
+    arrivals: dict[str, list[float]] = field(default_factory=dict)  # monotonic, per request
+    hanging: set[str] = field(default_factory=set)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def fail(self, channel: str, *answers: str) -> None:
         self.failures.setdefault(channel, []).extend(answers)
@@ -55,32 +73,72 @@ class FakeChannels:
     def got(self, channel: str, item: Any) -> None:
         self.received.setdefault(channel, []).append(item)
 
+    def hang(self, channel: str) -> None:
+        """`channel`'s server takes each request and answers none, until `release`."""
+        self.hanging.add(channel)
 
-# 429 answers of Telegram: the documented one, and two a proxy or a change could send
+    def release(self) -> None:
+        self.released.set()
+
+    async def arrived(self, channel: str) -> None:
+        """Note a request to `channel`; one to a hanging channel waits here until released."""
+        self.arrivals.setdefault(channel, []).append(time.monotonic())
+        if channel in self.hanging:
+            await self.released.wait()
+
+    def limited(self, channel: str, failure: str | None) -> float | None:
+        """The seconds left of `channel`'s 429 when this request is answered 429: a queued
+        "429" starts the wait, and a request before it is over gets 429 again."""
+        now = time.monotonic()
+        if failure == "429":
+            self.limited_until[channel] = now + self.retry_after[channel]
+            return self.retry_after[channel]
+        left = self.limited_until.get(channel, 0.0) - now
+        return left if left > 0 else None
+
+
+def utf16_length(text: str) -> int:
+    """The length Telegram and Twilio count: UTF-16 code units (an emoji beyond U+FFFF is 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+# 429 answers of Telegram a proxy or a change could send (the documented one is "429"); they
+# give no wait to honour, so they start none
 TELEGRAM_429_PARAMETERS: dict[str, Any] = {
-    "429": {"retry_after": 1},
     "429-parameters-not-a-dict": [1],
     "429-retry-after-not-a-number": {"retry_after": "soon"},
 }
+TELEGRAM_LIMIT, DISCORD_LIMIT, TWILIO_LIMIT = 4096, 2000, 1600
+
+
+def _telegram_429(parameters: Any, seconds: int) -> Response:
+    return JSONResponse(
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": f"Too Many Requests: retry after {seconds}",
+            "parameters": parameters,
+        },
+        status_code=429,
+    )
 
 
 def _telegram(fake: FakeChannels, token: str, body: dict[str, Any]) -> Response:
     if token != TOKEN:
         return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
     failure = fake.next_failure("telegram")
+    if (left := fake.limited("telegram", failure)) is not None:
+        seconds = math.ceil(left)  # a whole number of seconds, as Telegram gives it
+        return _telegram_429({"retry_after": seconds}, seconds)
     if failure in TELEGRAM_429_PARAMETERS:
-        return JSONResponse(
-            {
-                "ok": False,
-                "error_code": 429,
-                "description": "Too Many Requests: retry after 1",
-                "parameters": TELEGRAM_429_PARAMETERS[failure],
-            },
-            status_code=429,
-        )
+        return _telegram_429(TELEGRAM_429_PARAMETERS[failure], 1)
     if body.get("chat_id") != CHAT or not body.get("text"):
         return JSONResponse(
             {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, 400
+        )
+    if utf16_length(str(body["text"])) > TELEGRAM_LIMIT:
+        return JSONResponse(
+            {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}, 400
         )
     fake.got("telegram", body)
     return JSONResponse({"ok": True, "result": {"message_id": 1, "text": body["text"]}})
@@ -92,15 +150,22 @@ BINARY_ANSWER = b"refused\x00\x07 \x1b[31mred\x1b[0m\r\nline two\ttab"
 
 
 def _discord_refusal(body: dict[str, Any]) -> Response | None:
-    """Discord's 400 for an `allowed_mentions` that is not an object whose `parse` lists only
-    mention types it knows; None when the body is fine."""
+    """Discord's 400 for a content over 2000 characters (code points: its API counts them so),
+    or an `allowed_mentions` that is not an object whose `parse` lists only mention types it
+    knows; None when the body is fine."""
+    if len(str(body.get("content", ""))) > DISCORD_LIMIT:
+        too_long = {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}
+        return _invalid_form({"content": {"_errors": [too_long]}})
     if "allowed_mentions" not in body:
         return None
     allowed = body["allowed_mentions"]
     parse = allowed.get("parse", []) if isinstance(allowed, dict) else None
     if isinstance(parse, list) and all(kind in DISCORD_MENTION_TYPES for kind in parse):
         return None
-    errors = {"allowed_mentions": {"_errors": [{"code": "MODEL_TYPE_CONVERT"}]}}
+    return _invalid_form({"allowed_mentions": {"_errors": [{"code": "MODEL_TYPE_CONVERT"}]}})
+
+
+def _invalid_form(errors: dict[str, Any]) -> Response:
     return JSONResponse(
         {"code": 50035, "message": "Invalid Form Body", "errors": errors}, status_code=400
     )
@@ -130,23 +195,25 @@ def build_app(fake: FakeChannels) -> FastAPI:
 
     @app.post("/bot{token}/sendMessage")
     async def telegram(token: str, request: Request) -> Response:
+        await fake.arrived("telegram")
         return _telegram(fake, token, await request.json())
 
     @app.post("/api/webhooks/{webhook_id}/{token}")
     async def discord_unversioned(request: Request) -> Response:
         """Discord's webhook URL with no version: answered as API v6 was, retry_after in ms."""
-        return await discord(request, retry_after=500)
+        return await discord(request, milliseconds=True)
 
     @app.post("/api/v{version}/webhooks/{webhook_id}/{token}")
     @app.post("/discord/webhook")
-    async def discord(request: Request, retry_after: float = 0.5) -> Response:
+    async def discord(request: Request, milliseconds: bool = False) -> Response:
+        await fake.arrived("discord")
         fake.discord_paths.append(request.url.path)
-        if fake.next_failure("discord") == "429":
+        if (left := fake.limited("discord", fake.next_failure("discord"))) is not None:
+            wait = round(left * 1000) if milliseconds else round(left, 3)
             return JSONResponse(
-                {"message": "You are being rate limited.", "retry_after": retry_after,
-                 "global": False},
+                {"message": "You are being rate limited.", "retry_after": wait, "global": False},
                 status_code=429,
-            )  # fmt: skip
+            )
         body = await request.json()
         if (refusal := _discord_refusal(body)) is not None:
             return refusal
@@ -155,7 +222,11 @@ def build_app(fake: FakeChannels) -> FastAPI:
 
     @app.post("/slack/webhook")
     async def slack(request: Request) -> Response:
+        await fake.arrived("slack")
         failure = fake.next_failure("slack")
+        if (left := fake.limited("slack", failure)) is not None:
+            wait = str(math.ceil(left))  # Retry-After: whole seconds
+            return PlainTextResponse("rate_limited", status_code=429, headers={"Retry-After": wait})
         if failure == "500":
             return PlainTextResponse("internal_error", status_code=500)
         body = await request.json()
@@ -166,6 +237,7 @@ def build_app(fake: FakeChannels) -> FastAPI:
 
     @app.post("/2010-04-01/Accounts/{sid}/Messages.json")
     async def twilio(sid: str, request: Request) -> Response:
+        await fake.arrived("sms")
         expected = "Basic " + base64.b64encode(f"{SID}:{AUTH}".encode()).decode()
         if sid != SID or request.headers.get("authorization") != expected:
             return JSONResponse({"code": 20003, "message": "Authenticate", "status": 401}, 401)
@@ -174,11 +246,18 @@ def build_app(fake: FakeChannels) -> FastAPI:
             return JSONResponse(
                 {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}, 400
             )
+        if utf16_length(form.get("Body", "")) > TWILIO_LIMIT:
+            return JSONResponse(
+                {"code": 21617, "status": 400, "more_info": "https://www.twilio.com/docs/errors/21617",
+                 "message": "The concatenated message body exceeds the 1600 character limit"},
+                status_code=400,
+            )  # fmt: skip
         fake.got("sms", form)
         return JSONResponse({"sid": "SM1", "status": "queued", "body": form["Body"]}, 201)
 
     @app.post("/hook")
     async def hook(request: Request) -> Response:
+        await fake.arrived("webhook")
         if fake.next_failure("webhook") == "400-binary":
             return Response(BINARY_ANSWER, status_code=400, media_type="text/plain")
         fake.got("webhook", (dict(request.headers), await request.body()))
@@ -194,27 +273,48 @@ header are not accepted")."""
 
 
 class Mailbox:
-    """An aiosmtpd handler keeping what it accepted, with one user allowed to AUTH; `refuse`
-    queues the answers to the next RCPT TOs (e.g. "550 5.1.1 No such user")."""
+    """An aiosmtpd handler keeping what it accepted (with the envelope's sender, `senders`), the
+    logins in `logins` allowed to AUTH; `refuse` queues the answers to the next RCPT TOs (e.g.
+    "550 5.1.1 No such user"), or to the next ones for one address (`to`). An answer given as
+    bytes is sent as it is: a server may answer in Latin-1."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
-        self.refusals: list[str] = []
+        self.senders: list[str | None] = []  # MAIL FROM of each message accepted
+        self.refusals: list[str | bytes] = []
+        self.refusals_to: dict[str, list[str | bytes]] = {}
         self.recipients_tried = 0
+        self.tried: list[str] = []  # each RCPT TO's address, in order
         self.data_delay = 0.0  # seconds before the answer to DATA (a slow server)
+        self.logins = {(b"bot@x.io", b"pw")}
 
-    def refuse(self, *answers: str) -> None:
-        self.refusals.extend(answers)
+    def refuse(self, *answers: str | bytes, to: str | None = None) -> None:
+        if to is None:
+            self.refusals.extend(answers)
+        else:
+            self.refusals_to.setdefault(to, []).extend(answers)
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
+    ) -> str | bytes:
         del server, session, options
         self.recipients_tried += 1
+        self.tried.append(address)
+        if queued := self.refusals_to.get(address):
+            return queued.pop(0)
         if self.refusals:
             return self.refusals.pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        del server, session, envelope, mechanism
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) in self.logins
+        # handled=False: aiosmtpd then answers a failure with 535, as real servers do (its
+        # default, handled=True, sends nothing and leaves the client waiting)
+        return AuthResult(success=ok, handled=False)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         del server, session
@@ -226,17 +326,8 @@ class Mailbox:
         if missing:
             return f"550 5.7.1 Messages missing a valid {missing[0]} header are not accepted"
         self.messages.append((list(envelope.rcpt_tos), raw))
+        self.senders.append(envelope.mail_from)
         return "250 OK"
-
-
-def _authenticate(
-    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-) -> AuthResult:
-    del server, session, envelope, mechanism
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"bot@x.io", b"pw")
-    # handled=False: aiosmtpd then answers a failure with 535, as real servers do (its default,
-    # handled=True, sends nothing and leaves the client waiting)
-    return AuthResult(success=ok, handled=False)
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -283,7 +374,7 @@ def smtp_server(folder: Path, starttls: bool = True) -> Iterator[tuple[Mailbox, 
         port=port,
         tls_context=context if starttls else None,
         require_starttls=starttls,
-        authenticator=_authenticate,
+        authenticator=mailbox.authenticate,
         auth_required=starttls,
     )
     controller.start()

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -81,9 +81,12 @@ async def alert_system(
     with smtp_server(tmp_path) as (mailbox, smtp_port, ca):
         async with serve_app(build_app(fake)) as url:
             settings = {**env, **channel_env(url, smtp_port, ca), **extra}
-            async with running(build_service("alert_system", settings)) as client:
-                await wait_for_status(client, "/health", 200)
-                yield client, fake, mailbox
+            try:
+                async with running(build_service("alert_system", settings)) as client:
+                    await wait_for_status(client, "/health", 200)
+                    yield client, fake, mailbox
+            finally:
+                fake.release()  # a server left hanging answers, so it can stop
 
 
 async def settled(
@@ -150,6 +153,51 @@ async def test_retries_honour_retry_after_and_a_failing_channel_blocks_no_other(
     assert "HTTP 500" in deliveries["slack"]["last_error"]
     assert alert["status"] == "partial"
     assert deliveries["sms"]["status"] == deliveries["email"]["status"] == "sent"
+
+
+async def test_retries_wait_out_each_services_429(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Telegram (`parameters.retry_after`), Discord (`retry_after`) and Slack (`Retry-After`)
+    answer 429 again to a retry sent before their wait is over: each retry waits it out."""
+    waits = {"telegram": 1.0, "discord": 0.5, "slack": 1.0}
+    async with alert_system(trading_env, tmp_path) as (client, fake, _):
+        for channel in waits:
+            fake.fail(channel, "429")
+        await client.post(TEST_ALERT, json={}, headers=ADMIN)
+        [alert] = await settled(client, 1)
+    deliveries = {d["channel"]: (d["status"], d["attempts"]) for d in alert["deliveries"]}
+    assert deliveries == dict.fromkeys(deliveries, ("sent", 1)) | dict.fromkeys(waits, ("sent", 2))
+    for channel, wait in waits.items():
+        first, retry = fake.arrivals[channel]
+        assert retry - first >= wait, channel
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_channel_that_hangs_holds_no_connection_another_channel_needs(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Discord's server takes requests and never answers; with 150 Discord deliveries on the
+    wire (more than an HTTP pool's 100 connections), a Slack alert still goes out at once, not
+    when the Discord attempts are cut off at ALERT_SEND_TIMEOUT_SECONDS (10 s here)."""
+    limits = {"ALERT_SEND_TIMEOUT_SECONDS": "10", "ALERT_RATE_LIMIT_PER_MINUTE": "10000",
+              "ALERT_MAX_ATTEMPTS": "1"}  # fmt: skip
+    async with alert_system(trading_env, tmp_path, **limits) as (client, fake, _):
+        fake.hang("discord")
+        for _ in range(150):
+            await client.post(TEST_ALERT, json={"channel": "discord"}, headers=ADMIN)
+        await until(lambda: len(fake.arrivals.get("discord", [])) >= 100, timeout=10)
+        asked = time.monotonic()
+        await client.post(TEST_ALERT, json={"channel": "slack"}, headers=ADMIN)
+        await until(lambda: "slack" in fake.received, timeout=15)
+        took = fake.arrivals["slack"][0] - asked
+    assert took < 10 / 3  # a third of an attempt's limit at most (before: nearly all of it)
 
 
 def filled(order: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """alert_system's configuration at the edges, on the same local servers as test_alerts.py: the
 test alert needs the admin token (directly and through the API gateway) and a channel that is
-on, a blank credential leaves its channel off, and an unreadable EMAIL_TLS_CA_FILE turns e-mail
-off (saying why in /api/v1/status), not the service."""
+on, a blank credential leaves its channel off, and an unreadable EMAIL_TLS_CA_FILE or a malformed
+webhook URL turns its channel off (saying why in /api/v1/status), not the service."""
 
 from __future__ import annotations
 
@@ -108,6 +108,33 @@ async def test_an_unreadable_ca_file_turns_email_off_and_the_rest_on(
     assert to_email.status_code == 422 and "'email' is off: EMAIL_TLS_CA_FILE" in to_email.text
     assert {d["channel"]: d["status"] for d in alert["deliveries"]} == dict.fromkeys(
         ["discord", "slack", "sms", "telegram", "webhook"], "sent"
+    )
+
+
+async def test_a_malformed_webhook_url_turns_its_channel_off_and_the_rest_on(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A webhook URL with no scheme (its token in the path): Discord is off, saying why without
+    the URL; the service starts and every other channel delivers."""
+    bad = {"DISCORD_WEBHOOK_URL": "discord.com/api/webhooks/1/T0KEN-s3cr3t"}
+    async with alert_system(trading_env, tmp_path, **bad) as (client, _, _):
+        health = (await client.get("/health")).json()
+        status = (await client.get("/api/v1/status")).json()
+        to_discord = await client.post(TEST_ALERT, json={"channel": "discord"}, headers=ADMIN)
+        await client.post(TEST_ALERT, json={}, headers=ADMIN)
+        [alert] = await settled(client, 1, timeout=10)
+    assert health["status"] == "healthy"
+    discord = status["channels"]["discord"]
+    assert discord["on"] is False and status["channels"]["slack"] == {"on": True, "error": None}
+    assert discord["error"].startswith(
+        "DISCORD_WEBHOOK_URL is not usable: no http:// or https:// scheme"
+    )
+    assert "T0KEN" not in str(status) and "T0KEN" not in to_discord.text
+    assert (
+        to_discord.status_code == 422 and "'discord' is off: DISCORD_WEBHOOK_URL" in to_discord.text
+    )
+    assert {d["channel"]: d["status"] for d in alert["deliveries"]} == dict.fromkeys(
+        ["email", "slack", "sms", "telegram", "webhook"], "sent"
     )
 
 

@@ -1,6 +1,7 @@
 """alert_system's deliveries when things go wrong, against the same local servers as
 test_alerts.py: a title that would break an e-mail header, Telegram answers of the wrong shape,
-a channel that raises what nobody expected, SMTP errors that retrying cannot fix."""
+a Telegram flood wait longer than the backoff's cap, a channel that raises what nobody expected,
+an outcome the database refuses, SMTP errors that retrying cannot fix."""
 
 from __future__ import annotations
 
@@ -11,20 +12,31 @@ import time
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from mastertrade.alerts.adapters import dispatcher as dispatcher_module
+from mastertrade.alerts.adapters import store as store_module
 from mastertrade.alerts.adapters.channels.base import ChannelError
+from mastertrade.alerts.adapters.channels.chat import TelegramChannel
 from mastertrade.alerts.adapters.channels.email import EmailChannel, build_tls_context
 from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
-from mastertrade.alerts.adapters.store import store_alert
+from mastertrade.alerts.adapters.store import LeaseHolder, claim_pending, store_alert
 from mastertrade.alerts.domain.delivery import RateLimiter
 from mastertrade.core.bus import publish_json
 from mastertrade.core.messages import AlertEvent
 from mastertrade_model.topology import ALERTS
 from tests.infra import free_port
-from tests.services.fake_channels import make_certificate, smtp_server
+from tests.services.fake_channels import (
+    CHAT,
+    TOKEN,
+    FakeChannels,
+    build_app,
+    make_certificate,
+    smtp_server,
+)
 from tests.services.test_alerts import ADMIN, TEST_ALERT, alert_system, settled
-from tests.services.trading import recording
+from tests.services.trading import recording, serve_app
 
 pytestmark = pytest.mark.infra
 
@@ -58,6 +70,74 @@ async def test_a_telegram_429_of_an_unexpected_shape_is_retried(
     [delivery] = alert["deliveries"]
     assert (delivery["status"], delivery["attempts"]) == ("sent", 2)
     assert len(fake.received["telegram"]) == 1
+
+
+async def test_a_flood_wait_longer_than_the_backoffs_cap_is_waited_out_its_lease_renewed(
+    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram bans a flooding bot for `retry_after` seconds, often more than the backoff's
+    60 s cap, and answers 429 to every request until then: a retry inside the ban spends an
+    attempt. Scaled down: the backoff's cap is 0.1 s, the ban 2 s, and a lease runs 1.2 s from
+    its renewal (due every 0.3 s, as `keep_deliveries` renews it): the delivery waits the ban
+    out, its lease renewed meanwhile, and its one retry is sent."""
+    monkeypatch.setattr(dispatcher_module, "RENEW_SECONDS", 0.3)
+    monkeypatch.setattr(dispatcher_module, "LEASE_MARGIN", 0.1)
+    policy = RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.1, attempt_seconds=0.5,
+                         max_server_delay=5.0)  # fmt: skip
+    assert policy.lease_seconds < 2
+    fake = FakeChannels(retry_after={"telegram": 2})
+    fake.fail("telegram", "429")
+    alert = AlertEvent(kind="custom", severity="critical", title="flood")
+    pool = await asyncpg.create_pool(trading_env["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        async with serve_app(build_app(fake)) as url, httpx.AsyncClient() as http:
+            channel = TelegramChannel(http, url, TOKEN, CHAT)
+            dispatcher = Dispatcher({"telegram": channel}, lambda: pool, RateLimiter(10), policy)
+            alert_id = await store_alert(pool, alert, ["telegram"], 300, dispatcher.holder)
+            assert alert_id is not None
+            delivering = asyncio.create_task(dispatcher.deliver(alert_id, "telegram", alert))
+            while not delivering.done():
+                await dispatcher.renew()
+                await asyncio.wait({delivering}, timeout=0.3)
+        row = await pool.fetchrow("SELECT status, attempts FROM alert_deliveries "
+                                  "WHERE alert_id = $1", alert_id)  # fmt: skip
+    finally:
+        await pool.close()
+    assert row is not None and (row["status"], row["attempts"]) == ("sent", 2)
+    first, retry = fake.arrivals["telegram"]
+    assert retry - first >= 2
+
+
+async def test_an_outcome_the_database_refuses_is_recorded_without_its_error(
+    trading_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error text PostgreSQL refuses (here a Latin-1 SMTP answer, as aiosmtplib reads it,
+    recorded without `clean_error`, standing for any text the cleaning would miss): the
+    delivery is recorded all the same, without its text, not left pending to be sent again by
+    the replica that claims it once its lease runs out."""
+    monkeypatch.setattr(store_module, "clean_error", lambda text: text)
+    alert = AlertEvent(kind="custom", title="breaker")
+    pool = await asyncpg.create_pool(trading_env["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        with smtp_server(tmp_path) as (mailbox, port, ca):
+            mailbox.refuse("550 5.1.1 Empfänger unbekannt".encode("latin-1"), to="gone@x.io")
+            channel = email_channel(port, ca, to=["ops@x.io", "gone@x.io"])
+            dispatcher = Dispatcher({"email": channel}, lambda: pool, RateLimiter(10),
+                                    RetryPolicy(3, 0.01), "a")  # fmt: skip
+            alert_id = await store_alert(pool, alert, ["email"], 300, dispatcher.holder)
+            assert alert_id is not None
+            await dispatcher.deliver(alert_id, "email", alert)
+            await pool.execute("UPDATE alert_deliveries SET lease_until = now() - interval '1 s' "
+                               "WHERE alert_id = $1", alert_id)  # fmt: skip
+            claimed = await claim_pending(pool, LeaseHolder("b", 60))
+        row = await pool.fetchrow("SELECT status, attempts, last_error FROM alert_deliveries "
+                                  "WHERE alert_id = $1", alert_id)  # fmt: skip
+    finally:
+        await pool.close()
+    assert row is not None and claimed == []
+    assert (row["status"], row["attempts"]) == ("sent", 1)
+    assert row["last_error"].startswith("email: the error could not be recorded (")
+    assert len(mailbox.messages) == 1
 
 
 class BrokenChannel:
@@ -113,9 +193,12 @@ async def test_smtp_refusals_that_cannot_pass_fail_at_once_and_transient_ones_ar
     assert mailbox.recipients_tried == 3
 
 
-def email_channel(port: int, ca: Path, password: str = "pw") -> EmailChannel:
+def email_channel(
+    port: int, ca: Path, password: str = "pw", to: list[str] | None = None
+) -> EmailChannel:
+    recipients = to or ["ops@x.io"]
     return EmailChannel(
-        ("127.0.0.1", port), ("bot@x.io", password), ["ops@x.io"], build_tls_context(str(ca)), 5
+        ("127.0.0.1", port), ("bot@x.io", password), recipients, build_tls_context(str(ca)), 5
     )
 
 

@@ -3,7 +3,8 @@ PostgreSQL: a delivery whose replica died is finished by exactly one other repli
 that lost its lease stops and records nothing over the new holder; one whose renewals do not
 reach the database stops trying before its lease can run out; an outcome is recorded through a
 database blip; at shutdown the leases are handed over at once and a request on the wire is
-finished and recorded; repeats that keep coming stay suppressed, and a repeat that came while
+finished and recorded, as is a delivery that reached some recipients (not handed over to be sent
+to all again); repeats that keep coming stay suppressed, and a repeat that came while
 its alert was still being tried does not silence the next one."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,6 +21,7 @@ import pytest
 
 from mastertrade.alerts.adapters import dispatcher as dispatcher_module
 from mastertrade.alerts.adapters.channels.base import ChannelError
+from mastertrade.alerts.adapters.channels.email import EmailChannel, build_tls_context
 from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
 from mastertrade.alerts.adapters.store import (
     LeaseHolder,
@@ -29,6 +32,7 @@ from mastertrade.alerts.adapters.store import (
 )
 from mastertrade.alerts.domain.delivery import RateLimiter
 from mastertrade.core.messages import AlertEvent
+from tests.services.fake_channels import smtp_server
 
 pytestmark = pytest.mark.infra
 
@@ -347,6 +351,40 @@ async def test_at_shutdown_a_delivery_claimed_during_the_wait_is_handed_over_too
     claimed = await claim_pending(pool, held("next"))  # at once, not when its lease runs out
     assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(late, "hook")]
     assert (slow.sends, slow.answered) == (1, 1)
+
+
+async def test_at_shutdown_a_delivery_that_reached_some_recipients_is_recorded_sent(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """An e-mail accepted for ops@ and greylisted for busy@ waits 30 s to retry busy@ alone
+    when the replica stops: it records the delivery `sent` (busy@ named) at once instead of
+    handing it over, since the replica resuming it would send it to ops@ again."""
+    policy = RetryPolicy(max_attempts=5, base_delay=30, max_delay=30)
+    with smtp_server(tmp_path) as (mailbox, port, ca):
+        mailbox.refuse("450 4.7.1 <busy@x.io>: greylisted", to="busy@x.io")
+        channel = EmailChannel(("127.0.0.1", port), ("bot@x.io", "pw"), ["ops@x.io", "busy@x.io"],
+                               build_tls_context(str(ca)), 5)  # fmt: skip
+        stopping = Dispatcher({"email": channel}, lambda: pool, RateLimiter(60), policy,
+                              "stopping")  # fmt: skip
+        alert_id = await store_alert(pool, ALERT, ["email"], 300, held(stopping.owner))
+        assert alert_id is not None
+        stopping.dispatch(alert_id, ALERT, ["email"])
+        deadline = time.monotonic() + 10
+        while not mailbox.messages:  # ops@ got it
+            assert time.monotonic() < deadline, "no message reached the server"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # the attempt has ended: it waits to retry busy@
+        started = time.monotonic()
+        await stopping.stop()
+        took = time.monotonic() - started
+    row = await pool.fetchrow("SELECT status, attempts, last_error FROM alert_deliveries "
+                              "WHERE alert_id = $1", alert_id)  # fmt: skip
+    assert row is not None and (row["status"], row["attempts"]) == ("sent", 1)
+    refused = "email: sent, but refused for busy@x.io: 450 4.7.1 <busy@x.io>: greylisted"
+    assert row["last_error"] == refused
+    assert took < 2  # woken from its wait, not cut off after it
+    assert await claim_pending(pool, held("next")) == []  # nothing to send to ops@ again
+    assert [recipients for recipients, _ in mailbox.messages] == [["ops@x.io"]]
 
 
 async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_the_window(

@@ -17,8 +17,6 @@ import logging
 import time
 from typing import Any
 
-import httpx
-
 from mastertrade.alerts.adapters.channels.base import Channel
 from mastertrade.alerts.adapters.channels.build import build_channels
 from mastertrade.alerts.adapters.digests import store_digest, untold_channels
@@ -36,10 +34,9 @@ class AlertService:
     def __init__(self, settings: AlertSettings) -> None:
         self.settings = settings
         self.runtime: Runtime | None = None
-        self.http = httpx.AsyncClient(timeout=settings.alert_send_timeout_seconds)
-        built = build_channels(settings, self.http)
-        self.channels: dict[str, Channel] = built.on
-        self.channel_errors: dict[str, str] = built.errors
+        self.built = build_channels(settings)  # each HTTP channel with a client of its own
+        self.channels: dict[str, Channel] = self.built.on
+        self.channel_errors: dict[str, str] = self.built.errors
         policy = RetryPolicy(settings.alert_max_attempts, settings.alert_retry_base_seconds,
                              attempt_seconds=settings.alert_send_timeout_seconds)  # fmt: skip
         limiter = RateLimiter(settings.alert_rate_limit_per_minute)
@@ -109,7 +106,8 @@ class AlertService:
                                digest.title, per_minute)  # fmt: skip
 
     def channel_status(self) -> dict[str, dict[str, Any]]:
-        """Each configured channel: on, or off and why (an unusable EMAIL_TLS_CA_FILE)."""
+        """Each configured channel: on, or off and why (an unusable EMAIL_TLS_CA_FILE or
+        EMAIL_FROM, a malformed URL)."""
         names = [name for name, configured in self.settings.channels().items() if configured]
         return {
             name: {"on": name in self.channels, "error": self.channel_errors.get(name)}
@@ -118,4 +116,4 @@ class AlertService:
 
     async def close(self) -> None:
         await self.dispatcher.stop()  # nothing left by now when `stop` ran at the drain
-        await self.http.aclose()
+        await self.built.close()

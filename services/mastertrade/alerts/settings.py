@@ -2,9 +2,12 @@
 API endpoints (overridable for tests and proxies), retries, dedup, rate limits, how long the
 history is kept, the daily report's time and the admin token of the test alert.
 
-The webhook URLs (Discord, Slack, ours) are secrets, their path being the webhook's credential,
-and are checked at start-up (`url_problem`): one that is not an absolute http(s) URL naming a
-host would turn its channel on and fail every alert on it; a blank one leaves it off.
+The webhook URLs (Discord, Slack, ours) are secrets, their path being the webhook's credential.
+They and the API URLs (Telegram's, Twilio's) are checked when the channels are built
+(adapters/channels/build.py, with `url_problem`): one that is not an absolute http(s) URL naming
+a host would fail every alert on its channel, so the channel is off, saying why (without the
+URL) in GET /api/v1/status, and the service and the other channels start all the same; a blank
+one leaves its channel off.
 """
 
 from __future__ import annotations
@@ -57,20 +60,17 @@ def _given(value: str | SecretStr | None) -> bool:
 
 
 class AlertSettings(ServiceSettings, EmailSettings):
-    """EMAIL_HOST and EMAIL_PORT are the model's `EmailSettings`; each channel is on when what it
-    needs is set and not blank (see `channels()`)."""
+    """EMAIL_HOST, EMAIL_PORT, EMAIL_FROM and ALERT_EMAIL_TO are the model's `EmailSettings`;
+    each channel is on when what it needs is set and not blank (see `channels()`)."""
 
     email_user: str | None = None
     email_password: SecretStr | None = None
-    alert_email_to: str | None = Field(
-        default=None, description="comma-separated recipients (default: EMAIL_USER)"
-    )
     email_tls_ca_file: str | None = Field(
         default=None, description="a CA bundle to verify the SMTP server's certificate with"
     )
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = Field(default=None, description="the chat to post to")
-    telegram_api_url: str = Field(default="https://api.telegram.org", pattern=r"^https?://")
+    telegram_api_url: str = Field(default="https://api.telegram.org")
     discord_webhook_url: SecretStr | None = Field(
         default=None,
         description="Discord's webhook URL, e.g. https://discord.com/api/webhooks/<id>/<token>",
@@ -83,7 +83,7 @@ class AlertSettings(ServiceSettings, EmailSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_phone_number: str | None = None
     twilio_to_number: str | None = Field(default=None, description="the number SMS go to")
-    twilio_api_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
+    twilio_api_url: str = Field(default="https://api.twilio.com")
     alert_webhook_url: SecretStr | None = Field(
         default=None, description="a URL to POST alerts to, e.g. https://ops.example.com/alerts"
     )
@@ -145,14 +145,6 @@ class AlertSettings(ServiceSettings, EmailSettings):
     def _blank_key(cls, value: object) -> object:
         # a blank key (an optional Secret key present but empty) is no key: admin calls are off
         return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("discord_webhook_url", "slack_webhook_url", "alert_webhook_url")
-    @classmethod
-    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
-        url = value.get_secret_value().strip() if value is not None else ""
-        if url and (problem := url_problem(url)):
-            raise ValueError(problem)  # the error shows the description's example, not the URL
-        return value
 
     @field_validator("alert_daily_report_time")
     @classmethod

@@ -1,15 +1,22 @@
 """Delivering an alert on every channel, each on its own: retries with backoff, rate limits.
 
 Each (alert, channel) delivery runs as its own task, so a slow or failing channel never holds
-up another, nor the consumer (which returns once the alert is stored). A retryable failure
-(timeout, 5xx, 429) is retried after the server's retry_after or an exponential delay, up to
-ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded `rate_limited`, unless
-its alert is urgent (critical, the daily report: never held back) or a digest (domain/delivery.py,
-`admit`), and told in the channel's next digest (adapters/digests.py). One
-sent to only some of the channel's recipients (an e-mail address refused) is `sent`, its last
-error naming those left out. Any other exception (a malformed answer, a bug) ends
-the delivery as `failed` with the error: retrying would fail the same way, and a row left
-`pending` would be sent again, and fail again, at every restart.
+up another, nor the consumer (which returns once the alert is stored); nor does it share their
+HTTP connections (adapters/channels/build.py). A retryable failure (timeout, 5xx, 429) is
+retried after an exponential delay (up to `RetryPolicy.max_delay`) or the server's retry_after,
+honoured up to `RetryPolicy.max_server_delay` (15 minutes: a retry sent inside a server's ban is
+refused again), up to ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded
+`rate_limited`, unless its alert is urgent (critical, the daily report: never held back) or a
+digest (domain/delivery.py, `admit`), and told in the channel's next digest
+(adapters/digests.py). One sent to only some of the channel's recipients (an e-mail address
+refused) is `sent`, its last error naming those left out; those refused for now
+(PartlySentError) are retried, they alone, and once some recipients got it the delivery ends
+`sent` whatever the retries do, even at shutdown (its outcome is then recorded, not handed
+over: the replica that resumed it would send it again to all). Any other exception (a
+malformed answer, a bug) ends the delivery as `failed` with the error: retrying would fail the
+same way, and a row left `pending` would be sent again, and fail again, at every restart. An
+outcome the database refuses as it is (not an outage) is recorded without its error text, never
+left `pending`.
 
 The deliveries are leased to the dispatcher's `owner` (adapters/store.py): only it records their
 outcome (retried through a database outage, so a sent alert is not left `pending` to be sent
@@ -20,13 +27,16 @@ can run out, so a replica cut off from the database stops trying before another 
 and has no request on the wire by the time another may. One whose lease another replica took
 over is stopped (`stop_lost`). At shutdown `stop` lets an attempt on the wire and the recording
 of its outcome finish (up to FINISH_SENDING_SECONDS: cancelled, a request the channel got would
-be sent again by the replica that resumes it), cancels the deliveries waiting to retry, and
-releases the leases of those left, so another replica resumes them at once.
+be sent again by the replica that resumes it), wakes the deliveries waiting to retry (one that
+reached some recipients records its outcome; the others stop), and releases the leases of those
+left, so another replica resumes them at once. A delivery waiting out a long retry_after keeps
+its lease: it is renewed every RENEW_SECONDS while it waits, as while it sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -37,14 +47,14 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from mastertrade.alerts.adapters.channels.base import Channel, ChannelError
+from mastertrade.alerts.adapters.channels.base import Channel, ChannelError, PartlySentError
 from mastertrade.alerts.adapters.store import (
     LeaseHolder,
     mark_delivery,
     release_leases,
     renew_leases,
 )
-from mastertrade.alerts.domain.delivery import RateLimiter, admit, retry_delay
+from mastertrade.alerts.domain.delivery import RateLimiter, admit, join_notes, retry_delay
 from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.retry import retry_transient
@@ -61,6 +71,8 @@ Key = tuple[int, str]
 """A delivery: (alert id, channel)."""
 Outcome = tuple[str, int, str | None]
 """A delivery's (status, attempts, last error)."""
+ERROR_LENGTH = 500
+"""The longest last error recorded."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +82,25 @@ class RetryPolicy:
     max_delay: float = 60.0
     attempt_seconds: float = 10.0
     """One attempt's time limit (ALERT_SEND_TIMEOUT_SECONDS), whatever the channel's protocol."""
+    max_server_delay: float = 900.0
+    """The longest wait a server's retry_after is honoured for (Telegram's flood waits run
+    minutes), rather than `max_delay`: a retry sent before the server's wait is over is refused
+    again and spends an attempt."""
 
     @property
     def lease_seconds(self) -> float:
         """How long a lease runs from its last renewal: two renewals may fail, and an attempt
         started just before the third is due still ends LEASE_MARGIN before it runs out."""
         return 2 * RENEW_SECONDS + self.attempt_seconds + LEASE_MARGIN
+
+
+def _plain(name: str, outcome: Outcome, refused: Exception) -> Outcome:
+    """`outcome` with, instead of its error, a note that it could not be recorded (the
+    database `refused` it); with none when it had none."""
+    status, attempts, error = outcome
+    if error is None:
+        return outcome
+    return status, attempts, f"{name}: the error could not be recorded ({type(refused).__name__})"
 
 
 def new_owner() -> str:
@@ -99,8 +124,11 @@ class Dispatcher:
         self.active: dict[Key, asyncio.Task[None]] = {}  # being delivered, with its task
         # when each active delivery's lease was last extended, at the latest (monotonic)
         self.leased_at: dict[Key, float] = {}
-        self.sending: set[Key] = set()  # an attempt on the wire, or its outcome being recorded
+        # an attempt on the wire, or its outcome being recorded, or a delivery that reached some
+        # recipients waiting to retry the others: each records its outcome at shutdown
+        self.sending: set[Key] = set()
         self.stopping = False
+        self.stopped = asyncio.Event()  # set with `stopping`: wakes the deliveries waiting
         self.left: set[Key] = set()  # deliveries that ended unfinished once stopping began
 
     def dispatch(
@@ -184,29 +212,64 @@ class Dispatcher:
         await self._mark(key, outcome)
 
     async def _attempts(self, key: Key, channel: Channel, alert: AlertEvent) -> Outcome | None:
-        """Send, retrying what may pass later; None when the lease lapsed before an attempt."""
+        """Send, retrying what may pass later; None when the lease lapsed (or the service is
+        stopping) before an attempt. Once an attempt reached some recipients (PartlySentError),
+        the retries go to the others only, and the delivery ends `sent` whatever they do: its
+        outcome is then what is returned instead of None."""
         policy, alert_id = self.policy, key[0]
+        reached: Outcome | None = None  # once some recipients got it: what to record if no more
+        kept: str | None = None  # what those attempts said of recipients no retry will reach
         for attempt in range(1, policy.max_attempts + 1):
             if self.stopping or not self.holds(key):
-                return None
+                return reached
             try:
                 self.sending.add(key)
                 # sent; to only some of the channel's recipients when it says what went wrong
                 note = await self._attempt(channel, alert)
-                return "sent", attempt, note[:500] if note else None
+                return "sent", attempt, join_notes(kept, note)
             except ChannelError as error:
                 logger.warning(
                     "%s attempt %d of alert %d failed: %s", channel.name, attempt, alert_id, error
                 )
+                ended = self._ended(channel, attempt, error, kept, reached is not None)
                 if not error.retryable or attempt == policy.max_attempts:
-                    return "failed", attempt, str(error)[:500]
-                self.sending.discard(key)
-                delay = retry_delay(attempt, policy.base_delay, policy.max_delay, error.retry_after)
-                await asyncio.sleep(delay)
+                    return ended
+                if isinstance(error, PartlySentError):  # retry those refused for now, they alone
+                    channel, kept = error.rest, join_notes(kept, error.refused)
+                reached = ended if ended[0] == "sent" else None
+                if reached is None:
+                    self.sending.discard(key)
+                await self._pause(self._delay(attempt, error))
             except Exception as error:
                 logger.exception("%s delivery of alert %d failed", channel.name, alert_id)
-                return "failed", attempt, f"{channel.name}: {error!r}"[:500]
+                return self._ended(channel, attempt, error, kept, reached is not None)
         return "failed", policy.max_attempts, "no attempt left"
+
+    @staticmethod
+    def _ended(
+        channel: Channel, attempt: int, error: Exception, kept: str | None, reached: bool
+    ) -> Outcome:
+        """The outcome of a delivery whose last attempt, `attempt`, failed with `error`:
+        `sent` when this attempt (PartlySentError) or an earlier one (`reached`) got it to some
+        recipients, naming those it did not; else `failed`."""
+        said = str(error) if isinstance(error, ChannelError) else f"{channel.name}: {error!r}"
+        if isinstance(error, PartlySentError):
+            return "sent", attempt, join_notes(kept, said)
+        if reached:
+            rest = f"{channel.name}: sent to some recipients, not to the others: {said}"
+            return "sent", attempt, join_notes(kept, rest)
+        return "failed", attempt, said
+
+    def _delay(self, attempt: int, error: ChannelError) -> float:
+        policy = self.policy
+        return retry_delay(attempt, policy.base_delay, policy.max_delay, error.retry_after,
+                           policy.max_server_delay)  # fmt: skip
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or until the service stops."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stopped.wait()
 
     async def _attempt(self, channel: Channel, alert: AlertEvent) -> str | None:
         """One send, cut off at the policy's time limit (a channel's own timeouts are per
@@ -224,16 +287,20 @@ class Dispatcher:
 
     async def _mark(self, key: Key, outcome: Outcome) -> None:
         """Record the outcome, waiting out a database outage: the delivery stays active, so
-        its lease is renewed once the database is back (left pending, it would be sent again)."""
+        its lease is renewed once the database is back (left pending, it would be sent again).
+        An outcome the database refuses as it is (its error text, most likely: retrying would
+        fail the same way) is recorded without that text, with a note saying so."""
         alert_id, name = key
         what = f"recording the {name} delivery of alert {alert_id}"
         self.sending.add(key)
         try:
-            marked = await retry_transient(
-                lambda: mark_delivery(self.pool(), alert_id, name, outcome, self.owner), what
-            )
-        except Exception as error:  # not an outage: retrying would fail the same way
-            logger.error("%s failed: %r", what, error)
+            try:
+                marked = await self._record(key, outcome, what)
+            except Exception as error:  # not an outage: retrying would fail the same way
+                logger.error("%s failed: %r; recording it without its error", what, error)
+                marked = await self._record(key, _plain(name, outcome, error), what)
+        except Exception as error:
+            logger.error("%s failed again: %r; left to the replica that claims it", what, error)
             return
         finally:
             self.sending.discard(key)
@@ -242,11 +309,21 @@ class Dispatcher:
                            "holds it now; its outcome is the one recorded", name, alert_id,
                            outcome[0])  # fmt: skip
 
+    async def _record(self, key: Key, outcome: Outcome, what: str) -> bool:
+        """`mark_delivery`, through a database outage."""
+        (alert_id, name), (status, attempts, error) = key, outcome
+        recorded = status, attempts, error[:ERROR_LENGTH] if error else None
+        return await retry_transient(
+            lambda: mark_delivery(self.pool(), alert_id, name, recorded, self.owner), what
+        )
+
     async def stop(self) -> None:
-        """Let the attempts on the wire finish and record their outcome, cancel the rest, and
-        release the leases of what is left (at shutdown, while the database is still open), so
-        another replica resumes it at once, not when its lease runs out."""
+        """Let the attempts on the wire finish and record their outcome (and the deliveries that
+        reached some recipients, woken from their wait to retry, record theirs), cancel the rest,
+        and release the leases of what is left (at shutdown, while the database is still open),
+        so another replica resumes it at once, not when its lease runs out."""
         self.stopping = True
+        self.stopped.set()  # a delivery waiting to retry wakes, and starts no attempt
         # every delivery under way now: one waiting to retry may end during the wait below
         # without recording anything (it starts no attempt once stopping), its lease still held
         keys = set(self.active)

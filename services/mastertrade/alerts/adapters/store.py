@@ -20,7 +20,8 @@ it and records the outcome; a replica that lost a lease (it could not renew it i
 so at its next renewal and stops that delivery.
 An alert is `sent` when every delivery was sent in full, `partial` when some were sent and
 others not or not to every recipient (a delivery `sent` with a last error: an e-mail address
-refused), else `failed`. A last error is stored without control characters (`clean_error`).
+refused), else `failed`. A last error is stored without control characters, and as UTF-8
+whatever bytes the server answered with (`clean_error`).
 """
 
 from __future__ import annotations

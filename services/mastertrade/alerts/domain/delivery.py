@@ -13,18 +13,39 @@ from mastertrade.core.messages import AlertEvent
 # would not be recorded, and the delivery, left pending, sent again at every claim), and the
 # others (a terminal's colours, a bell, a carriage return) only garble the history
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
+# a lone surrogate: no UTF-8 for it, so PostgreSQL's driver refuses the whole text (the same
+# outcome as a NUL). Python decodes a byte that is not UTF-8 into one with surrogateescape, as
+# aiosmtplib does an SMTP server's Latin-1 answer ("Empf\xe4nger unbekannt")
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found[0])
+    # a byte surrogateescape kept (U+DC80..U+DCFF) is shown as that byte, any other as itself
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def clean_error(text: str | None) -> str | None:
-    """`text` (a channel's error, often its server's answer) fit to store and to read."""
-    return None if text is None else CONTROL.sub("", text)
+    """`text` (a channel's error, often its server's answer) fit to store and to read: without
+    control characters, and UTF-8 whatever bytes the server sent."""
+    return None if text is None else SURROGATE.sub(_escaped, CONTROL.sub("", text))
 
 
-def retry_delay(attempt: int, base: float, cap: float, retry_after: float | None) -> float:
+def join_notes(*notes: str | None) -> str | None:
+    """What a delivery's attempts said, one after the other; None when they said nothing."""
+    said = [note for note in notes if note]
+    return "; ".join(said) if said else None
+
+
+def retry_delay(
+    attempt: int, base: float, cap: float, retry_after: float | None, server_cap: float
+) -> float:
     """Seconds to wait before attempt `attempt + 1`: the server's retry_after when it gave one,
-    else base * 2^(attempt-1), never above `cap`."""
+    up to `server_cap`; else base * 2^(attempt-1), up to `cap`. A server's own wait has a cap of
+    its own, longer: Telegram bans a bot for minutes after a flood, and a retry sent before the
+    ban ends is refused again and spends an attempt."""
     if retry_after is not None:
-        return min(max(retry_after, 0.0), cap)
+        return min(max(retry_after, 0.0), server_cap)
     return float(min(base * 2.0 ** max(attempt - 1, 0), cap))
 
 

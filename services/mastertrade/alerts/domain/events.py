@@ -159,3 +159,27 @@ def render_text(alert: AlertEvent) -> str:
     """The one-message text every chat channel sends."""
     head = f"[{alert.severity.upper()}] {alert.title}"
     return f"{head}\n{alert.message}" if alert.message else head
+
+
+CUT = "\u2026"
+"""What ends a text `clip` shortened ("…", one code unit), so its reader knows there was more."""
+
+
+def utf16_length(text: str) -> int:
+    """`text`'s length in UTF-16 code units, as Telegram and Twilio count it: a character
+    beyond U+FFFF (most emoji) is two."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def clip(text: str, limit: int, utf16: bool = False) -> str:
+    """`text` within `limit` characters, counted as code points or, with `utf16`, as UTF-16
+    code units; ending with CUT when shortened, and never in the middle of a character."""
+    if (utf16_length(text) if utf16 else len(text)) <= limit:
+        return text
+    if not utf16:
+        return text[: limit - len(CUT)] + CUT
+    units = text.encode("utf-16-le", "surrogatepass")[: 2 * (limit - len(CUT))]
+    kept = units.decode("utf-16-le", "surrogatepass")
+    if kept and "\ud800" <= kept[-1] <= "\udbff":  # the first half of a pair cut in two
+        kept = kept[:-1]
+    return kept + CUT

@@ -1,5 +1,9 @@
 """What every channel is: a name and `send(alert)`, raising ChannelError when it failed, and
 returning what went wrong when it was sent to only some of its recipients (e-mail), else None.
+When some recipients got it and others may on a retry (an address greylisted with a 4xx), it
+raises PartlySentError instead, whose `rest` is the channel sending to those others only: a retry
+never reaches twice those who got it. A channel whose settings cannot work is not built:
+ChannelConfigError says which setting and why (adapters/channels/build.py turns it off).
 
 `retryable` says whether trying again may help (a timeout, a 5xx, a 429) and `retry_after`
 carries the wait the service asked for (Telegram's `parameters.retry_after`, Discord's
@@ -18,6 +22,11 @@ import httpx
 from mastertrade.core.messages import AlertEvent
 
 
+class ChannelConfigError(ValueError):
+    """A channel's settings cannot work; the message names the setting and why, never a
+    secret's value."""
+
+
 class ChannelError(Exception):
     def __init__(self, message: str, retryable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -28,6 +37,16 @@ class Channel(Protocol):
     name: str
 
     async def send(self, alert: AlertEvent) -> str | None: ...
+
+
+class PartlySentError(ChannelError):
+    """Sent to some recipients; others were refused for now. `rest` sends to those only;
+    `refused` says what to record of the recipients no retry will reach (None: none). The
+    message says what this attempt did, for when no retry follows."""
+
+    def __init__(self, message: str, rest: Channel, refused: str | None) -> None:
+        super().__init__(message, retryable=True)
+        self.rest, self.refused = rest, refused
 
 
 def read_seconds(value: object) -> float | None:

@@ -4,6 +4,9 @@ An alert's text is shown as written and notifies nobody: Telegram's is plain tex
 parse_mode); Discord's goes with no mention allowed (`allowed_mentions: {parse: []}`), so an
 `@everyone` in it pings nobody; Slack's has its control characters escaped (`slack_escape`), so
 a `<!channel>` in it is text, not a mention, and a `<` in a price is not the start of a link.
+A text longer than the service takes is cut to fit (`clip`, ending with "…"): Telegram's 4096
+counted in UTF-16 code units (an emoji is two), Discord's 2000 in code points (its API counts
+them so); Slack takes 40,000, more than an alert can be.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from mastertrade.alerts.adapters.channels.base import (
     post,
     read_seconds,
 )
-from mastertrade.alerts.domain.events import render_text
+from mastertrade.alerts.domain.events import clip, render_text
 from mastertrade.core.messages import AlertEvent
 
 
@@ -35,12 +38,13 @@ class TelegramChannel:
     description, parameters: {retry_after}}."""
 
     name = "telegram"
+    limit = 4096
 
     def __init__(self, client: httpx.AsyncClient, api_url: str, token: str, chat_id: str) -> None:
         self.client, self.url, self.chat_id = client, f"{api_url.rstrip('/')}/bot{token}", chat_id
 
     async def send(self, alert: AlertEvent) -> None:
-        payload = {"chat_id": self.chat_id, "text": render_text(alert)[:4096]}
+        payload = {"chat_id": self.chat_id, "text": clip(render_text(alert), self.limit, True)}
         response = await post(self.name, self.client, f"{self.url}/sendMessage", json=payload)
         body = _json(response)
         parameters = body.get("parameters")
@@ -72,13 +76,15 @@ class DiscordChannel:
     """POST <webhook> {content, allowed_mentions}; 204 on success, 429 {retry_after (seconds)}."""
 
     name = "discord"
+    limit = 2000
 
     def __init__(self, client: httpx.AsyncClient, webhook_url: str) -> None:
         self.client, self.url = client, discord_versioned(webhook_url)
 
     async def send(self, alert: AlertEvent) -> None:
         # parse nothing: no @everyone, @here, user or role in the text notifies anyone
-        payload = {"content": render_text(alert)[:2000], "allowed_mentions": {"parse": []}}
+        text = clip(render_text(alert), self.limit)
+        payload = {"content": text, "allowed_mentions": {"parse": []}}
         response = await post(self.name, self.client, self.url, json=payload)
         retry_after = _json(response).get("retry_after") if response.status_code == 429 else None
         check_answer(self.name, response, read_seconds(retry_after))

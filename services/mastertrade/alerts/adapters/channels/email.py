@@ -2,33 +2,59 @@
 against EMAIL_TLS_CA_FILE when set (a private CA), else the system's CAs.
 
 The TLS context is made by `build_tls_context` before the channel (build.py): a CA file that
-cannot be read turns the email channel off with the reason, instead of stopping start-up.
+cannot be read, or an EMAIL_FROM that is not an address (`check_sender`), turns the email
+channel off with the reason, instead of stopping start-up.
 Failures are sorted once, in `sort_failure`: what cannot succeed on a retry (STARTTLS or AUTH
 not offered, any 5xx such as 535 for the login or 550 for every recipient, a certificate that
 does not verify) fails at once with the server's reason; a 4xx, a refused connection or a
-timeout is retried. A message refused for some recipients only is sent to the others, and
-`send` says which were refused (the delivery records it): sending again would reach twice the
-ones that got it.
-Every message carries a Date and a Message-ID (RFC 5322; Gmail refuses one without a
-Message-ID), the Message-ID in the sender's domain.
+timeout is retried. A message refused for some recipients only reaches the others: `send` says
+which were refused for good (5xx; the delivery records it), and raises PartlySentError when some
+were refused for now (4xx: greylisting, a mailbox busy), whose retries go to those alone, so
+nobody gets the alert twice.
+The message is From EMAIL_FROM (EMAIL_USER when not set: a relay such as SES, SendGrid or
+Mailgun logs in with a user name that is no address, "apikey"). Every message carries a Date
+and a Message-ID (RFC 5322; Gmail refuses one without a Message-ID), the Message-ID in the
+sender's domain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import re
 import socket
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, getaddresses, make_msgid, parseaddr
 
 import aiosmtplib
 
-from mastertrade.alerts.adapters.channels.base import ChannelError
+from mastertrade.alerts.adapters.channels.base import (
+    ChannelConfigError,
+    ChannelError,
+    PartlySentError,
+)
 from mastertrade.core.messages import AlertEvent
 
 
-class EmailConfigError(ValueError):
+class EmailConfigError(ChannelConfigError):
     """The email settings cannot work; the message names the setting and why."""
+
+
+ADDRESS = re.compile(r"[^@\s<>,;:]+@[^@\s<>,;:]+")
+"""local@domain, nothing around it: what a From must name (a relay's login, "apikey", is not)."""
+
+
+def check_sender(sender: str, setting: str) -> str:
+    """`sender` ("alerts@x.io" or "MasterTrade <alerts@x.io>") when it names one address, else
+    EmailConfigError naming `setting`, the variable it came from."""
+    found = getaddresses([sender])
+    if len(found) != 1 or one_line(sender) != sender or not ADDRESS.fullmatch(found[0][1]):
+        raise EmailConfigError(
+            f"{setting} {sender!r} is not an e-mail address: set EMAIL_FROM to the address "
+            "alerts come from, e.g. alerts@example.com or MasterTrade <alerts@example.com>"
+        )
+    return sender
 
 
 def build_tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -65,6 +91,17 @@ def _transient(code: int) -> bool:
     return 400 <= code < 500
 
 
+def sort_refusals(channel: EmailChannel, refused: dict[str, aiosmtplib.SMTPResponse]) -> str | None:
+    """What `send` returns of the recipients a sent message was refused for; PartlySentError when
+    some were refused for now (4xx), a retry sending to those only."""
+    later = [to for to, answer in refused.items() if _transient(answer.code)]
+    if not later:
+        return describe_refusals(refused)
+    final = {to: answer for to, answer in refused.items() if not _transient(answer.code)}
+    said = describe_refusals(refused) or ""
+    raise PartlySentError(said, channel.only(later), describe_refusals(final))
+
+
 def sort_failure(error: Exception) -> ChannelError:
     """The ChannelError for what aiosmtplib (or the socket under it) raised."""
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
@@ -91,17 +128,28 @@ class EmailChannel:
         recipients: list[str],
         tls: ssl.SSLContext,
         timeout: float,
+        *,
+        sender: str | None = None,
     ) -> None:
         (self.host, self.port), (self.user, self.password) = server, login
         self.recipients, self.tls, self.timeout = recipients, tls, timeout
+        self.sender = sender or self.user
+        # whom this channel sends to: all the recipients, or those a retry is for (`only`)
+        self.envelope = list(recipients)
+
+    def only(self, recipients: list[str]) -> EmailChannel:
+        """This channel sending to `recipients` alone, its messages still addressed To all."""
+        narrowed = copy.copy(self)
+        narrowed.envelope = list(recipients)
+        return narrowed
 
     def build_message(self, alert: AlertEvent) -> EmailMessage:
         message = EmailMessage()
-        message["From"] = one_line(self.user)
+        message["From"] = one_line(self.sender)
         message["To"] = one_line(", ".join(self.recipients))
         message["Subject"] = one_line(f"[MasterTrade {alert.severity}] {alert.title}")
         message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain=message_domain(self.user))
+        message["Message-ID"] = make_msgid(domain=message_domain(self.sender))
         message.set_content(alert.message or alert.title)
         return message
 
@@ -110,21 +158,23 @@ class EmailChannel:
         the message, waiting for QUIT's answer could only turn a delivered alert into an attempt
         cut off at its time limit, and sent again. An attempt cut off (the time limit, a
         shutdown) drops the connection at once instead of saying QUIT and waiting for it.
-        Returns which recipients the server refused, when it accepted the message for others."""
+        Returns which recipients the server refused, when it accepted the message for others
+        (PartlySentError when a retry may reach some of them)."""
         client = aiosmtplib.SMTP(
             hostname=self.host, port=self.port, start_tls=True, username=self.user,
             password=self.password, tls_context=self.tls, timeout=self.timeout,
         )  # fmt: skip
         try:
             await client.connect()
-            refused, _ = await client.send_message(self.build_message(alert))
+            message = self.build_message(alert)
+            refused, _ = await client.send_message(message, recipients=self.envelope)
         except BaseException as error:
             drop(client)
             if isinstance(error, (aiosmtplib.SMTPException, OSError)):
                 raise sort_failure(error) from error
             raise
         client.close()
-        return describe_refusals(refused)
+        return sort_refusals(self, refused)
 
 
 def drop(client: aiosmtplib.SMTP) -> None:
