@@ -320,12 +320,13 @@ HALTS = {"breaker_open": BREAKER, "kill_switch": KILL_SWITCH}
 
 
 @pytest.mark.parametrize("flag", list(HALTS))
-async def test_a_halt_refuses_buys_cancels_resting_ones_and_lets_sells_go(
+async def test_a_halt_refuses_buys_cancels_resting_ones_and_stops_sells_only_when_killed(
     trading_env: dict[str, str], flag: str
 ) -> None:
     """No new exposure while the breaker or kill switch is on, whatever the risk manager
     approved before it: a buy not yet executed is rejected, a resting one cancelled with its
-    cash released; sells, which only reduce, rest and fill as before."""
+    cash released. Under the breaker sells, which only reduce, rest and fill as before; under
+    the kill switch ("stop every order") they are rejected and cancelled too."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "100")
 
@@ -355,16 +356,24 @@ async def test_a_halt_refuses_buys_cancels_resting_ones_and_lets_sells_go(
         held = await pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol)
     reason = HALTS[flag]
     assert before == [("filled", None)] and resting == [("submitted", None)] * 2
+    assert locked == 0  # the cancelled buy's reserve came back
+    await books_balance(trading_env["DATABASE_URL"])
+    if flag == "kill_switch":  # no order at all: the sells stop too, and nothing is sold
+        assert during == [("rejected", reason), ("rejected", reason)]
+        assert [(e.client_order_id, e.status, e.reason) for e in swept] == [
+            (resting_buy.client_order_id, "cancelled", reason),
+            (resting_sell.client_order_id, "cancelled", reason),
+        ]
+        assert crossed == [] and free == free_before_limit and held == 3
+        return
     assert during == [("rejected", reason), ("filled", None)]
     assert [(e.client_order_id, e.status, e.reason) for e in swept] == [
         (resting_buy.client_order_id, "cancelled", reason)  # the sell rests on, untouched
     ]
     assert [(e.status, e.average_price) for e in crossed] == [("filled", Decimal(150))]
     proceeds = Decimal("98.9505") * Decimal("0.999")  # the market sell, at bid - slippage - fee
-    assert locked == 0  # the cancelled buy's reserve came back
     assert free == free_before_limit + proceeds + 150 * Decimal("0.999")
     assert held == 1
-    await books_balance(trading_env["DATABASE_URL"])
 
 
 async def test_a_halt_between_a_batchs_read_and_its_write_stops_its_buys(
@@ -398,6 +407,37 @@ async def test_a_halt_between_a_batchs_read_and_its_write_stops_its_buys(
     assert [(e.status, e.reason) for e in events] == [("rejected", BREAKER)]
     assert stored is not None and tuple(stored) == ("rejected", BREAKER, 0)
     assert free == 1000  # as the account was opened
+
+
+async def test_the_kill_switch_between_a_batchs_read_and_its_write_stops_its_sell(
+    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill switch comes on after a batch read the books and before it wrote its sell: the
+    sell is not written (a sell adds no exposure, but the kill switch stops every order); decided
+    again on a read that sees it, it is rejected, and the coins stay held."""
+    symbol = new_symbol()
+    await set_quote(symbol, "99", "100")
+    reads: list[str | None] = []
+
+    async def read_then_kill(*args: Any, **kwargs: Any) -> paper_batch.BooksRead:
+        read = await paper_batch.read_books(*args, **kwargs)
+        reads.append(read.halted)
+        if len(reads) == 2:  # the sell's batch (the first is the buy's)
+            await halt_trading(trading_env["DATABASE_URL"], "paper", "kill_switch")
+        return read
+
+    monkeypatch.setattr(paper_module, "read_books", read_then_kill)
+    async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
+        venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
+        buy = ApprovedOrder.model_validate(approved(symbol, "buy", "1"))
+        bought = (await venue.record_and_execute([buy])).events
+        sell = ApprovedOrder.model_validate(approved(symbol, "sell", "1"))
+        events = (await venue.record_and_execute([sell])).events
+        held = await pool.fetchval("SELECT quantity FROM positions WHERE symbol = $1", symbol)
+    assert [e.status for e in bought] == ["filled"]
+    assert reads == [None, None, KILL_SWITCH]
+    assert [(e.status, e.reason) for e in events] == [("rejected", KILL_SWITCH)]
+    assert held == 1
 
 
 async def test_the_poll_cancels_a_resting_buy_once_the_breaker_trips(
@@ -635,7 +675,8 @@ async def test_a_batch_failing_before_its_commit_leaves_no_record_and_fills_once
 async def test_a_quote_is_as_old_as_its_writing_not_as_the_market_time_it_carries() -> None:
     """A simulated market runs ahead of the clock: its quote's own time is an hour ahead, yet
     written two minutes ago with none since (the feed stopped) it is too old to fill against
-    (PRICE_MAX_AGE_SECONDS 60); rewritten now, it is used."""
+    (PRICE_MAX_AGE_SECONDS 60); rewritten now, it is used; written by a clock two minutes ahead
+    (it would never read as stale), it is not."""
     symbol, now_ms = new_symbol(), int(time.time() * 1000)
     redis = aioredis.Redis.from_url(REDIS_TEST_URL)
     quotes = Quotes(lambda: redis, 60.0)
@@ -647,7 +688,11 @@ async def test_a_quote_is_as_old_as_its_writing_not_as_the_market_time_it_carrie
         await write_book(redis, TopOfBook(symbol, Decimal(99), Decimal(100), ahead,
                                           seen_ms=now_ms))  # fmt: skip
         flowing = await quotes.quote(symbol)
+        await write_book(redis, TopOfBook(symbol, Decimal(99), Decimal(100), ahead,
+                                          seen_ms=now_ms + 120_000))  # fmt: skip
+        skewed = await quotes.quote(symbol)  # a writer whose clock runs two minutes ahead
     finally:
         await redis.aclose()
     assert isinstance(stopped, str) and "quote is 120s old" in stopped
     assert flowing == Quote(Decimal(99), Decimal(100))
+    assert isinstance(skewed, str) and "written 120s ahead of this clock" in skewed

@@ -37,8 +37,9 @@ one approved more than APPROVAL_LIFETIME_SECONDS before it is sent, first or aga
 (`stale_approval`: an executor away for longer, an approval replayed from the dead letters, a
 claimed send that never reached Binance before a long outage).
 
-While the risk manager's circuit breaker or kill switch is on (domain/halt.py), no buy adds
-exposure: one not sent yet is rejected before it leaves (asking Binance nothing, so even while
+While the risk manager's circuit breaker is on (domain/halt.py), no buy adds exposure, and
+while its kill switch is on, no order goes on at all: one not sent yet is rejected before it
+leaves (asking Binance nothing, so even while
 it takes no new orders, -1015), and one open on Binance is cancelled (DELETE /api/v3/order)
 when it is next resolved (the executor's loop starts a round within a second of the halt,
 `halt_pending`), its reason stored before the cancel goes out; what it filled before is booked
@@ -116,11 +117,12 @@ WHERE client_order_id = $1 AND status = $4 AND updated_at = $5
 RETURNING *
 """
 OPEN = frozenset({"submitted", "partially_filled"})
-# Buys open on Binance while the risk manager halts trading (domain/halt.py)
+# Orders open on Binance that the risk manager's halt stops (domain/halt.py): buys under the
+# breaker, any under the kill switch
 HALT_PENDING = """
-SELECT EXISTS (SELECT FROM orders WHERE environment = 'live' AND side = 'buy'
-               AND status IN ('submitted', 'partially_filled'))
-   AND EXISTS (SELECT FROM risk_state WHERE environment = 'live' AND (breaker_open OR kill_switch))
+SELECT EXISTS (SELECT FROM orders o JOIN risk_state r USING (environment)
+               WHERE o.environment = 'live' AND o.status IN ('submitted', 'partially_filled')
+                 AND (r.kill_switch OR r.breaker_open AND o.side = 'buy'))
 """
 
 
@@ -397,11 +399,11 @@ class LiveVenue:
         return await self._book(cid, state, await self._missing_trades(order, state))
 
     async def halt_pending(self) -> bool:
-        """Are buys open on Binance while trading is halted (to cancel now, not at the poll)?"""
+        """Are orders the halt stops open on Binance (to cancel now, not at the poll)?"""
         return bool(await self.pool().fetchval(HALT_PENDING))
 
     async def halted(self, db: Connection | None = None) -> str | None:
-        """Why buys may not add exposure now (the risk manager's breaker or kill switch)."""
+        """Why orders are halted now (the risk manager's breaker or kill switch), if they are."""
         row = await (db or self.pool()).fetchrow(RISK_STATE, "live")
         return None if row is None else halt_reason(row["breaker_open"], row["kill_switch"])
 

@@ -7,8 +7,9 @@ order against the running books in memory, exactly as it would be alone (fill wi
 `apply_fill`, rest a limit order with its reserve, or reject with the reason: an order approved
 over APPROVAL_LIFETIME_SECONDS ago is not executed at all (`stale_approval`), a buy needs the
 cash, a sell the coins held and not held back by resting sells, as the exchange locks them;
-while the risk manager's circuit breaker or kill switch is on, read in the same snapshot, a
-buy is rejected, or cancelled if it rests, releasing its reserve: see domain/halt.py), and
+while the risk manager's circuit breaker is on, read in the same snapshot, a buy is
+rejected, or cancelled if it rests, releasing its reserve, and while its kill switch is on any
+order is: see domain/halt.py), and
 one statement writes everything: the new orders (a paper order is sent nowhere, so it is
 recorded with its outcome, in the statement that commits it), balance, positions, fills, order
 statuses, equity and the events (`WRITE`), only if the balance's version is still the one read.
@@ -16,8 +17,9 @@ Every paper batch bumps it, so when another batch (a replica, a reconcile racing
 wrote first, this one writes nothing and is decided again on what that one left: orders
 already finished are skipped, so nothing fills twice; the orders' key and the fills' (order,
 fill id) key would refuse it. A batch that fills or rests a buy also writes only if no halt
-came on since its read (the risk manager's trip does not touch the balance): else it is decided
-again, and the new read sees the halt.
+came on since its read, and one that fills or rests anything only if the kill switch did not
+(the risk manager's changes do not touch the balance): else it is decided again, and the new
+read sees the halt.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ WHERE b.environment = $1 AND b.asset = $2
 """
 # Everything, only if the balance's version is still `$27` (`balance` bumps it, or returns no row
 # and every other part reads as empty): no row returned means another batch came first, or a
-# halt came on since the read while the batch adds exposure (`$37`: it fills or rests a buy);
+# halt came on since the read that stops what the batch does (the breaker, when it adds
+# exposure, `$37`: it fills or rests a buy; the kill switch, when it trades at all, `$38`: it
+# fills or rests any order);
 # either way the batch is decided again, on a read that sees what changed. A batch
 # that changed anything has an event for each change, so it returns a row when it wrote. The
 # orders not recorded yet (`$28`-`$36`) are inserted with their outcome (or as `new`, for the
@@ -80,9 +84,9 @@ WRITE = f"""
 WITH balance AS (
     UPDATE balances SET free = $3, locked = $4, version = version + 1, updated_at = now()
     WHERE environment = $1 AND asset = $2 AND version = $27
-      AND NOT ($37::boolean AND EXISTS (SELECT FROM risk_state r
-                                        WHERE r.environment = $1
-                                          AND (r.breaker_open OR r.kill_switch)))
+      AND NOT EXISTS (SELECT FROM risk_state r
+                      WHERE r.environment = $1 AND (r.kill_switch AND $38::boolean
+                                                    OR r.breaker_open AND $37::boolean))
     RETURNING version
 ), updates AS (
     SELECT * FROM unnest($12::text[], $13::text[], $14::numeric[], $15::numeric[],
@@ -149,6 +153,7 @@ class RunningBooks:
     halted: str | None = None  # why buys may not add exposure now (domain/halt.py)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))  # the approvals' age
     buying: bool = False  # a buy filled or rested: the write checks no halt came on meanwhile
+    trading: bool = False  # any order filled or rested: the write checks the kill switch
     touched: set[str] = field(default_factory=set)
     fills: list[tuple[str, PaperFill]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
@@ -233,6 +238,7 @@ def rest(order: Order, books: RunningBooks, costs: Costs) -> None:
             return
         books.free, books.locked = books.free - reserve, books.locked + reserve
         books.buying = True
+    books.trading = True
     books.updates.append((order["client_order_id"], "submitted", None, None, None, reserve,
                           None))  # fmt: skip
     books.events.append(build_event(order, "submitted"))
@@ -262,6 +268,7 @@ def fill(
         return
     books.free = cash
     books.buying = books.buying or not selling
+    books.trading = True
     books.held[symbol] = position
     books.touched.add(symbol)
     books.marks[symbol] = (quote.bid + quote.ask) / 2
@@ -302,6 +309,7 @@ async def write_books(
         bool(books.fills) and valued is not None,
         ORDERS.name, [key for _, key, _ in events], [json.dumps(body) for _, _, body in events],
         list(sent), leased, read.version, *order_columns(read.unrecorded), books.buying,
+        books.trading,
     )  # fmt: skip
     return written_in_order(rows, events) if rows else None
 

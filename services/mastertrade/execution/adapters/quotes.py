@@ -25,6 +25,14 @@ class Quotes:
                 f"the {symbol} quote is {age:.0f}s old "
                 f"(PRICE_MAX_AGE_SECONDS is {self.max_age:.0f})"
             )
+        # written on a clock running ahead of this one: its age cannot be told, and it would
+        # never read as stale, were the feed to stop (a quote's own market time may run ahead
+        # of any clock: only the writer's stamp is held to this)
+        if self.max_age > 0 and book.seen_ms is not None and -age > self.max_age:
+            return (
+                f"the {symbol} quote was written {-age:.0f}s ahead of this clock (more than "
+                f"PRICE_MAX_AGE_SECONDS, {self.max_age:.0f}): the two clocks disagree"
+            )
         return Quote(book.bid, book.ask)
 
     async def many(self, symbols: Iterable[str]) -> dict[str, Quote | str]:
