@@ -539,19 +539,24 @@ async def test_a_position_whose_quote_is_gone_is_not_valued_at_its_cost(
         await set_quote(symbol, "199", "200")
         doubled = await venue.revalue()
         stored = await pool.fetchrow(EQUITY)
+        marked = await pool.fetchval(MARK, symbol)
         await redis.delete(book_key(symbol))
         unvalued = await venue.revalue()
         still = await pool.fetchrow(EQUITY)
         await set_quote(symbol, "149", "150")
         again = await venue.revalue()
+        marked_again = await pool.fetchval(MARK, symbol)
     cash = Decimal(1000) - 5 * Decimal(100)  # bought at the ask, no fee or slippage
     assert stored is not None and doubled == cash + 5 * Decimal("199.5") == stored["equity"]
     assert unvalued is None
     assert still == stored  # not rewritten, not even its time: it ages
     assert again == cash + 5 * Decimal("149.5")
+    # each valuation's mark is kept with the position (the risk manager values it there)
+    assert (marked, marked_again) == (Decimal("199.5"), Decimal("149.5"))
 
 
 EQUITY = "SELECT equity, updated_at FROM account_equity WHERE environment = 'paper'"
+MARK = "SELECT mark FROM positions WHERE environment = 'paper' AND symbol = $1"
 
 
 async def test_a_batch_of_orders_is_decided_in_order_against_the_running_books(

@@ -396,6 +396,30 @@ async def test_a_valuation_older_than_the_limit_stops_buys_not_sells(
     assert stale[1].outcome is Outcome.APPROVED
 
 
+async def test_what_is_held_counts_at_its_market_mark_not_at_a_lower_limit(
+    trading_env: dict[str, str],
+) -> None:
+    """0.6 BTC held, marked at 30000 by the executor's last valuation (18 % of an equity of
+    100000): a limit buy at 10000 may add 2000 (0.2 BTC), which brings the position to 20 % at
+    the market; counted at its limit, the 0.6 held would have left room for 1.4 BTC (32 %)."""
+    url = trading_env["DATABASE_URL"]
+    await set_equity(url, "100000")
+    limit_buy = Signal.model_validate(
+        signal("deep-limit", quantity="5", price="10000") | {"order_type": "limit"}
+    )
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO positions (environment, symbol, quantity, average_price, mark) "
+            "VALUES ('paper', 'BTCUSDT', 0.6, 29000, 30000)"
+        )
+        [decided], _ = await decide_batch(connection, [limit_buy], RiskLimits(), "paper")
+    finally:
+        await connection.close()
+    assert decided.outcome is Outcome.RESIZED
+    assert decided.quantity == Decimal("0.2")
+
+
 async def test_a_signal_older_than_its_lifetime_is_rejected_buy_or_sell_and_stays_so(
     trading_env: dict[str, str],
 ) -> None:

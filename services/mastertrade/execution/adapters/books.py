@@ -48,6 +48,13 @@ INSERT INTO account_equity (environment, cash, positions_value, equity) VALUES (
 ON CONFLICT (environment) DO UPDATE SET cash = EXCLUDED.cash,
     positions_value = EXCLUDED.positions_value, equity = EXCLUDED.equity, updated_at = now()
 """
+# Each position's mark at this valuation, for the risk manager's exposure (migration 0045); a
+# row whose mark did not move is left alone
+SET_MARKS = """
+UPDATE positions p SET mark = m.mark
+FROM unnest($2::text[], $3::numeric[]) AS m(symbol, mark)
+WHERE p.environment = $1 AND p.symbol = m.symbol AND p.mark IS DISTINCT FROM m.mark
+"""
 
 
 async def open_account(pool: asyncpg.Pool, environment: str, asset: str, amount: Decimal) -> None:
@@ -114,7 +121,8 @@ async def store_valuation(
     positions: Mapping[str, Position],
     marks: Mapping[str, Decimal],
 ) -> Decimal | None:
-    """Store cash plus `positions` at `marks` as the account's equity; returns it. None, and
+    """Store cash plus `positions` at `marks` as the account's equity, and each position's
+    mark; returns the equity. None, and
     nothing stored, when a position (beyond dust) has no mark: the stored equity then ages, and
     past MAX_EQUITY_AGE_SECONDS the risk manager lets no new exposure through (its breaker is
     not judged on a valuation the account never had)."""
@@ -123,4 +131,7 @@ async def store_valuation(
         return None
     value, equity = derived
     await connection.execute(SET_EQUITY, environment, cash, value, equity)
+    marked = [symbol for symbol in positions if symbol in marks]
+    if marked:
+        await connection.execute(SET_MARKS, environment, marked, [marks[s] for s in marked])
     return equity

@@ -102,7 +102,8 @@ WITH pending AS (
            OR EXISTS ({RECORDED}))
     GROUP BY symbol
 ), held AS (
-    SELECT symbol, quantity, average_price FROM positions WHERE environment = $1 AND quantity > 0
+    SELECT symbol, quantity, average_price, mark
+    FROM positions WHERE environment = $1 AND quantity > 0
 )
 SELECT
     s.version, s.equity_peak, s.breaker_open, s.kill_switch,
@@ -112,6 +113,7 @@ SELECT
     ARRAY(SELECT symbol FROM held ORDER BY symbol) AS held_symbols,
     ARRAY(SELECT quantity FROM held ORDER BY symbol) AS held_quantities,
     ARRAY(SELECT quantity * average_price FROM held ORDER BY symbol) AS held_costs,
+    ARRAY(SELECT mark FROM held ORDER BY symbol) AS held_marks,
     ARRAY(SELECT symbol FROM pending ORDER BY symbol) AS pending_symbols,
     ARRAY(SELECT value FROM pending ORDER BY symbol) AS pending_values,
     ARRAY(SELECT selling FROM pending ORDER BY symbol) AS pending_selling,
@@ -196,6 +198,7 @@ class BatchView:
     equity_age: float
     held: dict[str, Decimal]
     held_cost: dict[str, Decimal]  # what each holding cost: dust does not count as a position
+    held_mark: dict[str, Decimal]  # each holding's price at the executor's latest valuation
     pending: dict[str, Decimal]
     selling: dict[str, Decimal]
     decided: dict[str, StoredDecision] = field(default_factory=dict)
@@ -208,6 +211,7 @@ class BatchView:
             recent=int(row["recent"]), equity_age=row["equity_age"] or 0.0,
             held=dict(zip(row["held_symbols"], row["held_quantities"], strict=True)),
             held_cost=dict(zip(row["held_symbols"], row["held_costs"], strict=True)),
+            held_mark=_positive(row["held_symbols"], [m or Decimal(0) for m in row["held_marks"]]),
             pending=_positive(row["pending_symbols"], row["pending_values"]),
             selling=_positive(row["pending_symbols"], row["pending_selling"]),
         )  # fmt: skip
@@ -224,12 +228,16 @@ class BatchView:
         return held | self.pending.keys()
 
     def context(self, symbol: str, price: Decimal) -> RiskContext:
+        """What the rules see of `symbol` for a signal at `price`: what is held valued at the
+        higher of that price and the holding's last mark (a limit buy far below the market
+        would count it at its limit), plus the buys approved and not filled at their price."""
         position, open_symbols = self.held.get(symbol, Decimal(0)), self.open_symbols()
+        value = max(price, self.held_mark.get(symbol, price))
         return RiskContext(
             equity=self.equity,
             equity_peak=self.equity_peak,
             position_quantity=position - self.selling.get(symbol, Decimal(0)),
-            symbol_exposure=position * price + self.pending.get(symbol, Decimal(0)),
+            symbol_exposure=position * value + self.pending.get(symbol, Decimal(0)),
             open_positions=len(open_symbols),
             position_open=symbol in open_symbols,
             orders_last_minute=self.recent,

@@ -63,7 +63,8 @@ class RiskContext:
 
     `equity` is None when the executor has not reported one yet; `equity_age` is how many
     seconds ago it valued the account. `symbol_exposure` is the value
-    held in the symbol plus approved buys not yet filled; `position_quantity` what can be sold:
+    held in the symbol (at the higher of the signal's price and the executor's last mark of it)
+    plus approved buys not yet filled; `position_quantity` what can be sold:
     what is held less the approved sells not yet filled. `open_positions` counts the symbols
     held (beyond dust) or being bought; `position_open` says whether this symbol is one of them
     (a buy of it adds to a position rather than opening one)."""
