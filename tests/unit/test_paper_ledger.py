@@ -32,20 +32,25 @@ steps = st.lists(
 def test_cash_never_goes_negative_and_equity_is_cash_plus_positions(
     steps: list[tuple[str, Decimal, Decimal]], start: Decimal
 ) -> None:
-    cash, position, fees, flows = start, Position(), Decimal(0), Decimal(0)
+    """Beside its own books, each fill is checked against what trading costs: at the mid, the
+    account is worth exactly the fee and the distance from the mid to the fill price less after
+    a fill than before it (a buy pays above the ask, a sell receives below the bid), whichever
+    way the fee or the cash moved inside the ledger."""
+    cash, position = start, Position()
     for side, quantity, mid in steps:
         quote = Quote(mid - Decimal("0.01"), mid + Decimal("0.01"))
         fill = build_fill(side, quantity, quote, (FEE, SLIP))
+        before = cash + position.quantity * mid
         try:
             cash, position = apply_fill(cash, position, fill, "BTCUSDT", "USDT")
         except LedgerError:
-            continue  # refused: the books must be untouched, checked by the next assertions
-        fees += fill.fee
-        flows += fill.cash_delta
+            continue  # refused: apply_fill returns new books only when it accepts the fill
         assert cash >= 0 and position.quantity >= 0
-        assert cash == start + flows
+        assert fill.fee >= FEE * fill.price * quantity > 0
+        assert (fill.price >= quote.ask) if side == "buy" else (fill.price <= quote.bid)
         valued = derive_equity(cash, {"BTCUSDT": position}, {"BTCUSDT": mid})
         assert valued is not None and valued[1] == cash + position.quantity * mid
+        assert valued[1] == before - fill.fee - abs(fill.price - mid) * quantity
 
 
 def test_a_position_without_a_quote_leaves_the_account_unvalued() -> None:
