@@ -322,7 +322,8 @@ async def test_dust_left_behind_by_sells_is_not_an_open_position(
     """Ten symbols hold what a lot size leaves behind a sell (0.00000765 BTC, worth cents: no
     order can sell it): a buy of an eleventh symbol is not refused for "10 positions open".
     Ten real positions (each 0.1 % of equity or more) do refuse it, and a buy of one of them
-    (adding to it) is not refused for the count."""
+    (adding to it) is not refused for the count. Crumbs whose price rose a hundredfold since
+    (marked at 23 USDT each) are positions again."""
     url = trading_env["DATABASE_URL"]
     await set_equity(url, "10000")
 
@@ -330,12 +331,13 @@ async def test_dust_left_behind_by_sells_is_not_an_open_position(
         return Signal.model_validate(signal(signal_id, price="100", quantity="1") |
                                      {"symbol": symbol})  # fmt: skip
 
-    async def hold(quantity: str, price: str) -> None:
+    async def hold(quantity: str, price: str, mark: str | None = None) -> None:
         await connection.execute("DELETE FROM positions")
         await connection.executemany(
-            "INSERT INTO positions (environment, symbol, quantity, average_price) "
-            "VALUES ('paper', $1, $2, $3)",
-            [(f"C{index}USDT", Decimal(quantity), Decimal(price)) for index in range(10)],
+            "INSERT INTO positions (environment, symbol, quantity, average_price, mark) "
+            "VALUES ('paper', $1, $2, $3, $4)",
+            [(f"C{index}USDT", Decimal(quantity), Decimal(price), mark and Decimal(mark))
+             for index in range(10)],
         )  # fmt: skip
 
     connection = await asyncpg.connect(url)
@@ -346,6 +348,9 @@ async def test_dust_left_behind_by_sells_is_not_an_open_position(
         await hold("0.0004", "30000")  # 12 USDT each: positions
         held, _ = await decide_batch(connection, [buy("b-2", "ANOTHERUSDT"), buy("b-3", "C3USDT")],
                                      RiskLimits(), "paper")  # fmt: skip
+        await hold("0.00000765", "30000", mark="3000000")  # bought for cents, now 23 USDT each
+        [grown], _ = await decide_batch(connection, [buy("b-4", "THIRDUSDT")], RiskLimits(),
+                                        "paper")  # fmt: skip
     finally:
         await connection.close()
     assert with_dust.outcome is Outcome.APPROVED
@@ -353,6 +358,7 @@ async def test_dust_left_behind_by_sells_is_not_an_open_position(
     # the ten, and NEWUSDT being bought
     assert held[0].reasons[0] == "11 positions open, the maximum is 10"
     assert held[1].outcome is Outcome.APPROVED
+    assert grown.outcome is Outcome.REJECTED  # worth is judged at the mark, not at the cost
 
 
 async def test_an_account_at_zero_is_decided_and_reset_without_error(

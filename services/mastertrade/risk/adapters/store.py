@@ -223,9 +223,17 @@ class BatchView:
         return view
 
     def open_symbols(self) -> set[str]:
-        """The symbols held beyond dust (domain/rules.py) or being bought."""
-        held = {s for s, cost in self.held_cost.items() if not is_dust(cost, self.equity)}
+        """The symbols held beyond dust (domain/rules.py: judged on what the holding is worth
+        at its last mark, at its cost until it has one) or being bought."""
+        held = {
+            symbol for symbol, cost in self.held_cost.items()
+            if not is_dust(self._worth(symbol, cost), self.equity)
+        }  # fmt: skip
         return held | self.pending.keys()
+
+    def _worth(self, symbol: str, cost: Decimal) -> Decimal:
+        mark = self.held_mark.get(symbol)
+        return cost if mark is None else self.held[symbol] * mark
 
     def context(self, symbol: str, price: Decimal) -> RiskContext:
         """What the rules see of `symbol` for a signal at `price`: what is held valued at the

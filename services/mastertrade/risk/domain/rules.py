@@ -13,7 +13,7 @@ it. Drawdown is measured from the equity peak (never from the start). Rules, in 
    while the breaker is open, when equity is unknown, not positive or valued
    longer ago than MAX_EQUITY_AGE_SECONDS (the executor stopped revaluing: sizes and drawdown
    would be measured on a past account), when it would open a position beyond the maximum
-   count (a holding worth less than DUST_FRACTION of equity at cost, what an exchange's lot
+   count (a holding worth less than DUST_FRACTION of equity at its mark, what an exchange's lot
    sizes leave behind a sell and no order can sell, is not a position); otherwise resized
    down to the room left under the position size limit: the symbol's position (its exposure:
    held at market, plus buys approved and not filled yet) stays within MAX_POSITION_SIZE_PCT
@@ -34,9 +34,9 @@ SIZING_DIGITS = 80
 """Significant digits of a buy's sizing: amounts are at most 1e15 with at most 30 decimals."""
 
 
-def is_dust(cost: Decimal, equity: Decimal | None) -> bool:
-    """Is a holding that cost `cost` too small to count as a position (equity known)?"""
-    return equity is not None and equity > 0 and cost < equity * DUST_FRACTION
+def is_dust(worth: Decimal, equity: Decimal | None) -> bool:
+    """Is a holding worth `worth` too small to count as a position (equity known)?"""
+    return equity is not None and equity > 0 and worth < equity * DUST_FRACTION
 
 
 class Outcome(StrEnum):
