@@ -25,9 +25,10 @@ from decimal import Decimal
 AMOUNT_LIMIT = Decimal("1e15")
 AMOUNT_FLOOR = Decimal("1e-30")
 DUST_FRACTION = Decimal("0.001")
-"""A holding worth less than this share of equity at its cost is dust: what an exchange's lot
-sizes leave behind a sell, which no order can sell. It is not a position (the risk manager's
-count) and may be valued at its cost when no quote marks it (the executor's equity)."""
+"""A holding worth less than this share of equity is dust: what an exchange's lot sizes leave
+behind a sell, which no order can sell. It is not a position (the risk manager's count, judged
+at its last mark, at its cost until it has one) and may be valued at its cost when no quote
+marks it (the executor's equity)."""
 
 
 class AmountError(ValueError):
