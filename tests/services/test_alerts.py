@@ -68,6 +68,7 @@ def channel_env(url: str, smtp_port: int, ca: Path) -> dict[str, str]:
         "ALERT_EMAIL_TO": "ops@x.io",
         "EMAIL_TLS_CA_FILE": str(ca),
         "ALERT_RETRY_BASE_SECONDS": "0.1",
+        "ALERT_EMAIL_RETRY_LATER_SECONDS": "0.3",
         "ALERT_MAX_ATTEMPTS": "3",
         "RISK_ADMIN_API_KEY_SHA256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
     }

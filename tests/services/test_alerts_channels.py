@@ -12,6 +12,7 @@ import email
 import email.policy
 import email.utils
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,14 +127,19 @@ async def test_a_recipient_refused_for_now_gets_the_retry_alone(
     trading_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Among three recipients one is accepted, one greylisted (450, once), one unknown (550):
-    the retry goes to the greylisted one alone, the others get the alert once, and the unknown
-    one is what the delivery records."""
-    to = {"ALERT_EMAIL_TO": "ops@x.io, busy@x.io, gone@x.io"}
+    the retry goes to the greylisted one alone, after ALERT_EMAIL_RETRY_LATER_SECONDS (a
+    greylisting server refuses a retry sooner), not after the backoff's 0.1 s; the others get
+    the alert once, and the unknown one is what the delivery records."""
+    to = {"ALERT_EMAIL_TO": "ops@x.io, busy@x.io, gone@x.io",
+          "ALERT_EMAIL_RETRY_LATER_SECONDS": "1.5"}  # fmt: skip
     async with alert_system(trading_env, tmp_path, **to) as (client, _, mailbox):
         mailbox.refuse(GREYLISTED, to="busy@x.io")
         mailbox.refuse(GONE, to="gone@x.io")
+        started = time.monotonic()
         await client.post(TEST_ALERT, json={"channel": "email"}, headers=ADMIN)
         [alert] = await settled(client, 1, timeout=10)
+        took = time.monotonic() - started
+    assert took >= 1.5
     [delivery] = alert["deliveries"]
     assert (delivery["status"], delivery["attempts"]) == ("sent", 2), delivery
     assert delivery["last_error"] == f"email: sent, but refused for gone@x.io: {GONE}"

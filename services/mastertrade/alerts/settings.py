@@ -119,6 +119,13 @@ class AlertSettings(ServiceSettings, EmailSettings):
     alert_retry_base_seconds: float = Field(
         default=1.0, gt=0, le=60, description="first retry delay; doubles after each failure"
     )
+    alert_email_retry_later_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=900,
+        description="how long an e-mail recipient refused for now (a 4xx such as greylisting, "
+        "which asks the sender to come back after minutes) waits before it is tried again",
+    )
     alert_send_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

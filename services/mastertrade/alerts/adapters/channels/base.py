@@ -44,8 +44,10 @@ class PartlySentError(ChannelError):
     `refused` says what to record of the recipients no retry will reach (None: none). The
     message says what this attempt did, for when no retry follows."""
 
-    def __init__(self, message: str, rest: Channel, refused: str | None) -> None:
-        super().__init__(message, retryable=True)
+    def __init__(
+        self, message: str, rest: Channel, refused: str | None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, retryable=True, retry_after=retry_after)
         self.rest, self.refused = rest, refused
 
 

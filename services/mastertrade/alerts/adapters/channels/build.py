@@ -82,6 +82,7 @@ def _email(s: AlertSettings) -> EmailChannel:
         build_tls_context(s.email_tls_ca_file),
         s.alert_send_timeout_seconds,
         sender=sender,
+        retry_later=s.alert_email_retry_later_seconds,
     )
 
 

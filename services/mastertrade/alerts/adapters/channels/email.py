@@ -10,7 +10,9 @@ does not verify) fails at once with the server's reason; a 4xx, a refused connec
 timeout is retried. A message refused for some recipients only reaches the others: `send` says
 which were refused for good (5xx; the delivery records it), and raises PartlySentError when some
 were refused for now (4xx: greylisting, a mailbox busy), whose retries go to those alone, so
-nobody gets the alert twice.
+nobody gets the alert twice. A recipient refused for now is tried again after `retry_later`
+seconds (ALERT_EMAIL_RETRY_LATER_SECONDS), not the backoff's seconds: a greylisting server asks
+the sender to come back after minutes (RFC 6647) and refuses an earlier retry again.
 The message is From EMAIL_FROM (EMAIL_USER when not set: a relay such as SES, SendGrid or
 Mailgun logs in with a user name that is no address, "apikey"). Every message carries a Date
 and a Message-ID (RFC 5322; Gmail refuses one without a Message-ID), the Message-ID in the
@@ -99,15 +101,17 @@ def sort_refusals(channel: EmailChannel, refused: dict[str, aiosmtplib.SMTPRespo
         return describe_refusals(refused)
     final = {to: answer for to, answer in refused.items() if not _transient(answer.code)}
     said = describe_refusals(refused) or ""
-    raise PartlySentError(said, channel.only(later), describe_refusals(final))
+    raise PartlySentError(said, channel.only(later), describe_refusals(final), channel.retry_later)
 
 
-def sort_failure(error: Exception) -> ChannelError:
-    """The ChannelError for what aiosmtplib (or the socket under it) raised."""
+def sort_failure(error: Exception, retry_later: float) -> ChannelError:
+    """The ChannelError for what aiosmtplib (or the socket under it) raised; recipients refused
+    for now are tried again after `retry_later` seconds."""
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         refused = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in error.recipients)
         retryable = any(_transient(r.code) for r in error.recipients)
-        return ChannelError(f"email: every recipient refused ({refused})", retryable)
+        later = retry_later if retryable else None
+        return ChannelError(f"email: every recipient refused ({refused})", retryable, later)
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return ChannelError(f"email: {error.code} {error.message}", _transient(error.code))
     if isinstance(error, ssl.SSLCertVerificationError):
@@ -130,8 +134,10 @@ class EmailChannel:
         timeout: float,
         *,
         sender: str | None = None,
+        retry_later: float = 300.0,
     ) -> None:
         (self.host, self.port), (self.user, self.password) = server, login
+        self.retry_later = retry_later  # seconds before a recipient refused for now is retried
         self.recipients, self.tls, self.timeout = recipients, tls, timeout
         self.sender = sender or self.user
         # whom this channel sends to: all the recipients, or those a retry is for (`only`)
@@ -171,7 +177,7 @@ class EmailChannel:
         except BaseException as error:
             drop(client)
             if isinstance(error, (aiosmtplib.SMTPException, OSError)):
-                raise sort_failure(error) from error
+                raise sort_failure(error, self.retry_later) from error
             raise
         client.close()
         return sort_refusals(self, refused)
