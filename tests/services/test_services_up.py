@@ -36,6 +36,9 @@ ENDPOINTS = {
 }
 
 
+EXTRA_SECTIONS = {"market_data_service": ["market_data"], "strategy_service": ["live"]}
+
+
 @pytest.fixture
 def own_env(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """A migrated database and a vhost of this test's own: a service starting here must not
@@ -57,8 +60,9 @@ async def test_service_starts_and_answers(spec: ServiceSpec, own_env: dict[str, 
         health = await client.get(spec.health_path)
         assert health.status_code == 200, health.text
         body = health.json()
-        # the seed's keys, in the seed's order; market data adds which sources are on
-        extra = ["market_data"] if spec.name == "market_data_service" else []
+        # the seed's keys, in the seed's order; market data adds which sources are on, the
+        # strategy service whether this pod decides the live candles
+        extra = EXTRA_SECTIONS.get(spec.name, [])
         assert list(body) == ["status", "service", "version", "uptime", "checks", *extra]
         assert body["status"] == "healthy"
         assert body["service"] == spec.name
