@@ -39,7 +39,7 @@ from mastertrade.execution.adapters.live import LiveVenue
 from mastertrade.execution.adapters.orders import IN_FLIGHT, fetch_in_flight
 from mastertrade.execution.adapters.paper import PaperVenue
 from mastertrade.execution.adapters.user_stream import build_subscribe_request
-from mastertrade.execution.domain.halt import BREAKER
+from mastertrade.execution.domain.halt import BREAKER, KILL_SWITCH
 from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.services.fake_binance import FILTERS, KEY, SECRET, WS_API_PATH, FakeBinance, serving
@@ -242,6 +242,36 @@ async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
     assert (row["status"], row["reason"]) == ("cancelled", BREAKER)
     assert rejected["client_order_id"] == later["client_order_id"]
     assert rejected["reason"] == f"not sent: {BREAKER}"
+    assert later["client_order_id"] not in fake.orders  # never sent
+
+
+async def test_the_kill_switch_cancels_open_sells_on_binance_too_and_sends_no_new_ones(
+    trading_env: dict[str, str],
+) -> None:
+    """The kill switch stops every order (the breaker only buys): a sell resting on Binance is
+    cancelled within seconds of it, and a sell approved before it is never sent."""
+    symbol = new_symbol()
+    base = symbol.removesuffix("USDT")
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)},
+                       balances={"USDT": Decimal(10000), base: Decimal(1)})  # fmt: skip
+    resting = approved(symbol, "sell", "0.5", order_type="limit", limit_price="31000")
+    later = approved(symbol, "sell", "0.1")
+    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="30") as (
+        env, recorder, channel,
+    ):  # fmt: skip
+        await streaming(fake)
+        await publish_json(channel, ORDERS.name, "order.approved", resting)
+        await open_on_binance(fake, resting["client_order_id"])
+        await halt_trading(env["DATABASE_URL"], "live", "kill_switch")
+        cancelled = (await recorder.wait_for("order.cancelled", timeout=5))[0]
+        await publish_json(channel, ORDERS.name, "order.approved", later)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+    assert fake.orders[resting["client_order_id"]]["status"] == "CANCELED"
+    assert (cancelled["client_order_id"], cancelled["reason"]) == (resting["client_order_id"],
+                                                                   KILL_SWITCH)  # fmt: skip
+    assert rejected["client_order_id"] == later["client_order_id"]
+    assert rejected["reason"] == f"not sent: {KILL_SWITCH}"
     assert later["client_order_id"] not in fake.orders  # never sent
 
 

@@ -543,6 +543,7 @@ async def test_a_position_whose_quote_is_gone_is_not_valued_at_its_cost(
         await redis.delete(book_key(symbol))
         unvalued = await venue.revalue()
         still = await pool.fetchrow(EQUITY)
+        unmarked = await pool.fetchval(MARK, symbol)
         await set_quote(symbol, "149", "150")
         again = await venue.revalue()
         marked_again = await pool.fetchval(MARK, symbol)
@@ -551,8 +552,40 @@ async def test_a_position_whose_quote_is_gone_is_not_valued_at_its_cost(
     assert unvalued is None
     assert still == stored  # not rewritten, not even its time: it ages
     assert again == cash + 5 * Decimal("149.5")
-    # each valuation's mark is kept with the position (the risk manager values it there)
-    assert (marked, marked_again) == (Decimal("199.5"), Decimal("149.5"))
+    # each valuation's mark is kept with the position (the risk manager values it there), and
+    # none while it has no quote: a mark from before would be taken for the market for good
+    assert (marked, unmarked, marked_again) == (Decimal("199.5"), None, Decimal("149.5"))
+
+
+async def test_a_valuation_never_waits_for_a_position_another_transaction_holds(
+    trading_env: dict[str, str],
+) -> None:
+    """A fill being booked holds its position's row (live: the traded symbol, then BNB for the
+    fee, in an order of its own): the valuation marks the other positions and leaves that one's
+    mark for the next valuation, instead of waiting for it (two transactions each waiting for
+    the other's rows would deadlock)."""
+    held, free = new_symbol(), new_symbol()
+    url = trading_env["DATABASE_URL"]
+    for symbol in (held, free):
+        await set_quote(symbol, "99", "100")
+    async with paper_account(url) as (pool, redis):
+        costless = PaperConfig(fee_rate=Decimal(0), slippage=Decimal(0))
+        venue = PaperVenue(lambda: pool, lambda: redis, costless)
+        buys = [ApprovedOrder.model_validate(approved(s, "buy", "1")) for s in (held, free)]
+        await venue.record_and_execute(buys)
+        await venue.revalue()
+        for symbol in (held, free):
+            await set_quote(symbol, "109", "110")
+        booking = await asyncpg.connect(url)
+        try:
+            async with booking.transaction():
+                await booking.execute("SELECT FROM positions WHERE symbol = $1 FOR UPDATE", held)
+                valued = await asyncio.wait_for(venue.revalue(), 10)
+            marks = {s: await pool.fetchval(MARK, s) for s in (held, free)}
+        finally:
+            await booking.close()
+    assert valued == 1000 - 2 * 100 + 2 * Decimal("109.5")
+    assert marks == {held: Decimal("99.5"), free: Decimal("109.5")}
 
 
 EQUITY = "SELECT equity, updated_at FROM account_equity WHERE environment = 'paper'"

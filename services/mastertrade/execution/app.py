@@ -7,8 +7,9 @@ consumer starts with the broker connection) until the paper account is opened. A
 and then every ORDER_POLL_SECONDS (paper) or BINANCE_POLL_SECONDS (live), orders still in
 flight are reconciled (a `new` order left by a crash is executed; a resting paper limit order
 is matched; a live one is queried), the equity is revalued and the outbox flushed; live, a halt
-of the risk manager with buys open starts the next round within a second, to cancel them (after
-one that changed no order, HALT_RETRY_SECONDS later at the soonest).
+of the risk manager with orders open that it stops starts the next round within a second, to
+cancel them (after one that cancelled or rejected nothing, HALT_RETRY_SECONDS later at the
+soonest).
 Each order is reconciled on its own: one that fails is logged with its id and left in flight
 for the next round, and the others, and the valuation, go on.
 
@@ -54,11 +55,13 @@ Settings = ExecutionSettings
 QUEUE = "order_executor.approved_orders"
 STALE_NEW_SECONDS = 5.0
 HALT_CHECK_SECONDS = 1.0
-# After a halt-triggered round that changed no order (a buy Binance cannot settle yet: its
-# query failing, or one it never got, within its resend window), the next one waits this long:
+# After a halt-triggered round that cancelled or rejected no order (a buy Binance cannot settle
+# yet: its query failing, or one it never got, within its resend window; a fill of another
+# order does not count), the next one waits this long:
 # every round asks for each order in flight (weight 4) and the account (weight 20), and one a
 # second would spend 1200 of Binance's 6000 a minute on the account alone.
 HALT_RETRY_SECONDS = 5.0
+HALTED_STATUSES = frozenset({"cancelled", "rejected"})
 logger = logging.getLogger("mastertrade.execution")
 
 
@@ -93,7 +96,7 @@ class Executor:
         """Set once the paper account is open (live has none to open: set at the first round)."""
         self.prefetch = 10  # the consumer's messages in flight
         self.valued = True  # whether the last revaluation stored an equity (said when it changes)
-        self.changed = 0  # orders the last reconcile changed (an event each)
+        self.changed = 0  # orders the last reconcile cancelled or rejected (a halt's work)
         self.halt_round = False  # whether the round under way was started by a halt
         self.poll_seconds = settings.order_poll_seconds
         if settings.trading_environment == "live":
@@ -165,7 +168,9 @@ class Executor:
         ids = await fetch_in_flight(self.live.pool, env, statuses, min_age)
         for client_order_id in ids:
             try:
-                self.changed += await self.venue.execute(client_order_id) is not None
+                event = await self.venue.execute(client_order_id)
+                # what a halt-triggered round is for: an order the halt stopped, cancelled
+                self.changed += event is not None and event.status in HALTED_STATUSES
             except Exception as error:  # this order only: the others, and the valuation, go on
                 logger.warning(
                     "reconciling order %s failed (%s: %s); it stays in flight and is tried again "
@@ -219,10 +224,10 @@ class Executor:
             logger.info("the account is valued again: equity %s", equity)
 
     async def _until_next_round(self) -> None:
-        """`poll_seconds`, or less: once the risk manager halts trading with buys still open
+        """`poll_seconds`, or less: once the risk manager halts trading with orders it stops open
         (live), the next round starts within HALT_CHECK_SECONDS and cancels them, instead of
         leaving them to the next poll (BINANCE_POLL_SECONDS); after a halt-triggered round that
-        changed no order, not before HALT_RETRY_SECONDS."""
+        cancelled or rejected no order, not before HALT_RETRY_SECONDS."""
         now = time.monotonic()
         deadline = now + self.poll_seconds
         quiet = self.halt_round and not self.changed
@@ -234,7 +239,10 @@ class Executor:
                 continue
             try:
                 if await self.venue.halt_pending():
-                    logger.warning("trading halted with buys open: reconciling now to cancel them")
+                    logger.warning(
+                        "trading halted with orders open that the halt stops: "
+                        "reconciling now to cancel them"
+                    )
                     self.halt_round = True
                     return
             except Exception as error:  # the database is down: the round will say so

@@ -1,7 +1,8 @@
 """The account's books in PostgreSQL: quote-asset balance, positions, fills, equity.
 
 Rows are locked in one order everywhere (order, then balance, then position) so concurrent
-transactions never deadlock. The pure ledger decides; this module reads and writes.
+transactions never deadlock; a valuation writing the positions' marks takes none it would wait
+for (`SET_MARKS`). The pure ledger decides; this module reads and writes.
 """
 
 from __future__ import annotations
@@ -48,11 +49,17 @@ INSERT INTO account_equity (environment, cash, positions_value, equity) VALUES (
 ON CONFLICT (environment) DO UPDATE SET cash = EXCLUDED.cash,
     positions_value = EXCLUDED.positions_value, equity = EXCLUDED.equity, updated_at = now()
 """
-# Each position's mark at this valuation, for the risk manager's exposure (migration 0045); a
-# row whose mark did not move is left alone
+# Each position's mark at this valuation (NULL: no usable quote), for the risk manager's
+# exposure (migration 0045); a row whose mark did not move is left alone, and so is one another
+# transaction holds (a fill being booked: it locks positions in an order of its own, and waiting
+# here could deadlock with it): its mark is refreshed at the next valuation
 SET_MARKS = """
+WITH free AS (
+    SELECT symbol FROM positions WHERE environment = $1 AND symbol = ANY($2::text[])
+    ORDER BY symbol FOR NO KEY UPDATE SKIP LOCKED
+)
 UPDATE positions p SET mark = m.mark
-FROM unnest($2::text[], $3::numeric[]) AS m(symbol, mark)
+FROM unnest($2::text[], $3::numeric[]) AS m(symbol, mark) JOIN free USING (symbol)
 WHERE p.environment = $1 AND p.symbol = m.symbol AND p.mark IS DISTINCT FROM m.mark
 """
 
@@ -121,17 +128,17 @@ async def store_valuation(
     positions: Mapping[str, Position],
     marks: Mapping[str, Decimal],
 ) -> Decimal | None:
-    """Store cash plus `positions` at `marks` as the account's equity, and each position's
-    mark; returns the equity. None, and
-    nothing stored, when a position (beyond dust) has no mark: the stored equity then ages, and
-    past MAX_EQUITY_AGE_SECONDS the risk manager lets no new exposure through (its breaker is
-    not judged on a valuation the account never had)."""
+    """Store each position's mark (none: no usable quote now, and the risk manager falls back
+    to its cost and the signal's price), then cash plus `positions` at `marks` as the account's
+    equity; returns the equity. None, and no equity stored, when a position (beyond dust) has
+    no mark: the stored equity then ages, and past MAX_EQUITY_AGE_SECONDS the risk manager lets
+    no new exposure through (its breaker is not judged on a valuation the account never had)."""
+    if positions:
+        symbols = sorted(positions)
+        await connection.execute(SET_MARKS, environment, symbols, [marks.get(s) for s in symbols])
     derived = derive_equity(cash, positions, marks)
     if derived is None:
         return None
     value, equity = derived
     await connection.execute(SET_EQUITY, environment, cash, value, equity)
-    marked = [symbol for symbol in positions if symbol in marks]
-    if marked:
-        await connection.execute(SET_MARKS, environment, marked, [marks[s] for s in marked])
     return equity

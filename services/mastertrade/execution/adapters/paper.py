@@ -171,7 +171,7 @@ class PaperVenue:
         return running
 
     async def halt_pending(self) -> bool:
-        """Never: every round (ORDER_POLL_SECONDS) already cancels the buys a halt stops."""
+        """Never: every round (ORDER_POLL_SECONDS) already cancels the orders a halt stops."""
         return False
 
     async def revalue(self) -> Decimal | None:

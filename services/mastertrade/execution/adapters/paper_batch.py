@@ -150,7 +150,7 @@ class RunningBooks:
     held: dict[str, Position]
     marks: dict[str, Decimal]
     selling: dict[str, Decimal] = field(default_factory=dict)  # held back by resting sells
-    halted: str | None = None  # why buys may not add exposure now (domain/halt.py)
+    halted: str | None = None  # why orders are halted now, if they are (domain/halt.py)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))  # the approvals' age
     buying: bool = False  # a buy filled or rested: the write checks no halt came on meanwhile
     trading: bool = False  # any order filled or rested: the write checks the kill switch
