@@ -215,22 +215,32 @@ async def open_on_binance(fake: FakeBinance, client_order_id: str) -> None:
     raise AssertionError(f"{client_order_id} never rested on the fake Binance")
 
 
-async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
-    trading_env: dict[str, str],
+# (halt, the side it stops, a limit that rests on that side, the reason): the breaker stops buys
+# only, the kill switch every order
+HALTED = [("breaker_open", "buy", "29000", BREAKER), ("kill_switch", "sell", "31000", KILL_SWITCH)]
+
+
+@pytest.mark.parametrize(("flag", "side", "limit", "reason"), HALTED,
+                         ids=["breaker-buy", "kill-switch-sell"])  # fmt: skip
+async def test_a_halt_cancels_the_open_orders_it_stops_on_binance_and_sends_no_new_ones(
+    trading_env: dict[str, str], flag: str, side: str, limit: str, reason: str
 ) -> None:
+    """An order the halt stops, resting on Binance, is cancelled within seconds of the halt
+    (polled every 30 s: the cancel comes from the halt), and one approved before it is never
+    sent."""
     symbol = new_symbol()
     await set_quote(symbol, "29999", "30001")
-    fake = FakeBinance(prices={symbol: Decimal(30000)})
-    resting = approved(symbol, "buy", "0.01", order_type="limit", limit_price="29000")
-    later = approved(symbol, "buy", "0.01")
-    # polled every 30 s: the cancel must come from the halt, within a few seconds of it
+    held = {"USDT": Decimal(10000), symbol.removesuffix("USDT"): Decimal(1)}  # a sell's coins
+    fake = FakeBinance(prices={symbol: Decimal(30000)}, balances=held)
+    resting = approved(symbol, side, "0.01", order_type="limit", limit_price=limit)
+    later = approved(symbol, side, "0.01")
     async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="30") as (
         env, recorder, channel,
     ):  # fmt: skip
         await streaming(fake)
         await publish_json(channel, ORDERS.name, "order.approved", resting)
         await open_on_binance(fake, resting["client_order_id"])
-        await halt_trading(env["DATABASE_URL"], "live")
+        await halt_trading(env["DATABASE_URL"], "live", flag)
         cancelled = (await recorder.wait_for("order.cancelled", timeout=5))[0]
         await publish_json(channel, ORDERS.name, "order.approved", later)
         rejected = (await recorder.wait_for("order.rejected"))[0]
@@ -238,40 +248,10 @@ async def test_a_halt_cancels_open_buys_on_binance_and_sends_no_new_ones(
     assert fake.orders[resting["client_order_id"]]["status"] == "CANCELED"
     assert ("DELETE", "/api/v3/order", 200) in fake.requests
     assert (cancelled["client_order_id"], cancelled["reason"]) == (resting["client_order_id"],
-                                                                   BREAKER)  # fmt: skip
-    assert (row["status"], row["reason"]) == ("cancelled", BREAKER)
+                                                                   reason)  # fmt: skip
+    assert (row["status"], row["reason"]) == ("cancelled", reason)
     assert rejected["client_order_id"] == later["client_order_id"]
-    assert rejected["reason"] == f"not sent: {BREAKER}"
-    assert later["client_order_id"] not in fake.orders  # never sent
-
-
-async def test_the_kill_switch_cancels_open_sells_on_binance_too_and_sends_no_new_ones(
-    trading_env: dict[str, str],
-) -> None:
-    """The kill switch stops every order (the breaker only buys): a sell resting on Binance is
-    cancelled within seconds of it, and a sell approved before it is never sent."""
-    symbol = new_symbol()
-    base = symbol.removesuffix("USDT")
-    await set_quote(symbol, "29999", "30001")
-    fake = FakeBinance(prices={symbol: Decimal(30000)},
-                       balances={"USDT": Decimal(10000), base: Decimal(1)})  # fmt: skip
-    resting = approved(symbol, "sell", "0.5", order_type="limit", limit_price="31000")
-    later = approved(symbol, "sell", "0.1")
-    async with live_executor(trading_env, fake, BINANCE_POLL_SECONDS="30") as (
-        env, recorder, channel,
-    ):  # fmt: skip
-        await streaming(fake)
-        await publish_json(channel, ORDERS.name, "order.approved", resting)
-        await open_on_binance(fake, resting["client_order_id"])
-        await halt_trading(env["DATABASE_URL"], "live", "kill_switch")
-        cancelled = (await recorder.wait_for("order.cancelled", timeout=5))[0]
-        await publish_json(channel, ORDERS.name, "order.approved", later)
-        rejected = (await recorder.wait_for("order.rejected"))[0]
-    assert fake.orders[resting["client_order_id"]]["status"] == "CANCELED"
-    assert (cancelled["client_order_id"], cancelled["reason"]) == (resting["client_order_id"],
-                                                                   KILL_SWITCH)  # fmt: skip
-    assert rejected["client_order_id"] == later["client_order_id"]
-    assert rejected["reason"] == f"not sent: {KILL_SWITCH}"
+    assert rejected["reason"] == f"not sent: {reason}"
     assert later["client_order_id"] not in fake.orders  # never sent
 
 

@@ -376,6 +376,24 @@ async def test_a_halt_refuses_buys_cancels_resting_ones_and_stops_sells_only_whe
     assert held == 1
 
 
+def halt_after_read(
+    monkeypatch: pytest.MonkeyPatch, url: str, read: int, flag: str
+) -> list[str | None]:
+    """Turn the risk manager's `flag` on right after the `read`-th paper batch read the books
+    (before that batch writes); returns the halt each read saw, filled as batches read."""
+    reads: list[str | None] = []
+
+    async def read_then_halt(*args: Any, **kwargs: Any) -> paper_batch.BooksRead:
+        books = await paper_batch.read_books(*args, **kwargs)
+        reads.append(books.halted)
+        if len(reads) == read:
+            await halt_trading(url, "paper", flag)
+        return books
+
+    monkeypatch.setattr(paper_module, "read_books", read_then_halt)
+    return reads
+
+
 async def test_a_halt_between_a_batchs_read_and_its_write_stops_its_buys(
     trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,16 +402,7 @@ async def test_a_halt_between_a_batchs_read_and_its_write_stops_its_buys(
     so the buy is rejected with the breaker's reason and no cash leaves the account."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "100")
-    reads: list[str | None] = []
-
-    async def read_then_trip(*args: Any, **kwargs: Any) -> paper_batch.BooksRead:
-        read = await paper_batch.read_books(*args, **kwargs)
-        reads.append(read.halted)
-        if len(reads) == 1:
-            await halt_trading(trading_env["DATABASE_URL"], "paper")
-        return read
-
-    monkeypatch.setattr(paper_module, "read_books", read_then_trip)
+    reads = halt_after_read(monkeypatch, trading_env["DATABASE_URL"], 1, "breaker_open")
     async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
         venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
         buy = ApprovedOrder.model_validate(approved(symbol, "buy", "1"))
@@ -417,16 +426,8 @@ async def test_the_kill_switch_between_a_batchs_read_and_its_write_stops_its_sel
     again on a read that sees it, it is rejected, and the coins stay held."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "100")
-    reads: list[str | None] = []
-
-    async def read_then_kill(*args: Any, **kwargs: Any) -> paper_batch.BooksRead:
-        read = await paper_batch.read_books(*args, **kwargs)
-        reads.append(read.halted)
-        if len(reads) == 2:  # the sell's batch (the first is the buy's)
-            await halt_trading(trading_env["DATABASE_URL"], "paper", "kill_switch")
-        return read
-
-    monkeypatch.setattr(paper_module, "read_books", read_then_kill)
+    # after the sell's batch read the books (the first read is the buy's)
+    reads = halt_after_read(monkeypatch, trading_env["DATABASE_URL"], 2, "kill_switch")
     async with paper_account(trading_env["DATABASE_URL"]) as (pool, redis):
         venue = PaperVenue(lambda: pool, lambda: redis, PaperConfig())
         buy = ApprovedOrder.model_validate(approved(symbol, "buy", "1"))
