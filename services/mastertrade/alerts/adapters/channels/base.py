@@ -7,14 +7,17 @@ ChannelConfigError says which setting and why (adapters/channels/build.py turns 
 
 `retryable` says whether trying again may help (a timeout, a 5xx, a 429) and `retry_after`
 carries the wait the service asked for (Telegram's `parameters.retry_after`, Discord's
-`retry_after`, a `Retry-After` header). HTTP answers are sorted here once for every channel.
-A `retry_after` is read with `read_seconds`: an answer that is not the documented shape (a
-string, a list) gives no delay rather than an exception that would end the delivery.
+`retry_after`, a `Retry-After` header, in seconds or as an HTTP date, RFC 9110 10.2.3).
+HTTP answers are sorted here once for every channel. A `retry_after` is read with
+`read_seconds`: an answer that is not the documented shape (a string, a list) gives no delay
+rather than an exception that would end the delivery.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import httpx
@@ -64,7 +67,31 @@ def read_seconds(value: object) -> float | None:
 
 
 def _header_delay(response: httpx.Response) -> float | None:
-    return read_seconds(response.headers.get("Retry-After"))
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    seconds = read_seconds(value)
+    return seconds if seconds is not None else _date_delay(value, response.headers.get("Date"))
+
+
+def _date_delay(value: str, sent: str | None) -> float | None:
+    """Seconds until the HTTP date `value`, counted from the answer's own `Date` when it has
+    one (so a server clock ahead of ours does not stretch the wait), else from our clock;
+    0 for a date past; None for anything that is not an HTTP date."""
+    until = _http_date(value)
+    if until is None:
+        return None
+    start = _http_date(sent) if sent else None
+    return max((until - (start or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # an HTTP date is always GMT; a date without a zone (obsolete forms) is read as GMT too
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def check_answer(name: str, response: httpx.Response, retry_after: float | None = None) -> None:
