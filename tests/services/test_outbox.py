@@ -27,6 +27,7 @@ from mastertrade.core.outbox import (
     mark_sent,
     prune_published,
     publish_outbox,
+    release_restored,
     written_in_order,
 )
 from mastertrade_model.topology import ALERTS, EXCHANGES, ORDERS
@@ -234,6 +235,8 @@ async def test_an_event_for_an_exchange_deleted_from_the_broker_is_held_until_it
             )
             await recorder.wait_for("after-19")
             held = await held_rows(pool)
+            released_while_missing = await release_restored(pool, channel_of_service)
+            service_channel_closed = channel_of_service.is_closed
             await declare_topology(channel, EXCHANGES, [])  # `mastertrade migrate`
             queue = await channel.declare_queue(exclusive=True)
             await queue.bind(ALERTS.name, "#")
@@ -243,7 +246,11 @@ async def test_an_event_for_an_exchange_deleted_from_the_broker_is_held_until_it
                 await got.put(message.routing_key or "")
 
             await queue.consume(on_alert, no_ack=True)
-            await pool.execute("UPDATE outbox SET leased_until = now() - interval '1 second'")
+            await pool.execute(  # a writer's own, sent by the writer: not the loop's to release
+                "INSERT INTO outbox (exchange, routing_key, payload, leased_until) "
+                f"VALUES ($1, 'alert.writers', '{{}}'::jsonb, {LEASED_UNTIL})", ALERTS.name,
+            )  # fmt: skip
+            released = await release_restored(pool, channel_of_service)
             after_declare = await publish_outbox(pool, channel)
             told = await asyncio.wait_for(got.get(), 10)
     finally:
@@ -256,4 +263,6 @@ async def test_an_event_for_an_exchange_deleted_from_the_broker_is_held_until_it
     assert marked == 21
     assert list(held) == ["alert.gone"]
     assert HOLD_SECONDS - 30 < held["alert.gone"] <= HOLD_SECONDS
-    assert (after_declare, told) == (1, "alert.gone")
+    # asking the broker about the missing exchange closed no channel of the service's
+    assert (released_while_missing, service_channel_closed) == (0, False)
+    assert (released, after_declare, told) == (1, 1, "alert.gone")

@@ -15,7 +15,9 @@ transaction waits on the broker, and no statement or commit is spent on marking.
 
 An event for an exchange the broker does not have (deleted by hand, or retired by an upgrade) is
 held back (`HOLD_SECONDS`) and logged with what to do, never dropped; the events around it go
-out, and the ones the broker did confirm are not sent again.
+out, and the ones the broker did confirm are not sent again. The loop asks the broker every
+`HELD_CHECK_SECONDS` whether a held event's exchange is back (`release_restored`), so they go
+out soon after it is declared again, not only when their hold is over.
 """
 
 from __future__ import annotations
@@ -72,7 +74,14 @@ HOLD_SECONDS = 300.0
 again. Publishing to a missing exchange closes the AMQP channel, and with it the service's
 consumers, until it reopens (a robust channel then declares again the exchanges its service
 declared: one of the platform's deleted by hand is back after the first such close): a held
-event is tried once every few minutes, not every loop round."""
+event is tried again after a few minutes, not every loop round, or as soon as the loop finds its
+exchange back (`release_restored`)."""
+HELD_CHECK_SECONDS = 15.0
+"""How often the outbox loop asks the broker whether an exchange events are held for is back."""
+# A held row's lease runs HOLD_SECONDS; a writer's own lease is never more than LEASE_SECONDS.
+_HELD = f"published_at IS NULL AND leased_until > now() + interval '{LEASE_SECONDS:g} seconds'"
+HELD_EXCHANGES = f"SELECT DISTINCT exchange FROM outbox WHERE {_HELD} ORDER BY exchange"
+RELEASE_RESTORED = f"UPDATE outbox SET leased_until = NULL WHERE exchange = $1 AND {_HELD}"
 TOPOLOGY_EXCHANGES = frozenset(exchange.name for exchange in EXCHANGES)
 # RabbitMQ's 404 reply to a publish names the exchange it does not have.
 NO_EXCHANGE = re.compile(r"no exchange '(?P<name>[^']*)'")
@@ -182,11 +191,12 @@ def log_held(held: dict[str, list[int]]) -> None:
     """Say which events are held back, for which exchange, and what to do about it."""
     for exchange, outbox_ids in held.items():
         logger.error(
-            "%d outbox events for exchange %r are held back for %gs and then tried again: the "
-            "broker has no such exchange. If it is one of MasterTrade's, restart the services "
-            "or run `mastertrade migrate` to declare it again; if it was retired, delete them "
-            "(DELETE FROM outbox WHERE exchange = %r AND published_at IS NULL). Outbox ids: %s",
-            len(outbox_ids), exchange, HOLD_SECONDS, exchange, outbox_ids[:10],
+            "%d outbox events for exchange %r are held back: the broker has no such exchange. "
+            "If it is one of MasterTrade's, restart the services or run `mastertrade migrate` "
+            "to declare it again (they go out within %gs of that); if it was retired, delete "
+            "them (DELETE FROM outbox WHERE exchange = %r AND published_at IS NULL). Outbox "
+            "ids: %s",
+            len(outbox_ids), exchange, HELD_CHECK_SECONDS, exchange, outbox_ids[:10],
         )  # fmt: skip
 
 
@@ -215,6 +225,35 @@ async def publish_outbox(pool: asyncpg.Pool, channel: AbstractChannel, batch: in
             )
         if len(rows) < batch:
             return sent
+
+
+async def release_restored(pool: asyncpg.Pool, channel: AbstractChannel) -> int:
+    """Hand the events held for a platform exchange the broker has again (a restart or
+    `mastertrade migrate` declared it) back to the next flush; how many."""
+    released = 0
+    for row in await pool.fetch(HELD_EXCHANGES):
+        exchange = row["exchange"]
+        if exchange in TOPOLOGY_EXCHANGES and await exchange_exists(channel, exchange):
+            count = int((await pool.execute(RELEASE_RESTORED, exchange)).split()[-1])
+            logger.info("the broker has exchange %r again: its %d held events go out now",
+                        exchange, count)  # fmt: skip
+            released += count
+    return released
+
+
+async def exchange_exists(channel: AbstractChannel, name: str) -> bool:
+    """Asked on a channel of its own: the broker answers a missing exchange by closing the
+    channel it was asked on, which must not be the one the service consumes and publishes on."""
+    amqp = await channel.get_underlay_channel()
+    probe = await amqp.connection.channel(publisher_confirms=False)
+    try:
+        await probe.exchange_declare(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    return True
 
 
 class OutboxSender:
@@ -313,12 +352,16 @@ async def run_outbox_loop(
     sender: OutboxSender | None = None,
 ) -> None:
     """Flush every `interval` seconds until `stop` is set (first marking what `sender` sent and
-    no batch marked), prune published rows every minute; failures are logged and retried."""
-    pruned_at = 0.0
+    no batch marked), release held events whose exchange is back every HELD_CHECK_SECONDS, prune
+    published rows every minute; failures are logged and retried."""
+    pruned_at = checked_at = 0.0
     while not stop.is_set():
         try:
             if sender is not None:
                 await sender.mark_confirmed(pool_of())
+            if time.monotonic() - checked_at >= HELD_CHECK_SECONDS:
+                checked_at = time.monotonic()
+                await release_restored(pool_of(), channel_of())
             await publish_outbox(pool_of(), channel_of())
             if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
                 pruned_at = time.monotonic()
