@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -241,6 +242,20 @@ async def release_restored(pool: asyncpg.Pool, channel: AbstractChannel) -> int:
     return released
 
 
+@dataclass
+class HeldCheck:
+    """`release_restored`, at most once every HELD_CHECK_SECONDS: for a loop that flushes more
+    often than that."""
+
+    checked_at: float = -math.inf
+
+    async def __call__(self, pool: asyncpg.Pool, channel: AbstractChannel) -> int:
+        if time.monotonic() - self.checked_at < HELD_CHECK_SECONDS:
+            return 0
+        self.checked_at = time.monotonic()
+        return await release_restored(pool, channel)
+
+
 async def exchange_exists(channel: AbstractChannel, name: str) -> bool:
     """Asked on a channel of its own: the broker answers a missing exchange by closing the
     channel it was asked on, which must not be the one the service consumes and publishes on."""
@@ -354,14 +369,12 @@ async def run_outbox_loop(
     """Flush every `interval` seconds until `stop` is set (first marking what `sender` sent and
     no batch marked), release held events whose exchange is back every HELD_CHECK_SECONDS, prune
     published rows every minute; failures are logged and retried."""
-    pruned_at = checked_at = 0.0
+    pruned_at, release_held = 0.0, HeldCheck()
     while not stop.is_set():
         try:
             if sender is not None:
                 await sender.mark_confirmed(pool_of())
-            if time.monotonic() - checked_at >= HELD_CHECK_SECONDS:
-                checked_at = time.monotonic()
-                await release_restored(pool_of(), channel_of())
+            await release_held(pool_of(), channel_of())
             await publish_outbox(pool_of(), channel_of())
             if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
                 pruned_at = time.monotonic()

@@ -36,7 +36,7 @@ from mastertrade.core.background import add_background
 from mastertrade.core.batching import MAX_BATCH as BATCH_PREFETCH
 from mastertrade.core.db import GENERIC_PLANS
 from mastertrade.core.messages import ApprovedOrder, OrderEvent
-from mastertrade.core.outbox import OutboxSender, publish_outbox
+from mastertrade.core.outbox import HeldCheck, OutboxSender, publish_outbox
 from mastertrade.core.retry import retry_transient
 from mastertrade.core.runtime import Runtime
 from mastertrade.execution.adapters.batcher import OrderBatcher
@@ -90,6 +90,7 @@ class Executor:
         self.client = _redis(settings)
         self.binance: BinanceClient | None = None
         self.sender: OutboxSender | None = None
+        self.release_held = HeldCheck()  # events held for a missing exchange, once it is back
         self.venue = self._venue(settings)
         self.batcher: OrderBatcher | None = None
         self.opened = asyncio.Event()
@@ -156,6 +157,7 @@ class Executor:
         try:
             if self.sender is not None:
                 await self.sender.mark_confirmed(self.live.pool)
+            await self.release_held(self.live.pool, self.live.channel)
             await publish_outbox(self.live.pool, self.live.channel)
         except Exception as error:  # the loop publishes it later
             logger.warning("publishing order events failed, will retry: %s", error)
