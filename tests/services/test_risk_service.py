@@ -509,6 +509,22 @@ async def test_the_check_refuses_non_finite_values(service_env: dict[str, str], 
     assert "position_value" in answer.text
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_a_bare_non_finite_json_number_is_refused_not_a_500(
+    service_env: dict[str, str], literal: str
+) -> None:
+    """Python's JSON parser reads NaN and Infinity literals (1e400 is Infinity): the 422 that
+    names them could not be written as JSON, and the caller got a 500."""
+    body = f'{{"position_value": {literal}, "portfolio_value": 1, "portfolio_peak": 1}}'
+    async with running(build_app("risk_manager", service_env)) as client:
+        answer = await client.post(
+            "/api/v1/check", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body", "position_value"] and "not a finite number" in error["msg"]
+
+
 @pytest.mark.parametrize("tiny", ["1e-999999", "1e-5000"])
 async def test_the_check_refuses_an_amount_too_small_to_divide_by(
     service_env: dict[str, str], tiny: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -115,6 +116,25 @@ def test_the_spread_is_exact_and_infinity_is_not_profitable() -> None:
     assert result.net_bps == Decimal("30.0000")
     with pytest.raises(ValidationError, match="finite"):
         Quotes.model_validate({"buy_ask": "100", "sell_bid": "Infinity"})
+
+
+@pytest.mark.parametrize(
+    ("ask", "bid"), [("1e-30", "1e15"), ("1e15", "1e-30"), ("0.000001", "1e15")]
+)
+def test_spreads_between_the_bounds_of_an_amount_are_answered_to_four_places(
+    ask: str, bid: str
+) -> None:
+    """(bid - ask) / ask in basis points, to four places, for any two accepted amounts; past
+    1e24 it overflowed Decimal's default 28 digits (a 500)."""
+    result = evaluate_spread(Quotes.model_validate({"buy_ask": ask, "sell_bid": bid}))
+    exact = (Fraction(bid) - Fraction(ask)) / Fraction(ask) * 10_000
+    assert abs(Fraction(result.gross_bps) - exact) <= Fraction(1, 20_000)
+    assert Fraction(result.net_bps) == Fraction(result.gross_bps) - 20
+
+
+def test_an_unknown_field_is_refused_not_ignored() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        Quotes.model_validate({"buy_ask": "100", "sell_bid": "101", "fees_bps": "0"})
 
 
 def test_cross_venue_buys_low_and_sells_high_within_both_books() -> None:

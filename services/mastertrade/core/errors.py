@@ -7,6 +7,7 @@ its `ctx` may hold exception objects); this handler keeps the same shape (`detai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,8 +21,13 @@ MAX_ERRORS = 20
 
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> Any:
-    """Short values as they are; long strings, and containers, as a cut `repr`."""
-    if value is None or isinstance(value, bool | int | float):
+    """Short values as they are; long strings, and containers, as a cut `repr`. A NaN or an
+    Infinity (Python's JSON parser reads the bare literals) as its text, since JSON has none."""
+    if (
+        value is None
+        or isinstance(value, bool | int)
+        or (isinstance(value, float) and math.isfinite(value))
+    ):
         return value
     text = value if isinstance(value, str) else repr(value)
     if len(text) <= limit:
