@@ -346,6 +346,27 @@ async def test_alertmanager_notifications_become_alerts(
     )
 
 
+@pytest.mark.parametrize("path", ["/api/v1/alertmanager", "/api/v2/alerts"])
+async def test_a_post_with_one_unstorable_alert_is_refused_whole_before_anything_is_sent(
+    trading_env: dict[str, str], tmp_path: Path, path: str
+) -> None:
+    """A NUL character cannot be stored by PostgreSQL: the alerts before it in the same post
+    were stored and sent, and the caller got a 422 as if none had been."""
+    alerts = [{"status": "firing", "labels": {"alertname": "Fine"}},
+              {"status": "firing", "labels": {"alertname": "Bad\u0000"}}]  # fmt: skip
+    body: Any = (
+        {"status": "firing", "alerts": alerts}
+        if path.endswith("alertmanager")
+        else [{"labels": alert["labels"]} for alert in alerts]
+    )
+    async with alert_system(trading_env, tmp_path) as (client, fake, _):
+        answer = await client.post(path, json=body)
+        history = (await client.get("/api/v1/alerts")).json()
+    assert answer.status_code == 422
+    assert "NUL character" in answer.text and "alertname" in answer.text
+    assert history == [] and not any(fake.received.values())
+
+
 async def test_an_unreachable_channel_never_blocks_start_up(
     trading_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -360,8 +381,10 @@ async def test_an_unreachable_channel_never_blocks_start_up(
     async with running(build_service("alert_system", env)) as client:
         await wait_for_status(client, "/health", 200)
         wrong = await client.post(TEST_ALERT, json={"channel": "telegram"}, headers=ADMIN)
+        huge = await client.post(TEST_ALERT, json={"channel": "x" * 100_000}, headers=ADMIN)
         await client.post(TEST_ALERT, json={"channel": "slack"}, headers=ADMIN)
         [alert] = await settled(client, 1)
     assert wrong.status_code == 422 and "not configured (slack)" in wrong.json()["detail"]
+    assert huge.status_code == 422 and len(huge.content) < 1000  # not echoed whole
     assert alert["deliveries"][0]["status"] == "failed"
     assert "ConnectError" in alert["deliveries"][0]["last_error"]

@@ -94,6 +94,21 @@ async def opened(client: httpx.AsyncClient) -> None:
     raise AssertionError("the paper account was never opened")
 
 
+async def test_an_order_is_looked_up_only_by_a_client_order_id_that_could_exist(
+    trading_env: dict[str, str],
+) -> None:
+    """A client order id is what the messages carry (at most 64 of [A-Za-z0-9._:-]): anything
+    else is a 422 saying so, before the database (a NUL reached it) and without echoing it whole
+    (a 20,000-character id came back in the 404)."""
+    async with running(build_app("order_executor", trading_env)) as client:
+        too_long = await client.get(f"/api/v1/orders/{'a' * 20_000}/fills")
+        nul = await client.get("/api/v1/orders/a%00b/fills")
+        unknown = await client.get("/api/v1/orders/no-such-order/fills")
+    assert (too_long.status_code, nul.status_code, unknown.status_code) == (422, 422, 404)
+    assert len(too_long.content) < 1000 and "at most 64" in too_long.text
+    assert nul.json()["detail"][0]["loc"] == ["path", "client_order_id"]
+
+
 async def test_market_orders_fill_once_and_the_books_balance(trading_env: dict[str, str]) -> None:
     symbol = new_symbol()
     await set_quote(symbol, "99", "100")

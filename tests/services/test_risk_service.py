@@ -483,6 +483,23 @@ async def test_admin_calls_are_off_without_a_configured_key(trading_env: dict[st
     assert "RISK_ADMIN_API_KEY_SHA256" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize("enabled", ["yes", "false", 1, 0, None])
+async def test_the_kill_switch_takes_only_true_or_false(
+    trading_env: dict[str, str], enabled: object
+) -> None:
+    """A switch that stops trading is not guessed from "yes", 1 or "false"."""
+    async with running(build_app("risk_manager", {**trading_env, **ADMIN})) as client:
+        answer = await client.post("/api/v1/admin/kill-switch", json={"enabled": enabled},
+                                   headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    connection = await asyncpg.connect(trading_env["DATABASE_URL"])
+    try:
+        switched = await connection.fetchval("SELECT bool_or(kill_switch) FROM risk_state")
+    finally:
+        await connection.close()
+    assert answer.status_code == 422 and "enabled" in answer.text
+    assert not switched
+
+
 async def test_the_kill_switch_rejects_everything(trading_env: dict[str, str]) -> None:
     await set_equity(trading_env["DATABASE_URL"], "10000")
     env = {**trading_env, **ADMIN}

@@ -20,7 +20,10 @@ admin_router = APIRouter(prefix="/api/v1/admin", tags=["alerts admin"])
 class TestAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channel: str | None = Field(default=None, description="one channel, or every configured one")
+    channel: str | None = Field(
+        default=None, max_length=32, pattern=r"^[a-z]+$",
+        description="one channel (e.g. slack), or every configured one",
+    )  # fmt: skip
     message: str = Field(default="This is a test alert from MasterTrade.", max_length=4000)
     severity: Literal["info", "warning", "critical"] = "info"
 

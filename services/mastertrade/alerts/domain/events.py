@@ -17,13 +17,25 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from mastertrade.alerts.domain.dedup import PAYLOAD_PREFIX, order_key
 from mastertrade.core.amounts import brief
 from mastertrade.core.messages import AlertEvent, OrderEvent
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (\\u0000), which no alert can store: remove it")
+    return text
+
+
+LabelText = Annotated[str, AfterValidator(_no_nul)]
+"""A label's or an annotation's name or value: refused whole with its post when PostgreSQL could
+not store it, before any alert of the post is sent (a later one failing half-applied it)."""
+Labels = dict[LabelText, LabelText]
 
 SEVERITIES = {"critical": "critical", "error": "critical", "warning": "warning", "page": "critical"}
 
@@ -80,10 +92,10 @@ class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str] = {}
-    annotations: dict[str, str] = {}
-    startsAt: str = ""  # noqa: N815 - Alertmanager's field name
-    fingerprint: str = ""
+    labels: Labels = {}
+    annotations: Labels = {}
+    startsAt: LabelText = ""  # noqa: N815 - Alertmanager's field name
+    fingerprint: LabelText = ""
 
 
 class AlertmanagerWebhook(BaseModel):
@@ -102,12 +114,12 @@ class PostableAlert(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
+    labels: Labels
+    annotations: Labels = {}
     # with a time zone, as Alertmanager's API requires (RFC 3339): a naive one is refused (422)
     startsAt: AwareDatetime | None = None  # noqa: N815 - Alertmanager's field name
     endsAt: AwareDatetime | None = None  # noqa: N815 - Alertmanager's field name
-    generatorURL: str = ""  # noqa: N815 - Alertmanager's field name
+    generatorURL: LabelText = ""  # noqa: N815 - Alertmanager's field name
 
 
 def build_from_postable(alerts: list[PostableAlert], now: datetime) -> list[AlertEvent]:

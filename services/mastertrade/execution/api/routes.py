@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from mastertrade.core.deps import RuntimeDep
+from mastertrade.core.messages import Identifier
 from mastertrade.execution.adapters.orders import fetch_orders
 from mastertrade.execution.settings import ExecutionSettings
 
@@ -61,7 +62,7 @@ async def orders(
 
 
 @router.get("/orders/{client_order_id}/fills")
-async def fills(client_order_id: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
+async def fills(client_order_id: Identifier, runtime: RuntimeDep) -> list[dict[str, Any]]:
     """The fills of one order."""
     rows = await runtime.pool.fetch(FILLS, client_order_id)
     if (

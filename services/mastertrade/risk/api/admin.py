@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from mastertrade.core.deps import RuntimeDep
 from mastertrade.risk.adapters.state import apply_breaker_reset, apply_kill_switch
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["risk admin"])
 class KillSwitch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: StrictBool  # true or false: a switch that stops trading takes no "yes" or 1
 
 
 def _environment(request: Request) -> str:
