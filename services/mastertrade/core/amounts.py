@@ -20,7 +20,14 @@ made an answer of thousands of digits.
 
 from __future__ import annotations
 
-from decimal import Decimal
+import functools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from decimal import Context, Decimal, localcontext
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 AMOUNT_LIMIT = Decimal("1e15")
 AMOUNT_FLOOR = Decimal("1e-30")
@@ -29,6 +36,42 @@ DUST_FRACTION = Decimal("0.001")
 behind a sell, which no order can sell. It is not a position (the risk manager's count, judged
 at its last mark, at its cost until it has one) and may be valued at its cost when no quote
 marks it (the executor's equity)."""
+
+
+EXACT_DIGITS = 100
+"""The digits of `exact_arithmetic`: a sum, difference or product of two amounts of up to 50
+significant digits each is exact, and an amount quantized to a step with a directed rounding is
+rounded once, the way the rounding says."""
+QUOTIENT_DIGITS = 28
+"""The digits a quotient that is stored or published keeps (an average price): Python's default,
+as before, so an average does not grow to EXACT_DIGITS digits."""
+
+
+def exact_arithmetic() -> AbstractContextManager[Context]:
+    """A decimal context for arithmetic on amounts. Python's default 28 digits round a product
+    such as price x quantity as soon as the two carry more digits together (a quantity of
+    9.9995e14 to 8 places times a price of 1e-5 needs 33), and a limit is then compared with a
+    rounded figure, a fee rounded up from a product already rounded down, a reserve released
+    into a balance that no longer adds up. Only +, -, * and directed quantizes belong inside: a
+    quotient is still rounded, to EXACT_DIGITS, so one that is kept goes through `quotient`."""
+    return localcontext(prec=EXACT_DIGITS)
+
+
+def exactly(function: Callable[P, R]) -> Callable[P, R]:
+    """`function`, run inside `exact_arithmetic` (one that only adds, subtracts, multiplies)."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with exact_arithmetic():
+            return function(*args, **kwargs)
+
+    return run
+
+
+def quotient(dividend: Decimal, divisor: Decimal) -> Decimal:
+    """`dividend / divisor` to QUOTIENT_DIGITS significant digits (rounded half even)."""
+    with localcontext(prec=QUOTIENT_DIGITS):
+        return dividend / divisor
 
 
 class AmountError(ValueError):

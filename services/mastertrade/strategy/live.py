@@ -35,13 +35,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
 
+from mastertrade.core.amounts import exact_arithmetic
 from mastertrade.core.bus import publish_json
 from mastertrade.core.consumer import Requeue
 from mastertrade.core.messages import Signal, quoted_in
@@ -137,6 +138,13 @@ class LiveMetrics:
             ["side"],
             registry=metrics.registry,
         )
+
+
+def buy_quantity(notional: Decimal, price: Decimal) -> Decimal:
+    """The most whole QUANTITY_STEPs that `notional` buys at `price`, counted exactly (a quotient
+    rounded before the step could buy one step more than the notional)."""
+    with exact_arithmetic():
+        return ((notional // (price * QUANTITY_STEP)) * QUANTITY_STEP).quantize(QUANTITY_STEP)
 
 
 class LiveTrader:
@@ -443,7 +451,7 @@ class LiveTrader:
         if side == "sell":
             pool = self.runtime.pool
             return await held_quantity(pool, active.id, active.symbol, self.environment)
-        return (self.notional / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        return buy_quantity(self.notional, price)
 
     def _skip_unquoted(self, active: ActiveStrategy) -> None:
         """A strategy activated on a cross pair (before QUOTE_ASSET was checked at generation

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from mastertrade.core.amounts import exact_arithmetic, exactly
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import (
     ApprovedOrder,
@@ -164,6 +165,7 @@ class RunningBooks:
                              Decimal(0), reason))  # fmt: skip
         self.events.append(build_event(order, "rejected", reason=reason))
 
+    @exactly
     def cancel(self, order: Order, reason: str) -> None:
         """Cancel a resting order, releasing what it holds back."""
         reserved = order["reserved"]
@@ -175,6 +177,7 @@ class RunningBooks:
                              Decimal(0), reason))  # fmt: skip
         self.events.append(build_event(order, "cancelled", reason=reason))
 
+    @exactly
     def unsellable(self, order: Order) -> str | None:
         """Why the sell cannot have its coins (held less held back by resting sells), if so."""
         symbol, quantity = order["symbol"], order["quantity"]
@@ -221,6 +224,7 @@ def decide_order(order: Order, quote: Quote | str, books: RunningBooks, costs: C
     fill(order, quote, limit, books, costs)
 
 
+@exactly  # what is held back and released adds up to what was read
 def rest(order: Order, books: RunningBooks, costs: Costs) -> None:
     """Rest a limit order; a buy holds back its most expensive cost, a sell its coins."""
     reserve = Decimal(0)
@@ -244,6 +248,7 @@ def rest(order: Order, books: RunningBooks, costs: Costs) -> None:
     books.events.append(build_event(order, "submitted"))
 
 
+@exactly
 def fill(
     order: Order, quote: Quote, limit: Decimal | None, books: RunningBooks, costs: Costs
 ) -> None:
@@ -300,7 +305,8 @@ async def write_books(
     positions = [(s, books.held[s].quantity, books.held[s].average_price) for s in books.touched]
     fills = [(cid, f.price, f.quantity, f.fee) for cid, f in books.fills]
     # no equity stored while a position has no mark (ledger.derive_equity): it ages instead
-    valued = derive_equity(books.free + books.locked, books.held, books.marks)
+    with exact_arithmetic():  # the cash PostgreSQL stores is this exact sum
+        valued = derive_equity(books.free + books.locked, books.held, books.marks)
     value, equity = valued or (Decimal(0), Decimal(0))
     events = [(ORDERS.name, f"order.{e.status}", e.to_json()) for e in books.events]
     rows = await connection.fetch(

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import redis.asyncio as aioredis
 
+from mastertrade.core.amounts import exact_arithmetic
 from mastertrade.core.prices import PriceUnavailableError, TopOfBook, fetch_books
 from mastertrade.execution.domain.paper import Quote
 
@@ -51,4 +52,5 @@ class Quotes:
 
 
 def mids(quotes: dict[str, Quote | str]) -> dict[str, Decimal]:
-    return {s: (q.bid + q.ask) / 2 for s, q in quotes.items() if isinstance(q, Quote)}
+    with exact_arithmetic():  # a half is exact: the mid of a quote, whatever its digits
+        return {s: (q.bid + q.ask) / 2 for s, q in quotes.items() if isinstance(q, Quote)}

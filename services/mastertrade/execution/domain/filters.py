@@ -22,9 +22,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
+from mastertrade.core.amounts import exact_arithmetic
 from mastertrade.execution.domain.binance_status import BinanceAnswerError, read_amount
 
 CLIENT_ORDER_ID_LENGTH = 36
@@ -132,10 +133,13 @@ def _filter_flag(symbol: str, kind: str, item: Mapping[str, Any], key: str, defa
 
 
 def _round(value: Decimal, step: Decimal, up: bool) -> Decimal:
+    """`value` (not negative) to a multiple of `step`, up or down: whole steps counted exactly
+    (a quotient rounded first, as `value / step` is, could land on the step above)."""
     if step <= 0:
         return value
-    units = (value / step).to_integral_value(rounding=ROUND_UP if up else ROUND_DOWN)
-    return (units * step).normalize()
+    with exact_arithmetic():
+        units, rest = divmod(value, step)
+        return ((units + (1 if up and rest else 0)) * step).normalize()
 
 
 def _bounds(name: str, value: Decimal, low: Decimal, high: Decimal) -> None:
@@ -171,9 +175,10 @@ def near_market_notional_bounds(
         qty = round_quantity(filters, quantity, market=True)
     except FilterError:
         return False  # refused for its quantity, whatever the price
-    notional = qty * reference_price
-    return any(bound > 0 and abs(notional - bound) <= bound * NOTIONAL_MARGIN
-               for bound in filters.market_notional_bounds())  # fmt: skip
+    with exact_arithmetic():
+        notional = qty * reference_price
+        return any(bound > 0 and abs(notional - bound) <= bound * NOTIONAL_MARGIN
+                   for bound in filters.market_notional_bounds())  # fmt: skip
 
 
 def apply_filters(
@@ -193,14 +198,15 @@ def apply_filters(
     market = price is None
     qty = round_quantity(filters, quantity, market)
     rounded = None if price is None else _round(price, filters.tick_size, up=side == "sell")
-    if rounded is not None:
-        _bounds("PRICE_FILTER price", rounded, filters.min_price, filters.max_price)
-        _bounds("NOTIONAL", qty * rounded, filters.min_notional, filters.max_notional)
-    elif average_price is not None:
-        _bounds(f"NOTIONAL at the average price {average_price:f}", qty * average_price,
-                *filters.market_notional_bounds())  # fmt: skip
-    elif reference_price is not None:
-        _bounds("NOTIONAL", qty * reference_price, *filters.market_notional_bounds())
+    with exact_arithmetic():  # a notional just under a bound is not rounded onto it
+        if rounded is not None:
+            _bounds("PRICE_FILTER price", rounded, filters.min_price, filters.max_price)
+            _bounds("NOTIONAL", qty * rounded, filters.min_notional, filters.max_notional)
+        elif average_price is not None:
+            _bounds(f"NOTIONAL at the average price {average_price:f}", qty * average_price,
+                    *filters.market_notional_bounds())  # fmt: skip
+        elif reference_price is not None:
+            _bounds("NOTIONAL", qty * reference_price, *filters.market_notional_bounds())
     return qty, rounded
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from mastertrade.core.amounts import DUST_FRACTION
+from mastertrade.core.amounts import DUST_FRACTION, exact_arithmetic, quotient
 from mastertrade.execution.domain.paper import PaperFill
 
 
@@ -29,6 +29,13 @@ def apply_fill(
     cash: Decimal, position: Position, fill: PaperFill, symbol: str, quote_asset: str
 ) -> tuple[Decimal, Position]:
     """(cash, position) after the fill, or LedgerError when it would go negative."""
+    with exact_arithmetic():
+        return _after_fill(cash, position, fill, symbol, quote_asset)
+
+
+def _after_fill(
+    cash: Decimal, position: Position, fill: PaperFill, symbol: str, quote_asset: str
+) -> tuple[Decimal, Position]:
     new_cash = cash + fill.cash_delta
     if new_cash < 0:
         raise LedgerError(
@@ -38,7 +45,7 @@ def apply_fill(
     if fill.side == "buy":
         quantity = position.quantity + fill.quantity
         cost = position.quantity * position.average_price + fill.notional
-        return new_cash, Position(quantity, cost / quantity)
+        return new_cash, Position(quantity, quotient(cost, quantity))
     if fill.quantity > position.quantity:
         raise LedgerError(
             f"insufficient {symbol} position: selling {fill.quantity}, holding {position.quantity}"
@@ -51,7 +58,8 @@ def pay_commission(position: Position, fee: Decimal) -> Position:
     """A position whose coins paid another trade's commission (Binance takes it in BNB when BNB
     pays): as much as it holds goes, the rest came from coins the books do not hold; what is
     left cost what it cost each."""
-    left = max(Decimal(0), position.quantity - fee)
+    with exact_arithmetic():
+        left = max(Decimal(0), position.quantity - fee)
     return Position(left, position.average_price if left > 0 else Decimal(0))
 
 
@@ -64,6 +72,13 @@ def derive_equity(
     shows. Dust (worth less than DUST_FRACTION of the equity at its cost) counts at its cost:
     it moves the equity by too little to matter, and a crumb of a symbol no longer quoted must
     not stop the account being valued."""
+    with exact_arithmetic():  # as PostgreSQL adds the cash: the stored row adds up
+        return _valued(cash, positions, marks)
+
+
+def _valued(
+    cash: Decimal, positions: Mapping[str, Position], marks: Mapping[str, Decimal]
+) -> tuple[Decimal, Decimal] | None:
     marked = sum(
         (p.quantity * marks[symbol] for symbol, p in positions.items() if symbol in marks),
         Decimal(0),
@@ -87,9 +102,10 @@ def shift_position(
     the books hold, say after a manual trade, leaves the position at 0 instead of failing).
     `fee` is a commission taken in the coin itself (Binance takes a buyer's from the coin
     bought unless BNB pays): it is not held, and what was paid is the cost of what is."""
-    if side == "buy":
-        total = position.quantity + quantity - fee
-        cost = position.quantity * position.average_price + quantity * price
-        return Position(total, cost / total) if total > 0 else Position()
-    left = max(Decimal(0), position.quantity - quantity - fee)
+    with exact_arithmetic():
+        if side == "buy":
+            total = position.quantity + quantity - fee
+            cost = position.quantity * position.average_price + quantity * price
+            return Position(total, quotient(cost, total)) if total > 0 else Position()
+        left = max(Decimal(0), position.quantity - quantity - fee)
     return Position(left, position.average_price if left > 0 else Decimal(0))

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
+from mastertrade.core.amounts import exact_arithmetic
+
 QUOTE_DECIMALS = Decimal("0.00000001")
 PRICE_DECIMALS = Decimal("0.00000001")
 
@@ -37,9 +39,8 @@ class PaperFill:
 
     @property
     def cash_delta(self) -> Decimal:
-        if self.side == "buy":
-            return -(self.notional + self.fee)
-        return self.notional - self.fee
+        with exact_arithmetic():
+            return -(self.notional + self.fee) if self.side == "buy" else self.notional - self.fee
 
 
 def crosses(side: str, limit_price: Decimal, quote: Quote) -> bool:
@@ -51,6 +52,13 @@ def fill_price(side: str, quote: Quote, slippage: Decimal, limit_price: Decimal 
     """A taker's price: the top of book moved against us by `slippage` and rounded against us
     to PRICE_DECIMALS, then capped by the limit (rounding after the cap could cross it).
     ValueError for a sell that would get less than the smallest price."""
+    with exact_arithmetic():  # the book times the slippage, then rounded once, against us
+        return _taker_price(side, quote, slippage, limit_price)
+
+
+def _taker_price(
+    side: str, quote: Quote, slippage: Decimal, limit_price: Decimal | None
+) -> Decimal:
     if side == "buy":
         price = (quote.ask * (1 + slippage)).quantize(PRICE_DECIMALS, rounding=ROUND_UP)
         return price if limit_price is None else min(price, limit_price)
@@ -65,7 +73,8 @@ def fill_price(side: str, quote: Quote, slippage: Decimal, limit_price: Decimal 
 
 
 def fee_for(notional: Decimal, fee_rate: Decimal) -> Decimal:
-    return (notional * fee_rate).quantize(QUOTE_DECIMALS, rounding=ROUND_UP)
+    with exact_arithmetic():  # rounded up from the exact product, never from a rounded one
+        return (notional * fee_rate).quantize(QUOTE_DECIMALS, rounding=ROUND_UP)
 
 
 def build_fill(
@@ -84,11 +93,13 @@ def build_fill(
         price = limit_price
     else:
         price = fill_price(side, quote, slippage, limit_price)
-    notional = price * quantity
+    with exact_arithmetic():
+        notional = price * quantity
     return PaperFill(side, quantity, price, notional, fee_for(notional, fee_rate))
 
 
 def reserve_for_buy(quantity: Decimal, limit_price: Decimal, fee_rate: Decimal) -> Decimal:
     """Cash an open limit buy holds back: the most it can cost, fee included."""
-    notional = limit_price * quantity
-    return notional + fee_for(notional, fee_rate)
+    with exact_arithmetic():
+        notional = limit_price * quantity
+        return notional + fee_for(notional, fee_rate)

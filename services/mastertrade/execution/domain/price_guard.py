@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from mastertrade.core.amounts import exact_arithmetic
+
 
 def runaway_price(
     side: str,
@@ -26,7 +28,8 @@ def runaway_price(
         return None
     if fill_price is None:
         return "no fresh quote to hold the market buy to the price it was sized at"
-    ceiling = sized_price * (1 + max_deviation)
+    with exact_arithmetic():
+        ceiling = sized_price * (1 + max_deviation)
     if fill_price <= ceiling:
         return None
     return (f"the market buy would fill at {fill_price.normalize():f}, more than "

@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from mastertrade.core.amounts import brief
+from mastertrade.core.amounts import brief, exact_arithmetic
 from mastertrade.core.db import Connection, one
 from mastertrade.core.messages import (
     APPROVAL_LIFETIME_SECONDS,
@@ -233,7 +233,8 @@ class BatchView:
 
     def _worth(self, symbol: str, cost: Decimal) -> Decimal:
         mark = self.held_mark.get(symbol)
-        return cost if mark is None else self.held[symbol] * mark
+        with exact_arithmetic():
+            return cost if mark is None else self.held[symbol] * mark
 
     def context(self, symbol: str, price: Decimal) -> RiskContext:
         """What the rules see of `symbol` for a signal at `price`: what is held valued at the
@@ -241,11 +242,14 @@ class BatchView:
         would count it at its limit), plus the buys approved and not filled at their price."""
         position, open_symbols = self.held.get(symbol, Decimal(0)), self.open_symbols()
         value = max(price, self.held_mark.get(symbol, price))
+        with exact_arithmetic():  # as the view sums it: a cap compared with a rounded figure
+            selling = position - self.selling.get(symbol, Decimal(0))
+            exposure = position * value + self.pending.get(symbol, Decimal(0))
         return RiskContext(
             equity=self.equity,
             equity_peak=self.equity_peak,
-            position_quantity=position - self.selling.get(symbol, Decimal(0)),
-            symbol_exposure=position * value + self.pending.get(symbol, Decimal(0)),
+            position_quantity=selling,
+            symbol_exposure=exposure,
             open_positions=len(open_symbols),
             position_open=symbol in open_symbols,
             orders_last_minute=self.recent,
@@ -258,15 +262,18 @@ class BatchView:
         """What the stored decision changes for the next signal: as the database would show."""
         if decision.outcome is not Outcome.REJECTED:
             self.recent += 1
-            if signal.side == "buy":
-                value = decision.quantity * signal.price
-                self.pending[signal.symbol] = self.pending.get(signal.symbol, Decimal(0)) + value
-            else:
-                selling = self.selling.get(signal.symbol, Decimal(0)) + decision.quantity
-                self.selling[signal.symbol] = selling
+            with exact_arithmetic():
+                self._add_pending(signal, decision.quantity)
         if decision.new_peak is not None:
             self.equity_peak = decision.new_peak
         self.breaker_open = self.breaker_open or decision.trips_breaker
+
+    def _add_pending(self, signal: Signal, quantity: Decimal) -> None:
+        symbol = signal.symbol
+        if signal.side == "buy":
+            self.pending[symbol] = self.pending.get(symbol, Decimal(0)) + quantity * signal.price
+        else:
+            self.selling[symbol] = self.selling.get(symbol, Decimal(0)) + quantity
 
 
 def _positive(symbols: Sequence[str], amounts: Sequence[Decimal]) -> dict[str, Decimal]:

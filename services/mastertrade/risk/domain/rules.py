@@ -26,12 +26,12 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 
-from mastertrade.core.amounts import DUST_FRACTION
+from mastertrade.core.amounts import DUST_FRACTION, EXACT_DIGITS, exact_arithmetic
 from mastertrade.core.messages import not_quoted_reason
 from mastertrade.risk.domain.limits import RiskLimits
 
-SIZING_DIGITS = 80
-"""Significant digits of a buy's sizing: amounts are at most 1e15 with at most 30 decimals."""
+SIZING_DIGITS = EXACT_DIGITS
+"""Significant digits of a buy's sizing, every step rounded down (core/amounts.py)."""
 
 
 def is_dust(worth: Decimal, equity: Decimal | None) -> bool:
@@ -101,6 +101,13 @@ def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
     if peak <= 0:
         return Decimal(0)
     return max(Decimal(0), (peak - equity) / peak)
+
+
+def _fell_beyond(equity: Decimal, peak: Decimal, limit: Decimal) -> bool:
+    """Has the equity fallen `limit` (a fraction) or more below `peak`? Multiplied out, exactly:
+    the rounded quotient `drawdown` could land on either side of the limit."""
+    with exact_arithmetic():
+        return peak > 0 and peak - equity >= limit * peak
 
 
 def _floor(quantity: Decimal, step: Decimal) -> Decimal:
@@ -189,7 +196,9 @@ def assess_breaker(
         return context.breaker_open, False, Decimal(0), None
     peak = max(context.equity_peak or context.equity, context.equity)
     fall = drawdown(context.equity, peak)
-    beyond = limits.circuit_breaker_enabled and fall >= limits.max_portfolio_drawdown_pct
+    beyond = limits.circuit_breaker_enabled and _fell_beyond(
+        context.equity, peak, limits.max_portfolio_drawdown_pct
+    )
     trips = beyond and not context.breaker_open
     # a peak of nothing is no peak: the drawdown is measured from the first positive equity
     new_peak = peak if peak > 0 and peak != context.equity_peak else None
