@@ -5,7 +5,9 @@ backfill walks forward from its start until a page is short. Every answer's
 `X-MBX-USED-WEIGHT-1M` updates the budget, which waits for the next minute rather than go over
 it; a 429 pauses every request for its Retry-After, and a 418 (banned) stops with an error
 (`BinanceBannedError`, carrying the ban's length, which the collector waits out) instead of
-retrying. Public market data needs no key.
+retrying. A symbol Binance does not know (400, code -1121: delisted, renamed or mistyped) raises
+`BinanceSymbolError`, which concerns that symbol only: the backfill skips it and goes on with
+the others. Public market data needs no key.
 """
 
 from __future__ import annotations
@@ -30,10 +32,21 @@ KLINES_WEIGHT = 2
 PAGE_LIMIT = 1000
 MAX_ATTEMPTS = 6
 DEFAULT_RETRY_AFTER = 60.0
+INVALID_SYMBOL = -1121
 
 
 class BinanceError(Exception):
     """Binance refused a request for good (a bad symbol, a ban); the message says why."""
+
+
+class BinanceSymbolError(BinanceError):
+    """Binance does not know `symbol` (-1121): asking again will not help, fixing the
+    configuration will; `message` is Binance's own."""
+
+    def __init__(self, symbol: str, message: str) -> None:
+        super().__init__(f"Binance refuses the symbol {symbol}: {message}")
+        self.symbol = symbol
+        self.message = message
 
 
 class BinanceBannedError(BinanceError):
@@ -101,8 +114,7 @@ class BinanceRest:
                 await self.sleep(min(2.0**attempt, 30.0))
                 continue
             if response.status_code != 200:
-                raise BinanceError(f"Binance {path} answered {response.status_code}: "
-                                   f"{response.text[:200]}")  # fmt: skip
+                raise _refusal(path, params, response)
             return response.json()
         raise BinanceError(f"Binance {path} failed {MAX_ATTEMPTS} times in a row")
 
@@ -141,3 +153,15 @@ class BinanceRest:
             if len(page) < PAGE_LIMIT:
                 return
             cursor = to_millis(page[-1].open_time) + step
+
+
+def _refusal(path: str, params: dict[str, Any], response: httpx.Response) -> BinanceError:
+    """The error for an answer that asking again will not change: BinanceSymbolError when it
+    is about the symbol asked for (-1121), else BinanceError with Binance's answer."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("code") == INVALID_SYMBOL and "symbol" in params:
+        return BinanceSymbolError(str(params["symbol"]), str(body.get("msg", ""))[:200])
+    return BinanceError(f"Binance {path} answered {response.status_code}: {response.text[:200]}")

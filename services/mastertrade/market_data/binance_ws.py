@@ -10,6 +10,10 @@ candle says nothing of the gap); a drop while a backfill runs queues another aft
 cuts every connection at 24 h, so after ROTATE_SECONDS a new connection is opened *before* the
 old one is closed (the guard drops the overlap's duplicates): no gap, no backfill needed, unless
 the old one dropped while the new one was still opening (a failing server): that gap is filled.
+A connection can also skip minutes without dropping (a stall, a server that lost them): a closed
+candle opening more than one interval after the newest seen of its symbol starts a backfill from
+that newest one. A backfill that fails (a ban, PostgreSQL away) is tried again after
+`retry_pause(error)`, until it is done: a hole is never left behind.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from mastertrade.market_data.domain.binance import event_from_frame
-from mastertrade.market_data.domain.events import MalformedEventError
+from mastertrade.market_data.domain.binance import event_from_frame, interval_delta
+from mastertrade.market_data.domain.events import Kline, MalformedEventError, MarketEvent
 from mastertrade.market_data.domain.ratelimit import backoff_delay
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.sink import MarketSink
@@ -39,6 +43,12 @@ HEARTBEAT_SECONDS = 20.0
 BACKOFF_BASE = 0.5
 MAX_FRAME_BYTES = 1 << 20
 SERVER_SHUTDOWN = "serverShutdown"  # the event Binance sends before restarting a server
+GAP_RETRY_SECONDS = 5.0
+
+
+def gap_retry_pause(error: Exception) -> float:
+    """How long to wait before backfilling a gap again after `error`."""
+    return GAP_RETRY_SECONDS
 
 
 @dataclass
@@ -69,6 +79,7 @@ class BinanceStream:
         max_backoff: float,
         on_gap: Callable[[Mapping[str, datetime]], Awaitable[None]],
         rng: random.Random | None = None,
+        retry_pause: Callable[[Exception], float] = gap_retry_pause,
     ) -> None:
         self.url = f"{ws_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
         self.sink = sink
@@ -77,6 +88,7 @@ class BinanceStream:
         self.max_backoff = max_backoff
         self.on_gap = on_gap
         self.rng = rng or random.Random()
+        self.retry_pause = retry_pause
         self.connections = 0
         self.frames = 0
         self._gap_task: asyncio.Task[None] | None = None
@@ -139,8 +151,7 @@ class BinanceStream:
     def _start_gap_backfill(self, since: dict[str, datetime]) -> None:
         if self._gap_task is not None and not self._gap_task.done():
             # the running one may have passed the symbols this gap is in: another follows it
-            merged = {**since, **(self._gap_next or {})}
-            self._gap_next = {s: min(t, since.get(s, t)) for s, t in merged.items()}
+            self._gap_next = _earliest(since, self._gap_next or {})
             return
         self._gap_task = asyncio.create_task(self._backfill_gap(since), name="binance-gap")
 
@@ -149,7 +160,13 @@ class BinanceStream:
             try:
                 await self.on_gap(since)
             except Exception as error:
-                logger.error("REST gap backfill failed: %s", error)
+                pause = self.retry_pause(error)
+                logger.error("backfilling the candles the Binance stream missed failed; trying "
+                             "again in %.0fs: %s", pause, error)  # fmt: skip
+                await asyncio.sleep(pause)
+                # a gap found meanwhile joins this one: the earliest of each symbol wins
+                since, self._gap_next = _earliest(since, self._gap_next or {}), None
+                continue
             if self._gap_next is None:
                 return
             since, self._gap_next = self._gap_next, None
@@ -170,14 +187,39 @@ class BinanceStream:
                 return
 
     def handle_frame(self, text: str) -> None:
-        """Parse one frame into the sink; a malformed frame is counted, never raised."""
+        """Parse one frame into the sink; a malformed or implausible frame is counted (by
+        reason), never raised."""
         try:
             event = event_from_frame(text, datetime.now(UTC))
         except MalformedEventError as error:
-            self.sink.reject(SOURCE, "malformed", str(error))
+            self.sink.reject(SOURCE, error.reason, str(error))
             return
         except Exception as error:  # a parser fault: one frame lost, not the connection
             logger.exception("a frame could not be parsed")
             self.sink.reject(SOURCE, "malformed", repr(error)[:200])
             return
-        self.sink.submit(event, SOURCE)
+        skipped = self._skipped_since(event)
+        if self.sink.submit(event, SOURCE) and skipped is not None:
+            logger.warning("the Binance stream skipped candles of %s after %s; backfilling them",
+                           event.symbol, skipped[event.symbol])  # fmt: skip
+            self._start_gap_backfill(skipped)
+
+    def _skipped_since(self, event: MarketEvent) -> dict[str, datetime] | None:
+        """When `event` is a closed candle more than one interval after the newest seen of its
+        symbol, the newest candles seen (before it) of every symbol: a gap to backfill from
+        there (the others, from their newest, cost a request each and find nothing)."""
+        if not isinstance(event, Kline) or not event.closed or event.interval != CANDLE_INTERVAL:
+            return None
+        newest = self.sink.guard.newest_candle(event.symbol, CANDLE_INTERVAL)
+        if newest is None or event.open_time - newest <= interval_delta(CANDLE_INTERVAL):
+            return None
+        return self.sink.guard.newest_candles(CANDLE_INTERVAL)
+
+
+def _earliest(*gaps: Mapping[str, datetime]) -> dict[str, datetime]:
+    """Gaps merged: every symbol of any of them, from its earliest start."""
+    merged: dict[str, datetime] = {}
+    for gap in gaps:
+        for symbol, start in gap.items():
+            merged[symbol] = min(start, merged.get(symbol, start))
+    return merged

@@ -2,11 +2,14 @@
 
 Waits for PostgreSQL and the schema, backfills history (simulated, or Binance over REST), then
 runs the live source (the simulated feed, or Binance's WebSocket streams with a REST gap
-backfill after every reconnect). Beside them, each sentiment or on-chain collector whose key is
-set (`providers`) polls on its own schedule. Only the replica holding the collector lock does all
-this (`core/leadership.py`); the others stand by. Any failure is logged and retried after a pause:
-the service never dies of bad data or a dependency outage. `status()` is what /health shows of
-it, and the `mastertrade_market_data_collector_enabled` gauge says which collectors are on.
+backfill after every reconnect). Binance's stream opens at once, its history backfilled beside
+it as the first connection's gap, tried again until done: a failing backfill (a ban, a symbol
+Binance refuses) never keeps the live data of every symbol away. Beside them, each sentiment or
+on-chain collector whose key is set (`providers`) polls on its own schedule. Only the replica
+holding the collector lock does all this (`core/leadership.py`); the others stand by. Any failure
+is logged and retried after a pause: the service never dies of bad data or a dependency outage.
+`status()` is what /health shows of it, and the `mastertrade_market_data_collector_enabled`
+gauge says which collectors are on.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mastertrade.market_data.providers.build import PROVIDERS, build_collectors
 from mastertrade.market_data.providers.sink import ObservationWriter
 from mastertrade.market_data.settings import STREAM_KINDS, MarketDataSettings
 from mastertrade.market_data.sink import MarketSink
+from mastertrade.market_data.store import last_open_time
 from mastertrade.market_data.writer import Connections, EventWriter
 
 if TYPE_CHECKING:
@@ -163,7 +167,7 @@ class MarketDataCollectors:
         self,
         rest: BinanceRest,
         symbols: tuple[str, ...],
-        since: Mapping[str, datetime] | None = None,
+        since: Mapping[str, datetime | None] | None = None,
     ) -> int:
         from mastertrade.market_data.history import binance_history  # noqa: PLC0415
 
@@ -178,6 +182,9 @@ class MarketDataCollectors:
         )
 
     async def _binance(self, symbols: tuple[str, ...]) -> None:
+        """The live stream, opened at once; the history is backfilled beside it, as the first
+        connection's gap (a backfill that fails, a ban or PostgreSQL away, is tried again by the
+        stream, while the live data flows)."""
         from mastertrade.market_data.binance_rest import BinanceRest  # noqa: PLC0415
         from mastertrade.market_data.binance_ws import BinanceStream  # noqa: PLC0415
 
@@ -185,12 +192,22 @@ class MarketDataCollectors:
         rest = BinanceRest(
             settings.binance_rest_url, settings.binance_max_weight_per_minute, metrics=self.metrics
         )
+        # read before the stream stores anything: a symbol's newest candle stored by the stream
+        # would hide the gap behind it
+        stored = {s: await last_open_time(self.runtime.pool, s, "1m") for s in symbols}
 
         async def gap(since: Mapping[str, datetime]) -> None:
-            self.metrics.backfill(self.source, await self._binance_backfill(rest, symbols, since))
+            try:
+                written = await self._binance_backfill(rest, symbols, {**stored, **since})
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
+                raise
+            if self.phase == "live":
+                self.metrics.backfill(self.source, written)
+            else:
+                self._history_done(written)
 
         try:
-            self._history_done(await self._binance_backfill(rest, symbols))
             stream = BinanceStream(
                 settings.binance_ws_url,
                 stream_names(symbols, STREAM_KINDS),
@@ -199,6 +216,7 @@ class MarketDataCollectors:
                 rotate_seconds=settings.binance_ws_rotate_seconds,
                 max_backoff=settings.binance_ws_max_backoff,
                 on_gap=gap,
+                retry_pause=retry_pause,
             )
             await stream.run()
         finally:

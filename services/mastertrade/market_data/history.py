@@ -38,7 +38,7 @@ from mastertrade.market_data.domain.simulator import (
 from mastertrade.market_data.store import last_close, last_open_time, upsert_klines
 
 if TYPE_CHECKING:
-    from mastertrade.market_data.binance_rest import BinanceRest
+    from mastertrade.market_data.binance_rest import BinanceRest, BinanceSymbolError
 
 logger = logging.getLogger("mastertrade.market_data.history")
 
@@ -153,20 +153,52 @@ async def binance_history(
     days: int,
     now: datetime,
     guard: SequenceGuard | None = None,
-    since: Mapping[str, datetime] | None = None,
+    since: Mapping[str, datetime | None] | None = None,
 ) -> int:
     """REST-backfill closed 1m klines of each symbol from the one after `since[symbol]` (the
-    newest the stream had seen when it dropped) or else its last stored one (or `days` back)
-    up to `now`; returns rows written. After a reconnect the stored ones are no guide: the new
-    connection stores the new minutes while the symbols before are backfilled."""
+    newest the stream had seen when it dropped; None: nothing stored, from `days` back) or else
+    its last stored one (or `days` back) up to `now`; returns rows written. After a reconnect
+    the stored ones are no guide: the new connection stores the new minutes while the symbols
+    before are backfilled, so every symbol's start is read before any is fetched. A symbol
+    Binance refuses (delisted, renamed, mistyped) is logged, counted and skipped: the others
+    are backfilled all the same."""
+    # here, not above: the simulated source does without an HTTP client
+    from mastertrade.market_data.binance_rest import BinanceSymbolError  # noqa: PLC0415
+
+    starts = await _backfill_starts(pool, symbols, days, now, since or {})
     written = 0
-    for symbol in symbols:
-        last = (since or {}).get(symbol) or await last_open_time(pool, symbol, "1m")
-        earliest = now - timedelta(days=days)
-        start = max(last + timedelta(minutes=1), earliest) if last else earliest
-        async for page in rest.kline_pages(symbol, "1m", to_millis(start), to_millis(now)):
-            written += await upsert_klines(pool, page)
-            if guard is not None:
-                guard.observe(page[-1])
+    for symbol, start in starts.items():
+        try:
+            async for page in rest.kline_pages(symbol, "1m", to_millis(start), to_millis(now)):
+                written += await upsert_klines(pool, page)
+                if guard is not None:
+                    guard.observe(page[-1])
+        except BinanceSymbolError as error:
+            _refused(rest, error)
+            continue
         logger.info("Binance backfill of %s done", symbol)
     return written
+
+
+async def _backfill_starts(
+    pool: asyncpg.Pool,
+    symbols: Sequence[str],
+    days: int,
+    now: datetime,
+    since: Mapping[str, datetime | None],
+) -> dict[str, datetime]:
+    """The first minute each symbol's backfill asks for."""
+    earliest = now - timedelta(days=days)
+    starts = {}
+    for symbol in symbols:
+        last = since[symbol] if symbol in since else await last_open_time(pool, symbol, "1m")
+        starts[symbol] = max(last + timedelta(minutes=1), earliest) if last else earliest
+    return starts
+
+
+def _refused(rest: BinanceRest, error: BinanceSymbolError) -> None:
+    if rest.metrics is not None:
+        rest.metrics.refused_symbol("binance", error.symbol)
+    logger.error("Binance refuses the symbol %s (%s): it is delisted, renamed or mistyped, and "
+                 "its candles are not collected; the other symbols go on. Fix "
+                 "MARKET_DATA_SYMBOLS.", error.symbol, error.message)  # fmt: skip

@@ -1,8 +1,9 @@
 """Prometheus metrics of market_data_service, in the service's own registry.
 
 Next to the platform's metrics (`mastertrade.core.metrics`): events taken per source and kind,
-events rejected by reason (malformed, duplicate, out_of_order), rows written per table, write
-errors, which collectors are on and their polls by outcome, whether each live source is
+events rejected by reason (malformed, implausible, duplicate, out_of_order, buffer_overflow),
+ids that started their symbol's ordering again, symbols Binance refused, rows written per table,
+write errors, which collectors are on and their polls by outcome, whether each live source is
 connected, reconnects, candles backfilled, and Binance's used request weight.
 """
 
@@ -27,6 +28,20 @@ class MarketMetrics:
             "mastertrade_market_data_rejected_total",
             "Market messages dropped, by source and reason (malformed, duplicate, out_of_order)",
             ["service", "source", "reason"],
+            registry=registry,
+        )
+        self.sequence_resets = Counter(
+            "mastertrade_market_data_sequence_resets_total",
+            "Trades or tickers taken although far below the newest id seen, which was absurd: "
+            "their symbol's ordering starts again from them",
+            ["service", "source", "kind"],
+            registry=registry,
+        )
+        self.refused_symbols = Counter(
+            "mastertrade_market_data_refused_symbols_total",
+            "Backfills of a symbol Binance refused (delisted, renamed or mistyped: fix "
+            "MARKET_DATA_SYMBOLS), by symbol",
+            ["service", "source", "symbol"],
             registry=registry,
         )
         self.written = Counter(
@@ -92,6 +107,12 @@ class MarketMetrics:
 
     def reject(self, source: str, reason: str) -> None:
         self.rejected.labels(self.service, source, reason).inc()
+
+    def sequence_reset(self, source: str, kind: str) -> None:
+        self.sequence_resets.labels(self.service, source, kind).inc()
+
+    def refused_symbol(self, source: str, symbol: str) -> None:
+        self.refused_symbols.labels(self.service, source, symbol).inc()
 
     def wrote(self, table: str, rows: int) -> None:
         self.written.labels(self.service, table).inc(rows)

@@ -5,9 +5,12 @@ latest price (`market:price:<SYMBOL>`, from the newest trade or closed candle) a
 book (`market:book:<SYMBOL>`, a hash of the book ticker message's fields, and
 the order executor's quote `mastertrade:book:<SYMBOL>` in the format `mastertrade.core.prices`
 defines, which paper fills and valuations read); then every event is published on
-`mastertrade.market_data` with its routing key, each publish confirmed by the broker. Storing
-comes first so that a consumer reacting to a candle finds it in the database. A failure raises:
-the caller keeps the batch and tries again (writes are idempotent; the bus is at-least-once).
+`mastertrade.market_data` with its routing key, each publish confirmed by the broker (within
+PUBLISH_TIMEOUT). Storing comes first so that a consumer reacting to a candle finds it in the
+database. A failure raises: the caller keeps the batch and tries again (writes are idempotent;
+the bus is at-least-once). A quote's `seen` is when its ticker was received, never when it was
+written, so a batch written again and again during a broker outage leaves a quote that ages and
+is refused as stale, not a frozen one that looks fresh.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from mastertrade_model.topology import MARKET_DATA
 
 PRICE_KEY = "market:price:{symbol}"
 BOOK_KEY = "market:book:{symbol}"
+PUBLISH_TIMEOUT = 10.0
+"""The longest the broker may take to confirm a batch's messages before the batch is retried."""
 RECEIVED_STAMPED = "binance"
 """The venue whose book tickers carry the time they arrived (they have no time of their own)."""
 
@@ -60,12 +65,16 @@ def split(events: Sequence[MarketEvent]) -> tuple[list[Kline], list[Trade], list
 
 
 def as_quote(book: BookTicker, venue: str) -> TopOfBook:
-    """The executor's quote of a book ticker, stamped `seen` when it was received: a Binance
-    ticker's time is its arrival, so a batch written again and again while the broker is away
-    does not make an old quote look fresh. The simulated market's own time is not the clock's
-    (ahead of it at speed above 1, behind it below), so its tickers are stamped when written."""
+    """The executor's quote of a book ticker, stamped `seen` when the service got it
+    (`received_at`, which the sink sets), never when it is written: a batch written again and
+    again while the broker is away must not make an old quote look fresh. Unstamped, a Binance
+    ticker's time is its arrival; a simulated one's is the market's, not the clock's (ahead of
+    it at speed above 1), so it is stamped when written."""
     at_ms = int(book.at.timestamp() * 1000)
-    seen_ms = at_ms if venue == RECEIVED_STAMPED else int(time.time() * 1000)
+    if book.received_at is not None:
+        seen_ms = int(book.received_at.timestamp() * 1000)
+    else:
+        seen_ms = at_ms if venue == RECEIVED_STAMPED else int(time.time() * 1000)
     return TopOfBook(book.symbol, book.bid_price, book.ask_price, at_ms, seen_ms=seen_ms)
 
 
@@ -99,7 +108,15 @@ async def cache_latest(client: aioredis.Redis, events: Sequence[MarketEvent], ve
 async def publish_events(
     exchange: AbstractExchange, events: Sequence[MarketEvent], venue: str
 ) -> None:
-    """Publish every event (persistent JSON), waiting for all the broker's confirms."""
+    """Publish every event (persistent JSON), waiting for all the broker's confirms, at most
+    PUBLISH_TIMEOUT (a broker that withholds them would hold the sink for ever)."""
+    async with asyncio.timeout(PUBLISH_TIMEOUT):
+        await _publish_all(exchange, events, venue)
+
+
+async def _publish_all(
+    exchange: AbstractExchange, events: Sequence[MarketEvent], venue: str
+) -> None:
     await asyncio.gather(
         *(
             exchange.publish(

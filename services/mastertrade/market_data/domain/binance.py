@@ -6,7 +6,12 @@
   microseconds instead of milliseconds; both are read.
 - WebSocket payloads: kline `{"e":"kline","E","s","k":{t,T,s,i,o,c,h,l,v,n,x,q,V,Q}}`, trade
   `{e,E,s,t,p,q,T,m}`, bookTicker `{u,s,b,B,a,A}`, and combined streams `{"stream","data"}`.
-Anything else raises `MalformedEventError` naming what is wrong.
+Anything else raises `MalformedEventError` naming what is wrong. A well-formed event that
+cannot be true as it arrived raises `ImplausibleEventError` (`check_plausible`): a kline or trade
+time more than CLOCK_TOLERANCE ahead of its arrival, a kline closed before its close time or
+whose close time is not its open time plus its interval less 1 ms, a payload whose symbol is not
+its combined stream's. Each would otherwise be stored as the newest of its symbol, and every
+real event after it dropped as out of order.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from typing import Any
 from mastertrade.core.messages import SYMBOL_PATTERN
 from mastertrade.market_data.domain.events import (
     BookTicker,
+    ImplausibleEventError,
     Kline,
     MalformedEventError,
     MarketEvent,
     Trade,
     exact,
     from_millis,
+    to_millis,
 )
 
 INTERVAL_MS: Mapping[str, int] = {
@@ -41,6 +48,9 @@ INTERVAL_MS: Mapping[str, int] = {
 KLINE_COLUMNS = 12
 MICROSECONDS_FROM = 10**14  # an epoch time above this is in microseconds (ms would be year 5138)
 MAX_FRAME_CHARS = 1_000_000
+CLOCK_TOLERANCE = timedelta(seconds=5)
+"""How far ahead of its arrival an event's time may be: Binance's clock and ours disagree by
+a few hundred milliseconds at most; more is a broken or forged message."""
 
 
 def _symbol(value: object) -> str:
@@ -169,10 +179,17 @@ def event_from_payload(payload: object, received: datetime) -> MarketEvent:
 
 
 def _event_from_payload(payload: object, received: datetime) -> MarketEvent:
+    stream = None
     if isinstance(payload, Mapping) and "stream" in payload and "data" in payload:
-        payload = payload["data"]
+        stream, payload = payload["stream"], payload["data"]
     if not isinstance(payload, Mapping):
         raise MalformedEventError("frame is not a JSON object")
+    event = _parse(payload, received)
+    check_plausible(event, received, stream if isinstance(stream, str) else None)
+    return event
+
+
+def _parse(payload: Mapping[str, Any], received: datetime) -> MarketEvent:
     kind = payload.get("e")
     if kind == "kline":
         return kline_from_stream(payload)
@@ -181,6 +198,33 @@ def _event_from_payload(payload: object, received: datetime) -> MarketEvent:
     if kind is None and "u" in payload and "b" in payload:
         return book_ticker_from_stream(payload, received)
     raise MalformedEventError(f"unknown event type {str(kind)[:20]!r}")
+
+
+def check_plausible(event: MarketEvent, received: datetime, stream: str | None = None) -> None:
+    """Raise ImplausibleEventError when `event`, received at `received` on `stream` (a combined
+    stream's name, None on a raw stream), cannot be true (see the module's docstring)."""
+    if stream is not None and stream.partition("@")[0] != event.symbol.lower():
+        raise ImplausibleEventError(f"stream {stream[:40]!r} carried a {event.symbol} event")
+    latest = received + CLOCK_TOLERANCE
+    if isinstance(event, Trade) and event.traded_at > latest:
+        raise ImplausibleEventError(
+            f"{event.symbol} trade {event.trade_id} at {event.traded_at}, received {received}"
+        )
+    if isinstance(event, Kline):
+        _check_kline_times(event, received, latest)
+
+
+def _check_kline_times(kline: Kline, received: datetime, latest: datetime) -> None:
+    name = f"{kline.symbol} {kline.interval} kline opened {kline.open_time}"
+    end = to_millis(kline.open_time) + INTERVAL_MS[kline.interval] - 1
+    if to_millis(kline.close_time) != end:
+        raise ImplausibleEventError(f"{name}: close time {kline.close_time} is not its end")
+    if kline.open_time > latest:
+        raise ImplausibleEventError(f"{name}: opens after it was received ({received})")
+    if kline.closed and kline.close_time > latest:
+        raise ImplausibleEventError(
+            f"{name}: marked closed, received {received} before its close {kline.close_time}"
+        )
 
 
 def event_from_frame(text: str | bytes, received: datetime) -> MarketEvent:

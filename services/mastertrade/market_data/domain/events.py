@@ -7,7 +7,7 @@ Every number is a finite, bounded `Decimal` (checked by `exact`); times are UTC 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,7 +23,18 @@ MAX_TRADE_COUNT = 2**63 - 1  # the candles table's BIGINT
 
 
 class MalformedEventError(ValueError):
-    """A market message that cannot be a valid event; the message says which field and why."""
+    """A market message that cannot be a valid event; the message says which field and why.
+    `reason` labels the rejection in the metrics."""
+
+    reason = "malformed"
+
+
+class ImplausibleEventError(MalformedEventError):
+    """A well-formed message that cannot be true as it arrived: a time ahead of its arrival, a
+    candle closed before its end, a symbol other than its stream's. Stored, it would pass for
+    the newest data and make the real data after it look out of order."""
+
+    reason = "implausible"
 
 
 def exact(value: object, name: str, *, positive: bool = False) -> Decimal:
@@ -120,6 +131,9 @@ class BookTicker:
     ask_price: Decimal
     ask_quantity: Decimal
     at: datetime
+    received_at: datetime | None = field(default=None, compare=False)
+    """When the service got it, on its own clock (`MarketSink.submit` stamps it): what a quote's
+    age is measured from. `at` is the market's time, which a simulated market runs ahead of."""
 
     def __post_init__(self) -> None:
         if self.bid_price > self.ask_price:

@@ -5,6 +5,15 @@ connections side by side) and can deliver late. Per kind and symbol the guard re
 newest sequence seen: a trade's id, a book ticker's update id, a closed kline's open time. An
 event at that sequence is a duplicate, one below it is out of order; neither must overwrite
 newer data (the top of book in Redis would go back in time), so both are dropped and counted.
+
+One absurd id (a book ticker's update id 2^63-1, passed by every check of its own) must not
+freeze its symbol: every real one after it would be "out of order" for ever. A late event is
+seconds late, so a trade or ticker more than MAX_REWIND below the newest cannot be late: the
+newest was the absurd one (or the venue started its ids again). The guard forgets it and starts
+again from this event (Verdict.RESET: accepted, and counted), so the symbol recovers on its very
+next message. A forward jump is not judged: after hours away, a real one can be of any size.
+Candles need no such rule: their times are held to the clock when they arrive
+(`binance.check_plausible`), so none can be from the far future.
 """
 
 from __future__ import annotations
@@ -14,6 +23,11 @@ from enum import StrEnum
 
 from mastertrade.market_data.domain.events import BookTicker, Kline, MarketEvent, to_millis
 
+MAX_REWIND = 1_000_000
+"""The furthest a trade id or book ticker update id may be below the newest seen and still be a
+late message: minutes of Binance's busiest book at least (a late message is seconds late), and
+far below what an absurd id puts between itself and the real ones."""
+
 
 class Verdict(StrEnum):
     """What the guard says of an event."""
@@ -22,6 +36,7 @@ class Verdict(StrEnum):
     DUPLICATE = "duplicate"
     OUT_OF_ORDER = "out_of_order"
     NOT_CLOSED = "not_closed"
+    RESET = "sequence_reset"  # accepted: the newest seen before it was absurd (see above)
 
 
 def sequence_of(event: MarketEvent) -> tuple[tuple[str, str], int]:
@@ -47,9 +62,17 @@ class SequenceGuard:
         key, sequence = sequence_of(event)
         newest = self._newest.get(key)
         if newest is not None and sequence <= newest:
+            if key[0] != "candle" and newest - sequence > MAX_REWIND:
+                self._newest[key] = sequence
+                return Verdict.RESET
             return Verdict.DUPLICATE if sequence == newest else Verdict.OUT_OF_ORDER
         self._newest[key] = sequence
         return Verdict.ACCEPTED
+
+    def newest_candle(self, symbol: str, interval: str) -> datetime | None:
+        """The open time of the newest candle of a symbol and interval seen, if any."""
+        sequence = self._newest.get(("candle", f"{symbol}/{interval}"))
+        return None if sequence is None else datetime.fromtimestamp(sequence / 1000, UTC)
 
     def newest_candles(self, interval: str) -> dict[str, datetime]:
         """The open time of the newest candle of `interval` seen, per symbol."""
