@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mastertrade.alerts.domain.report import drawdown_pct
 from mastertrade.core.amounts import check_finite_amount
 from mastertrade.execution.adapters import paper_batch
 from mastertrade.execution.domain import filters, ledger, paper
@@ -19,6 +20,7 @@ from mastertrade.execution.domain.price_guard import runaway_price
 from mastertrade.risk.adapters.store import BatchView
 from mastertrade.risk.domain import rules
 from mastertrade.risk.domain.limits import RiskLimits
+from mastertrade.risk.domain.position_check import PositionCheck, evaluate_position
 from mastertrade.strategy.live import buy_quantity
 
 RATE = Decimal("0.001")
@@ -152,3 +154,34 @@ def test_a_strategys_buy_never_costs_more_than_its_notional(price: str) -> None:
     quantity = buy_quantity(notional, amount(price))
     assert Fraction(quantity) * Fraction(price) <= notional
     assert (Fraction(quantity) + Fraction(1, 10**8)) * Fraction(price) > notional  # the most
+
+
+def test_the_stateless_check_judges_size_and_drawdown_exactly() -> None:
+    """`POST /api/v1/check`: a position a hair over the size limit, or a fall exactly at the
+    drawdown limit, of 40-digit portfolios."""
+    limits, chosen = RiskLimits(), random.Random(2)
+    for _ in range(300):
+        portfolio = Decimal(chosen.randrange(10**39, 8 * 10**39)).scaleb(-25)
+        with localcontext(prec=200):
+            over = portfolio * limits.max_position_size_pct + Decimal("1e-25")
+            # a peak it is 15 % under, to 60 places
+            fallen = (portfolio / (1 - limits.max_portfolio_drawdown_pct)).quantize(
+                Decimal("1e-60")
+            )
+        size = PositionCheck(position_value=over, portfolio_value=portfolio,
+                             portfolio_peak=portfolio)  # fmt: skip
+        assert not evaluate_position(size, limits).approved, portfolio
+        fall = PositionCheck(position_value=Decimal(0), portfolio_value=portfolio,
+                             portfolio_peak=fallen)  # fmt: skip
+        exact = (Fraction(fall.portfolio_peak) - Fraction(portfolio)) / Fraction(
+            fall.portfolio_peak
+        )
+        trips = exact >= Fraction(limits.max_portfolio_drawdown_pct)
+        assert (not evaluate_position(fall, limits).approved) is trips, portfolio
+
+
+def test_the_daily_reports_drawdown_is_rounded_once() -> None:
+    """12.344999...9 % (32 digits) is 12.34 %, not 12.35 % by way of 28 digits."""
+    assert drawdown_pct(amount("87.655000000000000000000000000001"), Decimal(100)) == Decimal(
+        "12.34"
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from mastertrade.core.amounts import exact_arithmetic
 from mastertrade.core.messages import AlertEvent
 
 DAY = timedelta(days=1)
@@ -81,7 +82,8 @@ def drawdown_pct(equity: Decimal, peak: Decimal) -> Decimal:
     """The fall from `peak` in percent, two decimals (0 at or above the peak)."""
     if peak <= 0 or equity >= peak:
         return Decimal("0.00")
-    return ((peak - equity) * 100 / peak).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    with exact_arithmetic():  # rounded once, half up, not first to 28 digits half even
+        return ((peak - equity) * 100 / peak).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 def _fees(fees: tuple[tuple[str, Decimal], ...]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from mastertrade.core.amounts import exact_arithmetic, exactly
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import AlertEvent, OrderEvent
 from mastertrade.core.outbox import add_to_outbox
@@ -79,9 +80,16 @@ async def _book_trades(
         moved = shift_position(position, order["side"], trade.quantity, trade.price, in_coin)
         await books.set_position(connection, "live", order["symbol"], moved)
         if trade.fee and trade.fee_asset not in (base, quote_asset):
-            fees += await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
-        fees += trade.fee if trade.fee_asset == quote_asset else in_coin * trade.price
+            paid = await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
+            fees = _plus(fees, paid)
+        fees = _plus(fees, trade.fee if trade.fee_asset == quote_asset else in_coin * trade.price)
     return fees
+
+
+@exactly
+def _plus(total: Decimal, amount: Decimal) -> Decimal:
+    """As the fill's fee column adds it (`fee + $6`): the published fee is the stored one."""
+    return total + amount
 
 
 async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> Decimal:
@@ -94,7 +102,8 @@ async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> D
         return Decimal(0)
     held = Position(row["quantity"], row["average_price"])
     await books.set_position(connection, "live", symbol, pay_commission(held, fee))
-    return min(fee, held.quantity) * held.average_price
+    with exact_arithmetic():
+        return min(fee, held.quantity) * held.average_price
 
 
 def not_behind(order: asyncpg.Record, state: OrderState) -> OrderState:
@@ -152,7 +161,7 @@ async def book_report(
         if state.status in (order["status"], "partially_filled"):
             return None
         event = build_event(order, state.status, filled_quantity=state.filled_quantity,
-                            average_price=state.average_price, fee=order["fee"] + fees,
+                            average_price=state.average_price, fee=_plus(order["fee"], fees),
                             reason=reason)  # fmt: skip
         await announce(connection, event)
         return event
@@ -189,7 +198,7 @@ async def store_account(
         stored = {row["asset"] for row in await connection.fetch(LIVE_ASSETS)}
         for item in balances:
             free, locked = _balance(item)
-            holdings[item["asset"]] = free + locked
+            holdings[item["asset"]] = _plus(free, locked)
             if free or locked or item["asset"] in stored | {quote_asset}:
                 await connection.execute(SET_ASSET, item["asset"], free, locked)
         for asset in stored - holdings.keys():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mastertrade.core.amounts import exact_arithmetic
 from mastertrade.core.messages import Amount
 from mastertrade.risk.domain.limits import RiskLimits
-from mastertrade.risk.domain.rules import drawdown
+from mastertrade.risk.domain.rules import drawdown, fell_beyond
 
 
 class PositionCheck(BaseModel):
@@ -29,14 +30,17 @@ class Decision(BaseModel):
 def evaluate_position(check: PositionCheck, limits: RiskLimits) -> Decision:
     """Apply the size limit, and the drawdown limit when the circuit breaker is enabled."""
     reasons = []
-    size = check.position_value / check.portfolio_value
-    if size > limits.max_position_size_pct:
+    size = check.position_value / check.portfolio_value  # for the message: judged exactly
+    with exact_arithmetic():
+        too_large = check.position_value > limits.max_position_size_pct * check.portfolio_value
+    if too_large:
         reasons.append(
             f"position is {size:.2%} of the portfolio, above {limits.max_position_size_pct:.2%}"
         )
     peak = max(check.portfolio_peak, check.portfolio_value)
     fall = drawdown(check.portfolio_value, peak)
-    if limits.circuit_breaker_enabled and fall >= limits.max_portfolio_drawdown_pct:
+    limit = limits.max_portfolio_drawdown_pct
+    if limits.circuit_breaker_enabled and fell_beyond(check.portfolio_value, peak, limit):
         reasons.append(
             f"drawdown {fall:.2%} reached {limits.max_portfolio_drawdown_pct:.2%}: "
             "circuit breaker open"

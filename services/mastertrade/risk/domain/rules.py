@@ -103,7 +103,7 @@ def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
     return max(Decimal(0), (peak - equity) / peak)
 
 
-def _fell_beyond(equity: Decimal, peak: Decimal, limit: Decimal) -> bool:
+def fell_beyond(equity: Decimal, peak: Decimal, limit: Decimal) -> bool:
     """Has the equity fallen `limit` (a fraction) or more below `peak`? Multiplied out, exactly:
     the rounded quotient `drawdown` could land on either side of the limit."""
     with exact_arithmetic():
@@ -196,7 +196,7 @@ def assess_breaker(
         return context.breaker_open, False, Decimal(0), None
     peak = max(context.equity_peak or context.equity, context.equity)
     fall = drawdown(context.equity, peak)
-    beyond = limits.circuit_breaker_enabled and _fell_beyond(
+    beyond = limits.circuit_breaker_enabled and fell_beyond(
         context.equity, peak, limits.max_portfolio_drawdown_pct
     )
     trips = beyond and not context.breaker_open
