@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.prices import fetch_book
 from mastertrade.market_data.binance_rest import BinanceRest
-from mastertrade.market_data.collectors import MarketDataCollectors
+from mastertrade.market_data.collectors import MarketDataCollectors, _history_starts
 from mastertrade.market_data.domain.events import BookTicker
 from mastertrade.market_data.history import binance_history
 from mastertrade.market_data.metrics import MarketMetrics
@@ -204,6 +204,21 @@ async def test_a_gap_backfill_that_fails_is_tried_again_until_the_gap_is_filled(
     finally:
         await rest.close()
         await fake.stop()
+
+
+def test_a_gap_found_while_the_history_waits_never_moves_a_start_past_what_was_stored() -> None:
+    """The history (from what was stored at start-up) failed, a 418 say, and the stream dropped
+    while it waited: the retry must still start from the stored newest, not from the drop
+    (minutes between the two were never fetched)."""
+    at = {minute: T0 + timedelta(minutes=minute) for minute in range(10)}
+    stored = {"BTCUSDT": at[0], "ETHUSDT": None, "BNBUSDT": at[5]}
+    found = {"BTCUSDT": at[3], "ETHUSDT": at[3], "BNBUSDT": at[1], "XRPUSDT": at[2]}
+    assert _history_starts(stored, found) == {
+        "BTCUSDT": at[0],  # stored earlier than the drop
+        "ETHUSDT": None,  # nothing stored: the whole history, whatever the stream saw
+        "BNBUSDT": at[1],  # the gap goes further back
+        "XRPUSDT": at[2],
+    }
 
 
 async def test_a_quote_frozen_by_a_broker_outage_ages_instead_of_looking_fresh(

@@ -100,12 +100,24 @@ def test_one_absurd_update_id_does_not_freeze_the_quote() -> None:
     sink = MarketSink(Keeping(), MarketMetrics(registry, "t"), 100, 60)
     assert sink.submit(book(10, "100"), "binance")
     assert sink.submit(book(2**63 - 1, "100"), "binance")  # passes every check of its own
-    assert sink.submit(book(11, "90"), "binance")  # the real ones go on
-    assert sink.submit(book(12, "89"), "binance")
-    assert not sink.submit(book(11, "90"), "binance")  # a real late one is still dropped
-    assert rejected(registry, "binance", "out_of_order") == 1
+    assert not sink.submit(book(11, "90"), "binance")  # alone, it may be a stale replay
+    assert sink.submit(book(12, "89"), "binance")  # the real ones go on from the second
+    assert sink.submit(book(13, "88"), "binance")
+    assert not sink.submit(book(12, "89"), "binance")  # a real late one is still dropped
+    assert rejected(registry, "binance", "out_of_order") == 2
     resets = {"service": "t", "source": "binance", "kind": "ticker"}
     assert registry.get_sample_value("mastertrade_market_data_sequence_resets_total", resets) == 1
+
+
+def test_one_stale_ticker_far_below_the_newest_never_becomes_the_quote() -> None:
+    """A replayed or garbage ticker millions of ids behind: dropped, and the real ones after it
+    are not taken for a new start."""
+    sink = MarketSink(Keeping(), MarketMetrics(CollectorRegistry(), "t"), 100, 60)
+    newest = 70_000_000_000
+    assert sink.submit(book(newest, "60000"), "binance")
+    assert not sink.submit(book(newest - 2_000_000, "41000"), "binance")
+    assert sink.submit(book(newest + 1, "60001"), "binance")
+    assert not sink.submit(book(newest - 1_999_999, "41000"), "binance")  # no longer carries on
 
 
 def test_implausible_frames_are_counted_by_reason_and_never_reach_the_sink() -> None:
@@ -138,6 +150,9 @@ async def test_minutes_skipped_inside_one_connection_are_backfilled_from_the_new
     gaps: list[dict[str, datetime]] = []
     stream = stream_of(sink, metrics, gaps)
     t0 = 1735689600000
+    # the history backfill, still coming in, has reached minute -100: not a gap the stream made
+    page = wrap(kline_frame("BTCUSDT", t0 - 100 * MINUTE_MS), "btcusdt@kline_1m")
+    sink.guard.observe(event_from_frame(page, datetime.now(UTC)))
     for symbol, minute in (("BTCUSDT", 0), ("ETHUSDT", 0), ("BTCUSDT", 1), ("ETHUSDT", 1)):
         stream.handle_frame(wrap(kline_frame(symbol, t0 + minute * MINUTE_MS),
                                  f"{symbol.lower()}@kline_1m"))  # fmt: skip
@@ -149,7 +164,7 @@ async def test_minutes_skipped_inside_one_connection_are_backfilled_from_the_new
             break
         await asyncio.sleep(0.01)
     minute_1 = datetime.fromtimestamp((t0 + MINUTE_MS) / 1000, UTC)
-    assert gaps == [{"BTCUSDT": minute_1, "ETHUSDT": minute_1}]  # from minute 1: 2..4 missed
+    assert gaps == [{"BTCUSDT": minute_1}]  # from minute 1: 2..4 missed
 
 
 class Hanging:

@@ -29,10 +29,16 @@ def preview(value: Any, limit: int = PREVIEW_CHARS) -> Any:
         or (isinstance(value, float) and math.isfinite(value))
     ):
         return value
-    text = value if isinstance(value, str) else repr(value)
+    text = _encodable(value if isinstance(value, str) else repr(value))
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _encodable(text: str) -> str:
+    """`text`, its lone surrogates (JSON's escapes allow "\\ud800") written out as escapes:
+    the answer is UTF-8, and one that cannot be encoded would be a 500 in place of the 422."""
+    return text.encode("utf-8", "backslashreplace").decode()
 
 
 def describe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -40,7 +46,7 @@ def describe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     described = []
     for error in list(errors)[:MAX_ERRORS]:
         item: dict[str, Any] = {
-            "loc": [str(part) for part in error.get("loc", ())],
+            "loc": [_encodable(str(part)) for part in error.get("loc", ())],
             "msg": preview(str(error.get("msg", "invalid")), 300),
             "type": str(error.get("type", "value_error")),
         }

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from mastertrade.market_data.domain.binance import event_from_frame, interval_delta
-from mastertrade.market_data.domain.events import Kline, MalformedEventError, MarketEvent
+from mastertrade.market_data.domain.events import Kline, MalformedEventError
 from mastertrade.market_data.domain.ratelimit import backoff_delay
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.sink import MarketSink
@@ -93,6 +93,7 @@ class BinanceStream:
         self.frames = 0
         self._gap_task: asyncio.Task[None] | None = None
         self._gap_next: dict[str, datetime] | None = None  # a gap found while one is filled
+        self._streamed: dict[str, datetime] = {}  # the newest closed candle streamed, per symbol
 
     async def run(self) -> None:
         """Stream until cancelled."""
@@ -145,6 +146,7 @@ class BinanceStream:
         connection = Connection(socket, asyncio.get_running_loop().time())
         connection.reader = asyncio.create_task(self._read(socket), name="binance-ws-reader")
         if gap:
+            self._streamed.clear()  # the reconnect's gap backfill covers what was missed
             self._start_gap_backfill(since)
         return connection
 
@@ -198,22 +200,24 @@ class BinanceStream:
             logger.exception("a frame could not be parsed")
             self.sink.reject(SOURCE, "malformed", repr(error)[:200])
             return
-        skipped = self._skipped_since(event)
-        if self.sink.submit(event, SOURCE) and skipped is not None:
-            logger.warning("the Binance stream skipped candles of %s after %s; backfilling them",
-                           event.symbol, skipped[event.symbol])  # fmt: skip
-            self._start_gap_backfill(skipped)
+        if not self.sink.submit(event, SOURCE):
+            return
+        if isinstance(event, Kline) and event.closed and event.interval == CANDLE_INTERVAL:
+            self._note_streamed(event)
 
-    def _skipped_since(self, event: MarketEvent) -> dict[str, datetime] | None:
-        """When `event` is a closed candle more than one interval after the newest seen of its
-        symbol, the newest candles seen (before it) of every symbol: a gap to backfill from
-        there (the others, from their newest, cost a request each and find nothing)."""
-        if not isinstance(event, Kline) or not event.closed or event.interval != CANDLE_INTERVAL:
-            return None
-        newest = self.sink.guard.newest_candle(event.symbol, CANDLE_INTERVAL)
-        if newest is None or event.open_time - newest <= interval_delta(CANDLE_INTERVAL):
-            return None
-        return self.sink.guard.newest_candles(CANDLE_INTERVAL)
+    def _note_streamed(self, candle: Kline) -> None:
+        """Keep the newest closed candle this connection streamed of its symbol; one more than
+        an interval after the one before means the stream skipped some: backfilled from there.
+        Judged on what the stream itself sent, not on what a backfill has reached meanwhile
+        (its pages move the guard while the history is still coming in)."""
+        before = self._streamed.get(candle.symbol)
+        if before is not None and candle.open_time <= before:
+            return
+        self._streamed[candle.symbol] = candle.open_time
+        if before is not None and candle.open_time - before > interval_delta(CANDLE_INTERVAL):
+            logger.warning("the Binance stream skipped candles of %s after %s; backfilling them",
+                           candle.symbol, before)  # fmt: skip
+            self._start_gap_backfill({candle.symbol: before})
 
 
 def _earliest(*gaps: Mapping[str, datetime]) -> dict[str, datetime]:

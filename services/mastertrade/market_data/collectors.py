@@ -197,12 +197,15 @@ class MarketDataCollectors:
         stored = {s: await last_open_time(self.runtime.pool, s, "1m") for s in symbols}
 
         async def gap(since: Mapping[str, datetime]) -> None:
+            live = self.phase == "live"
+            starts = {**stored, **since} if live else _history_starts(stored, since)
             try:
-                written = await self._binance_backfill(rest, symbols, {**stored, **since})
+                written = await self._binance_backfill(rest, symbols, starts)
             except Exception as error:
                 self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
                 raise
-            if self.phase == "live":
+            self.last_error = ""
+            if live:
                 self.metrics.backfill(self.source, written)
             else:
                 self._history_done(written)
@@ -221,3 +224,18 @@ class MarketDataCollectors:
             await stream.run()
         finally:
             await rest.close()
+
+
+def _history_starts(
+    stored: Mapping[str, datetime | None], since: Mapping[str, datetime]
+) -> dict[str, datetime | None]:
+    """Where each symbol's backfill starts while the history is not yet in: from what was
+    stored at start-up (None: nothing, from BINANCE_HISTORY_DAYS back), or from earlier when
+    a gap the stream found goes further back. A gap found meanwhile (the stream dropping while
+    the history waits out a ban) must not move a symbol's start past its stored newest."""
+    starts: dict[str, datetime | None] = dict(stored)
+    for symbol, start in since.items():
+        known = starts.get(symbol, start)
+        if known is not None:  # None stays: nothing stored goes further back than any gap
+            starts[symbol] = min(known, start)
+    return starts

@@ -129,10 +129,12 @@ class MarketSink:
             batch = self._buffer[: self.batch_size]
             del self._buffer[: len(batch)]
             try:
-                async with asyncio.timeout(self.write_timeout):
+                async with asyncio.timeout(self.write_timeout) as limit:
                     await self.writer.write(batch)
             except TimeoutError:
                 self._restore(batch)
+                if not limit.expired():  # one of the writer's own, which says which
+                    raise
                 raise TimeoutError(
                     f"writing {len(batch)} market events took over {self.write_timeout:g}s "
                     "(PostgreSQL, Redis or RabbitMQ not answering)"

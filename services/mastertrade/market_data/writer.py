@@ -110,8 +110,14 @@ async def publish_events(
 ) -> None:
     """Publish every event (persistent JSON), waiting for all the broker's confirms, at most
     PUBLISH_TIMEOUT (a broker that withholds them would hold the sink for ever)."""
-    async with asyncio.timeout(PUBLISH_TIMEOUT):
-        await _publish_all(exchange, events, venue)
+    try:
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            await _publish_all(exchange, events, venue)
+    except TimeoutError:
+        raise TimeoutError(
+            f"RabbitMQ did not confirm {len(events)} market events within {PUBLISH_TIMEOUT:g}s "
+            "(a memory or disk alarm?)"
+        ) from None
 
 
 async def _publish_all(

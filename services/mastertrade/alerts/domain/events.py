@@ -26,13 +26,19 @@ from mastertrade.core.amounts import brief
 from mastertrade.core.messages import AlertEvent, OrderEvent
 
 
-def _no_nul(text: str) -> str:
+def _storable(text: str) -> str:
     if "\x00" in text:
         raise ValueError("contains a NUL character (\\u0000), which no alert can store: remove it")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError(
+            "contains a lone surrogate (\\ud800-\\udfff), which is not text: send UTF-8"
+        ) from None
     return text
 
 
-LabelText = Annotated[str, AfterValidator(_no_nul)]
+LabelText = Annotated[str, AfterValidator(_storable)]
 """A label's or an annotation's name or value: refused whole with its post when PostgreSQL could
 not store it, before any alert of the post is sent (a later one failing half-applied it)."""
 Labels = dict[LabelText, LabelText]

@@ -9,9 +9,12 @@ newer data (the top of book in Redis would go back in time), so both are dropped
 One absurd id (a book ticker's update id 2^63-1, passed by every check of its own) must not
 freeze its symbol: every real one after it would be "out of order" for ever. A late event is
 seconds late, so a trade or ticker more than MAX_REWIND below the newest cannot be late: the
-newest was the absurd one (or the venue started its ids again). The guard forgets it and starts
-again from this event (Verdict.RESET: accepted, and counted), so the symbol recovers on its very
-next message. A forward jump is not judged: after hours away, a real one can be of any size.
+newest was the absurd one (or the venue started its ids again), or this event is itself garbage
+(a replayed message). Which of the two only the next event can tell: the first such event is
+dropped and remembered, and when the next one is also that far below and carries on from it,
+the guard forgets the absurd newest and starts again from there (Verdict.RESET: accepted, and
+counted), so the symbol recovers on its second real message and a lone stale one never becomes
+the top of book. A forward jump is not judged: after hours away, a real one can be any size.
 Candles need no such rule: their times are held to the clock when they arrive
 (`binance.check_plausible`), so none can be from the far future.
 """
@@ -53,6 +56,7 @@ class SequenceGuard:
 
     def __init__(self) -> None:
         self._newest: dict[tuple[str, str], int] = {}
+        self._rewound: dict[tuple[str, str], int] = {}  # a first event far below the newest
 
     def check(self, event: MarketEvent) -> Verdict:
         """Judge an event, and remember it when it is accepted. Klines still open are not
@@ -63,16 +67,22 @@ class SequenceGuard:
         newest = self._newest.get(key)
         if newest is not None and sequence <= newest:
             if key[0] != "candle" and newest - sequence > MAX_REWIND:
-                self._newest[key] = sequence
-                return Verdict.RESET
+                return self._rewind(key, sequence)
             return Verdict.DUPLICATE if sequence == newest else Verdict.OUT_OF_ORDER
         self._newest[key] = sequence
+        self._rewound.pop(key, None)
         return Verdict.ACCEPTED
 
-    def newest_candle(self, symbol: str, interval: str) -> datetime | None:
-        """The open time of the newest candle of a symbol and interval seen, if any."""
-        sequence = self._newest.get(("candle", f"{symbol}/{interval}"))
-        return None if sequence is None else datetime.fromtimestamp(sequence / 1000, UTC)
+    def _rewind(self, key: tuple[str, str], sequence: int) -> Verdict:
+        """An event far below the newest: dropped, unless it carries on from the one before it
+        that was (then the newest was the absurd one: start again from here)."""
+        first = self._rewound.get(key)
+        if first is not None and first < sequence <= first + MAX_REWIND:
+            self._newest[key] = sequence
+            del self._rewound[key]
+            return Verdict.RESET
+        self._rewound[key] = sequence
+        return Verdict.OUT_OF_ORDER
 
     def newest_candles(self, interval: str) -> dict[str, datetime]:
         """The open time of the newest candle of `interval` seen, per symbol."""
