@@ -111,6 +111,10 @@ async def test_an_empty_database_gets_history_then_the_live_simulated_market(
             assert "mastertrade_market_data_events_total{" in metrics
             candles = (await client.get("/api/v1/candles/ETHBTC?limit=2")).json()
             assert len(candles) == 2
+            unknown = await client.get("/api/v1/candles/ZZZZZZUSDT")
+            assert unknown.status_code == 404 and "ETHBTC" in unknown.json()["detail"]
+            huge = await client.get(f"/api/v1/candles/{'A' * 20_000}")
+            assert huge.status_code == 422 and len(huge.content) < 1000
             # the executor's quote: stamped with when it was written, so its age shows a
             # stopped feed though the market's own time runs 1200 times faster than the clock
             redis = aioredis.Redis.from_url(service_env["REDIS_URL"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from mastertrade.core.deps import RuntimeDep
 from mastertrade.market_data.domain import INTERVALS, Candle, InvalidSymbolError, normalise_symbol
@@ -15,6 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["market data"])
 
 IntervalQuery = Annotated[str, Query(pattern="^(" + "|".join(INTERVALS) + ")$")]
 LimitQuery = Annotated[int, Query(ge=1, le=1000)]
+SymbolPath = Annotated[str, Path(min_length=1, max_length=32, description="e.g. BTCUSDT")]
 
 
 def parse_symbol(symbol: str) -> str:
@@ -34,7 +35,17 @@ async def sources(request: Request) -> dict[str, bool]:
 
 @router.get("/candles/{symbol}")
 async def candles(
-    symbol: str, runtime: RuntimeDep, interval: IntervalQuery = "1m", limit: LimitQuery = 100
+    request: Request,
+    symbol: SymbolPath,
+    runtime: RuntimeDep,
+    interval: IntervalQuery = "1m",
+    limit: LimitQuery = 100,
 ) -> list[Candle]:
-    """Stored candles of a symbol, newest first."""
-    return await fetch_candles(runtime.pool, parse_symbol(symbol), interval, limit)
+    """Stored candles of a symbol, newest first; a 404 for one never stored nor collected."""
+    pair = parse_symbol(symbol)
+    found = await fetch_candles(runtime.pool, pair, interval, limit)
+    collected: tuple[str, ...] = request.app.state.settings.market_data_symbols
+    if not found and pair not in collected:
+        raise HTTPException(404, f"no candles of {pair}: it is not collected "
+                                 f"(MARKET_DATA_SYMBOLS is {', '.join(collected)})")  # fmt: skip
+    return found
