@@ -7,9 +7,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
-from mastertrade.strategy.domain.families import AllOf, Momentum, Strategy
+from mastertrade.strategy.domain.engine import BacktestConfig, build_bars, run_backtests
+from mastertrade.strategy.domain.families import (
+    AllOf,
+    BollingerBreakout,
+    Momentum,
+    SmaCross,
+    Strategy,
+)
+from mastertrade.strategy.domain.kernel import ENTRIES
 from mastertrade.strategy.domain.live import latest_changes, latest_decisions
 from mastertrade.strategy.live import LIVE_BARS, LiveTrader, SymbolBars
 from tests.strategy.reference import leg_wants
@@ -101,3 +110,30 @@ def test_latest_changes_name_the_close_each_rule_last_changed_on(seed: int) -> N
             assert change == (moved[-1] if moved else None), (EVERY_FAMILY[index], end)
             found.add(change is None)
     assert found == {True, False}
+
+
+def _trend_then_flat() -> tuple[np.ndarray, np.ndarray]:
+    """20000 1m closes drifting from 30000, then 3000 closes all equal to the last (rounded to
+    the cent): the stretch where a quiet market shows the same price minute after minute."""
+    rng = np.random.default_rng(1)
+    trend = 30000 * np.exp(np.cumsum(rng.normal(0.00005, 0.001, 20000)))
+    close = np.concatenate([trend, np.full(3000, round(float(trend[-1]), 2))])
+    return np.concatenate([[close[0]], close[:-1]]), close
+
+
+def test_flat_closes_give_no_signal_wherever_the_series_starts() -> None:
+    # the rolling sums are differences of running sums whose rounding depends on where the
+    # series starts: live (a later start) used to buy on flat candles the backtest never did
+    opens, closes = _trend_then_flat()
+    flat = [SmaCross(fast=2, slow=3), BollingerBreakout(period=20, width=2.0)]
+    for first in (0, 15000):
+        cut = 20000 - first
+        edges = [0, cut + 30, len(closes) - first]  # the flat stretch, once the windows hold it
+        run = run_backtests(build_bars(opens[first:], closes[first:]), flat,
+                            BacktestConfig(), edges)  # fmt: skip
+        assert run.stats[:, 1, ENTRIES].tolist() == [0, 0], f"entries on flat closes from {first}"
+    for last in (20000 + 1393, 20000 + 2399):  # where the rounding turned a rule long, live
+        for first in (0, 15000):
+            window = slice(first, last + 1)
+            decided = latest_decisions(list(opens[window]), list(closes[window]), flat)
+            assert [d.side for d in decided] == [None, None], (last, first)

@@ -3,7 +3,9 @@
 Nothing here is per strategy: a rolling mean or variance of ANY window is two reads of a prefix
 sum, and a rolling maximum or minimum of any window two reads of a sparse table. That is what
 keeps memory flat in the number of strategies (DESIGN.md §8). Prefix sums are taken over
-`close - close[0]` so that their magnitude, and so their rounding, stays small.
+`close - close[0]` so that their magnitude, and so their rounding, stays small; what rounding
+is left depends on where the series starts, so `signals.py` takes a value within its rounding
+bound of zero as zero (flat closes).
 """
 
 from __future__ import annotations

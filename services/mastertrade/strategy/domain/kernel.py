@@ -13,6 +13,10 @@ A round trip wins when the sale brings back more than the buy spent.
 Per strategy only O(segments + curve points) numbers are written, whatever the bar count:
 the sums behind every metric per segment (walk-forward windows) and for the whole run, the
 whole run's maximum drawdown, and the equity curve sampled every `stride` bars.
+
+numba's on-disk cache keys each compiled function on its own file's contents only, while the
+compiled kernel holds the signals it calls: after a change to `signals.py` or `indicators.py`
+a cached kernel would go on running the old rules, so bump SIGNALS_REVISION with any such change.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ START, END, SUM_R, SUM_R2, SUM_DOWN2, BARS, ENTRIES, CLOSED, WINS, EXPOSED, MAX_
 STAT_COLUMNS = 11
 STATE_SLOTS = 8
 BLOCK = 2048  # bars whose wishes are computed ahead of the order loop (16 KiB of float64)
+SIGNALS_REVISION = 2  # 2: window sums within rounding of zero taken as zero (flat closes)
 
 
 @njit()

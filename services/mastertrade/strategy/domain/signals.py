@@ -6,6 +6,12 @@ reads only closes up to t and prefix sums up to t + 1 (which cover closes up to 
 later bar: the look-ahead test perturbs later bars to prove it. Warm-up: a rule gives no signal
 until every value it compares is defined on this bar AND, for crossovers, on the previous one.
 A crossover up is `gap > 0` after `gap <= 0`; down is `gap < 0` after `gap >= 0`.
+
+Window sums are differences of running sums (`indicators.py`), which carry the rounding of the
+running sum: on perfectly flat closes a gap or a variance that is exactly 0 comes out as a few
+1e-8 of either sign, and which sign depends on where the series starts (the backtest's 90 days
+or the live window). Every such value within its rounding bound of zero is taken as zero, so
+flat closes give no signal in either, and both agree.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from mastertrade.strategy.domain._jit import njit
 
 FloatArray = npt.NDArray[np.float64]
 WANT = 0
+# a few float64 epsilons: each addition to a running sum rounds by at most half an ulp of it
+ROUNDING = 4.0 * 2.220446049250313e-16
 
 
 @njit()
@@ -46,12 +54,28 @@ def _window_sum(prefix: FloatArray, t: int, period: int) -> float:
 
 
 @njit()
+def _sum_error(prefix: FloatArray, t: int, period: int) -> float:
+    """A bound on the rounding in `_window_sum`: the window's `period` additions to the
+    running sum, each off by at most half an ulp of a value no larger than both ends together."""
+    return ROUNDING * (period + 1) * float(abs(prefix[t + 1]) + abs(prefix[t + 1 - period]))
+
+
+@njit()
+def _sma_gap(prefix: FloatArray, t: int, fast: int, slow: int) -> float:
+    """Fast mean - slow mean, times fast * slow (> 0): the same sign, no division; 0 when
+    within rounding of 0 (flat closes)."""
+    fast_sum, slow_sum = _window_sum(prefix, t, fast), _window_sum(prefix, t, slow)
+    gap = fast_sum * slow - slow_sum * fast
+    error = (_sum_error(prefix, t, fast) * slow + _sum_error(prefix, t, slow) * fast
+             + ROUNDING * (abs(fast_sum) * slow + abs(slow_sum) * fast))  # fmt: skip
+    return 0.0 if abs(gap) <= error else float(gap)
+
+
+@njit()
 def _sma_cross(p: FloatArray, state: FloatArray, leg: int, t: int, prefix: FloatArray) -> None:
     fast, slow = int(p[leg, 0]), int(p[leg, 1])
     if t >= slow - 1:
-        # fast mean - slow mean, times fast * slow (> 0): the same sign, no division
-        gap = _window_sum(prefix, t, fast) * slow - _window_sum(prefix, t, slow) * fast
-        _cross(state, leg, 1, gap, t >= slow)
+        _cross(state, leg, 1, _sma_gap(prefix, t, fast, slow), t >= slow)
 
 
 @njit()
@@ -68,9 +92,7 @@ def _sma_cross_block(  # noqa: PLR0917 - numba kernels take their arrays positio
     wish, previous, first = state[leg, WANT], state[leg, 1], leg == 0
     for t in range(bars[0], bars[1]):
         if t >= slow - 1:
-            gap = (prefix[t + 1] - prefix[t + 1 - fast]) * slow - (
-                prefix[t + 1] - prefix[t + 1 - slow]
-            ) * fast
+            gap = _sma_gap(prefix, t, fast, slow)
             if t >= slow:
                 if gap > 0.0 and previous <= 0.0:
                     wish = 1.0
@@ -135,8 +157,16 @@ def _bollinger(  # noqa: PLR0917 - numba kernels take their arrays positionally
     period = int(p[leg, 0])
     if t >= period - 1:
         mean = _window_sum(prefix, t, period) / period
-        variance = max(_window_sum(prefix_sq, t, period) / period - mean * mean, 0.0)
-        _enter_exit(state, leg, x > mean + p[leg, 1] * math.sqrt(variance), x < mean)
+        mean_error = _sum_error(prefix, t, period) / period + ROUNDING * abs(mean)
+        square = _window_sum(prefix_sq, t, period) / period
+        variance = square - mean * mean
+        variance_error = (_sum_error(prefix_sq, t, period) / period + 2.0 * abs(mean) * mean_error
+                          + ROUNDING * (square + mean * mean))  # fmt: skip
+        if variance <= variance_error:  # flat closes: no spread, whatever rounding left
+            variance = 0.0
+        above = x - mean  # within rounding of 0 on flat closes: neither a breakout nor an exit
+        error = mean_error + ROUNDING * abs(x)
+        _enter_exit(state, leg, above - p[leg, 1] * math.sqrt(variance) > error, above < -error)
 
 
 @njit()
