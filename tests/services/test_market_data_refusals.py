@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.prices import fetch_book
 from mastertrade.market_data.binance_rest import BinanceRest
-from mastertrade.market_data.collectors import MarketDataCollectors, _history_starts
+from mastertrade.market_data.collectors import MarketDataCollectors, backfill_plan
 from mastertrade.market_data.domain.events import BookTicker
 from mastertrade.market_data.history import binance_history
 from mastertrade.market_data.metrics import MarketMetrics
@@ -213,12 +213,23 @@ def test_a_gap_found_while_the_history_waits_never_moves_a_start_past_what_was_s
     at = {minute: T0 + timedelta(minutes=minute) for minute in range(10)}
     stored = {"BTCUSDT": at[0], "ETHUSDT": None, "BNBUSDT": at[5]}
     found = {"BTCUSDT": at[3], "ETHUSDT": at[3], "BNBUSDT": at[1], "XRPUSDT": at[2]}
-    assert _history_starts(stored, found) == {
+    assert backfill_plan(tuple(stored), stored, found, live=False)[1] == {
         "BTCUSDT": at[0],  # stored earlier than the drop
         "ETHUSDT": None,  # nothing stored: the whole history, whatever the stream saw
         "BNBUSDT": at[1],  # the gap goes further back
         "XRPUSDT": at[2],
     }
+
+
+def test_a_gap_in_one_streaming_symbol_fetches_that_symbol_only() -> None:
+    """Live, the other symbols are streaming: their start-up newest (days old, or nothing
+    stored: the whole history) must not send them back there."""
+    stored = {"BTCUSDT": T0, "ETHUSDT": None}
+    skipped = {"BTCUSDT": T0 + timedelta(days=6)}
+    assert backfill_plan(("BTCUSDT", "ETHUSDT"), stored, skipped, live=True) == (
+        ("BTCUSDT",),
+        skipped,
+    )
 
 
 async def test_a_quote_frozen_by_a_broker_outage_ages_instead_of_looking_fresh(

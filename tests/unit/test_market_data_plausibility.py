@@ -167,6 +167,26 @@ async def test_minutes_skipped_inside_one_connection_are_backfilled_from_the_new
     assert gaps == [{"BTCUSDT": minute_1}]  # from minute 1: 2..4 missed
 
 
+async def test_a_candle_a_backfill_stored_first_still_counts_as_streamed() -> None:
+    """The backfill's last page stores minute 1 just before the stream sends it (a duplicate
+    then): minute 2 follows minute 1, not minute 0, so no gap."""
+    metrics = MarketMetrics(CollectorRegistry(), "t")
+    sink = MarketSink(Keeping(), metrics, 100, 60)
+    gaps: list[dict[str, datetime]] = []
+    stream = stream_of(sink, metrics, gaps)
+    t0 = 1735689600000
+
+    def minute(number: int) -> str:
+        return wrap(kline_frame("BTCUSDT", t0 + number * MINUTE_MS), "btcusdt@kline_1m")
+
+    stream.handle_frame(minute(0))
+    sink.guard.observe(event_from_frame(minute(1), datetime.now(UTC)))  # the backfill's page
+    stream.handle_frame(minute(1))
+    stream.handle_frame(minute(2))
+    await asyncio.sleep(0.05)
+    assert gaps == []
+
+
 class Hanging:
     """A writer whose broker never confirms: every write waits for ever."""
 

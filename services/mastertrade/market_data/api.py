@@ -41,11 +41,13 @@ async def candles(
     interval: IntervalQuery = "1m",
     limit: LimitQuery = 100,
 ) -> list[Candle]:
-    """Stored candles of a symbol, newest first; a 404 for one never stored nor collected."""
+    """Stored candles of a symbol, newest first; a 404 when there are none of the interval and
+    the symbol is not collected."""
     pair = parse_symbol(symbol)
     found = await fetch_candles(runtime.pool, pair, interval, limit)
     collected: tuple[str, ...] = request.app.state.settings.market_data_symbols
     if not found and pair not in collected:
-        raise HTTPException(404, f"no candles of {pair}: it is not collected "
-                                 f"(MARKET_DATA_SYMBOLS is {', '.join(collected)})")  # fmt: skip
+        listed = ", ".join(collected)
+        raise HTTPException(404, f"no {interval} candles of {pair} are stored, and it is not "
+                                 f"collected (MARKET_DATA_SYMBOLS is {listed})")  # fmt: skip
     return found

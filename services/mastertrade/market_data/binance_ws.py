@@ -200,8 +200,8 @@ class BinanceStream:
             logger.exception("a frame could not be parsed")
             self.sink.reject(SOURCE, "malformed", repr(error)[:200])
             return
-        if not self.sink.submit(event, SOURCE):
-            return
+        self.sink.submit(event, SOURCE)
+        # a duplicate counts too: a backfill may have stored the same candle a moment before
         if isinstance(event, Kline) and event.closed and event.interval == CANDLE_INTERVAL:
             self._note_streamed(event)
 

@@ -198,9 +198,9 @@ class MarketDataCollectors:
 
         async def gap(since: Mapping[str, datetime]) -> None:
             live = self.phase == "live"
-            starts = {**stored, **since} if live else _history_starts(stored, since)
             try:
-                written = await self._binance_backfill(rest, symbols, starts)
+                fetched, starts = backfill_plan(symbols, stored, since, live=live)
+                written = await self._binance_backfill(rest, fetched, starts)
             except Exception as error:
                 self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
                 raise
@@ -224,6 +224,21 @@ class MarketDataCollectors:
             await stream.run()
         finally:
             await rest.close()
+
+
+def backfill_plan(
+    symbols: tuple[str, ...],
+    stored: Mapping[str, datetime | None],
+    since: Mapping[str, datetime],
+    *,
+    live: bool,
+) -> tuple[tuple[str, ...], dict[str, datetime | None]]:
+    """The symbols a gap backfill fetches, and where each starts. Live, only those with a gap,
+    from where it began: the others are streaming, and their start-up newest is days old.
+    Before the history is in, every symbol (`_history_starts`)."""
+    if live:
+        return tuple(symbol for symbol in symbols if symbol in since), dict(since)
+    return symbols, _history_starts(stored, since)
 
 
 def _history_starts(

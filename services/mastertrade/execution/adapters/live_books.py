@@ -82,8 +82,15 @@ async def _book_trades(
         if trade.fee and trade.fee_asset not in (base, quote_asset):
             paid = await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
             fees = _plus(fees, paid)
-        fees = _plus(fees, trade.fee if trade.fee_asset == quote_asset else in_coin * trade.price)
+        fees = _plus(
+            fees, trade.fee if trade.fee_asset == quote_asset else _times(in_coin, trade.price)
+        )
     return fees
+
+
+@exactly
+def _times(quantity: Decimal, price: Decimal) -> Decimal:
+    return quantity * price
 
 
 @exactly
