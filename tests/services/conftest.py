@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
+import asyncpg
 import pytest
 
 from mastertrade.core.bus import declare_topology
@@ -30,6 +31,22 @@ def database_url() -> Iterator[str]:
     asyncio.run(migrate_database(url, 10.0, lambda line: None))
     yield url
     drop_database(url)
+
+
+@pytest.fixture
+def market_db() -> Iterator[str]:
+    """A freshly migrated database for one market data test."""
+    url = create_database("mastertrade_md")
+    asyncio.run(migrate_database(url, 10.0, lambda line: None))
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+async def pool(market_db: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on `market_db` (tests with a database of another kind define their own)."""
+    async with asyncpg.create_pool(market_db, min_size=1, max_size=4) as created:
+        yield created
 
 
 @pytest.fixture

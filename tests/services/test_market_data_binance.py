@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -27,29 +27,13 @@ from mastertrade.market_data.history import binance_history
 from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.sink import MarketSink
 from mastertrade.market_data.writer import Connections, EventWriter
-from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import MARKET_DATA
 from tests.fakes.binance import FakeBinance, book_frame, kline_frame, trade_frame
-from tests.infra import create_database, drop_database
 from tests.services.conftest import REDIS_TEST_URL
 
 pytestmark = pytest.mark.infra
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 T0_MS = 1735689600000
-
-
-@pytest.fixture
-def market_db() -> Iterator[str]:
-    url = create_database("mastertrade_md_binance")
-    asyncio.run(migrate_database(url, 10.0, lambda line: None))
-    yield url
-    drop_database(url)
-
-
-@pytest.fixture
-async def pool(market_db: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(market_db, min_size=1, max_size=4) as created:
-        yield created
 
 
 @pytest.fixture

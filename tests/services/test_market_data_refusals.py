@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -31,10 +31,8 @@ from mastertrade.market_data.metrics import MarketMetrics
 from mastertrade.market_data.settings import MarketDataSettings
 from mastertrade.market_data.sink import MarketSink
 from mastertrade.market_data.writer import Connections, EventWriter
-from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import MARKET_DATA
 from tests.fakes.binance import FakeBinance, kline_frame, trade_frame
-from tests.infra import create_database, drop_database
 from tests.services.conftest import REDIS_TEST_URL
 from tests.services.test_market_data_binance import (
     T0,
@@ -46,20 +44,6 @@ from tests.services.test_market_data_binance import (
 )
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def market_db() -> Iterator[str]:
-    url = create_database("mastertrade_md_refusals")
-    asyncio.run(migrate_database(url, 10.0, lambda line: None))
-    yield url
-    drop_database(url)
-
-
-@pytest.fixture
-async def pool(market_db: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(market_db, min_size=1, max_size=4) as created:
-        yield created
 
 
 class Delisting(FakeBinance):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,21 +28,11 @@ from mastertrade.market_data.history import simulated_history
 from mastertrade.market_data.ingest import CandleIngest
 from mastertrade.market_data.settings import MarketDataSettings
 from mastertrade.market_data.store import upsert_klines
-from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import MARKET_DATA
 from tests.fakes.binance import FakeBinance, trade_frame
-from tests.infra import create_database, drop_database
 from tests.services.helpers import running
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def market_db() -> Iterator[str]:
-    url = create_database("mastertrade_md_service")
-    asyncio.run(migrate_database(url, 10.0, lambda line: None))
-    yield url
-    drop_database(url)
 
 
 def settings_for(

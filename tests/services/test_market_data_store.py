@@ -3,13 +3,11 @@ Binance bulk-file import, and the generate/import commands."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import itertools
 import subprocess
 import zipfile
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,27 +24,10 @@ from mastertrade.market_data.domain.market import SimulatedMarket
 from mastertrade.market_data.domain.simulator import block_table, instrument_columns
 from mastertrade.market_data.history import simulated_history
 from mastertrade.market_data.store import insert_book_tickers, insert_trades, upsert_klines
-from mastertrade.migrations.runner import migrate_database
 from tests.fakes.binance import kline_row
-from tests.infra import create_database, drop_database
 
 pytestmark = pytest.mark.infra
 START = 29_000_000
-
-
-@pytest.fixture
-def market_db() -> Iterator[str]:
-    """A freshly migrated database of its own."""
-    url = create_database("mastertrade_md_store")
-    asyncio.run(migrate_database(url, 10.0, lambda line: None))
-    yield url
-    drop_database(url)
-
-
-@pytest.fixture
-async def pool(market_db: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as created:
-        yield created
 
 
 async def test_copy_upserts_are_idempotent_and_keep_the_newest_candle(pool: asyncpg.Pool) -> None:
