@@ -27,6 +27,11 @@ Fraction = Annotated[
     Field(gt=0, le=1),
     _number_schema(exclusiveMinimum=0, maximum=1),
 ]
+CostRate = Annotated[
+    Decimal,
+    Field(ge=0, lt=Decimal("0.1")),
+    _number_schema(minimum=0, exclusiveMaximum=0.1),
+]
 Balance = Annotated[
     Decimal,
     Field(gt=0, le=Decimal(10) ** 12),
@@ -74,6 +79,25 @@ class TradingSettings(SettingsGroup):
         Decimal(10000),
         "PAPER_TRADING_INITIAL_BALANCE",
         "Starting balance of the paper account, in USDT (0 < x <= 10^12)",
+    )
+
+
+class CostSettings(SettingsGroup):
+    """What a trade costs, charged alike by the paper executor on every fill and by every
+    backtest, so that a strategy is chosen at the costs it will trade at."""
+
+    paper_fee_rate: CostRate = setting(
+        Decimal("0.001"),
+        "PAPER_FEE_RATE",
+        "Not in the seed: the fee of a fill as a fraction of its value (0 <= x < 0.1), charged "
+        "by paper trading and by every backtest; live, Binance charges its own (set this to "
+        "your account's rate so backtests match it)",
+    )
+    paper_slippage_pct: CostRate = setting(
+        Decimal("0.0005"),
+        "PAPER_SLIPPAGE_PCT",
+        "Not in the seed: how far a market fill moves against the trader beyond the top of "
+        "book, as a fraction of the price (0 <= x < 0.1), in paper trading and every backtest",
     )
 
 
@@ -146,6 +170,7 @@ class Settings(SettingsGroup):
 
     strategy: StrategySettings = StrategySettings()
     trading: TradingSettings = TradingSettings()
+    costs: CostSettings = CostSettings()
     risk: RiskSettings = RiskSettings()
     email: EmailSettings = EmailSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -127,6 +127,18 @@ def test_a_settings_change_rolls_only_the_workloads_that_read_it(
     assert changed == readers == {PREFIX + "risk-manager"}
 
 
+def test_a_costs_change_rolls_the_executor_and_the_backtests(
+    default_render: list[Manifest],
+) -> None:
+    """The paper executor charges the fee and the strategy service's backtests charge the
+    same: a change reaches both, and nothing else."""
+    before = config_hashes(default_render)
+    after = config_hashes(render(values={"settings": {"costs": {"PAPER_FEE_RATE": 0.00075}}}))
+    changed = {name for name in before if before[name] != after[name]}
+    readers = {PREFIX + w.name for w in CATALOG.values() if "costs" in w.settings}
+    assert changed == readers == {PREFIX + "order-executor", PREFIX + "strategy-service"}
+
+
 def test_a_logging_change_rolls_every_mastertrade_service(default_render: list[Manifest]) -> None:
     before = config_hashes(default_render)
     after = config_hashes(render(sets=["settings.logging.LOG_LEVEL=DEBUG"]))

@@ -27,6 +27,8 @@ OUT_OF_BOUNDS = [
     ("strategy", "GENERATION_TIME", "24:00"),
     ("trading", "TRADING_ENVIRONMENT", "sandbox"),
     ("trading", "PAPER_TRADING_INITIAL_BALANCE", 0),
+    ("costs", "PAPER_FEE_RATE", 0.1),
+    ("costs", "PAPER_SLIPPAGE_PCT", -0.0001),
     ("risk", "MAX_POSITION_SIZE_PCT", 1.5),
     ("risk", "MAX_PORTFOLIO_DRAWDOWN_PCT", 0),
     ("email", "EMAIL_PORT", 70000),
@@ -35,6 +37,8 @@ OUT_OF_BOUNDS = [
 AT_THE_BOUNDS = [
     ("strategy", "MAX_ACTIVE_STRATEGIES", 1000),
     ("strategy", "DAILY_GENERATION_COUNT", 100_000),
+    ("costs", "PAPER_FEE_RATE", 0),
+    ("costs", "PAPER_SLIPPAGE_PCT", 0.0999),
     ("risk", "MAX_POSITION_SIZE_PCT", 1),
     ("logging", "LOG_LEVEL", "CRITICAL"),
 ]

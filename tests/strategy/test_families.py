@@ -85,7 +85,7 @@ def test_models_are_frozen_and_encode_in_declared_order() -> None:
     [
         ("fee_rate", "NaN", "finite number"),
         ("initial_cash", "Infinity", "finite number"),
-        ("fee_rate", "0.2", "less than or equal to 0.05"),
+        ("fee_rate", "0.2", "less than 0.1"),
         ("fraction", "0", "greater than 0"),
         ("slippage", "-0.001", "greater than or equal to 0"),
     ],

@@ -1,27 +1,20 @@
 """Settings of order_executor: TRADING_ENVIRONMENT and PAPER_TRADING_INITIAL_BALANCE (the model's
-`TradingSettings`), paper costs, Binance keys and endpoint."""
+`TradingSettings`), the paper fee and slippage (its `CostSettings`, which the backtests charge
+too), Binance keys and endpoint."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from mastertrade.core.settings import AccountSettings, ServiceSettings
-from mastertrade_model.settings import TradingSettings
+from mastertrade_model.settings import CostSettings, TradingSettings
 
 
-class ExecutionSettings(ServiceSettings, TradingSettings, AccountSettings):
+class ExecutionSettings(ServiceSettings, TradingSettings, CostSettings, AccountSettings):
     """Paper trading unless TRADING_ENVIRONMENT=live, which needs the Binance key and secret."""
 
-    paper_fee_rate: Decimal = Field(
-        default=Decimal("0.001"), ge=0, lt=Decimal("0.1"),
-        description="the paper fee as a fraction of the notional, 0 <= x < 0.1, e.g. 0.001",
-    )  # fmt: skip
-    paper_slippage_pct: Decimal = Field(
-        default=Decimal("0.0005"), ge=0, lt=Decimal("0.1"),
-        description="paper slippage as a fraction of the price, 0 <= x < 0.1, e.g. 0.0005",
-    )  # fmt: skip
     max_price_deviation_pct: Decimal = Field(
         default=Decimal("0.02"), ge=0, le=1,
         description="refuse a market buy that would fill more than this fraction above the price "
@@ -64,13 +57,6 @@ class ExecutionSettings(ServiceSettings, TradingSettings, AccountSettings):
     binance_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="timeout of one Binance request, in seconds"
     )
-
-    @field_validator("paper_fee_rate", "paper_slippage_pct")
-    @classmethod
-    def _finite(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError("must be a finite number")
-        return value
 
     @model_validator(mode="after")
     def _live_needs_keys(self) -> ExecutionSettings:

@@ -1,6 +1,7 @@
 """Settings of strategy_service: MAX_ACTIVE_STRATEGIES, DAILY_GENERATION_COUNT, GENERATION_TIME
-and TRADING_ENVIRONMENT (defined in the model's `StrategySettings` and `TradingSettings`), and the
-service's own knobs of generation (history, walk-forward windows, shards), goals, live signals
+and TRADING_ENVIRONMENT (defined in the model's `StrategySettings` and `TradingSettings`), the fee
+and slippage every backtest charges (its `CostSettings`, the paper executor's), and the service's
+own knobs of generation (history, walk-forward windows, shards), goals, live signals
 and the admin key."""
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from mastertrade.core.admin_token import AdminTokenHash
 from mastertrade.core.settings import AccountSettings, ServiceSettings
 from mastertrade.strategy.domain.engine import BacktestConfig
 from mastertrade.strategy.domain.walkforward import WalkForward
+from mastertrade_model.settings import CostSettings, TradingSettings
 from mastertrade_model.settings import StrategySettings as StrategyGroup
-from mastertrade_model.settings import TradingSettings
 
 MINUTES_PER_DAY = 1440
 
 
-class StrategySettings(ServiceSettings, StrategyGroup, TradingSettings, AccountSettings):
+class StrategySettings(
+    ServiceSettings, StrategyGroup, TradingSettings, CostSettings, AccountSettings
+):
     """The seed's strategy figures (10 active, 500 generated daily at 03:00 UTC), and the
     TRADING_ENVIRONMENT whose orders count as what a strategy holds."""
 
@@ -119,8 +122,9 @@ class StrategySettings(ServiceSettings, StrategyGroup, TradingSettings, AccountS
         )
 
     def backtest_config(self) -> BacktestConfig:
-        """Costs and sizing of every backtest (the engine's defaults: 0.1 % fee, 1m bars)."""
-        return BacktestConfig()
+        """Costs and sizing of every backtest: the paper executor's fee and slippage
+        (PAPER_FEE_RATE, PAPER_SLIPPAGE_PCT), all-in sizing, 1m bars."""
+        return BacktestConfig(fee_rate=self.paper_fee_rate, slippage=self.paper_slippage_pct)
 
     def first_batch_count(self) -> int:
         """Candidates of the start-up batch."""

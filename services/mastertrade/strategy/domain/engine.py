@@ -33,12 +33,12 @@ class BacktestConfig(BaseModel):
         description="starting cash in quote currency, e.g. 10000",
     )  # fmt: skip
     fee_rate: Decimal = Field(
-        default=Decimal("0.001"), ge=0, le=Decimal("0.05"), allow_inf_nan=False,
-        description="fee per fill as a fraction of traded value, 0 to 0.05 (0.001 = 0.1%)",
+        default=Decimal("0.001"), ge=0, lt=Decimal("0.1"), allow_inf_nan=False,
+        description="fee per fill as a fraction of traded value, 0 <= x < 0.1 (0.001 = 0.1%)",
     )  # fmt: skip
     slippage: Decimal = Field(
-        default=Decimal(0), ge=0, le=Decimal("0.05"), allow_inf_nan=False,
-        description="adverse price move per fill as a fraction of the open, 0 to 0.05",
+        default=Decimal(0), ge=0, lt=Decimal("0.1"), allow_inf_nan=False,
+        description="adverse price move per fill as a fraction of the open, 0 <= x < 0.1",
     )  # fmt: skip
     fraction: Decimal = Field(
         default=Decimal(1), gt=0, le=1, allow_inf_nan=False,
