@@ -1,10 +1,12 @@
 """strategy_service on real PostgreSQL and RabbitMQ: generation stores ranked strategies from
-simulated candles, one run per day across generators, a restart mid-run duplicates nothing,
-on-demand starts and activations by hand need the admin token (activations up to the maximum),
-every change of the active set (a finished run, an activation) is announced once as a
-`strategy_change` alert written in the change's own transaction (a refused activation or a run
-that keeps the set announces nothing; one committed while the broker is down goes out after the
-restart), and an active strategy turns candles into signals the risk manager's parser accepts."""
+simulated candles and activates those that beat the luckiest of the run's candidates (or, at
+STRATEGY_MIN_CONFIDENCE=0, any that made money out of sample), one run per day across
+generators, a restart mid-run duplicates nothing, on-demand starts and activations by hand need
+the admin token (activations up to the maximum), every change of the active set (a finished run,
+an activation) is announced once as a `strategy_change` alert written in the change's own
+transaction (a refused activation or a run that keeps the set announces nothing; one committed
+while the broker is down goes out after the restart), and an active strategy turns candles into
+signals the risk manager's parser accepts."""
 
 from __future__ import annotations
 
@@ -42,10 +44,12 @@ from mastertrade.market_data.history import simulated_history
 from mastertrade.migrations.runner import migrate_database
 from mastertrade.strategy import app as app_module
 from mastertrade.strategy import live as live_module
+from mastertrade.strategy.domain.batch import compute_shard, shard_candidates
 from mastertrade.strategy.domain.engine import run_backtests
 from mastertrade.strategy.domain.families import StrategyParams
 from mastertrade.strategy.domain.live import Side
 from mastertrade.strategy.domain.metrics import build_result
+from mastertrade.strategy.domain.plan import ShardRange, required_z
 from mastertrade.strategy.generation import GenerationMetrics, Scheduler, holding
 from mastertrade.strategy.holdings import after, signal_id
 from mastertrade.strategy.jobs import job_shard, run_shard
@@ -73,6 +77,7 @@ NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 # (from its date) both follow the clock, and at some minutes no candidate trades out of sample
 PINNED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TOKEN = "strategy-admin-token"
+CONFIDENCE = Decimal("0.95")  # STRATEGY_MIN_CONFIDENCE's default
 CHANGE = "alert.strategy_change"
 TITLE = "Active strategies changed"
 SMALL_RUN = {
@@ -146,10 +151,43 @@ async def counts(pool: asyncpg.Pool) -> dict[str, int]:
     return dict(row)
 
 
-async def test_generation_stores_ranked_strategies(pinned_url: str) -> None:
-    settings = settings_for(pinned_url)
+@pytest.mark.parametrize("confidence", ["0.95", "0"])
+async def test_generation_stores_ranked_strategies(
+    pinned_url: str, confidence: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At the default confidence (the simulated market is a random walk: nothing should beat
+    luck) and at 0 (the old rule: any candidate that made money out of sample)."""
+    settings = settings_for(pinned_url, STRATEGY_MIN_CONFIDENCE=confidence)
     async with asyncpg.create_pool(pinned_url, min_size=1, max_size=4) as pool:
-        await _generation_stores_ranked_strategies(settings, pool)
+        with caplog.at_level(logging.INFO, logger="mastertrade.strategy.generation"):
+            await _generation_stores_ranked_strategies(settings, pool)
+    run_id, passing, chosen = await _ranked_outcome(pinned_url, settings)
+    trials, bar = 40, required_z(40, settings.strategy_min_confidence)
+    said = (
+        f"generation run {run_id}: {passing} of {trials} candidates beat the best of {trials} "
+        f"random candidates at 95 % confidence (t >= {bar:.2f}); activating {chosen}"
+        if confidence != "0"
+        else f"generation run {run_id}: {passing} of {trials} candidates made money out of "
+        f"sample (STRATEGY_MIN_CONFIDENCE=0: not weighed against the luck of {trials} tries); "
+        f"activating {chosen}"
+    )
+    assert said in caplog.messages
+
+
+async def _ranked_outcome(url: str, settings: StrategySettings) -> tuple[int, int, int]:
+    """(run id, candidates that qualified, candidates activated) of the database's one run."""
+    connection = await asyncpg.connect(url)
+    try:
+        run_id = await connection.fetchval("SELECT id FROM generation_runs")
+        rows = await connection.fetch(
+            "SELECT s.status, s.score, b.oos_return, b.oos_z FROM strategies s "
+            "JOIN backtests b ON b.strategy_id = s.id WHERE s.score IS NOT NULL"
+        )
+    finally:
+        await connection.close()
+    bar = required_z(40, settings.strategy_min_confidence)
+    passing = [r for r in rows if r["score"] > 0 and r["oos_return"] > 0 and r["oos_z"] >= bar]
+    return run_id, len(passing), sum(r["status"] == "active" for r in rows)
 
 
 async def _generation_stores_ranked_strategies(
@@ -167,7 +205,7 @@ async def _generation_stores_ranked_strategies(
         "active": run["active_after"],
     }  # fmt: skip
     ranked = await pool.fetch(
-        "SELECT s.id, s.score, s.rank, s.status, b.oos_return FROM strategies s "
+        "SELECT s.id, s.score, s.rank, s.status, b.oos_return, b.oos_z FROM strategies s "
         "JOIN backtests b ON b.strategy_id = s.id WHERE s.score IS NOT NULL ORDER BY s.rank"
     )
     assert ranked, "no candidate was ranked out of sample"
@@ -175,17 +213,33 @@ async def _generation_stores_ranked_strategies(
     scores = [r["score"] for r in ranked]
     assert scores == sorted(scores, reverse=True)
     active = [r for r in ranked if r["status"] == "active"]
-    # the best ranks among those that made money out of sample, and only those, trade
-    gained = [r for r in ranked if r["score"] > 0 and r["oos_return"] > 0]
-    assert active == gained[:3]
+    # the best ranks among those that made money out of sample with a t-statistic beyond what
+    # the luckiest of the run's 40 candidates would show by chance, and only those, trade
+    bar = required_z(run["candidates"], settings.strategy_min_confidence)
+    passing = [r for r in ranked if r["score"] > 0 and r["oos_return"] > 0 and r["oos_z"] >= bar]
+    assert active == passing[:3]
+    # the stored t-statistic is the walk-forward's own, the same in the metrics
+    members = shard_candidates(
+        run["seed"], run["candidates"], ShardRange(0, 0, run["candidates"]), SYMBOLS
+    )
+    since, until = history_window(PINNED, settings.strategy_history_days)
+    bars = {symbol: await load_bars(pool, symbol, since, until) for symbol in SYMBOLS}
+    computed = compute_shard(members, bars, settings.backtest_config(), settings.walk_forward())
+    stored = await pool.fetch(
+        "SELECT s.candidate_index, b.oos_z, b.metrics FROM strategies s "
+        "JOIN backtests b ON b.strategy_id = s.id ORDER BY s.candidate_index"
+    )
+    assert [r["oos_z"] for r in stored] == [c.oos_z for c in computed]
+    assert sum(r["oos_z"] is not None for r in stored) == len(ranked)
+    assert [json.loads(r["metrics"])["oos_z"] for r in stored] == [
+        None if c.oos_z is None else repr(c.oos_z) for c in computed
+    ]
 
     # Every stored record is the engine's own result for that candidate on the run's candles
     rows = await pool.fetch(
         "SELECT s.symbol, s.parameters, b.* FROM strategies s JOIN backtests b "
         "ON b.strategy_id = s.id ORDER BY s.candidate_index"
     )
-    since, until = history_window(PINNED, settings.strategy_history_days)
-    bars = {symbol: await load_bars(pool, symbol, since, until) for symbol in SYMBOLS}
     parse: TypeAdapter[Any] = TypeAdapter(StrategyParams)
     for row in rows[:6]:
         strategy = parse.validate_python(json.loads(row["parameters"])["strategy"])
@@ -439,7 +493,9 @@ async def test_a_finished_run_announces_its_change_of_the_active_set_once(
 ) -> None:
     """The run's last transaction retires the previous set, activates its best and writes the
     one alert saying so (same transaction id); the outbox sends it once, with the right ids."""
-    settings = settings_for(pinned_url)
+    # the old rule, as a demo would run it: on the simulated random walk nothing beats luck at
+    # the default confidence, and this test needs a run that changes the set
+    settings = settings_for(pinned_url, STRATEGY_MIN_CONFIDENCE="0")
     async with asyncpg.create_pool(pinned_url, min_size=1, max_size=4) as pool:
         previous = await pool.fetchval(
             "INSERT INTO strategies (name, status, parameters, symbol, family) "
@@ -492,7 +548,9 @@ async def test_a_run_that_keeps_the_active_set_announces_nothing(pool: asyncpg.P
     )  # fmt: skip
     assert run is not None and await claim_shard(pool, run.id, "pod", 600) is not None
     assert await store_shard(pool, run, shard=0, worker="pod", results=[], since=NOW)
-    assert await finish_run(pool, run.id, 3, "paper") == []  # no candidate ranked: the set stays
+    assert (
+        await finish_run(pool, run.id, 3, "paper", CONFIDENCE) == []
+    )  # no candidate ranked: the set stays
     assert await pool.fetchval("SELECT status FROM strategies WHERE id = $1", kept) == "active"
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
@@ -520,7 +578,7 @@ async def test_an_activation_racing_the_end_of_a_run_waits_instead_of_deadlockin
     )  # fmt: skip
     async with pool.acquire() as admin, admin.transaction():
         await admin.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATION_LOCK)
-        finishing = asyncio.create_task(finish_run(pool, run.id, 3, "paper"))
+        finishing = asyncio.create_task(finish_run(pool, run.id, 3, "paper", CONFIDENCE))
         await asyncio.sleep(0.5)  # the run's end is under way, waiting where it must wait
         await admin.execute("SELECT FROM strategies WHERE id = $1 FOR UPDATE", candidate)
     await asyncio.wait_for(finishing, 10)  # raises DeadlockDetectedError in the other order

@@ -1,6 +1,7 @@
 """The pure rules of a generation run: shards cover every candidate once, a shard is rebuilt
-the same on any pod, only candidates that made money out of sample are activated, goals compare
-what the active strategies achieve with their targets."""
+the same on any pod, only candidates that made money out of sample by more than the luckiest of
+the run's candidates would by chance are activated, goals compare what the active strategies
+achieve with their targets."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from mastertrade.strategy.domain.plan import (
     choose_active,
     daily_key,
     evaluate_goals,
+    expected_max_z,
     monthly_return,
+    required_z,
     run_seed,
     shard_ranges,
 )
@@ -51,29 +54,61 @@ def test_a_shard_is_the_same_slice_of_the_run_on_any_pod() -> None:
     assert [m[1] for m in rebuilt[:4]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSDT"]
 
 
+OFF = Decimal(0)  # STRATEGY_MIN_CONFIDENCE=0: the money rules alone
+CONFIDENT = Decimal("0.95")
+Z = 10.0  # a t-statistic far beyond any run's threshold
+
+
 def test_only_the_best_positive_scores_become_active() -> None:
     gained = Decimal("0.02")
     scored = [
-        Scored(1, Decimal("0.5"), gained),
-        Scored(2, Decimal("2.0"), gained),
-        Scored(3, Decimal("-1"), Decimal("-0.01")),
-        Scored(4, Decimal("0"), Decimal("0")),
-        Scored(5, Decimal("2.0"), gained),
-        Scored(6, Decimal("1.5"), gained),
+        Scored(1, Decimal("0.5"), gained, Z),
+        Scored(2, Decimal("2.0"), gained, Z),
+        Scored(3, Decimal("-1"), Decimal("-0.01"), -Z),
+        Scored(4, Decimal("0"), Decimal("0"), 0.0),
+        Scored(5, Decimal("2.0"), gained, Z),
+        Scored(6, Decimal("1.5"), gained, Z),
     ]
-    assert choose_active(scored, 3) == [2, 5, 6]
-    assert choose_active(scored, 10) == [2, 5, 6, 1]
-    assert choose_active([Scored(1, Decimal("-0.1"), gained)], 10) == []
+    for confidence in (OFF, CONFIDENT):
+        assert choose_active(scored, 3, 6, confidence) == [2, 5, 6]
+        assert choose_active(scored, 10, 6, confidence) == [2, 5, 6, 1]
+        assert choose_active([Scored(1, Decimal("-0.1"), gained, Z)], 10, 1, confidence) == []
 
 
 def test_a_candidate_that_lost_out_of_sample_never_becomes_active() -> None:
     # seen with `make up`: Sharpe 0.10 out of sample (a positive mean return per bar) while the
     # record compounded to -0.15 % (volatility drag); the best score of its run
-    drag = Scored(7, Decimal("0.10"), Decimal("-0.0015"))
-    flat = Scored(8, Decimal("0.05"), Decimal("0"))
-    modest = Scored(9, Decimal("0.04"), Decimal("0.001"))
-    assert choose_active([drag, flat, modest], 3) == [9]
-    assert choose_active([drag, flat], 3) == []
+    drag = Scored(7, Decimal("0.10"), Decimal("-0.0015"), Z)
+    flat = Scored(8, Decimal("0.05"), Decimal("0"), Z)
+    modest = Scored(9, Decimal("0.04"), Decimal("0.001"), Z)
+    assert choose_active([drag, flat, modest], 3, 3, OFF) == [9]
+    assert choose_active([drag, flat], 3, 3, OFF) == []
+
+
+def test_a_candidate_needs_the_t_statistic_the_luckiest_of_the_run_would_show() -> None:
+    """z >= E_max(N) + Φ⁻¹(confidence): 4.70 for 500 candidates at 95 %, 1.64 for one."""
+    gained = Decimal("0.01")
+    bar = required_z(500, CONFIDENT)
+    assert bar == pytest.approx(expected_max_z(500) + 1.644854, abs=1e-6)
+    assert 4.69 < bar < 4.71
+    below = Scored(1, Decimal("9.0"), gained, bar - 1e-6)
+    above = Scored(2, Decimal("5.0"), gained, bar + 1e-6)
+    assert choose_active([below, above], 3, 500, CONFIDENT) == [2]
+    # the same t-statistics in a run of 10 candidates clear the lower bar of fewer trials
+    assert choose_active([below, above], 3, 10, CONFIDENT) == [1, 2]
+    # one candidate is no selection: only its own chance of a positive record counts
+    assert expected_max_z(1) == 0.0
+    assert required_z(1, CONFIDENT) == pytest.approx(1.644854, abs=1e-6)
+    assert choose_active([Scored(3, Decimal("1"), gained, 1.64)], 3, 1, CONFIDENT) == []
+    assert choose_active([Scored(3, Decimal("1"), gained, 1.65)], 3, 1, CONFIDENT) == [3]
+
+
+def test_confidence_0_is_the_old_rule_and_a_candidate_without_t_is_never_chosen() -> None:
+    gained = Decimal("0.01")
+    lucky = Scored(1, Decimal("0.3"), gained, 0.01)
+    older = Scored(2, Decimal("9.0"), gained, None)  # stored before the t-statistic was
+    assert choose_active([lucky, older], 3, 500, OFF) == [1]
+    assert choose_active([lucky, older], 3, 500, CONFIDENT) == []
 
 
 def test_monthly_return_compounds_to_the_total() -> None:
@@ -114,3 +149,15 @@ def test_walk_forward_settings_are_checked_when_loaded() -> None:
         load_settings(StrategySettings, "strategy_service", (), env)
     settings = load_settings(StrategySettings, "strategy_service", (), {})
     assert settings.walk_forward().fit_bars == 28 * 1440
+
+
+def test_min_confidence_is_a_probability_below_1() -> None:
+    def confidence(value: str | None) -> Decimal:
+        env = {} if value is None else {"STRATEGY_MIN_CONFIDENCE": value}
+        return load_settings(StrategySettings, "strategy_service", (), env).strategy_min_confidence
+
+    assert confidence(None) == Decimal("0.95")
+    assert confidence("0") == 0 and confidence("0.999") == Decimal("0.999")
+    for bad in ("1", "-0.1", "nan"):
+        with pytest.raises(SettingsError, match="STRATEGY_MIN_CONFIDENCE"):
+            confidence(bad)

@@ -1,4 +1,5 @@
-"""Walk-forward ranking agrees with the same rule applied by hand to per-bar reference equity."""
+"""Walk-forward ranking (scores and t-statistics) agrees with the same rule applied by hand to
+per-bar reference equity."""
 
 from __future__ import annotations
 
@@ -24,10 +25,16 @@ def _sharpe(returns: list[float]) -> float:
     return 0.0 if std == 0.0 else mean / std * math.sqrt(CONFIG.bars_per_year)
 
 
+def _t_statistic(returns: list[float]) -> float:
+    """mean / std x sqrt(T) of T returns (population std), as the deflated rule reads it."""
+    return _sharpe(returns) / math.sqrt(CONFIG.bars_per_year) * math.sqrt(len(returns))
+
+
 def _by_hand(
     equity: list[float], entries_at: list[int], walk: WalkForward
-) -> tuple[float, int, int]:
-    """(score, oos trades, folds selected) of one candidate, straight from the rule's wording."""
+) -> tuple[float, float, int, int]:
+    """(score, t-statistic, oos trades, folds selected) of one candidate, straight from the
+    rule's wording."""
     cash = float(CONFIG.initial_cash)
     returns = [b / a - 1.0 for a, b in zip([cash, *equity], equity, strict=False)]
     edges = walk.edges(len(equity))
@@ -44,7 +51,7 @@ def _by_hand(
             folds += 1
         else:
             oos += [0.0] * (end - start)
-    return _sharpe(oos), trades, folds
+    return _sharpe(oos), _t_statistic(oos), trades, folds
 
 
 def test_ranking_follows_the_walk_forward_rule() -> None:
@@ -55,13 +62,14 @@ def test_ranking_follows_the_walk_forward_rule() -> None:
     ranked = {r.index: r for r in rank(run, walk)}
     for i, candidate in enumerate(candidates):
         ref = reference_backtest(opens, closes, candidate, 0.001, 0.0, 1.0, 1e4)
-        score, trades, folds = _by_hand(ref.equity, ref.entry_bars, walk)
+        score, z, trades, folds = _by_hand(ref.equity, ref.entry_bars, walk)
         if folds == 0 or trades < walk.min_trades:
             assert i not in ranked, candidate.label()
             continue
         got = ranked[i]
         assert (got.oos_trades, got.folds_selected) == (trades, folds), candidate.label()
         assert math.isclose(got.score, score, rel_tol=1e-7, abs_tol=1e-9), candidate.label()
+        assert math.isclose(got.oos_z, z, rel_tol=1e-7, abs_tol=1e-9), candidate.label()
     scores = [r.score for r in rank(run, walk)]
     assert len(scores) >= 3, "enough candidates must be ranked for the test to mean anything"
     assert scores == sorted(scores, reverse=True)

@@ -294,8 +294,9 @@ class Scheduler:
     async def _finish(self, run: Run) -> None:
         settings = self.settings
         chosen = await finish_run(
-            self.pool(), run.id, settings.max_active_strategies, settings.trading_environment
-        )
+            self.pool(), run.id, settings.max_active_strategies, settings.trading_environment,
+            settings.strategy_min_confidence,
+        )  # fmt: skip
         if chosen is not None:
             self.metrics.runs.labels("done").inc()
             self.metrics.run_progress.set(1.0)
@@ -305,8 +306,9 @@ class Scheduler:
                             run.id, len(chosen), ",".join(map(str, chosen)))  # fmt: skip
             else:
                 logger.info(
-                    "generation run %d done: no candidate made money out of sample, so the "
-                    "active set stays as it was; a backtested strategy can be activated by hand "
+                    "generation run %d done: no candidate qualified (money made out of "
+                    "sample, beyond luck at STRATEGY_MIN_CONFIDENCE), so the active set stays as "
+                    "it was; a backtested strategy can be activated by hand "
                     "(POST /api/v1/admin/strategies/{id}/activate)", run.id,
                 )  # fmt: skip
 

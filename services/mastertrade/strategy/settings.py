@@ -50,6 +50,13 @@ class StrategySettings(
     strategy_min_trades: int = Field(
         default=10, ge=0, le=1_000_000, description="out-of-sample positions a ranked one needs"
     )
+    strategy_min_confidence: Decimal = Field(
+        default=Decimal("0.95"), ge=0, lt=1, allow_inf_nan=False,
+        description="deflated Sharpe ratio a candidate needs to become active, 0 <= x < 1: the "
+        "probability that its out-of-sample Sharpe beats the luckiest of the run's candidates "
+        "had none any skill; 0 turns the check off (any candidate with a positive "
+        "out-of-sample Sharpe and return, as before)",
+    )  # fmt: skip
     strategy_shard_size: int = Field(
         default=100, ge=1, le=100_000, description="candidates per shard (the unit of work)"
     )

@@ -5,12 +5,14 @@ partial unique index allows one 'running' run at a time, so two pods racing to s
 one row. Shards are claimed with FOR UPDATE SKIP LOCKED and a lease; a pod that dies mid-shard
 leaves its lease to expire and another pod computes the shard again. A shard's strategies, its
 backtests and its 'done' mark are written in one transaction, so a restart never duplicates.
-The run's last transaction changes the active set and announces it (`active_set.py`).
+The run's last transaction changes the active set and announces it (`active_set.py`), and its
+outcome is logged: how many candidates beat the luckiest of the run's (`plan.required_z`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,12 +30,15 @@ from mastertrade.strategy.domain.plan import (
     Scored,
     ShardRange,
     choose_active,
+    qualified,
+    required_z,
     shard_ranges,
 )
 from mastertrade.strategy.locks import lock_active_set
 
 INTERVAL = "1m"
 FRESH = timedelta(hours=1)
+logger = logging.getLogger("mastertrade.strategy.generation")
 
 
 class RunInProgressError(Exception):
@@ -213,21 +218,22 @@ def _backtest_row(strategy_id: int, item: CandidateResult) -> tuple[Any, ...]:
         "closed_trades": result.closed_trades,
         "oos_score": None if item.score is None else str(item.score),
         "oos_return": None if item.oos_return is None else str(item.oos_return),
+        "oos_z": None if item.oos_z is None else repr(item.oos_z),
     }
     curve = [[bar, str(value)] for bar, value in result.equity_curve]
     return (
         strategy_id, item.symbol, item.bars, json.dumps(metrics), result.initial_cash,
         result.final_equity, result.total_return, result.sharpe, result.max_drawdown,
-        result.win_rate, result.trades, item.score, item.oos_return, json.dumps(curve),
+        result.win_rate, result.trades, item.score, item.oos_return, json.dumps(curve), item.oos_z,
     )  # fmt: skip
 
 
 INSERT_BACKTEST = """
 INSERT INTO backtests (strategy_id, run_id, status, period_from, period_to, finished_at, symbol,
     bars, metrics, initial_cash, final_equity, total_return, sharpe, max_drawdown, win_rate,
-    trades, oos_score, oos_return, equity_curve)
-VALUES ($1, $15, 'done', $16, $17, now(), $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12,
-    $13, $14::jsonb)
+    trades, oos_score, oos_return, equity_curve, oos_z)
+VALUES ($1, $16, 'done', $17, $18, now(), $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12,
+    $13, $14::jsonb, $15)
 """
 
 
@@ -285,16 +291,19 @@ async def fail_run(pool: asyncpg.Pool, run_id: int, shard: int | None, error: st
 
 
 async def finish_run(
-    pool: asyncpg.Pool, run_id: int, max_active: int, environment: str
+    pool: asyncpg.Pool, run_id: int, max_active: int, environment: str, confidence: Decimal
 ) -> list[int] | None:
-    """When every shard is done: rank the run's candidates, make the best `max_active` the
-    active set (retiring the previous one, selling what it holds in `environment` and
-    announcing the change through the outbox in the same transaction, see `active_set.py`) and
-    close the run; the ids chosen, or None when shards are still left (or another pod finished
-    the run first)."""
+    """When every shard is done: rank the run's candidates, make the best `max_active` of those
+    that qualify at `confidence` (STRATEGY_MIN_CONFIDENCE, see `plan.qualified`) the active set
+    (retiring the previous one, selling what it holds in `environment` and announcing the
+    change through the outbox in the same transaction, see `active_set.py`) and close the run;
+    the ids chosen, or None when shards are still left (or another pod finished the run
+    first)."""
     async with pool.acquire() as connection, connection.transaction():
         run = await connection.fetchrow(
-            "SELECT status, run_key, trigger FROM generation_runs WHERE id = $1 FOR UPDATE", run_id
+            "SELECT status, run_key, trigger, candidates FROM generation_runs WHERE id = $1 "
+            "FOR UPDATE",
+            run_id,
         )
         left = await connection.fetchval(
             "SELECT count(*) FROM generation_shards WHERE run_id = $1 AND status <> 'done'", run_id
@@ -305,9 +314,9 @@ async def finish_run(
         # an admin's activation takes it: in the other order the two would deadlock
         await lock_active_set(connection)
         scored = [
-            Scored(row["id"], row["score"], row["oos_return"])
+            Scored(row["id"], row["score"], row["oos_return"], row["oos_z"])
             for row in await connection.fetch(
-                "SELECT s.id, s.score, b.oos_return FROM strategies s JOIN backtests b "
+                "SELECT s.id, s.score, b.oos_return, b.oos_z FROM strategies s JOIN backtests b "
                 "ON b.strategy_id = s.id AND b.run_id = s.run_id "
                 "WHERE s.run_id = $1 AND s.score IS NOT NULL AND b.oos_return IS NOT NULL",
                 run_id,
@@ -320,7 +329,8 @@ async def finish_run(
             "WHERE strategies.id = ranked.id",
             run_id,
         )
-        chosen = choose_active(scored, max_active)
+        trials = run["candidates"]
+        chosen = choose_active(scored, max_active, trials, confidence)
         # nothing chosen keeps the previous set trading when the new run found nothing worth it
         active = await apply_run_choice(
             connection, run_id, run["run_key"], run["trigger"], chosen, environment=environment
@@ -330,7 +340,26 @@ async def finish_run(
             "WHERE id = $1",
             run_id, active,
         )  # fmt: skip
+    _log_choice(run_id, len(qualified(scored, trials, confidence)), trials, confidence, chosen)
     return chosen
+
+
+def _log_choice(
+    run_id: int, passing: int, trials: int, confidence: Decimal, chosen: Sequence[int]
+) -> None:
+    if confidence == 0:
+        logger.info(
+            "generation run %d: %d of %d candidates made money out of sample "
+            "(STRATEGY_MIN_CONFIDENCE=0: not weighed against the luck of %d tries); activating %d",
+            run_id, passing, trials, trials, len(chosen),
+        )  # fmt: skip
+        return
+    logger.info(
+        "generation run %d: %d of %d candidates beat the best of %d random candidates at %s %% "
+        "confidence (t >= %.2f); activating %d",
+        run_id, passing, trials, trials, f"{float(confidence) * 100:g}",
+        required_z(trials, confidence), len(chosen),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

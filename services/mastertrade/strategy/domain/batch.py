@@ -22,8 +22,9 @@ from mastertrade.strategy.domain.walkforward import WalkForward, rank
 @dataclass(frozen=True)
 class CandidateResult:
     """A backtested candidate: where it sits in the run, what it is, what it measured.
-    `score` (out-of-sample Sharpe) and `oos_return` are None when it was not ranked (too few
-    out-of-sample trades, or never selected by its fit windows)."""
+    `score` (out-of-sample Sharpe), `oos_return` and `oos_z` (the out-of-sample t-statistic,
+    to 6 decimals) are None when it was not ranked (too few out-of-sample trades, or never
+    selected by its fit windows)."""
 
     index: int
     symbol: str
@@ -32,6 +33,7 @@ class CandidateResult:
     result: BacktestResult
     score: Decimal | None
     oos_return: Decimal | None
+    oos_z: float | None
 
 
 def shard_candidates(
@@ -75,6 +77,7 @@ def compute_shard(
                     result=build_result(run, position),
                     score=None if found is None else _ratio(found.score),
                     oos_return=None if found is None else _ratio(found.oos_return),
+                    oos_z=None if found is None else round(found.oos_z, 6),
                 )
             )
     return sorted(results, key=lambda r: r.index)

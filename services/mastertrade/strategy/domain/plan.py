@@ -4,17 +4,25 @@ which candidates become active, and how the active ones compare with the goals.
 A run of N candidates is cut into shards of consecutive candidate indexes; candidate i trades
 symbols[i % len(symbols)] and is the i-th strategy `generate_candidates(N, seed)` draws, so any
 pod (or an Indexed Job pod) rebuilds exactly the same shard from (seed, N, symbols) alone.
+
+Activation deflates for the N trials (Bailey & López de Prado, "The Deflated Sharpe Ratio",
+2014): the best of N out-of-sample records is itself an in-sample pick, so a candidate must beat
+what the luckiest of N candidates without skill would show (`required_z`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from statistics import NormalDist
 
 MAX_SEED = 2**62
+EULER_GAMMA = 0.5772156649
+NORMAL = NormalDist()
 
 
 def run_seed(run_key: str) -> int:
@@ -57,21 +65,67 @@ def symbol_of(index: int, symbols: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class Scored:
     """A ranked candidate as stored: its strategy id, its out-of-sample score (the Sharpe of
-    its walk-forward record) and that record's compounded return."""
+    its walk-forward record), that record's compounded return, and its t-statistic
+    `oos_z` = mean / std x sqrt(bars) of the record's per-bar returns (None when stored by
+    code older than the deflated rule: such a candidate is never chosen)."""
 
     strategy_id: int
     score: Decimal
     oos_return: Decimal
+    oos_z: float | None
 
 
-def choose_active(scored: Sequence[Scored], limit: int) -> list[int]:
-    """The strategy ids to activate: the best `limit` scores among the candidates that made
-    money out of sample, with a positive Sharpe and a positive compounded return (ties by id,
-    the older first). Both, because a positive mean return per bar can still compound to a
-    loss (volatility drag): a candidate that lost out of sample never trades."""
-    positive = [s for s in scored if s.score > 0 and s.oos_return > 0]
-    best = sorted(positive, key=lambda s: (-s.score, s.strategy_id))
-    return [s.strategy_id for s in best[:limit]]
+def expected_max_z(trials: int) -> float:
+    """The expected maximum of `trials` independent standard normal draws (the t-statistic of
+    the luckiest of that many candidates without skill), Bailey & López de Prado's
+    approximation (1 - g) Φ⁻¹(1 - 1/N) + g Φ⁻¹(1 - 1/(N e)), g the Euler-Mascheroni constant;
+    0 for one trial (or none)."""
+    if trials <= 1:
+        return 0.0
+    return (1 - EULER_GAMMA) * NORMAL.inv_cdf(1 - 1 / trials) + EULER_GAMMA * NORMAL.inv_cdf(
+        1 - 1 / (trials * math.e)
+    )
+
+
+def required_z(trials: int, confidence: Decimal) -> float:
+    """The out-of-sample t-statistic a candidate of a run of `trials` needs for its deflated
+    Sharpe ratio to reach `confidence` (0 <= confidence < 1; 0: no threshold, -inf).
+
+    DSR = Φ((SR - E[max SR]) / s), s² = (1 - skew SR + (kurtosis - 1) / 4 SR²) / (T - 1), for
+    a per-bar Sharpe SR over T bars. Per 1m bar SR is some 0.01, so the skewness and kurtosis
+    terms are negligible next to 1 (and the kernel's sums hold no third or fourth moments to
+    estimate them anyway): with s² = 1/T, in t-statistics z = SR sqrt(T), DSR = Φ(z - E_max(N)),
+    and DSR >= confidence is z >= E_max(N) + Φ⁻¹(confidence)."""
+    if confidence == 0:
+        return -math.inf
+    # The null variance 1/T, not the spread of the run's own Sharpe ratios: the candidates come
+    # from a handful of families on the same candles and move together, so their spread is far
+    # narrower than that of independent trials and would set the bar too low. Counting all N as
+    # independent overstates the trials instead, erring on the side of activating nothing.
+    return expected_max_z(trials) + NORMAL.inv_cdf(float(confidence))
+
+
+def qualified(scored: Sequence[Scored], trials: int, confidence: Decimal) -> list[Scored]:
+    """The candidates that may become active, best first (ties by id, the older first): a
+    positive out-of-sample Sharpe and compounded return, and a t-statistic of at least
+    `required_z(trials, confidence)`. Both money rules, because a positive mean return per bar
+    can still compound to a loss (volatility drag): a candidate that lost out of sample never
+    trades."""
+    bar = required_z(trials, confidence)
+    passing = [
+        s
+        for s in scored
+        if s.score > 0 and s.oos_return > 0 and s.oos_z is not None and s.oos_z >= bar
+    ]
+    return sorted(passing, key=lambda s: (-s.score, s.strategy_id))
+
+
+def choose_active(
+    scored: Sequence[Scored], limit: int, trials: int, confidence: Decimal
+) -> list[int]:
+    """The strategy ids to activate: the best `limit` of the `qualified` candidates of a run of
+    `trials` candidates (every one drawn, ranked or not)."""
+    return [s.strategy_id for s in qualified(scored, trials, confidence)[:limit]]
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ In a fold a candidate is SELECTED when its fit window shows a positive Sharpe ra
 least `min_fit_trades` opened positions; its out-of-sample record is then the test window's
 returns, and flat (zero returns) in folds where it was not selected. That is the equity a
 trader following "run it next window only if it did well in the last fit window" would get.
-The score is that record's annualised Sharpe; candidates with fewer than `min_trades` positions
-opened in the selected test windows are not ranked. Each strategy is backtested once over
-all bars (rules carry no fitted state), its sums kept per window: see `kernel.py`.
+The score is that record's annualised Sharpe, and `oos_z` its t-statistic mean / std x sqrt(T)
+over its T out-of-sample bars (flat folds included), which activation deflates for the number of
+candidates (`plan.required_z`); candidates with fewer than `min_trades` positions opened in the
+selected test windows are not ranked. Each strategy is backtested once over all bars (rules
+carry no fitted state), its sums kept per window: see `kernel.py`.
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ class WalkForward(BaseModel):
 
 @dataclass(frozen=True)
 class Ranked:
-    """One ranked candidate: its index in the run and its out-of-sample record."""
+    """One ranked candidate: its index in the run and its out-of-sample record (annualised
+    Sharpe, compounded return, t-statistic of its per-bar returns)."""
 
     index: int
     score: float
     oos_return: float
+    oos_z: float
     oos_trades: int
     folds_selected: int
 
@@ -95,9 +99,18 @@ def rank(run: BacktestRun, walk: WalkForward) -> list[Ranked]:
         growth *= np.where(selected, window[:, END] / window[:, START], 1.0)
         folds += selected
     score, _ = annualised_ratios(oos, run.config.bars_per_year)
+    # the Sharpe per bar times sqrt(T): the record's t-statistic, from the same sums
+    z = score * np.sqrt(oos[:, BARS] / run.config.bars_per_year)
     eligible = np.flatnonzero((folds > 0) & (oos[:, ENTRIES] >= walk.min_trades))
     order = sorted(eligible, key=lambda i: (-score[i], -growth[i], i))
     return [
-        Ranked(int(i), float(score[i]), float(growth[i] - 1.0), int(oos[i, ENTRIES]), int(folds[i]))
+        Ranked(
+            index=int(i),
+            score=float(score[i]),
+            oos_return=float(growth[i] - 1.0),
+            oos_z=float(z[i]),
+            oos_trades=int(oos[i, ENTRIES]),
+            folds_selected=int(folds[i]),
+        )
         for i in order
     ]
