@@ -59,6 +59,9 @@ class FakeChannels:
         default_factory=lambda: {"telegram": 1, "discord": 0.5, "slack": 1}
     )
     limited_until: dict[str, float] = field(default_factory=dict)  # monotonic
+    # channel -> (requests, seconds): a fixed window, as Discord's webhooks allow 5 per 2 s
+    windows: dict[str, tuple[int, float]] = field(default_factory=dict)
+    window_state: dict[str, tuple[float, int]] = field(default_factory=dict)  # start, used
     arrivals: dict[str, list[float]] = field(default_factory=dict)  # monotonic, per request
     hanging: set[str] = field(default_factory=set)
     released: asyncio.Event = field(default_factory=asyncio.Event)
@@ -94,7 +97,21 @@ class FakeChannels:
             self.limited_until[channel] = now + self.retry_after[channel]
             return self.retry_after[channel]
         left = self.limited_until.get(channel, 0.0) - now
-        return left if left > 0 else None
+        return left if left > 0 else self._over_window(channel, now)
+
+    def _over_window(self, channel: str, now: float) -> float | None:
+        """The seconds until `channel`'s window resets when this request is one too many."""
+        if channel not in self.windows:
+            return None
+        allowed, seconds = self.windows[channel]
+        start, used = self.window_state.get(channel, (now, 0))
+        if now - start >= seconds:
+            start, used = now, 0
+        if used >= allowed:
+            self.window_state[channel] = start, used
+            return start + seconds - now
+        self.window_state[channel] = start, used + 1
+        return None
 
 
 def utf16_length(text: str) -> int:

@@ -3,9 +3,9 @@ PostgreSQL: a delivery whose replica died is finished by exactly one other repli
 that lost its lease stops and records nothing over the new holder; one whose renewals do not
 reach the database stops trying before its lease can run out; an outcome is recorded through a
 database blip; at shutdown the leases are handed over at once and a request on the wire is
-finished and recorded, as is a delivery that reached some recipients (not handed over to be sent
-to all again); repeats that keep coming stay suppressed, and a repeat that came while
-its alert was still being tried does not silence the next one."""
+finished and recorded; an e-mail that reached some recipients is handed over, after a crash or
+a stop, for the others alone; repeats that keep coming stay suppressed, and a repeat that came
+while its alert was still being tried does not silence the next one."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ async def test_a_resumed_delivery_carries_the_time_its_event_happened(
     happened = datetime.now(UTC) - timedelta(minutes=7)
     alert_id = await stored(pool, "a", ALERT.model_copy(update={"occurred_at": happened}))
     await expire(pool, alert_id)
-    [(claimed_id, _, resumed)] = await claim_pending(pool, held("b"))
+    [(claimed_id, _, resumed, _)] = await claim_pending(pool, held("b"))
     assert (claimed_id, resumed.occurred_at) == (alert_id, happened)
     assert resumed.to_json() == ALERT.model_copy(update={"occurred_at": happened}).to_json()
 
@@ -131,7 +131,7 @@ async def test_a_replica_that_lost_its_lease_stops_and_records_nothing_over_the_
     slow.dispatch(alert_id, ALERT, ["hook"])  # retrying against a channel that is down
     await asyncio.sleep(0.3)
     await expire(pool, alert_id)  # its renewals did not reach the database in time
-    [(_, name, alert)] = await claim_pending(pool, held("new"))
+    [(_, name, alert, _)] = await claim_pending(pool, held("new"))
     lease = await pool.fetchval("SELECT lease_until FROM alert_deliveries WHERE alert_id = $1",
                                 alert_id)  # fmt: skip
 
@@ -271,7 +271,7 @@ async def test_at_shutdown_deliveries_in_progress_are_handed_over_at_once(
     await asyncio.sleep(0.2)
     await stopping.stop()
     claimed = await claim_pending(pool, held("next"))  # no need to wait for the lease to run out
-    assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(alert_id, "hook")]
+    assert [(c.alert_id, c.channel) for c in claimed] == [(alert_id, "hook")]
     assert not stopping.tasks
     assert (await delivery(pool, alert_id))[:3] == ("pending", 0, "next")
 
@@ -333,7 +333,7 @@ async def test_at_shutdown_a_delivery_waiting_to_retry_is_handed_over_too(
     await sending(slow, failing)
     await stopping.stop()
     claimed = await claim_pending(pool, held("next"))  # at once, not when its lease runs out
-    assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(alert_id, "hook")]
+    assert [(c.alert_id, c.channel) for c in claimed] == [(alert_id, "hook")]
     assert slow.answered == 1
 
 
@@ -349,42 +349,91 @@ async def test_at_shutdown_a_delivery_claimed_during_the_wait_is_handed_over_too
     stopping.dispatch(late, ALERT, ["hook"])
     await stop
     claimed = await claim_pending(pool, held("next"))  # at once, not when its lease runs out
-    assert [(claimed_id, name) for claimed_id, name, _ in claimed] == [(late, "hook")]
+    assert [(c.alert_id, c.channel) for c in claimed] == [(late, "hook")]
     assert (slow.sends, slow.answered) == (1, 1)
 
 
-async def test_at_shutdown_a_delivery_that_reached_some_recipients_is_recorded_sent(
+def greylisting(port: int, ca: Path) -> EmailChannel:
+    """An e-mail channel to ops@ and busy@, on the test SMTP server."""
+    return EmailChannel(("127.0.0.1", port), ("bot@x.io", "pw"), ["ops@x.io", "busy@x.io"],
+                        build_tls_context(str(ca)), 5)  # fmt: skip
+
+
+async def reached_ops(
+    pool: asyncpg.Pool, mailbox: Any, port: int, ca: Path
+) -> tuple[Dispatcher, int]:
+    """A replica whose e-mail ops@ accepted and busy@ greylisted (450): it waits 30 s to retry
+    busy@ alone."""
+    policy = RetryPolicy(max_attempts=5, base_delay=30, max_delay=30)
+    first = Dispatcher({"email": greylisting(port, ca)}, lambda: pool, RateLimiter(60), policy,
+                       "first")  # fmt: skip
+    alert_id = await store_alert(pool, ALERT, ["email"], 300, held(first.owner))
+    assert alert_id is not None
+    first.dispatch(alert_id, ALERT, ["email"])
+    deadline = time.monotonic() + 10
+    while not await pool.fetchval("SELECT recipients_left FROM alert_deliveries "
+                                  "WHERE alert_id = $1", alert_id):  # fmt: skip
+        assert time.monotonic() < deadline, "the partial send was not recorded"
+        await asyncio.sleep(0.05)
+    return first, alert_id
+
+
+async def take_over(pool: asyncpg.Pool, port: int, ca: Path) -> int:
+    """Another replica claims what is pending and delivers it; the alert id."""
+    policy = RetryPolicy(max_attempts=5, base_delay=0.05, max_delay=0.05)
+    [(alert_id, name, alert, reached)] = await claim_pending(pool, held("next"))
+    assert reached is not None and reached.left == ["busy@x.io"]
+    following = Dispatcher({"email": greylisting(port, ca)}, lambda: pool, RateLimiter(60), policy,
+                           "next")  # fmt: skip
+    await following.deliver(alert_id, name, alert, reached=reached)
+    return alert_id
+
+
+async def test_an_email_that_reached_some_recipients_is_taken_over_for_the_others_alone(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    """An e-mail accepted for ops@ and greylisted for busy@ waits 30 s to retry busy@ alone
-    when the replica stops: it records the delivery `sent` (busy@ named) at once instead of
-    handing it over, since the replica resuming it would send it to ops@ again."""
-    policy = RetryPolicy(max_attempts=5, base_delay=30, max_delay=30)
+    """kill -9 while the replica waits to retry busy@: the replica that takes the delivery over
+    sends to busy@ alone, and ops@ gets the alert once."""
     with smtp_server(tmp_path) as (mailbox, port, ca):
         mailbox.refuse("450 4.7.1 <busy@x.io>: greylisted", to="busy@x.io")
-        channel = EmailChannel(("127.0.0.1", port), ("bot@x.io", "pw"), ["ops@x.io", "busy@x.io"],
-                               build_tls_context(str(ca)), 5)  # fmt: skip
-        stopping = Dispatcher({"email": channel}, lambda: pool, RateLimiter(60), policy,
-                              "stopping")  # fmt: skip
-        alert_id = await store_alert(pool, ALERT, ["email"], 300, held(stopping.owner))
-        assert alert_id is not None
-        stopping.dispatch(alert_id, ALERT, ["email"])
-        deadline = time.monotonic() + 10
-        while not mailbox.messages:  # ops@ got it
-            assert time.monotonic() < deadline, "no message reached the server"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)  # the attempt has ended: it waits to retry busy@
+        first, alert_id = await reached_ops(pool, mailbox, port, ca)
+        for task in list(first.tasks):  # the process is gone: nothing more is written
+            task.cancel()
+        await asyncio.gather(*first.tasks, return_exceptions=True)
+        await expire(pool, alert_id)
+        await take_over(pool, port, ca)
+    assert [recipients for recipients, _ in mailbox.messages] == [["ops@x.io"], ["busy@x.io"]]
+    row = await pool.fetchrow("SELECT d.status, d.attempts, d.last_error, a.status AS alert "
+                              "FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id "
+                              "WHERE d.alert_id = $1", alert_id)  # fmt: skip
+    assert row is not None and dict(row) == {
+        "status": "sent", "attempts": 2, "last_error": None, "alert": "sent"
+    }  # fmt: skip
+
+
+async def test_at_shutdown_a_delivery_that_reached_some_recipients_is_handed_over_for_the_rest(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The replica stops while it waits 30 s to retry busy@: it hands the delivery over at once,
+    and the replica that takes it sends to busy@ alone (refused again, for good this time: the
+    delivery is `sent`, naming busy@)."""
+    with smtp_server(tmp_path) as (mailbox, port, ca):
+        mailbox.refuse("450 4.7.1 <busy@x.io>: greylisted", to="busy@x.io")
+        first, alert_id = await reached_ops(pool, mailbox, port, ca)
         started = time.monotonic()
-        await stopping.stop()
+        await first.stop()
         took = time.monotonic() - started
+        assert took < 2  # woken from its wait, not cut off after it
+        mailbox.refuse("550 5.1.1 <busy@x.io>: no such user", to="busy@x.io")
+        await take_over(pool, port, ca)
+    assert [recipients for recipients, _ in mailbox.messages] == [["ops@x.io"]]
     row = await pool.fetchrow("SELECT status, attempts, last_error FROM alert_deliveries "
                               "WHERE alert_id = $1", alert_id)  # fmt: skip
-    assert row is not None and (row["status"], row["attempts"]) == ("sent", 1)
-    refused = "email: sent, but refused for busy@x.io: 450 4.7.1 <busy@x.io>: greylisted"
-    assert row["last_error"] == refused
-    assert took < 2  # woken from its wait, not cut off after it
-    assert await claim_pending(pool, held("next")) == []  # nothing to send to ops@ again
-    assert [recipients for recipients, _ in mailbox.messages] == [["ops@x.io"]]
+    assert row is not None and (row["status"], row["attempts"]) == ("sent", 2)
+    assert row["last_error"] == (
+        "email: sent to some recipients, not to the others: "
+        "email: every recipient refused (busy@x.io: 550 5.1.1 <busy@x.io>: no such user)"
+    )
 
 
 async def test_repeats_that_keep_coming_stay_suppressed_until_a_gap_longer_than_the_window(

@@ -37,8 +37,11 @@ class AlertService:
         self.built = build_channels(settings)  # each HTTP channel with a client of its own
         self.channels: dict[str, Channel] = self.built.on
         self.channel_errors: dict[str, str] = self.built.errors
-        policy = RetryPolicy(settings.alert_max_attempts, settings.alert_retry_base_seconds,
-                             attempt_seconds=settings.alert_send_timeout_seconds)  # fmt: skip
+        policy = RetryPolicy(
+            settings.alert_max_attempts, settings.alert_retry_base_seconds,
+            attempt_seconds=settings.alert_send_timeout_seconds,
+            retry_for=settings.alert_retry_for_seconds,
+        )  # fmt: skip
         limiter = RateLimiter(settings.alert_rate_limit_per_minute)
         self.dispatcher = Dispatcher(self.channels, lambda: self.live.pool, limiter, policy)
 
@@ -64,13 +67,11 @@ class AlertService:
         pending = await claim_pending(self.live.pool, dispatcher.holder)
         # a lease of this replica's own that ran out (renewals failed) is claimed back: its
         # delivery is still running here, and a second task would send it twice
-        claimed_back = {(alert_id, channel) for alert_id, channel, _ in pending} & set(
-            dispatcher.active
-        )
+        claimed_back = {(p.alert_id, p.channel) for p in pending} & set(dispatcher.active)
         dispatcher.extended(claimed_back, leased_at)
-        resumed = [p for p in pending if (p[0], p[1]) not in claimed_back]
-        for alert_id, channel, alert in resumed:
-            dispatcher.dispatch(alert_id, alert, [channel], leased_at)
+        resumed = [p for p in pending if (p.alert_id, p.channel) not in claimed_back]
+        for p in resumed:
+            dispatcher.dispatch(p.alert_id, p.alert, [p.channel], leased_at, p.reached)
         return len(resumed)
 
     async def keep_deliveries(self) -> None:

@@ -114,7 +114,19 @@ class AlertSettings(ServiceSettings, EmailSettings):
         "always go",
     )
     alert_max_attempts: int = Field(
-        default=5, ge=1, le=20, description="tries per delivery before it is marked failed"
+        default=30,
+        ge=1,
+        le=1000,
+        description="failed tries per delivery before it is marked failed (a refusal for "
+        "sending too often, HTTP 429, does not count: the channel's wait is honoured instead)",
+    )
+    alert_retry_for_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        le=86_400,
+        description="how long after its first try a delivery may still be retried (the delays "
+        "double from ALERT_RETRY_BASE_SECONDS up to a minute), so an alert outlives a channel's "
+        "outage of that long; 0: never retried",
     )
     alert_retry_base_seconds: float = Field(
         default=1.0, gt=0, le=60, description="first retry delay; doubles after each failure"

@@ -5,14 +5,22 @@ up another, nor the consumer (which returns once the alert is stored); nor does 
 HTTP connections (adapters/channels/build.py). A retryable failure (timeout, 5xx, 429) is
 retried after an exponential delay (up to `RetryPolicy.max_delay`) or the server's retry_after,
 honoured up to `RetryPolicy.max_server_delay` (15 minutes: a retry sent inside a server's ban is
-refused again), up to ALERT_MAX_ATTEMPTS; a delivery over the channel's rate limit is recorded
+refused again), up to ALERT_MAX_ATTEMPTS attempts and for at most ALERT_RETRY_FOR_SECONDS from
+the first (30 minutes: a channel down for a deploy still gets the alert once it is back). A
+refusal for sending too often (a 429: `throttled`) spends no attempt, and closes the channel to
+every delivery until its retry_after is over (`closed_until`), so a burst on a throttled
+channel goes out at the pace the service allows instead of failing. A delivery over the
+channel's rate limit is recorded
 `rate_limited`, unless its alert is urgent (critical, the daily report: never held back) or a
 digest (domain/delivery.py, `admit`), and told in the channel's next digest
 (adapters/digests.py). One sent to only some of the channel's recipients (an e-mail address
 refused) is `sent`, its last error naming those left out; those refused for now
 (PartlySentError) are retried, they alone, and once some recipients got it the delivery ends
-`sent` whatever the retries do, even at shutdown (its outcome is then recorded, not handed
-over: the replica that resumed it would send it again to all). Any other exception (a
+`sent` whatever the retries do. Before it waits to retry them it records whom it has left
+(`note_reached`), so a crash, a stop or a lost lease hands it over for those alone: the replica
+that takes it over (`dispatch` with `reached`) never sends it twice to those who got it. Only
+when that record could not be written (the database down) does a stop record the delivery
+`sent`, naming those left, rather than hand it over. Any other exception (a
 malformed answer, a bug) ends the delivery as `failed` with the error: retrying would fail the
 same way, and a row left `pending` would be sent again, and fail again, at every restart. An
 outcome the database refuses as it is (not an outage) is recorded without its error text, never
@@ -47,10 +55,17 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from mastertrade.alerts.adapters.channels.base import Channel, ChannelError, PartlySentError
+from mastertrade.alerts.adapters.channels.base import (
+    Channel,
+    ChannelError,
+    PartlySentError,
+    narrowed,
+)
 from mastertrade.alerts.adapters.store import (
     LeaseHolder,
+    Reached,
     mark_delivery,
+    note_reached,
     release_leases,
     renew_leases,
 )
@@ -77,7 +92,8 @@ ERROR_LENGTH = 500
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    max_attempts: int = 30
+    """Failed attempts before a delivery ends `failed` (a throttled one does not count)."""
     base_delay: float = 1.0
     max_delay: float = 60.0
     attempt_seconds: float = 10.0
@@ -86,6 +102,9 @@ class RetryPolicy:
     """The longest wait a server's retry_after is honoured for (Telegram's flood waits run
     minutes), rather than `max_delay`: a retry sent before the server's wait is over is refused
     again and spends an attempt."""
+    retry_for: float = 1800.0
+    """Seconds from a delivery's first attempt within which a retry may still start
+    (ALERT_RETRY_FOR_SECONDS)."""
 
     @property
     def lease_seconds(self) -> float:
@@ -101,6 +120,14 @@ def _plain(name: str, outcome: Outcome, refused: Exception) -> Outcome:
     if error is None:
         return outcome
     return status, attempts, f"{name}: the error could not be recorded ({type(refused).__name__})"
+
+
+def _unconfigured(name: str, reached: Reached | None) -> Outcome:
+    """The outcome of a delivery whose channel is not configured (any more)."""
+    if reached is None:
+        return "failed", 0, f"{name} is not configured"
+    missed = f"{name} is not configured any more: not sent to {', '.join(reached.left)}"
+    return "sent", reached.attempts, join_notes(reached.note, missed)
 
 
 def new_owner() -> str:
@@ -130,26 +157,39 @@ class Dispatcher:
         self.stopping = False
         self.stopped = asyncio.Event()  # set with `stopping`: wakes the deliveries waiting
         self.left: set[Key] = set()  # deliveries that ended unfinished once stopping began
+        # channel -> when (monotonic) a channel that refused for sending too often opens again
+        self.closed_until: dict[str, float] = {}
 
     def dispatch(
-        self, alert_id: int, alert: AlertEvent, channels: list[str], leased_at: float | None = None
+        self,
+        alert_id: int,
+        alert: AlertEvent,
+        channels: list[str],
+        leased_at: float | None = None,
+        reached: Reached | None = None,
     ) -> None:
         """Start one delivery task per channel and return at once; `leased_at`: when the caller
-        took the leases (before it stored or claimed them; now if not given)."""
+        took the leases (before it stored or claimed them; now if not given); `reached`: where
+        a delivery taken over stood, when it had reached some recipients."""
         for name in channels:
-            task = asyncio.create_task(self.deliver(alert_id, name, alert, leased_at))
+            task = asyncio.create_task(self.deliver(alert_id, name, alert, leased_at, reached))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
     async def deliver(
-        self, alert_id: int, name: str, alert: AlertEvent, leased_at: float | None = None
+        self,
+        alert_id: int,
+        name: str,
+        alert: AlertEvent,
+        leased_at: float | None = None,
+        reached: Reached | None = None,
     ) -> None:
         key = (alert_id, name)
         if (task := asyncio.current_task()) is not None:
             self.active[key] = task
         self.leased_at[key] = time.monotonic() if leased_at is None else leased_at
         try:
-            await self._deliver(key, alert)
+            await self._deliver(key, alert, reached)
         finally:
             self.active.pop(key, None)
             self.leased_at.pop(key, None)
@@ -190,17 +230,19 @@ class Dispatcher:
                                "could not renew its lease; stopping it here", *key)  # fmt: skip
                 task.cancel()
 
-    async def _deliver(self, key: Key, alert: AlertEvent) -> None:
+    async def _deliver(self, key: Key, alert: AlertEvent, reached: Reached | None) -> None:
         alert_id, name = key
         channel = self.channels.get(name)
         if channel is None:
-            await self._mark(key, ("failed", 0, f"{name} is not configured"))
+            await self._mark(key, _unconfigured(name, reached))
             return
-        if not admit(self.limiter, name, time.monotonic(), alert):
+        if reached is not None:  # admitted when it was first sent; the others alone now
+            channel = narrowed(channel, reached.left)
+        elif not admit(self.limiter, name, time.monotonic(), alert):
             limited = ("rate_limited", 0, f"over {self.limiter.per_minute} per minute")
             await self._mark(key, limited)  # told in the channel's digest (adapters/digests.py)
             return
-        outcome = await self._attempts(key, channel, alert)
+        outcome = await self._attempts(key, channel, alert, reached)
         if outcome is None and self.stopping:
             self.left.add(key)  # its lease is released for another replica to go on
             return
@@ -211,17 +253,25 @@ class Dispatcher:
             return
         await self._mark(key, outcome)
 
-    async def _attempts(self, key: Key, channel: Channel, alert: AlertEvent) -> Outcome | None:
+    async def _attempts(
+        self, key: Key, channel: Channel, alert: AlertEvent, reached: Reached | None
+    ) -> Outcome | None:
         """Send, retrying what may pass later; None when the lease lapsed (or the service is
         stopping) before an attempt. Once an attempt reached some recipients (PartlySentError),
-        the retries go to the others only, and the delivery ends `sent` whatever they do: its
-        outcome is then what is returned instead of None."""
+        the retries go to the others only, and the delivery ends `sent` whatever they do; whom
+        it has left is recorded before it waits, so that it can be handed over: when that
+        record failed, its outcome is returned instead of None."""
         policy, alert_id = self.policy, key[0]
-        reached: Outcome | None = None  # once some recipients got it: what to record if no more
-        kept: str | None = None  # what those attempts said of recipients no retry will reach
-        for attempt in range(1, policy.max_attempts + 1):
+        attempt = 0 if reached is None else reached.attempts
+        kept = None if reached is None else reached.note  # of recipients no retry will reach
+        some = recorded = reached is not None  # some recipients got it; the database knows
+        partial: Outcome | None = None  # when some got it: what to record if no more
+        started, counted = time.monotonic(), 0  # counted: the failed attempts not throttled
+        while True:
+            await self._open(channel.name)
             if self.stopping or not self.holds(key):
-                return reached
+                return None if recorded else partial
+            attempt += 1
             try:
                 self.sending.add(key)
                 # sent; to only some of the channel's recipients when it says what went wrong
@@ -231,19 +281,49 @@ class Dispatcher:
                 logger.warning(
                     "%s attempt %d of alert %d failed: %s", channel.name, attempt, alert_id, error
                 )
-                ended = self._ended(channel, attempt, error, kept, reached is not None)
-                if not error.retryable or attempt == policy.max_attempts:
+                ended = self._ended(channel, attempt, error, kept, some)
+                counted += not error.throttled
+                delay = self._delay(attempt, error)
+                late = time.monotonic() + delay - started > policy.retry_for
+                if not error.retryable or counted >= policy.max_attempts or late:
                     return ended
+                if error.throttled:
+                    self._close(channel.name, delay)
                 if isinstance(error, PartlySentError):  # retry those refused for now, they alone
-                    channel, kept = error.rest, join_notes(kept, error.refused)
-                reached = ended if ended[0] == "sent" else None
-                if reached is None:
+                    channel, kept, some = error.rest, join_notes(kept, error.refused), True
+                    recorded = await self._note_reached(key, Reached(error.left, attempt, kept))
+                partial = ended if some else None
+                if partial is None or recorded:  # nothing to record at shutdown
                     self.sending.discard(key)
-                await self._pause(self._delay(attempt, error))
+                await self._pause(delay)
             except Exception as error:
                 logger.exception("%s delivery of alert %d failed", channel.name, alert_id)
-                return self._ended(channel, attempt, error, kept, reached is not None)
-        return "failed", policy.max_attempts, "no attempt left"
+                return self._ended(channel, attempt, error, kept, some)
+
+    def _close(self, name: str, seconds: float) -> None:
+        """`name` refused for sending too often: no delivery sends on it for `seconds`."""
+        until = time.monotonic() + seconds
+        self.closed_until[name] = max(self.closed_until.get(name, until), until)
+
+    async def _open(self, name: str) -> None:
+        """Wait while `name` is closed (throttled), or until the service stops."""
+        while not self.stopping:
+            wait = self.closed_until.get(name, 0.0) - time.monotonic()
+            if wait <= 0:
+                return
+            await self._pause(wait)
+
+    async def _note_reached(self, key: Key, reached: Reached) -> bool:
+        """Record whom the delivery has left to reach; False when it could not be (the
+        database down, or the lease lost): at shutdown it is then recorded, not handed over."""
+        alert_id, name = key
+        try:
+            if await note_reached(self.pool(), alert_id, name, reached, self.owner):
+                return True
+        except Exception as error:
+            logger.warning("recording whom the %s delivery of alert %d has left failed: %r; "
+                           "it will not be handed over", name, alert_id, error)  # fmt: skip
+        return False
 
     @staticmethod
     def _ended(

@@ -17,7 +17,9 @@ which renews the lease while it delivers (`renew_leases`). Any replica takes ove
 pending delivery whose lease ran out (`claim_pending`): one a crash or a restart interrupted is
 finished, and one a live replica is sending is never sent twice. Only the lease's holder renews
 it and records the outcome; a replica that lost a lease (it could not renew it in time) learns
-so at its next renewal and stops that delivery.
+so at its next renewal and stops that delivery. A delivery that reached some of its recipients
+records whom it has left (`note_reached`) before it waits to retry them, so the replica that
+takes it over sends to those alone (`Claimed.reached`).
 An alert is `sent` when every delivery was sent in full, `partial` when some were sent and
 others not or not to every recipient (a delivery `sent` with a last error: an e-mail address
 refused), else `failed`. A last error is stored without control characters, and as UTF-8
@@ -29,7 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -62,6 +64,25 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
 
 
 @dataclass(frozen=True)
+class Reached:
+    """Where a delivery that reached some of its recipients stands: those it has `left` to
+    reach, its `attempts` so far, and what they said of recipients no retry will reach."""
+
+    left: list[str]
+    attempts: int
+    note: str | None
+
+
+class Claimed(NamedTuple):
+    """A pending delivery taken over: its alert, and where it stood (None: nobody got it)."""
+
+    alert_id: int
+    channel: str
+    alert: AlertEvent
+    reached: Reached | None
+
+
+@dataclass(frozen=True)
 class LeaseHolder:
     """The replica a lease names (its dispatcher's `owner`), and how long the lease runs from
     when it is taken or renewed."""
@@ -90,13 +111,19 @@ UPDATE alerts SET status = CASE
     ELSE 'failed' END
 WHERE id = $1
 """
+NOTE_REACHED = """
+UPDATE alert_deliveries SET recipients_left = $3, attempts = $4, last_error = $5,
+    updated_at = now()
+WHERE alert_id = $1 AND channel = $2 AND lease_owner = $6 AND status = 'pending'
+"""
 CLAIM_PENDING = """
 UPDATE alert_deliveries d SET lease_until = now() + make_interval(secs => $1), lease_owner = $2
 FROM alerts a
 WHERE a.id = d.alert_id AND d.status = 'pending'
   AND (d.lease_until IS NULL OR d.lease_until < now())
 RETURNING a.id, a.severity, a.title, a.message, a.kind, a.dedup_key, a.source, d.channel,
-    COALESCE(a.occurred_at, a.created_at) AS occurred_at
+    COALESCE(a.occurred_at, a.created_at) AS occurred_at, d.recipients_left, d.attempts,
+    d.last_error
 """
 # Renews the caller's leases; says of each of its deliveries whether it was renewed and whether
 # another replica holds it now (lost; one taken over while this ran reads as neither, until the
@@ -204,28 +231,37 @@ async def mark_delivery(
     return True
 
 
-async def claim_pending(
-    pool: asyncpg.Pool, holder: LeaseHolder
-) -> list[tuple[int, str, AlertEvent]]:
+async def note_reached(
+    pool: asyncpg.Pool, alert_id: int, channel: str, reached: Reached, owner: str
+) -> bool:
+    """Record whom a delivery that reached some recipients has left to reach, before it waits
+    to retry them; False, and nothing recorded, when `owner` no longer holds its lease."""
+    note = clean_error(reached.note)
+    done = await pool.execute(
+        NOTE_REACHED, alert_id, channel, reached.left, reached.attempts, note, owner
+    )
+    return done != "UPDATE 0"
+
+
+def _claimed(row: asyncpg.Record) -> Claimed:
+    alert = AlertEvent(
+        kind=row["kind"],
+        severity=row["severity"],
+        title=row["title"],
+        message=row["message"],
+        dedup_key=row["dedup_key"],
+        source=row["source"],
+        occurred_at=row["occurred_at"],  # the event's time, not the resumption's
+    )
+    left = row["recipients_left"]
+    reached = None if left is None else Reached(list(left), row["attempts"], row["last_error"])
+    return Claimed(row["id"], row["channel"], alert, reached)
+
+
+async def claim_pending(pool: asyncpg.Pool, holder: LeaseHolder) -> list[Claimed]:
     """The pending deliveries nobody holds a lease on, now leased to `holder`."""
     claimed = await pool.fetch(CLAIM_PENDING, holder.seconds, holder.owner)
-    rows = sorted(claimed, key=lambda row: row["id"])
-    return [
-        (
-            row["id"],
-            row["channel"],
-            AlertEvent(
-                kind=row["kind"],
-                severity=row["severity"],
-                title=row["title"],
-                message=row["message"],
-                dedup_key=row["dedup_key"],
-                source=row["source"],
-                occurred_at=row["occurred_at"],  # the event's time, not the resumption's
-            ),
-        )
-        for row in rows
-    ]
+    return [_claimed(row) for row in sorted(claimed, key=lambda row: row["id"])]
 
 
 async def renew_leases(

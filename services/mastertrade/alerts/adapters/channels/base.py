@@ -1,13 +1,16 @@
 """What every channel is: a name and `send(alert)`, raising ChannelError when it failed, and
 returning what went wrong when it was sent to only some of its recipients (e-mail), else None.
 When some recipients got it and others may on a retry (an address greylisted with a 4xx), it
-raises PartlySentError instead, whose `rest` is the channel sending to those others only: a retry
-never reaches twice those who got it. A channel whose settings cannot work is not built:
+raises PartlySentError instead, whose `rest` is the channel sending to those others only (`left`
+names them, for the delivery to keep: `narrowed` rebuilds `rest` from it after a restart): a
+retry never reaches twice those who got it. A channel whose settings cannot work is not built:
 ChannelConfigError says which setting and why (adapters/channels/build.py turns it off).
 
-`retryable` says whether trying again may help (a timeout, a 5xx, a 429) and `retry_after`
-carries the wait the service asked for (Telegram's `parameters.retry_after`, Discord's
-`retry_after`, a `Retry-After` header, in seconds or as an HTTP date, RFC 9110 10.2.3).
+`retryable` says whether trying again may help (a timeout, a 5xx, a 429), `throttled` that the
+service refused for sending too often (a 429: every delivery on the channel waits, and the
+refusal spends no attempt), and `retry_after` carries the wait the service asked for
+(Telegram's `parameters.retry_after`, Discord's `retry_after`, a `Retry-After` header, in
+seconds or as an HTTP date, RFC 9110 10.2.3).
 HTTP answers are sorted here once for every channel. A `retry_after` is read with
 `read_seconds`: an answer that is not the documented shape (a string, a list) gives no delay
 rather than an exception that would end the delivery.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 
@@ -31,9 +34,16 @@ class ChannelConfigError(ValueError):
 
 
 class ChannelError(Exception):
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        *,
+        throttled: bool = False,
+    ) -> None:
         super().__init__(message)
-        self.retryable, self.retry_after = retryable, retry_after
+        self.retryable, self.retry_after, self.throttled = retryable, retry_after, throttled
 
 
 class Channel(Protocol):
@@ -43,15 +53,33 @@ class Channel(Protocol):
 
 
 class PartlySentError(ChannelError):
-    """Sent to some recipients; others were refused for now. `rest` sends to those only;
-    `refused` says what to record of the recipients no retry will reach (None: none). The
-    message says what this attempt did, for when no retry follows."""
+    """Sent to some recipients; others, `left`, were refused for now. `rest` sends to those
+    only; `refused` says what to record of the recipients no retry will reach (None: none).
+    The message says what this attempt did, for when no retry follows."""
 
     def __init__(
-        self, message: str, rest: Channel, refused: str | None, retry_after: float | None = None
+        self,
+        message: str,
+        rest: Channel,
+        left: list[str],
+        refused: str | None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, retryable=True, retry_after=retry_after)
-        self.rest, self.refused = rest, refused
+        self.rest, self.left, self.refused = rest, left, refused
+
+
+@runtime_checkable
+class Addressed(Channel, Protocol):
+    """A channel with recipients of its own (e-mail): `only` sends to some of them."""
+
+    def only(self, recipients: list[str]) -> Channel: ...
+
+
+def narrowed(channel: Channel, recipients: list[str]) -> Channel:
+    """`channel` sending to `recipients` alone (those a delivery has still to reach); a channel
+    without recipients of its own is sent as it is."""
+    return channel.only(recipients) if isinstance(channel, Addressed) else channel
 
 
 def read_seconds(value: object) -> float | None:
@@ -95,13 +123,17 @@ def _http_date(value: str) -> datetime | None:
 
 
 def check_answer(name: str, response: httpx.Response, retry_after: float | None = None) -> None:
-    """Raise ChannelError unless 2xx; 429 and 5xx are retryable, other 4xx are not."""
+    """Raise ChannelError unless 2xx; 429 (throttled) and 5xx are retryable, other 4xx are
+    not."""
     if response.is_success:
         return
     status = response.status_code
     delay = retry_after if retry_after is not None else _header_delay(response)
     text = response.text[:300]
-    raise ChannelError(f"{name}: HTTP {status}: {text}", status == 429 or status >= 500, delay)
+    throttled = status == 429
+    raise ChannelError(
+        f"{name}: HTTP {status}: {text}", throttled or status >= 500, delay, throttled=throttled
+    )
 
 
 async def post(name: str, client: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Response:

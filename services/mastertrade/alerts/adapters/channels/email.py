@@ -101,7 +101,9 @@ def sort_refusals(channel: EmailChannel, refused: dict[str, aiosmtplib.SMTPRespo
         return describe_refusals(refused)
     final = {to: answer for to, answer in refused.items() if not _transient(answer.code)}
     said = describe_refusals(refused) or ""
-    raise PartlySentError(said, channel.only(later), describe_refusals(final), channel.retry_later)
+    raise PartlySentError(
+        said, channel.only(later), later, describe_refusals(final), channel.retry_later
+    )
 
 
 def sort_failure(error: Exception, retry_later: float) -> ChannelError:
