@@ -5,9 +5,10 @@ the executor fills; the books add up.
 
 The simulated history differs from run to run (it ends now), and a batch activates only
 candidates that made money out of sample by more than luck explains (tested in the strategy
-service's tests; the simulated market is a random walk, so none should): when none qualifies, the test activates the four that traded most in their
-backtests itself, through the strategy service's admin API as a user would, since what it checks
-is the way from a generated strategy to a fill. Either way the strategies trade several times a
+service's tests; the simulated market is a random walk, so none should): when none qualifies,
+the test activates the four that traded most in their backtests itself, through the strategy
+service's admin API as a user would, since what it checks is the way from a generated strategy
+to a fill. Either way the strategies trade several times a
 simulated day (a day passes in 2.4 minutes at the market's speed); four that trade once in days
 can leave the test waiting past its bound (a CI run timed out waiting for the fills; the
 earlier by-hand choice, the first four by id, could include one that never traded)."""

@@ -5,10 +5,11 @@ candles -> strategies -> signals -> risk decisions -> orders -> paper fills.
 The simulated market is a random walk, and a generation activates only candidates that made
 money out of sample by more than luck explains (a positive Sharpe ratio and return, and a
 deflated Sharpe ratio of at least STRATEGY_MIN_CONFIDENCE), so a first batch should activate
-none (a run once failed so, before the deflation, when none made money). Then the test does what a user would: it activates the
-backtested strategies that traded most, through the gateway's Service and the strategy service's
-admin API, with the admin token whose hashes the test put in the release's API keys Secret. What
-it checks is the way from a generated strategy to a fill, whoever activated it.
+none (a run once failed so, before the deflation, when none made money). Then the test does
+what a user would: it activates the backtested strategies that traded most, through the
+gateway's Service and the strategy service's admin API, with the admin token whose hashes the
+test put in the release's API keys Secret. What it checks is the way from a generated strategy
+to a fill, whoever activated it.
 
 Checked in the cluster's PostgreSQL: candles, a finished generation, risk decisions and fills;
 after the market is stopped and the books settle, every signal decided once and every approved

@@ -17,7 +17,7 @@ import pytest
 from mastertrade.alerts.adapters.channels.base import ChannelError
 from mastertrade.alerts.adapters.channels.chat import DiscordChannel
 from mastertrade.alerts.adapters.dispatcher import Dispatcher, RetryPolicy
-from mastertrade.alerts.adapters.store import LeaseHolder, store_alert
+from mastertrade.alerts.adapters.store import store_alert
 from mastertrade.alerts.domain.delivery import RateLimiter
 from mastertrade.core.messages import AlertEvent
 from tests.services.fake_channels import FakeChannels, build_app

@@ -1,5 +1,7 @@
 """The daily report's schedule: at ALERT_DAILY_REPORT_TIME (UTC), one report per trading
-environment that has an account; at start-up, the report that is due if nobody sent it.
+environment that has an account; at start-up, the reports that are due if nobody sent them:
+one per day since the environment's last report, CATCH_UP_DAYS at most (the older ones are
+logged as skipped), oldest first.
 
 Every replica runs this loop. Each (day, environment) is claimed in PostgreSQL in the same
 transaction that stores the report's alert (adapters/reports.py), so it is written once, by
@@ -22,6 +24,7 @@ from mastertrade.alerts.adapters.reports import (
     claim_report,
     fetch_environments,
     fetch_figures,
+    last_report_end,
     link_report,
 )
 from mastertrade.alerts.adapters.store import insert_alert
@@ -29,13 +32,16 @@ from mastertrade.alerts.domain.report import (
     DAY,
     build_daily_report,
     due_report,
+    missed_reports,
     next_report,
     report_day,
 )
 from mastertrade.alerts.service import AlertService
+from mastertrade.core.db import Connection
 
 CHECK_SECONDS = 300.0
 RETRY_SECONDS = 30.0
+CATCH_UP_DAYS = 7  # the most reports per environment one catch-up writes, the latest included
 SLACK_SECONDS = 0.05  # the event loop's clock and the wall clock may differ by this much
 logger = logging.getLogger("mastertrade.alerts")
 
@@ -60,24 +66,47 @@ class DailyReporter:
         self.checked: datetime | None = None  # the last scheduled instant fully handled here
 
     async def send_due(self) -> list[int]:
-        """Write and start delivering each due report nobody wrote yet; the alert ids written."""
+        """Write and start delivering each due report nobody wrote yet, oldest first: for each
+        environment, one per day since its last report (CATCH_UP_DAYS at most); the alert ids
+        written."""
         end = due_report(self.clock() - self.settle, self.at)
         if end == self.checked:
             return []
         async with self.service.live.pool.acquire() as connection:
             environments = await fetch_environments(connection)
-        written = [await self._write(end, environment) for environment in environments]
+            due = [(ending, environment) for environment in environments
+                   for ending in await self._missed(connection, environment, end)]  # fmt: skip
+        written = [
+            await self._write(ending, environment, end) for ending, environment in sorted(due)
+        ]
         self.checked = end
         return [alert_id for alert_id in written if alert_id is not None]
 
-    async def _write(self, end: datetime, environment: str) -> int | None:
+    async def _missed(
+        self, connection: Connection, environment: str, end: datetime
+    ) -> list[datetime]:
+        """The ends of the environment's reports to write now, the latest `end`."""
+        last = await last_report_end(connection, environment)
+        ends, skipped = missed_reports(last, end, CATCH_UP_DAYS)
+        if skipped:
+            logger.warning(
+                "%d daily reports of %s not written, from %s to %s: the alert system was down "
+                "for longer than the %d days a catch-up writes",
+                skipped, environment, report_day(ends[0] - DAY * skipped),
+                report_day(ends[0] - DAY), CATCH_UP_DAYS,
+            )  # fmt: skip
+        return ends
+
+    async def _write(self, end: datetime, environment: str, latest: datetime) -> int | None:
         day, names = report_day(end), sorted(self.service.channels)
         leased_at = monotonic()  # the deliveries' leases start in the transaction below
         async with self.service.live.pool.acquire() as connection, connection.transaction():
             if not await claim_report(connection, day, environment, end):
                 return None
             figures = await fetch_figures(connection, environment, end - DAY, end)
-            alert = build_daily_report(figures, end)
+            # an earlier day's state of the account is not kept: its report shows today's
+            late = self.clock() if end < latest else None
+            alert = build_daily_report(figures, end, late)
             # the claim is the dedup (a dedup window of 0 s suppresses nothing)
             holder = self.service.dispatcher.holder
             alert_id = await insert_alert(connection, alert, names, 0, holder)

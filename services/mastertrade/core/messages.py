@@ -231,7 +231,8 @@ class OrderEvent(Message):
     average_price: Amount | None = None
     fee: Amount = Decimal(0)
     reason: str | None = None
-    occurred_at: datetime = Field(default_factory=utc_now)
+    # aware only: asyncpg would store a naive time as this host's local time; refused instead
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
 
 
 class AlertEvent(Message):
@@ -247,4 +248,5 @@ class AlertEvent(Message):
     message: Annotated[str, Field(max_length=4000)] = ""
     dedup_key: Annotated[str, Field(max_length=200)] | None = None
     source: str | None = None
-    occurred_at: datetime = Field(default_factory=utc_now)
+    # aware only: asyncpg would store a naive time as this host's local time; refused instead
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)

@@ -1,4 +1,5 @@
-"""The daily report's rows in PostgreSQL: the claim of a (day, environment), and the figures.
+"""The daily report's rows in PostgreSQL: the claim of a (day, environment), the end of the
+latest claimed (where a catch-up starts), and the figures.
 
 `claim_report` inserts the day's row with ON CONFLICT DO NOTHING: a replica claiming the same
 day at the same moment waits for the first one's transaction and then finds the row there, so
@@ -22,6 +23,7 @@ CLAIM = """
 INSERT INTO alert_daily_reports (report_date, environment, window_end) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING RETURNING 1
 """
+LAST_END = "SELECT max(window_end) FROM alert_daily_reports WHERE environment = $1"
 LINK = "UPDATE alert_daily_reports SET alert_id = $3 WHERE report_date = $1 AND environment = $2"
 FIGURES = """
 SELECT t.fills, t.traded_value,
@@ -55,6 +57,12 @@ async def fetch_environments(connection: Connection) -> list[str]:
 async def claim_report(connection: Connection, day: date, environment: str, end: datetime) -> bool:
     """Whether this transaction is the one to write the report of (day, environment)."""
     return await connection.fetchval(CLAIM, day, environment, end) is not None
+
+
+async def last_report_end(connection: Connection, environment: str) -> datetime | None:
+    """The end of the window of the environment's latest report claimed (None: none yet)."""
+    end: datetime | None = await connection.fetchval(LAST_END, environment)
+    return end
 
 
 async def link_report(

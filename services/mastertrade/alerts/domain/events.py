@@ -8,7 +8,8 @@ Prometheus itself posts to Alertmanager's API v2 (`POST /api/v2/alerts`: a list 
 labels, annotations, startsAt and endsAt, resolved once endsAt has passed) and re-sends every
 firing alert each minute: the same alert and start give the same dedup key, so it is sent once.
 An order event's key and a keyless message's key name one event: redelivered however late, it
-is not a new alert (domain/dedup.py).
+is not a new alert (domain/dedup.py). An order event's alert keeps the event's `occurred_at`;
+a time without a zone is refused (core/messages.py), and the message dead-lettered.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from mastertrade.alerts.domain.dedup import PAYLOAD_PREFIX, order_key
+from mastertrade.alerts.domain.report import show
 from mastertrade.core.amounts import brief
 from mastertrade.core.messages import AlertEvent, OrderEvent
 
@@ -47,6 +49,10 @@ SEVERITIES = {"critical": "critical", "error": "critical", "warning": "warning",
 
 
 def build_from_order(order: OrderEvent) -> AlertEvent:
+    """The alert of an order event, dated when the order's status changed (`occurred_at`), not
+    when the alert system took the event off its queue, maybe after a backlog. A fill's fee is
+    written in plain digits (never "7.5E-7") and without an asset: the event carries none, and
+    the exchange may charge it in another asset than the quote (Binance's BNB discount)."""
     if order.status == "filled":
         price = "?" if order.average_price is None else brief(order.average_price)
         title = (
@@ -57,9 +63,10 @@ def build_from_order(order: OrderEvent) -> AlertEvent:
             kind="order_filled",
             severity="info",
             title=title,
-            message=f"order {order.client_order_id}, fee {order.fee}",
+            message=f"order {order.client_order_id}, fee {show(order.fee)}"[:4000],
             dedup_key=order_key(order.status, order.client_order_id),
             source="order_executor",
+            occurred_at=order.occurred_at,
         )
     title = f"Order {order.status}: {order.side} {brief(order.quantity)} {order.symbol}"
     return AlertEvent(
@@ -69,6 +76,7 @@ def build_from_order(order: OrderEvent) -> AlertEvent:
         message=f"order {order.client_order_id}: {order.reason or 'no reason given'}"[:4000],
         dedup_key=order_key(order.status, order.client_order_id),
         source="order_executor",
+        occurred_at=order.occurred_at,
     )
 
 

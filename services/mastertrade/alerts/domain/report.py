@@ -2,9 +2,10 @@
 
 The report of a day goes out at ALERT_DAILY_REPORT_TIME (UTC) and covers the 24 hours before
 that instant, whenever it is actually sent (a report caught up at start-up covers the same
-window as the one it replaces), so every replica would write the same figures. Amounts are
-Decimal from NUMERIC columns, written out exactly (trailing zeros dropped, never an exponent);
-the drawdown is the risk manager's: the fall from the equity peak as a share of the peak.
+window as the one it replaces, and each day missed gets its own: `missed_reports`), so every
+replica would write the same figures. Amounts are Decimal from NUMERIC columns, written out
+exactly (trailing zeros dropped, never an exponent); the drawdown is the risk manager's: the
+fall from the equity peak as a share of the peak.
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ def due_report(now: datetime, at: time) -> datetime:
 def next_report(now: datetime, at: time) -> datetime:
     """The first instant at `at` after `now`."""
     return due_report(now, at) + DAY
+
+
+def missed_reports(last: datetime | None, due: datetime, most: int) -> tuple[list[datetime], int]:
+    """The reports to write when `due` is due and the last one written ended at `last` (None:
+    none ever, and only `due` is written): one for each day after `last`'s up to `due`'s,
+    ending at the time `due` does, oldest first, the latest `most` of them; and how many older
+    ones are left out. Counted in days, not from `last`'s time: after the report time is moved
+    later, `last`'s own day would come up again."""
+    if last is None:
+        return [due], 0
+    count = max((report_day(due) - report_day(last)).days, 0)
+    kept = min(count, most)
+    return [due - DAY * back for back in reversed(range(kept))], count - kept
 
 
 @dataclass(frozen=True)
@@ -123,8 +137,12 @@ def _positions(positions: tuple[Holding, ...]) -> str:
     return f"Open positions ({len(positions)}): {listed}" + (f"; {more} more" if more > 0 else "")
 
 
-def build_daily_report(figures: DailyFigures, end: datetime) -> AlertEvent:
-    """The report alert (kind daily_report, info) of the 24 hours up to `end`."""
+def build_daily_report(
+    figures: DailyFigures, end: datetime, late: datetime | None = None
+) -> AlertEvent:
+    """The report alert (kind daily_report, info) of the 24 hours up to `end`; one caught up
+    `late` (a day missed while the alert system was down) says that its equity, breaker and
+    positions are those of when it was written, not of the end of its period."""
     start = end - DAY
     lines = [
         f"Period: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
@@ -136,6 +154,10 @@ def build_daily_report(figures: DailyFigures, end: datetime) -> AlertEvent:
         _breaker(figures),
         _positions(figures.positions),
     ]
+    if late is not None:
+        written = late.astimezone(UTC)
+        lines.insert(1, f"Written late, at {written:%Y-%m-%d %H:%M} UTC: the equity, the "
+                        "circuit breaker and the positions are as of then")  # fmt: skip
     return AlertEvent(
         kind=DAILY_REPORT_KIND,
         severity="info",
