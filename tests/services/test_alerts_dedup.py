@@ -108,6 +108,31 @@ async def test_a_risk_rules_rejections_are_heard_again_after_a_gap_longer_than_t
     assert len(fake.received["telegram"]) == 2
 
 
+async def test_a_rejection_redelivered_after_the_window_is_not_heard_again(
+    trading_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A rule's rejection keys a condition (news again after the window), but the same message
+    redelivered an hour on (a replica died before acknowledging it and the broker handed it
+    over after a long outage) is that rejection again, not news; a new rejection of the rule
+    an hour on, with its own time, is."""
+    rejection = {"kind": "order_rejected", "severity": "warning", "source": "risk_manager",
+                 "title": "Risk rejected buy 1 BTCUSDT", "message": "position size over 20%",
+                 "dedup_key": "risk-rejected:BTCUSDT:max_position_size",
+                 "occurred_at": "2026-12-07T10:00:00+00:00"}  # fmt: skip
+    later = rejection | {"occurred_at": "2026-12-07T11:00:00+00:00"}
+    async with (
+        recording(trading_env["RABBITMQ_URL"]) as (_, channel),
+        alert_system(trading_env, tmp_path) as (client, fake, _),
+    ):
+        for number, event in enumerate((rejection, rejection, later), start=1):
+            await publish_json(channel, ALERTS.name, "alert.order_rejected", event)
+            await settled(client, number)
+            await age_alerts(trading_env["DATABASE_URL"], HOUR)
+        history = await settled(client, 3)
+    assert [alert["status"] for alert in reversed(history)] == ["sent", "suppressed", "sent"]
+    assert len(fake.received["telegram"]) == 2
+
+
 def test_keys_naming_one_event_have_no_time_limit_and_repeating_ones_keep_the_window() -> None:
     """The keys as their producers make them."""
     firing = build_from_alertmanager(AlertmanagerWebhook(status="firing", alerts=[

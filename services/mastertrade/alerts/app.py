@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from mastertrade.alerts.api import admin_router, alertmanager_router, router
 from mastertrade.alerts.daily_report import DailyReporter
-from mastertrade.alerts.domain.events import build_from_message
+from mastertrade.alerts.domain.events import build_from_message, message_digest
 from mastertrade.alerts.retention import keep_history
 from mastertrade.alerts.service import AlertService
 from mastertrade.alerts.settings import AlertSettings
@@ -32,8 +32,10 @@ def create_app(settings: AlertSettings) -> FastAPI:
     service = AlertService(settings)
 
     async def handle(payload: dict[str, Any]) -> None:
-        alert = build_from_message(payload)
-        await retry_transient(lambda: service.raise_alert(alert), "storing an alert")
+        alert, digest = build_from_message(payload), message_digest(payload)
+        await retry_transient(
+            lambda: service.raise_alert(alert, message_digest=digest), "storing an alert"
+        )
 
     routers = [router, admin_router, alertmanager_router]
     app = build_service_app(find_service("alert_system"), settings, routers, {QUEUE: handle})

@@ -50,13 +50,18 @@ class AlertService:
         assert self.runtime is not None
         return self.runtime
 
-    async def raise_alert(self, alert: AlertEvent, only: str | None = None) -> int | None:
-        """Store and start delivering; the alert's id, None when deduplicated away."""
+    async def raise_alert(
+        self, alert: AlertEvent, only: str | None = None, message_digest: str | None = None
+    ) -> int | None:
+        """Store and start delivering; the alert's id, None when deduplicated away (a repeat,
+        or the queued message `message_digest` names delivered again)."""
         names = [only] if only else sorted(self.channels)
         dedup = self.settings.alert_dedup_seconds
         leased_at = time.monotonic()
         holder = self.dispatcher.holder
-        alert_id = await store_alert(self.live.pool, alert, names, dedup, holder)
+        alert_id = await store_alert(
+            self.live.pool, alert, names, dedup, holder, message_digest=message_digest
+        )
         if alert_id is not None:
             self.dispatcher.dispatch(alert_id, alert, names, leased_at)
         return alert_id

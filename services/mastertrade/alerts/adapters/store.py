@@ -3,7 +3,8 @@
 Dedup: under a transaction-scoped advisory lock on the dedup key (so replicas take turns), an
 alert whose key was stored before, by an alert delivered (or still being delivered) on at least
 one channel or by a repeat suppressed already, is stored as `suppressed` and not delivered,
-naming the alert it repeats (`suppressed_by`). How far back it looks depends on the key
+naming the alert it repeats (`suppressed_by`); so is the same queued message delivered again,
+however late and whatever its key (`message_digest`). How far back it looks depends on the key
 (domain/dedup.py): a key naming one event (an order's fill, a message's digest) is looked up
 with no time limit, so the same event redelivered hours later is still not sent twice; any
 other key within the dedup window, so repeats that keep coming (Prometheus re-posts a firing
@@ -46,7 +47,7 @@ from mastertrade.core.messages import AlertEvent
 _REPEATED = """
 SELECT heard.id FROM alerts a
 JOIN alerts heard ON heard.id = COALESCE(a.suppressed_by, a.id)
-WHERE a.dedup_key = $1 {since}
+WHERE a.{column} = $1 {since}
   AND EXISTS (SELECT 1 FROM alert_deliveries d
               WHERE d.alert_id = heard.id AND d.status IN ('sent', 'pending'))
 ORDER BY a.created_at DESC LIMIT 1
@@ -54,12 +55,16 @@ ORDER BY a.created_at DESC LIMIT 1
 # Two statements, not one with an optional bound: a plan made for either (PostgreSQL reuses one
 # for every call) keeps the window in the index's range, so a key repeated for months is not
 # read back to its first row each time it is quiet for longer than the window.
-REPEATED_WITHIN = _REPEATED.format(since="AND a.created_at > now() - make_interval(secs => $2)")
-REPEATED_EVER = _REPEATED.format(since="")  # a key naming one event: no time limit
+REPEATED_WITHIN = _REPEATED.format(
+    column="dedup_key", since="AND a.created_at > now() - make_interval(secs => $2)"
+)
+REPEATED_EVER = _REPEATED.format(column="dedup_key", since="")  # a key naming one event
+# the same queued message again, however late (read by alerts_message_digest)
+REPEATED_MESSAGE = _REPEATED.format(column="message_digest", since="")
 INSERT = """
 INSERT INTO alerts (severity, title, message, kind, dedup_key, source, status, suppressed_by,
-                    occurred_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
+                    occurred_at, message_digest)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id
 """
 
 
@@ -166,11 +171,16 @@ async def store_alert(
     channels: list[str],
     dedup_seconds: float,
     holder: LeaseHolder,
+    *,
+    message_digest: str | None = None,
 ) -> int | None:
     """The new alert's id, its deliveries pending and leased to `holder`; None when it is a
-    duplicate (suppressed)."""
+    duplicate (suppressed): a repeat of its dedup key, or the queued message it came from
+    (`message_digest`) again."""
     async with pool.acquire() as connection, connection.transaction():
-        return await insert_alert(connection, alert, channels, dedup_seconds, holder)
+        return await insert_alert(
+            connection, alert, channels, dedup_seconds, holder, message_digest=message_digest
+        )
 
 
 async def insert_alert(
@@ -179,10 +189,15 @@ async def insert_alert(
     channels: list[str],
     dedup_seconds: float,
     holder: LeaseHolder,
+    *,
+    message_digest: str | None = None,
 ) -> int | None:
     """`store_alert` in the caller's transaction (the daily report commits its claim with it)."""
     repeated: int | None = None
-    if alert.dedup_key:
+    if message_digest is not None:  # its lock first, then the key's: always in that order
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", message_digest)
+        repeated = await connection.fetchval(REPEATED_MESSAGE, message_digest)
+    if repeated is None and alert.dedup_key:
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", alert.dedup_key)
         lookback = dedup_lookback(alert.dedup_key, dedup_seconds)
         if lookback is None:
@@ -202,6 +217,7 @@ async def insert_alert(
         status,
         repeated,
         alert.occurred_at,
+        message_digest,
     )
     if duplicate:
         return None

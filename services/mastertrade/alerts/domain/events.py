@@ -96,6 +96,13 @@ def build_from_message(payload: Mapping[str, Any]) -> AlertEvent:
     raise ValueError("neither an AlertEvent (with 'kind') nor an order event (with 'status')")
 
 
+def message_digest(payload: Mapping[str, Any]) -> str | None:
+    """The identity of a queued message, to know it again when the broker redelivers it,
+    however late: the digest of its canonical JSON, for one that says when its event happened
+    (every producer's does: without a time, the same content may be a new event)."""
+    return payload_key(payload) if "occurred_at" in payload else None
+
+
 def payload_key(payload: Mapping[str, Any]) -> str:
     """A dedup key for a message that names none: a digest of its canonical JSON."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
