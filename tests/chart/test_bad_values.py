@@ -98,6 +98,16 @@ CASES = [
         id="grace-shorter-than-prestop-sleep",
     ),
     pytest.param(
+        # an upgrade from a version where the executor alone read the paper fee: backtests
+        # would charge settings.costs' fee and paper trading this one
+        [
+            "workloads.orderExecutor.extraEnv[0].name=PAPER_FEE_RATE",
+            "workloads.orderExecutor.extraEnv[0].value=0.00075",
+        ],
+        ["workloads.orderExecutor.extraEnv sets PAPER_FEE_RATE", "settings.costs.PAPER_FEE_RATE"],
+        id="shared-setting-per-workload",
+    ),
+    pytest.param(
         ["workloads.apiGateway.dependsOn={postgres,nowhere}"],
         ["/workloads/apiGateway/dependsOn/1", "must be one of", "marketDataService"],
         id="unknown-dependency",

@@ -1,11 +1,11 @@
 """The optional Indexed Job of strategy generation: off by default; on, a CronJob at
 GENERATION_TIME (UTC) whose Indexed Job has one completion per shard, runs `mastertrade
-strategy-shard` with the strategy service's settings and database URL, and whose pods the
-strategy-service Service never selects."""
+strategy-shard` with the strategy service's settings, its own environment (extraEnv) and
+database URL, and whose pods the strategy-service Service never selects."""
 
 from __future__ import annotations
 
-from tests.helm import by_kind_and_name, of_kind, render, render_failure
+from tests.helm import CHART, by_kind_and_name, of_kind, render, render_failure
 
 NAME = "mastertrade-strategy-service-generation"
 ON = "workloads.strategyService.generationJob.enabled=true"
@@ -45,6 +45,18 @@ def test_the_generation_job_runs_one_pod_per_shard_at_generation_time() -> None:
     assert not selector.items() <= labels.items()
     assert labels["mastertrade.io/uses-postgres"] == "true"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_generation_job_reads_the_service_s_own_environment() -> None:
+    """A run's last shard decides which strategies activate, on whichever pod stores it: the
+    Job's pods must judge it as the service's do (here the laptop profile's confidence 0)."""
+    manifests = render(values_files=[CHART / "values-kind.yaml"], sets=[ON])
+    objects = by_kind_and_name(manifests)
+    job = objects[("CronJob", NAME)]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    service = objects[("Deployment", "mastertrade-strategy-service")]["spec"]["template"]["spec"]
+    extra = {"name": "STRATEGY_MIN_CONFIDENCE", "value": "0"}
+    assert extra in service["containers"][0]["env"]
+    assert extra in job["containers"][0]["env"]
 
 
 def test_a_bad_shard_count_is_refused() -> None:

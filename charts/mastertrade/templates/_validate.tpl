@@ -38,6 +38,18 @@ value to change.
 {{- if and .Values.migrations.enabled (include "mastertrade.available" (dict "root" . "w" $database)) (not (include "mastertrade.available" (dict "root" . "w" (index .Values.workloads $rabbitmqKey)))) }}
 {{- fail (printf "migrations.enabled runs the schema Job, which needs RabbitMQ as well as PostgreSQL (it declares the exchanges and queues), but workloads.%s is disabled and external.rabbitmq.host is empty: enable workloads.%s, point external.rabbitmq.host at a managed server, or set migrations.enabled=false" $rabbitmqKey $rabbitmqKey) }}
 {{- end }}
+{{- /* A setting is one value for every workload that reads it: set per workload, the
+workloads would disagree (a backtest charging one fee and paper trading another) */}}
+{{- range $key, $w := .Values.workloads }}
+{{- range $w.extraEnv }}
+{{- $name := .name }}
+{{- range $group, $values := $.Values.settings }}
+{{- if hasKey $values $name }}
+{{- fail (printf "workloads.%s.extraEnv sets %s, a setting every workload that reads it shares: set settings.%s.%s instead" $key $name $group $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $key, $w := .Values.workloads }}
 {{- if $w.enabled }}
 {{- range $w.dependsOn }}
