@@ -103,11 +103,13 @@ def test_a_candidate_needs_the_t_statistic_the_luckiest_of_the_run_would_show() 
     assert choose_active([Scored(3, Decimal("1"), gained, 1.65)], 3, 1, CONFIDENT) == [3]
 
 
-def test_confidence_0_is_the_old_rule_and_a_candidate_without_t_is_never_chosen() -> None:
+def test_confidence_0_is_the_old_rule_and_a_candidate_without_t_needs_it() -> None:
+    """A candidate stored without a t-statistic (by a pod of the version before, in a run that
+    spans the upgrade) is chosen by the old rule alone."""
     gained = Decimal("0.01")
     lucky = Scored(1, Decimal("0.3"), gained, 0.01)
     older = Scored(2, Decimal("9.0"), gained, None)  # stored before the t-statistic was
-    assert choose_active([lucky, older], 3, 500, OFF) == [1]
+    assert choose_active([lucky, older], 3, 500, OFF) == [2, 1]
     assert choose_active([lucky, older], 3, 500, CONFIDENT) == []
 
 
@@ -158,6 +160,9 @@ def test_min_confidence_is_a_probability_below_1() -> None:
 
     assert confidence(None) == Decimal("0.95")
     assert confidence("0") == 0 and confidence("0.999") == Decimal("0.999")
-    for bad in ("1", "-0.1", "nan"):
+    top = confidence("0.999999")  # the most a float's Φ⁻¹ still has an answer for
+    assert required_z(500, top) == pytest.approx(3.0525 + 4.7534, abs=1e-3)
+    # 1 - 1e-17 is 1.0 as a float, where Φ⁻¹ has none: refused, not a run stuck at its end
+    for bad in ("1", "-0.1", "nan", "0.99999999999999999"):
         with pytest.raises(SettingsError, match="STRATEGY_MIN_CONFIDENCE"):
             confidence(bad)

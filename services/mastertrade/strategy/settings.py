@@ -51,8 +51,8 @@ class StrategySettings(
         default=10, ge=0, le=1_000_000, description="out-of-sample positions a ranked one needs"
     )
     strategy_min_confidence: Decimal = Field(
-        default=Decimal("0.95"), ge=0, lt=1, allow_inf_nan=False,
-        description="deflated Sharpe ratio a candidate needs to become active, 0 <= x < 1: the "
+        default=Decimal("0.95"), ge=0, le=Decimal("0.999999"), allow_inf_nan=False,
+        description="deflated Sharpe ratio a candidate needs to become active, 0 to 0.999999: the "
         "probability that its out-of-sample Sharpe beats the luckiest of the run's candidates "
         "had none any skill; 0 turns the check off (any candidate with a positive "
         "out-of-sample Sharpe and return, as before)",

@@ -67,7 +67,7 @@ class Scored:
     """A ranked candidate as stored: its strategy id, its out-of-sample score (the Sharpe of
     its walk-forward record), that record's compounded return, and its t-statistic
     `oos_z` = mean / std x sqrt(bars) of the record's per-bar returns (None when stored by
-    code older than the deflated rule: such a candidate is never chosen)."""
+    code older than the deflated rule: such a candidate is chosen only at confidence 0)."""
 
     strategy_id: int
     score: Decimal
@@ -108,15 +108,16 @@ def required_z(trials: int, confidence: Decimal) -> float:
 def qualified(scored: Sequence[Scored], trials: int, confidence: Decimal) -> list[Scored]:
     """The candidates that may become active, best first (ties by id, the older first): a
     positive out-of-sample Sharpe and compounded return, and a t-statistic of at least
-    `required_z(trials, confidence)`. Both money rules, because a positive mean return per bar
-    can still compound to a loss (volatility drag): a candidate that lost out of sample never
-    trades."""
+    `required_z(trials, confidence)` (at confidence 0 none is needed, so a candidate stored
+    without one, by code older than the rule, may still be chosen). Both money rules, because a
+    positive mean return per bar can still compound to a loss (volatility drag): a candidate
+    that lost out of sample never trades."""
     bar = required_z(trials, confidence)
-    passing = [
-        s
-        for s in scored
-        if s.score > 0 and s.oos_return > 0 and s.oos_z is not None and s.oos_z >= bar
-    ]
+
+    def beats_luck(s: Scored) -> bool:
+        return confidence == 0 or (s.oos_z is not None and s.oos_z >= bar)
+
+    passing = [s for s in scored if s.score > 0 and s.oos_return > 0 and beats_luck(s)]
     return sorted(passing, key=lambda s: (-s.score, s.strategy_id))
 
 
