@@ -353,10 +353,10 @@ async def test_at_shutdown_a_delivery_claimed_during_the_wait_is_handed_over_too
     assert (slow.sends, slow.answered) == (1, 1)
 
 
-def greylisting(port: int, ca: Path) -> EmailChannel:
-    """An e-mail channel to ops@ and busy@, on the test SMTP server."""
-    return EmailChannel(("127.0.0.1", port), ("bot@x.io", "pw"), ["ops@x.io", "busy@x.io"],
-                        build_tls_context(str(ca)), 5)  # fmt: skip
+def greylisting(port: int, ca: Path, recipients: list[str] | None = None) -> EmailChannel:
+    """An e-mail channel to ops@ and busy@ (or `recipients`), on the test SMTP server."""
+    to = recipients or ["ops@x.io", "busy@x.io"]
+    return EmailChannel(("127.0.0.1", port), ("bot@x.io", "pw"), to, build_tls_context(str(ca)), 5)
 
 
 async def reached_ops(
@@ -378,13 +378,16 @@ async def reached_ops(
     return first, alert_id
 
 
-async def take_over(pool: asyncpg.Pool, port: int, ca: Path) -> int:
-    """Another replica claims what is pending and delivers it; the alert id."""
+async def take_over(
+    pool: asyncpg.Pool, port: int, ca: Path, recipients: tuple[str, ...] = ("ops@x.io", "busy@x.io")
+) -> int:
+    """Another replica (its channel sending to `recipients`) claims what is pending and
+    delivers it; the alert id."""
     policy = RetryPolicy(max_attempts=5, base_delay=0.05, max_delay=0.05)
     [(alert_id, name, alert, reached)] = await claim_pending(pool, held("next"))
     assert reached is not None and reached.left == ["busy@x.io"]
-    following = Dispatcher({"email": greylisting(port, ca)}, lambda: pool, RateLimiter(60), policy,
-                           "next")  # fmt: skip
+    channel = greylisting(port, ca, list(recipients))
+    following = Dispatcher({"email": channel}, lambda: pool, RateLimiter(60), policy, "next")
     await following.deliver(alert_id, name, alert, reached=reached)
     return alert_id
 
@@ -408,6 +411,28 @@ async def test_an_email_that_reached_some_recipients_is_taken_over_for_the_other
                               "WHERE d.alert_id = $1", alert_id)  # fmt: skip
     assert row is not None and dict(row) == {
         "status": "sent", "attempts": 2, "last_error": None, "alert": "sent"
+    }  # fmt: skip
+
+
+async def test_a_recipient_removed_before_the_take_over_is_not_written_to(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """busy@ was left to retry when the replica died, and was removed from ALERT_EMAIL_TO
+    before the next replica started: it is not written to (nor shown the new list), and the
+    delivery is `sent`, saying so."""
+    with smtp_server(tmp_path) as (mailbox, port, ca):
+        mailbox.refuse("450 4.7.1 <busy@x.io>: greylisted", to="busy@x.io")
+        first, alert_id = await reached_ops(pool, mailbox, port, ca)
+        for task in list(first.tasks):
+            task.cancel()
+        await asyncio.gather(*first.tasks, return_exceptions=True)
+        await expire(pool, alert_id)
+        await take_over(pool, port, ca, recipients=("ops@x.io", "new@x.io"))
+    assert [recipients for recipients, _ in mailbox.messages] == [["ops@x.io"]]
+    row = await pool.fetchrow("SELECT status, last_error FROM alert_deliveries "
+                              "WHERE alert_id = $1", alert_id)  # fmt: skip
+    assert row is not None and dict(row) == {
+        "status": "sent", "last_error": "email: not sent to busy@x.io, no longer recipients"
     }  # fmt: skip
 
 

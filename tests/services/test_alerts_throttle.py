@@ -131,3 +131,32 @@ async def test_a_refusal_for_sending_too_often_spends_no_attempt(pool: asyncpg.P
     row = await pool.fetchrow("SELECT status, attempts FROM alert_deliveries WHERE alert_id = $1",
                               ids[0])  # fmt: skip
     assert row is not None and (row["status"], row["attempts"], channel.sends) == ("sent", 7, 7)
+
+
+class NoWait:
+    """A channel that answers 429 asking for no wait (Retry-After: 0) for `seconds`."""
+
+    name = "hook"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.first, self.sends = seconds, 0.0, 0
+
+    async def send(self, alert: AlertEvent) -> None:
+        now = time.monotonic()
+        self.first = self.first or now
+        self.sends += 1
+        if now - self.first < self.seconds:
+            raise ChannelError("hook: HTTP 429: slow down", True, 0.0, throttled=True)
+
+
+async def test_a_429_that_asks_for_no_wait_is_backed_off_all_the_same(pool: asyncpg.Pool) -> None:
+    """Refused for 2 s with Retry-After: 0: the delivery asks again at doubling delays from
+    ALERT_RETRY_BASE_SECONDS (0.05 s here) up to the cap, a handful of requests in those 2 s,
+    not one after the other as fast as the server answers."""
+    policy = RetryPolicy(max_attempts=2, base_delay=0.05, max_delay=0.4)
+    channel = NoWait(2.0)
+    dispatcher = Dispatcher({"hook": channel}, lambda: pool, RateLimiter(60), policy, "eager")
+    alert = AlertEvent(kind="custom", severity="critical", title="breaker tripped")
+    ids = await deliver_all(dispatcher, pool, [alert], "hook")
+    assert await outcomes(pool, ids) == {"sent": 1}
+    assert channel.sends <= 12, channel.sends  # 0.05 + 0.1 + 0.2 + 0.4 x 4 > 2 s: 8 or 9

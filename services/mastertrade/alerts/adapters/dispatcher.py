@@ -6,10 +6,13 @@ HTTP connections (adapters/channels/build.py). A retryable failure (timeout, 5xx
 retried after an exponential delay (up to `RetryPolicy.max_delay`) or the server's retry_after,
 honoured up to `RetryPolicy.max_server_delay` (15 minutes: a retry sent inside a server's ban is
 refused again), up to ALERT_MAX_ATTEMPTS attempts and for at most ALERT_RETRY_FOR_SECONDS from
-the first (30 minutes: a channel down for a deploy still gets the alert once it is back). A
-refusal for sending too often (a 429: `throttled`) spends no attempt, and closes the channel to
-every delivery until its retry_after is over (`closed_until`), so a burst on a throttled
-channel goes out at the pace the service allows instead of failing. A delivery over the
+the first (30 minutes: a channel down for a deploy still gets the alert once it is back; a
+delivery taken over by another replica starts a budget of its own there). A refusal for sending
+too often (a 429: `throttled`) spends no attempt, and closes the channel to every delivery
+until its retry_after is over (`closed_until`), so a burst on a throttled channel goes out at
+the pace the service allows instead of failing; one that asks for no wait is backed off all
+the same. A delivery taken over sends to those of its recipients left that are still the
+channel's. A delivery over the
 channel's rate limit is recorded
 `rate_limited`, unless its alert is urgent (critical, the daily report: never held back) or a
 digest (domain/delivery.py, `admit`), and told in the channel's next digest
@@ -130,6 +133,13 @@ def _unconfigured(name: str, reached: Reached | None) -> Outcome:
     return "sent", reached.attempts, join_notes(reached.note, missed)
 
 
+def _no_longer_addressed(name: str, reached: Reached) -> Outcome:
+    """The outcome of a delivery taken over whose recipients left are no longer the channel's
+    (its settings changed): sent, to those who got it."""
+    dropped = f"{name}: not sent to {', '.join(reached.left)}, no longer recipients"
+    return "sent", reached.attempts, join_notes(reached.note, dropped)
+
+
 def new_owner() -> str:
     """A name for this process's leases that a person can trace: host (the Pod), pid, and a
     random part, so a restarted process with the same pid never holds its predecessor's."""
@@ -237,7 +247,11 @@ class Dispatcher:
             await self._mark(key, _unconfigured(name, reached))
             return
         if reached is not None:  # admitted when it was first sent; the others alone now
-            channel = narrowed(channel, reached.left)
+            rest = narrowed(channel, reached.left)
+            if rest is None:
+                await self._mark(key, _no_longer_addressed(name, reached))
+                return
+            channel = rest
         elif not admit(self.limiter, name, time.monotonic(), alert):
             limited = ("rate_limited", 0, f"over {self.limiter.per_minute} per minute")
             await self._mark(key, limited)  # told in the channel's digest (adapters/digests.py)
@@ -267,6 +281,7 @@ class Dispatcher:
         some = recorded = reached is not None  # some recipients got it; the database knows
         partial: Outcome | None = None  # when some got it: what to record if no more
         started, counted = time.monotonic(), 0  # counted: the failed attempts not throttled
+        unpaced = 0  # throttled refusals that asked for no wait, or less than base_delay
         while True:
             await self._open(channel.name)
             if self.stopping or not self.holds(key):
@@ -284,6 +299,11 @@ class Dispatcher:
                 ended = self._ended(channel, attempt, error, kept, some)
                 counted += not error.throttled
                 delay = self._delay(attempt, error)
+                if error.throttled and delay < policy.base_delay:
+                    # a 429 asking for no wait (Retry-After: 0, a date past): backing off all
+                    # the same, or it would be asked again at once for ALERT_RETRY_FOR_SECONDS
+                    unpaced += 1
+                    delay = retry_delay(unpaced, policy.base_delay, policy.max_delay, None, 0.0)
                 late = time.monotonic() + delay - started > policy.retry_for
                 if not error.retryable or counted >= policy.max_attempts or late:
                     return ended

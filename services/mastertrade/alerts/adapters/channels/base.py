@@ -71,15 +71,21 @@ class PartlySentError(ChannelError):
 
 @runtime_checkable
 class Addressed(Channel, Protocol):
-    """A channel with recipients of its own (e-mail): `only` sends to some of them."""
+    """A channel with `recipients` of its own (e-mail): `only` sends to some of them."""
+
+    recipients: list[str]
 
     def only(self, recipients: list[str]) -> Channel: ...
 
 
-def narrowed(channel: Channel, recipients: list[str]) -> Channel:
-    """`channel` sending to `recipients` alone (those a delivery has still to reach); a channel
-    without recipients of its own is sent as it is."""
-    return channel.only(recipients) if isinstance(channel, Addressed) else channel
+def narrowed(channel: Channel, recipients: list[str]) -> Channel | None:
+    """`channel` sending to those of `recipients` (whom a delivery has still to reach) that are
+    still its recipients (its settings may have changed since: one removed is not written to);
+    None when none is. A channel without recipients of its own is sent as it is."""
+    if not isinstance(channel, Addressed):
+        return channel
+    still = [recipient for recipient in recipients if recipient in channel.recipients]
+    return channel.only(still) if still else None
 
 
 def read_seconds(value: object) -> float | None:
