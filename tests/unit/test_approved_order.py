@@ -1,5 +1,6 @@
-"""The approved order as the executor receives it: a limit order names its price, and an
-approval holds for APPROVAL_LIFETIME_SECONDS from the moment it carries."""
+"""The approved order as the executor receives it: a limit order names its price, an
+approval holds for APPROVAL_LIFETIME_SECONDS from the moment it carries, and it names the
+trading environment whose books it was sized against."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from mastertrade.core.messages import APPROVAL_LIFETIME_SECONDS, ApprovedOrder, stale_approval
+from mastertrade.core.messages import (
+    APPROVAL_LIFETIME_SECONDS,
+    ApprovedOrder,
+    Signal,
+    stale_approval,
+)
+from mastertrade.risk.adapters.store import build_events
+from mastertrade.risk.domain.rules import Outcome, RiskDecision
 
 ORDER = {"client_order_id": "mt-1", "signal_id": "s-1", "symbol": "BTCUSDT", "side": "buy",
          "quantity": "0.5"}  # fmt: skip
@@ -67,3 +75,20 @@ def test_an_approval_time_without_a_time_zone_is_refused_saying_so() -> None:
     (and dead-lettered) instead of failing later."""
     with pytest.raises(ValidationError, match=r"approved_at\n.*timezone"):
         ApprovedOrder.model_validate(ORDER | {"approved_at": "2026-12-06T12:00:00"})
+
+
+@pytest.mark.parametrize("environment", ["paper", "live"])
+def test_an_approval_names_the_books_it_was_sized_against(environment: str) -> None:
+    """The risk manager stamps its TRADING_ENVIRONMENT on each approval, for the executor to
+    refuse one meant for the other books."""
+    signal = Signal(signal_id="s-1", symbol="BTCUSDT", side="buy", quantity=Decimal("0.5"),
+                    price=Decimal(60000))  # fmt: skip
+    decision = RiskDecision(Outcome.APPROVED, Decimal("0.5"))
+    events = build_events(signal, decision, "mt-1", environment)
+    [order] = [payload for _, key, payload in events if key == "order.approved"]
+    assert ApprovedOrder.model_validate(order).environment == environment
+
+
+def test_an_approval_for_books_that_do_not_exist_is_refused() -> None:
+    with pytest.raises(ValidationError, match="environment"):
+        ApprovedOrder.model_validate(ORDER | {"order_type": "market", "environment": "sandbox"})

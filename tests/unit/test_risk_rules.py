@@ -320,7 +320,7 @@ def rejected_alert(signal: Signal, context: RiskContext) -> dict[str, str]:
     request = OrderRequest(signal.symbol, signal.side, signal.quantity, signal.price)
     decision = decide(request, context, LIMITS)
     assert decision.outcome is Outcome.REJECTED
-    [alert] = [body for exchange, _, body in build_events(signal, decision, None)
+    [alert] = [body for exchange, _, body in build_events(signal, decision, None, "paper")
                if exchange == ALERTS.name]  # fmt: skip
     return {key: str(value) for key, value in alert.items()}
 

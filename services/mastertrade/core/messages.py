@@ -86,6 +86,7 @@ PositiveAmount = Annotated[Amount, Field(gt=0)]
 Symbol = Annotated[str, AfterValidator(check_symbol)]
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit"]
+Environment = Literal["paper", "live"]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
@@ -179,7 +180,9 @@ class ApprovedOrder(Message):
     order names its limit price; `sized_price` is the price the risk limits were checked at
     (the signal's), which a market buy may not fill far above (the executor's
     MAX_PRICE_DEVIATION_PCT). One the executor takes more than APPROVAL_LIFETIME_SECONDS after
-    `approved_at` is rejected (`stale_approval`)."""
+    `approved_at` is rejected (`stale_approval`). `environment` is the TRADING_ENVIRONMENT it
+    was approved under, against that environment's books: an executor trading another refuses
+    it (None: an approval from before the field, which was paper's or live's alike)."""
 
     client_order_id: Identifier
     signal_id: Identifier
@@ -191,6 +194,7 @@ class ApprovedOrder(Message):
     sized_price: PositiveAmount | None = None
     reduce_only: bool = False
     approved_at: AwareDatetime = Field(default_factory=utc_now)  # APPROVAL_LIFETIME_SECONDS
+    environment: Environment | None = None
 
     @property
     def recorded_price(self) -> Decimal | None:

@@ -12,6 +12,10 @@ cancel them (after one that cancelled or rejected nothing, HALT_RETRY_SECONDS la
 soonest).
 Each order is reconciled on its own: one that fails is logged with its id and left in flight
 for the next round, and the others, and the valuation, go on.
+An approval made for the other TRADING_ENVIRONMENT (the risk manager and the executor switched
+between paper and live at different moments of an upgrade) is refused and dead-lettered, never
+executed: a live executor takes only live approvals, a paper one paper approvals and those from
+before approvals named their environment.
 
 Live, the user-data stream brings fills as they happen; the poll only catches what it missed,
 and costs request weight (Binance allows 6000 a minute per IP): 20 for the account, 4 per order
@@ -63,6 +67,23 @@ HALT_CHECK_SECONDS = 1.0
 HALT_RETRY_SECONDS = 5.0
 HALTED_STATUSES = frozenset({"cancelled", "rejected"})
 logger = logging.getLogger("mastertrade.execution")
+
+
+class ForeignApprovalError(ValueError):
+    """An approved order made against the other environment's books."""
+
+
+def check_environment(order: ApprovedOrder, environment: str) -> None:
+    """Raise ForeignApprovalError unless `order` was approved for `environment`; an approval
+    naming none (from a risk manager of before) passes for paper only, where it costs nothing."""
+    if order.environment == environment or (order.environment is None and environment == "paper"):
+        return
+    raise ForeignApprovalError(
+        f"order {order.client_order_id} was approved for "
+        f"{order.environment or 'an unnamed environment (a risk manager of an older version)'}"
+        f" and this executor trades {environment}: refused, not executed; check that the risk "
+        "manager and the order executor run with the same TRADING_ENVIRONMENT"
+    )
 
 
 def _redis(settings: ExecutionSettings) -> aioredis.Redis:
@@ -135,6 +156,7 @@ class Executor:
 
     async def __call__(self, payload: dict[str, Any]) -> None:
         order = ApprovedOrder.model_validate(payload)
+        check_environment(order, self.settings.trading_environment)  # dead-lettered if not
         # The consumer starts with the broker connection, before the loop opened the account:
         # an order taken earlier would find no balance and be dead-lettered. It waits in hand
         # (unacknowledged, so a shutdown meanwhile hands it back to the broker).

@@ -281,9 +281,10 @@ def _positive(symbols: Sequence[str], amounts: Sequence[Decimal]) -> dict[str, D
 
 
 def build_events(
-    signal: Signal, decision: RiskDecision, client_order_id: str | None
+    signal: Signal, decision: RiskDecision, client_order_id: str | None, environment: str
 ) -> list[Event]:
-    """(exchange, routing key, payload) of every event this decision publishes."""
+    """(exchange, routing key, payload) of every event this decision, taken against
+    `environment`'s books, publishes."""
     events: list[Event] = []
     reasons = list(decision.reasons)
     event = RiskDecisionEvent(
@@ -297,7 +298,7 @@ def build_events(
             client_order_id=client_order_id, signal_id=signal.signal_id, symbol=signal.symbol,
             side=signal.side, order_type=signal.order_type, quantity=decision.quantity,
             limit_price=signal.price if signal.order_type == "limit" else None,
-            sized_price=signal.price, reduce_only=signal.side == "sell",
+            sized_price=signal.price, reduce_only=signal.side == "sell", environment=environment,
         )  # fmt: skip
         events.append((ORDERS.name, "order.approved", order.to_json()))
     if decision.outcome is Outcome.REJECTED:
@@ -384,7 +385,7 @@ def _decide_one(
     decision = decide_rules(request, view.context(signal.symbol, signal.price), limits)
     approved = decision.outcome is not Outcome.REJECTED
     client_order_id = f"mt-{uuid.uuid4().hex[:28]}" if approved else None
-    events = build_events(signal, decision, client_order_id)
+    events = build_events(signal, decision, client_order_id, writes.environment)
     if decision.trips_breaker:
         events.insert(0, writes.trip(decision.drawdown, limits, view.version))
     writes.decisions.append((
