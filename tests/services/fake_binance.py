@@ -78,6 +78,17 @@ class BinanceError(Exception):
         self.status, self.code, self.msg = status, code, msg
 
 
+# Binance's errors that do not say whether the order was placed (its "Error codes" page)
+UNKNOWN_OUTCOMES = {
+    "1007-after": "Timeout waiting for response from backend server. Send status unknown; "
+    "execution status unknown.",
+    "1000-after": "An unknown error occurred while processing the request.",
+    "1001-after": "Internal error; unable to process your request. Please try again.",
+    "1008-after": "Spot server is currently overloaded with other requests. Please try again "
+    "in a few minutes.",
+}
+
+
 @dataclass
 class ApiConnection:
     """One WebSocket API connection: its subscriptions (ids counted per connection, as
@@ -500,10 +511,9 @@ def build_app(fake: FakeBinance) -> FastAPI:
         if trick == "garbled-after":  # placed and filled, answered with a price no trade had
             return order | {"fills": [fill | {"price": "-" + fill["price"]}
                                       for fill in order["fills"]]}  # fmt: skip
-        if trick == "1007-after":  # a 4xx status, yet the outcome is unknown
-            return JSONResponse({"code": -1007, "msg": "Timeout waiting for response from "
-                                 "backend server. Send status unknown; execution status "
-                                 "unknown."}, status_code=400)  # fmt: skip
+        if trick in UNKNOWN_OUTCOMES:  # a 4xx status, yet the order may have been placed
+            code = -int(trick.removesuffix("-after"))
+            return JSONResponse({"code": code, "msg": UNKNOWN_OUTCOMES[trick]}, status_code=400)
         return order
 
     @app.get("/api/v3/order")

@@ -43,7 +43,7 @@ from mastertrade.execution.domain.halt import BREAKER, KILL_SWITCH
 from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import ORDERS
 from tests.services.fake_binance import FILTERS, KEY, SECRET, WS_API_PATH, FakeBinance, serving
-from tests.services.helpers import running, wait_for_status
+from tests.services.helpers import dead_letters, running, wait_for_status
 from tests.services.trading import (
     Recorder,
     build_app,
@@ -91,9 +91,10 @@ async def live_executor(
 
 
 def approved(symbol: str, side: str, quantity: str, **extra: Any) -> dict[str, Any]:
+    """A market order the risk manager approved for live trading."""
     return {"client_order_id": f"mt-{uuid.uuid4().hex[:20]}", "signal_id": uuid.uuid4().hex,
             "symbol": symbol, "side": side, "order_type": "market", "quantity": quantity,
-            **extra}  # fmt: skip
+            "environment": "live", **extra}  # fmt: skip
 
 
 async def fills_of(url: str, client_order_id: str) -> list[asyncpg.Record]:
@@ -412,6 +413,71 @@ async def test_an_approval_older_than_its_lifetime_is_rejected_before_binance_he
     assert list(fake.placed) == [fresh["client_order_id"]]
 
 
+async def test_an_order_approved_for_paper_never_reaches_binance(
+    trading_env: dict[str, str],
+) -> None:
+    """The risk manager still trading paper while the executor already trades live (an upgrade
+    switching both, restarted at different moments): its approvals, sized against the paper
+    books, are refused and dead-lettered, and so are those of a risk manager too old to say
+    which books it used; a live approval goes out."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    paper = approved(symbol, "sell", "0.5", environment="paper")
+    unnamed = {key: value for key, value in approved(symbol, "buy", "0.2").items()
+               if key != "environment"}  # fmt: skip
+    live = approved(symbol, "buy", "0.01")
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        before = await dead_letters(env["RABBITMQ_URL"])
+        for order in (paper, unnamed, live):
+            await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.filled")
+        deadline = time.monotonic() + 5
+        while await dead_letters(env["RABBITMQ_URL"]) < before + 2:
+            assert time.monotonic() < deadline, "the foreign approvals were not dead-lettered"
+            await asyncio.sleep(0.05)
+        recorded = await asyncpg.connect(env["DATABASE_URL"])
+        try:
+            rows = await recorded.fetchval(
+                "SELECT count(*) FROM orders WHERE client_order_id = ANY($1)",
+                [paper["client_order_id"], unnamed["client_order_id"]],
+            )
+        finally:
+            await recorded.close()
+    assert list(fake.placed) == [live["client_order_id"]]
+    assert rows == 0
+
+
+async def test_a_send_that_stalls_past_its_window_after_the_claim_is_refused_by_binance(
+    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pod stalls for longer than recvWindow (1 s here) between claiming an order and
+    sending it, by when another handler may have sent it again: Binance refuses the late
+    request for its timestamp (the claim's, -1021), so it cannot land beside the other; the
+    order is then claimed anew and sent once more, and fills once."""
+    claim = LiveVenue._claim
+    stalls = [1.5]
+
+    async def stalled(self: LiveVenue, *args: Any) -> Any:
+        claimed = await claim(self, *args)
+        if stalls:
+            await asyncio.sleep(stalls.pop())
+        return claimed
+
+    monkeypatch.setattr(LiveVenue, "_claim", stalled)
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30001")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    order = approved(symbol, "buy", "0.01")
+    async with live_executor(trading_env, fake) as (_, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        await recorder.wait_for("order.filled")
+    posts = [status for method, path, status in fake.requests
+             if (method, path) == ("POST", "/api/v3/order")]  # fmt: skip
+    assert posts == [400, 200]  # the stalled send refused (-1021), the next one taken
+    assert fake.placed[order["client_order_id"]] == 1
+
+
 @pytest.mark.parametrize("trick", ["timeout-after", "503-after", "502-before"])
 async def test_an_unknown_outcome_is_queried_never_assumed(
     trading_env: dict[str, str], trick: str
@@ -616,7 +682,7 @@ async def test_a_websocket_api_request_is_signed_as_binance_documents_it(
         "http://127.0.0.1:9", "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
         "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j", recv_window=100,
     )  # fmt: skip
-    monkeypatch.setattr(client, "_timestamp", lambda: 1645423376532)  # the example's
+    monkeypatch.setattr(client, "timestamp", lambda: 1645423376532)  # the example's
     try:
         params = client.ws_api_params({
             "symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",

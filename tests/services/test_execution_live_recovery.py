@@ -41,6 +41,7 @@ from tests.services.fake_binance import (
     KEY,
     SECRET,
     SUBSCRIBE,
+    UNKNOWN_OUTCOMES,
     ApiConnection,
     BinanceError,
     FakeBinance,
@@ -408,12 +409,16 @@ async def test_a_rate_limited_order_waits_out_retry_after_and_goes_once(
     assert 418 not in statuses and not recorder.of("order.rejected")
 
 
+@pytest.mark.parametrize("trick", sorted(UNKNOWN_OUTCOMES))
 async def test_an_execution_status_unknown_answer_is_queried_whatever_its_http_status(
-    trading_env: dict[str, str],
+    trading_env: dict[str, str], trick: str
 ) -> None:
+    """Binance placed the order, then answered 400 with an error that does not say whether it
+    did (-1007 says so; -1000, -1001 and -1008 do not say it did not): the order is queried,
+    and its fill booked, not taken for refused."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "101")
-    fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=["1007-after"], push_reports=False)
+    fake = FakeBinance(prices={symbol: Decimal(100)}, misbehave=[trick], push_reports=False)
     order = approved(symbol, "buy", "1")
     async with live_executor(trading_env, fake) as (_, recorder, channel):
         await publish_json(channel, ORDERS.name, "order.approved", order)

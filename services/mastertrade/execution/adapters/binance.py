@@ -5,8 +5,9 @@ the whole query string under the API secret, hex encoded, appended last; the key
 `X-MBX-APIKEY` header. Answers are sorted into kinds, because they call for different actions:
 `BinanceRejectedError` (a 4xx with Binance's `{"code", "msg"}`: the order was not placed, e.g.
 -2010 insufficient balance, -1013 filter failure), `BinanceUnknownError` (a timeout, a 5xx, a
-broken connection, or -1006/-1007 "execution status unknown" whatever the HTTP status: the order
-MAY have been placed, so query it by origClientOrderId, never assume), `BinanceRateLimitedError`
+broken connection, or -1006/-1007 "execution status unknown", -1000 unknown error, -1001 internal
+error or -1008 server overloaded, whatever the HTTP status: the order MAY have been placed, so
+query it by origClientOrderId, never assume), `BinanceRateLimitedError`
 (429, or 418 once banned), and success.
 
 Binance has two kinds of rate limit, and the client pauses for each what it blocks. The request
@@ -48,7 +49,10 @@ ORDER_DOES_NOT_EXIST = -2013
 CANCEL_REJECTED = -2011  # "Unknown order sent.": not open (filled, cancelled, or never placed)
 ORDER_REFUSED = -2010  # insufficient balance, ..., and "Duplicate order sent."
 INVALID_SYMBOL = -1121
-STATUS_UNKNOWN = frozenset({-1006, -1007})  # "execution status unknown"
+# errors that do not say whether an order was placed: -1006/-1007 "execution status unknown",
+# and -1000 unknown error, -1001 internal error, -1008 server overloaded, which do not say it
+# was not (Binance's "Error codes" page): the order is queried, never taken for refused
+STATUS_UNKNOWN = frozenset({-1000, -1001, -1006, -1007, -1008})
 FILTER_FAILURE = -1013
 TOO_MANY_REQUESTS = -1003  # request weight, per IP: every request paused
 TOO_MANY_ORDERS = -1015  # unfilled order count, per account: new orders paused
@@ -221,7 +225,7 @@ class BinanceClient:
             return BinanceRateLimitedError(f"{method} {path}: rate limited (HTTP {status}, "
                                            f"{code}), pausing {seconds:.0f}s", seconds)  # fmt: skip
         seconds = retry_after_seconds(header) if header is not None else min(
-            until_rollover(order_interval_seconds(message), self._timestamp()), MAX_RETRY_AFTER
+            until_rollover(order_interval_seconds(message), self.timestamp()), MAX_RETRY_AFTER
         )  # fmt: skip
         self.orders_paused_until = max(self.orders_paused_until, time.monotonic() + seconds)
         return BinanceRateLimitedError(
@@ -229,7 +233,7 @@ class BinanceClient:
             f"paused {seconds:.1f}s; queries and cancels go on", seconds,
         )  # fmt: skip
 
-    def _timestamp(self) -> int:
+    def timestamp(self) -> int:
         """Now on Binance's clock, in ms: ours plus the offset `sync_time` measured."""
         return int(time.time() * 1000) + self.offset_ms
 
@@ -238,7 +242,7 @@ class BinanceClient:
         if not signed:
             return urlencode(items)
         items["recvWindow"] = str(self.recv_window)
-        items["timestamp"] = str(self._timestamp())
+        items.setdefault("timestamp", str(self.timestamp()))  # a new order's: its claim's
         query = urlencode(items)
         return f"{query}&signature={sign(self._secret, query)}"
 
@@ -247,7 +251,7 @@ class BinanceClient:
         timestamp and their signature (all but it, sorted by name, `name=value&...`)."""
         items = {key: value for key, value in (params or {}).items() if value is not None}
         items |= {"apiKey": self.api_key, "recvWindow": self.recv_window,
-                  "timestamp": self._timestamp()}  # fmt: skip
+                  "timestamp": self.timestamp()}  # fmt: skip
         payload = "&".join(f"{key}={_plain(value)}" for key, value in sorted(items.items()))
         return items | {"signature": sign(self._secret, payload)}
 
@@ -296,9 +300,14 @@ class BinanceClient:
         side: str,
         quantity: Decimal,
         price: Decimal | None = None,
+        *,
+        timestamp: int | None = None,
     ) -> Any:
         """POST /api/v3/order: MARKET, or LIMIT GTC when `price` is given; the FULL answer.
-        Sent once: a -1021 is raised (the clock synced) for the caller to send it again."""
+        Sent once: a -1021 is raised (the clock synced) for the caller to send it again.
+        `timestamp` (Binance's clock, ms; now if not given) is the request's: one taken before
+        the order was claimed makes Binance refuse the request once recvWindow has passed since
+        the claim, however long it then took to leave."""
         params: dict[str, Any] = {
             "symbol": symbol, "side": side.upper(),
             "type": "MARKET" if price is None else "LIMIT",
@@ -307,6 +316,8 @@ class BinanceClient:
         }  # fmt: skip
         if price is not None:
             params |= {"price": price, "timeInForce": "GTC"}
+        if timestamp is not None:
+            params["timestamp"] = timestamp
         return await self.request("POST", ORDER_PATH, params, resend=False)
 
     async def query_order(self, symbol: str, client_order_id: str) -> Any:

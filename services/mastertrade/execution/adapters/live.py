@@ -99,8 +99,9 @@ from mastertrade.execution.domain.halt import RISK_STATE, blocks, halt_reason
 from mastertrade.execution.domain.price_guard import runaway_price
 
 logger = logging.getLogger("mastertrade.execution.live")
-# Past a send's stamp (committed before it is signed) and its recvWindow, how long before an
-# order Binance does not know is sent again: the time to sign, plus Binance's acceptance of a
+# Past a send's stamp (committed after the request's timestamp was taken, so Binance refuses the
+# request once recvWindow has passed since the stamp) and its recvWindow, how long before an
+# order Binance does not know is sent again: clocks apart, plus Binance's acceptance of a
 # timestamp up to 1 s ahead of its clock, plus a client clock that drifted ahead of Binance's
 # since the last resync (the offset is corrected only after a -1021), with room to spare.
 SEND_MARGIN_SECONDS = 5.0
@@ -311,6 +312,10 @@ class LiveVenue:
             return None  # Binance takes no new order yet: nothing is asked of it (avgPrice, ...)
         listing = await self._listing(seen, unbookable, halted)
         market = await self._market_prices(seen, listing)
+        # the request's timestamp, taken before the claim stamps the send: however long the
+        # request then takes to leave (a stalled pod, a slow commit), Binance refuses it once
+        # recvWindow has passed since the claim, when another handler may send it again
+        stamp = self.client.timestamp()
         order = await self._claim(seen, listing, market, resend_after, asked_at)
         if order is None:
             return None
@@ -318,7 +323,7 @@ class LiveVenue:
         price = order["price"] if order["type"] == "limit" else None
         try:
             answer = await self.client.new_order(
-                cid, order["symbol"], order["side"], order["quantity"], price
+                cid, order["symbol"], order["side"], order["quantity"], price, timestamp=stamp
             )
         except BinanceRateLimitedError as error:
             logger.warning("order %s not taken (%s): it stays in flight, resolved and sent "
