@@ -1,33 +1,30 @@
 """Delivering an alert on every channel, each on its own: retries with backoff, rate limits.
 
-Each (alert, channel) delivery runs as its own task, so a slow or failing channel never holds
-up another, nor the consumer (which returns once the alert is stored); nor does it share their
-HTTP connections (adapters/channels/build.py). A retryable failure (timeout, 5xx, 429) is
-retried after an exponential delay (up to `RetryPolicy.max_delay`) or the server's retry_after,
-honoured up to `RetryPolicy.max_server_delay` (15 minutes: a retry sent inside a server's ban is
-refused again), up to ALERT_MAX_ATTEMPTS attempts and for at most ALERT_RETRY_FOR_SECONDS from
-the first (30 minutes: a channel down for a deploy still gets the alert once it is back; a
-delivery taken over by another replica starts a budget of its own there). A refusal for sending
-too often (a 429: `throttled`) spends no attempt, and closes the channel to every delivery
-until its retry_after is over (`closed_until`), so a burst on a throttled channel goes out at
-the pace the service allows instead of failing; one that asks for no wait is backed off all
-the same. A delivery taken over sends to those of its recipients left that are still the
-channel's. A delivery over the
-channel's rate limit is recorded
-`rate_limited`, unless its alert is urgent (critical, the daily report: never held back) or a
-digest (domain/delivery.py, `admit`), and told in the channel's next digest
-(adapters/digests.py). One sent to only some of the channel's recipients (an e-mail address
-refused) is `sent`, its last error naming those left out; those refused for now
-(PartlySentError) are retried, they alone, and once some recipients got it the delivery ends
-`sent` whatever the retries do. Before it waits to retry them it records whom it has left
-(`note_reached`), so a crash, a stop or a lost lease hands it over for those alone: the replica
-that takes it over (`dispatch` with `reached`) never sends it twice to those who got it. Only
-when that record could not be written (the database down) does a stop record the delivery
-`sent`, naming those left, rather than hand it over. Any other exception (a
-malformed answer, a bug) ends the delivery as `failed` with the error: retrying would fail the
-same way, and a row left `pending` would be sent again, and fail again, at every restart. An
-outcome the database refuses as it is (not an outage) is recorded without its error text, never
-left `pending`.
+Each (alert, channel) delivery runs as its own task, so a slow or failing channel never holds up
+another, nor the consumer (which returns once the alert is stored); nor does it share their HTTP
+connections (adapters/channels/build.py). A retryable failure (timeout, 5xx, 429) is retried
+after an exponential delay (up to `RetryPolicy.max_delay`) or the server's retry_after, honoured
+up to `RetryPolicy.max_server_delay` (15 minutes: a retry sent inside a server's ban is refused
+again), up to ALERT_MAX_ATTEMPTS attempts and for at most ALERT_RETRY_FOR_SECONDS from the first
+(30 minutes: a channel down for a deploy still gets the alert once it is back; a delivery taken
+over by another replica starts a budget of its own there). A refusal for sending too often (a
+429: `throttled`) spends no attempt, and closes the channel to every delivery until its
+retry_after is over (`closed_until`), so a burst on a throttled channel goes out at the pace the
+service allows instead of failing; one that asks for no wait is backed off all the same. A
+delivery taken over sends to those of its recipients left that are still the channel's. A
+delivery over the channel's rate limit is recorded `rate_limited`, unless its alert is urgent
+(critical, the daily report: never held back) or a digest (domain/delivery.py, `admit`), and
+told in the channel's next digest (adapters/digests.py). One sent to only some of the channel's
+recipients (an e-mail address refused) is `sent`, its last error naming those left out; those
+refused for now (PartlySentError) are retried, they alone, and once some recipients got it the
+delivery ends `sent` whatever the retries do. Before it waits to retry them it records whom it
+has left (`note_reached`), so a crash, a stop or a lost lease hands it over for those alone: the
+replica that takes it over (`dispatch` with `reached`) never sends it twice to those who got it.
+Only when that record could not be written (the database down) does a stop record the delivery
+`sent`, naming those left, rather than hand it over. Any other exception (a malformed answer, a
+bug) ends the delivery as `failed` with the error: retrying would fail the same way, and a row
+left `pending` would be sent again, and fail again, at every restart. An outcome the database
+refuses as it is (not an outage) is recorded without its error text, never left `pending`.
 
 The deliveries are leased to the dispatcher's `owner` (adapters/store.py): only it records their
 outcome (retried through a database outage, so a sent alert is not left `pending` to be sent
@@ -39,8 +36,8 @@ and has no request on the wire by the time another may. One whose lease another 
 over is stopped (`stop_lost`). At shutdown `stop` lets an attempt on the wire and the recording
 of its outcome finish (up to FINISH_SENDING_SECONDS: cancelled, a request the channel got would
 be sent again by the replica that resumes it), wakes the deliveries waiting to retry (one that
-reached some recipients records its outcome; the others stop), and releases the leases of those
-left, so another replica resumes them at once. A delivery waiting out a long retry_after keeps
+reached some recipients records its outcome only if whom it has left could not be recorded; the
+others stop), and releases the leases of those left, so another replica resumes them at once. A delivery waiting out a long retry_after keeps
 its lease: it is renewed every RENEW_SECONDS while it waits, as while it sends.
 """
 
@@ -419,7 +416,8 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Let the attempts on the wire finish and record their outcome (and the deliveries that
-        reached some recipients, woken from their wait to retry, record theirs), cancel the rest,
+        reached some recipients without whom they have left recorded, woken from their wait to
+        retry, record theirs), cancel the rest,
         and release the leases of what is left (at shutdown, while the database is still open),
         so another replica resumes it at once, not when its lease runs out."""
         self.stopping = True
