@@ -28,8 +28,8 @@ refuses as it is (not an outage) is recorded without its error text, never left 
 
 The deliveries are leased to the dispatcher's `owner` (adapters/store.py): only it records their
 outcome (retried through a database outage, so a sent alert is not left `pending` to be sent
-again). A lease runs `RetryPolicy.lease_seconds` from its last renewal (every RENEW_SECONDS), and
-an attempt is cut off at ALERT_SEND_TIMEOUT_SECONDS (`attempt_seconds`), however slowly the
+again). A lease runs `RetryPolicy.lease_seconds` from its last renewal (every RENEW_SECONDS),
+and an attempt is cut off at ALERT_SEND_TIMEOUT_SECONDS (`attempt_seconds`), however slowly the
 channel answers: none starts unless, cut off, it would still end LEASE_MARGIN before the lease
 can run out, so a replica cut off from the database stops trying before another may take over,
 and has no request on the wire by the time another may. One whose lease another replica took
@@ -37,8 +37,9 @@ over is stopped (`stop_lost`). At shutdown `stop` lets an attempt on the wire an
 of its outcome finish (up to FINISH_SENDING_SECONDS: cancelled, a request the channel got would
 be sent again by the replica that resumes it), wakes the deliveries waiting to retry (one that
 reached some recipients records its outcome only if whom it has left could not be recorded; the
-others stop), and releases the leases of those left, so another replica resumes them at once. A delivery waiting out a long retry_after keeps
-its lease: it is renewed every RENEW_SECONDS while it waits, as while it sends.
+others stop), and releases the leases of those left, so another replica resumes them at once. A
+delivery waiting out a long retry_after keeps its lease: it is renewed every RENEW_SECONDS while
+it waits, as while it sends.
 """
 
 from __future__ import annotations
