@@ -448,33 +448,51 @@ async def test_an_order_approved_for_paper_never_reaches_binance(
     assert rows == 0
 
 
-async def test_a_send_that_stalls_past_its_window_after_the_claim_is_refused_by_binance(
-    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The pod stalls for longer than recvWindow (1 s here) between claiming an order and
-    sending it, by when another handler may have sent it again: Binance refuses the late
-    request for its timestamp (the claim's, -1021), so it cannot land beside the other; the
-    order is then claimed anew and sent once more, and fills once."""
-    claim = LiveVenue._claim
-    stalls = [1.5]
+def stall_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, after: bool) -> None:
+    """`owner.name` (a coroutine method) stalls 1.5 s, longer than recvWindow (1 s here), the
+    first time it is called: `after` it returns, or before it starts."""
+    original, stalls = getattr(owner, name), [1.5]
 
-    async def stalled(self: LiveVenue, *args: Any) -> Any:
-        claimed = await claim(self, *args)
-        if stalls:
+    async def stalled(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if stalls and not after:
             await asyncio.sleep(stalls.pop())
-        return claimed
+        done = await original(self, *args, **kwargs)
+        if stalls and after:
+            await asyncio.sleep(stalls.pop())
+        return done
 
-    monkeypatch.setattr(LiveVenue, "_claim", stalled)
+    monkeypatch.setattr(owner, name, stalled)
+
+
+@pytest.mark.parametrize(
+    ("where", "posts"),
+    [
+        # claimed too late to be sent in time: not sent, the reconcile sends it after its window
+        ("after-the-claim", [200]),
+        # stalled on the way out: Binance refuses it for its timestamp (-1021), sent once more
+        ("while-sending", [400, 200]),
+    ],
+)
+async def test_a_send_that_stalls_past_its_window_never_lands_late(
+    trading_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, where: str, posts: list[int]
+) -> None:
+    """The pod stalls for longer than recvWindow between claiming an order and its request
+    reaching Binance, by when another handler may send it again: the request, timestamped just
+    before the claim, cannot land late beside the other; the order fills once."""
+    if where == "after-the-claim":
+        stall_once(monkeypatch, LiveVenue, "_claim", after=True)
+    else:
+        stall_once(monkeypatch, BinanceClient, "new_order", after=False)
     symbol = new_symbol()
     await set_quote(symbol, "29999", "30001")
     fake = FakeBinance(prices={symbol: Decimal(30000)})
     order = approved(symbol, "buy", "0.01")
     async with live_executor(trading_env, fake) as (_, recorder, channel):
         await publish_json(channel, ORDERS.name, "order.approved", order)
-        await recorder.wait_for("order.filled")
-    posts = [status for method, path, status in fake.requests
-             if (method, path) == ("POST", "/api/v3/order")]  # fmt: skip
-    assert posts == [400, 200]  # the stalled send refused (-1021), the next one taken
+        await recorder.wait_for("order.filled", timeout=30)
+    sent = [status for method, path, status in fake.requests
+            if (method, path) == ("POST", "/api/v3/order")]  # fmt: skip
+    assert sent == posts
     assert fake.placed[order["client_order_id"]] == 1
 
 

@@ -16,6 +16,7 @@ from mastertrade.core.messages import (
     Signal,
     stale_approval,
 )
+from mastertrade.execution.app import ForeignApprovalError, check_environment
 from mastertrade.risk.adapters.store import build_events
 from mastertrade.risk.domain.rules import Outcome, RiskDecision
 
@@ -92,3 +93,27 @@ def test_an_approval_names_the_books_it_was_sized_against(environment: str) -> N
 def test_an_approval_for_books_that_do_not_exist_is_refused() -> None:
     with pytest.raises(ValidationError, match="environment"):
         ApprovedOrder.model_validate(ORDER | {"order_type": "market", "environment": "sandbox"})
+
+
+@pytest.mark.parametrize(
+    ("approved_for", "executor", "taken"),
+    [
+        ("paper", "paper", True),
+        ("live", "live", True),
+        ("paper", "live", False),  # sized against the paper books: never sent to Binance
+        ("live", "paper", False),
+        (None, "paper", True),  # a risk manager of before the field: paper costs nothing
+        (None, "live", False),
+    ],
+)
+def test_an_executor_takes_only_approvals_for_its_own_books(
+    approved_for: str | None, executor: str, taken: bool
+) -> None:
+    order = ApprovedOrder.model_validate(
+        ORDER | {"order_type": "market", "environment": approved_for}
+    )
+    if taken:
+        check_environment(order, executor)
+    else:
+        with pytest.raises(ForeignApprovalError, match=f"this executor trades {executor}"):
+            check_environment(order, executor)

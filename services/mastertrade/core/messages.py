@@ -182,7 +182,7 @@ class ApprovedOrder(Message):
     MAX_PRICE_DEVIATION_PCT). One the executor takes more than APPROVAL_LIFETIME_SECONDS after
     `approved_at` is rejected (`stale_approval`). `environment` is the TRADING_ENVIRONMENT it
     was approved under, against that environment's books: an executor trading another refuses
-    it (None: an approval from before the field, which was paper's or live's alike)."""
+    it; None (an approval from a risk manager of before the field) only a paper one takes."""
 
     client_order_id: Identifier
     signal_id: Identifier

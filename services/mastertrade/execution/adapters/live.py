@@ -5,7 +5,8 @@ symbol's exchange filters and claimed: marked `submitted` and stamped with the t
 (`updated_at`, committed) BEFORE the request leaves, so a crash mid-request leaves an order that
 start-up will query, never blindly resend; (2) it is sent with newClientOrderId = our client
 order id; (3) a definite answer is booked; a rejection (-2010, -1013, ...) rejects the order
-with Binance's code and message; an unknown outcome (timeout, 5xx, -1006/-1007) is resolved by
+with Binance's code and message; an unknown outcome (timeout, 5xx, -1006/-1007, and -1000,
+-1001, -1008, which do not say the order was not placed) is resolved by
 querying origClientOrderId, and so are -2010 "Duplicate order sent." (Binance has it open) and an
 answer that cannot be booked as it is (domain/binance_status.py: a number not finite, negative
 or out of bounds, an id missing); a rate limit (429/418) leaves it in flight, to be resolved
@@ -252,8 +253,9 @@ class LiveVenue:
         market: tuple[Decimal | None, Decimal | None],
         resend_after: float | None,
         asked_at: datetime | None,
-    ) -> asyncpg.Record | None:
-        """The order marked `submitted` and stamped for this send (committed), or None when it
+    ) -> tuple[asyncpg.Record, int] | None:
+        """The order marked `submitted` and stamped for this send (committed), with its
+        request's timestamp (`_stamp`), or None when it
         is not this handler's to send (see `claimable`), was rejected here, or cannot be sent
         yet (Binance refuses new orders for a while, or no `listing` was fetched for a buy
         halted then: left as it is, for a later round)."""
@@ -278,16 +280,34 @@ class LiveVenue:
                 return None
             return await self._stamp(connection, order, terms)
 
-    @staticmethod
     async def _stamp(
-        connection: Connection, order: asyncpg.Record, terms: tuple[Decimal, Decimal | None]
-    ) -> asyncpg.Record | None:
+        self, connection: Connection, order: asyncpg.Record, terms: tuple[Decimal, Decimal | None]
+    ) -> tuple[asyncpg.Record, int] | None:
+        """The order stamped for this send, and the request's timestamp (Binance's clock, ms),
+        taken just before the stamp: however long the request then takes to leave (a stalled
+        pod, a slow commit), Binance refuses it once recvWindow has passed since, when another
+        handler may send the order again."""
         quantity, limit = terms
         price = limit if order["type"] == "limit" else order["price"]
-        return await connection.fetchrow(
+        timestamp = self.client.timestamp()
+        stamped = await connection.fetchrow(
             SUBMIT, order["client_order_id"], quantity, price, order["status"],
             order["updated_at"],
         )  # fmt: skip
+        return None if stamped is None else (stamped, timestamp)
+
+    def _claimed_too_late(self, order: asyncpg.Record, stamp: int) -> bool:
+        """Whether the claim ended past recvWindow after its request's timestamp, which Binance
+        would refuse: not sent then, the order stays in flight, and the reconcile queries it
+        and sends it again once this send's window has passed (without the needless -1021 and
+        clock resync of a send bound to be refused)."""
+        late = self.client.timestamp() - stamp
+        if late <= self.client.recv_window:
+            return False
+        logger.warning("order %s claimed %d ms after its request's timestamp, past recvWindow: "
+                       "not sent now, sent again by the reconcile", order["client_order_id"],
+                       late)  # fmt: skip
+        return True
 
     async def _send(
         self,
@@ -312,13 +332,10 @@ class LiveVenue:
             return None  # Binance takes no new order yet: nothing is asked of it (avgPrice, ...)
         listing = await self._listing(seen, unbookable, halted)
         market = await self._market_prices(seen, listing)
-        # the request's timestamp, taken before the claim stamps the send: however long the
-        # request then takes to leave (a stalled pod, a slow commit), Binance refuses it once
-        # recvWindow has passed since the claim, when another handler may send it again
-        stamp = self.client.timestamp()
-        order = await self._claim(seen, listing, market, resend_after, asked_at)
-        if order is None:
+        claimed = await self._claim(seen, listing, market, resend_after, asked_at)
+        if claimed is None or self._claimed_too_late(*claimed):
             return None
+        order, stamp = claimed
         cid = order["client_order_id"]
         price = order["price"] if order["type"] == "limit" else None
         try:
@@ -364,7 +381,11 @@ class LiveVenue:
                            error.message)  # fmt: skip
             return await self._resolve(order)
         if error.code == TIMESTAMP_OUTSIDE_WINDOW and error.code not in retried:
-            logger.warning("order %s refused for our clock (-1021): resynced, sending it", cid)
+            logger.warning(
+                "order %s refused for its timestamp (-1021: our clock, or a request "
+                "that left late): clock resynced, sending it again",
+                cid,
+            )
             return await self._send(order, resend_after=0.0, retried=again)
         if (error.code == FILTER_FAILURE and error.code not in retried
                 and await self.listings.changed(order["symbol"], listing)):  # fmt: skip
