@@ -24,22 +24,24 @@ from tests.infra import create_database, create_vhost, delete_vhost, drop_databa
 REDIS_TEST_URL = os.environ.get("MASTERTRADE_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A migrated database of its own for the whole session."""
-    url = create_database("mastertrade_test")
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A new database named from `prefix`, migrated; dropped when the test is done with it."""
+    url = create_database(prefix)
     asyncio.run(migrate_database(url, 10.0, lambda line: None))
     yield url
     drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A migrated database of its own for the whole session."""
+    yield from migrated_database("mastertrade_test")
 
 
 @pytest.fixture
 def market_db() -> Iterator[str]:
     """A freshly migrated database for one market data test."""
-    url = create_database("mastertrade_md")
-    asyncio.run(migrate_database(url, 10.0, lambda line: None))
-    yield url
-    drop_database(url)
+    yield from migrated_database("mastertrade_md")
 
 
 @pytest.fixture

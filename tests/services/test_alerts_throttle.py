@@ -74,19 +74,24 @@ async def test_a_burst_of_critical_alerts_on_a_throttled_webhook_is_sent_in_full
 
 
 class Outage:
-    """A channel that is down (HTTP 503) for `seconds` from its first request."""
+    """A channel that fails every request with `error` for `seconds` from its first one."""
 
     name = "hook"
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds, self.first, self.sends = seconds, 0.0, 0
+    def __init__(self, seconds: float, error: ChannelError) -> None:
+        self.seconds, self.error, self.first, self.sends = seconds, error, 0.0, 0
 
     async def send(self, alert: AlertEvent) -> None:
         now = time.monotonic()
         self.first = self.first or now
         self.sends += 1
         if now - self.first < self.seconds:
-            raise ChannelError("hook: HTTP 503: down for a deploy", retryable=True)
+            raise self.error
+
+
+DOWN = ChannelError("hook: HTTP 503: down for a deploy", retryable=True)
+# a 429 asking for no wait (Retry-After: 0)
+NO_WAIT = ChannelError("hook: HTTP 429: slow down", True, 0.0, throttled=True)
 
 
 @pytest.mark.parametrize(("down", "outcome"), [(1.5, "sent"), (6.0, "failed")])
@@ -97,7 +102,7 @@ async def test_a_channel_down_for_a_while_gets_the_alert_within_the_retry_time(
     0.4 s), whatever the attempts: a channel back after 1.5 s gets the alert, one down for 6 s
     does not, and its delivery ends `failed` within the retry time."""
     policy = RetryPolicy(max_attempts=1000, base_delay=0.05, max_delay=0.4, retry_for=3.0)
-    channel = Outage(down)
+    channel = Outage(down, DOWN)
     dispatcher = Dispatcher({"hook": channel}, lambda: pool, RateLimiter(60), policy, "outage")
     alert = AlertEvent(kind="custom", severity="critical", title="breaker tripped")
     started = time.monotonic()
@@ -133,28 +138,12 @@ async def test_a_refusal_for_sending_too_often_spends_no_attempt(pool: asyncpg.P
     assert row is not None and (row["status"], row["attempts"], channel.sends) == ("sent", 7, 7)
 
 
-class NoWait:
-    """A channel that answers 429 asking for no wait (Retry-After: 0) for `seconds`."""
-
-    name = "hook"
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds, self.first, self.sends = seconds, 0.0, 0
-
-    async def send(self, alert: AlertEvent) -> None:
-        now = time.monotonic()
-        self.first = self.first or now
-        self.sends += 1
-        if now - self.first < self.seconds:
-            raise ChannelError("hook: HTTP 429: slow down", True, 0.0, throttled=True)
-
-
 async def test_a_429_that_asks_for_no_wait_is_backed_off_all_the_same(pool: asyncpg.Pool) -> None:
     """Refused for 2 s with Retry-After: 0: the delivery asks again at doubling delays from
     ALERT_RETRY_BASE_SECONDS (0.05 s here) up to the cap, a handful of requests in those 2 s,
     not one after the other as fast as the server answers."""
     policy = RetryPolicy(max_attempts=2, base_delay=0.05, max_delay=0.4)
-    channel = NoWait(2.0)
+    channel = Outage(2.0, NO_WAIT)
     dispatcher = Dispatcher({"hook": channel}, lambda: pool, RateLimiter(60), policy, "eager")
     alert = AlertEvent(kind="custom", severity="critical", title="breaker tripped")
     ids = await deliver_all(dispatcher, pool, [alert], "hook")

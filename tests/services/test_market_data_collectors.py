@@ -30,10 +30,9 @@ from mastertrade.market_data.providers.poller import Poller
 from mastertrade.market_data.providers.sink import ObservationWriter
 from mastertrade.market_data.settings import MarketDataSettings
 from mastertrade.market_data.writer import Connections
-from mastertrade.migrations.runner import migrate_database
 from mastertrade_model.topology import MARKET_DATA
 from tests.fakes.providers import FakeProviders
-from tests.infra import create_database, drop_database
+from tests.services.conftest import migrated_database
 from tests.services.helpers import running
 
 pytestmark = pytest.mark.infra
@@ -105,10 +104,7 @@ class Harness:
 
 @pytest.fixture
 def collectors_db() -> Iterator[str]:
-    url = create_database("mastertrade_collectors")
-    asyncio.run(migrate_database(url, 10.0, lambda line: None))
-    yield url
-    drop_database(url)
+    yield from migrated_database("mastertrade_collectors")
 
 
 def settings_for(env: dict[str, str], fake: FakeProviders, **extra: str) -> MarketDataSettings:
