@@ -2,7 +2,8 @@
 
 It checks what the real one checks: the API key (-2015), the HMAC-SHA256 signature (-1022: of
 the query string on REST; of the params but `signature`, sorted by name, on the WebSocket API),
-the timestamp against recvWindow (-1021), each symbol's filters (-1013; MARKET_LOT_SIZE for
+the timestamp against recvWindow (-1021), a LIMIT order's timeInForce (-1102; none on a MARKET
+order, -1106), each symbol's filters (-1013; MARKET_LOT_SIZE for
 market orders, whose notional is checked at the average price /api/v3/avgPrice serves, as
 Binance does; `set_filter` changes a filter as Binance does now and then on a live symbol), the
 unfilled order count when given a limit (429 -1015 "Too many new orders", without Retry-After,
@@ -10,7 +11,9 @@ counted in fixed intervals from the epoch, a fill taking its order off the count
 cancels still served), the balance (-2010: the quote asset a buy costs, the coins a sell
 gives), duplicate client order ids of open orders (-2010 "Duplicate order sent.", while NEW or
 PARTIALLY_FILLED), unknown orders (-2013), cancels of orders not open (-2011), unknown symbols
-(-1121). A fill moves
+(-1121). An order trades at once what crosses, at the book's price (a symbol's `asks` make a
+buy walk their levels, up to its limit); what is left rests (GTC) or expires (IOC and MARKET:
+EXPIRED, with what it filled). A fill moves
 the quote asset and the coin (less a commission taken in it), and BNB when BNB pays. It answers
 in Binance's shapes (FULL order answers with fills; on the WebSocket API
 `userDataStream.subscribe.signature` answered with a subscriptionId, then executionReport events
@@ -103,6 +106,19 @@ class ApiConnection:
     close: asyncio.Event = field(default_factory=asyncio.Event)  # set: the server drops it
 
 
+def check_time_in_force(kind: str, time_in_force: str | None) -> str | None:
+    """A LIMIT order's timeInForce, GTC or IOC (-1102 without one; FOK, which the executor never
+    sends, is not modelled); a MARKET order takes none (-1106)."""
+    if kind == "MARKET":
+        if time_in_force is not None:
+            raise BinanceError(400, -1106, "Parameter 'timeInForce' sent when not required.")
+        return None
+    if time_in_force not in ("GTC", "IOC"):
+        raise BinanceError(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was "
+                           "empty/null, or malformed.")  # fmt: skip
+    return time_in_force
+
+
 def ws_payload(params: dict[str, Any]) -> str:
     """What a WebSocket API request's signature signs: all params but `signature`, sorted by
     name, as `name=value` joined with `&` (JSON true/false as Binance spells them)."""
@@ -149,6 +165,9 @@ class FakeBinance:
     orders_limit: int = 0  # unfilled orders per `orders_interval` (0: no limit), per account
     orders_interval: int = 10  # seconds, as Binance's ORDERS limit of 10 SECOND
     order_counts: Counter[int] = field(default_factory=Counter)  # by interval since the epoch
+    asks: dict[str, list[tuple[Decimal, Decimal]]] = field(default_factory=dict)
+    """A symbol's order book on the ask side, (price, quantity) from the best: a buy walks it,
+    taking what it offers up to the buy's limit. A symbol not here trades at its price."""
 
     @property
     def subscribed(self) -> list[ApiConnection]:
@@ -278,6 +297,7 @@ class FakeBinance:
         self.check_order_count()
         symbol, side, kind = params["symbol"], params["side"], params["type"]
         cid, qty = params["newClientOrderId"], Decimal(params["quantity"])
+        time_in_force = check_time_in_force(kind, params.get("timeInForce"))
         old = self.orders.get(cid)
         if old is not None and old["status"] in ("NEW", "PARTIALLY_FILLED"):  # open
             raise BinanceError(400, -2010, "Duplicate order sent.")
@@ -290,7 +310,7 @@ class FakeBinance:
         if side == "SELL" and qty > self.balances.get(self.coin(symbol), Decimal(0)):
             raise BinanceError(400, -2010, INSUFFICIENT)
         self.placed[cid] += 1
-        order = {
+        order: dict[str, Any] = {
             "symbol": symbol,
             "orderId": next(self.ids),
             "clientOrderId": cid,
@@ -299,6 +319,7 @@ class FakeBinance:
             "executedQty": "0",
             "cummulativeQuoteQty": "0",
             "status": "NEW",
+            "timeInForce": time_in_force or "GTC",  # as Binance answers a MARKET order too
             "type": kind,
             "side": side,
             "transactTime": self.now_ms(),
@@ -307,17 +328,48 @@ class FakeBinance:
         self.orders[cid] = order
         self.order_counts[self.order_interval()] += 1
         self.push(self.execution_report(order, "NEW"))  # Binance's, often before the answer
-        crosses = (
-            kind == "MARKET"
-            or (side == "BUY" and price >= market)
-            or (side == "SELL" and price <= market)
-        )
-        if crosses:
-            self.fill(order, qty, market if kind == "MARKET" else price)
-        else:  # resting: what it may spend is locked until it fills or is cancelled
+        for level_price, level_qty in self.take(symbol, side, qty, None if kind == "MARKET"
+                                                else price):  # fmt: skip
+            self.fill(order, level_qty, level_price)
+        left = qty - Decimal(order["executedQty"])
+        if left and (kind == "MARKET" or time_in_force == "IOC"):  # what did not trade at once
+            order["status"] = "EXPIRED"
+            self.push(self.execution_report(order, "EXPIRED"))
+        elif left:  # resting: what it may spend is locked until it fills or is cancelled
             self.lock(cid, "USDT" if side == "BUY" else self.coin(symbol),
-                      qty * price * Decimal("1.001") if side == "BUY" else qty)  # fmt: skip
+                      left * price * Decimal("1.001") if side == "BUY" else left)  # fmt: skip
         return order
+
+    def place_limit(
+        self, symbol: str, quantity: str, price: str, client_order_id: str
+    ) -> dict[str, Any]:
+        """A LIMIT GTC buy placed as if sent by someone: what a test puts on the book."""
+        return self.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                           "quantity": quantity, "price": price,
+                           "newClientOrderId": client_order_id})  # fmt: skip
+
+    def take(
+        self, symbol: str, side: str, qty: Decimal, limit: Decimal | None
+    ) -> list[tuple[Decimal, Decimal]]:
+        """The trades a taker order of `qty` makes at once: at each level's price (the maker's,
+        never the taker's limit), up to `limit` if it has one, levels used up as they trade.
+        A symbol with no `asks` (and every sell) trades in full at its price when it crosses."""
+        levels = self.asks.get(symbol) if side == "BUY" else None
+        if levels is None:
+            market = self.prices[symbol]
+            crosses = limit is None or (market <= limit if side == "BUY" else market >= limit)
+            return [(market, qty)] if crosses else []
+        trades: list[tuple[Decimal, Decimal]] = []
+        while qty and levels and (limit is None or levels[0][0] <= limit):
+            level_price, available = levels[0]
+            traded = min(qty, available)
+            trades.append((level_price, traded))
+            qty -= traded
+            if traded == available:
+                levels.pop(0)
+            else:
+                levels[0] = (level_price, available - traded)
+        return trades
 
     def lock(self, cid: str, asset: str, amount: Decimal) -> None:
         self.balances[asset] = self.balances.get(asset, Decimal(0)) - amount
@@ -378,15 +430,10 @@ class FakeBinance:
             "executedQty": str(executed),
             "cummulativeQuoteQty": str(Decimal(order["cummulativeQuoteQty"]) + qty * price),
         }
-        order["fills"] = [
-            {
-                "price": str(price),
-                "qty": str(qty),
-                "commission": str(fee),
-                "commissionAsset": fee_asset,
-                "tradeId": trade["id"],
-            }
-        ]
+        order["fills"].append({
+            "price": str(price), "qty": str(qty), "commission": str(fee),
+            "commissionAsset": fee_asset, "tradeId": trade["id"],
+        })  # fmt: skip
         self.report(order, trade)
 
     def cancel(self, params: dict[str, str]) -> dict[str, Any]:

@@ -389,6 +389,77 @@ async def test_a_market_buy_whose_ask_ran_away_from_its_sized_price_is_not_sent(
     assert fake.orders == {}
 
 
+# A thin book on the ask side: 0.004 at the sized price, 0.003 1.7 % above it, then a gap to 10 %
+THIN_BOOK = [("30000", "0.004"), ("30500", "0.003"), ("33000", "0.1")]
+
+
+@pytest.mark.parametrize(
+    ("deviation", "sent", "traded"),
+    [
+        ("0.02", ("LIMIT", "IOC", Decimal(30600)),  # capped 2 % above 30000
+         [(Decimal(30000), Decimal("0.004")), (Decimal(30500), Decimal("0.003"))]),
+        ("0", ("MARKET", "GTC", Decimal(0)),  # the guard off: Binance walks the book for it all
+         [(Decimal(30000), Decimal("0.004")), (Decimal(30500), Decimal("0.003")),
+          (Decimal(33000), Decimal("0.003"))]),
+    ],
+    ids=["capped", "guard-off"],
+)  # fmt: skip
+async def test_a_market_buy_never_walks_the_book_past_its_ceiling(
+    trading_env: dict[str, str],
+    deviation: str,
+    sent: tuple[str, str, Decimal],
+    traded: list[tuple[Decimal, Decimal]],
+) -> None:
+    """The top of book is at the sized price, so the buy passes the price guard; the book behind
+    it is thin. Sent as a LIMIT IOC at its ceiling, it takes the levels up to there at their
+    own prices and the rest expires: booked cancelled, with what it filled and why. Sent as
+    MARKET (as every market buy was), its last 0.003 filled 10 % above the price it was sized
+    at, beyond the exposure the risk manager allowed."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30000")
+    book = [(Decimal(price), Decimal(quantity)) for price, quantity in THIN_BOOK]
+    fake = FakeBinance(prices={symbol: Decimal(30000)}, asks={symbol: book})
+    order = approved(symbol, "buy", "0.01", sized_price="30000")
+    cid = order["client_order_id"]
+    settings = {"MAX_PRICE_DEVIATION_PCT": deviation}
+    async with live_executor(trading_env, fake, **settings) as (env, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        kind = "order.cancelled" if deviation != "0" else "order.filled"
+        event = (await recorder.wait_for(kind))[0]
+        fills = await fills_of(env["DATABASE_URL"], cid)
+        row = await order_row(env["DATABASE_URL"], cid)
+    placed = fake.orders[cid]
+    assert (placed["type"], placed["timeInForce"], Decimal(placed["price"])) == sent
+    assert sorted((fill["price"], fill["quantity"]) for fill in fills) == traded
+    filled = sum(quantity for _, quantity in traded)
+    assert row["filled_quantity"] == filled and Decimal(event["filled_quantity"]) == filled
+    if deviation == "0":
+        assert row["status"] == "filled"
+        return
+    assert max(price for price, _ in traded) <= Decimal(30600)
+    assert row["status"] == "cancelled" and placed["status"] == "EXPIRED"
+    why = ("what the book did not offer at or below 30600 (MAX_PRICE_DEVIATION_PCT above the "
+           "30000 it was sized at) expired unfilled")  # fmt: skip
+    assert event["reason"] == row["reason"] == why
+    assert fake.asks[symbol] == [(Decimal(33000), Decimal("0.1"))]  # the level beyond untouched
+
+
+async def test_a_capped_market_buy_that_fills_in_full_carries_no_reason(
+    trading_env: dict[str, str],
+) -> None:
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30000")
+    fake = FakeBinance(prices={symbol: Decimal(30000)})
+    order = approved(symbol, "buy", "0.01", sized_price="30000")
+    async with live_executor(trading_env, fake) as (env, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        filled = (await recorder.wait_for("order.filled"))[0]
+        row = await order_row(env["DATABASE_URL"], order["client_order_id"])
+    assert fake.orders[order["client_order_id"]]["timeInForce"] == "IOC"
+    assert filled["filled_quantity"] == "0.01" and Decimal(filled["average_price"]) == 30000
+    assert row["status"] == "filled" and row["reason"] is None and row["price"] == 30000
+
+
 async def test_an_approval_older_than_its_lifetime_is_rejected_before_binance_hears_of_it(
     trading_env: dict[str, str],
 ) -> None:

@@ -234,8 +234,7 @@ async def test_a_duplicate_order_answer_is_queried_not_taken_for_a_rejection(
     symbol, url = new_symbol(), trading_env["DATABASE_URL"]
     fake = FakeBinance(prices={symbol: Decimal(100)}, push_reports=False, query_tricks=["lost"])
     client_order_id = await add_order(url, symbol, "submitted", age=60, price="90")
-    fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
-                "price": "90", "newClientOrderId": client_order_id})  # fmt: skip
+    fake.place_limit(symbol, "1", "90", client_order_id)
     async with serving(fake) as base_url, venues(url, base_url, 1) as (_, (venue,)):
         await venue.execute(client_order_id)  # -2013 (a lagging answer), resent: -2010
         row = await order_row(url, client_order_id)
@@ -367,8 +366,7 @@ async def test_one_stuck_order_holds_up_neither_the_others_nor_the_valuation(
         400, -1100, "Illegal characters found in a parameter."
     )
     filled = await add_order(url, listed, "submitted", age=10)
-    fake.place({"symbol": listed, "side": "BUY", "type": "LIMIT", "quantity": "1",
-                "price": "101", "newClientOrderId": filled})  # fmt: skip
+    fake.place_limit(listed, "1", "101", filled)
     async with serving(fake) as base_url:
         env = live_env(trading_env, base_url)
         async with running(build_app("order_executor", env)) as client:
@@ -434,8 +432,7 @@ async def test_the_live_poll_leaves_binance_s_request_weight_to_the_stream(
     symbol, url = new_symbol(), trading_env["DATABASE_URL"]
     fake = FakeBinance(prices={symbol: Decimal(100)})
     resting = await add_order(url, symbol, "submitted", age=10, price="90")
-    fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
-                "price": "90", "newClientOrderId": resting})  # fmt: skip
+    fake.place_limit(symbol, "1", "90", resting)
     async with serving(fake) as base_url:
         env = live_env(trading_env, base_url)
         env.pop("BINANCE_POLL_SECONDS", None)
@@ -485,8 +482,7 @@ async def test_the_user_stream_subscribes_again_on_a_new_connection(
         [first] = fake.subscribed
         fake.terminate() if failure == "eventStreamTerminated" else fake.disconnect()
         await until(lambda: subscribed_anew(fake, first), "a subscription on a new connection")
-        fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
-                    "price": "101", "newClientOrderId": client_order_id})  # fmt: skip
+        fake.place_limit(symbol, "1", "101", client_order_id)
         await until(lambda: is_filled(url, client_order_id), "the report booked")
     assert not first.open  # the silent connection was closed
     assert subscriptions(fake) == [("WS", SUBSCRIBE, 200)] * 2
@@ -517,8 +513,7 @@ async def test_a_refused_subscription_is_logged_and_tried_again_with_backoff(
         fake.keys[KEY] = SECRET
         await streaming(fake)
         closed = [not connection.open for connection in fake.connections[:3]]
-        fake.place({"symbol": symbol, "side": "BUY", "type": "LIMIT", "quantity": "1",
-                    "price": "101", "newClientOrderId": client_order_id})  # fmt: skip
+        fake.place_limit(symbol, "1", "101", client_order_id)
         await until(lambda: is_filled(url, client_order_id), "the report booked")
     ended = [r.getMessage() for r in caplog.records if "refused the subscription" in r.getMessage()]
     assert ended[:3] == [
@@ -1020,8 +1015,7 @@ async def test_an_order_of_more_trades_than_a_page_holds_has_all_of_them_read() 
     """myTrades answers at most 1000 trades a request (500 unless asked): the trades of an
     order that took 1001 are read in two pages, each once, adding up to what it executed."""
     fake = FakeBinance(prices={"BTCUSDT": Decimal(30000)}, push_reports=False)
-    order = fake.place({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "price": "29000",
-                        "newClientOrderId": "mt-many-trades", "quantity": "0.01001"})  # fmt: skip
+    order = fake.place_limit("BTCUSDT", "0.01001", "29000", "mt-many-trades")
     for _ in range(1001):
         fake.fill(order, Decimal("0.00001"), Decimal(29000))
     async with serving(fake) as url:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from mastertrade.execution.domain.price_guard import runaway_price
+from mastertrade.execution.domain.price_guard import ceiling, runaway_price
 
 TWO_PCT = Decimal("0.02")
 
@@ -40,3 +40,14 @@ def test_a_guarded_market_buy_with_no_price_to_fill_at_may_not_go() -> None:
         "no fresh quote to hold the market buy to the price it was sized at"
     )
     assert runaway_price("buy", "market", Decimal(100), None, Decimal(0)) is None
+
+
+def test_a_market_buy_is_capped_where_the_guard_would_refuse_it() -> None:
+    assert ceiling("buy", "market", Decimal(30000), TWO_PCT) == Decimal(30600)
+    for side, order_type, sized, deviation in [
+        ("sell", "market", Decimal(100), TWO_PCT),
+        ("buy", "limit", Decimal(100), TWO_PCT),
+        ("buy", "market", None, TWO_PCT),
+        ("buy", "market", Decimal(100), Decimal(0)),
+    ]:
+        assert ceiling(side, order_type, sized, deviation) is None

@@ -17,8 +17,9 @@ class ExecutionSettings(ServiceSettings, TradingSettings, CostSettings, AccountS
 
     max_price_deviation_pct: Decimal = Field(
         default=Decimal("0.02"), ge=0, le=1,
-        description="refuse a market buy that would fill more than this fraction above the price "
-        "the risk manager sized it at, 0 <= x <= 1, e.g. 0.02 (0: off)",
+        description="no market buy fills more than this fraction above the price the risk "
+        "manager sized it at: refused when the ask is beyond it, and sent to Binance as a LIMIT "
+        "IOC at it (live), 0 <= x <= 1, e.g. 0.02 (0: off)",
     )  # fmt: skip
     price_max_age_seconds: float = Field(
         default=60.0, ge=0, le=86400,

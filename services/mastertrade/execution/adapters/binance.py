@@ -301,9 +301,11 @@ class BinanceClient:
         quantity: Decimal,
         price: Decimal | None = None,
         *,
+        time_in_force: str = "GTC",
         timestamp: int | None = None,
     ) -> Any:
-        """POST /api/v3/order: MARKET, or LIMIT GTC when `price` is given; the FULL answer.
+        """POST /api/v3/order: MARKET, or LIMIT when `price` is given (GTC, or IOC: what does
+        not trade at once expires); the FULL answer.
         Sent once: a -1021 is raised (the clock synced) for the caller to send it again.
         `timestamp` (Binance's clock, ms; now if not given) is the request's: one taken before
         the order was claimed makes Binance refuse the request once recvWindow has passed since
@@ -315,7 +317,7 @@ class BinanceClient:
             "newOrderRespType": "FULL",
         }  # fmt: skip
         if price is not None:
-            params |= {"price": price, "timeInForce": "GTC"}
+            params |= {"price": price, "timeInForce": time_in_force}
         if timestamp is not None:
             params["timestamp"] = timestamp
         return await self.request("POST", ORDER_PATH, params, resend=False)

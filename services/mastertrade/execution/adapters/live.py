@@ -31,12 +31,18 @@ The filters are fetched again, too, once FILTERS_TTL_SECONDS old.
 
 An order Binance could not take is rejected before it leaves, saying why: its symbol is not
 listed (-1121), its client order id is not one Binance accepts, it breaks a filter, or it is a
-market buy whose ask is too far above the price it was sized at (domain/price_guard.py). A market
-order's notional is checked at the top of book, or, within NOTIONAL_MARGIN of a bound, at
-Binance's average price (/api/v3/avgPrice, asked before the claim), as Binance checks it. So is
+market buy whose ask is too far above the price it was sized at (domain/price_guard.py). So is
 one approved more than APPROVAL_LIFETIME_SECONDS before it is sent, first or again after -2013
 (`stale_approval`: an executor away for longer, an approval replayed from the dead letters, a
 claimed send that never reached Binance before a long outage).
+
+A market buy that passes goes out as a LIMIT order at its ceiling (the sized price plus
+MAX_PRICE_DEVIATION_PCT), immediate-or-cancel: Binance fills a MARKET order level after level
+down the book, this one takes what the book offers up to the ceiling, at the book's prices, and
+what is left expires, booked `cancelled` with what it filled and why (the reason stored with the
+claim). Its notional is checked at its limit, as Binance checks a LIMIT order's; any other
+market order's at the top of book, or, within NOTIONAL_MARGIN of a bound, at Binance's average
+price (/api/v3/avgPrice, asked before the claim), as Binance checks it.
 
 While the risk manager's circuit breaker is on (domain/halt.py), no buy adds exposure, and
 while its kill switch is on, no order goes on at all: one not sent yet is rejected before it
@@ -54,7 +60,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -97,7 +103,7 @@ from mastertrade.execution.domain.filters import (
     near_market_notional_bounds,
 )
 from mastertrade.execution.domain.halt import RISK_STATE, blocks, halt_reason
-from mastertrade.execution.domain.price_guard import runaway_price
+from mastertrade.execution.domain.price_guard import ceiling, runaway_price
 
 logger = logging.getLogger("mastertrade.execution.live")
 # Past a send's stamp (committed after the request's timestamp was taken, so Binance refuses the
@@ -112,9 +118,11 @@ CLAIM = """
 SELECT *, updated_at < COALESCE($3, clock_timestamp()) - make_interval(secs => $2) AS window_passed
 FROM orders WHERE client_order_id = $1 FOR UPDATE
 """
-# Only the row as the claimant read it ($4 status, $5 stamp); stamped for this send
+# Only the row as the claimant read it ($4 status, $5 stamp); stamped for this send, with the
+# reason its expiry would carry ($6, a capped market buy's)
 SUBMIT = """
-UPDATE orders SET status = 'submitted', quantity = $2, price = $3, updated_at = clock_timestamp()
+UPDATE orders SET status = 'submitted', quantity = $2, price = $3, updated_at = clock_timestamp(),
+    reason = COALESCE($6, reason)
 WHERE client_order_id = $1 AND status = $4 AND updated_at = $5
 RETURNING *
 """
@@ -126,6 +134,24 @@ SELECT EXISTS (SELECT FROM orders o JOIN risk_state r USING (environment)
                WHERE o.environment = 'live' AND o.status IN ('submitted', 'partially_filled')
                  AND (r.kill_switch OR r.breaker_open AND o.side = 'buy'))
 """
+
+
+class Terms(NamedTuple):
+    """What is sent: the quantity, a LIMIT price (None: MARKET) and its timeInForce, and why
+    what an IOC order does not fill at once expires."""
+
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: str = "GTC"
+    expiry_reason: str | None = None
+
+
+class Claimed(NamedTuple):
+    """An order claimed for a send: the row as stamped, its request's timestamp, its terms."""
+
+    order: asyncpg.Record
+    timestamp: int
+    terms: Terms
 
 
 def claimable(order: asyncpg.Record, seen: asyncpg.Record, resend_after: float | None) -> bool:
@@ -213,38 +239,48 @@ class LiveVenue:
         if order["type"] == "limit" or not isinstance(listing, SymbolFilters):
             return None, None
         reference = await self._reference(order["symbol"], order["side"])
-        if reference is None or not near_market_notional_bounds(
-            listing, order["quantity"], reference
+        if (
+            reference is None
+            or self._ceiling(order) is not None  # sent as LIMIT: no average
+            or not near_market_notional_bounds(listing, order["quantity"], reference)
         ):
             return reference, None
         return reference, await self.client.average_price(order["symbol"])
+
+    def _ceiling(self, order: asyncpg.Record) -> Decimal | None:
+        """The price a market buy is capped at (domain/price_guard.py), None if it is not."""
+        return ceiling(order["side"], order["type"], order["price"], self.max_price_deviation)
 
     def _terms(
         self,
         order: asyncpg.Record,
         listing: SymbolFilters | str,
         market: tuple[Decimal | None, Decimal | None],
-    ) -> tuple[Decimal, Decimal | None] | str:
-        """(quantity, limit price) to send, or why Binance could not take the order; `market`:
-        the top of book and average price of `_market_prices`."""
+    ) -> Terms | str:
+        """What to send, or why Binance could not take the order; `market`: the top of book
+        and average price of `_market_prices`."""
         if isinstance(listing, str):
             return listing
         try:
             check_client_order_id(order["client_order_id"])
         except FilterError as error:
             return f"not sent: {error}"
-        # a market order goes out as MARKET, whatever price it carries
-        limit = order["price"] if order["type"] == "limit" else None
+        # a market order goes out as MARKET, whatever price it carries, or capped at its ceiling
+        cap = self._ceiling(order)
+        limit = order["price"] if order["type"] == "limit" else cap
         top, average = market
-        reference = limit or top
+        reference = order["price"] if order["type"] == "limit" else top
         if reason := runaway_price(order["side"], order["type"], order["price"], reference,
                                    self.max_price_deviation):  # fmt: skip
             return f"not sent: {reason}"
         try:
-            return apply_filters(listing, order["side"], order["quantity"], limit, reference,
-                                 average_price=average)  # fmt: skip
+            quantity, price = apply_filters(listing, order["side"], order["quantity"], limit,
+                                            reference, average_price=average)  # fmt: skip
         except FilterError as error:
             return f"exchange filter: {error}"
+        if cap is None or price is None:
+            return Terms(quantity, price)
+        return Terms(quantity, price, "IOC", expiry_reason(price, order["price"]))
 
     async def _claim(
         self,
@@ -253,9 +289,9 @@ class LiveVenue:
         market: tuple[Decimal | None, Decimal | None],
         resend_after: float | None,
         asked_at: datetime | None,
-    ) -> tuple[asyncpg.Record, int] | None:
+    ) -> Claimed | None:
         """The order marked `submitted` and stamped for this send (committed), with its
-        request's timestamp (`_stamp`), or None when it
+        request's timestamp and terms (`_stamp`), or None when it
         is not this handler's to send (see `claimable`), was rejected here, or cannot be sent
         yet (Binance refuses new orders for a while, or no `listing` was fetched for a buy
         halted then: left as it is, for a later round)."""
@@ -281,20 +317,19 @@ class LiveVenue:
             return await self._stamp(connection, order, terms)
 
     async def _stamp(
-        self, connection: Connection, order: asyncpg.Record, terms: tuple[Decimal, Decimal | None]
-    ) -> tuple[asyncpg.Record, int] | None:
+        self, connection: Connection, order: asyncpg.Record, terms: Terms
+    ) -> Claimed | None:
         """The order stamped for this send, and the request's timestamp (Binance's clock, ms),
         taken just before the stamp: however long the request then takes to leave (a stalled
         pod, a slow commit), Binance refuses it once recvWindow has passed since, when another
-        handler may send the order again."""
-        quantity, limit = terms
-        price = limit if order["type"] == "limit" else order["price"]
+        handler may send the order again. A market order keeps the price it was sized at."""
+        price = terms.price if order["type"] == "limit" else order["price"]
         timestamp = self.client.timestamp()
         stamped = await connection.fetchrow(
-            SUBMIT, order["client_order_id"], quantity, price, order["status"],
-            order["updated_at"],
+            SUBMIT, order["client_order_id"], terms.quantity, price, order["status"],
+            order["updated_at"], terms.expiry_reason,
         )  # fmt: skip
-        return None if stamped is None else (stamped, timestamp)
+        return None if stamped is None else Claimed(stamped, timestamp, terms)
 
     def _claimed_too_late(self, order: asyncpg.Record, stamp: int) -> bool:
         """Whether the claim ended past recvWindow after its request's timestamp, which Binance
@@ -333,15 +368,15 @@ class LiveVenue:
         listing = await self._listing(seen, unbookable, halted)
         market = await self._market_prices(seen, listing)
         claimed = await self._claim(seen, listing, market, resend_after, asked_at)
-        if claimed is None or self._claimed_too_late(*claimed):
+        if claimed is None or self._claimed_too_late(claimed.order, claimed.timestamp):
             return None
-        order, stamp = claimed
+        order, terms = claimed.order, claimed.terms
         cid = order["client_order_id"]
-        price = order["price"] if order["type"] == "limit" else None
         try:
             answer = await self.client.new_order(
-                cid, order["symbol"], order["side"], order["quantity"], price, timestamp=stamp
-            )
+                cid, order["symbol"], order["side"], terms.quantity, terms.price,
+                time_in_force=terms.time_in_force, timestamp=claimed.timestamp,
+            )  # fmt: skip
         except BinanceRateLimitedError as error:
             logger.warning("order %s not taken (%s): it stays in flight, resolved and sent "
                            "again once the pause is over", cid, error)  # fmt: skip
@@ -466,3 +501,9 @@ class LiveVenue:
         self, client_order_id: str, state: OrderState, trades: list[Trade]
     ) -> OrderEvent | None:
         return await book_report(self.pool(), client_order_id, state, trades, self.quote_asset)
+
+
+def expiry_reason(cap: Decimal, sized_price: Decimal) -> str:
+    """Why a capped market buy filled less than asked, if it does."""
+    return (f"what the book did not offer at or below {cap.normalize():f} (MAX_PRICE_DEVIATION_PCT "
+            f"above the {sized_price.normalize():f} it was sized at) expired unfilled")  # fmt: skip
