@@ -33,14 +33,22 @@ async def pool(trading_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-async def deliver_all(dispatcher: Dispatcher, pool: asyncpg.Pool, alerts: list[AlertEvent],
-                      channel: str) -> list[int]:  # fmt: skip
+async def dispatch_all(dispatcher: Dispatcher, pool: asyncpg.Pool, alerts: list[AlertEvent],
+                       channel: str) -> list[int]:  # fmt: skip
+    """Store and dispatch each alert, as the consumer does; their ids."""
     ids = []
     for alert in alerts:
         alert_id = await store_alert(pool, alert, [channel], 300, dispatcher.holder)
         assert alert_id is not None
         dispatcher.dispatch(alert_id, alert, [channel])
         ids.append(alert_id)
+    return ids
+
+
+async def deliver_all(dispatcher: Dispatcher, pool: asyncpg.Pool, alerts: list[AlertEvent],
+                      channel: str) -> list[int]:  # fmt: skip
+    """Dispatch the alerts, then wait until every delivery has ended; their ids."""
+    ids = await dispatch_all(dispatcher, pool, alerts, channel)
     await asyncio.gather(*dispatcher.tasks)
     return ids
 
@@ -71,6 +79,35 @@ async def test_a_burst_of_critical_alerts_on_a_throttled_webhook_is_sent_in_full
         assert sum(f"ServiceDown {i}\n" in f"{text}\n" for text in contents) == 1, i
     refused = len(fake.arrivals["discord"]) - 40
     assert refused > 0, "the webhook's limit was never reached: the test proves nothing"
+
+
+async def test_critical_alerts_go_first_when_a_throttled_webhook_opens_again(
+    pool: asyncpg.Pool,
+) -> None:
+    """A Discord webhook that allows one request in 1.5 s: of 6 warnings (a burst of fills) one
+    is sent, the others wait for the webhook to open again; the 2 critical alerts (a tripped
+    breaker) that come while they wait go first, one each time it opens, before every warning
+    still waiting (before, they took their turn among the warnings). Every alert is sent once."""
+    fake = FakeChannels(windows={"discord": (1, 1.5)})
+    warnings = [AlertEvent(kind="order_filled", severity="warning", title=f"Filled {i}")
+                for i in range(6)]  # fmt: skip
+    critical = [AlertEvent(kind="circuit_breaker", severity="critical", title=f"Breaker {i}")
+                for i in range(2)]  # fmt: skip
+    async with serve_app(build_app(fake)) as url, httpx.AsyncClient() as http:
+        channel = DiscordChannel(http, f"{url}/api/v10/webhooks/1/token")
+        policy = RetryPolicy(base_delay=0.05, max_delay=0.4)  # the webhook's retry_after kept
+        dispatcher = Dispatcher({"discord": channel}, lambda: pool, RateLimiter(1000), policy,
+                                "urgent-first")  # fmt: skip
+        ids = await dispatch_all(dispatcher, pool, warnings, "discord")
+        while len(fake.arrivals.get("discord", [])) < 2:  # one sent, one refused: it is closed
+            await asyncio.sleep(0.01)
+        ids += await deliver_all(dispatcher, pool, critical, "discord")
+        await asyncio.gather(*dispatcher.tasks)
+    assert await outcomes(pool, ids) == {"sent": 8}
+    sent = ["Breaker" in body["content"] for body in fake.received["discord"]]
+    assert sent == [False, True, True, False, False, False, False, False], (
+        f"critical alerts waited behind warnings: {sent}"
+    )
 
 
 class Outage:

@@ -10,7 +10,9 @@ again), up to ALERT_MAX_ATTEMPTS attempts and for at most ALERT_RETRY_FOR_SECOND
 over by another replica starts a budget of its own there). A refusal for sending too often (a
 429: `throttled`) spends no attempt, and closes the channel to every delivery until its
 retry_after is over (`closed_until`), so a burst on a throttled channel goes out at the pace the
-service allows instead of failing; one that asks for no wait is backed off all the same. A
+service allows instead of failing; one that asks for no wait is backed off all the same. The
+urgent deliveries waiting for a channel (critical alerts, the daily report: `Precedence`) go
+first each time it opens again: a tripped breaker is not queued behind a burst of fills. A
 delivery taken over sends to those of its recipients left that are still the channel's. A
 delivery over the channel's rate limit is recorded `rate_limited`, unless its alert is urgent
 (critical, the daily report: never held back) or a digest (domain/delivery.py, `admit`), and
@@ -51,6 +53,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -70,7 +73,13 @@ from mastertrade.alerts.adapters.store import (
     release_leases,
     renew_leases,
 )
-from mastertrade.alerts.domain.delivery import RateLimiter, admit, join_notes, retry_delay
+from mastertrade.alerts.domain.delivery import (
+    RateLimiter,
+    admit,
+    is_urgent,
+    join_notes,
+    retry_delay,
+)
 from mastertrade.core.background import stop_task
 from mastertrade.core.messages import AlertEvent
 from mastertrade.core.retry import retry_transient
@@ -80,6 +89,9 @@ RENEW_SECONDS = 10.0
 """How often a replica renews the leases of the deliveries it works on (`keep_deliveries`)."""
 LEASE_MARGIN = 5.0
 """Seconds before its lease may run out by which a replica's last attempt under it has ended."""
+URGENT_FIRST_SECONDS = 0.05
+"""How often a delivery that is not urgent looks again at an open channel while urgent ones
+wait for it or are on it."""
 FINISH_SENDING_SECONDS = 3.0
 """How long `stop` waits for attempts on the wire (inside the runtime's FINISH_SECONDS, with
 time left to release the leases)."""
@@ -112,6 +124,31 @@ class RetryPolicy:
         """How long a lease runs from its last renewal: two renewals may fail, and an attempt
         started just before the third is due still ends LEASE_MARGIN before it runs out."""
         return 2 * RENEW_SECONDS + self.attempt_seconds + LEASE_MARGIN
+
+
+class Precedence:
+    """Whether a delivery is counted among the urgent ones a channel serves first: from the time
+    it waits for the channel (or is sent on it) until its attempt is answered, and on through
+    the wait for a channel that throttled it, until it ends; every other delivery on the
+    channel waits while any is counted."""
+
+    def __init__(self, counts: Counter[str], channel: str, urgent: bool) -> None:
+        self.counts, self.channel, self.urgent = counts, channel, urgent
+        self.counted = False
+
+    def join(self) -> None:
+        if self.urgent and not self.counted:
+            self.counts[self.channel] += 1
+            self.counted = True
+
+    def leave(self) -> None:
+        if self.counted:
+            self.counts[self.channel] -= 1
+            self.counted = False
+
+    def defers(self) -> bool:
+        """Does this delivery wait for urgent ones on its channel?"""
+        return not self.urgent and self.counts[self.channel] > 0
 
 
 def _plain(name: str, outcome: Outcome, refused: Exception) -> Outcome:
@@ -167,6 +204,7 @@ class Dispatcher:
         self.left: set[Key] = set()  # deliveries that ended unfinished once stopping began
         # channel -> when (monotonic) a channel that refused for sending too often opens again
         self.closed_until: dict[str, float] = {}
+        self.urgent_waiting: Counter[str] = Counter()  # by channel (`Precedence`)
 
     def dispatch(
         self,
@@ -254,7 +292,11 @@ class Dispatcher:
             limited = ("rate_limited", 0, f"over {self.limiter.per_minute} per minute")
             await self._mark(key, limited)  # told in the channel's digest (adapters/digests.py)
             return
-        outcome = await self._attempts(key, channel, alert, reached)
+        place = Precedence(self.urgent_waiting, name, is_urgent(alert))
+        try:
+            outcome = await self._attempts(key, channel, alert, reached, place)
+        finally:
+            place.leave()
         if outcome is None and self.stopping:
             self.left.add(key)  # its lease is released for another replica to go on
             return
@@ -266,7 +308,12 @@ class Dispatcher:
         await self._mark(key, outcome)
 
     async def _attempts(
-        self, key: Key, channel: Channel, alert: AlertEvent, reached: Reached | None
+        self,
+        key: Key,
+        channel: Channel,
+        alert: AlertEvent,
+        reached: Reached | None,
+        place: Precedence,
     ) -> Outcome | None:
         """Send, retrying what may pass later; None when the lease lapsed (or the service is
         stopping) before an attempt. Once an attempt reached some recipients (PartlySentError),
@@ -281,7 +328,8 @@ class Dispatcher:
         started, counted = time.monotonic(), 0  # counted: the failed attempts not throttled
         unpaced = 0  # throttled refusals that asked for no wait, or less than base_delay
         while True:
-            await self._open(channel.name)
+            place.join()
+            await self._open(place)
             if self.stopping or not self.holds(key):
                 return None if recorded else partial
             attempt += 1
@@ -307,6 +355,8 @@ class Dispatcher:
                     return ended
                 if error.throttled:
                     self._close(channel.name, delay)
+                else:
+                    place.leave()  # it waits out its own backoff, not the channel
                 if isinstance(error, PartlySentError):  # retry those refused for now, they alone
                     channel, kept, some = error.rest, join_notes(kept, error.refused), True
                     recorded = await self._note_reached(key, Reached(error.left, attempt, kept))
@@ -323,13 +373,14 @@ class Dispatcher:
         until = time.monotonic() + seconds
         self.closed_until[name] = max(self.closed_until.get(name, until), until)
 
-    async def _open(self, name: str) -> None:
-        """Wait while `name` is closed (throttled), or until the service stops."""
+    async def _open(self, place: Precedence) -> None:
+        """Wait while the delivery's channel is closed (throttled) or it defers to urgent ones
+        (`place`), or until the service stops."""
         while not self.stopping:
-            wait = self.closed_until.get(name, 0.0) - time.monotonic()
-            if wait <= 0:
+            wait = self.closed_until.get(place.channel, 0.0) - time.monotonic()
+            if wait <= 0 and not place.defers():
                 return
-            await self._pause(wait)
+            await self._pause(wait if wait > 0 else URGENT_FIRST_SECONDS)
 
     async def _note_reached(self, key: Key, reached: Reached) -> bool:
         """Record whom the delivery has left to reach; False when it could not be (the
