@@ -65,6 +65,7 @@ QUEUES: tuple[Queue, ...] = (
             Binding(ALERTS.name, "#"),
             Binding(ORDERS.name, "order.filled"),
             Binding(ORDERS.name, "order.rejected"),
+            Binding(ORDERS.name, "order.cancelled"),
         ),
     ),
     Queue(DEAD_LETTER_QUEUE, (Binding(DEAD_LETTER_EXCHANGE, "#"),), dead_letter=False),

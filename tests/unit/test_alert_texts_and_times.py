@@ -53,6 +53,27 @@ def test_a_fills_fee_is_written_in_plain_digits(fee: str, shown: str) -> None:
     assert alert.message == f"order mt-1, fee {shown}"
 
 
+def test_an_order_cancelled_after_a_part_filled_is_alerted_as_that_fill() -> None:
+    """A live market buy that expired at its price ceiling with 0.007 of 0.01 filled: its alert
+    reaches the alert system (its queue binds `order.cancelled`) and says what filled, at what
+    price, and why the rest went; one cancelled with nothing filled is a warning saying why."""
+    assert any(binding.routing_key == "order.cancelled"
+               for queue in QUEUES if queue.name == "alert_system.events"
+               for binding in queue.bindings)  # fmt: skip
+    partly = fill(status="cancelled", quantity=Decimal("0.01"), filled_quantity=Decimal("0.007"),
+                  average_price=Decimal("30214.29"), fee=Decimal("0.2115"),
+                  reason="not offered at or below 30600")  # fmt: skip
+    alert = build_from_order(partly)
+    assert (alert.kind, alert.severity) == ("order_filled", "info")
+    assert alert.title == "Partly filled: buy 0.007 of 0.01 BTCUSDT at 30214.29 (live)"
+    assert alert.message == ("order mt-1, fee 0.2115; the rest cancelled: not offered at or "
+                             "below 30600")  # fmt: skip
+    nothing = build_from_order(partly.model_copy(update={"filled_quantity": Decimal(0)}))
+    assert (nothing.kind, nothing.severity) == ("order_cancelled", "warning")
+    assert nothing.title == "Order cancelled: buy 0.01 BTCUSDT"
+    assert nothing.message == "order mt-1: not offered at or below 30600"
+
+
 @pytest.mark.parametrize("status", ["filled", "rejected", "cancelled"])
 def test_an_order_alert_is_dated_when_the_order_changed_not_when_it_was_consumed(
     status: str,

@@ -53,27 +53,37 @@ def build_from_order(order: OrderEvent) -> AlertEvent:
     when the alert system took the event off its queue, maybe after a backlog. A fill's fee is
     written in plain digits (never "7.5E-7") and without an asset: the event carries none, and
     the exchange may charge it in another asset than the quote (Binance's BNB discount)."""
-    if order.status == "filled":
-        price = "?" if order.average_price is None else brief(order.average_price)
-        title = (
-            f"Filled: {order.side} {brief(order.filled_quantity)} {order.symbol} at {price} "
-            f"({order.environment})"
-        )
-        return AlertEvent(
-            kind="order_filled",
-            severity="info",
-            title=title,
-            message=f"order {order.client_order_id}, fee {show(order.fee)}"[:4000],
-            dedup_key=order_key(order.status, order.client_order_id),
-            source="order_executor",
-            occurred_at=order.occurred_at,
-        )
+    if order.status == "filled" or order.filled_quantity:
+        return _fill_alert(order)
     title = f"Order {order.status}: {order.side} {brief(order.quantity)} {order.symbol}"
     return AlertEvent(
         kind=f"order_{order.status}",
         severity="warning",
         title=title[:200],
         message=f"order {order.client_order_id}: {order.reason or 'no reason given'}"[:4000],
+        dedup_key=order_key(order.status, order.client_order_id),
+        source="order_executor",
+        occurred_at=order.occurred_at,
+    )
+
+
+def _fill_alert(order: OrderEvent) -> AlertEvent:
+    """A fill's alert; an order cancelled after a part of it filled (a live market buy that
+    expired at its price ceiling, a resting order cancelled by a halt) is a fill of that part,
+    its title saying of how much, its message why the rest went."""
+    price = "?" if order.average_price is None else brief(order.average_price)
+    partly = order.status != "filled"
+    amount = brief(order.filled_quantity) + (f" of {brief(order.quantity)}" if partly else "")
+    title = (f"{'Partly filled' if partly else 'Filled'}: {order.side} {amount} {order.symbol} "
+             f"at {price} ({order.environment})")  # fmt: skip
+    message = f"order {order.client_order_id}, fee {show(order.fee)}"
+    if partly:
+        message += f"; the rest {order.status}: {order.reason or 'no reason given'}"
+    return AlertEvent(
+        kind="order_filled",
+        severity="info",
+        title=title[:200],
+        message=message[:4000],
         dedup_key=order_key(order.status, order.client_order_id),
         source="order_executor",
         occurred_at=order.occurred_at,
