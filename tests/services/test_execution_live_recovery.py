@@ -57,6 +57,7 @@ from tests.services.test_execution_live import (
     streaming,
     ws_api_url,
 )
+from tests.services.test_execution_live_fees import quote_bnb, valuation
 from tests.services.trading import Recorder, build_app, new_symbol, set_quote
 
 pytestmark = pytest.mark.infra
@@ -588,10 +589,11 @@ async def test_a_commission_paid_in_bnb_comes_out_of_the_bnb_the_books_hold(
     """With BNB paying the fees, buying 1 at 100 costs 0.075 USDT's worth of BNB (0.00025 at
     300): the books' BNB goes down by that, the coin bought stays whole. Left in the books, that
     BNB would be sold one day and refused (-2010), and the drift alert would fire. The order's
-    fee is what that BNB cost the books (0.00025 at 250), once, though both the answer and the
-    stream's report carry the trade."""
+    fee is that BNB at its mark (300, not the 250 it cost the books: the equity lost 0.075),
+    once, though both the answer and the stream's report carry the trade."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "101")
+    await quote_bnb()  # 299.9 / 300.1
     fake = FakeBinance(prices={symbol: Decimal(100)}, bnb_pays_at=Decimal(300),
                        balances={"USDT": Decimal(10000), "BNB": Decimal(2)})  # fmt: skip
     async with live_executor(trading_env, fake) as (env, recorder, channel):
@@ -601,6 +603,7 @@ async def test_a_commission_paid_in_bnb_comes_out_of_the_bnb_the_books_hold(
                        "UPDATE SET quantity = 1, average_price = 250")  # fmt: skip
         try:
             await streaming(fake)
+            await valuation(url)  # BNB's mark, which the fee is valued at
             await publish_json(channel, ORDERS.name, "order.approved",
                                approved(symbol, "buy", "1"))  # fmt: skip
             filled = (await recorder.wait_for("order.filled"))[0]
@@ -612,7 +615,7 @@ async def test_a_commission_paid_in_bnb_comes_out_of_the_bnb_the_books_hold(
             await value_of(url, "DELETE FROM positions WHERE environment = 'live' "
                            "AND symbol = 'BNBUSDT'")  # fmt: skip
     assert (bnb, bought) == (Decimal("0.99975"), Decimal(1))
-    assert row["fee"] == Decimal("0.0625") == Decimal(filled["fee"])
+    assert row["fee"] == Decimal("0.075") == Decimal(filled["fee"])
 
 
 async def test_orders_binance_would_misread_are_sent_right_or_refused_before_leaving(

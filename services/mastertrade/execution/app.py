@@ -52,7 +52,7 @@ from mastertrade.execution.adapters.paper import PaperConfig, PaperVenue
 from mastertrade.execution.adapters.quotes import Quotes
 from mastertrade.execution.adapters.user_stream import run_user_stream
 from mastertrade.execution.api import router
-from mastertrade.execution.domain.binance_status import BinanceAnswerError
+from mastertrade.execution.domain.binance_status import BinanceAnswerError, fee_symbols
 from mastertrade.execution.settings import ExecutionSettings
 
 Settings = ExecutionSettings
@@ -136,7 +136,9 @@ class Executor:
                 settings.binance_api_secret.get_secret_value(), settings.binance_recv_window,
                 settings.binance_timeout_seconds,
             )  # fmt: skip
-            quotes = Quotes(lambda: self.client, settings.price_max_age_seconds)
+            # BNB, which pays the fees when the account says so, is valued at every valuation
+            quotes = Quotes(lambda: self.client, settings.price_max_age_seconds,
+                            fee_symbols(settings.quote_asset))  # fmt: skip
             return LiveVenue(pool, self.binance, settings.quote_asset, quotes,
                              settings.max_price_deviation_pct)  # fmt: skip
         config = PaperConfig(

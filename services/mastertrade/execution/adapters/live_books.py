@@ -2,18 +2,29 @@
 status, the position, and the event; plus the account's balances and equity from Binance, and
 an alert when the books hold more of a coin than Binance does (domain/drift.py).
 
-A commission comes out of what the trade paid: in the quote asset, out of the proceeds (the
-cash is Binance's balance, and the order's fee says it); in the base asset (a buyer's, unless
-BNB pays), out of the coins, so the position is what the exchange holds, and the order's fee
-counts it at the trade's price. One in a third asset (BNB, when BNB pays the fees) comes out of
-the books' position in that coin (BNBUSDT), as much as it holds: left there, the books would
-hold BNB Binance has spent, and its sell would be refused; the order's fee counts what the
-coins paid cost the books (their average price), and the fill keeps the fee in its own asset.
-Paid from coins the books do not hold, it is on the fill alone: the books know no price for
-them."""
+An order's fee is its commissions in the quote asset, whatever they were paid in. One in the
+quote asset counts as it is, out of the proceeds (the cash is Binance's balance). One in the
+base asset (a buyer's, unless BNB pays) counts at the trade's price, out of the coins, so the
+position is what the exchange holds. One in a third asset (BNB, when BNB pays the fees:
+FEE_ASSETS) counts at that asset's mark: the mid of its quote (BNBUSDT, Redis) at the executor's
+latest valuation of the account, the price the equity counts the asset at, so the fee is what
+the equity lost; it is used when no older than FEE_MARK_MAX_AGE_SECONDS, and the fill keeps it
+(`fee_price`). Without one the commission is left out of the order's fee, never guessed, and a
+warning names it (the fill keeps the commission in its own asset, `fee_price` NULL). It also
+comes out of the books' position in that coin (BNBUSDT), as much as it holds: left there, the
+books would hold BNB Binance has spent, and its sell would be refused. No commission changes
+what the traded coins cost: the fees are the order's, the cost basis the trades' prices.
+
+The equity is one Binance snapshot: its quote-asset balance, plus all it holds of the coin of
+each symbol the books trade and of each fee asset (BNB, traded or not), each at its mark (the
+mid of its quote): cash + coins at market = equity for what Binance holds, whatever the books'
+history. A coin with no mark counts at its cost (the books' average price; for coins the books
+hold none of, the last mark it had) when dust, and otherwise no equity is stored (domain/
+ledger.py); one never marked counts as nothing: the books know no price for it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,13 +32,14 @@ from typing import Any
 
 import asyncpg
 
-from mastertrade.core.amounts import exact_arithmetic, exactly
+from mastertrade.core.amounts import exactly
 from mastertrade.core.db import Connection
 from mastertrade.core.messages import AlertEvent, OrderEvent
 from mastertrade.core.outbox import add_to_outbox
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
 from mastertrade.execution.domain.binance_status import (
+    FEE_ASSETS,
     BinanceAnswerError,
     OrderState,
     Trade,
@@ -38,10 +50,20 @@ from mastertrade.execution.domain.drift import Shortfall, drift_message, shortfa
 from mastertrade.execution.domain.ledger import Position, pay_commission, shift_position
 from mastertrade_model.topology import ALERTS
 
+logger = logging.getLogger("mastertrade.execution.live")
+FEE_MARK_MAX_AGE_SECONDS = 600.0
+"""How recent the mark a commission in a third asset is valued at must be: twice the longest
+BINANCE_POLL_SECONDS (300), so that an executor valuing the account has one; older, its
+valuations have stopped (Binance's account or the asset's quote missing) for that long."""
 BOOKED = "SELECT COALESCE(sum(quantity), 0) FROM fills WHERE client_order_id = $1"
 ADD_TRADE = """
-INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_order_id, fill_id) DO NOTHING
+INSERT INTO fills (client_order_id, fill_id, price, quantity, fee, fee_asset, fee_price)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_order_id, fill_id) DO NOTHING
+"""
+# The asset's mark at the latest valuation that had one, if that was at most $2 seconds ago
+FEE_PRICE = """
+SELECT mark FROM balances
+WHERE environment = 'live' AND asset = $1 AND marked_at >= now() - make_interval(secs => $2)
 """
 UPDATE = """
 UPDATE orders SET status = $2, exchange_order_id = COALESCE($3, exchange_order_id),
@@ -54,10 +76,14 @@ UPDATE orders SET reason = $2
 WHERE client_order_id = $1 AND status IN ('submitted', 'partially_filled')
 """
 LIVE_ASSETS = "SELECT asset FROM balances WHERE environment = 'live'"
+# An asset's balance and its mark ($4, NULL: none now, the last one is kept); its last mark
 SET_ASSET = """
-INSERT INTO balances (environment, asset, free, locked) VALUES ('live', $1, $2, $3)
+INSERT INTO balances (environment, asset, free, locked, mark, marked_at)
+VALUES ('live', $1, $2, $3, $4::numeric, CASE WHEN $4::numeric IS NULL THEN NULL ELSE now() END)
 ON CONFLICT (environment, asset) DO UPDATE SET free = EXCLUDED.free, locked = EXCLUDED.locked,
-    updated_at = now()
+    mark = COALESCE(EXCLUDED.mark, balances.mark),
+    marked_at = COALESCE(EXCLUDED.marked_at, balances.marked_at), updated_at = now()
+RETURNING mark
 """
 
 
@@ -65,13 +91,14 @@ async def _book_trades(
     connection: Connection, order: asyncpg.Record, trades: Iterable[Trade], quote_asset: str
 ) -> Decimal:
     """Insert new trades, move the position; returns the fees newly booked, in the quote
-    asset (one in the base asset at the trade's price, one in a third coin at what the books
-    paid for it)."""
+    asset (`fee_value`)."""
     fees, base = Decimal(0), base_asset(order["symbol"], quote_asset)
     for trade in trades:
+        third = bool(trade.fee) and trade.fee_asset not in (base, quote_asset)
+        price = await _mark_of(connection, trade.fee_asset) if third else None
         status = await connection.execute(
             ADD_TRADE, order["client_order_id"], trade.trade_id, trade.price, trade.quantity,
-            trade.fee, trade.fee_asset,
+            trade.fee, trade.fee_asset, price,
         )  # fmt: skip
         if not status.endswith(" 1"):
             continue  # already booked: from the REST answer, the stream or a query
@@ -79,18 +106,23 @@ async def _book_trades(
         position = await books.lock_position(connection, "live", order["symbol"])
         moved = shift_position(position, order["side"], trade.quantity, trade.price, in_coin)
         await books.set_position(connection, "live", order["symbol"], moved)
-        if trade.fee and trade.fee_asset not in (base, quote_asset):
-            paid = await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
-            fees = _plus(fees, paid)
-        fees = _plus(
-            fees, trade.fee if trade.fee_asset == quote_asset else _times(in_coin, trade.price)
-        )
+        if third:
+            await _pay_from_held(connection, trade.fee_asset + quote_asset, trade.fee)
+            if price is None:
+                _warn_unvalued(order["client_order_id"], trade, quote_asset)
+        fees = _plus(fees, fee_value(trade, base, quote_asset, price))
     return fees
 
 
 @exactly
-def _times(quantity: Decimal, price: Decimal) -> Decimal:
-    return quantity * price
+def fee_value(trade: Trade, base: str, quote_asset: str, price: Decimal | None) -> Decimal:
+    """A trade's commission in the quote asset: as it is; in the base asset at the trade's
+    price; in a third asset at `price` (its mark), or 0 without one (none is guessed)."""
+    if trade.fee_asset == quote_asset:
+        return trade.fee
+    if base and trade.fee_asset == base:
+        return trade.fee * trade.price
+    return trade.fee * price if price is not None else Decimal(0)
 
 
 @exactly
@@ -99,18 +131,33 @@ def _plus(total: Decimal, amount: Decimal) -> Decimal:
     return total + amount
 
 
-async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> Decimal:
+async def _mark_of(connection: Connection, asset: str) -> Decimal | None:
+    """The asset's price in the quote asset at the executor's latest valuation that had one,
+    if at most FEE_MARK_MAX_AGE_SECONDS old (`store_account`); None otherwise."""
+    price = await connection.fetchval(FEE_PRICE, asset, FEE_MARK_MAX_AGE_SECONDS)
+    return price if isinstance(price, Decimal) else None
+
+
+def _warn_unvalued(client_order_id: str, trade: Trade, quote_asset: str) -> None:
+    logger.warning(
+        "order %s: the commission of trade %s, %s %s, is not counted in the order's fee: no "
+        "%s price of %s from the executor's valuations of the last %.0fs (is %s%s quoted in "
+        "Redis?); the fill keeps it in %s (fills.fee_price NULL)", client_order_id,
+        trade.trade_id, trade.fee, trade.fee_asset, quote_asset, trade.fee_asset,
+        FEE_MARK_MAX_AGE_SECONDS, trade.fee_asset, quote_asset, trade.fee_asset,
+    )  # fmt: skip
+
+
+async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> None:
     """A commission in a third coin out of the books' position in it, if they hold one (locked
     after the trade's own position: a trade's commission is never in its own symbol's coin);
-    what the coins paid cost the books, in the quote asset. Coins the books do not hold (bought
-    outside MasterTrade) have no cost here: that part of the fee is on the fill alone."""
+    what is left cost what it cost each. The part the books do not hold came from coins bought
+    outside MasterTrade. Either way the order's fee counts the commission at its mark."""
     row = await connection.fetchrow(books.LOCK_POSITION, "live", symbol)
     if row is None or row["quantity"] <= 0:
-        return Decimal(0)
+        return
     held = Position(row["quantity"], row["average_price"])
     await books.set_position(connection, "live", symbol, pay_commission(held, fee))
-    with exact_arithmetic():
-        return min(fee, held.quantity) * held.average_price
 
 
 def not_behind(order: asyncpg.Record, state: OrderState) -> OrderState:
@@ -193,34 +240,64 @@ async def store_account(
     pool: asyncpg.Pool, balances: Iterable[Mapping[str, Any]], quote_asset: str,
     marks: Mapping[str, Decimal],
 ) -> Valuation:  # fmt: skip
-    """Binance's balances into `balances`, then the equity for the risk manager: the cash and
-    the coins of each symbol traded both from this one snapshot. The books' positions may be a
-    fill ahead of it or behind it (booked from the stream before or after the snapshot was
-    taken), and cash and coins from two moments would make an equity the account never had,
-    which the peak would keep (migration 0033) and the breaker trip on."""
-    holdings: dict[str, Decimal] = {}
+    """Binance's balances (and each coin's mark) into `balances`, then the equity for the risk
+    manager: the cash and the coins (`valued_coins`) both from this one snapshot. The books'
+    positions may be a fill ahead of it or behind it (booked from the stream before or after
+    the snapshot was taken), and cash and coins from two moments would make an equity the
+    account never had, which the peak would keep (migration 0033) and the breaker trip on."""
     async with pool.acquire() as connection, connection.transaction():
-        # an asset held before and now at zero (sold, withdrawn) is set to zero, not left as it
-        # was: Binance lists it at 0, or not at all (omitZeroBalances)
-        stored = {row["asset"] for row in await connection.fetch(LIVE_ASSETS)}
-        for item in balances:
-            free, locked = _balance(item)
-            holdings[item["asset"]] = _plus(free, locked)
-            if free or locked or item["asset"] in stored | {quote_asset}:
-                await connection.execute(SET_ASSET, item["asset"], free, locked)
-        for asset in stored - holdings.keys():
-            await connection.execute(SET_ASSET, asset, Decimal(0), Decimal(0))
+        holdings, last_marks = await _store_balances(connection, balances, quote_asset, marks)
         traded = await books.fetch_positions(connection, "live")
-        coins = {
-            symbol: Position(
-                holdings.get(base_asset(symbol, quote_asset), Decimal(0)), position.average_price
-            )
-            for symbol, position in traded.items()
-        }
+        coins = valued_coins(traded, holdings, quote_asset, last_marks)
         cash = holdings.get(quote_asset, Decimal(0))
         equity = await books.store_valuation(connection, "live", cash, coins, marks)
     booked = {symbol: position.quantity for symbol, position in traded.items()}
     return Valuation(equity, shortfalls(booked, holdings, quote_asset))
+
+
+async def _store_balances(
+    connection: Connection, balances: Iterable[Mapping[str, Any]], quote_asset: str,
+    marks: Mapping[str, Decimal],
+) -> tuple[dict[str, Decimal], dict[str, Decimal]]:  # fmt: skip
+    """Each asset's balance, with its mark now (the last one kept when it has none); returns
+    what Binance holds of each asset, and each stored coin's last mark."""
+    holdings: dict[str, Decimal] = {}
+    last_marks: dict[str, Decimal] = {}
+    # an asset held before and now at zero (sold, withdrawn) is set to zero, not left as it
+    # was: Binance lists it at 0, or not at all (omitZeroBalances)
+    stored = {row["asset"] for row in await connection.fetch(LIVE_ASSETS)}
+    for item in balances:
+        free, locked = _balance(item)
+        asset = item["asset"]
+        holdings[asset] = _plus(free, locked)
+        if free or locked or asset in stored | {quote_asset}:
+            mark = None if asset == quote_asset else marks.get(f"{asset}{quote_asset}")
+            last = await connection.fetchval(SET_ASSET, asset, free, locked, mark)
+            if last is not None:
+                last_marks[asset] = last
+    for asset in stored - holdings.keys():
+        await connection.execute(SET_ASSET, asset, Decimal(0), Decimal(0), None)
+    return holdings, last_marks
+
+
+def valued_coins(
+    traded: Mapping[str, Position], holdings: Mapping[str, Decimal], quote_asset: str,
+    last_marks: Mapping[str, Decimal],
+) -> dict[str, Position]:  # fmt: skip
+    """What the equity counts beside the cash, by symbol: all Binance `holdings` of the coin of
+    each symbol the books trade, and of each fee asset held (BNB), traded or not. Each carries
+    its cost, what it counts at without a mark: the books' average price, else (coins the books
+    hold none of) the coin's last mark, else nothing."""
+    coins = {symbol: base_asset(symbol, quote_asset) for symbol in traded}
+    coins |= {f"{asset}{quote_asset}": asset for asset in FEE_ASSETS
+              if asset != quote_asset and holdings.get(asset)}  # fmt: skip
+    return {
+        symbol: Position(
+            holdings.get(coin, Decimal(0)),
+            traded.get(symbol, Position()).average_price or last_marks.get(coin, Decimal(0)),
+        )
+        for symbol, coin in coins.items()
+    }
 
 
 def _balance(item: Mapping[str, Any]) -> tuple[Decimal, Decimal]:

@@ -1,4 +1,7 @@
-"""Quotes to fill and to value against: the top of book in Redis, refused when stale."""
+"""Quotes to fill and to value against: the top of book in Redis, refused when stale.
+
+`marks` values the symbols asked for and those given as `always` (live: BNB<QUOTE>, the fee
+asset the account's equity counts whether or not the books hold a position in it)."""
 
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ from mastertrade.execution.domain.paper import Quote
 
 
 class Quotes:
-    def __init__(self, redis: Callable[[], aioredis.Redis], max_age: float) -> None:
+    def __init__(
+        self, redis: Callable[[], aioredis.Redis], max_age: float, always: Iterable[str] = ()
+    ) -> None:
         self.redis, self.max_age = redis, max_age
+        self.always = tuple(always)  # the symbols `marks` values, asked for or not
 
     def _usable(self, symbol: str, book: TopOfBook | PriceUnavailableError) -> Quote | str:
         if isinstance(book, PriceUnavailableError):
@@ -47,8 +53,8 @@ class Quotes:
         return (await self.many([symbol]))[symbol]
 
     async def marks(self, symbols: Iterable[str]) -> dict[str, Decimal]:
-        """Mid prices of the symbols that have a usable quote."""
-        return mids(await self.many(symbols))
+        """Mid prices of the symbols, and of `always`, that have a usable quote."""
+        return mids(await self.many([*symbols, *self.always]))
 
 
 def mids(quotes: dict[str, Quote | str]) -> dict[str, Decimal]:

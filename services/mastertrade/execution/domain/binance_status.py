@@ -15,6 +15,11 @@ from typing import Any
 from mastertrade.core.amounts import AMOUNT_FLOOR, AMOUNT_LIMIT, AmountError, check_finite_amount
 from mastertrade.core.messages import quoted_in
 
+FEE_ASSETS = ("BNB",)
+"""The assets Binance takes a commission in besides a trade's own two: BNB, when the account's
+"use BNB for fees" is on (a quarter off). The live books value them as they value a traded
+coin: held, at the mark of their quote (`fee_symbols`), whether or not MasterTrade trades them."""
+
 STATUSES = {
     "NEW": "submitted", "PENDING_NEW": "submitted", "PARTIALLY_FILLED": "partially_filled",
     "FILLED": "filled", "CANCELED": "cancelled", "PENDING_CANCEL": "submitted",
@@ -141,3 +146,9 @@ def base_asset(symbol: str, quote_asset: str) -> str:
     """The coin a symbol trades against the account's quote asset (BTC of BTCUSDT); "" when
     the symbol is not quoted in it."""
     return symbol.removesuffix(quote_asset) if quoted_in(symbol, quote_asset) else ""
+
+
+def fee_symbols(quote_asset: str) -> tuple[str, ...]:
+    """The symbols quoting FEE_ASSETS in the account's quote asset (BNBUSDT): the live
+    valuation marks them whatever the books hold."""
+    return tuple(f"{asset}{quote_asset}" for asset in FEE_ASSETS if asset != quote_asset)
