@@ -107,8 +107,9 @@ class ApiConnection:
 
 
 def check_time_in_force(kind: str, time_in_force: str | None) -> str | None:
-    """A LIMIT order's timeInForce, GTC or IOC (-1102 without one; FOK, which the executor never
-    sends, is not modelled); a MARKET order takes none (-1106)."""
+    """A LIMIT order's timeInForce, GTC or IOC (-1102 without one); a MARKET order takes none
+    (-1106). Binance takes FOK too; the executor never sends it, and it is not modelled here:
+    refused like a missing one, so that a test sending it fails loudly."""
     if kind == "MARKET":
         if time_in_force is not None:
             raise BinanceError(400, -1106, "Parameter 'timeInForce' sent when not required.")

@@ -438,8 +438,8 @@ async def test_a_market_buy_never_walks_the_book_past_its_ceiling(
         return
     assert max(price for price, _ in traded) <= Decimal(30600)
     assert row["status"] == "cancelled" and placed["status"] == "EXPIRED"
-    why = ("what the book did not offer at or below 30600 (MAX_PRICE_DEVIATION_PCT above the "
-           "30000 it was sized at) expired unfilled")  # fmt: skip
+    why = ("sent as a LIMIT IOC at 30600 (MAX_PRICE_DEVIATION_PCT above the 30000 it was sized "
+           "at): what the book did not offer at or below it expires unfilled")  # fmt: skip
     assert event["reason"] == row["reason"] == why
     assert fake.asks[symbol] == [(Decimal(33000), Decimal("0.1"))]  # the level beyond untouched
 

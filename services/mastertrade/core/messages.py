@@ -199,7 +199,7 @@ class ApprovedOrder(Message):
     @property
     def recorded_price(self) -> Decimal | None:
         """The order row's `price`: the limit, or for a market order the price it was sized
-        at (a reference, never sent as a limit)."""
+        at (the live executor caps a market buy at a ceiling above it, domain/price_guard.py)."""
         return self.limit_price if self.order_type == "limit" else self.sized_price
 
     @model_validator(mode="after")

@@ -40,7 +40,11 @@ A market buy that passes goes out as a LIMIT order at its ceiling (the sized pri
 MAX_PRICE_DEVIATION_PCT), immediate-or-cancel: Binance fills a MARKET order level after level
 down the book, this one takes what the book offers up to the ceiling, at the book's prices, and
 what is left expires, booked `cancelled` with what it filled and why (the reason stored with the
-claim). Its notional is checked at its limit, as Binance checks a LIMIT order's; any other
+claim). Binance holds its quantity at the ceiling of free quote asset (up to
+MAX_PRICE_DEVIATION_PCT more than it spends: -2010 without it) and refuses a ceiling beyond its
+PERCENT_PRICE_BY_SIDE (-1013: rejected, as the filters did not change); a part filled below
+the minimum notional may be a holding too small to sell. Its notional is checked at its limit,
+as Binance checks a LIMIT order's; any other
 market order's at the top of book, or, within NOTIONAL_MARGIN of a bound, at Binance's average
 price (/api/v3/avgPrice, asked before the claim), as Binance checks it.
 
@@ -122,7 +126,7 @@ FROM orders WHERE client_order_id = $1 FOR UPDATE
 # reason its expiry would carry ($6, a capped market buy's)
 SUBMIT = """
 UPDATE orders SET status = 'submitted', quantity = $2, price = $3, updated_at = clock_timestamp(),
-    reason = COALESCE($6, reason)
+    reason = $6
 WHERE client_order_id = $1 AND status = $4 AND updated_at = $5
 RETURNING *
 """
@@ -504,6 +508,8 @@ class LiveVenue:
 
 
 def expiry_reason(cap: Decimal, sized_price: Decimal) -> str:
-    """Why a capped market buy filled less than asked, if it does."""
-    return (f"what the book did not offer at or below {cap.normalize():f} (MAX_PRICE_DEVIATION_PCT "
-            f"above the {sized_price.normalize():f} it was sized at) expired unfilled")  # fmt: skip
+    """Why a capped market buy filled less than asked, if it does: true of it from its send on
+    (the books show it while it is in flight; a fill of all of it clears it)."""
+    return (f"sent as a LIMIT IOC at {cap.normalize():f} (MAX_PRICE_DEVIATION_PCT above the "
+            f"{sized_price.normalize():f} it was sized at): what the book did not offer at or "
+            "below it expires unfilled")  # fmt: skip

@@ -184,9 +184,11 @@ def held_open(state: OrderState, booked: Decimal) -> OrderState:
 
 def kept_reason(order: asyncpg.Record, status: str) -> str | None:
     """The order's reason once it is booked `status`. A live order in flight carries one only
-    when noted for its cancel (`note_reason`); it holds while the order is open (the cancel's
-    report, from the answer or the stream, is still to come) and once it is cancelled, not when
-    it filled or was rejected instead: that order was never cancelled (a -2011 to the cancel)."""
+    when noted for its cancel (`note_reason`), or, a market buy capped at its ceiling, for what
+    of it expires (set by the claim, adapters/live.py); it holds while the order is open (the
+    cancel's report, from the answer or the stream, is still to come) and once it is cancelled,
+    not when it filled or was rejected instead: that order was never cancelled (a -2011 to the
+    cancel)."""
     return None if status in ("filled", "rejected") else order["reason"]
 
 
