@@ -10,7 +10,7 @@ NaN and Infinity are refused with a message that names the field. Routing keys:
 |-------------------------|------------------------------|-----------------|
 | mastertrade.signals     | `signal.<SYMBOL>`            | `Signal`        |
 | mastertrade.orders      | `order.approved`             | `ApprovedOrder` |
-| mastertrade.orders      | `order.filled`, `order.rejected`, `order.submitted` | `OrderEvent` |
+| mastertrade.orders      | `order.<status>` (filled, rejected, cancelled, ...) | `OrderEvent` |
 | mastertrade.orders      | `risk.decision`              | `RiskDecisionEvent` |
 | mastertrade.alerts      | `alert.<kind>`               | `AlertEvent`    |
 """

@@ -12,7 +12,9 @@ over by another replica starts a budget of its own there). A refusal for sending
 retry_after is over (`closed_until`), so a burst on a throttled channel goes out at the pace the
 service allows instead of failing; one that asks for no wait is backed off all the same. The
 urgent deliveries waiting for a channel (critical alerts, the daily report: `Precedence`) go
-first each time it opens again: a tripped breaker is not queued behind a burst of fills. A
+first each time it opens again, and while one is on the wire the others wait for its answer
+(for a minute at most, URGENT_FIRST_LIMIT_SECONDS; per replica): a tripped breaker is not
+queued behind a burst of fills. A
 delivery taken over sends to those of its recipients left that are still the channel's. A
 delivery over the channel's rate limit is recorded `rate_limited`, unless its alert is urgent
 (critical, the daily report: never held back) or a digest (domain/delivery.py, `admit`), and
@@ -92,6 +94,10 @@ LEASE_MARGIN = 5.0
 URGENT_FIRST_SECONDS = 0.05
 """How often a delivery that is not urgent looks again at an open channel while urgent ones
 wait for it or are on it."""
+URGENT_FIRST_LIMIT_SECONDS = 60.0
+"""How long a delivery that is not urgent lets urgent ones go first, at most, each time it waits
+for its channel: critical alerts are never rate limited, and a steady stream of them would
+otherwise hold every other alert back for as long as it lasts."""
 FINISH_SENDING_SECONDS = 3.0
 """How long `stop` waits for attempts on the wire (inside the runtime's FINISH_SECONDS, with
 time left to release the leases)."""
@@ -375,10 +381,12 @@ class Dispatcher:
 
     async def _open(self, place: Precedence) -> None:
         """Wait while the delivery's channel is closed (throttled) or it defers to urgent ones
-        (`place`), or until the service stops."""
+        (`place`, for URGENT_FIRST_LIMIT_SECONDS at most), or until the service stops."""
+        deferring_until = time.monotonic() + URGENT_FIRST_LIMIT_SECONDS
         while not self.stopping:
-            wait = self.closed_until.get(place.channel, 0.0) - time.monotonic()
-            if wait <= 0 and not place.defers():
+            now = time.monotonic()
+            wait = self.closed_until.get(place.channel, 0.0) - now
+            if wait <= 0 and (not place.defers() or now >= deferring_until):
                 return
             await self._pause(wait if wait > 0 else URGENT_FIRST_SECONDS)
 

@@ -1,7 +1,8 @@
 """Turning what arrives into alerts: trading events, AlertEvents, Alertmanager notifications.
 
 The alert system's queue carries AlertEvents (`mastertrade.alerts`) and order events
-(`order.filled`, `order.rejected`); the consumer sees only the body, so the shape tells which.
+(`order.filled`, `order.rejected`, `order.cancelled`); the consumer sees only the body, so the
+shape tells which.
 Alertmanager posts its webhook JSON (version 4): one alert per entry, firing or resolved, its
 fingerprint and status making the dedup key so a re-sent notification is not a new alert.
 Prometheus itself posts to Alertmanager's API v2 (`POST /api/v2/alerts`: a list of alerts with

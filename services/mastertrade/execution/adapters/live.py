@@ -191,8 +191,9 @@ class LiveVenue:
         self.listings = Listings(client, filters_ttl)
 
     async def revalue(self) -> Decimal | None:
-        """Binance's balances into the books, then the equity at Redis marks (None: a position
-        has no mark, no equity stored); a drift of the books beyond Binance's holdings, seen
+        """Binance's balances into the books, then the equity at Redis marks (None: a coin the
+        equity counts, a position's or BNB, has no mark and is beyond dust: no equity stored,
+        adapters/live_books.py); a drift of the books beyond Binance's holdings, seen
         twice in a row, is alerted."""
         account = await self.client.request("GET", "/api/v3/account")
         held = await self.pool().fetch("SELECT symbol FROM positions WHERE environment = 'live'")

@@ -39,11 +39,11 @@ from mastertrade.core.outbox import add_to_outbox
 from mastertrade.execution.adapters import books
 from mastertrade.execution.adapters.orders import TERMINAL, announce, build_event
 from mastertrade.execution.domain.binance_status import (
-    FEE_ASSETS,
     BinanceAnswerError,
     OrderState,
     Trade,
     base_asset,
+    fee_symbols,
     read_amount,
 )
 from mastertrade.execution.domain.drift import Shortfall, drift_message, shortfalls
@@ -291,8 +291,8 @@ def valued_coins(
     its cost, what it counts at without a mark: the books' average price, else (coins the books
     hold none of) the coin's last mark, else nothing."""
     coins = {symbol: base_asset(symbol, quote_asset) for symbol in traded}
-    coins |= {f"{asset}{quote_asset}": asset for asset in FEE_ASSETS
-              if asset != quote_asset and holdings.get(asset)}  # fmt: skip
+    fee_coins = {symbol: base_asset(symbol, quote_asset) for symbol in fee_symbols(quote_asset)}
+    coins |= {symbol: coin for symbol, coin in fee_coins.items() if holdings.get(coin)}
     return {
         symbol: Position(
             holdings.get(coin, Decimal(0)),
