@@ -236,13 +236,15 @@ class Executor:
             logger.info("reconcile loop stopped")
 
     def _note_valuation(self, equity: Decimal | None) -> None:
-        """Say when the account stops being valued (a position has no fresh quote) and when it
+        """Say when the account stops being valued (a coin has no fresh quote) and when it
         is valued again: meanwhile the risk manager refuses buys as the equity ages."""
         if (equity is not None) == self.valued:
             return
         self.valued = equity is not None
         if equity is None:
-            logger.warning("the account is not valued: a position has no quote fresher than "
+            logger.warning("the account is not valued: a coin it holds beyond dust (a "
+                           "position's, or live, BNB kept for fees: BNB<QUOTE_ASSET> must be "
+                           "among market data's symbols) has no quote fresher than "
                            "PRICE_MAX_AGE_SECONDS (is market data flowing?); its equity is not "
                            "stored, and once older than MAX_EQUITY_AGE_SECONDS the risk manager "
                            "refuses buys")  # fmt: skip
