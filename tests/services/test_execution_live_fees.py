@@ -134,7 +134,8 @@ async def test_a_round_trip_paid_in_bnb_books_both_fees_at_the_bnb_mid_and_its_p
     await quote_bnb()
     fake = FakeBinance(prices={symbol: Decimal(100)}, bnb_pays_at=BNB_MID,
                        balances={"USDT": Decimal(10000), "BNB": Decimal(2)})  # fmt: skip
-    buy, sell = approved(symbol, "buy", "1"), approved(symbol, "sell", "1")
+    # sized as the risk manager sizes it: the buy goes out capped, a LIMIT IOC at 102
+    buy, sell = approved(symbol, "buy", "1", sized_price="100"), approved(symbol, "sell", "1")
     ids = (buy["client_order_id"], sell["client_order_id"])
     async with live_executor(trading_env, fake) as (env, recorder, channel):
         url = env["DATABASE_URL"]
@@ -151,6 +152,7 @@ async def test_a_round_trip_paid_in_bnb_books_both_fees_at_the_bnb_mid_and_its_p
         rows = {cid: await order_row(url, cid) for cid in ids}
         async with own_connection(url) as connection:
             fills = {cid: await connection.fetch(FILLS, cid) for cid in ids}
+    assert fake.orders[ids[0]]["timeInForce"] == "IOC"
     for cid in ids:
         assert {f["fee_asset"] for f in fills[cid]} == {"BNB"}
         paid = sum(f["fee"] for f in fills[cid])

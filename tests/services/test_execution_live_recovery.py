@@ -621,8 +621,9 @@ async def test_a_commission_paid_in_bnb_comes_out_of_the_bnb_the_books_hold(
 async def test_orders_binance_would_misread_are_sent_right_or_refused_before_leaving(
     trading_env: dict[str, str],
 ) -> None:
-    """A market order carrying a price goes out as MARKET; a client order id longer than
-    Binance's 36 characters is refused here, saying so."""
+    """A market order carrying a limit price (none sized: not capped) goes out as MARKET, not
+    at that limit; a client order id longer than Binance's 36 characters is refused here,
+    saying so."""
     symbol = new_symbol()
     await set_quote(symbol, "99", "101")
     fake = FakeBinance(prices={symbol: Decimal(100)})
