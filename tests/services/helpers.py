@@ -1,10 +1,11 @@
-"""Helpers of the services tests: running an app in-process, waiting for an answer, one SQL
-statement on a test database."""
+"""Helpers of the services tests: running an app in-process, waiting for an answer or a
+condition, one SQL statement on a test database."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import aio_pika
@@ -68,3 +69,11 @@ async def dead_letters(url: str) -> int:
         await declare_topology(channel, EXCHANGES, QUEUES)
         queue = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
         return int(queue.declaration_result.message_count or 0)
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
+    """Wait until `check` comes true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import NamedTuple
@@ -47,7 +47,7 @@ from tests.services.fake_binance import (
     FakeBinance,
     serving,
 )
-from tests.services.helpers import dead_letters, running, value_of, wait_for_status
+from tests.services.helpers import dead_letters, running, until, value_of, wait_for_status
 from tests.services.test_execution_live import (
     approved,
     fills_of,
@@ -91,13 +91,6 @@ async def add_order(
     finally:
         await connection.close()
     return client_order_id
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
