@@ -76,7 +76,9 @@ class AlertService:
         dispatcher.extended(claimed_back, leased_at)
         resumed = [p for p in pending if (p.alert_id, p.channel) not in claimed_back]
         for p in resumed:
-            dispatcher.dispatch(p.alert_id, p.alert, [p.channel], leased_at, p.reached)
+            dispatcher.dispatch(
+                p.alert_id, p.alert, [p.channel], leased_at, p.reached, taken_over=True
+            )
         return len(resumed)
 
     async def keep_deliveries(self) -> None:

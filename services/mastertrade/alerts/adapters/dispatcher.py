@@ -9,12 +9,13 @@ again), up to ALERT_MAX_ATTEMPTS attempts and for at most ALERT_RETRY_FOR_SECOND
 (30 minutes: a channel down for a deploy still gets the alert once it is back; a delivery taken
 over by another replica starts a budget of its own there). A refusal for sending too often (a
 429: `throttled`) spends no attempt, and closes the channel to every delivery until its
-retry_after is over (`closed_until`), so a burst on a throttled channel goes out at the pace the
-service allows instead of failing; one that asks for no wait is backed off all the same. The
+retry_after is over (`closed_until`; `base_delay` when it gives none), so a burst on a throttled
+channel goes out at the pace the service allows instead of failing; the delivery refused, when
+asked for no wait or less than `base_delay`, backs off on its own all the same. The
 urgent deliveries waiting for a channel (critical alerts, the daily report: `Precedence`) go
 first each time it opens again, and while one is on the wire the others wait for its answer
-(for a minute at most, URGENT_FIRST_LIMIT_SECONDS; per replica): a tripped breaker is not
-queued behind a burst of fills. A
+(for a minute at most from when the channel opened, URGENT_FIRST_LIMIT_SECONDS; per replica): a
+tripped breaker is not queued behind a burst of fills. A
 delivery taken over sends to those of its recipients left that are still the channel's. A
 delivery over the channel's rate limit is recorded `rate_limited`, unless its alert is urgent
 (critical, the daily report: never held back) or a digest (domain/delivery.py, `admit`), and
@@ -219,12 +220,18 @@ class Dispatcher:
         channels: list[str],
         leased_at: float | None = None,
         reached: Reached | None = None,
+        *,
+        taken_over: bool = False,
     ) -> None:
         """Start one delivery task per channel and return at once; `leased_at`: when the caller
-        took the leases (before it stored or claimed them; now if not given); `reached`: where
-        a delivery taken over stood, when it had reached some recipients."""
+        took the leases (before it stored or claimed them; now if not given); `taken_over`: the
+        deliveries were claimed from another replica (admitted there), `reached`: where one
+        stood, when it had reached some recipients."""
         for name in channels:
-            task = asyncio.create_task(self.deliver(alert_id, name, alert, leased_at, reached))
+            delivery = self.deliver(
+                alert_id, name, alert, leased_at, reached, taken_over=taken_over
+            )
+            task = asyncio.create_task(delivery)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -235,13 +242,15 @@ class Dispatcher:
         alert: AlertEvent,
         leased_at: float | None = None,
         reached: Reached | None = None,
+        *,
+        taken_over: bool = False,
     ) -> None:
         key = (alert_id, name)
         if (task := asyncio.current_task()) is not None:
             self.active[key] = task
         self.leased_at[key] = time.monotonic() if leased_at is None else leased_at
         try:
-            await self._deliver(key, alert, reached)
+            await self._deliver(key, alert, reached, taken_over)
         finally:
             self.active.pop(key, None)
             self.leased_at.pop(key, None)
@@ -282,7 +291,9 @@ class Dispatcher:
                                "could not renew its lease; stopping it here", *key)  # fmt: skip
                 task.cancel()
 
-    async def _deliver(self, key: Key, alert: AlertEvent, reached: Reached | None) -> None:
+    async def _deliver(
+        self, key: Key, alert: AlertEvent, reached: Reached | None, taken_over: bool
+    ) -> None:
         alert_id, name = key
         channel = self.channels.get(name)
         if channel is None:
@@ -294,7 +305,7 @@ class Dispatcher:
                 await self._mark(key, _no_longer_addressed(name, reached))
                 return
             channel = rest
-        elif not admit(self.limiter, name, time.monotonic(), alert):
+        elif not admit(self.limiter, name, time.monotonic(), alert, taken_over):
             limited = ("rate_limited", 0, f"over {self.limiter.per_minute} per minute")
             await self._mark(key, limited)  # told in the channel's digest (adapters/digests.py)
             return
@@ -350,18 +361,22 @@ class Dispatcher:
                 )
                 ended = self._ended(channel, attempt, error, kept, some)
                 counted += not error.throttled
-                delay = self._delay(attempt, error)
-                if error.throttled and delay < policy.base_delay:
-                    # a 429 asking for no wait (Retry-After: 0, a date past): backing off all
-                    # the same, or it would be asked again at once for ALERT_RETRY_FOR_SECONDS
-                    unpaced += 1
-                    delay = retry_delay(unpaced, policy.base_delay, policy.max_delay, None, 0.0)
+                delay = self._delay(counted, error)  # a 429's own wait, if it gave one
+                if error.throttled:
+                    # the channel is closed to every delivery for as long as the server asked
+                    # (base_delay when it did not say); this one, asked for less than that or
+                    # for no wait (Retry-After: 0, a date past), backs off on its own all the
+                    # same, or it would be refused again at once for ALERT_RETRY_FOR_SECONDS
+                    asked = policy.base_delay if error.retry_after is None else delay
+                    self._close(channel.name, asked)
+                    if error.retry_after is None or delay < policy.base_delay:
+                        unpaced += 1
+                        delay = retry_delay(unpaced, policy.base_delay, policy.max_delay, None,
+                                            0.0)  # fmt: skip
                 late = time.monotonic() + delay - started > policy.retry_for
                 if not error.retryable or counted >= policy.max_attempts or late:
                     return ended
-                if error.throttled:
-                    self._close(channel.name, delay)
-                else:
+                if not error.throttled:
                     place.leave()  # it waits out its own backoff, not the channel
                 if isinstance(error, PartlySentError):  # retry those refused for now, they alone
                     channel, kept, some = error.rest, join_notes(kept, error.refused), True
@@ -382,13 +397,21 @@ class Dispatcher:
     async def _open(self, place: Precedence) -> None:
         """Wait while the delivery's channel is closed (throttled) or it defers to urgent ones
         (`place`, for URGENT_FIRST_LIMIT_SECONDS at most), or until the service stops."""
-        deferring_until = time.monotonic() + URGENT_FIRST_LIMIT_SECONDS
+        deferring_until: float | None = None  # counted from when the channel is open
         while not self.stopping:
             now = time.monotonic()
             wait = self.closed_until.get(place.channel, 0.0) - now
-            if wait <= 0 and (not place.defers() or now >= deferring_until):
+            if wait > 0:  # a throttle's wait takes nothing from the time urgent ones get
+                deferring_until = None
+                await self._pause(wait)
+                continue
+            if not place.defers():
                 return
-            await self._pause(wait if wait > 0 else URGENT_FIRST_SECONDS)
+            if deferring_until is None:
+                deferring_until = now + URGENT_FIRST_LIMIT_SECONDS
+            elif now >= deferring_until:
+                return
+            await self._pause(URGENT_FIRST_SECONDS)
 
     async def _note_reached(self, key: Key, reached: Reached) -> bool:
         """Record whom the delivery has left to reach; False when it could not be (the
@@ -417,9 +440,11 @@ class Dispatcher:
             return "sent", attempt, join_notes(kept, rest)
         return "failed", attempt, said
 
-    def _delay(self, attempt: int, error: ChannelError) -> float:
+    def _delay(self, failed: int, error: ChannelError) -> float:
+        """The wait after `failed` attempts that were not throttled (the backoff's exponent:
+        a 429 spends no attempt), or the server's own."""
         policy = self.policy
-        return retry_delay(attempt, policy.base_delay, policy.max_delay, error.retry_after,
+        return retry_delay(failed, policy.base_delay, policy.max_delay, error.retry_after,
                            policy.max_server_delay)  # fmt: skip
 
     async def _pause(self, seconds: float) -> None:

@@ -46,7 +46,8 @@ def retry_delay(
     ban ends is refused again and spends an attempt."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), server_cap)
-    return float(min(base * 2.0 ** max(attempt - 1, 0), cap))
+    # the exponent held where the cap is reached anyway: 2.0 ** 1024 would overflow
+    return float(min(base * 2.0 ** min(max(attempt - 1, 0), 64), cap))
 
 
 HELD_BACK_KIND = "alerts_held_back"
@@ -62,14 +63,18 @@ def is_urgent(alert: AlertEvent) -> bool:
     return alert.severity == "critical" or alert.kind == DAILY_REPORT_KIND
 
 
-def admit(limiter: RateLimiter, channel: str, now: float, alert: AlertEvent) -> bool:
+def admit(
+    limiter: RateLimiter, channel: str, now: float, alert: AlertEvent, taken_over: bool = False
+) -> bool:
     """Does `alert` go out on `channel` now? The digest of what was held back (adapters/digests.py)
     always, and outside the window's count: it is one a window at most, and counted it would
-    hold back the alert that brings on the next digest. An urgent alert always, counted; any
-    other while the window has room."""
+    hold back the alert that brings on the next digest. An urgent alert always, counted, and so
+    does a delivery `taken_over` from another replica (its lease ran out, or was released at a
+    shutdown): it was admitted there, and after an outage a replica takes over many at once;
+    any other while the window has room."""
     if alert.kind == HELD_BACK_KIND:
         return True
-    return limiter.allow(channel, now, is_urgent(alert))
+    return limiter.allow(channel, now, taken_over or is_urgent(alert))
 
 
 class RateLimiter:
