@@ -439,7 +439,8 @@ async def test_a_market_buy_never_walks_the_book_past_its_ceiling(
     assert max(price for price, _ in traded) <= Decimal(30600)
     assert row["status"] == "cancelled" and placed["status"] == "EXPIRED"
     why = ("sent as a LIMIT IOC at 30600 (MAX_PRICE_DEVIATION_PCT above the 30000 it was sized "
-           "at): what the book did not offer at or below it expires unfilled")  # fmt: skip
+           "at, rounded down to the tick): what the book did not offer at or below it expires "
+           "unfilled")  # fmt: skip
     assert event["reason"] == row["reason"] == why
     assert fake.asks[symbol] == [(Decimal(33000), Decimal("0.1"))]  # the level beyond untouched
 
@@ -458,6 +459,28 @@ async def test_a_capped_market_buy_that_fills_in_full_carries_no_reason(
     assert fake.orders[order["client_order_id"]]["timeInForce"] == "IOC"
     assert filled["filled_quantity"] == "0.01" and Decimal(filled["average_price"]) == 30000
     assert row["status"] == "filled" and row["reason"] is None and row["price"] == 30000
+
+
+async def test_a_capped_buy_whose_ceiling_rounds_below_the_ask_is_not_sent(
+    trading_env: dict[str, str],
+) -> None:
+    """The ask, 30000.002, is within 0.00001 % of the 30000 the buy was sized at, but the ceiling
+    (30000.003) goes out rounded down to the tick (0.01): at 30000.00, under the ask, it could
+    only expire unfilled, and would spend one of the account's orders for nothing."""
+    symbol = new_symbol()
+    await set_quote(symbol, "29999", "30000.002")
+    fake = FakeBinance(prices={symbol: Decimal("30000.002")})
+    order = approved(symbol, "buy", "0.01", sized_price="30000")
+    settings = {"MAX_PRICE_DEVIATION_PCT": "0.0000001"}
+    async with live_executor(trading_env, fake, **settings) as (_, recorder, channel):
+        await publish_json(channel, ORDERS.name, "order.approved", order)
+        rejected = (await recorder.wait_for("order.rejected"))[0]
+    assert order["client_order_id"] not in fake.orders
+    assert rejected["reason"] == (
+        "not sent: the ask 30000.002 is above 30000, the most the market buy may pay "
+        "(30000.003, MAX_PRICE_DEVIATION_PCT above the price it was sized at, rounded down to the "
+        "tick): it would expire unfilled"
+    )
 
 
 async def test_an_approval_older_than_its_lifetime_is_rejected_before_binance_hears_of_it(

@@ -1,7 +1,8 @@
 """The account's books in PostgreSQL: quote-asset balance, positions, fills, equity.
 
-Rows are locked in one order everywhere (order, then balance, then position) so concurrent
-transactions never deadlock; a valuation writing the positions' marks takes none it would wait
+Rows are locked in one order everywhere (order, then balance, then position; a live fill whose
+commission is paid in a third coin, BNB, locks the traded symbol's position, then that coin's)
+so concurrent transactions never deadlock; a valuation writing the positions' marks takes none it would wait
 for (`SET_MARKS`). The pure ledger decides; this module reads and writes.
 """
 

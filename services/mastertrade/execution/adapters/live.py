@@ -285,7 +285,7 @@ class LiveVenue:
             return f"exchange filter: {error}"
         if cap is None or price is None:
             return Terms(quantity, price)
-        return Terms(quantity, price, "IOC", expiry_reason(price, order["price"]))
+        return capped(quantity, price, cap, order["price"], top)
 
     async def _claim(
         self,
@@ -508,9 +508,22 @@ class LiveVenue:
         return await book_report(self.pool(), client_order_id, state, trades, self.quote_asset)
 
 
+def capped(
+    quantity: Decimal, price: Decimal, cap: Decimal, sized_price: Decimal, ask: Decimal | None
+) -> Terms | str:
+    """A capped market buy's terms (`price`: its `cap` rounded down to the tick), with the
+    reason its rest expires; or why it is not sent: under the `ask`, it could only expire."""
+    if ask is not None and ask > price:
+        return (f"not sent: the ask {ask.normalize():f} is above {price.normalize():f}, the "
+                f"most the market buy may pay ({cap.normalize():f}, MAX_PRICE_DEVIATION_PCT "
+                "above the price it was sized at, rounded down to the tick): it would expire "
+                "unfilled")  # fmt: skip
+    return Terms(quantity, price, "IOC", expiry_reason(price, sized_price))
+
+
 def expiry_reason(cap: Decimal, sized_price: Decimal) -> str:
     """Why a capped market buy filled less than asked, if it does: true of it from its send on
     (the books show it while it is in flight; a fill of all of it clears it)."""
     return (f"sent as a LIMIT IOC at {cap.normalize():f} (MAX_PRICE_DEVIATION_PCT above the "
-            f"{sized_price.normalize():f} it was sized at): what the book did not offer at or "
-            "below it expires unfilled")  # fmt: skip
+            f"{sized_price.normalize():f} it was sized at, rounded down to the tick): what the "
+            "book did not offer at or below it expires unfilled")  # fmt: skip

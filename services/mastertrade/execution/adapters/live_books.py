@@ -150,7 +150,8 @@ def _warn_unvalued(client_order_id: str, trade: Trade, quote_asset: str) -> None
 
 async def _pay_from_held(connection: Connection, symbol: str, fee: Decimal) -> None:
     """A commission in a third coin out of the books' position in it, if they hold one (locked
-    after the trade's own position: a trade's commission is never in its own symbol's coin);
+    after the trade's own position: a commission in a third coin is never in the trade's own
+    symbol, and one in BNB on a BNB pair is taken from that trade's coins, not here);
     what is left cost what it cost each. The part the books do not hold came from coins bought
     outside MasterTrade. Either way the order's fee counts the commission at its mark."""
     row = await connection.fetchrow(books.LOCK_POSITION, "live", symbol)
