@@ -2,8 +2,8 @@
 
 Rows are locked in one order everywhere (order, then balance, then position; a live fill whose
 commission is paid in a third coin, BNB, locks the traded symbol's position, then that coin's)
-so concurrent transactions never deadlock; a valuation writing the positions' marks takes none it would wait
-for (`SET_MARKS`). The pure ledger decides; this module reads and writes.
+so concurrent transactions never deadlock; a valuation writing the positions' marks takes none
+it would wait for (`SET_MARKS`). The pure ledger decides; this module reads and writes.
 """
 
 from __future__ import annotations
