@@ -388,9 +388,11 @@ async def test_an_unreachable_channel_never_blocks_start_up(
         await wait_for_status(client, "/health", 200)
         wrong = await client.post(TEST_ALERT, json={"channel": "telegram"}, headers=ADMIN)
         huge = await client.post(TEST_ALERT, json={"channel": "x" * 100_000}, headers=ADMIN)
+        nul = await client.post(TEST_ALERT, json={"message": "a\u0000b"}, headers=ADMIN)
         await client.post(TEST_ALERT, json={"channel": "slack"}, headers=ADMIN)
         [alert] = await settled(client, 1)
     assert wrong.status_code == 422 and "not configured (slack)" in wrong.json()["detail"]
     assert huge.status_code == 422 and len(huge.content) < 1000  # not echoed whole
+    assert nul.status_code == 422 and "NUL character" in nul.text  # PostgreSQL cannot store it
     assert alert["deliveries"][0]["status"] == "failed"
     assert "ConnectError" in alert["deliveries"][0]["last_error"]

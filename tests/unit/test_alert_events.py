@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+from pydantic import ValidationError
+
 from mastertrade.alerts.domain.events import build_from_message
-from mastertrade.core.messages import OrderEvent
+from mastertrade.core.messages import AlertEvent, OrderEvent
 
 
 def test_a_fill_at_a_price_of_many_digits_makes_a_valid_alert() -> None:
@@ -27,3 +30,13 @@ def test_an_event_without_a_key_is_keyed_by_its_payload() -> None:
     assert keys[0] == keys[1] != keys[2]
     assert keys[0] is not None and keys[0].startswith("event:")
     assert build_from_message(event | {"dedup_key": "mine"}).dedup_key == "mine"
+
+
+def test_an_alert_event_postgresql_could_not_store_is_refused_when_it_comes_in() -> None:
+    """Taken off the queue or posted, refused with what is wrong, not stored and failing there
+    (a message dead-lettered for a database error, an API answering 500)."""
+    for field, bad, said in [("title", "a\x00b", "NUL character"),
+                             ("message", "\ud800", "lone surrogate"),
+                             ("source", "x\x00", "NUL character")]:  # fmt: skip
+        with pytest.raises(ValidationError, match=said):
+            AlertEvent.model_validate({"kind": "k", "title": "t", field: bad})

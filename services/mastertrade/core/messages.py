@@ -77,6 +77,23 @@ def not_quoted_reason(symbol: str, side: str, asset: str) -> str | None:
     )
 
 
+def check_storable(text: str) -> str:
+    """`text` as PostgreSQL can store it, or ValueError saying what is in the way."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (\\u0000), which no alert can store: remove it")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError(
+            "contains a lone surrogate (\\ud800-\\udfff), which is not text: send UTF-8"
+        ) from None
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(check_storable)]
+"""Text an alert stores: refused when it comes in, not when the database refuses it (a
+consumer's message would be dead-lettered, an API call answered 500)."""
+
 Amount = Annotated[
     Decimal,
     BeforeValidator(check_amount),
@@ -248,9 +265,9 @@ class AlertEvent(Message):
 
     kind: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
     severity: Literal["info", "warning", "critical"] = "info"
-    title: Annotated[str, Field(min_length=1, max_length=200)]
-    message: Annotated[str, Field(max_length=4000)] = ""
-    dedup_key: Annotated[str, Field(max_length=200)] | None = None
-    source: str | None = None
+    title: Annotated[StorableText, Field(min_length=1, max_length=200)]
+    message: Annotated[StorableText, Field(max_length=4000)] = ""
+    dedup_key: Annotated[StorableText, Field(max_length=200)] | None = None
+    source: StorableText | None = None
     # aware only: asyncpg would store a naive time as this host's local time; refused instead
     occurred_at: AwareDatetime = Field(default_factory=utc_now)

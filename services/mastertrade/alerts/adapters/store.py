@@ -121,11 +121,21 @@ UPDATE alert_deliveries SET recipients_left = $3, attempts = $4, last_error = $5
     updated_at = now()
 WHERE alert_id = $1 AND channel = $2 AND lease_owner = $6 AND status = 'pending'
 """
+CLAIM_LIMIT = 200
+"""The most deliveries a replica claims at once (every RENEW_SECONDS): after an outage that
+left thousands pending, the replicas share them, oldest first, and none starts a task for each
+of them at once."""
 CLAIM_PENDING = """
+WITH claimable AS (
+    SELECT alert_id, channel FROM alert_deliveries
+    WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < now())
+    ORDER BY alert_id, channel
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
 UPDATE alert_deliveries d SET lease_until = now() + make_interval(secs => $1), lease_owner = $2
-FROM alerts a
-WHERE a.id = d.alert_id AND d.status = 'pending'
-  AND (d.lease_until IS NULL OR d.lease_until < now())
+FROM claimable c, alerts a
+WHERE d.alert_id = c.alert_id AND d.channel = c.channel AND a.id = d.alert_id
 RETURNING a.id, a.severity, a.title, a.message, a.kind, a.dedup_key, a.source, d.channel,
     COALESCE(a.occurred_at, a.created_at) AS occurred_at, d.recipients_left, d.attempts,
     d.last_error
@@ -274,9 +284,12 @@ def _claimed(row: asyncpg.Record) -> Claimed:
     return Claimed(row["id"], row["channel"], alert, reached)
 
 
-async def claim_pending(pool: asyncpg.Pool, holder: LeaseHolder) -> list[Claimed]:
-    """The pending deliveries nobody holds a lease on, now leased to `holder`."""
-    claimed = await pool.fetch(CLAIM_PENDING, holder.seconds, holder.owner)
+async def claim_pending(
+    pool: asyncpg.Pool, holder: LeaseHolder, limit: int = CLAIM_LIMIT
+) -> list[Claimed]:
+    """The oldest pending deliveries nobody holds a lease on, `limit` at most, now leased to
+    `holder`."""
+    claimed = await pool.fetch(CLAIM_PENDING, holder.seconds, holder.owner, limit)
     return [_claimed(row) for row in sorted(claimed, key=lambda row: row["id"])]
 
 

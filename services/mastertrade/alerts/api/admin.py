@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mastertrade.alerts.api.auth import AdminDep
 from mastertrade.alerts.service import AlertService
 from mastertrade.alerts.settings import CHANNEL_SETTINGS
-from mastertrade.core.messages import AlertEvent
+from mastertrade.core.messages import AlertEvent, StorableText
 
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["alerts admin"])
 
@@ -24,7 +24,7 @@ class TestAlert(BaseModel):
         default=None, max_length=32, pattern=r"^[a-z]+$",
         description="one channel (e.g. slack), or every configured one",
     )  # fmt: skip
-    message: str = Field(default="This is a test alert from MasterTrade.", max_length=4000)
+    message: StorableText = Field(default="This is a test alert from MasterTrade.", max_length=4000)
     severity: Literal["info", "warning", "critical"] = "info"
 
 

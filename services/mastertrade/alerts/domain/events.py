@@ -19,29 +19,16 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mastertrade.alerts.domain.dedup import PAYLOAD_PREFIX, order_key
 from mastertrade.alerts.domain.report import show
 from mastertrade.core.amounts import brief
-from mastertrade.core.messages import AlertEvent, OrderEvent
+from mastertrade.core.messages import AlertEvent, OrderEvent, StorableText
 
-
-def _storable(text: str) -> str:
-    if "\x00" in text:
-        raise ValueError("contains a NUL character (\\u0000), which no alert can store: remove it")
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise ValueError(
-            "contains a lone surrogate (\\ud800-\\udfff), which is not text: send UTF-8"
-        ) from None
-    return text
-
-
-LabelText = Annotated[str, AfterValidator(_storable)]
+LabelText = StorableText
 """A label's or an annotation's name or value: refused whole with its post when PostgreSQL could
 not store it, before any alert of the post is sent (a later one failing half-applied it)."""
 Labels = dict[LabelText, LabelText]
