@@ -159,12 +159,22 @@ async def test_the_breaker_trips_from_the_peak_and_only_the_admin_resets_it(
         done = await client.post(reset, headers={"Authorization": f"Bearer {TOKEN}"})
         await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("s4", quantity="0.01"))
         after = await recorder.wait_for("risk.decision", 5)
+        await recorder.wait_for("alert.circuit_breaker", 2)  # the trip's, the reset's
+        # 9.1 % down from 11000, the breaker closed: a second reset (a double click, a retry)
+        # must not lower the peak, or each call would move the drawdown limit down
+        await set_equity(url, "10000")
+        again = await client.post(reset, headers={"Authorization": f"Bearer {TOKEN}"})
+        await asyncio.sleep(0.5)  # time for a wrong second reset alert to go out
     assert [d["outcome"] for d in decisions] == ["approved", "approved", "rejected", "rejected"]
     assert "circuit breaker" in decisions[3]["reasons"][0]
     assert tripped[0]["severity"] == "critical"
     assert done.status_code == 200, done.text
     assert done.json()["breaker_open"] is False and Decimal(done.json()["equity_peak"]) == 11000
     assert after[-1]["outcome"] == "approved"
+    assert again.status_code == 200 and Decimal(again.json()["equity_peak"]) == 11000
+    assert [a["title"] for a in recorder.of("alert.circuit_breaker")][1:] == [
+        "Circuit breaker reset by an admin"
+    ]
 
 
 async def test_the_peak_follows_the_equity_between_signals_and_the_breaker_trips_on_its_own(
@@ -307,6 +317,9 @@ async def test_a_buy_whose_order_never_came_stops_counting_once_the_executor_wou
         first, _ = await decide_batch(connection, [lost], RiskLimits(), "paper")
         waited = await buy_after("while-it-may-come", grace - 60)
         given_up = await buy_after("once-refused", grace + 60)
+        still_pending = await connection.fetchval(
+            "SELECT array_agg(signal_id ORDER BY signal_id) FROM risk_decisions WHERE pending"
+        )
     finally:
         await connection.close()
     assert (first[0].outcome, first[0].quantity) == (Outcome.APPROVED, Decimal(10))
@@ -314,6 +327,7 @@ async def test_a_buy_whose_order_never_came_stops_counting_once_the_executor_wou
     assert waited == (Outcome.RESIZED, Decimal(9))
     # both approvals given up: only the BTC held counts, 1900 left under 20 % of 10000
     assert given_up == (Outcome.RESIZED, Decimal(19))
+    assert still_pending == ["once-refused"]  # those given up are no longer looked at
 
 
 async def test_dust_left_behind_by_sells_is_not_an_open_position(
@@ -508,13 +522,23 @@ async def test_the_kill_switch_rejects_everything(trading_env: dict[str, str]) -
         running(build_app("risk_manager", env)) as client,
     ):
         await wait_for_status(client, "/health", 200)
-        on = await client.post("/api/v1/admin/kill-switch", json={"enabled": True},
-                               headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+        switch = "/api/v1/admin/kill-switch"
+        as_admin = {"Authorization": f"Bearer {TOKEN}"}
+        on = await client.post(switch, json={"enabled": True}, headers=as_admin)
         await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("k1", quantity="0.01"))
         decision = (await recorder.wait_for("risk.decision"))[0]
         await recorder.wait_for("alert.kill_switch")
-    assert on.json()["kill_switch"] is True
+        await client.post(switch, json={"enabled": True}, headers=as_admin)  # on already
+        off = await client.post(switch, json={"enabled": False}, headers=as_admin)
+        await publish_json(channel, SIGNALS.name, "signal.BTCUSDT", signal("k2", quantity="0.01"))
+        after = (await recorder.wait_for("risk.decision", 2))[1]
+        await recorder.wait_for("alert.kill_switch", 2)
+        await asyncio.sleep(0.5)  # time for a wrong third alert to go out
+    assert on.json()["kill_switch"] is True and off.json()["kill_switch"] is False
     assert decision["outcome"] == "rejected" and "kill switch" in decision["reasons"][0]
+    assert after["outcome"] == "approved"
+    titles = [alert["title"] for alert in recorder.of("alert.kill_switch")]
+    assert titles == ["Kill switch ON", "Kill switch off"]  # the call that changed nothing: none
 
 
 @pytest.mark.parametrize("bad", ["Infinity", "NaN", "-1"])

@@ -1,9 +1,8 @@
-"""Signals decided in batches (`mastertrade.core.batching`): one transaction decides every
+"""Signals decided in batches (`mastertrade.core.batching`): one read and one write decide every
 signal waiting (`decide_batch`: the same rules, in arrival order, each seeing the decisions
-before it); its events are sent right after the commit by an `OutboxSender`, while the next
-batch is decided. The message of each signal is acknowledged by the consumer only after its
-decision committed.
-"""
+before it; store.py); its events are sent right after the commit by an `OutboxSender`, while the
+next batch is decided. The message of each signal is acknowledged by the consumer only after its
+decision committed."""
 
 from __future__ import annotations
 

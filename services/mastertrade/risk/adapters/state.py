@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,8 @@ from mastertrade.core.outbox import add_to_outbox
 from mastertrade.risk.adapters.store import ENSURE_STATE
 from mastertrade_model.topology import ALERTS
 
+logger = logging.getLogger("mastertrade.risk")
+
 STATE = """
 SELECT s.environment, s.equity_peak, s.breaker_open, s.breaker_reason, s.breaker_tripped_at,
        s.kill_switch, e.equity, e.updated_at AS equity_at
@@ -19,18 +22,23 @@ FROM risk_state s LEFT JOIN account_equity e USING (environment) WHERE s.environ
 """
 # The peak restarts from today's equity: kept at the old peak, the breaker would trip again on
 # the very next signal, and a reset would mean nothing (an account at zero keeps its peak: there
-# is nothing to restart from). RESET and KILL bump the version: a batch decided on the state
-# before them is decided again after them (store.py).
+# is nothing to restart from). Only an open breaker is reset: on a closed one, a reset (a double
+# click, a client's retry) would lower the peak each time, and walk the drawdown limit down one
+# call at a time. RESET and KILL bump the version when they change something: a batch decided
+# on the state before them is decided again after them (store.py). Each returns a row when it
+# changed the state, and then alone is its alert sent.
 RESET = """
 UPDATE risk_state SET breaker_open = false, breaker_reason = NULL, breaker_tripped_at = NULL,
     equity_peak = COALESCE(
         (SELECT equity FROM account_equity WHERE environment = $1 AND equity > 0), equity_peak),
     version = version + 1, updated_at = now()
-WHERE environment = $1
+WHERE environment = $1 AND breaker_open
+RETURNING true
 """
 KILL = """
 UPDATE risk_state SET kill_switch = $2, version = version + 1, updated_at = now()
-WHERE environment = $1
+WHERE environment = $1 AND kill_switch IS DISTINCT FROM $2
+RETURNING true
 """
 DECISIONS = """
 SELECT signal_id, symbol, side, outcome, requested_quantity, approved_quantity, price,
@@ -49,10 +57,13 @@ async def fetch_state(pool: asyncpg.Pool, environment: str) -> dict[str, Any]:
 async def _admin_change(
     pool: asyncpg.Pool, environment: str, sql: str, args: tuple[Any, ...], alert: AlertEvent
 ) -> dict[str, Any]:
+    """The state after `sql`, which changes it or finds nothing to change (then no alert)."""
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute(ENSURE_STATE, environment)
-        await connection.execute(sql, environment, *args)
-        await add_to_outbox(connection, ALERTS.name, f"alert.{alert.kind}", alert.to_json())
+        if await connection.fetchval(sql, environment, *args):
+            await add_to_outbox(connection, ALERTS.name, f"alert.{alert.kind}", alert.to_json())
+        else:
+            logger.info("%s: nothing to change (%s)", alert.title, environment)
         row = await connection.fetchrow(STATE, environment)
     return dict(one(row, "risk state"))
 

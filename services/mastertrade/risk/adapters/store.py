@@ -125,13 +125,15 @@ FROM risk_state s LEFT JOIN account_equity e ON e.environment = s.environment
 WHERE s.environment = $1
 """
 # Every decision of the batch, the peak (raised, never lowered here: the executor's equity raises
-# it as well, migration 0033) and breaker (when they change), the pending flag cleared
-# from approvals whose order has finished, the batch's approvals added to this second's rate
-# bucket (buckets older than the window dropped), the events sent since the last batch marked,
-# and the batch's events (leased: this process sends them); outbox ids are taken in the events'
-# order, so the sorted ids match them one to one. All of it only if the state's version is
-# still `$20` (`state` bumps it, or returns no row and every other part reads as empty): no row
-# returned means another batch came first.
+# it as well, migration 0033) and breaker (when they change), the pending flag cleared from
+# approvals whose order has finished and from those the executor never recorded and would refuse
+# now (the view no longer counts them: cleared, they no longer cost every batch a look), the
+# batch's approvals added to this second's rate bucket (buckets older than the window dropped),
+# the events sent since the last batch marked, and the batch's events (leased: this process sends
+# them); outbox ids are taken in the events' order, so the sorted ids match them one to one. All
+# of it only if the state's version is still `$20` (`state` bumps it, or returns no row and every
+# part that waits on it writes nothing; the old rate buckets are dropped and the sent events
+# marked either way): no row returned means another batch came first.
 WRITE = f"""
 WITH state AS (
     UPDATE risk_state SET
@@ -145,7 +147,9 @@ WITH state AS (
     RETURNING version
 ), settled AS (
     UPDATE risk_decisions d SET pending = false
-    WHERE d.pending AND d.environment = $1 AND EXISTS ({FINISHED}) AND EXISTS (SELECT FROM state)
+    WHERE d.pending AND d.environment = $1 AND EXISTS (SELECT FROM state)
+      AND (EXISTS ({FINISHED})
+           OR d.decided_at < now() - {BUY_RECORD_GRACE} AND NOT EXISTS ({RECORDED}))
 ), decisions AS (
     INSERT INTO risk_decisions (signal_id, environment, symbol, side, outcome,
         requested_quantity, approved_quantity, price, reasons, client_order_id, pending,

@@ -28,7 +28,8 @@ def _environment(request: Request) -> str:
 
 @router.post("/circuit-breaker/reset")
 async def reset_breaker(request: Request, runtime: RuntimeDep, who: AdminDep) -> dict[str, Any]:
-    """Close the breaker; the equity peak restarts from the current equity."""
+    """Close the breaker; the equity peak restarts from the current equity. A breaker that is
+    closed is left as it is, its peak with it (a repeated call changes nothing)."""
     return await apply_breaker_reset(runtime.pool, _environment(request), who)
 
 
@@ -36,5 +37,6 @@ async def reset_breaker(request: Request, runtime: RuntimeDep, who: AdminDep) ->
 async def kill_switch(
     request: Request, runtime: RuntimeDep, who: AdminDep, body: KillSwitch
 ) -> dict[str, Any]:
-    """Stop every order (enabled=true) or allow them again."""
+    """Stop every order (enabled=true) or allow them again; setting it as it is changes
+    nothing, and alerts nobody."""
     return await apply_kill_switch(runtime.pool, _environment(request), body.enabled, who)
