@@ -65,13 +65,18 @@ async def test_rest_backfill_pages_and_resumes_after_a_gap_without_duplicates(
             str(T0_MS + 2000 * 60_000),
         ]
         assert all(r["limit"] == "1000" for r in fake.requests)
-        # the service was away for 1500 minutes: only the gap is asked for and written
+        # the service was away for 1500 minutes: only the gap is written, and asked for with
+        # the 30 days before the first stored minute (one empty page: the symbol has no older
+        # history, but a backfill interrupted before its first page would look the same)
         fake.history_end_ms += 1500 * 60_000
         fake.requests.clear()
         later = now + timedelta(minutes=1500)
         written = await binance_history(rest, pool, symbols=["BTCUSDT"], days=30, now=later)
         assert written == 1500
-        assert fake.requests[0]["startTime"] == str(T0_MS + 2500 * 60_000)
+        assert [(r["startTime"], r["endTime"]) for r in fake.requests[:2]] == [
+            (str(to_millis(later - timedelta(days=30))), str(T0_MS)),
+            (str(T0_MS + 2500 * 60_000), str(to_millis(later))),
+        ]
         counts = await pool.fetchrow(
             "SELECT count(*) AS n, count(DISTINCT open_time) AS d, min(open_time) AS first "
             "FROM candles WHERE symbol = 'BTCUSDT'"

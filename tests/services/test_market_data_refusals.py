@@ -24,7 +24,11 @@ from prometheus_client import CollectorRegistry
 from mastertrade.core.bus import declare_topology
 from mastertrade.core.prices import fetch_book
 from mastertrade.market_data.binance_rest import BinanceRest
-from mastertrade.market_data.collectors import MarketDataCollectors, backfill_plan
+from mastertrade.market_data.collectors import (
+    BackfillPlan,
+    MarketDataCollectors,
+    backfill_plan,
+)
 from mastertrade.market_data.domain.events import BookTicker
 from mastertrade.market_data.history import binance_history
 from mastertrade.market_data.metrics import MarketMetrics
@@ -192,27 +196,30 @@ async def test_a_gap_backfill_that_fails_is_tried_again_until_the_gap_is_filled(
 
 def test_a_gap_found_while_the_history_waits_never_moves_a_start_past_what_was_stored() -> None:
     """The history (from what was stored at start-up) failed, a 418 say, and the stream dropped
-    while it waited: the retry must still start from the stored newest, not from the drop
-    (minutes between the two were never fetched)."""
+    while it waited: the retry must still look for missing minutes from where the start-up
+    floor was, not from the drop (minutes between the two were never fetched)."""
     at = {minute: T0 + timedelta(minutes=minute) for minute in range(10)}
-    stored = {"BTCUSDT": at[0], "ETHUSDT": None, "BNBUSDT": at[5]}
+    window = T0 - timedelta(days=1)  # nothing stored: `days` back
+    floors = {"BTCUSDT": at[1], "ETHUSDT": window, "BNBUSDT": at[6]}
     found = {"BTCUSDT": at[3], "ETHUSDT": at[3], "BNBUSDT": at[1], "XRPUSDT": at[2]}
-    assert backfill_plan(tuple(stored), stored, found, live=False)[1] == {
-        "BTCUSDT": at[0],  # stored earlier than the drop
-        "ETHUSDT": None,  # nothing stored: the whole history, whatever the stream saw
-        "BNBUSDT": at[1],  # the gap goes further back
-        "XRPUSDT": at[2],
-    }
+    assert backfill_plan(tuple(floors), floors, found, live=False) == BackfillPlan(
+        ("BTCUSDT", "ETHUSDT", "BNBUSDT"),
+        floors={
+            "BTCUSDT": at[1],  # stored earlier than the drop
+            "ETHUSDT": window,  # nothing stored: the whole history, whatever the stream saw
+            "BNBUSDT": at[2],  # the gap goes further back
+            "XRPUSDT": at[3],
+        },
+    )
 
 
 def test_a_gap_in_one_streaming_symbol_fetches_that_symbol_only() -> None:
-    """Live, the other symbols are streaming: their start-up newest (days old, or nothing
-    stored: the whole history) must not send them back there."""
-    stored = {"BTCUSDT": T0, "ETHUSDT": None}
+    """Live, the other symbols are streaming: their start-up floors (days old) must not send
+    them back there."""
+    floors = {"BTCUSDT": T0, "ETHUSDT": T0 - timedelta(days=1)}
     skipped = {"BTCUSDT": T0 + timedelta(days=6)}
-    assert backfill_plan(("BTCUSDT", "ETHUSDT"), stored, skipped, live=True) == (
-        ("BTCUSDT",),
-        skipped,
+    assert backfill_plan(("BTCUSDT", "ETHUSDT"), floors, skipped, live=True) == BackfillPlan(
+        ("BTCUSDT",), since=skipped
     )
 
 

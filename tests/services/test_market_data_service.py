@@ -255,6 +255,38 @@ async def test_candles_from_the_broker_are_stored_once_and_malformed_ones_dead_l
         await connection.close()
 
 
+async def test_a_candle_the_database_would_refuse_is_dead_lettered_and_its_batch_stored(
+    market_db: str, rabbitmq_url: str
+) -> None:
+    """A time with no UTC equivalent (asyncpg's conversion overflows at write time) and a price
+    of more decimal places than PostgreSQL's numeric keeps both parsed, and failed their whole
+    batch at every redelivery: the queue stood still for good."""
+    klines = list(SimulatedMarket(3, 29_000_000).generate(10).klines())  # 50 candles
+    bodies = [json.dumps(to_message(k)).encode() for k in klines]
+    overflowing = {"open_time": "9999-12-31T23:00:00-05:00",
+                   "close_time": "9999-12-31T23:00:59.999-05:00"}  # fmt: skip
+    for bad in (overflowing, {"quote_volume": "1." + "0" * 16384}):
+        bodies.insert(20, json.dumps(to_message(klines[3]) | bad).encode())
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(exclusive=True)
+        for body in bodies:
+            await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
+        async with asyncpg.create_pool(market_db, min_size=1, max_size=2) as pool:
+            ingest = CandleIngest(queue, pool, batch=64, flush=0.05)
+            await ingest.start()
+            deadline = time.monotonic() + 10
+            while ingest.stored + ingest.malformed < len(bodies):
+                assert time.monotonic() < deadline, (ingest.stored, ingest.malformed)
+                await asyncio.sleep(0.05)
+            await ingest.stop()
+            assert (ingest.stored, ingest.malformed) == (50, 2)
+            assert await pool.fetchval("SELECT count(*) FROM candles") == 50
+    finally:
+        await connection.close()
+
+
 async def test_a_batch_stopped_mid_write_is_stored_by_the_last_write_not_acknowledged_unstored(
     market_db: str, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,9 +19,18 @@ Amount = PositiveAmount
 
 
 def _utc(value: datetime) -> datetime:
+    """`value` in UTC; a ValueError (a validation error) when it has no zone or has no UTC
+    equivalent (9999-12-31T23:00:00-05:00 overflows, which would escape validation as an
+    OverflowError)."""
     if value.tzinfo is None:
         raise ValueError("must carry a time zone, e.g. 2025-01-01T00:00:00Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} has no UTC time (years 1 to 9999): send a time such as "
+            "2025-01-01T00:00:00Z"
+        ) from None
 
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]

@@ -4,7 +4,10 @@ Connects to `<base>/stream?streams=btcusdt@trade/btcusdt@kline_1m/...` (aiohttp:
 server's pings with pongs and pings the server itself, so a dead connection is noticed). Every
 text frame goes through `event_from_frame` into the sink; a malformed one is counted and
 dropped. When the connection drops, it notes the newest candle seen of each symbol, reconnects
-with full-jitter exponential backoff and then calls `on_gap` with those (a REST backfill of what
+(at once after a connection that stayed up STABLE_SECONDS, else after the next step of a
+full-jitter exponential backoff, which only such a connection starts again from its first step:
+a server that accepts and drops at once is not asked again and again) and then calls `on_gap`
+with those (a REST backfill of what
 was missed, from there: the new connection stores new minutes meanwhile, so the newest stored
 candle says nothing of the gap); a drop while a backfill runs queues another after it. Binance
 cuts every connection at 24 h, so after ROTATE_SECONDS a new connection is opened *before* the
@@ -44,6 +47,11 @@ BACKOFF_BASE = 0.5
 MAX_FRAME_BYTES = 1 << 20
 SERVER_SHUTDOWN = "serverShutdown"  # the event Binance sends before restarting a server
 GAP_RETRY_SECONDS = 5.0
+STABLE_SECONDS = 60.0
+"""How long a connection must stay up before the reconnect backoff starts again from its first
+step. Without it a server that accepts and drops every connection at once was asked again in a
+tight loop, each pass queueing a REST backfill (Binance bans an IP beyond 300 connections per
+5 minutes)."""
 
 
 def gap_retry_pause(error: Exception) -> float:
@@ -91,6 +99,9 @@ class BinanceStream:
         self.retry_pause = retry_pause
         self.connections = 0
         self.frames = 0
+        self.failures = 0
+        """Connects that failed or connections that dropped within STABLE_SECONDS, since the
+        last connection that stayed up longer: the backoff's step."""
         self._gap_task: asyncio.Task[None] | None = None
         self._gap_next: dict[str, datetime] | None = None  # a gap found while one is filled
         self._streamed: dict[str, datetime] = {}  # the newest closed candle streamed, per symbol
@@ -109,8 +120,10 @@ class BinanceStream:
                         self.metrics.reconnect(SOURCE, "disconnect")
                         logger.warning("Binance stream disconnected; reconnecting")
                         await current.close()
+                        await self._back_off_after(current)
                         current = await self._open(session)
                         continue
+                    self._lifetime(current)
                     self.metrics.reconnect(SOURCE, "rotation")
                     logger.info("rotating the Binance stream before the 24 h cut")
                     since = self.sink.guard.newest_candles(CANDLE_INTERVAL)
@@ -128,7 +141,6 @@ class BinanceStream:
 
     async def _open(self, session: aiohttp.ClientSession, gap: bool = True) -> Connection:
         since = self.sink.guard.newest_candles(CANDLE_INTERVAL)  # before new candles come
-        attempt = 0
         while True:
             try:
                 socket = await session.ws_connect(
@@ -136,8 +148,9 @@ class BinanceStream:
                 )
                 break
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
-                attempt += 1
-                delay = backoff_delay(attempt, BACKOFF_BASE, self.max_backoff, self.rng)
+                # not reset by a connect that succeeds: only by a connection that stays up
+                self.failures += 1
+                delay = backoff_delay(self.failures, BACKOFF_BASE, self.max_backoff, self.rng)
                 self.metrics.reconnect(SOURCE, "error")
                 logger.warning("Binance stream connect failed (%s); retry in %.1fs", error, delay)
                 await asyncio.sleep(delay)
@@ -149,6 +162,25 @@ class BinanceStream:
             self._streamed.clear()  # the reconnect's gap backfill covers what was missed
             self._start_gap_backfill(since)
         return connection
+
+    def _lifetime(self, connection: Connection) -> float:
+        """Seconds `connection` has been up; STABLE_SECONDS or more resets the backoff."""
+        lived = asyncio.get_running_loop().time() - connection.opened_at
+        if lived >= STABLE_SECONDS:
+            self.failures = 0
+        return lived
+
+    async def _back_off_after(self, dropped: Connection) -> None:
+        """Wait before replacing `dropped`: not at all when it had stayed up STABLE_SECONDS,
+        else the backoff's next step."""
+        lived = self._lifetime(dropped)
+        if lived >= STABLE_SECONDS:
+            return
+        self.failures += 1
+        delay = backoff_delay(self.failures, BACKOFF_BASE, self.max_backoff, self.rng)
+        logger.warning("the Binance stream dropped %.1fs after it opened; reconnecting in "
+                       "%.1fs", lived, delay)  # fmt: skip
+        await asyncio.sleep(delay)
 
     def _start_gap_backfill(self, since: dict[str, datetime]) -> None:
         if self._gap_task is not None and not self._gap_task.done():

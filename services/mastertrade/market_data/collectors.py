@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mastertrade.core.background import stop_task
@@ -29,7 +30,6 @@ from mastertrade.market_data.providers.build import PROVIDERS, build_collectors
 from mastertrade.market_data.providers.sink import ObservationWriter
 from mastertrade.market_data.settings import STREAM_KINDS, MarketDataSettings
 from mastertrade.market_data.sink import MarketSink
-from mastertrade.market_data.store import last_open_time
 from mastertrade.market_data.writer import Connections, EventWriter
 
 if TYPE_CHECKING:
@@ -163,22 +163,18 @@ class MarketDataCollectors:
         self.last_error = ""
         logger.info("market data history written (%d rows); going live", written)
 
-    async def _binance_backfill(
-        self,
-        rest: BinanceRest,
-        symbols: tuple[str, ...],
-        since: Mapping[str, datetime | None] | None = None,
-    ) -> int:
+    async def _binance_backfill(self, rest: BinanceRest, plan: BackfillPlan) -> int:
         from mastertrade.market_data.history import binance_history  # noqa: PLC0415
 
         return await binance_history(
             rest,
             self.runtime.pool,
-            symbols=symbols,
+            symbols=plan.symbols,
             days=self.settings.market_data_backfill_days,
             now=datetime.now(UTC),
             guard=self.sink.guard,
-            since=since,
+            since=plan.since,
+            floors=plan.floors,
         )
 
     async def _binance(self, symbols: tuple[str, ...]) -> None:
@@ -187,20 +183,23 @@ class MarketDataCollectors:
         stream, while the live data flows)."""
         from mastertrade.market_data.binance_rest import BinanceRest  # noqa: PLC0415
         from mastertrade.market_data.binance_ws import BinanceStream  # noqa: PLC0415
+        from mastertrade.market_data.history import backfill_floors  # noqa: PLC0415
 
         settings = self.settings
         rest = BinanceRest(
             settings.binance_rest_url, settings.binance_max_weight_per_minute, metrics=self.metrics
         )
         # read before the stream stores anything: a symbol's newest candle stored by the stream
-        # would hide the gap behind it
-        stored = {s: await last_open_time(self.runtime.pool, s, "1m") for s in symbols}
+        # would hide where a gap longer than the backfill days began
+        floors = await backfill_floors(
+            self.runtime.pool, symbols, settings.market_data_backfill_days, datetime.now(UTC)
+        )
 
         async def gap(since: Mapping[str, datetime]) -> None:
             live = self.phase == "live"
             try:
-                fetched, starts = backfill_plan(symbols, stored, since, live=live)
-                written = await self._binance_backfill(rest, fetched, starts)
+                plan = backfill_plan(symbols, floors, since, live=live)
+                written = await self._binance_backfill(rest, plan)
             except Exception as error:
                 self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
                 raise
@@ -226,31 +225,41 @@ class MarketDataCollectors:
             await rest.close()
 
 
+@dataclass(frozen=True)
+class BackfillPlan:
+    """What one gap backfill fetches (`binance_history`'s arguments): these symbols, from the
+    minute after `since[symbol]`, or their missing minutes from `floors[symbol]` on."""
+
+    symbols: tuple[str, ...]
+    since: Mapping[str, datetime] | None = None
+    floors: Mapping[str, datetime] | None = None
+
+
 def backfill_plan(
     symbols: tuple[str, ...],
-    stored: Mapping[str, datetime | None],
+    floors: Mapping[str, datetime],
     since: Mapping[str, datetime],
     *,
     live: bool,
-) -> tuple[tuple[str, ...], dict[str, datetime | None]]:
-    """The symbols a gap backfill fetches, and where each starts. Live, only those with a gap,
-    from where it began: the others are streaming, and their start-up newest is days old.
-    Before the history is in, every symbol (`_history_starts`)."""
+) -> BackfillPlan:
+    """A gap backfill's plan. Live, only the symbols with a gap, from where it began: the
+    others are streaming. Before the history is in, every symbol's missing minutes from its
+    start-up floor, or from earlier where a gap the stream found goes further back
+    (`earliest_floors`); each attempt reads what is missing again, so a retry goes on where the
+    one before stopped."""
     if live:
-        return tuple(symbol for symbol in symbols if symbol in since), dict(since)
-    return symbols, _history_starts(stored, since)
+        return BackfillPlan(tuple(symbol for symbol in symbols if symbol in since), since=since)
+    return BackfillPlan(symbols, floors=earliest_floors(floors, since))
 
 
-def _history_starts(
-    stored: Mapping[str, datetime | None], since: Mapping[str, datetime]
-) -> dict[str, datetime | None]:
-    """Where each symbol's backfill starts while the history is not yet in: from what was
-    stored at start-up (None: nothing, from BINANCE_HISTORY_DAYS back), or from earlier when
-    a gap the stream found goes further back. A gap found meanwhile (the stream dropping while
-    the history waits out a ban) must not move a symbol's start past its stored newest."""
-    starts: dict[str, datetime | None] = dict(stored)
-    for symbol, start in since.items():
-        known = starts.get(symbol, start)
-        if known is not None:  # None stays: nothing stored goes further back than any gap
-            starts[symbol] = min(known, start)
-    return starts
+def earliest_floors(
+    floors: Mapping[str, datetime], since: Mapping[str, datetime]
+) -> dict[str, datetime]:
+    """`floors`, each moved back to the minute after the newest candle the stream had seen
+    before a gap (`since`) where that is earlier: a gap found while the history is not in must
+    not move a symbol's search for missing minutes past where it began."""
+    merged = dict(floors)
+    for symbol, seen in since.items():
+        after = seen + timedelta(minutes=1)
+        merged[symbol] = min(merged.get(symbol, after), after)
+    return merged

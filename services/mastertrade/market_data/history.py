@@ -1,13 +1,20 @@
 """Backfills: simulated history written in bulk, Binance history over REST; both resume.
 
-Each starts where the stored candles of its symbols end (or `days` back on an empty database)
-and writes up to now, so a restart after a gap fills exactly the gap and never duplicates rows
-(and the writes are upserts anyway). A gap longer than `days` is filled for its last `days`
-only, so a service that was off for a year does not start by writing a year. The simulated
-market continues from the last stored closes, so its history and live feed join without a jump.
-A symbol behind the others (added to a simulated market that has history already, or back in
-it after a while) gets its missing minutes, within `days`, ending at the price the market goes
-on from (`behind_history`).
+The simulated history starts where the stored candles of its symbols end (or `days` back on an
+empty database) and writes up to now, so a restart after a gap fills exactly the gap and never
+duplicates rows (and the writes are upserts anyway). A gap longer than `days` is filled for its
+last `days` only, so a service that was off for a year does not start by writing a year. The
+simulated market continues from the last stored closes, so its history and live feed join
+without a jump. A symbol behind the others (added to a simulated market that has history
+already, or back in it after a while) gets its missing minutes, within `days`, ending at the
+price the market goes on from (`behind_history`).
+
+Binance's history is fetched beside the live stream, which stores the present meanwhile, so it
+is not resumed from the newest stored candle: each symbol gets every run of minutes missing
+from its stored candles, oldest first, from `days` back (`binance_history`), or from the newest
+stored candle when that is older: the gap after it is filled whole (the days cap is for history
+only), so a restart or a leader change during a backfill resumes it, and `days` 0 keeps every
+gap backfill. A reconnect's gap is fetched from the newest candle seen before the drop.
 """
 
 from __future__ import annotations
@@ -35,7 +42,12 @@ from mastertrade.market_data.domain.simulator import (
     minute_time,
     usd_prices,
 )
-from mastertrade.market_data.store import last_close, last_open_time, upsert_klines
+from mastertrade.market_data.store import (
+    last_close,
+    last_open_time,
+    missing_minutes,
+    upsert_klines,
+)
 
 if TYPE_CHECKING:
     from mastertrade.market_data.binance_rest import BinanceRest, BinanceSymbolError
@@ -44,6 +56,9 @@ logger = logging.getLogger("mastertrade.market_data.history")
 
 CHUNK_MINUTES = 20_000
 MINUTES_PER_DAY = 1440
+MINUTE = timedelta(minutes=1)
+MERGE_MINUTES = 1000
+"""Runs of missing minutes closer than this (Binance's page of klines) are fetched as one."""
 Progress = Callable[[int, int], None]  # (minutes done, minutes in all)
 
 
@@ -153,26 +168,30 @@ async def binance_history(
     days: int,
     now: datetime,
     guard: SequenceGuard | None = None,
-    since: Mapping[str, datetime | None] | None = None,
+    since: Mapping[str, datetime] | None = None,
+    floors: Mapping[str, datetime] | None = None,
 ) -> int:
-    """REST-backfill closed 1m klines of each symbol from the one after `since[symbol]` (the
-    newest the stream had seen when it dropped; None: nothing stored, from `days` back) or else
-    its last stored one (or `days` back) up to `now`; returns rows written. After a reconnect
-    the stored ones are no guide: the new connection stores the new minutes while the symbols
-    before are backfilled, so every symbol's start is read before any is fetched. A symbol
-    Binance refuses (delisted, renamed, mistyped) is logged, counted and skipped: the others
-    are backfilled all the same."""
+    """REST-backfill the closed 1m klines each symbol is missing up to `now`; rows written.
+
+    A symbol in `since` (the newest candle the stream had seen when it dropped) from the minute
+    after that one, however long ago: after a reconnect the stored ones are no guide, as the
+    new connection stores the new minutes meanwhile. Any other symbol gets every run of minutes
+    missing from its stored candles from its floor on (`floors`, else `backfill_floors`),
+    oldest first: the history a restart or a leader change interrupted while the stream stored
+    the present, a reconnect's gap still being retried, the gap since the newest stored candle.
+    A symbol Binance refuses (delisted, renamed, mistyped) is logged, counted and skipped: the
+    others are backfilled all the same."""
     # here, not above: the simulated source does without an HTTP client
     from mastertrade.market_data.binance_rest import BinanceSymbolError  # noqa: PLC0415
 
-    starts = await _backfill_starts(pool, symbols, days, now, since or {})
+    since = since or {}
+    if floors is None:
+        floors = await backfill_floors(pool, [s for s in symbols if s not in since], days, now)
     written = 0
-    for symbol, start in starts.items():
+    for symbol in symbols:
         try:
-            async for page in rest.kline_pages(symbol, "1m", to_millis(start), to_millis(now)):
-                written += await upsert_klines(pool, page)
-                if guard is not None:
-                    guard.observe(page[-1])
+            for start, end in await _missing(pool, symbol, now, since, floors):
+                written += await _fetch(rest, pool, symbol, (start, end), guard)
         except BinanceSymbolError as error:
             _refused(rest, error)
             continue
@@ -180,20 +199,77 @@ async def binance_history(
     return written
 
 
-async def _backfill_starts(
-    pool: asyncpg.Pool,
-    symbols: Sequence[str],
-    days: int,
-    now: datetime,
-    since: Mapping[str, datetime | None],
+async def backfill_floors(
+    pool: asyncpg.Pool, symbols: Sequence[str], days: int, now: datetime
 ) -> dict[str, datetime]:
-    """The first minute each symbol's backfill asks for."""
-    earliest = now - timedelta(days=days)
-    starts = {}
+    """The minute each symbol's search for missing candles starts at: `days` before `now`, or
+    the minute after its newest stored candle when that is earlier. The days cap is for history
+    only: a gap after the newest stored candle is filled whole, however long, even with `days`
+    0. Read before the live stream stores anything: its candles would hide where the gap
+    began once it reaches further back than `days`."""
+    window = _whole_minute(now - timedelta(days=days))
+    floors = {}
     for symbol in symbols:
-        last = since[symbol] if symbol in since else await last_open_time(pool, symbol, "1m")
-        starts[symbol] = max(last + timedelta(minutes=1), earliest) if last else earliest
-    return starts
+        last = await last_open_time(pool, symbol, "1m")
+        floors[symbol] = window if last is None else min(window, last + MINUTE)
+    return floors
+
+
+async def _missing(
+    pool: asyncpg.Pool,
+    symbol: str,
+    now: datetime,
+    since: Mapping[str, datetime],
+    floors: Mapping[str, datetime],
+) -> list[tuple[datetime, datetime]]:
+    """The ranges of minutes to fetch for `symbol`, oldest first, each [start, end)."""
+    if symbol in since:
+        runs: list[tuple[datetime, datetime | None]] = [(since[symbol] + MINUTE, None)]
+    elif symbol in floors:
+        runs = await missing_minutes(pool, symbol, floors[symbol], now)
+    else:
+        return []
+    return fetch_ranges(runs, now)
+
+
+def fetch_ranges(
+    runs: Sequence[tuple[datetime, datetime | None]], now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Runs of missing minutes (an open end: up to `now`) as the ranges to ask Binance for:
+    those with a minute closed by `now`, and runs fewer than MERGE_MINUTES apart fetched as one
+    (re-fetching the stored minutes between costs less than a request per run: a history full
+    of holes is read in pages, not a request per hole)."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for start, stop in runs:
+        end = min(stop or now, now)
+        if start + MINUTE > end:
+            continue
+        if ranges and start - ranges[-1][1] < MERGE_MINUTES * MINUTE:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((start, end))
+    return ranges
+
+
+async def _fetch(
+    rest: BinanceRest,
+    pool: asyncpg.Pool,
+    symbol: str,
+    span: tuple[datetime, datetime],
+    guard: SequenceGuard | None,
+) -> int:
+    """The klines of `symbol` opened in [start, end) and closed, stored; rows written."""
+    written = 0
+    start, end = span
+    async for page in rest.kline_pages(symbol, "1m", to_millis(start), to_millis(end)):
+        written += await upsert_klines(pool, page)
+        if guard is not None:
+            guard.observe(page[-1])
+    return written
+
+
+def _whole_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
 
 
 def _refused(rest: BinanceRest, error: BinanceSymbolError) -> None:

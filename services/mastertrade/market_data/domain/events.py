@@ -1,6 +1,8 @@
 """Market events as they leave the domain: klines, trades and book tickers, in exact decimals.
 
-Every number is a finite, bounded `Decimal` (checked by `exact`); times are UTC datetimes.
+Every number is a finite, bounded `Decimal` of at most MAX_FRACTION_DIGITS decimal places
+(checked by `exact`); times are UTC datetimes between 2000 and 2200 (`from_millis`, `in_utc`):
+what PostgreSQL and asyncpg can store, so no message can make a whole batch's write fail.
 `routing_key` and `to_message` give the bus shape: routing keys per kind and symbol
 (`candle.1m.BTCUSDT`, `trade.BTCUSDT`, `ticker.BTCUSDT`) and JSON bodies with decimals as strings.
 """
@@ -13,10 +15,23 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mastertrade.core import market_messages
-from mastertrade.core.amounts import AmountError, check_finite_amount
+from mastertrade.core.amounts import AMOUNT_LIMIT, AmountError, check_finite_amount
 from mastertrade.core.messages import SYMBOL_PATTERN
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""The times a market event may carry (inclusive): anything else is garbage, and a time near
+year 1 or 9999 cannot even be converted to UTC (asyncpg does so at write time, failing the
+batch)."""
+EARLIEST_MS, LATEST_MS = (int(moment.timestamp()) * 1000 for moment in (EARLIEST, LATEST))
+MAX_FRACTION_DIGITS = 40
+"""The most decimal places an amount may carry: the smallest non-zero amount (AMOUNT_FLOOR,
+1e-30) with ten significant digits; Binance sends 8. PostgreSQL's numeric keeps at most 16383
+(asyncpg refuses more, failing the whole batch), and thousands of zeros are no price anyway."""
+MAX_EXPONENT = AMOUNT_LIMIT.adjusted()
+"""The largest exponent an amount may be written with (1E+15, AMOUNT_LIMIT); beyond it only a
+zero such as 0E+99999 would pass the bound, and no exchange writes one."""
 KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
                    "1d", "3d", "1w", "1M")  # fmt: skip
 MAX_TRADE_COUNT = 2**63 - 1  # the candles table's BIGINT
@@ -49,19 +64,55 @@ def exact(value: object, name: str, *, positive: bool = False) -> Decimal:
         check_finite_amount(number)
     except AmountError as error:
         raise MalformedEventError(f"{name}: {error}") from None
+    check_digits(number, name)
     if number < 0 or (positive and number == 0):
         expected = "> 0" if positive else ">= 0"
         raise MalformedEventError(f"{name}: must be {expected}, got {number}")
     return number
 
 
+def check_digits(number: Decimal, name: str) -> Decimal:
+    """`number` (finite) when written with at most MAX_FRACTION_DIGITS decimal places and an
+    exponent of at most MAX_EXPONENT; else MalformedEventError."""
+    exponent = number.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent > MAX_EXPONENT:
+        raise MalformedEventError(
+            f"{name}: {str(number)[:40]} is written with an exponent beyond {MAX_EXPONENT}: "
+            "send a plain decimal such as '1.5'"
+        )
+    if -exponent > MAX_FRACTION_DIGITS:
+        raise MalformedEventError(
+            f"{name}: {str(number)[:40]}... has {-exponent} decimal places; at most "
+            f"{MAX_FRACTION_DIGITS} are accepted: send it rounded (Binance sends 8)"
+        )
+    return number
+
+
 def from_millis(value: object, name: str) -> datetime:
-    """Binance's epoch milliseconds as a UTC datetime (bounded to years 2000..2200)."""
+    """Binance's epoch milliseconds as a UTC datetime (bounded to EARLIEST..LATEST)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedEventError(f"{name}: expected integer epoch milliseconds, got {value!r}")
-    if not 946_684_800_000 <= value <= 7_258_118_400_000:
+    if not EARLIEST_MS <= value <= LATEST_MS:
         raise MalformedEventError(f"{name}: {value} ms is not a time between 2000 and 2200")
     return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def in_utc(moment: datetime, name: str) -> datetime:
+    """`moment` (carrying its offset) in UTC, between EARLIEST and LATEST; else
+    MalformedEventError. Converted here, where the message is refused alone: asyncpg converts
+    at write time, and a time such as 9999-12-31T23:00-05:00 overflows there, failing its
+    whole batch."""
+    if moment.tzinfo is None:
+        raise MalformedEventError(f"{name}: the time must carry its UTC offset")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise MalformedEventError(
+            f"{name}: {moment.isoformat()} is not between 2000 and 2200 (UTC)"
+        )
+    return utc
 
 
 def to_millis(moment: datetime) -> int:
@@ -215,9 +266,7 @@ def _time(value: object, name: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise MalformedEventError(f"{name}: not an ISO 8601 time: {value[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise MalformedEventError(f"{name}: the time must carry its UTC offset")
-    return moment
+    return in_utc(moment, name)
 
 
 def _symbol(value: object) -> str:

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from mastertrade.core.amounts import AmountError, check_finite_amount
-from mastertrade.market_data.domain.events import MalformedEventError
+from mastertrade.market_data.domain.events import MalformedEventError, check_digits, in_utc
 
 Source = Literal["twitter", "reddit", "lunarcrush", "glassnode", "moralis"]
 Kind = Literal["sentiment", "onchain"]
@@ -26,8 +26,6 @@ KIND_OF: dict[Source, Kind] = {
     "twitter": "sentiment", "reddit": "sentiment", "lunarcrush": "sentiment",
     "glassnode": "onchain", "moralis": "onchain",
 }  # fmt: skip
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 NOT_ROUTABLE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -62,7 +60,8 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def number(raw: object, name: str) -> Decimal:
-    """A JSON number (or decimal string) as a finite Decimal within the platform's bound."""
+    """A JSON number (or decimal string) as a finite Decimal within the platform's bound, of
+    at most `events.MAX_FRACTION_DIGITS` decimal places (what the database can store)."""
     if isinstance(raw, bool) or not isinstance(raw, int | Decimal | str):
         raise MalformedEventError(f"{name}: expected a number, got {type(raw).__name__}")
     try:
@@ -70,19 +69,15 @@ def number(raw: object, name: str) -> Decimal:
     except InvalidOperation:
         raise MalformedEventError(f"{name}: not a number: {str(raw)[:40]!r}") from None
     try:
-        return check_finite_amount(value)
+        check_finite_amount(value)
     except AmountError as error:
         raise MalformedEventError(f"{name}: {error}") from None
+    return check_digits(value, name)
 
 
 def moment(value: datetime, name: str) -> datetime:
-    """A UTC time between 2000 and 2200."""
-    if value.tzinfo is None:
-        raise MalformedEventError(f"{name}: a time without a time zone")
-    value = value.astimezone(UTC)
-    if not EARLIEST <= value < LATEST:
-        raise MalformedEventError(f"{name}: {value.isoformat()} is not between 2000 and 2200")
-    return value
+    """A UTC time between 2000 and 2200 (`events.in_utc`)."""
+    return in_utc(value, name)
 
 
 def epoch_seconds(raw: object, name: str) -> datetime:
@@ -100,9 +95,10 @@ def iso_time(raw: object, name: str) -> datetime:
     if not isinstance(raw, str) or len(raw) > 40:
         raise MalformedEventError(f"{name}: expected an ISO 8601 time string")
     try:
-        return moment(datetime.fromisoformat(raw.replace("Z", "+00:00")), name)
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise MalformedEventError(f"{name}: not an ISO 8601 time: {raw!r}") from None
+    return moment(parsed, name)
 
 
 def observation(
