@@ -95,6 +95,20 @@ def test_every_user_refuses_non_finite_or_beyond_the_bound(
 
 
 @pytest.mark.parametrize("use", USERS)
+@pytest.mark.parametrize("bad", ["1." + "0" * 16384, "0E+99999"])
+def test_every_user_refuses_what_postgresql_could_not_store(
+    use: Callable[..., Any], bad: str
+) -> None:
+    """Within the bounds by value, but 16384 decimal places (PostgreSQL's numeric keeps 16383,
+    and asyncpg fails the whole batch's write) or a zero written 0E+99999."""
+    with pytest.raises(
+        (ValidationError, MalformedEventError, AmountError, PriceUnavailableError)
+    ) as error:
+        use(Decimal(bad))
+    assert "decimal places" in str(error.value) or "exponent" in str(error.value)
+
+
+@pytest.mark.parametrize("use", USERS)
 def test_every_user_accepts_the_floor(use: Callable[..., Any]) -> None:
     assert use(AMOUNT_FLOOR) == AMOUNT_FLOOR
 

@@ -38,6 +38,16 @@ at its last mark, at its cost until it has one) and may be valued at its cost wh
 marks it (the executor's equity)."""
 
 
+MAX_PLACES = 200
+"""The most decimal places an amount may be written with. Any value computed here has at most
+130 (EXACT_DIGITS significant digits, AMOUNT_FLOOR at least); PostgreSQL's numeric keeps at most
+16383 and asyncpg refuses more, so a signal written as '1.' and 16384 zeros failed the write of
+its whole batch, and was dead-lettered with no decision stored."""
+MAX_EXPONENT = AMOUNT_LIMIT.adjusted()
+"""The largest exponent an amount may be written with (1E+15): beyond it only a zero such as
+0E+99999 passes the bound, and nothing sends one."""
+
+
 EXACT_DIGITS = 100
 """The digits of `exact_arithmetic`: a sum, difference or product of two amounts of up to 50
 significant digits each is exact, and an amount quantized to a step with a directed rounding is
@@ -79,10 +89,16 @@ class AmountError(ValueError):
 
 
 def check_finite_amount(value: Decimal) -> Decimal:
-    """`value` itself when finite, |value| <= AMOUNT_LIMIT and, unless zero, >= AMOUNT_FLOOR;
+    """`value` itself when finite, |value| <= AMOUNT_LIMIT and, unless zero, >= AMOUNT_FLOOR,
+    written with at most MAX_PLACES decimal places and an exponent of at most MAX_EXPONENT;
     else an AmountError."""
     if not value.is_finite():
         raise AmountError(f"{value} is not a finite number: send a decimal string such as '1.5'")
+    exponent = int(value.as_tuple().exponent)  # finite: an int
+    if exponent > MAX_EXPONENT or -exponent > MAX_PLACES:
+        raise AmountError(f"{str(value)[:40]}... is out of bounds: an amount is written with at "
+                          f"most {MAX_PLACES} decimal places and an exponent of at most "
+                          f"{MAX_EXPONENT}: send a plain decimal such as '1.5'")  # fmt: skip
     # copy_abs: abs() rounds to the context, and an exponent beyond it raises Overflow
     if value.copy_abs() > AMOUNT_LIMIT:
         raise AmountError(f"{value} is out of bounds: amounts must be at most {AMOUNT_LIMIT:e}")

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mastertrade.core import market_messages
-from mastertrade.core.amounts import AMOUNT_LIMIT, AmountError, check_finite_amount
+from mastertrade.core.amounts import AmountError, check_finite_amount
 from mastertrade.core.messages import SYMBOL_PATTERN
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -26,12 +26,9 @@ year 1 or 9999 cannot even be converted to UTC (asyncpg does so at write time, f
 batch)."""
 EARLIEST_MS, LATEST_MS = (int(moment.timestamp()) * 1000 for moment in (EARLIEST, LATEST))
 MAX_FRACTION_DIGITS = 40
-"""The most decimal places an amount may carry: the smallest non-zero amount (AMOUNT_FLOOR,
-1e-30) with ten significant digits; Binance sends 8. PostgreSQL's numeric keeps at most 16383
-(asyncpg refuses more, failing the whole batch), and thousands of zeros are no price anyway."""
-MAX_EXPONENT = AMOUNT_LIMIT.adjusted()
-"""The largest exponent an amount may be written with (1E+15, AMOUNT_LIMIT); beyond it only a
-zero such as 0E+99999 would pass the bound, and no exchange writes one."""
+"""The most decimal places a market figure may carry: the smallest non-zero amount
+(AMOUNT_FLOOR, 1e-30) with ten significant digits; Binance sends 8. Stricter than what any
+amount may carry (core.amounts.MAX_PLACES, what PostgreSQL can store)."""
 KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
                    "1d", "3d", "1w", "1M")  # fmt: skip
 MAX_TRADE_COUNT = 2**63 - 1  # the candles table's BIGINT
@@ -72,17 +69,12 @@ def exact(value: object, name: str, *, positive: bool = False) -> Decimal:
 
 
 def check_digits(number: Decimal, name: str) -> Decimal:
-    """`number` (finite) when written with at most MAX_FRACTION_DIGITS decimal places and an
-    exponent of at most MAX_EXPONENT; else MalformedEventError."""
-    exponent = number.as_tuple().exponent
-    if not isinstance(exponent, int) or exponent > MAX_EXPONENT:
+    """`number` (finite and within core.amounts' bounds: checked first) when written with at
+    most MAX_FRACTION_DIGITS decimal places; else MalformedEventError."""
+    places = -int(number.as_tuple().exponent)
+    if places > MAX_FRACTION_DIGITS:
         raise MalformedEventError(
-            f"{name}: {str(number)[:40]} is written with an exponent beyond {MAX_EXPONENT}: "
-            "send a plain decimal such as '1.5'"
-        )
-    if -exponent > MAX_FRACTION_DIGITS:
-        raise MalformedEventError(
-            f"{name}: {str(number)[:40]}... has {-exponent} decimal places; at most "
+            f"{name}: {str(number)[:40]}... has {places} decimal places; at most "
             f"{MAX_FRACTION_DIGITS} are accepted: send it rounded (Binance sends 8)"
         )
     return number
