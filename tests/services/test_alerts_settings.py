@@ -157,6 +157,24 @@ async def test_an_email_from_that_is_no_address_turns_email_off(
     assert "set EMAIL_FROM to the address alerts come from" in found.errors["email"]
 
 
+@pytest.mark.parametrize("listed", ["ops@x.io; risk@x.io", "ops@x.io, risk", "ops@x.io, a@b@c"])
+async def test_an_alert_email_to_that_lists_no_addresses_turns_email_off(listed: str) -> None:
+    """Written with ";" the list would be one recipient, refused by the server at every alert
+    while the channel showed as on."""
+    async with built(**EMAIL, ALERT_EMAIL_TO=listed) as found:
+        pass
+    assert "email" not in found.on
+    assert found.errors["email"].startswith("ALERT_EMAIL_TO ")
+    assert "separated by commas" in found.errors["email"]
+
+
+async def test_alert_email_to_takes_addresses_with_names_separated_by_commas() -> None:
+    async with built(**EMAIL, ALERT_EMAIL_TO="ops@x.io, Risk <risk@x.io>") as found:
+        email = found.on["email"]
+    assert isinstance(email, EmailChannel)
+    assert email.recipients == ["ops@x.io", "Risk <risk@x.io>"]
+
+
 def test_the_history_is_kept_90_days_by_default_and_from_1_to_3650() -> None:
     assert settings().alert_history_days == 90
     assert settings(ALERT_HISTORY_DAYS="3650").alert_history_days == 3650

@@ -24,6 +24,7 @@ from mastertrade.alerts.adapters.channels.chat import DiscordChannel, SlackChann
 from mastertrade.alerts.adapters.channels.email import (
     EmailChannel,
     build_tls_context,
+    check_recipients,
     check_sender,
 )
 from mastertrade.alerts.adapters.channels.sms import TwilioChannel
@@ -74,7 +75,7 @@ def _email(s: AlertSettings) -> EmailChannel:
     given = (s.email_from or "").strip()
     sender = check_sender(given or user, "EMAIL_FROM" if given else "EMAIL_USER (no EMAIL_FROM)")
     listed = (s.alert_email_to or "").strip() or parseaddr(sender)[1]
-    recipients = [r.strip() for r in listed.split(",") if r.strip()]
+    recipients = check_recipients(listed)
     return EmailChannel(
         (s.email_host, s.email_port),
         (user, _secret(s.email_password)),

@@ -59,6 +59,25 @@ def check_sender(sender: str, setting: str) -> str:
     return sender
 
 
+def check_recipients(listed: str) -> list[str]:
+    """The addresses of ALERT_EMAIL_TO ("ops@x.io, Risk <risk@x.io>"), or EmailConfigError
+    naming the one that is no address: a list written with ";" would be one recipient the
+    server refuses at every alert, while the channel shows as on."""
+    recipients = [r.strip() for r in listed.split(",") if r.strip()]
+    for recipient in recipients:
+        found = getaddresses([recipient])
+        if (
+            len(found) != 1
+            or one_line(recipient) != recipient
+            or not ADDRESS.fullmatch(found[0][1])
+        ):
+            raise EmailConfigError(
+                f"ALERT_EMAIL_TO {recipient!r} is not an e-mail address: list the addresses "
+                "alerts go to separated by commas, e.g. ops@example.com, risk@example.com"
+            )
+    return recipients
+
+
 def build_tls_context(ca_file: str | None) -> ssl.SSLContext:
     """A verifying TLS context, trusting `ca_file` when given, else the system's CAs."""
     try:
