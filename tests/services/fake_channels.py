@@ -126,6 +126,8 @@ TELEGRAM_429_PARAMETERS: dict[str, Any] = {
     "429-retry-after-not-a-number": {"retry_after": "soon"},
 }
 TELEGRAM_LIMIT, DISCORD_LIMIT, TWILIO_LIMIT = 4096, 2000, 1600
+SUPERGROUP = -1001234567890
+"""The chat id Telegram names when the group alerts went to was upgraded to a supergroup."""
 
 
 def _telegram_429(parameters: Any, seconds: int) -> Response:
@@ -149,6 +151,19 @@ def _telegram(fake: FakeChannels, token: str, body: dict[str, Any]) -> Response:
         return _telegram_429({"retry_after": seconds}, seconds)
     if failure in TELEGRAM_429_PARAMETERS:
         return _telegram_429(TELEGRAM_429_PARAMETERS[failure], 1)
+    if (refusal := _telegram_refusal(body, failure)) is not None:
+        return refusal
+    fake.got("telegram", body)
+    return JSONResponse({"ok": True, "result": {"message_id": 1, "text": body["text"]}})
+
+
+def _telegram_refusal(body: dict[str, Any], failure: str | None) -> Response | None:
+    """Telegram's 400 for a chat it does not know, a text over its limit, or a group upgraded
+    to a supergroup (`failure`: its id is gone, and the answer names the new one)."""
+    if failure == "400-upgraded-to-supergroup":
+        upgraded = "Bad Request: group chat was upgraded to a supergroup chat"
+        return JSONResponse({"ok": False, "error_code": 400, "description": upgraded,
+                             "parameters": {"migrate_to_chat_id": SUPERGROUP}}, 400)  # fmt: skip
     if body.get("chat_id") != CHAT or not body.get("text"):
         return JSONResponse(
             {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}, 400
@@ -157,8 +172,7 @@ def _telegram(fake: FakeChannels, token: str, body: dict[str, Any]) -> Response:
         return JSONResponse(
             {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}, 400
         )
-    fake.got("telegram", body)
-    return JSONResponse({"ok": True, "result": {"message_id": 1, "text": body["text"]}})
+    return None
 
 
 DISCORD_MENTION_TYPES = {"everyone", "users", "roles"}

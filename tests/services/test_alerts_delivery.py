@@ -29,6 +29,7 @@ from mastertrade_model.topology import ALERTS
 from tests.infra import free_port
 from tests.services.fake_channels import (
     CHAT,
+    SUPERGROUP,
     TOKEN,
     FakeChannels,
     build_app,
@@ -70,6 +71,19 @@ async def test_a_telegram_429_of_an_unexpected_shape_is_retried(
     [delivery] = alert["deliveries"]
     assert (delivery["status"], delivery["attempts"]) == ("sent", 2)
     assert len(fake.received["telegram"]) == 1
+
+
+async def test_a_group_upgraded_to_a_supergroup_fails_naming_the_chat_id_to_set() -> None:
+    """Every alert would fail with "group chat was upgraded" until the setting changes: the
+    error says what to set it to (Telegram's `parameters.migrate_to_chat_id`)."""
+    fake = FakeChannels()
+    fake.fail("telegram", "400-upgraded-to-supergroup")
+    alert = AlertEvent(kind="custom", severity="warning", title="moved")
+    async with serve_app(build_app(fake)) as url, httpx.AsyncClient() as http:
+        with pytest.raises(ChannelError) as error:
+            await TelegramChannel(http, url, TOKEN, CHAT).send(alert)
+    assert f"set TELEGRAM_CHAT_ID={SUPERGROUP}" in str(error.value)
+    assert not error.value.retryable
 
 
 async def test_a_flood_wait_longer_than_the_backoffs_cap_is_waited_out_its_lease_renewed(

@@ -35,7 +35,8 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 class TelegramChannel:
     """POST {api}/bot<token>/sendMessage {chat_id, text}; errors are {ok: false, error_code,
-    description, parameters: {retry_after}}."""
+    description, parameters: {retry_after, migrate_to_chat_id}}: the latter when the group was
+    upgraded to a supergroup, whose new id the delivery's error names."""
 
     name = "telegram"
     limit = 4096
@@ -48,8 +49,12 @@ class TelegramChannel:
         response = await post(self.name, self.client, f"{self.url}/sendMessage", json=payload)
         body = _json(response)
         parameters = body.get("parameters")
-        retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
-        check_answer(self.name, response, read_seconds(retry_after))
+        parameters = parameters if isinstance(parameters, dict) else {}
+        if (moved := parameters.get("migrate_to_chat_id")) is not None:
+            raise ChannelError(f"telegram: the group was upgraded to a supergroup, whose chat id "
+                               f"is {str(moved)[:32]}: set TELEGRAM_CHAT_ID={str(moved)[:32]}",
+                               False)  # fmt: skip
+        check_answer(self.name, response, read_seconds(parameters.get("retry_after")))
         if body.get("ok") is not True:
             raise ChannelError(f"telegram: {body.get('description', 'not ok')}", False)
 
