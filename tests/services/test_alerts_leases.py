@@ -108,21 +108,21 @@ async def test_a_delivery_whose_replica_died_is_finished_by_one_other_replica(
     assert await delivery(pool, alert_id) == ("sent", 1, owner, "sent")
 
 
-async def test_deliveries_left_pending_are_claimed_oldest_first_a_bounded_number_at_once(
+async def test_deliveries_left_pending_are_claimed_a_bounded_number_at_once_expired_first(
     pool: asyncpg.Pool,
 ) -> None:
-    """After an outage that left many pending, a replica takes `limit` of them a round, the
-    oldest first, and leaves the rest to the next round or to the other replicas."""
+    """After an outage that left many pending, a replica takes `limit` of them a round, those
+    whose lease ran out first, and leaves the rest to the next round or to the other
+    replicas."""
     ids = [await stored(pool, "a") for _ in range(5)]
-    for alert_id in ids:
-        await expire(pool, alert_id)
+    for minutes, alert_id in zip([1, 5, 2, 4, 3], ids, strict=True):  # ran out minutes ago
+        expired = "now() - make_interval(mins => $1)"
+        await pool.execute(f"UPDATE alert_deliveries SET lease_until = {expired} "
+                           "WHERE alert_id = $2", minutes, alert_id)  # fmt: skip
+    ids = [ids[1], ids[3], ids[4], ids[2], ids[0]]  # the longest expired first
     rounds = [await claim_pending(pool, held("b"), limit=2) for _ in range(4)]
-    assert [[claimed.alert_id for claimed in round_] for round_ in rounds] == [
-        ids[:2],
-        ids[2:4],
-        ids[4:],
-        [],
-    ]
+    taken = [sorted(claimed.alert_id for claimed in round_) for round_ in rounds]
+    assert taken == [sorted(ids[:2]), sorted(ids[2:4]), ids[4:], []]
 
 
 async def test_a_resumed_delivery_carries_the_time_its_event_happened(

@@ -68,6 +68,24 @@ async def test_backfill_days_0_still_fills_every_gap_after_what_is_stored(
     assert {request["symbol"] for request in fake.requests} == {"BTCUSDT"}
 
 
+async def test_a_gap_fill_cut_short_resumes_after_a_restart_with_backfill_days_0(
+    pool: asyncpg.Pool, fake: FakeBinance
+) -> None:
+    """Off from minute 50 to 119, then back: the stream stored minutes 120-149 while the gap
+    was being filled, and a restart cut the fill short. The rest of the gap is no history
+    (days 0 asks for none) but a gap between stored candles: filled after the restart."""
+    for minutes in (range(50), range(120, 150)):
+        await store_minutes(pool, "BTCUSDT", T0_MS, minutes)
+    rest = BinanceRest(fake.rest_url, 6000)
+    try:
+        now = T0 + 150 * MINUTE
+        written = await binance_history(rest, pool, symbols=["BTCUSDT"], days=0, now=now)
+    finally:
+        await rest.close()
+    assert written == 70
+    assert await minutes_stored(pool, "BTCUSDT", T0) == list(range(150))
+
+
 async def test_a_backfill_cut_short_resumes_at_its_first_missing_minute_oldest_first(
     pool: asyncpg.Pool, fake: FakeBinance
 ) -> None:

@@ -121,3 +121,5 @@ async def test_the_backoff_after_a_failure_is_counted_in_failures_not_in_throttl
     assert outcome == ("sent", 5, None)
     own = [wait for wait in waits if wait > 0]
     assert own == [1.0, 2.0, 4.0, 1.0]  # the 503's wait is the first failure's: 1 s, not 8
+    # told no wait, the channel is closed to the others for the refused one's backoff
+    assert [-wait for wait in waits if wait < 0] == [1.0, 2.0, 4.0]

@@ -94,17 +94,17 @@ def check_finite_amount(value: Decimal) -> Decimal:
     else an AmountError."""
     if not value.is_finite():
         raise AmountError(f"{value} is not a finite number: send a decimal string such as '1.5'")
-    exponent = int(value.as_tuple().exponent)  # finite: an int
-    if exponent > MAX_EXPONENT or -exponent > MAX_PLACES:
-        raise AmountError(f"{str(value)[:40]}... is out of bounds: an amount is written with at "
-                          f"most {MAX_PLACES} decimal places and an exponent of at most "
-                          f"{MAX_EXPONENT}: send a plain decimal such as '1.5'")  # fmt: skip
     # copy_abs: abs() rounds to the context, and an exponent beyond it raises Overflow
     if value.copy_abs() > AMOUNT_LIMIT:
         raise AmountError(f"{value} is out of bounds: amounts must be at most {AMOUNT_LIMIT:e}")
     if value and value.copy_abs() < AMOUNT_FLOOR:
         raise AmountError(f"{value:e} is out of bounds: a non-zero amount must be at least "
                           f"{AMOUNT_FLOOR:e} (or 0)")  # fmt: skip
+    exponent = int(value.as_tuple().exponent)  # finite: an int
+    if exponent > MAX_EXPONENT or -exponent > MAX_PLACES:
+        raise AmountError(f"{str(value)[:40]}... is out of bounds: an amount is written with at "
+                          f"most {MAX_PLACES} decimal places and an exponent of at most "
+                          f"{MAX_EXPONENT}: send a plain decimal such as '1.5'")  # fmt: skip
     return value
 
 

@@ -11,10 +11,11 @@ price the market goes on from (`behind_history`).
 
 Binance's history is fetched beside the live stream, which stores the present meanwhile, so it
 is not resumed from the newest stored candle: each symbol gets every run of minutes missing
-from its stored candles, oldest first, from `days` back (`binance_history`), or from the newest
-stored candle when that is older: the gap after it is filled whole (the days cap is for history
-only), so a restart or a leader change during a backfill resumes it, and `days` 0 keeps every
-gap backfill. A reconnect's gap is fetched from the newest candle seen before the drop.
+from its stored candles, oldest first, from `days` back or from its oldest stored candle when
+that is older (`backfill_floors`, `binance_history`): every gap is filled whole (the days cap
+is for history only), so a restart or a leader change during a backfill resumes it, and `days`
+0 keeps every gap backfill. A reconnect's gap is fetched from the newest candle seen before the
+drop.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from mastertrade.market_data.domain.simulator import (
     usd_prices,
 )
 from mastertrade.market_data.store import (
+    first_open_time,
     last_close,
     last_open_time,
     missing_minutes,
@@ -203,15 +205,15 @@ async def backfill_floors(
     pool: asyncpg.Pool, symbols: Sequence[str], days: int, now: datetime
 ) -> dict[str, datetime]:
     """The minute each symbol's search for missing candles starts at: `days` before `now`, or
-    the minute after its newest stored candle when that is earlier. The days cap is for history
-    only: a gap after the newest stored candle is filled whole, however long, even with `days`
-    0. Read before the live stream stores anything: its candles would hide where the gap
-    began once it reaches further back than `days`."""
+    its oldest stored candle when that is earlier. The days cap is for history only: every gap
+    between the stored candles and since the newest is filled, however old and even with `days`
+    0, and one a restart cut short (the live stream stored the present meanwhile) is found
+    again as such a gap."""
     window = _whole_minute(now - timedelta(days=days))
     floors = {}
     for symbol in symbols:
-        last = await last_open_time(pool, symbol, "1m")
-        floors[symbol] = window if last is None else min(window, last + MINUTE)
+        first = await first_open_time(pool, symbol, "1m")
+        floors[symbol] = window if first is None else min(window, first)
     return floors
 
 

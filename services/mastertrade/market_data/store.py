@@ -145,6 +145,14 @@ async def last_open_time(pool: asyncpg.Pool, symbol: str, interval: str) -> date
     return value if isinstance(value, datetime) else None
 
 
+async def first_open_time(pool: asyncpg.Pool, symbol: str, interval: str) -> datetime | None:
+    """The open time of the oldest stored candle of a symbol, or None."""
+    value = await pool.fetchval(
+        "SELECT min(open_time) FROM candles WHERE symbol = $1 AND interval = $2", symbol, interval
+    )
+    return value if isinstance(value, datetime) else None
+
+
 MISSING_MINUTES = """
 SELECT previous + interval '1 minute' AS first_missing, open_time AS next_stored
 FROM (

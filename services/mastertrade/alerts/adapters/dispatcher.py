@@ -9,9 +9,10 @@ again), up to ALERT_MAX_ATTEMPTS attempts and for at most ALERT_RETRY_FOR_SECOND
 (30 minutes: a channel down for a deploy still gets the alert once it is back; a delivery taken
 over by another replica starts a budget of its own there). A refusal for sending too often (a
 429: `throttled`) spends no attempt, and closes the channel to every delivery until its
-retry_after is over (`closed_until`; `base_delay` when it gives none), so a burst on a throttled
-channel goes out at the pace the service allows instead of failing; the delivery refused, when
-asked for no wait or less than `base_delay`, backs off on its own all the same. The
+retry_after is over (`closed_until`; when it gives none, for the refused delivery's own
+backoff), so a burst on a throttled channel goes out at the pace the service allows instead of
+failing; the delivery refused, when asked for no wait or less than `base_delay`, backs off on
+its own all the same. The
 urgent deliveries waiting for a channel (critical alerts, the daily report: `Precedence`) go
 first each time it opens again, and while one is on the wire the others wait for its answer
 (for a minute at most from when the channel opened, URGENT_FIRST_LIMIT_SECONDS; per replica): a
@@ -363,16 +364,17 @@ class Dispatcher:
                 counted += not error.throttled
                 delay = self._delay(counted, error)  # a 429's own wait, if it gave one
                 if error.throttled:
-                    # the channel is closed to every delivery for as long as the server asked
-                    # (base_delay when it did not say); this one, asked for less than that or
-                    # for no wait (Retry-After: 0, a date past), backs off on its own all the
-                    # same, or it would be refused again at once for ALERT_RETRY_FOR_SECONDS
-                    asked = policy.base_delay if error.retry_after is None else delay
-                    self._close(channel.name, asked)
+                    # asked for no wait, or less than base_delay (Retry-After: 0, a date past),
+                    # or not told how long, this delivery backs off on its own all the same, or
+                    # it would be refused again at once for ALERT_RETRY_FOR_SECONDS; the
+                    # channel is closed to every delivery for as long as the server asked, or,
+                    # when it did not say, for that backoff
+                    asked = delay
                     if error.retry_after is None or delay < policy.base_delay:
                         unpaced += 1
                         delay = retry_delay(unpaced, policy.base_delay, policy.max_delay, None,
                                             0.0)  # fmt: skip
+                    self._close(channel.name, delay if error.retry_after is None else asked)
                 late = time.monotonic() + delay - started > policy.retry_for
                 if not error.retryable or counted >= policy.max_attempts or late:
                     return ended

@@ -123,13 +123,14 @@ WHERE alert_id = $1 AND channel = $2 AND lease_owner = $6 AND status = 'pending'
 """
 CLAIM_LIMIT = 200
 """The most deliveries a replica claims at once (every RENEW_SECONDS): after an outage that
-left thousands pending, the replicas share them, oldest first, and none starts a task for each
-of them at once."""
+left thousands pending, the replicas share them, those whose lease ran out first before those
+released at a shutdown, and none starts a task for each of them at once. In the order of the
+pending deliveries' index (migration 0034), so a claim that finds none reads no history."""
 CLAIM_PENDING = """
 WITH claimable AS (
     SELECT alert_id, channel FROM alert_deliveries
     WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < now())
-    ORDER BY alert_id, channel
+    ORDER BY lease_until
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
@@ -287,8 +288,8 @@ def _claimed(row: asyncpg.Record) -> Claimed:
 async def claim_pending(
     pool: asyncpg.Pool, holder: LeaseHolder, limit: int = CLAIM_LIMIT
 ) -> list[Claimed]:
-    """The oldest pending deliveries nobody holds a lease on, `limit` at most, now leased to
-    `holder`."""
+    """The pending deliveries nobody holds a lease on, `limit` at most (those whose lease ran
+    out first), now leased to `holder`."""
     claimed = await pool.fetch(CLAIM_PENDING, holder.seconds, holder.owner, limit)
     return [_claimed(row) for row in sorted(claimed, key=lambda row: row["id"])]
 
