@@ -183,8 +183,8 @@ class MarketDataSettings(ServiceSettings):
     @classmethod
     def _symbols(cls, value: object) -> object:
         parts = _split(value)
-        if isinstance(parts, list | tuple):
-            return tuple(normalise_symbol(str(part)) for part in parts)
+        if isinstance(parts, list | tuple):  # once each: a repeat would stream twice, fetch twice
+            return tuple(dict.fromkeys(normalise_symbol(str(part)) for part in parts))
         return parts
 
     @field_validator(*LISTS, mode="before")
